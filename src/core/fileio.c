@@ -1,0 +1,166 @@
+/* fileio.c: bounded reads, atomic writes, mkdir -p. */
+#include "core/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int pq_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return pq_err_set(PQ_ERR_IO, "write: %s", strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return PQ_OK;
+}
+
+int pq_read_full(int fd, void *buf, size_t len, size_t *got)
+{
+	char *p = buf;
+	size_t total = 0;
+	while (total < len) {
+		ssize_t n = read(fd, p + total, len - total);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return pq_err_set(PQ_ERR_IO, "read: %s", strerror(errno));
+		}
+		if (n == 0)
+			break;
+		total += (size_t)n;
+	}
+	*got = total;
+	return PQ_OK;
+}
+
+int pq_file_read(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd = -1, rc;
+	char *buf = NULL;
+	struct stat st;
+	size_t got = 0;
+
+	*out = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s", path,
+				  strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		rc = pq_err_set(PQ_ERR_IO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = pq_err_set(PQ_ERR_INVAL, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rc = pq_err_set(PQ_ERR_RANGE, "%s: %lld bytes exceeds the limit of %zu", path,
+				(long long)st.st_size, max);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = pq_err_set(PQ_ERR_NOMEM, "%s: allocating %lld bytes", path,
+				(long long)st.st_size);
+		goto out;
+	}
+	rc = pq_read_full(fd, buf, (size_t)st.st_size, &got);
+	if (rc != PQ_OK) {
+		rc = pq_err_wrap(rc, "%s", path);
+		goto out;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			 bool overwrite)
+{
+	char tmp[PATH_MAX];
+	int fd = -1, rc = PQ_OK;
+
+	if (!overwrite && access(path, F_OK) == 0)
+		return pq_err_set(PQ_ERR_EXISTS, "%s exists (refusing to overwrite)", path);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+		return pq_err_set(PQ_ERR_RANGE, "path too long: %s", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return pq_err_set(PQ_ERR_IO, "%s: %s", tmp, strerror(errno));
+	if (fchmod(fd, mode) != 0) {
+		rc = pq_err_set(PQ_ERR_IO, "chmod %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	rc = pq_write_all(fd, data, len);
+	if (rc != PQ_OK) {
+		rc = pq_err_wrap(rc, "%s", tmp);
+		goto fail;
+	}
+	if (fsync(fd) != 0) {
+		rc = pq_err_set(PQ_ERR_IO, "fsync %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (!overwrite) {
+		/* link() fails if the target appeared meanwhile: no silent replacement */
+		if (link(tmp, path) != 0) {
+			rc = pq_err_set(errno == EEXIST ? PQ_ERR_EXISTS : PQ_ERR_IO, "%s: %s", path,
+					strerror(errno));
+			goto fail;
+		}
+		unlink(tmp);
+		return PQ_OK;
+	}
+	if (rename(tmp, path) != 0) {
+		rc = pq_err_set(PQ_ERR_IO, "rename to %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	return PQ_OK;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return rc;
+}
+
+int pq_mkdirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(buf))
+		return pq_err_set(PQ_ERR_INVAL, "bad directory path '%s'", path);
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return pq_err_set(PQ_ERR_IO, "mkdir %s: %s", buf, strerror(errno));
+		buf[i] = c;
+	}
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return pq_err_set(PQ_ERR_IO, "%s is not a directory", path);
+	return PQ_OK;
+}

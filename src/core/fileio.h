@@ -1,0 +1,28 @@
+/* fileio.h: bounded whole-file reads and atomic, mode-controlled writes. */
+#ifndef PQOTA_CORE_FILEIO_H
+#define PQOTA_CORE_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+
+/* Reads a whole file of at most `max` bytes into a malloc'd buffer, NUL-terminated
+ * (the terminator is not counted in *len). Caller frees *out. */
+int pq_file_read(const char *path, size_t max, char **out, size_t *len) PQ_MUST_CHECK;
+
+/* Writes data to a temporary file beside `path` with `mode`, fsyncs it and renames it
+ * into place. Refuses to replace an existing file unless `overwrite`. */
+int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			 bool overwrite) PQ_MUST_CHECK;
+
+/* mkdir -p with `mode` for the directories it creates. */
+int pq_mkdirs(const char *path, mode_t mode) PQ_MUST_CHECK;
+
+/* Writes all of buf to fd, retrying on EINTR and short writes. */
+int pq_write_all(int fd, const void *buf, size_t len) PQ_MUST_CHECK;
+/* Reads up to len bytes, retrying until len bytes or end of file; *got = bytes read. */
+int pq_read_full(int fd, void *buf, size_t len, size_t *got) PQ_MUST_CHECK;
+
+#endif

@@ -1,0 +1,23 @@
+# Tests: each tests/unit/test_*.c is its own cmocka executable and ctest test; black-box
+# tests under tests/integration are shell scripts that start real processes.
+file(GLOB PQOTA_UNIT_TESTS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/unit/test_*.c")
+foreach(src ${PQOTA_UNIT_TESTS})
+  get_filename_component(name "${src}" NAME_WE)
+  add_executable(${name} "${src}" tests/unit/testutil.c)
+  target_include_directories(${name} PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
+  target_link_libraries(${name} PRIVATE pqota_tls pqota_crypto pqota_core
+                        PkgConfig::CMOCKA PkgConfig::JANSSON)
+  add_test(NAME unit/${name} COMMAND ${name})
+  set_tests_properties(unit/${name} PROPERTIES
+    ENVIRONMENT "PQOTA_TESTVECTORS=${PQOTA_TESTVECTORS};PQOTA_BIN=$<TARGET_FILE:pqota>"
+    TIMEOUT 300)
+endforeach()
+
+file(GLOB PQOTA_IT_TESTS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/integration/*.sh")
+foreach(script ${PQOTA_IT_TESTS})
+  get_filename_component(name "${script}" NAME_WE)
+  add_test(NAME integration/${name} COMMAND bash "${script}")
+  set_tests_properties(integration/${name} PROPERTIES
+    ENVIRONMENT "PQOTA_BIN=$<TARGET_FILE:pqota>;PQOTA_SRC=${CMAKE_SOURCE_DIR}"
+    TIMEOUT 300)
+endforeach()
