@@ -1,1 +1,86 @@
-/* placeholder, being written */
+/* util.c: error printing and argument helpers for the pqota subcommands. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+int cli_error(int rc, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("pqota: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	const char *d = pq_err_detail();
+	fprintf(stderr, ": %s\n", d && *d ? d : pq_strerror(rc));
+	return CLI_EXIT_ERROR;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("pqota: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'pqota %s --help'.\n", cmd);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_split_hostport(const char *s, const char *def_host, char *host, size_t hlen, char *port,
+		       size_t plen)
+{
+	const char *colon;
+	size_t hl;
+	if (!s || !*s)
+		return -1;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':' || !end[2])
+			return -1;
+		hl = (size_t)(end - s - 1);
+		if (hl == 0 || hl >= hlen || strlen(end + 2) >= plen)
+			return -1;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		snprintf(port, plen, "%s", end + 2);
+	} else if ((colon = strrchr(s, ':')) != NULL) {
+		hl = (size_t)(colon - s);
+		if (hl >= hlen || strlen(colon + 1) >= plen || !colon[1] || memchr(s, ':', hl))
+			return -1;
+		if (hl == 0)
+			snprintf(host, hlen, "%s", def_host);
+		else {
+			memcpy(host, s, hl);
+			host[hl] = '\0';
+		}
+		snprintf(port, plen, "%s", colon + 1);
+	} else {
+		if (strlen(s) >= plen)
+			return -1;
+		snprintf(host, hlen, "%s", def_host);
+		snprintf(port, plen, "%s", s);
+	}
+	long p;
+	if (cli_parse_long(port, 0, 65535, &p) != 0)
+		return -1;
+	return 0;
+}
+
+int cli_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end = NULL;
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}

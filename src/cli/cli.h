@@ -1,0 +1,29 @@
+/* cli.h: the pqota subcommands and helpers shared by their argument parsers. */
+#ifndef PQOTA_CLI_CLI_H
+#define PQOTA_CLI_CLI_H
+
+#include <stddef.h>
+
+/* Exit codes shared by every subcommand (docs/operations.md). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1  /* the operation failed (or, for checks, the verdict is negative) */
+#define CLI_EXIT_ERROR 2 /* could not perform the operation (I/O, handshake, bad input) */
+#define CLI_EXIT_USAGE 64
+
+int cmd_keys(int argc, char **argv);
+int cmd_tls(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Prints "pqota: error: <what>: <detail>" to stderr and returns CLI_EXIT_ERROR. */
+int cli_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "pqota: <msg>" and a hint to use --help; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Splits "host:port", "[v6]:port" or ":port"/"port" (host defaults to `def_host`). */
+int cli_split_hostport(const char *s, const char *def_host, char *host, size_t hlen, char *port,
+		       size_t plen);
+
+/* Parses a decimal integer within [min, max]; 0 on success. */
+int cli_parse_long(const char *s, long min, long max, long *out);
+
+#endif

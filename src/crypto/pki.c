@@ -1,0 +1,266 @@
+/* pki.c: creating a deployment's PKI and vehicle identities on disk. */
+#include "crypto/pki.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "crypto/cert.h"
+#include "crypto/key.h"
+
+const char *const pq_uptane_roles[4] = {"root", "targets", "snapshot", "timestamp"};
+
+static const char *const default_dns[] = {"localhost", NULL};
+static const char *const default_ips[] = {"127.0.0.1", "::1", NULL};
+
+static int path_join(char *buf, size_t len, const char *a, const char *b)
+{
+	if (snprintf(buf, len, "%s/%s", a, b) >= (int)len)
+		return pq_err_set(PQ_ERR_RANGE, "path too long: %s/%s", a, b);
+	return PQ_OK;
+}
+
+/* Generates a key of `alg`, issues a certificate for it and writes both. */
+static int make_leaf(const char *dir, const char *sub, const char *stem, pq_cert_req *req,
+		     pq_alg alg, const pq_cert *ca, const pq_key *ca_key, bool overwrite)
+{
+	char d[PATH_MAX], p[PATH_MAX + 16];
+	pq_key *k = NULL;
+	pq_cert *c = NULL;
+	int rc = path_join(d, sizeof(d), dir, sub);
+	if (rc == PQ_OK)
+		rc = pq_mkdirs(d, 0700);
+	if (rc == PQ_OK)
+		rc = pq_key_generate(alg, &k);
+	if (rc == PQ_OK)
+		rc = pq_cert_issue(req, k, ca, ca_key, &c);
+	if (rc == PQ_OK) {
+		snprintf(p, sizeof(p), "%s/%s.key", d, stem);
+		rc = pq_key_save_private(k, p, overwrite);
+	}
+	if (rc == PQ_OK) {
+		snprintf(p, sizeof(p), "%s/%s.crt", d, stem);
+		rc = pq_cert_save(c, p, overwrite);
+	}
+	pq_key_free(k);
+	pq_cert_free(c);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "%s/%s", sub, stem);
+	return PQ_OK;
+}
+
+static int make_keypair(const char *d, const char *stem, pq_alg alg, bool overwrite)
+{
+	char p[PATH_MAX + 64];
+	pq_key *k = NULL;
+	int rc = pq_key_generate(alg, &k);
+	if (rc == PQ_OK) {
+		snprintf(p, sizeof(p), "%s/%s.key", d, stem);
+		rc = pq_key_save_private(k, p, overwrite);
+	}
+	if (rc == PQ_OK) {
+		snprintf(p, sizeof(p), "%s/%s.pub", d, stem);
+		rc = pq_key_save_public(k, p, overwrite);
+	}
+	pq_key_free(k);
+	return rc;
+}
+
+static int write_index(const char *dir, const pq_pki_opts *o, const pq_alg *algs, int nalg)
+{
+	char p[PATH_MAX], buf[2048], when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	int n = snprintf(buf, sizeof(buf),
+			 "{\n  \"format\": \"pqota-pki-v1\",\n  \"created\": \"%s\",\n"
+			 "  \"profile\": {\"id\": %d, \"name\": \"%s\", \"tls_group\": \"%s\", "
+			 "\"certificate_alg\": \"%s\"},\n"
+			 "  \"signing_policy\": \"%s\",\n  \"uptane_key_algs\": [\"%s\"%s%s%s],\n"
+			 "  \"server_client_cn\": \"%s\"\n}\n",
+			 when, o->profile->id, o->profile->name, o->profile->tls_group,
+			 pq_alg_name(o->profile->cert_alg), pq_policy_name(o->policy),
+			 pq_alg_name(algs[0]), nalg > 1 ? ", \"" : "",
+			 nalg > 1 ? pq_alg_name(algs[1]) : "", nalg > 1 ? "\"" : "",
+			 PQ_SERVER_CLIENT_CN);
+	if (n < 0 || n >= (int)sizeof(buf))
+		return pq_err_set(PQ_ERR_RANGE, "pki.json too long");
+	int rc = path_join(p, sizeof(p), dir, "pki.json");
+	if (rc == PQ_OK)
+		rc = pq_file_write_atomic(p, buf, (size_t)n, 0644, true);
+	return rc;
+}
+
+int pq_pki_init(const char *dir, const pq_pki_opts *opts)
+{
+	pq_pki_opts o = {0};
+	char p[PATH_MAX + 64], d[PATH_MAX];
+	pq_key *ca_key = NULL;
+	pq_cert *ca = NULL;
+	const char *dns[16], *ips[16];
+	size_t nd = 0, ni = 0;
+	pq_alg algs[2];
+	int rc, nalg;
+
+	if (opts)
+		o = *opts;
+	if (!o.profile)
+		o.profile = pq_profile_by_id(PQ_PROFILE_DEFAULT);
+	if (!o.organization)
+		o.organization = "pqota";
+	if (o.classical != PQ_ALG_ED25519)
+		o.classical = PQ_ALG_ECDSA_P256;
+	rc = path_join(p, sizeof(p), dir, "pki.json");
+	if (rc != PQ_OK)
+		return rc;
+	if (!o.force && access(p, F_OK) == 0)
+		return pq_err_set(PQ_ERR_EXISTS, "%s already holds a PKI (use --force to replace it)",
+				  dir);
+	for (size_t i = 0; default_dns[i]; i++)
+		dns[nd++] = default_dns[i];
+	for (size_t i = 0; o.extra_dns && o.extra_dns[i] && nd < 15; i++)
+		dns[nd++] = o.extra_dns[i];
+	for (size_t i = 0; default_ips[i]; i++)
+		ips[ni++] = default_ips[i];
+	for (size_t i = 0; o.extra_ips && o.extra_ips[i] && ni < 15; i++)
+		ips[ni++] = o.extra_ips[i];
+	dns[nd] = NULL;
+	ips[ni] = NULL;
+
+	rc = pq_mkdirs(dir, 0755);
+	if (rc != PQ_OK)
+		return rc;
+	/* root CA */
+	pq_cert_req ca_req = {.kind = PQ_CERT_CA,
+			      .common_name = "pqota root CA",
+			      .organization = o.organization};
+	rc = path_join(d, sizeof(d), dir, "ca");
+	if (rc == PQ_OK)
+		rc = pq_mkdirs(d, 0700);
+	if (rc == PQ_OK)
+		rc = pq_key_generate(o.profile->cert_alg, &ca_key);
+	if (rc == PQ_OK)
+		rc = pq_cert_issue(&ca_req, ca_key, NULL, ca_key, &ca);
+	if (rc == PQ_OK) {
+		snprintf(p, sizeof(p), "%s/ca.key", d);
+		rc = pq_key_save_private(ca_key, p, o.force);
+	}
+	if (rc == PQ_OK) {
+		snprintf(p, sizeof(p), "%s/ca.crt", d);
+		rc = pq_cert_save(ca, p, o.force);
+	}
+	if (rc != PQ_OK) {
+		rc = pq_err_wrap(rc, "root CA");
+		goto out;
+	}
+	pq_cert_req server = {.kind = PQ_CERT_SERVER,
+			      .common_name = "pqota-server",
+			      .organization = o.organization,
+			      .dns = dns,
+			      .ips = ips};
+	rc = make_leaf(dir, "server", "server", &server, o.profile->cert_alg, ca, ca_key, o.force);
+	if (rc != PQ_OK)
+		goto out;
+	pq_cert_req broker = server;
+	broker.common_name = "pqota-broker";
+	rc = make_leaf(dir, "broker", "broker", &broker, o.profile->cert_alg, ca, ca_key, o.force);
+	if (rc != PQ_OK)
+		goto out;
+	pq_cert_req sclient = {.kind = PQ_CERT_CLIENT,
+			       .common_name = PQ_SERVER_CLIENT_CN,
+			       .organization = o.organization};
+	rc = make_leaf(dir, "server-client", "client", &sclient, o.profile->cert_alg, ca, ca_key,
+		       o.force);
+	if (rc != PQ_OK)
+		goto out;
+
+	/* Uptane role keys: one key per algorithm the policy requires, per role and repo */
+	nalg = pq_policy_algs(o.policy, o.classical, algs);
+	for (int repo = 0; repo < 2; repo++) {
+		snprintf(d, sizeof(d), "%s/uptane/%s", dir, repo == 0 ? "image" : "director");
+		rc = pq_mkdirs(d, 0700);
+		for (int r = 0; rc == PQ_OK && r < 4; r++) {
+			for (int a = 0; rc == PQ_OK && a < nalg; a++) {
+				char stem[64];
+				snprintf(stem, sizeof(stem), "%s-%s", pq_uptane_roles[r],
+					 pq_alg_name(algs[a]));
+				rc = make_keypair(d, stem, algs[a], o.force);
+			}
+		}
+		if (rc != PQ_OK) {
+			rc = pq_err_wrap(rc, "Uptane %s keys", repo == 0 ? "image" : "director");
+			goto out;
+		}
+	}
+	snprintf(d, sizeof(d), "%s/vehicles", dir);
+	rc = pq_mkdirs(d, 0700);
+	if (rc == PQ_OK)
+		rc = write_index(dir, &o, algs, nalg);
+out:
+	pq_key_free(ca_key);
+	pq_cert_free(ca);
+	return rc;
+}
+
+int pq_vin_check(const char *vin)
+{
+	size_t n = vin ? strlen(vin) : 0;
+	if (n == 0 || n > PQ_VIN_MAX)
+		return pq_err_set(PQ_ERR_INVAL, "a VIN has 1..%d characters", PQ_VIN_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char c = vin[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return pq_err_set(PQ_ERR_INVAL,
+					  "VIN '%s': character '%c' not allowed (A-Z a-z 0-9 - _)",
+					  vin, c);
+	}
+	return PQ_OK;
+}
+
+int pq_pki_vehicle(const char *dir, const char *vin, bool force)
+{
+	char p[PATH_MAX + 64], d[PATH_MAX];
+	pq_key *ca_key = NULL;
+	pq_cert *ca = NULL;
+	int rc = pq_vin_check(vin);
+	if (rc != PQ_OK)
+		return rc;
+	snprintf(p, sizeof(p), "%s/ca/ca.crt", dir);
+	rc = pq_cert_load(p, &ca);
+	if (rc != PQ_OK) {
+		rc = pq_err_wrap(rc, "no PKI in %s (run 'pqota keys init %s' first)", dir, dir);
+		goto out;
+	}
+	snprintf(p, sizeof(p), "%s/ca/ca.key", dir);
+	rc = pq_key_load(p, &ca_key);
+	if (rc != PQ_OK)
+		goto out;
+	if (snprintf(d, sizeof(d), "%s/vehicles/%s", dir, vin) >= (int)sizeof(d)) {
+		rc = pq_err_set(PQ_ERR_RANGE, "path too long");
+		goto out;
+	}
+	snprintf(p, sizeof(p), "%s/client.crt", d);
+	if (!force && access(p, F_OK) == 0) {
+		rc = pq_err_set(PQ_ERR_EXISTS, "vehicle %s already has an identity (use --force)",
+				vin);
+		goto out;
+	}
+	pq_cert_req req = {.kind = PQ_CERT_CLIENT, .common_name = vin, .organization = "pqota"};
+	snprintf(p, sizeof(p), "vehicles/%s", vin);
+	rc = make_leaf(dir, p, "client", &req, pq_key_alg(ca_key), ca, ca_key, force);
+	if (rc == PQ_OK)
+		rc = make_keypair(d, "kem-x25519", PQ_ALG_X25519, force);
+	if (rc == PQ_OK)
+		rc = make_keypair(d, "kem-ml-kem-768", PQ_ALG_MLKEM768, force);
+out:
+	pq_key_free(ca_key);
+	pq_cert_free(ca);
+	return rc;
+}
