@@ -1,0 +1,55 @@
+# pqota: the front to CMake. `make demo` and `make test` set everything up themselves.
+.DEFAULT_GOAL := build
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?=
+
+.PHONY: bootstrap build test asan test-asan demo bench fuzz format format-check clean help
+
+help:
+	@echo "make demo          bootstrap, build, run the end-to-end demo"
+	@echo "make test          bootstrap, build, run every test (ctest)"
+	@echo "make test-asan     the tests again under AddressSanitizer + UBSan"
+	@echo "make bench         benchmarks (pqota bench crypto)"
+	@echo "make format        clang-format the sources; make format-check checks only"
+
+bootstrap:
+	@scripts/bootstrap
+
+# configure once per build tree, against the OpenSSL that bootstrap provided
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DPQOTA_OPENSSL_PREFIX="$$(scripts/env --prefix)"
+
+build: bootstrap $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPQOTA_SANITIZE=ON \
+	  -DPQOTA_OPENSSL_PREFIX="$$(scripts/env --prefix)"
+
+asan: bootstrap $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+test-asan: asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+demo: build
+	scripts/demo
+
+bench: build
+	$(BUILD)/pqota bench crypto
+
+format:
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
+
+format-check:
+	@scripts/format-check
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
