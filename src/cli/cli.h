@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 /* Exit codes shared by every subcommand (docs/operations.md). */
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1  /* the operation failed (or, for checks, the verdict is negative) */
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1 /* the operation failed (or, for checks, the verdict is negative) */
 #define CLI_EXIT_ERROR 2 /* could not perform the operation (I/O, handshake, bad input) */
 #define CLI_EXIT_USAGE 64
 
@@ -21,7 +21,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 /* Splits "host:port", "[v6]:port" or ":port"/"port" (host defaults to `def_host`). */
 int cli_split_hostport(const char *s, const char *def_host, char *host, size_t hlen, char *port,
-		       size_t plen);
+                       size_t plen);
 
 /* Parses a decimal integer within [min, max]; 0 on success. */
 int cli_parse_long(const char *s, long min, long max, long *out);

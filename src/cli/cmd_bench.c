@@ -48,14 +48,14 @@ static void row(const char *group, const char *name, double ops, double bytes_pe
 {
 	if (ops < 0) {
 		printf(json_out ? "%s{\"group\":\"%s\",\"name\":\"%s\",\"error\":\"%s\"}"
-				: "%-10s %-30s FAILED: %s\n",
+		                : "%-10s %-30s FAILED: %s\n",
 		       json_out ? (rows ? ",\n " : " ") : "", group, name, pq_err_detail());
 		rows++;
 		return;
 	}
 	if (json_out) {
-		printf("%s{\"group\":\"%s\",\"name\":\"%s\",\"ops_per_s\":%.1f", rows ? ",\n " : " ",
-		       group, name, ops);
+		printf("%s{\"group\":\"%s\",\"name\":\"%s\",\"ops_per_s\":%.1f",
+		       rows ? ",\n " : " ", group, name, ops);
 		if (bytes_per_op > 0)
 			printf(",\"mb_per_s\":%.1f", ops * bytes_per_op / 1e6);
 		printf("}");
@@ -187,9 +187,9 @@ static int op_unwrap(void *a)
 static int bench_primitives(double secs)
 {
 	static const pq_alg sig_algs[] = {PQ_ALG_ED25519, PQ_ALG_ECDSA_P256, PQ_ALG_MLDSA44,
-					  PQ_ALG_MLDSA65, PQ_ALG_MLDSA87};
+	                                  PQ_ALG_MLDSA65, PQ_ALG_MLDSA87};
 	static const pq_alg kem_algs[] = {PQ_ALG_X25519, PQ_ALG_MLKEM512, PQ_ALG_MLKEM768,
-					  PQ_ALG_MLKEM1024};
+	                                  PQ_ALG_MLKEM1024};
 	struct buf_arg b = {0};
 	uint8_t hdr[PQ_AEAD_HDR_LEN], key[32] = {7};
 	char name[64];
@@ -331,7 +331,7 @@ static int bench_handshakes(double secs)
 {
 	char dir[] = "/tmp/pqota-bench-XXXXXX";
 	static const pq_alg algs[] = {PQ_ALG_ECDSA_P256, PQ_ALG_MLDSA44, PQ_ALG_MLDSA65,
-				      PQ_ALG_MLDSA87};
+	                              PQ_ALG_MLDSA87};
 	int rc = PQ_OK;
 	if (!mkdtemp(dir))
 		return pq_err_set(PQ_ERR_IO, "temporary directory");
@@ -377,21 +377,22 @@ static int bench_handshakes(double secs)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pqota bench crypto [--seconds S] [--only primitives|handshakes] [--json]\n"
-		   "\n"
-		   "Measures each primitive (hashes, AEAD, signatures, KEMs, hybrid signature and key\n"
-		   "wrap) and full TLS 1.3 handshakes per PQC profile over loopback (client and\n"
-		   "responder in one process, one connection at a time), and prints a table.\n"
-		   "  --seconds S   time per row (default 0.5)\n");
+	fprintf(
+	    f, "usage: pqota bench crypto [--seconds S] [--only primitives|handshakes] [--json]\n"
+	       "\n"
+	       "Measures each primitive (hashes, AEAD, signatures, KEMs, hybrid signature and key\n"
+	       "wrap) and full TLS 1.3 handshakes per PQC profile over loopback (client and\n"
+	       "responder in one process, one connection at a time), and prints a table.\n"
+	       "  --seconds S   time per row (default 0.5)\n");
 }
 
 int cmd_bench(int argc, char **argv)
 {
 	static const struct option lo[] = {{"seconds", required_argument, NULL, 's'},
-					   {"only", required_argument, NULL, 'o'},
-					   {"json", no_argument, NULL, 'j'},
-					   {"help", no_argument, NULL, 'h'},
-					   {NULL, 0, NULL, 0}};
+	                                   {"only", required_argument, NULL, 'o'},
+	                                   {"json", no_argument, NULL, 'j'},
+	                                   {"help", no_argument, NULL, 'h'},
+	                                   {NULL, 0, NULL, 0}};
 	double secs = 0.5;
 	const char *only = NULL;
 	int c, rc;

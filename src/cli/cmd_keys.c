@@ -13,27 +13,27 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pqota keys init DIR [options]\n"
-		"       pqota keys vehicle VIN [--dir DIR] [--force]\n"
-		"       pqota keys profiles\n"
-		"\n"
-		"init: make a deployment's PKI in DIR: root CA; server, broker and server-client\n"
-		"certificates for the TLS profile; Uptane role keys for the signing policy.\n"
-		"  --profile ID|NAME     TLS profile (certificate algorithm), default %d (%s)\n"
-		"  --policy P            Uptane signing policy: hybrid (default), pq, classical\n"
-		"  --classical ALG       classical half: ecdsa-p256 (default) or ed25519\n"
-		"  --san-dns NAME        extra DNS name for server and broker (repeatable)\n"
-		"  --san-ip IP           extra IP address for server and broker (repeatable)\n"
-		"  --force               replace an existing PKI in DIR\n"
-		"\n"
-		"vehicle: issue a vehicle identity under DIR/vehicles/VIN: a client certificate\n"
-		"(CN = VIN, signed by DIR's CA) and X25519 + ML-KEM-768 key-wrap key pairs.\n"
-		"  --dir DIR             the PKI directory (default: $PQOTA_PKI or ./pki)\n"
-		"  --force               replace an existing identity\n"
-		"\n"
-		"profiles: list the 13 TLS profiles.\n"
-		"Private keys are written with mode 0600.\n",
-		PQ_PROFILE_DEFAULT, pq_profiles[PQ_PROFILE_DEFAULT].name);
+	        "usage: pqota keys init DIR [options]\n"
+	        "       pqota keys vehicle VIN [--dir DIR] [--force]\n"
+	        "       pqota keys profiles\n"
+	        "\n"
+	        "init: make a deployment's PKI in DIR: root CA; server, broker and server-client\n"
+	        "certificates for the TLS profile; Uptane role keys for the signing policy.\n"
+	        "  --profile ID|NAME     TLS profile (certificate algorithm), default %d (%s)\n"
+	        "  --policy P            Uptane signing policy: hybrid (default), pq, classical\n"
+	        "  --classical ALG       classical half: ecdsa-p256 (default) or ed25519\n"
+	        "  --san-dns NAME        extra DNS name for server and broker (repeatable)\n"
+	        "  --san-ip IP           extra IP address for server and broker (repeatable)\n"
+	        "  --force               replace an existing PKI in DIR\n"
+	        "\n"
+	        "vehicle: issue a vehicle identity under DIR/vehicles/VIN: a client certificate\n"
+	        "(CN = VIN, signed by DIR's CA) and X25519 + ML-KEM-768 key-wrap key pairs.\n"
+	        "  --dir DIR             the PKI directory (default: $PQOTA_PKI or ./pki)\n"
+	        "  --force               replace an existing identity\n"
+	        "\n"
+	        "profiles: list the 13 TLS profiles.\n"
+	        "Private keys are written with mode 0600.\n",
+	        PQ_PROFILE_DEFAULT, pq_profiles[PQ_PROFILE_DEFAULT].name);
 }
 
 static int list_profiles(void)
@@ -46,7 +46,7 @@ static int list_profiles(void)
 		       pq_alg_name(p->cert_alg),
 		       !p->pq_kex        ? "classical"
 		       : p->hybrid_group ? (i == PQ_PROFILE_DEFAULT ? "hybrid (default)" : "hybrid")
-					 : "pure ML-KEM");
+		                         : "pure ML-KEM");
 	}
 	return CLI_EXIT_OK;
 }
@@ -54,13 +54,13 @@ static int list_profiles(void)
 static int keys_init(int argc, char **argv)
 {
 	static const struct option lo[] = {{"profile", required_argument, NULL, 'p'},
-					   {"policy", required_argument, NULL, 'P'},
-					   {"classical", required_argument, NULL, 'c'},
-					   {"san-dns", required_argument, NULL, 'd'},
-					   {"san-ip", required_argument, NULL, 'i'},
-					   {"force", no_argument, NULL, 'f'},
-					   {"help", no_argument, NULL, 'h'},
-					   {NULL, 0, NULL, 0}};
+	                                   {"policy", required_argument, NULL, 'P'},
+	                                   {"classical", required_argument, NULL, 'c'},
+	                                   {"san-dns", required_argument, NULL, 'd'},
+	                                   {"san-ip", required_argument, NULL, 'i'},
+	                                   {"force", no_argument, NULL, 'f'},
+	                                   {"help", no_argument, NULL, 'h'},
+	                                   {NULL, 0, NULL, 0}};
 	pq_pki_opts o = {0};
 	const char *dns[MAX_SAN + 1] = {0}, *ips[MAX_SAN + 1] = {0};
 	int nd = 0, ni = 0, c, rc;
@@ -82,7 +82,8 @@ static int keys_init(int argc, char **argv)
 		case 'c':
 			if (pq_alg_from_name(optarg, &o.classical) != PQ_OK ||
 			    (o.classical != PQ_ALG_ECDSA_P256 && o.classical != PQ_ALG_ED25519))
-				return cli_usage_error("keys", "--classical takes ecdsa-p256 or ed25519");
+				return cli_usage_error("keys",
+				                       "--classical takes ecdsa-p256 or ed25519");
 			break;
 		case 'd':
 			if (nd == MAX_SAN)
@@ -129,9 +130,9 @@ static int keys_init(int argc, char **argv)
 static int keys_vehicle(int argc, char **argv)
 {
 	static const struct option lo[] = {{"dir", required_argument, NULL, 'd'},
-					   {"force", no_argument, NULL, 'f'},
-					   {"help", no_argument, NULL, 'h'},
-					   {NULL, 0, NULL, 0}};
+	                                   {"force", no_argument, NULL, 'f'},
+	                                   {"help", no_argument, NULL, 'h'},
+	                                   {NULL, 0, NULL, 0}};
 	const char *dir = getenv("PQOTA_PKI");
 	bool force = false;
 	int c, rc;

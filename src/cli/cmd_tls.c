@@ -17,37 +17,40 @@
 
 /* Offered by `check` without --profile: every hybrid and pure ML-KEM group first, then
  * classical ones, so the verdict reflects what the server prefers. */
-#define CHECK_ALL_GROUPS "SecP384r1MLKEM1024:SecP256r1MLKEM768:MLKEM1024:MLKEM768:MLKEM512:X25519:secp256r1:secp384r1"
+#define CHECK_ALL_GROUPS                                                                           \
+	"SecP384r1MLKEM1024:SecP256r1MLKEM768:MLKEM1024:MLKEM768:MLKEM512:X25519:secp256r1:"       \
+	"secp384r1"
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: pqota tls check HOST:PORT [options]\n"
-		"       pqota tls serve [options]\n"
-		"\n"
-		"check: connect, handshake and report protocol, key-exchange group, signature\n"
-		"algorithm, peer certificate and whether the connection is quantum-safe.\n"
-		"  --profile ID|NAME   offer only this profile's group (default: offer all groups,\n"
-		"                      hybrid X25519MLKEM768 first, and report what the server picks)\n"
-		"  --ca FILE           verify the server certificate against this CA\n"
-		"  --name NAME         SNI and the name to verify (default: HOST)\n"
-		"  --cert FILE --key FILE   client certificate for mutual TLS\n"
-		"  --timeout MS        connect and handshake timeout (default 5000)\n"
-		"  --wait MS           after the handshake, wait this long for a line or a\n"
-		"                      rejection from the server (default 300)\n"
-		"  Exit: 0 quantum-safe key exchange, 1 handshake fine but NOT quantum-safe,\n"
-		"        2 handshake or connection failed, 64 usage.\n"
-		"\n"
-		"serve: a minimal TLS 1.3 responder for diagnosing clients: it handshakes, sends one\n"
-		"line describing the session, and closes.\n"
-		"  --profile ID|NAME   TLS profile (default 2)\n"
-		"  --listen HOST:PORT  default 127.0.0.1:8443 (port 0: any free port)\n"
-		"  --pki DIR           use DIR/server/server.{crt,key} and DIR/ca/ca.crt\n"
-		"  --cert FILE --key FILE   server certificate and key (override --pki)\n"
-		"  --mtls              require a client certificate issued by the CA\n"
-		"  --ca FILE           CA for client certificates (default DIR/ca/ca.crt)\n"
-		"  --count N           exit after N connections (default: run until killed)\n"
-		"  --port-file FILE    write the listening port to FILE once ready\n");
+	fprintf(
+	    f,
+	    "usage: pqota tls check HOST:PORT [options]\n"
+	    "       pqota tls serve [options]\n"
+	    "\n"
+	    "check: connect, handshake and report protocol, key-exchange group, signature\n"
+	    "algorithm, peer certificate and whether the connection is quantum-safe.\n"
+	    "  --profile ID|NAME   offer only this profile's group (default: offer all groups,\n"
+	    "                      hybrid X25519MLKEM768 first, and report what the server picks)\n"
+	    "  --ca FILE           verify the server certificate against this CA\n"
+	    "  --name NAME         SNI and the name to verify (default: HOST)\n"
+	    "  --cert FILE --key FILE   client certificate for mutual TLS\n"
+	    "  --timeout MS        connect and handshake timeout (default 5000)\n"
+	    "  --wait MS           after the handshake, wait this long for a line or a\n"
+	    "                      rejection from the server (default 300)\n"
+	    "  Exit: 0 quantum-safe key exchange, 1 handshake fine but NOT quantum-safe,\n"
+	    "        2 handshake or connection failed, 64 usage.\n"
+	    "\n"
+	    "serve: a minimal TLS 1.3 responder for diagnosing clients: it handshakes, sends one\n"
+	    "line describing the session, and closes.\n"
+	    "  --profile ID|NAME   TLS profile (default 2)\n"
+	    "  --listen HOST:PORT  default 127.0.0.1:8443 (port 0: any free port)\n"
+	    "  --pki DIR           use DIR/server/server.{crt,key} and DIR/ca/ca.crt\n"
+	    "  --cert FILE --key FILE   server certificate and key (override --pki)\n"
+	    "  --mtls              require a client certificate issued by the CA\n"
+	    "  --ca FILE           CA for client certificates (default DIR/ca/ca.crt)\n"
+	    "  --count N           exit after N connections (default: run until killed)\n"
+	    "  --port-file FILE    write the listening port to FILE once ready\n");
 }
 
 struct tls_args {
@@ -59,20 +62,14 @@ struct tls_args {
 
 static int parse(int argc, char **argv, struct tls_args *a, bool *help)
 {
-	static const struct option lo[] = {{"profile", required_argument, NULL, 'p'},
-					   {"ca", required_argument, NULL, 'a'},
-					   {"cert", required_argument, NULL, 'c'},
-					   {"key", required_argument, NULL, 'k'},
-					   {"name", required_argument, NULL, 'n'},
-					   {"pki", required_argument, NULL, 'P'},
-					   {"listen", required_argument, NULL, 'l'},
-					   {"port-file", required_argument, NULL, 'f'},
-					   {"timeout", required_argument, NULL, 't'},
-					   {"wait", required_argument, NULL, 'w'},
-					   {"count", required_argument, NULL, 'N'},
-					   {"mtls", no_argument, NULL, 'm'},
-					   {"help", no_argument, NULL, 'h'},
-					   {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {
+	    {"profile", required_argument, NULL, 'p'}, {"ca", required_argument, NULL, 'a'},
+	    {"cert", required_argument, NULL, 'c'},    {"key", required_argument, NULL, 'k'},
+	    {"name", required_argument, NULL, 'n'},    {"pki", required_argument, NULL, 'P'},
+	    {"listen", required_argument, NULL, 'l'},  {"port-file", required_argument, NULL, 'f'},
+	    {"timeout", required_argument, NULL, 't'}, {"wait", required_argument, NULL, 'w'},
+	    {"count", required_argument, NULL, 'N'},   {"mtls", no_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	int c;
 	*help = false;
 	a->profile = pq_profile_by_id(PQ_PROFILE_DEFAULT);
@@ -153,11 +150,11 @@ static int tls_check(int argc, char **argv)
 		return cli_usage_error("tls", "'%s' is not HOST:PORT", argv[optind]);
 
 	tls_opts o = {.profile = a.profile,
-		      .extra_groups = a.profile_set ? NULL : CHECK_ALL_GROUPS,
-		      .cert_file = a.cert,
-		      .key_file = a.key,
-		      .ca_file = a.ca,
-		      .verify_peer = a.ca != NULL};
+	              .extra_groups = a.profile_set ? NULL : CHECK_ALL_GROUPS,
+	              .cert_file = a.cert,
+	              .key_file = a.key,
+	              .ca_file = a.ca,
+	              .verify_peer = a.ca != NULL};
 	rc = tls_client_ctx_new(&o, &ctx);
 	if (rc != PQ_OK)
 		return cli_error(rc, "TLS client set-up");
@@ -173,7 +170,7 @@ static int tls_check(int argc, char **argv)
 	printf("group         %s (%s)\n", i->group,
 	       i->hybrid_kex ? "hybrid: classical ECDH + ML-KEM"
 	       : i->pq_kex   ? "pure ML-KEM"
-			     : "classical only");
+	                     : "classical only");
 	printf("cipher        %s\n", i->cipher);
 	printf("signature     %s (server CertificateVerify)\n",
 	       i->peer_sigalg[0] ? i->peer_sigalg : "?");
@@ -205,8 +202,8 @@ static void serve_cb(const tls_info *i, int err, const char *reason, void *user)
 	if (err)
 		printf("rejected: %s\n", reason);
 	else
-		printf("accepted: %s group=%s sigalg=%s client=%s quantum_safe_kex=%s\n", i->protocol,
-		       i->group, i->local_sigalg, i->peer_cn[0] ? i->peer_cn : "-",
+		printf("accepted: %s group=%s sigalg=%s client=%s quantum_safe_kex=%s\n",
+		       i->protocol, i->group, i->local_sigalg, i->peer_cn[0] ? i->peer_cn : "-",
 		       i->pq_kex ? "yes" : "no");
 	fflush(stdout);
 }
@@ -227,7 +224,7 @@ static int tls_serve(int argc, char **argv)
 	if (optind != argc)
 		return cli_usage_error("tls", "tls serve takes no positional arguments");
 	if (cli_split_hostport(a.listen ? a.listen : "127.0.0.1:8443", "127.0.0.1", host,
-			       sizeof(host), port, sizeof(port)))
+	                       sizeof(host), port, sizeof(port)))
 		return cli_usage_error("tls", "--listen '%s' is not HOST:PORT", a.listen);
 	if (!a.cert) {
 		if (!a.pki)
@@ -247,17 +244,17 @@ static int tls_serve(int argc, char **argv)
 	if (pq_cert_load(a.cert, &c) == PQ_OK) {
 		if (pq_cert_key_alg(c) != a.profile->cert_alg)
 			fprintf(stderr,
-				"pqota: warning: %s holds a %s key, profile %d expects %s: the "
-				"handshake will sign with %s\n",
-				a.cert, pq_alg_name(pq_cert_key_alg(c)), a.profile->id,
-				pq_alg_name(a.profile->cert_alg), pq_alg_name(pq_cert_key_alg(c)));
+			        "pqota: warning: %s holds a %s key, profile %d expects %s: the "
+			        "handshake will sign with %s\n",
+			        a.cert, pq_alg_name(pq_cert_key_alg(c)), a.profile->id,
+			        pq_alg_name(a.profile->cert_alg), pq_alg_name(pq_cert_key_alg(c)));
 		pq_cert_free(c);
 	}
 	tls_opts o = {.profile = a.profile,
-		      .cert_file = a.cert,
-		      .key_file = a.key,
-		      .ca_file = a.ca,
-		      .require_client_cert = a.mtls};
+	              .cert_file = a.cert,
+	              .key_file = a.key,
+	              .ca_file = a.ca,
+	              .require_client_cert = a.mtls};
 	rc = tls_server_ctx_new(&o, &ctx);
 	if (rc != PQ_OK)
 		return cli_error(rc, "TLS server set-up");

@@ -12,16 +12,16 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pqota <command> [options]\n"
-		   "\n"
-		   "Post-quantum-secure over-the-air updates for zonal vehicles.\n"
-		   "\n"
-		   "commands:\n"
-		   "  keys     make a deployment's PKI and vehicle identities\n"
-		   "  tls      probe a TLS endpoint (check) or run a TLS responder (serve)\n"
-		   "  bench    benchmarks (crypto)\n"
-		   "  version  print versions (pqota and the OpenSSL actually loaded)\n"
-		   "\n"
-		   "'pqota <command> --help' describes each command.\n");
+	           "\n"
+	           "Post-quantum-secure over-the-air updates for zonal vehicles.\n"
+	           "\n"
+	           "commands:\n"
+	           "  keys     make a deployment's PKI and vehicle identities\n"
+	           "  tls      probe a TLS endpoint (check) or run a TLS responder (serve)\n"
+	           "  bench    benchmarks (crypto)\n"
+	           "  version  print versions (pqota and the OpenSSL actually loaded)\n"
+	           "\n"
+	           "'pqota <command> --help' describes each command.\n");
 }
 
 int main(int argc, char **argv)

@@ -33,7 +33,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 }
 
 int cli_split_hostport(const char *s, const char *def_host, char *host, size_t hlen, char *port,
-		       size_t plen)
+                       size_t plen)
 {
 	const char *colon;
 	size_t hl;

@@ -76,9 +76,10 @@ static void append_ssl_queue(void)
 		if (used + 16 >= sizeof(detail))
 			continue; /* keep draining the queue */
 		int n = snprintf(detail + used, sizeof(detail) - used, "%s%s",
-				 first ? " (openssl: " : "; ", buf);
+		                 first ? " (openssl: " : "; ", buf);
 		if (n > 0)
-			used += (size_t)n < sizeof(detail) - used ? (size_t)n : sizeof(detail) - used - 1;
+			used += (size_t)n < sizeof(detail) - used ? (size_t)n
+			                                          : sizeof(detail) - used - 1;
 		first = 0;
 	}
 	if (!first && used + 2 < sizeof(detail)) {

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#define PQ_MUST_CHECK __attribute__((warn_unused_result))
+#define PQ_MUST_CHECK   __attribute__((warn_unused_result))
 #define PQ_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 typedef enum {

@@ -58,7 +58,7 @@ int pq_file_read(const char *path, size_t max, char **out, size_t *len)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s", path,
-				  strerror(errno));
+		                  strerror(errno));
 	if (fstat(fd, &st) != 0) {
 		rc = pq_err_set(PQ_ERR_IO, "%s: %s", path, strerror(errno));
 		goto out;
@@ -69,13 +69,13 @@ int pq_file_read(const char *path, size_t max, char **out, size_t *len)
 	}
 	if ((uint64_t)st.st_size > max) {
 		rc = pq_err_set(PQ_ERR_RANGE, "%s: %lld bytes exceeds the limit of %zu", path,
-				(long long)st.st_size, max);
+		                (long long)st.st_size, max);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		rc = pq_err_set(PQ_ERR_NOMEM, "%s: allocating %lld bytes", path,
-				(long long)st.st_size);
+		                (long long)st.st_size);
 		goto out;
 	}
 	rc = pq_read_full(fd, buf, (size_t)st.st_size, &got);
@@ -94,7 +94,7 @@ out:
 }
 
 int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			 bool overwrite)
+                         bool overwrite)
 {
 	char tmp[PATH_MAX];
 	int fd = -1, rc = PQ_OK;
@@ -125,7 +125,7 @@ int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		/* link() fails if the target appeared meanwhile: no silent replacement */
 		if (link(tmp, path) != 0) {
 			rc = pq_err_set(errno == EEXIST ? PQ_ERR_EXISTS : PQ_ERR_IO, "%s: %s", path,
-					strerror(errno));
+			                strerror(errno));
 			goto fail;
 		}
 		unlink(tmp);

@@ -15,7 +15,7 @@ int pq_file_read(const char *path, size_t max, char **out, size_t *len) PQ_MUST_
 /* Writes data to a temporary file beside `path` with `mode`, fsyncs it and renames it
  * into place. Refuses to replace an existing file unless `overwrite`. */
 int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			 bool overwrite) PQ_MUST_CHECK;
+                         bool overwrite) PQ_MUST_CHECK;
 
 /* mkdir -p with `mode` for the directories it creates. */
 int pq_mkdirs(const char *path, mode_t mode) PQ_MUST_CHECK;

@@ -37,7 +37,7 @@ int pq_log_level_parse(const char *s, pq_log_level *out)
 		}
 	}
 	return pq_err_set(PQ_ERR_INVAL, "unknown log level '%s' (debug, info, warn, error, off)",
-			  s);
+	                  s);
 }
 
 void pq_log(pq_log_level level, const char *component, const char *fmt, ...)
@@ -58,6 +58,6 @@ void pq_log(pq_log_level level, const char *component, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] %s\n", tm.tm_year + 1900,
-		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-		level_names[level], component, msg);
+	        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+	        level_names[level], component, msg);
 }

@@ -15,8 +15,7 @@ typedef enum {
 	PQ_LOG_OFF = 4,
 } pq_log_level;
 
-typedef void (*pq_log_sink)(pq_log_level level, const char *component, const char *msg,
-			    void *user);
+typedef void (*pq_log_sink)(pq_log_level level, const char *component, const char *msg, void *user);
 
 /* Installs a sink (NULL restores the stderr default) and the minimum level. */
 void pq_log_set_sink(pq_log_sink sink, void *user);

@@ -16,10 +16,10 @@
 #include "core/fileio.h"
 #include "crypto/hash.h"
 
-#define AE_MAGIC "PQAE"
-#define AE_VERSION 1
-#define AE_SUITE 1 /* AES-256-GCM, per-file key by HKDF-SHA256 */
-#define AE_LABEL "pqota-aead-v1"
+#define AE_MAGIC      "PQAE"
+#define AE_VERSION    1
+#define AE_SUITE      1 /* AES-256-GCM, per-file key by HKDF-SHA256 */
+#define AE_LABEL      "pqota-aead-v1"
 #define AE_MAX_CHUNKS (1ull << 32)
 
 static EVP_CIPHER *gcm_cipher(void)
@@ -32,7 +32,8 @@ static EVP_CIPHER *gcm_cipher(void)
 	if (!cur)
 		return NULL;
 	EVP_CIPHER *expected = NULL;
-	if (!__atomic_compare_exchange_n(&c, &expected, cur, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	if (!__atomic_compare_exchange_n(&c, &expected, cur, 0, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
 		EVP_CIPHER_free(cur);
 		return expected;
 	}
@@ -41,8 +42,8 @@ static EVP_CIPHER *gcm_cipher(void)
 
 /* Seals or opens with an existing context; tag is output when sealing, input when opening. */
 static int gcm_run(EVP_CIPHER_CTX *ctx, int enc, const uint8_t key[32], const uint8_t nonce[12],
-		   const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
-		   uint8_t tag[16])
+                   const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                   uint8_t tag[16])
 {
 	EVP_CIPHER *cipher = gcm_cipher();
 	int outl = 0;
@@ -70,7 +71,7 @@ static int gcm_run(EVP_CIPHER_CTX *ctx, int enc, const uint8_t key[32], const ui
 }
 
 int pq_gcm_seal(const uint8_t key[32], const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
-		const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[16])
+                const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[16])
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	int rc;
@@ -82,7 +83,7 @@ int pq_gcm_seal(const uint8_t key[32], const uint8_t nonce[12], const uint8_t *a
 }
 
 int pq_gcm_open(const uint8_t key[32], const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
-		const uint8_t *in, size_t len, const uint8_t tag[16], uint8_t *out)
+                const uint8_t *in, size_t len, const uint8_t tag[16], uint8_t *out)
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	uint8_t t[16];
@@ -137,14 +138,15 @@ static int aead_setup(const uint8_t content_key[32], pq_aead *a)
 	int rc;
 	if (in->chunk_size < PQ_AEAD_CHUNK_MIN || in->chunk_size > PQ_AEAD_CHUNK_MAX)
 		return pq_err_set(PQ_ERR_FORMAT, "AEAD chunk size %u outside %d..%d",
-				  in->chunk_size, PQ_AEAD_CHUNK_MIN, PQ_AEAD_CHUNK_MAX);
+		                  in->chunk_size, PQ_AEAD_CHUNK_MIN, PQ_AEAD_CHUNK_MAX);
 	in->chunks = in->plain_len == 0 ? 1 : (in->plain_len - 1) / in->chunk_size + 1;
 	if (in->chunks > AE_MAX_CHUNKS)
-		return pq_err_set(PQ_ERR_RANGE, "AEAD plaintext of %llu bytes needs too many chunks",
-				  (unsigned long long)in->plain_len);
+		return pq_err_set(PQ_ERR_RANGE,
+		                  "AEAD plaintext of %llu bytes needs too many chunks",
+		                  (unsigned long long)in->plain_len);
 	in->cipher_len = PQ_AEAD_HDR_LEN + in->plain_len + in->chunks * PQ_AEAD_TAG_LEN;
 	rc = pq_hkdf(PQ_HASH_SHA256, in->salt, sizeof(in->salt), content_key, 32,
-		     (const uint8_t *)AE_LABEL, sizeof(AE_LABEL) - 1, okm, sizeof(okm));
+	             (const uint8_t *)AE_LABEL, sizeof(AE_LABEL) - 1, okm, sizeof(okm));
 	if (rc != PQ_OK)
 		return rc;
 	memcpy(a->key, okm, 32);
@@ -157,7 +159,7 @@ static int aead_setup(const uint8_t content_key[32], pq_aead *a)
 }
 
 int pq_aead_seal_init(const uint8_t key[PQ_AEAD_KEY_LEN], uint64_t plain_len, uint32_t chunk_size,
-		      uint8_t hdr[PQ_AEAD_HDR_LEN], pq_aead **out)
+                      uint8_t hdr[PQ_AEAD_HDR_LEN], pq_aead **out)
 {
 	pq_aead *a = calloc(1, sizeof(*a));
 	int rc;
@@ -186,7 +188,7 @@ int pq_aead_seal_init(const uint8_t key[PQ_AEAD_KEY_LEN], uint64_t plain_len, ui
 }
 
 int pq_aead_open_init(const uint8_t key[PQ_AEAD_KEY_LEN], const uint8_t hdr[PQ_AEAD_HDR_LEN],
-		      pq_aead **out)
+                      pq_aead **out)
 {
 	pq_aead *a;
 	int rc;
@@ -195,7 +197,7 @@ int pq_aead_open_init(const uint8_t key[PQ_AEAD_KEY_LEN], const uint8_t hdr[PQ_A
 		return pq_err_set(PQ_ERR_FORMAT, "not a pqota encrypted stream (bad magic)");
 	if (hdr[4] != AE_VERSION || hdr[5] != AE_SUITE || hdr[6] || hdr[7])
 		return pq_err_set(PQ_ERR_FORMAT, "encrypted stream version %u suite %u unsupported",
-				  hdr[4], hdr[5]);
+		                  hdr[4], hdr[5]);
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return pq_err_set(PQ_ERR_NOMEM, "AEAD state");
@@ -238,10 +240,10 @@ int pq_aead_seal_chunk(pq_aead *a, uint64_t index, const uint8_t *in, size_t in_
 	uint8_t nonce[12];
 	if (index >= a->info.chunks || in_len != pq_aead_chunk_plain_len(a, index))
 		return pq_err_set(PQ_ERR_INVAL, "chunk %llu of %zu bytes does not fit the stream",
-				  (unsigned long long)index, in_len);
+		                  (unsigned long long)index, in_len);
 	chunk_nonce(a, index, nonce);
 	return gcm_run(a->ctx, 1, a->key, nonce, a->hdr, PQ_AEAD_HDR_LEN, in, in_len, out,
-		       out + in_len);
+	               out + in_len);
 }
 
 int pq_aead_open_chunk(pq_aead *a, uint64_t index, const uint8_t *in, size_t in_len, uint8_t *out)
@@ -250,17 +252,17 @@ int pq_aead_open_chunk(pq_aead *a, uint64_t index, const uint8_t *in, size_t in_
 	size_t plen;
 	if (index >= a->info.chunks)
 		return pq_err_set(PQ_ERR_VERIFY, "chunk %llu beyond the stream's %llu chunks",
-				  (unsigned long long)index, (unsigned long long)a->info.chunks);
+		                  (unsigned long long)index, (unsigned long long)a->info.chunks);
 	plen = pq_aead_chunk_plain_len(a, index);
 	if (in_len != plen + PQ_AEAD_TAG_LEN)
 		return pq_err_set(PQ_ERR_VERIFY, "chunk %llu is %zu bytes, expected %zu",
-				  (unsigned long long)index, in_len, plen + PQ_AEAD_TAG_LEN);
+		                  (unsigned long long)index, in_len, plen + PQ_AEAD_TAG_LEN);
 	chunk_nonce(a, index, nonce);
 	memcpy(tag, in + plen, 16);
 	int rc = gcm_run(a->ctx, 0, a->key, nonce, a->hdr, PQ_AEAD_HDR_LEN, in, plen, out, tag);
 	if (rc == PQ_ERR_VERIFY)
 		return pq_err_set(PQ_ERR_VERIFY, "chunk %llu does not authenticate",
-				  (unsigned long long)index);
+		                  (unsigned long long)index);
 	return rc;
 }
 
@@ -276,7 +278,7 @@ void pq_aead_free(pq_aead *a)
 /* ---- whole files ------------------------------------------------------------------- */
 
 int pq_aead_encrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], uint32_t chunk_size,
-			 const char *in_path, const char *out_path)
+                         const char *in_path, const char *out_path)
 {
 	int in = -1, out = -1, rc;
 	pq_aead *a = NULL;
@@ -337,7 +339,7 @@ out:
 }
 
 int pq_aead_decrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], const char *in_path,
-			 const char *out_path)
+                         const char *out_path)
 {
 	int in = -1, out = -1, rc;
 	pq_aead *a = NULL;
@@ -363,10 +365,11 @@ int pq_aead_decrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], const char *in_path
 	if (rc != PQ_OK)
 		goto out;
 	if ((uint64_t)st.st_size != a->info.cipher_len) {
-		rc = pq_err_set(PQ_ERR_VERIFY, "%s is %lld bytes, the header announces %llu "
-					       "(truncated or extended)",
-				in_path, (long long)st.st_size,
-				(unsigned long long)a->info.cipher_len);
+		rc = pq_err_set(PQ_ERR_VERIFY,
+		                "%s is %lld bytes, the header announces %llu "
+		                "(truncated or extended)",
+		                in_path, (long long)st.st_size,
+		                (unsigned long long)a->info.cipher_len);
 		goto out;
 	}
 	pbuf = malloc(a->info.chunk_size);
@@ -385,7 +388,7 @@ int pq_aead_decrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], const char *in_path
 		rc = pq_read_full(in, cbuf, want, &got);
 		if (rc == PQ_OK && got != want)
 			rc = pq_err_set(PQ_ERR_VERIFY, "%s: chunk %llu truncated", in_path,
-					(unsigned long long)i);
+			                (unsigned long long)i);
 		if (rc == PQ_OK)
 			rc = pq_aead_open_chunk(a, i, cbuf, want, pbuf);
 		if (rc == PQ_OK)

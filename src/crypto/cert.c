@@ -35,7 +35,7 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
 	if (!ext)
 		return pq_err_ssl(PQ_ERR_CRYPTO, "certificate extension %s=%s", OBJ_nid2sn(nid),
-				  value);
+		                  value);
 	int ok = X509_add_ext(x, ext, -1);
 	X509_EXTENSION_free(ext);
 	return ok ? PQ_OK : pq_err_ssl(PQ_ERR_CRYPTO, "adding extension %s", OBJ_nid2sn(nid));
@@ -52,9 +52,9 @@ static int san_string(const pq_cert_req *r, char *buf, size_t len)
 		for (size_t i = 0; list && list[i]; i++) {
 			if (strpbrk(list[i], ",\n\r") || !*list[i])
 				return pq_err_set(PQ_ERR_INVAL, "bad subjectAltName entry '%s'",
-						  list[i]);
+				                  list[i]);
 			int n = snprintf(buf + used, len - used, "%s%s:%s", used ? "," : "", tag,
-					 list[i]);
+			                 list[i]);
 			if (n < 0 || (size_t)n >= len - used)
 				return pq_err_set(PQ_ERR_RANGE, "subjectAltName too long");
 			used += (size_t)n;
@@ -70,7 +70,7 @@ static const EVP_MD *sign_md(const pq_key *k)
 }
 
 int pq_cert_issue(const pq_cert_req *req, const pq_key *subject_key, const pq_cert *issuer,
-		  const pq_key *issuer_key, pq_cert **out)
+                  const pq_key *issuer_key, pq_cert **out)
 {
 	X509 *x = NULL;
 	X509_NAME *name = NULL;
@@ -83,7 +83,8 @@ int pq_cert_issue(const pq_cert_req *req, const pq_key *subject_key, const pq_ce
 	*out = NULL;
 	if (!req || !req->common_name || !*req->common_name || strlen(req->common_name) > 64)
 		return pq_err_set(PQ_ERR_INVAL, "certificate needs a common name of 1..64 bytes");
-	if (!issuer_key || !pq_key_has_private(issuer_key) || !pq_alg_is_sig(pq_key_alg(issuer_key)))
+	if (!issuer_key || !pq_key_has_private(issuer_key) ||
+	    !pq_alg_is_sig(pq_key_alg(issuer_key)))
 		return pq_err_set(PQ_ERR_INVAL, "issuing needs the issuer's private signature key");
 	if (!issuer && req->kind != PQ_CERT_CA)
 		return pq_err_set(PQ_ERR_INVAL, "only a CA certificate can be self-signed");
@@ -113,9 +114,9 @@ int pq_cert_issue(const pq_cert_req *req, const pq_key *subject_key, const pq_ce
 	}
 	if ((req->organization && *req->organization &&
 	     !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-					 (const unsigned char *)req->organization, -1, -1, 0)) ||
+	                                 (const unsigned char *)req->organization, -1, -1, 0)) ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-					(const unsigned char *)req->common_name, -1, -1, 0) ||
+	                                (const unsigned char *)req->common_name, -1, -1, 0) ||
 	    !X509_set_subject_name(x, name) ||
 	    !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer->x) : name) ||
 	    !X509_set_pubkey(x, pq_key_evp(subject_key))) {
@@ -143,9 +144,9 @@ int pq_cert_issue(const pq_cert_req *req, const pq_key *subject_key, const pq_ce
 			rc = add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
 		if (rc == PQ_OK)
 			rc = add_ext(x, &v3, NID_ext_key_usage,
-				     req->kind == PQ_CERT_SERVER   ? "serverAuth"
-				     : req->kind == PQ_CERT_CLIENT ? "clientAuth"
-								   : "serverAuth,clientAuth");
+			             req->kind == PQ_CERT_SERVER   ? "serverAuth"
+			             : req->kind == PQ_CERT_CLIENT ? "clientAuth"
+			                                           : "serverAuth,clientAuth");
 		break;
 	default:
 		rc = pq_err_set(PQ_ERR_INVAL, "unknown certificate kind %d", (int)req->kind);
@@ -156,7 +157,7 @@ int pq_cert_issue(const pq_cert_req *req, const pq_key *subject_key, const pq_ce
 		goto out;
 	if (X509_sign(x, pq_key_evp(issuer_key), sign_md(issuer_key)) <= 0) {
 		rc = pq_err_ssl(PQ_ERR_CRYPTO, "signing the certificate with %s",
-				pq_alg_name(pq_key_alg(issuer_key)));
+		                pq_alg_name(pq_key_alg(issuer_key)));
 		goto out;
 	}
 	rc = wrap_x509(x, out);

@@ -22,17 +22,17 @@ typedef enum {
 
 typedef struct {
 	pq_cert_kind kind;
-	const char *common_name;   /* CN (a vehicle's VIN for vehicle client certificates) */
-	const char *organization;  /* O, optional */
-	const char *const *dns;    /* subjectAltName DNS names, NULL-terminated, optional */
-	const char *const *ips;    /* subjectAltName IP addresses, NULL-terminated, optional */
-	int days;                  /* validity from now (default 825 for leaves, 3650 for CA) */
+	const char *common_name;  /* CN (a vehicle's VIN for vehicle client certificates) */
+	const char *organization; /* O, optional */
+	const char *const *dns;   /* subjectAltName DNS names, NULL-terminated, optional */
+	const char *const *ips;   /* subjectAltName IP addresses, NULL-terminated, optional */
+	int days;                 /* validity from now (default 825 for leaves, 3650 for CA) */
 } pq_cert_req;
 
 /* Issues a certificate for `subject_key` (public half is enough). For PQ_CERT_CA with
  * issuer == NULL, a self-signed root signed by issuer_key == subject_key. */
 int pq_cert_issue(const pq_cert_req *req, const pq_key *subject_key, const pq_cert *issuer,
-		  const pq_key *issuer_key, pq_cert **out) PQ_MUST_CHECK;
+                  const pq_key *issuer_key, pq_cert **out) PQ_MUST_CHECK;
 
 int pq_cert_load(const char *path, pq_cert **out) PQ_MUST_CHECK;
 int pq_cert_save(const pq_cert *c, const char *path, bool overwrite) PQ_MUST_CHECK;

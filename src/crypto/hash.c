@@ -27,10 +27,10 @@ static const struct {
 	const char *ossl;
 	size_t len;
 } hashes[] = {
-	[PQ_HASH_SHA256] = {"sha256", "SHA2-256", 32},
-	[PQ_HASH_SHA384] = {"sha384", "SHA2-384", 48},
-	[PQ_HASH_SHA512] = {"sha512", "SHA2-512", 64},
-	[PQ_HASH_SHA3_256] = {"sha3-256", "SHA3-256", 32},
+    [PQ_HASH_SHA256] = {"sha256", "SHA2-256", 32},
+    [PQ_HASH_SHA384] = {"sha384", "SHA2-384", 48},
+    [PQ_HASH_SHA512] = {"sha512", "SHA2-512", 64},
+    [PQ_HASH_SHA3_256] = {"sha3-256", "SHA3-256", 32},
 };
 
 #define NHASH (sizeof(hashes) / sizeof(hashes[0]))
@@ -50,7 +50,7 @@ static const EVP_MD *get_md(pq_hash_alg alg)
 		return NULL;
 	EVP_MD *expected = NULL;
 	if (!__atomic_compare_exchange_n(&md_cache[alg], &expected, md, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
+	                                 __ATOMIC_ACQUIRE)) {
 		EVP_MD_free(md);
 		return expected;
 	}
@@ -70,7 +70,8 @@ const char *pq_hash_name(pq_hash_alg alg)
 int pq_hash_from_name(const char *name, pq_hash_alg *out)
 {
 	for (size_t i = 0; i < NHASH; i++) {
-		if (strcasecmp(name, hashes[i].name) == 0 || strcasecmp(name, hashes[i].ossl) == 0) {
+		if (strcasecmp(name, hashes[i].name) == 0 ||
+		    strcasecmp(name, hashes[i].ossl) == 0) {
 			*out = (pq_hash_alg)i;
 			return PQ_OK;
 		}
@@ -149,7 +150,7 @@ int pq_hash_file(pq_hash_alg alg, const char *path, uint8_t *out)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s", path,
-				strerror(errno));
+		                strerror(errno));
 		goto out;
 	}
 	for (;;) {
@@ -191,7 +192,7 @@ uint32_t pq_crc32(uint32_t crc, const void *data, size_t len)
 }
 
 int pq_hkdf(pq_hash_alg alg, const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
-	    size_t ikm_len, const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+            size_t ikm_len, const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
 	EVP_KDF *kdf = NULL;
 	EVP_KDF_CTX *kctx = NULL;
@@ -206,15 +207,14 @@ int pq_hkdf(pq_hash_alg alg, const uint8_t *salt, size_t salt_len, const uint8_t
 		rc = pq_err_ssl(PQ_ERR_UNSUPPORTED, "HKDF unavailable");
 		goto out;
 	}
-	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)hashes[alg].ossl,
-						0);
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)hashes[alg].ossl, 0);
 	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len);
 	if (salt_len)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
-							 salt_len);
+		*p++ =
+		    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
 	if (info_len)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info,
-							 info_len);
+		*p++ =
+		    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
 	*p = OSSL_PARAM_construct_end();
 	if (EVP_KDF_derive(kctx, out, out_len, params) <= 0)
 		rc = pq_err_ssl(PQ_ERR_CRYPTO, "HKDF derive of %zu bytes", out_len);

@@ -41,8 +41,8 @@ uint32_t pq_crc32(uint32_t crc, const void *data, size_t len);
 
 /* HKDF (RFC 5869), extract-and-expand, with the given hash. salt/info may be NULL with 0. */
 int pq_hkdf(pq_hash_alg alg, const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
-	    size_t ikm_len, const uint8_t *info, size_t info_len, uint8_t *out,
-	    size_t out_len) PQ_MUST_CHECK;
+            size_t ikm_len, const uint8_t *info, size_t info_len, uint8_t *out,
+            size_t out_len) PQ_MUST_CHECK;
 
 /* Cryptographically secure random bytes. */
 int pq_random(void *out, size_t len) PQ_MUST_CHECK;

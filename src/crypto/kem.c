@@ -39,8 +39,8 @@ static int x25519_derive(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t ss[PQ_KEM_SS_LE
 	return rc;
 }
 
-int pq_kem_encap(const pq_key *pub, const uint8_t *ikm, size_t ikm_len, uint8_t *ct,
-		 size_t *ct_len, uint8_t ss[PQ_KEM_SS_LEN])
+int pq_kem_encap(const pq_key *pub, const uint8_t *ikm, size_t ikm_len, uint8_t *ct, size_t *ct_len,
+                 uint8_t ss[PQ_KEM_SS_LEN])
 {
 	pq_alg alg = pq_key_alg(pub);
 	size_t need = pq_kem_ct_len(alg);
@@ -50,7 +50,7 @@ int pq_kem_encap(const pq_key *pub, const uint8_t *ikm, size_t ikm_len, uint8_t 
 		return pq_err_set(PQ_ERR_INVAL, "%s is not a KEM key", pq_alg_name(alg));
 	if (*ct_len < need)
 		return pq_err_set(PQ_ERR_RANGE, "%s ciphertext needs %zu bytes", pq_alg_name(alg),
-				  need);
+		                  need);
 	if (ikm && ikm_len != 32)
 		return pq_err_set(PQ_ERR_INVAL, "KEM randomness must be 32 bytes");
 
@@ -58,7 +58,7 @@ int pq_kem_encap(const pq_key *pub, const uint8_t *ikm, size_t ikm_len, uint8_t 
 		pq_key *eph = NULL;
 		size_t len = 32;
 		rc = ikm ? pq_key_from_seed(PQ_ALG_X25519, ikm, 32, &eph)
-			 : pq_key_generate(PQ_ALG_X25519, &eph);
+		         : pq_key_generate(PQ_ALG_X25519, &eph);
 		if (rc != PQ_OK)
 			return rc;
 		rc = pq_key_public_raw(eph, ct, &len);
@@ -74,8 +74,8 @@ int pq_kem_encap(const pq_key *pub, const uint8_t *ikm, size_t ikm_len, uint8_t 
 	OSSL_PARAM params[2] = {OSSL_PARAM_END, OSSL_PARAM_END};
 	size_t sslen = PQ_KEM_SS_LEN;
 	if (ikm)
-		params[0] = OSSL_PARAM_construct_octet_string(OSSL_KEM_PARAM_IKME, (void *)ikm,
-							      ikm_len);
+		params[0] =
+		    OSSL_PARAM_construct_octet_string(OSSL_KEM_PARAM_IKME, (void *)ikm, ikm_len);
 	rc = PQ_OK;
 	if (!ctx || EVP_PKEY_encapsulate_init(ctx, params) <= 0 ||
 	    EVP_PKEY_encapsulate(ctx, ct, ct_len, ss, &sslen) <= 0 || sslen != PQ_KEM_SS_LEN)
@@ -93,10 +93,10 @@ int pq_kem_decap(const pq_key *priv, const uint8_t *ct, size_t ct_len, uint8_t s
 		return pq_err_set(PQ_ERR_INVAL, "%s is not a KEM key", pq_alg_name(alg));
 	if (!pq_key_has_private(priv))
 		return pq_err_set(PQ_ERR_INVAL, "decapsulation needs a private %s key",
-				  pq_alg_name(alg));
+		                  pq_alg_name(alg));
 	if (ct_len != pq_kem_ct_len(alg))
 		return pq_err_set(PQ_ERR_FORMAT, "%s ciphertext must be %zu bytes, not %zu",
-				  pq_alg_name(alg), pq_kem_ct_len(alg), ct_len);
+		                  pq_alg_name(alg), pq_kem_ct_len(alg), ct_len);
 	if (alg == PQ_ALG_X25519) {
 		pq_key *peer = NULL;
 		rc = pq_key_from_public(PQ_ALG_X25519, ct, ct_len, &peer);
@@ -117,14 +117,14 @@ int pq_kem_decap(const pq_key *priv, const uint8_t *ct, size_t ct_len, uint8_t s
 
 /* ---- hybrid key wrap --------------------------------------------------------------- */
 
-#define WRAP_MAGIC "PQW1"
+#define WRAP_MAGIC   "PQW1"
 #define WRAP_VERSION 1
-#define WRAP_SUITE 1 /* X25519 + ML-KEM-768, HKDF-SHA256, AES-256-GCM */
-#define WRAP_LABEL "pqota-wrap-v1"
-#define OFF_EPH 8
-#define OFF_CT (OFF_EPH + 32)
-#define OFF_NONCE (OFF_CT + 1088)
-#define OFF_SEALED (OFF_NONCE + 12)
+#define WRAP_SUITE   1 /* X25519 + ML-KEM-768, HKDF-SHA256, AES-256-GCM */
+#define WRAP_LABEL   "pqota-wrap-v1"
+#define OFF_EPH      8
+#define OFF_CT       (OFF_EPH + 32)
+#define OFF_NONCE    (OFF_CT + 1088)
+#define OFF_SEALED   (OFF_NONCE + 12)
 
 static int check_recipient(const pq_wrap_recipient *r, bool need_private)
 {
@@ -139,8 +139,8 @@ static int check_recipient(const pq_wrap_recipient *r, bool need_private)
 /* KEK = HKDF-SHA256(salt=label, ikm=ss_mlkem||ss_x25519,
  *                   info=label||" kek"||SHA256(hdr||eph||ct||pk_x25519||ek_mlkem)). */
 static int derive_kek(const pq_wrap_recipient *r, const uint8_t *blob,
-		      const uint8_t ss_k[PQ_KEM_SS_LEN], const uint8_t ss_x[PQ_KEM_SS_LEN],
-		      uint8_t kek[32])
+                      const uint8_t ss_k[PQ_KEM_SS_LEN], const uint8_t ss_x[PQ_KEM_SS_LEN],
+                      uint8_t kek[32])
 {
 	uint8_t pk_x[32], ek[1184], ikm[64], info[sizeof(WRAP_LABEL) - 1 + 4 + 32];
 	size_t lx = sizeof(pk_x), lk = sizeof(ek);
@@ -167,7 +167,7 @@ static int derive_kek(const pq_wrap_recipient *r, const uint8_t *blob,
 	memcpy(ikm, ss_k, 32);
 	memcpy(ikm + 32, ss_x, 32);
 	rc = pq_hkdf(PQ_HASH_SHA256, (const uint8_t *)WRAP_LABEL, sizeof(WRAP_LABEL) - 1, ikm,
-		     sizeof(ikm), info, sizeof(info), kek, 32);
+	             sizeof(ikm), info, sizeof(info), kek, 32);
 	OPENSSL_cleanse(ikm, sizeof(ikm));
 	return rc;
 }
@@ -186,7 +186,7 @@ static int wrap_aad(const uint8_t *hdr, const uint8_t *aad, size_t aad_len, uint
 }
 
 int pq_wrap(const pq_wrap_recipient *to, const uint8_t *aad, size_t aad_len, const uint8_t *key,
-	    size_t key_len, uint8_t *out, size_t *out_len)
+            size_t key_len, uint8_t *out, size_t *out_len)
 {
 	uint8_t ss_k[32], ss_x[32], kek[32];
 	uint8_t *a = NULL;
@@ -196,10 +196,10 @@ int pq_wrap(const pq_wrap_recipient *to, const uint8_t *aad, size_t aad_len, con
 		return rc;
 	if (key_len == 0 || key_len > PQ_WRAP_KEY_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "wrapped key must be 1..%d bytes, not %zu",
-				  PQ_WRAP_KEY_MAX, key_len);
+		                  PQ_WRAP_KEY_MAX, key_len);
 	if (*out_len < PQ_WRAP_OVERHEAD + key_len)
 		return pq_err_set(PQ_ERR_RANGE, "wrap output needs %zu bytes",
-				  (size_t)PQ_WRAP_OVERHEAD + key_len);
+		                  (size_t)PQ_WRAP_OVERHEAD + key_len);
 	memcpy(out, WRAP_MAGIC, 4);
 	out[4] = WRAP_VERSION;
 	out[5] = WRAP_SUITE;
@@ -223,7 +223,7 @@ int pq_wrap(const pq_wrap_recipient *to, const uint8_t *aad, size_t aad_len, con
 	if (rc != PQ_OK)
 		goto out;
 	rc = pq_gcm_seal(kek, out + OFF_NONCE, a, 8 + aad_len, key, key_len, out + OFF_SEALED,
-			 out + OFF_SEALED + key_len);
+	                 out + OFF_SEALED + key_len);
 	if (rc == PQ_OK)
 		*out_len = PQ_WRAP_OVERHEAD + key_len;
 out:
@@ -235,7 +235,7 @@ out:
 }
 
 int pq_unwrap(const pq_wrap_recipient *me, const uint8_t *aad, size_t aad_len, const uint8_t *in,
-	      size_t in_len, uint8_t *key, size_t *key_len)
+              size_t in_len, uint8_t *key, size_t *key_len)
 {
 	uint8_t ss_k[32], ss_x[32], kek[32];
 	uint8_t *a = NULL;
@@ -246,12 +246,12 @@ int pq_unwrap(const pq_wrap_recipient *me, const uint8_t *aad, size_t aad_len, c
 	if (in_len < PQ_WRAP_OVERHEAD + 1 || memcmp(in, WRAP_MAGIC, 4) != 0)
 		return pq_err_set(PQ_ERR_FORMAT, "not a pqota wrapped key (%zu bytes)", in_len);
 	if (in[4] != WRAP_VERSION || in[5] != WRAP_SUITE)
-		return pq_err_set(PQ_ERR_FORMAT, "wrapped key version %u suite %u unsupported", in[4],
-				  in[5]);
+		return pq_err_set(PQ_ERR_FORMAT, "wrapped key version %u suite %u unsupported",
+		                  in[4], in[5]);
 	klen = (size_t)in[6] << 8 | in[7];
 	if (klen == 0 || klen > PQ_WRAP_KEY_MAX || in_len != PQ_WRAP_OVERHEAD + klen)
 		return pq_err_set(PQ_ERR_FORMAT, "wrapped key length %zu does not match %zu bytes",
-				  klen, in_len);
+		                  klen, in_len);
 	if (*key_len < klen)
 		return pq_err_set(PQ_ERR_RANGE, "unwrap buffer of %zu < %zu", *key_len, klen);
 	rc = pq_kem_decap(me->x25519, in + OFF_EPH, 32, ss_x);
@@ -269,10 +269,11 @@ int pq_unwrap(const pq_wrap_recipient *me, const uint8_t *aad, size_t aad_len, c
 	if (rc != PQ_OK)
 		goto out;
 	rc = pq_gcm_open(kek, in + OFF_NONCE, a, 8 + aad_len, in + OFF_SEALED, klen,
-			 in + OFF_SEALED + klen, key);
+	                 in + OFF_SEALED + klen, key);
 	if (rc != PQ_OK) {
-		rc = pq_err_set(PQ_ERR_VERIFY,
-				"wrapped key does not open: tampered, wrong recipient or wrong aad");
+		rc =
+		    pq_err_set(PQ_ERR_VERIFY,
+		               "wrapped key does not open: tampered, wrong recipient or wrong aad");
 		goto out;
 	}
 	*key_len = klen;

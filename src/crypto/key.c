@@ -27,16 +27,16 @@ static const struct {
 	bool sig, kem, pq;
 	size_t seed_len;
 } algs[PQ_ALG_COUNT] = {
-	[PQ_ALG_NONE] = {"none", "", false, false, false, 0},
-	[PQ_ALG_ED25519] = {"ed25519", "ED25519", true, false, false, 32},
-	[PQ_ALG_ECDSA_P256] = {"ecdsa-p256", "EC", true, false, false, 0},
-	[PQ_ALG_MLDSA44] = {"ml-dsa-44", "ML-DSA-44", true, false, true, 32},
-	[PQ_ALG_MLDSA65] = {"ml-dsa-65", "ML-DSA-65", true, false, true, 32},
-	[PQ_ALG_MLDSA87] = {"ml-dsa-87", "ML-DSA-87", true, false, true, 32},
-	[PQ_ALG_X25519] = {"x25519", "X25519", false, true, false, 32},
-	[PQ_ALG_MLKEM512] = {"ml-kem-512", "ML-KEM-512", false, true, true, 64},
-	[PQ_ALG_MLKEM768] = {"ml-kem-768", "ML-KEM-768", false, true, true, 64},
-	[PQ_ALG_MLKEM1024] = {"ml-kem-1024", "ML-KEM-1024", false, true, true, 64},
+    [PQ_ALG_NONE] = {"none", "", false, false, false, 0},
+    [PQ_ALG_ED25519] = {"ed25519", "ED25519", true, false, false, 32},
+    [PQ_ALG_ECDSA_P256] = {"ecdsa-p256", "EC", true, false, false, 0},
+    [PQ_ALG_MLDSA44] = {"ml-dsa-44", "ML-DSA-44", true, false, true, 32},
+    [PQ_ALG_MLDSA65] = {"ml-dsa-65", "ML-DSA-65", true, false, true, 32},
+    [PQ_ALG_MLDSA87] = {"ml-dsa-87", "ML-DSA-87", true, false, true, 32},
+    [PQ_ALG_X25519] = {"x25519", "X25519", false, true, false, 32},
+    [PQ_ALG_MLKEM512] = {"ml-kem-512", "ML-KEM-512", false, true, true, 64},
+    [PQ_ALG_MLKEM768] = {"ml-kem-768", "ML-KEM-768", false, true, true, 64},
+    [PQ_ALG_MLKEM1024] = {"ml-kem-1024", "ML-KEM-1024", false, true, true, 64},
 };
 
 static bool valid_alg(pq_alg a)
@@ -102,7 +102,7 @@ static pq_alg alg_of_evp(EVP_PKEY *pkey)
 		char group[64];
 		size_t glen = 0;
 		if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-						   sizeof(group), &glen) &&
+		                                   sizeof(group), &glen) &&
 		    (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0))
 			return PQ_ALG_ECDSA_P256;
 	}
@@ -149,7 +149,7 @@ int pq_key_wrap_evp(struct evp_pkey_st *pkey, pq_key **out)
 	*out = NULL;
 	if (alg == PQ_ALG_NONE)
 		return pq_err_set(PQ_ERR_UNSUPPORTED, "unsupported key type %s",
-				  EVP_PKEY_get0_type_name(pkey));
+		                  EVP_PKEY_get0_type_name(pkey));
 	if (!EVP_PKEY_up_ref(pkey))
 		return pq_err_ssl(PQ_ERR_CRYPTO, "key reference");
 	return wrap_evp(pkey, alg, out);
@@ -179,10 +179,11 @@ int pq_key_from_seed(pq_alg alg, const uint8_t *seed, size_t len, pq_key **out)
 
 	*out = NULL;
 	if (!valid_alg(alg) || algs[alg].seed_len == 0)
-		return pq_err_set(PQ_ERR_UNSUPPORTED, "%s keys have no seed form", pq_alg_name(alg));
+		return pq_err_set(PQ_ERR_UNSUPPORTED, "%s keys have no seed form",
+		                  pq_alg_name(alg));
 	if (len != algs[alg].seed_len)
 		return pq_err_set(PQ_ERR_FORMAT, "%s seed must be %zu bytes, not %zu",
-				  algs[alg].name, algs[alg].seed_len, len);
+		                  algs[alg].name, algs[alg].seed_len, len);
 	if (is_raw25519(alg)) {
 		pkey = EVP_PKEY_new_raw_private_key_ex(NULL, algs[alg].ossl, NULL, seed, len);
 		if (!pkey)
@@ -190,9 +191,9 @@ int pq_key_from_seed(pq_alg alg, const uint8_t *seed, size_t len, pq_key **out)
 		return wrap_evp(pkey, alg, out);
 	}
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, algs[alg].ossl, NULL);
-	params[0] = OSSL_PARAM_construct_octet_string(
-		is_mldsa(alg) ? OSSL_PKEY_PARAM_ML_DSA_SEED : OSSL_PKEY_PARAM_ML_KEM_SEED,
-		(void *)seed, len);
+	params[0] = OSSL_PARAM_construct_octet_string(is_mldsa(alg) ? OSSL_PKEY_PARAM_ML_DSA_SEED
+	                                                            : OSSL_PKEY_PARAM_ML_KEM_SEED,
+	                                              (void *)seed, len);
 	params[1] = OSSL_PARAM_construct_end();
 	if (!ctx || EVP_PKEY_keygen_init(ctx) <= 0 || EVP_PKEY_CTX_set_params(ctx, params) <= 0 ||
 	    EVP_PKEY_generate(ctx, &pkey) <= 0) {
@@ -205,8 +206,8 @@ int pq_key_from_seed(pq_alg alg, const uint8_t *seed, size_t len, pq_key **out)
 }
 
 /* EVP_PKEY_fromdata for ML-DSA, ML-KEM and EC. */
-static int from_data(pq_alg alg, const char *param, const uint8_t *data, size_t len,
-		     int selection, pq_key **out)
+static int from_data(pq_alg alg, const char *param, const uint8_t *data, size_t len, int selection,
+                     pq_key **out)
 {
 	EVP_PKEY *pkey = NULL;
 	EVP_PKEY_CTX *ctx = NULL;
@@ -221,7 +222,7 @@ static int from_data(pq_alg alg, const char *param, const uint8_t *data, size_t 
 	if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
 	    EVP_PKEY_fromdata(ctx, &pkey, selection, params) <= 0) {
 		rc = pq_err_ssl(PQ_ERR_FORMAT, "invalid %s %s key (%zu bytes)", algs[alg].name,
-				selection == EVP_PKEY_PUBLIC_KEY ? "public" : "private", len);
+		                selection == EVP_PKEY_PUBLIC_KEY ? "public" : "private", len);
 		EVP_PKEY_CTX_free(ctx);
 		return rc;
 	}
@@ -235,10 +236,11 @@ int pq_key_from_public(pq_alg alg, const uint8_t *pub, size_t len, pq_key **out)
 	if (!valid_alg(alg))
 		return pq_err_set(PQ_ERR_INVAL, "public key: bad algorithm %d", (int)alg);
 	if (is_raw25519(alg)) {
-		EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key_ex(NULL, algs[alg].ossl, NULL, pub, len);
+		EVP_PKEY *pkey =
+		    EVP_PKEY_new_raw_public_key_ex(NULL, algs[alg].ossl, NULL, pub, len);
 		if (!pkey)
 			return pq_err_ssl(PQ_ERR_FORMAT, "invalid %s public key (%zu bytes)",
-					  algs[alg].name, len);
+			                  algs[alg].name, len);
 		return wrap_evp(pkey, alg, out);
 	}
 	return from_data(alg, OSSL_PKEY_PARAM_PUB_KEY, pub, len, EVP_PKEY_PUBLIC_KEY, out);
@@ -253,7 +255,7 @@ int pq_key_from_private(pq_alg alg, const uint8_t *priv, size_t len, pq_key **ou
 		return pq_key_from_seed(alg, priv, len, out);
 	if (alg == PQ_ALG_ECDSA_P256)
 		return pq_err_set(PQ_ERR_UNSUPPORTED,
-				  "raw ECDSA private keys are not imported: use PEM");
+		                  "raw ECDSA private keys are not imported: use PEM");
 	return from_data(alg, OSSL_PKEY_PARAM_PRIV_KEY, priv, len, EVP_PKEY_KEYPAIR, out);
 }
 
@@ -268,7 +270,7 @@ static int get_octets(const pq_key *k, const char *param, uint8_t *buf, size_t *
 	}
 	if (*len < need)
 		return pq_err_set(PQ_ERR_RANGE, "%s %s needs %zu bytes, buffer has %zu",
-				  algs[k->alg].name, param, need, *len);
+		                  algs[k->alg].name, param, need, *len);
 	if (EVP_PKEY_get_octet_string_param(k->pkey, param, buf, *len, len) != 1)
 		return pq_err_ssl(PQ_ERR_CRYPTO, "%s: reading %s", algs[k->alg].name, param);
 	return PQ_OK;
@@ -414,7 +416,7 @@ int pq_key_parse_pem(const char *pem, size_t len, pq_key **out)
 	pq_alg alg = alg_of_evp(pkey);
 	if (alg == PQ_ALG_NONE) {
 		int rc = pq_err_set(PQ_ERR_UNSUPPORTED, "unsupported key type %s",
-				    EVP_PKEY_get0_type_name(pkey));
+		                    EVP_PKEY_get0_type_name(pkey));
 		EVP_PKEY_free(pkey);
 		return rc;
 	}

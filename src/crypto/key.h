@@ -52,8 +52,7 @@ int pq_key_from_public(pq_alg alg, const uint8_t *pub, size_t len, pq_key **out)
 
 /* Private key from its raw encoding (ML-DSA sk, ML-KEM dk with the FIPS 203 7.3 check,
  * Ed25519/X25519 32 bytes, ECDSA scalar 32 bytes). */
-int pq_key_from_private(pq_alg alg, const uint8_t *priv, size_t len,
-			pq_key **out) PQ_MUST_CHECK;
+int pq_key_from_private(pq_alg alg, const uint8_t *priv, size_t len, pq_key **out) PQ_MUST_CHECK;
 
 /* Raw encodings. *len is in: capacity, out: bytes written. Pass buf = NULL to learn the size. */
 int pq_key_public_raw(const pq_key *k, uint8_t *buf, size_t *len) PQ_MUST_CHECK;

@@ -27,7 +27,7 @@ static int path_join(char *buf, size_t len, const char *a, const char *b)
 
 /* Generates a key of `alg`, issues a certificate for it and writes both. */
 static int make_leaf(const char *dir, const char *sub, const char *stem, pq_cert_req *req,
-		     pq_alg alg, const pq_cert *ca, const pq_key *ca_key, bool overwrite)
+                     pq_alg alg, const pq_cert *ca, const pq_key *ca_key, bool overwrite)
 {
 	char d[PATH_MAX], p[PATH_MAX + 16];
 	pq_key *k = NULL;
@@ -79,16 +79,16 @@ static int write_index(const char *dir, const pq_pki_opts *o, const pq_alg *algs
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	int n = snprintf(buf, sizeof(buf),
-			 "{\n  \"format\": \"pqota-pki-v1\",\n  \"created\": \"%s\",\n"
-			 "  \"profile\": {\"id\": %d, \"name\": \"%s\", \"tls_group\": \"%s\", "
-			 "\"certificate_alg\": \"%s\"},\n"
-			 "  \"signing_policy\": \"%s\",\n  \"uptane_key_algs\": [\"%s\"%s%s%s],\n"
-			 "  \"server_client_cn\": \"%s\"\n}\n",
-			 when, o->profile->id, o->profile->name, o->profile->tls_group,
-			 pq_alg_name(o->profile->cert_alg), pq_policy_name(o->policy),
-			 pq_alg_name(algs[0]), nalg > 1 ? ", \"" : "",
-			 nalg > 1 ? pq_alg_name(algs[1]) : "", nalg > 1 ? "\"" : "",
-			 PQ_SERVER_CLIENT_CN);
+	                 "{\n  \"format\": \"pqota-pki-v1\",\n  \"created\": \"%s\",\n"
+	                 "  \"profile\": {\"id\": %d, \"name\": \"%s\", \"tls_group\": \"%s\", "
+	                 "\"certificate_alg\": \"%s\"},\n"
+	                 "  \"signing_policy\": \"%s\",\n  \"uptane_key_algs\": [\"%s\"%s%s%s],\n"
+	                 "  \"server_client_cn\": \"%s\"\n}\n",
+	                 when, o->profile->id, o->profile->name, o->profile->tls_group,
+	                 pq_alg_name(o->profile->cert_alg), pq_policy_name(o->policy),
+	                 pq_alg_name(algs[0]), nalg > 1 ? ", \"" : "",
+	                 nalg > 1 ? pq_alg_name(algs[1]) : "", nalg > 1 ? "\"" : "",
+	                 PQ_SERVER_CLIENT_CN);
 	if (n < 0 || n >= (int)sizeof(buf))
 		return pq_err_set(PQ_ERR_RANGE, "pki.json too long");
 	int rc = path_join(p, sizeof(p), dir, "pki.json");
@@ -120,8 +120,8 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 	if (rc != PQ_OK)
 		return rc;
 	if (!o.force && access(p, F_OK) == 0)
-		return pq_err_set(PQ_ERR_EXISTS, "%s already holds a PKI (use --force to replace it)",
-				  dir);
+		return pq_err_set(PQ_ERR_EXISTS,
+		                  "%s already holds a PKI (use --force to replace it)", dir);
 	for (size_t i = 0; default_dns[i]; i++)
 		dns[nd++] = default_dns[i];
 	for (size_t i = 0; o.extra_dns && o.extra_dns[i] && nd < 15; i++)
@@ -137,9 +137,8 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 	if (rc != PQ_OK)
 		return rc;
 	/* root CA */
-	pq_cert_req ca_req = {.kind = PQ_CERT_CA,
-			      .common_name = "pqota root CA",
-			      .organization = o.organization};
+	pq_cert_req ca_req = {
+	    .kind = PQ_CERT_CA, .common_name = "pqota root CA", .organization = o.organization};
 	rc = path_join(d, sizeof(d), dir, "ca");
 	if (rc == PQ_OK)
 		rc = pq_mkdirs(d, 0700);
@@ -160,10 +159,10 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 		goto out;
 	}
 	pq_cert_req server = {.kind = PQ_CERT_SERVER,
-			      .common_name = "pqota-server",
-			      .organization = o.organization,
-			      .dns = dns,
-			      .ips = ips};
+	                      .common_name = "pqota-server",
+	                      .organization = o.organization,
+	                      .dns = dns,
+	                      .ips = ips};
 	rc = make_leaf(dir, "server", "server", &server, o.profile->cert_alg, ca, ca_key, o.force);
 	if (rc != PQ_OK)
 		goto out;
@@ -173,10 +172,10 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 	if (rc != PQ_OK)
 		goto out;
 	pq_cert_req sclient = {.kind = PQ_CERT_CLIENT,
-			       .common_name = PQ_SERVER_CLIENT_CN,
-			       .organization = o.organization};
+	                       .common_name = PQ_SERVER_CLIENT_CN,
+	                       .organization = o.organization};
 	rc = make_leaf(dir, "server-client", "client", &sclient, o.profile->cert_alg, ca, ca_key,
-		       o.force);
+	               o.force);
 	if (rc != PQ_OK)
 		goto out;
 
@@ -189,7 +188,7 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 			for (int a = 0; rc == PQ_OK && a < nalg; a++) {
 				char stem[64];
 				snprintf(stem, sizeof(stem), "%s-%s", pq_uptane_roles[r],
-					 pq_alg_name(algs[a]));
+				         pq_alg_name(algs[a]));
 				rc = make_keypair(d, stem, algs[a], o.force);
 			}
 		}
@@ -218,8 +217,8 @@ int pq_vin_check(const char *vin)
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		      c == '-' || c == '_'))
 			return pq_err_set(PQ_ERR_INVAL,
-					  "VIN '%s': character '%c' not allowed (A-Z a-z 0-9 - _)",
-					  vin, c);
+			                  "VIN '%s': character '%c' not allowed (A-Z a-z 0-9 - _)",
+			                  vin, c);
 	}
 	return PQ_OK;
 }
@@ -249,7 +248,7 @@ int pq_pki_vehicle(const char *dir, const char *vin, bool force)
 	snprintf(p, sizeof(p), "%s/client.crt", d);
 	if (!force && access(p, F_OK) == 0) {
 		rc = pq_err_set(PQ_ERR_EXISTS, "vehicle %s already has an identity (use --force)",
-				vin);
+		                vin);
 		goto out;
 	}
 	pq_cert_req req = {.kind = PQ_CERT_CLIENT, .common_name = vin, .organization = "pqota"};

@@ -20,12 +20,12 @@
 #include "crypto/profile.h"
 
 #define PQ_SERVER_CLIENT_CN "pqota-server"
-#define PQ_VIN_MAX 32
+#define PQ_VIN_MAX          32
 
 typedef struct {
-	const pq_profile *profile; /* certificate algorithm; default profile 2 */
-	pq_sign_policy policy;     /* Uptane role keys; default hybrid */
-	pq_alg classical;          /* classical half: PQ_ALG_ECDSA_P256 (default) or ED25519 */
+	const pq_profile *profile;    /* certificate algorithm; default profile 2 */
+	pq_sign_policy policy;        /* Uptane role keys; default hybrid */
+	pq_alg classical;             /* classical half: PQ_ALG_ECDSA_P256 (default) or ED25519 */
 	const char *const *extra_dns; /* more SAN DNS names for server and broker (NULL-term.) */
 	const char *const *extra_ips; /* more SAN IPs */
 	const char *organization;     /* O= in every certificate (default "pqota") */

@@ -5,34 +5,34 @@
 #include <string.h>
 #include <strings.h>
 
-#define P(id, name, kem, group, hyb, pqk, alg, sigalg) {id, name, kem, group, hyb, pqk, alg, sigalg}
+#define P(id, name, kem, group, hyb, pqk, alg, sigalg)                                             \
+	{                                                                                          \
+		id, name, kem, group, hyb, pqk, alg, sigalg                                        \
+	}
 
 /* id: KEM x certificate signature (PROTOCOL.md section 6). ML-KEM-768 and -1024 map to the
  * hybrid groups; ML-KEM-512 has no standard hybrid and maps to the pure group. */
 const pq_profile pq_profiles[PQ_PROFILE_COUNT] = {
-	P(0, "x25519-ecdsa-p256", "X25519", "X25519", false, false, PQ_ALG_ECDSA_P256,
-	  "ecdsa_secp256r1_sha256"),
-	P(1, "mlkem512-ecdsa-p256", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_ECDSA_P256,
-	  "ecdsa_secp256r1_sha256"),
-	P(2, "mlkem768-ecdsa-p256", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_ECDSA_P256,
-	  "ecdsa_secp256r1_sha256"),
-	P(3, "mlkem1024-ecdsa-p256", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true,
-	  PQ_ALG_ECDSA_P256, "ecdsa_secp256r1_sha256"),
-	P(4, "mlkem512-mldsa44", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_MLDSA44, "mldsa44"),
-	P(5, "mlkem512-mldsa65", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_MLDSA65, "mldsa65"),
-	P(6, "mlkem512-mldsa87", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_MLDSA87, "mldsa87"),
-	P(7, "mlkem768-mldsa44", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_MLDSA44,
-	  "mldsa44"),
-	P(8, "mlkem768-mldsa65", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_MLDSA65,
-	  "mldsa65"),
-	P(9, "mlkem768-mldsa87", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_MLDSA87,
-	  "mldsa87"),
-	P(10, "mlkem1024-mldsa44", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true, PQ_ALG_MLDSA44,
-	  "mldsa44"),
-	P(11, "mlkem1024-mldsa65", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true, PQ_ALG_MLDSA65,
-	  "mldsa65"),
-	P(12, "mlkem1024-mldsa87", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true, PQ_ALG_MLDSA87,
-	  "mldsa87"),
+    P(0, "x25519-ecdsa-p256", "X25519", "X25519", false, false, PQ_ALG_ECDSA_P256,
+      "ecdsa_secp256r1_sha256"),
+    P(1, "mlkem512-ecdsa-p256", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_ECDSA_P256,
+      "ecdsa_secp256r1_sha256"),
+    P(2, "mlkem768-ecdsa-p256", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_ECDSA_P256,
+      "ecdsa_secp256r1_sha256"),
+    P(3, "mlkem1024-ecdsa-p256", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true, PQ_ALG_ECDSA_P256,
+      "ecdsa_secp256r1_sha256"),
+    P(4, "mlkem512-mldsa44", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_MLDSA44, "mldsa44"),
+    P(5, "mlkem512-mldsa65", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_MLDSA65, "mldsa65"),
+    P(6, "mlkem512-mldsa87", "ML-KEM-512", "MLKEM512", false, true, PQ_ALG_MLDSA87, "mldsa87"),
+    P(7, "mlkem768-mldsa44", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_MLDSA44, "mldsa44"),
+    P(8, "mlkem768-mldsa65", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_MLDSA65, "mldsa65"),
+    P(9, "mlkem768-mldsa87", "ML-KEM-768", "X25519MLKEM768", true, true, PQ_ALG_MLDSA87, "mldsa87"),
+    P(10, "mlkem1024-mldsa44", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true, PQ_ALG_MLDSA44,
+      "mldsa44"),
+    P(11, "mlkem1024-mldsa65", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true, PQ_ALG_MLDSA65,
+      "mldsa65"),
+    P(12, "mlkem1024-mldsa87", "ML-KEM-1024", "SecP384r1MLKEM1024", true, true, PQ_ALG_MLDSA87,
+      "mldsa87"),
 };
 
 const pq_profile *pq_profile_by_id(int id)
@@ -50,7 +50,7 @@ int pq_profile_find(const char *s, const pq_profile **out)
 	if (*end == '\0') {
 		if (id < 0 || id >= PQ_PROFILE_COUNT)
 			return pq_err_set(PQ_ERR_NOTFOUND, "profile %ld out of range 0..%d", id,
-					  PQ_PROFILE_COUNT - 1);
+			                  PQ_PROFILE_COUNT - 1);
 		*out = &pq_profiles[id];
 		return PQ_OK;
 	}
@@ -61,7 +61,7 @@ int pq_profile_find(const char *s, const pq_profile **out)
 		}
 	}
 	return pq_err_set(PQ_ERR_NOTFOUND, "unknown profile '%s' (ids 0..12 or names like %s)", s,
-			  pq_profiles[PQ_PROFILE_DEFAULT].name);
+	                  pq_profiles[PQ_PROFILE_DEFAULT].name);
 }
 
 static const char *const policy_names[] = {"hybrid", "pq", "classical"};
@@ -80,7 +80,7 @@ int pq_policy_from_name(const char *name, pq_sign_policy *out)
 		}
 	}
 	return pq_err_set(PQ_ERR_INVAL, "unknown signing policy '%s' (hybrid, pq, classical)",
-			  name);
+	                  name);
 }
 
 int pq_policy_algs(pq_sign_policy p, pq_alg classical, pq_alg out[2])

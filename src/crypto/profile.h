@@ -8,7 +8,7 @@
 #include "core/err.h"
 #include "crypto/key.h"
 
-#define PQ_PROFILE_COUNT 13
+#define PQ_PROFILE_COUNT   13
 #define PQ_PROFILE_DEFAULT 2
 
 typedef struct {

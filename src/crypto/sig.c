@@ -32,29 +32,29 @@ size_t pq_sig_max_len(pq_alg alg)
 }
 
 /* Builds the OSSL_PARAM list for ML-DSA options; classical algorithms accept none. */
-static int build_params(pq_alg alg, const pq_sig_opts *o, OSSL_PARAM *params, int *det,
-			int *enc, int *mu)
+static int build_params(pq_alg alg, const pq_sig_opts *o, OSSL_PARAM *params, int *det, int *enc,
+                        int *mu)
 {
 	OSSL_PARAM *p = params;
 	if (o && !is_mldsa(alg) &&
 	    (o->context_len || o->deterministic || o->test_rnd || o->internal || o->external_mu))
 		return pq_err_set(PQ_ERR_UNSUPPORTED, "%s takes no signing options",
-				  pq_alg_name(alg));
+		                  pq_alg_name(alg));
 	if (o && is_mldsa(alg)) {
 		if (o->context_len > PQ_SIG_CTX_MAX)
 			return pq_err_set(PQ_ERR_INVAL, "ML-DSA context of %zu bytes exceeds 255",
-					  o->context_len);
+			                  o->context_len);
 		if (o->context_len)
-			*p++ = OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_CONTEXT_STRING,
-								 (void *)o->context,
-								 o->context_len);
+			*p++ =
+			    OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_CONTEXT_STRING,
+			                                      (void *)o->context, o->context_len);
 		if (o->deterministic) {
 			*det = 1;
 			*p++ = OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_DETERMINISTIC, det);
 		}
 		if (o->test_rnd)
 			*p++ = OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_TEST_ENTROPY,
-								 (void *)o->test_rnd, 32);
+			                                         (void *)o->test_rnd, 32);
 		if (o->internal) {
 			*enc = 0;
 			*p++ = OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_MESSAGE_ENCODING, enc);
@@ -69,7 +69,7 @@ static int build_params(pq_alg alg, const pq_sig_opts *o, OSSL_PARAM *params, in
 }
 
 int pq_sign(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, size_t msg_len,
-	    uint8_t *sig, size_t *sig_len)
+            uint8_t *sig, size_t *sig_len)
 {
 	pq_alg alg = pq_key_alg(key);
 	EVP_MD_CTX *mctx = NULL;
@@ -82,7 +82,7 @@ int pq_sign(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, size
 		return pq_err_set(PQ_ERR_INVAL, "signing needs a private %s key", pq_alg_name(alg));
 	if (*sig_len < pq_sig_max_len(alg))
 		return pq_err_set(PQ_ERR_RANGE, "%s signature buffer of %zu < %zu",
-				  pq_alg_name(alg), *sig_len, pq_sig_max_len(alg));
+		                  pq_alg_name(alg), *sig_len, pq_sig_max_len(alg));
 	rc = build_params(alg, opts, params, &det, &enc, &mu);
 	if (rc != PQ_OK)
 		return rc;
@@ -90,7 +90,7 @@ int pq_sign(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, size
 	if (!mctx)
 		return pq_err_ssl(PQ_ERR_NOMEM, "signing context");
 	if (EVP_DigestSignInit_ex(mctx, NULL, alg == PQ_ALG_ECDSA_P256 ? "SHA256" : NULL, NULL,
-				  NULL, pq_key_evp(key), params) != 1 ||
+	                          NULL, pq_key_evp(key), params) != 1 ||
 	    EVP_DigestSign(mctx, sig, sig_len, msg, msg_len) != 1)
 		rc = pq_err_ssl(PQ_ERR_CRYPTO, "%s signing", pq_alg_name(alg));
 	EVP_MD_CTX_free(mctx);
@@ -98,7 +98,7 @@ int pq_sign(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, size
 }
 
 int pq_verify(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, size_t msg_len,
-	      const uint8_t *sig, size_t sig_len)
+              const uint8_t *sig, size_t sig_len)
 {
 	pq_alg alg = pq_key_alg(key);
 	EVP_MD_CTX *mctx = NULL;
@@ -112,12 +112,12 @@ int pq_verify(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, si
 		return rc;
 	if (sig_len == 0 || sig_len > pq_sig_max_len(alg))
 		return pq_err_set(PQ_ERR_VERIFY, "%s signature of %zu bytes", pq_alg_name(alg),
-				  sig_len);
+		                  sig_len);
 	mctx = EVP_MD_CTX_new();
 	if (!mctx)
 		return pq_err_ssl(PQ_ERR_NOMEM, "verification context");
 	if (EVP_DigestVerifyInit_ex(mctx, NULL, alg == PQ_ALG_ECDSA_P256 ? "SHA256" : NULL, NULL,
-				    NULL, pq_key_evp(key), params) != 1) {
+	                            NULL, pq_key_evp(key), params) != 1) {
 		rc = pq_err_ssl(PQ_ERR_CRYPTO, "%s verification setup", pq_alg_name(alg));
 		goto out;
 	}
@@ -135,9 +135,9 @@ out:
 
 /* ---- hybrid ------------------------------------------------------------------------ */
 
-#define HYB_VERSION 1
-#define HYB_LABEL "pqota-hybrid-v1"
-#define HYB_LABEL_LEN (sizeof(HYB_LABEL) - 1)
+#define HYB_VERSION    1
+#define HYB_LABEL      "pqota-hybrid-v1"
+#define HYB_LABEL_LEN  (sizeof(HYB_LABEL) - 1)
 #define HYB_APPCTX_MAX 200
 
 static int hybrid_check_key(const pq_hybrid_key *k)
@@ -146,18 +146,19 @@ static int hybrid_check_key(const pq_hybrid_key *k)
 		return pq_err_set(PQ_ERR_INVAL, "hybrid key needs a classical and an ML-DSA key");
 	pq_alg c = pq_key_alg(k->classical), q = pq_key_alg(k->pq);
 	if (c != PQ_ALG_ED25519 && c != PQ_ALG_ECDSA_P256)
-		return pq_err_set(PQ_ERR_INVAL, "hybrid classical half must be Ed25519 or ECDSA-P256, "
-						"not %s",
-				  pq_alg_name(c));
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "hybrid classical half must be Ed25519 or ECDSA-P256, "
+		                  "not %s",
+		                  pq_alg_name(c));
 	if (!is_mldsa(q))
 		return pq_err_set(PQ_ERR_INVAL, "hybrid post-quantum half must be ML-DSA, not %s",
-				  pq_alg_name(q));
+		                  pq_alg_name(q));
 	return PQ_OK;
 }
 
 /* ML-DSA context: label || cl_alg || pq_alg || app context. */
 static size_t hybrid_pq_ctx(const pq_hybrid_key *k, const uint8_t *app, size_t app_len,
-			    uint8_t *out)
+                            uint8_t *out)
 {
 	memcpy(out, HYB_LABEL, HYB_LABEL_LEN);
 	out[HYB_LABEL_LEN] = (uint8_t)pq_key_alg(k->classical);
@@ -169,7 +170,7 @@ static size_t hybrid_pq_ctx(const pq_hybrid_key *k, const uint8_t *app, size_t a
 
 /* Classical message: label || 0x00 || cl_alg || pq_alg || len(app) || app || msg (malloc'd). */
 static int hybrid_classical_msg(const pq_hybrid_key *k, const uint8_t *app, size_t app_len,
-				const uint8_t *msg, size_t msg_len, uint8_t **out, size_t *out_len)
+                                const uint8_t *msg, size_t msg_len, uint8_t **out, size_t *out_len)
 {
 	size_t pre = HYB_LABEL_LEN + 4 + app_len;
 	uint8_t *m = malloc(pre + msg_len + 1);
@@ -190,7 +191,7 @@ static int hybrid_classical_msg(const pq_hybrid_key *k, const uint8_t *app, size
 }
 
 int pq_hybrid_sign(const pq_hybrid_key *key, const uint8_t *context, size_t context_len,
-		   const uint8_t *msg, size_t msg_len, uint8_t *sig, size_t *sig_len)
+                   const uint8_t *msg, size_t msg_len, uint8_t *sig, size_t *sig_len)
 {
 	uint8_t pqctx[HYB_LABEL_LEN + 2 + HYB_APPCTX_MAX];
 	uint8_t *cmsg = NULL;
@@ -200,12 +201,12 @@ int pq_hybrid_sign(const pq_hybrid_key *key, const uint8_t *context, size_t cont
 		return rc;
 	if (context_len > HYB_APPCTX_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "hybrid context of %zu bytes exceeds %d",
-				  context_len, HYB_APPCTX_MAX);
-	size_t need = 8 + pq_sig_max_len(pq_key_alg(key->classical)) +
-		      pq_sig_max_len(pq_key_alg(key->pq));
+		                  context_len, HYB_APPCTX_MAX);
+	size_t need =
+	    8 + pq_sig_max_len(pq_key_alg(key->classical)) + pq_sig_max_len(pq_key_alg(key->pq));
 	if (*sig_len < need)
 		return pq_err_set(PQ_ERR_RANGE, "hybrid signature buffer of %zu < %zu", *sig_len,
-				  need);
+		                  need);
 	rc = hybrid_classical_msg(key, context, context_len, msg, msg_len, &cmsg, &cmsg_len);
 	if (rc != PQ_OK)
 		return rc;
@@ -234,7 +235,7 @@ int pq_hybrid_sign(const pq_hybrid_key *key, const uint8_t *context, size_t cont
 }
 
 int pq_hybrid_verify(const pq_hybrid_key *key, const uint8_t *context, size_t context_len,
-		     const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len)
+                     const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len)
 {
 	uint8_t pqctx[HYB_LABEL_LEN + 2 + HYB_APPCTX_MAX];
 	uint8_t *cmsg = NULL;
@@ -244,23 +245,23 @@ int pq_hybrid_verify(const pq_hybrid_key *key, const uint8_t *context, size_t co
 		return rc;
 	if (context_len > HYB_APPCTX_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "hybrid context of %zu bytes exceeds %d",
-				  context_len, HYB_APPCTX_MAX);
+		                  context_len, HYB_APPCTX_MAX);
 	if (sig_len < 8)
 		return pq_err_set(PQ_ERR_FORMAT, "hybrid signature of %zu bytes is truncated",
-				  sig_len);
+		                  sig_len);
 	if (sig[0] != HYB_VERSION || sig[3] != 0)
 		return pq_err_set(PQ_ERR_FORMAT, "hybrid signature version %u unsupported", sig[0]);
-	if (sig[1] != (uint8_t)pq_key_alg(key->classical) ||
-	    sig[2] != (uint8_t)pq_key_alg(key->pq))
-		return pq_err_set(PQ_ERR_VERIFY,
-				  "hybrid signature algorithms (%u, %u) do not match the key (%s, %s)",
-				  sig[1], sig[2], pq_alg_name(pq_key_alg(key->classical)),
-				  pq_alg_name(pq_key_alg(key->pq)));
+	if (sig[1] != (uint8_t)pq_key_alg(key->classical) || sig[2] != (uint8_t)pq_key_alg(key->pq))
+		return pq_err_set(
+		    PQ_ERR_VERIFY,
+		    "hybrid signature algorithms (%u, %u) do not match the key (%s, %s)", sig[1],
+		    sig[2], pq_alg_name(pq_key_alg(key->classical)),
+		    pq_alg_name(pq_key_alg(key->pq)));
 	l1 = (size_t)sig[4] << 8 | sig[5];
 	l2 = (size_t)sig[6] << 8 | sig[7];
 	if (8 + l1 + l2 != sig_len)
 		return pq_err_set(PQ_ERR_FORMAT, "hybrid signature lengths %zu+%zu+8 != %zu", l1,
-				  l2, sig_len);
+		                  l2, sig_len);
 	rc = hybrid_classical_msg(key, context, context_len, msg, msg_len, &cmsg, &cmsg_len);
 	if (rc != PQ_OK)
 		return rc;
@@ -273,9 +274,9 @@ int pq_hybrid_verify(const pq_hybrid_key *key, const uint8_t *context, size_t co
 	rc2 = pq_verify(key->pq, &o, msg, msg_len, sig + 8 + l1, l2);
 	if (rc != PQ_OK)
 		return pq_err_set(PQ_ERR_VERIFY, "hybrid signature: the %s half does not verify",
-				  pq_alg_name(pq_key_alg(key->classical)));
+		                  pq_alg_name(pq_key_alg(key->classical)));
 	if (rc2 != PQ_OK)
 		return pq_err_set(PQ_ERR_VERIFY, "hybrid signature: the %s half does not verify",
-				  pq_alg_name(pq_key_alg(key->pq)));
+		                  pq_alg_name(pq_key_alg(key->pq)));
 	return PQ_OK;
 }

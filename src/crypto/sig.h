@@ -14,7 +14,7 @@
 #include "core/err.h"
 #include "crypto/key.h"
 
-#define PQ_SIG_MAX 4627 /* ML-DSA-87 */
+#define PQ_SIG_MAX     4627 /* ML-DSA-87 */
 #define PQ_SIG_CTX_MAX 255
 
 typedef struct {
@@ -32,11 +32,11 @@ size_t pq_sig_max_len(pq_alg alg);
 
 /* Signs msg. *sig_len: in capacity, out length. opts may be NULL (defaults). */
 int pq_sign(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, size_t msg_len,
-	    uint8_t *sig, size_t *sig_len) PQ_MUST_CHECK;
+            uint8_t *sig, size_t *sig_len) PQ_MUST_CHECK;
 
 /* PQ_OK when valid, PQ_ERR_VERIFY when not, another code for unusable inputs. */
 int pq_verify(const pq_key *key, const pq_sig_opts *opts, const uint8_t *msg, size_t msg_len,
-	      const uint8_t *sig, size_t sig_len) PQ_MUST_CHECK;
+              const uint8_t *sig, size_t sig_len) PQ_MUST_CHECK;
 
 /* ---- hybrid signatures ----------------------------------------------------------- */
 
@@ -51,13 +51,12 @@ typedef struct {
 
 /* Hybrid signature of msg under an optional application context (<= 200 bytes). */
 int pq_hybrid_sign(const pq_hybrid_key *key, const uint8_t *context, size_t context_len,
-		   const uint8_t *msg, size_t msg_len, uint8_t *sig,
-		   size_t *sig_len) PQ_MUST_CHECK;
+                   const uint8_t *msg, size_t msg_len, uint8_t *sig, size_t *sig_len) PQ_MUST_CHECK;
 
 /* PQ_OK only when the encoding is exact, the algorithms match the key, and both halves
  * verify; otherwise PQ_ERR_VERIFY or PQ_ERR_FORMAT with a detail naming the half. */
 int pq_hybrid_verify(const pq_hybrid_key *key, const uint8_t *context, size_t context_len,
-		     const uint8_t *msg, size_t msg_len, const uint8_t *sig,
-		     size_t sig_len) PQ_MUST_CHECK;
+                     const uint8_t *msg, size_t msg_len, const uint8_t *sig,
+                     size_t sig_len) PQ_MUST_CHECK;
 
 #endif

@@ -64,7 +64,7 @@ static int tcp_connect(const char *host, const char *port, int timeout_ms, int *
 	rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc != 0)
 		return pq_err_set(PQ_ERR_NOTFOUND, "resolving %s:%s: %s", host, port,
-				  gai_strerror(rc));
+		                  gai_strerror(rc));
 	for (p = ai; p; p = p->ai_next) {
 		fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
 		if (fd < 0)
@@ -94,7 +94,7 @@ static int tcp_connect(const char *host, const char *port, int timeout_ms, int *
 	}
 	freeaddrinfo(ai);
 	return pq_err_set(last_errno == ETIMEDOUT ? PQ_ERR_TIMEOUT : PQ_ERR_IO,
-			  "connecting to %s:%s: %s", host, port, strerror(last_errno));
+	                  "connecting to %s:%s: %s", host, port, strerror(last_errno));
 }
 
 static void name_line(X509_NAME *n, char *buf, size_t len)
@@ -120,7 +120,7 @@ static void time_line(const ASN1_TIME *t, char *buf, size_t len)
 }
 
 int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *server_name,
-	      int timeout_ms, int wait_ms, tls_probe_result *res)
+              int timeout_ms, int wait_ms, tls_probe_result *res)
 {
 	SSL *ssl = NULL;
 	int fd = -1, rc, r;
@@ -139,7 +139,7 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 	if (server_name && *server_name) {
 		unsigned char ipbuf[16];
 		bool is_ip = inet_pton(AF_INET, server_name, ipbuf) == 1 ||
-			     inet_pton(AF_INET6, server_name, ipbuf) == 1;
+		             inet_pton(AF_INET6, server_name, ipbuf) == 1;
 		if (!is_ip && SSL_set_tlsext_host_name(ssl, server_name) != 1) {
 			rc = pq_err_ssl(PQ_ERR_INVAL, "SNI '%s'", server_name);
 			goto out;
@@ -147,7 +147,7 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 		if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
 			X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
 			int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, server_name)
-				       : SSL_set1_host(ssl, server_name);
+			               : SSL_set1_host(ssl, server_name);
 			if (ok != 1) {
 				rc = pq_err_ssl(PQ_ERR_INVAL, "peer name '%s'", server_name);
 				goto out;
@@ -161,19 +161,22 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 	if (r != 1) {
 		ssl_reason(ssl, r, reason, sizeof(reason));
 		if (res->verify_result != X509_V_OK)
-			rc = pq_err_set(PQ_ERR_TLS, "handshake with %s:%s failed: %s (%s)", host, port,
-					X509_verify_cert_error_string(res->verify_result), reason);
+			rc = pq_err_set(PQ_ERR_TLS, "handshake with %s:%s failed: %s (%s)", host,
+			                port, X509_verify_cert_error_string(res->verify_result),
+			                reason);
 		else
 			rc = pq_err_set(PQ_ERR_TLS, "handshake with %s:%s failed: %s", host, port,
-					reason);
+			                reason);
 		goto out;
 	}
 	tls_conn_info(ssl, &res->info);
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	if (peer) {
-		name_line(X509_get_subject_name(peer), res->peer_subject, sizeof(res->peer_subject));
+		name_line(X509_get_subject_name(peer), res->peer_subject,
+		          sizeof(res->peer_subject));
 		name_line(X509_get_issuer_name(peer), res->peer_issuer, sizeof(res->peer_issuer));
-		time_line(X509_get0_notAfter(peer), res->peer_not_after, sizeof(res->peer_not_after));
+		time_line(X509_get0_notAfter(peer), res->peer_not_after,
+		          sizeof(res->peer_not_after));
 		const char *sn = OBJ_nid2sn(X509_get_signature_nid(peer));
 		snprintf(res->peer_cert_sig, sizeof(res->peer_cert_sig), "%s", sn ? sn : "?");
 	}
@@ -181,15 +184,16 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 		size_t used = 0;
 		set_timeouts(fd, wait_ms);
 		while (used + 1 < sizeof(res->greeting)) {
-			r = SSL_read(ssl, res->greeting + used, (int)(sizeof(res->greeting) - 1 - used));
+			r = SSL_read(ssl, res->greeting + used,
+			             (int)(sizeof(res->greeting) - 1 - used));
 			if (r <= 0) {
 				int e = SSL_get_error(ssl, r);
 				if (e == SSL_ERROR_SSL) {
 					ssl_reason(ssl, r, reason, sizeof(reason));
 					rc = pq_err_set(PQ_ERR_TLS,
-							"%s:%s rejected the session after the "
-							"handshake: %s",
-							host, port, reason);
+					                "%s:%s rejected the session after the "
+					                "handshake: %s",
+					                host, port, reason);
 					goto out;
 				}
 				ERR_clear_error();
@@ -243,7 +247,7 @@ int tls_responder_new(SSL_CTX *ctx, const char *host, const char *port, tls_resp
 	rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc != 0)
 		return pq_err_set(PQ_ERR_INVAL, "listen address %s:%s: %s", host, port,
-				  gai_strerror(rc));
+		                  gai_strerror(rc));
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd < 0) {
 		rc = pq_err_set(PQ_ERR_IO, "socket: %s", strerror(errno));
@@ -266,7 +270,7 @@ int tls_responder_new(SSL_CTX *ctx, const char *host, const char *port, tls_resp
 	r->ctx = ctx;
 	r->fd = fd;
 	r->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						 : ((struct sockaddr_in *)&ss)->sin_port);
+	                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	atomic_init(&r->stop, false);
 	freeaddrinfo(ai);
 	*out = r;
@@ -306,10 +310,10 @@ static void serve_one(tls_responder *r, int cfd)
 	}
 	tls_conn_info(ssl, &info);
 	int n = snprintf(line, sizeof(line),
-			 "pqota-tls-serve protocol=%s group=%s cipher=%s sigalg=%s client=%s "
-			 "quantum_safe_kex=%s\n",
-			 info.protocol, info.group, info.cipher, info.local_sigalg,
-			 info.peer_cn[0] ? info.peer_cn : "-", info.pq_kex ? "yes" : "no");
+	                 "pqota-tls-serve protocol=%s group=%s cipher=%s sigalg=%s client=%s "
+	                 "quantum_safe_kex=%s\n",
+	                 info.protocol, info.group, info.cipher, info.local_sigalg,
+	                 info.peer_cn[0] ? info.peer_cn : "-", info.pq_kex ? "yes" : "no");
 	if (n > 0)
 		(void)SSL_write(ssl, line, n < (int)sizeof(line) ? n : (int)sizeof(line) - 1);
 	(void)SSL_shutdown(ssl);

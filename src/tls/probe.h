@@ -30,9 +30,8 @@ typedef struct {
  * (DNS name or IP). Then waits up to wait_ms for a first line from the server: a TLS 1.3
  * server rejects a client certificate only after the client's handshake completed, so
  * an alert in that window is a failure (PQ_ERR_TLS); silence is not. */
-int tls_probe(struct ssl_ctx_st *ctx, const char *host, const char *port,
-	      const char *server_name, int timeout_ms, int wait_ms,
-	      tls_probe_result *res) PQ_MUST_CHECK;
+int tls_probe(struct ssl_ctx_st *ctx, const char *host, const char *port, const char *server_name,
+              int timeout_ms, int wait_ms, tls_probe_result *res) PQ_MUST_CHECK;
 
 /* ---- responder ------------------------------------------------------------------------ */
 
@@ -44,13 +43,13 @@ typedef void (*tls_responder_cb)(const tls_info *info, int err, const char *reas
 
 /* Binds host:port (port "0" picks a free one) and listens. */
 int tls_responder_new(struct ssl_ctx_st *ctx, const char *host, const char *port,
-		      tls_responder **out) PQ_MUST_CHECK;
+                      tls_responder **out) PQ_MUST_CHECK;
 int tls_responder_port(const tls_responder *r);
 
 /* Serves connections one at a time: handshake, send one line describing the session,
  * close. Returns after `max_conns` connections (0 = until tls_responder_stop). */
 int tls_responder_run(tls_responder *r, unsigned long max_conns, tls_responder_cb cb,
-		      void *user) PQ_MUST_CHECK;
+                      void *user) PQ_MUST_CHECK;
 
 /* Runs tls_responder_run in a background thread (for tests and benchmarks). */
 int tls_responder_start(tls_responder *r, tls_responder_cb cb, void *user) PQ_MUST_CHECK;

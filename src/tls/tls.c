@@ -22,11 +22,11 @@ static int base_ctx(const tls_opts *o, int server, SSL_CTX **out)
 		return pq_err_set(PQ_ERR_INVAL, "TLS context needs a profile");
 	if (!tls_openssl_has_pqc())
 		return pq_err_set(PQ_ERR_UNSUPPORTED,
-				  "the loaded OpenSSL (%s) has no ML-KEM: pqota needs >= 3.5",
-				  tls_openssl_version());
+		                  "the loaded OpenSSL (%s) has no ML-KEM: pqota needs >= 3.5",
+		                  tls_openssl_version());
 	if (snprintf(groups, sizeof(groups), "%s%s%s", o->profile->tls_group,
-		     o->extra_groups && *o->extra_groups ? ":" : "",
-		     o->extra_groups ? o->extra_groups : "") >= (int)sizeof(groups))
+	             o->extra_groups && *o->extra_groups ? ":" : "",
+	             o->extra_groups ? o->extra_groups : "") >= (int)sizeof(groups))
 		return pq_err_set(PQ_ERR_RANGE, "TLS group list too long");
 	ctx = SSL_CTX_new_ex(NULL, NULL, server ? TLS_server_method() : TLS_client_method());
 	if (!ctx)

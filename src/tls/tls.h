@@ -38,16 +38,16 @@ int tls_server_ctx_new(const tls_opts *o, struct ssl_ctx_st **out) PQ_MUST_CHECK
 int tls_client_ctx_new(const tls_opts *o, struct ssl_ctx_st **out) PQ_MUST_CHECK;
 
 typedef struct {
-	char protocol[16];       /* "TLSv1.3" */
-	char group[48];          /* negotiated key-exchange group: "X25519MLKEM768" */
-	char cipher[48];         /* "TLS_AES_256_GCM_SHA384" */
-	char peer_sigalg[48];    /* the peer's CertificateVerify scheme: "mldsa65" */
-	char local_sigalg[48];   /* ours, when we signed (server, or client with a cert) */
-	char peer_cn[128];       /* peer certificate CN, "" if none */
-	char peer_key_alg[32];   /* peer certificate key algorithm: "ML-DSA-65" */
-	bool pq_kex;             /* the group includes ML-KEM */
-	bool hybrid_kex;         /* ... combined with a classical exchange */
-	bool pq_auth;            /* the peer authenticated with ML-DSA */
+	char protocol[16];     /* "TLSv1.3" */
+	char group[48];        /* negotiated key-exchange group: "X25519MLKEM768" */
+	char cipher[48];       /* "TLS_AES_256_GCM_SHA384" */
+	char peer_sigalg[48];  /* the peer's CertificateVerify scheme: "mldsa65" */
+	char local_sigalg[48]; /* ours, when we signed (server, or client with a cert) */
+	char peer_cn[128];     /* peer certificate CN, "" if none */
+	char peer_key_alg[32]; /* peer certificate key algorithm: "ML-DSA-65" */
+	bool pq_kex;           /* the group includes ML-KEM */
+	bool hybrid_kex;       /* ... combined with a classical exchange */
+	bool pq_auth;          /* the peer authenticated with ML-DSA */
 	bool resumed;
 } tls_info;
 

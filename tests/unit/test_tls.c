@@ -90,7 +90,7 @@ static void test_all_profiles_handshake(void **state)
 	(void)state;
 	char *dir = tu_tmpdir("tls");
 	const pq_alg cert_algs[] = {PQ_ALG_ECDSA_P256, PQ_ALG_MLDSA44, PQ_ALG_MLDSA65,
-				    PQ_ALG_MLDSA87};
+	                            PQ_ALG_MLDSA87};
 	for (size_t i = 0; i < 4; i++)
 		make_server_pki(dir, cert_algs[i], pq_alg_name(cert_algs[i]));
 
@@ -121,7 +121,7 @@ static void test_all_profiles_handshake(void **state)
 		tls_responder_free(r);
 
 		print_message("profile %2d %-22s group=%-20s sigalg=%-24s %.1f ms\n", id, p->name,
-			      res.info.group, res.info.peer_sigalg, res.handshake_ms);
+		              res.info.group, res.info.peer_sigalg, res.handshake_ms);
 		assert_string_equal(res.info.protocol, "TLSv1.3");
 		assert_true(strcasecmp(res.info.group, p->tls_group) == 0);
 		assert_string_equal(res.info.peer_sigalg, p->tls_sigalg);
@@ -213,29 +213,29 @@ static void test_mtls(void **state)
 	snprintf(p[1], sizeof(p[1]), "%s/server/server.key", dir);
 	snprintf(p[2], sizeof(p[2]), "%s/ca/ca.crt", dir);
 	tls_opts so = {.profile = pq_profile_by_id(8),
-		       .cert_file = p[0],
-		       .key_file = p[1],
-		       .ca_file = p[2],
-		       .require_client_cert = true};
+	               .cert_file = p[0],
+	               .key_file = p[1],
+	               .ca_file = p[2],
+	               .require_client_cert = true};
 	assert_int_equal(tls_server_ctx_new(&so, &sctx), PQ_OK);
 
 	snprintf(pem, sizeof(pem), "%s/vehicles/WVWZZZ1JZXW000001/client.crt", dir);
 	snprintf(key, sizeof(key), "%s/vehicles/WVWZZZ1JZXW000001/client.key", dir);
 	tls_opts cg = {.profile = pq_profile_by_id(8),
-		       .cert_file = pem,
-		       .key_file = key,
-		       .ca_file = p[2],
-		       .verify_peer = true};
+	               .cert_file = pem,
+	               .key_file = key,
+	               .ca_file = p[2],
+	               .verify_peer = true};
 	assert_int_equal(tls_client_ctx_new(&cg, &good), PQ_OK);
 	tls_opts cn = {.profile = pq_profile_by_id(8), .ca_file = p[2], .verify_peer = true};
 	assert_int_equal(tls_client_ctx_new(&cn, &none), PQ_OK);
 	snprintf(p[3], sizeof(p[3]), "%s/vehicles/WVWZZZ1JZXW000001/client.crt", other);
 	snprintf(key, sizeof(key), "%s/vehicles/WVWZZZ1JZXW000001/client.key", other);
 	tls_opts cf = {.profile = pq_profile_by_id(8),
-		       .cert_file = p[3],
-		       .key_file = key,
-		       .ca_file = p[2],
-		       .verify_peer = true};
+	               .cert_file = p[3],
+	               .key_file = key,
+	               .ca_file = p[2],
+	               .verify_peer = true};
 	assert_int_equal(tls_client_ctx_new(&cf, &foreign), PQ_OK);
 
 	assert_int_equal(tls_responder_new(sctx, "127.0.0.1", "0", &r), PQ_OK);
@@ -249,12 +249,12 @@ static void test_mtls(void **state)
 	/* TLS 1.3: the server refuses the client after the client's handshake finished, so
 	 * the refusal arrives as an alert while waiting for the greeting */
 	assert_int_equal(tls_probe(none, "127.0.0.1", port, "localhost", 5000, 2000, &res),
-			 PQ_ERR_TLS);
+	                 PQ_ERR_TLS);
 	assert_int_equal(tls_probe(foreign, "127.0.0.1", port, "localhost", 5000, 2000, &res),
-			 PQ_ERR_TLS);
+	                 PQ_ERR_TLS);
 	/* a server name that is not in the certificate fails verification */
 	assert_int_equal(tls_probe(good, "127.0.0.1", port, "evil.example", 5000, 2000, &res),
-			 PQ_ERR_TLS);
+	                 PQ_ERR_TLS);
 	tls_responder_free(r);
 
 	assert_int_equal(seen.accepted, 1);
@@ -284,8 +284,8 @@ static void test_group_helpers(void **state)
 	/* a context from a bad file reports the file */
 	SSL_CTX *c = NULL;
 	tls_opts o = {.profile = pq_profile_by_id(2),
-		      .cert_file = "/nonexistent/x.crt",
-		      .key_file = "/nonexistent/x.key"};
+	              .cert_file = "/nonexistent/x.crt",
+	              .key_file = "/nonexistent/x.key"};
 	assert_int_not_equal(tls_server_ctx_new(&o, &c), PQ_OK);
 	assert_null(c);
 	assert_non_null(strstr(pq_err_detail(), "/nonexistent/x.crt"));
@@ -294,11 +294,11 @@ static void test_group_helpers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_openssl_is_35),
-		cmocka_unit_test(test_group_helpers),
-		cmocka_unit_test(test_all_profiles_handshake),
-		cmocka_unit_test(test_group_mismatch_fails),
-		cmocka_unit_test(test_mtls),
+	    cmocka_unit_test(test_openssl_is_35),
+	    cmocka_unit_test(test_group_helpers),
+	    cmocka_unit_test(test_all_profiles_handshake),
+	    cmocka_unit_test(test_group_mismatch_fails),
+	    cmocka_unit_test(test_mtls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
