@@ -3,7 +3,7 @@
 file(GLOB PQOTA_UNIT_TESTS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/unit/test_*.c")
 foreach(src ${PQOTA_UNIT_TESTS})
   get_filename_component(name "${src}" NAME_WE)
-  add_executable(${name} "${src}" tests/unit/testutil.c)
+  add_executable(${name} "${src}" tests/unit/testutil.c tests/unit/kat.c)
   target_include_directories(${name} PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
   target_link_libraries(${name} PRIVATE pqota_tls pqota_crypto pqota_core
                         PkgConfig::CMOCKA PkgConfig::JANSSON)

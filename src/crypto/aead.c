@@ -304,7 +304,7 @@ int pq_aead_encrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], uint32_t chunk_size
 		rc = pq_err_set(PQ_ERR_NOMEM, "AEAD buffers");
 		goto out;
 	}
-	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (out < 0) {
 		rc = pq_err_set(PQ_ERR_IO, "%s: %s", tmp, strerror(errno));
 		goto out;
@@ -378,7 +378,8 @@ int pq_aead_decrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], const char *in_path
 		rc = pq_err_set(PQ_ERR_NOMEM, "AEAD buffers");
 		goto out;
 	}
-	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* plaintext firmware: readable by its owner only, never through a planted link */
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out < 0) {
 		rc = pq_err_set(PQ_ERR_IO, "%s: %s", tmp, strerror(errno));
 		goto out;

@@ -66,8 +66,9 @@ int pq_aead_open_chunk(pq_aead *a, uint64_t index, const uint8_t *in, size_t in_
 
 void pq_aead_free(pq_aead *a);
 
-/* Whole files, streamed with memory bounded by two chunks. Decryption writes to a
- * temporary file beside `out_path` and renames it only when every chunk verified. */
+/* Whole files, streamed with memory bounded by two chunks. Each writes `out_path`.part
+ * (never following a symlink there) and renames it into place only on success, so a failed
+ * decryption leaves no output; decrypted files are mode 0600. */
 int pq_aead_encrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], uint32_t chunk_size,
                          const char *in_path, const char *out_path) PQ_MUST_CHECK;
 int pq_aead_decrypt_file(const uint8_t key[PQ_AEAD_KEY_LEN], const char *in_path,

@@ -54,7 +54,9 @@ int pq_key_from_public(pq_alg alg, const uint8_t *pub, size_t len, pq_key **out)
  * Ed25519/X25519 32 bytes, ECDSA scalar 32 bytes). */
 int pq_key_from_private(pq_alg alg, const uint8_t *priv, size_t len, pq_key **out) PQ_MUST_CHECK;
 
-/* Raw encodings. *len is in: capacity, out: bytes written. Pass buf = NULL to learn the size. */
+/* Raw encodings. *len is in: capacity, out: bytes written. Pass buf = NULL to learn the size.
+ * An ECDSA public key comes in the point format the key carries: uncompressed (65 bytes)
+ * for every key pqota generates. */
 int pq_key_public_raw(const pq_key *k, uint8_t *buf, size_t *len) PQ_MUST_CHECK;
 int pq_key_private_raw(const pq_key *k, uint8_t *buf, size_t *len) PQ_MUST_CHECK;
 

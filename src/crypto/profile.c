@@ -47,7 +47,7 @@ int pq_profile_find(const char *s, const pq_profile **out)
 	if (!s || !*s)
 		return pq_err_set(PQ_ERR_INVAL, "empty profile");
 	long id = strtol(s, &end, 10);
-	if (*end == '\0') {
+	if (*end == '\0' && strspn(s, "0123456789") == strlen(s)) {
 		if (id < 0 || id >= PQ_PROFILE_COUNT)
 			return pq_err_set(PQ_ERR_NOTFOUND, "profile %ld out of range 0..%d", id,
 			                  PQ_PROFILE_COUNT - 1);

@@ -1,5 +1,4 @@
-/* test_crypto.c: unit tests of src/crypto (hashes, keys, signatures, KEM, key wrap, AEAD,
- * profiles). */
+/* test_crypto.c: unit tests of src/crypto: hashes, keys, signatures, KEM, wrap, AEAD, profiles. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1479,6 +1478,9 @@ static void test_aead_file_sizes(void **state)
 			assert_memory_not_equal(enc + PQ_AEAD_HDR_LEN, data, 64);
 		free(enc);
 		assert_int_equal(pq_aead_decrypt_file(key, p.enc, p.out), PQ_OK);
+		struct stat st;
+		assert_int_equal(stat(p.out, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600); /* decrypted firmware: owner only */
 		uint8_t *out = read_file(p.out, &ol);
 		assert_int_equal(ol, n);
 		if (n)
@@ -1681,6 +1683,19 @@ static void test_aead_file_tamper(void **state)
 	assert_non_null(mod);
 #define CH(i) (PQ_AEAD_HDR_LEN + (size_t)(i)*sc)
 
+	/* the file format is the chunk API's: chunk 3 and the last open alone from the header */
+	pq_aead *a = NULL;
+	uint8_t *chunk = malloc(CHUNK);
+	assert_non_null(chunk);
+	assert_int_equal(pq_aead_open_init(key, enc, &a), PQ_OK);
+	assert_int_equal(pq_aead_get_info(a)->cipher_len, el);
+	assert_int_equal(pq_aead_open_chunk(a, 3, enc + CH(3), sc, chunk), PQ_OK);
+	assert_memory_equal(chunk, data + 3 * CHUNK, CHUNK);
+	assert_int_equal(pq_aead_open_chunk(a, 5, enc + CH(5), el - CH(5), chunk), PQ_OK);
+	assert_memory_equal(chunk, data + 5 * CHUNK, 100);
+	pq_aead_free(a);
+	free(chunk);
+
 	/* reordering: swap chunks 1 and 2, and 0 and 1 */
 	memcpy(mod, enc, el);
 	memcpy(mod + CH(1), enc + CH(2), sc);
@@ -1830,9 +1845,18 @@ static void test_profile_find(void **state)
 	assert_int_equal(pq_profile_find("MLKEM768-ECDSA-P256", &p), PQ_OK);
 	assert_int_equal(p->id, 2);
 
-	static const char *const bad[] = {
-	    "13", "-1",       "99999999999999999999", "",
-	    "2x", "mlkem768", "mlkem768-ecdsa-p384",  "x25519-mldsa65"};
+	static const char *const bad[] = {"13",
+	                                  "-1",
+	                                  "99999999999999999999",
+	                                  "",
+	                                  "2x",
+	                                  "mlkem768",
+	                                  "mlkem768-ecdsa-p384",
+	                                  "x25519-mldsa65",
+	                                  " 2",
+	                                  "+2",
+	                                  "-0",
+	                                  "2 "};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		p = &pq_profiles[0];
 		assert_int_not_equal(pq_profile_find(bad[i], &p), PQ_OK);

@@ -15,6 +15,7 @@
 
 #include "crypto/key.h"
 #include "crypto/sig.h"
+#include "kat.h"
 #include "testutil.h"
 
 /* Case totals stated in the vectors' README; a truncated or swapped file fails the test. */
@@ -25,196 +26,13 @@
 
 #define KEY_MAX 4896 /* ML-DSA-87 sk, the largest key encoding */
 
-/* ---- vector file helpers ------------------------------------------------------------ */
-
-static json_t *load_vectors(const char *name, size_t want_cases)
-{
-	char path[1024];
-	json_error_t jerr;
-	json_t *root, *cases;
-
-	snprintf(path, sizeof(path), "%s/%s", tu_vectors_dir(), name);
-	root = json_load_file(path, 0, &jerr);
-	if (!root)
-		fail_msg("%s: %s (line %d)", path, jerr.text, jerr.line);
-	cases = json_object_get(root, "cases");
-	assert_true(json_is_array(cases));
-	if (json_array_size(cases) != want_cases)
-		fail_msg("%s holds %zu cases, the README says %zu", name, json_array_size(cases),
-		         want_cases);
-	return root;
-}
-
-static const char *str_field(json_t *c, const char *key)
-{
-	const char *s = json_string_value(json_object_get(c, key));
-	if (!s)
-		fail_msg("case %s: no string field '%s'",
-		         json_string_value(json_object_get(c, "id")), key);
-	return s;
-}
-
-static bool has_field(json_t *c, const char *key)
-{
-	return json_object_get(c, key) != NULL;
-}
-
-static bool bool_field(json_t *c, const char *key)
-{
-	json_t *v = json_object_get(c, key);
-	if (!json_is_boolean(v))
-		fail_msg("case %s: no boolean field '%s'", str_field(c, "id"), key);
-	return json_is_true(v);
-}
-
-static uint8_t *hex_field(json_t *c, const char *key, size_t *len)
-{
-	return tu_unhex(str_field(c, key), len);
-}
-
 static pq_alg sig_alg(json_t *c)
 {
 	pq_alg alg = PQ_ALG_NONE;
-	const char *ps = str_field(c, "parameterSet");
+	const char *ps = kat_str(c, "parameterSet");
 	if (pq_alg_from_name(ps, &alg) != PQ_OK || !pq_alg_is_sig(alg) || !pq_alg_is_pq(alg))
-		fail_msg("case %s: unknown ML-DSA parameter set '%s'", str_field(c, "id"), ps);
+		fail_msg("case %s: unknown ML-DSA parameter set '%s'", kat_str(c, "id"), ps);
 	return alg;
-}
-
-/* ---- case reporting ----------------------------------------------------------------- */
-
-static bool fail_case(const char *id, const char *fmt, ...) PQ_PRINTF(2, 3);
-
-static bool fail_case(const char *id, const char *fmt, ...)
-{
-	va_list ap;
-	printf("FAIL %s: ", id);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	return false;
-}
-
-static void print_hex8(const char *tag, const uint8_t *b, size_t len, size_t at)
-{
-	printf("  %s[%zu..]:", tag, at);
-	for (size_t i = at; i < len && i < at + 8; i++)
-		printf(" %02x", b[i]);
-	printf("\n");
-}
-
-static bool bytes_match(const char *id, const char *what, const uint8_t *got, size_t got_len,
-                        const uint8_t *want, size_t want_len)
-{
-	size_t i = 0;
-	if (got_len == want_len && memcmp(got, want, want_len) == 0)
-		return true;
-	while (i < got_len && i < want_len && got[i] == want[i])
-		i++;
-	fail_case(id, "%s differs: got %zu bytes, want %zu, first difference at byte %zu", what,
-	          got_len, want_len, i);
-	print_hex8("got", got, got_len, i);
-	print_hex8("want", want, want_len, i);
-	return false;
-}
-
-/* ---- per-group tallies checked against the file's counts block ---------------------- */
-
-#define MAX_GROUPS 48
-
-struct tally_entry {
-	char key[96];      /* key of the file's counts block */
-	const char *label; /* summary line it is added to */
-	long ran, failed;
-};
-
-struct tally {
-	struct tally_entry e[MAX_GROUPS];
-	int n;
-};
-
-static struct tally_entry *tally_find(struct tally *t, const char *key)
-{
-	for (int i = 0; i < t->n; i++)
-		if (strcmp(t->e[i].key, key) == 0)
-			return &t->e[i];
-	return NULL;
-}
-
-/* Records one case that ran under counts key `key`; ok = false when it failed. */
-static void tally_case(struct tally *t, const char *label, const char *key, bool ok)
-{
-	struct tally_entry *e = tally_find(t, key);
-	if (!e) {
-		assert_true(t->n < MAX_GROUPS);
-		e = &t->e[t->n++];
-		snprintf(e->key, sizeof(e->key), "%s", key);
-		e->label = label;
-		e->ran = e->failed = 0;
-	}
-	e->ran++;
-	if (!ok)
-		e->failed++;
-}
-
-/* Prints one line per label, then asserts that every counts key ran exactly its number of
- * cases, that nothing ran outside them, that the total is `total` and that nothing failed. */
-static void tally_finish(struct tally *t, json_t *root, long total)
-{
-	json_t *counts = json_object_get(root, "counts"), *val;
-	const char *key;
-	long ran = 0, failed = 0, listed = 0;
-	int bad = 0;
-
-	assert_true(json_is_object(counts));
-	for (int i = 0; i < t->n; i++) {
-		bool seen = false;
-		long lran = 0, lfailed = 0;
-		for (int j = 0; j < i; j++)
-			seen = seen || strcmp(t->e[j].label, t->e[i].label) == 0;
-		if (seen)
-			continue;
-		for (int j = i; j < t->n; j++) {
-			if (strcmp(t->e[j].label, t->e[i].label) == 0) {
-				lran += t->e[j].ran;
-				lfailed += t->e[j].failed;
-			}
-		}
-		if (lfailed)
-			printf("%s: %ld cases, %ld FAILED\n", t->e[i].label, lran, lfailed);
-		else
-			printf("%s: %ld cases ok\n", t->e[i].label, lran);
-	}
-	json_object_foreach(counts, key, val)
-	{
-		struct tally_entry *e = tally_find(t, key);
-		long want = json_integer_value(val);
-		listed += want;
-		if (!e || e->ran != want) {
-			printf("count mismatch for %s: ran %ld, counts block says %ld\n", key,
-			       e ? e->ran : 0L, want);
-			bad++;
-		}
-	}
-	for (int i = 0; i < t->n; i++) {
-		ran += t->e[i].ran;
-		failed += t->e[i].failed;
-		if (!json_object_get(counts, t->e[i].key)) {
-			printf("ran %ld cases under %s, which the counts block lacks\n",
-			       t->e[i].ran, t->e[i].key);
-			bad++;
-		}
-	}
-	fflush(stdout);
-	if (bad)
-		fail_msg("%d groups ran a different number of cases than the counts block lists",
-		         bad);
-	if (listed != total || ran != total)
-		fail_msg("ran %ld cases, the counts block lists %ld, the README %ld", ran, listed,
-		         total);
-	if (failed)
-		fail_msg("%ld of %ld cases failed", failed, ran);
 }
 
 /* ---- the FIPS 204 interfaces of the ACVP sigGen/sigVer groups ----------------------- */
@@ -233,8 +51,8 @@ static const char *const mode_label[2][4] = {
 
 static enum sig_mode sig_mode_of(json_t *c)
 {
-	const char *iface = str_field(c, "interface"), *ph = str_field(c, "preHash");
-	bool mu = bool_field(c, "externalMu");
+	const char *iface = kat_str(c, "interface"), *ph = kat_str(c, "preHash");
+	bool mu = kat_bool(c, "externalMu");
 
 	if (strcmp(iface, "internal") == 0 && strcmp(ph, "none") == 0)
 		return mu ? MODE_EXTMU : MODE_INTERNAL;
@@ -242,8 +60,7 @@ static enum sig_mode sig_mode_of(json_t *c)
 		return MODE_PURE;
 	if (strcmp(iface, "external") == 0 && !mu && strcmp(ph, "preHash") == 0)
 		return MODE_PREHASH;
-	fail_msg("case %s: unknown interface %s/%s/externalMu=%d", str_field(c, "id"), iface, ph,
-	         mu);
+	fail_msg("case %s: unknown interface %s/%s/externalMu=%d", kat_str(c, "id"), iface, ph, mu);
 	return MODE_INTERNAL;
 }
 
@@ -315,37 +132,37 @@ struct sig_input {
 /* Fills `in` for the case's interface; false (reported) if the case cannot be set up. */
 static bool sig_input_from_case(json_t *c, enum sig_mode mode, struct sig_input *in)
 {
-	const char *id = str_field(c, "id");
+	const char *id = kat_str(c, "id");
 	uint8_t *m;
 	size_t m_len;
 
 	memset(in, 0, sizeof(*in));
 	switch (mode) {
 	case MODE_INTERNAL:
-		in->msg = hex_field(c, "message", &in->msg_len);
+		in->msg = kat_hex(c, "message", &in->msg_len);
 		in->opts.internal = true;
 		return true;
 	case MODE_PURE:
-		in->msg = hex_field(c, "message", &in->msg_len);
-		in->ctx = hex_field(c, "context", &in->ctx_len);
+		in->msg = kat_hex(c, "message", &in->msg_len);
+		in->ctx = kat_hex(c, "context", &in->ctx_len);
 		in->opts.context = in->ctx;
 		in->opts.context_len = in->ctx_len;
 		return true;
 	case MODE_PREHASH:
-		in->ctx = hex_field(c, "context", &in->ctx_len);
-		m = hex_field(c, "message", &m_len);
-		in->msg = hash_mldsa_mprime(str_field(c, "hashAlg"), in->ctx, in->ctx_len, m, m_len,
+		in->ctx = kat_hex(c, "context", &in->ctx_len);
+		m = kat_hex(c, "message", &m_len);
+		in->msg = hash_mldsa_mprime(kat_str(c, "hashAlg"), in->ctx, in->ctx_len, m, m_len,
 		                            &in->msg_len);
 		free(m);
 		in->opts.internal = true;
 		if (!in->msg)
-			return fail_case(id, "unsupported hashAlg '%s'", str_field(c, "hashAlg"));
+			return kat_fail(id, "unsupported hashAlg '%s'", kat_str(c, "hashAlg"));
 		return true;
 	case MODE_EXTMU:
-		in->msg = hex_field(c, "mu", &in->msg_len);
+		in->msg = kat_hex(c, "mu", &in->msg_len);
 		in->opts.external_mu = true;
 		if (in->msg_len != 64)
-			return fail_case(id, "mu of %zu bytes", in->msg_len);
+			return kat_fail(id, "mu of %zu bytes", in->msg_len);
 		return true;
 	}
 	return false;
@@ -371,32 +188,32 @@ static bool public_matches(const char *id, const pq_key *key, const uint8_t *pk,
 	uint8_t got[KEY_MAX];
 	size_t got_len = sizeof(got);
 	if (pq_key_public_raw(key, got, &got_len) != PQ_OK)
-		return fail_case(id, "pq_key_public_raw: %s", pq_err_detail());
-	return bytes_match(id, "pk", got, got_len, pk, pk_len);
+		return kat_fail(id, "pq_key_public_raw: %s", pq_err_detail());
+	return kat_bytes_match(id, "pk", got, got_len, pk, pk_len);
 }
 
 /* ---- ACVP keyGen -------------------------------------------------------------------- */
 
 static bool keygen_case(json_t *c)
 {
-	const char *id = str_field(c, "id");
+	const char *id = kat_str(c, "id");
 	pq_alg alg = sig_alg(c);
 	size_t seed_len, pk_len, sk_len, got_len = KEY_MAX;
-	uint8_t *seed = hex_field(c, "seed", &seed_len);
-	uint8_t *pk = hex_field(c, "pk", &pk_len), *sk = hex_field(c, "sk", &sk_len);
+	uint8_t *seed = kat_hex(c, "seed", &seed_len);
+	uint8_t *pk = kat_hex(c, "pk", &pk_len), *sk = kat_hex(c, "sk", &sk_len);
 	uint8_t got[KEY_MAX];
 	pq_key *key = NULL;
 	bool ok = false;
 
 	if (pq_key_from_seed(alg, seed, seed_len, &key) != PQ_OK) {
-		fail_case(id, "pq_key_from_seed: %s", pq_err_detail());
+		kat_fail(id, "pq_key_from_seed: %s", pq_err_detail());
 		goto out;
 	}
 	ok = public_matches(id, key, pk, pk_len);
 	if (pq_key_private_raw(key, got, &got_len) != PQ_OK)
-		ok = fail_case(id, "pq_key_private_raw: %s", pq_err_detail());
+		ok = kat_fail(id, "pq_key_private_raw: %s", pq_err_detail());
 	else
-		ok = bytes_match(id, "sk", got, got_len, sk, sk_len) && ok;
+		ok = kat_bytes_match(id, "sk", got, got_len, sk, sk_len) && ok;
 out:
 	pq_key_free(key);
 	free(seed);
@@ -407,16 +224,16 @@ out:
 
 static void test_acvp_keygen(void **state)
 {
-	json_t *root = load_vectors("mldsa_keygen.json", TOTAL_KEYGEN), *c;
-	struct tally t = {0};
+	json_t *root = kat_load("mldsa_keygen.json", TOTAL_KEYGEN), *c;
+	struct kat_tally t = {0};
 	size_t i;
 	(void)state;
 
 	json_array_foreach(json_object_get(root, "cases"), i, c)
 	{
-		tally_case(&t, "mldsa keygen", str_field(c, "parameterSet"), keygen_case(c));
+		kat_tally_case(&t, "mldsa keygen", kat_str(c, "parameterSet"), keygen_case(c));
 	}
-	tally_finish(&t, root, TOTAL_KEYGEN);
+	kat_tally_finish(&t, root, TOTAL_KEYGEN);
 	json_decref(root);
 }
 
@@ -426,11 +243,11 @@ static void test_acvp_keygen(void **state)
  * signature byte for byte; then it must verify, under pk when the case gives one. */
 static bool siggen_case(json_t *c, pq_alg alg, enum sig_mode mode)
 {
-	const char *id = str_field(c, "id");
-	bool det = bool_field(c, "deterministic"), ok = false;
+	const char *id = kat_str(c, "id");
+	bool det = kat_bool(c, "deterministic"), ok = false;
 	size_t sk_len, rnd_len, want_len, pk_len = 0, sig_len = PQ_SIG_MAX;
-	uint8_t *sk = hex_field(c, "sk", &sk_len), *rnd = hex_field(c, "rnd", &rnd_len);
-	uint8_t *want = hex_field(c, "signature", &want_len), *pk = NULL;
+	uint8_t *sk = kat_hex(c, "sk", &sk_len), *rnd = kat_hex(c, "rnd", &rnd_len);
+	uint8_t *want = kat_hex(c, "signature", &want_len), *pk = NULL;
 	uint8_t sig[PQ_SIG_MAX];
 	pq_key *key = NULL, *pub = NULL;
 	struct sig_input in;
@@ -439,8 +256,8 @@ static bool siggen_case(json_t *c, pq_alg alg, enum sig_mode mode)
 	if (!sig_input_from_case(c, mode, &in))
 		goto out;
 	if (rnd_len != 32 || det != all_zero(rnd, rnd_len)) {
-		fail_case(id, "vector inconsistent: deterministic=%d with rnd of %zu bytes", det,
-		          rnd_len);
+		kat_fail(id, "vector inconsistent: deterministic=%d with rnd of %zu bytes", det,
+		         rnd_len);
 		goto out;
 	}
 	if (det)
@@ -449,28 +266,28 @@ static bool siggen_case(json_t *c, pq_alg alg, enum sig_mode mode)
 		in.opts.test_rnd = rnd;
 	rc = pq_key_from_private(alg, sk, sk_len, &key);
 	if (rc != PQ_OK) {
-		fail_case(id, "pq_key_from_private (%zu bytes): %s", sk_len, pq_err_detail());
+		kat_fail(id, "pq_key_from_private (%zu bytes): %s", sk_len, pq_err_detail());
 		goto out;
 	}
 	rc = pq_sign(key, &in.opts, in.msg, in.msg_len, sig, &sig_len);
 	if (rc != PQ_OK) {
-		fail_case(id, "pq_sign failed (%d): %s", rc, pq_err_detail());
+		kat_fail(id, "pq_sign failed (%d): %s", rc, pq_err_detail());
 		goto out;
 	}
-	ok = bytes_match(id, "signature", sig, sig_len, want, want_len);
-	if (has_field(c, "pk")) {
-		pk = hex_field(c, "pk", &pk_len);
+	ok = kat_bytes_match(id, "signature", sig, sig_len, want, want_len);
+	if (kat_has(c, "pk")) {
+		pk = kat_hex(c, "pk", &pk_len);
 		ok = public_matches(id, key, pk, pk_len) && ok;
 		rc = pq_key_from_public(alg, pk, pk_len, &pub);
 		if (rc != PQ_OK) {
-			ok = fail_case(id, "pq_key_from_public: %s", pq_err_detail());
+			ok = kat_fail(id, "pq_key_from_public: %s", pq_err_detail());
 			goto out;
 		}
 	}
 	rc = pq_verify(pub ? pub : key, &in.opts, in.msg, in.msg_len, want, want_len);
 	if (rc != PQ_OK)
-		ok = fail_case(id, "the expected signature does not verify (%d) under %s: %s", rc,
-		               pub ? "pk" : "the sk's public half", pq_err_detail());
+		ok = kat_fail(id, "the expected signature does not verify (%d) under %s: %s", rc,
+		              pub ? "pk" : "the sk's public half", pq_err_detail());
 out:
 	pq_key_free(key);
 	pq_key_free(pub);
@@ -484,8 +301,8 @@ out:
 
 static void test_acvp_siggen(void **state)
 {
-	json_t *root = load_vectors("mldsa_siggen.json", TOTAL_SIGGEN), *c;
-	struct tally t = {0};
+	json_t *root = kat_load("mldsa_siggen.json", TOTAL_SIGGEN), *c;
+	struct kat_tally t = {0};
 	size_t i;
 	(void)state;
 
@@ -493,13 +310,13 @@ static void test_acvp_siggen(void **state)
 	{
 		enum sig_mode mode = sig_mode_of(c);
 		char key[96];
-		snprintf(key, sizeof(key), "%s/%s/%s/%s/%s", str_field(c, "parameterSet"),
-		         str_field(c, "interface"), str_field(c, "preHash"),
-		         bool_field(c, "externalMu") ? "extMu" : "msg",
-		         bool_field(c, "deterministic") ? "det" : "hedged");
-		tally_case(&t, mode_label[0][mode], key, siggen_case(c, sig_alg(c), mode));
+		snprintf(key, sizeof(key), "%s/%s/%s/%s/%s", kat_str(c, "parameterSet"),
+		         kat_str(c, "interface"), kat_str(c, "preHash"),
+		         kat_bool(c, "externalMu") ? "extMu" : "msg",
+		         kat_bool(c, "deterministic") ? "det" : "hedged");
+		kat_tally_case(&t, mode_label[0][mode], key, siggen_case(c, sig_alg(c), mode));
 	}
-	tally_finish(&t, root, TOTAL_SIGGEN);
+	kat_tally_finish(&t, root, TOTAL_SIGGEN);
 	json_decref(root);
 }
 
@@ -508,10 +325,10 @@ static void test_acvp_siggen(void **state)
 /* pq_verify must return PQ_OK exactly when testPassed. */
 static bool sigver_case(json_t *c, pq_alg alg, enum sig_mode mode)
 {
-	const char *id = str_field(c, "id");
-	bool want = bool_field(c, "testPassed"), ok = false;
+	const char *id = kat_str(c, "id");
+	bool want = kat_bool(c, "testPassed"), ok = false;
 	size_t pk_len, sig_len;
-	uint8_t *pk = hex_field(c, "pk", &pk_len), *sig = hex_field(c, "signature", &sig_len);
+	uint8_t *pk = kat_hex(c, "pk", &pk_len), *sig = kat_hex(c, "signature", &sig_len);
 	pq_key *pub = NULL;
 	struct sig_input in;
 	int rc;
@@ -523,9 +340,9 @@ static bool sigver_case(json_t *c, pq_alg alg, enum sig_mode mode)
 		rc = pq_verify(pub, &in.opts, in.msg, in.msg_len, sig, sig_len);
 	ok = (rc == PQ_OK) == want;
 	if (!ok)
-		fail_case(id, "%s signature (%s) was %s (%d): %s", want ? "valid" : "invalid",
-		          str_field(c, "reason"), rc == PQ_OK ? "accepted" : "rejected", rc,
-		          rc == PQ_OK ? "" : pq_err_detail());
+		kat_fail(id, "%s signature (%s) was %s (%d): %s", want ? "valid" : "invalid",
+		         kat_str(c, "reason"), rc == PQ_OK ? "accepted" : "rejected", rc,
+		         rc == PQ_OK ? "" : pq_err_detail());
 out:
 	pq_key_free(pub);
 	sig_input_free(&in);
@@ -536,8 +353,8 @@ out:
 
 static void test_acvp_sigver(void **state)
 {
-	json_t *root = load_vectors("mldsa_sigver.json", TOTAL_SIGVER), *c;
-	struct tally t = {0};
+	json_t *root = kat_load("mldsa_sigver.json", TOTAL_SIGVER), *c;
+	struct kat_tally t = {0};
 	long rejected = 0;
 	size_t i;
 	(void)state;
@@ -547,13 +364,13 @@ static void test_acvp_sigver(void **state)
 		enum sig_mode mode = sig_mode_of(c);
 		char key[96];
 		bool ok = sigver_case(c, sig_alg(c), mode);
-		snprintf(key, sizeof(key), "%s/%s/%s/%s", str_field(c, "parameterSet"),
-		         str_field(c, "interface"), str_field(c, "preHash"),
-		         bool_field(c, "externalMu") ? "extMu" : "msg");
-		tally_case(&t, mode_label[1][mode], key, ok);
-		rejected += ok && !bool_field(c, "testPassed");
+		snprintf(key, sizeof(key), "%s/%s/%s/%s", kat_str(c, "parameterSet"),
+		         kat_str(c, "interface"), kat_str(c, "preHash"),
+		         kat_bool(c, "externalMu") ? "extMu" : "msg");
+		kat_tally_case(&t, mode_label[1][mode], key, ok);
+		rejected += ok && !kat_bool(c, "testPassed");
 	}
-	tally_finish(&t, root, TOTAL_SIGVER);
+	kat_tally_finish(&t, root, TOTAL_SIGVER);
 	printf("mldsa sigver: %ld invalid signatures rejected\n", rejected);
 	json_decref(root);
 }
@@ -565,15 +382,15 @@ static void test_acvp_sigver(void **state)
 static bool wp_verify_case(json_t *c, pq_alg alg, const char *id, bool valid)
 {
 	size_t pk_len, msg_len, sig_len, ctx_len = 0;
-	uint8_t *pk = hex_field(c, "pk", &pk_len), *msg = hex_field(c, "message", &msg_len);
-	uint8_t *sig = hex_field(c, "signature", &sig_len), *ctx = NULL;
+	uint8_t *pk = kat_hex(c, "pk", &pk_len), *msg = kat_hex(c, "message", &msg_len);
+	uint8_t *sig = kat_hex(c, "signature", &sig_len), *ctx = NULL;
 	pq_sig_opts opts = {0};
 	pq_key *pub = NULL;
 	bool ok = true;
 	int rc;
 
-	if (has_field(c, "context")) {
-		ctx = hex_field(c, "context", &ctx_len);
+	if (kat_has(c, "context")) {
+		ctx = kat_hex(c, "context", &ctx_len);
 		opts.context = ctx;
 		opts.context_len = ctx_len;
 	}
@@ -581,9 +398,9 @@ static bool wp_verify_case(json_t *c, pq_alg alg, const char *id, bool valid)
 	if (rc == PQ_OK)
 		rc = pq_verify(pub, &opts, msg, msg_len, sig, sig_len);
 	if ((rc == PQ_OK) != valid)
-		ok = fail_case(id, "%s case ('%s') was %s (%d): %s", valid ? "valid" : "invalid",
-		               str_field(c, "comment"), rc == PQ_OK ? "accepted" : "rejected", rc,
-		               rc == PQ_OK ? "" : pq_err_detail());
+		ok = kat_fail(id, "%s case ('%s') was %s (%d): %s", valid ? "valid" : "invalid",
+		              kat_str(c, "comment"), rc == PQ_OK ? "accepted" : "rejected", rc,
+		              rc == PQ_OK ? "" : pq_err_detail());
 	pq_key_free(pub);
 	free(pk);
 	free(msg);
@@ -603,10 +420,10 @@ static int wp_sign_and_compare(const char *id, const char *what, const pq_key *k
 	int rc = pq_sign(key, opts, msg, msg_len, sig, &sig_len);
 	if (rc != PQ_OK || !want_len)
 		return rc; /* the caller judges failures by validity */
-	if (!bytes_match(id, what, sig, sig_len, want, want_len))
+	if (!kat_bytes_match(id, what, sig, sig_len, want, want_len))
 		*ok = false;
 	if (pub && pq_verify(pub, opts, msg, msg_len, sig, sig_len) != PQ_OK)
-		*ok = fail_case(id, "%s does not verify under pk: %s", what, pq_err_detail());
+		*ok = kat_fail(id, "%s does not verify under pk: %s", what, pq_err_detail());
 	return rc;
 }
 
@@ -616,41 +433,41 @@ static int wp_sign_and_compare(const char *id, const char *what, const pq_key *k
 static bool wp_sign_case(json_t *c, pq_alg alg, const char *id, bool valid)
 {
 	size_t seed_len, want_len, pk_len = 0, rnd_len = 0, len, n_signed = 0;
-	uint8_t *seed = hex_field(c, "seed", &seed_len);
-	uint8_t *want = hex_field(c, "signature", &want_len), *pk = NULL, *rnd = NULL, *buf;
+	uint8_t *seed = kat_hex(c, "seed", &seed_len);
+	uint8_t *want = kat_hex(c, "signature", &want_len), *pk = NULL, *rnd = NULL, *buf;
 	pq_sig_opts opts = {0};
 	pq_key *key = NULL, *pub = NULL;
 	bool ok = true, rejected = false;
 	int rc;
 
-	if (has_field(c, "rnd")) {
-		rnd = hex_field(c, "rnd", &rnd_len);
+	if (kat_has(c, "rnd")) {
+		rnd = kat_hex(c, "rnd", &rnd_len);
 		assert_int_equal(rnd_len, 32);
 		opts.test_rnd = rnd;
 	} else {
 		opts.deterministic = true;
 	}
 	if (valid && !want_len)
-		ok = fail_case(id, "vector inconsistent: a valid case without a signature");
+		ok = kat_fail(id, "vector inconsistent: a valid case without a signature");
 	rc = pq_key_from_seed(alg, seed, seed_len, &key);
 	if (rc != PQ_OK) {
 		rejected = true;
 		goto judge;
 	}
-	if (has_field(c, "pk") && *str_field(c, "pk")) {
-		pk = hex_field(c, "pk", &pk_len);
+	if (kat_has(c, "pk") && *kat_str(c, "pk")) {
+		pk = kat_hex(c, "pk", &pk_len);
 		ok = public_matches(id, key, pk, pk_len);
 		if (pq_key_from_public(alg, pk, pk_len, &pub) != PQ_OK)
-			ok = fail_case(id, "pq_key_from_public: %s", pq_err_detail());
+			ok = kat_fail(id, "pq_key_from_public: %s", pq_err_detail());
 	}
-	if (has_field(c, "message")) {
+	if (kat_has(c, "message")) {
 		uint8_t *ctx = NULL;
 		size_t ctx_len = 0;
-		if (has_field(c, "context"))
-			ctx = hex_field(c, "context", &ctx_len);
+		if (kat_has(c, "context"))
+			ctx = kat_hex(c, "context", &ctx_len);
 		opts.context = ctx;
 		opts.context_len = ctx_len;
-		buf = hex_field(c, "message", &len);
+		buf = kat_hex(c, "message", &len);
 		rc = wp_sign_and_compare(id, "signature of the message", key, pub, &opts, buf, len,
 		                         want, want_len, &ok);
 		opts.context = NULL;
@@ -663,9 +480,9 @@ static bool wp_sign_case(json_t *c, pq_alg alg, const char *id, bool valid)
 			goto judge;
 		}
 	}
-	if (has_field(c, "mu")) {
+	if (kat_has(c, "mu")) {
 		opts.external_mu = true;
-		buf = hex_field(c, "mu", &len);
+		buf = kat_hex(c, "mu", &len);
 		rc = wp_sign_and_compare(id, "signature from mu", key, pub, &opts, buf, len, want,
 		                         want_len, &ok);
 		free(buf);
@@ -677,11 +494,11 @@ static bool wp_sign_case(json_t *c, pq_alg alg, const char *id, bool valid)
 		fail_msg("case %s: neither a message nor mu", id);
 judge:
 	if (valid && rejected)
-		ok = fail_case(id, "valid case ('%s') failed (%d): %s", str_field(c, "comment"), rc,
-		               pq_err_detail());
+		ok = kat_fail(id, "valid case ('%s') failed (%d): %s", kat_str(c, "comment"), rc,
+		              pq_err_detail());
 	else if (!valid && !rejected)
-		ok = fail_case(id, "invalid case ('%s', seed %zu bytes) was accepted",
-		               str_field(c, "comment"), seed_len);
+		ok = kat_fail(id, "invalid case ('%s', seed %zu bytes) was accepted",
+		              kat_str(c, "comment"), seed_len);
 	pq_key_free(key);
 	pq_key_free(pub);
 	free(seed);
@@ -693,15 +510,15 @@ judge:
 
 static void test_wycheproof(void **state)
 {
-	json_t *root = load_vectors("wycheproof_mldsa.json", TOTAL_WYCHEPROOF), *c;
-	struct tally t = {0};
+	json_t *root = kat_load("wycheproof_mldsa.json", TOTAL_WYCHEPROOF), *c;
+	struct kat_tally t = {0};
 	size_t i;
 	(void)state;
 
 	json_array_foreach(json_object_get(root, "cases"), i, c)
 	{
-		const char *id = str_field(c, "id"), *kind = str_field(c, "kind");
-		const char *result = str_field(c, "result"), *label = NULL;
+		const char *id = kat_str(c, "id"), *kind = kat_str(c, "kind");
+		const char *result = kat_str(c, "result"), *label = NULL;
 		pq_alg alg = sig_alg(c);
 		bool valid = strcmp(result, "valid") == 0, ok = false;
 		char key[96];
@@ -717,10 +534,10 @@ static void test_wycheproof(void **state)
 		} else {
 			fail_msg("case %s: unknown kind '%s'", id, kind);
 		}
-		snprintf(key, sizeof(key), "%s/%s/%s", str_field(c, "parameterSet"), kind, result);
-		tally_case(&t, label, key, ok);
+		snprintf(key, sizeof(key), "%s/%s/%s", kat_str(c, "parameterSet"), kind, result);
+		kat_tally_case(&t, label, key, ok);
 	}
-	tally_finish(&t, root, TOTAL_WYCHEPROOF);
+	kat_tally_finish(&t, root, TOTAL_WYCHEPROOF);
 	json_decref(root);
 }
 

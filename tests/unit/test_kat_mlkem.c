@@ -15,6 +15,7 @@
 
 #include "crypto/kem.h"
 #include "crypto/key.h"
+#include "kat.h"
 #include "testutil.h"
 
 /* Case totals stated in the vectors' README; a truncated or swapped file fails the test. */
@@ -24,196 +25,13 @@
 
 #define KEY_MAX 3200 /* larger than any ML-KEM dk (3168) */
 
-/* ---- vector file helpers ------------------------------------------------------------ */
-
-static json_t *load_vectors(const char *name, size_t want_cases)
-{
-	char path[1024];
-	json_error_t jerr;
-	json_t *root, *cases;
-
-	snprintf(path, sizeof(path), "%s/%s", tu_vectors_dir(), name);
-	root = json_load_file(path, 0, &jerr);
-	if (!root)
-		fail_msg("%s: %s (line %d)", path, jerr.text, jerr.line);
-	cases = json_object_get(root, "cases");
-	assert_true(json_is_array(cases));
-	if (json_array_size(cases) != want_cases)
-		fail_msg("%s holds %zu cases, the README says %zu", name, json_array_size(cases),
-		         want_cases);
-	return root;
-}
-
-static const char *str_field(json_t *c, const char *key)
-{
-	const char *s = json_string_value(json_object_get(c, key));
-	if (!s)
-		fail_msg("case %s: no string field '%s'",
-		         json_string_value(json_object_get(c, "id")), key);
-	return s;
-}
-
-static bool has_field(json_t *c, const char *key)
-{
-	return json_object_get(c, key) != NULL;
-}
-
-static bool bool_field(json_t *c, const char *key)
-{
-	json_t *v = json_object_get(c, key);
-	if (!json_is_boolean(v))
-		fail_msg("case %s: no boolean field '%s'", str_field(c, "id"), key);
-	return json_is_true(v);
-}
-
-static uint8_t *hex_field(json_t *c, const char *key, size_t *len)
-{
-	return tu_unhex(str_field(c, key), len);
-}
-
 static pq_alg kem_alg(json_t *c)
 {
 	pq_alg alg = PQ_ALG_NONE;
-	const char *ps = str_field(c, "parameterSet");
+	const char *ps = kat_str(c, "parameterSet");
 	if (pq_alg_from_name(ps, &alg) != PQ_OK || !pq_alg_is_kem(alg) || !pq_alg_is_pq(alg))
-		fail_msg("case %s: unknown ML-KEM parameter set '%s'", str_field(c, "id"), ps);
+		fail_msg("case %s: unknown ML-KEM parameter set '%s'", kat_str(c, "id"), ps);
 	return alg;
-}
-
-/* ---- case reporting ----------------------------------------------------------------- */
-
-static bool fail_case(const char *id, const char *fmt, ...) PQ_PRINTF(2, 3);
-
-static bool fail_case(const char *id, const char *fmt, ...)
-{
-	va_list ap;
-	printf("FAIL %s: ", id);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	return false;
-}
-
-static void print_hex8(const char *tag, const uint8_t *b, size_t len, size_t at)
-{
-	printf("  %s[%zu..]:", tag, at);
-	for (size_t i = at; i < len && i < at + 8; i++)
-		printf(" %02x", b[i]);
-	printf("\n");
-}
-
-static bool bytes_match(const char *id, const char *what, const uint8_t *got, size_t got_len,
-                        const uint8_t *want, size_t want_len)
-{
-	size_t i = 0;
-	if (got_len == want_len && memcmp(got, want, want_len) == 0)
-		return true;
-	while (i < got_len && i < want_len && got[i] == want[i])
-		i++;
-	fail_case(id, "%s differs: got %zu bytes, want %zu, first difference at byte %zu", what,
-	          got_len, want_len, i);
-	print_hex8("got", got, got_len, i);
-	print_hex8("want", want, want_len, i);
-	return false;
-}
-
-/* ---- per-group tallies checked against the file's counts block ---------------------- */
-
-#define MAX_GROUPS 48
-
-struct tally_entry {
-	char key[96];      /* key of the file's counts block */
-	const char *label; /* summary line it is added to */
-	long ran, failed;
-};
-
-struct tally {
-	struct tally_entry e[MAX_GROUPS];
-	int n;
-};
-
-static struct tally_entry *tally_find(struct tally *t, const char *key)
-{
-	for (int i = 0; i < t->n; i++)
-		if (strcmp(t->e[i].key, key) == 0)
-			return &t->e[i];
-	return NULL;
-}
-
-/* Records one case that ran under counts key `key`; ok = false when it failed. */
-static void tally_case(struct tally *t, const char *label, const char *key, bool ok)
-{
-	struct tally_entry *e = tally_find(t, key);
-	if (!e) {
-		assert_true(t->n < MAX_GROUPS);
-		e = &t->e[t->n++];
-		snprintf(e->key, sizeof(e->key), "%s", key);
-		e->label = label;
-		e->ran = e->failed = 0;
-	}
-	e->ran++;
-	if (!ok)
-		e->failed++;
-}
-
-/* Prints one line per label, then asserts that every counts key ran exactly its number of
- * cases, that nothing ran outside them, that the total is `total` and that nothing failed. */
-static void tally_finish(struct tally *t, json_t *root, long total)
-{
-	json_t *counts = json_object_get(root, "counts"), *val;
-	const char *key;
-	long ran = 0, failed = 0, listed = 0;
-	int bad = 0;
-
-	assert_true(json_is_object(counts));
-	for (int i = 0; i < t->n; i++) {
-		bool seen = false;
-		long lran = 0, lfailed = 0;
-		for (int j = 0; j < i; j++)
-			seen = seen || strcmp(t->e[j].label, t->e[i].label) == 0;
-		if (seen)
-			continue;
-		for (int j = i; j < t->n; j++) {
-			if (strcmp(t->e[j].label, t->e[i].label) == 0) {
-				lran += t->e[j].ran;
-				lfailed += t->e[j].failed;
-			}
-		}
-		if (lfailed)
-			printf("%s: %ld cases, %ld FAILED\n", t->e[i].label, lran, lfailed);
-		else
-			printf("%s: %ld cases ok\n", t->e[i].label, lran);
-	}
-	json_object_foreach(counts, key, val)
-	{
-		struct tally_entry *e = tally_find(t, key);
-		long want = json_integer_value(val);
-		listed += want;
-		if (!e || e->ran != want) {
-			printf("count mismatch for %s: ran %ld, counts block says %ld\n", key,
-			       e ? e->ran : 0L, want);
-			bad++;
-		}
-	}
-	for (int i = 0; i < t->n; i++) {
-		ran += t->e[i].ran;
-		failed += t->e[i].failed;
-		if (!json_object_get(counts, t->e[i].key)) {
-			printf("ran %ld cases under %s, which the counts block lacks\n",
-			       t->e[i].ran, t->e[i].key);
-			bad++;
-		}
-	}
-	fflush(stdout);
-	if (bad)
-		fail_msg("%d groups ran a different number of cases than the counts block lists",
-		         bad);
-	if (listed != total || ran != total)
-		fail_msg("ran %ld cases, the counts block lists %ld, the README %ld", ran, listed,
-		         total);
-	if (failed)
-		fail_msg("%ld of %ld cases failed", failed, ran);
 }
 
 /* ---- shared steps ------------------------------------------------------------------- */
@@ -263,11 +81,11 @@ static void implicit_rejection_key(const uint8_t *dk, size_t dk_len, const uint8
 
 static bool keygen_case(json_t *c)
 {
-	const char *id = str_field(c, "id");
+	const char *id = kat_str(c, "id");
 	pq_alg alg = kem_alg(c);
 	size_t d_len, z_len, ek_len, dk_len, got_len;
-	uint8_t *d = hex_field(c, "d", &d_len), *z = hex_field(c, "z", &z_len);
-	uint8_t *ek = hex_field(c, "ek", &ek_len), *dk = hex_field(c, "dk", &dk_len);
+	uint8_t *d = kat_hex(c, "d", &d_len), *z = kat_hex(c, "z", &z_len);
+	uint8_t *ek = kat_hex(c, "ek", &ek_len), *dk = kat_hex(c, "dk", &dk_len);
 	uint8_t seed[64], got[KEY_MAX];
 	pq_key *key = NULL;
 	bool ok = false;
@@ -277,21 +95,21 @@ static bool keygen_case(json_t *c)
 	memcpy(seed, d, 32);
 	memcpy(seed + 32, z, 32);
 	if (pq_key_from_seed(alg, seed, sizeof(seed), &key) != PQ_OK) {
-		fail_case(id, "pq_key_from_seed: %s", pq_err_detail());
+		kat_fail(id, "pq_key_from_seed: %s", pq_err_detail());
 		goto out;
 	}
 	got_len = sizeof(got);
 	if (pq_key_public_raw(key, got, &got_len) != PQ_OK) {
-		fail_case(id, "pq_key_public_raw: %s", pq_err_detail());
+		kat_fail(id, "pq_key_public_raw: %s", pq_err_detail());
 		goto out;
 	}
-	ok = bytes_match(id, "ek", got, got_len, ek, ek_len);
+	ok = kat_bytes_match(id, "ek", got, got_len, ek, ek_len);
 	got_len = sizeof(got);
 	if (pq_key_private_raw(key, got, &got_len) != PQ_OK) {
-		ok = fail_case(id, "pq_key_private_raw: %s", pq_err_detail());
+		ok = kat_fail(id, "pq_key_private_raw: %s", pq_err_detail());
 		goto out;
 	}
-	ok = bytes_match(id, "dk", got, got_len, dk, dk_len) && ok;
+	ok = kat_bytes_match(id, "dk", got, got_len, dk, dk_len) && ok;
 out:
 	pq_key_free(key);
 	free(d);
@@ -303,16 +121,16 @@ out:
 
 static void test_acvp_keygen(void **state)
 {
-	json_t *root = load_vectors("mlkem_keygen.json", TOTAL_KEYGEN), *c;
-	struct tally t = {0};
+	json_t *root = kat_load("mlkem_keygen.json", TOTAL_KEYGEN), *c;
+	struct kat_tally t = {0};
 	size_t i;
 	(void)state;
 
 	json_array_foreach(json_object_get(root, "cases"), i, c)
 	{
-		tally_case(&t, "mlkem keygen", str_field(c, "parameterSet"), keygen_case(c));
+		kat_tally_case(&t, "mlkem keygen", kat_str(c, "parameterSet"), keygen_case(c));
 	}
-	tally_finish(&t, root, TOTAL_KEYGEN);
+	kat_tally_finish(&t, root, TOTAL_KEYGEN);
 	json_decref(root);
 }
 
@@ -322,25 +140,25 @@ static void test_acvp_keygen(void **state)
 static bool encapsulation_case(json_t *c, pq_alg alg, const char *id)
 {
 	size_t ek_len, m_len, c_len, k_len, dk_len, ct_len;
-	uint8_t *ek = hex_field(c, "ek", &ek_len), *m = hex_field(c, "m", &m_len);
-	uint8_t *want_c = hex_field(c, "c", &c_len), *want_k = hex_field(c, "k", &k_len);
-	uint8_t *dk = hex_field(c, "dk", &dk_len);
+	uint8_t *ek = kat_hex(c, "ek", &ek_len), *m = kat_hex(c, "m", &m_len);
+	uint8_t *want_c = kat_hex(c, "c", &c_len), *want_k = kat_hex(c, "k", &k_len);
+	uint8_t *dk = kat_hex(c, "dk", &dk_len);
 	uint8_t ct[PQ_KEM_CT_MAX], ss[PQ_KEM_SS_LEN], ss2[PQ_KEM_SS_LEN];
 	bool ok = false;
 	int rc;
 
 	rc = encap_fixed(alg, ek, ek_len, m, m_len, ct, &ct_len, ss);
 	if (rc != PQ_OK) {
-		fail_case(id, "encapsulation failed (%d): %s", rc, pq_err_detail());
+		kat_fail(id, "encapsulation failed (%d): %s", rc, pq_err_detail());
 		goto out;
 	}
-	ok = bytes_match(id, "c", ct, ct_len, want_c, c_len);
-	ok = bytes_match(id, "k", ss, sizeof(ss), want_k, k_len) && ok;
+	ok = kat_bytes_match(id, "c", ct, ct_len, want_c, c_len);
+	ok = kat_bytes_match(id, "k", ss, sizeof(ss), want_k, k_len) && ok;
 	rc = decap_expanded(alg, dk, dk_len, want_c, c_len, ss2);
 	if (rc != PQ_OK)
-		ok = fail_case(id, "round-trip decapsulation failed (%d): %s", rc, pq_err_detail());
+		ok = kat_fail(id, "round-trip decapsulation failed (%d): %s", rc, pq_err_detail());
 	else
-		ok = bytes_match(id, "round-trip k", ss2, sizeof(ss2), want_k, k_len) && ok;
+		ok = kat_bytes_match(id, "round-trip k", ss2, sizeof(ss2), want_k, k_len) && ok;
 out:
 	free(ek);
 	free(m);
@@ -354,24 +172,24 @@ out:
 static bool decapsulation_case(json_t *c, pq_alg alg, const char *id)
 {
 	size_t dk_len, c_len, k_len;
-	uint8_t *dk = hex_field(c, "dk", &dk_len), *ct = hex_field(c, "c", &c_len);
-	uint8_t *want_k = hex_field(c, "k", &k_len);
+	uint8_t *dk = kat_hex(c, "dk", &dk_len), *ct = kat_hex(c, "c", &c_len);
+	uint8_t *want_k = kat_hex(c, "k", &k_len);
 	uint8_t ss[PQ_KEM_SS_LEN], kbar[32];
-	bool reject = bool_field(c, "implicitRejection"), ok = true;
+	bool reject = kat_bool(c, "implicitRejection"), ok = true;
 	int rc;
 
 	/* The expected K of a rejected case must itself be J(z || c), or the case tests nothing. */
 	implicit_rejection_key(dk, dk_len, ct, c_len, kbar);
 	if (reject != (k_len == 32 && memcmp(kbar, want_k, 32) == 0))
-		ok = fail_case(id, "vector inconsistent: implicitRejection=%d but k %s J(z||c)",
-		               reject, reject ? "!=" : "==");
+		ok = kat_fail(id, "vector inconsistent: implicitRejection=%d but k %s J(z||c)",
+		              reject, reject ? "!=" : "==");
 	rc = decap_expanded(alg, dk, dk_len, ct, c_len, ss);
 	if (rc != PQ_OK)
-		ok = fail_case(id, "decapsulation (%s) returned %d instead of a key: %s",
-		               str_field(c, "reason"), rc, pq_err_detail());
+		ok = kat_fail(id, "decapsulation (%s) returned %d instead of a key: %s",
+		              kat_str(c, "reason"), rc, pq_err_detail());
 	else
-		ok = bytes_match(id, reject ? "implicit-rejection k" : "k", ss, sizeof(ss), want_k,
-		                 k_len) &&
+		ok = kat_bytes_match(id, reject ? "implicit-rejection k" : "k", ss, sizeof(ss),
+		                     want_k, k_len) &&
 		     ok;
 	free(dk);
 	free(ct);
@@ -383,20 +201,20 @@ static bool decapsulation_case(json_t *c, pq_alg alg, const char *id)
 static bool dk_check_case(json_t *c, pq_alg alg, const char *id)
 {
 	size_t dk_len, got_len = KEY_MAX;
-	uint8_t *dk = hex_field(c, "dk", &dk_len), got[KEY_MAX];
-	bool want = bool_field(c, "testPassed"), ok = true;
+	uint8_t *dk = kat_hex(c, "dk", &dk_len), got[KEY_MAX];
+	bool want = kat_bool(c, "testPassed"), ok = true;
 	pq_key *key = NULL;
 	int rc = pq_key_from_private(alg, dk, dk_len, &key);
 
 	if ((rc == PQ_OK) != want) {
-		ok = fail_case(id, "dk (%s, %zu bytes) %s, expected %s: %s", str_field(c, "reason"),
-		               dk_len, rc == PQ_OK ? "accepted" : "rejected",
-		               want ? "accept" : "reject", rc == PQ_OK ? "" : pq_err_detail());
+		ok = kat_fail(id, "dk (%s, %zu bytes) %s, expected %s: %s", kat_str(c, "reason"),
+		              dk_len, rc == PQ_OK ? "accepted" : "rejected",
+		              want ? "accept" : "reject", rc == PQ_OK ? "" : pq_err_detail());
 	} else if (rc == PQ_OK) {
 		if (pq_key_private_raw(key, got, &got_len) != PQ_OK)
-			ok = fail_case(id, "pq_key_private_raw: %s", pq_err_detail());
+			ok = kat_fail(id, "pq_key_private_raw: %s", pq_err_detail());
 		else
-			ok = bytes_match(id, "re-exported dk", got, got_len, dk, dk_len);
+			ok = kat_bytes_match(id, "re-exported dk", got, got_len, dk, dk_len);
 	}
 	pq_key_free(key);
 	free(dk);
@@ -407,20 +225,20 @@ static bool dk_check_case(json_t *c, pq_alg alg, const char *id)
 static bool ek_check_case(json_t *c, pq_alg alg, const char *id)
 {
 	size_t ek_len, got_len = KEY_MAX;
-	uint8_t *ek = hex_field(c, "ek", &ek_len), got[KEY_MAX];
-	bool want = bool_field(c, "testPassed"), ok = true;
+	uint8_t *ek = kat_hex(c, "ek", &ek_len), got[KEY_MAX];
+	bool want = kat_bool(c, "testPassed"), ok = true;
 	pq_key *key = NULL;
 	int rc = pq_key_from_public(alg, ek, ek_len, &key);
 
 	if ((rc == PQ_OK) != want) {
-		ok = fail_case(id, "ek (%s, %zu bytes) %s, expected %s: %s", str_field(c, "reason"),
-		               ek_len, rc == PQ_OK ? "accepted" : "rejected",
-		               want ? "accept" : "reject", rc == PQ_OK ? "" : pq_err_detail());
+		ok = kat_fail(id, "ek (%s, %zu bytes) %s, expected %s: %s", kat_str(c, "reason"),
+		              ek_len, rc == PQ_OK ? "accepted" : "rejected",
+		              want ? "accept" : "reject", rc == PQ_OK ? "" : pq_err_detail());
 	} else if (rc == PQ_OK) {
 		if (pq_key_public_raw(key, got, &got_len) != PQ_OK)
-			ok = fail_case(id, "pq_key_public_raw: %s", pq_err_detail());
+			ok = kat_fail(id, "pq_key_public_raw: %s", pq_err_detail());
 		else
-			ok = bytes_match(id, "re-exported ek", got, got_len, ek, ek_len);
+			ok = kat_bytes_match(id, "re-exported ek", got, got_len, ek, ek_len);
 	}
 	pq_key_free(key);
 	free(ek);
@@ -429,15 +247,15 @@ static bool ek_check_case(json_t *c, pq_alg alg, const char *id)
 
 static void test_acvp_encapdecap(void **state)
 {
-	json_t *root = load_vectors("mlkem_encapdecap.json", TOTAL_ENCAPDECAP), *c;
-	struct tally t = {0};
+	json_t *root = kat_load("mlkem_encapdecap.json", TOTAL_ENCAPDECAP), *c;
+	struct kat_tally t = {0};
 	long ek_nonstandard = 0;
 	size_t i;
 	(void)state;
 
 	json_array_foreach(json_object_get(root, "cases"), i, c)
 	{
-		const char *id = str_field(c, "id"), *kind = str_field(c, "kind"), *label = NULL;
+		const char *id = kat_str(c, "id"), *kind = kat_str(c, "kind"), *label = NULL;
 		pq_alg alg = kem_alg(c);
 		char key[96];
 		bool ok = false;
@@ -454,15 +272,15 @@ static void test_acvp_encapdecap(void **state)
 		} else if (strcmp(kind, "encapsulationKeyCheck") == 0) {
 			label = "mlkem ek check";
 			ok = ek_check_case(c, alg, id);
-			if (has_field(c, "ekLengthStandard") && !bool_field(c, "ekLengthStandard"))
+			if (kat_has(c, "ekLengthStandard") && !kat_bool(c, "ekLengthStandard"))
 				ek_nonstandard++;
 		} else {
 			fail_msg("case %s: unknown kind '%s'", id, kind);
 		}
-		snprintf(key, sizeof(key), "%s/%s", str_field(c, "parameterSet"), kind);
-		tally_case(&t, label, key, ok);
+		snprintf(key, sizeof(key), "%s/%s", kat_str(c, "parameterSet"), kind);
+		kat_tally_case(&t, label, key, ok);
 	}
-	tally_finish(&t, root, TOTAL_ENCAPDECAP);
+	kat_tally_finish(&t, root, TOTAL_ENCAPDECAP);
 	/* ACVP-Server issue #460: these only exercise the length check (see the README). */
 	printf("mlkem ek check: %ld rejected eks had a non-standard length\n", ek_nonstandard);
 	json_decref(root);
@@ -474,21 +292,21 @@ static void test_acvp_encapdecap(void **state)
 static bool wp_encaps_case(json_t *c, pq_alg alg, const char *id, bool valid)
 {
 	size_t ek_len, m_len, c_len, k_len, ct_len = 0;
-	uint8_t *ek = hex_field(c, "ek", &ek_len), *m = hex_field(c, "m", &m_len);
-	uint8_t *want_c = hex_field(c, "c", &c_len), *want_k = hex_field(c, "K", &k_len);
+	uint8_t *ek = kat_hex(c, "ek", &ek_len), *m = kat_hex(c, "m", &m_len);
+	uint8_t *want_c = kat_hex(c, "c", &c_len), *want_k = kat_hex(c, "K", &k_len);
 	uint8_t ct[PQ_KEM_CT_MAX], ss[PQ_KEM_SS_LEN];
 	bool ok = true;
 	int rc = encap_fixed(alg, ek, ek_len, m, m_len, ct, &ct_len, ss);
 
 	if (!valid) {
 		if (rc == PQ_OK)
-			ok = fail_case(id, "invalid ek (%zu bytes, '%s') was accepted", ek_len,
-			               str_field(c, "comment"));
+			ok = kat_fail(id, "invalid ek (%zu bytes, '%s') was accepted", ek_len,
+			              kat_str(c, "comment"));
 	} else if (rc != PQ_OK) {
-		ok = fail_case(id, "encapsulation failed (%d): %s", rc, pq_err_detail());
+		ok = kat_fail(id, "encapsulation failed (%d): %s", rc, pq_err_detail());
 	} else {
-		ok = bytes_match(id, "c", ct, ct_len, want_c, c_len);
-		ok = bytes_match(id, "K", ss, sizeof(ss), want_k, k_len) && ok;
+		ok = kat_bytes_match(id, "c", ct, ct_len, want_c, c_len);
+		ok = kat_bytes_match(id, "K", ss, sizeof(ss), want_k, k_len) && ok;
 	}
 	free(ek);
 	free(m);
@@ -502,8 +320,8 @@ static bool wp_encaps_case(json_t *c, pq_alg alg, const char *id, bool valid)
 static bool wp_seed_decaps_case(json_t *c, pq_alg alg, const char *id, bool valid)
 {
 	size_t seed_len, c_len, k_len, ek_len, got_len = KEY_MAX;
-	uint8_t *seed = hex_field(c, "seed", &seed_len), *ct = hex_field(c, "c", &c_len);
-	uint8_t *want_k = hex_field(c, "K", &k_len), *ek = hex_field(c, "ek", &ek_len);
+	uint8_t *seed = kat_hex(c, "seed", &seed_len), *ct = kat_hex(c, "c", &c_len);
+	uint8_t *want_k = kat_hex(c, "K", &k_len), *ek = kat_hex(c, "ek", &ek_len);
 	uint8_t got[KEY_MAX], ss[PQ_KEM_SS_LEN];
 	pq_key *key = NULL;
 	bool ok = true;
@@ -511,22 +329,22 @@ static bool wp_seed_decaps_case(json_t *c, pq_alg alg, const char *id, bool vali
 
 	if (rc == PQ_OK && ek_len) {
 		if (pq_key_public_raw(key, got, &got_len) != PQ_OK)
-			ok = fail_case(id, "pq_key_public_raw: %s", pq_err_detail());
+			ok = kat_fail(id, "pq_key_public_raw: %s", pq_err_detail());
 		else
-			ok = bytes_match(id, "ek", got, got_len, ek, ek_len);
+			ok = kat_bytes_match(id, "ek", got, got_len, ek, ek_len);
 	}
 	if (rc == PQ_OK)
 		rc = pq_kem_decap(key, ct, c_len, ss);
 	if (!valid) {
 		if (rc == PQ_OK)
-			ok = fail_case(id,
-			               "invalid input ('%s', seed %zu bytes, c %zu bytes) was "
-			               "accepted",
-			               str_field(c, "comment"), seed_len, c_len);
+			ok = kat_fail(id,
+			              "invalid input ('%s', seed %zu bytes, c %zu bytes) was "
+			              "accepted",
+			              kat_str(c, "comment"), seed_len, c_len);
 	} else if (rc != PQ_OK) {
-		ok = fail_case(id, "seed decapsulation failed (%d): %s", rc, pq_err_detail());
+		ok = kat_fail(id, "seed decapsulation failed (%d): %s", rc, pq_err_detail());
 	} else {
-		ok = bytes_match(id, "K", ss, sizeof(ss), want_k, k_len) && ok;
+		ok = kat_bytes_match(id, "K", ss, sizeof(ss), want_k, k_len) && ok;
 	}
 	pq_key_free(key);
 	free(seed);
@@ -541,21 +359,21 @@ static bool wp_seed_decaps_case(json_t *c, pq_alg alg, const char *id, bool vali
 static bool wp_expanded_decaps_case(json_t *c, pq_alg alg, const char *id, bool valid)
 {
 	size_t dk_len, c_len, k_len;
-	uint8_t *dk = hex_field(c, "dk", &dk_len), *ct = hex_field(c, "c", &c_len);
-	uint8_t *want_k = hex_field(c, "K", &k_len), ss[PQ_KEM_SS_LEN];
+	uint8_t *dk = kat_hex(c, "dk", &dk_len), *ct = kat_hex(c, "c", &c_len);
+	uint8_t *want_k = kat_hex(c, "K", &k_len), ss[PQ_KEM_SS_LEN];
 	bool ok = true;
 	int rc = decap_expanded(alg, dk, dk_len, ct, c_len, ss);
 
 	if (!valid) {
 		if (rc == PQ_OK)
-			ok = fail_case(id,
-			               "invalid input ('%s', dk %zu bytes, c %zu bytes) was "
-			               "accepted",
-			               str_field(c, "comment"), dk_len, c_len);
+			ok = kat_fail(id,
+			              "invalid input ('%s', dk %zu bytes, c %zu bytes) was "
+			              "accepted",
+			              kat_str(c, "comment"), dk_len, c_len);
 	} else if (rc != PQ_OK) {
-		ok = fail_case(id, "decapsulation failed (%d): %s", rc, pq_err_detail());
+		ok = kat_fail(id, "decapsulation failed (%d): %s", rc, pq_err_detail());
 	} else {
-		ok = bytes_match(id, "K", ss, sizeof(ss), want_k, k_len);
+		ok = kat_bytes_match(id, "K", ss, sizeof(ss), want_k, k_len);
 	}
 	free(dk);
 	free(ct);
@@ -565,16 +383,16 @@ static bool wp_expanded_decaps_case(json_t *c, pq_alg alg, const char *id, bool 
 
 static void test_wycheproof(void **state)
 {
-	json_t *root = load_vectors("wycheproof_mlkem.json", TOTAL_WYCHEPROOF), *c;
-	struct tally t = {0};
+	json_t *root = kat_load("wycheproof_mlkem.json", TOTAL_WYCHEPROOF), *c;
+	struct kat_tally t = {0};
 	long modulus = 0;
 	size_t i;
 	(void)state;
 
 	json_array_foreach(json_object_get(root, "cases"), i, c)
 	{
-		const char *id = str_field(c, "id"), *kind = str_field(c, "kind");
-		const char *result = str_field(c, "result"), *label = NULL;
+		const char *id = kat_str(c, "id"), *kind = kat_str(c, "kind");
+		const char *result = kat_str(c, "result"), *label = NULL;
 		pq_alg alg = kem_alg(c);
 		bool valid = strcmp(result, "valid") == 0, ok = false;
 		char key[96];
@@ -585,7 +403,7 @@ static void test_wycheproof(void **state)
 			json_t *flag;
 			size_t j;
 			bool overflow =
-			    strcmp(str_field(c, "comment"), "Public key not reduced") == 0;
+			    strcmp(kat_str(c, "comment"), "Public key not reduced") == 0;
 			json_array_foreach(json_object_get(c, "flags"), j, flag)
 			{
 				overflow = overflow ||
@@ -603,10 +421,10 @@ static void test_wycheproof(void **state)
 		} else {
 			fail_msg("case %s: unknown kind '%s'", id, kind);
 		}
-		snprintf(key, sizeof(key), "%s/%s/%s", str_field(c, "parameterSet"), kind, result);
-		tally_case(&t, label, key, ok);
+		snprintf(key, sizeof(key), "%s/%s/%s", kat_str(c, "parameterSet"), kind, result);
+		kat_tally_case(&t, label, key, ok);
 	}
-	tally_finish(&t, root, TOTAL_WYCHEPROOF);
+	kat_tally_finish(&t, root, TOTAL_WYCHEPROOF);
 	/* 8 + 12 + 16 ModulusOverflow and 3 per set "Public key not reduced" (README) */
 	printf("wycheproof mlkem encaps: %ld modulus-check rejections ok\n", modulus);
 	assert_int_equal(modulus, 8 + 12 + 16 + 3 * 3);
