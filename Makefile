@@ -12,6 +12,7 @@ help:
 	@echo "make test          bootstrap, build, run every test (ctest)"
 	@echo "make test-asan     the tests again under AddressSanitizer + UBSan"
 	@echo "make bench         benchmarks (pqota bench crypto)"
+	@echo "make fuzz          libFuzzer campaigns (FUZZ_SECONDS=60 per harness)"
 	@echo "make format        clang-format the sources; make format-check checks only"
 
 bootstrap:
@@ -41,6 +42,22 @@ test-asan: asan
 
 demo: build
 	scripts/demo
+
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# libFuzzer campaigns (clang, ASan+UBSan): each harness runs FUZZ_SECONDS from its corpus;
+# new inputs land in tests/fuzz/out/NAME (copy the interesting ones into the corpus).
+fuzz:
+	@scripts/bootstrap --with fuzz
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPQOTA_FUZZ=ON -DPQOTA_SANITIZE=ON \
+	  -DPQOTA_OPENSSL_PREFIX="$$(scripts/env --prefix)"
+	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	@for f in $(FUZZ_BUILD)/fuzz_*; do case $$f in *_replay) continue;; esac; \
+	  n=$${f##*/fuzz_}; mkdir -p tests/fuzz/out/$$n; \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS) s"; \
+	  $$f tests/fuzz/out/$$n tests/fuzz/corpus/$$n -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|ERROR|SUMMARY" || exit 1; \
+	done
 
 bench: build
 	$(BUILD)/pqota bench crypto

@@ -21,3 +21,25 @@ foreach(script ${PQOTA_IT_TESTS})
     ENVIRONMENT "PQOTA_BIN=$<TARGET_FILE:pqota>;PQOTA_SRC=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
 endforeach()
+
+# Fuzz harnesses: tests/fuzz/fuzz_NAME.c. Each is replayed over tests/fuzz/corpus/NAME by
+# ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
+# clang, a libFuzzer binary is built too (make fuzz).
+option(PQOTA_FUZZ "Build libFuzzer harnesses (needs clang)" OFF)
+file(GLOB PQOTA_FUZZERS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c")
+foreach(src ${PQOTA_FUZZERS})
+  get_filename_component(name "${src}" NAME_WE)
+  string(REPLACE "fuzz_" "" short "${name}")
+  add_executable(${name}_replay "${src}" tests/fuzz/replay.c)
+  target_link_libraries(${name}_replay PRIVATE pqota_tls pqota_crypto pqota_core)
+  add_test(NAME fuzz/${short}_replay
+           COMMAND ${name}_replay "${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${short}")
+  if(PQOTA_FUZZ)
+    add_executable(${name} "${src}")
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_libraries(${name} PRIVATE pqota_tls pqota_crypto pqota_core)
+  endif()
+endforeach()
+add_executable(mkcorpus_crypto tests/fuzz/mkcorpus_crypto.c)
+target_link_libraries(mkcorpus_crypto PRIVATE pqota_crypto pqota_core)

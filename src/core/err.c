@@ -50,7 +50,7 @@ const char *pq_err_detail(void)
 	return detail;
 }
 
-static void vset(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vset(const char *fmt, va_list ap)
 {
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 }
