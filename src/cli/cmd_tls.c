@@ -151,6 +151,7 @@ static int tls_check(int argc, char **argv)
 
 	tls_opts o = {.profile = a.profile,
 	              .extra_groups = a.profile_set ? NULL : CHECK_ALL_GROUPS,
+	              .sigalgs = a.profile_set ? NULL : "",
 	              .cert_file = a.cert,
 	              .key_file = a.key,
 	              .ca_file = a.ca,

@@ -100,6 +100,7 @@ int pq_gcm_open(const uint8_t key[32], const uint8_t nonce[12], const uint8_t *a
 
 struct pq_aead {
 	pq_aead_info info;
+	uint64_t next_seal; /* sealing is strictly sequential: no index is sealed twice */
 	uint8_t hdr[PQ_AEAD_HDR_LEN];
 	uint8_t key[32];
 	uint8_t nonce_prefix[7];
@@ -241,9 +242,17 @@ int pq_aead_seal_chunk(pq_aead *a, uint64_t index, const uint8_t *in, size_t in_
 	if (index >= a->info.chunks || in_len != pq_aead_chunk_plain_len(a, index))
 		return pq_err_set(PQ_ERR_INVAL, "chunk %llu of %zu bytes does not fit the stream",
 		                  (unsigned long long)index, in_len);
+	if (index != a->next_seal)
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "chunk %llu sealed out of order (next is %llu): a nonce is "
+		                  "never used twice",
+		                  (unsigned long long)index, (unsigned long long)a->next_seal);
 	chunk_nonce(a, index, nonce);
-	return gcm_run(a->ctx, 1, a->key, nonce, a->hdr, PQ_AEAD_HDR_LEN, in, in_len, out,
-	               out + in_len);
+	int rc = gcm_run(a->ctx, 1, a->key, nonce, a->hdr, PQ_AEAD_HDR_LEN, in, in_len, out,
+	                 out + in_len);
+	if (rc == PQ_OK)
+		a->next_seal++;
+	return rc;
 }
 
 int pq_aead_open_chunk(pq_aead *a, uint64_t index, const uint8_t *in, size_t in_len, uint8_t *out)

@@ -55,7 +55,8 @@ const pq_aead_info *pq_aead_get_info(const pq_aead *a);
 size_t pq_aead_chunk_plain_len(const pq_aead *a, uint64_t index);
 
 /* Seals chunk `index`: in is exactly pq_aead_chunk_plain_len() bytes; out receives that
- * many bytes plus the 16-byte tag. */
+ * many bytes plus the 16-byte tag. Chunks are sealed in order 0, 1, 2...: any other index
+ * (including one already sealed, which would reuse its nonce) is refused. */
 int pq_aead_seal_chunk(pq_aead *a, uint64_t index, const uint8_t *in, size_t in_len,
                        uint8_t *out) PQ_MUST_CHECK;
 

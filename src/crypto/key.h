@@ -51,7 +51,8 @@ int pq_key_from_seed(pq_alg alg, const uint8_t *seed, size_t len, pq_key **out) 
 int pq_key_from_public(pq_alg alg, const uint8_t *pub, size_t len, pq_key **out) PQ_MUST_CHECK;
 
 /* Private key from its raw encoding (ML-DSA sk, ML-KEM dk with the FIPS 203 7.3 check,
- * Ed25519/X25519 32 bytes, ECDSA scalar 32 bytes). */
+ * Ed25519/X25519 32 bytes). Raw ECDSA private keys are refused (PQ_ERR_UNSUPPORTED): load
+ * them from PEM. */
 int pq_key_from_private(pq_alg alg, const uint8_t *priv, size_t len, pq_key **out) PQ_MUST_CHECK;
 
 /* Raw encodings. *len is in: capacity, out: bytes written. Pass buf = NULL to learn the size.

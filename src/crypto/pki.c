@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,6 +13,10 @@
 #include "core/fileio.h"
 #include "crypto/cert.h"
 #include "crypto/key.h"
+
+/* traversable but not listable: a broker running as another user can open ca.crt and a
+ * key file it was given (keys stay 0600) */
+#define PKI_DIR_MODE 0711
 
 const char *const pq_uptane_roles[4] = {"root", "targets", "snapshot", "timestamp"};
 
@@ -34,7 +39,7 @@ static int make_leaf(const char *dir, const char *sub, const char *stem, pq_cert
 	pq_cert *c = NULL;
 	int rc = path_join(d, sizeof(d), dir, sub);
 	if (rc == PQ_OK)
-		rc = pq_mkdirs(d, 0700);
+		rc = pq_mkdirs(d, PKI_DIR_MODE);
 	if (rc == PQ_OK)
 		rc = pq_key_generate(alg, &k);
 	if (rc == PQ_OK)
@@ -141,7 +146,7 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 	    .kind = PQ_CERT_CA, .common_name = "pqota root CA", .organization = o.organization};
 	rc = path_join(d, sizeof(d), dir, "ca");
 	if (rc == PQ_OK)
-		rc = pq_mkdirs(d, 0700);
+		rc = pq_mkdirs(d, PKI_DIR_MODE);
 	if (rc == PQ_OK)
 		rc = pq_key_generate(o.profile->cert_alg, &ca_key);
 	if (rc == PQ_OK)
@@ -183,7 +188,7 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 	nalg = pq_policy_algs(o.policy, o.classical, algs);
 	for (int repo = 0; repo < 2; repo++) {
 		snprintf(d, sizeof(d), "%s/uptane/%s", dir, repo == 0 ? "image" : "director");
-		rc = pq_mkdirs(d, 0700);
+		rc = pq_mkdirs(d, PKI_DIR_MODE);
 		for (int r = 0; rc == PQ_OK && r < 4; r++) {
 			for (int a = 0; rc == PQ_OK && a < nalg; a++) {
 				char stem[64];
@@ -198,7 +203,7 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 		}
 	}
 	snprintf(d, sizeof(d), "%s/vehicles", dir);
-	rc = pq_mkdirs(d, 0700);
+	rc = pq_mkdirs(d, PKI_DIR_MODE);
 	if (rc == PQ_OK)
 		rc = write_index(dir, &o, algs, nalg);
 out:
@@ -220,6 +225,10 @@ int pq_vin_check(const char *vin)
 			                  "VIN '%s': character '%c' not allowed (A-Z a-z 0-9 - _)",
 			                  vin, c);
 	}
+	/* the deployment's own identities (pqota-server, pqota-broker, ...) are not VINs */
+	if (strncasecmp(vin, "pqota", 5) == 0)
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "VIN '%s': names starting with 'pqota' are reserved", vin);
 	return PQ_OK;
 }
 

@@ -10,7 +10,8 @@
  *   DIR/server-client/client.crt,.key the server's MQTT identity (clientAuth, CN pqota-server)
  *   DIR/uptane/{image,director}/<role>-<alg>.key, .pub   role keys
  *   DIR/vehicles/<VIN>/client.crt, client.key, kem-x25519.key/.pub, kem-ml-kem-768.key/.pub
- * Private keys are mode 0600 in directories of mode 0700. */
+ * Private keys are mode 0600, in directories of mode 0711 (traversable, not listable).
+ * Vehicle certificates carry O=pqota; the others the organization given to init. */
 #ifndef PQOTA_CRYPTO_PKI_H
 #define PQOTA_CRYPTO_PKI_H
 
@@ -28,14 +29,16 @@ typedef struct {
 	pq_alg classical;             /* classical half: PQ_ALG_ECDSA_P256 (default) or ED25519 */
 	const char *const *extra_dns; /* more SAN DNS names for server and broker (NULL-term.) */
 	const char *const *extra_ips; /* more SAN IPs */
-	const char *organization;     /* O= in every certificate (default "pqota") */
+	const char *organization;     /* O= in the CA, server, broker and server-client
+	                               * certificates (default "pqota") */
 	bool force;                   /* replace an existing PKI */
 } pq_pki_opts;
 
 /* Creates the PKI in dir. Refuses when dir already holds one, unless force. */
 int pq_pki_init(const char *dir, const pq_pki_opts *opts) PQ_MUST_CHECK;
 
-/* Checks a VIN: 1..32 characters of [A-Za-z0-9_-] (safe as a CN and an MQTT topic level). */
+/* Checks a VIN: 1..32 characters of [A-Za-z0-9_-] (safe as a CN and an MQTT topic level),
+ * not starting with "pqota" (reserved for the deployment's own identities). */
 int pq_vin_check(const char *vin) PQ_MUST_CHECK;
 
 /* Issues a vehicle identity under dir/vehicles/<VIN>/, signed by dir/ca. The certificate

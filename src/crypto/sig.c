@@ -249,8 +249,11 @@ int pq_hybrid_verify(const pq_hybrid_key *key, const uint8_t *context, size_t co
 	if (sig_len < 8)
 		return pq_err_set(PQ_ERR_FORMAT, "hybrid signature of %zu bytes is truncated",
 		                  sig_len);
-	if (sig[0] != HYB_VERSION || sig[3] != 0)
+	if (sig[0] != HYB_VERSION)
 		return pq_err_set(PQ_ERR_FORMAT, "hybrid signature version %u unsupported", sig[0]);
+	if (sig[3] != 0)
+		return pq_err_set(PQ_ERR_FORMAT, "hybrid signature reserved byte is %u, not 0",
+		                  sig[3]);
 	if (sig[1] != (uint8_t)pq_key_alg(key->classical) || sig[2] != (uint8_t)pq_key_alg(key->pq))
 		return pq_err_set(
 		    PQ_ERR_VERIFY,

@@ -40,6 +40,11 @@ static int base_ctx(const tls_opts *o, int server, SSL_CTX **out)
 		SSL_CTX_free(ctx);
 		return pq_err_ssl(PQ_ERR_UNSUPPORTED, "TLS groups '%s'", groups);
 	}
+	const char *sig = o->sigalgs ? o->sigalgs : o->profile->tls_sigalg;
+	if (*sig && !SSL_CTX_set1_sigalgs_list(ctx, sig)) {
+		SSL_CTX_free(ctx);
+		return pq_err_ssl(PQ_ERR_UNSUPPORTED, "TLS signature schemes '%s'", sig);
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
 	*out = ctx;
 	return PQ_OK;

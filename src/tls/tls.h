@@ -1,8 +1,8 @@
 /* tls.h: SSL_CTX builders for pqota servers and clients from a PQC profile.
  *
- * Every context is TLS 1.3 only and offers exactly the key-exchange groups of its
- * profile(s). Servers present one certificate, optionally require client certificates
- * issued by a CA (mutual TLS), and read the peer's CN as its identity (a VIN for
+ * Every context is TLS 1.3 only and offers exactly the key-exchange groups and the
+ * signature scheme of its profile(s). Servers present one certificate, optionally require client
+ * certificates issued by a CA (mutual TLS), and read the peer's CN as its identity (a VIN for
  * vehicles). Callers read the negotiated group and signature algorithms with
  * tls_conn_info(). */
 #ifndef PQOTA_TLS_TLS_H
@@ -26,9 +26,13 @@ typedef struct {
 	const char *key_file;  /* PEM private key */
 	const char *ca_file;   /* CA for client certificates (server) or for the server (client) */
 	bool require_client_cert; /* server: mutual TLS (needs ca_file) */
-	/* client: check the server's certificate against ca_file and, if set, its name */
+	/* client: check the server's certificate chain against ca_file. The host name is
+	 * per connection: tls_probe() takes it, other callers set it on their SSL. */
 	bool verify_peer;
-	const char *server_name; /* client: SNI and host name to verify (NULL: none) */
+	/* Signature schemes for CertificateVerify, both those we use and those we accept:
+	 * NULL = exactly the profile's scheme; "" = OpenSSL's defaults (a probe that must
+	 * talk to any server); otherwise an OpenSSL list ("mldsa65:ecdsa_secp256r1_sha256"). */
+	const char *sigalgs;
 } tls_opts;
 
 /* Builds a server context. On failure the detail names the file or OpenSSL's reason. */

@@ -10,6 +10,7 @@ expect_exit 2 "keys init refuses to replace a PKI" "$PQOTA" keys init "$pki"
 check "refusal says why" contains "$WORK/last.out" "already holds a PKI"
 expect_exit 0 "keys vehicle VIN123" "$PQOTA" keys vehicle VIN123 --dir "$pki"
 expect_exit 2 "keys vehicle rejects a topic wildcard in the VIN" "$PQOTA" keys vehicle 'VIN+1' --dir "$pki"
+expect_exit 2 "keys vehicle refuses the server's own identity as a VIN" "$PQOTA" keys vehicle pqota-server --dir "$pki"
 expect_exit 64 "keys without arguments is a usage error" "$PQOTA" keys
 expect_exit 0 "keys --help" "$PQOTA" keys --help
 expect_exit 64 "keys init --profile 13 is refused" "$PQOTA" keys init "$WORK/x" --profile 13

@@ -1548,16 +1548,19 @@ static void test_aead_random_access(void **state)
 	assert_int_equal(pq_aead_chunk_plain_len(s, 5), 123);
 	assert_int_equal(pq_aead_chunk_plain_len(s, 6), 0);
 
-	/* seal out of order: every chunk is independent */
-	for (uint64_t j = 0; j < nchunks; j++) {
-		uint64_t i = nchunks - 1 - j;
+	/* sealing goes in order: skipping ahead is refused */
+	uint8_t scratch[CHUNK + PQ_AEAD_TAG_LEN];
+	assert_int_equal(pq_aead_seal_chunk(s, 1, data + CHUNK, CHUNK, scratch), PQ_ERR_INVAL);
+	for (uint64_t i = 0; i < nchunks; i++) {
 		size_t pl = pq_aead_chunk_plain_len(s, i);
 		assert_int_equal(pq_aead_seal_chunk(s, i, data + i * CHUNK, pl,
 		                                    sealed + i * (CHUNK + PQ_AEAD_TAG_LEN)),
 		                 PQ_OK);
+		/* sealing the same index again would reuse its nonce: refused */
+		assert_int_equal(pq_aead_seal_chunk(s, i, data + i * CHUNK, pl, scratch),
+		                 PQ_ERR_INVAL);
 	}
 	/* wrong sizes or indices are refused */
-	uint8_t scratch[CHUNK + PQ_AEAD_TAG_LEN];
 	assert_int_not_equal(pq_aead_seal_chunk(s, 0, data, CHUNK - 1, scratch), PQ_OK);
 	assert_int_not_equal(pq_aead_seal_chunk(s, 5, data, CHUNK, scratch), PQ_OK);
 	assert_int_not_equal(pq_aead_seal_chunk(s, 6, data, 0, scratch), PQ_OK);

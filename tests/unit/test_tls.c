@@ -197,6 +197,9 @@ static void test_mtls(void **state)
 	assert_int_equal(pq_pki_vehicle(dir, "WVWZZZ1JZXW000001", false), PQ_ERR_EXISTS);
 	assert_int_equal(pq_pki_vehicle(dir, "bad/vin", false), PQ_ERR_INVAL);
 	assert_int_equal(pq_pki_vehicle(dir, "oem/+/#", false), PQ_ERR_INVAL);
+	/* the deployment's own identities cannot be issued as vehicles */
+	assert_int_equal(pq_pki_vehicle(dir, "pqota-server", false), PQ_ERR_INVAL);
+	assert_int_equal(pq_pki_vehicle(dir, "PQOTA-broker", false), PQ_ERR_INVAL);
 	pq_pki_opts o2 = {.profile = pq_profile_by_id(8)};
 	assert_int_equal(pq_pki_init(other, &o2), PQ_OK);
 	assert_int_equal(pq_pki_vehicle(other, "WVWZZZ1JZXW000001", false), PQ_OK);
@@ -208,6 +211,10 @@ static void test_mtls(void **state)
 	snprintf(key, sizeof(key), "%s/ca/ca.key", dir);
 	assert_int_equal(stat(key, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
+	/* key directories: traversable (a broker user can open its files), not listable */
+	snprintf(key, sizeof(key), "%s/ca", dir);
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0711);
 
 	snprintf(p[0], sizeof(p[0]), "%s/server/server.crt", dir);
 	snprintf(p[1], sizeof(p[1]), "%s/server/server.key", dir);
@@ -271,6 +278,65 @@ static void test_mtls(void **state)
 	free(other);
 }
 
+/* A context enforces its profile's signature scheme: a server of profile 8 (ML-DSA-65)
+ * given an ECDSA certificate cannot complete a handshake, and a client of profile 2
+ * (ECDSA) refuses a server that signs with ML-DSA-65. */
+static void test_sigalg_enforced(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("tlssig");
+	char ec_cert[512], ec_key[512], ml_cert[512], ml_key[512], port[16];
+	SSL_CTX *sctx = NULL, *cctx = NULL;
+	tls_responder *r = NULL;
+	struct seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	tls_probe_result res;
+
+	make_server_pki(dir, PQ_ALG_ECDSA_P256, "ec");
+	make_server_pki(dir, PQ_ALG_MLDSA65, "ml");
+	snprintf(ec_cert, sizeof(ec_cert), "%s/ec-server.crt", dir);
+	snprintf(ec_key, sizeof(ec_key), "%s/ec-server.key", dir);
+	snprintf(ml_cert, sizeof(ml_cert), "%s/ml-server.crt", dir);
+	snprintf(ml_key, sizeof(ml_key), "%s/ml-server.key", dir);
+
+	for (int pass = 0; pass < 2; pass++) {
+		/* pass 0: profile-8 server with an ECDSA certificate, client profile 8
+		 * pass 1: profile-8 server (ML-DSA), client of profile 7 offering only mldsa44 */
+		tls_opts so = {.profile = pq_profile_by_id(8),
+		               .cert_file = pass == 0 ? ec_cert : ml_cert,
+		               .key_file = pass == 0 ? ec_key : ml_key};
+		tls_opts co = {.profile = pq_profile_by_id(pass == 0 ? 8 : 7)};
+		assert_int_equal(tls_server_ctx_new(&so, &sctx), PQ_OK);
+		assert_int_equal(tls_client_ctx_new(&co, &cctx), PQ_OK);
+		assert_int_equal(tls_responder_new(sctx, "127.0.0.1", "0", &r), PQ_OK);
+		assert_int_equal(tls_responder_start(r, on_conn, &seen), PQ_OK);
+		snprintf(port, sizeof(port), "%d", tls_responder_port(r));
+		assert_int_equal(tls_probe(cctx, "127.0.0.1", port, NULL, 5000, 500, &res),
+		                 PQ_ERR_TLS);
+		tls_responder_free(r);
+		SSL_CTX_free(sctx);
+		SSL_CTX_free(cctx);
+	}
+	assert_int_equal(seen.accepted, 0);
+	/* with sigalgs = "" (OpenSSL's defaults) the mismatched pair talks, as tls check does */
+	tls_opts so = {.profile = pq_profile_by_id(8),
+	               .cert_file = ec_cert,
+	               .key_file = ec_key,
+	               .sigalgs = ""};
+	tls_opts co = {.profile = pq_profile_by_id(8), .sigalgs = ""};
+	assert_int_equal(tls_server_ctx_new(&so, &sctx), PQ_OK);
+	assert_int_equal(tls_client_ctx_new(&co, &cctx), PQ_OK);
+	assert_int_equal(tls_responder_new(sctx, "127.0.0.1", "0", &r), PQ_OK);
+	assert_int_equal(tls_responder_start(r, on_conn, &seen), PQ_OK);
+	snprintf(port, sizeof(port), "%d", tls_responder_port(r));
+	assert_int_equal(tls_probe(cctx, "127.0.0.1", port, NULL, 5000, 500, &res), PQ_OK);
+	assert_string_equal(res.info.peer_sigalg, "ecdsa_secp256r1_sha256");
+	tls_responder_free(r);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_group_helpers(void **state)
 {
 	(void)state;
@@ -298,6 +364,7 @@ int main(void)
 	    cmocka_unit_test(test_group_helpers),
 	    cmocka_unit_test(test_all_profiles_handshake),
 	    cmocka_unit_test(test_group_mismatch_fails),
+	    cmocka_unit_test(test_sigalg_enforced),
 	    cmocka_unit_test(test_mtls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

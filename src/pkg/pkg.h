@@ -1,0 +1,149 @@
+/* pkg.h: SWPG packages on disk: leaf packages (one image, compressed or a delta),
+ * containers (a zone: its ZGW's and ECUs' packages; a vehicle bundle: the VMG package and
+ * the zone packages) with an index, and a reader that lists, extracts and deep-verifies
+ * any child without reading the rest. Formats: docs/package-format.md.
+ *
+ * Memory: building, verifying and extracting stream through fixed 1 MiB buffers plus the
+ * compressor's state (zstd levels 1..19 use at most ~100 MiB at level 19; 2-6 MiB at the
+ * default level 3); deltas additionally map the base image and keep a zstd window the size
+ * of base + target (so deltas are limited to images of PKG_DELTA_MAX bytes). */
+#ifndef PQOTA_PKG_PKG_H
+#define PQOTA_PKG_PKG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "pkg/swpg.h"
+
+#define PKG_NAME_MAX        8 /* index entry names: "ECU_011", "ZGW1", "ZONE3" */
+#define PKG_INDEX_MAGIC     "SWIX"
+#define PKG_INDEX_HDR_LEN   16
+#define PKG_INDEX_ENTRY_LEN 64
+#define PKG_CHILDREN_MAX    1024 /* entries in one container */
+#define PKG_DEPTH_MAX       2    /* vehicle -> zone -> leaf */
+#define PKG_DELTA_MAGIC     "SWDL"
+#define PKG_DELTA_DESC_LEN  88
+#define PKG_DELTA_MAX       (1536ull << 20) /* images up to 1.5 GiB for deltas */
+
+/* Progress: called with bytes done and total (total 0 = unknown) at most every 1 MiB. */
+typedef void (*pkg_progress_fn)(uint64_t done, uint64_t total, void *user);
+
+typedef struct {
+	pkg_progress_fn fn;
+	void *user;
+} pkg_progress;
+
+/* What a build produced: one unit of the manifest. */
+typedef struct {
+	char path[64]; /* position in the tree: "ZONE1/ECU_011", "VMG", "" (root) */
+	char name[PKG_NAME_MAX + 1];
+	swpg_header hdr;
+	uint64_t size;            /* package bytes (header + payload) */
+	uint8_t sha256[32];       /* of the package bytes */
+	uint8_t image_sha256[32]; /* of the uncompressed image (leaves) */
+	uint64_t image_size;
+	bool delta;
+	uint8_t base_sha256[32];
+	uint64_t base_size;
+} pkg_unit;
+
+/* ---- leaves -------------------------------------------------------------------------- */
+
+typedef struct {
+	uint16_t ecu;
+	uint8_t type; /* SWPG_TYPE_APP..CFG */
+	swpg_version version;
+	uint32_t timestamp;    /* version_timestamp (0: now) */
+	uint32_t serial;       /* version_serial */
+	uint8_t compression;   /* none, zlib, zstd; DELTA is chosen by base_path */
+	int level;             /* compression level (0: default) */
+	const char *base_path; /* delta: the installed image to patch from (NULL: full) */
+	swpg_version base_version;
+	uint16_t source_ecu;
+	uint32_t sequence;
+	pkg_progress progress;
+} pkg_leaf_opts;
+
+/* Streams `image_path` into the package file `out_path` (written atomically). */
+int pkg_build_leaf(const char *image_path, const pkg_leaf_opts *o, const char *out_path,
+                   pkg_unit *unit) PQ_MUST_CHECK;
+
+/* ---- containers ---------------------------------------------------------------------- */
+
+typedef struct {
+	const char *path; /* a package file (leaf or zone) */
+	const char *name; /* index name, <= 8 characters */
+} pkg_child;
+
+typedef struct {
+	uint8_t type; /* SWPG_TYPE_ZONE or SWPG_TYPE_VEHICLE */
+	uint16_t ecu; /* zone: its ZGW id; vehicle: SWPG_ECU_VMG */
+	swpg_version version;
+	uint32_t timestamp;
+	uint32_t serial;
+	pkg_progress progress;
+} pkg_container_opts;
+
+/* Writes a container of the given child package files. */
+int pkg_build_container(const pkg_child *children, size_t n, const pkg_container_opts *o,
+                        const char *out_path, pkg_unit *unit) PQ_MUST_CHECK;
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+typedef struct pkg_reader pkg_reader;
+
+typedef struct {
+	char path[64];   /* "", "VMG", "ZONE1", "ZONE1/ECU_011" */
+	int depth;       /* 0 root */
+	uint64_t offset; /* of the package in the file */
+	uint64_t size;   /* header + payload */
+	swpg_header hdr;
+	bool has_sha256; /* children carry their hash in the parent's index */
+	uint8_t sha256[32];
+} pkg_entry;
+
+/* Opens a package file and validates its header and size. */
+int pkg_open(const char *path, pkg_reader **out) PQ_MUST_CHECK;
+void pkg_close(pkg_reader *r);
+uint64_t pkg_file_size(const pkg_reader *r);
+
+/* The tree, root first, depth-first in index order. Reads headers and indexes only,
+ * validating their layout (bounds, order, no gaps or overlaps, depth, counts). The array
+ * belongs to the reader. */
+int pkg_list(pkg_reader *r, const pkg_entry **entries, size_t *n) PQ_MUST_CHECK;
+
+/* Finds an entry by path, or by ECU name/id ("ECU_011", "0x1011") when unique. */
+int pkg_find(pkg_reader *r, const char *what, const pkg_entry **out) PQ_MUST_CHECK;
+
+/* Copies an entry's package bytes to out_path, checking its index hash. */
+int pkg_extract_package(pkg_reader *r, const pkg_entry *e, const char *out_path,
+                        const pkg_progress *p) PQ_MUST_CHECK;
+
+/* Decodes a leaf entry's image (decompressing; a delta needs base_path) to out_path,
+ * checking the CRC, the size and, for deltas, the base and target hashes. */
+int pkg_extract_image(pkg_reader *r, const pkg_entry *e, const char *base_path,
+                      const char *out_path, const pkg_progress *p) PQ_MUST_CHECK;
+
+typedef struct {
+	size_t packages;
+	size_t leaves;
+	uint64_t bytes_checked;
+	char failed_path[64]; /* the first entry that failed, if any */
+} pkg_verify_report;
+
+/* Deep verification: every header, the layout, every index SHA-256, every payload CRC,
+ * and every leaf decompressed to its announced size (deltas: descriptor only, as the base
+ * is not at hand). */
+int pkg_verify(pkg_reader *r, pkg_verify_report *rep, const pkg_progress *p) PQ_MUST_CHECK;
+
+/* ---- deltas --------------------------------------------------------------------------- */
+
+/* Applies a delta package file (or the delta leaf `e` of an open reader when r != NULL) to
+ * base_path, writing the exact target to out_path or failing (wrong base, corrupted
+ * delta, target hash mismatch) with no output left behind. */
+int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, const char *out_path,
+                    const pkg_progress *p) PQ_MUST_CHECK;
+
+#endif
