@@ -35,6 +35,8 @@ int main(int argc, char **argv)
 		return cmd_keys(argc - 1, argv + 1);
 	if (strcmp(cmd, "tls") == 0)
 		return cmd_tls(argc - 1, argv + 1);
+	if (strcmp(cmd, "pack") == 0)
+		return cmd_pack(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)
 		return cmd_bench(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
