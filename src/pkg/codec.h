@@ -13,8 +13,10 @@
 #define PKG_CODEC_BUF          (256 * 1024)
 #define PKG_ZSTD_LEVEL_DEFAULT 3
 #define PKG_ZLIB_LEVEL_DEFAULT 6
-/* Largest zstd window a decoder accepts for a full image (a delta's is sized to its base). */
-#define PKG_ZSTD_WINDOW_LOG_MAX 27
+/* Largest zstd window a decoder accepts for a full image (a delta's is sized to its base):
+ * 16 MiB. Frames pqota writes (levels 1..19, no long mode) need at most 8 MiB, and a hostile
+ * frame cannot make a decoder allocate more than this. */
+#define PKG_ZSTD_WINDOW_LOG_MAX 24
 
 /* Receives output bytes; returns PQ_OK or an error that stops the codec. */
 typedef int (*pkg_sink_fn)(const uint8_t *data, size_t len, void *user);

@@ -3,10 +3,12 @@
  * the zone packages) with an index, and a reader that lists, extracts and deep-verifies
  * any child without reading the rest. Formats: docs/package-format.md.
  *
- * Memory: building, verifying and extracting stream through fixed 1 MiB buffers plus the
- * compressor's state (zstd levels 1..19 use at most ~100 MiB at level 19; 2-6 MiB at the
- * default level 3); deltas additionally map the base image and keep a zstd window the size
- * of base + target (so deltas are limited to images of PKG_DELTA_MAX bytes). */
+  * Memory does not grow with the image: building, verifying and extracting stream through a
+ * 1 MiB I/O buffer and 256 KiB codec buffers, plus the codec's state: compressing, 3.5 MiB
+ * at the default zstd level 3 (zstd's own estimate; 89.5 MiB at level 19, zlib 256 KiB);
+ * decompressing, at most a 16 MiB zstd window (PKG_ZSTD_WINDOW_LOG_MAX). Deltas are the
+ * exception by design: they map the base image and keep a zstd window of base + target,
+ * so they are limited to images of PKG_DELTA_MAX bytes. */
 #ifndef PQOTA_PKG_PKG_H
 #define PQOTA_PKG_PKG_H
 
