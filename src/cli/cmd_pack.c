@@ -15,36 +15,37 @@
 #include "pkg/bundle.h"
 #include "pkg/pkg.h"
 
+static const char usage_text[] =
+    "usage: pqota pack build (--manifest FILE | --vmg-binary F ...) --output-dir DIR\n"
+    "       pqota pack verify FILE [--manifest manifest.json] [--json]\n"
+    "       pqota pack inspect FILE [--json]\n"
+    "       pqota pack extract FILE [ENTRY] -o OUT [--image [--base OLD]]\n"
+    "       pqota pack delta --from OLD --to NEW -o OUT [--ecu ID] [--type T]\n"
+    "                        [--from-version V] [--to-version V] [--level N]\n"
+    "       pqota pack apply DELTA --base OLD -o OUT [--entry ENTRY]\n"
+    "\n"
+    "build: make every unit's package, the zone containers, DIR/full_package.bin and\n"
+    "  DIR/manifest.json, from a description file (--manifest; docs/package-format.md)\n"
+    "  or from the original builder's flags:\n"
+    "  --campaign-id ID --vmg-binary F --vmg-version V --zgw-binary F [--zgw-version V]\n"
+    "  --ecu-NNN-binary F --ecu-NNN-version V (NNN 001..180, e.g. --ecu-011-binary;\n"
+    "  zone as in the default model: 20 ECUs per zone)\n"
+    "  --compress [none|zlib|gzip|zstd] (the flag alone: zlib, the original's gzip;\n"
+    "  default zstd) --level N (0 = default) --output-dir DIR\n"
+    "verify: deep check of every header, the layout, every index SHA-256, payload\n"
+    "  CRC-32 and decoded size; --manifest also checks the bundle's SHA-256 and length.\n"
+    "inspect: the tree with targets, versions, types, sizes, compression ratio.\n"
+    "extract: ENTRY is a path (ZONE1/ECU_011), a name or an ECU id; default the root.\n"
+    "  Writes the package bytes, or with --image the decoded image (--base for deltas).\n"
+    "delta: a delta package of NEW against OLD (zstd patch-from) naming OLD's version\n"
+    "  and SHA-256 (defaults: --ecu BROADCAST --type APP, versions 0.0.0, --level 19).\n"
+    "apply: refuses any base but the one named, and checks the result's SHA-256.\n"
+    "Exit: 0 ok; 1 a package failed verification or is malformed, or a delta's base is\n"
+    "  wrong; 2 any other error (I/O, bad description or image, limits); 64 usage.\n";
+
 static void usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: pqota pack build (--manifest FILE | --vmg-binary F ...) --output-dir DIR\n"
-	    "       pqota pack verify FILE [--manifest manifest.json] [--json]\n"
-	    "       pqota pack inspect FILE [--json]\n"
-	    "       pqota pack extract FILE [ENTRY] -o OUT [--image [--base OLD]]\n"
-	    "       pqota pack delta --from OLD --to NEW -o OUT --ecu ID --from-version V "
-	    "--to-version V\n"
-	    "       pqota pack apply DELTA --base OLD -o OUT [--entry ENTRY]\n"
-	    "\n"
-	    "build: make every unit's package, the zone containers, DIR/full_package.bin and\n"
-	    "DIR/manifest.json, from a description file (--manifest, docs/package-format.md) or\n"
-	    "from the original builder's flags:\n"
-	    "  --campaign-id ID  --vmg-binary F  --vmg-version V  --zgw-binary F  [--zgw-version "
-	    "V]\n"
-	    "  --ecu-NNN-binary F  --ecu-NNN-version V  (any NNN, e.g. --ecu-011-binary; zone = "
-	    "the\n"
-	    "  default model's: 20 ECUs per zone)  --compress [none|zlib|gzip|zstd] (flag alone:\n"
-	    "  zlib, the original's gzip; default zstd)  --level N  --output-dir DIR\n"
-	    "verify: deep check of every header, layout, index SHA-256, payload CRC-32 and\n"
-	    "  decompressed size; with --manifest also the bundle's SHA-256 and length.\n"
-	    "inspect: the tree with targets, versions, types, sizes, compression ratio.\n"
-	    "extract: ENTRY is a path (ZONE1/ECU_011), a name or an ECU id; default the root.\n"
-	    "  Writes the package bytes, or with --image the decoded image (--base for deltas).\n"
-	    "delta: a delta package of NEW against OLD (zstd patch-from), naming OLD's version "
-	    "and\n"
-	    "  SHA-256; apply refuses any other base and checks the result's SHA-256.\n"
-	    "Exit: 0 ok, 1 verification failed, 2 error, 64 usage.\n");
+	fputs(usage_text, f);
 }
 
 /* ---- progress bar on a terminal ------------------------------------------------------- */
@@ -223,9 +224,9 @@ static int pack_build(int argc, char **argv)
 		if (!campaign)
 			return free(d),
 			       cli_usage_error("pack", "give --manifest FILE or --campaign-id");
-		if (strlen(campaign) > PKG_CAMPAIGN_ID_MAX)
+		if (strlen(campaign) == 0 || strlen(campaign) > PKG_CAMPAIGN_ID_MAX)
 			return free(d),
-			       cli_usage_error("pack", "--campaign-id is at most %d characters",
+			       cli_usage_error("pack", "--campaign-id has 1..%d characters",
 			                       PKG_CAMPAIGN_ID_MAX);
 		snprintf(d->campaign_id, sizeof(d->campaign_id), "%s", campaign);
 		rc = PQ_OK;
@@ -387,16 +388,24 @@ static int pack_verify(int argc, char **argv)
 	pkg_progress p = make_progress(&b, "verifying");
 	if (open_or_fail(file, &r)) {
 		rc = pkg_open(file, &r); /* for the detail */
-		if (json)
-			printf("{\"file\":\"%s\",\"ok\":false,\"error\":\"%s\"}\n", file,
-			       pq_err_detail());
+		if (json) {
+			json_t *o = json_pack("{s:s,s:b,s:s}", "file", file, "ok", 0, "error",
+			                      pq_err_detail());
+			json_dumpf(o, stdout, JSON_COMPACT);
+			putchar('\n');
+			json_decref(o);
+		}
 		return cli_error(rc, "pack verify"),
 		       rc == PQ_ERR_FORMAT ? CLI_EXIT_FAIL : CLI_EXIT_ERROR;
 	}
 	rc = pkg_verify(r, &rep, &p);
 	pkg_close(r);
-	if (rc == PQ_OK && manifest)
+	if (rc == PQ_OK && manifest) {
 		rc = check_against_manifest(file, manifest);
+		/* an unreadable manifest is an error of its own, not a failed package */
+		if (rc == PQ_ERR_FORMAT)
+			rc = PQ_ERR_INVAL;
+	}
 	bool bad = rc == PQ_ERR_VERIFY || rc == PQ_ERR_FORMAT;
 	if (json) {
 		json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:I}", "file", file, "ok", rc == PQ_OK,
