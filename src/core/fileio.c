@@ -101,6 +101,9 @@ int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 
 	if (!overwrite && access(path, F_OK) == 0)
 		return pq_err_set(PQ_ERR_EXISTS, "%s exists (refusing to overwrite)", path);
+	rc = pq_check_output_path(path);
+	if (rc != PQ_OK)
+		return rc;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
 		return pq_err_set(PQ_ERR_RANGE, "path too long: %s", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -129,17 +132,47 @@ int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 			goto fail;
 		}
 		unlink(tmp);
-		return PQ_OK;
+		return pq_fsync_dir_of(path);
 	}
 	if (rename(tmp, path) != 0) {
 		rc = pq_err_set(PQ_ERR_IO, "rename to %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	return PQ_OK;
+	return pq_fsync_dir_of(path);
 fail:
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
+	return rc;
+}
+
+int pq_check_output_path(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "%s exists and is not a regular file: refusing to replace it",
+		                  path);
+	return PQ_OK;
+}
+
+int pq_fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (n >= sizeof(dir))
+		return pq_err_set(PQ_ERR_RANGE, "path too long");
+	if (slash && n == 0)
+		n = 1; /* "/file" */
+	memcpy(dir, slash ? path : ".", slash ? n : 1);
+	dir[slash ? n : 1] = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return pq_err_set(PQ_ERR_IO, "%s: %s", dir, strerror(errno));
+	int rc =
+	    fsync(fd) == 0 ? PQ_OK : pq_err_set(PQ_ERR_IO, "fsync %s: %s", dir, strerror(errno));
+	close(fd);
 	return rc;
 }
 

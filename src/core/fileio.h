@@ -12,10 +12,18 @@
  * (the terminator is not counted in *len). Caller frees *out. */
 int pq_file_read(const char *path, size_t max, char **out, size_t *len) PQ_MUST_CHECK;
 
-/* Writes data to a temporary file beside `path` with `mode`, fsyncs it and renames it
- * into place. Refuses to replace an existing file unless `overwrite`. */
+/* Writes data to a temporary file beside `path` with `mode`, fsyncs it, renames it into
+ * place and fsyncs the directory. Refuses to replace an existing file unless `overwrite`,
+ * and never replaces anything but a regular file. */
 int pq_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          bool overwrite) PQ_MUST_CHECK;
+
+/* Fails (PQ_ERR_INVAL) when path exists and is not a regular file: writers that rename
+ * a temporary file into place must never replace a device, directory or link. */
+int pq_check_output_path(const char *path) PQ_MUST_CHECK;
+
+/* fsyncs the directory holding path, so a rename into it survives a crash. */
+int pq_fsync_dir_of(const char *path) PQ_MUST_CHECK;
 
 /* mkdir -p with `mode` for the directories it creates. */
 int pq_mkdirs(const char *path, mode_t mode) PQ_MUST_CHECK;

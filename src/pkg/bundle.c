@@ -48,6 +48,10 @@ int pkg_bundle_add(pkg_bundle_desc *d, const pkg_bundle_unit *u)
 	if (nl == 0 || nl > PKG_NAME_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "unit name '%s' must have 1..%d characters",
 		                  u->name, PKG_NAME_MAX);
+	/* the name becomes an index entry name and part of a file name */
+	if (strspn(u->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+	    nl)
+		return pq_err_set(PQ_ERR_INVAL, "unit name '%s': only A-Z a-z 0-9 _ -", u->name);
 	for (size_t i = 0; i < d->n; i++) {
 		if (strcmp(d->units[i].name, u->name) == 0 ||
 		    (d->units[i].ecu == u->ecu && d->units[i].type == u->type))
@@ -398,9 +402,10 @@ int pkg_bundle_build(const pkg_bundle_desc *d, const char *out_dir, const pkg_pr
 	rc = pq_mkdirs(pkgdir, 0755);
 	if (rc != PQ_OK)
 		return rc;
-	/* one path slot per unit and per zone */
+	/* one path slot per unit and per zone; the vehicle holds its top-level units (the VMG
+	 * may have one per software type) and the zones */
 	paths = calloc(d->n + PKG_ZONES_MAX, sizeof(*paths));
-	vkids = calloc(1 + PKG_ZONES_MAX, sizeof(*vkids));
+	vkids = calloc(d->n + PKG_ZONES_MAX, sizeof(*vkids));
 	zkids = calloc(d->n, sizeof(*zkids));
 	manifest = json_object();
 	units = json_array();

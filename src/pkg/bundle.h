@@ -43,7 +43,8 @@ typedef struct {
 /* The default vehicle model's zone of ECU_nnn: 20 ECUs per zone (ECU_011 is in zone 1). */
 int pkg_default_zone(uint16_t ecu);
 
-/* Adds a unit (copies the strings). Checks names, zones and duplicates. */
+/* Adds a unit (copies the strings). Checks the name (1..8 of A-Z a-z 0-9 _ -), zone, type
+ * and duplicates. */
 int pkg_bundle_add(pkg_bundle_desc *d, const pkg_bundle_unit *u) PQ_MUST_CHECK;
 
 /* Reads a description file (JSON; unknown keys are errors; image paths are relative to
@@ -52,8 +53,9 @@ int pkg_bundle_load(const char *path, pkg_bundle_desc *d) PQ_MUST_CHECK;
 
 void pkg_bundle_free(pkg_bundle_desc *d);
 
-/* Builds DIR/packages/<unit>.swpg for every unit, DIR/packages/ZONE<z>.swpg per zone,
- * DIR/full_package.bin and DIR/manifest.json. *manifest (optional) receives the manifest
+/* Builds DIR/packages/<name>.swpg for the VMG's units, DIR/packages/ZONE<z>-<name>.swpg
+ * for each unit of zone z, DIR/packages/ZONE<z>.swpg per zone, DIR/full_package.bin and
+ * DIR/manifest.json. *manifest (optional) receives the manifest
  * (caller json_decref()s it). */
 int pkg_bundle_build(const pkg_bundle_desc *d, const char *out_dir, const pkg_progress *p,
                      json_t **manifest) PQ_MUST_CHECK;

@@ -55,7 +55,8 @@ int pkg_enc_new(uint8_t comp, int level, uint64_t pledged, const void *prefix, s
 	case SWPG_COMP_ZLIB:
 		if (level < 0 || level > 9) {
 			pkg_enc_free(e);
-			return pq_err_set(PQ_ERR_INVAL, "zlib level %d outside 1..9", level);
+			return pq_err_set(PQ_ERR_INVAL, "zlib level %d outside 1..9 (0: default)",
+			                  level);
 		}
 		if (deflateInit(&e->z, level ? level : PKG_ZLIB_LEVEL_DEFAULT) != Z_OK)
 			goto nomem;
@@ -65,7 +66,8 @@ int pkg_enc_new(uint8_t comp, int level, uint64_t pledged, const void *prefix, s
 	case SWPG_COMP_DELTA:
 		if (level < 0 || level > 19) {
 			pkg_enc_free(e);
-			return pq_err_set(PQ_ERR_INVAL, "zstd level %d outside 1..19", level);
+			return pq_err_set(PQ_ERR_INVAL, "zstd level %d outside 1..19 (0: default)",
+			                  level);
 		}
 		e->zc = ZSTD_createCCtx();
 		if (!e->zc)

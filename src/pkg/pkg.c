@@ -112,6 +112,9 @@ static int out_open(out_file *o, const char *path, mode_t mode)
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	o->path = path;
+	int rc = pq_check_output_path(path);
+	if (rc != PQ_OK)
+		return rc;
 	if (snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.%ld", path, (long)getpid()) >=
 	    (int)sizeof(o->tmp))
 		return pq_err_set(PQ_ERR_RANGE, "path too long: %s", path);
@@ -141,7 +144,7 @@ static int out_commit(out_file *o)
 	o->fd = -1;
 	if (rename(o->tmp, o->path) != 0)
 		return pq_err_set(PQ_ERR_IO, "rename to %s: %s", o->path, strerror(errno));
-	return PQ_OK;
+	return pq_fsync_dir_of(o->path);
 }
 
 static void out_abort(out_file *o)
@@ -834,6 +837,7 @@ int pkg_extract_package(pkg_reader *r, const pkg_entry *e, const char *out_path,
 /* Decoding a leaf's payload: CRC over the payload, decoder over the compressed bytes (after
  * the descriptor for deltas), output to a sink. */
 struct decode_state {
+	pq_hash_ctx *sha;       /* over the whole package, when its index names a hash */
 	uint64_t payload_start; /* file offset of the payload */
 	uint64_t skip;          /* payload bytes not fed to the decoder (delta descriptor) */
 	uint32_t crc;
@@ -847,6 +851,11 @@ static int decode_fn(const uint8_t *data, size_t len, uint64_t pos, void *user)
 	struct decode_state *s = user;
 	uint64_t rel = pos - s->payload_start;
 	s->crc = pq_crc32(s->crc, data, len);
+	if (s->sha) {
+		int rc = pq_hash_update(s->sha, data, len);
+		if (rc != PQ_OK)
+			return rc;
+	}
 	if (rel + len <= s->skip)
 		return PQ_OK;
 	size_t from = rel < s->skip ? (size_t)(s->skip - rel) : 0;
@@ -886,14 +895,30 @@ static int decode_leaf(pkg_reader *r, const pkg_entry *e, const void *base, size
 	if (e->hdr.compression == SWPG_COMP_DELTA)
 		s.skip = PKG_DELTA_DESC_LEN;
 	rc = pkg_dec_new(e->hdr.compression, e->hdr.uncompressed_size, base, base_len, &s.dec);
+	if (rc == PQ_OK && e->has_sha256) {
+		uint8_t hdr[SWPG_HDR_LEN];
+		rc = pq_hash_new(PQ_HASH_SHA256, &s.sha);
+		if (rc == PQ_OK)
+			rc = pread_full(r->fd, hdr, sizeof(hdr), e->offset);
+		if (rc == PQ_OK)
+			rc = pq_hash_update(s.sha, hdr, sizeof(hdr));
+	}
 	if (rc == PQ_OK)
 		rc = read_range(r, s.payload_start, e->hdr.payload_size, decode_fn, &s, p);
+	if (rc == PQ_OK && s.sha) {
+		uint8_t sha[32];
+		rc = pq_hash_final(s.sha, sha);
+		if (rc == PQ_OK && pq_memeq_ct(sha, e->sha256, 32) != 0)
+			rc = pq_err_set(PQ_ERR_VERIFY, "%s: SHA-256 does not match its index entry",
+			                e->path);
+	}
 	if (rc == PQ_OK && s.crc != e->hdr.crc32)
 		rc = pq_err_set(PQ_ERR_VERIFY, "%s: payload CRC-32 %08x, header says %08x",
 		                e->path[0] ? e->path : r->name, s.crc, e->hdr.crc32);
 	if (rc == PQ_OK)
 		rc = pkg_dec_finish(s.dec);
 	pkg_dec_free(s.dec);
+	pq_hash_free(s.sha);
 	return rc;
 }
 
@@ -977,7 +1002,8 @@ typedef struct {
 	const pkg_entry *e;
 	pq_hash_ctx *sha; /* over the whole package (children only) */
 	uint32_t crc;     /* over the payload */
-	pkg_dec *dec;     /* leaves that can be decoded */
+	bool decode;      /* a leaf that can be decoded (not a delta) */
+	pkg_dec *dec;     /* its decoder, alive only while the leaf streams by */
 	uint64_t skip;    /* payload bytes not decoded (delta descriptor) */
 } verify_slot;
 
@@ -1012,7 +1038,11 @@ static int verify_fn(const uint8_t *data, size_t len, uint64_t pos, void *user)
 		const uint8_t *p = data + (from - pos);
 		size_t n = (size_t)(to - from);
 		int rc = PQ_OK;
-		if (s->sha)
+		/* one decoder at a time: created as the leaf starts, freed as it ends */
+		if (s->decode && !s->dec && from == a)
+			rc = pkg_dec_new(s->e->hdr.compression, s->e->hdr.uncompressed_size, NULL,
+			                 0, &s->dec);
+		if (rc == PQ_OK && s->sha)
 			rc = pq_hash_update(s->sha, p, n);
 		/* payload part */
 		uint64_t ps = a + SWPG_HDR_LEN;
@@ -1026,6 +1056,12 @@ static int verify_fn(const uint8_t *data, size_t len, uint64_t pos, void *user)
 				size_t cut = rel < s->skip ? (size_t)(s->skip - rel) : 0;
 				rc = pkg_dec_feed(s->dec, pp + cut, pn - cut, NULL, NULL);
 			}
+		}
+		if (rc == PQ_OK && s->dec && to == b) {
+			rc = pkg_dec_finish(s->dec);
+			pkg_dec_free(s->dec);
+			s->dec = NULL;
+			s->decode = false;
 		}
 		if (rc != PQ_OK)
 			return verify_fail(
@@ -1063,8 +1099,7 @@ int pkg_verify(pkg_reader *r, pkg_verify_report *rep, const pkg_progress *p)
 			delta_desc d;
 			rc = read_delta_desc(r, &all[i], &d); /* the base is not at hand */
 		} else {
-			rc = pkg_dec_new(all[i].hdr.compression, all[i].hdr.uncompressed_size, NULL,
-			                 0, &s->dec);
+			s->decode = true;
 		}
 		if (rc != PQ_OK)
 			verify_fail(&vs, i, rc);

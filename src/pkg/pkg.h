@@ -3,7 +3,7 @@
  * the zone packages) with an index, and a reader that lists, extracts and deep-verifies
  * any child without reading the rest. Formats: docs/package-format.md.
  *
-  * Memory does not grow with the image: building, verifying and extracting stream through a
+ * Memory does not grow with the image: building, verifying and extracting stream through a
  * 1 MiB I/O buffer and 256 KiB codec buffers, plus the codec's state: compressing, 3.5 MiB
  * at the default zstd level 3 (zstd's own estimate; 89.5 MiB at level 19, zlib 256 KiB);
  * decompressing, at most a 16 MiB zstd window (PKG_ZSTD_WINDOW_LOG_MAX). Deltas are the
@@ -24,10 +24,12 @@
 #define PKG_INDEX_HDR_LEN   16
 #define PKG_INDEX_ENTRY_LEN 64
 #define PKG_CHILDREN_MAX    1024 /* entries in one container */
-#define PKG_DEPTH_MAX       2    /* vehicle -> zone -> leaf */
+#define PKG_DEPTH_MAX       2    /* vehicle -> zone -> leaf (enforced by what each type may hold) */
 #define PKG_DELTA_MAGIC     "SWDL"
 #define PKG_DELTA_DESC_LEN  88
-#define PKG_DELTA_MAX       (1536ull << 20) /* images up to 1.5 GiB for deltas */
+/* Deltas: base and target up to 1 GiB each, so that base + target fits zstd's largest
+ * window (2^31 bytes). */
+#define PKG_DELTA_MAX (1ull << 30)
 
 /* Progress: called with bytes done and total (total 0 = unknown) at most every 1 MiB. */
 typedef void (*pkg_progress_fn)(uint64_t done, uint64_t total, void *user);
@@ -124,7 +126,8 @@ int pkg_extract_package(pkg_reader *r, const pkg_entry *e, const char *out_path,
                         const pkg_progress *p) PQ_MUST_CHECK;
 
 /* Decodes a leaf entry's image (decompressing; a delta needs base_path) to out_path,
- * checking the CRC, the size and, for deltas, the base and target hashes. */
+ * checking the entry's index SHA-256 (children), the CRC, the size and, for deltas, the
+ * base and target hashes. Nothing is left at out_path on failure. */
 int pkg_extract_image(pkg_reader *r, const pkg_entry *e, const char *base_path,
                       const char *out_path, const pkg_progress *p) PQ_MUST_CHECK;
 
@@ -142,9 +145,9 @@ int pkg_verify(pkg_reader *r, pkg_verify_report *rep, const pkg_progress *p) PQ_
 
 /* ---- deltas --------------------------------------------------------------------------- */
 
-/* Applies a delta package file (or the delta leaf `e` of an open reader when r != NULL) to
- * base_path, writing the exact target to out_path or failing (wrong base, corrupted
- * delta, target hash mismatch) with no output left behind. */
+/* Applies the delta leaf `e` of an open reader (the root of a delta package file, or a
+ * child of a bundle) to base_path, writing the exact target to out_path or failing (wrong
+ * base, corrupted delta, target hash mismatch) with no output left behind. */
 int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, const char *out_path,
                     const pkg_progress *p) PQ_MUST_CHECK;
 

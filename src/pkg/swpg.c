@@ -1,6 +1,7 @@
 /* swpg.c: byte-exact encoding and validation of the SWPG header; names and versions. */
 #include "pkg/swpg.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,7 +247,11 @@ int swpg_ecu_parse(const char *s, uint16_t *out)
 		*out = (uint16_t)(0x1000 | (s[4] - '0') << 8 | (s[5] - '0') << 4 | (s[6] - '0'));
 		return PQ_OK;
 	}
-	unsigned long v = strtoul(s, &end, 0);
+	/* hex with 0x, else decimal: a leading zero is not octal */
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	unsigned long v = strtoul(hex ? s + 2 : s, &end, hex ? 16 : 10);
+	if (hex && !isxdigit((unsigned char)s[2]))
+		end = (char *)s; /* "0x" alone */
 	if (*end || v > 0xFFFF || (s[0] < '0' || s[0] > '9'))
 		return pq_err_set(PQ_ERR_INVAL,
 		                  "bad ECU id '%s' (0x0E00, VMG, ZGW1..ZGW9, ECU_001..ECU_999)", s);

@@ -90,9 +90,10 @@ void swpg_version_str(swpg_version v, char *buf, size_t len);
 /* <0, 0, >0 like strcmp, comparing major, minor, patch, build numerically. */
 int swpg_version_cmp(swpg_version a, swpg_version b);
 
-/* ECU ids: "0x0E00", "3584", "VMG", "ZGW1".."ZGW9", "ECU_011" (0x1000 + BCD: 0x1011). */
+/* ECU ids: "0x0E00" (hex), "3584" (decimal, also with leading zeros), "VMG", "ZGW1".."ZGW9",
+ * "ECU_011" (0x1000 + BCD digits: 0x1011). */
 int swpg_ecu_parse(const char *s, uint16_t *out) PQ_MUST_CHECK;
-/* A readable name for an id: "VMG", "ZGW1", "ECU_011", "BROADCAST" or "0x1234". */
+/* A readable name for an id: "VMG", "ZGW1", "ECU_011", "BROADCAST", else "0xNNNN". */
 void swpg_ecu_name(uint16_t id, char *buf, size_t len);
 
 #endif
