@@ -73,7 +73,7 @@ int tls_server_ctx_new(const tls_opts *o, SSL_CTX **out)
 	if (rc != PQ_OK)
 		goto fail;
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-	if (o->require_client_cert) {
+	if (o->require_client_cert || o->request_client_cert) {
 		STACK_OF(X509_NAME) *names = NULL;
 		if (!o->ca_file) {
 			rc = pq_err_set(PQ_ERR_INVAL, "mutual TLS needs a CA file");
@@ -89,7 +89,11 @@ int tls_server_ctx_new(const tls_opts *o, SSL_CTX **out)
 			goto fail;
 		}
 		SSL_CTX_set_client_CA_list(ctx, names);
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_verify(
+		    ctx,
+		    SSL_VERIFY_PEER |
+		        (o->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+		    NULL);
 	}
 	*out = ctx;
 	return PQ_OK;

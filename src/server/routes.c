@@ -1,0 +1,446 @@
+/* routes.c: the route table and the handlers for health, metrics, vehicles, ECUs, audit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "crypto/hash.h"
+#include "crypto/key.h"
+#include "crypto/pki.h"
+#include "server/routes.h"
+#include "server/server.h"
+#include "tls/tls.h"
+
+#define GET  EVHTTP_REQ_GET
+#define HEAD EVHTTP_REQ_HEAD
+#define POST EVHTTP_REQ_POST
+#define PUT  EVHTTP_REQ_PUT
+#define DEL  EVHTTP_REQ_DELETE
+
+/* Vehicles may only see themselves; API keys see every vehicle. */
+bool route_own_vehicle(srv_ctx *c, const char *vin)
+{
+	if (c->has_key || strcmp(c->vin, vin) == 0)
+		return true;
+	srv_error(c, 403, "forbidden", "vehicle %s may not access vehicle %s", c->vin, vin);
+	return false;
+}
+
+/* ---- health and metrics ------------------------------------------------------------- */
+
+static void h_health(srv_ctx *c)
+{
+	int rc = store_ping(c->db);
+	const srv_options *o = srv_get_options(c->s);
+	json_t *j = json_pack("{s:s,s:s,s:s,s:{s:i,s:s,s:s},s:s}", "status",
+	                      rc == PQ_OK ? "ok" : "degraded", "store", rc == PQ_OK ? "ok" : "down",
+	                      "openssl", tls_openssl_version(), "tls", "profile", o->profile->id,
+	                      "name", o->profile->name, "group", o->profile->tls_group, "backend",
+	                      store_get_backend(c->db) == STORE_SQLITE ? "sqlite" : "postgres");
+	srv_json(c, rc == PQ_OK ? 200 : 503, j);
+}
+
+static void h_metrics(srv_ctx *c)
+{
+	struct evbuffer *out = evbuffer_new();
+	if (!out) {
+		srv_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	srv_metrics_text(c->s, out);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
+	                  "text/plain; version=0.0.4");
+	evhttp_send_reply(c->req, 200, NULL, out);
+	evbuffer_free(out);
+}
+
+/* ---- vehicles ------------------------------------------------------------------------- */
+
+static json_t *vehicle_json(const store_vehicle *v, bool full)
+{
+	json_t *j =
+	    json_pack("{s:s,s:s,s:b,s:I,s:I,s:I}", "vin", v->vin, "model", v->model, "online",
+	              v->online, "last_seen_ms", (json_int_t)v->last_seen_ms, "boot_seq",
+	              (json_int_t)v->boot_seq, "created_ms", (json_int_t)v->created_ms);
+	json_object_set_new(j, "certificate_sha256", json_string(v->cert_pem_sha256));
+	if (full) {
+		json_object_set_new(j, "kem_x25519_pub",
+		                    v->kem_x25519_pub ? json_string(v->kem_x25519_pub)
+		                                      : json_null());
+		json_object_set_new(j, "kem_mlkem768_pub",
+		                    v->kem_mlkem_pub ? json_string(v->kem_mlkem_pub) : json_null());
+		json_error_t e;
+		json_t *vci = v->last_vci ? json_loads(v->last_vci, 0, &e) : NULL;
+		json_object_set_new(j, "last_vci", vci ? vci : json_null());
+	}
+	return j;
+}
+
+static int list_vehicle_cb(const store_vehicle *v, void *user)
+{
+	return json_array_append_new(user, vehicle_json(v, false)) == 0 ? PQ_OK : PQ_ERR_NOMEM;
+}
+
+static json_t *page_json(json_t *items, const store_page *pg, int64_t total)
+{
+	return json_pack("{s:o,s:I,s:i,s:I}", "items", items, "total", (json_int_t)total, "limit",
+	                 pg->limit, "offset", (json_int_t)pg->offset);
+}
+
+static void h_vehicles_list(srv_ctx *c)
+{
+	store_page pg;
+	store_vehicle_filter f = {.online = -1};
+	int64_t total = 0;
+	if (!srv_page(c, &pg))
+		return;
+	char *model = srv_query(c, "model"), *online = srv_query(c, "online"),
+	     *prefix = srv_query(c, "vin_prefix");
+	f.model = model;
+	f.vin_prefix = prefix;
+	if (online) {
+		if (strcmp(online, "true") == 0)
+			f.online = 1;
+		else if (strcmp(online, "false") == 0)
+			f.online = 0;
+		else {
+			srv_error(c, 400, "bad_request", "online must be true or false");
+			goto out;
+		}
+	}
+	json_t *items = json_array();
+	int rc = store_vehicle_list(c->db, &f, &pg, list_vehicle_cb, items, &total);
+	if (rc != PQ_OK) {
+		json_decref(items);
+		srv_fail(c, rc, "listing vehicles");
+		goto out;
+	}
+	srv_json(c, 200, page_json(items, &pg, total));
+out:
+	free(model);
+	free(online);
+	free(prefix);
+}
+
+/* Checks a vehicle certificate (PEM): parses, CN equals the VIN, issued by the server's CA
+ * when one is configured. Fills the SHA-256 of its DER. */
+static int check_vehicle_cert(srv_ctx *c, const char *pem, const char *vin, char sha_hex[65])
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	int rc = PQ_OK;
+	BIO_free(bio);
+	if (!x)
+		return pq_err_set(PQ_ERR_FORMAT, "certificate is not PEM X.509");
+	char cn[128] = "";
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+	if (strcmp(cn, vin) != 0)
+		rc = pq_err_set(PQ_ERR_INVAL, "certificate CN '%s' is not the VIN %s", cn, vin);
+	const srv_options *o = srv_get_options(c->s);
+	if (rc == PQ_OK && o->ca_file) {
+		X509_STORE *st = X509_STORE_new();
+		X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+		if (!st || !ctx || X509_STORE_load_file(st, o->ca_file) != 1 ||
+		    X509_STORE_CTX_init(ctx, st, x, NULL) != 1)
+			rc = pq_err_ssl(PQ_ERR_IO, "loading the CA");
+		else if (X509_verify_cert(ctx) != 1)
+			rc = pq_err_set(
+			    PQ_ERR_VERIFY, "certificate not issued by the deployment CA: %s",
+			    X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		X509_STORE_CTX_free(ctx);
+		X509_STORE_free(st);
+	}
+	if (rc == PQ_OK) {
+		unsigned char *der = NULL;
+		int n = i2d_X509(x, &der);
+		uint8_t d[32];
+		rc = n > 0 ? pq_hash(PQ_HASH_SHA256, der, (size_t)n, d) : PQ_ERR_CRYPTO;
+		if (rc == PQ_OK)
+			pq_hex_encode(d, 32, sha_hex);
+		OPENSSL_free(der);
+	}
+	X509_free(x);
+	return rc;
+}
+
+static int check_pub(const char *pem, pq_alg want, const char *what)
+{
+	pq_key *k = NULL;
+	int rc = pq_key_parse_pem(pem, strlen(pem), &k);
+	if (rc == PQ_OK && (pq_key_alg(k) != want || pq_key_has_private(k)))
+		rc =
+		    pq_err_set(PQ_ERR_INVAL, "%s must be a %s public key", what, pq_alg_name(want));
+	pq_key_free(k);
+	return rc;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static void h_vehicles_register(srv_ctx *c)
+{
+	json_t *b = srv_body_json(c);
+	store_vehicle v = {0};
+	int rc;
+	if (!b)
+		return;
+	const char *vin = jstr(b, "vin"), *model = jstr(b, "model"), *cert = jstr(b, "certificate"),
+	           *kx = jstr(b, "kem_x25519_pub"), *km = jstr(b, "kem_mlkem768_pub");
+	json_t *seed = json_object_get(b, "default_ecus");
+	if (!vin || !cert || !kx || !km) {
+		srv_error(c, 400, "bad_request",
+		          "vin, certificate, kem_x25519_pub and kem_mlkem768_pub are required");
+		goto out;
+	}
+	if (pq_vin_check(vin) != PQ_OK) {
+		srv_error(c, 400, "bad_vin", "%s", pq_err_detail());
+		goto out;
+	}
+	if (model && strlen(model) > STORE_NAME_MAX) {
+		srv_error(c, 400, "bad_request", "model longer than %d", STORE_NAME_MAX);
+		goto out;
+	}
+	if (strlen(cert) > 16384 || strlen(kx) > 16384 || strlen(km) > 16384) {
+		srv_error(c, 400, "bad_request", "PEM fields are limited to 16 KiB");
+		goto out;
+	}
+	rc = check_vehicle_cert(c, cert, vin, v.cert_pem_sha256);
+	if (rc == PQ_OK)
+		rc = check_pub(kx, PQ_ALG_X25519, "kem_x25519_pub");
+	if (rc == PQ_OK)
+		rc = check_pub(km, PQ_ALG_MLKEM768, "kem_mlkem768_pub");
+	if (rc != PQ_OK) {
+		srv_error(c, 400, "bad_credentials", "%s", pq_err_detail());
+		goto out;
+	}
+	snprintf(v.vin, sizeof(v.vin), "%s", vin);
+	snprintf(v.model, sizeof(v.model), "%s", model ? model : "");
+	v.kem_x25519_pub = (char *)kx;
+	v.kem_mlkem_pub = (char *)km;
+	v.created_ms = c->now_ms;
+	rc = store_begin(c->db);
+	if (rc == PQ_OK)
+		rc = store_vehicle_insert(c->db, &v);
+	if (rc == PQ_OK && !json_is_false(seed))
+		rc = store_ecu_seed_default(c->db, vin, c->now_ms);
+	if (rc == PQ_OK)
+		rc = store_commit(c->db);
+	if (rc != PQ_OK) {
+		store_rollback(c->db);
+		srv_fail(c, rc, "registering the vehicle");
+		goto out;
+	}
+	srv_audit(
+	    c, "vehicle.register", vin,
+	    json_pack("{s:s,s:s}", "model", v.model, "certificate_sha256", v.cert_pem_sha256));
+	v.kem_x25519_pub = v.kem_mlkem_pub = NULL;
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", c->path);
+	srv_json(c, 201, vehicle_json(&v, false));
+out:
+	json_decref(b);
+}
+
+static void h_vehicle_get(srv_ctx *c)
+{
+	store_vehicle v = {0};
+	const char *vin = c->params[0];
+	if (!route_own_vehicle(c, vin))
+		return;
+	int rc = store_vehicle_get(c->db, vin, &v);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "vehicle");
+		return;
+	}
+	srv_json(c, 200, vehicle_json(&v, true));
+	store_vehicle_clear(&v);
+}
+
+static void h_vehicle_delete(srv_ctx *c)
+{
+	int rc = store_vehicle_delete(c->db, c->params[0]);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "deleting the vehicle");
+		return;
+	}
+	srv_audit(c, "vehicle.delete", c->params[0], NULL);
+	srv_json(c, 204, NULL);
+}
+
+static void h_vehicle_vci_put(srv_ctx *c)
+{
+	const char *vin = c->params[0];
+	if (!route_own_vehicle(c, vin))
+		return;
+	json_t *b = srv_body_json(c);
+	if (!b)
+		return;
+	char *text = json_dumps(b, JSON_COMPACT);
+	int rc = text ? store_vehicle_set_vci(c->db, vin, text, c->now_ms) : PQ_ERR_NOMEM;
+	free(text);
+	json_decref(b);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "storing the VCI");
+		return;
+	}
+	srv_audit(c, "vehicle.vci", vin, NULL);
+	srv_json(c, 200, json_pack("{s:s,s:I}", "vin", vin, "stored_ms", (json_int_t)c->now_ms));
+}
+
+static void h_vehicle_vci_get(srv_ctx *c)
+{
+	store_vehicle v = {0};
+	const char *vin = c->params[0];
+	if (!route_own_vehicle(c, vin))
+		return;
+	int rc = store_vehicle_get(c->db, vin, &v);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "vehicle");
+		return;
+	}
+	json_error_t e;
+	json_t *vci = v.last_vci ? json_loads(v.last_vci, 0, &e) : NULL;
+	store_vehicle_clear(&v);
+	if (!vci) {
+		srv_error(c, 404, "not_found", "vehicle %s has not reported a VCI", vin);
+		return;
+	}
+	srv_json(c, 200, vci);
+}
+
+static json_t *ecu_json(const store_ecu *e)
+{
+	return json_pack("{s:s,s:s,s:i,s:{s:s,s:s,s:s},s:s,s:s,s:I}", "ecu_id", e->ecu_id,
+	                 "hardware_id", e->hardware_id, "zone", e->zone, "software", "APP",
+	                 e->sw_app, "BOOT", e->sw_boot, "CAL", e->sw_cal, "serial", e->serial,
+	                 "bank", e->bank, "updated_ms", (json_int_t)e->updated_ms);
+}
+
+static int list_ecu_cb(const store_ecu *e, void *user)
+{
+	return json_array_append_new(user, ecu_json(e)) == 0 ? PQ_OK : PQ_ERR_NOMEM;
+}
+
+static void h_ecus_list(srv_ctx *c)
+{
+	store_page pg;
+	int64_t total = 0;
+	const char *vin = c->params[0];
+	store_vehicle v = {0};
+	if (!route_own_vehicle(c, vin) || !srv_page(c, &pg))
+		return;
+	int rc = store_vehicle_get(c->db, vin, &v);
+	store_vehicle_clear(&v);
+	json_t *items = json_array();
+	if (rc == PQ_OK)
+		rc = store_ecu_list(c->db, vin, &pg, list_ecu_cb, items, &total);
+	if (rc != PQ_OK) {
+		json_decref(items);
+		srv_fail(c, rc, "listing ECUs");
+		return;
+	}
+	srv_json(c, 200, page_json(items, &pg, total));
+}
+
+static void h_ecu_get(srv_ctx *c)
+{
+	store_ecu e;
+	if (!route_own_vehicle(c, c->params[0]))
+		return;
+	int rc = store_ecu_get(c->db, c->params[0], c->params[1], &e);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "ECU");
+		return;
+	}
+	srv_json(c, 200, ecu_json(&e));
+}
+
+static int hist_cb(const store_ecu_change *h, void *user)
+{
+	return json_array_append_new(user,
+	                             json_pack("{s:s,s:s,s:s,s:I}", "software_type",
+	                                       h->software_type, "from", h->from_version, "to",
+	                                       h->to_version, "at_ms", (json_int_t)h->at_ms)) == 0
+	           ? PQ_OK
+	           : PQ_ERR_NOMEM;
+}
+
+static void h_ecu_history(srv_ctx *c)
+{
+	store_page pg;
+	store_ecu e;
+	int64_t total = 0;
+	if (!route_own_vehicle(c, c->params[0]) || !srv_page(c, &pg))
+		return;
+	int rc = store_ecu_get(c->db, c->params[0], c->params[1], &e);
+	json_t *items = json_array();
+	if (rc == PQ_OK)
+		rc = store_ecu_history(c->db, c->params[0], c->params[1], &pg, hist_cb, items,
+		                       &total);
+	if (rc != PQ_OK) {
+		json_decref(items);
+		srv_fail(c, rc, "ECU history");
+		return;
+	}
+	srv_json(c, 200, page_json(items, &pg, total));
+}
+
+/* ---- audit ------------------------------------------------------------------------------- */
+
+static int audit_cb(const store_audit *a, void *user)
+{
+	json_error_t e;
+	json_t *d = a->detail ? json_loads(a->detail, 0, &e) : NULL;
+	return json_array_append_new(
+	           user, json_pack("{s:I,s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)a->id, "at_ms",
+	                           (json_int_t)a->at_ms, "actor", a->actor, "action", a->action,
+	                           "target", a->target, "detail", d ? d : json_null())) == 0
+	           ? PQ_OK
+	           : PQ_ERR_NOMEM;
+}
+
+static void h_audit(srv_ctx *c)
+{
+	store_page pg;
+	int64_t total = 0;
+	if (!srv_page(c, &pg))
+		return;
+	json_t *items = json_array();
+	int rc = store_audit_list(c->db, &pg, audit_cb, items, &total);
+	if (rc != PQ_OK) {
+		json_decref(items);
+		srv_fail(c, rc, "audit log");
+		return;
+	}
+	srv_json(c, 200, page_json(items, &pg, total));
+}
+
+/* ---- the table ----------------------------------------------------------------------------- */
+
+const srv_route srv_routes[] = {
+    {GET, "/health", SRV_AUTH_PUBLIC, h_health, "liveness and store health"},
+    {GET, "/metrics", SRV_AUTH_PUBLIC, h_metrics, "Prometheus metrics"},
+    {GET, "/api/v1/vehicles", SRV_AUTH_VIEWER, h_vehicles_list, "list vehicles"},
+    {POST, "/api/v1/vehicles", SRV_AUTH_OPERATOR, h_vehicles_register, "register a vehicle"},
+    {GET, "/api/v1/vehicles/{vin}", SRV_AUTH_ANY, h_vehicle_get, "a vehicle"},
+    {DEL, "/api/v1/vehicles/{vin}", SRV_AUTH_ADMIN, h_vehicle_delete, "delete a vehicle"},
+    {PUT, "/api/v1/vehicles/{vin}/vci", SRV_AUTH_ANY, h_vehicle_vci_put, "store a VCI report"},
+    {GET, "/api/v1/vehicles/{vin}/vci", SRV_AUTH_ANY, h_vehicle_vci_get, "the latest VCI"},
+    {GET, "/api/v1/vehicles/{vin}/ecus", SRV_AUTH_ANY, h_ecus_list, "a vehicle's ECUs"},
+    {GET, "/api/v1/vehicles/{vin}/ecus/{ecu}", SRV_AUTH_ANY, h_ecu_get, "one ECU"},
+    {GET, "/api/v1/vehicles/{vin}/ecus/{ecu}/history", SRV_AUTH_ANY, h_ecu_history,
+     "an ECU's version history"},
+    {GET, "/api/v1/audit", SRV_AUTH_ADMIN, h_audit, "the audit log, newest first"},
+    {GET | HEAD, "/packages/{sha256}", SRV_AUTH_PUBLIC, route_download,
+     "download a package (Range, ETag, If-Range; vehicle certificate, API key or token)"},
+    /* seed routes of the original design */
+    {GET, "/api/vehicles/{vin}/vci", SRV_AUTH_ANY, h_vehicle_vci_get, "alias (seed)"},
+    {0, NULL, 0, NULL, NULL},
+};

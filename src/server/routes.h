@@ -1,0 +1,20 @@
+/* routes.h: handlers shared between the route modules. */
+#ifndef PQOTA_SERVER_ROUTES_H
+#define PQOTA_SERVER_ROUTES_H
+
+#include <stdbool.h>
+
+#include "server/server.h"
+
+/* Vehicles may only see themselves (sends 403 and returns false otherwise). */
+bool route_own_vehicle(srv_ctx *c, const char *vin);
+
+/* GET/HEAD /packages/{sha256} */
+void route_download(srv_ctx *c);
+
+/* Parses a single "bytes=" range against size. Returns 1 for a satisfiable range (filled
+ * [*start, *end]), 0 when there is no usable Range (serve everything), -1 when it is
+ * unsatisfiable (416). Multiple ranges are treated as no Range. */
+int route_parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *end);
+
+#endif

@@ -1,0 +1,132 @@
+/* server.h: the pqota HTTPS server: worker threads (one libevent loop and one store
+ * connection each, listening on the same port through SO_REUSEPORT), TLS 1.3 from a PQC
+ * profile with optional client certificates, a route table, JSON responses and errors,
+ * authentication (vehicle certificate CN, API key with role), rate limits, metrics.
+ *
+ * Lifetime: srv_new() checks everything it needs before serving (keys readable, store
+ * reachable and migrated, data directory writable, port free) and fails with a clear
+ * error; srv_run() serves until srv_stop() (e.g. from SIGTERM), then stops accepting,
+ * lets in-flight requests finish (bounded by the drain timeout) and returns. */
+#ifndef PQOTA_SERVER_SERVER_H
+#define PQOTA_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "crypto/profile.h"
+#include "store/store.h"
+
+struct evhttp_request;
+struct evbuffer;
+
+typedef struct {
+	const char *listen;        /* "127.0.0.1:8443" (port 0: any free port) */
+	int workers;               /* threads, >= 1 */
+	const pq_profile *profile; /* TLS profile */
+	const char *extra_groups;  /* more TLS groups offered (other profiles' clients) */
+	const char *cert_file, *key_file, *ca_file;
+	bool require_client_cert; /* all clients must present certificates */
+	store_config store;
+	const char *data_dir; /* content-addressed files, uploads */
+	size_t max_header_bytes;
+	size_t max_body_bytes; /* per request (uploads come in pieces of at most this) */
+	int timeout_ms;        /* idle connection / request timeout */
+	int drain_ms;          /* graceful shutdown: wait this long for requests */
+	double rate_global;    /* requests per second, all clients (0: unlimited) */
+	double burst_global;
+	double rate_client; /* per client (API key, vehicle or address) */
+	double burst_client;
+	const char *token_secret_file; /* HMAC key for download tokens (created if missing) */
+	int64_t token_ttl_ms;
+	const char *port_file; /* write the bound port here once listening */
+} srv_options;
+
+typedef struct srv srv;
+typedef struct srv_worker srv_worker;
+
+int srv_new(const srv_options *o, srv **out) PQ_MUST_CHECK;
+int srv_port(const srv *s);
+/* Serves until srv_stop(); returns after the workers drained. */
+int srv_run(srv *s) PQ_MUST_CHECK;
+/* Async-signal-safe: asks srv_run to stop. */
+void srv_stop(srv *s);
+void srv_free(srv *s);
+
+/* ---- what route handlers see -------------------------------------------------------- */
+
+typedef enum {
+	SRV_AUTH_PUBLIC = 0, /* anyone */
+	SRV_AUTH_VIEWER,     /* API key of any role */
+	SRV_AUTH_OPERATOR,   /* operator or admin key */
+	SRV_AUTH_ADMIN,      /* admin key */
+	SRV_AUTH_VEHICLE,    /* a vehicle's client certificate (its data only) */
+	SRV_AUTH_ANY,        /* an API key or a vehicle certificate */
+} srv_auth;
+
+#define SRV_PARAMS_MAX 4
+#define SRV_PARAM_MAX  96
+
+typedef struct {
+	struct evhttp_request *req;
+	srv_worker *w;
+	srv *s;
+	store *db;
+	int method;                                     /* EVHTTP_REQ_* */
+	char path[512];                                 /* decoded path without query */
+	const char *query;                              /* raw query string or NULL */
+	char params[SRV_PARAMS_MAX][SRV_PARAM_MAX + 1]; /* {captures} in pattern order */
+	int nparams;
+	/* identity */
+	char vin[STORE_VIN_MAX + 1]; /* client certificate CN, "" if none */
+	bool has_key;
+	store_apikey key;
+	char actor[96];  /* "apikey:NAME", "vehicle:VIN", "anonymous" */
+	char client[96]; /* rate-limit bucket key */
+	int64_t now_ms;
+} srv_ctx;
+
+typedef void (*srv_handler)(srv_ctx *c);
+
+typedef struct {
+	int methods;         /* EVHTTP_REQ_GET | ... */
+	const char *pattern; /* "/api/v1/vehicles/{vin}" */
+	srv_auth auth;
+	srv_handler fn;
+	const char *summary;
+} srv_route;
+
+/* The route table (routes.c), terminated by a row with pattern NULL. */
+extern const srv_route srv_routes[];
+
+/* Responses. srv_json takes ownership of body. */
+void srv_json(srv_ctx *c, int status, json_t *body);
+void srv_error(srv_ctx *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a pq_err from the store or a library to a status and error code, with the detail. */
+void srv_fail(srv_ctx *c, int rc, const char *what);
+
+/* Request body as parsed JSON (object), or an error already sent (returns NULL). */
+json_t *srv_body_json(srv_ctx *c);
+/* Query parameter value (decoded, malloc'd; caller frees) or NULL. */
+char *srv_query(srv_ctx *c, const char *name);
+/* Pagination from ?limit=&offset= (defaults 50, 0); false (error sent) when invalid. */
+bool srv_page(srv_ctx *c, store_page *pg);
+/* Appends an audit record for a state change by the current actor. */
+void srv_audit(srv_ctx *c, const char *action, const char *target, json_t *detail);
+
+const srv_options *srv_get_options(const srv *s);
+
+/* Download tokens: HMAC-SHA256 over (vin, file sha256, expiry), base64url. */
+int srv_token_make(const srv *s, const char *vin, const char *sha256, int64_t expires_ms, char *out,
+                   size_t len) PQ_MUST_CHECK;
+int srv_token_check(const srv *s, const char *token, const char *sha256, int64_t now_ms,
+                    char *vin_out, size_t vin_len) PQ_MUST_CHECK;
+
+/* Metrics (lock-free counters). */
+void srv_metrics_text(srv *s, struct evbuffer *out);
+
+#endif
