@@ -269,6 +269,29 @@ int pq_hex_decode(const char *hex, uint8_t *bin, size_t cap, size_t *out_len)
 	return PQ_OK;
 }
 
+int pq_uuid4(char out[37])
+{
+	uint8_t b[16];
+	char hex[33];
+	int rc = pq_random(b, sizeof(b));
+	if (rc != PQ_OK)
+		return rc;
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	pq_hex_encode(b, 16, hex);
+	memcpy(out, hex, 8);
+	out[8] = '-';
+	memcpy(out + 9, hex + 8, 4);
+	out[13] = '-';
+	memcpy(out + 14, hex + 12, 4);
+	out[18] = '-';
+	memcpy(out + 19, hex + 16, 4);
+	out[23] = '-';
+	memcpy(out + 24, hex + 20, 12);
+	out[36] = '\0';
+	return PQ_OK;
+}
+
 int pq_memeq_ct(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len);

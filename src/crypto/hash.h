@@ -52,6 +52,9 @@ void pq_hex_encode(const uint8_t *bin, size_t len, char *hex);
 /* Decodes exactly strlen(hex)/2 bytes; fails on odd length, non-hex or overflow of cap. */
 int pq_hex_decode(const char *hex, uint8_t *bin, size_t cap, size_t *out_len) PQ_MUST_CHECK;
 
+/* A random (version 4) UUID in canonical lowercase text: out holds 37 bytes. */
+int pq_uuid4(char out[37]) PQ_MUST_CHECK;
+
 /* Constant-time comparison: 0 when equal. */
 int pq_memeq_ct(const void *a, const void *b, size_t len);
 

@@ -444,3 +444,5 @@ const srv_route srv_routes[] = {
     {GET, "/api/vehicles/{vin}/vci", SRV_AUTH_ANY, h_vehicle_vci_get, "alias (seed)"},
     {0, NULL, 0, NULL, NULL},
 };
+
+const srv_route *const srv_route_tables[] = {srv_routes, route_release_table, NULL};

@@ -501,15 +501,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (w->draining)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 
-	for (const srv_route *r = srv_routes; r->pattern; r++) {
-		if (!match(r->pattern, c.path, &c))
-			continue;
-		allowed |= r->methods;
-		if (r->methods & c.method) {
-			hit = r;
-			break;
+	for (size_t t = 0; !hit && srv_route_tables[t]; t++) {
+		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++) {
+			if (!match(r->pattern, c.path, &c))
+				continue;
+			allowed |= r->methods;
+			if (r->methods & c.method) {
+				hit = r;
+				break;
+			}
 		}
 	}
+	if (hit)
+		match(hit->pattern, c.path, &c); /* its captures, not a later pattern's */
 	if (!hit) {
 		if (allowed) {
 			char allow[64] = "";

@@ -99,8 +99,11 @@ typedef struct {
 	const char *summary;
 } srv_route;
 
-/* The route table (routes.c), terminated by a row with pattern NULL. */
+/* The route tables, each terminated by a row with pattern NULL, listed in srv_route_tables
+ * (NULL-terminated): the router and `pqota server routes` walk them in order. */
 extern const srv_route srv_routes[];
+extern const srv_route route_release_table[];
+extern const srv_route *const srv_route_tables[];
 
 /* Responses. srv_json takes ownership of body. */
 void srv_json(srv_ctx *c, int status, json_t *body);
