@@ -60,7 +60,9 @@ fuzz:
 	done
 
 bench: build
+	@scripts/bootstrap --with bench
 	$(BUILD)/pqota bench crypto
+	$(BUILD)/pqota bench pack
 
 format:
 	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')

@@ -18,7 +18,9 @@ static void usage(FILE *f)
 	           "commands:\n"
 	           "  keys     make a deployment's PKI and vehicle identities\n"
 	           "  tls      probe a TLS endpoint (check) or run a TLS responder (serve)\n"
-	           "  bench    benchmarks (crypto)\n"
+	           "  pack     build, verify, inspect, extract SWPG packages; deltas\n"
+	           "  server   the OEM server (HTTPS API, downloads); API keys\n"
+	           "  bench    benchmarks (crypto, pack)\n"
 	           "  version  print versions (pqota and the OpenSSL actually loaded)\n"
 	           "\n"
 	           "'pqota <command> --help' describes each command.\n");
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
 		return cmd_keys(argc - 1, argv + 1);
 	if (strcmp(cmd, "tls") == 0)
 		return cmd_tls(argc - 1, argv + 1);
+	if (strcmp(cmd, "server") == 0)
+		return cmd_server(argc - 1, argv + 1);
 	if (strcmp(cmd, "pack") == 0)
 		return cmd_pack(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)

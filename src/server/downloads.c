@@ -115,10 +115,6 @@ void route_download(srv_ctx *c)
 	uint64_t size = (uint64_t)st.st_size, start = 0, end = size ? size - 1 : 0;
 	char etag[80];
 	snprintf(etag, sizeof(etag), "\"%s\"", sha);
-	evhttp_add_header(out, "ETag", etag);
-	evhttp_add_header(out, "Accept-Ranges", "bytes");
-	evhttp_add_header(out, "Content-Type", "application/octet-stream");
-	evhttp_add_header(out, "Cache-Control", "private, max-age=31536000, immutable");
 	const char *range = evhttp_find_header(in, "Range");
 	const char *if_range = evhttp_find_header(in, "If-Range");
 	int r = 0;
@@ -134,6 +130,10 @@ void route_download(srv_ctx *c)
 	}
 	uint64_t len = size ? end - start + 1 : 0;
 	int status = 200;
+	evhttp_add_header(out, "ETag", etag);
+	evhttp_add_header(out, "Accept-Ranges", "bytes");
+	evhttp_add_header(out, "Content-Type", "application/octet-stream");
+	evhttp_add_header(out, "Cache-Control", "private, max-age=31536000, immutable");
 	if (r > 0) {
 		status = 206;
 		snprintf(buf, sizeof(buf), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, end,
@@ -165,6 +165,7 @@ void route_download(srv_ctx *c)
 	} else {
 		close(fd);
 	}
+	srv_count(c, status, c->method == EVHTTP_REQ_HEAD ? 0 : len);
 	evhttp_send_reply(c->req, status, NULL, body);
 	evbuffer_free(body);
 }

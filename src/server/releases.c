@@ -311,6 +311,11 @@ static void h_release_create(srv_ctx *c)
 	           *upload = json_string_value(json_object_get(b, "upload_id")),
 	           *comp = json_string_value(json_object_get(b, "compression")),
 	           *delta_from = json_string_value(json_object_get(b, "delta_from"));
+	if (version && strlen(version) > STORE_VERSION_MAX) {
+		srv_error(c, 400, "bad_request", "version longer than %d characters",
+		          STORE_VERSION_MAX);
+		goto out;
+	}
 	if (!title || !version || !hw || !ecu || !upload) {
 		srv_error(c, 400, "bad_request",
 		          "title, version, hardware_id, ecu_id and upload_id are required");
@@ -359,13 +364,12 @@ static void h_release_create(srv_ctx *c)
 		srv_fail(c, rc, "image store");
 		goto out;
 	}
+	/* a second name for the uploaded bytes; the upload stays until the release is stored */
 	upath(c, upload, "part", up, sizeof(up));
-	if (rename(up, img) != 0) {
+	if (link(up, img) != 0 && errno != EEXIST) {
 		srv_error(c, 500, "internal", "storing the image: %s", strerror(errno));
 		goto out;
 	}
-	upath(c, upload, "meta", up, sizeof(up));
-	unlink(up);
 	/* the full package, then the delta against the earlier release's image */
 	rc = build_into_store(c, img, &o, r.file_sha256, &r.file_size);
 	if (rc == PQ_OK && delta_from) {
@@ -406,6 +410,10 @@ static void h_release_create(srv_ctx *c)
 		srv_fail(c, rc, "storing the release");
 		goto out;
 	}
+	upath(c, upload, "part", up, sizeof(up));
+	unlink(up);
+	upath(c, upload, "meta", up, sizeof(up));
+	unlink(up);
 	srv_audit(c, "release.create", r.id,
 	          json_pack("{s:s,s:s,s:s}", "version", r.version, "hardware_id", r.hardware_id,
 	                    "package_sha256", r.file_sha256));

@@ -53,6 +53,7 @@ static void h_metrics(srv_ctx *c)
 		srv_error(c, 500, "internal", "out of memory");
 		return;
 	}
+	srv_count(c, 200, 0);
 	srv_metrics_text(c->s, out);
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
 	                  "text/plain; version=0.0.4");
@@ -242,7 +243,9 @@ static void h_vehicles_register(srv_ctx *c)
 	    c, "vehicle.register", vin,
 	    json_pack("{s:s,s:s}", "model", v.model, "certificate_sha256", v.cert_pem_sha256));
 	v.kem_x25519_pub = v.kem_mlkem_pub = NULL;
-	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", c->path);
+	char loc[128];
+	snprintf(loc, sizeof(loc), "/api/v1/vehicles/%s", vin);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
 	srv_json(c, 201, vehicle_json(&v, false));
 out:
 	json_decref(b);

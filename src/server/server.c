@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +34,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "crypto/hash.h"
+#include "crypto/pki.h"
 #include "server/ratelimit.h"
 #include "tls/tls.h"
 
@@ -67,8 +69,19 @@ struct srv {
 	rl_limiter *rl;
 	/* metrics */
 	atomic_uint_fast64_t m_requests, m_status[6], m_bytes_out, m_rate_limited, m_auth_failed;
+	atomic_uint_fast64_t m_group[8]; /* requests by negotiated TLS group (groups[] below) */
 	int64_t started_ms;
 };
+
+/* TLS groups counted in metrics; the last slot counts every other group. */
+static const char *const groups[] = {"X25519MLKEM768",
+                                     "SecP384r1MLKEM1024",
+                                     "SecP256r1MLKEM768",
+                                     "MLKEM512",
+                                     "MLKEM768",
+                                     "MLKEM1024",
+                                     "x25519",
+                                     "other"};
 
 static int64_t now_ms(void)
 {
@@ -94,6 +107,12 @@ static void count_status(srv *s, int status)
 	int cls = status / 100;
 	if (cls >= 1 && cls <= 5)
 		atomic_fetch_add(&s->m_status[cls], 1);
+}
+
+void srv_count(srv_ctx *c, int status, uint64_t body_bytes)
+{
+	count_status(c->s, status);
+	atomic_fetch_add(&c->s->m_bytes_out, body_bytes);
 }
 
 void srv_json(srv_ctx *c, int status, json_t *body)
@@ -134,7 +153,8 @@ void srv_fail(srv_ctx *c, int rc, const char *what)
 		srv_error(c, 404, "not_found", "%s: %s", what, d);
 		break;
 	case PQ_ERR_EXISTS:
-		srv_error(c, 409, "conflict", "%s: %s", what, d);
+		pq_log(PQ_LOG_DEBUG, LOGC, "%s: %s", what, d);
+		srv_error(c, 409, "conflict", "%s: it already exists", what);
 		break;
 	case PQ_ERR_INVAL:
 	case PQ_ERR_FORMAT:
@@ -318,6 +338,12 @@ void srv_metrics_text(srv *s, struct evbuffer *out)
 	                    (unsigned long long)atomic_load(&s->m_auth_failed),
 	                    (unsigned long long)atomic_load(&s->m_bytes_out),
 	                    (double)(now_ms() - s->started_ms) / 1000.0, s->nworkers);
+	evbuffer_add_printf(out, "# HELP pqota_tls_requests_total Requests by negotiated TLS "
+	                         "key-exchange group.\n"
+	                         "# TYPE pqota_tls_requests_total counter\n");
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		evbuffer_add_printf(out, "pqota_tls_requests_total{group=\"%s\"} %llu\n", groups[i],
+		                    (unsigned long long)atomic_load(&s->m_group[i]));
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
@@ -387,6 +413,13 @@ static int identify(srv_ctx *c)
 	const char *host = NULL;
 	ev_uint16_t port = 0;
 	c->vin[0] = '\0';
+	if (ssl) {
+		const char *g = SSL_get0_group_name(ssl);
+		size_t i = 0, n = sizeof(groups) / sizeof(groups[0]) - 1;
+		while (i < n && (!g || strcasecmp(g, groups[i]) != 0))
+			i++;
+		atomic_fetch_add(&c->s->m_group[i], 1);
+	}
 	if (ssl && SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) == X509_V_OK &&
 	    tls_peer_cn(ssl, c->vin, sizeof(c->vin)) != PQ_OK)
 		c->vin[0] = '\0';
@@ -395,8 +428,29 @@ static int identify(srv_ctx *c)
 	snprintf(c->client, sizeof(c->client), "ip:%s", host ? host : "?");
 	snprintf(c->actor, sizeof(c->actor), "anonymous");
 	if (c->vin[0]) {
-		snprintf(c->actor, sizeof(c->actor), "vehicle:%s", c->vin);
 		snprintf(c->client, sizeof(c->client), "vehicle:%s", c->vin);
+		/* a CA-issued certificate is a vehicle only if its CN is a VIN (not the server's
+		 * or broker's identity) and it is the certificate registered for that VIN */
+		store_vehicle v = {0};
+		uint8_t d[32];
+		char fp[65];
+		unsigned char *der = NULL;
+		X509 *peer = SSL_get0_peer_certificate(ssl);
+		int n = peer ? i2d_X509(peer, &der) : -1;
+		bool ok = n > 0 && pq_vin_check(c->vin) == PQ_OK &&
+		          pq_hash(PQ_HASH_SHA256, der, (size_t)n, d) == PQ_OK &&
+		          store_vehicle_get(c->db, c->vin, &v) == PQ_OK;
+		OPENSSL_free(der);
+		if (ok) {
+			pq_hex_encode(d, 32, fp);
+			ok = strcmp(fp, v.cert_pem_sha256) == 0;
+		}
+		store_vehicle_clear(&v);
+		pq_err_clear();
+		if (!ok)
+			c->vin[0] = '\0'; /* not a registered vehicle: no vehicle identity */
+		else
+			snprintf(c->actor, sizeof(c->actor), "vehicle:%s", c->vin);
 	}
 	struct evkeyvalq *h = evhttp_request_get_input_headers(c->req);
 	const char *key = evhttp_find_header(h, "X-API-Key");
@@ -488,9 +542,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-	char *dec = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
-	if (!dec || strlen(dec) >= sizeof(c.path) || dec[0] != '/' || strstr(dec, "..") ||
-	    memchr(dec, '\0', strlen(raw)) != dec + strlen(dec)) {
+	size_t declen = 0;
+	char *dec = raw ? evhttp_uridecode(raw, 0, &declen) : NULL;
+	/* an encoded NUL ("%00") makes the decoded length exceed strlen() */
+	if (!dec || declen != strlen(dec) || declen >= sizeof(c.path) || dec[0] != '/' ||
+	    strstr(dec, "..")) {
 		free(dec);
 		srv_error(&c, 400, "bad_request", "malformed path");
 		return;
@@ -501,6 +557,18 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (w->draining)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 
+	/* identity first (it names the rate-limit bucket), then the limit for every request,
+	 * so that 404s, 405s and guessed API keys are throttled too */
+	int idrc = identify(&c);
+	double retry = 0;
+	if (!rl_allow(s->rl, c.client, (double)c.now_ms / 1000.0, &retry)) {
+		char ra[24];
+		atomic_fetch_add(&s->m_rate_limited, 1);
+		snprintf(ra, sizeof(ra), "%d", (int)(retry + 0.999));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+		srv_error(&c, 429, "rate_limited", "too many requests; retry in %s s", ra);
+		return;
+	}
 	for (size_t t = 0; !hit && srv_route_tables[t]; t++) {
 		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++) {
 			if (!match(r->pattern, c.path, &c))
@@ -532,23 +600,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 		}
 		return;
 	}
-	int rc = identify(&c);
-	if (rc == PQ_ERR_VERIFY) {
+	if (idrc == PQ_ERR_VERIFY) {
 		atomic_fetch_add(&s->m_auth_failed, 1);
 		srv_error(&c, 401, "unauthenticated", "%s", pq_err_detail());
 		return;
 	}
-	if (rc != PQ_OK) {
-		srv_fail(&c, rc, "authentication");
-		return;
-	}
-	double retry = 0;
-	if (!rl_allow(s->rl, c.client, (double)c.now_ms / 1000.0, &retry)) {
-		char ra[24];
-		atomic_fetch_add(&s->m_rate_limited, 1);
-		snprintf(ra, sizeof(ra), "%d", (int)(retry + 0.999));
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-		srv_error(&c, 429, "rate_limited", "too many requests; retry in %s s", ra);
+	if (idrc != PQ_OK) {
+		srv_fail(&c, idrc, "authentication");
 		return;
 	}
 	if (authorize(&c, hit->auth) != 0)
@@ -726,8 +784,10 @@ static int worker_setup(srv *s, srv_worker *w)
 	struct timeval tv = {.tv_sec = s->o.timeout_ms / 1000,
 	                     .tv_usec = (s->o.timeout_ms % 1000) * 1000};
 	evhttp_set_timeout_tv(w->http, &tv);
+	/* PATCH reaches the router so that it can answer 405 with Allow */
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_PATCH);
 	w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
 	if (!w->bound)
 		return pq_err_set(PQ_ERR_IO, "worker %d: accepting", w->index);

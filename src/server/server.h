@@ -112,6 +112,9 @@ void srv_error(srv_ctx *c, int status, const char *code, const char *fmt, ...)
 /* Maps a pq_err from the store or a library to a status and error code, with the detail. */
 void srv_fail(srv_ctx *c, int rc, const char *what);
 
+/* Counts a response a handler sends itself (not through srv_json/srv_error). */
+void srv_count(srv_ctx *c, int status, uint64_t body_bytes);
+
 /* Request body as parsed JSON (object), or an error already sent (returns NULL). */
 json_t *srv_body_json(srv_ctx *c);
 /* Query parameter value (decoded, malloc'd; caller frees) or NULL. */
@@ -123,7 +126,8 @@ void srv_audit(srv_ctx *c, const char *action, const char *target, json_t *detai
 
 const srv_options *srv_get_options(const srv *s);
 
-/* Download tokens: HMAC-SHA256 over (vin, file sha256, expiry), base64url. */
+/* Download tokens "EXPIRY_MS.VIN.HEX(HMAC-SHA256(key, 'pqota-dl-v1|VIN|SHA256|EXPIRY'))":
+ * they bind a vehicle, one file and an expiry. Issued with campaign metadata (next issue). */
 int srv_token_make(const srv *s, const char *vin, const char *sha256, int64_t expires_ms, char *out,
                    size_t len) PQ_MUST_CHECK;
 int srv_token_check(const srv *s, const char *token, const char *sha256, int64_t now_ms,

@@ -61,8 +61,8 @@ typedef struct {
 	const char *s; /* borrowed */
 } store_val;
 
-#define SV_NULL ((store_val){.type = STORE_NULL})
-#define SV_INT(x) ((store_val){.type = STORE_INT, .i = (int64_t)(x)})
+#define SV_NULL    ((store_val){.type = STORE_NULL})
+#define SV_INT(x)  ((store_val){.type = STORE_INT, .i = (int64_t)(x)})
 #define SV_TEXT(x) ((store_val){.type = STORE_TEXT, .s = (x)})
 
 /* One result row: column values as text (NULL for SQL NULL), valid during the callback. */
@@ -74,23 +74,47 @@ typedef struct {
 /* Return PQ_OK to continue, anything else stops the query and is returned by exec. */
 typedef int (*store_row_fn)(const store_row *row, void *user);
 
-/* Runs one statement with '?' placeholders bound to params. *changes (optional) receives
- * the number of rows inserted, updated or deleted. Unique-constraint violations return
- * PQ_ERR_EXISTS; other failures PQ_ERR_IO with the database's message. */
-int store_exec(store *s, const char *sql, const store_val *params, int nparams,
-	       store_row_fn fn, void *user, int64_t *changes) PQ_MUST_CHECK;
+/* Runs one statement with '?' placeholders bound to params (SV_TEXT(NULL) binds NULL; on
+ * PostgreSQL each '?' outside quotes and comments becomes $n, so no JSONB '?' operators).
+ * Integers bind as BIGINT, texts as TEXT. *changes (optional) receives the number of rows
+ * inserted, updated or deleted. Unique-constraint violations return PQ_ERR_EXISTS; other
+ * failures PQ_ERR_IO with the database's message. */
+int store_exec(store *s, const char *sql, const store_val *params, int nparams, store_row_fn fn,
+               void *user, int64_t *changes) PQ_MUST_CHECK;
 
+/* Transactions nest: an inner begin opens a savepoint, its commit releases it, its rollback
+ * undoes only the inner level. Entity functions that write several rows open their own
+ * (inner) level, so they may be called inside a caller's transaction. After a statement
+ * fails inside a transaction, every further statement fails and store_commit rolls back
+ * and returns an error (PostgreSQL semantics, enforced on SQLite too): roll back the
+ * level. SQLite transactions take the write lock at begin (BEGIN IMMEDIATE). */
 int store_begin(store *s) PQ_MUST_CHECK;
 int store_commit(store *s) PQ_MUST_CHECK;
 void store_rollback(store *s);
 
 /* ---- entities ---------------------------------------------------------------------------- */
 
-#define STORE_VIN_MAX 32
-#define STORE_ID_MAX 40     /* UUID text */
-#define STORE_NAME_MAX 64
-#define STORE_VERSION_MAX 24
-#define STORE_PAGE_MAX 500  /* rows per page */
+#define STORE_VIN_MAX            32
+#define STORE_ID_MAX             40 /* UUID text */
+#define STORE_NAME_MAX           64
+#define STORE_VERSION_MAX        24
+#define STORE_PAGE_MAX           500 /* rows per page */
+#define STORE_PAGE_DEFAULT       50
+#define STORE_TITLE_MAX          128
+#define STORE_TARGET_MAX         128
+#define STORE_ACTOR_MAX          96            /* "apikey:" + a key name */
+#define STORE_TEXT_MAX           65536         /* release notes, audit detail */
+#define STORE_PEM_MAX            16384         /* a public key in PEM */
+#define STORE_VCI_MAX            (1024 * 1024) /* a VCI report's JSON text */
+#define STORE_VCI_ECUS_MAX       1024          /* ECUs in one VCI report */
+#define STORE_SEED_ECUS          100
+#define STORE_SEED_ECUS_PER_ZONE 20
+
+/* Input bounds: strings longer than their field's maximum (the _MAX above, or the array
+ * size - 1) are rejected with PQ_ERR_INVAL, never truncated; so are strings that are not
+ * UTF-8, hashes that are not 64 lowercase hex digits and JSON fields that do not parse.
+ * Lists call fn for each row of the page with a struct (and malloc'd members) valid only
+ * during the call; fn may be NULL to count only, total may be NULL. */
 
 typedef struct {
 	int limit;      /* 1..STORE_PAGE_MAX (0: 50) */
@@ -106,54 +130,63 @@ typedef struct {
 	bool online;
 	int64_t last_seen_ms;
 	int64_t boot_seq;
-	char *last_vci;           /* JSON text of the latest VCI report, malloc'd, or NULL */
+	char *last_vci; /* JSON text of the latest VCI report, malloc'd, or NULL */
 	int64_t created_ms;
 } store_vehicle;
 
 void store_vehicle_clear(store_vehicle *v);
 
-/* Inserts a vehicle; PQ_ERR_EXISTS if the VIN is registered. */
+/* Inserts a vehicle; PQ_ERR_EXISTS if the VIN is registered. cert_pem_sha256 may be "". */
 int store_vehicle_insert(store *s, const store_vehicle *v) PQ_MUST_CHECK;
 /* PQ_ERR_NOTFOUND if unknown. */
 int store_vehicle_get(store *s, const char *vin, store_vehicle *out) PQ_MUST_CHECK;
 
 typedef struct {
-	const char *model;     /* exact, or NULL */
-	int online;            /* -1 any, 0 offline, 1 online */
-	const char *vin_prefix;/* or NULL */
+	const char *model;      /* exact, or NULL */
+	int online;             /* -1 any, 0 offline, 1 online */
+	const char *vin_prefix; /* or NULL */
 } store_vehicle_filter;
 
 /* Calls fn once per vehicle (ordered by VIN); *total receives the count of all matches. */
 int store_vehicle_list(store *s, const store_vehicle_filter *f, const store_page *pg,
-		       int (*fn)(const store_vehicle *v, void *user), void *user,
-		       int64_t *total) PQ_MUST_CHECK;
+                       int (*fn)(const store_vehicle *v, void *user), void *user,
+                       int64_t *total) PQ_MUST_CHECK;
 int store_vehicle_set_online(store *s, const char *vin, bool online, int64_t when_ms,
-			     int64_t boot_seq) PQ_MUST_CHECK;
+                             int64_t boot_seq) PQ_MUST_CHECK;
 /* Stores the VCI report and upserts each ECU in it (in one transaction), recording a
- * history row for every changed version. */
+ * history row for every changed version. The report is
+ * {"ecus":[{"ecu_id":"ECU_011","hardware_id":"..","zone":1,"serial":"..","bank":"A",
+ *   "software":{"APP":"1.2.0","BOOT":"1.0.0","CAL":"1.0.0"}}, ...]}: ecu_id is required,
+ * absent (or null) fields keep the stored value (a new ECU: "", zone 0, bank "A"), unknown
+ * fields are ignored; not an object with an "ecus" array, more than STORE_VCI_ECUS_MAX
+ * ECUs, an ECU listed twice, a bad type or an over-long value: PQ_ERR_INVAL, nothing
+ * stored. ECUs absent from the report are left as they are. PQ_ERR_NOTFOUND: no vehicle. */
 int store_vehicle_set_vci(store *s, const char *vin, const char *vci_json,
-			  int64_t when_ms) PQ_MUST_CHECK;
+                          int64_t when_ms) PQ_MUST_CHECK;
 int store_vehicle_delete(store *s, const char *vin) PQ_MUST_CHECK;
 
 typedef struct {
 	char vin[STORE_VIN_MAX + 1];
-	char ecu_id[STORE_NAME_MAX + 1];  /* "ECU_011" */
+	char ecu_id[STORE_NAME_MAX + 1]; /* "ECU_011" */
 	char hardware_id[STORE_NAME_MAX + 1];
 	int zone;
 	char sw_app[STORE_VERSION_MAX + 1];
 	char sw_boot[STORE_VERSION_MAX + 1];
 	char sw_cal[STORE_VERSION_MAX + 1];
 	char serial[STORE_NAME_MAX + 1];
-	char bank[4];                     /* "A" or "B" */
+	char bank[4]; /* "A" or "B" */
 	int64_t updated_ms;
 } store_ecu;
 
-/* Inserts or updates an ECU; a changed version adds a history row (type, from, to, when). */
+/* Inserts or updates an ECU; a changed version adds a history row (type, from, to, when,
+ * the when being e->updated_ms). A new ECU records no history. zone: 0..255.
+ * PQ_ERR_NOTFOUND if the vehicle is not registered. */
 int store_ecu_upsert(store *s, const store_ecu *e) PQ_MUST_CHECK;
 int store_ecu_get(store *s, const char *vin, const char *ecu_id, store_ecu *out) PQ_MUST_CHECK;
+/* Ordered by ECU id; PQ_ERR_NOTFOUND if the vehicle is not registered. */
 int store_ecu_list(store *s, const char *vin, const store_page *pg,
-		   int (*fn)(const store_ecu *e, void *user), void *user,
-		   int64_t *total) PQ_MUST_CHECK;
+                   int (*fn)(const store_ecu *e, void *user), void *user,
+                   int64_t *total) PQ_MUST_CHECK;
 
 typedef struct {
 	char software_type[8]; /* APP, BOOT, CAL */
@@ -162,24 +195,26 @@ typedef struct {
 	int64_t at_ms;
 } store_ecu_change;
 
+/* Newest change first; PQ_ERR_NOTFOUND if there is no such ECU. */
 int store_ecu_history(store *s, const char *vin, const char *ecu_id, const store_page *pg,
-		      int (*fn)(const store_ecu_change *c, void *user), void *user,
-		      int64_t *total) PQ_MUST_CHECK;
+                      int (*fn)(const store_ecu_change *c, void *user), void *user,
+                      int64_t *total) PQ_MUST_CHECK;
 
 /* Creates the default vehicle model for a VIN: ECU_001..ECU_100 in zones 1..5 (20 each),
- * hardware ids "HW-<zone>-<nnn>", versions 1.0.0, bank A. */
+ * hardware ids "HW-<zone>-<nnn>", versions 1.0.0, bank A, serial "". ECUs that exist
+ * already are left as they are. PQ_ERR_NOTFOUND if the vehicle is not registered. */
 int store_ecu_seed_default(store *s, const char *vin, int64_t now_ms) PQ_MUST_CHECK;
 
 typedef struct {
 	char id[STORE_ID_MAX + 1];
 	char title[128 + 1];
-	char *notes;                          /* malloc'd, may be NULL */
-	char version[STORE_VERSION_MAX + 1];  /* semantic version "2.1.0" */
+	char *notes;                         /* malloc'd, may be NULL */
+	char version[STORE_VERSION_MAX + 1]; /* semantic version "2.1.0" */
 	char hardware_id[STORE_NAME_MAX + 1];
 	char software_type[8];
-	char ecu_id[STORE_NAME_MAX + 1];      /* target ECU name, "ECU_011" */
+	char ecu_id[STORE_NAME_MAX + 1]; /* target ECU name, "ECU_011" */
 	/* the full package */
-	char file_sha256[65];                 /* content address of the SWPG package */
+	char file_sha256[65]; /* content address of the SWPG package */
 	int64_t file_size;
 	char image_sha256[65];
 	int64_t image_size;
@@ -193,11 +228,14 @@ typedef struct {
 } store_release;
 
 void store_release_clear(store_release *r);
+/* PQ_ERR_EXISTS when the id, or the (hardware_id, ecu_id, software_type, version), is
+ * taken. The delta fields are all empty / 0, or all set. */
 int store_release_insert(store *s, const store_release *r) PQ_MUST_CHECK;
 int store_release_get(store *s, const char *id, store_release *out) PQ_MUST_CHECK;
+/* Newest first (created_ms, then id); hardware_id NULL for all. */
 int store_release_list(store *s, const char *hardware_id, const store_page *pg,
-		       int (*fn)(const store_release *r, void *user), void *user,
-		       int64_t *total) PQ_MUST_CHECK;
+                       int (*fn)(const store_release *r, void *user), void *user,
+                       int64_t *total) PQ_MUST_CHECK;
 /* PQ_ERR_EXISTS when a campaign still references the release. */
 int store_release_delete(store *s, const char *id) PQ_MUST_CHECK;
 /* Whether a content-addressed file (by SHA-256) belongs to some release (full or delta). */
@@ -218,30 +256,34 @@ typedef struct {
 	store_role role;
 	char key_sha256[65]; /* only the hash of the secret is stored */
 	int64_t created_ms;
-	int64_t revoked_ms;  /* 0 while valid */
+	int64_t revoked_ms; /* 0 while valid */
 } store_apikey;
 
+/* PQ_ERR_EXISTS when the id or the secret's hash is taken, or a valid key has the name. */
 int store_apikey_insert(store *s, const store_apikey *k) PQ_MUST_CHECK;
 /* Finds a non-revoked key by the hash of its secret; PQ_ERR_NOTFOUND otherwise. */
 int store_apikey_find(store *s, const char *key_sha256, store_apikey *out) PQ_MUST_CHECK;
+/* when_ms > 0. Revoking a revoked key succeeds and keeps the first time; PQ_ERR_NOTFOUND
+ * for an unknown id. */
 int store_apikey_revoke(store *s, const char *id, int64_t when_ms) PQ_MUST_CHECK;
+/* Every key, revoked ones included, ordered by name. */
 int store_apikey_list(store *s, int (*fn)(const store_apikey *k, void *user),
-		      void *user) PQ_MUST_CHECK;
+                      void *user) PQ_MUST_CHECK;
 
 typedef struct {
 	int64_t id;
 	int64_t at_ms;
-	char actor[STORE_NAME_MAX + 1];  /* "apikey:<name>", "vehicle:<VIN>", "cli" */
+	char actor[STORE_ACTOR_MAX + 1]; /* "apikey:<name>", "vehicle:<VIN>", "cli" */
 	char action[STORE_NAME_MAX + 1]; /* "release.create", "vehicle.register", ... */
 	char target[128 + 1];
-	char *detail;                    /* JSON text, malloc'd, may be NULL */
+	char *detail; /* JSON text, malloc'd, may be NULL */
 } store_audit;
 
+/* actor and action required, target may be NULL (""), detail_json NULL or valid JSON. */
 int store_audit_append(store *s, const char *actor, const char *action, const char *target,
-		       const char *detail_json, int64_t at_ms) PQ_MUST_CHECK;
+                       const char *detail_json, int64_t at_ms) PQ_MUST_CHECK;
 /* Newest first. */
-int store_audit_list(store *s, const store_page *pg,
-		     int (*fn)(const store_audit *a, void *user), void *user,
-		     int64_t *total) PQ_MUST_CHECK;
+int store_audit_list(store *s, const store_page *pg, int (*fn)(const store_audit *a, void *user),
+                     void *user, int64_t *total) PQ_MUST_CHECK;
 
 #endif

@@ -1,0 +1,440 @@
+/* cmd_server.c: `pqota server` (run, check, print or write its configuration) and
+ * `pqota server apikey create|list|revoke`, `pqota server routes`. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/http.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/fileio.h"
+#include "core/log.h"
+#include "crypto/hash.h"
+#include "crypto/profile.h"
+#include "server/server.h"
+#include "store/store.h"
+
+extern char **environ;
+
+typedef struct {
+	char *listen;
+	int64_t workers;
+	char *profile;
+	char *extra_groups;
+	char *pki;
+	char *cert, *key, *ca;
+	bool require_client_cert;
+	int backend;
+	char *store_url;
+	char *data_dir;
+	uint64_t max_header, max_body;
+	int64_t timeout_ms, drain_ms;
+	int64_t rate_global, burst_global, rate_client, burst_client;
+	int64_t token_ttl_ms;
+	char *token_secret_file;
+	int log_level;
+	char *port_file;
+} server_conf;
+
+static const char *const backends[] = {"sqlite", "postgres", NULL};
+static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+
+static const cfg_field server_fields[] = {
+    CFG_STRING("listen", server_conf, listen, "127.0.0.1:8443",
+               "address:port for HTTPS (port 0: any free port)"),
+    CFG_INT("workers", server_conf, workers, "2", 1, 64, "worker threads (event loops)"),
+    CFG_STRING("tls.profile", server_conf, profile, "2",
+               "PQC profile id or name (pqota keys profiles)"),
+    CFG_STRING("tls.extra_groups", server_conf, extra_groups, NULL,
+               "more TLS groups to accept, colon-separated (clients of other profiles)"),
+    CFG_STRING("tls.pki", server_conf, pki, NULL,
+               "PKI directory from 'pqota keys init': server/server.{crt,key}, ca/ca.crt"),
+    CFG_STRING("tls.cert", server_conf, cert, NULL, "server certificate (overrides tls.pki)"),
+    CFG_STRING("tls.key", server_conf, key, NULL, "server private key (overrides tls.pki)"),
+    CFG_STRING("tls.ca", server_conf, ca, NULL,
+               "CA of vehicle client certificates (overrides tls.pki)"),
+    CFG_BOOL("tls.require_client_cert", server_conf, require_client_cert, "false",
+             "refuse clients without a certificate (else API keys work without one)"),
+    CFG_ENUM("store.backend", server_conf, backend, "sqlite", backends, "storage backend"),
+    CFG_STRING("store.url", server_conf, store_url, NULL,
+               "SQLite file (default DATA_DIR/pqota.db) or PostgreSQL conninfo"),
+    CFG_STRING("data_dir", server_conf, data_dir, "pqota-data",
+               "packages, images, uploads and the download-token key"),
+    CFG_SIZE("limits.max_header_bytes", server_conf, max_header, "16k", 1024, 1024 * 1024,
+             "largest request header block"),
+    CFG_SIZE("limits.max_body_bytes", server_conf, max_body, "8M", 1024, 256 * CFG_MIB,
+             "largest request body (uploads come in pieces of at most this)"),
+    CFG_DURATION("limits.timeout", server_conf, timeout_ms, "30s", CFG_SECOND, CFG_HOUR,
+                 "idle connection and request timeout"),
+    CFG_DURATION("limits.drain", server_conf, drain_ms, "10s", 0, 10 * CFG_MINUTE,
+                 "on SIGTERM, how long requests in progress may finish"),
+    CFG_INT("ratelimit.global_rps", server_conf, rate_global, "5000", 0, 10000000,
+            "requests per second over all clients (0: no limit)"),
+    CFG_INT("ratelimit.global_burst", server_conf, burst_global, "10000", 0, 100000000,
+            "global bucket size"),
+    CFG_INT("ratelimit.client_rps", server_conf, rate_client, "100", 0, 1000000,
+            "requests per second per client: API key, vehicle or address (0: no limit)"),
+    CFG_INT("ratelimit.client_burst", server_conf, burst_client, "200", 0, 10000000,
+            "per-client bucket size"),
+    CFG_DURATION("downloads.token_ttl", server_conf, token_ttl_ms, "1h", CFG_MINUTE,
+                 30 * 24 * CFG_HOUR, "lifetime of download tokens"),
+    CFG_STRING("downloads.token_key_file", server_conf, token_secret_file, NULL,
+               "32-byte HMAC key for download tokens (default DATA_DIR/token.key, created)"),
+    CFG_ENUM("log.level", server_conf, log_level, "info", levels, "least severe log level"),
+    CFG_STRING("port_file", server_conf, port_file, NULL,
+               "write the listening port here once ready (for scripts and tests)"),
+    CFG_END,
+};
+
+static const cfg_schema server_schema = {"pqota server", "PQOTA_", server_fields,
+                                         sizeof(server_conf)};
+
+static void usage(FILE *f)
+{
+	fputs("usage: pqota server [--config FILE] [--set KEY=VALUE]... [--check]\n"
+	      "       pqota server --print-config | --example-config\n"
+	      "       pqota server apikey create --role admin|operator|viewer --name NAME\n"
+	      "       pqota server apikey list | revoke ID\n"
+	      "       pqota server routes [--json]\n"
+	      "\n"
+	      "Runs the OEM server: HTTPS (TLS 1.3, PQC profile) with the REST API, downloads\n"
+	      "and metrics. Settings come from defaults < --config FILE < PQOTA_* environment\n"
+	      "< --set; unknown keys are errors; --example-config prints every key with its\n"
+	      "help. --check performs the start-up self-check (keys, store, data directory,\n"
+	      "port) and exits. SIGTERM or SIGINT drain requests in progress, then stop.\n"
+	      "apikey commands use the same configuration to reach the store; a new key's\n"
+	      "secret is printed once and only its SHA-256 is stored.\n",
+	      f);
+}
+
+struct loaded {
+	server_conf sc;
+	cfg_ctx *cfg;
+	char cert[1024], key[1024], ca[1024], url[1024];
+	srv_options o;
+};
+
+/* Parses --config/--set from argv (getopt already positioned), builds srv_options. */
+static int load_conf(struct loaded *L, const char *config, char **sets, int nsets)
+{
+	int rc = cfg_new(&server_schema, &L->sc, &L->cfg);
+	if (rc == PQ_OK && config)
+		rc = cfg_load_file(L->cfg, config);
+	if (rc == PQ_OK)
+		rc = cfg_load_env(L->cfg, environ);
+	for (int i = 0; rc == PQ_OK && i < nsets; i++)
+		rc = cfg_set(L->cfg, sets[i]);
+	if (rc != PQ_OK)
+		return rc;
+	server_conf *c = &L->sc;
+	srv_options *o = &L->o;
+	memset(o, 0, sizeof(*o));
+	rc = pq_profile_find(c->profile, &o->profile);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "tls.profile");
+	if (c->pki[0]) {
+		snprintf(L->cert, sizeof(L->cert), "%s/server/server.crt", c->pki);
+		snprintf(L->key, sizeof(L->key), "%s/server/server.key", c->pki);
+		snprintf(L->ca, sizeof(L->ca), "%s/ca/ca.crt", c->pki);
+	}
+	if (c->cert[0])
+		snprintf(L->cert, sizeof(L->cert), "%s", c->cert);
+	if (c->key[0])
+		snprintf(L->key, sizeof(L->key), "%s", c->key);
+	if (c->ca[0])
+		snprintf(L->ca, sizeof(L->ca), "%s", c->ca);
+	if (c->backend == STORE_SQLITE && !c->store_url[0])
+		snprintf(L->url, sizeof(L->url), "%s/pqota.db", c->data_dir);
+	else
+		snprintf(L->url, sizeof(L->url), "%s", c->store_url);
+	o->listen = c->listen;
+	o->workers = (int)c->workers;
+	o->extra_groups = c->extra_groups[0] ? c->extra_groups : NULL;
+	o->cert_file = L->cert[0] ? L->cert : NULL;
+	o->key_file = L->key[0] ? L->key : NULL;
+	o->ca_file = L->ca[0] ? L->ca : NULL;
+	o->require_client_cert = c->require_client_cert;
+	o->store.backend = (store_backend)c->backend;
+	o->store.url = L->url;
+	o->data_dir = c->data_dir;
+	o->max_header_bytes = (size_t)c->max_header;
+	o->max_body_bytes = (size_t)c->max_body;
+	o->timeout_ms = (int)c->timeout_ms;
+	o->drain_ms = (int)c->drain_ms;
+	o->rate_global = (double)c->rate_global;
+	o->burst_global = (double)c->burst_global;
+	o->rate_client = (double)c->rate_client;
+	o->burst_client = (double)c->burst_client;
+	o->token_ttl_ms = c->token_ttl_ms;
+	o->token_secret_file = c->token_secret_file[0] ? c->token_secret_file : NULL;
+	o->port_file = c->port_file[0] ? c->port_file : NULL;
+	pq_log_set_level((pq_log_level)c->log_level);
+	if (!o->cert_file || !o->key_file)
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "no server certificate: set tls.pki or tls.cert and "
+		                  "tls.key");
+	return PQ_OK;
+}
+
+static srv *running;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	srv_stop(running);
+}
+
+static int list_cb(const store_apikey *k, void *u)
+{
+	(void)u;
+	printf("%s  %-8s %-24s %s\n", k->id, store_role_name(k->role), k->name,
+	       k->revoked_ms ? "revoked" : "active");
+	return PQ_OK;
+}
+
+/* pos[0] is "create", "list" or "revoke"; pos[1] the id for revoke. */
+static int apikey_cmd(struct loaded *L, char **pos, int npos, const char *role, const char *name)
+{
+	store *db = NULL;
+	int rc;
+	if (npos < 1)
+		return cli_usage_error("server", "apikey create|list|revoke");
+	const char *sub = pos[0];
+	rc = pq_mkdirs(L->o.data_dir, 0750);
+	if (rc == PQ_OK)
+		rc = store_open(&L->o.store, &db);
+	if (rc != PQ_OK)
+		return cli_error(rc, "store");
+	int ret = CLI_EXIT_OK;
+	if (strcmp(sub, "create") == 0 && npos == 1) {
+		store_apikey k = {0};
+		uint8_t raw[32], d[32];
+		char secret[80], hex[65];
+		if (!role || !name || store_role_parse(role, &k.role) != PQ_OK || !*name ||
+		    strlen(name) > STORE_NAME_MAX) {
+			ret =
+			    cli_usage_error("server", "apikey create --role admin|operator|viewer "
+			                              "--name NAME (1..64 characters)");
+			goto out;
+		}
+		rc = pq_random(raw, sizeof(raw));
+		if (rc == PQ_OK)
+			rc = pq_uuid4(k.id);
+		pq_hex_encode(raw, 32, hex);
+		snprintf(secret, sizeof(secret), "pqk_%s", hex);
+		if (rc == PQ_OK)
+			rc = pq_hash(PQ_HASH_SHA256, secret, strlen(secret), d);
+		pq_hex_encode(d, 32, k.key_sha256);
+		snprintf(k.name, sizeof(k.name), "%s", name);
+		k.created_ms = (int64_t)time(NULL) * 1000;
+		if (rc == PQ_OK)
+			rc = store_apikey_insert(db, &k);
+		if (rc == PQ_OK)
+			rc = store_audit_append(db, "cli", "apikey.create", k.id, NULL,
+			                        k.created_ms);
+		if (rc != PQ_OK) {
+			ret = cli_error(rc, "apikey create");
+			goto out;
+		}
+		printf("%s\n", secret);
+		fprintf(stderr,
+		        "API key '%s' (id %s, role %s) created; the secret above is shown only "
+		        "once.\n",
+		        name, k.id, store_role_name(k.role));
+	} else if (strcmp(sub, "list") == 0 && npos == 1) {
+		rc = store_apikey_list(db, list_cb, NULL);
+		if (rc != PQ_OK)
+			ret = cli_error(rc, "apikey list");
+	} else if (strcmp(sub, "revoke") == 0 && npos == 2) {
+		int64_t now = (int64_t)time(NULL) * 1000;
+		rc = store_apikey_revoke(db, pos[1], now);
+		if (rc == PQ_OK)
+			rc = store_audit_append(db, "cli", "apikey.revoke", pos[1], NULL, now);
+		if (rc != PQ_OK)
+			ret = cli_error(rc, "apikey revoke %s", pos[1]);
+		else
+			printf("revoked %s\n", pos[1]);
+	} else {
+		ret =
+		    cli_usage_error("server", "apikey create --role R --name N | list | revoke ID");
+	}
+out:
+	store_close(db);
+	return ret;
+}
+
+static const char *method_list(int m, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	static const struct {
+		int m;
+		const char *n;
+	} ms[] = {{EVHTTP_REQ_GET, "GET"},
+	          {EVHTTP_REQ_HEAD, "HEAD"},
+	          {EVHTTP_REQ_POST, "POST"},
+	          {EVHTTP_REQ_PUT, "PUT"},
+	          {EVHTTP_REQ_DELETE, "DELETE"}};
+	for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
+		if (m & ms[i].m)
+			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? "," : "",
+			         ms[i].n);
+	return buf;
+}
+
+static const char *auth_name(srv_auth a)
+{
+	static const char *const n[] = {"public", "viewer", "operator", "admin", "vehicle", "any"};
+	return (unsigned)a < 6 ? n[a] : "?";
+}
+
+static int routes_cmd(bool json)
+{
+	char m[64];
+	if (json)
+		printf("[\n");
+	bool first = true;
+	for (size_t t = 0; srv_route_tables[t]; t++)
+		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++) {
+			method_list(r->methods, m, sizeof(m));
+			if (json) {
+				printf(
+				    "%s  {\"methods\": \"%s\", \"path\": \"%s\", \"auth\": \"%s\"}",
+				    first ? "" : ",\n", m, r->pattern, auth_name(r->auth));
+				first = false;
+			} else {
+				printf("%-12s %-48s %-9s %s\n", m, r->pattern, auth_name(r->auth),
+				       r->summary);
+			}
+		}
+	if (json)
+		printf("\n]\n");
+	return CLI_EXIT_OK;
+}
+
+int cmd_server(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    {"config", required_argument, NULL, 'c'},   {"set", required_argument, NULL, 's'},
+	    {"check", no_argument, NULL, 'k'},          {"print-config", no_argument, NULL, 'p'},
+	    {"example-config", no_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+	    {"role", required_argument, NULL, 'r'},     {"name", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+	const char *config = NULL, *role = NULL, *name = NULL;
+	char *sets[64];
+	int nsets = 0, c, rc, ret = CLI_EXIT_OK;
+	bool check = false, print = false, example = false, json = false;
+	struct loaded *L = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			if (nsets == 64)
+				return cli_usage_error("server", "at most 64 --set");
+			sets[nsets++] = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'p':
+			print = true;
+			break;
+		case 'e':
+			example = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'r':
+			role = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("server", "bad option");
+		}
+	}
+	char **pos = argv + optind;
+	int npos = argc - optind;
+	const char *sub = npos > 0 ? pos[0] : NULL;
+	if (sub && strcmp(sub, "routes") == 0)
+		return npos == 1 ? routes_cmd(json)
+		                 : cli_usage_error("server", "routes takes no arguments");
+	if (example) {
+		char *text = NULL;
+		rc = cfg_write_example(&server_schema, &text);
+		if (rc != PQ_OK)
+			return cli_error(rc, "example config");
+		fputs(text, stdout);
+		free(text);
+		return CLI_EXIT_OK;
+	}
+	L = calloc(1, sizeof(*L));
+	if (!L)
+		return cli_error(PQ_ERR_NOMEM, "server");
+	rc = load_conf(L, config, sets, nsets);
+	if (rc != PQ_OK) {
+		ret = cli_error(rc, "configuration");
+		goto out;
+	}
+	if (print) {
+		char *text = NULL;
+		rc = cfg_dump(L->cfg, CFG_DUMP_ORIGINS, &text);
+		if (rc != PQ_OK) {
+			ret = cli_error(rc, "print config");
+			goto out;
+		}
+		fputs(text, stdout);
+		free(text);
+		goto out;
+	}
+	if (sub && strcmp(sub, "apikey") == 0) {
+		ret = apikey_cmd(L, pos + 1, npos - 1, role, name);
+		goto out;
+	}
+	if (sub) {
+		ret = cli_usage_error("server", "unknown server command '%s'", sub);
+		goto out;
+	}
+	srv *s = NULL;
+	rc = srv_new(&L->o, &s);
+	if (rc != PQ_OK) {
+		ret = cli_error(rc, "server start-up check");
+		goto out;
+	}
+	if (check) {
+		printf("ok: TLS profile %d (%s), store %s reachable and migrated, data directory "
+		       "%s, port %d free\n",
+		       L->o.profile->id, L->o.profile->tls_group,
+		       L->o.store.backend == STORE_SQLITE ? "sqlite" : "postgres", L->o.data_dir,
+		       srv_port(s));
+		srv_free(s);
+		goto out;
+	}
+	running = s;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	rc = srv_run(s);
+	running = NULL;
+	srv_free(s);
+	if (rc != PQ_OK)
+		ret = cli_error(rc, "server");
+out:
+	cfg_free(L->cfg);
+	free(L);
+	return ret;
+}

@@ -1,0 +1,331 @@
+/* migrate.c: the schema, as numbered migration steps recorded in schema_version. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "store/store_int.h"
+
+#define COMPONENT "store"
+
+/*
+ * Portable DDL: BIGINT, INTEGER, TEXT, ON CONFLICT and RETURNING mean the same on SQLite
+ * >= 3.35 and PostgreSQL >= 10. Booleans are INTEGER 0/1 (SQLite has no BOOLEAN and
+ * PostgreSQL would print 't'), JSON is TEXT (parsed by pqota, never by SQL), ids are UUID
+ * text chosen by pqota, times are Unix milliseconds.
+ *
+ * The two backends' DDL differs in exactly two tokens, expanded per backend:
+ *   {KEY}        key and ordering columns. SQLite: TEXT (byte order, BINARY collation).
+ *                PostgreSQL: TEXT COLLATE "C", so that ORDER BY, and so pagination, is the
+ *                same byte order whatever locale the database was created with.
+ *   {SERIAL_PK}  an integer primary key the database assigns (audit_log.id only).
+ *                SQLite: INTEGER PRIMARY KEY (the rowid: max+1, never reused while the
+ *                newest row stays; audit_log is append-only). PostgreSQL: BIGINT GENERATED
+ *                BY DEFAULT AS IDENTITY PRIMARY KEY (a sequence; never blocks concurrent
+ *                appenders, unlike max+1 under a lock).
+ * Everything else is one text for both.
+ */
+
+static const char *const schema_v1[] = {
+    /* Vehicles, registered by VIN. cert_sha256 is the fingerprint of the client
+     * certificate (lowercase hex, '' until one is issued). */
+    "CREATE TABLE vehicles ("
+    " vin {KEY} NOT NULL PRIMARY KEY,"
+    " model TEXT NOT NULL DEFAULT '',"
+    " cert_sha256 TEXT NOT NULL DEFAULT '',"
+    " kem_x25519_pub TEXT,"
+    " kem_mlkem_pub TEXT,"
+    " online INTEGER NOT NULL DEFAULT 0 CHECK (online IN (0, 1)),"
+    " last_seen_ms BIGINT NOT NULL DEFAULT 0,"
+    " boot_seq BIGINT NOT NULL DEFAULT 0,"
+    " last_vci TEXT,"
+    " last_vci_ms BIGINT NOT NULL DEFAULT 0,"
+    " created_ms BIGINT NOT NULL)",
+    "CREATE INDEX vehicles_model ON vehicles (model, vin)",
+    "CREATE INDEX vehicles_online ON vehicles (online, vin)",
+    "CREATE INDEX vehicles_cert ON vehicles (cert_sha256)",
+
+    /* The ECUs of each vehicle, as last reported (VCI) or seeded. */
+    "CREATE TABLE ecus ("
+    " vin {KEY} NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,"
+    " ecu_id {KEY} NOT NULL,"
+    " hardware_id TEXT NOT NULL DEFAULT '',"
+    " zone INTEGER NOT NULL DEFAULT 0,"
+    " sw_app TEXT NOT NULL DEFAULT '',"
+    " sw_boot TEXT NOT NULL DEFAULT '',"
+    " sw_cal TEXT NOT NULL DEFAULT '',"
+    " serial TEXT NOT NULL DEFAULT '',"
+    " bank TEXT NOT NULL DEFAULT 'A',"
+    " updated_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (vin, ecu_id))",
+    /* campaign targeting: which vehicles carry a hardware id */
+    "CREATE INDEX ecus_hardware ON ecus (hardware_id, vin)",
+
+    /* Every version change of an ECU; seq counts per ECU from 1 (assigned under the ECU
+     * row's lock, so it is gap-free and ordered). */
+    "CREATE TABLE ecu_history ("
+    " vin {KEY} NOT NULL,"
+    " ecu_id {KEY} NOT NULL,"
+    " seq BIGINT NOT NULL,"
+    " software_type TEXT NOT NULL CHECK (software_type IN ('APP', 'BOOT', 'CAL')),"
+    " from_version TEXT NOT NULL,"
+    " to_version TEXT NOT NULL,"
+    " at_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (vin, ecu_id, seq),"
+    " FOREIGN KEY (vin, ecu_id) REFERENCES ecus (vin, ecu_id) ON DELETE CASCADE)",
+
+    /* Releases: a full package and optionally a delta against delta_base_version. Hashes
+     * are lowercase hex; delta fields are '' / 0 when there is no delta. One release per
+     * (hardware, ECU, software type, version). */
+    "CREATE TABLE releases ("
+    " id {KEY} NOT NULL PRIMARY KEY,"
+    " title TEXT NOT NULL,"
+    " notes TEXT,"
+    " version TEXT NOT NULL,"
+    " hardware_id TEXT NOT NULL,"
+    " software_type TEXT NOT NULL,"
+    " ecu_id TEXT NOT NULL,"
+    " file_sha256 TEXT NOT NULL,"
+    " file_size BIGINT NOT NULL,"
+    " image_sha256 TEXT NOT NULL,"
+    " image_size BIGINT NOT NULL,"
+    " delta_base_version TEXT NOT NULL DEFAULT '',"
+    " delta_file_sha256 TEXT NOT NULL DEFAULT '',"
+    " delta_file_size BIGINT NOT NULL DEFAULT 0,"
+    " delta_base_sha256 TEXT NOT NULL DEFAULT '',"
+    " created_ms BIGINT NOT NULL,"
+    " created_by TEXT NOT NULL DEFAULT '',"
+    " UNIQUE (hardware_id, ecu_id, software_type, version))",
+    "CREATE INDEX releases_listing ON releases (hardware_id, created_ms)",
+    "CREATE INDEX releases_created ON releases (created_ms)",
+    "CREATE INDEX releases_file ON releases (file_sha256)",
+    "CREATE INDEX releases_delta_file ON releases (delta_file_sha256)",
+
+    /* API keys: only the SHA-256 of the secret. A name is unique among valid keys. */
+    "CREATE TABLE api_keys ("
+    " id {KEY} NOT NULL PRIMARY KEY,"
+    " name {KEY} NOT NULL,"
+    " role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),"
+    " key_sha256 TEXT NOT NULL UNIQUE,"
+    " created_ms BIGINT NOT NULL,"
+    " revoked_ms BIGINT NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_ms = 0",
+
+    /* Append-only audit trail of security-relevant events; detail is JSON. */
+    "CREATE TABLE audit_log ("
+    " id {SERIAL_PK},"
+    " at_ms BIGINT NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " target TEXT NOT NULL DEFAULT '',"
+    " detail TEXT)",
+    "CREATE INDEX audit_log_at ON audit_log (at_ms)",
+
+    /* Campaigns (next issue). state: draft, scheduled, running, paused, completed,
+     * cancelled, failed. target_filter, policy and phases are JSON documents: which
+     * vehicles, how to roll out (windows, failure thresholds), and the phased waves. */
+    "CREATE TABLE campaigns ("
+    " id {KEY} NOT NULL PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'draft',"
+    " target_filter TEXT NOT NULL DEFAULT '{}',"
+    " policy TEXT NOT NULL DEFAULT '{}',"
+    " phases TEXT NOT NULL DEFAULT '[]',"
+    " created_by TEXT NOT NULL DEFAULT '',"
+    " created_ms BIGINT NOT NULL,"
+    " updated_ms BIGINT NOT NULL)",
+    "CREATE INDEX campaigns_state ON campaigns (state, updated_ms)",
+    "CREATE INDEX campaigns_created ON campaigns (created_ms)",
+
+    /* The releases a campaign installs, in position order. No cascade from releases: a
+     * referenced release cannot be deleted. */
+    "CREATE TABLE campaign_releases ("
+    " campaign_id {KEY} NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,"
+    " release_id {KEY} NOT NULL REFERENCES releases (id),"
+    " position INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (campaign_id, release_id))",
+    "CREATE INDEX campaign_releases_release ON campaign_releases (release_id)",
+
+    /* One vehicle's progress in a campaign. A server worker claims a row (claimed_by,
+     * claimed_until: a lease in ms) before acting on it; error_code is set on failure. */
+    "CREATE TABLE deployments ("
+    " campaign_id {KEY} NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,"
+    " vin {KEY} NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,"
+    " state TEXT NOT NULL,"
+    " phase INTEGER NOT NULL DEFAULT 0,"
+    " attempt INTEGER NOT NULL DEFAULT 0,"
+    " error_code TEXT,"
+    " claimed_by TEXT,"
+    " claimed_until BIGINT NOT NULL DEFAULT 0,"
+    " updated_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (campaign_id, vin))",
+    "CREATE INDEX deployments_vin ON deployments (vin)",
+    "CREATE INDEX deployments_progress ON deployments (campaign_id, phase, state)",
+    "CREATE INDEX deployments_claim ON deployments (state, claimed_until)",
+
+    /* Every state change of a deployment; seq counts per deployment from 1. from_state
+     * is '' for the first. */
+    "CREATE TABLE deployment_transitions ("
+    " campaign_id {KEY} NOT NULL,"
+    " vin {KEY} NOT NULL,"
+    " seq BIGINT NOT NULL,"
+    " from_state TEXT NOT NULL DEFAULT '',"
+    " to_state TEXT NOT NULL,"
+    " at_ms BIGINT NOT NULL,"
+    " cause TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (campaign_id, vin, seq),"
+    " FOREIGN KEY (campaign_id, vin) REFERENCES deployments (campaign_id, vin)"
+    " ON DELETE CASCADE)",
+    "CREATE INDEX deployment_transitions_at ON deployment_transitions (at_ms)",
+
+    /* Diagnostic requests sent to a vehicle (ecu_id NULL: the whole vehicle); kind names
+     * the operation ("read_dtc", ...), params is JSON. state: pending, sent, done,
+     * failed, expired. */
+    "CREATE TABLE diag_requests ("
+    " id {KEY} NOT NULL PRIMARY KEY,"
+    " vin {KEY} NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,"
+    " ecu_id TEXT,"
+    " kind TEXT NOT NULL,"
+    " params TEXT NOT NULL DEFAULT '{}',"
+    " state TEXT NOT NULL DEFAULT 'pending',"
+    " requested_by TEXT NOT NULL DEFAULT '',"
+    " created_ms BIGINT NOT NULL,"
+    " sent_ms BIGINT NOT NULL DEFAULT 0,"
+    " expires_ms BIGINT NOT NULL DEFAULT 0,"
+    " updated_ms BIGINT NOT NULL)",
+    "CREATE INDEX diag_requests_vin ON diag_requests (vin, created_ms)",
+    "CREATE INDEX diag_requests_state ON diag_requests (state, expires_ms)",
+
+    /* The answers to a request, one per ECU (seq from 1); payload is JSON. */
+    "CREATE TABLE diag_results ("
+    " request_id {KEY} NOT NULL REFERENCES diag_requests (id) ON DELETE CASCADE,"
+    " seq BIGINT NOT NULL,"
+    " ecu_id TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL,"
+    " payload TEXT,"
+    " received_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (request_id, seq))",
+};
+
+typedef struct {
+	const char *const *stmts;
+	size_t n;
+} migration;
+
+/* migrations[i] takes the schema from version i to i + 1. */
+static const migration migrations[STORE_SCHEMA_VERSION] = {
+    {schema_v1, sizeof(schema_v1) / sizeof(schema_v1[0])},
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
+static int expand(const store *s, const char *tmpl, char **out)
+{
+	static const char *const tokens[] = {"{KEY}", "{SERIAL_PK}"};
+	const char *subst[] = {s->ops->ddl_key_text, s->ops->ddl_serial_pk};
+	size_t cap = strlen(tmpl) + 1;
+	for (const char *p = tmpl; (p = strchr(p, '{')) != NULL; p++)
+		cap += strlen(s->ops->ddl_key_text) + strlen(s->ops->ddl_serial_pk);
+	char *buf = malloc(cap);
+	if (!buf)
+		return pq_err_set(PQ_ERR_NOMEM, "migration statement");
+	size_t o = 0;
+	for (const char *p = tmpl; *p;) {
+		size_t k = 0;
+		for (; k < 2; k++)
+			if (strncmp(p, tokens[k], strlen(tokens[k])) == 0)
+				break;
+		if (k < 2) {
+			size_t n = strlen(subst[k]);
+			memcpy(buf + o, subst[k], n);
+			o += n;
+			p += strlen(tokens[k]);
+		} else {
+			buf[o++] = *p++;
+		}
+	}
+	buf[o] = '\0';
+	*out = buf;
+	return PQ_OK;
+}
+
+static int apply_step(store *s, int from)
+{
+	const migration *m = &migrations[from];
+	for (size_t i = 0; i < m->n; i++) {
+		char *sql = NULL;
+		int rc = expand(s, m->stmts[i], &sql);
+		if (rc == PQ_OK)
+			rc = store_exec(s, sql, NULL, 0, NULL, NULL, NULL);
+		free(sql);
+		if (rc != PQ_OK)
+			return pq_err_wrap(rc, "migration %d -> %d, statement %zu", from, from + 1,
+			                   i + 1);
+	}
+	store_val p[] = {SV_INT(from + 1), SV_INT(now_ms())};
+	return store_exec(s, "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)", p, 2,
+	                  NULL, NULL, NULL);
+}
+
+/* One transaction per step, under the migration lock (SQLite: BEGIN IMMEDIATE holds the
+ * database's write lock; PostgreSQL: a transaction-scoped advisory lock), re-reading the
+ * version each time: a concurrent opener that migrated first leaves nothing to do. */
+int store__migrate(store *s)
+{
+	int64_t prev = -1;
+	for (;;) {
+		int64_t cur = 0;
+		int rc = store_begin(s);
+		if (rc != PQ_OK)
+			return rc;
+		if (s->ops->schema_lock_sql)
+			rc = store_exec(s, s->ops->schema_lock_sql, NULL, 0, NULL, NULL, NULL);
+		if (rc == PQ_OK)
+			rc = store_exec(s,
+			                "CREATE TABLE IF NOT EXISTS schema_version ("
+			                " version BIGINT NOT NULL PRIMARY KEY,"
+			                " applied_ms BIGINT NOT NULL)",
+			                NULL, 0, NULL, NULL, NULL);
+		if (rc == PQ_OK)
+			rc = store__query_int(s, "SELECT MAX(version) FROM schema_version", NULL, 0,
+			                      &cur);
+		if (rc == PQ_OK && cur > STORE_SCHEMA_VERSION)
+			rc =
+			    pq_err_set(PQ_ERR_UNSUPPORTED,
+			               "database schema version %lld is newer than this build's %d",
+			               (long long)cur, STORE_SCHEMA_VERSION);
+		if (rc == PQ_OK && cur <= prev)
+			rc = pq_err_set(PQ_ERR_IO, "schema version still %lld after migrating",
+			                (long long)cur);
+		if (rc == PQ_OK && cur < 0)
+			rc = pq_err_set(PQ_ERR_FORMAT, "bad schema version %lld", (long long)cur);
+		if (rc != PQ_OK) {
+			store_rollback(s);
+			return rc;
+		}
+		if (cur == STORE_SCHEMA_VERSION) {
+			rc = store_commit(s);
+			if (rc == PQ_OK)
+				s->schema_version = (int)cur;
+			return rc;
+		}
+		rc = apply_step(s, (int)cur);
+		if (rc != PQ_OK) {
+			store_rollback(s);
+			return rc;
+		}
+		rc = store_commit(s);
+		if (rc != PQ_OK)
+			return rc;
+		pq_log(PQ_LOG_INFO, COMPONENT, "%s: schema migrated to version %lld", s->ops->name,
+		       (long long)cur + 1);
+		prev = cur;
+	}
+}
