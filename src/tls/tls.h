@@ -25,7 +25,7 @@ typedef struct {
 	const char *cert_file; /* PEM certificate (chain) */
 	const char *key_file;  /* PEM private key */
 	const char *ca_file;   /* CA for client certificates (server) or for the server (client) */
-		bool require_client_cert; /* server: mutual TLS (needs ca_file) */
+	bool require_client_cert; /* server: mutual TLS (needs ca_file) */
 	/* server: ask for a client certificate and verify it against ca_file when one is
 	 * sent, but also accept clients without (operators with API keys share the port) */
 	bool request_client_cert;
