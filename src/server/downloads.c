@@ -114,7 +114,7 @@ void route_download(srv_ctx *c)
 	}
 	uint64_t size = (uint64_t)st.st_size, start = 0, end = size ? size - 1 : 0;
 	char etag[80];
-	snprintf(etag, sizeof(etag), "\"%s\"", sha);
+	snprintf(etag, sizeof(etag), "\"%.64s\"", sha);
 	const char *range = evhttp_find_header(in, "Range");
 	const char *if_range = evhttp_find_header(in, "If-Range");
 	int r = 0;
