@@ -395,6 +395,49 @@ static void h_ecu_history(srv_ctx *c)
 	srv_json(c, 200, page_json(items, &pg, total));
 }
 
+/* ---- download tokens ----------------------------------------------------------------------- */
+
+/* POST /api/v1/vehicles/{vin}/download-tokens {"sha256": FILE}: a short-lived token that
+ * lets that vehicle fetch that package without its certificate (e.g. through a CDN). */
+static void h_download_token(srv_ctx *c)
+{
+	const char *vin = c->params[0];
+	store_vehicle v = {0};
+	bool known = false;
+	char token[160], url[320];
+	json_t *b = srv_body_json(c);
+	if (!b)
+		return;
+	const char *sha = json_string_value(json_object_get(b, "sha256"));
+	if (!sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) {
+		json_decref(b);
+		srv_error(c, 400, "bad_request",
+		          "sha256 must be a package's 64 lowercase hex digits");
+		return;
+	}
+	int rc = store_vehicle_get(c->db, vin, &v);
+	store_vehicle_clear(&v);
+	if (rc == PQ_OK)
+		rc = store_file_known(c->db, sha, &known);
+	if (rc == PQ_OK && !known)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "no package %s", sha);
+	int64_t exp = c->now_ms + srv_get_options(c->s)->token_ttl_ms;
+	if (rc == PQ_OK)
+		rc = srv_token_make(c->s, vin, sha, exp, token, sizeof(token));
+	if (rc != PQ_OK) {
+		json_decref(b);
+		srv_fail(c, rc, "download token");
+		return;
+	}
+	snprintf(url, sizeof(url), "/packages/%s?token=%s", sha, token);
+	srv_audit(c, "token.issue", vin,
+	          json_pack("{s:s,s:I}", "sha256", sha, "expires_ms", (json_int_t)exp));
+	json_decref(b);
+	srv_json(
+	    c, 201,
+	    json_pack("{s:s,s:I,s:s}", "token", token, "expires_ms", (json_int_t)exp, "url", url));
+}
+
 /* ---- audit ------------------------------------------------------------------------------- */
 
 static int audit_cb(const store_audit *a, void *user)
@@ -440,6 +483,8 @@ const srv_route srv_routes[] = {
     {GET, "/api/v1/vehicles/{vin}/ecus/{ecu}", SRV_AUTH_ANY, h_ecu_get, "one ECU"},
     {GET, "/api/v1/vehicles/{vin}/ecus/{ecu}/history", SRV_AUTH_ANY, h_ecu_history,
      "an ECU's version history"},
+    {POST, "/api/v1/vehicles/{vin}/download-tokens", SRV_AUTH_OPERATOR, h_download_token,
+     "issue a short-lived download token for one package and vehicle"},
     {GET, "/api/v1/audit", SRV_AUTH_ADMIN, h_audit, "the audit log, newest first"},
     {GET | HEAD, "/packages/{sha256}", SRV_AUTH_PUBLIC, route_download,
      "download a package (Range, ETag, If-Range; vehicle certificate, API key or token)"},

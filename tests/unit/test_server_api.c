@@ -604,6 +604,39 @@ static void test_downloads(void **state)
 	request("GET", "/packages/..%2F..%2Fetc%2Fpasswd", key_viewer, NULL, 0, NULL, &r);
 	assert_true(r.status == 400 || r.status == 404);
 	resp_free(&r);
+	/* a download token: an operator issues it for one vehicle and one package */
+	char body[160], tpath[512];
+	snprintf(body, sizeof(body), "{\"sha256\":\"%s\"}", release_pkg);
+	request("POST", "/api/v1/vehicles/VINAAAAAAAAAAAAA1/download-tokens", key_viewer, body,
+	        strlen(body), NULL, &r);
+	assert_int_equal(r.status, 403); /* viewers may not issue tokens */
+	resp_free(&r);
+	request("POST", "/api/v1/vehicles/VINAAAAAAAAAAAAA1/download-tokens", key_operator, body,
+	        strlen(body), NULL, &r);
+	assert_int_equal(r.status, 201);
+	json_t *j = jbody(&r);
+	snprintf(tpath, sizeof(tpath), "%s", json_string_value(json_object_get(j, "url")));
+	json_decref(j);
+	resp_free(&r);
+	request("GET", tpath, NULL, NULL, 0, NULL, &r); /* no certificate, no key: the token */
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, plen);
+	assert_memory_equal(r.body, pkg, plen);
+	resp_free(&r);
+	char *t = strstr(tpath, "token=") + 6;
+	t[strlen(t) - 1] ^= 1; /* tampered: its last hex digit */
+	request("GET", tpath, NULL, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 403);
+	resp_free(&r);
+	t[strlen(t) - 1] ^= 1;
+	/* the same token for another file is refused */
+	char other[600];
+	snprintf(other, sizeof(other),
+	         "/packages/1111111111111111111111111111111111111111111111111111111111111111?%s",
+	         strstr(tpath, "token="));
+	request("GET", other, NULL, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 403);
+	resp_free(&r);
 	free(pkg);
 	free(image);
 	image = NULL;
