@@ -26,7 +26,9 @@ $(BUILD)/CMakeCache.txt:
 build: bootstrap $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
+# the tests also need Chromium (the browser check of the server's PQC TLS)
 test: build
+	@scripts/bootstrap --quiet --with browser
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 $(ASAN_BUILD)/CMakeCache.txt:
@@ -37,6 +39,7 @@ asan: bootstrap $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 test-asan: asan
+	@scripts/bootstrap --quiet --with browser
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
