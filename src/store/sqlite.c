@@ -1,6 +1,7 @@
 /* sqlite.c: the SQLite backend of the store (one file, WAL, foreign keys, busy timeout). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -22,6 +23,8 @@ static int sqlite_err(sqlite3 *db, int rc, const char *what)
 		return pq_err_set(PQ_ERR_EXISTS, "sqlite %s: %s", what, msg);
 	if ((rc & 0xff) == SQLITE_NOMEM)
 		return pq_err_set(PQ_ERR_NOMEM, "sqlite %s: %s", what, msg);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return pq_err_set(PQ_ERR_TIMEOUT, "sqlite %s: %s (code %d)", what, msg, rc);
 	return pq_err_set(PQ_ERR_IO, "sqlite %s: %s (code %d)", what, msg, rc);
 }
 
@@ -177,8 +180,16 @@ static int sqlite_open(store *s, const char *url, int timeout_ms)
 		rc = sqlite_err(db, rc, "busy_timeout");
 		goto out;
 	}
-	/* WAL: readers never block the writer. An in-memory database answers "memory". */
-	rc = run_pragma(s, "PRAGMA journal_mode=WAL", val);
+	/* WAL: readers never block the writer. An in-memory database answers "memory".
+	 * Switching a new file to WAL needs an exclusive lock and SQLite does not run the busy
+	 * handler for it, so concurrent openers retry until the busy timeout. */
+	for (int waited = 0;; waited += 10) {
+		rc = run_pragma(s, "PRAGMA journal_mode=WAL", val);
+		if (rc != PQ_ERR_TIMEOUT || waited >= timeout_ms)
+			break;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	if (rc != PQ_OK)
 		goto out;
 	if (strcmp(val, "wal") != 0 && strcmp(val, "memory") != 0)

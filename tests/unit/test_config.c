@@ -14,21 +14,6 @@
 #include "core/err.h"
 #include "testutil.h"
 
-#define assert_ok(expr)                                                                            \
-	do {                                                                                       \
-		int rc_ = (expr);                                                                  \
-		if (rc_ != PQ_OK)                                                                  \
-			fail_msg("%s failed: %d (%s)", #expr, rc_, pq_err_detail());               \
-	} while (0)
-
-#define assert_rc(expr, want)                                                                      \
-	do {                                                                                       \
-		int rc_ = (expr);                                                                  \
-		if (rc_ != (want))                                                                 \
-			fail_msg("%s: got %d, want %d (%s)", #expr, rc_, (int)(want),              \
-			         pq_err_detail());                                                 \
-	} while (0)
-
 /* Fails unless expr returns want with exactly the detail msg. */
 #define assert_err(expr, want, msg)                                                                \
 	do {                                                                                       \

@@ -49,21 +49,6 @@ static void assert_hex(const uint8_t *got, size_t len, const char *hex)
 	free(want);
 }
 
-static void join(char *out, size_t cap, const char *dir, const char *name)
-{
-	int n = snprintf(out, cap, "%s/%s", dir, name);
-	assert_true(n > 0 && (size_t)n < cap);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	if (len)
-		assert_int_equal(fwrite(data, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-}
-
 /* Whole file into a malloc'd buffer (never NULL). */
 static uint8_t *read_file(const char *path, size_t *len)
 {

@@ -30,21 +30,6 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIB          (1u << 20)
 
-#define assert_ok(expr)                                                                            \
-	do {                                                                                       \
-		int rc_ = (expr);                                                                  \
-		if (rc_ != PQ_OK)                                                                  \
-			fail_msg("%s failed: %d (%s)", #expr, rc_, pq_err_detail());               \
-	} while (0)
-
-#define assert_rc(expr, want)                                                                      \
-	do {                                                                                       \
-		int rc_ = (expr);                                                                  \
-		if (rc_ != (want))                                                                 \
-			fail_msg("%s: got %d, want %d (%s)", #expr, rc_, (int)(want),              \
-			         pq_err_detail());                                                 \
-	} while (0)
-
 #define assert_fails(expr)                                                                         \
 	do {                                                                                       \
 		int rc_ = (expr);                                                                  \
@@ -131,21 +116,6 @@ static uint64_t get64le(const uint8_t *p)
 	for (int i = 7; i >= 0; i--)
 		v = v << 8 | p[i];
 	return v;
-}
-
-static void join(char *out, size_t cap, const char *dir, const char *name)
-{
-	int n = snprintf(out, cap, "%s/%s", dir, name);
-	assert_true(n > 0 && (size_t)n < cap);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	if (len)
-		assert_int_equal(fwrite(data, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
 }
 
 /* The whole file in a malloc'd buffer (never NULL). */

@@ -49,3 +49,18 @@ void tu_rmtree(const char *path)
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: could not remove %s\n", path);
 }
+
+void join(char *out, size_t cap, const char *dir, const char *name)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, name);
+	assert_true(n > 0 && (size_t)n < cap);
+}
+
+void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	if (len)
+		assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
