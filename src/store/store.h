@@ -78,7 +78,7 @@ typedef int (*store_row_fn)(const store_row *row, void *user);
  * PostgreSQL each '?' outside quotes and comments becomes $n, so no JSONB '?' operators).
  * Integers bind as BIGINT, texts as TEXT. *changes (optional) receives the number of rows
  * inserted, updated or deleted. Unique-constraint violations return PQ_ERR_EXISTS; other
-  * failures PQ_ERR_IO with the database's message; a lock not obtained within the busy
+ * failures PQ_ERR_IO with the database's message; a lock not obtained within the busy
  * timeout (SQLite BUSY/LOCKED) is PQ_ERR_TIMEOUT. */
 int store_exec(store *s, const char *sql, const store_val *params, int nparams, store_row_fn fn,
                void *user, int64_t *changes) PQ_MUST_CHECK;
