@@ -251,18 +251,39 @@ out:
 	json_decref(b);
 }
 
+static json_t *ecu_json(const store_ecu *e);
+static int list_ecu_cb(const store_ecu *e, void *user);
+static int hist_cb(const store_ecu_change *h, void *user);
+
+/* A vehicle with its ECUs (all of them) and its latest 50 version changes. */
 static void h_vehicle_get(srv_ctx *c)
 {
 	store_vehicle v = {0};
 	const char *vin = c->params[0];
+	store_page all = {.limit = STORE_PAGE_MAX}, recent = {.limit = 50};
+	int64_t necu = 0, nhist = 0;
 	if (!route_own_vehicle(c, vin))
 		return;
 	int rc = store_vehicle_get(c->db, vin, &v);
+	json_t *ecus = json_array(), *hist = json_array();
+	for (int64_t off = 0; rc == PQ_OK && (off == 0 || off < necu); off += STORE_PAGE_MAX) {
+		all.offset = off;
+		rc = store_ecu_list(c->db, vin, &all, list_ecu_cb, ecus, &necu);
+	}
+	if (rc == PQ_OK)
+		rc = store_vehicle_history(c->db, vin, &recent, hist_cb, hist, &nhist);
 	if (rc != PQ_OK) {
+		json_decref(ecus);
+		json_decref(hist);
+		store_vehicle_clear(&v);
 		srv_fail(c, rc, "vehicle");
 		return;
 	}
-	srv_json(c, 200, vehicle_json(&v, true));
+	json_t *j = vehicle_json(&v, true);
+	json_object_set_new(j, "ecus", ecus);
+	json_object_set_new(j, "history", hist);
+	json_object_set_new(j, "history_total", json_integer((json_int_t)nhist));
+	srv_json(c, 200, j);
 	store_vehicle_clear(&v);
 }
 
@@ -367,10 +388,10 @@ static void h_ecu_get(srv_ctx *c)
 
 static int hist_cb(const store_ecu_change *h, void *user)
 {
-	return json_array_append_new(user,
-	                             json_pack("{s:s,s:s,s:s,s:I}", "software_type",
-	                                       h->software_type, "from", h->from_version, "to",
-	                                       h->to_version, "at_ms", (json_int_t)h->at_ms)) == 0
+	return json_array_append_new(user, json_pack("{s:s,s:s,s:s,s:s,s:I}", "ecu_id", h->ecu_id,
+	                                             "software_type", h->software_type, "from",
+	                                             h->from_version, "to", h->to_version, "at_ms",
+	                                             (json_int_t)h->at_ms)) == 0
 	           ? PQ_OK
 	           : PQ_ERR_NOMEM;
 }

@@ -750,6 +750,8 @@ static int history_row(const store_row *r, void *user)
 		rc = col_copy(r, 2, ch.to_version, sizeof(ch.to_version));
 	if (rc == PQ_OK)
 		rc = col_i64(r, 3, &ch.at_ms);
+	if (rc == PQ_OK)
+		rc = col_copy(r, 4, ch.ecu_id, sizeof(ch.ecu_id));
 	return rc == PQ_OK ? c->fn(&ch, c->user) : rc;
 }
 
@@ -781,9 +783,42 @@ int store_ecu_history(store *s, const char *vin, const char *ecu_id, const store
 	p[3] = SV_INT(offset);
 	history_ctx c = {.fn = fn, .user = user};
 	return store_exec(s,
-	                  "SELECT software_type, from_version, to_version, at_ms FROM ecu_history"
+	                  "SELECT software_type, from_version, to_version, at_ms, ecu_id"
+	                  " FROM ecu_history"
 	                  " WHERE vin = ? AND ecu_id = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
 	                  p, 4, history_row, &c, NULL);
+}
+
+int store_vehicle_history(store *s, const char *vin, const store_page *pg,
+                          int (*fn)(const store_ecu_change *c, void *user), void *user,
+                          int64_t *total)
+{
+	int64_t limit, offset;
+	bool found = false;
+	if (total)
+		*total = 0;
+	if (!s)
+		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_history: no store");
+	int rc = check_vin(vin);
+	if (rc == PQ_OK)
+		rc = page_args(pg, &limit, &offset);
+	store_val p[] = {SV_TEXT(vin), SV_INT(0), SV_INT(0)};
+	if (rc == PQ_OK)
+		rc = exists(s, "SELECT COUNT(*) FROM vehicles WHERE vin = ?", p, 1, &found);
+	if (rc == PQ_OK && !found)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "no vehicle %s", vin);
+	if (rc == PQ_OK)
+		rc = count_rows(s, "ecu_history WHERE vin = ?", p, 1, total);
+	if (rc != PQ_OK || !fn)
+		return rc;
+	p[1] = SV_INT(limit);
+	p[2] = SV_INT(offset);
+	history_ctx c = {.fn = fn, .user = user};
+	return store_exec(s,
+	                  "SELECT software_type, from_version, to_version, at_ms, ecu_id"
+	                  " FROM ecu_history WHERE vin = ?"
+	                  " ORDER BY at_ms DESC, ecu_id, seq DESC LIMIT ? OFFSET ?",
+	                  p, 3, history_row, &c, NULL);
 }
 
 int store_ecu_seed_default(store *s, const char *vin, int64_t now_ms)

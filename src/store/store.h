@@ -190,6 +190,7 @@ int store_ecu_list(store *s, const char *vin, const store_page *pg,
                    int64_t *total) PQ_MUST_CHECK;
 
 typedef struct {
+	char ecu_id[STORE_NAME_MAX + 1];
 	char software_type[8]; /* APP, BOOT, CAL */
 	char from_version[STORE_VERSION_MAX + 1];
 	char to_version[STORE_VERSION_MAX + 1];
@@ -200,6 +201,12 @@ typedef struct {
 int store_ecu_history(store *s, const char *vin, const char *ecu_id, const store_page *pg,
                       int (*fn)(const store_ecu_change *c, void *user), void *user,
                       int64_t *total) PQ_MUST_CHECK;
+
+/* Every ECU's version changes of one vehicle, newest first (PQ_ERR_NOTFOUND for an
+ * unknown vehicle). */
+int store_vehicle_history(store *s, const char *vin, const store_page *pg,
+                          int (*fn)(const store_ecu_change *c, void *user), void *user,
+                          int64_t *total) PQ_MUST_CHECK;
 
 /* Creates the default vehicle model for a VIN: ECU_001..ECU_100 in zones 1..5 (20 each),
  * hardware ids "HW-<zone>-<nnn>", versions 1.0.0, bank A, serial "". ECUs that exist

@@ -437,6 +437,16 @@ static void test_vehicles(void **state)
 	assert_true(json_integer_value(json_object_get(j, "total")) >= 1);
 	json_decref(j);
 	resp_free(&r);
+	/* the vehicle with its ECUs and its recent version changes */
+	request("GET", "/api/v1/vehicles/VINAAAAAAAAAAAAA1", key_viewer, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	j = jbody(&r);
+	assert_int_equal(json_array_size(json_object_get(j, "ecus")), 100);
+	json_t *h0 = json_array_get(json_object_get(j, "history"), 0);
+	assert_string_equal(json_string_value(json_object_get(h0, "ecu_id")), "ECU_011");
+	assert_string_equal(json_string_value(json_object_get(h0, "to")), "1.2.0");
+	json_decref(j);
+	resp_free(&r);
 	request("GET", "/api/vehicles/VINAAAAAAAAAAAAA1/vci", key_viewer, NULL, 0, NULL, &r);
 	assert_int_equal(r.status, 200); /* seed alias */
 	resp_free(&r);
