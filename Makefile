@@ -62,10 +62,13 @@ fuzz:
 	    -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|ERROR|SUMMARY" || exit 1; \
 	done
 
+# BENCH_ARGS: options of bench/server-vs-nginx.sh, e.g. BENCH_ARGS=--quick
+BENCH_ARGS ?=
 bench: build
 	@scripts/bootstrap --with bench
 	$(BUILD)/pqota bench crypto
 	$(BUILD)/pqota bench pack
+	PQOTA_BIN=$(abspath $(BUILD))/pqota bench/server-vs-nginx.sh $(BENCH_ARGS)
 
 format:
 	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')

@@ -14,10 +14,10 @@ PASSED=0
 FAILED=0
 
 cleanup() {
-	[ -n "${KEEP_WORK:-}" ] && { echo "kept $WORK"; return; }
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$WORK"
+	# KEEP_WORK=1 keeps the files for a post-mortem (the processes are always stopped)
+	if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
