@@ -73,6 +73,13 @@ int tls_server_ctx_new(const tls_opts *o, SSL_CTX **out)
 	if (rc != PQ_OK)
 		goto fail;
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+	/* Sessions (tickets) must be bound to a context, or OpenSSL refuses to resume them
+	 * whenever client certificates are verified: resumption then fails the handshake. */
+	static const unsigned char sid_ctx[] = "pqota-tls-v1";
+	if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
+		rc = pq_err_ssl(PQ_ERR_TLS, "session id context");
+		goto fail;
+	}
 	if (o->require_client_cert || o->request_client_cert) {
 		STACK_OF(X509_NAME) *names = NULL;
 		if (!o->ca_file) {

@@ -320,6 +320,40 @@ static void test_health_over_pqc_tls(void **state)
 	resp_free(&r);
 }
 
+/* A client that resumes its TLS session (a ticket from the first connection) is served:
+ * with client certificates requested, this needs a session id context on the server. */
+static void test_session_resumption(void **state)
+{
+	(void)state;
+	CURL *h = curl_easy_init();
+	char url[256], ca[700];
+	long status = 0;
+	struct curl_slist *hdr = curl_slist_append(NULL, "Connection: close");
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/health", port);
+	snprintf(ca, sizeof(ca), "%s/ca/ca.crt", pki);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(h, CURLOPT_SSL_EC_CURVES, "X25519MLKEM768");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	resp r;
+	memset(&r, 0, sizeof(r));
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+	for (int i = 0; i < 3; i++) { /* new connection each time: the 2nd and 3rd resume */
+		CURLcode cc = curl_easy_perform(h);
+		if (cc != CURLE_OK)
+			fail_msg("request %d: %s", i, curl_easy_strerror(cc));
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		assert_int_equal(status, 200);
+	}
+	long conns = 0;
+	curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &conns);
+	assert_int_equal(conns, 1); /* the last request opened its own connection */
+	resp_free(&r);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+}
+
 static void test_auth_and_roles(void **state)
 {
 	(void)state;
@@ -689,11 +723,9 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_health_over_pqc_tls),
-	    cmocka_unit_test(test_auth_and_roles),
-	    cmocka_unit_test(test_vehicles),
-	    cmocka_unit_test(test_upload_and_release),
-	    cmocka_unit_test(test_downloads),
+	    cmocka_unit_test(test_health_over_pqc_tls), cmocka_unit_test(test_session_resumption),
+	    cmocka_unit_test(test_auth_and_roles),      cmocka_unit_test(test_vehicles),
+	    cmocka_unit_test(test_upload_and_release),  cmocka_unit_test(test_downloads),
 	    cmocka_unit_test(test_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
