@@ -98,7 +98,7 @@ void route_download(srv_ctx *c)
 			return;
 		}
 	}
-	rc = store_file_known(c->db, sha, &known);
+	rc = srv_file_known(c, sha, &known);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "package lookup");
 		return;

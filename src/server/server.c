@@ -42,8 +42,30 @@
 
 #define LOGC "server"
 
+/* Per-worker caches of store lookups that every request repeats, each entry valid for
+ * CACHE_TTL_MS: API keys by secret hash (a revocation takes effect within that time) and
+ * whether a package belongs to a release. Direct-mapped, fixed size, no locking (one
+ * worker thread each). */
+#define CACHE_SLOTS  256
+#define CACHE_TTL_MS 5000
+
+typedef struct {
+	char sha[65];
+	int64_t until_ms;
+	bool found;
+	store_apikey key;
+} key_slot;
+
+typedef struct {
+	char sha[65];
+	int64_t until_ms;
+	bool known;
+} file_slot;
+
 struct srv_worker {
 	srv *s;
+	key_slot keys[CACHE_SLOTS];
+	file_slot files[CACHE_SLOTS];
 	int index;
 	pthread_t thread;
 	bool started;
@@ -406,6 +428,51 @@ static void request_done(struct evhttp_request *req, void *arg)
 		event_base_loopbreak(w->base);
 }
 
+static unsigned slot_of(const char *hex)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 4 | (unsigned)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10);
+	return v % CACHE_SLOTS;
+}
+
+/* store_apikey_find through the worker's cache. */
+static int find_key(srv_ctx *c, const char *hex, store_apikey *out)
+{
+	key_slot *k = &c->w->keys[slot_of(hex)];
+	if (k->until_ms > c->now_ms && strcmp(k->sha, hex) == 0) {
+		if (!k->found)
+			return pq_err_set(PQ_ERR_NOTFOUND, "unknown API key");
+		*out = k->key;
+		return PQ_OK;
+	}
+	int rc = store_apikey_find(c->db, hex, out);
+	if (rc == PQ_OK || rc == PQ_ERR_NOTFOUND) {
+		snprintf(k->sha, sizeof(k->sha), "%s", hex);
+		k->until_ms = c->now_ms + CACHE_TTL_MS;
+		k->found = rc == PQ_OK;
+		if (k->found)
+			k->key = *out;
+	}
+	return rc;
+}
+
+int srv_file_known(srv_ctx *c, const char *sha, bool *known)
+{
+	file_slot *f = &c->w->files[slot_of(sha)];
+	if (f->until_ms > c->now_ms && strcmp(f->sha, sha) == 0) {
+		*known = f->known;
+		return PQ_OK;
+	}
+	int rc = store_file_known(c->db, sha, known);
+	if (rc == PQ_OK) {
+		snprintf(f->sha, sizeof(f->sha), "%s", sha);
+		f->until_ms = c->now_ms + CACHE_TTL_MS;
+		f->known = *known;
+	}
+	return rc;
+}
+
 /* Identity: the client certificate's CN (verified by the handshake), an API key. */
 static int identify(srv_ctx *c)
 {
@@ -467,7 +534,7 @@ static int identify(srv_ctx *c)
 	if (kl < 16 || kl > 256 || pq_hash(PQ_HASH_SHA256, key, kl, d) != PQ_OK)
 		return pq_err_set(PQ_ERR_VERIFY, "malformed API key");
 	pq_hex_encode(d, 32, hex);
-	int rc = store_apikey_find(c->db, hex, &c->key);
+	int rc = find_key(c, hex, &c->key);
 	if (rc == PQ_ERR_NOTFOUND)
 		return pq_err_set(PQ_ERR_VERIFY, "unknown or revoked API key");
 	if (rc != PQ_OK)

@@ -112,6 +112,9 @@ void srv_error(srv_ctx *c, int status, const char *code, const char *fmt, ...)
 /* Maps a pq_err from the store or a library to a status and error code, with the detail. */
 void srv_fail(srv_ctx *c, int rc, const char *what);
 
+/* store_file_known through the worker's short-lived cache (entries live 5 s). */
+int srv_file_known(srv_ctx *c, const char *sha256, bool *known) PQ_MUST_CHECK;
+
 /* Counts a response a handler sends itself (not through srv_json/srv_error). */
 void srv_count(srv_ctx *c, int status, uint64_t body_bytes);
 
