@@ -11,7 +11,7 @@ help:
 	@echo "make demo          bootstrap, build, run the end-to-end demo"
 	@echo "make test          bootstrap, build, run every test (ctest)"
 	@echo "make test-asan     the tests again under AddressSanitizer + UBSan"
-	@echo "make bench         benchmarks (pqota bench crypto)"
+		@echo "make bench         benchmarks: crypto, pack (vs bsdiff, xdelta3), server (vs nginx)"
 	@echo "make fuzz          libFuzzer campaigns (FUZZ_SECONDS=60 per harness)"
 	@echo "make format        clang-format the sources; make format-check checks only"
 
