@@ -27,6 +27,7 @@
 #include "core/fileio.h"
 #include "crypto/hash.h"
 #include "crypto/pki.h"
+#include "pkg/pkg.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -510,6 +511,7 @@ static void test_vehicles(void **state)
 }
 
 static char release_pkg[65];
+static char release_id[40];
 static uint8_t *image;
 static size_t image_len = 150 * 1000;
 
@@ -563,6 +565,7 @@ static void test_upload_and_release(void **state)
 	json_t *pkg = json_object_get(j, "package");
 	snprintf(release_pkg, sizeof(release_pkg), "%s",
 	         json_string_value(json_object_get(pkg, "sha256")));
+	snprintf(release_id, sizeof(release_id), "%s", json_string_value(json_object_get(j, "id")));
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(j, "image"), "sha256")), sha);
 	json_decref(j);
@@ -573,6 +576,87 @@ static void test_upload_and_release(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
 	json_decref(j);
 	resp_free(&r);
+}
+
+/* A second release built as a delta against the first: the server makes the delta package;
+ * a vehicle downloads it and the package library patches the first image into the second. */
+static void test_delta_release(void **state)
+{
+	(void)state;
+	resp r;
+	char body[512], path[256];
+	size_t len2 = image_len + 3000;
+	uint8_t *image2 = malloc(len2);
+	assert_non_null(image2);
+	memcpy(image2, image, image_len);
+	for (size_t i = 0; i < 3000; i++)
+		image2[image_len + i] = (uint8_t)(i * 13);
+	image2[500] ^= 0xff; /* and a change inside */
+	snprintf(body, sizeof(body), "{\"size\":%zu}", len2);
+	request("POST", "/api/v1/uploads", key_operator, body, strlen(body), NULL, &r);
+	assert_int_equal(r.status, 201);
+	json_t *j = jbody(&r);
+	char id[40];
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	resp_free(&r);
+	for (size_t off = 0; off < len2; off += 60000) { /* pieces under the 64k body limit */
+		size_t n = len2 - off < 60000 ? len2 - off : 60000;
+		snprintf(path, sizeof(path), "/api/v1/uploads/%s?offset=%zu", id, off);
+		request("PUT", path, key_operator, image2 + off, n, NULL, &r);
+		assert_int_equal(r.status, 200);
+		resp_free(&r);
+	}
+	/* a release that is not complete yet, or a duplicate version, is refused without
+	 * losing the upload */
+	snprintf(body, sizeof(body),
+	         "{\"title\":\"dup\",\"version\":\"3.1.0\",\"hardware_id\":\"HW-1-011\","
+	         "\"ecu_id\":\"ECU_011\",\"upload_id\":\"%s\"}",
+	         id);
+	request("POST", "/api/v1/releases", key_operator, body, strlen(body), NULL, &r);
+	assert_int_equal(r.status, 409);
+	resp_free(&r);
+	snprintf(body, sizeof(body),
+	         "{\"title\":\"ECU_011 app 3.2.0\",\"version\":\"3.2.0\",\"hardware_id\":"
+	         "\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"%s\",\"delta_from\":\"%s\"}",
+	         id, release_id);
+	request("POST", "/api/v1/releases", key_operator, body, strlen(body), NULL, &r);
+	if (r.status != 201)
+		fail_msg("delta release: %ld %s", r.status, r.body);
+	j = jbody(&r);
+	json_t *delta = json_object_get(j, "delta");
+	assert_true(json_is_object(delta));
+	assert_string_equal(json_string_value(json_object_get(delta, "base_version")), "3.1.0");
+	char dsha[65];
+	snprintf(dsha, sizeof(dsha), "%s", json_string_value(json_object_get(delta, "sha256")));
+	json_decref(j);
+	resp_free(&r);
+	/* the vehicle downloads the delta and patches its installed (first) image */
+	snprintf(path, sizeof(path), "/packages/%s", dsha);
+	request("GET", path, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_true(r.len < len2 / 4); /* a delta, not the image again */
+	char dpath[700], bpath[700], opath[700];
+	snprintf(dpath, sizeof(dpath), "%s/delta.swpg", dir);
+	snprintf(bpath, sizeof(bpath), "%s/base.img", dir);
+	snprintf(opath, sizeof(opath), "%s/patched.img", dir);
+	write_text(dpath, ""); /* created, then replaced with the bytes */
+	assert_int_equal(pq_file_write_atomic(dpath, r.body, r.len, 0644, true), PQ_OK);
+	assert_int_equal(pq_file_write_atomic(bpath, image, image_len, 0644, true), PQ_OK);
+	resp_free(&r);
+	pkg_reader *rd = NULL;
+	const pkg_entry *e = NULL;
+	assert_int_equal(pkg_open(dpath, &rd), PQ_OK);
+	assert_int_equal(pkg_find(rd, "", &e), PQ_OK);
+	assert_int_equal(pkg_apply_delta(rd, e, bpath, opath, NULL), PQ_OK);
+	pkg_close(rd);
+	char *out = NULL;
+	size_t olen = 0;
+	assert_int_equal(pq_file_read(opath, 1 << 24, &out, &olen), PQ_OK);
+	assert_int_equal(olen, len2);
+	assert_memory_equal(out, image2, len2);
+	free(out);
+	free(image2);
 }
 
 static void test_downloads(void **state)
@@ -725,8 +809,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_health_over_pqc_tls), cmocka_unit_test(test_session_resumption),
 	    cmocka_unit_test(test_auth_and_roles),      cmocka_unit_test(test_vehicles),
-	    cmocka_unit_test(test_upload_and_release),  cmocka_unit_test(test_downloads),
-	    cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_upload_and_release),  cmocka_unit_test(test_delta_release),
+	    cmocka_unit_test(test_downloads),           cmocka_unit_test(test_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
