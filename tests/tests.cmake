@@ -7,8 +7,8 @@ foreach(src ${PQOTA_UNIT_TESTS})
   get_filename_component(name "${src}" NAME_WE)
   add_executable(${name} "${src}" tests/unit/testutil.c tests/unit/kat.c)
   target_include_directories(${name} PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
-  target_link_libraries(${name} PRIVATE pqota_store pqota_pkg pqota_tls pqota_crypto pqota_core
-                        PkgConfig::CMOCKA PkgConfig::JANSSON PkgConfig::CURL)
+  target_link_libraries(${name} PRIVATE pqota_store pqota_pkg pqota_uptane pqota_tls pqota_crypto
+                        pqota_core PkgConfig::CMOCKA PkgConfig::JANSSON PkgConfig::CURL)
   add_test(NAME unit/${name} COMMAND ${name})
   set_tests_properties(unit/${name} PROPERTIES
     ENVIRONMENT "PQOTA_TESTVECTORS=${PQOTA_TESTVECTORS};PQOTA_BIN=$<TARGET_FILE:pqota>"
@@ -28,19 +28,21 @@ endforeach()
 # ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
 # clang, a libFuzzer binary is built too (make fuzz).
 option(PQOTA_FUZZ "Build libFuzzer harnesses (needs clang)" OFF)
+set(PQOTA_FUZZ_LIBS pqota_server pqota_store pqota_pkg pqota_uptane pqota_tls pqota_crypto
+    pqota_core)
 file(GLOB PQOTA_FUZZERS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c")
 foreach(src ${PQOTA_FUZZERS})
   get_filename_component(name "${src}" NAME_WE)
   string(REPLACE "fuzz_" "" short "${name}")
   add_executable(${name}_replay "${src}" tests/fuzz/replay.c)
-  target_link_libraries(${name}_replay PRIVATE pqota_pkg pqota_tls pqota_crypto pqota_core)
+  target_link_libraries(${name}_replay PRIVATE ${PQOTA_FUZZ_LIBS})
   add_test(NAME fuzz/${short}_replay
            COMMAND ${name}_replay "${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${short}")
   if(PQOTA_FUZZ)
     add_executable(${name} "${src}")
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
-    target_link_libraries(${name} PRIVATE pqota_pkg pqota_tls pqota_crypto pqota_core)
+    target_link_libraries(${name} PRIVATE ${PQOTA_FUZZ_LIBS})
   endif()
 endforeach()
 foreach(name crypto pkg)

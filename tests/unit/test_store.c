@@ -1109,8 +1109,8 @@ static void test_vci_invalid(void **state)
 	    "{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"zone\":99999999999}]}",
 	    "{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"software\":[]}]}",
 	    "{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"software\":{\"APP\":2}}]}",
-	    "{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"software\":{\"BOOT\":"
-	    "\"1234567890123456789012345\"}}]}",
+	    ("{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"software\":{\"BOOT\":"
+	     "\"1234567890123456789012345\"}}]}"),
 	    "{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"bank\":\"ABCD\"}]}",
 	    "{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"serial\":true}]}",
 	    "{\"ecus\":[{\"ecu_id\":\"ECU_001\",\"hardware_id\":\"a\\u0000b\"}]}",
