@@ -27,7 +27,6 @@ endforeach()
 # Fuzz harnesses: tests/fuzz/fuzz_NAME.c. Each is replayed over tests/fuzz/corpus/NAME by
 # ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
 # clang, a libFuzzer binary is built too (make fuzz).
-option(PQOTA_FUZZ "Build libFuzzer harnesses (needs clang)" OFF)
 set(PQOTA_FUZZ_LIBS pqota_server pqota_store pqota_pkg pqota_uptane pqota_tls pqota_crypto
     pqota_core)
 file(GLOB PQOTA_FUZZERS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c")
