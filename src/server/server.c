@@ -43,9 +43,10 @@
 #define LOGC "server"
 
 /* Per-worker caches of store lookups that every request repeats, each entry valid for
- * CACHE_TTL_MS: API keys by secret hash (a revocation takes effect within that time) and
- * whether a package belongs to a release. Direct-mapped, fixed size, no locking (one
- * worker thread each). */
+ * CACHE_TTL_MS: API keys by secret hash (a revocation takes effect within that time),
+ * whether a package belongs to a release, and client certificates found registered for
+ * their VIN (a deleted vehicle is refused within that time). Direct-mapped, fixed size,
+ * no locking (one worker thread each). */
 #define CACHE_SLOTS  256
 #define CACHE_TTL_MS 5000
 
@@ -62,10 +63,18 @@ typedef struct {
 	bool known;
 } file_slot;
 
+typedef struct {
+	char fp[65]; /* SHA-256 of the certificate */
+	char vin[STORE_VIN_MAX + 1];
+	int64_t until_ms;
+	bool registered; /* the certificate registered for that VIN */
+} vehicle_slot;
+
 struct srv_worker {
 	srv *s;
 	key_slot keys[CACHE_SLOTS];
 	file_slot files[CACHE_SLOTS];
+	vehicle_slot vehicles[CACHE_SLOTS];
 	int index;
 	pthread_t thread;
 	bool started;
@@ -502,17 +511,32 @@ static int identify(srv_ctx *c)
 		 * or broker's identity) and it is the certificate registered for that VIN */
 		store_vehicle v = {0};
 		uint8_t d[32];
-		char fp[65];
+		char fp[65] = "";
 		unsigned char *der = NULL;
 		X509 *peer = SSL_get0_peer_certificate(ssl);
 		int n = peer ? i2d_X509(peer, &der) : -1;
 		bool ok = n > 0 && pq_vin_check(c->vin) == PQ_OK &&
-		          pq_hash(PQ_HASH_SHA256, der, (size_t)n, d) == PQ_OK &&
-		          store_vehicle_get(c->db, c->vin, &v) == PQ_OK;
+		          pq_hash(PQ_HASH_SHA256, der, (size_t)n, d) == PQ_OK;
 		OPENSSL_free(der);
 		if (ok) {
+			/* the verdict for this certificate, cached for CACHE_TTL_MS */
 			pq_hex_encode(d, 32, fp);
-			ok = strcmp(fp, v.cert_pem_sha256) == 0;
+			vehicle_slot *vs = &c->w->vehicles[slot_of(fp)];
+			if (vs->until_ms > c->now_ms && strcmp(vs->fp, fp) == 0 &&
+			    strcmp(vs->vin, c->vin) == 0) {
+				ok = vs->registered;
+			} else {
+				int rc = store_vehicle_get(c->db, c->vin, &v);
+				ok = rc == PQ_OK && strcmp(fp, v.cert_pem_sha256) == 0;
+				/* only a positive verdict is kept: a vehicle registered a moment
+				 * after a refused attempt is recognised at once */
+				if (ok) {
+					snprintf(vs->fp, sizeof(vs->fp), "%s", fp);
+					snprintf(vs->vin, sizeof(vs->vin), "%s", c->vin);
+					vs->registered = true;
+					vs->until_ms = c->now_ms + CACHE_TTL_MS;
+				}
+			}
 		}
 		store_vehicle_clear(&v);
 		pq_err_clear();
