@@ -20,6 +20,7 @@ static void usage(FILE *f)
 	           "  tls      probe a TLS endpoint (check) or run a TLS responder (serve)\n"
 	           "  pack     build, verify, inspect, extract SWPG packages; deltas\n"
 	           "  server   the OEM server (HTTPS API, downloads); API keys\n"
+	           "  broker   write a mosquitto configuration (TLS group, ACL) for a PKI\n"
 	           "  bench    benchmarks (crypto, pack)\n"
 	           "  version  print versions (pqota and the OpenSSL actually loaded)\n"
 	           "\n"
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
 		return cmd_tls(argc - 1, argv + 1);
 	if (strcmp(cmd, "server") == 0)
 		return cmd_server(argc - 1, argv + 1);
+	if (strcmp(cmd, "broker") == 0)
+		return cmd_broker(argc - 1, argv + 1);
 	if (strcmp(cmd, "pack") == 0)
 		return cmd_pack(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)

@@ -1,0 +1,207 @@
+/* cmd_broker.c: `pqota broker config`: mosquitto configuration for a deployment's PKI. */
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "cli/cli.h"
+#include "crypto/pki.h"
+#include "crypto/profile.h"
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: pqota broker config --pki DIR --out DIR [options]\n"
+	    "\n"
+	    "config: write a Debian mosquitto 2.0 configuration for the deployment whose PKI is\n"
+	    "DIR: OUT/mosquitto.conf (one TLS 1.3 listener, client certificates required, CN =\n"
+	    "username), OUT/mosquitto.acl (a vehicle may use only oem/<its VIN>/# and read\n"
+	    "oem/broadcast/#; the server identity may use oem/#), OUT/openssl.cnf (the profile's\n"
+	    "TLS group) and OUT/run-broker.sh (starts mosquitto on pqota's OpenSSL with it).\n"
+	    "  --pki DIR            the PKI ('pqota keys init'): ca/ca.crt, "
+	    "broker/broker.{crt,key}\n"
+	    "  --out DIR            where to write the files (created if missing)\n"
+	    "  --listen HOST:PORT   the listener (default %s:%d; 0.0.0.0:%d for every address)\n"
+	    "  --profile ID|NAME    TLS profile whose key-exchange group the broker accepts\n"
+	    "                       (default: the PKI's, from DIR/pki.json)\n"
+	    "  --server-cn CN       the server's MQTT identity, granted oem/# (default %s,\n"
+	    "                       the CN of DIR/server-client/client.crt)\n"
+	    "  --user NAME          add 'user NAME': mosquitto started as root switches to NAME\n"
+	    "                       (default: no line, so it switches to 'mosquitto', which must\n"
+	    "                       then be able to read the broker key; see docs/broker.md)\n"
+	    "  --log-dest stderr|file   log to stderr (default) or to OUT/mosquitto.log\n"
+	    "  --persistence        keep sessions and retained messages in OUT/data/\n"
+	    "  --openssl-libdir DIR LD_LIBRARY_PATH for run-broker.sh (default: the directory of\n"
+	    "                       the OpenSSL this pqota runs on; '' for the system's)\n"
+	    "  --force              replace existing files\n"
+	    "\n"
+	    "Start the broker with OUT/run-broker.sh, then check it with\n"
+	    "  pqota tls check HOST:PORT --ca DIR/ca/ca.crt --cert DIR/vehicles/VIN/client.crt \\\n"
+	    "      --key DIR/vehicles/VIN/client.key\n",
+	    PQ_BROKER_DEFAULT_HOST, PQ_BROKER_DEFAULT_PORT, PQ_BROKER_DEFAULT_PORT,
+	    PQ_SERVER_CLIENT_CN);
+}
+
+/* Warns when the user mosquitto will run as cannot read the broker key. */
+static void key_note(const pq_broker_opts *o, const pq_broker_result *r)
+{
+	if (geteuid() != 0) {
+		/* started by this user, mosquitto stays this user */
+		if (!r->broker_key_checked)
+			fprintf(stderr,
+			        "pqota: warning: this user cannot read %s; mosquitto started "
+			        "by it cannot either\n",
+			        r->broker_key);
+		return;
+	}
+	const char *user = o->user ? o->user : "mosquitto";
+	const struct passwd *pw = getpwnam(user);
+	if ((r->broker_key_mode & 0004) ||
+	    (pw && (pw->pw_uid == 0 || pw->pw_uid == r->broker_key_uid)))
+		return;
+	fprintf(stderr,
+	        "pqota: warning: mosquitto started as root switches to user '%s', which cannot "
+	        "read\n  %s (mode %04o):\n  'chown %s %s' (its directory is 0711),\n  "
+	        "or --user root for local tests (docs/broker.md)\n",
+	        user, r->broker_key, (unsigned)r->broker_key_mode, user, r->broker_key);
+}
+
+static int broker_config(int argc, char **argv)
+{
+	static const struct option lo[] = {{"pki", required_argument, NULL, 'P'},
+	                                   {"out", required_argument, NULL, 'o'},
+	                                   {"listen", required_argument, NULL, 'l'},
+	                                   {"profile", required_argument, NULL, 'p'},
+	                                   {"server-cn", required_argument, NULL, 's'},
+	                                   {"user", required_argument, NULL, 'u'},
+	                                   {"log-dest", required_argument, NULL, 'L'},
+	                                   {"persistence", no_argument, NULL, 'k'},
+	                                   {"openssl-libdir", required_argument, NULL, 'O'},
+	                                   {"force", no_argument, NULL, 'f'},
+	                                   {"help", no_argument, NULL, 'h'},
+	                                   {NULL, 0, NULL, 0}};
+	pq_broker_opts o = {0};
+	pq_broker_result *r = NULL;
+	char host[256], port[16];
+	int c, rc;
+	long p;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'P':
+			o.pki_dir = optarg;
+			break;
+		case 'o':
+			o.out_dir = optarg;
+			break;
+		case 'l':
+			if (cli_split_hostport(optarg, PQ_BROKER_DEFAULT_HOST, host, sizeof(host),
+			                       port, sizeof(port)) != 0 ||
+			    cli_parse_long(port, 1, 65535, &p) != 0)
+				return cli_usage_error(
+				    "broker",
+				    "--listen '%s': expected HOST:PORT with a port "
+				    "in 1..65535",
+				    optarg);
+			o.listen_host = host;
+			o.port = (int)p;
+			break;
+		case 'p':
+			if (pq_profile_find(optarg, &o.profile) != PQ_OK)
+				return cli_usage_error("broker", "%s", pq_err_detail());
+			break;
+		case 's':
+			if (pq_broker_server_cn_check(optarg) != PQ_OK)
+				return cli_usage_error("broker", "%s", pq_err_detail());
+			o.server_cn = optarg;
+			break;
+		case 'u':
+			o.user = optarg;
+			break;
+		case 'L':
+			if (strcmp(optarg, "stderr") == 0)
+				o.log_dest = PQ_BROKER_LOG_STDERR;
+			else if (strcmp(optarg, "file") == 0)
+				o.log_dest = PQ_BROKER_LOG_FILE;
+			else
+				return cli_usage_error("broker", "--log-dest takes stderr or file");
+			break;
+		case 'k':
+			o.persistence = true;
+			break;
+		case 'O':
+			o.openssl_libdir = optarg;
+			break;
+		case 'f':
+			o.force = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("broker", "bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("broker", "unexpected argument '%s'", argv[optind]);
+	if (!o.pki_dir || !o.out_dir)
+		return cli_usage_error("broker", "broker config needs --pki DIR and --out DIR");
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return cli_error(PQ_ERR_NOMEM, "broker config");
+	rc = pq_broker_config_write(&o, r);
+	if (rc != PQ_OK) {
+		rc = cli_error(rc, "broker config");
+		free(r);
+		return rc;
+	}
+	for (int i = 0; i < PQ_BROKER_NFILES; i++)
+		printf("wrote %s\n", r->files[i]);
+	printf("listener      %s:%d, TLS 1.3, client certificates from %s/ca/ca.crt\n",
+	       o.listen_host ? o.listen_host : PQ_BROKER_DEFAULT_HOST,
+	       o.port ? o.port : PQ_BROKER_DEFAULT_PORT, r->pki_dir);
+	printf("key exchange  %s (profile %d, %s)\n", r->profile->tls_group, r->profile->id,
+	       r->profile->name);
+	printf("server CN     %s (granted oem/#)\n", r->server_cn);
+	printf("OpenSSL       %s\n", r->openssl_libdir[0] ? r->openssl_libdir : "the system's");
+	printf("start         %s/%s\n", r->out_dir, PQ_BROKER_RUN);
+	if (!r->profile->pq_kex)
+		fprintf(stderr,
+		        "pqota: warning: profile %d's group %s is classical: NOT "
+		        "quantum-safe\n",
+		        r->profile->id, r->profile->tls_group);
+	if (r->pki_profile && r->pki_profile != r->profile &&
+	    strcmp(r->pki_profile->tls_group, r->profile->tls_group) != 0)
+		fprintf(stderr,
+		        "pqota: warning: the PKI was made for profile %d (%s); clients of that "
+		        "profile offer\n  only %s, which this broker refuses\n",
+		        r->pki_profile->id, r->pki_profile->name, r->pki_profile->tls_group);
+	if (r->server_cert_cn[0] && strcmp(r->server_cert_cn, r->server_cn) != 0)
+		fprintf(stderr,
+		        "pqota: warning: %s/server-client/client.crt has CN '%s', but the ACL "
+		        "grants oem/# to '%s'\n",
+		        r->pki_dir, r->server_cert_cn, r->server_cn);
+	key_note(&o, r);
+	free(r);
+	return CLI_EXIT_OK;
+}
+
+int cmd_broker(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+	}
+	if (strcmp(argv[1], "config") == 0)
+		return broker_config(argc - 1, argv + 1);
+	fprintf(stderr, "pqota: unknown broker command '%s'\n", argv[1]);
+	usage(stderr);
+	return CLI_EXIT_USAGE;
+}
