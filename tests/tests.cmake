@@ -7,8 +7,9 @@ foreach(src ${PQOTA_UNIT_TESTS})
   get_filename_component(name "${src}" NAME_WE)
   add_executable(${name} "${src}" tests/unit/testutil.c tests/unit/kat.c)
   target_include_directories(${name} PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
-  target_link_libraries(${name} PRIVATE pqota_store pqota_pkg pqota_uptane pqota_tls pqota_crypto
-                        pqota_core PkgConfig::CMOCKA PkgConfig::JANSSON PkgConfig::CURL)
+  target_link_libraries(${name} PRIVATE pqota_server pqota_store pqota_pkg pqota_uptane pqota_tls
+                        pqota_crypto pqota_core PkgConfig::CMOCKA PkgConfig::JANSSON
+                        PkgConfig::CURL)
   add_test(NAME unit/${name} COMMAND ${name})
   set_tests_properties(unit/${name} PROPERTIES
     ENVIRONMENT "PQOTA_TESTVECTORS=${PQOTA_TESTVECTORS};PQOTA_BIN=$<TARGET_FILE:pqota>"
