@@ -70,3 +70,4 @@ add_test(NAME unit/test_server_api_postgres
          COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_server_api>)
 set_tests_properties(unit/test_server_api_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres;PQOTA_BIN=$<TARGET_FILE:pqota>" TIMEOUT 300)
+include(tests/tools/tools.cmake)

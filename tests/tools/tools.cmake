@@ -1,0 +1,1 @@
+# Test tools (programs the black-box tests drive): see tests/tools/*.c.
