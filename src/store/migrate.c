@@ -208,6 +208,62 @@ static const char *const schema_v1[] = {
     " PRIMARY KEY (request_id, seq))",
 };
 
+/* Schema v2: the campaign engine (src/server/campaign.c, docs/protocol.md). */
+static const char *const schema_v2[] = {
+    /* next_ms: when the engine acts next on the deployment (a postponed vehicle's retry, a
+     * readiness re-ask, a metadata re-send), 0 for nothing due; last_msg_ms: the last
+     * message from the vehicle, or the notification (the timeout clock). */
+    "ALTER TABLE deployments ADD COLUMN next_ms BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE deployments ADD COLUMN last_msg_ms BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE deployments ADD COLUMN notify_count INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX deployments_next ON deployments (state, next_ms)",
+    /* current_phase: 0 while draft, then 1..; vehicle_timeout_ms: the policy's
+     * vehicle_timeout_s, kept as a column for the timeout claim; resume_failures: the
+     * failures of the current phase an operator accepted by resuming an auto-paused
+     * campaign. */
+    "ALTER TABLE campaigns ADD COLUMN current_phase INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE campaigns ADD COLUMN started_ms BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE campaigns ADD COLUMN pause_reason TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE campaigns ADD COLUMN vehicle_timeout_ms BIGINT NOT NULL DEFAULT 3600000",
+    "ALTER TABLE campaigns ADD COLUMN resume_failures BIGINT NOT NULL DEFAULT 0",
+
+    /* What one deployment installs: one row per target ECU. */
+    "CREATE TABLE deployment_targets ("
+    " campaign_id {KEY} NOT NULL,"
+    " vin {KEY} NOT NULL,"
+    " ecu_id {KEY} NOT NULL,"
+    " release_id TEXT NOT NULL,"
+    " hardware_id TEXT NOT NULL,"
+    " software_type TEXT NOT NULL,"
+    " from_version TEXT NOT NULL,"
+    " to_version TEXT NOT NULL,"
+    " package TEXT NOT NULL CHECK (package IN ('delta', 'full')),"
+    " file_sha256 TEXT NOT NULL,"
+    " file_size BIGINT NOT NULL,"
+    " PRIMARY KEY (campaign_id, vin, ecu_id),"
+    " FOREIGN KEY (campaign_id, vin) REFERENCES deployments (campaign_id, vin)"
+    " ON DELETE CASCADE)",
+
+    /* MQTT messages processed, for idempotency (pruned after 7 days). */
+    "CREATE TABLE mqtt_seen ("
+    " vin {KEY} NOT NULL,"
+    " message_id {KEY} NOT NULL,"
+    " at_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (vin, message_id))",
+    "CREATE INDEX mqtt_seen_at ON mqtt_seen (at_ms)",
+
+    /* Generated Uptane metadata, every version kept: repo 'image' (vin '') or 'director'
+     * (per vehicle). */
+    "CREATE TABLE uptane_meta ("
+    " repo {KEY} NOT NULL,"
+    " vin {KEY} NOT NULL DEFAULT '',"
+    " role {KEY} NOT NULL,"
+    " version BIGINT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (repo, vin, role, version))",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -216,6 +272,7 @@ typedef struct {
 /* migrations[i] takes the schema from version i to i + 1. */
 static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v1, sizeof(schema_v1) / sizeof(schema_v1[0])},
+    {schema_v2, sizeof(schema_v2) / sizeof(schema_v2[0])},
 };
 
 static int64_t now_ms(void)
