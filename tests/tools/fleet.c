@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -35,16 +36,17 @@
 #define EXIT_SETUP 2
 #define EXIT_USAGE 64
 
-#define VIN_MAX        32
-#define TS_MAX         96
-#define ERR_MAX        8448
-#define ID_MAX         128
-#define KEEPALIVE_S    30
-#define TICK_MS        100
-#define DL_ATTEMPTS    3
-#define DL_RETRY_MS    1000
-#define BACKOFF_MIN_MS 250
-#define BACKOFF_MAX_MS 5000
+#define VIN_MAX            32
+#define TS_MAX             96
+#define ERR_MAX            8448
+#define ID_MAX             128
+#define KEEPALIVE_S        30
+#define TICK_MS            100
+#define DL_ATTEMPTS        3
+#define DL_RETRY_MS        1000
+#define BACKOFF_MIN_MS     250
+#define BACKOFF_MAX_MS     5000
+#define CONNECT_TIMEOUT_MS 10000
 
 typedef enum {
 	B_ACCEPT,
@@ -104,6 +106,7 @@ typedef struct vehicle {
 	bool broken;        /* socket in an error state until the next connect attempt */
 	bool wake_sent;     /* the wake-up is sent once per run (one boot) */
 	int64_t connect_at; /* monotonic ms of the next connect attempt (0: none due) */
+	int64_t connect_started;
 	int backoff_ms;
 	unsigned attempts;
 	/* inventory */
@@ -1010,6 +1013,7 @@ static void try_connect(vehicle *v)
 	v->attempts++;
 	v->broken = false;
 	v->connect_at = 0;
+	v->connect_started = mono_ms();
 	errno = 0;
 	int rc = mosquitto_connect_async(v->mosq, fl->host, fl->port, KEEPALIVE_S);
 	if (rc != MOSQ_ERR_SUCCESS) {
@@ -1422,6 +1426,26 @@ static void loop_once(fleet *fl, int wait_ms, struct pollfd *pfd, vehicle **owne
 		 * connect may only raise POLLERR) */
 		if (!pfd[i].revents && v->connected)
 			continue;
+		if (!v->connected && ((pfd[i].revents & (POLLERR | POLLHUP)) ||
+		                      now - v->connect_started > CONNECT_TIMEOUT_MS)) {
+			/* the TCP connection or the TLS handshake failed (or hangs) */
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			const char *why;
+			if (!getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) && soerr)
+				why = strerror(soerr);
+			else if (pfd[i].revents & (POLLERR | POLLHUP))
+				why = "connection refused or closed during the TLS handshake";
+			else
+				why = "no CONNACK within 10 s";
+			snprintf(fl->last_error, sizeof(fl->last_error),
+			         "%s: connecting to %s:%d: %s", v->vin, fl->host, fl->port, why);
+			logev(fl, v, "connect_failed",
+			      json_pack("{s:s,s:i}", "error", why, "attempt", (int)v->attempts));
+			v->broken = true;
+			schedule_connect(v);
+			continue;
+		}
 		int rc = mosquitto_loop_read(v->mosq, 1);
 		if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(v->mosq) >= 0 &&
 		    mosquitto_want_write(v->mosq))
