@@ -62,7 +62,7 @@ static int64_t expiry(const up_repo *r, up_repo_kind k, up_role role, int64_t no
 
 /* ---- opening ------------------------------------------------------------------------ */
 
-static int check_keysets(const up_keyset keys[2][UP_ROLE_COUNT])
+static int check_keysets(up_keyset keys[2][UP_ROLE_COUNT])
 {
 	for (int k = 0; k < 2; k++)
 		for (int r = 0; r < UP_ROLE_COUNT; r++) {
@@ -77,10 +77,13 @@ static int check_keysets(const up_keyset keys[2][UP_ROLE_COUNT])
 	return PQ_OK;
 }
 
-int up_repo_new(const up_keyset keys[2][UP_ROLE_COUNT], const up_repo_opts *opts,
-                const up_repo_state *state, up_repo **out)
+int up_repo_new(const up_keyset image[UP_ROLE_COUNT], const up_keyset director[UP_ROLE_COUNT],
+                const up_repo_opts *opts, const up_repo_state *state, up_repo **out)
 {
+	up_keyset keys[2][UP_ROLE_COUNT];
 	*out = NULL;
+	memcpy(keys[0], image, sizeof(keys[0]));
+	memcpy(keys[1], director, sizeof(keys[1]));
 	int rc = check_keysets(keys);
 	if (rc != PQ_OK)
 		return rc;
@@ -176,7 +179,7 @@ int up_repo_open(const char *pki_dir, const up_repo_opts *opts, const up_repo_st
 		r->st = *state;
 	int rc = load_keys(r, pki_dir, keys);
 	if (rc == PQ_OK)
-		rc = check_keysets((const up_keyset(*)[UP_ROLE_COUNT])keys);
+		rc = check_keysets(keys);
 	if (rc != PQ_OK) {
 		up_repo_free(r);
 		return rc;
@@ -386,7 +389,7 @@ int up_repo_rotate_root(up_repo *r, up_repo_kind kind, const up_keyset new_keys[
 	memcpy(next, r->keys, sizeof(next));
 	if (new_keys)
 		memcpy(next[kind], new_keys, UP_ROLE_COUNT * sizeof(up_keyset));
-	int rc = check_keysets((const up_keyset(*)[UP_ROLE_COUNT])next);
+	int rc = check_keysets(next);
 	if (rc == PQ_OK)
 		rc = up_root_build(next[kind], NULL, r->opts.policy, *ver + 1,
 		                   expiry(r, kind, UP_ROLE_ROOT, now_s), &s);

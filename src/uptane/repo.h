@@ -79,9 +79,9 @@ typedef struct up_repo up_repo;
 int up_repo_open(const char *pki_dir, const up_repo_opts *opts, const up_repo_state *state,
                  up_repo **out) PQ_MUST_CHECK;
 
-/* The same with keys in memory: keys[kind][role], borrowed (they must outlive the repo). */
-int up_repo_new(const up_keyset keys[2][UP_ROLE_COUNT], const up_repo_opts *opts,
-                const up_repo_state *state, up_repo **out) PQ_MUST_CHECK;
+/* The same with keys in memory, per role, borrowed (they must outlive the repo). */
+int up_repo_new(const up_keyset image[UP_ROLE_COUNT], const up_keyset director[UP_ROLE_COUNT],
+                const up_repo_opts *opts, const up_repo_state *state, up_repo **out) PQ_MUST_CHECK;
 
 void up_repo_free(up_repo *r);
 

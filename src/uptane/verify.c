@@ -132,11 +132,10 @@ static int check_header(const repo_state *rs, const json_t *s, up_role role, int
 		return pq_err_wrap(rc, "%s %s", rs->name, rn);
 	if (*version < trusted)
 		return pq_err_set(PQ_ERR_VERIFY,
-		                  "%s %s: version %lld is lower than trusted %lld "
-		                  "(rollback)",
-		                  rs->name, rn, (long long)*version, (long long)trusted);
+		                  "version %lld is lower than trusted %lld (rollback)",
+		                  (long long)*version, (long long)trusted);
 	if (expires <= now)
-		return pq_err_set(PQ_ERR_VERIFY, "%s %s: expired (freeze)", rs->name, rn);
+		return pq_err_set(PQ_ERR_VERIFY, "expired (freeze)");
 	return PQ_OK;
 }
 
