@@ -211,7 +211,8 @@ static uint8_t *classical_msg(const char *dom, size_t dl, const char *msg, size_
 	return m;
 }
 
-static int sign_one(up_role role, const pq_key *k, const char *msg, size_t len, char **hex)
+static int sign_one(up_role role, const pq_key *k, bool det, const char *msg, size_t len,
+                    char **hex)
 {
 	char dom[64];
 	size_t dl = domain(role, dom, sizeof(dom));
@@ -220,7 +221,8 @@ static int sign_one(up_role role, const pq_key *k, const char *msg, size_t len, 
 	int rc;
 	*hex = NULL;
 	if (pq_alg_is_pq(pq_key_alg(k))) {
-		pq_sig_opts o = {.context = (const uint8_t *)dom, .context_len = dl};
+		pq_sig_opts o = {
+		    .context = (const uint8_t *)dom, .context_len = dl, .deterministic = det};
 		rc = pq_sign(k, &o, (const uint8_t *)msg, len, sig, &sl);
 	} else {
 		size_t ml = 0;
@@ -241,6 +243,12 @@ static int sign_one(up_role role, const pq_key *k, const char *msg, size_t len, 
 
 int up_sign(up_role role, const json_t *signed_obj, const up_keyset *sets, size_t nsets,
             size_t max_len, char **out, size_t *out_len)
+{
+	return up_sign_ex(role, signed_obj, sets, nsets, false, max_len, out, out_len);
+}
+
+int up_sign_ex(up_role role, const json_t *signed_obj, const up_keyset *sets, size_t nsets,
+               bool deterministic, size_t max_len, char **out, size_t *out_len)
 {
 	char *msg = NULL;
 	size_t mlen = 0;
@@ -269,7 +277,7 @@ int up_sign(up_role role, const json_t *signed_obj, const up_keyset *sets, size_
 				break;
 			}
 			memcpy(seen[nseen++], id, sizeof(id));
-			rc = sign_one(role, sets[s].keys[i], msg, mlen, &hex);
+			rc = sign_one(role, sets[s].keys[i], deterministic, msg, mlen, &hex);
 			if (rc == PQ_OK &&
 			    json_array_append_new(
 			        sigs, json_pack("{s:s, s:s, s:s}", "keyid", id, "method",

@@ -81,6 +81,10 @@ int up_root_build(const up_keyset roles[UP_ROLE_COUNT], const int threshold[UP_R
  * NUL-terminated, at most max_len bytes or PQ_ERR_RANGE. */
 int up_sign(up_role role, const json_t *signed_obj, const up_keyset *sets, size_t nsets,
             size_t max_len, char **out, size_t *out_len) PQ_MUST_CHECK;
+/* The same; deterministic selects FIPS 204's deterministic ML-DSA (reproducible bytes for
+ * test fixtures and fuzz corpora; ECDSA stays randomised). Production signs hedged. */
+int up_sign_ex(up_role role, const json_t *signed_obj, const up_keyset *sets, size_t nsets,
+               bool deterministic, size_t max_len, char **out, size_t *out_len) PQ_MUST_CHECK;
 
 /* ---- verifying --------------------------------------------------------------------- */
 

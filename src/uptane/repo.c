@@ -323,7 +323,8 @@ static int sign_role(up_repo *r, up_repo_kind k, up_role role, const json_t *s,
 	size_t n = 1;
 	if (extra)
 		sets[n++] = *extra;
-	return up_sign(role, s, sets, n, max_len[k][role], &out->data, &out->len);
+	return up_sign_ex(role, s, sets, n, r->opts.deterministic, max_len[k][role], &out->data,
+	                  &out->len);
 }
 
 /* A snapshot or timestamp naming one metadata file by version, length and SHA-256. */
@@ -396,8 +397,9 @@ int up_repo_rotate_root(up_repo *r, up_repo_kind kind, const up_keyset new_keys[
 	/* signed by the keys of the root before (none for version 1) and the new root keys */
 	if (rc == PQ_OK)
 		rc = *ver > 0 ? sign_role(r, kind, UP_ROLE_ROOT, s, &next[kind][UP_ROLE_ROOT], out)
-		              : up_sign(UP_ROLE_ROOT, s, &next[kind][UP_ROLE_ROOT], 1,
-		                        max_len[kind][UP_ROLE_ROOT], &out->data, &out->len);
+		              : up_sign_ex(UP_ROLE_ROOT, s, &next[kind][UP_ROLE_ROOT], 1,
+		                           r->opts.deterministic, max_len[kind][UP_ROLE_ROOT],
+		                           &out->data, &out->len);
 	json_decref(s);
 	if (rc != PQ_OK) {
 		up_blob_free(out);

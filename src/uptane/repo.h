@@ -28,6 +28,7 @@
 #ifndef PQOTA_UPTANE_REPO_H
 #define PQOTA_UPTANE_REPO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,7 @@ typedef struct {
 	pq_alg classical;      /* PQ_ALG_NONE: ECDSA-P256 if its files exist, else Ed25519 */
 	/* lifetimes in seconds, [kind][role]; 0 = the defaults above */
 	int64_t expiry[2][UP_ROLE_COUNT];
+	bool deterministic; /* ML-DSA deterministic signing (up_sign_ex): tests only */
 } up_repo_opts;
 
 /* What a server persists between runs. All zero: nothing published yet. */

@@ -182,6 +182,8 @@ static void expect_fail(const up_verify_input *in, int want, const char *part)
 	int rc = up_verify(in, &res);
 	if (rc != want)
 		fail_msg("got %d, want %d (%s)", rc, want, pq_err_detail());
+	if (getenv("UPTANE_DEBUG"))
+		fprintf(stderr, "refused: %s\n", pq_err_detail());
 	if (part && !strstr(pq_err_detail(), part))
 		fail_msg("detail '%s' lacks '%s'", pq_err_detail(), part);
 	assert_null(res.images);
