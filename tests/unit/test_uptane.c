@@ -1034,6 +1034,7 @@ static void test_repo_inputs(void **state)
 	write_file(path, "{\"x\":1}", 7);
 	assert_rc(up_repo_state_load(path, &st), PQ_ERR_FORMAT);
 	tu_rmtree(dir);
+	free(dir); /* tu_tmpdir strdup()s */
 	fx_free(f);
 }
 
@@ -1090,6 +1091,7 @@ static void test_repo_from_pki(void **state)
 	up_repo_free(r2);
 	fx_free(f);
 	tu_rmtree(dir);
+	free(dir); /* tu_tmpdir strdup()s */
 }
 
 int main(void)
