@@ -75,7 +75,7 @@ sleep 0.2 # the SUBSCRIBE follows the CONNECT
 "$FLEET" --pki "$pki" --broker "127.0.0.1:$port" --vins "$vins" --behavior-for FLT0002=decline \
 	--log "$WORK/fleet.log" >"$WORK/fleet.out" 2>"$WORK/fleet.err" &
 FLEET_PID=$!
-PIDS+=($FLEET_PID)
+PIDS+=("$FLEET_PID")
 wake_ups() { [ "$(grep -c '^oem/FLT00[0-9]*/wake_up ' "$WORK/server-side.out")" -ge 20 ]; }
 if wait_for 15 wake_ups; then ok "all 20 wake-ups arrived"; else
 	bad "wake-ups: $(grep -c '/wake_up ' "$WORK/server-side.out") of 20"
@@ -128,13 +128,15 @@ print(json.dumps({"vin": "FLT0001", "certificate": r("client.crt"), "default_ecu
 	head -c 150000 /dev/urandom >"$WORK/image.bin"
 	jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 	pcurl --data @"$WORK/reg.json" "$base/api/v1/vehicles" -o /dev/null || bad "registering FLT0001"
-	up=$(pcurl -d '{"size":150000}' "$base/api/v1/uploads" | jget id)
-	pcurl -X PUT --data-binary @"$WORK/image.bin" "$base/api/v1/uploads/$up?offset=0" -o /dev/null
+	up=$(pcurl -d '{"size":150000}' "$base/api/v1/uploads" | jget id) || bad "creating an upload"
+	pcurl -X PUT --data-binary @"$WORK/image.bin" "$base/api/v1/uploads/$up?offset=0" -o /dev/null ||
+		bad "uploading the image"
 	pcurl -d "{\"title\":\"selftest\",\"version\":\"1.1.0\",\"hardware_id\":\"HW-1-001\",\"ecu_id\":\"ECU_001\",\"upload_id\":\"$up\"}" \
-		"$base/api/v1/releases" >"$WORK/release.json"
-	sha=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["package"]["sha256"])' "$WORK/release.json")
-	len=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["package"]["length"])' "$WORK/release.json")
-	url=$(pcurl -d "{\"sha256\":\"$sha\"}" "$base/api/v1/vehicles/FLT0001/download-tokens" | jget url)
+		"$base/api/v1/releases" >"$WORK/release.json" || bad "creating the release"
+	pkg() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["package"][sys.argv[2]])' "$WORK/release.json" "$1"; }
+	sha=$(pkg sha256) || sha=none
+	len=$(pkg length) || len=0
+	url=$(pcurl -d "{\"sha256\":\"$sha\"}" "$base/api/v1/vehicles/FLT0001/download-tokens" | jget url) || url=none
 	check "the server issued a download token URL" grep -q '^/packages/.*?token=' <<<"$url"
 	meta() { # VIN SHA256 MESSAGE_ID
 		send 2 "oem/$1/ota/metadata" "{\"msg_type\":\"ota_campaign_metadata\",\"message_id\":\"$3\",\"timestamp\":\"$(now)\",\"vin\":\"$1\",\"campaign_id\":\"CMP-1\",\"image_repository\":\"$base/uptane/image/\",\"images\":[{\"ecu_id\":\"ECU_001\",\"url\":\"$url\",\"length\":$len,\"sha256\":\"$2\",\"package\":\"full\"}],\"install_order\":[\"ECU_001\"],\"rollback_policy\":\"all_or_nothing\"}"
@@ -155,6 +157,33 @@ print(json.dumps({"vin": "FLT0001", "certificate": r("client.crt"), "default_ecu
 	meta FLT0003 "$(printf '0%.0s' {1..64})" meta-3
 	check "a SHA-256 mismatch gives ota_download_failed" \
 		response FLT0003 ota/status '"msg_type":"ota_download_failed".*"error_code":"sha256_mismatch"'
+
+	# a second fleet: --behavior for all, overrides, --duplicate, --out-of-order, --until-done
+	for v in FLR001 FLR002 FLR003; do "$PQOTA" keys vehicle "$v" --dir "$pki" >/dev/null; done
+	"$FLEET" --pki "$pki" --broker "127.0.0.1:$port" --vins FLR001,FLR002,FLR003 --behavior decline \
+		--behavior-for FLR002=rollback --behavior-for FLR003=fail-install --duplicate --out-of-order \
+		--until-done --duration 20 --log "$WORK/fleet2.log" >"$WORK/fleet2.out" 2>&1 &
+	FLEET2=$!
+	PIDS+=("$FLEET2")
+	wait_for 10 grep -q '^oem/FLR003/wake_up ' "$WORK/server-side.out" || bad "the second fleet did not wake up"
+	for v in FLR001 FLR002 FLR003; do campaign "$v" "cmp-$v"; done
+	check "--behavior decline declines" response FLR001 response '"correlation_id":"cmp-FLR001","campaign_id":"CMP-1","decision":"declined"'
+	check "--duplicate sends the response twice with one message_id" \
+		test "$(grep '^oem/FLR001/response ' "$WORK/server-side.out" | sort | uniq -d | wc -l)" = 1
+	meta FLR002 "$sha" meta-r2
+	meta FLR003 "$sha" meta-r3
+	check "rollback: ota_rollback after the download" \
+		response FLR002 ota/status '"msg_type":"ota_rollback".*"error_code":"verification_failed"'
+	check "fail-install: ota_error" response FLR003 ota/status '"msg_type":"ota_error".*"error_code":"install_failed"'
+	check "--out-of-order: ota_download_complete comes before the progress" bash -c \
+		"grep '^oem/FLR002/ota/status ' '$WORK/server-side.out' | grep -m1 -oE 'ota_download_(complete|progress)' | grep -qx ota_download_complete"
+	rc=0
+	wait_for 10 bash -c "! kill -0 $FLEET2 2>/dev/null" || true
+	wait "$FLEET2" || rc=$?
+	check "--until-done: the fleet stops by itself with exit 0 (exit $rc)" test "$rc" = 0
+	check "...and counts each outcome" bash -c "grep -qx 'outcome declined 1 FLR001' '$WORK/fleet2.out' &&
+		grep -qx 'outcome rolled_back 1 FLR002' '$WORK/fleet2.out' && grep -qx 'outcome failed 1 FLR003' '$WORK/fleet2.out'"
+	check "...the log ends with the reason" grep -q '"event":"stopping","reason":"done"' "$WORK/fleet2.log"
 else
 	bad "pqota server did not start"
 	cat "$WORK/server.log"

@@ -107,6 +107,7 @@ typedef struct vehicle {
 	bool wake_sent;     /* the wake-up is sent once per run (one boot) */
 	int64_t connect_at; /* monotonic ms of the next connect attempt (0: none due) */
 	int64_t connect_started;
+	int unacked; /* QoS 1 publishes without PUBACK yet */
 	int backoff_ms;
 	unsigned attempts;
 	/* inventory */
@@ -284,6 +285,8 @@ static void publish_raw(vehicle *v, const char *sub, const char *payload, bool r
 	char topic[128];
 	snprintf(topic, sizeof(topic), "oem/%s/%s", v->vin, sub);
 	int rc = mosquitto_publish(v->mosq, NULL, topic, (int)strlen(payload), payload, 1, retain);
+	if (rc == MOSQ_ERR_SUCCESS)
+		v->unacked++;
 	json_object_set_new(logfields, "topic", json_string(topic));
 	if (rc != MOSQ_ERR_SUCCESS) {
 		json_object_set_new(logfields, "error", json_string(mosquitto_strerror(rc)));
@@ -997,6 +1000,15 @@ static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
 		schedule_connect(v);
 }
 
+static void on_publish(struct mosquitto *mosq, void *ud, int mid)
+{
+	(void)mosq;
+	(void)mid;
+	vehicle *v = ud;
+	if (v->unacked > 0)
+		v->unacked--;
+}
+
 static void on_log(struct mosquitto *mosq, void *ud, int level, const char *str)
 {
 	(void)mosq;
@@ -1109,6 +1121,7 @@ static int vehicle_setup(fleet *fl, vehicle *v, char *err, size_t elen)
 	mosquitto_disconnect_callback_set(v->mosq, on_disconnect);
 	mosquitto_message_callback_set(v->mosq, on_message);
 	mosquitto_log_callback_set(v->mosq, on_log);
+	mosquitto_publish_callback_set(v->mosq, on_publish);
 	return 0;
 }
 
@@ -1887,7 +1900,8 @@ int main(int argc, char **argv)
 	for (;;) {
 		bool pending = false;
 		for (size_t i = 0; i < fl.n; i++)
-			if (fl.v[i].connected && mosquitto_want_write(fl.v[i].mosq))
+			if (fl.v[i].connected &&
+			    (fl.v[i].unacked > 0 || mosquitto_want_write(fl.v[i].mosq)))
 				pending = true;
 		if (!pending || mono_ms() >= until)
 			break;
