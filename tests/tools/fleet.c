@@ -992,6 +992,7 @@ static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
 	vehicle *v = ud;
 	bool was = v->connected;
 	v->connected = false;
+	v->broken = true; /* reported here; the loop's error code for it is not logged again */
 	if (was || rc)
 		logev(v->fl, v, "disconnected",
 		      json_pack("{s:i,s:s}", "rc", rc, "reason",
