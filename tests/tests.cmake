@@ -71,3 +71,10 @@ add_test(NAME unit/test_server_api_postgres
 set_tests_properties(unit/test_server_api_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres;PQOTA_BIN=$<TARGET_FILE:pqota>" TIMEOUT 300)
 include(tests/tools/tools.cmake)
+
+# The campaign store entities and engine (tests/unit/test_campaign.c, registered above
+# against SQLite) also run against a real PostgreSQL server.
+add_test(NAME unit/test_campaign_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_campaign>)
+set_tests_properties(unit/test_campaign_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
