@@ -1,7 +1,6 @@
 /* campaign.c: the campaign engine (server/campaign.h): creation and validation,
  * targeting, the per-vehicle state machine driven by vehicle messages, and the claimed
  * periodic work (notify, retry, timeout, phases, auto-pause, completion). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -760,6 +759,13 @@ static int resolve(store *db, const store_campaign *c, const cmp_rules *rules, c
 	return rc;
 }
 
+/* ceil(x) for 0 <= x, ignoring floating-point noise (no libm). */
+static size_t round_up(double x)
+{
+	size_t n = (size_t)x;
+	return (double)n < x - 1e-9 ? n + 1 : n;
+}
+
 typedef struct {
 	char vin[STORE_VIN_MAX + 1];
 	char key[65];        /* hex SHA-256(campaign id || VIN) */
@@ -822,7 +828,7 @@ static int insert_deployments(store *db, const store_campaign *c, const cmp_rule
 		else if (ps->count >= 0)
 			end = acc + (size_t)ps->count;
 		else
-			end = (size_t)ceil(ps->percent * (double)nv / 100.0 - 1e-9);
+			end = round_up(ps->percent * (double)nv / 100.0);
 		if (end > nv)
 			end = nv;
 		if (end < acc)
