@@ -381,7 +381,9 @@ static int setup(void **state)
 		return -1;
 	}
 	find_src();
-	snprintf(g.dir, sizeof(g.dir), "%s", tu_tmpdir("mqtt"));
+	char *tmp = tu_tmpdir("mqtt"); /* malloc'd */
+	snprintf(g.dir, sizeof(g.dir), "%s", tmp);
+	free(tmp);
 	snprintf(g.pki, sizeof(g.pki), "%s/pki", g.dir);
 	snprintf(g.broker, sizeof(g.broker), "%s/broker", g.dir);
 	snprintf(g.log, sizeof(g.log), "%s/test.log", g.dir);
