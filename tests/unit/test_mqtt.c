@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -440,6 +441,18 @@ static void test_receive_from_vehicle(void **state)
 	mq_stats st;
 	mq_get_stats(b, &st);
 	assert_int_equal(st.connects, 1);
+
+	/* idle and connected, the bridge sleeps: no busy loop on a writable socket */
+	struct rusage u0, u1;
+	getrusage(RUSAGE_SELF, &u0);
+	loop_for(1000);
+	getrusage(RUSAGE_SELF, &u1);
+	double cpu = (double)(u1.ru_utime.tv_sec - u0.ru_utime.tv_sec) +
+	             (double)(u1.ru_stime.tv_sec - u0.ru_stime.tv_sec) +
+	             (double)(u1.ru_utime.tv_usec - u0.ru_utime.tv_usec) / 1e6 +
+	             (double)(u1.ru_stime.tv_usec - u0.ru_stime.tv_usec) / 1e6;
+	fprintf(stderr, "mqtt bridge: %.0f ms CPU in 1 s idle\n", cpu * 1000);
+	assert_true(cpu < 0.3);
 	assert_int_equal(st.connect_failures, 0);
 
 	static const char seed[] = "{\"msg_type\":\"vehicle_wake_up\",\"timestamp\":1700000000,"
@@ -691,6 +704,20 @@ static void test_wrong_ca_retries(void **state)
 	assert_int_equal(r->ups, 0);
 	fprintf(stderr, "mqtt bridge: wrong CA: %llu failed attempts in 1 s, no connection\n",
 	        (unsigned long long)st.connect_failures);
+	bridge_free(b);
+
+	/* the right CA, but the broker addressed by a name its certificate does not hold:
+	 * "127.1" resolves to 127.0.0.1 yet is checked as a host name, not the IP in the SAN */
+	o = options();
+	o.host = "127.1";
+	quiet(true);
+	assert_ok(mq_new(g.base, &o, on_msg, on_conn, r, &b));
+	track(b);
+	loop_for(300);
+	quiet(false);
+	mq_get_stats(b, &st);
+	assert_int_equal(st.connects, 0);
+	assert_true(st.connect_failures >= 1);
 	bridge_free(b);
 
 	/* a bridge with the right CA still connects afterwards */
