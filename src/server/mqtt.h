@@ -2,7 +2,8 @@
  * loop (no thread of its own), MQTT 5 over TLS 1.3 with the deployment's PQC profile and
  * the server's client certificate, automatic reconnection with exponential back-off and
  * jitter, and the server's subscriptions (docs/protocol.md), optionally as MQTT 5 shared
- * subscriptions so several server instances split the vehicles' messages.
+ * subscriptions so several server instances split the vehicles' messages. Sessions are
+ * clean: what vehicles publish while the bridge is away is not queued for it.
  *
  * Threads: every function except mq_get_stats() and mq_is_connected() must be called from
  * the thread running the event_base; the callbacks run there too. The process must ignore
