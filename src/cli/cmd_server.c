@@ -39,7 +39,15 @@ typedef struct {
 	char *token_secret_file;
 	int log_level;
 	char *port_file;
+	char *mqtt_broker, *mqtt_ca, *mqtt_cert, *mqtt_key, *mqtt_shared_group, *mqtt_client_id;
+	char *instance;
+	int64_t tick_ms, lease_ms;
+	char *uptane_keys;
+	int uptane_policy_i;
+	char *public_url;
 } server_conf;
+
+static const char *const policies[] = {"hybrid", "pq", "classical", NULL};
 
 static const char *const backends[] = {"sqlite", "postgres", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -88,6 +96,29 @@ static const cfg_field server_fields[] = {
     CFG_ENUM("log.level", server_conf, log_level, "info", levels, "least severe log level"),
     CFG_STRING("port_file", server_conf, port_file, NULL,
                "write the listening port here once ready (for scripts and tests)"),
+    CFG_STRING("public_url", server_conf, public_url, NULL,
+               "base URL vehicles reach this server at (default https://LISTEN)"),
+    CFG_STRING("mqtt.broker", server_conf, mqtt_broker, NULL,
+               "MQTT broker host:port (empty: no MQTT bridge, no campaign notifications)"),
+    CFG_STRING("mqtt.ca", server_conf, mqtt_ca, NULL, "CA of the broker (default tls.pki's)"),
+    CFG_STRING("mqtt.cert", server_conf, mqtt_cert, NULL,
+               "the server's MQTT client certificate (default TLS_PKI/server-client/client.crt)"),
+    CFG_STRING("mqtt.key", server_conf, mqtt_key, NULL,
+               "its key (default TLS_PKI/server-client/client.key)"),
+    CFG_STRING("mqtt.shared_group", server_conf, mqtt_shared_group, NULL,
+               "MQTT 5 shared-subscription group: instances with the same one split vehicles"),
+    CFG_STRING("mqtt.client_id", server_conf, mqtt_client_id, NULL,
+               "MQTT client id (default generated, unique per process)"),
+    CFG_STRING("engine.instance", server_conf, instance, NULL,
+               "this instance's name in work claims (default HOST-PID)"),
+    CFG_DURATION("engine.tick", server_conf, tick_ms, "1s", 10, CFG_MINUTE,
+                 "how often the campaign engine looks for work"),
+    CFG_DURATION("engine.lease", server_conf, lease_ms, "30s", CFG_SECOND, CFG_HOUR,
+                 "how long a claim on a vehicle's campaign work lasts"),
+    CFG_STRING("uptane.keys", server_conf, uptane_keys, NULL,
+               "PKI directory with uptane/{image,director} role keys (default tls.pki)"),
+    CFG_ENUM("uptane.policy", server_conf, uptane_policy_i, "hybrid", policies,
+             "Uptane signing policy the role keys were made for"),
     CFG_END,
 };
 
@@ -116,6 +147,7 @@ struct loaded {
 	server_conf sc;
 	cfg_ctx *cfg;
 	char cert[1024], key[1024], ca[1024], url[1024];
+	char mqtt_host[256], mqtt_ca[1024], mqtt_cert[1024], mqtt_key[1024];
 	srv_options o;
 };
 
@@ -174,6 +206,46 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->token_secret_file = c->token_secret_file[0] ? c->token_secret_file : NULL;
 	o->port_file = c->port_file[0] ? c->port_file : NULL;
 	pq_log_set_level((pq_log_level)c->log_level);
+	o->public_url = c->public_url[0] ? c->public_url : NULL;
+	o->instance_id = c->instance[0] ? c->instance : NULL;
+	o->engine_tick_ms = (int)c->tick_ms;
+	o->engine_lease_ms = c->lease_ms;
+	o->mqtt_shared_group = c->mqtt_shared_group[0] ? c->mqtt_shared_group : NULL;
+	o->mqtt_client_id = c->mqtt_client_id[0] ? c->mqtt_client_id : NULL;
+	o->uptane_dir = c->uptane_keys[0] ? c->uptane_keys : c->pki[0] ? c->pki : NULL;
+	o->uptane_policy = policies[c->uptane_policy_i];
+	if (c->mqtt_broker[0]) {
+		char port[16];
+		long p;
+		if (cli_split_hostport(c->mqtt_broker, "127.0.0.1", L->mqtt_host,
+		                       sizeof(L->mqtt_host), port, sizeof(port)) != 0 ||
+		    cli_parse_long(port, 1, 65535, &p) != 0)
+			return pq_err_set(PQ_ERR_INVAL,
+			                  "mqtt.broker '%s': expected HOST:PORT with a port in 1..65535",
+			                  c->mqtt_broker);
+		o->mqtt_host = L->mqtt_host;
+		o->mqtt_port = (int)p;
+		if (c->pki[0]) {
+			snprintf(L->mqtt_ca, sizeof(L->mqtt_ca), "%s/ca/ca.crt", c->pki);
+			snprintf(L->mqtt_cert, sizeof(L->mqtt_cert), "%s/server-client/client.crt",
+			         c->pki);
+			snprintf(L->mqtt_key, sizeof(L->mqtt_key), "%s/server-client/client.key",
+			         c->pki);
+		}
+		if (c->mqtt_ca[0])
+			snprintf(L->mqtt_ca, sizeof(L->mqtt_ca), "%s", c->mqtt_ca);
+		if (c->mqtt_cert[0])
+			snprintf(L->mqtt_cert, sizeof(L->mqtt_cert), "%s", c->mqtt_cert);
+		if (c->mqtt_key[0])
+			snprintf(L->mqtt_key, sizeof(L->mqtt_key), "%s", c->mqtt_key);
+		if (!L->mqtt_ca[0] || !L->mqtt_cert[0] || !L->mqtt_key[0])
+			return pq_err_set(PQ_ERR_INVAL, "mqtt.broker is set: the MQTT client "
+			                                "identity needs tls.pki or mqtt.ca, "
+			                                "mqtt.cert and mqtt.key");
+		o->mqtt_ca = L->mqtt_ca;
+		o->mqtt_cert = L->mqtt_cert;
+		o->mqtt_key = L->mqtt_key;
+	}
 	if (!o->cert_file || !o->key_file)
 		return pq_err_set(PQ_ERR_INVAL,
 		                  "no server certificate: set tls.pki or tls.cert and "

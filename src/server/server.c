@@ -1,6 +1,8 @@
 /* server.c: worker threads, TLS bufferevents, routing, authentication, rate limits and
  * graceful shutdown for the pqota HTTPS server. */
 #include "server/server.h"
+#include "server/control.h"
+#include "server/uptane_srv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -104,6 +106,8 @@ struct srv {
 	atomic_uint_fast64_t m_requests, m_status[6], m_bytes_out, m_rate_limited, m_auth_failed;
 	atomic_uint_fast64_t m_group[8]; /* requests by negotiated TLS group (groups[] below) */
 	int64_t started_ms;
+	struct ctl *ctl;   /* control plane: MQTT bridge, campaign engine */
+	struct usrv *usrv; /* Uptane repositories */
 };
 
 /* TLS groups counted in metrics; the last slot counts every other group. */
@@ -126,6 +130,16 @@ static int64_t now_ms(void)
 const srv_options *srv_get_options(const srv *s)
 {
 	return &s->o;
+}
+
+struct usrv *srv_uptane(srv *s)
+{
+	return s ? s->usrv : NULL;
+}
+
+struct ctl *srv_control(srv *s)
+{
+	return s ? s->ctl : NULL;
 }
 
 int srv_port(const srv *s)
@@ -377,6 +391,7 @@ void srv_metrics_text(srv *s, struct evbuffer *out)
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		evbuffer_add_printf(out, "pqota_tls_requests_total{group=\"%s\"} %llu\n", groups[i],
 		                    (unsigned long long)atomic_load(&s->m_group[i]));
+	ctl_metrics_text(s->ctl, out);
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
@@ -979,6 +994,11 @@ int srv_new(const srv_options *o, srv **out)
 		if (rc != PQ_OK)
 			goto fail;
 	}
+	rc = usrv_new(o, &s->usrv);
+	if (rc == PQ_OK)
+		rc = ctl_new(s, &s->ctl);
+	if (rc != PQ_OK)
+		goto fail;
 	s->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (s->stop_fd < 0) {
 		rc = pq_err_set(PQ_ERR_IO, "eventfd: %s", strerror(errno));
@@ -1008,6 +1028,10 @@ int srv_run(srv *s)
 		}
 		s->workers[i].started = true;
 	}
+	if (ctl_start(s->ctl) != PQ_OK) {
+		pq_log(PQ_LOG_ERROR, LOGC, "%s", pq_err_detail());
+		srv_stop(s);
+	}
 	pq_log(PQ_LOG_INFO, LOGC, "listening on %s:%d (TLS 1.3, profile %d %s, %d workers)",
 	       s->listen_host, s->port, s->o.profile->id, s->o.profile->name, s->nworkers);
 	while (read(s->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
@@ -1021,6 +1045,8 @@ int srv_run(srv *s)
 			pthread_join(s->workers[i].thread, NULL);
 			s->workers[i].started = false;
 		}
+	ctl_free(s->ctl); /* after the workers: none of them queues messages any more */
+	s->ctl = NULL;
 	pq_log(PQ_LOG_INFO, LOGC, "stopped");
 	return PQ_OK;
 }
@@ -1036,6 +1062,10 @@ void srv_free(srv *s)
 {
 	if (!s)
 		return;
+	ctl_free(s->ctl);
+	s->ctl = NULL;
+	usrv_free(s->usrv);
+	s->usrv = NULL;
 	for (int i = 0; s->workers && i < s->nworkers; i++) {
 		srv_worker *w = &s->workers[i];
 		if (w->started) {

@@ -43,6 +43,21 @@ typedef struct {
 	const char *token_secret_file; /* HMAC key for download tokens (created if missing) */
 	int64_t token_ttl_ms;
 	const char *port_file; /* write the bound port here once listening */
+	/* MQTT bridge (docs/protocol.md); mqtt_host NULL: no bridge, no campaign notifications */
+	const char *mqtt_host;
+	int mqtt_port;
+	const char *mqtt_ca, *mqtt_cert, *mqtt_key; /* the server's MQTT client identity */
+	const char *mqtt_shared_group;             /* NULL: plain subscriptions */
+	const char *mqtt_client_id;                /* NULL: generated */
+	/* campaign engine */
+	const char *instance_id; /* names this instance's work claims; NULL: host-pid */
+	int engine_tick_ms;      /* 0: 1000 */
+	int64_t engine_lease_ms; /* claim lease; 0: 30000 */
+	/* Uptane: PKI directory holding uptane/{image,director} role keys (NULL: no Uptane) */
+	const char *uptane_dir;
+	const char *uptane_policy; /* hybrid (default), pq, classical */
+	/* the base URL vehicles reach this server at ("https://host:port"); NULL: from listen */
+	const char *public_url;
 } srv_options;
 
 typedef struct srv srv;
@@ -103,6 +118,8 @@ typedef struct {
  * (NULL-terminated): the router and `pqota server routes` walk them in order. */
 extern const srv_route srv_routes[];
 extern const srv_route route_release_table[];
+extern const srv_route route_campaign_table[];
+extern const srv_route route_uptane_table[];
 extern const srv_route *const srv_route_tables[];
 
 /* Responses. srv_json takes ownership of body. */
@@ -128,6 +145,15 @@ bool srv_page(srv_ctx *c, store_page *pg);
 void srv_audit(srv_ctx *c, const char *action, const char *target, json_t *detail);
 
 const srv_options *srv_get_options(const srv *s);
+
+/* The Uptane repositories (server/uptane_srv.h): NULL without role keys. */
+struct usrv *srv_uptane(srv *s);
+/* The control plane (server/control.h): NULL before srv_new finished. */
+struct ctl *srv_control(srv *s);
+/* Queues an MQTT message for the control plane to publish (any thread). PQ_ERR_UNSUPPORTED
+ * when no broker is configured, PQ_ERR_RANGE when the queue is full. */
+int srv_publish(srv *s, const char *topic, const char *json, size_t len, int qos,
+                bool retain) PQ_MUST_CHECK;
 
 /* Download tokens "EXPIRY_MS.VIN.HEX(HMAC-SHA256(key, 'pqota-dl-v1|VIN|SHA256|EXPIRY'))":
  * they bind a vehicle, one file and an expiry. Issued with campaign metadata (next issue). */

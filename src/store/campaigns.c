@@ -1284,9 +1284,14 @@ static int uptane_key(const char *repo, const char *vin, const char *role)
 	int rc = chk_text(vin, STORE_VIN_MAX, false, "VIN");
 	if (rc != PQ_OK)
 		return rc;
-	if ((strcmp(repo, "image") == 0) != (vin[0] == '\0'))
+	/* the image repository has no VIN; director metadata is per VIN, except the director
+	 * root, which every vehicle shares (stored once, VIN "") */
+	bool image = strcmp(repo, "image") == 0;
+	bool shared_root = !image && role && strcmp(role, "root") == 0 && vin[0] == '\0';
+	if (image != (vin[0] == '\0') && !shared_root)
 		return pq_err_set(PQ_ERR_INVAL,
-		                  "the image repository has no VIN, a director one has");
+		                  "the image repository has no VIN, a director one has (but for "
+		                  "its shared root)");
 	static const char *const roles[] = {"root", "targets", "snapshot", "timestamp"};
 	for (size_t i = 0; role && i < sizeof(roles) / sizeof(roles[0]); i++)
 		if (strcmp(role, roles[i]) == 0)

@@ -1,0 +1,177 @@
+/* campaign_routes.c: the campaign REST routes (docs/api.md) over the engine (campaign.h),
+ * and the seed's aliases. State changes that need messages (cancel) queue them for the
+ * control plane through srv_publish. */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "core/log.h"
+#include "server/campaign.h"
+#include "server/control.h"
+#include "server/routes.h"
+#include "server/server.h"
+
+#define GET  EVHTTP_REQ_GET
+#define POST EVHTTP_REQ_POST
+
+/* Campaign ids are UUIDs made here; anything else cannot name one. */
+static bool id_ok(srv_ctx *c, const char *id)
+{
+	size_t n = strlen(id);
+	bool ok = n >= 1 && n <= STORE_ID_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f') ||
+		     (id[i] >= 'A' && id[i] <= 'F') || id[i] == '-';
+	if (!ok)
+		srv_error(c, 404, "not_found", "no campaign '%.64s'", id);
+	return ok;
+}
+
+static void send_campaign(srv_ctx *c, int status, const char *id)
+{
+	json_t *j = NULL;
+	int rc = cmp_get_json(c->db, id, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "campaign");
+		return;
+	}
+	srv_json(c, status, j);
+}
+
+static void h_create(srv_ctx *c)
+{
+	json_t *b = srv_body_json(c);
+	char id[STORE_ID_MAX + 1];
+	if (!b)
+		return;
+	int rc = cmp_create(c->db, b, c->actor, c->now_ms, id);
+	json_decref(b);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "campaign");
+		return;
+	}
+	srv_audit(c, "campaign.create", id, NULL);
+	char loc[96];
+	snprintf(loc, sizeof(loc), "/api/v1/campaigns/%s", id);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
+	send_campaign(c, 201, id);
+}
+
+static void h_list(srv_ctx *c)
+{
+	store_page pg;
+	json_t *j = NULL;
+	if (!srv_page(c, &pg))
+		return;
+	int rc = cmp_list_json(c->db, &pg, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "listing campaigns");
+		return;
+	}
+	srv_json(c, 200, j);
+}
+
+static void h_get(srv_ctx *c)
+{
+	if (id_ok(c, c->params[0]))
+		send_campaign(c, 200, c->params[0]);
+}
+
+/* POST /api/v1/campaigns/{id}/{action} */
+static void h_action(srv_ctx *c)
+{
+	const char *id = c->params[0], *action = c->params[1];
+	cmp_env env;
+	int rc;
+	int64_t n = 0;
+	if (!id_ok(c, id))
+		return;
+	ctl_worker_env(c->s, &env);
+	if (strcmp(action, "start") == 0) {
+		rc = cmp_start(c->db, &env, id, c->now_ms, &n);
+	} else if (strcmp(action, "pause") == 0) {
+		rc = cmp_pause(c->db, id, "paused by operator", c->now_ms);
+	} else if (strcmp(action, "resume") == 0) {
+		rc = cmp_resume(c->db, id, c->now_ms);
+	} else if (strcmp(action, "cancel") == 0) {
+		rc = cmp_cancel(c->db, &env, id, c->now_ms);
+	} else {
+		srv_error(c, 404, "not_found", "no campaign action '%.32s' (start, pause, resume, "
+		                               "cancel)",
+		          action);
+		return;
+	}
+	if (rc == PQ_ERR_EXISTS) {
+		srv_error(c, 409, "bad_state", "%s: %s", action, pq_err_detail());
+		return;
+	}
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, action);
+		return;
+	}
+	char what[128];
+	snprintf(what, sizeof(what), "campaign.%s", action);
+	srv_audit(c, what, id,
+	          strcmp(action, "start") == 0 ? json_pack("{sI}", "targeted", (json_int_t)n)
+	                                       : NULL);
+	send_campaign(c, 200, id);
+}
+
+static void h_deploy(srv_ctx *c)
+{
+	const char *id = c->params[0], *vin = c->params[1];
+	cmp_env env;
+	if (!id_ok(c, id))
+		return;
+	ctl_worker_env(c->s, &env);
+	int rc = cmp_deploy_one(c->db, &env, id, vin, c->now_ms);
+	if (rc == PQ_ERR_EXISTS) {
+		srv_error(c, 409, "bad_state", "deploy: %s", pq_err_detail());
+		return;
+	}
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "deploy");
+		return;
+	}
+	srv_audit(c, "campaign.deploy", id, json_pack("{ss}", "vin", vin));
+	json_t *j = NULL;
+	rc = cmp_vehicle_json(c->db, id, vin, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "deployment");
+		return;
+	}
+	srv_json(c, 200, j);
+}
+
+static void h_vehicle(srv_ctx *c)
+{
+	const char *id = c->params[0], *vin = c->params[1];
+	json_t *j = NULL;
+	if (!id_ok(c, id) || !route_own_vehicle(c, vin))
+		return;
+	int rc = cmp_vehicle_json(c->db, id, vin, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "deployment");
+		return;
+	}
+	srv_json(c, 200, j);
+}
+
+const srv_route route_campaign_table[] = {
+    {POST, "/api/v1/campaigns", SRV_AUTH_OPERATOR, h_create, "create a campaign (draft)"},
+    {GET, "/api/v1/campaigns", SRV_AUTH_VIEWER, h_list, "list campaigns"},
+    {GET, "/api/v1/campaigns/{id}", SRV_AUTH_VIEWER, h_get,
+     "a campaign with counts per state and per phase"},
+    {POST, "/api/v1/campaigns/{id}/{action}", SRV_AUTH_OPERATOR, h_action,
+     "start, pause, resume or cancel a campaign"},
+    {POST, "/api/v1/campaigns/{id}/deploy/{vin}", SRV_AUTH_OPERATOR, h_deploy,
+     "deploy a campaign to one vehicle"},
+    {GET, "/api/v1/campaigns/{id}/vehicles/{vin}", SRV_AUTH_ANY, h_vehicle,
+     "one vehicle's deployment with its transition history"},
+    {GET, "/api/campaigns", SRV_AUTH_VIEWER, h_list, "alias (seed)"},
+    {POST, "/api/campaigns", SRV_AUTH_OPERATOR, h_create, "alias (seed)"},
+    {POST, "/api/campaigns/{id}/deploy/{vin}", SRV_AUTH_OPERATOR, h_deploy, "alias (seed)"},
+    {0, NULL, 0, NULL, NULL},
+};

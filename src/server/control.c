@@ -1,0 +1,619 @@
+/* control.c: the control plane thread (control.h). */
+#include "server/control.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <jansson.h>
+
+#include "core/log.h"
+#include "core/semver.h"
+#include "crypto/hash.h"
+#include "server/msg.h"
+#include "server/mqtt.h"
+#include "server/uptane_srv.h"
+#include "store/campaign.h"
+
+#define LOGC          "control"
+#define QUEUE_MAX     100000 /* queued outbound messages before srv_publish refuses */
+#define SEEN_KEEP_MS  (7LL * 24 * 3600 * 1000)
+#define ANNOUNCE_MS   5000 /* how often the release set is compared with the announced one */
+#define PRUNE_MS      (3600LL * 1000)
+
+typedef struct pubmsg {
+	struct pubmsg *next;
+	char *topic;
+	char *payload;
+	size_t len;
+	int qos;
+	bool retain;
+} pubmsg;
+
+struct ctl {
+	srv *s;
+	const srv_options *o;
+	store *db;
+	struct event_base *base;
+	struct event *tick_ev, *wake_ev, *stop_ev;
+	mq_bridge *mq;
+	pthread_t thread;
+	bool started;
+	char instance[64];
+	/* outbound queue, filled by any thread */
+	pthread_mutex_t qlock;
+	pubmsg *qhead, *qtail;
+	size_t qlen;
+	/* state of the periodic jobs (control thread only) */
+	int64_t next_announce_ms, next_prune_ms;
+	char announced[65]; /* SHA-256 of the last announcement published */
+	/* metrics */
+	atomic_uint_fast64_t m_in, m_rejected, m_duplicate, m_unknown_vehicle, m_replay,
+	    m_handled, m_published, m_publish_failed, m_ticks, m_notified, m_timed_out;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- outbound ------------------------------------------------------------------------ */
+
+int srv_publish(srv *s, const char *topic, const char *json, size_t len, int qos, bool retain)
+{
+	ctl *c = srv_control(s);
+	if (!c || !c->mq)
+		return pq_err_set(PQ_ERR_UNSUPPORTED, "MQTT is not configured (mqtt.broker)");
+	pubmsg *m = calloc(1, sizeof(*m));
+	if (!m)
+		return pq_err_set(PQ_ERR_NOMEM, "publish");
+	m->topic = strdup(topic);
+	m->payload = malloc(len ? len : 1);
+	if (!m->topic || !m->payload) {
+		free(m->topic);
+		free(m->payload);
+		free(m);
+		return pq_err_set(PQ_ERR_NOMEM, "publish");
+	}
+	memcpy(m->payload, json, len);
+	m->len = len;
+	m->qos = qos;
+	m->retain = retain;
+	pthread_mutex_lock(&c->qlock);
+	if (c->qlen >= QUEUE_MAX) {
+		pthread_mutex_unlock(&c->qlock);
+		free(m->topic);
+		free(m->payload);
+		free(m);
+		return pq_err_set(PQ_ERR_RANGE, "MQTT outbound queue full (%d messages)", QUEUE_MAX);
+	}
+	if (c->qtail)
+		c->qtail->next = m;
+	else
+		c->qhead = m;
+	c->qtail = m;
+	c->qlen++;
+	pthread_mutex_unlock(&c->qlock);
+	event_active(c->wake_ev, EV_READ, 0);
+	return PQ_OK;
+}
+
+static void pubmsg_free(pubmsg *m)
+{
+	free(m->topic);
+	free(m->payload);
+	free(m);
+}
+
+/* Sends what is queued while the bridge is connected; the rest waits for the next wake. */
+static void drain_queue(ctl *c)
+{
+	while (mq_is_connected(c->mq)) {
+		pthread_mutex_lock(&c->qlock);
+		pubmsg *m = c->qhead;
+		pthread_mutex_unlock(&c->qlock);
+		if (!m)
+			return;
+		if (mq_publish(c->mq, m->topic, m->payload, m->len, m->qos, m->retain) != PQ_OK) {
+			c->m_publish_failed++;
+			return; /* kept for the next attempt */
+		}
+		c->m_published++;
+		pthread_mutex_lock(&c->qlock);
+		c->qhead = m->next;
+		if (!c->qhead)
+			c->qtail = NULL;
+		c->qlen--;
+		pthread_mutex_unlock(&c->qlock);
+		pubmsg_free(m);
+	}
+}
+
+/* The engine's publish in the control thread: directly, so that a failure is reported to
+ * the engine (which then keeps the work for a later tick). */
+static int ctl_publish(void *user, const char *topic, const char *json, size_t len, int qos,
+                       bool retain)
+{
+	ctl *c = srv_control(user);
+	if (!c->mq || !mq_is_connected(c->mq))
+		return pq_err_set(PQ_ERR_IO, "MQTT not connected");
+	int rc = mq_publish(c->mq, topic, json, len, qos, retain);
+	if (rc == PQ_OK)
+		c->m_published++;
+	else
+		c->m_publish_failed++;
+	return rc;
+}
+
+static int worker_publish(void *user, const char *topic, const char *json, size_t len, int qos,
+                          bool retain)
+{
+	return srv_publish(user, topic, json, len, qos, retain);
+}
+
+static int env_metadata(void *user, store *db, const char *campaign_id, const char *vin,
+                        json_t **out)
+{
+	return usrv_campaign_metadata(user, db, campaign_id, vin, now_ms(), out);
+}
+
+static void ctl_env(ctl *c, cmp_env *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->instance_id = c->instance;
+	env->lease_ms = c->o->engine_lease_ms;
+	env->batch = 0;
+	env->publish = ctl_publish;
+	env->metadata = env_metadata;
+	env->user = c->s;
+}
+
+void ctl_worker_env(srv *s, cmp_env *env)
+{
+	ctl *c = srv_control(s);
+	memset(env, 0, sizeof(*env));
+	env->instance_id = c ? c->instance : "worker";
+	env->lease_ms = srv_get_options(s)->engine_lease_ms;
+	env->publish = worker_publish;
+	env->metadata = env_metadata;
+	env->user = s;
+}
+
+/* ---- inbound ------------------------------------------------------------------------- */
+
+static int publish_json(ctl *c, const char *vin, const char *suffix, json_t *msg, int qos)
+{
+	char topic[128];
+	char *text = json_dumps(msg, JSON_COMPACT);
+	int rc = msg_topic(topic, sizeof(topic), vin, suffix);
+	if (!text)
+		rc = pq_err_set(PQ_ERR_NOMEM, "message");
+	if (rc == PQ_OK)
+		rc = ctl_publish(c->s, topic, text, strlen(text), qos, false);
+	free(text);
+	return rc;
+}
+
+static void audit(ctl *c, const char *vin, const char *action, json_t *detail)
+{
+	char actor[64];
+	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	snprintf(actor, sizeof(actor), "vehicle:%s", vin);
+	if (store_audit_append(c->db, actor, action, vin, text, now_ms()) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "audit %s for %s: %s", action, vin, pq_err_detail());
+	free(text);
+	json_decref(detail);
+}
+
+static void on_wake_up(ctl *c, msg_in *m, const store_vehicle *v, int64_t now)
+{
+	json_t *bs = json_object_get(m->root, "boot_seq");
+	int64_t boot_seq = v->boot_seq;
+	if (bs) {
+		if (!json_is_integer(bs) || json_integer_value(bs) < 0) {
+			c->m_rejected++;
+			pq_log(PQ_LOG_WARN, LOGC, "%s: wake-up with an invalid boot_seq", m->vin);
+			return;
+		}
+		boot_seq = json_integer_value(bs);
+		if (boot_seq < v->boot_seq) {
+			c->m_replay++;
+			pq_log(PQ_LOG_WARN, LOGC,
+			       "%s: wake-up with boot_seq %" PRId64 " below the last seen %" PRId64
+			       ": replay refused",
+			       m->vin, boot_seq, v->boot_seq);
+			audit(c, m->vin, "vehicle.replay",
+			      json_pack("{sIsIss}", "boot_seq", (json_int_t)boot_seq, "last_seen",
+			                (json_int_t)v->boot_seq, "message_id", m->message_id));
+			return;
+		}
+	}
+	if (store_vehicle_set_online(c->db, m->vin, true, now, boot_seq) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "%s: marking online: %s", m->vin, pq_err_detail());
+	json_t *req = msg_new("request_vci", m->vin, m->message_id);
+	if (!req || publish_json(c, m->vin, "command", req, 1) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "%s: request_vci not sent: %s", m->vin, pq_err_detail());
+	json_decref(req);
+	cmp_env env;
+	ctl_env(c, &env);
+	if (cmp_on_wakeup(c->db, &env, m->vin, now) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "%s: campaign work on wake-up: %s", m->vin,
+		       pq_err_detail());
+}
+
+static void on_vci(ctl *c, msg_in *m, int64_t now)
+{
+	char *text = json_dumps(m->root, JSON_COMPACT);
+	int rc = text ? store_vehicle_set_vci(c->db, m->vin, text, now)
+	              : pq_err_set(PQ_ERR_NOMEM, "VCI");
+	free(text);
+	if (rc != PQ_OK) {
+		c->m_rejected++;
+		pq_log(PQ_LOG_WARN, LOGC, "%s: VCI report refused: %s", m->vin, pq_err_detail());
+		return;
+	}
+	cmp_env env;
+	ctl_env(c, &env);
+	if (cmp_on_message(c->db, &env, m->vin, m->msg_type, m->message_id, m->root, now) !=
+	    PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "%s: %s: %s", m->vin, m->msg_type, pq_err_detail());
+}
+
+static void on_mqtt(void *user, const char *topic, const void *payload, size_t len, int qos,
+                    bool retain)
+{
+	ctl *c = user;
+	msg_in m;
+	int64_t now = now_ms();
+	(void)qos;
+	(void)retain;
+	c->m_in++;
+	if (msg_parse(topic, payload, len, &m) != PQ_OK) {
+		c->m_rejected++;
+		pq_log(PQ_LOG_WARN, LOGC, "message on %.100s dropped: %s", topic, pq_err_detail());
+		return;
+	}
+	store_vehicle v = {0};
+	int rc = store_vehicle_get(c->db, m.vin, &v);
+	if (rc != PQ_OK) {
+		if (rc == PQ_ERR_NOTFOUND)
+			c->m_unknown_vehicle++;
+		pq_log(PQ_LOG_WARN, LOGC, "message from %s dropped: %s", m.vin,
+		       rc == PQ_ERR_NOTFOUND ? "vehicle not registered" : pq_err_detail());
+		goto out;
+	}
+	if (m.kind == MSG_T_PRESENCE) {
+		if (store_vehicle_set_online(c->db, m.vin, strcmp(m.presence, "online") == 0, now,
+		                             v.boot_seq) != PQ_OK)
+			pq_log(PQ_LOG_WARN, LOGC, "%s: presence: %s", m.vin, pq_err_detail());
+		c->m_handled++;
+		goto out;
+	}
+	bool dup = false;
+	if (store_msg_seen(c->db, m.vin, m.message_id, now, &dup) != PQ_OK) {
+		pq_log(PQ_LOG_WARN, LOGC, "%s: idempotency record: %s", m.vin, pq_err_detail());
+		goto out; /* not handled: a redelivery will try again */
+	}
+	if (dup) {
+		c->m_duplicate++;
+		pq_log(PQ_LOG_DEBUG, LOGC, "%s: duplicate %s %s ignored", m.vin, m.msg_type,
+		       m.message_id);
+		goto out;
+	}
+	c->m_handled++;
+	switch (m.kind) {
+	case MSG_T_WAKE_UP:
+		on_wake_up(c, &m, &v, now);
+		break;
+	case MSG_T_VCI:
+		on_vci(c, &m, now);
+		break;
+	default: {
+		cmp_env env;
+		ctl_env(c, &env);
+		if (cmp_on_message(c->db, &env, m.vin, m.msg_type, m.message_id, m.root, now) !=
+		    PQ_OK)
+			pq_log(PQ_LOG_WARN, LOGC, "%s: %s: %s", m.vin, m.msg_type, pq_err_detail());
+	}
+	}
+out:
+	store_vehicle_clear(&v);
+	msg_in_clear(&m);
+}
+
+static void on_connect(void *user, bool connected)
+{
+	ctl *c = user;
+	if (connected) {
+		c->announced[0] = '\0'; /* republish the retained announcement */
+		c->next_announce_ms = 0;
+		event_active(c->wake_ev, EV_READ, 0);
+	}
+}
+
+/* ---- periodic jobs ------------------------------------------------------------------- */
+
+typedef struct {
+	json_t *list;
+	json_t *seen; /* "hw|type" -> index in list */
+} ann_ctx;
+
+static int ann_cb(const store_release *r, void *user)
+{
+	ann_ctx *a = user;
+	char key[2 * STORE_NAME_MAX + 16];
+	snprintf(key, sizeof(key), "%s|%s|%s", r->hardware_id, r->ecu_id, r->software_type);
+	json_t *at = json_object_get(a->seen, key);
+	if (at) {
+		json_t *cur = json_array_get(a->list, (size_t)json_integer_value(at));
+		int cmp = 0;
+		if (semver_cmp_str(r->version, json_string_value(json_object_get(cur, "version")),
+		                   &cmp) != PQ_OK ||
+		    cmp <= 0)
+			return PQ_OK;
+		json_array_set_new(a->list, (size_t)json_integer_value(at),
+		                   json_pack("{ssssssssss}", "hardware_id", r->hardware_id, "ecu_id",
+		                             r->ecu_id, "software_type", r->software_type, "version",
+		                             r->version, "release_id", r->id));
+		return PQ_OK;
+	}
+	json_object_set_new(a->seen, key, json_integer((json_int_t)json_array_size(a->list)));
+	json_array_append_new(a->list, json_pack("{ssssssssss}", "hardware_id", r->hardware_id,
+	                                         "ecu_id", r->ecu_id, "software_type",
+	                                         r->software_type, "version", r->version,
+	                                         "release_id", r->id));
+	return PQ_OK;
+}
+
+/* Publishes the retained release_announcement when the newest version per (hardware id,
+ * ECU, software type) changed since the last one this instance published. */
+static void announce(ctl *c)
+{
+	ann_ctx a = {json_array(), json_object()};
+	int64_t total = 0;
+	int rc = PQ_OK;
+	for (int64_t off = 0; rc == PQ_OK && a.list && a.seen; off += STORE_PAGE_MAX) {
+		store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
+		rc = store_release_list(c->db, NULL, &pg, ann_cb, &a, &total);
+		if (off + STORE_PAGE_MAX >= total)
+			break;
+	}
+	char *body = NULL;
+	if (rc == PQ_OK && a.list) {
+		json_t *msg = json_pack("{ss}", "msg_type", "release_announcement");
+		char ts[32];
+		char *list = json_dumps(a.list, JSON_COMPACT | JSON_SORT_KEYS);
+		uint8_t h[32];
+		char hex[65];
+		if (msg && list && pq_hash(PQ_HASH_SHA256, list, strlen(list), h) == PQ_OK) {
+			pq_hex_encode(h, 32, hex);
+			if (strcmp(hex, c->announced) != 0) {
+				char id[37];
+				msg_uuid4(id);
+				(void)!msg_format_time(now_ms(), ts);
+				json_object_set_new(msg, "message_id", json_string(id));
+				json_object_set_new(msg, "timestamp", json_string(ts));
+				json_object_set(msg, "releases", a.list);
+				body = json_dumps(msg, JSON_COMPACT);
+				if (body && ctl_publish(c->s, "oem/broadcast/releases", body, strlen(body),
+				                        1, true) == PQ_OK) {
+					memcpy(c->announced, hex, sizeof(hex));
+					pq_log(PQ_LOG_INFO, LOGC,
+					       "release announcement: %zu entries",
+					       json_array_size(a.list));
+				}
+			}
+		}
+		free(list);
+		json_decref(msg);
+	}
+	free(body);
+	json_decref(a.list);
+	json_decref(a.seen);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	ctl *c = arg;
+	int64_t now = now_ms();
+	(void)fd;
+	(void)what;
+	c->m_ticks++;
+	cmp_env env;
+	ctl_env(c, &env);
+	if (c->mq && mq_is_connected(c->mq)) {
+		cmp_tick_stats st = {0};
+		if (cmp_tick(c->db, &env, now, &st) != PQ_OK)
+			pq_log(PQ_LOG_WARN, LOGC, "campaign tick: %s", pq_err_detail());
+		c->m_notified += (uint64_t)st.notified;
+		c->m_timed_out += (uint64_t)st.timed_out;
+		if (now >= c->next_announce_ms) {
+			announce(c);
+			c->next_announce_ms = now + ANNOUNCE_MS;
+		}
+	}
+	if (usrv_image_refresh(c->s, c->db, now) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "Uptane image repository: %s", pq_err_detail());
+	if (now >= c->next_prune_ms) {
+		if (store_msg_seen_prune(c->db, now - SEEN_KEEP_MS, NULL) != PQ_OK)
+			pq_log(PQ_LOG_WARN, LOGC, "pruning idempotency records: %s",
+			       pq_err_detail());
+		c->next_prune_ms = now + PRUNE_MS;
+	}
+	drain_queue(c);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	ctl *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->mq)
+		drain_queue(c);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	ctl *c = arg;
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(c->base);
+}
+
+static void *ctl_main(void *arg)
+{
+	ctl *c = arg;
+	event_base_dispatch(c->base);
+	return NULL;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------ */
+
+int ctl_new(srv *s, ctl **out)
+{
+	const srv_options *o = srv_get_options(s);
+	ctl *c = calloc(1, sizeof(*c));
+	int rc;
+	*out = NULL;
+	if (!c)
+		return pq_err_set(PQ_ERR_NOMEM, "control plane");
+	c->s = s;
+	c->o = o;
+	pthread_mutex_init(&c->qlock, NULL);
+	if (o->instance_id && o->instance_id[0]) {
+		snprintf(c->instance, sizeof(c->instance), "%s", o->instance_id);
+	} else {
+		char host[40] = "host";
+		(void)gethostname(host, sizeof(host) - 1);
+		snprintf(c->instance, sizeof(c->instance), "%.40s-%ld", host, (long)getpid());
+	}
+	rc = store_open(&o->store, &c->db);
+	if (rc != PQ_OK) {
+		rc = pq_err_wrap(rc, "control plane store");
+		goto fail;
+	}
+	c->base = event_base_new();
+	c->tick_ev = c->base ? event_new(c->base, -1, EV_PERSIST, on_tick, c) : NULL;
+	c->wake_ev = c->base ? event_new(c->base, -1, 0, on_wake, c) : NULL;
+	c->stop_ev = c->base ? event_new(c->base, -1, 0, on_stop, c) : NULL;
+	if (!c->tick_ev || !c->wake_ev || !c->stop_ev) {
+		rc = pq_err_set(PQ_ERR_NOMEM, "control plane loop");
+		goto fail;
+	}
+	if (o->mqtt_host) {
+		mq_options mo = {.host = o->mqtt_host,
+		                 .port = o->mqtt_port,
+		                 .profile = o->profile,
+		                 .ca_file = o->mqtt_ca,
+		                 .cert_file = o->mqtt_cert,
+		                 .key_file = o->mqtt_key,
+		                 .client_id = o->mqtt_client_id,
+		                 .shared_group = o->mqtt_shared_group};
+		rc = mq_new(c->base, &mo, on_mqtt, on_connect, c, &c->mq);
+		if (rc != PQ_OK) {
+			rc = pq_err_wrap(rc, "MQTT bridge");
+			goto fail;
+		}
+	}
+	*out = c;
+	return PQ_OK;
+fail:
+	ctl_free(c);
+	return rc;
+}
+
+int ctl_start(ctl *c)
+{
+	int tick = c->o->engine_tick_ms > 0 ? c->o->engine_tick_ms : 1000;
+	struct timeval tv = {.tv_sec = tick / 1000, .tv_usec = (tick % 1000) * 1000};
+	if (event_add(c->tick_ev, &tv) != 0)
+		return pq_err_set(PQ_ERR_IO, "control plane timer");
+	if (pthread_create(&c->thread, NULL, ctl_main, c) != 0)
+		return pq_err_set(PQ_ERR_IO, "control plane thread");
+	c->started = true;
+	pq_log(PQ_LOG_INFO, LOGC, "control plane %s: MQTT %s%s%s, engine tick %d ms", c->instance,
+	       c->mq ? c->o->mqtt_host : "off", c->o->mqtt_shared_group ? ", shared group " : "",
+	       c->o->mqtt_shared_group ? c->o->mqtt_shared_group : "", tick);
+	return PQ_OK;
+}
+
+void ctl_free(ctl *c)
+{
+	if (!c)
+		return;
+	if (c->started) {
+		event_active(c->stop_ev, EV_READ, 0);
+		pthread_join(c->thread, NULL);
+		c->started = false;
+	}
+	/* the bridge publishes what is still queued as it disconnects? No: queued messages
+	 * that were never sent are dropped with a log line; the engine's work is in the store
+	 * and is picked up again after a restart. */
+	if (c->qlen)
+		pq_log(PQ_LOG_WARN, LOGC, "%zu queued MQTT messages not sent at shutdown", c->qlen);
+	while (c->qhead) {
+		pubmsg *n = c->qhead->next;
+		pubmsg_free(c->qhead);
+		c->qhead = n;
+	}
+	mq_free(c->mq);
+	if (c->tick_ev)
+		event_free(c->tick_ev);
+	if (c->wake_ev)
+		event_free(c->wake_ev);
+	if (c->stop_ev)
+		event_free(c->stop_ev);
+	if (c->base)
+		event_base_free(c->base);
+	store_close(c->db);
+	pthread_mutex_destroy(&c->qlock);
+	free(c);
+}
+
+void ctl_metrics_text(ctl *c, struct evbuffer *out)
+{
+	if (!c)
+		return;
+	mq_stats st = {0};
+	if (c->mq)
+		mq_get_stats(c->mq, &st);
+	evbuffer_add_printf(out,
+	                    "# HELP pqota_mqtt_connected Whether the MQTT bridge is connected.\n"
+	                    "# TYPE pqota_mqtt_connected gauge\n"
+	                    "pqota_mqtt_connected %d\n",
+	                    c->mq && mq_is_connected(c->mq) ? 1 : 0);
+	struct {
+		const char *name, *help;
+		uint64_t v;
+	} rows[] = {
+	    {"pqota_mqtt_received_total", "MQTT messages received.", c->m_in},
+	    {"pqota_mqtt_rejected_total", "MQTT messages dropped as malformed or invalid.",
+	     c->m_rejected},
+	    {"pqota_mqtt_duplicate_total", "MQTT messages ignored as redeliveries.",
+	     c->m_duplicate},
+	    {"pqota_mqtt_unknown_vehicle_total", "MQTT messages from unregistered VINs.",
+	     c->m_unknown_vehicle},
+	    {"pqota_mqtt_replay_total", "Wake-ups refused for a lower boot_seq.", c->m_replay},
+	    {"pqota_mqtt_published_total", "MQTT messages published.", c->m_published},
+	    {"pqota_mqtt_publish_failed_total", "MQTT publishes that failed (retried later).",
+	     c->m_publish_failed},
+	    {"pqota_mqtt_connects_total", "MQTT (re)connections.", st.connects},
+	    {"pqota_campaign_ticks_total", "Campaign engine ticks.", c->m_ticks},
+	    {"pqota_campaign_notified_total", "Campaign notifications sent.", c->m_notified},
+	    {"pqota_campaign_timed_out_total", "Deployments timed out.", c->m_timed_out},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
+		                    rows[i].name, rows[i].help, rows[i].name, rows[i].name,
+		                    rows[i].v);
+}

@@ -1,0 +1,620 @@
+/* uptane_srv.c: the server's Uptane repositories and routes (uptane_srv.h). */
+#include "server/uptane_srv.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "core/log.h"
+#include "core/semver.h"
+#include "crypto/hash.h"
+#include "server/msg.h"
+#include "server/routes.h"
+#include "store/campaign.h"
+#include "uptane/cjson.h"
+#include "uptane/repo.h"
+
+#define LOGC             "uptane"
+#define TIMESTAMP_RENEW  (12LL * 3600 * 1000) /* re-sign the timestamp after 12 h */
+#define IMAGE_CHECK_MS   2000                 /* compare the releases at most this often */
+#define REPO_IMAGE       "image"
+#define REPO_DIRECTOR    "director"
+
+struct usrv {
+	pthread_mutex_t lock; /* the up_repo and the fields below */
+	up_repo *repo;
+	up_repo_opts opts;
+	char dir[1024];
+	char published[65];   /* digest of the target list last seen published */
+	int64_t ts_signed_ms; /* when this instance last signed or saw a timestamp */
+	int64_t next_check_ms;
+};
+
+static const char *const roles[UP_ROLE_COUNT] = {"root", "targets", "snapshot", "timestamp"};
+
+int usrv_release_counter(const char *version, int64_t *out)
+{
+	semver v;
+	int rc = semver_parse(version, &v);
+	if (rc != PQ_OK)
+		return rc;
+	if (v.major >= 1000000 || v.minor >= 1000000 || v.patch >= 1000000)
+		return pq_err_set(PQ_ERR_RANGE, "version %s: fields must be below 1000000 for a "
+		                                "release counter",
+		                  version);
+	int64_t c = (int64_t)v.major * 1000000000000LL + (int64_t)v.minor * 1000000LL +
+	            (int64_t)v.patch;
+	if (v.pre[0])
+		c = c > 0 ? c - 1 : 0;
+	*out = c;
+	return PQ_OK;
+}
+
+/* ---- state from the store --------------------------------------------------------- */
+
+/* The last versions this database holds for each role, and the last image snapshot. */
+static int load_state(store *db, up_repo_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	int64_t *v[UP_ROLE_COUNT] = {&st->image.root, &st->image.targets, &st->image.snapshot,
+	                             &st->image.timestamp};
+	for (int r = 0; r < UP_ROLE_COUNT; r++) {
+		char *body = NULL;
+		int rc = store_uptane_get_latest(db, REPO_IMAGE, "", roles[r], &body, v[r]);
+		if (rc == PQ_ERR_NOTFOUND) {
+			*v[r] = 0;
+			continue;
+		}
+		if (rc != PQ_OK)
+			return rc;
+		if (r == UP_ROLE_SNAPSHOT) {
+			st->snapshot_length = (int64_t)strlen(body);
+			rc = pq_hash(PQ_HASH_SHA256, body, strlen(body), st->snapshot_sha256);
+		}
+		free(body);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	char *body = NULL;
+	int rc = store_uptane_get_latest(db, REPO_DIRECTOR, "", "root", &body, &st->director_root);
+	free(body);
+	if (rc == PQ_ERR_NOTFOUND) {
+		st->director_root = 0;
+		rc = PQ_OK;
+	}
+	return rc;
+}
+
+/* Reopens the repository at the store's versions (after a start or a lost race). */
+static int sync_repo(usrv *u, store *db)
+{
+	up_repo_state st;
+	int rc = load_state(db, &st);
+	if (rc != PQ_OK)
+		return rc;
+	up_repo *r = NULL;
+	rc = up_repo_open(u->dir, &u->opts, &st, &r);
+	if (rc != PQ_OK)
+		return rc;
+	up_repo_free(u->repo);
+	u->repo = r;
+	return PQ_OK;
+}
+
+int usrv_new(const srv_options *o, usrv **out)
+{
+	*out = NULL;
+	if (!o->uptane_dir)
+		return PQ_OK;
+	usrv *u = calloc(1, sizeof(*u));
+	if (!u)
+		return pq_err_set(PQ_ERR_NOMEM, "uptane");
+	pthread_mutex_init(&u->lock, NULL);
+	snprintf(u->dir, sizeof(u->dir), "%s", o->uptane_dir);
+	u->opts.policy = PQ_POLICY_HYBRID;
+	int rc = PQ_OK;
+	if (o->uptane_policy)
+		rc = pq_policy_from_name(o->uptane_policy, &u->opts.policy);
+	/* the keys must load now, so that a bad directory stops the start-up */
+	if (rc == PQ_OK)
+		rc = up_repo_open(u->dir, &u->opts, NULL, &u->repo);
+	if (rc != PQ_OK) {
+		usrv_free(u);
+		return pq_err_wrap(rc, "Uptane role keys in %s", o->uptane_dir);
+	}
+	up_repo_free(u->repo); /* reopened at the store's versions before first use */
+	u->repo = NULL;
+	*out = u;
+	return PQ_OK;
+}
+
+void usrv_free(usrv *u)
+{
+	if (!u)
+		return;
+	up_repo_free(u->repo);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+/* ---- image repository --------------------------------------------------------------- */
+
+typedef struct {
+	up_target *t;
+	size_t n, cap;
+	char (*names)[80];
+	int rc;
+} tlist;
+
+static int add_target(tlist *l, const store_release *r, bool delta)
+{
+	if (l->n == UP_TARGETS_MAX)
+		return pq_err_set(PQ_ERR_RANGE, "more than %d images", UP_TARGETS_MAX);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		up_target *t = realloc(l->t, cap * sizeof(*t));
+		if (t)
+			l->t = t;
+		char(*names)[80] = realloc(l->names, cap * sizeof(*names));
+		if (names)
+			l->names = names;
+		if (!t || !names)
+			return pq_err_set(PQ_ERR_NOMEM, "targets");
+		l->cap = cap;
+	}
+	up_target *t = &l->t[l->n];
+	memset(t, 0, sizeof(*t));
+	snprintf(l->names[l->n], sizeof(l->names[0]), "%s.%s.swpg", r->id, delta ? "delta" : "full");
+	const char *sha = delta ? r->delta_file_sha256 : r->file_sha256;
+	size_t n = 0;
+	int rc = pq_hex_decode(sha, t->sha256, sizeof(t->sha256), &n);
+	if (rc == PQ_OK && n != 32)
+		rc = pq_err_set(PQ_ERR_FORMAT, "release %s: bad SHA-256", r->id);
+	if (rc == PQ_OK)
+		rc = usrv_release_counter(r->version, &t->release_counter);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "release %s", r->id);
+	t->length = delta ? r->delta_file_size : r->file_size;
+	t->hardware_id = strdup(r->hardware_id);
+	t->ecu_id = r->ecu_id[0] ? strdup(r->ecu_id) : NULL;
+	t->software_type = r->software_type[0] ? strdup(r->software_type) : NULL;
+	t->version = strdup(r->version);
+	if (!t->hardware_id || !t->version || (r->ecu_id[0] && !t->ecu_id) ||
+	    (r->software_type[0] && !t->software_type)) {
+		free((char *)t->hardware_id);
+		free((char *)t->ecu_id);
+		free((char *)t->software_type);
+		free((char *)t->version);
+		return pq_err_set(PQ_ERR_NOMEM, "targets");
+	}
+	l->n++;
+	return PQ_OK;
+}
+
+static int rel_cb(const store_release *r, void *user)
+{
+	tlist *l = user;
+	int rc = add_target(l, r, false);
+	if (rc == PQ_OK && r->delta_file_sha256[0])
+		rc = add_target(l, r, true);
+	return rc;
+}
+
+static void tlist_free(tlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free((char *)l->t[i].hardware_id);
+		free((char *)l->t[i].ecu_id);
+		free((char *)l->t[i].software_type);
+		free((char *)l->t[i].version);
+	}
+	free(l->t);
+	free(l->names);
+}
+
+/* Digest of a target list: name, length, SHA-256 of each, in name order (the order
+ * jansson's sorted dump gives the object below). */
+static int digest_of(json_t *obj, char hex[65])
+{
+	char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	uint8_t h[32];
+	if (!text)
+		return pq_err_set(PQ_ERR_NOMEM, "digest");
+	int rc = pq_hash(PQ_HASH_SHA256, text, strlen(text), h);
+	free(text);
+	if (rc == PQ_OK)
+		pq_hex_encode(h, 32, hex);
+	return rc;
+}
+
+static int digest_list(const tlist *l, char hex[65])
+{
+	json_t *o = json_object();
+	for (size_t i = 0; o && i < l->n; i++) {
+		char sha[65];
+		pq_hex_encode(l->t[i].sha256, 32, sha);
+		json_object_set_new(o, l->names[i],
+		                    json_pack("{sIss}", "length", (json_int_t)l->t[i].length, "sha256",
+		                              sha));
+	}
+	int rc = o ? digest_of(o, hex) : pq_err_set(PQ_ERR_NOMEM, "digest");
+	json_decref(o);
+	return rc;
+}
+
+/* The digest of the newest targets.json in the store ("" when there is none). */
+static int digest_stored(store *db, char hex[65])
+{
+	char *body = NULL;
+	hex[0] = '\0';
+	int rc = store_uptane_get_latest(db, REPO_IMAGE, "", "targets", &body, NULL);
+	if (rc == PQ_ERR_NOTFOUND)
+		return PQ_OK;
+	if (rc != PQ_OK)
+		return rc;
+	json_error_t je;
+	json_t *doc = json_loads(body, 0, &je);
+	free(body);
+	json_t *targets = json_object_get(json_object_get(doc, "signed"), "targets");
+	json_t *o = json_object();
+	const char *name;
+	json_t *t;
+	json_object_foreach(targets, name, t)
+	{
+		json_object_set_new(
+		    o, name,
+		    json_pack("{sOsO}", "length", json_object_get(t, "length"), "sha256",
+		              json_object_get(json_object_get(t, "hashes"), "sha256")));
+	}
+	rc = (doc && o) ? digest_of(o, hex) : pq_err_set(PQ_ERR_FORMAT, "stored targets.json");
+	json_decref(o);
+	json_decref(doc);
+	return rc;
+}
+
+static int put_blob(store *db, const char *repo, const char *vin, const char *role,
+                    const up_blob *b, int64_t now_ms)
+{
+	if (!b->data)
+		return PQ_OK;
+	return store_uptane_put(db, repo, vin, role, b->version, b->data, now_ms);
+}
+
+static int store_set(store *db, const char *repo, const char *vin, const up_meta_set *m,
+                     int64_t now_ms)
+{
+	int rc = store_begin(db);
+	if (rc != PQ_OK)
+		return rc;
+	/* the director root is shared by every vehicle: stored once, under vin "" */
+	rc = put_blob(db, repo, "", "root", &m->root, now_ms);
+	if (rc == PQ_OK)
+		rc = put_blob(db, repo, vin, "targets", &m->targets, now_ms);
+	if (rc == PQ_OK)
+		rc = put_blob(db, repo, vin, "snapshot", &m->snapshot, now_ms);
+	if (rc == PQ_OK)
+		rc = put_blob(db, repo, vin, "timestamp", &m->timestamp, now_ms);
+	if (rc == PQ_OK)
+		return store_commit(db);
+	store_rollback(db);
+	return rc;
+}
+
+static int image_refresh_locked(usrv *u, store *db, int64_t now_ms, bool force)
+{
+	int rc = PQ_OK;
+	if (!force && now_ms < u->next_check_ms)
+		return PQ_OK;
+	u->next_check_ms = now_ms + IMAGE_CHECK_MS; /* also paces retries after an error */
+	if (!u->repo && (rc = sync_repo(u, db)) != PQ_OK)
+		return rc;
+	tlist l = {0};
+	int64_t total = 0;
+	for (int64_t off = 0; rc == PQ_OK; off += STORE_PAGE_MAX) {
+		store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
+		rc = store_release_list(db, NULL, &pg, rel_cb, &l, &total);
+		if (off + STORE_PAGE_MAX >= total)
+			break;
+	}
+	char want[65], have[65];
+	if (rc == PQ_OK)
+		rc = digest_list(&l, want);
+	if (rc == PQ_OK && strcmp(want, u->published) != 0)
+		rc = digest_stored(db, have);
+	for (int attempt = 0; rc == PQ_OK && strcmp(want, u->published) != 0 && attempt < 2;
+	     attempt++) {
+		if (strcmp(want, have) == 0) { /* another instance published it (or we did) */
+			memcpy(u->published, want, sizeof(want));
+			break;
+		}
+		up_meta_set m = {0};
+		for (size_t i = 0; i < l.n; i++)
+			l.t[i].name = l.names[i];
+		rc = up_image_publish(u->repo, l.t, l.n, now_ms / 1000, &m);
+		if (rc == PQ_OK)
+			rc = store_set(db, REPO_IMAGE, "", &m, now_ms);
+		if (rc == PQ_OK) {
+			pq_log(PQ_LOG_INFO, LOGC,
+			       "image repository: targets version %" PRId64 " (%zu images)",
+			       m.targets.version, l.n);
+			memcpy(u->published, want, sizeof(want));
+			u->ts_signed_ms = now_ms;
+		}
+		up_meta_set_free(&m);
+		if (rc == PQ_ERR_EXISTS) { /* lost a race with another instance: reload */
+			rc = sync_repo(u, db);
+			if (rc == PQ_OK)
+				rc = digest_stored(db, have);
+		}
+	}
+	tlist_free(&l);
+	if (rc != PQ_OK || !u->published[0])
+		return rc;
+	/* a fresh timestamp well before the old one expires */
+	if (u->ts_signed_ms == 0)
+		u->ts_signed_ms = now_ms; /* a restart: the stored one is less than a day old or
+		                           * gets renewed within the next renewal period */
+	if (now_ms - u->ts_signed_ms >= TIMESTAMP_RENEW) {
+		up_blob b = {0};
+		rc = up_image_timestamp(u->repo, now_ms / 1000, &b);
+		if (rc == PQ_OK)
+			rc = put_blob(db, REPO_IMAGE, "", "timestamp", &b, now_ms);
+		up_blob_free(&b);
+		if (rc == PQ_OK)
+			u->ts_signed_ms = now_ms;
+		else if (rc == PQ_ERR_EXISTS)
+			rc = sync_repo(u, db);
+	}
+	return rc;
+}
+
+int usrv_image_refresh(srv *s, store *db, int64_t now_ms)
+{
+	usrv *u = srv_uptane(s);
+	if (!u)
+		return PQ_OK;
+	pthread_mutex_lock(&u->lock);
+	int rc = image_refresh_locked(u, db, now_ms, false);
+	pthread_mutex_unlock(&u->lock);
+	return rc;
+}
+
+/* ---- director and campaign metadata -------------------------------------------------- */
+
+typedef struct {
+	store_target t[UP_ECUS_MAX];
+	size_t n;
+} dlist;
+
+static int dep_target_cb(const store_target *t, void *user)
+{
+	dlist *d = user;
+	if (d->n == UP_ECUS_MAX)
+		return pq_err_set(PQ_ERR_RANGE, "more than %d target ECUs", UP_ECUS_MAX);
+	d->t[d->n++] = *t;
+	return PQ_OK;
+}
+
+static void public_base(srv *s, char *out, size_t len)
+{
+	const srv_options *o = srv_get_options(s);
+	if (o->public_url) {
+		snprintf(out, len, "%s", o->public_url);
+		size_t n = strlen(out);
+		if (n && out[n - 1] == '/')
+			out[n - 1] = '\0';
+		return;
+	}
+	char host[256];
+	snprintf(host, sizeof(host), "%s", o->listen);
+	char *colon = strrchr(host, ':');
+	if (colon)
+		*colon = '\0';
+	if (!host[0] || strcmp(host, "0.0.0.0") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	snprintf(out, len, "https://%s:%d", host, srv_port(s));
+}
+
+int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const char *vin,
+                           int64_t now_ms, json_t **out)
+{
+	usrv *u = srv_uptane(s);
+	*out = NULL;
+	if (!u)
+		return pq_err_set(PQ_ERR_UNSUPPORTED, "no Uptane role keys (uptane.keys or tls.pki)");
+	dlist *d = calloc(1, sizeof(*d));
+	if (!d)
+		return pq_err_set(PQ_ERR_NOMEM, "metadata");
+	int rc = store_target_list(db, campaign_id, vin, dep_target_cb, d);
+	if (rc == PQ_OK && d->n == 0)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "%s has no targets in campaign %s", vin, campaign_id);
+	up_director_entry e[UP_ECUS_MAX];
+	char names[UP_ECUS_MAX][80];
+	for (size_t i = 0; rc == PQ_OK && i < d->n; i++) {
+		const store_target *t = &d->t[i];
+		store_release r = {0};
+		memset(&e[i], 0, sizeof(e[i]));
+		snprintf(names[i], sizeof(names[i]), "%s.%s.swpg", t->release_id, t->package);
+		e[i].ecu_id = t->ecu_id;
+		e[i].name = names[i];
+		e[i].length = t->file_size;
+		e[i].hardware_id = t->hardware_id;
+		size_t n = 0;
+		rc = pq_hex_decode(t->file_sha256, e[i].sha256, 32, &n);
+		if (rc == PQ_OK)
+			rc = store_release_get(db, t->release_id, &r);
+		if (rc == PQ_OK)
+			rc = usrv_release_counter(r.version, &e[i].release_counter);
+		store_release_clear(&r);
+	}
+	up_meta_set m = {0};
+	if (rc == PQ_OK) {
+		pthread_mutex_lock(&u->lock);
+		/* the image repository must list these images before the director names them */
+		rc = image_refresh_locked(u, db, now_ms, true);
+		for (int attempt = 0; rc == PQ_OK && attempt < 3; attempt++) {
+			int64_t version = 0;
+			char *old = NULL;
+			rc = store_uptane_get_latest(db, REPO_DIRECTOR, vin, "targets", &old, &version);
+			free(old);
+			if (rc == PQ_ERR_NOTFOUND)
+				rc = PQ_OK;
+			if (rc == PQ_OK)
+				rc = up_director_publish(u->repo, vin, e, d->n, version + 1, now_ms / 1000,
+				                         &m);
+			if (rc == PQ_OK)
+				rc = store_set(db, REPO_DIRECTOR, vin, &m, now_ms);
+			if (rc != PQ_ERR_EXISTS)
+				break;
+			up_meta_set_free(&m); /* another instance took that version */
+			rc = sync_repo(u, db);
+		}
+		pthread_mutex_unlock(&u->lock);
+	}
+	json_t *body = NULL, *images = NULL;
+	char base[512], first_token[256] = "";
+	int64_t ttl = srv_get_options(s)->token_ttl_ms > 0 ? srv_get_options(s)->token_ttl_ms
+	                                                   : 3600 * 1000;
+	public_base(s, base, sizeof(base));
+	if (rc == PQ_OK) {
+		json_error_t je;
+		json_t *dt = json_loadb(m.targets.data, m.targets.len, 0, &je);
+		images = json_array();
+		body = json_object();
+		if (!dt || !images || !body) {
+			json_decref(dt);
+			rc = pq_err_set(PQ_ERR_NOMEM, "metadata");
+		} else {
+			json_object_set_new(body, "director_targets", dt);
+		}
+	}
+	for (size_t i = 0; rc == PQ_OK && i < d->n; i++) {
+		const store_target *t = &d->t[i];
+		char token[256], url[600];
+		rc = srv_token_make(s, vin, t->file_sha256, now_ms + ttl, token, sizeof(token));
+		if (rc != PQ_OK)
+			break;
+		if (!first_token[0])
+			snprintf(first_token, sizeof(first_token), "%s", token);
+		snprintf(url, sizeof(url), "%s/packages/%s?token=%s", base, t->file_sha256, token);
+		json_t *im = json_pack("{sssssssssIssssssss}", "ecu_id", t->ecu_id, "release_id",
+		                      t->release_id, "name", names[i], "url", url, "length",
+		                      (json_int_t)t->file_size, "sha256", t->file_sha256, "package",
+		                      t->package, "from_version", t->from_version, "to_version",
+		                      t->to_version);
+		if (!im || json_array_append_new(images, im) != 0)
+			rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
+	}
+	if (rc == PQ_OK) {
+		char tbuf[32], repo_url[600];
+		json_object_set_new(body, "images", images);
+		images = NULL;
+		snprintf(repo_url, sizeof(repo_url), "%s/uptane/image/", base);
+		json_object_set_new(body, "image_repository", json_string(repo_url));
+		snprintf(repo_url, sizeof(repo_url), "%s/uptane/director/%s/", base, vin);
+		json_object_set_new(body, "director_repository", json_string(repo_url));
+		json_object_set_new(body, "director_version", json_integer(m.targets.version));
+		json_object_set_new(body, "token", json_string(first_token));
+		if (msg_format_time(now_ms + ttl, tbuf) == PQ_OK)
+			json_object_set_new(body, "token_expires", json_string(tbuf));
+		*out = body;
+		body = NULL;
+	}
+	json_decref(images);
+	json_decref(body);
+	up_meta_set_free(&m);
+	free(d);
+	return rc;
+}
+
+/* ---- routes -------------------------------------------------------------------------- */
+
+static void send_meta(srv_ctx *c, char *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	struct evbuffer *b = evbuffer_new();
+	size_t len = strlen(body);
+	if (!b) {
+		free(body);
+		srv_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evbuffer_add_reference(b, body, len, (evbuffer_ref_cleanup_cb)(void (*)(void))free, body);
+	srv_count(c, 200, len);
+	evhttp_send_reply(c->req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+/* "timestamp.json" -> role, version 0; "3.root.json" -> root, 3. */
+static bool parse_file(const char *f, const char **role, int64_t *version)
+{
+	*version = 0;
+	for (int r = 0; r < UP_ROLE_COUNT; r++) {
+		char want[32];
+		snprintf(want, sizeof(want), "%s.json", roles[r]);
+		if (strcmp(f, want) == 0) {
+			*role = roles[r];
+			return true;
+		}
+	}
+	char *end = NULL;
+	if (f[0] < '1' || f[0] > '9')
+		return false;
+	long long v = strtoll(f, &end, 10);
+	if (!end || strcmp(end, ".root.json") != 0 || v < 1 || v > 1000000000LL)
+		return false;
+	*role = "root";
+	*version = v;
+	return true;
+}
+
+static void serve(srv_ctx *c, const char *repo, const char *vin, const char *file)
+{
+	const char *role;
+	int64_t version;
+	char *body = NULL;
+	if (!srv_uptane(c->s)) {
+		srv_error(c, 404, "not_found", "this server has no Uptane repositories");
+		return;
+	}
+	if (!parse_file(file, &role, &version)) {
+		srv_error(c, 404, "not_found", "no metadata file '%.64s'", file);
+		return;
+	}
+	/* roots of the director are shared by every vehicle */
+	const char *key = strcmp(role, "root") == 0 ? "" : vin;
+	int rc = version ? store_uptane_get_version(c->db, repo, key, role, version, &body)
+	                 : store_uptane_get_latest(c->db, repo, key, role, &body, NULL);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "metadata");
+		return;
+	}
+	send_meta(c, body);
+}
+
+static void h_image(srv_ctx *c)
+{
+	serve(c, REPO_IMAGE, "", c->params[0]);
+}
+
+static void h_director(srv_ctx *c)
+{
+	if (!route_own_vehicle(c, c->params[0]))
+		return;
+	serve(c, REPO_DIRECTOR, c->params[0], c->params[1]);
+}
+
+const srv_route route_uptane_table[] = {
+    {EVHTTP_REQ_GET, "/uptane/image/{file}", SRV_AUTH_PUBLIC, h_image,
+     "image repository metadata: root, N.root, targets, snapshot, timestamp (.json)"},
+    {EVHTTP_REQ_GET, "/uptane/director/{vin}/{file}", SRV_AUTH_ANY, h_director,
+     "a vehicle's director metadata (the vehicle itself or an API key)"},
+    {0, NULL, 0, NULL, NULL},
+};
