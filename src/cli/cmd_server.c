@@ -220,9 +220,10 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 		if (cli_split_hostport(c->mqtt_broker, "127.0.0.1", L->mqtt_host,
 		                       sizeof(L->mqtt_host), port, sizeof(port)) != 0 ||
 		    cli_parse_long(port, 1, 65535, &p) != 0)
-			return pq_err_set(PQ_ERR_INVAL,
-			                  "mqtt.broker '%s': expected HOST:PORT with a port in 1..65535",
-			                  c->mqtt_broker);
+			return pq_err_set(
+			    PQ_ERR_INVAL,
+			    "mqtt.broker '%s': expected HOST:PORT with a port in 1..65535",
+			    c->mqtt_broker);
 		o->mqtt_host = L->mqtt_host;
 		o->mqtt_port = (int)p;
 		if (c->pki[0]) {

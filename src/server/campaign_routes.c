@@ -98,8 +98,9 @@ static void h_action(srv_ctx *c)
 	} else if (strcmp(action, "cancel") == 0) {
 		rc = cmp_cancel(c->db, &env, id, c->now_ms);
 	} else {
-		srv_error(c, 404, "not_found", "no campaign action '%.32s' (start, pause, resume, "
-		                               "cancel)",
+		srv_error(c, 404, "not_found",
+		          "no campaign action '%.32s' (start, pause, resume, "
+		          "cancel)",
 		          action);
 		return;
 	}

@@ -23,11 +23,11 @@
 #include "server/uptane_srv.h"
 #include "store/campaign.h"
 
-#define LOGC          "control"
-#define QUEUE_MAX     100000 /* queued outbound messages before srv_publish refuses */
-#define SEEN_KEEP_MS  (7LL * 24 * 3600 * 1000)
-#define ANNOUNCE_MS   5000 /* how often the release set is compared with the announced one */
-#define PRUNE_MS      (3600LL * 1000)
+#define LOGC         "control"
+#define QUEUE_MAX    100000 /* queued outbound messages before srv_publish refuses */
+#define SEEN_KEEP_MS (7LL * 24 * 3600 * 1000)
+#define ANNOUNCE_MS  5000 /* how often the release set is compared with the announced one */
+#define PRUNE_MS     (3600LL * 1000)
 
 typedef struct pubmsg {
 	struct pubmsg *next;
@@ -56,8 +56,8 @@ struct ctl {
 	int64_t next_announce_ms, next_prune_ms;
 	char announced[65]; /* SHA-256 of the last announcement published */
 	/* metrics */
-	atomic_uint_fast64_t m_in, m_rejected, m_duplicate, m_unknown_vehicle, m_replay,
-	    m_handled, m_published, m_publish_failed, m_ticks, m_notified, m_timed_out;
+	atomic_uint_fast64_t m_in, m_rejected, m_duplicate, m_unknown_vehicle, m_replay, m_handled,
+	    m_published, m_publish_failed, m_ticks, m_notified, m_timed_out;
 };
 
 static int64_t now_ms(void)
@@ -95,7 +95,8 @@ int srv_publish(srv *s, const char *topic, const char *json, size_t len, int qos
 		free(m->topic);
 		free(m->payload);
 		free(m);
-		return pq_err_set(PQ_ERR_RANGE, "MQTT outbound queue full (%d messages)", QUEUE_MAX);
+		return pq_err_set(PQ_ERR_RANGE, "MQTT outbound queue full (%d messages)",
+		                  QUEUE_MAX);
 	}
 	if (c->qtail)
 		c->qtail->next = m;
@@ -264,8 +265,7 @@ static void on_vci(ctl *c, msg_in *m, int64_t now)
 	}
 	cmp_env env;
 	ctl_env(c, &env);
-	if (cmp_on_message(c->db, &env, m->vin, m->msg_type, m->message_id, m->root, now) !=
-	    PQ_OK)
+	if (cmp_on_message(c->db, &env, m->vin, m->msg_type, m->message_id, m->root, now) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "%s: %s: %s", m->vin, m->msg_type, pq_err_detail());
 }
 
@@ -362,16 +362,16 @@ static int ann_cb(const store_release *r, void *user)
 		    cmp <= 0)
 			return PQ_OK;
 		json_array_set_new(a->list, (size_t)json_integer_value(at),
-		                   json_pack("{ssssssssss}", "hardware_id", r->hardware_id, "ecu_id",
-		                             r->ecu_id, "software_type", r->software_type, "version",
-		                             r->version, "release_id", r->id));
+		                   json_pack("{ssssssssss}", "hardware_id", r->hardware_id,
+		                             "ecu_id", r->ecu_id, "software_type", r->software_type,
+		                             "version", r->version, "release_id", r->id));
 		return PQ_OK;
 	}
 	json_object_set_new(a->seen, key, json_integer((json_int_t)json_array_size(a->list)));
-	json_array_append_new(a->list, json_pack("{ssssssssss}", "hardware_id", r->hardware_id,
-	                                         "ecu_id", r->ecu_id, "software_type",
-	                                         r->software_type, "version", r->version,
-	                                         "release_id", r->id));
+	json_array_append_new(a->list,
+	                      json_pack("{ssssssssss}", "hardware_id", r->hardware_id, "ecu_id",
+	                                r->ecu_id, "software_type", r->software_type, "version",
+	                                r->version, "release_id", r->id));
 	return PQ_OK;
 }
 
@@ -405,8 +405,8 @@ static void announce(ctl *c)
 				json_object_set_new(msg, "timestamp", json_string(ts));
 				json_object_set(msg, "releases", a.list);
 				body = json_dumps(msg, JSON_COMPACT);
-				if (body && ctl_publish(c->s, "oem/broadcast/releases", body, strlen(body),
-				                        1, true) == PQ_OK) {
+				if (body && ctl_publish(c->s, "oem/broadcast/releases", body,
+				                        strlen(body), 1, true) == PQ_OK) {
 					memcpy(c->announced, hex, sizeof(hex));
 					pq_log(PQ_LOG_INFO, LOGC,
 					       "release announcement: %zu entries",

@@ -47,8 +47,8 @@ typedef struct {
 	const char *mqtt_host;
 	int mqtt_port;
 	const char *mqtt_ca, *mqtt_cert, *mqtt_key; /* the server's MQTT client identity */
-	const char *mqtt_shared_group;             /* NULL: plain subscriptions */
-	const char *mqtt_client_id;                /* NULL: generated */
+	const char *mqtt_shared_group;              /* NULL: plain subscriptions */
+	const char *mqtt_client_id;                 /* NULL: generated */
 	/* campaign engine */
 	const char *instance_id; /* names this instance's work claims; NULL: host-pid */
 	int engine_tick_ms;      /* 0: 1000 */

@@ -19,11 +19,11 @@
 #include "uptane/cjson.h"
 #include "uptane/repo.h"
 
-#define LOGC             "uptane"
-#define TIMESTAMP_RENEW  (12LL * 3600 * 1000) /* re-sign the timestamp after 12 h */
-#define IMAGE_CHECK_MS   2000                 /* compare the releases at most this often */
-#define REPO_IMAGE       "image"
-#define REPO_DIRECTOR    "director"
+#define LOGC            "uptane"
+#define TIMESTAMP_RENEW (12LL * 3600 * 1000) /* re-sign the timestamp after 12 h */
+#define IMAGE_CHECK_MS  2000                 /* compare the releases at most this often */
+#define REPO_IMAGE      "image"
+#define REPO_DIRECTOR   "director"
 
 struct usrv {
 	pthread_mutex_t lock; /* the up_repo and the fields below */
@@ -44,11 +44,12 @@ int usrv_release_counter(const char *version, int64_t *out)
 	if (rc != PQ_OK)
 		return rc;
 	if (v.major >= 1000000 || v.minor >= 1000000 || v.patch >= 1000000)
-		return pq_err_set(PQ_ERR_RANGE, "version %s: fields must be below 1000000 for a "
-		                                "release counter",
+		return pq_err_set(PQ_ERR_RANGE,
+		                  "version %s: fields must be below 1000000 for a "
+		                  "release counter",
 		                  version);
-	int64_t c = (int64_t)v.major * 1000000000000LL + (int64_t)v.minor * 1000000LL +
-	            (int64_t)v.patch;
+	int64_t c =
+	    (int64_t)v.major * 1000000000000LL + (int64_t)v.minor * 1000000LL + (int64_t)v.patch;
 	if (v.pre[0])
 		c = c > 0 ? c - 1 : 0;
 	*out = c;
@@ -169,7 +170,8 @@ static int add_target(tlist *l, const store_release *r, bool delta)
 	}
 	up_target *t = &l->t[l->n];
 	memset(t, 0, sizeof(*t));
-	snprintf(l->names[l->n], sizeof(l->names[0]), "%s.%s.swpg", r->id, delta ? "delta" : "full");
+	snprintf(l->names[l->n], sizeof(l->names[0]), "%s.%s.swpg", r->id,
+	         delta ? "delta" : "full");
 	const char *sha = delta ? r->delta_file_sha256 : r->file_sha256;
 	size_t n = 0;
 	int rc = pq_hex_decode(sha, t->sha256, sizeof(t->sha256), &n);
@@ -238,9 +240,9 @@ static int digest_list(const tlist *l, char hex[65])
 	for (size_t i = 0; o && i < l->n; i++) {
 		char sha[65];
 		pq_hex_encode(l->t[i].sha256, 32, sha);
-		json_object_set_new(o, l->names[i],
-		                    json_pack("{sIss}", "length", (json_int_t)l->t[i].length, "sha256",
-		                              sha));
+		json_object_set_new(
+		    o, l->names[i],
+		    json_pack("{sIss}", "length", (json_int_t)l->t[i].length, "sha256", sha));
 	}
 	int rc = o ? digest_of(o, hex) : pq_err_set(PQ_ERR_NOMEM, "digest");
 	json_decref(o);
@@ -426,13 +428,15 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 	usrv *u = srv_uptane(s);
 	*out = NULL;
 	if (!u)
-		return pq_err_set(PQ_ERR_UNSUPPORTED, "no Uptane role keys (uptane.keys or tls.pki)");
+		return pq_err_set(PQ_ERR_UNSUPPORTED,
+		                  "no Uptane role keys (uptane.keys or tls.pki)");
 	dlist *d = calloc(1, sizeof(*d));
 	if (!d)
 		return pq_err_set(PQ_ERR_NOMEM, "metadata");
 	int rc = store_target_list(db, campaign_id, vin, dep_target_cb, d);
 	if (rc == PQ_OK && d->n == 0)
-		rc = pq_err_set(PQ_ERR_NOTFOUND, "%s has no targets in campaign %s", vin, campaign_id);
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "%s has no targets in campaign %s", vin,
+		                campaign_id);
 	up_director_entry e[UP_ECUS_MAX];
 	char names[UP_ECUS_MAX][80];
 	for (size_t i = 0; rc == PQ_OK && i < d->n; i++) {
@@ -460,13 +464,14 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 		for (int attempt = 0; rc == PQ_OK && attempt < 3; attempt++) {
 			int64_t version = 0;
 			char *old = NULL;
-			rc = store_uptane_get_latest(db, REPO_DIRECTOR, vin, "targets", &old, &version);
+			rc = store_uptane_get_latest(db, REPO_DIRECTOR, vin, "targets", &old,
+			                             &version);
 			free(old);
 			if (rc == PQ_ERR_NOTFOUND)
 				rc = PQ_OK;
 			if (rc == PQ_OK)
-				rc = up_director_publish(u->repo, vin, e, d->n, version + 1, now_ms / 1000,
-				                         &m);
+				rc = up_director_publish(u->repo, vin, e, d->n, version + 1,
+				                         now_ms / 1000, &m);
 			if (rc == PQ_OK)
 				rc = store_set(db, REPO_DIRECTOR, vin, &m, now_ms);
 			if (rc != PQ_ERR_EXISTS)
@@ -478,8 +483,8 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 	}
 	json_t *body = NULL, *images = NULL;
 	char base[512], first_token[256] = "";
-	int64_t ttl = srv_get_options(s)->token_ttl_ms > 0 ? srv_get_options(s)->token_ttl_ms
-	                                                   : 3600 * 1000;
+	int64_t ttl =
+	    srv_get_options(s)->token_ttl_ms > 0 ? srv_get_options(s)->token_ttl_ms : 3600 * 1000;
 	public_base(s, base, sizeof(base));
 	if (rc == PQ_OK) {
 		json_error_t je;
@@ -503,10 +508,10 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 			snprintf(first_token, sizeof(first_token), "%s", token);
 		snprintf(url, sizeof(url), "%s/packages/%s?token=%s", base, t->file_sha256, token);
 		json_t *im = json_pack("{sssssssssIssssssss}", "ecu_id", t->ecu_id, "release_id",
-		                      t->release_id, "name", names[i], "url", url, "length",
-		                      (json_int_t)t->file_size, "sha256", t->file_sha256, "package",
-		                      t->package, "from_version", t->from_version, "to_version",
-		                      t->to_version);
+		                       t->release_id, "name", names[i], "url", url, "length",
+		                       (json_int_t)t->file_size, "sha256", t->file_sha256,
+		                       "package", t->package, "from_version", t->from_version,
+		                       "to_version", t->to_version);
 		if (!im || json_array_append_new(images, im) != 0)
 			rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
 	}
