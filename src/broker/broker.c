@@ -323,6 +323,8 @@ static void render_conf(sbuf *b, const ctx_t *c)
 	else
 		sb_printf(b, "# Nothing is kept across restarts: the server republishes retained "
 		             "state.\npersistence false\n\n");
+	sb_printf(b, "# Small messages (acknowledgements, commands) leave at once, without Nagle's "
+	             "delay.\nset_tcp_nodelay true\n\n");
 	sb_printf(b, "# Logging: connections with their CN; errors and TLS failures.\n");
 	if (o->log_dest == PQ_BROKER_LOG_FILE)
 		sb_printf(b, "log_dest file %s/%s\n", r->out_dir, PQ_BROKER_LOG);

@@ -41,7 +41,7 @@ typedef struct {
 	char *port_file;
 	char *mqtt_broker, *mqtt_ca, *mqtt_cert, *mqtt_key, *mqtt_shared_group, *mqtt_client_id;
 	char *instance;
-	int64_t tick_ms, lease_ms;
+	int64_t tick_ms, lease_ms, batch;
 	char *uptane_keys;
 	int uptane_policy_i;
 	char *public_url;
@@ -115,6 +115,8 @@ static const cfg_field server_fields[] = {
                  "how often the campaign engine looks for work"),
     CFG_DURATION("engine.lease", server_conf, lease_ms, "30s", CFG_SECOND, CFG_HOUR,
                  "how long a claim on a vehicle's campaign work lasts"),
+    CFG_INT("engine.batch", server_conf, batch, "100", 1, 500,
+            "vehicles one instance claims per tick for each kind of work"),
     CFG_STRING("uptane.keys", server_conf, uptane_keys, NULL,
                "PKI directory with uptane/{image,director} role keys (default tls.pki)"),
     CFG_ENUM("uptane.policy", server_conf, uptane_policy_i, "hybrid", policies,
@@ -210,6 +212,7 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->instance_id = c->instance[0] ? c->instance : NULL;
 	o->engine_tick_ms = (int)c->tick_ms;
 	o->engine_lease_ms = c->lease_ms;
+	o->engine_batch = (int)c->batch;
 	o->mqtt_shared_group = c->mqtt_shared_group[0] ? c->mqtt_shared_group : NULL;
 	o->mqtt_client_id = c->mqtt_client_id[0] ? c->mqtt_client_id : NULL;
 	o->uptane_dir = c->uptane_keys[0] ? c->uptane_keys : c->pki[0] ? c->pki : NULL;

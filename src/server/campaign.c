@@ -1759,12 +1759,20 @@ static int on_vci(store *db, const char *vin, const char *message_id, const json
 	int rc = store_deployment_list_vin(db, vin, true, dep_vec_add, &v);
 	for (size_t i = 0; rc == PQ_OK && i < v.n; i++) {
 		const store_deployment *d = &v.v[i];
-		if (d->state != STORE_DEP_INSTALLED)
+		/* From accepted on, a report with every target version means the update is
+		 * installed: with several server instances the status messages before it may
+		 * be handled after it, on another instance (shared subscription), so this does
+		 * not wait for `installed`. A mismatch only counts after `installed`. */
+		if (d->state != STORE_DEP_INSTALLED && d->state != STORE_DEP_ACCEPTED &&
+		    d->state != STORE_DEP_DOWNLOADING && d->state != STORE_DEP_DOWNLOADED &&
+		    d->state != STORE_DEP_INSTALLING)
 			continue;
 		vci_check c = {.ecus = ecus};
 		rc = store_target_list(db, d->campaign_id, vin, vci_target, &c);
 		if (rc != PQ_OK || (c.mismatch == 0 && c.missing > 0))
 			continue; /* not every target reported yet */
+		if (c.mismatch > 0 && d->state != STORE_DEP_INSTALLED)
+			continue; /* the old versions, before the installation */
 		char cause[STORE_REASON_MAX + 1];
 		store_dep_update u = {.set_last_msg = true, .last_msg_ms = now_ms};
 		bool ok = c.mismatch == 0;
@@ -1772,7 +1780,7 @@ static int on_vci(store *db, const char *vin, const char *message_id, const json
 		         ok ? "every target version installed" : c.detail);
 		if (!ok)
 			u.error_code = "version_mismatch";
-		rc = store_deployment_transition(db, d->campaign_id, vin, STORE_DEP_INSTALLED,
+		rc = store_deployment_transition(db, d->campaign_id, vin, d->state,
 		                                 ok ? STORE_DEP_COMPLETED : STORE_DEP_FAILED, cause,
 		                                 now_ms, &u, NULL);
 	}

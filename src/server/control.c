@@ -173,7 +173,7 @@ static void ctl_env(ctl *c, cmp_env *env)
 	memset(env, 0, sizeof(*env));
 	env->instance_id = c->instance;
 	env->lease_ms = c->o->engine_lease_ms;
-	env->batch = 0;
+	env->batch = c->o->engine_batch;
 	env->publish = ctl_publish;
 	env->metadata = env_metadata;
 	env->user = c->s;

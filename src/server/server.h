@@ -53,6 +53,7 @@ typedef struct {
 	const char *instance_id; /* names this instance's work claims; NULL: host-pid */
 	int engine_tick_ms;      /* 0: 1000 */
 	int64_t engine_lease_ms; /* claim lease; 0: 30000 */
+	int engine_batch;        /* deployments claimed per tick and kind; 0: 100 */
 	/* Uptane: PKI directory holding uptane/{image,director} role keys (NULL: no Uptane) */
 	const char *uptane_dir;
 	const char *uptane_policy; /* hybrid (default), pq, classical */

@@ -49,8 +49,13 @@ write_server_conf() {
 		echo "log.level = info"
 		echo "ratelimit.client_rps = 0"
 		echo "ratelimit.global_rps = 0"
-		for l in "$@"; do echo "$l"; done
 	} >"$WORK/$name.conf"
+	# extra lines replace the defaults of the same keys
+	local l
+	for l in "$@"; do
+		sed -i "/^${l%% =*} = /d" "$WORK/$name.conf"
+		echo "$l" >>"$WORK/$name.conf"
+	done
 }
 
 # start_server NAME: runs it in the background, sets BASE_<NAME>, SRVPID_<NAME>
