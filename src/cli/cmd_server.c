@@ -209,6 +209,11 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->port_file = c->port_file[0] ? c->port_file : NULL;
 	pq_log_set_level((pq_log_level)c->log_level);
 	o->public_url = c->public_url[0] ? c->public_url : NULL;
+	if (o->public_url && (strlen(o->public_url) > 400 ||
+	                      (strncmp(o->public_url, "https://", 8) != 0 &&
+	                       strncmp(o->public_url, "http://", 7) != 0)))
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "public_url must be an http(s):// URL of at most 400 characters");
 	o->instance_id = c->instance[0] ? c->instance : NULL;
 	o->engine_tick_ms = (int)c->tick_ms;
 	o->engine_lease_ms = c->lease_ms;

@@ -500,13 +500,17 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 	}
 	for (size_t i = 0; rc == PQ_OK && i < d->n; i++) {
 		const store_target *t = &d->t[i];
-		char token[256], url[600];
+		char token[256], url[1024];
 		rc = srv_token_make(s, vin, t->file_sha256, now_ms + ttl, token, sizeof(token));
 		if (rc != PQ_OK)
 			break;
 		if (!first_token[0])
 			snprintf(first_token, sizeof(first_token), "%s", token);
-		snprintf(url, sizeof(url), "%s/packages/%s?token=%s", base, t->file_sha256, token);
+		if (snprintf(url, sizeof(url), "%s/packages/%s?token=%s", base, t->file_sha256,
+		             token) >= (int)sizeof(url)) {
+			rc = pq_err_set(PQ_ERR_RANGE, "download URL too long (public_url)");
+			break;
+		}
 		json_t *im = json_pack("{sssssssssIssssssss}", "ecu_id", t->ecu_id, "release_id",
 		                       t->release_id, "name", names[i], "url", url, "length",
 		                       (json_int_t)t->file_size, "sha256", t->file_sha256,
