@@ -131,6 +131,20 @@ check "...and $dec is still declined" dep_is "$B" "$c1" "$dec" declined
 kill "$F1" "$F2" 2>/dev/null || true
 wait "$F1" "$F2" 2>/dev/null || true
 
+# --- the seed's own wake-up (no message_id, numeric timestamp, vehicle.vin) is accepted -----
+vr="$PKI/vehicles/$rs"
+on35 mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" --cafile "$PKI/ca/ca.crt" --cert "$vr/client.crt" \
+	--key "$vr/client.key" -t "oem/$rs/command" -C 1 -W 10 >"$WORK/seed-cmd.out" 2>&1 &
+SUBP=$!
+PIDS+=($SUBP)
+sleep 0.5
+on35 mosquitto_pub -h 127.0.0.1 -p "$BROKER_PORT" --cafile "$PKI/ca/ca.crt" --cert "$vr/client.crt" \
+	--key "$vr/client.key" -q 1 -t "oem/$rs/wake_up" \
+	-m "{\"msg_type\": \"vehicle_wake_up\", \"timestamp\": $(date +%s), \"vehicle\": {\"vin\": \"$rs\"}, \"vmg_info\": {\"sw_version\": \"1.0.0\"}}"
+wait "$SUBP" || true
+check "the seed's wake-up is answered with request_vci" grep -q '"msg_type":"request_vci"' "$WORK/seed-cmd.out"
+check "...and marks $rs online" has "$B/api/v1/vehicles/$rs" '"online":true'
+
 # --- 2. a server killed mid-campaign resumes from the store ---------------------------------
 c2=$(pcurl -d "{\"name\":\"restart\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\":[\"$rs\"]},\"policy\":{\"postpone_retry_s\":3}}" \
 	"$B/api/v1/campaigns" | jget id)
