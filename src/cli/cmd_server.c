@@ -41,7 +41,7 @@ typedef struct {
 	char *port_file;
 	char *mqtt_broker, *mqtt_ca, *mqtt_cert, *mqtt_key, *mqtt_shared_group, *mqtt_client_id;
 	char *instance;
-	int64_t tick_ms, lease_ms, batch;
+	int64_t tick_ms, lease_ms, batch, snapshot_ms;
 	char *uptane_keys;
 	int uptane_policy_i;
 	char *public_url;
@@ -119,6 +119,9 @@ static const cfg_field server_fields[] = {
             "vehicles one instance claims per tick for each kind of work"),
     CFG_STRING("uptane.keys", server_conf, uptane_keys, NULL,
                "PKI directory with uptane/{image,director} role keys (default tls.pki)"),
+    CFG_DURATION("uptane.snapshot_lifetime", server_conf, snapshot_ms, "168h", 2 * CFG_SECOND,
+                 365 * 24 * CFG_HOUR,
+                 "image snapshot lifetime; re-signed (with targets) at half of it"),
     CFG_ENUM("uptane.policy", server_conf, uptane_policy_i, "hybrid", policies,
              "Uptane signing policy the role keys were made for"),
     CFG_END,
@@ -209,9 +212,9 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->port_file = c->port_file[0] ? c->port_file : NULL;
 	pq_log_set_level((pq_log_level)c->log_level);
 	o->public_url = c->public_url[0] ? c->public_url : NULL;
-	if (o->public_url && (strlen(o->public_url) > 400 ||
-	                      (strncmp(o->public_url, "https://", 8) != 0 &&
-	                       strncmp(o->public_url, "http://", 7) != 0)))
+	if (o->public_url &&
+	    (strlen(o->public_url) > 400 || (strncmp(o->public_url, "https://", 8) != 0 &&
+	                                     strncmp(o->public_url, "http://", 7) != 0)))
 		return pq_err_set(PQ_ERR_INVAL,
 		                  "public_url must be an http(s):// URL of at most 400 characters");
 	o->instance_id = c->instance[0] ? c->instance : NULL;
@@ -222,6 +225,7 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->mqtt_client_id = c->mqtt_client_id[0] ? c->mqtt_client_id : NULL;
 	o->uptane_dir = c->uptane_keys[0] ? c->uptane_keys : c->pki[0] ? c->pki : NULL;
 	o->uptane_policy = policies[c->uptane_policy_i];
+	o->uptane_snapshot_ms = c->snapshot_ms;
 	if (c->mqtt_broker[0]) {
 		char port[16];
 		long p;

@@ -56,7 +56,8 @@ typedef struct {
 	int engine_batch;        /* deployments claimed per tick and kind; 0: 100 */
 	/* Uptane: PKI directory holding uptane/{image,director} role keys (NULL: no Uptane) */
 	const char *uptane_dir;
-	const char *uptane_policy; /* hybrid (default), pq, classical */
+	const char *uptane_policy;  /* hybrid (default), pq, classical */
+	int64_t uptane_snapshot_ms; /* image snapshot lifetime; 0: 7 days (renewed at half) */
 	/* the base URL vehicles reach this server at ("https://host:port"); NULL: from listen */
 	const char *public_url;
 } srv_options;

@@ -118,6 +118,8 @@ int usrv_new(const srv_options *o, usrv **out)
 	pthread_mutex_init(&u->lock, NULL);
 	snprintf(u->dir, sizeof(u->dir), "%s", o->uptane_dir);
 	u->opts.policy = PQ_POLICY_HYBRID;
+	if (o->uptane_snapshot_ms > 0)
+		u->opts.expiry[UP_REPO_IMAGE][UP_ROLE_SNAPSHOT] = o->uptane_snapshot_ms / 1000;
 	int rc = PQ_OK;
 	if (o->uptane_policy)
 		rc = pq_policy_from_name(o->uptane_policy, &u->opts.policy);
@@ -279,6 +281,32 @@ static int digest_stored(store *db, char hex[65])
 	return rc;
 }
 
+static int64_t snapshot_lifetime(const usrv *u)
+{
+	int64_t l = u->opts.expiry[UP_REPO_IMAGE][UP_ROLE_SNAPSHOT];
+	return l > 0 ? l : UP_EXPIRY_SNAPSHOT;
+}
+
+/* The expiry (seconds) of the newest stored image metadata of a role; 0 when none. */
+static int stored_expiry(store *db, const char *role, int64_t *exp_s)
+{
+	char *body = NULL;
+	*exp_s = 0;
+	int rc = store_uptane_get_latest(db, REPO_IMAGE, "", role, &body, NULL);
+	if (rc == PQ_ERR_NOTFOUND)
+		return PQ_OK;
+	if (rc != PQ_OK)
+		return rc;
+	json_error_t je;
+	json_t *doc = json_loads(body, 0, &je);
+	free(body);
+	const char *e =
+	    json_string_value(json_object_get(json_object_get(doc, "signed"), "expires"));
+	rc = e ? up_time_parse(e, exp_s) : pq_err_set(PQ_ERR_FORMAT, "stored %s.json", role);
+	json_decref(doc);
+	return rc;
+}
+
 static int put_blob(store *db, const char *repo, const char *vin, const char *role,
                     const up_blob *b, int64_t now_ms)
 {
@@ -326,8 +354,20 @@ static int image_refresh_locked(usrv *u, store *db, int64_t now_ms, bool force)
 	char want[65], have[65];
 	if (rc == PQ_OK)
 		rc = digest_list(&l, want);
-	if (rc == PQ_OK && strcmp(want, u->published) != 0)
+	/* the snapshot (7 days) and the targets (90 days) are re-signed when the snapshot has
+	 * less than half its lifetime left, even when no release changed */
+	int64_t snap_exp = 0;
+	if (rc == PQ_OK && u->published[0])
+		rc = stored_expiry(db, "snapshot", &snap_exp);
+	if (rc == PQ_OK && u->published[0] && snap_exp &&
+	    snap_exp - now_ms / 1000 < snapshot_lifetime(u) / 2) {
+		pq_log(PQ_LOG_INFO, LOGC,
+		       "image repository: renewing the snapshot before it expires");
+		u->published[0] = '\0';
+		have[0] = '\0';
+	} else if (rc == PQ_OK && strcmp(want, u->published) != 0) {
 		rc = digest_stored(db, have);
+	}
 	for (int attempt = 0; rc == PQ_OK && strcmp(want, u->published) != 0 && attempt < 2;
 	     attempt++) {
 		if (strcmp(want, have) == 0) { /* another instance published it (or we did) */
