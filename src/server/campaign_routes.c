@@ -104,7 +104,9 @@ static void h_action(srv_ctx *c)
 		          action);
 		return;
 	}
-	if (rc == PQ_ERR_EXISTS) {
+	/* the engine refuses an action from the wrong state with PQ_ERR_INVAL: a conflict with
+	 * the campaign's state, not a bad request */
+	if (rc == PQ_ERR_EXISTS || rc == PQ_ERR_INVAL) {
 		srv_error(c, 409, "bad_state", "%s: %s", action, pq_err_detail());
 		return;
 	}
@@ -128,7 +130,7 @@ static void h_deploy(srv_ctx *c)
 		return;
 	ctl_worker_env(c->s, &env);
 	int rc = cmp_deploy_one(c->db, &env, id, vin, c->now_ms);
-	if (rc == PQ_ERR_EXISTS) {
+	if (rc == PQ_ERR_EXISTS || rc == PQ_ERR_INVAL) {
 		srv_error(c, 409, "bad_state", "deploy: %s", pq_err_detail());
 		return;
 	}

@@ -63,6 +63,9 @@ done1() {
 	[ "$(echo "$j" | jget state)" = completed ]
 }
 check "campaign 1 completes (every deployment terminal)" wait_for 60 done1
+code=$(on35 curl -s -o "$WORK/pause.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$PKI/ca/ca.crt" \
+	-H "Authorization: Bearer $APIKEY" -X POST "$B/api/v1/campaigns/$c1/pause")
+check "pausing a completed campaign is 409 bad_state (got $code)" test "$code" = 409
 for pair in "$ok1=completed" "$dec=declined" "$pp=completed" "$sil=timed_out" "$fdl=failed" \
 	"$rb=rolled_back" "$dup=completed"; do
 	v=${pair%%=*}
