@@ -1780,9 +1780,28 @@ static int on_vci(store *db, const char *vin, const char *message_id, const json
 		         ok ? "every target version installed" : c.detail);
 		if (!ok)
 			u.error_code = "version_mismatch";
-		rc = store_deployment_transition(db, d->campaign_id, vin, d->state,
-		                                 ok ? STORE_DEP_COMPLETED : STORE_DEP_FAILED, cause,
-		                                 now_ms, &u, NULL);
+		/* another instance may move the deployment at the same moment (installing ->
+		 * installed): on a lost compare-and-set, read the state again and retry */
+		store_dep_state from = d->state;
+		for (int attempt = 0; rc == PQ_OK && attempt < 4; attempt++) {
+			bool changed = false;
+			rc =
+			    store_deployment_transition(db, d->campaign_id, vin, from,
+			                                ok ? STORE_DEP_COMPLETED : STORE_DEP_FAILED,
+			                                cause, now_ms, &u, &changed);
+			if (rc != PQ_OK || changed)
+				break;
+			store_deployment cur;
+			rc = store_deployment_get(db, d->campaign_id, vin, &cur);
+			if (rc != PQ_OK || store_dep_state_terminal(cur.state) ||
+			    (!ok && cur.state != STORE_DEP_INSTALLED) ||
+			    (cur.state != STORE_DEP_INSTALLED && cur.state != STORE_DEP_ACCEPTED &&
+			     cur.state != STORE_DEP_DOWNLOADING &&
+			     cur.state != STORE_DEP_DOWNLOADED &&
+			     cur.state != STORE_DEP_INSTALLING))
+				break;
+			from = cur.state;
+		}
 	}
 	free(v.v);
 	return rc;

@@ -116,6 +116,16 @@ static void pubmsg_free(pubmsg *m)
 	free(m);
 }
 
+/* Counts a published campaign notification (whichever path sent it: the tick, a wake-up,
+ * a worker's deploy route). */
+static void count_pub(ctl *c, const char *topic)
+{
+	size_t n = strlen(topic), k = strlen("/ota/campaign");
+	c->m_published++;
+	if (n > k && strcmp(topic + n - k, "/ota/campaign") == 0)
+		c->m_notified++;
+}
+
 /* Sends what is queued while the bridge is connected; the rest waits for the next wake. */
 static void drain_queue(ctl *c)
 {
@@ -129,7 +139,7 @@ static void drain_queue(ctl *c)
 			c->m_publish_failed++;
 			return; /* kept for the next attempt */
 		}
-		c->m_published++;
+		count_pub(c, m->topic);
 		pthread_mutex_lock(&c->qlock);
 		c->qhead = m->next;
 		if (!c->qhead)
@@ -150,7 +160,7 @@ static int ctl_publish(void *user, const char *topic, const char *json, size_t l
 		return pq_err_set(PQ_ERR_IO, "MQTT not connected");
 	int rc = mq_publish(c->mq, topic, json, len, qos, retain);
 	if (rc == PQ_OK)
-		c->m_published++;
+		count_pub(c, topic);
 	else
 		c->m_publish_failed++;
 	return rc;
@@ -435,7 +445,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		cmp_tick_stats st = {0};
 		if (cmp_tick(c->db, &env, now, &st) != PQ_OK)
 			pq_log(PQ_LOG_WARN, LOGC, "campaign tick: %s", pq_err_detail());
-		c->m_notified += (uint64_t)st.notified;
 		c->m_timed_out += (uint64_t)st.timed_out;
 		if (now >= c->next_announce_ms) {
 			announce(c);
@@ -609,7 +618,9 @@ void ctl_metrics_text(ctl *c, struct evbuffer *out)
 	     c->m_publish_failed},
 	    {"pqota_mqtt_connects_total", "MQTT (re)connections.", st.connects},
 	    {"pqota_campaign_ticks_total", "Campaign engine ticks.", c->m_ticks},
-	    {"pqota_campaign_notified_total", "Campaign notifications sent.", c->m_notified},
+	    {"pqota_campaign_notified_total",
+	     "Campaign notifications (ota_campaign) published, re-notifications included.",
+	     c->m_notified},
 	    {"pqota_campaign_timed_out_total", "Deployments timed out.", c->m_timed_out},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)

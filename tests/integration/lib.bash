@@ -14,7 +14,11 @@ PASSED=0
 FAILED=0
 
 cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	# a backgrounded shell function (on35 ... &) is a subshell: stop its children too
+	for p in "${PIDS[@]}"; do
+		pkill -TERM -P "$p" 2>/dev/null || true
+		kill "$p" 2>/dev/null || true
+	done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	# KEEP_WORK=1 keeps the files for a post-mortem (the processes are always stopped)
 	if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
