@@ -149,11 +149,11 @@ check "the seed's wake-up is answered with request_vci" grep -q '"msg_type":"req
 check "...and marks $rs online" has "$B/api/v1/vehicles/$rs" '"online":true'
 
 # --- 2. a server killed mid-campaign resumes from the store ---------------------------------
-c2=$(pcurl -d "{\"name\":\"restart\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\":[\"$rs\"]},\"policy\":{\"postpone_retry_s\":3}}" \
+c2=$(pcurl -d "{\"name\":\"restart\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\":[\"$rs\"]},\"policy\":{\"postpone_retry_s\":8}}" \
 	"$B/api/v1/campaigns" | jget id)
 pcurl -X POST "$B/api/v1/campaigns/$c2/start" -o /dev/null
 "$FLEET" --pki "$PKI" --broker "127.0.0.1:$BROKER_PORT" --server "$B" --vins "$rs" \
-	--behavior postpone:3 --duration 60 --log "$WORK/fleet3.log" >"$WORK/fleet3.out" 2>&1 &
+	--behavior postpone:8 --duration 60 --log "$WORK/fleet3.log" >"$WORK/fleet3.out" 2>&1 &
 F3=$!
 PIDS+=($F3)
 check "$rs postponed the campaign" wait_for 20 dep_is "$B" "$c2" "$rs" postponed
