@@ -70,154 +70,19 @@ bool store_dep_state_terminal(store_dep_state st)
 
 /* ---- checks ----------------------------------------------------------------------------- */
 
-static bool utf8_ok(const unsigned char *p, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = p[i], need, cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i <= need)
-			return false;
-		for (unsigned k = 1; k <= need; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3fu);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += need + 1;
-	}
-	return true;
-}
-
-static int chk_text(const char *v, size_t max, bool required, const char *what)
-{
-	if (!v)
-		return pq_err_set(PQ_ERR_INVAL, "%s: missing", what);
-	size_t n = strnlen(v, max + 1);
-	if (n > max)
-		return pq_err_set(PQ_ERR_INVAL, "%s: longer than %zu bytes", what, max);
-	if (required && n == 0)
-		return pq_err_set(PQ_ERR_INVAL, "%s: empty", what);
-	if (!utf8_ok((const unsigned char *)v, n))
-		return pq_err_set(PQ_ERR_INVAL, "%s: not UTF-8", what);
-	return PQ_OK;
-}
-
-static int chk_json(const char *v, size_t max, const char *what)
-{
-	if (!v)
-		return PQ_OK;
-	size_t n = strnlen(v, max + 1);
-	if (n > max)
-		return pq_err_set(PQ_ERR_INVAL, "%s: longer than %zu bytes", what, max);
-	json_error_t e;
-	json_t *j = json_loadb(v, n, JSON_DECODE_ANY, &e);
-	if (!j)
-		return pq_err_set(PQ_ERR_INVAL, "%s: not JSON: %s", what, e.text);
-	json_decref(j);
-	return PQ_OK;
-}
-
 static int chk_sha256(const char *v, const char *what)
 {
-	if (!v || strnlen(v, 65) != 64)
-		return pq_err_set(PQ_ERR_INVAL, "%s: not a SHA-256 (64 hex digits)", what);
-	for (int i = 0; i < 64; i++)
-		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
-			return pq_err_set(PQ_ERR_INVAL, "%s: not lowercase hex", what);
-	return PQ_OK;
+	return store__check_sha256(v, false, what);
 }
 
 static int chk_id(const char *id, const char *what)
 {
-	return chk_text(id, STORE_ID_MAX, true, what);
+	return store__check_text(id, STORE_ID_MAX, true, what);
 }
 
 static int chk_vin(const char *vin)
 {
-	return chk_text(vin, STORE_VIN_MAX, true, "VIN");
-}
-
-static int chk_page(const store_page *pg, int64_t *limit, int64_t *offset)
-{
-	*limit = STORE_PAGE_DEFAULT;
-	*offset = 0;
-	if (!pg)
-		return PQ_OK;
-	if (pg->limit < 0 || pg->limit > STORE_PAGE_MAX)
-		return pq_err_set(PQ_ERR_INVAL, "page limit %d outside 1..%d", pg->limit,
-		                  STORE_PAGE_MAX);
-	if (pg->offset < 0)
-		return pq_err_set(PQ_ERR_INVAL, "negative page offset");
-	if (pg->limit)
-		*limit = pg->limit;
-	*offset = pg->offset;
-	return PQ_OK;
-}
-
-/* ---- columns ------------------------------------------------------------------------- */
-
-static const char *cv(const store_row *r, int i)
-{
-	return i < r->ncols ? r->cols[i] : NULL;
-}
-
-static int cp_str(const store_row *r, int i, char *dst, size_t cap)
-{
-	const char *v = cv(r, i);
-	dst[0] = '\0';
-	if (!v)
-		return PQ_OK;
-	size_t n = strlen(v);
-	if (n >= cap)
-		return pq_err_set(PQ_ERR_FORMAT, "stored value of %zu bytes exceeds %zu", n,
-		                  cap - 1);
-	memcpy(dst, v, n + 1);
-	return PQ_OK;
-}
-
-static int cp_dup(const store_row *r, int i, char **dst)
-{
-	const char *v = cv(r, i);
-	*dst = NULL;
-	if (!v)
-		return PQ_OK;
-	*dst = strdup(v);
-	return *dst ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "copying a stored value");
-}
-
-static int cp_i64(const store_row *r, int i, int64_t *out)
-{
-	const char *v = cv(r, i);
-	*out = 0;
-	return v ? store__parse_i64(v, out) : PQ_OK;
-}
-
-static int cp_int(const store_row *r, int i, int *out)
-{
-	int64_t v = 0;
-	int rc = cp_i64(r, i, &v);
-	if (rc == PQ_OK && (v < -2147483647 - 1 || v > 2147483647))
-		rc = pq_err_set(PQ_ERR_FORMAT, "stored integer %lld out of range", (long long)v);
-	*out = (int)v;
-	return rc;
+	return store__check_text(vin, STORE_VIN_MAX, true, "VIN");
 }
 
 /* ---- campaigns -------------------------------------------------------------------------- */
@@ -239,35 +104,35 @@ void store_campaign_clear(store_campaign *c)
 static int row_campaign(const store_row *r, store_campaign *c)
 {
 	char state[16];
-	int rc = cp_str(r, 0, c->id, sizeof(c->id));
+	int rc = store__col_copy(r, 0, c->id, sizeof(c->id));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 1, c->name, sizeof(c->name));
+		rc = store__col_copy(r, 1, c->name, sizeof(c->name));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 2, state, sizeof(state));
+		rc = store__col_copy(r, 2, state, sizeof(state));
 	if (rc == PQ_OK)
 		rc = store_cmp_state_parse(state, &c->state);
 	if (rc == PQ_OK)
-		rc = cp_dup(r, 3, &c->target_filter);
+		rc = store__col_dup(r, 3, &c->target_filter);
 	if (rc == PQ_OK)
-		rc = cp_dup(r, 4, &c->policy);
+		rc = store__col_dup(r, 4, &c->policy);
 	if (rc == PQ_OK)
-		rc = cp_dup(r, 5, &c->phases);
+		rc = store__col_dup(r, 5, &c->phases);
 	if (rc == PQ_OK)
-		rc = cp_str(r, 6, c->created_by, sizeof(c->created_by));
+		rc = store__col_copy(r, 6, c->created_by, sizeof(c->created_by));
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 7, &c->created_ms);
+		rc = store__col_i64(r, 7, &c->created_ms);
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 8, &c->updated_ms);
+		rc = store__col_i64(r, 8, &c->updated_ms);
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 9, &c->started_ms);
+		rc = store__col_i64(r, 9, &c->started_ms);
 	if (rc == PQ_OK)
-		rc = cp_int(r, 10, &c->current_phase);
+		rc = store__col_int(r, 10, &c->current_phase);
 	if (rc == PQ_OK)
-		rc = cp_str(r, 11, c->pause_reason, sizeof(c->pause_reason));
+		rc = store__col_copy(r, 11, c->pause_reason, sizeof(c->pause_reason));
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 12, &c->vehicle_timeout_ms);
+		rc = store__col_i64(r, 12, &c->vehicle_timeout_ms);
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 13, &c->resume_failures);
+		rc = store__col_i64(r, 13, &c->resume_failures);
 	if (rc != PQ_OK)
 		store_campaign_clear(c);
 	return rc;
@@ -279,7 +144,7 @@ static int release_id_row(const store_row *r, void *user)
 	if (c->nreleases >= STORE_CAMPAIGN_RELEASES_MAX)
 		return pq_err_set(PQ_ERR_FORMAT, "campaign with more than %d releases",
 		                  STORE_CAMPAIGN_RELEASES_MAX);
-	return cp_str(r, 0, c->release_ids[c->nreleases++], STORE_ID_MAX + 1);
+	return store__col_copy(r, 0, c->release_ids[c->nreleases++], STORE_ID_MAX + 1);
 }
 
 static int load_release_ids(store *s, store_campaign *c)
@@ -298,19 +163,19 @@ int store_campaign_insert(store *s, const store_campaign *c)
 		return pq_err_set(PQ_ERR_INVAL, "store_campaign_insert: bad arguments");
 	int rc = chk_id(c->id, "campaign id");
 	if (rc == PQ_OK)
-		rc = chk_text(c->name, STORE_CAMPAIGN_NAME_MAX, true, "campaign name");
+		rc = store__check_text(c->name, STORE_CAMPAIGN_NAME_MAX, true, "campaign name");
 	if (rc == PQ_OK && !store_cmp_state_name(c->state))
 		rc = pq_err_set(PQ_ERR_INVAL, "campaign state %d", (int)c->state);
 	if (rc == PQ_OK)
-		rc = chk_json(c->target_filter, STORE_CAMPAIGN_JSON_MAX, "target filter");
+		rc = store__check_json(c->target_filter, STORE_CAMPAIGN_JSON_MAX, "target filter");
 	if (rc == PQ_OK)
-		rc = chk_json(c->policy, STORE_CAMPAIGN_JSON_MAX, "policy");
+		rc = store__check_json(c->policy, STORE_CAMPAIGN_JSON_MAX, "policy");
 	if (rc == PQ_OK)
-		rc = chk_json(c->phases, STORE_CAMPAIGN_JSON_MAX, "phases");
+		rc = store__check_json(c->phases, STORE_CAMPAIGN_JSON_MAX, "phases");
 	if (rc == PQ_OK)
-		rc = chk_text(c->created_by, STORE_ACTOR_MAX, false, "created by");
+		rc = store__check_text(c->created_by, STORE_ACTOR_MAX, false, "created by");
 	if (rc == PQ_OK)
-		rc = chk_text(c->pause_reason, STORE_REASON_MAX, false, "pause reason");
+		rc = store__check_text(c->pause_reason, STORE_REASON_MAX, false, "pause reason");
 	if (rc == PQ_OK && (c->created_ms < 0 || c->updated_ms < 0 || c->started_ms < 0))
 		rc = pq_err_set(PQ_ERR_INVAL, "campaign: negative time");
 	if (rc == PQ_OK && c->vehicle_timeout_ms <= 0)
@@ -432,7 +297,7 @@ int store_campaign_list(store *s, int state, const store_page *pg,
 		*total = 0;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_campaign_list: no store");
-	int rc = chk_page(pg, &limit, &offset);
+	int rc = store__page_args(pg, &limit, &offset);
 	if (rc != PQ_OK)
 		return rc;
 	if (state >= STORE_CMP_STATE_COUNT)
@@ -496,8 +361,8 @@ int store_campaign_set_state(store *s, const char *id, int from, store_cmp_state
 		return pq_err_set(PQ_ERR_INVAL, "store_campaign_set_state: no store");
 	int rc = chk_id(id, "campaign id");
 	if (rc == PQ_OK)
-		rc = chk_text(pause_reason ? pause_reason : "", STORE_REASON_MAX, false,
-		              "pause reason");
+		rc = store__check_text(pause_reason ? pause_reason : "", STORE_REASON_MAX, false,
+		                       "pause reason");
 	if (rc == PQ_OK && (!store_cmp_state_name(to) || from >= STORE_CMP_STATE_COUNT))
 		rc = pq_err_set(PQ_ERR_INVAL, "campaign state %d -> %d", from, (int)to);
 	if (rc != PQ_OK)
@@ -555,31 +420,31 @@ static int row_deployment(const store_row *r, int o, store_deployment *d)
 {
 	char state[16];
 	memset(d, 0, sizeof(*d));
-	int rc = cp_str(r, o + 0, d->campaign_id, sizeof(d->campaign_id));
+	int rc = store__col_copy(r, o + 0, d->campaign_id, sizeof(d->campaign_id));
 	if (rc == PQ_OK)
-		rc = cp_str(r, o + 1, d->vin, sizeof(d->vin));
+		rc = store__col_copy(r, o + 1, d->vin, sizeof(d->vin));
 	if (rc == PQ_OK)
-		rc = cp_str(r, o + 2, state, sizeof(state));
+		rc = store__col_copy(r, o + 2, state, sizeof(state));
 	if (rc == PQ_OK)
 		rc = store_dep_state_parse(state, &d->state);
 	if (rc == PQ_OK)
-		rc = cp_int(r, o + 3, &d->phase);
+		rc = store__col_int(r, o + 3, &d->phase);
 	if (rc == PQ_OK)
-		rc = cp_int(r, o + 4, &d->attempt);
+		rc = store__col_int(r, o + 4, &d->attempt);
 	if (rc == PQ_OK)
-		rc = cp_str(r, o + 5, d->error_code, sizeof(d->error_code));
+		rc = store__col_copy(r, o + 5, d->error_code, sizeof(d->error_code));
 	if (rc == PQ_OK)
-		rc = cp_str(r, o + 6, d->claimed_by, sizeof(d->claimed_by));
+		rc = store__col_copy(r, o + 6, d->claimed_by, sizeof(d->claimed_by));
 	if (rc == PQ_OK)
-		rc = cp_i64(r, o + 7, &d->claimed_until);
+		rc = store__col_i64(r, o + 7, &d->claimed_until);
 	if (rc == PQ_OK)
-		rc = cp_i64(r, o + 8, &d->updated_ms);
+		rc = store__col_i64(r, o + 8, &d->updated_ms);
 	if (rc == PQ_OK)
-		rc = cp_i64(r, o + 9, &d->next_ms);
+		rc = store__col_i64(r, o + 9, &d->next_ms);
 	if (rc == PQ_OK)
-		rc = cp_i64(r, o + 10, &d->last_msg_ms);
+		rc = store__col_i64(r, o + 10, &d->last_msg_ms);
 	if (rc == PQ_OK)
-		rc = cp_int(r, o + 11, &d->notify_count);
+		rc = store__col_int(r, o + 11, &d->notify_count);
 	return rc;
 }
 
@@ -587,18 +452,19 @@ static int chk_target(const store_target *t)
 {
 	int rc = chk_vin(t->vin);
 	if (rc == PQ_OK)
-		rc = chk_text(t->ecu_id, STORE_NAME_MAX, true, "target ECU");
+		rc = store__check_text(t->ecu_id, STORE_NAME_MAX, true, "target ECU");
 	if (rc == PQ_OK)
 		rc = chk_id(t->release_id, "target release");
 	if (rc == PQ_OK)
-		rc = chk_text(t->hardware_id, STORE_NAME_MAX, false, "target hardware id");
+		rc = store__check_text(t->hardware_id, STORE_NAME_MAX, false, "target hardware id");
 	if (rc == PQ_OK)
-		rc = chk_text(t->software_type, sizeof(t->software_type) - 1, true,
-		              "target software type");
+		rc = store__check_text(t->software_type, sizeof(t->software_type) - 1, true,
+		                       "target software type");
 	if (rc == PQ_OK)
-		rc = chk_text(t->from_version, STORE_VERSION_MAX, false, "target from version");
+		rc = store__check_text(t->from_version, STORE_VERSION_MAX, false,
+		                       "target from version");
 	if (rc == PQ_OK)
-		rc = chk_text(t->to_version, STORE_VERSION_MAX, true, "target version");
+		rc = store__check_text(t->to_version, STORE_VERSION_MAX, true, "target version");
 	if (rc == PQ_OK && strcmp(t->package, "delta") != 0 && strcmp(t->package, "full") != 0)
 		rc =
 		    pq_err_set(PQ_ERR_INVAL, "target package '%.8s' not delta or full", t->package);
@@ -746,7 +612,7 @@ int store_deployment_list(store *s, const char *campaign_id, const store_deploym
 		return pq_err_set(PQ_ERR_INVAL, "store_deployment_list: no store");
 	int rc = chk_id(campaign_id, "campaign id");
 	if (rc == PQ_OK)
-		rc = chk_page(pg, &limit, &offset);
+		rc = store__page_args(pg, &limit, &offset);
 	if (rc != PQ_OK)
 		return rc;
 	char where[256] = " WHERE campaign_id = ?";
@@ -813,11 +679,11 @@ static int count_row(const store_row *r, void *user)
 	int phase = 0;
 	int64_t n = 0;
 	store_dep_state st;
-	int rc = cp_int(r, 0, &phase);
+	int rc = store__col_int(r, 0, &phase);
 	if (rc == PQ_OK)
-		rc = store_dep_state_parse(cv(r, 1), &st);
+		rc = store_dep_state_parse(store__col(r, 1), &st);
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 2, &n);
+		rc = store__col_i64(r, 2, &n);
 	return rc == PQ_OK ? c->fn(phase, st, n, c->user) : rc;
 }
 
@@ -848,25 +714,25 @@ static int target_row(const store_row *r, void *user)
 	target_ctx *c = user;
 	store_target t;
 	memset(&t, 0, sizeof(t));
-	int rc = cp_str(r, 0, t.vin, sizeof(t.vin));
+	int rc = store__col_copy(r, 0, t.vin, sizeof(t.vin));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 1, t.ecu_id, sizeof(t.ecu_id));
+		rc = store__col_copy(r, 1, t.ecu_id, sizeof(t.ecu_id));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 2, t.release_id, sizeof(t.release_id));
+		rc = store__col_copy(r, 2, t.release_id, sizeof(t.release_id));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 3, t.hardware_id, sizeof(t.hardware_id));
+		rc = store__col_copy(r, 3, t.hardware_id, sizeof(t.hardware_id));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 4, t.software_type, sizeof(t.software_type));
+		rc = store__col_copy(r, 4, t.software_type, sizeof(t.software_type));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 5, t.from_version, sizeof(t.from_version));
+		rc = store__col_copy(r, 5, t.from_version, sizeof(t.from_version));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 6, t.to_version, sizeof(t.to_version));
+		rc = store__col_copy(r, 6, t.to_version, sizeof(t.to_version));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 7, t.package, sizeof(t.package));
+		rc = store__col_copy(r, 7, t.package, sizeof(t.package));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 8, t.file_sha256, sizeof(t.file_sha256));
+		rc = store__col_copy(r, 8, t.file_sha256, sizeof(t.file_sha256));
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 9, &t.file_size);
+		rc = store__col_i64(r, 9, &t.file_size);
 	return rc == PQ_OK ? c->fn(&t, c->user) : rc;
 }
 
@@ -896,7 +762,7 @@ static int update_sets(const store_dep_update *u, char *sql, size_t cap, store_v
 	if (!u)
 		return PQ_OK;
 	if (u->error_code) {
-		int rc = chk_text(u->error_code, STORE_NAME_MAX, false, "error code");
+		int rc = store__check_text(u->error_code, STORE_NAME_MAX, false, "error code");
 		if (rc != PQ_OK)
 			return rc;
 	}
@@ -981,7 +847,8 @@ int store_deployment_transition(store *s, const char *campaign_id, const char *v
 		*changed = false;
 	int rc = dep_key_checks(s, campaign_id, vin, from, to);
 	if (rc == PQ_OK)
-		rc = chk_text(cause ? cause : "", STORE_REASON_MAX, false, "transition cause");
+		rc = store__check_text(cause ? cause : "", STORE_REASON_MAX, false,
+		                       "transition cause");
 	if (rc != PQ_OK)
 		return rc;
 	rc = store_begin(s);
@@ -1032,15 +899,15 @@ static int trans_row(const store_row *r, void *user)
 	trans_ctx *c = user;
 	store_transition t;
 	memset(&t, 0, sizeof(t));
-	int rc = cp_i64(r, 0, &t.seq);
+	int rc = store__col_i64(r, 0, &t.seq);
 	if (rc == PQ_OK)
-		rc = cp_str(r, 1, t.from_state, sizeof(t.from_state));
+		rc = store__col_copy(r, 1, t.from_state, sizeof(t.from_state));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 2, t.to_state, sizeof(t.to_state));
+		rc = store__col_copy(r, 2, t.to_state, sizeof(t.to_state));
 	if (rc == PQ_OK)
-		rc = cp_i64(r, 3, &t.at_ms);
+		rc = store__col_i64(r, 3, &t.at_ms);
 	if (rc == PQ_OK)
-		rc = cp_str(r, 4, t.cause, sizeof(t.cause));
+		rc = store__col_copy(r, 4, t.cause, sizeof(t.cause));
 	return rc == PQ_OK ? c->fn(&t, c->user) : rc;
 }
 
@@ -1089,7 +956,7 @@ static int claim(store *s, const char *instance_id, store_claim_kind kind, const
 		*claimed = 0;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_deployment_claim: no store");
-	int rc = chk_text(instance_id, STORE_INSTANCE_MAX, true, "instance id");
+	int rc = store__check_text(instance_id, STORE_INSTANCE_MAX, true, "instance id");
 	if (rc == PQ_OK && vin)
 		rc = chk_vin(vin);
 	if (rc == PQ_OK && (limit < 1 || limit > STORE_PAGE_MAX))
@@ -1185,7 +1052,7 @@ int store_deployment_release(store *s, const char *campaign_id, const char *vin,
 	if (rc == PQ_OK)
 		rc = chk_vin(vin);
 	if (rc == PQ_OK)
-		rc = chk_text(instance_id, STORE_INSTANCE_MAX, true, "instance id");
+		rc = store__check_text(instance_id, STORE_INSTANCE_MAX, true, "instance id");
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {SV_TEXT(campaign_id), SV_TEXT(vin), SV_TEXT(instance_id)};
@@ -1207,17 +1074,17 @@ static int match_row(const store_row *r, void *user)
 	match_ctx *c = user;
 	store_ecu_match m;
 	memset(&m, 0, sizeof(m));
-	int rc = cp_str(r, 0, m.vin, sizeof(m.vin));
+	int rc = store__col_copy(r, 0, m.vin, sizeof(m.vin));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 1, m.model, sizeof(m.model));
+		rc = store__col_copy(r, 1, m.model, sizeof(m.model));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 2, m.ecu_id, sizeof(m.ecu_id));
+		rc = store__col_copy(r, 2, m.ecu_id, sizeof(m.ecu_id));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 3, m.sw_app, sizeof(m.sw_app));
+		rc = store__col_copy(r, 3, m.sw_app, sizeof(m.sw_app));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 4, m.sw_boot, sizeof(m.sw_boot));
+		rc = store__col_copy(r, 4, m.sw_boot, sizeof(m.sw_boot));
 	if (rc == PQ_OK)
-		rc = cp_str(r, 5, m.sw_cal, sizeof(m.sw_cal));
+		rc = store__col_copy(r, 5, m.sw_cal, sizeof(m.sw_cal));
 	return rc == PQ_OK ? c->fn(&m, c->user) : rc;
 }
 
@@ -1226,7 +1093,7 @@ int store_ecu_by_hardware(store *s, const char *hardware_id, const char *vin,
 {
 	if (!s || !fn)
 		return pq_err_set(PQ_ERR_INVAL, "store_ecu_by_hardware: bad arguments");
-	int rc = chk_text(hardware_id, STORE_NAME_MAX, true, "hardware id");
+	int rc = store__check_text(hardware_id, STORE_NAME_MAX, true, "hardware id");
 	if (rc == PQ_OK && vin)
 		rc = chk_vin(vin);
 	if (rc != PQ_OK)
@@ -1253,7 +1120,7 @@ int store_msg_seen(store *s, const char *vin, const char *message_id, int64_t no
 	*duplicate = false;
 	int rc = chk_vin(vin);
 	if (rc == PQ_OK)
-		rc = chk_text(message_id, STORE_MSG_ID_MAX, true, "message id");
+		rc = store__check_text(message_id, STORE_MSG_ID_MAX, true, "message id");
 	if (rc != PQ_OK)
 		return rc;
 	int64_t changes = 0;
@@ -1281,7 +1148,7 @@ static int uptane_key(const char *repo, const char *vin, const char *role)
 {
 	if (!repo || (strcmp(repo, "image") != 0 && strcmp(repo, "director") != 0))
 		return pq_err_set(PQ_ERR_INVAL, "Uptane repository not image or director");
-	int rc = chk_text(vin, STORE_VIN_MAX, false, "VIN");
+	int rc = store__check_text(vin, STORE_VIN_MAX, false, "VIN");
 	if (rc != PQ_OK)
 		return rc;
 	/* the image repository has no VIN; director metadata is per VIN, except the director
@@ -1308,7 +1175,7 @@ int store_uptane_put(store *s, const char *repo, const char *vin, const char *ro
 	if (rc == PQ_OK && version < 1)
 		rc = pq_err_set(PQ_ERR_INVAL, "Uptane version %lld < 1", (long long)version);
 	if (rc == PQ_OK)
-		rc = chk_json(body, STORE_UPTANE_MAX, "Uptane metadata");
+		rc = store__check_json(body, STORE_UPTANE_MAX, "Uptane metadata");
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {SV_TEXT(repo),   SV_TEXT(vin),  SV_TEXT(role),
@@ -1332,9 +1199,9 @@ static int uptane_row(const store_row *r, void *user)
 {
 	uptane_ctx *c = user;
 	c->found = true;
-	int rc = cp_i64(r, 0, &c->version);
+	int rc = store__col_i64(r, 0, &c->version);
 	if (rc == PQ_OK)
-		rc = cp_dup(r, 1, &c->body);
+		rc = store__col_dup(r, 1, &c->body);
 	return rc;
 }
 

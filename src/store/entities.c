@@ -13,7 +13,7 @@
 
 /* Whether s[0..n) is UTF-8 (no overlong forms, surrogates or code points past U+10FFFF):
  * PostgreSQL refuses anything else, SQLite would store it; both refuse it here. */
-static bool utf8_valid(const unsigned char *s, size_t n)
+bool store__utf8_valid(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -52,7 +52,7 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 
 /* A UTF-8 string of at most max bytes (required: at least one). Reads at most max + 1
  * bytes, so a fixed-size field without its NUL is rejected rather than overrun. */
-static int check_text(const char *v, size_t max, bool required, const char *what)
+int store__check_text(const char *v, size_t max, bool required, const char *what)
 {
 	if (!v)
 		return pq_err_set(PQ_ERR_INVAL, "%s: missing", what);
@@ -61,13 +61,13 @@ static int check_text(const char *v, size_t max, bool required, const char *what
 		return pq_err_set(PQ_ERR_INVAL, "%s: longer than %zu bytes", what, max);
 	if (required && n == 0)
 		return pq_err_set(PQ_ERR_INVAL, "%s: empty", what);
-	if (!utf8_valid((const unsigned char *)v, n))
+	if (!store__utf8_valid((const unsigned char *)v, n))
 		return pq_err_set(PQ_ERR_INVAL, "%s: not UTF-8", what);
 	return PQ_OK;
 }
 
 /* A SHA-256 as 64 lowercase hex digits (or "" when allow_empty). */
-static int check_sha256(const char *v, bool allow_empty, const char *what)
+int store__check_sha256(const char *v, bool allow_empty, const char *what)
 {
 	if (!v)
 		return pq_err_set(PQ_ERR_INVAL, "%s: missing", what);
@@ -83,7 +83,7 @@ static int check_sha256(const char *v, bool allow_empty, const char *what)
 }
 
 /* Optional JSON text (NULL allowed) of at most max bytes. */
-static int check_json(const char *v, size_t max, const char *what)
+int store__check_json(const char *v, size_t max, const char *what)
 {
 	if (!v)
 		return PQ_OK;
@@ -106,7 +106,7 @@ static int check_time(int64_t ms, const char *what)
 	return PQ_OK;
 }
 
-static int page_args(const store_page *pg, int64_t *limit, int64_t *offset)
+int store__page_args(const store_page *pg, int64_t *limit, int64_t *offset)
 {
 	*limit = STORE_PAGE_DEFAULT;
 	*offset = 0;
@@ -125,15 +125,15 @@ static int page_args(const store_page *pg, int64_t *limit, int64_t *offset)
 
 /* ---- row decoding -------------------------------------------------------------------- */
 
-static const char *col(const store_row *r, int i)
+const char *store__col(const store_row *r, int i)
 {
 	return i < r->ncols ? r->cols[i] : NULL;
 }
 
 /* Copies a column into a fixed buffer; a value that does not fit is an error (never cut). */
-static int col_copy(const store_row *r, int i, char *dst, size_t cap)
+int store__col_copy(const store_row *r, int i, char *dst, size_t cap)
 {
-	const char *v = col(r, i);
+	const char *v = store__col(r, i);
 	if (!v) {
 		dst[0] = '\0';
 		return PQ_OK;
@@ -146,9 +146,9 @@ static int col_copy(const store_row *r, int i, char *dst, size_t cap)
 	return PQ_OK;
 }
 
-static int col_dup(const store_row *r, int i, char **dst)
+int store__col_dup(const store_row *r, int i, char **dst)
 {
-	const char *v = col(r, i);
+	const char *v = store__col(r, i);
 	*dst = NULL;
 	if (!v)
 		return PQ_OK;
@@ -158,17 +158,17 @@ static int col_dup(const store_row *r, int i, char **dst)
 	return PQ_OK;
 }
 
-static int col_i64(const store_row *r, int i, int64_t *out)
+int store__col_i64(const store_row *r, int i, int64_t *out)
 {
-	const char *v = col(r, i);
+	const char *v = store__col(r, i);
 	*out = 0;
 	return v ? store__parse_i64(v, out) : PQ_OK;
 }
 
-static int col_int(const store_row *r, int i, int *out)
+int store__col_int(const store_row *r, int i, int *out)
 {
 	int64_t v = 0;
-	int rc = col_i64(r, i, &v);
+	int rc = store__col_i64(r, i, &v);
 	if (rc == PQ_OK && (v < -2147483647 - 1 || v > 2147483647))
 		rc = pq_err_set(PQ_ERR_FORMAT, "stored integer %lld out of range", (long long)v);
 	*out = (int)v;
@@ -224,25 +224,25 @@ void store_vehicle_clear(store_vehicle *v)
 static int row_vehicle(const store_row *r, store_vehicle *v)
 {
 	int64_t online = 0;
-	int rc = col_copy(r, 0, v->vin, sizeof(v->vin));
+	int rc = store__col_copy(r, 0, v->vin, sizeof(v->vin));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 1, v->model, sizeof(v->model));
+		rc = store__col_copy(r, 1, v->model, sizeof(v->model));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 2, v->cert_pem_sha256, sizeof(v->cert_pem_sha256));
+		rc = store__col_copy(r, 2, v->cert_pem_sha256, sizeof(v->cert_pem_sha256));
 	if (rc == PQ_OK)
-		rc = col_dup(r, 3, &v->kem_x25519_pub);
+		rc = store__col_dup(r, 3, &v->kem_x25519_pub);
 	if (rc == PQ_OK)
-		rc = col_dup(r, 4, &v->kem_mlkem_pub);
+		rc = store__col_dup(r, 4, &v->kem_mlkem_pub);
 	if (rc == PQ_OK)
-		rc = col_i64(r, 5, &online);
+		rc = store__col_i64(r, 5, &online);
 	if (rc == PQ_OK)
-		rc = col_i64(r, 6, &v->last_seen_ms);
+		rc = store__col_i64(r, 6, &v->last_seen_ms);
 	if (rc == PQ_OK)
-		rc = col_i64(r, 7, &v->boot_seq);
+		rc = store__col_i64(r, 7, &v->boot_seq);
 	if (rc == PQ_OK)
-		rc = col_dup(r, 8, &v->last_vci);
+		rc = store__col_dup(r, 8, &v->last_vci);
 	if (rc == PQ_OK)
-		rc = col_i64(r, 9, &v->created_ms);
+		rc = store__col_i64(r, 9, &v->created_ms);
 	v->online = online != 0;
 	if (rc != PQ_OK)
 		store_vehicle_clear(v);
@@ -251,7 +251,7 @@ static int row_vehicle(const store_row *r, store_vehicle *v)
 
 static int check_vin(const char *vin)
 {
-	return check_text(vin, STORE_VIN_MAX, true, "VIN");
+	return store__check_text(vin, STORE_VIN_MAX, true, "VIN");
 }
 
 int store_vehicle_insert(store *s, const store_vehicle *v)
@@ -260,15 +260,16 @@ int store_vehicle_insert(store *s, const store_vehicle *v)
 		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_insert: bad arguments");
 	int rc = check_vin(v->vin);
 	if (rc == PQ_OK)
-		rc = check_text(v->model, STORE_NAME_MAX, false, "model");
+		rc = store__check_text(v->model, STORE_NAME_MAX, false, "model");
 	if (rc == PQ_OK)
-		rc = check_sha256(v->cert_pem_sha256, true, "certificate fingerprint");
+		rc = store__check_sha256(v->cert_pem_sha256, true, "certificate fingerprint");
 	if (rc == PQ_OK && v->kem_x25519_pub)
-		rc = check_text(v->kem_x25519_pub, STORE_PEM_MAX, false, "X25519 public key");
+		rc =
+		    store__check_text(v->kem_x25519_pub, STORE_PEM_MAX, false, "X25519 public key");
 	if (rc == PQ_OK && v->kem_mlkem_pub)
-		rc = check_text(v->kem_mlkem_pub, STORE_PEM_MAX, false, "ML-KEM public key");
+		rc = store__check_text(v->kem_mlkem_pub, STORE_PEM_MAX, false, "ML-KEM public key");
 	if (rc == PQ_OK)
-		rc = check_json(v->last_vci, STORE_VCI_MAX, "VCI");
+		rc = store__check_json(v->last_vci, STORE_VCI_MAX, "VCI");
 	if (rc == PQ_OK)
 		rc = check_time(v->last_seen_ms, "last seen");
 	if (rc == PQ_OK)
@@ -357,11 +358,11 @@ int store_vehicle_list(store *s, const store_vehicle_filter *f, const store_page
 		*total = 0;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_list: no store");
-	int rc = page_args(pg, &limit, &offset);
+	int rc = store__page_args(pg, &limit, &offset);
 	if (rc != PQ_OK)
 		return rc;
 	if (f && f->model) {
-		rc = check_text(f->model, STORE_NAME_MAX, false, "model filter");
+		rc = store__check_text(f->model, STORE_NAME_MAX, false, "model filter");
 		if (rc != PQ_OK)
 			return rc;
 		strncat(where, np ? " AND model = ?" : " WHERE model = ?",
@@ -379,7 +380,7 @@ int store_vehicle_list(store *s, const store_vehicle_filter *f, const store_page
 		return pq_err_set(PQ_ERR_INVAL, "online filter %d not -1, 0 or 1", f->online);
 	}
 	if (f && f->vin_prefix && f->vin_prefix[0]) {
-		rc = check_text(f->vin_prefix, STORE_VIN_MAX, false, "VIN prefix");
+		rc = store__check_text(f->vin_prefix, STORE_VIN_MAX, false, "VIN prefix");
 		if (rc != PQ_OK)
 			return rc;
 		/* substr and length count characters on both backends; LIKE would not do:
@@ -477,25 +478,25 @@ typedef struct {
 
 static int row_ecu(const store_row *r, store_ecu *e)
 {
-	int rc = col_copy(r, 0, e->vin, sizeof(e->vin));
+	int rc = store__col_copy(r, 0, e->vin, sizeof(e->vin));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 1, e->ecu_id, sizeof(e->ecu_id));
+		rc = store__col_copy(r, 1, e->ecu_id, sizeof(e->ecu_id));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 2, e->hardware_id, sizeof(e->hardware_id));
+		rc = store__col_copy(r, 2, e->hardware_id, sizeof(e->hardware_id));
 	if (rc == PQ_OK)
-		rc = col_int(r, 3, &e->zone);
+		rc = store__col_int(r, 3, &e->zone);
 	if (rc == PQ_OK)
-		rc = col_copy(r, 4, e->sw_app, sizeof(e->sw_app));
+		rc = store__col_copy(r, 4, e->sw_app, sizeof(e->sw_app));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 5, e->sw_boot, sizeof(e->sw_boot));
+		rc = store__col_copy(r, 5, e->sw_boot, sizeof(e->sw_boot));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 6, e->sw_cal, sizeof(e->sw_cal));
+		rc = store__col_copy(r, 6, e->sw_cal, sizeof(e->sw_cal));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 7, e->serial, sizeof(e->serial));
+		rc = store__col_copy(r, 7, e->serial, sizeof(e->serial));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 8, e->bank, sizeof(e->bank));
+		rc = store__col_copy(r, 8, e->bank, sizeof(e->bank));
 	if (rc == PQ_OK)
-		rc = col_i64(r, 9, &e->updated_ms);
+		rc = store__col_i64(r, 9, &e->updated_ms);
 	return rc;
 }
 
@@ -503,21 +504,21 @@ static int check_ecu(const store_ecu *e)
 {
 	int rc = check_vin(e->vin);
 	if (rc == PQ_OK)
-		rc = check_text(e->ecu_id, STORE_NAME_MAX, true, "ECU id");
+		rc = store__check_text(e->ecu_id, STORE_NAME_MAX, true, "ECU id");
 	if (rc == PQ_OK)
-		rc = check_text(e->hardware_id, STORE_NAME_MAX, false, "hardware id");
+		rc = store__check_text(e->hardware_id, STORE_NAME_MAX, false, "hardware id");
 	if (rc == PQ_OK && (e->zone < 0 || e->zone > ZONE_MAX))
 		rc = pq_err_set(PQ_ERR_INVAL, "zone %d outside 0..%d", e->zone, ZONE_MAX);
 	if (rc == PQ_OK)
-		rc = check_text(e->sw_app, STORE_VERSION_MAX, false, "APP version");
+		rc = store__check_text(e->sw_app, STORE_VERSION_MAX, false, "APP version");
 	if (rc == PQ_OK)
-		rc = check_text(e->sw_boot, STORE_VERSION_MAX, false, "BOOT version");
+		rc = store__check_text(e->sw_boot, STORE_VERSION_MAX, false, "BOOT version");
 	if (rc == PQ_OK)
-		rc = check_text(e->sw_cal, STORE_VERSION_MAX, false, "CAL version");
+		rc = store__check_text(e->sw_cal, STORE_VERSION_MAX, false, "CAL version");
 	if (rc == PQ_OK)
-		rc = check_text(e->serial, STORE_NAME_MAX, false, "serial");
+		rc = store__check_text(e->serial, STORE_NAME_MAX, false, "serial");
 	if (rc == PQ_OK)
-		rc = check_text(e->bank, sizeof(e->bank) - 1, false, "bank");
+		rc = store__check_text(e->bank, sizeof(e->bank) - 1, false, "bank");
 	if (rc == PQ_OK)
 		rc = check_time(e->updated_ms, "updated");
 	return rc;
@@ -682,7 +683,7 @@ int store_ecu_get(store *s, const char *vin, const char *ecu_id, store_ecu *out)
 	memset(out, 0, sizeof(*out));
 	int rc = check_vin(vin);
 	if (rc == PQ_OK)
-		rc = check_text(ecu_id, STORE_NAME_MAX, true, "ECU id");
+		rc = store__check_text(ecu_id, STORE_NAME_MAX, true, "ECU id");
 	if (rc == PQ_OK)
 		rc = ecu_read(s, vin, ecu_id, false, out, &found);
 	if (rc == PQ_OK && !found)
@@ -716,7 +717,7 @@ int store_ecu_list(store *s, const char *vin, const store_page *pg,
 		return pq_err_set(PQ_ERR_INVAL, "store_ecu_list: no store");
 	int rc = check_vin(vin);
 	if (rc == PQ_OK)
-		rc = page_args(pg, &limit, &offset);
+		rc = store__page_args(pg, &limit, &offset);
 	if (rc == PQ_OK)
 		rc = vehicle_exists(s, vin);
 	store_val p[] = {SV_TEXT(vin), SV_INT(0), SV_INT(0)};
@@ -743,15 +744,15 @@ static int history_row(const store_row *r, void *user)
 	history_ctx *c = user;
 	store_ecu_change ch;
 	memset(&ch, 0, sizeof(ch));
-	int rc = col_copy(r, 0, ch.software_type, sizeof(ch.software_type));
+	int rc = store__col_copy(r, 0, ch.software_type, sizeof(ch.software_type));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 1, ch.from_version, sizeof(ch.from_version));
+		rc = store__col_copy(r, 1, ch.from_version, sizeof(ch.from_version));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 2, ch.to_version, sizeof(ch.to_version));
+		rc = store__col_copy(r, 2, ch.to_version, sizeof(ch.to_version));
 	if (rc == PQ_OK)
-		rc = col_i64(r, 3, &ch.at_ms);
+		rc = store__col_i64(r, 3, &ch.at_ms);
 	if (rc == PQ_OK)
-		rc = col_copy(r, 4, ch.ecu_id, sizeof(ch.ecu_id));
+		rc = store__col_copy(r, 4, ch.ecu_id, sizeof(ch.ecu_id));
 	return rc == PQ_OK ? c->fn(&ch, c->user) : rc;
 }
 
@@ -766,9 +767,9 @@ int store_ecu_history(store *s, const char *vin, const char *ecu_id, const store
 		return pq_err_set(PQ_ERR_INVAL, "store_ecu_history: no store");
 	int rc = check_vin(vin);
 	if (rc == PQ_OK)
-		rc = check_text(ecu_id, STORE_NAME_MAX, true, "ECU id");
+		rc = store__check_text(ecu_id, STORE_NAME_MAX, true, "ECU id");
 	if (rc == PQ_OK)
-		rc = page_args(pg, &limit, &offset);
+		rc = store__page_args(pg, &limit, &offset);
 	store_val p[] = {SV_TEXT(vin), SV_TEXT(ecu_id), SV_INT(0), SV_INT(0)};
 	if (rc == PQ_OK)
 		rc = exists(s, "SELECT COUNT(*) FROM ecus WHERE vin = ? AND ecu_id = ?", p, 2,
@@ -801,7 +802,7 @@ int store_vehicle_history(store *s, const char *vin, const store_page *pg,
 		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_history: no store");
 	int rc = check_vin(vin);
 	if (rc == PQ_OK)
-		rc = page_args(pg, &limit, &offset);
+		rc = store__page_args(pg, &limit, &offset);
 	store_val p[] = {SV_TEXT(vin), SV_INT(0), SV_INT(0)};
 	if (rc == PQ_OK)
 		rc = exists(s, "SELECT COUNT(*) FROM vehicles WHERE vin = ?", p, 1, &found);
@@ -986,7 +987,7 @@ int store_vehicle_set_vci(store *s, const char *vin, const char *vci_json, int64
 		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_set_vci: no store");
 	int rc = check_vin(vin);
 	if (rc == PQ_OK)
-		rc = check_text(vci_json, STORE_VCI_MAX, true, "VCI");
+		rc = store__check_text(vci_json, STORE_VCI_MAX, true, "VCI");
 	if (rc == PQ_OK)
 		rc = check_time(when_ms, "VCI time");
 	if (rc == PQ_OK)
@@ -1030,39 +1031,39 @@ void store_release_clear(store_release *r)
 
 static int row_release(const store_row *row, store_release *r)
 {
-	int rc = col_copy(row, 0, r->id, sizeof(r->id));
+	int rc = store__col_copy(row, 0, r->id, sizeof(r->id));
 	if (rc == PQ_OK)
-		rc = col_copy(row, 1, r->title, sizeof(r->title));
+		rc = store__col_copy(row, 1, r->title, sizeof(r->title));
 	if (rc == PQ_OK)
-		rc = col_dup(row, 2, &r->notes);
+		rc = store__col_dup(row, 2, &r->notes);
 	if (rc == PQ_OK)
-		rc = col_copy(row, 3, r->version, sizeof(r->version));
+		rc = store__col_copy(row, 3, r->version, sizeof(r->version));
 	if (rc == PQ_OK)
-		rc = col_copy(row, 4, r->hardware_id, sizeof(r->hardware_id));
+		rc = store__col_copy(row, 4, r->hardware_id, sizeof(r->hardware_id));
 	if (rc == PQ_OK)
-		rc = col_copy(row, 5, r->software_type, sizeof(r->software_type));
+		rc = store__col_copy(row, 5, r->software_type, sizeof(r->software_type));
 	if (rc == PQ_OK)
-		rc = col_copy(row, 6, r->ecu_id, sizeof(r->ecu_id));
+		rc = store__col_copy(row, 6, r->ecu_id, sizeof(r->ecu_id));
 	if (rc == PQ_OK)
-		rc = col_copy(row, 7, r->file_sha256, sizeof(r->file_sha256));
+		rc = store__col_copy(row, 7, r->file_sha256, sizeof(r->file_sha256));
 	if (rc == PQ_OK)
-		rc = col_i64(row, 8, &r->file_size);
+		rc = store__col_i64(row, 8, &r->file_size);
 	if (rc == PQ_OK)
-		rc = col_copy(row, 9, r->image_sha256, sizeof(r->image_sha256));
+		rc = store__col_copy(row, 9, r->image_sha256, sizeof(r->image_sha256));
 	if (rc == PQ_OK)
-		rc = col_i64(row, 10, &r->image_size);
+		rc = store__col_i64(row, 10, &r->image_size);
 	if (rc == PQ_OK)
-		rc = col_copy(row, 11, r->delta_base_version, sizeof(r->delta_base_version));
+		rc = store__col_copy(row, 11, r->delta_base_version, sizeof(r->delta_base_version));
 	if (rc == PQ_OK)
-		rc = col_copy(row, 12, r->delta_file_sha256, sizeof(r->delta_file_sha256));
+		rc = store__col_copy(row, 12, r->delta_file_sha256, sizeof(r->delta_file_sha256));
 	if (rc == PQ_OK)
-		rc = col_i64(row, 13, &r->delta_file_size);
+		rc = store__col_i64(row, 13, &r->delta_file_size);
 	if (rc == PQ_OK)
-		rc = col_copy(row, 14, r->delta_base_sha256, sizeof(r->delta_base_sha256));
+		rc = store__col_copy(row, 14, r->delta_base_sha256, sizeof(r->delta_base_sha256));
 	if (rc == PQ_OK)
-		rc = col_i64(row, 15, &r->created_ms);
+		rc = store__col_i64(row, 15, &r->created_ms);
 	if (rc == PQ_OK)
-		rc = col_copy(row, 16, r->created_by, sizeof(r->created_by));
+		rc = store__col_copy(row, 16, r->created_by, sizeof(r->created_by));
 	if (rc != PQ_OK)
 		store_release_clear(r);
 	return rc;
@@ -1070,36 +1071,37 @@ static int row_release(const store_row *row, store_release *r)
 
 static int check_release(const store_release *r)
 {
-	int rc = check_text(r->id, STORE_ID_MAX, true, "release id");
+	int rc = store__check_text(r->id, STORE_ID_MAX, true, "release id");
 	if (rc == PQ_OK)
-		rc = check_text(r->title, STORE_TITLE_MAX, true, "title");
+		rc = store__check_text(r->title, STORE_TITLE_MAX, true, "title");
 	if (rc == PQ_OK && r->notes)
-		rc = check_text(r->notes, STORE_TEXT_MAX, false, "notes");
+		rc = store__check_text(r->notes, STORE_TEXT_MAX, false, "notes");
 	if (rc == PQ_OK)
-		rc = check_text(r->version, STORE_VERSION_MAX, true, "version");
+		rc = store__check_text(r->version, STORE_VERSION_MAX, true, "version");
 	if (rc == PQ_OK)
-		rc = check_text(r->hardware_id, STORE_NAME_MAX, true, "hardware id");
+		rc = store__check_text(r->hardware_id, STORE_NAME_MAX, true, "hardware id");
 	if (rc == PQ_OK)
-		rc = check_text(r->software_type, sizeof(r->software_type) - 1, true,
-		                "software type");
+		rc = store__check_text(r->software_type, sizeof(r->software_type) - 1, true,
+		                       "software type");
 	if (rc == PQ_OK)
-		rc = check_text(r->ecu_id, STORE_NAME_MAX, true, "ECU id");
+		rc = store__check_text(r->ecu_id, STORE_NAME_MAX, true, "ECU id");
 	if (rc == PQ_OK)
-		rc = check_sha256(r->file_sha256, false, "package SHA-256");
+		rc = store__check_sha256(r->file_sha256, false, "package SHA-256");
 	if (rc == PQ_OK && r->file_size <= 0)
 		rc = pq_err_set(PQ_ERR_INVAL, "package size %lld", (long long)r->file_size);
 	if (rc == PQ_OK)
-		rc = check_sha256(r->image_sha256, false, "image SHA-256");
+		rc = store__check_sha256(r->image_sha256, false, "image SHA-256");
 	if (rc == PQ_OK && r->image_size < 0)
 		rc = pq_err_set(PQ_ERR_INVAL, "image size %lld", (long long)r->image_size);
 	if (rc == PQ_OK)
-		rc = check_text(r->delta_base_version, STORE_VERSION_MAX, false, "delta base");
+		rc = store__check_text(r->delta_base_version, STORE_VERSION_MAX, false,
+		                       "delta base");
 	if (rc != PQ_OK)
 		return rc;
 	bool delta = r->delta_base_version[0] != '\0';
-	rc = check_sha256(r->delta_file_sha256, !delta, "delta SHA-256");
+	rc = store__check_sha256(r->delta_file_sha256, !delta, "delta SHA-256");
 	if (rc == PQ_OK)
-		rc = check_sha256(r->delta_base_sha256, !delta, "delta base SHA-256");
+		rc = store__check_sha256(r->delta_base_sha256, !delta, "delta base SHA-256");
 	if (rc == PQ_OK && delta && r->delta_file_size <= 0)
 		rc = pq_err_set(PQ_ERR_INVAL, "delta size %lld", (long long)r->delta_file_size);
 	if (rc == PQ_OK && !delta &&
@@ -1108,7 +1110,7 @@ static int check_release(const store_release *r)
 	if (rc == PQ_OK)
 		rc = check_time(r->created_ms, "created");
 	if (rc == PQ_OK)
-		rc = check_text(r->created_by, STORE_NAME_MAX, false, "created by");
+		rc = store__check_text(r->created_by, STORE_NAME_MAX, false, "created by");
 	return rc;
 }
 
@@ -1165,7 +1167,7 @@ int store_release_get(store *s, const char *id, store_release *out)
 	if (!s || !out)
 		return pq_err_set(PQ_ERR_INVAL, "store_release_get: bad arguments");
 	memset(out, 0, sizeof(*out));
-	int rc = check_text(id, STORE_ID_MAX, true, "release id");
+	int rc = store__check_text(id, STORE_ID_MAX, true, "release id");
 	if (rc != PQ_OK)
 		return rc;
 	release_get_ctx c = {.out = out};
@@ -1207,9 +1209,9 @@ int store_release_list(store *s, const char *hardware_id, const store_page *pg,
 		*total = 0;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_release_list: no store");
-	int rc = page_args(pg, &limit, &offset);
+	int rc = store__page_args(pg, &limit, &offset);
 	if (rc == PQ_OK && hardware_id)
-		rc = check_text(hardware_id, STORE_NAME_MAX, false, "hardware id");
+		rc = store__check_text(hardware_id, STORE_NAME_MAX, false, "hardware id");
 	if (rc != PQ_OK)
 		return rc;
 	const char *where = hardware_id ? " WHERE hardware_id = ?" : "";
@@ -1234,7 +1236,7 @@ int store_release_delete(store *s, const char *id)
 	int64_t used = 0, changes = 0;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_release_delete: no store");
-	int rc = check_text(id, STORE_ID_MAX, true, "release id");
+	int rc = store__check_text(id, STORE_ID_MAX, true, "release id");
 	if (rc != PQ_OK)
 		return rc;
 	rc = store_begin(s);
@@ -1264,7 +1266,7 @@ int store_file_known(store *s, const char *sha256, bool *known)
 	if (!s || !known)
 		return pq_err_set(PQ_ERR_INVAL, "store_file_known: bad arguments");
 	*known = false;
-	int rc = check_sha256(sha256, false, "file SHA-256");
+	int rc = store__check_sha256(sha256, false, "file SHA-256");
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {SV_TEXT(sha256), SV_TEXT(sha256)};
@@ -1301,22 +1303,22 @@ int store_role_parse(const char *s, store_role *out)
 
 static int row_apikey(const store_row *r, store_apikey *k)
 {
-	int rc = col_copy(r, 0, k->id, sizeof(k->id));
+	int rc = store__col_copy(r, 0, k->id, sizeof(k->id));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 1, k->name, sizeof(k->name));
+		rc = store__col_copy(r, 1, k->name, sizeof(k->name));
 	if (rc == PQ_OK) {
-		const char *role = col(r, 2);
+		const char *role = store__col(r, 2);
 		rc = store_role_parse(role ? role : "", &k->role);
 		if (rc != PQ_OK)
 			rc = pq_err_set(PQ_ERR_FORMAT, "stored role '%.32s' unknown",
 			                role ? role : "");
 	}
 	if (rc == PQ_OK)
-		rc = col_copy(r, 3, k->key_sha256, sizeof(k->key_sha256));
+		rc = store__col_copy(r, 3, k->key_sha256, sizeof(k->key_sha256));
 	if (rc == PQ_OK)
-		rc = col_i64(r, 4, &k->created_ms);
+		rc = store__col_i64(r, 4, &k->created_ms);
 	if (rc == PQ_OK)
-		rc = col_i64(r, 5, &k->revoked_ms);
+		rc = store__col_i64(r, 5, &k->revoked_ms);
 	return rc;
 }
 
@@ -1324,13 +1326,13 @@ int store_apikey_insert(store *s, const store_apikey *k)
 {
 	if (!s || !k)
 		return pq_err_set(PQ_ERR_INVAL, "store_apikey_insert: bad arguments");
-	int rc = check_text(k->id, STORE_ID_MAX, true, "API key id");
+	int rc = store__check_text(k->id, STORE_ID_MAX, true, "API key id");
 	if (rc == PQ_OK)
-		rc = check_text(k->name, STORE_NAME_MAX, true, "API key name");
+		rc = store__check_text(k->name, STORE_NAME_MAX, true, "API key name");
 	if (rc == PQ_OK && ((int)k->role < 0 || k->role > STORE_ROLE_ADMIN))
 		rc = pq_err_set(PQ_ERR_INVAL, "API key role %d", (int)k->role);
 	if (rc == PQ_OK)
-		rc = check_sha256(k->key_sha256, false, "API key hash");
+		rc = store__check_sha256(k->key_sha256, false, "API key hash");
 	if (rc == PQ_OK)
 		rc = check_time(k->created_ms, "created");
 	if (rc == PQ_OK)
@@ -1367,7 +1369,7 @@ int store_apikey_find(store *s, const char *key_sha256, store_apikey *out)
 	if (!s || !out)
 		return pq_err_set(PQ_ERR_INVAL, "store_apikey_find: bad arguments");
 	memset(out, 0, sizeof(*out));
-	int rc = check_sha256(key_sha256, false, "API key hash");
+	int rc = store__check_sha256(key_sha256, false, "API key hash");
 	if (rc != PQ_OK)
 		return rc;
 	apikey_get_ctx c = {.out = out};
@@ -1389,7 +1391,7 @@ int store_apikey_revoke(store *s, const char *id, int64_t when_ms)
 	bool found = false;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_apikey_revoke: no store");
-	int rc = check_text(id, STORE_ID_MAX, true, "API key id");
+	int rc = store__check_text(id, STORE_ID_MAX, true, "API key id");
 	if (rc == PQ_OK && when_ms <= 0)
 		rc = pq_err_set(PQ_ERR_INVAL, "revocation time must be positive");
 	if (rc != PQ_OK)
@@ -1438,13 +1440,13 @@ int store_audit_append(store *s, const char *actor, const char *action, const ch
 		return pq_err_set(PQ_ERR_INVAL, "store_audit_append: no store");
 	if (!target)
 		target = "";
-	int rc = check_text(actor, STORE_ACTOR_MAX, true, "audit actor");
+	int rc = store__check_text(actor, STORE_ACTOR_MAX, true, "audit actor");
 	if (rc == PQ_OK)
-		rc = check_text(action, STORE_NAME_MAX, true, "audit action");
+		rc = store__check_text(action, STORE_NAME_MAX, true, "audit action");
 	if (rc == PQ_OK)
-		rc = check_text(target, STORE_TARGET_MAX, false, "audit target");
+		rc = store__check_text(target, STORE_TARGET_MAX, false, "audit target");
 	if (rc == PQ_OK)
-		rc = check_json(detail_json, STORE_TEXT_MAX, "audit detail");
+		rc = store__check_json(detail_json, STORE_TEXT_MAX, "audit detail");
 	if (rc == PQ_OK)
 		rc = check_time(at_ms, "audit time");
 	if (rc != PQ_OK)
@@ -1467,17 +1469,17 @@ static int audit_row(const store_row *r, void *user)
 	audit_list_ctx *c = user;
 	store_audit a;
 	memset(&a, 0, sizeof(a));
-	int rc = col_i64(r, 0, &a.id);
+	int rc = store__col_i64(r, 0, &a.id);
 	if (rc == PQ_OK)
-		rc = col_i64(r, 1, &a.at_ms);
+		rc = store__col_i64(r, 1, &a.at_ms);
 	if (rc == PQ_OK)
-		rc = col_copy(r, 2, a.actor, sizeof(a.actor));
+		rc = store__col_copy(r, 2, a.actor, sizeof(a.actor));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 3, a.action, sizeof(a.action));
+		rc = store__col_copy(r, 3, a.action, sizeof(a.action));
 	if (rc == PQ_OK)
-		rc = col_copy(r, 4, a.target, sizeof(a.target));
+		rc = store__col_copy(r, 4, a.target, sizeof(a.target));
 	if (rc == PQ_OK)
-		rc = col_dup(r, 5, &a.detail);
+		rc = store__col_dup(r, 5, &a.detail);
 	if (rc == PQ_OK)
 		rc = c->fn(&a, c->user);
 	free(a.detail);
@@ -1492,7 +1494,7 @@ int store_audit_list(store *s, const store_page *pg, int (*fn)(const store_audit
 		*total = 0;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_audit_list: no store");
-	int rc = page_args(pg, &limit, &offset);
+	int rc = store__page_args(pg, &limit, &offset);
 	if (rc == PQ_OK)
 		rc = count_rows(s, "audit_log", NULL, 0, total);
 	if (rc != PQ_OK || !fn)

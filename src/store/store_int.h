@@ -53,4 +53,22 @@ int store__query_int(store *s, const char *sql, const store_val *params, int npa
 /* Strict decimal int64 parsing of a column value. */
 int store__parse_i64(const char *text, int64_t *out) PQ_MUST_CHECK;
 
+/* Input checks and row decoding shared by the entity modules (entities.c, campaigns.c). */
+bool store__utf8_valid(const unsigned char *s, size_t n);
+/* A UTF-8 string of at most max bytes (required: at least one); reads at most max + 1. */
+int store__check_text(const char *v, size_t max, bool required, const char *what) PQ_MUST_CHECK;
+/* 64 lowercase hex digits (or "" when allow_empty). */
+int store__check_sha256(const char *v, bool allow_empty, const char *what) PQ_MUST_CHECK;
+/* Optional JSON text (NULL allowed) of at most max bytes. */
+int store__check_json(const char *v, size_t max, const char *what) PQ_MUST_CHECK;
+/* A page's limit (0: the default) and offset, checked. */
+int store__page_args(const store_page *pg, int64_t *limit, int64_t *offset) PQ_MUST_CHECK;
+/* Column i of a row (NULL when SQL NULL or absent) and its copies: into a fixed buffer (too
+ * long is an error, never cut), malloc'd, as integers. */
+const char *store__col(const store_row *r, int i);
+int store__col_copy(const store_row *r, int i, char *dst, size_t cap) PQ_MUST_CHECK;
+int store__col_dup(const store_row *r, int i, char **dst) PQ_MUST_CHECK;
+int store__col_i64(const store_row *r, int i, int64_t *out) PQ_MUST_CHECK;
+int store__col_int(const store_row *r, int i, int *out) PQ_MUST_CHECK;
+
 #endif
