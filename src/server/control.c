@@ -60,13 +60,6 @@ struct ctl {
 	    m_published, m_publish_failed, m_ticks, m_notified, m_timed_out;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- outbound ------------------------------------------------------------------------ */
 
 int srv_publish(srv *s, const char *topic, const char *json, size_t len, int qos, bool retain)
@@ -175,7 +168,7 @@ static int worker_publish(void *user, const char *topic, const char *json, size_
 static int env_metadata(void *user, store *db, const char *campaign_id, const char *vin,
                         json_t **out)
 {
-	return usrv_campaign_metadata(user, db, campaign_id, vin, now_ms(), out);
+	return usrv_campaign_metadata(user, db, campaign_id, vin, msg_now_ms(), out);
 }
 
 static void ctl_env(ctl *c, cmp_env *env)
@@ -220,7 +213,7 @@ static void audit(ctl *c, const char *vin, const char *action, json_t *detail)
 	char actor[64];
 	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
 	snprintf(actor, sizeof(actor), "vehicle:%s", vin);
-	if (store_audit_append(c->db, actor, action, vin, text, now_ms()) != PQ_OK)
+	if (store_audit_append(c->db, actor, action, vin, text, msg_now_ms()) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "audit %s for %s: %s", action, vin, pq_err_detail());
 	free(text);
 	json_decref(detail);
@@ -284,7 +277,7 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 {
 	ctl *c = user;
 	msg_in m;
-	int64_t now = now_ms();
+	int64_t now = msg_now_ms();
 	(void)qos;
 	(void)retain;
 	c->m_in++;
@@ -410,7 +403,7 @@ static void announce(ctl *c)
 			if (strcmp(hex, c->announced) != 0) {
 				char id[37];
 				msg_uuid4(id);
-				(void)!msg_format_time(now_ms(), ts);
+				(void)!msg_format_time(msg_now_ms(), ts);
 				json_object_set_new(msg, "message_id", json_string(id));
 				json_object_set_new(msg, "timestamp", json_string(ts));
 				json_object_set(msg, "releases", a.list);
@@ -435,7 +428,7 @@ static void announce(ctl *c)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	ctl *c = arg;
-	int64_t now = now_ms();
+	int64_t now = msg_now_ms();
 	(void)fd;
 	(void)what;
 	c->m_ticks++;
@@ -565,9 +558,8 @@ void ctl_free(ctl *c)
 		pthread_join(c->thread, NULL);
 		c->started = false;
 	}
-	/* the bridge publishes what is still queued as it disconnects? No: queued messages
-	 * that were never sent are dropped with a log line; the engine's work is in the store
-	 * and is picked up again after a restart. */
+	/* queued messages never sent are dropped with a log line; the engine's work is in the
+	 * store and is picked up again after a restart */
 	if (c->qlen)
 		pq_log(PQ_LOG_WARN, LOGC, "%zu queued MQTT messages not sent at shutdown", c->qlen);
 	while (c->qhead) {
