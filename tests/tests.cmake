@@ -7,8 +7,8 @@ foreach(src ${PQOTA_UNIT_TESTS})
   get_filename_component(name "${src}" NAME_WE)
   add_executable(${name} "${src}" tests/unit/testutil.c tests/unit/kat.c)
   target_include_directories(${name} PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
-  target_link_libraries(${name} PRIVATE pqota_server pqota_store pqota_pkg pqota_uptane pqota_vehicle
-                        pqota_tls
+  target_link_libraries(${name} PRIVATE pqota_agent pqota_server pqota_store pqota_pkg pqota_uptane
+                        pqota_vehicle pqota_tls
                         pqota_crypto pqota_core PkgConfig::CMOCKA PkgConfig::JANSSON
                         PkgConfig::CURL)
   add_test(NAME unit/${name} COMMAND ${name})
@@ -29,7 +29,7 @@ endforeach()
 # Fuzz harnesses: tests/fuzz/fuzz_NAME.c. Each is replayed over tests/fuzz/corpus/NAME by
 # ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
 # clang, a libFuzzer binary is built too (make fuzz).
-set(PQOTA_FUZZ_LIBS pqota_server pqota_store pqota_pkg pqota_uptane pqota_vehicle pqota_tls
+set(PQOTA_FUZZ_LIBS pqota_agent pqota_server pqota_store pqota_pkg pqota_uptane pqota_vehicle pqota_tls
     pqota_crypto pqota_core)
 file(GLOB PQOTA_FUZZERS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c")
 foreach(src ${PQOTA_FUZZERS})

@@ -264,6 +264,23 @@ static const char *const schema_v2[] = {
     " PRIMARY KEY (repo, vin, role, version))",
 };
 
+/* Schema v3: encrypted packages and fleet diagnostics (issue 6). */
+static const char *const schema_v3[] = {
+    /* Each SWPG package (full or delta, by its plaintext SHA-256) is also kept encrypted
+     * (chunked AES-256-GCM, docs/security.md "Streaming AEAD") as DATA/files/<enc_sha256>;
+     * content_key is the hex AES key, wrapped per vehicle into ota_campaign_metadata. */
+    "CREATE TABLE package_keys ("
+    " file_sha256 {KEY} NOT NULL PRIMARY KEY,"
+    " enc_sha256 {KEY} NOT NULL UNIQUE,"
+    " enc_size BIGINT NOT NULL,"
+    " content_key TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL)",
+    /* A diagnostics request to a fleet is one diag_requests row per vehicle sharing a
+     * batch_id (the id the API returns); results aggregate per batch. */
+    "ALTER TABLE diag_requests ADD COLUMN batch_id TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX diag_requests_batch ON diag_requests (batch_id)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -273,6 +290,7 @@ typedef struct {
 static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v1, sizeof(schema_v1) / sizeof(schema_v1[0])},
     {schema_v2, sizeof(schema_v2) / sizeof(schema_v2[0])},
+    {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
 };
 
 static int64_t now_ms(void)

@@ -308,6 +308,10 @@ static const char *const tables[] = {
     "deployment_transitions",
     "diag_requests",
     "diag_results",
+    "deployment_targets",
+    "mqtt_seen",
+    "uptane_meta",
+    "package_keys",
 };
 
 static void test_open_schema(void **state)
