@@ -1,4 +1,74 @@
-/* agent.h: the VMG agent, `pqota vehicle` (docs/vehicle.md). */
+/* agent.h: the VMG agent, `pqota vehicle` (docs/vehicle.md, "The agent").
+ *
+ * The agent is the vehicle's gateway: it keeps an MQTT session with the pqota server
+ * (TLS 1.3 with the vehicle certificate and the PKI's PQC profile), answers the server's
+ * commands and campaigns (docs/protocol.md), verifies every update with Uptane, downloads
+ * and decrypts the packages over HTTPS, decodes them (deltas against the installed image,
+ * with the full package as fallback) and programs the simulated zone gateways' ECUs over
+ * DoIP/UDS, all-or-nothing with rollback. Its state (boot counter, trusted Uptane roots and
+ * versions, installed images, the campaign in progress) lives in a state directory, so a
+ * restarted agent continues where it stopped. ag_run is the whole program; the CLI only
+ * parses arguments. */
 #ifndef PQOTA_AGENT_AGENT_H
 #define PQOTA_AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+/* How the driver answers an ota_campaign. */
+typedef enum {
+	AG_CONSENT_AUTO = 0,    /* accept */
+	AG_CONSENT_DECLINE,     /* decline */
+	AG_CONSENT_POSTPONE,    /* postpone the first offer of a campaign, accept the next */
+	AG_CONSENT_INTERACTIVE, /* ask on the terminal: y / n / p */
+} ag_consent;
+
+typedef struct {
+	const char *vin;        /* required */
+	const char *pki;        /* required: DIR of `pqota keys init` / `keys vehicle` */
+	const char *broker;     /* required: HOST:PORT of the MQTT broker (TLS) */
+	const char *state_dir;  /* required; created with mode 0700 */
+	const char *model_path; /* NULL: vm_model_default(vin) */
+	ag_consent consent;
+	int postpone_s; /* AG_CONSENT_POSTPONE: retry_after_s (1..2592000) */
+	/* Overrides of the model's simulated vehicle state; negative: the model's value. */
+	int battery_pct;
+	int parked;       /* 0 / 1 */
+	int ignition_off; /* 0 / 1 */
+	int64_t storage_free;
+	/* Fault switches of the simulation (comma-separated ECU ids, NULL for none). */
+	const char *fail_program;
+	const char *corrupt_block;
+	const char *deny_security;
+	/* The trusted Uptane roots provisioned at the first start (ignored once the state holds
+	 * roots: the state's may be newer). */
+	const char *image_root;
+	const char *director_root;
+	bool once;               /* exit after the first campaign's final outcome */
+	const char *log_path;    /* JSON lines of log records and events; NULL: none */
+	const char *status_file; /* JSON summary after each phase; NULL: none */
+	int log_level;           /* pq_log_level for stderr */
+} ag_opts;
+
+/* The outcome of a campaign as --once reports it. */
+typedef enum {
+	AG_OUT_NONE = 0,    /* stopped before any campaign reached a final outcome */
+	AG_OUT_COMPLETED,   /* installed and verified */
+	AG_OUT_FAILED,      /* verification, download or decode failed; nothing flashed */
+	AG_OUT_ROLLED_BACK, /* installation or its verification failed; rolled back */
+	AG_OUT_DECLINED,
+	AG_OUT_CANCELLED,
+} ag_outcome;
+
+/* Runs the agent until ag_request_stop() (or, with once, the first campaign's final
+ * outcome). *outcome receives that outcome. Setup errors (PKI, state, roots, simulation)
+ * return an error with a detail; a run that started returns PQ_OK. */
+int ag_run(const ag_opts *o, ag_outcome *outcome) PQ_MUST_CHECK;
+
+/* Asks a running ag_run to stop cleanly (state saved; an interrupted download resumes on
+ * the next start). Async-signal-safe. */
+void ag_request_stop(void);
+
 #endif
