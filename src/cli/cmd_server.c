@@ -37,6 +37,7 @@ typedef struct {
 	int64_t rate_global, burst_global, rate_client, burst_client;
 	int64_t token_ttl_ms;
 	char *token_secret_file;
+	bool downloads_encrypt;
 	int log_level;
 	char *port_file;
 	char *mqtt_broker, *mqtt_ca, *mqtt_cert, *mqtt_key, *mqtt_shared_group, *mqtt_client_id;
@@ -93,6 +94,9 @@ static const cfg_field server_fields[] = {
                  30 * 24 * CFG_HOUR, "lifetime of download tokens"),
     CFG_STRING("downloads.token_key_file", server_conf, token_secret_file, NULL,
                "32-byte HMAC key for download tokens (default DATA_DIR/token.key, created)"),
+    CFG_BOOL("downloads.encrypt", server_conf, downloads_encrypt, "true",
+             "keep each package encrypted too and give vehicles only the encrypted copy, its "
+             "key wrapped for each vehicle in the campaign metadata"),
     CFG_ENUM("log.level", server_conf, log_level, "info", levels, "least severe log level"),
     CFG_STRING("port_file", server_conf, port_file, NULL,
                "write the listening port here once ready (for scripts and tests)"),
@@ -209,6 +213,7 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->burst_client = (double)c->burst_client;
 	o->token_ttl_ms = c->token_ttl_ms;
 	o->token_secret_file = c->token_secret_file[0] ? c->token_secret_file : NULL;
+	o->downloads_encrypt = c->downloads_encrypt;
 	o->port_file = c->port_file[0] ? c->port_file : NULL;
 	pq_log_set_level((pq_log_level)c->log_level);
 	o->public_url = c->public_url[0] ? c->public_url : NULL;

@@ -1,5 +1,9 @@
 /* downloads.c: content-addressed package downloads with single Range, ETag and If-Range,
- * served from file segments (the bytes are mapped, not copied into the heap). */
+ * served from file segments (the bytes are mapped, not copied into the heap). A name is a
+ * package's SHA-256 or its encrypted copy's (package_keys.enc_sha256); both are served
+ * while the package belongs to a release. With downloads.encrypt, a vehicle identified by
+ * its certificate alone gets only encrypted copies: a plaintext package needs an API key
+ * or a download token for it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -11,6 +15,8 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+
+#include <openssl/crypto.h>
 
 #include "server/routes.h"
 
@@ -98,10 +104,37 @@ void route_download(srv_ctx *c)
 			return;
 		}
 	}
-	rc = srv_file_known(c, sha, &known);
+	/* a package, or an encrypted copy of one */
+	bool plain = false;
+	rc = srv_file_known(c, sha, &plain);
+	known = plain;
+	if (rc == PQ_OK && !plain) {
+		store_package_key k;
+		rc = store_package_key_find_enc(c->db, sha, &k);
+		if (rc == PQ_OK)
+			rc = srv_file_known(c, k.file_sha256, &known);
+		else if (rc == PQ_ERR_NOTFOUND)
+			rc = PQ_OK;
+		OPENSSL_cleanse(&k, sizeof(k));
+	}
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "package lookup");
 		return;
+	}
+	/* vehicles get the encrypted copies; a plaintext package only with a token for it */
+	if (known && plain && c->vin[0] && !c->has_key &&
+	    srv_get_options(c->s)->downloads_encrypt) {
+		char *token = srv_query(c, "token");
+		rc = token
+		         ? srv_token_check(c->s, token, sha, c->now_ms, vin, sizeof(vin))
+		         : pq_err_set(PQ_ERR_VERIFY,
+		                      "vehicles download packages encrypted: use the URL in "
+		                      "ota_campaign_metadata (or a download token for this file)");
+		free(token);
+		if (rc != PQ_OK) {
+			srv_error(c, 403, "forbidden", "%s", pq_err_detail());
+			return;
+		}
 	}
 	snprintf(path, sizeof(path), "%s/files/%s", srv_get_options(c->s)->data_dir, sha);
 	int fd = known ? open(path, O_RDONLY | O_CLOEXEC) : -1;

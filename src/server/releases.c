@@ -2,10 +2,13 @@
  * uploaded in pieces (each at most the server's body limit, appended at its offset, so an
  * interrupted upload resumes), then a release turns it into SWPG packages: the full image
  * and, against an earlier release, a delta. Images and packages are content-addressed:
- * DATA/images/<sha256>, DATA/files/<sha256>. */
+ * DATA/images/<sha256>, DATA/files/<sha256>. With downloads.encrypt, each package is also
+ * kept encrypted under its own content key (srv_package_key, docs/security.md "Package
+ * encryption"): DATA/files/<enc_sha256>, the key in the store's package_keys. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +19,12 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include <openssl/crypto.h>
+
 #include "core/fileio.h"
+#include "core/log.h"
 #include "core/semver.h"
+#include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "pkg/pkg.h"
 #include "server/routes.h"
@@ -278,6 +285,93 @@ static int build_into_store(srv_ctx *c, const char *image, const pkg_leaf_opts *
 	return PQ_OK;
 }
 
+/* ---- package encryption ---------------------------------------------------------------- */
+
+/* Serialises the lazy encryption of packages in this process (srv_package_key). */
+static pthread_mutex_t enc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Encrypts DATA/files/<file_sha256> under a fresh random content key (chunked AES-256-GCM,
+ * the default chunk size) into DATA/files/<enc_sha256>: written under a temporary name,
+ * hashed, then renamed into place. Fills *out; nothing is stored. */
+static int encrypt_package(srv *s, const char *file_sha256, int64_t now_ms, store_package_key *out)
+{
+	const char *data = srv_get_options(s)->data_dir;
+	char src[1024], tmp[1024], dst[1024], id[37];
+	uint8_t key[PQ_AEAD_KEY_LEN], d[32];
+	struct stat st;
+	memset(out, 0, sizeof(*out));
+	int rc = pq_uuid4(id);
+	if (rc == PQ_OK)
+		rc = pq_random(key, sizeof(key));
+	if (rc != PQ_OK)
+		goto out;
+	snprintf(src, sizeof(src), "%s/files/%s", data, file_sha256);
+	snprintf(tmp, sizeof(tmp), "%s/files/.enc-%s", data, id);
+	rc = pq_aead_encrypt_file(key, 0, src, tmp);
+	if (rc == PQ_OK)
+		rc = pq_hash_file(PQ_HASH_SHA256, tmp, d);
+	if (rc == PQ_OK && stat(tmp, &st) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "%s: %s", tmp, strerror(errno));
+	if (rc == PQ_OK) {
+		pq_hex_encode(d, 32, out->enc_sha256);
+		snprintf(dst, sizeof(dst), "%s/files/%s", data, out->enc_sha256);
+		if (rename(tmp, dst) != 0)
+			rc = pq_err_set(PQ_ERR_IO, "storing %s: %s", dst, strerror(errno));
+	}
+	if (rc != PQ_OK) {
+		unlink(tmp);
+		goto out;
+	}
+	snprintf(out->file_sha256, sizeof(out->file_sha256), "%s", file_sha256);
+	out->enc_size = (int64_t)st.st_size;
+	pq_hex_encode(key, sizeof(key), out->content_key);
+	out->created_ms = now_ms;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "encrypting package %s", file_sha256);
+}
+
+/* Removes an encrypted copy that was not stored. */
+static void drop_copy(srv *s, const store_package_key *k)
+{
+	char p[1024];
+	if (!k->enc_sha256[0])
+		return;
+	snprintf(p, sizeof(p), "%s/files/%s", srv_get_options(s)->data_dir, k->enc_sha256);
+	unlink(p);
+}
+
+int srv_package_key(srv *s, store *db, const char *file_sha256, bool create, int64_t now_ms,
+                    store_package_key *out)
+{
+	int rc = store_package_key_get(db, file_sha256, out);
+	if (rc != PQ_ERR_NOTFOUND || !create)
+		return rc;
+	pthread_mutex_lock(&enc_lock);
+	/* another thread of this process may have made it while this one waited */
+	rc = store_package_key_get(db, file_sha256, out);
+	if (rc == PQ_ERR_NOTFOUND) {
+		store_package_key k;
+		rc = encrypt_package(s, file_sha256, now_ms, &k);
+		if (rc == PQ_OK) {
+			rc = store_package_key_insert(db, &k);
+			if (rc == PQ_OK) {
+				*out = k;
+				pq_log(PQ_LOG_INFO, "releases", "package %.12s encrypted as %.12s",
+				       file_sha256, k.enc_sha256);
+			} else {
+				drop_copy(s, &k);
+				/* another instance on this database stored its copy first */
+				if (rc == PQ_ERR_EXISTS)
+					rc = store_package_key_get(db, file_sha256, out);
+			}
+		}
+		OPENSSL_cleanse(&k, sizeof(k));
+	}
+	pthread_mutex_unlock(&enc_lock);
+	return rc;
+}
+
 static int swpg_version_of(const char *semver_text, swpg_version *v)
 {
 	semver s;
@@ -296,6 +390,8 @@ static void h_release_create(srv_ctx *c)
 {
 	json_t *b = srv_body_json(c);
 	store_release r = {0}, base = {0};
+	store_package_key kf = {0}, kd = {0}; /* the packages' encrypted copies, if any */
+	bool stored = false;
 	char up[1024], img[1024], sha[65], want[65];
 	uint64_t size;
 	uint8_t d[32];
@@ -389,6 +485,15 @@ static void h_release_create(srv_ctx *c)
 		srv_fail(c, rc, "building the packages");
 		goto out;
 	}
+	if (srv_get_options(c->s)->downloads_encrypt) {
+		rc = encrypt_package(c->s, r.file_sha256, c->now_ms, &kf);
+		if (rc == PQ_OK && r.delta_file_sha256[0])
+			rc = encrypt_package(c->s, r.delta_file_sha256, c->now_ms, &kd);
+		if (rc != PQ_OK) {
+			srv_fail(c, rc, "encrypting the packages");
+			goto out;
+		}
+	}
 	struct stat st;
 	r.image_size = stat(img, &st) == 0 ? st.st_size : 0;
 	snprintf(r.image_sha256, sizeof(r.image_sha256), "%s", sha);
@@ -404,21 +509,42 @@ static void h_release_create(srv_ctx *c)
 	snprintf(r.ecu_id, sizeof(r.ecu_id), "%s", ecu);
 	snprintf(r.created_by, sizeof(r.created_by), "%.64s", c->actor);
 	r.created_ms = c->now_ms;
-	rc = store_release_insert(c->db, &r);
+	/* the release and its package keys together */
+	rc = store_begin(c->db);
+	if (rc == PQ_OK) {
+		if (kf.enc_sha256[0])
+			rc = store_package_key_insert(c->db, &kf);
+		if (rc == PQ_OK && kd.enc_sha256[0])
+			rc = store_package_key_insert(c->db, &kd);
+		if (rc == PQ_OK)
+			rc = store_release_insert(c->db, &r);
+		if (rc == PQ_OK)
+			rc = store_commit(c->db);
+		else
+			store_rollback(c->db);
+	}
 	r.notes = NULL;
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "storing the release");
 		goto out;
 	}
+	stored = true;
 	upath(c, upload, "part", up, sizeof(up));
 	unlink(up);
 	upath(c, upload, "meta", up, sizeof(up));
 	unlink(up);
 	srv_audit(c, "release.create", r.id,
-	          json_pack("{s:s,s:s,s:s}", "version", r.version, "hardware_id", r.hardware_id,
-	                    "package_sha256", r.file_sha256));
+	          json_pack("{s:s,s:s,s:s,s:b}", "version", r.version, "hardware_id", r.hardware_id,
+	                    "package_sha256", r.file_sha256, "encrypted",
+	                    kf.enc_sha256[0] != '\0'));
 	srv_json(c, 201, release_json(&r));
 out:
+	if (!stored) {
+		drop_copy(c->s, &kf);
+		drop_copy(c->s, &kd);
+	}
+	OPENSSL_cleanse(&kf, sizeof(kf));
+	OPENSSL_cleanse(&kd, sizeof(kd));
 	store_release_clear(&base);
 	json_decref(b);
 }

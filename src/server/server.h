@@ -42,6 +42,9 @@ typedef struct {
 	double burst_client;
 	const char *token_secret_file; /* HMAC key for download tokens (created if missing) */
 	int64_t token_ttl_ms;
+	/* each package also kept encrypted, its content key wrapped per vehicle in the campaign
+	 * metadata (docs/security.md "Package encryption"); false: plaintext downloads only */
+	bool downloads_encrypt;
 	const char *port_file; /* write the bound port here once listening */
 	/* MQTT bridge (docs/protocol.md); mqtt_host NULL: no bridge, no campaign notifications */
 	const char *mqtt_host;
@@ -133,6 +136,15 @@ void srv_fail(srv_ctx *c, int rc, const char *what);
 
 /* store_file_known through the worker's short-lived cache (entries live 5 s). */
 int srv_file_known(srv_ctx *c, const char *sha256, bool *known) PQ_MUST_CHECK;
+
+/* The encrypted copy of a package (releases.c; docs/security.md "Package encryption"):
+ * its package_keys row (*out holds the secret content key: wipe it after use). With
+ * `create`, a package without one is encrypted now (DATA/files/<enc_sha256>, once per
+ * process under a lock; an instance that loses the insert race to another one sharing the
+ * database removes its copy and returns the winner's). PQ_ERR_NOTFOUND without `create`
+ * when there is no copy. */
+int srv_package_key(srv *s, store *db, const char *file_sha256, bool create, int64_t now_ms,
+                    store_package_key *out) PQ_MUST_CHECK;
 
 /* Counts a response a handler sends itself (not through srv_json/srv_error). */
 void srv_count(srv_ctx *c, int status, uint64_t body_bytes);

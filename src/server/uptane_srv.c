@@ -10,9 +10,14 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "core/log.h"
 #include "core/semver.h"
+#include "crypto/aead.h"
 #include "crypto/hash.h"
+#include "crypto/kem.h"
 #include "server/msg.h"
 #include "server/routes.h"
 #include "store/campaign.h"
@@ -430,6 +435,7 @@ int usrv_image_refresh(srv *s, store *db, int64_t now_ms)
 
 typedef struct {
 	store_target t[UP_ECUS_MAX];
+	store_release r[UP_ECUS_MAX]; /* each target's release (notes dropped) */
 	size_t n;
 } dlist;
 
@@ -462,6 +468,182 @@ static void public_base(srv *s, char *out, size_t len)
 	snprintf(out, len, "https://%s:%d", host, srv_port(s));
 }
 
+/* What every image of one vehicle's metadata shares. */
+typedef struct {
+	srv *s;
+	store *db;
+	const char *vin;
+	char base[512];
+	int64_t now_ms, expires_ms;
+	bool encrypt; /* downloads.encrypt and the vehicle has KEM keys */
+	pq_key *kx, *km;
+	char first_token[256];
+} meta_ctx;
+
+/* The vehicle's registered KEM public keys; m->encrypt stays false (plaintext downloads)
+ * for a vehicle registered without them. */
+static int load_recipient(meta_ctx *m)
+{
+	store_vehicle v = {0};
+	int rc = store_vehicle_get(m->db, m->vin, &v);
+	if (rc == PQ_OK && (!v.kem_x25519_pub || !v.kem_mlkem_pub)) {
+		pq_log(PQ_LOG_WARN, LOGC, "%s has no KEM keys: its packages are sent unencrypted",
+		       m->vin);
+		store_vehicle_clear(&v);
+		return PQ_OK;
+	}
+	if (rc == PQ_OK)
+		rc = pq_key_parse_pem(v.kem_x25519_pub, strlen(v.kem_x25519_pub), &m->kx);
+	if (rc == PQ_OK)
+		rc = pq_key_parse_pem(v.kem_mlkem_pub, strlen(v.kem_mlkem_pub), &m->km);
+	if (rc == PQ_OK &&
+	    (pq_key_alg(m->kx) != PQ_ALG_X25519 || pq_key_alg(m->km) != PQ_ALG_MLKEM768))
+		rc = pq_err_set(PQ_ERR_INVAL, "not an X25519 and an ML-KEM-768 key");
+	store_vehicle_clear(&v);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "KEM keys of %s", m->vin);
+	m->encrypt = true;
+	return PQ_OK;
+}
+
+/* "encryption" of one package for the vehicle: the content key wrapped to its KEM keys with
+ * aad "VIN|<package sha256>". */
+static int encryption_json(meta_ctx *m, const store_package_key *k, json_t **out)
+{
+	uint8_t key[PQ_AEAD_KEY_LEN], blob[PQ_WRAP_MAX];
+	char aad[STORE_VIN_MAX + 1 + 64 + 1];
+	char b64[4 * ((PQ_WRAP_MAX + 2) / 3) + 1];
+	size_t n = 0, blen = sizeof(blob);
+	*out = NULL;
+	int rc = pq_hex_decode(k->content_key, key, sizeof(key), &n);
+	if (rc == PQ_OK && n != sizeof(key))
+		rc = pq_err_set(PQ_ERR_FORMAT, "stored content key of %s: bad length",
+		                k->file_sha256);
+	snprintf(aad, sizeof(aad), "%s|%s", m->vin, k->file_sha256);
+	pq_wrap_recipient to = {.x25519 = m->kx, .mlkem = m->km};
+	if (rc == PQ_OK)
+		rc = pq_wrap(&to, (const uint8_t *)aad, strlen(aad), key, sizeof(key), blob, &blen);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "wrapping the key of %s for %s", k->file_sha256, m->vin);
+	EVP_EncodeBlock((unsigned char *)b64, blob, (int)blen);
+	*out = json_pack("{sssssIssss}", "scheme", USRV_ENC_SCHEME, "sha256", k->enc_sha256,
+	                 "length", (json_int_t)k->enc_size, "aad", aad, "wrapped_key", b64);
+	return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "metadata");
+}
+
+/* Sets "url" and "encryption" of one package in obj: the encrypted copy (made now if the
+ * package has none yet) with a token for it, or with encryption off the package itself
+ * and "encryption": null. */
+static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256)
+{
+	store_package_key k;
+	char serve[65], token[256], url[1024];
+	json_t *enc = NULL;
+	int rc = PQ_OK;
+	memset(&k, 0, sizeof(k));
+	snprintf(serve, sizeof(serve), "%s", file_sha256);
+	if (m->encrypt) {
+		rc = srv_package_key(m->s, m->db, file_sha256, true, m->now_ms, &k);
+		if (rc == PQ_OK)
+			rc = encryption_json(m, &k, &enc);
+		if (rc == PQ_OK)
+			snprintf(serve, sizeof(serve), "%s", k.enc_sha256);
+		OPENSSL_cleanse(&k, sizeof(k));
+	}
+	if (rc == PQ_OK)
+		rc = srv_token_make(m->s, m->vin, serve, m->expires_ms, token, sizeof(token));
+	if (rc == PQ_OK && snprintf(url, sizeof(url), "%s/packages/%s?token=%s", m->base, serve,
+	                            token) >= (int)sizeof(url))
+		rc = pq_err_set(PQ_ERR_RANGE, "download URL too long (public_url)");
+	if (rc == PQ_OK && !m->first_token[0])
+		snprintf(m->first_token, sizeof(m->first_token), "%s", token);
+	if (rc == PQ_OK && (json_object_set_new(obj, "url", json_string(url)) ||
+	                    json_object_set_new(obj, "encryption", enc ? enc : json_null())))
+		rc = pq_err_set(PQ_ERR_NOMEM, "metadata");
+	else if (rc != PQ_OK)
+		json_decref(enc);
+	return rc;
+}
+
+/* One element of "images". */
+static int image_json(meta_ctx *m, const store_target *t, const store_release *r, const char *name,
+                      json_t **out)
+{
+	bool delta = strcmp(t->package, "delta") == 0;
+	json_t *im = json_pack("{sssssssIsssssssssssss{sssI}}", "ecu_id", t->ecu_id, "release_id",
+	                       t->release_id, "name", name, "length", (json_int_t)t->file_size,
+	                       "sha256", t->file_sha256, "package", t->package, "from_version",
+	                       t->from_version, "to_version", t->to_version, "software_type",
+	                       t->software_type, "hardware_id", t->hardware_id, "image", "sha256",
+	                       r->image_sha256, "length", (json_int_t)r->image_size);
+	*out = NULL;
+	if (!im)
+		return pq_err_set(PQ_ERR_NOMEM, "metadata images");
+	int rc = set_download(m, im, t->file_sha256);
+	if (rc == PQ_OK && delta) {
+		/* the full package of the same release, for a vehicle whose installed image is
+		 * not the delta's base (the image repository lists it too) */
+		char fname[80];
+		snprintf(fname, sizeof(fname), "%s.full.swpg", t->release_id);
+		json_t *fb = json_pack("{sssIss}", "name", fname, "length",
+		                       (json_int_t)r->file_size, "sha256", r->file_sha256);
+		json_t *base = json_pack("{ssss}", "sha256", r->delta_base_sha256, "version",
+		                         r->delta_base_version);
+		if (!fb || !base || json_object_set_new(im, "delta_base", base)) {
+			json_decref(fb);
+			rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
+		} else {
+			rc = set_download(m, fb, r->file_sha256);
+			if (json_object_set_new(im, "fallback", fb) && rc == PQ_OK)
+				rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
+		}
+	}
+	if (rc != PQ_OK) {
+		json_decref(im);
+		return rc;
+	}
+	*out = im;
+	return PQ_OK;
+}
+
+/* The order of installation: the ECUs the campaign's policy.install_order names, in that
+ * order, then the others by ECU id; and the policy's rollback_policy (default
+ * all_or_nothing). */
+static int install_plan(store *db, const char *campaign_id, const dlist *d, size_t *order,
+                        char rollback[32])
+{
+	store_campaign c;
+	memset(&c, 0, sizeof(c));
+	int rc = store_campaign_get(db, campaign_id, &c);
+	if (rc != PQ_OK)
+		return rc;
+	json_error_t je;
+	json_t *pol = c.policy ? json_loads(c.policy, 0, &je) : NULL;
+	json_t *io = json_object_get(pol, "install_order");
+	const char *rb = json_string_value(json_object_get(pol, "rollback_policy"));
+	snprintf(rollback, 32, "%s", rb && strcmp(rb, "none") == 0 ? "none" : "all_or_nothing");
+	bool used[UP_ECUS_MAX] = {false};
+	size_t k = 0, j;
+	json_t *e;
+	json_array_foreach(io, j, e)
+	{
+		const char *ecu = json_string_value(e);
+		for (size_t i = 0; ecu && i < d->n; i++)
+			if (!used[i] && strcmp(d->t[i].ecu_id, ecu) == 0) {
+				used[i] = true;
+				order[k++] = i;
+				break;
+			}
+	}
+	for (size_t i = 0; i < d->n; i++)
+		if (!used[i])
+			order[k++] = i;
+	json_decref(pol);
+	store_campaign_clear(&c);
+	return PQ_OK;
+}
+
 int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const char *vin,
                            int64_t now_ms, json_t **out)
 {
@@ -471,18 +653,25 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 		return pq_err_set(PQ_ERR_UNSUPPORTED,
 		                  "no Uptane role keys (uptane.keys or tls.pki)");
 	dlist *d = calloc(1, sizeof(*d));
-	if (!d)
+	meta_ctx *m = calloc(1, sizeof(*m));
+	up_director_entry *e = calloc(UP_ECUS_MAX, sizeof(*e));
+	char(*names)[80] = calloc(UP_ECUS_MAX, sizeof(*names));
+	size_t *order = calloc(UP_ECUS_MAX, sizeof(*order));
+	if (!d || !m || !e || !names || !order) {
+		free(d);
+		free(m);
+		free(e);
+		free(names);
+		free(order);
 		return pq_err_set(PQ_ERR_NOMEM, "metadata");
+	}
 	int rc = store_target_list(db, campaign_id, vin, dep_target_cb, d);
 	if (rc == PQ_OK && d->n == 0)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "%s has no targets in campaign %s", vin,
 		                campaign_id);
-	up_director_entry e[UP_ECUS_MAX];
-	char names[UP_ECUS_MAX][80];
 	for (size_t i = 0; rc == PQ_OK && i < d->n; i++) {
 		const store_target *t = &d->t[i];
-		store_release r = {0};
-		memset(&e[i], 0, sizeof(e[i]));
+		store_release *r = &d->r[i];
 		snprintf(names[i], sizeof(names[i]), "%s.%s.swpg", t->release_id, t->package);
 		e[i].ecu_id = t->ecu_id;
 		e[i].name = names[i];
@@ -491,12 +680,16 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 		size_t n = 0;
 		rc = pq_hex_decode(t->file_sha256, e[i].sha256, 32, &n);
 		if (rc == PQ_OK)
-			rc = store_release_get(db, t->release_id, &r);
+			rc = store_release_get(db, t->release_id, r);
+		free(r->notes);
+		r->notes = NULL;
 		if (rc == PQ_OK)
-			rc = usrv_release_counter(r.version, &e[i].release_counter);
-		store_release_clear(&r);
+			rc = usrv_release_counter(r->version, &e[i].release_counter);
 	}
-	up_meta_set m = {0};
+	char rollback[32] = "";
+	if (rc == PQ_OK)
+		rc = install_plan(db, campaign_id, d, order, rollback);
+	up_meta_set ms = {0};
 	if (rc == PQ_OK) {
 		pthread_mutex_lock(&u->lock);
 		/* the image repository must list these images before the director names them */
@@ -511,73 +704,76 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 				rc = PQ_OK;
 			if (rc == PQ_OK)
 				rc = up_director_publish(u->repo, vin, e, d->n, version + 1,
-				                         now_ms / 1000, &m);
+				                         now_ms / 1000, &ms);
 			if (rc == PQ_OK)
-				rc = store_set(db, REPO_DIRECTOR, vin, &m, now_ms);
+				rc = store_set(db, REPO_DIRECTOR, vin, &ms, now_ms);
 			if (rc != PQ_ERR_EXISTS)
 				break;
-			up_meta_set_free(&m); /* another instance took that version */
+			up_meta_set_free(&ms); /* another instance took that version */
 			rc = sync_repo(u, db);
 		}
 		pthread_mutex_unlock(&u->lock);
 	}
-	json_t *body = NULL, *images = NULL;
-	char base[512], first_token[256] = "";
+	json_t *body = NULL, *images = NULL, *ecus = NULL;
 	int64_t ttl =
 	    srv_get_options(s)->token_ttl_ms > 0 ? srv_get_options(s)->token_ttl_ms : 3600 * 1000;
-	public_base(s, base, sizeof(base));
+	m->s = s;
+	m->db = db;
+	m->vin = vin;
+	m->now_ms = now_ms;
+	m->expires_ms = now_ms + ttl;
+	public_base(s, m->base, sizeof(m->base));
+	if (rc == PQ_OK && srv_get_options(s)->downloads_encrypt)
+		rc = load_recipient(m);
 	if (rc == PQ_OK) {
 		json_error_t je;
-		json_t *dt = json_loadb(m.targets.data, m.targets.len, 0, &je);
+		json_t *dt = json_loadb(ms.targets.data, ms.targets.len, 0, &je);
 		images = json_array();
+		ecus = json_array();
 		body = json_object();
-		if (!dt || !images || !body) {
+		if (!dt || !images || !ecus || !body) {
 			json_decref(dt);
 			rc = pq_err_set(PQ_ERR_NOMEM, "metadata");
 		} else {
 			json_object_set_new(body, "director_targets", dt);
 		}
 	}
-	for (size_t i = 0; rc == PQ_OK && i < d->n; i++) {
-		const store_target *t = &d->t[i];
-		char token[256], url[1024];
-		rc = srv_token_make(s, vin, t->file_sha256, now_ms + ttl, token, sizeof(token));
-		if (rc != PQ_OK)
-			break;
-		if (!first_token[0])
-			snprintf(first_token, sizeof(first_token), "%s", token);
-		if (snprintf(url, sizeof(url), "%s/packages/%s?token=%s", base, t->file_sha256,
-		             token) >= (int)sizeof(url)) {
-			rc = pq_err_set(PQ_ERR_RANGE, "download URL too long (public_url)");
-			break;
-		}
-		json_t *im = json_pack("{sssssssssIssssssss}", "ecu_id", t->ecu_id, "release_id",
-		                       t->release_id, "name", names[i], "url", url, "length",
-		                       (json_int_t)t->file_size, "sha256", t->file_sha256,
-		                       "package", t->package, "from_version", t->from_version,
-		                       "to_version", t->to_version);
-		if (!im || json_array_append_new(images, im) != 0)
+	for (size_t k = 0; rc == PQ_OK && k < d->n; k++) {
+		size_t i = order[k];
+		json_t *im = NULL;
+		rc = image_json(m, &d->t[i], &d->r[i], names[i], &im);
+		if (rc == PQ_OK && (json_array_append_new(images, im) ||
+		                    json_array_append_new(ecus, json_string(d->t[i].ecu_id))))
 			rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
 	}
 	if (rc == PQ_OK) {
 		char tbuf[32], repo_url[600];
 		json_object_set_new(body, "images", images);
-		images = NULL;
-		snprintf(repo_url, sizeof(repo_url), "%s/uptane/image/", base);
+		json_object_set_new(body, "install_order", ecus);
+		images = ecus = NULL;
+		json_object_set_new(body, "rollback_policy", json_string(rollback));
+		snprintf(repo_url, sizeof(repo_url), "%s/uptane/image/", m->base);
 		json_object_set_new(body, "image_repository", json_string(repo_url));
-		snprintf(repo_url, sizeof(repo_url), "%s/uptane/director/%s/", base, vin);
+		snprintf(repo_url, sizeof(repo_url), "%s/uptane/director/%s/", m->base, vin);
 		json_object_set_new(body, "director_repository", json_string(repo_url));
-		json_object_set_new(body, "director_version", json_integer(m.targets.version));
-		json_object_set_new(body, "token", json_string(first_token));
-		if (msg_format_time(now_ms + ttl, tbuf) == PQ_OK)
+		json_object_set_new(body, "director_version", json_integer(ms.targets.version));
+		json_object_set_new(body, "token", json_string(m->first_token));
+		if (msg_format_time(m->expires_ms, tbuf) == PQ_OK)
 			json_object_set_new(body, "token_expires", json_string(tbuf));
 		*out = body;
 		body = NULL;
 	}
 	json_decref(images);
+	json_decref(ecus);
 	json_decref(body);
-	up_meta_set_free(&m);
+	up_meta_set_free(&ms);
+	pq_key_free(m->kx);
+	pq_key_free(m->km);
+	free(m);
 	free(d);
+	free(e);
+	free(names);
+	free(order);
 	return rc;
 }
 

@@ -30,7 +30,17 @@ void usrv_free(usrv *u);
  * yet), and refreshes the timestamp. No-op without Uptane keys. */
 int usrv_image_refresh(srv *s, store *db, int64_t now_ms) PQ_MUST_CHECK;
 
-/* The body of ota_campaign_metadata for one vehicle's deployment (cmp_env.metadata). */
+/* The "scheme" of an image's "encryption" in ota_campaign_metadata. */
+#define USRV_ENC_SCHEME "aes-256-gcm-chunked+hybrid-wrap-v1"
+
+/* The body of ota_campaign_metadata for one vehicle's deployment (cmp_env.metadata):
+ * director_targets, image_repository, director_repository, director_version, images (in
+ * installation order: the campaign's policy.install_order first, then by ECU id),
+ * install_order, rollback_policy, token, token_expires (docs/protocol.md). With
+ * downloads.encrypt each image's url names the package's encrypted copy (made now when a
+ * package has none yet) and "encryption" carries its content key wrapped to the vehicle's
+ * KEM keys (aad "VIN|<package sha256>"); otherwise "encryption" is null. A delta image also
+ * names its base ("delta_base") and the release's full package ("fallback"). */
 int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const char *vin,
                            int64_t now_ms, json_t **out) PQ_MUST_CHECK;
 

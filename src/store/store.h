@@ -294,4 +294,27 @@ int store_audit_append(store *s, const char *actor, const char *action, const ch
 int store_audit_list(store *s, const store_page *pg, int (*fn)(const store_audit *a, void *user),
                      void *user, int64_t *total) PQ_MUST_CHECK;
 
+/* ---- package keys (keys.c) ------------------------------------------------------------- */
+
+/* The encrypted copy of one SWPG package (docs/security.md, "Package encryption"): the
+ * plaintext package's SHA-256, the ciphertext file's SHA-256 (DATA/files/<enc_sha256>) and
+ * size, and the 32-byte AES content key as 64 lowercase hex digits. content_key is a secret:
+ * callers wipe their copies and never log it. */
+typedef struct {
+	char file_sha256[65];
+	char enc_sha256[65];
+	int64_t enc_size;
+	char content_key[65];
+	int64_t created_ms;
+} store_package_key;
+
+/* PQ_ERR_EXISTS when the package has a key already (another instance won a race) or the
+ * ciphertext hash is taken; PQ_ERR_INVAL for a bad field. */
+int store_package_key_insert(store *s, const store_package_key *k) PQ_MUST_CHECK;
+/* By the plaintext package's SHA-256; PQ_ERR_NOTFOUND when it has no encrypted copy. */
+int store_package_key_get(store *s, const char *file_sha256, store_package_key *out) PQ_MUST_CHECK;
+/* By the ciphertext's SHA-256 (downloads); PQ_ERR_NOTFOUND when no package has it. */
+int store_package_key_find_enc(store *s, const char *enc_sha256,
+                               store_package_key *out) PQ_MUST_CHECK;
+
 #endif

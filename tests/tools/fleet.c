@@ -4,6 +4,10 @@
  * the PKI) to a mosquitto broker over TLS 1.3, and speaks docs/protocol.md: presence,
  * wake-up, VCI reports, campaign responses, readiness, downloads over HTTPS (libcurl, the
  * vehicle's certificate) with SHA-256 and length checks, installation and status messages.
+ * An encrypted image (its "encryption" in the metadata) is checked as downloaded against
+ * the encryption's SHA-256 and length, its content key unwrapped with the vehicle's KEM keys
+ * (PKI/vehicles/VIN/kem-*.key) and the stream decrypted chunk by chunk as it arrives, and
+ * the decrypted package checked against the image's SHA-256 and length.
  * How a vehicle answers a campaign is scripted (--behavior). One thread runs every vehicle:
  * a poll() loop over the vehicles' MQTT sockets and the sockets of the running downloads
  * (curl multi, socket interface). Every event goes to a JSON-lines log (--log) so black-box
@@ -32,6 +36,10 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include "crypto/aead.h"
+#include "crypto/kem.h"
+#include "crypto/key.h"
 
 #define EXIT_SETUP 2
 #define EXIT_USAGE 64
@@ -130,6 +138,19 @@ typedef struct vehicle {
 	int64_t retry_at;
 	bool too_long;
 	char url[4096];
+	/* an encrypted image: the stream is decrypted as it arrives */
+	bool enc;
+	pq_key *kem_x, *kem_m; /* the vehicle's private KEM keys (loaded on first use) */
+	uint8_t ckey[PQ_AEAD_KEY_LEN];
+	uint8_t hdr[PQ_AEAD_HDR_LEN];
+	size_t hdr_got;
+	pq_aead *aead;
+	uint8_t *sealed, *plain; /* one sealed chunk being collected, and its plaintext */
+	size_t sealed_got;
+	uint64_t chunk;     /* index of the chunk being collected */
+	EVP_MD_CTX *pmd;    /* SHA-256 of the decrypted package */
+	uint64_t plain_got; /* decrypted bytes */
+	char dec_err[256];  /* why decryption stopped the transfer ("" while fine) */
 } vehicle;
 
 typedef struct {
@@ -412,6 +433,137 @@ static void apply_targets(vehicle *v)
 
 /* ---- downloads --------------------------------------------------------------------------- */
 
+/* Forgets the decryption of the current image (the content key stays). */
+static void dec_reset(vehicle *v)
+{
+	pq_aead_free(v->aead);
+	v->aead = NULL;
+	free(v->sealed);
+	free(v->plain);
+	v->sealed = v->plain = NULL;
+	v->hdr_got = v->sealed_got = 0;
+	v->chunk = v->plain_got = 0;
+	v->dec_err[0] = '\0';
+	EVP_MD_CTX_free(v->pmd);
+	v->pmd = NULL;
+}
+
+/* Starts decrypting the current image from its first byte. */
+static int dec_start(vehicle *v)
+{
+	dec_reset(v);
+	v->pmd = EVP_MD_CTX_new();
+	return v->pmd && EVP_DigestInit_ex(v->pmd, EVP_sha256(), NULL) == 1 ? 0 : -1;
+}
+
+/* Feeds downloaded ciphertext: the header, then each sealed chunk as soon as it is complete
+ * is opened and its plaintext hashed. -1 with dec_err set when the stream does not open. */
+static int dec_feed(vehicle *v, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		if (v->hdr_got < PQ_AEAD_HDR_LEN) {
+			size_t k =
+			    PQ_AEAD_HDR_LEN - v->hdr_got < n ? PQ_AEAD_HDR_LEN - v->hdr_got : n;
+			memcpy(v->hdr + v->hdr_got, p, k);
+			v->hdr_got += k;
+			p += k;
+			n -= k;
+			if (v->hdr_got < PQ_AEAD_HDR_LEN)
+				continue;
+			if (pq_aead_open_init(v->ckey, v->hdr, &v->aead) != PQ_OK) {
+				snprintf(v->dec_err, sizeof(v->dec_err), "header: %s",
+				         pq_err_detail());
+				return -1;
+			}
+			size_t cs = pq_aead_get_info(v->aead)->chunk_size;
+			v->sealed = malloc(cs + PQ_AEAD_TAG_LEN);
+			v->plain = malloc(cs ? cs : 1);
+			if (!v->sealed || !v->plain) {
+				snprintf(v->dec_err, sizeof(v->dec_err), "out of memory");
+				return -1;
+			}
+			continue;
+		}
+		if (v->chunk >= pq_aead_get_info(v->aead)->chunks) {
+			snprintf(v->dec_err, sizeof(v->dec_err), "bytes after the last chunk");
+			return -1;
+		}
+		size_t plen = pq_aead_chunk_plain_len(v->aead, v->chunk);
+		size_t want = plen + PQ_AEAD_TAG_LEN - v->sealed_got;
+		size_t k = want < n ? want : n;
+		memcpy(v->sealed + v->sealed_got, p, k);
+		v->sealed_got += k;
+		p += k;
+		n -= k;
+		if (v->sealed_got < plen + PQ_AEAD_TAG_LEN)
+			continue;
+		if (pq_aead_open_chunk(v->aead, v->chunk, v->sealed, v->sealed_got, v->plain) !=
+		    PQ_OK) {
+			snprintf(v->dec_err, sizeof(v->dec_err), "chunk %llu: %s",
+			         (unsigned long long)v->chunk, pq_err_detail());
+			return -1;
+		}
+		EVP_DigestUpdate(v->pmd, v->plain, plen);
+		v->plain_got += plen;
+		v->chunk++;
+		v->sealed_got = 0;
+	}
+	return 0;
+}
+
+/* Whether the whole stream arrived: the header and every chunk. */
+static bool dec_complete(const vehicle *v)
+{
+	return v->aead && v->chunk == pq_aead_get_info(v->aead)->chunks && v->sealed_got == 0;
+}
+
+/* The content key of an encrypted image: "wrapped_key" (base64) unwrapped with the
+ * vehicle's KEM private keys, for aad "VIN|<the package's sha256>" (built here, not taken
+ * from the metadata). -1 with err set on failure. */
+static int unwrap_key(vehicle *v, json_t *im, json_t *enc, char *err, size_t elen)
+{
+	const char *b64 = jstr(enc, "wrapped_key"), *sha = jstr(im, "sha256");
+	const char *dir = v->fl->pki;
+	char path[PATH_MAX], aad[VIN_MAX + 1 + 128];
+	uint8_t blob[PQ_WRAP_MAX + 3];
+	if (!b64 || !sha || strlen(b64) > 4 * ((PQ_WRAP_MAX + 2) / 3) || strlen(b64) % 4) {
+		snprintf(err, elen, "no wrapped_key or sha256, or a wrapped_key of a bad size");
+		return -1;
+	}
+	int n = EVP_DecodeBlock(blob, (const unsigned char *)b64, (int)strlen(b64));
+	size_t len = strlen(b64);
+	if (n < 0) {
+		snprintf(err, elen, "wrapped_key is not base64");
+		return -1;
+	}
+	for (size_t i = len; i > 0 && b64[i - 1] == '='; i--)
+		n--; /* EVP_DecodeBlock counts the padding as zero bytes */
+	if (!v->kem_x) {
+		snprintf(path, sizeof(path), "%s/vehicles/%s/kem-x25519.key", dir, v->vin);
+		if (pq_key_load(path, &v->kem_x) != PQ_OK) {
+			snprintf(err, elen, "%.200s: %.200s", path, pq_err_detail());
+			return -1;
+		}
+	}
+	if (!v->kem_m) {
+		snprintf(path, sizeof(path), "%s/vehicles/%s/kem-ml-kem-768.key", dir, v->vin);
+		if (pq_key_load(path, &v->kem_m) != PQ_OK) {
+			snprintf(err, elen, "%.200s: %.200s", path, pq_err_detail());
+			return -1;
+		}
+	}
+	snprintf(aad, sizeof(aad), "%s|%s", v->vin, sha);
+	pq_wrap_recipient me = {.x25519 = v->kem_x, .mlkem = v->kem_m};
+	size_t klen = sizeof(v->ckey);
+	if (pq_unwrap(&me, (const uint8_t *)aad, strlen(aad), blob, (size_t)n, v->ckey, &klen) !=
+	        PQ_OK ||
+	    klen != sizeof(v->ckey)) {
+		snprintf(err, elen, "unwrapping the content key: %s", pq_err_detail());
+		return -1;
+	}
+	return 0;
+}
+
 static void job_free(vehicle *v)
 {
 	if (v->easy) {
@@ -421,6 +573,9 @@ static void job_free(vehicle *v)
 	}
 	EVP_MD_CTX_free(v->md);
 	v->md = NULL;
+	dec_reset(v);
+	v->enc = false;
+	OPENSSL_cleanse(v->ckey, sizeof(v->ckey));
 	json_decref(v->meta);
 	v->meta = NULL;
 	v->retry_at = 0;
@@ -475,6 +630,8 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud)
 		return 0; /* abort: more bytes than the metadata says */
 	}
 	EVP_DigestUpdate(v->md, p, n);
+	if (v->enc && dec_feed(v, (const uint8_t *)p, n) != 0)
+		return 0; /* abort: the stream does not decrypt */
 	v->got += n;
 	int64_t now = mono_ms();
 	if (!v->fl->out_of_order && now - v->last_progress_ms >= 1000) {
@@ -566,10 +723,25 @@ static void start_image(vehicle *v)
 	}
 	json_t *im = json_array_get(imgs, v->img);
 	const char *url = jstr(im, "url");
-	json_t *len = json_object_get(im, "length");
+	json_t *enc = json_object_get(im, "encryption");
+	v->enc = json_is_object(enc);
+	/* an encrypted image: what is downloaded is the encryption's file */
+	json_t *len = json_object_get(v->enc ? enc : im, "length");
 	v->expect = json_is_integer(len) && json_integer_value(len) > 0
 	                ? (uint64_t)json_integer_value(len)
 	                : 0;
+	if (v->enc) {
+		char err[512];
+		if (unwrap_key(v, im, enc, err, sizeof(err)) != 0) {
+			download_failed(v, "key_unwrap_failed", "image for %s: %s",
+			                image_ecu(v, v->img), err);
+			return;
+		}
+		if (dec_start(v) != 0) {
+			download_failed(v, "internal", "SHA-256 unavailable");
+			return;
+		}
+	}
 	v->got = 0;
 	v->attempt = 0;
 	v->last_progress_ms = 0;
@@ -718,12 +890,20 @@ static void transfer_done(vehicle *v, CURLcode res)
 			                (unsigned long long)v->expect);
 			return;
 		}
+		if (v->dec_err[0]) {
+			download_failed(v, "decrypt_failed", "image for %s: %s", ecu, v->dec_err);
+			return;
+		}
 		bool client_error = res == CURLE_HTTP_RETURNED_ERROR && status >= 400 &&
 		                    status < 500 && status != 408 && status != 429;
 		if (!client_error && v->attempt < DL_ATTEMPTS) {
 			if (res == CURLE_RANGE_ERROR) { /* no resume: start over */
 				v->got = 0;
 				EVP_DigestInit_ex(v->md, EVP_sha256(), NULL);
+				if (v->enc && dec_start(v) != 0) {
+					download_failed(v, "internal", "SHA-256 unavailable");
+					return;
+				}
 			}
 			v->retry_at = mono_ms() + DL_RETRY_MS;
 			return;
@@ -748,10 +928,44 @@ static void transfer_done(vehicle *v, CURLcode res)
 	const char *want = jstr(im, "sha256");
 	bool len_ok = !v->expect || v->got == v->expect;
 	bool sha_ok = !want || !strcasecmp(want, hex);
-	logev(v->fl, v, "download_done",
-	      json_pack("{s:s,s:I,s:s,s:b,s:b,s:i}", "ecu_id", ecu, "bytes", (json_int_t)v->got,
-	                "sha256", hex, "length_ok", len_ok, "sha256_ok", sha_ok, "http_status",
-	                (int)status));
+	if (v->enc) {
+		/* the download against the encryption's hash and length, the decrypted package
+		 * against the image's */
+		json_t *enc = json_object_get(im, "encryption");
+		const char *want_enc = jstr(enc, "sha256");
+		json_t *plen = json_object_get(im, "length");
+		bool enc_len_ok = len_ok, enc_sha_ok = want_enc && !strcasecmp(want_enc, hex);
+		char phex[2 * EVP_MAX_MD_SIZE + 1];
+		bool complete = dec_complete(v);
+		EVP_DigestFinal_ex(v->pmd, dig, &dl);
+		for (unsigned i = 0; i < dl; i++)
+			snprintf(phex + 2 * i, 3, "%02x", dig[i]);
+		phex[2 * dl] = '\0';
+		len_ok = complete && (!json_is_integer(plen) ||
+		                      (uint64_t)json_integer_value(plen) == v->plain_got);
+		sha_ok = complete && (!want || !strcasecmp(want, phex));
+		logev(v->fl, v, "download_done",
+		      json_pack("{s:s,s:I,s:s,s:b,s:b,s:i,s:b,s:I,s:s,s:b,s:b}", "ecu_id", ecu,
+		                "bytes", (json_int_t)v->plain_got, "sha256", phex, "length_ok",
+		                len_ok, "sha256_ok", sha_ok, "http_status", (int)status,
+		                "encrypted", 1, "enc_bytes", (json_int_t)v->got, "enc_sha256", hex,
+		                "enc_length_ok", enc_len_ok, "enc_sha256_ok", enc_sha_ok));
+		if (!enc_len_ok || !enc_sha_ok || !complete) {
+			download_failed(v, !enc_len_ok ? "length_mismatch" : "sha256_mismatch",
+			                "encrypted image for %s: %llu bytes, SHA-256 %s%s", ecu,
+			                (unsigned long long)v->got, hex,
+			                complete ? "" : " (the stream ends early)");
+			return;
+		}
+		v->got = v->plain_got; /* progress and mismatch reports count the package */
+		v->expect = json_is_integer(plen) ? (uint64_t)json_integer_value(plen) : 0;
+		memcpy(hex, phex, sizeof(phex));
+	} else {
+		logev(v->fl, v, "download_done",
+		      json_pack("{s:s,s:I,s:s,s:b,s:b,s:i}", "ecu_id", ecu, "bytes",
+		                (json_int_t)v->got, "sha256", hex, "length_ok", len_ok, "sha256_ok",
+		                sha_ok, "http_status", (int)status));
+	}
 	if (!len_ok) {
 		download_failed(v, "length_mismatch", "image for %s: %llu bytes, expected %llu",
 		                ecu, (unsigned long long)v->got, (unsigned long long)v->expect);
@@ -1928,6 +2142,8 @@ int main(int argc, char **argv)
 		vehicle *v = &fl.v[i];
 		mosquitto_destroy(v->mosq);
 		SSL_CTX_free(v->ctx);
+		pq_key_free(v->kem_x);
+		pq_key_free(v->kem_m);
 		json_decref(v->ecus);
 		json_decref(v->extra);
 		json_decref(v->targets);

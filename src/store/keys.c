@@ -1,0 +1,97 @@
+/* keys.c: package keys, the content keys of the encrypted copies of SWPG packages
+ * (table package_keys, schema v3), once for both backends. */
+#include <string.h>
+
+#include "store/store_int.h"
+
+#define KEY_COLS "file_sha256, enc_sha256, enc_size, content_key, created_ms"
+
+static void wipe(void *p, size_t n)
+{
+	volatile unsigned char *v = p;
+	while (n--)
+		*v++ = 0;
+}
+
+int store_package_key_insert(store *s, const store_package_key *k)
+{
+	if (!s || !k)
+		return pq_err_set(PQ_ERR_INVAL, "store_package_key_insert: bad arguments");
+	int rc = store__check_sha256(k->file_sha256, false, "package SHA-256");
+	if (rc == PQ_OK)
+		rc = store__check_sha256(k->enc_sha256, false, "encrypted package SHA-256");
+	/* the key is 32 bytes in lowercase hex: the same shape as a SHA-256 */
+	if (rc == PQ_OK && store__check_sha256(k->content_key, false, "content key") != PQ_OK)
+		rc = pq_err_set(PQ_ERR_INVAL, "content key: not 64 lowercase hex digits");
+	if (rc == PQ_OK && k->enc_size <= 0)
+		rc =
+		    pq_err_set(PQ_ERR_INVAL, "encrypted package size %lld", (long long)k->enc_size);
+	if (rc != PQ_OK)
+		return rc;
+	store_val p[] = {SV_TEXT(k->file_sha256), SV_TEXT(k->enc_sha256), SV_INT(k->enc_size),
+	                 SV_TEXT(k->content_key), SV_INT(k->created_ms)};
+	rc = store_exec(s, "INSERT INTO package_keys (" KEY_COLS ") VALUES (?, ?, ?, ?, ?)", p, 5,
+	                NULL, NULL, NULL);
+	if (rc == PQ_ERR_EXISTS)
+		pq_err_wrap(rc, "package %s has an encrypted copy already", k->file_sha256);
+	return rc;
+}
+
+typedef struct {
+	store_package_key *out;
+	bool found;
+} key_ctx;
+
+static int key_row(const store_row *r, void *user)
+{
+	key_ctx *c = user;
+	if (c->found)
+		return pq_err_set(PQ_ERR_FORMAT, "two package keys for one hash");
+	c->found = true;
+	int rc = store__col_copy(r, 0, c->out->file_sha256, sizeof(c->out->file_sha256));
+	if (rc == PQ_OK)
+		rc = store__col_copy(r, 1, c->out->enc_sha256, sizeof(c->out->enc_sha256));
+	if (rc == PQ_OK)
+		rc = store__col_i64(r, 2, &c->out->enc_size);
+	if (rc == PQ_OK)
+		rc = store__col_copy(r, 3, c->out->content_key, sizeof(c->out->content_key));
+	if (rc == PQ_OK)
+		rc = store__col_i64(r, 4, &c->out->created_ms);
+	if (rc == PQ_OK && strlen(c->out->content_key) != 64)
+		rc = pq_err_set(PQ_ERR_FORMAT, "stored content key of package %s: bad length",
+		                c->out->file_sha256);
+	return rc;
+}
+
+static int key_lookup(store *s, bool by_enc, const char *sha, store_package_key *out)
+{
+	if (!s || !out)
+		return pq_err_set(PQ_ERR_INVAL, "package key lookup: bad arguments");
+	memset(out, 0, sizeof(*out));
+	int rc = store__check_sha256(sha, false, "package SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	key_ctx c = {.out = out};
+	store_val p[] = {SV_TEXT(sha)};
+	rc = store_exec(s,
+	                by_enc ? "SELECT " KEY_COLS " FROM package_keys WHERE enc_sha256 = ?"
+	                       : "SELECT " KEY_COLS " FROM package_keys WHERE file_sha256 = ?",
+	                p, 1, key_row, &c, NULL);
+	if (rc == PQ_OK && !c.found)
+		rc = pq_err_set(
+		    PQ_ERR_NOTFOUND,
+		    by_enc ? "no encrypted package %s" : "no encrypted copy of package %s", sha);
+	if (rc != PQ_OK)
+		wipe(out, sizeof(*out));
+	return rc;
+}
+
+int store_package_key_get(store *s, const char *file_sha256, store_package_key *out)
+{
+	return key_lookup(s, false, file_sha256, out);
+}
+
+int store_package_key_find_enc(store *s, const char *enc_sha256, store_package_key *out)
+{
+	return key_lookup(s, true, enc_sha256, out);
+}
