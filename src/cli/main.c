@@ -21,6 +21,7 @@ static void usage(FILE *f)
 	           "  pack     build, verify, inspect, extract SWPG packages; deltas\n"
 	           "  server   the OEM server (HTTPS API, downloads); API keys\n"
 	           "  broker   write a mosquitto configuration (TLS group, ACL) for a PKI\n"
+	           "  diag     remote diagnostics: UDS requests to vehicles through the server\n"
 	           "  bench    benchmarks (crypto, pack)\n"
 	           "  version  print versions (pqota and the OpenSSL actually loaded)\n"
 	           "\n"
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
 		return cmd_server(argc - 1, argv + 1);
 	if (strcmp(cmd, "broker") == 0)
 		return cmd_broker(argc - 1, argv + 1);
+	if (strcmp(cmd, "diag") == 0)
+		return cmd_diag(argc - 1, argv + 1);
 	if (strcmp(cmd, "pack") == 0)
 		return cmd_pack(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/semver.h"
 #include "crypto/hash.h"
+#include "server/diag.h"
 #include "server/msg.h"
 #include "server/mqtt.h"
 #include "server/uptane_srv.h"
@@ -58,6 +59,11 @@ struct ctl {
 	/* metrics */
 	atomic_uint_fast64_t m_in, m_rejected, m_duplicate, m_unknown_vehicle, m_replay, m_handled,
 	    m_published, m_publish_failed, m_ticks, m_notified, m_timed_out;
+	/* diagnostics: requests published, answers stored per status (store_diag_status;
+	 * pending/sent unused), requests expired; diag_kick: a worker asked for a send round */
+	atomic_uint_fast64_t m_diag_requests, m_diag_responses[STORE_DIAG_STATUS_COUNT],
+	    m_diag_expired;
+	atomic_bool diag_kick;
 };
 
 /* ---- outbound ------------------------------------------------------------------------ */
@@ -159,6 +165,48 @@ static int ctl_publish(void *user, const char *topic, const char *json, size_t l
 	return rc;
 }
 
+void ctl_diag_kick(srv *s)
+{
+	ctl *c = srv_control(s);
+	if (!c || !c->mq)
+		return;
+	c->diag_kick = true;
+	event_active(c->wake_ev, EV_READ, 0);
+}
+
+/* Publishes due diagnostics requests (vin NULL: of every online vehicle). */
+static void diag_send(ctl *c, const char *vin, int64_t now)
+{
+	int64_t sent = 0;
+	if (!c->mq || !mq_is_connected(c->mq))
+		return;
+	if (diag_send_due(c->db, vin, now, ctl_publish, c->s, &sent) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "diagnostics requests%s%s: %s", vin ? " to " : "",
+		       vin ? vin : "", pq_err_detail());
+	c->m_diag_requests += (uint64_t)sent;
+}
+
+static void on_diag_response(ctl *c, msg_in *m, const char *topic, int64_t now)
+{
+	size_t n = strlen(topic), k = strlen("/diag/response");
+	store_diag_status st = STORE_DIAG_ST_ERROR;
+	bool stored = false;
+	int rc = n > k && strcmp(topic + n - k, "/diag/response") == 0
+	             ? diag_on_response(c->db, m, now, &st, &stored)
+	             : pq_err_set(PQ_ERR_INVAL, "diag_response on %.100s", topic);
+	if (rc != PQ_OK) {
+		c->m_rejected++;
+		pq_log(PQ_LOG_WARN, LOGC, "%s: diag_response refused: %s", m->vin, pq_err_detail());
+		return;
+	}
+	if (!stored) {
+		pq_log(PQ_LOG_INFO, LOGC, "%s: diag_response for a finished or expired request ignored",
+		       m->vin);
+		return;
+	}
+	c->m_diag_responses[st]++;
+}
+
 static int worker_publish(void *user, const char *topic, const char *json, size_t len, int qos,
                           bool retain)
 {
@@ -253,6 +301,7 @@ static void on_wake_up(ctl *c, msg_in *m, const store_vehicle *v, int64_t now)
 	if (cmp_on_wakeup(c->db, &env, m->vin, now) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "%s: campaign work on wake-up: %s", m->vin,
 		       pq_err_detail());
+	diag_send(c, m->vin, now);
 }
 
 static void on_vci(ctl *c, msg_in *m, int64_t now)
@@ -322,6 +371,10 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 		on_vci(c, &m, now);
 		break;
 	default: {
+		if (strcmp(m.msg_type, "diag_response") == 0) {
+			on_diag_response(c, &m, topic, now);
+			break;
+		}
 		cmp_env env;
 		ctl_env(c, &env);
 		if (cmp_on_message(c->db, &env, m.vin, m.msg_type, m.message_id, m.root, now) !=
@@ -443,7 +496,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			announce(c);
 			c->next_announce_ms = now + ANNOUNCE_MS;
 		}
+		diag_send(c, NULL, now);
 	}
+	int64_t expired = 0;
+	if (store_diag_expire(c->db, now, STORE_PAGE_MAX, &expired) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "expiring diagnostics requests: %s", pq_err_detail());
+	c->m_diag_expired += (uint64_t)expired;
 	if (usrv_image_refresh(c->s, c->db, now) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "Uptane image repository: %s", pq_err_detail());
 	if (now >= c->next_prune_ms) {
@@ -460,6 +518,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	ctl *c = arg;
 	(void)fd;
 	(void)what;
+	if (c->mq && atomic_exchange(&c->diag_kick, false))
+		diag_send(c, NULL, msg_now_ms());
 	if (c->mq)
 		drain_queue(c);
 }
@@ -619,4 +679,18 @@ void ctl_metrics_text(ctl *c, struct evbuffer *out)
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
 		                    rows[i].name, rows[i].help, rows[i].name, rows[i].name,
 		                    rows[i].v);
+	evbuffer_add_printf(out,
+	                    "# HELP pqota_diag_requests_total Diagnostics requests published.\n"
+	                    "# TYPE pqota_diag_requests_total counter\n"
+	                    "pqota_diag_requests_total %" PRIu64 "\n"
+	                    "# HELP pqota_diag_responses_total Diagnostics answers stored by "
+	                    "status (expired: no answer in time).\n"
+	                    "# TYPE pqota_diag_responses_total counter\n",
+	                    (uint64_t)c->m_diag_requests);
+	for (int i = STORE_DIAG_ST_POSITIVE; i < STORE_DIAG_STATUS_COUNT; i++)
+		evbuffer_add_printf(out, "pqota_diag_responses_total{status=\"%s\"} %" PRIu64 "\n",
+		                    store_diag_status_name((store_diag_status)i),
+		                    (uint64_t)c->m_diag_responses[i]);
+	evbuffer_add_printf(out, "pqota_diag_responses_total{status=\"expired\"} %" PRIu64 "\n",
+	                    (uint64_t)c->m_diag_expired);
 }

@@ -13,6 +13,7 @@
 #include "crypto/hash.h"
 #include "crypto/key.h"
 #include "crypto/pki.h"
+#include "server/diag.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "tls/tls.h"
@@ -514,5 +515,6 @@ const srv_route srv_routes[] = {
     {0, NULL, 0, NULL, NULL},
 };
 
-const srv_route *const srv_route_tables[] = {srv_routes, route_release_table, route_campaign_table,
-                                             route_uptane_table, NULL};
+const srv_route *const srv_route_tables[] = {
+    srv_routes, route_release_table, route_campaign_table, route_uptane_table, route_diag_table,
+    NULL};

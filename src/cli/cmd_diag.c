@@ -1,0 +1,707 @@
+/* cmd_diag.c: `pqota diag`: remote diagnostics through the server's API (docs/api.md
+ * "Diagnostics"): send a UDS request to one vehicle or a fleet and wait for the answers,
+ * show one request, list them. HTTPS with libcurl over TLS 1.3, the deployment CA, and only
+ * the profile's key-exchange group. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "core/err.h"
+#include "crypto/profile.h"
+
+#define RESP_MAX       (64u * 1024u * 1024u) /* an API answer */
+#define PAGE           500
+#define POLL_FIRST_MS  250
+#define POLL_MS        500
+#define WAIT_MARGIN_MS 5000 /* beyond the request's timeout: the server's expiry tick */
+
+typedef struct {
+	const char *server, *ca, *key;
+	const pq_profile *profile;
+	bool json;
+	long limit, offset;
+} conn;
+
+typedef struct {
+	char *buf;
+	size_t len;
+	bool over;
+} rbuf;
+
+static size_t on_data(char *p, size_t size, size_t n, void *user)
+{
+	rbuf *r = user;
+	size_t k = size * n;
+	if (r->len + k > RESP_MAX) {
+		r->over = true;
+		return 0;
+	}
+	char *nb = realloc(r->buf, r->len + k + 1);
+	if (!nb)
+		return 0;
+	memcpy(nb + r->len, p, k);
+	r->len += k;
+	nb[r->len] = '\0';
+	r->buf = nb;
+	return k;
+}
+
+/* One API call: *out the parsed JSON body (any status), *status the HTTP status. */
+static int api(const conn *c, const char *method, const char *path, const char *body, long *status,
+               json_t **out)
+{
+	char url[1024], auth[600];
+	rbuf r = {0};
+	int rc = PQ_OK;
+	*out = NULL;
+	*status = 0;
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", c->server, path) >= sizeof(url) ||
+	    (size_t)snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->key) >=
+	        sizeof(auth))
+		return pq_err_set(PQ_ERR_RANGE, "URL or API key too long");
+	CURL *e = curl_easy_init();
+	struct curl_slist *h = NULL;
+	h = curl_slist_append(h, auth);
+	if (h && body)
+		h = curl_slist_append(h, "Content-Type: application/json");
+	if (!e || !h) {
+		rc = pq_err_set(PQ_ERR_NOMEM, "libcurl");
+		goto out;
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	if (body)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e, CURLOPT_CAINFO, c->ca);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
+	curl_easy_setopt(e, CURLOPT_SSL_EC_CURVES, c->profile->tls_group);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "pqota-diag");
+	CURLcode cc = curl_easy_perform(e);
+	if (cc != CURLE_OK) {
+		rc = pq_err_set(r.over ? PQ_ERR_RANGE : PQ_ERR_IO, "%s %s: %s", method, url,
+		                r.over ? "answer too large" : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+	json_error_t jerr;
+	*out = r.buf ? json_loadb(r.buf, r.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+	if (!*out)
+		rc = pq_err_set(PQ_ERR_FORMAT, "%s %s: HTTP %ld, the answer is not JSON", method,
+		                path, *status);
+out:
+	curl_slist_free_all(h);
+	if (e)
+		curl_easy_cleanup(e);
+	free(r.buf);
+	return rc;
+}
+
+/* Prints an API error answer; CLI_EXIT_ERROR. */
+static int api_error(const char *what, long status, json_t *j)
+{
+	json_t *err = json_object_get(j, "error");
+	fprintf(stderr, "pqota: error: %s: HTTP %ld %s: %s\n", what, status,
+	        json_string_value(json_object_get(err, "code"))
+	            ? json_string_value(json_object_get(err, "code"))
+	            : "",
+	        json_string_value(json_object_get(err, "message"))
+	            ? json_string_value(json_object_get(err, "message"))
+	            : "(no message)");
+	return CLI_EXIT_ERROR;
+}
+
+/* ---- display ------------------------------------------------------------------------- */
+
+static const struct {
+	int nrc;
+	const char *name;
+} nrc_names[] = {
+    {0x10, "generalReject"},
+    {0x11, "serviceNotSupported"},
+    {0x12, "subFunctionNotSupported"},
+    {0x13, "incorrectMessageLengthOrInvalidFormat"},
+    {0x14, "responseTooLong"},
+    {0x21, "busyRepeatRequest"},
+    {0x22, "conditionsNotCorrect"},
+    {0x24, "requestSequenceError"},
+    {0x25, "noResponseFromSubnetComponent"},
+    {0x26, "failurePreventsExecutionOfRequestedAction"},
+    {0x31, "requestOutOfRange"},
+    {0x33, "securityAccessDenied"},
+    {0x35, "invalidKey"},
+    {0x36, "exceedNumberOfAttempts"},
+    {0x37, "requiredTimeDelayNotExpired"},
+    {0x70, "uploadDownloadNotAccepted"},
+    {0x71, "transferDataSuspended"},
+    {0x72, "generalProgrammingFailure"},
+    {0x73, "wrongBlockSequenceCounter"},
+    {0x78, "requestCorrectlyReceivedResponsePending"},
+    {0x7E, "subFunctionNotSupportedInActiveSession"},
+    {0x7F, "serviceNotSupportedInActiveSession"},
+};
+
+static const char *nrc_name(int nrc, const char *given)
+{
+	if (given && *given)
+		return given;
+	for (size_t i = 0; i < sizeof(nrc_names) / sizeof(nrc_names[0]); i++)
+		if (nrc_names[i].nrc == nrc)
+			return nrc_names[i].name;
+	return "unknown";
+}
+
+/* Identification data identifiers shown as text (ISO 14229-1 annex C). */
+static const struct {
+	unsigned did;
+	const char *what;
+} text_dids[] = {
+    {0xF187, "spare part number"},
+    {0xF189, "software version"},
+    {0xF18A, "supplier"},
+    {0xF18C, "serial number"},
+    {0xF190, "VIN"},
+    {0xF191, "hardware number"},
+    {0xF195, "software version"},
+    {0xF197, "system name"},
+};
+
+static int hv(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* A readable form of a positive response into out: 62 DID "text" (what) for the text DIDs
+ * (ReadDataByIdentifier), else the hex spaced after the service id. */
+static void describe_positive(const char *hex, char *out, size_t cap)
+{
+	size_t n = strlen(hex);
+	if (n >= 6 && hv(hex[0]) == 6 && hv(hex[1]) == 2) {
+		unsigned did =
+		    (unsigned)(hv(hex[2]) << 12 | hv(hex[3]) << 8 | hv(hex[4]) << 4 | hv(hex[5]));
+		for (size_t i = 0; i < sizeof(text_dids) / sizeof(text_dids[0]); i++) {
+			if (text_dids[i].did != did)
+				continue;
+			char text[256];
+			size_t k = 0;
+			bool printable = true;
+			for (size_t p = 6; p + 1 < n && k + 1 < sizeof(text); p += 2) {
+				int b = hv(hex[p]) * 16 + hv(hex[p + 1]);
+				if (b == 0 && p + 2 >= n)
+					break; /* a trailing NUL */
+				if (b < 0x20 || b > 0x7e)
+					printable = false;
+				text[k++] = (char)b;
+			}
+			text[k] = '\0';
+			if (printable && k > 0) {
+				snprintf(out, cap, "62 %04X \"%s\" (%s)", did, text,
+				         text_dids[i].what);
+				return;
+			}
+		}
+	}
+	snprintf(out, cap, "%.2s %.*s%s", hex, n > 2 ? (int)(n - 2 < 64 ? n - 2 : 64) : 0,
+	         n > 2 ? hex + 2 : "", n > 66 ? "..." : "");
+}
+
+static const char *sget(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static void print_result(const json_t *r)
+{
+	const char *status = sget(r, "status");
+	char detail[512] = "";
+	if (strcmp(status, "positive") == 0) {
+		describe_positive(sget(r, "response"), detail, sizeof(detail));
+	} else if (strcmp(status, "negative") == 0) {
+		int nrc = (int)json_integer_value(json_object_get(r, "nrc"));
+		snprintf(detail, sizeof(detail), "NRC 0x%02X %s (%s)", nrc,
+		         nrc_name(nrc, sget(r, "nrc_name")), sget(r, "response"));
+	} else {
+		snprintf(detail, sizeof(detail), "%s", sget(r, "error"));
+	}
+	json_t *el = json_object_get(r, "elapsed_ms");
+	char elapsed[32] = "";
+	if (json_is_integer(el))
+		snprintf(elapsed, sizeof(elapsed), "%6lld ms", (long long)json_integer_value(el));
+	printf("%-20s %-8s %-8s %9s  %s\n", sget(r, "vin"), sget(r, "ecu_id"), status, elapsed,
+	       detail);
+}
+
+static const char *const statuses[] = {"positive", "negative", "timeout",
+                                       "error",    "pending",  "sent"};
+
+static void print_aggregate(const json_t *b)
+{
+	json_t *counts = json_object_get(b, "counts"), *agg = json_object_get(b, "aggregate");
+	printf("\n%s: %s %s to %s, %lld vehicle(s), %s\n", sget(b, "id"), sget(b, "kind"),
+	       sget(b, "request"), sget(b, "ecu_id"),
+	       (long long)json_integer_value(json_object_get(b, "targets")), sget(b, "state"));
+	printf("status:");
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+		printf(" %s %lld%s", statuses[i],
+		       (long long)json_integer_value(json_object_get(counts, statuses[i])),
+		       i + 1 < sizeof(statuses) / sizeof(statuses[0]) ? "," : "\n");
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(agg, "nrc"), i, e)
+	{
+		int nrc = (int)json_integer_value(json_object_get(e, "nrc"));
+		printf("  NRC 0x%02X %-40s %lld\n", nrc, nrc_name(nrc, sget(e, "nrc_name")),
+		       (long long)json_integer_value(json_object_get(e, "count")));
+	}
+	json_array_foreach(json_object_get(agg, "responses"), i, e)
+	{
+		char d[512];
+		describe_positive(sget(e, "response"), d, sizeof(d));
+		printf("  %-45s %lld\n", d,
+		       (long long)json_integer_value(json_object_get(e, "count")));
+	}
+	long long distinct = json_integer_value(json_object_get(agg, "distinct_responses"));
+	if (distinct > (long long)json_array_size(json_object_get(agg, "responses")))
+		printf("  (%lld distinct positive responses; the most frequent shown)\n", distinct);
+}
+
+/* GETs every page of a batch's results into one object (the first page's, with all items). */
+static int fetch_all(const conn *c, const char *id, json_t **out, long *status)
+{
+	json_t *all = NULL;
+	int rc = PQ_OK;
+	*out = NULL;
+	for (long off = 0;; off += PAGE) {
+		char path[160];
+		json_t *j = NULL;
+		snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=%d&offset=%ld", id, PAGE,
+		         off);
+		rc = api(c, "GET", path, NULL, status, &j);
+		if (rc != PQ_OK || *status != 200) {
+			json_decref(all);
+			*out = j;
+			return rc;
+		}
+		json_t *res = json_object_get(j, "results");
+		json_t *items = json_object_get(res, "items");
+		long long total = json_integer_value(json_object_get(res, "total"));
+		if (!all) {
+			all = j;
+		} else {
+			json_array_extend(json_object_get(json_object_get(all, "results"), "items"),
+			                  items);
+			json_decref(j);
+		}
+		if (json_array_size(items) == 0 || off + PAGE >= total)
+			break;
+	}
+	*out = all;
+	return rc;
+}
+
+/* Prints a batch (table or JSON); the exit code: 0 when every vehicle answered positive or
+ * negative, 1 otherwise. */
+static int show_batch(const conn *c, json_t *b)
+{
+	json_t *counts = json_object_get(b, "counts");
+	long long answered = json_integer_value(json_object_get(counts, "positive")) +
+	                     json_integer_value(json_object_get(counts, "negative"));
+	if (c->json) {
+		char *t = json_dumps(b, JSON_INDENT(2) | JSON_SORT_KEYS);
+		if (t)
+			puts(t);
+		free(t);
+	} else {
+		size_t i;
+		json_t *r;
+		printf("%-20s %-8s %-8s %9s  %s\n", "VIN", "ECU", "STATUS", "ELAPSED",
+		       "RESPONSE / NRC / ERROR");
+		json_array_foreach(json_object_get(json_object_get(b, "results"), "items"), i, r)
+		    print_result(r);
+		print_aggregate(b);
+	}
+	return answered == json_integer_value(json_object_get(b, "targets")) ? CLI_EXIT_OK
+	                                                                     : CLI_EXIT_FAIL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- subcommands ----------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f, "usage: pqota diag send [connection] (--vin VIN | --vins V1,V2,... |\n"
+	       "                       --hardware-id HW | --model MODEL | --all)\n"
+	       "                       --ecu ECU --request HEX [--timeout S] [--no-wait] [--json]\n"
+	       "       pqota diag show [connection] ID [--limit N] [--offset N] [--json]\n"
+	       "       pqota diag list [connection] [--limit N] [--offset N] [--json]\n"
+	       "\n"
+	       "Remote diagnostics: a UDS request sent by the server to vehicles over MQTT; the\n"
+	       "VMG routes it over DoIP to the ECU and answers (docs/api.md \"Diagnostics\").\n"
+	       "\n"
+	       "send: posts the request, then (unless --no-wait) polls until every vehicle\n"
+	       "answered or the timeout passed, and prints a row per vehicle (a readable form of\n"
+	       "well-known answers: 62 F190 -> the VIN as text; NRCs by name) and the aggregate.\n"
+	       "  --ecu ECU           target ECU: ECU_011, ZGW1..ZGW9, VMG\n"
+	       "  --request HEX       the UDS request, e.g. 22F190 (ReadDataByIdentifier VIN)\n"
+	       "  --timeout S         seconds to wait for the answers, 1..300 (default 10)\n"
+	       "  --no-wait           print the created request and return\n"
+	       "show: one request with its results; list: the requests, newest first.\n"
+	       "\n"
+	       "connection:\n"
+	       "  --server URL        https://HOST:PORT (or PQOTA_SERVER)\n"
+	       "  --ca FILE           the deployment CA certificate (pki/ca/ca.crt, or PQOTA_CA)\n"
+	       "  --api-key KEY       operator key for send, any key otherwise (or\n"
+	       "                      PQOTA_API_KEY)\n"
+	       "  --profile ID|NAME   TLS profile whose key-exchange group alone is offered\n"
+	       "                      (default 2)\n"
+	       "  --json              print the API's JSON instead of a table\n"
+	       "\n"
+	       "exit status: 0 every vehicle answered (positive or negative), 1 some timed out,\n"
+	       "erred or are still open, 2 an error (connection, HTTP error), 64 usage.\n");
+}
+
+enum {
+	O_SERVER = 256,
+	O_CA,
+	O_KEY,
+	O_PROFILE,
+	O_JSON,
+	O_VIN,
+	O_VINS,
+	O_HW,
+	O_MODEL,
+	O_ALL,
+	O_ECU,
+	O_REQUEST,
+	O_TIMEOUT,
+	O_NOWAIT,
+	O_LIMIT,
+	O_OFFSET,
+	O_HELP,
+};
+
+static const struct option opts[] = {
+    {"server", required_argument, NULL, O_SERVER},
+    {"ca", required_argument, NULL, O_CA},
+    {"api-key", required_argument, NULL, O_KEY},
+    {"profile", required_argument, NULL, O_PROFILE},
+    {"json", no_argument, NULL, O_JSON},
+    {"vin", required_argument, NULL, O_VIN},
+    {"vins", required_argument, NULL, O_VINS},
+    {"hardware-id", required_argument, NULL, O_HW},
+    {"model", required_argument, NULL, O_MODEL},
+    {"all", no_argument, NULL, O_ALL},
+    {"ecu", required_argument, NULL, O_ECU},
+    {"request", required_argument, NULL, O_REQUEST},
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"no-wait", no_argument, NULL, O_NOWAIT},
+    {"limit", required_argument, NULL, O_LIMIT},
+    {"offset", required_argument, NULL, O_OFFSET},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct {
+	const char *vin, *vins, *hw, *model, *ecu, *request;
+	bool all, nowait;
+	long timeout;
+} send_args;
+
+static int do_send(const conn *c, const send_args *a)
+{
+	int ntarget = !!a->vin + !!a->vins + !!a->hw + !!a->model + a->all;
+	if (ntarget != 1)
+		return cli_usage_error("diag", "send: give one of --vin, --vins, --hardware-id, "
+		                               "--model, --all");
+	if (!a->ecu || !a->request)
+		return cli_usage_error("diag", "send: --ecu and --request are required");
+	json_t *body = json_pack("{sssssI}", "ecu_id", a->ecu, "request", a->request, "timeout_s",
+	                         (json_int_t)a->timeout);
+	json_t *f = NULL;
+	if (a->vin) {
+		json_object_set_new(body, "vin", json_string(a->vin));
+	} else if (a->vins) {
+		json_t *arr = json_array();
+		for (const char *p = a->vins; arr && *p;) {
+			const char *end = strchr(p, ',');
+			size_t n = end ? (size_t)(end - p) : strlen(p);
+			if (n > 0)
+				json_array_append_new(arr, json_stringn(p, n));
+			p += n + (end ? 1 : 0);
+		}
+		f = json_pack("{so}", "vins", arr);
+	} else if (a->hw) {
+		f = json_pack("{ss}", "hardware_id", a->hw);
+	} else if (a->model) {
+		f = json_pack("{ss}", "model", a->model);
+	} else {
+		f = json_pack("{sb}", "all", 1);
+	}
+	if (f)
+		json_object_set_new(body, "filter", f);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		return cli_error(PQ_ERR_NOMEM, "diag send");
+	long status = 0;
+	json_t *j = NULL;
+	int64_t start = mono_ms();
+	int rc = api(c, "POST", "/api/v1/diagnostics", text, &status, &j);
+	free(text);
+	if (rc != PQ_OK)
+		return cli_error(rc, "diag send");
+	if (status != 202) {
+		int ex = api_error("diag send", status, j);
+		json_decref(j);
+		return ex;
+	}
+	char id[64];
+	snprintf(id, sizeof(id), "%s", sget(j, "id"));
+	if (a->nowait) {
+		int ex = show_batch(c, j);
+		json_decref(j);
+		return ex == CLI_EXIT_FAIL ? CLI_EXIT_OK : ex;
+	}
+	json_decref(j);
+	j = NULL;
+	int64_t deadline = start + a->timeout * 1000 + WAIT_MARGIN_MS;
+	for (long wait = POLL_FIRST_MS;; wait = POLL_MS) {
+		sleep_ms(wait);
+		json_decref(j);
+		j = NULL;
+		char path[128];
+		snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=1", id);
+		rc = api(c, "GET", path, NULL, &status, &j);
+		if (rc != PQ_OK)
+			return cli_error(rc, "diag send: polling %s", id);
+		if (status != 200) {
+			int ex = api_error("diag send: polling", status, j);
+			json_decref(j);
+			return ex;
+		}
+		if (strcmp(sget(j, "state"), "done") == 0 || mono_ms() >= deadline)
+			break;
+	}
+	json_decref(j);
+	rc = fetch_all(c, id, &j, &status);
+	if (rc != PQ_OK)
+		return cli_error(rc, "diag send: results of %s", id);
+	if (status != 200) {
+		int ex = api_error("diag send: results", status, j);
+		json_decref(j);
+		return ex;
+	}
+	int ex = show_batch(c, j);
+	json_decref(j);
+	return ex;
+}
+
+static int do_show(const conn *c, const char *id)
+{
+	long status = 0;
+	json_t *j = NULL;
+	int rc;
+	if (c->limit > 0) {
+		char path[160];
+		snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=%ld&offset=%ld", id,
+		         c->limit, c->offset);
+		rc = api(c, "GET", path, NULL, &status, &j);
+	} else {
+		rc = fetch_all(c, id, &j, &status);
+	}
+	if (rc != PQ_OK)
+		return cli_error(rc, "diag show %s", id);
+	if (status != 200) {
+		int ex = api_error("diag show", status, j);
+		json_decref(j);
+		return ex;
+	}
+	int ex = show_batch(c, j);
+	json_decref(j);
+	return ex;
+}
+
+static int do_list(const conn *c)
+{
+	char path[128];
+	long status = 0;
+	json_t *j = NULL;
+	snprintf(path, sizeof(path), "/api/v1/diagnostics?limit=%ld&offset=%ld",
+	         c->limit > 0 ? c->limit : 50, c->offset);
+	int rc = api(c, "GET", path, NULL, &status, &j);
+	if (rc != PQ_OK)
+		return cli_error(rc, "diag list");
+	if (status != 200) {
+		int ex = api_error("diag list", status, j);
+		json_decref(j);
+		return ex;
+	}
+	if (c->json) {
+		char *t = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+		if (t)
+			puts(t);
+		free(t);
+	} else {
+		size_t i;
+		json_t *b;
+		printf("%-36s %-8s %-8s %-12s %7s %5s %5s %5s %5s\n", "ID", "STATE", "ECU",
+		       "REQUEST", "TARGETS", "POS", "NEG", "TMO", "ERR");
+		json_array_foreach(json_object_get(j, "items"), i, b)
+		{
+			json_t *n = json_object_get(b, "counts");
+			printf("%-36s %-8s %-8s %-12.12s %7lld %5lld %5lld %5lld %5lld\n",
+			       sget(b, "id"), sget(b, "state"), sget(b, "ecu_id"),
+			       sget(b, "request"),
+			       (long long)json_integer_value(json_object_get(b, "targets")),
+			       (long long)json_integer_value(json_object_get(n, "positive")),
+			       (long long)json_integer_value(json_object_get(n, "negative")),
+			       (long long)json_integer_value(json_object_get(n, "timeout")),
+			       (long long)json_integer_value(json_object_get(n, "error")));
+		}
+		printf("%lld request(s)\n",
+		       (long long)json_integer_value(json_object_get(j, "total")));
+	}
+	json_decref(j);
+	return CLI_EXIT_OK;
+}
+
+int cmd_diag(int argc, char **argv)
+{
+	conn c = {.server = getenv("PQOTA_SERVER"),
+	          .ca = getenv("PQOTA_CA"),
+	          .key = getenv("PQOTA_API_KEY"),
+	          .profile = pq_profile_by_id(PQ_PROFILE_DEFAULT)};
+	send_args a = {.timeout = 10};
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+	}
+	const char *sub = argv[1];
+	if (strcmp(sub, "send") && strcmp(sub, "show") && strcmp(sub, "list"))
+		return cli_usage_error("diag", "unknown subcommand '%s' (send, show, list)", sub);
+	optind = 1;
+	opterr = 0;
+	int ch;
+	argc--;
+	argv++;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_SERVER:
+			c.server = optarg;
+			break;
+		case O_CA:
+			c.ca = optarg;
+			break;
+		case O_KEY:
+			c.key = optarg;
+			break;
+		case O_PROFILE:
+			if (pq_profile_find(optarg, &c.profile) != PQ_OK)
+				return cli_usage_error("diag", "unknown profile '%s'", optarg);
+			break;
+		case O_JSON:
+			c.json = true;
+			break;
+		case O_VIN:
+			a.vin = optarg;
+			break;
+		case O_VINS:
+			a.vins = optarg;
+			break;
+		case O_HW:
+			a.hw = optarg;
+			break;
+		case O_MODEL:
+			a.model = optarg;
+			break;
+		case O_ALL:
+			a.all = true;
+			break;
+		case O_ECU:
+			a.ecu = optarg;
+			break;
+		case O_REQUEST:
+			a.request = optarg;
+			break;
+		case O_TIMEOUT:
+			if (cli_parse_long(optarg, 1, 300, &a.timeout) != 0)
+				return cli_usage_error("diag", "--timeout: 1..300 seconds");
+			break;
+		case O_NOWAIT:
+			a.nowait = true;
+			break;
+		case O_LIMIT:
+			if (cli_parse_long(optarg, 1, PAGE, &c.limit) != 0)
+				return cli_usage_error("diag", "--limit: 1..%d", PAGE);
+			break;
+		case O_OFFSET:
+			if (cli_parse_long(optarg, 0, 1000000000L, &c.offset) != 0)
+				return cli_usage_error("diag", "--offset: a number >= 0");
+			break;
+		case 'h':
+		case O_HELP:
+			usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("diag", "bad option '%s'", argv[optind - 1]);
+		}
+	}
+	if (!c.server || strncmp(c.server, "https://", 8) != 0)
+		return cli_usage_error("diag", "--server https://HOST:PORT is required");
+	if (!c.ca)
+		return cli_usage_error("diag", "--ca FILE (the deployment CA) is required");
+	if (!c.key || !*c.key)
+		return cli_usage_error("diag", "--api-key KEY (or PQOTA_API_KEY) is required");
+	bool is_show = strcmp(sub, "show") == 0;
+	if (optind != argc - (is_show ? 1 : 0))
+		return cli_usage_error("diag", "%s: %s", sub,
+		                       is_show ? "give one request id" : "unexpected argument");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return cli_error(PQ_ERR_IO, "libcurl");
+	int ex;
+	if (strcmp(sub, "send") == 0)
+		ex = do_send(&c, &a);
+	else if (is_show)
+		ex = do_show(&c, argv[optind]);
+	else
+		ex = do_list(&c);
+	curl_global_cleanup();
+	return ex;
+}
