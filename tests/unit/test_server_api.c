@@ -1,7 +1,10 @@
 /* test_server_api.c: black-box tests of `pqota server` over real HTTPS: the real binary on
  * a free port with a temporary PKI, a libcurl client on OpenSSL 3.5 that offers only
  * X25519MLKEM768 and checks it, vehicles with client certificates, API keys of each role.
- * The store backend comes from PQOTA_TEST_STORE (sqlite, or postgres with PQOTA_TEST_PG). */
+ * The store backend comes from PQOTA_TEST_STORE (sqlite, or postgres with PQOTA_TEST_PG).
+ * Package encryption is checked from both sides: the test opens the server's store to read
+ * the content keys, and builds campaign metadata in process (srv_new on the same data
+ * directory, store and token key, never run) to unwrap its keys with the vehicles' own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,10 +27,19 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
+#include <openssl/evp.h>
+
 #include "core/fileio.h"
+#include "crypto/aead.h"
 #include "crypto/hash.h"
+#include "crypto/kem.h"
+#include "crypto/key.h"
 #include "crypto/pki.h"
+#include "crypto/profile.h"
 #include "pkg/pkg.h"
+#include "server/server.h"
+#include "server/uptane_srv.h"
+#include "store/store.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -512,8 +524,12 @@ static void test_vehicles(void **state)
 
 static char release_pkg[65];
 static char release_id[40];
+static char image1_sha[65];
 static uint8_t *image;
 static size_t image_len = 150 * 1000;
+/* the second release (3.2.0, a delta from the first) */
+static char release2_id[40], release2_full[65], release2_delta[65], image2_sha[65];
+static size_t image2_len;
 
 /* Uploads `image` in pieces (resuming after a deliberate offset mismatch) and creates a
  * release; returns its package hash. */
@@ -529,6 +545,7 @@ static void test_upload_and_release(void **state)
 	char sha[65], body[512], path[256];
 	assert_int_equal(pq_hash(PQ_HASH_SHA256, image, image_len, d), PQ_OK);
 	pq_hex_encode(d, 32, sha);
+	memcpy(image1_sha, sha, sizeof(image1_sha));
 	snprintf(body, sizeof(body), "{\"size\":%zu,\"sha256\":\"%s\"}", image_len, sha);
 	request("POST", "/api/v1/uploads", key_operator, body, strlen(body), NULL, &r);
 	assert_int_equal(r.status, 201);
@@ -629,11 +646,25 @@ static void test_delta_release(void **state)
 	assert_string_equal(json_string_value(json_object_get(delta, "base_version")), "3.1.0");
 	char dsha[65];
 	snprintf(dsha, sizeof(dsha), "%s", json_string_value(json_object_get(delta, "sha256")));
+	snprintf(release2_id, sizeof(release2_id), "%s",
+	         json_string_value(json_object_get(j, "id")));
+	snprintf(release2_delta, sizeof(release2_delta), "%s", dsha);
+	snprintf(release2_full, sizeof(release2_full), "%s",
+	         json_string_value(json_object_get(json_object_get(j, "package"), "sha256")));
 	json_decref(j);
 	resp_free(&r);
-	/* the vehicle downloads the delta and patches its installed (first) image */
+	uint8_t d2[32];
+	assert_int_equal(pq_hash(PQ_HASH_SHA256, image2, len2, d2), PQ_OK);
+	pq_hex_encode(d2, 32, image2_sha);
+	image2_len = len2;
+	/* vehicles get packages encrypted (downloads.encrypt): the plaintext needs a key or
+	 * a token */
 	snprintf(path, sizeof(path), "/packages/%s", dsha);
 	request("GET", path, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 403);
+	resp_free(&r);
+	/* the delta patches the installed (first) image */
+	request("GET", path, key_viewer, NULL, 0, NULL, &r);
 	assert_int_equal(r.status, 200);
 	assert_true(r.len < len2 / 4); /* a delta, not the image again */
 	char dpath[700], bpath[700], opath[700];
@@ -674,8 +705,12 @@ static void test_downloads(void **state)
 	request("GET", path, NULL, NULL, 0, NULL, &r);
 	assert_int_equal(r.status, 401);
 	resp_free(&r);
-	/* a vehicle downloads the package byte for byte */
+	/* a vehicle by its certificate only gets encrypted copies */
 	request("GET", path, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 403);
+	resp_free(&r);
+	/* an operator downloads the package byte for byte */
+	request("GET", path, key_viewer, NULL, 0, NULL, &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, plen);
 	assert_memory_equal(r.body, pkg, plen);
@@ -686,7 +721,7 @@ static void test_downloads(void **state)
 	/* resume from the middle */
 	size_t mid = plen / 2;
 	snprintf(rng, sizeof(rng), "Range: bytes=%zu-", mid);
-	request("GET", path, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, rng, &r);
+	request("GET", path, key_viewer, NULL, 0, rng, &r);
 	assert_int_equal(r.status, 206);
 	assert_int_equal(r.len, plen - mid);
 	assert_memory_equal(r.body, pkg + mid, plen - mid);
@@ -751,6 +786,11 @@ static void test_downloads(void **state)
 	assert_int_equal(r.len, plen);
 	assert_memory_equal(r.body, pkg, plen);
 	resp_free(&r);
+	/* a vehicle with an operator's token for the plaintext gets it */
+	request("GET", tpath, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, plen);
+	resp_free(&r);
 	char *t = strstr(tpath, "token=") + 6;
 	t[strlen(t) - 1] ^= 1; /* tampered: its last hex digit */
 	request("GET", tpath, NULL, NULL, 0, NULL, &r);
@@ -768,6 +808,514 @@ static void test_downloads(void **state)
 	free(pkg);
 	free(image);
 	image = NULL;
+}
+
+/* ---- package encryption ------------------------------------------------------------------- */
+
+/* The server's store, as the running server opens it. */
+static store_config server_store(void)
+{
+	static char url[800];
+	const char *backend = getenv("PQOTA_TEST_STORE");
+	if (backend && strcmp(backend, "postgres") == 0)
+		return (store_config){.backend = STORE_POSTGRES, .url = getenv("PQOTA_TEST_PG")};
+	snprintf(url, sizeof(url), "%s/data/pqota.db", dir);
+	return (store_config){.backend = STORE_SQLITE, .url = url};
+}
+
+static store *open_store(void)
+{
+	store_config sc = server_store();
+	store *db = NULL;
+	assert_int_equal(store_open(&sc, &db), PQ_OK);
+	return db;
+}
+
+static void sha_hex(const void *data, size_t len, char hex[65])
+{
+	uint8_t d[32];
+	assert_int_equal(pq_hash(PQ_HASH_SHA256, data, len, d), PQ_OK);
+	pq_hex_encode(d, 32, hex);
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	char *data = NULL;
+	assert_int_equal(pq_file_read(path, 64 << 20, &data, len), PQ_OK);
+	return data;
+}
+
+/* A package's stored key row and its content key bytes. */
+static void package_key(store *db, const char *file_sha, store_package_key *k, uint8_t key[32])
+{
+	size_t n = 0;
+	if (store_package_key_get(db, file_sha, k) != PQ_OK)
+		fail_msg("no encrypted copy of %s: %s", file_sha, pq_err_detail());
+	assert_int_equal(pq_hex_decode(k->content_key, key, 32, &n), PQ_OK);
+	assert_int_equal(n, 32);
+}
+
+/* Decrypts ciphertext (in a file) with key and checks the result against the package
+ * DATA/files/<plain_sha> byte for byte; a key with one bit changed does not open it. */
+static void check_decrypts(const char *enc_path, const uint8_t key[32], const char *plain_sha)
+{
+	char plain[800], out[800];
+	size_t plen = 0, olen = 0;
+	snprintf(plain, sizeof(plain), "%s/data/files/%s", dir, plain_sha);
+	snprintf(out, sizeof(out), "%s/decrypted.bin", dir);
+	assert_int_equal(pq_aead_decrypt_file(key, enc_path, out), PQ_OK);
+	char *p = read_all(plain, &plen), *o = read_all(out, &olen);
+	assert_int_equal(olen, plen);
+	assert_memory_equal(o, p, plen);
+	char hex[65];
+	sha_hex(o, olen, hex);
+	assert_string_equal(hex, plain_sha);
+	free(p);
+	free(o);
+	unlink(out);
+	uint8_t bad[32];
+	memcpy(bad, key, 32);
+	bad[7] ^= 0x10;
+	assert_int_equal(pq_aead_decrypt_file(bad, enc_path, out), PQ_ERR_VERIFY);
+	assert_int_equal(access(out, F_OK), -1); /* nothing left behind */
+}
+
+/* The stored copy DATA/files/<enc> is named by its SHA-256, has the stored size and
+ * decrypts to the package. */
+static void check_copy(const store_package_key *k, const uint8_t key[32])
+{
+	char enc[800], hex[65];
+	size_t len = 0;
+	snprintf(enc, sizeof(enc), "%s/data/files/%s", dir, k->enc_sha256);
+	char *data = read_all(enc, &len);
+	sha_hex(data, len, hex);
+	assert_string_equal(hex, k->enc_sha256);
+	assert_int_equal(len, k->enc_size);
+	assert_memory_equal(data, "PQAE", 4); /* the streaming AEAD header */
+	free(data);
+	check_decrypts(enc, key, k->file_sha256);
+}
+
+/* Creating a release made an encrypted copy of each package under its own key; the copies
+ * are served under their own names with the package rules (Range, ETag, HEAD). */
+static void test_encrypted_copies(void **state)
+{
+	(void)state;
+	store *db = open_store();
+	const char *pkgs[] = {release_pkg, release2_full, release2_delta};
+	store_package_key k[3];
+	uint8_t key[3][32];
+	for (int i = 0; i < 3; i++) {
+		package_key(db, pkgs[i], &k[i], key[i]);
+		assert_string_equal(k[i].file_sha256, pkgs[i]);
+		check_copy(&k[i], key[i]);
+	}
+	assert_memory_not_equal(key[0], key[1], 32); /* a fresh key per package */
+	assert_memory_not_equal(key[1], key[2], 32);
+	store_package_key other;
+	assert_int_equal(store_package_key_find_enc(db, k[2].enc_sha256, &other), PQ_OK);
+	assert_string_equal(other.file_sha256, release2_delta);
+	assert_int_equal(store_package_key_find_enc(db, release2_delta, &other), PQ_ERR_NOTFOUND);
+	/* the package key table refuses a second copy of a package */
+	other = k[0];
+	other.enc_sha256[0] = other.enc_sha256[0] == 'a' ? 'b' : 'a';
+	assert_int_equal(store_package_key_insert(db, &other), PQ_ERR_EXISTS);
+	store_close(db);
+
+	char path[256], file[800], rng[128], cr[160];
+	size_t elen = 0;
+	snprintf(file, sizeof(file), "%s/data/files/%s", dir, k[0].enc_sha256);
+	char *enc = read_all(file, &elen);
+	snprintf(path, sizeof(path), "/packages/%s", k[0].enc_sha256);
+	resp r;
+	request("GET", path, NULL, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 401);
+	resp_free(&r);
+	request("GET", path, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, elen);
+	assert_memory_equal(r.body, enc, elen);
+	char etag[90];
+	snprintf(etag, sizeof(etag), "ETag: \"%s\"", k[0].enc_sha256);
+	assert_true(has_header(&r, etag));
+	resp_free(&r);
+	/* resumed in the middle */
+	size_t off = elen / 2;
+	snprintf(rng, sizeof(rng), "Range: bytes=%zu-", off);
+	request("GET", path, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, rng, &r);
+	assert_int_equal(r.status, 206);
+	assert_int_equal(r.len, elen - off);
+	assert_memory_equal(r.body, enc + off, elen - off);
+	snprintf(cr, sizeof(cr), "Content-Range: bytes %zu-%zu/%zu", off, elen - 1, elen);
+	assert_true(has_header(&r, cr));
+	resp_free(&r);
+	request("HEAD", path, key_viewer, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	snprintf(cr, sizeof(cr), "Content-Length: %zu", elen);
+	assert_true(has_header(&r, cr));
+	resp_free(&r);
+	free(enc);
+}
+
+/* An in-process server on the running one's data directory, store and token key (never
+ * run), whose metadata URLs point at the running server. */
+static srv *metadata_server(bool encrypt)
+{
+	static char cert[700], key[700], ca[700], url[64], data[700];
+	static store_config sc;
+	srv_options o = {0};
+	srv *s = NULL;
+	snprintf(cert, sizeof(cert), "%s/server/server.crt", pki);
+	snprintf(key, sizeof(key), "%s/server/server.key", pki);
+	snprintf(ca, sizeof(ca), "%s/ca/ca.crt", pki);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	sc = server_store();
+	o.listen = "127.0.0.1:0";
+	o.workers = 1;
+	o.profile = pq_profile_by_id(2);
+	o.cert_file = cert;
+	o.key_file = key;
+	o.ca_file = ca;
+	o.store = sc;
+	o.data_dir = data;
+	o.max_header_bytes = 16384;
+	o.max_body_bytes = 65536;
+	o.timeout_ms = 10000;
+	o.token_ttl_ms = 3600 * 1000;
+	o.uptane_dir = pki;
+	o.public_url = url;
+	o.downloads_encrypt = encrypt;
+	if (srv_new(&o, &s) != PQ_OK)
+		fail_msg("srv_new: %s", pq_err_detail());
+	return s;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Unwraps an image's "wrapped_key" as `vin` (its private KEM keys from the PKI) with aad;
+ * returns the pq_unwrap result. */
+static int unwrap_as(const char *vin, json_t *enc, const char *aad, uint8_t key[32])
+{
+	char p[800];
+	pq_key *kx = NULL, *km = NULL;
+	const char *b64 = json_string_value(json_object_get(enc, "wrapped_key"));
+	assert_non_null(b64);
+	size_t n = strlen(b64);
+	uint8_t *blob = malloc(n);
+	assert_non_null(blob);
+	int len = EVP_DecodeBlock(blob, (const unsigned char *)b64, (int)n);
+	assert_true(len > 2);
+	while (n > 0 && b64[n - 1] == '=') {
+		n--;
+		len--;
+	}
+	assert_int_equal(len, PQ_WRAP_OVERHEAD + 32);
+	snprintf(p, sizeof(p), "%s/vehicles/%s/kem-x25519.key", pki, vin);
+	assert_int_equal(pq_key_load(p, &kx), PQ_OK);
+	snprintf(p, sizeof(p), "%s/vehicles/%s/kem-ml-kem-768.key", pki, vin);
+	assert_int_equal(pq_key_load(p, &km), PQ_OK);
+	pq_wrap_recipient me = {.x25519 = kx, .mlkem = km};
+	size_t klen = 32;
+	int rc = pq_unwrap(&me, (const uint8_t *)aad, strlen(aad), blob, (size_t)len, key, &klen);
+	if (rc == PQ_OK)
+		assert_int_equal(klen, 32);
+	pq_key_free(kx);
+	pq_key_free(km);
+	free(blob);
+	return rc;
+}
+
+/* Downloads a metadata URL from the running server with no credentials but its token. */
+static void fetch_url(const char *url, resp *r)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "https://127.0.0.1:%d/", port);
+	assert_non_null(url);
+	assert_true(strncmp(url, prefix, strlen(prefix)) == 0);
+	request("GET", url + strlen(prefix) - 1, NULL, NULL, 0, NULL, r);
+}
+
+/* One package of the metadata (an image or its fallback), as `vin` sees it: the URL serves
+ * the encrypted copy to the token alone; the ciphertext has the encryption's hash and
+ * length; the wrapped key opens only for this vehicle and this aad, is the stored content
+ * key, and decrypts the download to the package's hash and length. */
+static void check_package(store *db, const char *vin, const char *other_vin, json_t *p,
+                          const char *want_sha, char enc_out[65])
+{
+	json_t *enc = json_object_get(p, "encryption");
+	const char *sha = json_string_value(json_object_get(p, "sha256"));
+	char aad[128], bad_aad[128], hex[65], path[800];
+	uint8_t key[32], stored[32];
+	store_package_key k;
+	assert_string_equal(sha, want_sha);
+	assert_true(json_is_object(enc));
+	assert_string_equal(json_string_value(json_object_get(enc, "scheme")),
+	                    "aes-256-gcm-chunked+hybrid-wrap-v1");
+	snprintf(aad, sizeof(aad), "%s|%s", vin, sha);
+	assert_string_equal(json_string_value(json_object_get(enc, "aad")), aad);
+	package_key(db, sha, &k, stored);
+	assert_string_equal(json_string_value(json_object_get(enc, "sha256")), k.enc_sha256);
+	assert_int_equal(json_integer_value(json_object_get(enc, "length")), k.enc_size);
+	snprintf(enc_out, 65, "%s", k.enc_sha256);
+	/* the URL names the encrypted copy */
+	const char *url = json_string_value(json_object_get(p, "url"));
+	char want_path[128];
+	snprintf(want_path, sizeof(want_path), "/packages/%s?token=", k.enc_sha256);
+	assert_non_null(strstr(url, want_path));
+	/* unwrapping */
+	assert_int_equal(unwrap_as(vin, enc, aad, key), PQ_OK);
+	assert_memory_equal(key, stored, 32);
+	assert_int_equal(unwrap_as(other_vin, enc, aad, key), PQ_ERR_VERIFY);
+	snprintf(bad_aad, sizeof(bad_aad), "%s|%s", other_vin, sha);
+	assert_int_equal(unwrap_as(vin, enc, bad_aad, key), PQ_ERR_VERIFY);
+	snprintf(bad_aad, sizeof(bad_aad), "%s|%s", vin, release_pkg);
+	assert_int_equal(unwrap_as(vin, enc, bad_aad, key), PQ_ERR_VERIFY);
+	assert_int_equal(unwrap_as(vin, enc, aad, key), PQ_OK);
+	/* the download, decrypted */
+	resp r;
+	fetch_url(url, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, k.enc_size);
+	sha_hex(r.body, r.len, hex);
+	assert_string_equal(hex, k.enc_sha256);
+	snprintf(path, sizeof(path), "%s/download.enc", dir);
+	assert_int_equal(pq_file_write_atomic(path, r.body, r.len, 0644, true), PQ_OK);
+	resp_free(&r);
+	check_decrypts(path, key, sha);
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/data/files/%s", dir, sha);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(json_integer_value(json_object_get(p, "length")), st.st_size);
+}
+
+/* A token from the metadata is bound to its file: refused for any other. */
+static void check_token_bound(json_t *p, const char *other_sha)
+{
+	const char *url = json_string_value(json_object_get(p, "url"));
+	char path[600];
+	const char *t = strstr(url, "?token=");
+	assert_non_null(t);
+	snprintf(path, sizeof(path), "/packages/%s%s", other_sha, t);
+	resp r;
+	request("GET", path, NULL, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 403);
+	resp_free(&r);
+}
+
+/* Starts a campaign of one release for the given VINs (JSON array text); returns its id. */
+static void start_campaign(const char *name, const char *release, const char *vins,
+                           const char *policy, char id[40])
+{
+	char body[1024], path[256];
+	resp r;
+	snprintf(body, sizeof(body),
+	         "{\"name\":\"%s\",\"release_ids\":[\"%s\"],\"target\":{\"vins\":%s}%s%s}", name,
+	         release, vins, policy ? ",\"policy\":" : "", policy ? policy : "");
+	request("POST", "/api/v1/campaigns", key_operator, body, strlen(body), NULL, &r);
+	if (r.status != 201)
+		fail_msg("campaign: %ld %s", r.status, r.body);
+	json_t *j = jbody(&r);
+	snprintf(id, 40, "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/campaigns/%s/start", id);
+	request("POST", path, key_operator, "{}", 2, NULL, &r);
+	if (r.status != 200)
+		fail_msg("start: %ld %s", r.status, r.body);
+	resp_free(&r);
+}
+
+/* usrv_campaign_metadata: per-vehicle wrapped keys, encrypted URLs with bound tokens, the
+ * delta's base and full fallback, the installation plan. */
+static void test_campaign_metadata(void **state)
+{
+	(void)state;
+	const char *va = "VINAAAAAAAAAAAAA1", *vb = "VINBBBBBBBBBBBBB2";
+	resp r;
+	/* vehicle B runs 3.1.0 on ECU_011, the delta's base: it gets the delta; A (1.2.0)
+	 * gets the full package */
+	const char *vci = "{\"ecus\":[{\"ecu_id\":\"ECU_011\",\"hardware_id\":\"HW-1-011\","
+	                  "\"zone\":1,\"software\":{\"APP\":\"3.1.0\",\"BOOT\":\"1.0.0\","
+	                  "\"CAL\":\"1.0.0\"},\"capabilities\":{\"delta\":true}}]}";
+	request("PUT", "/api/v1/vehicles/VINBBBBBBBBBBBBB2/vci", "vehicle:VINBBBBBBBBBBBBB2", vci,
+	        strlen(vci), NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	char cid[40];
+	start_campaign("encrypted", release2_id, "[\"VINAAAAAAAAAAAAA1\",\"VINBBBBBBBBBBBBB2\"]",
+	               "{\"rollback_policy\":\"none\"}", cid);
+	srv *s = metadata_server(true);
+	store *db = open_store();
+	json_t *mb = NULL, *ma = NULL, *mb2 = NULL;
+	if (usrv_campaign_metadata(s, db, cid, vb, wall_ms(), &mb) != PQ_OK)
+		fail_msg("metadata: %s", pq_err_detail());
+	assert_int_equal(json_array_size(json_object_get(mb, "images")), 1);
+	json_t *im = json_array_get(json_object_get(mb, "images"), 0);
+	char name[96], enc_delta[65], enc_full[65];
+	snprintf(name, sizeof(name), "%s.delta.swpg", release2_id);
+	assert_string_equal(json_string_value(json_object_get(im, "name")), name);
+	assert_string_equal(json_string_value(json_object_get(im, "package")), "delta");
+	assert_string_equal(json_string_value(json_object_get(im, "ecu_id")), "ECU_011");
+	assert_string_equal(json_string_value(json_object_get(im, "release_id")), release2_id);
+	assert_string_equal(json_string_value(json_object_get(im, "software_type")), "APP");
+	assert_string_equal(json_string_value(json_object_get(im, "hardware_id")), "HW-1-011");
+	assert_string_equal(json_string_value(json_object_get(im, "from_version")), "3.1.0");
+	assert_string_equal(json_string_value(json_object_get(im, "to_version")), "3.2.0");
+	json_t *img = json_object_get(im, "image");
+	assert_string_equal(json_string_value(json_object_get(img, "sha256")), image2_sha);
+	assert_int_equal(json_integer_value(json_object_get(img, "length")), image2_len);
+	json_t *base = json_object_get(im, "delta_base");
+	assert_string_equal(json_string_value(json_object_get(base, "sha256")), image1_sha);
+	assert_string_equal(json_string_value(json_object_get(base, "version")), "3.1.0");
+	check_package(db, vb, va, im, release2_delta, enc_delta);
+	json_t *fb = json_object_get(im, "fallback");
+	snprintf(name, sizeof(name), "%s.full.swpg", release2_id);
+	assert_string_equal(json_string_value(json_object_get(fb, "name")), name);
+	check_package(db, vb, va, fb, release2_full, enc_full);
+	/* each token opens only its own file: not the other copy, not the plaintext */
+	check_token_bound(im, enc_full);
+	check_token_bound(im, release2_delta);
+	check_token_bound(fb, enc_delta);
+	json_t *order = json_object_get(mb, "install_order");
+	assert_int_equal(json_array_size(order), 1);
+	assert_string_equal(json_string_value(json_array_get(order, 0)), "ECU_011");
+	assert_string_equal(json_string_value(json_object_get(mb, "rollback_policy")), "none");
+	/* the director signs the plaintext package the vehicle installs */
+	json_t *dt = json_object_get(
+	    json_object_get(json_object_get(mb, "director_targets"), "signed"), "targets");
+	snprintf(name, sizeof(name), "%s.delta.swpg", release2_id);
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(dt, name), "hashes"), "sha256")),
+	                    release2_delta);
+	/* nothing secret in the clear */
+	char *text = json_dumps(mb, JSON_COMPACT);
+	store_package_key k;
+	uint8_t key[32];
+	package_key(db, release2_delta, &k, key);
+	assert_null(strstr(text, k.content_key));
+	free(text);
+
+	/* again: the same encrypted copy (nothing re-encrypted), a freshly wrapped key */
+	assert_int_equal(usrv_campaign_metadata(s, db, cid, vb, wall_ms(), &mb2), PQ_OK);
+	json_t *im2 = json_array_get(json_object_get(mb2, "images"), 0);
+	json_t *e1 = json_object_get(im, "encryption"), *e2 = json_object_get(im2, "encryption");
+	assert_string_equal(json_string_value(json_object_get(e2, "sha256")), enc_delta);
+	assert_string_not_equal(json_string_value(json_object_get(e1, "wrapped_key")),
+	                        json_string_value(json_object_get(e2, "wrapped_key")));
+
+	/* vehicle A: the full package, wrapped for A */
+	assert_int_equal(usrv_campaign_metadata(s, db, cid, va, wall_ms(), &ma), PQ_OK);
+	json_t *ia = json_array_get(json_object_get(ma, "images"), 0);
+	assert_string_equal(json_string_value(json_object_get(ia, "package")), "full");
+	assert_null(json_object_get(ia, "fallback"));
+	assert_null(json_object_get(ia, "delta_base"));
+	char enc_a[65];
+	check_package(db, va, vb, ia, release2_full, enc_a);
+	assert_string_equal(enc_a, enc_full); /* one copy per package, keys wrapped per vehicle */
+	json_decref(ma);
+	json_decref(mb);
+	json_decref(mb2);
+	store_close(db);
+	srv_free(s);
+}
+
+/* With downloads.encrypt = false a release gets no encrypted copy and vehicles download
+ * plaintext; the metadata of a server with encryption on then encrypts it once. */
+static void test_plaintext_and_lazy_encryption(void **state)
+{
+	(void)state;
+	char cfg2[700], pf2[700], body[512], path[256], id[40], rel[40], sha[65];
+	int port2 = 0, saved = port;
+	snprintf(cfg2, sizeof(cfg2), "%s/server3.conf", dir);
+	snprintf(pf2, sizeof(pf2), "%s/port3", dir);
+	write_config(cfg2, "downloads.encrypt = false\n", pf2);
+	pid_t pid = start_server(cfg2, pf2, &port2);
+	port = port2;
+	size_t len = 40000;
+	uint8_t *img = malloc(len);
+	assert_non_null(img);
+	for (size_t i = 0; i < len; i++)
+		img[i] = (uint8_t)(i * 31 + 7);
+	resp r;
+	snprintf(body, sizeof(body), "{\"size\":%zu}", len);
+	request("POST", "/api/v1/uploads", key_operator, body, strlen(body), NULL, &r);
+	assert_int_equal(r.status, 201);
+	json_t *j = jbody(&r);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	resp_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/uploads/%s?offset=0", id);
+	request("PUT", path, key_operator, img, len, NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	snprintf(body, sizeof(body),
+	         "{\"title\":\"plain\",\"version\":\"3.3.0\",\"hardware_id\":\"HW-1-012\","
+	         "\"ecu_id\":\"ECU_012\",\"upload_id\":\"%s\"}",
+	         id);
+	request("POST", "/api/v1/releases", key_operator, body, strlen(body), NULL, &r);
+	assert_int_equal(r.status, 201);
+	j = jbody(&r);
+	snprintf(rel, sizeof(rel), "%s", json_string_value(json_object_get(j, "id")));
+	snprintf(sha, sizeof(sha), "%s",
+	         json_string_value(json_object_get(json_object_get(j, "package"), "sha256")));
+	json_decref(j);
+	resp_free(&r);
+	free(img);
+	store *db = open_store();
+	store_package_key k;
+	assert_int_equal(store_package_key_get(db, sha, &k), PQ_ERR_NOTFOUND);
+	/* encryption off: a vehicle downloads the plaintext with its certificate */
+	snprintf(path, sizeof(path), "/packages/%s", sha);
+	request("GET", path, "vehicle:VINAAAAAAAAAAAAA1", NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	port = saved;
+	stop_server(pid);
+
+	char cid[40];
+	start_campaign("lazy", rel, "[\"VINAAAAAAAAAAAAA1\"]", NULL, cid);
+	/* a server with encryption off: plaintext URLs, "encryption": null */
+	srv *s = metadata_server(false);
+	json_t *m = NULL;
+	assert_int_equal(usrv_campaign_metadata(s, db, cid, "VINAAAAAAAAAAAAA1", wall_ms(), &m),
+	                 PQ_OK);
+	json_t *im = json_array_get(json_object_get(m, "images"), 0);
+	assert_true(json_is_null(json_object_get(im, "encryption")));
+	snprintf(path, sizeof(path), "/packages/%s?token=", sha);
+	assert_non_null(strstr(json_string_value(json_object_get(im, "url")), path));
+	fetch_url(json_string_value(json_object_get(im, "url")), &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	assert_string_equal(json_string_value(json_object_get(m, "rollback_policy")),
+	                    "all_or_nothing");
+	json_decref(m);
+	srv_free(s);
+	assert_int_equal(store_package_key_get(db, sha, &k), PQ_ERR_NOTFOUND);
+	/* encryption on: the first metadata makes the copy, later ones reuse it */
+	s = metadata_server(true);
+	assert_int_equal(usrv_campaign_metadata(s, db, cid, "VINAAAAAAAAAAAAA1", wall_ms(), &m),
+	                 PQ_OK);
+	im = json_array_get(json_object_get(m, "images"), 0);
+	char enc[65];
+	check_package(db, "VINAAAAAAAAAAAAA1", "VINBBBBBBBBBBBBB2", im, sha, enc);
+	json_decref(m);
+	assert_int_equal(usrv_campaign_metadata(s, db, cid, "VINAAAAAAAAAAAAA1", wall_ms(), &m),
+	                 PQ_OK);
+	im = json_array_get(json_object_get(m, "images"), 0);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(im, "encryption"), "sha256")), enc);
+	json_decref(m);
+	uint8_t key[32];
+	package_key(db, sha, &k, key);
+	check_copy(&k, key);
+	srv_free(s);
+	store_close(db);
 }
 
 /* A second server with a per-client bucket of 2 at 1/s: the third immediate request is
@@ -807,10 +1355,17 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_health_over_pqc_tls), cmocka_unit_test(test_session_resumption),
-	    cmocka_unit_test(test_auth_and_roles),      cmocka_unit_test(test_vehicles),
-	    cmocka_unit_test(test_upload_and_release),  cmocka_unit_test(test_delta_release),
-	    cmocka_unit_test(test_downloads),           cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_health_over_pqc_tls),
+	    cmocka_unit_test(test_session_resumption),
+	    cmocka_unit_test(test_auth_and_roles),
+	    cmocka_unit_test(test_vehicles),
+	    cmocka_unit_test(test_upload_and_release),
+	    cmocka_unit_test(test_delta_release),
+	    cmocka_unit_test(test_downloads),
+	    cmocka_unit_test(test_encrypted_copies),
+	    cmocka_unit_test(test_campaign_metadata),
+	    cmocka_unit_test(test_plaintext_and_lazy_encryption),
+	    cmocka_unit_test(test_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
