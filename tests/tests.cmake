@@ -79,3 +79,10 @@ add_test(NAME unit/test_campaign_postgres
          COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_campaign>)
 set_tests_properties(unit/test_campaign_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
+
+# The diagnostics store and control-plane path (tests/unit/test_diag.c, registered above
+# against SQLite) also run against a real PostgreSQL server.
+add_test(NAME unit/test_diag_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_diag>)
+set_tests_properties(unit/test_diag_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
