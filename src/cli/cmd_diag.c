@@ -280,7 +280,7 @@ static void print_aggregate(const json_t *b)
 	{
 		char d[512];
 		describe_positive(sget(e, "response"), d, sizeof(d));
-		printf("  %-45s %lld\n", d,
+		printf("  %-49s %lld\n", d,
 		       (long long)json_integer_value(json_object_get(e, "count")));
 	}
 	long long distinct = json_integer_value(json_object_get(agg, "distinct_responses"));
