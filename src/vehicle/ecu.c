@@ -625,13 +625,6 @@ static int svc_tester(ecu *e, const uint8_t *q, size_t n, rbuf *r)
 	return OK_RESP;
 }
 
-/* Services whose sub-function byte carries the suppress-positive-response bit. */
-static bool has_sprmib(uint8_t sid)
-{
-	return sid == UDS_SID_SESSION || sid == UDS_SID_RESET || sid == UDS_SID_TESTER ||
-	       sid == UDS_SID_ROUTINE;
-}
-
 int ecu_handle(ecu *e, const uint8_t *req, size_t n, uint8_t *resp, size_t cap, size_t *resp_len,
                int64_t now_ms)
 {
@@ -692,7 +685,7 @@ int ecu_handle(ecu *e, const uint8_t *req, size_t n, uint8_t *resp, size_t cap, 
 		*resp_len = uds_negative(resp, sid, (uint8_t)nrc);
 		return PQ_OK;
 	}
-	if (n >= 2 && has_sprmib(sid) && (req[1] & UDS_SPRMIB))
+	if (uds_suppress_requested(req, n))
 		return PQ_OK; /* positive response suppressed */
 	*resp_len = r.len;
 	return PQ_OK;

@@ -21,7 +21,7 @@
 
 /* Fault switches; each is a comma-separated list of ECU ids, or NULL / "" for none. */
 typedef struct {
-	const char *fail_program; /* the 0x31 check routine of these ECUs fails (NRC 0x72) */
+	const char *fail_program;  /* the 0x31 check routine of these ECUs fails (NRC 0x72) */
 	const char *corrupt_block; /* one transferred block (the second) is corrupted in these
 	                              ECUs' memory: the check routine then reports a mismatch */
 	const char *deny_security; /* 0x27 send-key is always refused (NRC 0x35 invalidKey) */
@@ -36,6 +36,9 @@ int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f,
               sim **out) PQ_MUST_CHECK;
 /* The TCP port zone `zone` (1..n) listens on, 0 if there is no such zone. */
 uint16_t sim_zone_port(const sim *s, int zone);
+/* Sets the general inactivity timeout of tester connections (ISO 13400-2
+ * T_TCP_General_Inactivity, default 5 minutes); for tests. */
+void sim_set_idle_timeout(sim *s, int ms);
 /* Stops the servers, closes every connection, saves the state and frees. NULL is a no-op. */
 void sim_stop(sim *s);
 

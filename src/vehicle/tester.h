@@ -31,17 +31,22 @@ void doipc_close(doipc *c);
 int doipc_uds(doipc *c, uint16_t target, const uint8_t *req, size_t req_len, uint8_t *resp,
               size_t cap, size_t *resp_len, int timeout_ms) PQ_MUST_CHECK;
 
+/* The NRC that made the last tester_* sequence on c fail, 0 when none did (network
+ * trouble, malformed answers, or success). Sequence errors map NRCs to PQ_ERR_RANGE for
+ * 0x70/0x71 and PQ_ERR_VERIFY for the others (tester_rollback: PQ_ERR_NOTFOUND for 0x22). */
+uint8_t doipc_last_nrc(const doipc *c);
+
 /* What an ECU says about itself, read over UDS (default session, DIDs of docs/vehicle.md). */
 typedef struct {
-	char vin[VM_ID_MAX + 1];         /* F190 */
-	char hardware_id[VM_HW_MAX + 1]; /* F191 */
-	char serial[VM_ID_MAX + 1];      /* F18C */
-	char part_number[VM_ID_MAX + 1]; /* F187 */
+	char vin[VM_ID_MAX + 1];               /* F190 */
+	char hardware_id[VM_HW_MAX + 1];       /* F191 */
+	char serial[VM_ID_MAX + 1];            /* F18C */
+	char part_number[VM_ID_MAX + 1];       /* F187 */
 	char version[VM_SW_N][VM_VER_MAX + 1]; /* F189 APP, F1A1 BOOT, F1A2 CAL (active bank) */
-	char bank;                       /* 'A' or 'B': F1A0 */
-	uint8_t image_sha256[32];        /* F1A3: SHA-256 of the active bank's APP image */
-	uint64_t image_len;              /* F1A4 */
-	unsigned dtc_count;              /* 0x19 01 (DTCs with status mask 0x09) */
+	char bank;                             /* 'A' or 'B': F1A0 */
+	uint8_t image_sha256[32];              /* F1A3: SHA-256 of the active bank's APP image */
+	uint64_t image_len;                    /* F1A4 */
+	unsigned dtc_count;                    /* 0x19 01 (DTCs with status mask 0x09) */
 } tester_ecu_info;
 int tester_read_info(doipc *c, uint16_t ecu, tester_ecu_info *out) PQ_MUST_CHECK;
 

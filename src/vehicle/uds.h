@@ -116,6 +116,10 @@ void uds_put16(uint8_t *p, uint16_t v);
 void uds_put32(uint8_t *p, uint32_t v);
 void uds_put64(uint8_t *p, uint64_t v);
 
+/* True when a request asks for its positive response to be suppressed: a service with a
+ * sub-function that allows it (0x10, 0x11, 0x31, 0x3E) and bit 7 of the sub-function set. */
+bool uds_suppress_requested(const uint8_t *req, size_t n);
+
 /* Writes a negative response 7F sid nrc; returns 3. */
 size_t uds_negative(uint8_t out[3], uint8_t sid, uint8_t nrc);
 
