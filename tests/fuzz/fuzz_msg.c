@@ -4,11 +4,17 @@
  * input is a payload on oem/VIN1/wake_up). Whenever parsing succeeds the result must obey
  * the envelope rules (valid VIN from the topic, bounded NUL-terminated fields, a JSON object
  * unless presence), and the object re-encoded must parse again to the same fields; whenever
- * it fails, nothing may be left allocated or filled in. Violations abort. */
+ * it fails, nothing may be left allocated or filled in. Violations abort.
+ *
+ * A diag_response that parses is also checked as one (diag_response_parse): on success the
+ * status is an answer, a negative one carries an NRC 0..255 equal to the response's third
+ * byte, the stored payload is an object whose response (if any) is even-length hex; on
+ * failure nothing is kept. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/diag.h"
 #include "server/msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,6 +33,37 @@ static void same(const msg_in *a, const msg_in *b, bool same_id)
 	    strcmp(a->correlation_id, b->correlation_id) ||
 	    strcmp(a->campaign_id, b->campaign_id) || a->timestamp_ms != b->timestamp_ms ||
 	    (same_id && strcmp(a->message_id, b->message_id)))
+		abort();
+}
+
+static void check_diag(const msg_in *m)
+{
+	diag_response r;
+	memset(&r, 0x5a, sizeof(r));
+	if (diag_response_parse(m, &r) != PQ_OK) {
+		if (r.payload || r.request_id[0] || r.ecu_id[0])
+			abort();
+		return;
+	}
+	check_str(r.request_id, sizeof(r.request_id));
+	check_str(r.ecu_id, sizeof(r.ecu_id));
+	if (r.status < STORE_DIAG_ST_POSITIVE || r.status >= STORE_DIAG_STATUS_COUNT ||
+	    !json_is_object(r.payload) || !r.request_id[0] || !r.ecu_id[0])
+		abort();
+	const char *resp = json_string_value(json_object_get(r.payload, "response"));
+	if (resp && !diag_hex_valid(resp, DIAG_REQUEST_BYTES_MAX))
+		abort();
+	if ((r.status == STORE_DIAG_ST_POSITIVE || r.status == STORE_DIAG_ST_NEGATIVE) != !!resp)
+		abort();
+	if (r.status == STORE_DIAG_ST_NEGATIVE) {
+		if (r.nrc < 0 || r.nrc > 255 || strlen(resp) != 6 ||
+		    json_integer_value(json_object_get(r.payload, "nrc")) != r.nrc)
+			abort();
+	} else if (r.nrc != -1 || json_object_get(r.payload, "nrc")) {
+		abort();
+	}
+	diag_response_clear(&r);
+	if (r.payload)
 		abort();
 }
 
@@ -67,6 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!json_is_object(m.root) || !m.msg_type[0] || !m.message_id[0] || m.presence[0] ||
 	    m.timestamp_ms < 0)
 		abort();
+	if (strcmp(m.msg_type, "diag_response") == 0)
+		check_diag(&m);
 	/* re-encoded, the same message (the derived sha256: id changes with the bytes) */
 	char *text = json_dumps(m.root, JSON_COMPACT);
 	if (!text)
