@@ -360,6 +360,131 @@ static void test_faults(void **state)
 	sim_stop(s);
 }
 
+/* ---- the model ----------------------------------------------------------------------------- */
+
+static void test_model_default(void **state)
+{
+	(void)state;
+	vm_model m;
+	assert_ok(vm_model_default("VIN123ABCDEF", &m));
+	assert_string_equal(m.vin, "VIN123ABCDEF");
+	assert_int_equal(m.n_zones, 5);
+	assert_int_equal(m.n_ecus, 100);
+	assert_int_equal(m.tester_addr, 0x0E00);
+	for (size_t i = 0; i < m.n_ecus; i++) {
+		const vm_ecu *e = &m.ecus[i];
+		char id[32], hw[48];
+		snprintf(id, sizeof(id), "ECU_%03zu", i + 1);
+		snprintf(hw, sizeof(hw), "HW-%zu-%03zu", i / 20 + 1, i + 1);
+		assert_string_equal(e->ecu_id, id);
+		assert_string_equal(e->hardware_id, hw);
+		assert_int_equal(e->zone, (int)(i / 20) + 1);
+		for (int t = 0; t < VM_SW_N; t++)
+			assert_string_equal(e->version[t], "1.0.0");
+		assert_true(e->delta);
+		assert_int_equal(e->max_package_size, 256u << 20);
+	}
+	const vm_ecu *e = vm_model_find(&m, "ECU_011");
+	assert_non_null(e);
+	assert_int_equal(e->addr, 0x1011);
+	assert_string_equal(e->serial, "SN-ABCDEF-011");
+	assert_ptr_equal(vm_model_find_addr(&m, 0x1100), vm_model_find(&m, "ECU_100"));
+	assert_null(vm_model_find(&m, "ecu_011"));
+	assert_null(vm_model_find_addr(&m, 0x1101));
+	assert_int_equal(m.zones[2].addr, 0x0093);
+	assert_int_equal(m.battery_pct, 90);
+	assert_true(m.parked && m.ignition_off);
+	vm_model_free(&m);
+	assert_rc(vm_model_default("bad vin", &m), PQ_ERR_INVAL);
+}
+
+static void test_model_file(void **state)
+{
+	fixture *f = *state;
+	/* the fixture's file: defaults filled in, ECUs ordered, image path resolved */
+	vm_model *m = &f->m;
+	assert_string_equal(m->model, "Sim-1");
+	assert_string_equal(m->vmg_hardware_id, "VMG-1");
+	assert_int_equal(m->n_zones, 2);
+	assert_int_equal(m->n_ecus, 3);
+	assert_string_equal(m->ecus[2].ecu_id, "ECU_021");
+	assert_int_equal(m->ecus[2].zone, 2);
+	assert_string_equal(m->ecus[0].image_path, f->factory);
+	assert_string_equal(m->ecus[1].supplier, "PQSIM");
+	assert_string_equal(m->ecus[1].part_number, "PN-ECU_002");
+	assert_int_equal(m->ecus[0].max_package_size, 8388608);
+
+	/* save and load again: the same model; a VIN given replaces the file's */
+	char path[600];
+	join(path, sizeof(path), f->dir, "saved.json");
+	assert_ok(vm_model_save(m, path));
+	vm_model m2;
+	assert_ok(vm_model_load(path, "OTHERVIN", &m2));
+	assert_string_equal(m2.vin, "OTHERVIN");
+	assert_int_equal(m2.n_ecus, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(m2.ecus[i].ecu_id, m->ecus[i].ecu_id);
+		assert_string_equal(m2.ecus[i].serial, m->ecus[i].serial);
+		assert_string_equal(m2.ecus[i].image_path, m->ecus[i].image_path);
+		assert_int_equal(m2.ecus[i].addr, m->ecus[i].addr);
+		assert_string_equal(m2.ecus[i].version[VM_SW_BOOT], m->ecus[i].version[VM_SW_BOOT]);
+	}
+	vm_model_free(&m2);
+
+	/* bad files: the error names the field */
+	static const struct {
+		const char *json, *want;
+	} bad[] = {
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[]}],\"colour\":1}", "$.colour"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[{\"ecu_id\":\"ECU_001\","
+	     "\"hardware_id\":\"H\",\"versoins\":{}}]}]}",
+	     "$.zones[0].ecus[0].versoins"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[{\"ecu_id\":\"ECU_1\","
+	     "\"hardware_id\":\"H\"}]}]}",
+	     "$.zones[0].ecus[0].ecu_id"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[{\"ecu_id\":\"ZGW1\","
+	     "\"hardware_id\":\"H\"}]}]}",
+	     "not an ECU address"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[{\"ecu_id\":\"ECU_001\","
+	     "\"hardware_id\":\"H\"}]},{\"zone\":2,\"ecus\":[{\"ecu_id\":\"0x1001\","
+	     "\"hardware_id\":\"H\"}]}]}",
+	     "twice"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[]},{\"zone\":1,\"ecus\":[]}]}",
+	     "zone 1 twice"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":10,\"ecus\":[]}]}", "$.zones[0].zone"},
+	    {"{\"vin\":\"V\",\"zones\":[]}", "$.zones"},
+	    {"{\"vin\":\"V W\",\"zones\":[{\"zone\":1,\"ecus\":[]}]}", "$.vin"},
+	    {"{\"vin\":\"V\",\"state\":{\"battery_pct\":101},\"zones\":[{\"zone\":1,\"ecus\":[]}]}",
+	     "$.state.battery_pct"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[{\"ecu_id\":\"ECU_001\","
+	     "\"hardware_id\":\"H\",\"versions\":{\"APP\":\"1.0\"}}]}]}",
+	     "$.zones[0].ecus[0].versions.APP"},
+	    {"{\"vin\":\"V\",\"zones\":[{\"zone\":1,\"ecus\":[{\"ecu_id\":\"ECU_001\"}]}]}",
+	     "$.zones[0].ecus[0].hardware_id"},
+	    {"{\"vin\":\"V\",\"vin\":\"W\",\"zones\":[]}", "duplicate"},
+	    {"[1,2", "line 1"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		join(path, sizeof(path), f->dir, "bad.json");
+		write_file(path, bad[i].json, strlen(bad[i].json));
+		vm_model mb;
+		assert_rc(vm_model_load(path, NULL, &mb), PQ_ERR_FORMAT);
+		if (!strstr(pq_err_detail(), bad[i].want))
+			fail_msg("case %zu: '%s' lacks '%s'", i, pq_err_detail(), bad[i].want);
+	}
+	/* too large */
+	size_t big = (4u << 20) + 1;
+	char *text = malloc(big);
+	assert_non_null(text);
+	memset(text, ' ', big);
+	write_file(path, text, big);
+	free(text);
+	vm_model mb;
+	assert_rc(vm_model_load(path, NULL, &mb), PQ_ERR_RANGE);
+	join(path, sizeof(path), f->dir, "missing.json");
+	assert_true(vm_model_load(path, NULL, &mb) != PQ_OK);
+}
+
 /* ---- raw DoIP ---------------------------------------------------------------------------- */
 
 static int raw_connect(uint16_t port)
@@ -495,6 +620,8 @@ static void test_throughput(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_model_default),
+	    cmocka_unit_test_setup_teardown(test_model_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_info_two_zones, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_program_restart_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
