@@ -107,6 +107,8 @@ check "the server counted the redeliveries as duplicates" metric_pos pqota_mqtt_
 check "$fdl's failure carries the vehicle's error code" has "$B/api/v1/campaigns/$c1/vehicles/$fdl" '"error_code":"[a-z_]'
 check "$ok1 downloaded its image over HTTPS with a matching SHA-256" \
 	grep -q "\"vin\":\"$ok1\".*\"event\":\"download_done\".*\"sha256_ok\":true" "$WORK/fleet1.log"
+check "...the encrypted copy, its key unwrapped with $ok1's KEM keys, decrypted to the package" \
+	grep -q "\"vin\":\"$ok1\".*\"event\":\"download_done\".*\"sha256_ok\":true.*\"encrypted\":true.*\"enc_sha256_ok\":true" "$WORK/fleet1.log"
 check "$ok1 now reports ECU_001 at 1.1.0" has "$B/api/v1/vehicles/$ok1/ecus/ECU_001" '1\.1\.0'
 
 # Uptane: the metadata each vehicle got names its image; the repositories are served

@@ -157,6 +157,11 @@ print(json.dumps({"vin": "FLT0001", "certificate": r("client.crt"), "default_ecu
 	meta FLT0003 "$(printf '0%.0s' {1..64})" meta-3
 	check "a SHA-256 mismatch gives ota_download_failed" \
 		response FLT0003 ota/status '"msg_type":"ota_download_failed".*"error_code":"sha256_mismatch"'
+	# an encrypted image whose wrapped key does not open with the vehicle's KEM keys
+	campaign FLT0004 cmp-msg-4
+	send 2 "oem/FLT0004/ota/metadata" "{\"msg_type\":\"ota_campaign_metadata\",\"message_id\":\"meta-4\",\"timestamp\":\"$(now)\",\"vin\":\"FLT0004\",\"campaign_id\":\"CMP-1\",\"image_repository\":\"$base/uptane/image/\",\"images\":[{\"ecu_id\":\"ECU_001\",\"url\":\"$url\",\"length\":$len,\"sha256\":\"$sha\",\"package\":\"full\",\"encryption\":{\"scheme\":\"aes-256-gcm-chunked+hybrid-wrap-v1\",\"sha256\":\"$sha\",\"length\":$len,\"aad\":\"FLT0004|$sha\",\"wrapped_key\":\"$(head -c 1188 /dev/urandom | base64 -w0)\"}}]}"
+	check "a wrapped key that does not unwrap gives ota_download_failed" \
+		response FLT0004 ota/status '"msg_type":"ota_download_failed".*"error_code":"key_unwrap_failed"'
 
 	# a second fleet: --behavior for all, overrides, --duplicate, --out-of-order, --until-done
 	for v in FLR001 FLR002 FLR003; do "$PQOTA" keys vehicle "$v" --dir "$pki" >/dev/null; done
@@ -195,7 +200,8 @@ wait "$FLEET_PID" || rc=$?
 check "the fleet exits 0 on SIGTERM (exit $rc)" test "$rc" = 0
 check "the summary counts the completed vehicle" grep -qx "outcome completed 1 FLT0001" "$WORK/fleet.out"
 check "...the declined one" grep -qx "outcome declined 1 FLT0002" "$WORK/fleet.out"
-check "...and the idle ones" grep -q "^outcome idle 17 " "$WORK/fleet.out"
+check "...the failed ones" grep -qx "outcome failed 2 FLT0003,FLT0004" "$WORK/fleet.out"
+check "...and the idle ones" grep -q "^outcome idle 16 " "$WORK/fleet.out"
 check "vehicles going to sleep publish retained offline" \
 	wait_for 3 grep -q '^oem/FLT0020/presence offline' "$WORK/server-side.out"
 check "every log line is JSON with ts and event" python3 -c 'import json, sys
