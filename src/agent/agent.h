@@ -46,6 +46,7 @@ typedef struct {
 	 * roots: the state's may be newer). */
 	const char *image_root;
 	const char *director_root;
+	int64_t max_rate;        /* download bandwidth limit, bytes/s (0: none) */
 	bool once;               /* exit after the first campaign's final outcome */
 	const char *log_path;    /* JSON lines of log records and events; NULL: none */
 	const char *status_file; /* JSON summary after each phase; NULL: none */

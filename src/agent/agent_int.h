@@ -242,7 +242,8 @@ int ag_path(char *out, size_t len, const char *dir, const char *rel) PQ_MUST_CHE
 typedef struct {
 	const char *ca, *cert, *key;
 	const pq_profile *profile;
-	char group[48]; /* key-exchange group of the last connection ("" unknown) */
+	int64_t max_rate; /* bytes/s of downloads (0: no limit) */
+	char group[48];   /* key-exchange group of the last connection ("" unknown) */
 } ag_http;
 
 /* One-time libcurl set-up (call before threads start). */
@@ -330,7 +331,8 @@ struct ag_agent {
 	ag_wstate wstate;
 	atomic_bool cancel;   /* the campaign was cancelled */
 	atomic_bool stopping; /* the agent stops: keep the campaign for the next start */
-	char https_group[48];
+	char https_group[48]; /* negotiated on the last HTTPS connection */
+	char mqtt_group[48];  /* negotiated on the current MQTT connection */
 	/* set by the worker, read by the main loop after the join */
 	ag_outcome wout;
 	int wake_fd; /* write end of the main loop's wake-up pipe */
@@ -367,6 +369,19 @@ void ag_save_locked(ag_agent *a);
 /* Wakes the main loop. */
 void ag_wake(ag_agent *a);
 
+/* The campaign record (callers hold a->lock). */
+const char *ag_rec_phase(ag_agent *a);
+void ag_rec_set_phase(ag_agent *a, const char *phase);
+json_t *ag_rec_image(ag_agent *a, size_t i);
+/* Records error_code/error (and phase, when not NULL) in the record, saves, and publishes
+ * msg_type (ota_error, ota_download_failed, ota_rollback) with them. Takes a->lock. */
+void ag_fail(ag_agent *a, const char *msg_type, const char *phase, const char *ecu_id,
+             const char *code, const char *fmt, ...) PQ_PRINTF(6, 7);
+/* A message of the current campaign ({campaign_id[, ecu_id]}); takes a->lock. */
+json_t *ag_campaign_msg(ag_agent *a, const char *msg_type, const char *ecu_id);
+/* SHA-256, CRC-32 and length of a file. */
+int ag_file_digest(const char *path, uint8_t sha[32], uint32_t *crc, uint64_t *len) PQ_MUST_CHECK;
+
 /* update.c: starts the worker for st.campaign (phase verifying .. checking). */
 int ag_worker_start(ag_agent *a) PQ_MUST_CHECK;
 
@@ -381,6 +396,8 @@ int ag_zone_conn(ag_agent *a, doipc **zc, int zone) PQ_MUST_CHECK;
 void ag_zone_close(doipc **zc, int zone);
 /* Reads every ECU's information, zones in parallel, each on its connection zc[zone]. */
 json_t *ag_collect_vci(ag_agent *a, doipc **zc);
+/* The ISO 14229 name of a negative response code ("requestOutOfRange"). */
+const char *ag_nrc_name(uint8_t nrc);
 /* Handles a diag_request (validated here) and returns the diag_response to publish. */
 json_t *ag_diag(ag_agent *a, doipc **zc, const json_t *req, const ag_env *env);
 

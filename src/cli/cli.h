@@ -17,6 +17,7 @@ int cmd_pack(int argc, char **argv);
 int cmd_server(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_diag(int argc, char **argv);
+int cmd_vehicle(int argc, char **argv);
 
 /* Prints "pqota: error: <what>: <detail>" to stderr and returns CLI_EXIT_ERROR. */
 int cli_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -22,6 +22,7 @@ static void usage(FILE *f)
 	           "  server   the OEM server (HTTPS API, downloads); API keys\n"
 	           "  broker   write a mosquitto configuration (TLS group, ACL) for a PKI\n"
 	           "  diag     remote diagnostics: UDS requests to vehicles through the server\n"
+	           "  vehicle  the vehicle gateway (VMG) agent of one simulated vehicle\n"
 	           "  bench    benchmarks (crypto, pack)\n"
 	           "  version  print versions (pqota and the OpenSSL actually loaded)\n"
 	           "\n"
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
 		return cmd_broker(argc - 1, argv + 1);
 	if (strcmp(cmd, "diag") == 0)
 		return cmd_diag(argc - 1, argv + 1);
+	if (strcmp(cmd, "vehicle") == 0)
+		return cmd_vehicle(argc - 1, argv + 1);
 	if (strcmp(cmd, "pack") == 0)
 		return cmd_pack(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)

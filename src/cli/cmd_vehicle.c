@@ -1,0 +1,251 @@
+/* cmd_vehicle.c: `pqota vehicle`, the VMG agent of one simulated vehicle (src/agent). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "cli/cli.h"
+#include "core/log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: pqota vehicle --vin VIN --pki DIR --broker HOST:PORT --state DIR [options]\n"
+	    "\n"
+	    "The vehicle's gateway (VMG) agent: connects to the MQTT broker (TLS 1.3, the vehicle\n"
+	    "certificate DIR/vehicles/VIN/client.{crt,key}, the PKI's key-exchange group), sends\n"
+	    "its wake-up and VCI, answers campaigns, readiness, cancel and diagnostic requests,\n"
+	    "and installs campaigns: Uptane verification, HTTPS downloads (resumed after a\n"
+	    "restart), hybrid key unwrap and decryption, delta decoding with full-package\n"
+	    "fallback, programming of the simulated zone gateways' ECUs over DoIP/UDS (zones in\n"
+	    "parallel), verification by VCI, and rollback of every ECU on any failure.\n"
+	    "\n"
+	    "  --vin VIN                the vehicle\n"
+	    "  --pki DIR                its PKI: ca/ca.crt, vehicles/VIN/client.{crt,key},\n"
+	    "                           vehicles/VIN/kem-{x25519,ml-kem-768}.key, pki.json\n"
+	    "  --broker HOST:PORT       the MQTT broker\n"
+	    "  --state DIR              state directory (created, mode 0700): boot counter,\n"
+	    "                           trusted Uptane roots and versions, installed images,\n"
+	    "                           the campaign in progress, the simulated ECUs\n"
+	    "  --model FILE             vehicle model (JSON, docs/vehicle.md; default: 5 zones\n"
+	    "                           x 20 ECUs, ECU_001..ECU_100)\n"
+	    "  --image-root FILE        trusted image repository root.json  (first start only:\n"
+	    "  --director-root FILE     trusted director root.json           kept in the state)\n"
+	    "  --consent MODE           auto (default), decline, postpone:SECONDS (postpone the\n"
+	    "                           first offer of a campaign, accept the next) or\n"
+	    "                           interactive (ask on the terminal: y/n/p)\n"
+	    "  --battery PCT            battery charge for the readiness checks (model: 90)\n"
+	    "  --not-parked             the vehicle is not parked\n"
+	    "  --ignition-on            the ignition is on\n"
+	    "  --storage-free BYTES     free storage for downloads (model: 8 GiB)\n"
+	    "  --fail-program ECU,..    the simulated ECUs' check routine fails (NRC 0x72)\n"
+	    "  --corrupt-block ECU,..   one transferred block is corrupted in the ECUs' memory\n"
+	    "  --deny-security ECU,..   security access is refused (NRC 0x35)\n"
+	    "  --max-rate BYTES         limit downloads to BYTES per second (tests of resume)\n"
+	    "  --once                   exit after the first campaign's final outcome: 0 when\n"
+	    "                           installed and verified, 1 when declined, cancelled,\n"
+	    "                           failed or rolled back\n"
+	    "  --status-file FILE       JSON summary of the campaign after each phase\n"
+	    "  --log FILE               JSON lines: every log record and event\n"
+	    "  --log-level LEVEL        stderr: debug, info (default), warn, error, off\n"
+	    "  --help                   this text\n"
+	    "\n"
+	    "SIGINT/SIGTERM stop the agent cleanly; a download in progress resumes at the next\n"
+	    "start. Exit status: 0 (stopped, or --once and the campaign completed), 1 (--once and\n"
+	    "the campaign did not complete), 2 (set-up error), 64 (usage).\n");
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	ag_request_stop();
+}
+
+static int parse_consent(const char *s, ag_opts *o)
+{
+	long secs;
+	if (!strcmp(s, "auto"))
+		o->consent = AG_CONSENT_AUTO;
+	else if (!strcmp(s, "decline"))
+		o->consent = AG_CONSENT_DECLINE;
+	else if (!strcmp(s, "interactive"))
+		o->consent = AG_CONSENT_INTERACTIVE;
+	else if (!strncmp(s, "postpone:", 9) && cli_parse_long(s + 9, 1, 2592000, &secs) == 0) {
+		o->consent = AG_CONSENT_POSTPONE;
+		o->postpone_s = (int)secs;
+	} else
+		return -1;
+	return 0;
+}
+
+int cmd_vehicle(int argc, char **argv)
+{
+	enum {
+		O_VIN = 256,
+		O_PKI,
+		O_BROKER,
+		O_STATE,
+		O_MODEL,
+		O_CONSENT,
+		O_BATTERY,
+		O_NOT_PARKED,
+		O_IGNITION_ON,
+		O_STORAGE,
+		O_FAIL_PROGRAM,
+		O_CORRUPT,
+		O_DENY,
+		O_IMAGE_ROOT,
+		O_DIRECTOR_ROOT,
+		O_ONCE,
+		O_LOG,
+		O_LOG_LEVEL,
+		O_STATUS,
+		O_MAX_RATE,
+	};
+	static const struct option lo[] = {
+	    {"vin", required_argument, NULL, O_VIN},
+	    {"pki", required_argument, NULL, O_PKI},
+	    {"broker", required_argument, NULL, O_BROKER},
+	    {"state", required_argument, NULL, O_STATE},
+	    {"model", required_argument, NULL, O_MODEL},
+	    {"consent", required_argument, NULL, O_CONSENT},
+	    {"battery", required_argument, NULL, O_BATTERY},
+	    {"not-parked", no_argument, NULL, O_NOT_PARKED},
+	    {"ignition-on", no_argument, NULL, O_IGNITION_ON},
+	    {"storage-free", required_argument, NULL, O_STORAGE},
+	    {"fail-program", required_argument, NULL, O_FAIL_PROGRAM},
+	    {"corrupt-block", required_argument, NULL, O_CORRUPT},
+	    {"deny-security", required_argument, NULL, O_DENY},
+	    {"image-root", required_argument, NULL, O_IMAGE_ROOT},
+	    {"director-root", required_argument, NULL, O_DIRECTOR_ROOT},
+	    {"once", no_argument, NULL, O_ONCE},
+	    {"log", required_argument, NULL, O_LOG},
+	    {"log-level", required_argument, NULL, O_LOG_LEVEL},
+	    {"status-file", required_argument, NULL, O_STATUS},
+	    {"max-rate", required_argument, NULL, O_MAX_RATE},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	ag_opts o = {.battery_pct = -1,
+	             .parked = -1,
+	             .ignition_off = -1,
+	             .storage_free = -1,
+	             .log_level = PQ_LOG_INFO};
+	int c;
+	long v;
+	pq_log_level lvl;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case O_VIN:
+			o.vin = optarg;
+			break;
+		case O_PKI:
+			o.pki = optarg;
+			break;
+		case O_BROKER:
+			o.broker = optarg;
+			break;
+		case O_STATE:
+			o.state_dir = optarg;
+			break;
+		case O_MODEL:
+			o.model_path = optarg;
+			break;
+		case O_CONSENT:
+			if (parse_consent(optarg, &o) != 0)
+				return cli_usage_error(
+				    "vehicle",
+				    "--consent '%s': auto, decline, "
+				    "postpone:SECONDS (1..2592000) or interactive",
+				    optarg);
+			break;
+		case O_BATTERY:
+			if (cli_parse_long(optarg, 0, 100, &v) != 0)
+				return cli_usage_error("vehicle", "--battery '%s': 0..100", optarg);
+			o.battery_pct = (int)v;
+			break;
+		case O_NOT_PARKED:
+			o.parked = 0;
+			break;
+		case O_IGNITION_ON:
+			o.ignition_off = 0;
+			break;
+		case O_STORAGE:
+		case O_MAX_RATE: {
+			char *end = NULL;
+			errno = 0;
+			long long b = strtoll(optarg, &end, 10);
+			if (!*optarg || *end || errno || b < 0)
+				return cli_usage_error("vehicle", "--%s '%s': bytes",
+				                       c == O_STORAGE ? "storage-free" : "max-rate",
+				                       optarg);
+			if (c == O_STORAGE)
+				o.storage_free = b;
+			else
+				o.max_rate = b;
+			break;
+		}
+		case O_FAIL_PROGRAM:
+			o.fail_program = optarg;
+			break;
+		case O_CORRUPT:
+			o.corrupt_block = optarg;
+			break;
+		case O_DENY:
+			o.deny_security = optarg;
+			break;
+		case O_IMAGE_ROOT:
+			o.image_root = optarg;
+			break;
+		case O_DIRECTOR_ROOT:
+			o.director_root = optarg;
+			break;
+		case O_ONCE:
+			o.once = true;
+			break;
+		case O_LOG:
+			o.log_path = optarg;
+			break;
+		case O_LOG_LEVEL:
+			if (pq_log_level_parse(optarg, &lvl) != PQ_OK)
+				return cli_usage_error("vehicle", "%s", pq_err_detail());
+			o.log_level = (int)lvl;
+			break;
+		case O_STATUS:
+			o.status_file = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("vehicle", "bad option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("vehicle", "unexpected argument '%s'", argv[optind]);
+	if (!o.vin || !o.pki || !o.broker || !o.state_dir)
+		return cli_usage_error("vehicle",
+		                       "--vin, --pki, --broker and --state are required");
+	if (!o.image_root != !o.director_root)
+		return cli_usage_error("vehicle", "--image-root and --director-root go together");
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ag_outcome out = AG_OUT_NONE;
+	int rc = ag_run(&o, &out);
+	if (rc != PQ_OK)
+		return cli_error(rc, "vehicle %s", o.vin);
+	if (o.once && out != AG_OUT_NONE)
+		return out == AG_OUT_COMPLETED ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	return CLI_EXIT_OK;
+}
