@@ -1349,6 +1349,50 @@ static store_apikey mk_key(const char *id, const char *name, store_role role, un
 	return k;
 }
 
+/* Package keys: inserted once per package, found by the package or by its encrypted copy;
+ * bad fields refused. */
+static void test_package_keys(void **state)
+{
+	fixture *f = *state;
+	store_package_key k = {.enc_size = 70152, .created_ms = 5}, got;
+	memset(k.file_sha256, 'a', 64);
+	memset(k.enc_sha256, 'b', 64);
+	memset(k.content_key, '0', 64);
+	k.content_key[63] = 'f';
+	must(store_package_key_insert(f->s, &k), "insert");
+	must(store_package_key_get(f->s, k.file_sha256, &got), "get");
+	assert_string_equal(got.file_sha256, k.file_sha256);
+	assert_string_equal(got.enc_sha256, k.enc_sha256);
+	assert_string_equal(got.content_key, k.content_key);
+	assert_int_equal(got.enc_size, 70152);
+	assert_int_equal(got.created_ms, 5);
+	must(store_package_key_find_enc(f->s, k.enc_sha256, &got), "find by the encrypted hash");
+	assert_string_equal(got.file_sha256, k.file_sha256);
+	assert_string_equal(got.content_key, k.content_key);
+	assert_int_equal(store_package_key_get(f->s, k.enc_sha256, &got), PQ_ERR_NOTFOUND);
+	assert_int_equal(store_package_key_find_enc(f->s, k.file_sha256, &got), PQ_ERR_NOTFOUND);
+	/* one copy per package, one package per copy */
+	store_package_key dup = k;
+	memset(dup.enc_sha256, 'c', 64);
+	assert_int_equal(store_package_key_insert(f->s, &dup), PQ_ERR_EXISTS);
+	dup = k;
+	memset(dup.file_sha256, 'd', 64);
+	assert_int_equal(store_package_key_insert(f->s, &dup), PQ_ERR_EXISTS);
+	/* bad fields */
+	dup = k;
+	memset(dup.file_sha256, 'e', 64);
+	dup.content_key[5] = 'G';
+	assert_int_equal(store_package_key_insert(f->s, &dup), PQ_ERR_INVAL);
+	dup.content_key[5] = '0';
+	dup.enc_size = 0;
+	assert_int_equal(store_package_key_insert(f->s, &dup), PQ_ERR_INVAL);
+	dup.enc_size = 1;
+	dup.enc_sha256[10] = '\0';
+	assert_int_equal(store_package_key_insert(f->s, &dup), PQ_ERR_INVAL);
+	assert_int_equal(store_package_key_get(f->s, "' OR 1=1 --", &got), PQ_ERR_INVAL);
+	assert_int_equal(store_package_key_get(f->s, dup.file_sha256, &got), PQ_ERR_NOTFOUND);
+}
+
 static void test_apikey(void **state)
 {
 	fixture *f = *state;
@@ -1681,6 +1725,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vci_invalid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_list_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_package_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_apikey, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_injection, setup, teardown),
