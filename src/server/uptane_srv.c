@@ -556,14 +556,16 @@ static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256)
 	if (rc == PQ_OK && snprintf(url, sizeof(url), "%s/packages/%s?token=%s", m->base, serve,
 	                            token) >= (int)sizeof(url))
 		rc = pq_err_set(PQ_ERR_RANGE, "download URL too long (public_url)");
-	if (rc == PQ_OK && !m->first_token[0])
-		snprintf(m->first_token, sizeof(m->first_token), "%s", token);
-	if (rc == PQ_OK && (json_object_set_new(obj, "url", json_string(url)) ||
-	                    json_object_set_new(obj, "encryption", enc ? enc : json_null())))
-		rc = pq_err_set(PQ_ERR_NOMEM, "metadata");
-	else if (rc != PQ_OK)
+	if (rc != PQ_OK) {
 		json_decref(enc);
-	return rc;
+		return rc;
+	}
+	if (!m->first_token[0])
+		snprintf(m->first_token, sizeof(m->first_token), "%s", token);
+	/* json_object_set_new takes the value even when it fails */
+	int bad = json_object_set_new(obj, "url", json_string(url));
+	bad |= json_object_set_new(obj, "encryption", enc ? enc : json_null());
+	return bad ? pq_err_set(PQ_ERR_NOMEM, "metadata") : PQ_OK;
 }
 
 /* One element of "images". */
@@ -588,16 +590,13 @@ static int image_json(meta_ctx *m, const store_target *t, const store_release *r
 		snprintf(fname, sizeof(fname), "%s.full.swpg", t->release_id);
 		json_t *fb = json_pack("{sssIss}", "name", fname, "length",
 		                       (json_int_t)r->file_size, "sha256", r->file_sha256);
-		json_t *base = json_pack("{ssss}", "sha256", r->delta_base_sha256, "version",
-		                         r->delta_base_version);
-		if (!fb || !base || json_object_set_new(im, "delta_base", base)) {
-			json_decref(fb);
-			rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
-		} else {
-			rc = set_download(m, fb, r->file_sha256);
-			if (json_object_set_new(im, "fallback", fb) && rc == PQ_OK)
-				rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
-		}
+		/* each set_new takes its value, also a NULL one (and fails) */
+		int bad = json_object_set_new(im, "delta_base",
+		                              json_pack("{ssss}", "sha256", r->delta_base_sha256,
+		                                        "version", r->delta_base_version));
+		bad |= json_object_set_new(im, "fallback", fb);
+		rc = bad ? pq_err_set(PQ_ERR_NOMEM, "metadata images")
+		         : set_download(m, fb, r->file_sha256);
 	}
 	if (rc != PQ_OK) {
 		json_decref(im);
