@@ -264,6 +264,32 @@ int diag_send_due(store *db, const char *vin, int64_t now_ms, diag_publish_fn pu
 	return rc;
 }
 
+/* An answer must be to the request's service: a positive response's first byte is the
+ * request's service id + 0x40, a negative one's second byte the service id. */
+static int check_service(const store_diag *d, const diag_response *r)
+{
+	json_t *params = d->params ? json_loads(d->params, 0, NULL) : NULL;
+	const char *req = json_string_value(json_object_get(params, "request"));
+	const char *resp = json_string_value(json_object_get(r->payload, "response"));
+	int rc = PQ_OK;
+	if (req && resp && diag_hex_valid(req, DIAG_REQUEST_BYTES_MAX)) {
+		int sid = hex_byte(req, 0);
+		if (r->status == STORE_DIAG_ST_POSITIVE &&
+		    hex_byte(resp, 0) != ((sid + 0x40) & 0xff))
+			rc = pq_err_set(PQ_ERR_INVAL,
+			                "diag_response: positive answer %.2s to service %02X", resp,
+			                sid);
+		if (r->status == STORE_DIAG_ST_NEGATIVE && hex_byte(resp, 1) != sid)
+			rc =
+			    pq_err_set(PQ_ERR_INVAL,
+			               "diag_response: negative answer for service %.2s to service "
+			               "%02X",
+			               resp + 2, sid);
+	}
+	json_decref(params);
+	return rc;
+}
+
 int diag_on_response(store *db, const msg_in *m, int64_t now_ms, store_diag_status *status,
                      bool *stored)
 {
@@ -283,6 +309,8 @@ int diag_on_response(store *db, const msg_in *m, int64_t now_ms, store_diag_stat
 	if (rc == PQ_OK && strcmp(d.ecu_id, r.ecu_id) != 0)
 		rc = pq_err_set(PQ_ERR_INVAL, "diag_response for %s names ECU %s, the request %s",
 		                r.request_id, r.ecu_id, d.ecu_id);
+	if (rc == PQ_OK)
+		rc = check_service(&d, &r);
 	if (rc == PQ_OK && !(payload = json_dumps(r.payload, JSON_COMPACT)))
 		rc = pq_err_set(PQ_ERR_NOMEM, "diag_response");
 	if (rc == PQ_OK)

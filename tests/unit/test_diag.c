@@ -712,6 +712,20 @@ static void test_send_and_answer(void **state)
 	                 "\"ecu_id\":\"ECU_012\",\"status\":\"error\"}",
 	                 now + 32, &stored, &st),
 	          PQ_ERR_INVAL);
+	/* an answer to another service than the request's (22: positive 62, negative 7F 22) */
+	assert_rc(answer(s, "VIN2",
+	                 "{\"msg_type\":\"diag_response\",\"message_id\":\"r5\",\"timestamp\":"
+	                 "\"2026-01-01T00:00:00Z\",\"vin\":\"VIN2\",\"request_id\":\"9a8b-1\","
+	                 "\"ecu_id\":\"ECU_011\",\"status\":\"positive\",\"response\":\"6E01\"}",
+	                 now + 32, &stored, &st),
+	          PQ_ERR_INVAL);
+	assert_rc(answer(s, "VIN2",
+	                 "{\"msg_type\":\"diag_response\",\"message_id\":\"r6\",\"timestamp\":"
+	                 "\"2026-01-01T00:00:00Z\",\"vin\":\"VIN2\",\"request_id\":\"9a8b-1\","
+	                 "\"ecu_id\":\"ECU_011\",\"status\":\"negative\",\"response\":\"7F2E31\","
+	                 "\"nrc\":49}",
+	                 now + 32, &stored, &st),
+	          PQ_ERR_INVAL);
 	assert_ok(answer(s, "VIN2",
 	                 "{\"msg_type\":\"diag_response\",\"message_id\":\"r4\",\"timestamp\":"
 	                 "\"2026-01-01T00:00:00Z\",\"vin\":\"VIN2\",\"request_id\":\"9a8b-1\","
