@@ -200,8 +200,8 @@ static void on_diag_response(ctl *c, msg_in *m, const char *topic, int64_t now)
 		return;
 	}
 	if (!stored) {
-		pq_log(PQ_LOG_INFO, LOGC, "%s: diag_response for a finished or expired request ignored",
-		       m->vin);
+		pq_log(PQ_LOG_INFO, LOGC,
+		       "%s: diag_response for a finished or expired request ignored", m->vin);
 		return;
 	}
 	c->m_diag_responses[st]++;

@@ -36,7 +36,7 @@
 #define SHARED_GROUP_MAX   64
 #define CONNECT_TIMEOUT_MS 10000 /* TCP + TLS + CONNACK */
 
-static const char *const sub_suffixes[SUB_COUNT] = {"wake_up",  "vci",      "response",
+static const char *const sub_suffixes[SUB_COUNT] = {"wake_up",    "vci",      "response",
                                                     "ota/status", "presence", "diag/response"};
 
 typedef enum {
