@@ -149,8 +149,12 @@ void ag_write_status(ag_agent *a)
 		return;
 	size_t n = strlen(s);
 	s[n] = '\n'; /* replace the NUL: the file ends in a newline */
+	/* the main thread and the worker both write it: one at a time (one temporary file) */
+	static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&write_lock);
 	if (pq_file_write_atomic(a->o->status_file, s, n + 1, 0644, true) != PQ_OK)
 		pq_log(PQ_LOG_WARN, AG_LOGC, "status file %s: %s", a->o->status_file,
 		       pq_err_detail());
+	pthread_mutex_unlock(&write_lock);
 	free(s);
 }

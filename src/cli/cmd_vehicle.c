@@ -6,9 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "agent/agent.h"
 #include "cli/cli.h"
+#include "core/fileio.h"
 #include "core/log.h"
+#include "vehicle/model.h"
 
 static void usage(FILE *f)
 {
@@ -82,8 +86,67 @@ static int parse_consent(const char *s, ag_opts *o)
 	return 0;
 }
 
+/* `pqota vehicle model --vin VIN [--out FILE]`: the default model of a VIN as JSON (the
+ * format --model reads), to edit for a test or a demo. */
+static int cmd_model(int argc, char **argv)
+{
+	const char *vin = NULL, *out = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--vin") && i + 1 < argc)
+			vin = argv[++i];
+		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+			out = argv[++i];
+		else if (!strcmp(argv[i], "--help")) {
+			printf("usage: pqota vehicle model --vin VIN [--out FILE]\n\n"
+			       "Writes the default vehicle model of VIN (5 zones x 20 ECUs) as "
+			       "JSON to\n"
+			       "FILE or stdout: the format of `pqota vehicle --model`.\n");
+			return 0;
+		} else {
+			fprintf(stderr, "pqota vehicle model: unexpected '%s' (see --help)\n",
+			        argv[i]);
+			return 64;
+		}
+	}
+	if (!vin) {
+		fprintf(stderr, "pqota vehicle model: --vin is required\n");
+		return 64;
+	}
+	vm_model m;
+	char tmp[] = "/tmp/pqota-model-XXXXXX";
+	int fd = -1, rc = vm_model_default(vin, &m);
+	if (rc != PQ_OK) {
+		fprintf(stderr, "pqota vehicle model: %s\n", pq_err_detail());
+		return 2;
+	}
+	if (out) {
+		rc = vm_model_save(&m, out);
+	} else if ((fd = mkstemp(tmp)) < 0) {
+		rc = pq_err_set(PQ_ERR_IO, "%s: %s", tmp, strerror(errno));
+	} else {
+		close(fd);
+		char *text = NULL;
+		size_t len = 0;
+		rc = vm_model_save(&m, tmp);
+		if (rc == PQ_OK)
+			rc = pq_file_read(tmp, 64u * 1024u * 1024u, &text, &len);
+		if (rc == PQ_OK && fwrite(text, 1, len, stdout) != len)
+			rc = pq_err_set(PQ_ERR_IO, "stdout: %s", strerror(errno));
+		free(text);
+		unlink(tmp);
+	}
+	vm_model_free(&m);
+	if (rc != PQ_OK) {
+		fprintf(stderr, "pqota vehicle model: %s\n", pq_err_detail());
+		return 2;
+	}
+	return 0;
+}
+
 int cmd_vehicle(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "model"))
+		return cmd_model(argc - 1, argv + 1);
 	enum {
 		O_VIN = 256,
 		O_PKI,
