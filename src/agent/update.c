@@ -434,6 +434,15 @@ static int download(ag_agent *a, ag_http *h, const ag_file *f, dl_ctx *d, char *
 		int backoff = 1000;
 		for (int attempt = 1;; attempt++) {
 			long status = 0;
+			uint64_t from = stat(part, &st) == 0 ? (uint64_t)st.st_size : 0;
+			if (from > 0 && from < expect)
+				pq_log(PQ_LOG_INFO, AG_LOGC, "%s: resuming %s at byte %llu of %llu",
+				       d->ecu_id, f->name, (unsigned long long)from,
+				       (unsigned long long)expect);
+			ag_event("download_start",
+			         json_pack("{s:s,s:s,s:I,s:I,s:i}", "ecu_id", d->ecu_id, "name",
+			                   f->name, "offset", (json_int_t)from, "length",
+			                   (json_int_t)expect, "attempt", attempt));
 			rc = ag_http_download(h, url, part, expect, dl_progress, d, &status);
 			if (rc == PQ_OK)
 				break;
