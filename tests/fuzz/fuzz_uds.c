@@ -280,6 +280,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (n > size - pos)
 			n = size - pos;
+		if (n == 0)
+			break; /* a length with no bytes after it */
 		const uint8_t *req = data + pos;
 		pos += n;
 		parse_as_response(req, n);
