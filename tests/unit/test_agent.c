@@ -632,13 +632,84 @@ static void test_state(void **state)
 	tu_rmtree(dir);
 }
 
+/* ---- NRC names, phases, file digests ------------------------------------------------- */
+
+static void test_nrc_and_phases(void **state)
+{
+	(void)state;
+	assert_string_equal(ag_nrc_name(0x31), "requestOutOfRange");
+	assert_string_equal(ag_nrc_name(0x72), "generalProgrammingFailure");
+	assert_string_equal(ag_nrc_name(0x35), "invalidKey");
+	assert_string_equal(ag_nrc_name(0x7F), "serviceNotSupportedInActiveSession");
+	assert_string_equal(ag_nrc_name(0x01), "unknownNrc");
+	const char *finals[] = {AG_PH_COMPLETED, AG_PH_FAILED, AG_PH_ROLLED_BACK, AG_PH_DECLINED,
+	                        AG_PH_CANCELLED};
+	const ag_outcome outs[] = {AG_OUT_COMPLETED, AG_OUT_FAILED, AG_OUT_ROLLED_BACK,
+	                           AG_OUT_DECLINED, AG_OUT_CANCELLED};
+	for (size_t i = 0; i < 5; i++) {
+		assert_true(ag_phase_final(finals[i]));
+		assert_false(ag_phase_worker(finals[i]));
+		assert_int_equal(ag_phase_outcome(finals[i]), outs[i]);
+	}
+	const char *work[] = {AG_PH_VERIFYING, AG_PH_DOWNLOADING, AG_PH_INSTALLING, AG_PH_CHECKING};
+	for (size_t i = 0; i < 4; i++) {
+		assert_true(ag_phase_worker(work[i]));
+		assert_false(ag_phase_final(work[i]));
+		assert_int_equal(ag_phase_outcome(work[i]), AG_OUT_NONE);
+	}
+	const char *waiting[] = {AG_PH_OFFERED, AG_PH_POSTPONED, AG_PH_ACCEPTED, "bogus"};
+	for (size_t i = 0; i < 4; i++) {
+		assert_false(ag_phase_worker(waiting[i]));
+		assert_false(ag_phase_final(waiting[i]));
+	}
+	assert_false(ag_phase_final(NULL));
+	assert_false(ag_phase_worker(NULL));
+	assert_int_equal(ag_phase_outcome(NULL), AG_OUT_NONE);
+}
+
+static void test_file_digest(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir("agent-digest");
+	char p[PATH_MAX];
+	join(p, sizeof(p), dir, "img.bin");
+	/* larger than one 64 KiB read, not a multiple of it */
+	size_t n = 200001;
+	uint8_t *buf = malloc(n);
+	assert_non_null(buf);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)(i * 31 + (i >> 8));
+	write_file(p, buf, n);
+	uint8_t sha[32], want[32];
+	uint32_t crc = 0;
+	uint64_t len = 0;
+	assert_ok(ag_file_digest(p, sha, &crc, &len));
+	assert_ok(pq_hash(PQ_HASH_SHA256, buf, n, want));
+	assert_memory_equal(sha, want, 32);
+	assert_int_equal(crc, pq_crc32(0, buf, n));
+	assert_int_equal(len, n);
+	/* an empty file */
+	write_file(p, "", 0);
+	assert_ok(ag_file_digest(p, sha, &crc, &len));
+	assert_ok(pq_hash(PQ_HASH_SHA256, "", 0, want));
+	assert_memory_equal(sha, want, 32);
+	assert_int_equal(crc, 0);
+	assert_int_equal(len, 0);
+	/* a missing file */
+	join(p, sizeof(p), dir, "missing.bin");
+	assert_rc(ag_file_digest(p, sha, &crc, &len), PQ_ERR_IO);
+	free(buf);
+	tu_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_envelope),   cmocka_unit_test(test_msg_new_and_time),
-	    cmocka_unit_test(test_seen),       cmocka_unit_test(test_readiness),
-	    cmocka_unit_test(test_vci_ecu),    cmocka_unit_test(test_meta_parse),
-	    cmocka_unit_test(test_meta_match), cmocka_unit_test(test_state),
+	    cmocka_unit_test(test_envelope),       cmocka_unit_test(test_msg_new_and_time),
+	    cmocka_unit_test(test_seen),           cmocka_unit_test(test_readiness),
+	    cmocka_unit_test(test_vci_ecu),        cmocka_unit_test(test_meta_parse),
+	    cmocka_unit_test(test_meta_match),     cmocka_unit_test(test_state),
+	    cmocka_unit_test(test_nrc_and_phases), cmocka_unit_test(test_file_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
