@@ -14,25 +14,30 @@
 #include <stdint.h>
 #include "core/err.h"
 
-#define VM_ZONES_MAX 9 /* ZGW1..ZGW9 */
-#define VM_ECUS_MAX  1024
-#define VM_ID_MAX    32 /* ecu ids, serials, part numbers */
-#define VM_HW_MAX    64 /* hardware ids (the server's limit) */
-#define VM_VER_MAX   24 /* version strings (the server's limit) */
-#define VM_PATH_MAX  1024
+#define VM_ZONES_MAX   9 /* ZGW1..ZGW9 */
+#define VM_ECUS_MAX    1024
+#define VM_ID_MAX      32 /* ecu ids, serials, part numbers */
+#define VM_HW_MAX      64 /* hardware ids (the server's limit) */
+#define VM_VER_MAX     24 /* version strings (the server's limit) */
+#define VM_PATH_MAX    1024
 #define VM_TESTER_ADDR 0x0E00
 
 /* Software types a VCI reports per ECU. */
-enum { VM_SW_APP, VM_SW_BOOT, VM_SW_CAL, VM_SW_N };
+enum {
+	VM_SW_APP,
+	VM_SW_BOOT,
+	VM_SW_CAL,
+	VM_SW_N
+};
 
 typedef struct {
-	char ecu_id[VM_ID_MAX + 1];      /* "ECU_011" */
-	char hardware_id[VM_HW_MAX + 1]; /* "HW-1-011" */
-	char serial[VM_ID_MAX + 1];      /* F18C */
-	char part_number[VM_ID_MAX + 1]; /* F187 */
-	char supplier[VM_ID_MAX + 1];    /* F195 prefix */
-	uint16_t addr;                   /* DoIP logical address */
-	int zone;                        /* 1..n_zones */
+	char ecu_id[VM_ID_MAX + 1];            /* "ECU_011" */
+	char hardware_id[VM_HW_MAX + 1];       /* "HW-1-011" */
+	char serial[VM_ID_MAX + 1];            /* F18C */
+	char part_number[VM_ID_MAX + 1];       /* F187 */
+	char supplier[VM_ID_MAX + 1];          /* F195 prefix */
+	uint16_t addr;                         /* DoIP logical address */
+	int zone;                              /* 1..n_zones */
 	char version[VM_SW_N][VM_VER_MAX + 1]; /* factory versions (bank A); "" = none */
 	/* The factory image of the APP software (optional, "" = none): its bytes are what bank A
 	 * holds at first start, so a delta against that version applies. Without one, bank A
@@ -59,10 +64,10 @@ typedef struct {
 	vm_ecu *ecus; /* malloc'd, n_ecus entries, ordered by zone then ecu_id */
 	size_t n_ecus;
 	/* simulated vehicle state, read by the readiness checks */
-	int battery_pct;        /* 0..100 */
-	bool parked;            /* gear in P */
-	bool ignition_off;      /* ignition off */
-	uint64_t storage_free;  /* bytes free for downloads */
+	int battery_pct;       /* 0..100 */
+	bool parked;           /* gear in P */
+	bool ignition_off;     /* ignition off */
+	uint64_t storage_free; /* bytes free for downloads */
 } vm_model;
 
 /* The default model for a VIN (5 zones x 20 ECUs, battery 90 %, parked, ignition off,
