@@ -17,7 +17,7 @@
 #define STORE_DIAG_TARGETS_MAX 10000  /* vehicles in one batch */
 #define STORE_DIAG_JSON_MAX    16384  /* params, a result's payload */
 #define STORE_DIAG_TOP_MAX     10     /* distinct positive responses in an aggregate */
-#define STORE_DIAG_ERROR_MAX   256    /* an error text */
+#define STORE_DIAG_ERROR_MAX   512    /* an error text (bytes) */
 #define STORE_DIAG_RESP_MAX    (8190) /* a UDS response in hex (4095 bytes) */
 
 /* Row states (the column). */
