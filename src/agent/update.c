@@ -552,7 +552,7 @@ static int obtain_package(ag_agent *a, ag_http *h, const ag_file *f, const up_im
 	}
 	if (vt->length < 0 || (uint64_t)st.st_size != (uint64_t)vt->length ||
 	    pq_memeq_ct(sha, vt->sha256, 32) != 0) {
-		snprintf(code, code_len, "verification_failed");
+		snprintf(code, code_len, "package_mismatch");
 		return pq_err_set(PQ_ERR_VERIFY,
 		                  "%s: the package (%lld bytes) is not the verified Uptane target",
 		                  f->name, (long long)st.st_size);
