@@ -1108,15 +1108,15 @@ static void check_token_bound(json_t *p, const char *other_sha)
 	resp_free(&r);
 }
 
-/* Starts a campaign of one release for the given VINs (JSON array text); returns its id. */
-static void start_campaign(const char *name, const char *release, const char *vins,
+/* Starts a campaign of releases for VINs (both JSON array texts); returns its id. */
+static void start_campaign(const char *name, const char *releases, const char *vins,
                            const char *policy, char id[40])
 {
 	char body[1024], path[256];
 	resp r;
 	snprintf(body, sizeof(body),
-	         "{\"name\":\"%s\",\"release_ids\":[\"%s\"],\"target\":{\"vins\":%s}%s%s}", name,
-	         release, vins, policy ? ",\"policy\":" : "", policy ? policy : "");
+	         "{\"name\":\"%s\",\"release_ids\":%s,\"target\":{\"vins\":%s}%s%s}", name,
+	         releases, vins, policy ? ",\"policy\":" : "", policy ? policy : "");
 	request("POST", "/api/v1/campaigns", key_operator, body, strlen(body), NULL, &r);
 	if (r.status != 201)
 		fail_msg("campaign: %ld %s", r.status, r.body);
@@ -1147,8 +1147,9 @@ static void test_campaign_metadata(void **state)
 	        strlen(vci), NULL, &r);
 	assert_int_equal(r.status, 200);
 	resp_free(&r);
-	char cid[40];
-	start_campaign("encrypted", release2_id, "[\"VINAAAAAAAAAAAAA1\",\"VINBBBBBBBBBBBBB2\"]",
+	char cid[40], rels[64];
+	snprintf(rels, sizeof(rels), "[\"%s\"]", release2_id);
+	start_campaign("encrypted", rels, "[\"VINAAAAAAAAAAAAA1\",\"VINBBBBBBBBBBBBB2\"]",
 	               "{\"rollback_policy\":\"none\"}", cid);
 	srv *s = metadata_server(true);
 	store *db = open_store();
@@ -1279,7 +1280,11 @@ static void test_plaintext_and_lazy_encryption(void **state)
 	stop_server(pid);
 
 	char cid[40];
-	start_campaign("lazy", rel, "[\"VINAAAAAAAAAAAAA1\"]", NULL, cid);
+	/* with 3.2.0 for ECU_011 too; the campaign installs ECU_012 first */
+	char rels[128];
+	snprintf(rels, sizeof(rels), "[\"%s\",\"%s\"]", release2_id, rel);
+	start_campaign("lazy", rels, "[\"VINAAAAAAAAAAAAA1\"]", "{\"install_order\":[\"ECU_012\"]}",
+	               cid);
 	/* a server with encryption off: plaintext URLs, "encryption": null */
 	srv *s = metadata_server(false);
 	json_t *m = NULL;
@@ -1294,6 +1299,17 @@ static void test_plaintext_and_lazy_encryption(void **state)
 	resp_free(&r);
 	assert_string_equal(json_string_value(json_object_get(m, "rollback_policy")),
 	                    "all_or_nothing");
+	/* images in the policy's order, then by ECU id; install_order lists them */
+	json_t *images = json_object_get(m, "images"), *order = json_object_get(m, "install_order");
+	assert_int_equal(json_array_size(images), 2);
+	assert_int_equal(json_array_size(order), 2);
+	const char *want[] = {"ECU_012", "ECU_011"};
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(json_string_value(json_array_get(order, i)), want[i]);
+		assert_string_equal(
+		    json_string_value(json_object_get(json_array_get(images, i), "ecu_id")),
+		    want[i]);
+	}
 	json_decref(m);
 	srv_free(s);
 	assert_int_equal(store_package_key_get(db, sha, &k), PQ_ERR_NOTFOUND);
