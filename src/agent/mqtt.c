@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mosquitto.h>
 #include <openssl/ssl.h>
@@ -31,6 +32,7 @@ struct ag_mq {
 	bool started;
 	char group[48];
 	unsigned connects;
+	int unacked; /* QoS 1/2 messages published and not yet acknowledged */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -67,8 +69,15 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 	if (mosquitto_subscribe(mosq, NULL, "oem/broadcast/releases", 1) != MOSQ_ERR_SUCCESS)
 		pq_log(PQ_LOG_WARN, AG_LOGC, "MQTT: subscribing oem/broadcast/releases failed");
 	topic_of(q, "presence", t, sizeof(t));
-	if (mosquitto_publish(mosq, NULL, t, 6, "online", 1, true) != MOSQ_ERR_SUCCESS)
+	pthread_mutex_lock(&q->lock);
+	q->unacked++;
+	pthread_mutex_unlock(&q->lock);
+	if (mosquitto_publish(mosq, NULL, t, 6, "online", 1, true) != MOSQ_ERR_SUCCESS) {
+		pthread_mutex_lock(&q->lock);
+		q->unacked--;
+		pthread_mutex_unlock(&q->lock);
 		pq_log(PQ_LOG_WARN, AG_LOGC, "MQTT: publishing presence failed");
+	}
 	tls_info info = {0};
 	SSL *ssl = mosquitto_ssl_get(mosq);
 	if (ssl)
@@ -114,6 +123,17 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 		return;
 	}
 	q->o.on_message(q->o.user, m->topic, m->payload, (size_t)m->payloadlen);
+}
+
+static void on_publish(struct mosquitto *mosq, void *ud, int mid)
+{
+	(void)mosq;
+	(void)mid;
+	ag_mq *q = ud;
+	pthread_mutex_lock(&q->lock);
+	if (q->unacked > 0)
+		q->unacked--;
+	pthread_mutex_unlock(&q->lock);
 }
 
 static void on_log(struct mosquitto *mosq, void *ud, int level, const char *str)
@@ -187,6 +207,7 @@ int ag_mq_start(const ag_mq_opts *o, ag_mq **out)
 	mosquitto_disconnect_callback_set(q->mosq, on_disconnect);
 	mosquitto_message_callback_set(q->mosq, on_message);
 	mosquitto_log_callback_set(q->mosq, on_log);
+	mosquitto_publish_callback_set(q->mosq, on_publish);
 	mrc = mosquitto_connect_async(q->mosq, q->host, q->o.port, KEEPALIVE_S);
 	if (mrc != MOSQ_ERR_SUCCESS)
 		pq_log(PQ_LOG_WARN, AG_LOGC, "MQTT: connecting to %s:%d: %s (retrying)", q->host,
@@ -215,8 +236,17 @@ int ag_mq_publish(ag_mq *q, const char *sub, const json_t *m, int qos)
 	if (!s)
 		return pq_err_set(PQ_ERR_NOMEM, "message");
 	topic_of(q, sub, t, sizeof(t));
+	pthread_mutex_lock(&q->lock); /* counted first: the PUBACK may come before we return */
+	if (qos > 0)
+		q->unacked++;
+	pthread_mutex_unlock(&q->lock);
 	int mrc = mosquitto_publish(q->mosq, NULL, t, (int)strlen(s), s, qos, false);
 	free(s);
+	if (mrc != MOSQ_ERR_SUCCESS && mrc != MOSQ_ERR_NO_CONN && qos > 0) {
+		pthread_mutex_lock(&q->lock);
+		q->unacked--;
+		pthread_mutex_unlock(&q->lock);
+	}
 	/* not connected: the message is queued and sent after the reconnect */
 	if (mrc != MOSQ_ERR_SUCCESS && mrc != MOSQ_ERR_NO_CONN)
 		return pq_err_set(PQ_ERR_IO, "publishing on %s: %s", t, mosquitto_strerror(mrc));
@@ -242,14 +272,37 @@ void ag_mq_group(ag_mq *q, char *out, size_t len)
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* Waits until every QoS 1/2 message went out and was acknowledged (or ms passed, or the
+ * connection is down): messages queued beyond the in-flight window would be lost at the
+ * disconnect. */
+static void drain(ag_mq *q, int ms)
+{
+	for (int t = 0; t < ms; t += 20) {
+		pthread_mutex_lock(&q->lock);
+		bool done = q->unacked <= 0 || !q->connected;
+		pthread_mutex_unlock(&q->lock);
+		if (done)
+			return;
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	pq_log(PQ_LOG_WARN, AG_LOGC, "MQTT: stopping with unacknowledged messages");
+}
+
 void ag_mq_stop(ag_mq *q)
 {
 	if (!q)
 		return;
 	char t[128];
 	topic_of(q, "presence", t, sizeof(t));
-	if (ag_mq_connected(q))
-		(void)mosquitto_publish(q->mosq, NULL, t, 7, "offline", 1, true);
+	drain(q, 5000);
+	if (ag_mq_connected(q)) {
+		pthread_mutex_lock(&q->lock);
+		q->unacked++;
+		pthread_mutex_unlock(&q->lock);
+		if (mosquitto_publish(q->mosq, NULL, t, 7, "offline", 1, true) == MOSQ_ERR_SUCCESS)
+			drain(q, 2000);
+	}
 	mosquitto_disconnect(q->mosq);
 	if (q->started)
 		mosquitto_loop_stop(q->mosq, false);

@@ -630,6 +630,7 @@ static void test_state(void **state)
 	write_file(p, nocid, strlen(nocid));
 	assert_rc(ag_state_load(sd, &m, &s), PQ_ERR_FORMAT);
 	tu_rmtree(dir);
+	free(dir);
 }
 
 /* ---- NRC names, phases, file digests ------------------------------------------------- */
@@ -700,6 +701,7 @@ static void test_file_digest(void **state)
 	assert_rc(ag_file_digest(p, sha, &crc, &len), PQ_ERR_IO);
 	free(buf);
 	tu_rmtree(dir);
+	free(dir);
 }
 
 int main(void)
