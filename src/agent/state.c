@@ -197,7 +197,8 @@ int ag_state_load(const char *dir, const vm_model *m, ag_state *out)
 		                  &out->ecus[i])) != PQ_OK)
 			goto fail;
 	}
-	if ((rc = factory("VMG", m->vmg_version, NULL, &out->ecus[m->n_ecus])) != PQ_OK)
+	if ((rc = factory("VMG", m->vmg_version, m->vmg_image_path, &out->ecus[m->n_ecus])) !=
+	    PQ_OK)
 		goto fail;
 
 	if ((rc = ag_path(p, sizeof(p), dir, "state.json")) != PQ_OK ||

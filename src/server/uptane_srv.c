@@ -38,6 +38,7 @@ struct usrv {
 	char published[65];   /* digest of the target list last seen published */
 	int64_t ts_signed_ms; /* when this instance last signed or saw a timestamp */
 	int64_t next_check_ms;
+	bool director_root_ok; /* the director root is in the store */
 };
 
 static const char *const roles[UP_ROLE_COUNT] = {"root", "targets", "snapshot", "timestamp"};
@@ -340,6 +341,33 @@ static int store_set(store *db, const char *repo, const char *vin, const up_meta
 	return rc;
 }
 
+/* Vehicles are provisioned with the director's root at manufacture, before any campaign
+ * names them: version 1 is made and stored as soon as the server runs, not at the first
+ * director publication. Two instances racing: the second insert fails, it reloads. */
+static int ensure_director_root(usrv *u, store *db, int64_t now_ms)
+{
+	if (u->director_root_ok)
+		return PQ_OK;
+	char *body = NULL;
+	int64_t version = 0;
+	int rc = store_uptane_get_latest(db, REPO_DIRECTOR, "", "root", &body, &version);
+	free(body);
+	if (rc == PQ_ERR_NOTFOUND) {
+		up_blob b = {0};
+		rc = up_repo_rotate_root(u->repo, UP_REPO_DIRECTOR, NULL, now_ms / 1000, &b);
+		if (rc == PQ_OK)
+			rc = put_blob(db, REPO_DIRECTOR, "", "root", &b, now_ms);
+		up_blob_free(&b);
+		if (rc == PQ_ERR_EXISTS)
+			rc = PQ_OK;
+		if (rc == PQ_OK)
+			rc = sync_repo(u, db);
+	}
+	if (rc == PQ_OK)
+		u->director_root_ok = true;
+	return rc;
+}
+
 static int image_refresh_locked(usrv *u, store *db, int64_t now_ms, bool force)
 {
 	int rc = PQ_OK;
@@ -347,6 +375,8 @@ static int image_refresh_locked(usrv *u, store *db, int64_t now_ms, bool force)
 		return PQ_OK;
 	u->next_check_ms = now_ms + IMAGE_CHECK_MS; /* also paces retries after an error */
 	if (!u->repo && (rc = sync_repo(u, db)) != PQ_OK)
+		return rc;
+	if ((rc = ensure_director_root(u, db, now_ms)) != PQ_OK)
 		return rc;
 	tlist l = {0};
 	int64_t total = 0;

@@ -320,7 +320,7 @@ static int cmp_ecu(const void *a, const void *b)
 static int load_root(const json_t *root, const char *vin, const char *dir, vm_model *m)
 {
 	static const char *const keys[] = {"vin", "model", "vmg", "state", "zones", NULL};
-	static const char *const vmg_keys[] = {"hardware_id", "version", NULL};
+	static const char *const vmg_keys[] = {"hardware_id", "version", "image", NULL};
 	static const char *const state_keys[] = {"battery_pct", "parked", "ignition_off",
 	                                         "storage_free", NULL};
 	static const char *const zone_keys[] = {"zone", "port", "ecus", NULL};
@@ -351,6 +351,15 @@ static int load_root(const json_t *root, const char *vin, const char *dir, vm_mo
 		    (rc = get_str(vmg, "version", "$.vmg", false, false, m->vmg_version,
 		                  sizeof(m->vmg_version))) != PQ_OK ||
 		    (rc = check_version(m->vmg_version, "$.vmg.version")) != PQ_OK)
+			return rc;
+		char image[VM_PATH_MAX];
+		image[0] = '\0';
+		if ((rc = get_str(vmg, "image", "$.vmg", false, true, image, sizeof(image))) !=
+		    PQ_OK)
+			return rc;
+		if (image[0] &&
+		    (rc = resolve_path(dir, image, m->vmg_image_path, sizeof(m->vmg_image_path),
+		                       "$.vmg.image")) != PQ_OK)
 			return rc;
 	}
 	json_t *st = json_object_get(root, "state");
@@ -510,6 +519,9 @@ int vm_model_save(const vm_model *m, const char *path)
 	              "battery_pct", m->battery_pct, "parked", m->parked, "ignition_off",
 	              m->ignition_off, "storage_free", (json_int_t)m->storage_free);
 	if (!zones || !root)
+		goto out;
+	if (m->vmg_image_path[0] && json_object_set_new(json_object_get(root, "vmg"), "image",
+	                                                json_string(m->vmg_image_path)) != 0)
 		goto out;
 	for (size_t z = 0; z < m->n_zones; z++) {
 		json_t *ecus = json_array();

@@ -58,6 +58,7 @@ typedef struct {
 	char model[VM_HW_MAX + 1];
 	char vmg_hardware_id[VM_HW_MAX + 1]; /* "VMG-1" */
 	char vmg_version[VM_VER_MAX + 1];    /* the VMG's own factory APP version */
+	char vmg_image_path[VM_PATH_MAX];    /* the VMG's factory image ("" = none), as for ECUs */
 	uint16_t tester_addr;                /* VM_TESTER_ADDR */
 	vm_zone zones[VM_ZONES_MAX];
 	size_t n_zones;
