@@ -344,7 +344,7 @@ static void test_store_crud(void **state)
 	store *s = f->s;
 	int v = 0;
 	assert_ok(store_schema_version(s, &v));
-	assert_int_equal(v, 2);
+	assert_int_equal(v, STORE_SCHEMA_VERSION);
 	add_release(s, "r1", "HW-1-001", "2.0.0", NULL, 1);
 	add_release(s, "r2", "HW-1-002", "2.0.0", NULL, 2);
 	for (int i = 0; i < 5; i++) {
