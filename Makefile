@@ -11,7 +11,7 @@ help:
 	@echo "make demo          bootstrap, build, run the end-to-end demo"
 	@echo "make test          bootstrap, build, run every test (ctest)"
 	@echo "make test-asan     the tests again under AddressSanitizer + UBSan"
-		@echo "make bench         benchmarks: crypto, pack (vs bsdiff, xdelta3), server (vs nginx)"
+	@echo "make bench         benchmarks: crypto, pack (vs bsdiff, xdelta3), server (vs nginx)"
 	@echo "make fuzz          libFuzzer campaigns (FUZZ_SECONDS=60 per harness)"
 	@echo "make format        clang-format the sources; make format-check checks only"
 
@@ -43,8 +43,10 @@ test-asan: asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
+# DEMO_ARGS: options of scripts/demo, e.g. DEMO_ARGS=--keep (the server stays up afterwards)
+DEMO_ARGS ?=
 demo: build
-	scripts/demo
+	scripts/demo $(DEMO_ARGS)
 
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -161,7 +162,37 @@ typedef struct {
 	void *user;
 	bool too_long, aborted, io_error;
 	int err;
+	int64_t rate;          /* bytes/s (0: no limit) */
+	uint64_t got;          /* bytes of this transfer */
+	struct timespec start; /* when its first bytes arrived */
 } dl_sink;
+
+static int64_t ns_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
+}
+
+/* --max-rate: libcurl's own limit averages over seconds and lets a short transfer on a fast
+ * link through at full speed, so the writer paces itself: it sleeps (in slices, so that a
+ * cancel is seen) until the bytes of this transfer are no longer ahead of the rate. The
+ * socket then fills and TCP slows the sender. Returns false when the callback aborts. */
+static bool dl_pace(dl_sink *d)
+{
+	for (;;) {
+		int64_t due = (int64_t)((double)d->got * 1e9 / (double)d->rate);
+		int64_t ahead = due - ns_since(&d->start);
+		if (ahead <= 0)
+			return true;
+		if (ahead > 100000000)
+			ahead = 100000000;
+		struct timespec ts = {0, (long)ahead};
+		nanosleep(&ts, NULL);
+		if (d->fn && d->fn(d->user, d->have) != 0)
+			return false;
+	}
+}
 
 static size_t dl_write(char *p, size_t sz, size_t nm, void *ud)
 {
@@ -182,13 +213,23 @@ static size_t dl_write(char *p, size_t sz, size_t nm, void *ud)
 		d->aborted = true;
 		return 0;
 	}
+	if (d->rate > 0) {
+		if (d->got == 0)
+			clock_gettime(CLOCK_MONOTONIC, &d->start);
+		d->got += n;
+		if (!dl_pace(d)) {
+			d->aborted = true;
+			return 0;
+		}
+	}
 	return n;
 }
 
 int ag_http_download(ag_http *h, const char *url, const char *part_path, uint64_t expect,
                      ag_dl_fn fn, void *user, long *status)
 {
-	dl_sink d = {.h = h, .expect = expect, .fn = fn, .user = user, .fd = -1};
+	dl_sink d = {
+	    .h = h, .expect = expect, .fn = fn, .user = user, .fd = -1, .rate = h->max_rate};
 	char su[256];
 	struct stat st;
 	int rc = PQ_OK;
@@ -220,8 +261,6 @@ int ag_http_download(ag_http *h, const char *url, const char *part_path, uint64_
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &d);
 	if (d.have > 0)
 		curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)d.have);
-	if (h->max_rate > 0)
-		curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)h->max_rate);
 	CURLcode c = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
 	curl_easy_cleanup(e);
