@@ -85,7 +85,8 @@ static void publish(ag_agent *a, const char *sub, json_t *m, int qos)
 		pq_log(PQ_LOG_WARN, AG_LOGC, "%s not sent: %s", type ? type : sub, pq_err_detail());
 	json_t *f = json_pack("{s:s,s:s}", "topic", sub, "msg_type", type ? type : "");
 	const char *keys[] = {"message_id", "correlation_id", "campaign_id", "ecu_id",
-	                      "decision",   "error_code",     "progress",    "status"};
+	                      "decision",   "retry_after_s",  "ready",       "reason",
+	                      "result",     "error_code",     "progress",    "status"};
 	for (size_t i = 0; f && i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_t *v = json_object_get(m, keys[i]);
 		if (v)

@@ -17,13 +17,14 @@
 #  6. the broker refuses the agent's identity on another VIN's topics.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
+. "$(dirname "$0")/agent_lib.bash"
 
 VA=AGENTRESUME000001 # resume, then forged metadata
 VB=AGENTTAMPERIMG002 # tampered image
 VC=AGENTTAMPERMETA03 # tampered image repository metadata
 make_pki $VA $VB $VC
 start_broker
-write_server_conf s1 "log.level = warn"
+write_server_conf s1
 start_server s1
 B=$BASE_s1
 make_key s1
@@ -32,130 +33,15 @@ CA="$PKI/ca/ca.crt"
 SRVCLI=(-h 127.0.0.1 -p "$BROKER_PORT" --cafile "$CA" --cert "$PKI/server-client/client.crt"
 	--key "$PKI/server-client/client.key")
 
-# release ECU HW VERSION SIZE: a release of SIZE random bytes; prints its id
-release() {
-	local ecu=$1 hw=$2 ver=$3 size=$4 up
-	head -c "$size" /dev/urandom >"$WORK/$ecu-$ver.bin"
-	up=$(pcurl -d "{\"size\":$size}" "$B/api/v1/uploads" | jget id) || return 1
-	pcurl -X PUT --data-binary @"$WORK/$ecu-$ver.bin" "$B/api/v1/uploads/$up?offset=0" -o /dev/null || return 1
-	pcurl -d "{\"title\":\"$ecu $ver\",\"version\":\"$ver\",\"hardware_id\":\"$hw\",\"ecu_id\":\"$ecu\",\"upload_id\":\"$up\"}" \
-		"$B/api/v1/releases" >"$WORK/rel-$ecu-$ver.json" || return 1
-	jget id <"$WORK/rel-$ecu-$ver.json"
-}
-# campaign RELEASE_ID VIN: creates and starts a campaign for one vehicle; prints its id
-campaign() {
-	local cid
-	cid=$(pcurl -d "{\"name\":\"agent-$RANDOM\",\"release_ids\":[\"$1\"],\"target\":{\"vins\":[\"$2\"]},
-		\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}" "$B/api/v1/campaigns" | jget id) || return 1
-	pcurl -X POST "$B/api/v1/campaigns/$cid/start" -o /dev/null || return 1
-	echo "$cid"
-}
-vget() { # vget VIN URL-PATH OUT: a GET with the vehicle's certificate
-	on35 curl -sS --fail --curves X25519MLKEM768 --cacert "$CA" --cert "$PKI/vehicles/$1/client.crt" \
-		--key "$PKI/vehicles/$1/client.key" "$B$2" -o "$3"
-}
-# start_agent VIN [options...]: the agent in the background; AGENT_<VIN> is its pid
-start_agent() {
-	local v=$1
-	shift
-	"$PQOTA" vehicle --vin "$v" --pki "$PKI" --broker "127.0.0.1:$BROKER_PORT" --state "$WORK/state-$v" \
-		--image-root "$WORK/image-root.json" --director-root "$WORK/director-root-$v.json" \
-		--status-file "$WORK/status-$v.json" --log "$WORK/events-$v.jsonl" --log-level warn "$@" \
-		>>"$WORK/agent-$v.log" 2>&1 &
-	local pid=$!
-	PIDS+=($pid)
-	eval "AGENT_$v=$pid"
-}
-# event_count VIN EVENT [KEY=VALUE]: how many events EVENT (with that member) the agent logged
-event_count() {
-	python3 - "$WORK/events-$1.jsonl" "$2" "${3:-}" <<'PY'
-import json, sys
-path, ev, kv = sys.argv[1:4]
-n = 0
-for line in open(path):
-    try:
-        e = json.loads(line)
-    except ValueError:
-        continue
-    if e.get("event") != ev:
-        continue
-    if kv:
-        k, v = kv.split("=", 1)
-        if str(e.get(k)) != v:
-            continue
-    n += 1
-print(n)
-PY
-}
-# sent_error VIN CAMPAIGN: the error_code of the agent's ota_error/ota_download_failed
-sent_error() {
-	python3 - "$WORK/events-$1.jsonl" "$2" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        e = json.loads(line)
-    except ValueError:
-        continue
-    if e.get("event") == "sent" and e.get("campaign_id") == sys.argv[2] and \
-            e.get("msg_type") in ("ota_error", "ota_download_failed"):
-        print(e.get("msg_type"), e.get("error_code"))
-        break
-PY
-}
-sent_types() { # VIN CAMPAIGN: the msg_types the agent sent for CAMPAIGN, space-separated
-	python3 - "$WORK/events-$1.jsonl" "$2" <<'PY'
-import json, sys
-out = []
-for line in open(sys.argv[1]):
-    try:
-        e = json.loads(line)
-    except ValueError:
-        continue
-    if e.get("event") == "sent" and e.get("campaign_id") == sys.argv[2]:
-        out.append(e.get("msg_type"))
-print(" ".join(out))
-PY
-}
-# ecu_bank VIN ECU: active bank and whether the other bank is valid, from the simulation's
-# persistent state ("A B-invalid")
-ecu_bank() {
-	python3 - "$WORK/state-$1/sim/ecus.json" "$2" <<'PY'
-import json, sys
-e = json.load(open(sys.argv[1]))["ecus"][sys.argv[2]]
-other = "B" if e["active"] == "A" else "A"
-print(e["active"], other + ("-valid" if e["banks"][other]["valid"] else "-invalid"),
-      e["banks"][e["active"]]["versions"]["APP"], "pending" if e.get("pending") else "none")
-PY
-}
-state_is() { dep_is "$B" "$1" "$2" "$3"; }
-final_state() { # CID VIN: waits for a final deployment state, prints it
-	local i s
-	for i in $(seq 1 600); do
-		s=$(dep_state "$B" "$1" "$2")
-		case $s in completed | failed | rolled_back | declined | cancelled | timed_out)
-			echo "$s"
-			return 0
-			;;
-		esac
-		sleep 0.1
-	done
-	echo "$s"
-}
-
 # --- set-up: releases, trusted roots, agents ---------------------------------------------
 R_A=$(release ECU_011 HW-1-011 1.1.0 1500000) # large: downloaded at 150 kB/s
 R_B=$(release ECU_021 HW-2-021 1.1.0 120000)
 R_C=$(release ECU_041 HW-3-041 1.1.0 120000)
 check "three releases created" test -n "$R_A" -a -n "$R_B" -a -n "$R_C"
-check "image repository root served" wait_for 30 vget $VA /uptane/image/1.root.json "$WORK/image-root.json"
-for v in $VA $VB $VC; do
-	check "director root of $v served" wait_for 30 vget $v "/uptane/director/$v/1.root.json" \
-		"$WORK/director-root-$v.json"
-done
+check "the trusted Uptane roots are served (image repository, each director)" provision $VA $VB $VC
 start_agent $VA --max-rate 150000
 start_agent $VB
 start_agent $VC
-vci_in() { pcurl "$B/api/v1/vehicles/$1/vci" -o /dev/null 2>/dev/null; }
 for v in $VA $VB $VC; do check "$v sent its VCI (101 ECUs over DoIP/UDS)" wait_for 60 vci_in $v; done
 pcurl "$B/api/v1/vehicles/$VA/vci" >"$WORK/vci-a.json"
 check "the VCI lists the VMG and 100 ECUs" python3 -c 'import json,sys
@@ -372,10 +258,8 @@ sleep 4
 check "nothing reached $VB's topic" test ! -s "$WORK/spoof.sub"
 
 for v in $VA $VB $VC; do
-	pid=$(eval echo "\$AGENT_$v")
-	kill -TERM "$pid" 2>/dev/null || true
 	rc=0
-	wait "$pid" 2>/dev/null || rc=$?
+	stop_agent $v || rc=$?
 	check "agent $v stops cleanly on SIGTERM (exit $rc)" test "$rc" = 0
 done
 grep -h -i "sanitizer\|runtime error" "$WORK"/agent-*.log | head -n 5 || true
