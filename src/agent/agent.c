@@ -855,7 +855,7 @@ static int setup(agent_main *g)
 
 	if ((rc = ag_http_global_init()) != PQ_OK)
 		return rc;
-	sim_faults f = {o->fail_program, o->corrupt_block, o->deny_security};
+	sim_faults f = {o->fail_program, o->corrupt_block, o->deny_security, o->slow_flash};
 	if ((rc = ag_path(sim_dir, sizeof(sim_dir), o->state_dir, "sim")) != PQ_OK ||
 	    (rc = pq_mkdirs(sim_dir, 0700)) != PQ_OK)
 		return rc;

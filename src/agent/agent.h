@@ -42,6 +42,7 @@ typedef struct {
 	const char *fail_program;
 	const char *corrupt_block;
 	const char *deny_security;
+	const char *slow_flash;
 	/* The trusted Uptane roots provisioned at the first start (ignored once the state holds
 	 * roots: the state's may be newer). */
 	const char *image_root;

@@ -49,6 +49,8 @@ static void usage(FILE *f)
 	    "  --fail-program ECU,..    the simulated ECUs' check routine fails (NRC 0x72)\n"
 	    "  --corrupt-block ECU,..   one transferred block is corrupted in the ECUs' memory\n"
 	    "  --deny-security ECU,..   security access is refused (NRC 0x35)\n"
+	    "  --slow-flash ECU,..      each transferred block takes 20 ms (a programming\n"
+	    "                           that lasts seconds; tests of interrupted installs)\n"
 	    "  --max-rate BYTES         limit downloads to BYTES per second (tests of resume)\n"
 	    "  --once                   exit after the first campaign's final outcome: 0 when\n"
 	    "                           installed and verified, 1 when declined, cancelled,\n"
@@ -161,6 +163,7 @@ int cmd_vehicle(int argc, char **argv)
 		O_FAIL_PROGRAM,
 		O_CORRUPT,
 		O_DENY,
+		O_SLOW_FLASH,
 		O_IMAGE_ROOT,
 		O_DIRECTOR_ROOT,
 		O_ONCE,
@@ -183,6 +186,7 @@ int cmd_vehicle(int argc, char **argv)
 	    {"fail-program", required_argument, NULL, O_FAIL_PROGRAM},
 	    {"corrupt-block", required_argument, NULL, O_CORRUPT},
 	    {"deny-security", required_argument, NULL, O_DENY},
+	    {"slow-flash", required_argument, NULL, O_SLOW_FLASH},
 	    {"image-root", required_argument, NULL, O_IMAGE_ROOT},
 	    {"director-root", required_argument, NULL, O_DIRECTOR_ROOT},
 	    {"once", no_argument, NULL, O_ONCE},
@@ -261,6 +265,9 @@ int cmd_vehicle(int argc, char **argv)
 			break;
 		case O_DENY:
 			o.deny_security = optarg;
+			break;
+		case O_SLOW_FLASH:
+			o.slow_flash = optarg;
 			break;
 		case O_IMAGE_ROOT:
 			o.image_root = optarg;

@@ -51,7 +51,7 @@ typedef struct {
 	uint64_t max_package_size;
 	bool gateway; /* a zone gateway: only 0x10, 0x3E and 0x22 F190/F18C/F191 */
 	/* fault switches (sim.h) */
-	bool fail_program, corrupt_block, deny_security;
+	bool fail_program, corrupt_block, deny_security, slow_flash;
 
 	/* persistent state */
 	ecu_bank bank[2]; /* 0 = A, 1 = B */

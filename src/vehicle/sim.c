@@ -365,7 +365,12 @@ static void on_diag(sim_zone *z, sim_conn *c, const doip_frame *fr, uint8_t v)
 		if (src != PQ_OK)
 			pq_log(PQ_LOG_ERROR, "sim", "%s", pq_err_detail());
 	}
+	bool slow = e->slow_flash && d.len > 0 && d.data[0] == UDS_SID_TRANSFER;
 	pthread_mutex_unlock(&s->lock);
+	if (slow) { /* the fault: the block takes a while to reach the flash */
+		struct timespec ts = {0, SIM_SLOW_FLASH_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 	if (rc != PQ_OK || rlen == 0)
 		return;
 	doip_diag out = {d.target, d.source, resp, rlen};
@@ -574,6 +579,7 @@ static int setup_ecus(sim *s, const sim_faults *f)
 			e->fail_program = in_list(f->fail_program, e->ecu_id);
 			e->corrupt_block = in_list(f->corrupt_block, e->ecu_id);
 			e->deny_security = in_list(f->deny_security, e->ecu_id);
+			e->slow_flash = in_list(f->slow_flash, e->ecu_id);
 		}
 	}
 	return PQ_OK;
@@ -592,6 +598,8 @@ int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f, sim
 			rc = check_list(m, f->corrupt_block, "corrupt_block");
 		if (rc == PQ_OK)
 			rc = check_list(m, f->deny_security, "deny_security");
+		if (rc == PQ_OK)
+			rc = check_list(m, f->slow_flash, "slow_flash");
 		if (rc != PQ_OK)
 			return rc;
 	}

@@ -25,7 +25,11 @@ typedef struct {
 	const char *corrupt_block; /* one transferred block (the second) is corrupted in these
 	                              ECUs' memory: the check routine then reports a mismatch */
 	const char *deny_security; /* 0x27 send-key is always refused (NRC 0x35 invalidKey) */
+	const char *slow_flash;    /* slow flash memory: each 0x36 block takes SIM_SLOW_FLASH_MS
+	                              before its response (a programming that lasts seconds) */
 } sim_faults;
+
+#define SIM_SLOW_FLASH_MS 20
 
 typedef struct sim sim;
 

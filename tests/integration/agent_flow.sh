@@ -5,6 +5,10 @@
 #
 #  1. resume: an agent killed with SIGKILL mid-download resumes with Range after a restart
 #     (the .part is kept, the server sends only the rest) and completes the campaign;
+#  1b. an agent killed with SIGKILL mid-install (one ECU programmed and switched, the next
+#     one's slow transfer running) continues after a restart: the programmed ECU is not
+#     programmed again, the other one is, nothing is downloaded again, and the campaign
+#     completes;
 #  2. a tampered image (the encrypted package changed on the server's disk) is refused with
 #     ota_download_failed sha256_mismatch, and nothing is flashed;
 #  3. tampered image repository metadata (targets.json changed in the server's store) is
@@ -22,13 +26,14 @@
 VA=AGENTRESUME000001 # resume, then forged metadata
 VB=AGENTTAMPERIMG002 # tampered image
 VC=AGENTTAMPERMETA03 # tampered image repository metadata
-make_pki $VA $VB $VC
+VD=AGENTINSTALLKILL4 # killed mid-install
+make_pki $VA $VB $VC $VD
 start_broker
 write_server_conf s1
 start_server s1
 B=$BASE_s1
 make_key s1
-check "vehicles registered" register "$B" $VA $VB $VC
+check "vehicles registered" register "$B" $VA $VB $VC $VD
 CA="$PKI/ca/ca.crt"
 SRVCLI=(-h 127.0.0.1 -p "$BROKER_PORT" --cafile "$CA" --cert "$PKI/server-client/client.crt"
 	--key "$PKI/server-client/client.key")
@@ -38,7 +43,7 @@ R_A=$(release ECU_011 HW-1-011 1.1.0 1500000) # large: downloaded at 150 kB/s
 R_B=$(release ECU_021 HW-2-021 1.1.0 120000)
 R_C=$(release ECU_041 HW-3-041 1.1.0 120000)
 check "three releases created" test -n "$R_A" -a -n "$R_B" -a -n "$R_C"
-check "the trusted Uptane roots are served (image repository, each director)" provision $VA $VB $VC
+check "the trusted Uptane roots are served (image repository, each director)" provision $VA $VB $VC $VD
 start_agent $VA --max-rate 150000
 start_agent $VB
 start_agent $VC
@@ -90,6 +95,40 @@ assert s["state"] == "completed" and s["verification"] == "ok", s
 assert s["images"][0]["installed"] and s["images"][0]["bytes_downloaded"] >= s["images"][0]["total"] > 0, s' \
 	"$WORK/status-$VA.json"
 check "downloads removed after the campaign" test -z "$(ls "$WORK/state-$VA/downloads" 2>/dev/null)"
+
+# --- 1b. SIGKILL mid-install ---------------------------------------------------------------
+# ECU_011 (1.5 MB, programmed in milliseconds), then ECU_012 (1 MB on a slow flash: 256
+# blocks of 20 ms), both in zone 1, so one after the other
+R_D=$(release ECU_012 HW-1-012 1.1.0 1000000)
+start_agent $VD --slow-flash ECU_012
+check "$VD sent its VCI" wait_for 60 vci_in $VD
+CD_ID=$(pcurl -d "{\"name\":\"install-kill\",\"release_ids\":[\"$R_A\",\"$R_D\"],\"target\":{\"vins\":[\"$VD\"]},
+	\"policy\":{\"install_order\":[\"ECU_011\",\"ECU_012\"]},\"phases\":[{\"percent\":100}]}" "$B/api/v1/campaigns" | jget id)
+pcurl -X POST "$B/api/v1/campaigns/$CD_ID/start" -o /dev/null
+ecu11_done() { [ "$(event_count $VD ecu_installed ecu_id=ECU_011)" = 1 ]; }
+check "ECU_011 programmed and switched" wait_for 60 ecu11_done
+sleep 1
+pid=$(eval echo "\$AGENT_$VD")
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+check "killed while ECU_012 was being programmed (its installation progress was sent)" \
+	test "$(grep '"msg_type":"ota_installation_progress"' "$WORK/events-$VD.jsonl" | grep -c '"ecu_id":"ECU_012"')" -ge 1
+check "...and ECU_012 still runs bank A, 1.0.0" test "$(ecu_bank $VD ECU_012)" = "A B-invalid 1.0.0 none"
+check "ECU_011 already runs 1.1.0 from bank B" test "$(ecu_bank $VD ECU_011)" = "B A-valid 1.1.0 none"
+check "the agent's state says installing" python3 -c 'import json,sys
+s = json.load(open(sys.argv[1])); assert s["campaign"]["phase"] == "installing", s["campaign"]["phase"]' \
+	"$WORK/state-$VD/state.json"
+lines_before=$(wc -l <"$WORK/events-$VD.jsonl")
+start_agent $VD
+s=$(final_state "$CD_ID" $VD)
+check "the restarted agent completed the campaign (server: $s)" test "$s" = completed
+check "ECU_011 was not programmed again (still bank B, previous A)" \
+	test "$(ecu_bank $VD ECU_011)" = "B A-valid 1.1.0 none"
+check "ECU_012 was programmed (bank B, 1.1.0)" test "$(ecu_bank $VD ECU_012)" = "B A-valid 1.1.0 none"
+after() { tail -n +"$((lines_before + 1))" "$WORK/events-$VD.jsonl"; }
+check "nothing downloaded after the restart" test "$(after | grep -c '"event":"download_start"')" = 0
+check "no programming of ECU_011 after the restart" \
+	test "$(after | grep '"msg_type":"ota_installation_progress"' | grep -c '"ecu_id":"ECU_011"')" = 0
 
 # --- 2. tampered image on the server: refused, nothing flashed ----------------------------
 # the vehicles get the encrypted copy: change bytes in the middle of that file
@@ -208,6 +247,7 @@ for variant in target_hash unsigned_image replay; do
 	wait_for 30 forged_outcome "$cid" || true
 	got=$(sent_error $VA "$cid")
 	echo "     forged metadata ($variant): the agent answered: ${got:-nothing}"
+	grep "\"level\":\"error\".*campaign $cid" "$WORK/events-$VA.jsonl" | sed 's/.*"msg":"\(.*\)"}$/     (\1)/' || true
 	case $variant in
 	target_hash) want="ota_error uptane_verification_failed" ;;
 	unsigned_image) want="ota_error metadata_mismatch" ;;
@@ -257,7 +297,7 @@ check "$VA's certificate may not publish on $VB's topic (exit $rc)" grep -qi "no
 sleep 4
 check "nothing reached $VB's topic" test ! -s "$WORK/spoof.sub"
 
-for v in $VA $VB $VC; do
+for v in $VA $VB $VC $VD; do
 	rc=0
 	stop_agent $v || rc=$?
 	check "agent $v stops cleanly on SIGTERM (exit $rc)" test "$rc" = 0

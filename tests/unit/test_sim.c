@@ -325,9 +325,11 @@ static void test_faults(void **state)
 	tester_image img;
 	make_image(f, "app-2.0.0.bin", 20000, 5, "2.0.0", &img, path, sizeof(path));
 	sim *s = NULL;
-	sim_faults bad = {"ECU_404", NULL, NULL};
+	sim_faults bad = {"ECU_404", NULL, NULL, NULL};
 	assert_rc(sim_start(&f->m, f->state_dir, &bad, &s), PQ_ERR_INVAL);
-	sim_faults faults = {"ECU_001", " ECU_002 ", "ECU_021"};
+	sim_faults bad_slow = {NULL, NULL, NULL, "ECU_001,ECU_999"};
+	assert_rc(sim_start(&f->m, f->state_dir, &bad_slow, &s), PQ_ERR_INVAL);
+	sim_faults faults = {"ECU_001", " ECU_002 ", "ECU_021", NULL};
 	assert_ok(sim_start(&f->m, f->state_dir, &faults, &s));
 	expect_program_fails(s, 1, ECU_1, &img, PQ_ERR_VERIFY,
 	                     "ECU_001: 0x31 FF01 check programming: NRC 0x72 "
@@ -356,6 +358,22 @@ static void test_faults(void **state)
 	big.len = 9ull << 20;
 	assert_rc(tester_program(c, ECU_1, &big, NULL, NULL), PQ_ERR_RANGE);
 	assert_non_null(strstr(pq_err_detail(), "0x34 request download: NRC 0x70"));
+	doipc_close(c);
+	sim_stop(s);
+
+	/* slow flash: ECU_021 programs, but every block (20000 bytes: 5) waits 20 ms at least */
+	s = NULL;
+	sim_faults slow = {NULL, NULL, NULL, "ECU_021"};
+	assert_ok(sim_start(&f->m, f->state_dir, &slow, &s));
+	c = connect_zone(s, 2);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_ok(tester_program(c, ECU_21, &img, NULL, NULL));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 5 * SIM_SLOW_FLASH_MS);
+	assert_ok(tester_read_info(c, ECU_21, &info));
+	assert_string_equal(info.version[VM_SW_APP], "2.0.0");
 	doipc_close(c);
 	sim_stop(s);
 }
