@@ -34,14 +34,6 @@ R1=$(release ECU_011 HW-1-011 1.1.0 100000)
 R2=$(release ECU_012 HW-1-012 1.1.0 1500000) # large: downloaded at 150 kB/s, then cancelled
 check "releases created" test -n "$R1" -a -n "$R2"
 check "the trusted Uptane roots are served" provision $ALL
-# campaign_with RELEASE VIN POLICY_JSON: like campaign, with a policy
-campaign_with() {
-	local cid
-	cid=$(pcurl -d "{\"name\":\"consent-$RANDOM\",\"release_ids\":[\"$1\"],\"target\":{\"vins\":[\"$2\"]},
-		\"policy\":$3,\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}" "$B/api/v1/campaigns" | jget id) || return 1
-	pcurl -X POST "$B/api/v1/campaigns/$cid/start" -o /dev/null || return 1
-	echo "$cid"
-}
 # sent_field VIN MSG_TYPE CAMPAIGN FIELD: FIELD of the last MSG_TYPE the agent sent
 sent_field() {
 	python3 - "$WORK/events-$1.jsonl" "$2" "$3" "$4" <<'PY'
@@ -112,7 +104,7 @@ check "the roots given at the first start were kept in the state" test -s "$WORK
 # --- 3. postpone -------------------------------------------------------------------------------
 start_agent $VP --consent postpone:2
 check "$VP online" wait_for 60 vci_in $VP
-C5=$(campaign_with "$R1" $VP '{"postpone_retry_s":3600}')
+C5=$(campaign "$R1" $VP '{"postpone_retry_s":3600}')
 s=$(final_state "$C5" $VP)
 chain=$(transitions "$C5" $VP)
 check "postponed for 2 s, offered again, then installed: $chain" \
@@ -126,7 +118,7 @@ for l in open(sys.argv[1]):
 # --- 4. readiness -------------------------------------------------------------------------------
 start_agent $VR --battery 15
 check "$VR online" wait_for 60 vci_in $VR
-C6=$(campaign_with "$R1" $VR '{"prerequisites":{"battery_min_pct":50,"parked":true},"readiness_retry_s":2}')
+C6=$(campaign "$R1" $VR '{"prerequisites":{"battery_min_pct":50,"parked":true},"readiness_retry_s":2}')
 not_ready() { [ "$(sent_field $VR ota_readiness_response "$C6" ready)" = False ]; }
 check "a 15 % battery is not ready for a 50 % minimum" wait_for 30 not_ready
 check "...and the reason names the battery ($(sent_field $VR ota_readiness_response "$C6" reason))" \

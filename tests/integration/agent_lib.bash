@@ -13,11 +13,14 @@ release() {
 		"$B/api/v1/releases" >"$WORK/rel-$ecu-$ver.json" || return 1
 	jget id <"$WORK/rel-$ecu-$ver.json"
 }
-# campaign RELEASE_ID VIN: creates and starts a campaign for one vehicle; prints its id
+# campaign RELEASE_ID VIN [POLICY_JSON]: creates and starts a campaign for one vehicle;
+# prints its id
 campaign() {
-	local cid
+	local cid policy=${3:-}
+	[ -n "$policy" ] || policy='{}'
 	cid=$(pcurl -d "{\"name\":\"agent-$RANDOM\",\"release_ids\":[\"$1\"],\"target\":{\"vins\":[\"$2\"]},
-		\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}" "$B/api/v1/campaigns" | jget id) || return 1
+		\"policy\":$policy,\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}" "$B/api/v1/campaigns" |
+		jget id) || return 1
 	pcurl -X POST "$B/api/v1/campaigns/$cid/start" -o /dev/null || return 1
 	echo "$cid"
 }
