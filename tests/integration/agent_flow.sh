@@ -59,6 +59,9 @@ assert len(ids) == 101 and ids[0] == "VMG" and "ECU_100" in ids, ids[:3]' "$WORK
 # read every topic), for the forgeries of part 4
 on35 mosquitto_sub "${SRVCLI[@]}" -t "oem/$VA/ota/metadata" -W 600 >"$WORK/meta-a.jsonl" 2>"$WORK/meta-sub.err" &
 PIDS+=($!)
+# VA's presence: retained "online" at every connect, the last will "offline" when it dies
+on35 mosquitto_sub "${SRVCLI[@]}" -t "oem/$VA/presence" -W 600 >"$WORK/presence-a.txt" 2>&1 &
+PIDS+=($!)
 sleep 0.5
 CA_ID=$(campaign "$R_A" $VA)
 check "campaign for $VA started" test -n "$CA_ID"
@@ -71,11 +74,16 @@ wait "$pid" 2>/dev/null || true
 killed_at=$(part_size)
 echo "     killed the agent with ${killed_at:-?} bytes in the .part"
 check "the .part survives the kill" test -n "$killed_at"
+check "the broker published $VA's last will: offline" wait_for 10 grep -qx offline "$WORK/presence-a.txt"
+offline() { pcurl "$B/api/v1/vehicles/$VA" | grep -q '"online":false'; }
+check "...and the server marks $VA offline" wait_for 10 offline
 check "nothing flashed while downloading" test "$(ecu_bank $VA ECU_011)" = "A B-invalid 1.0.0 none"
 bytes0=$(pcurl "$B/metrics" | awk '$1 == "pqota_http_response_bytes_total" {print $2}')
 start_agent $VA
 s=$(final_state "$CA_ID" $VA)
 check "the restarted agent completed the campaign (server: $s)" test "$s" = completed
+check "the restarted agent announced itself online again" \
+	test "$(tail -n 1 "$WORK/presence-a.txt")" = online
 check "the download resumed at a non-zero offset" \
 	python3 -c 'import json,sys
 evs = [json.loads(l) for l in open(sys.argv[1]) if "download_start" in l]
