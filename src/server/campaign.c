@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/semver.h"
 #include "crypto/hash.h"
 #include "server/campaign.h"
@@ -1301,13 +1302,42 @@ int cmp_tick(store *db, const cmp_env *env, int64_t now_ms, cmp_tick_stats *st)
 	return rc != PQ_OK ? rc : u.rc;
 }
 
+/* A (re)connected vehicle may have missed what was published while the server took it
+ * for online (MQTT clean sessions keep nothing for it): the offer of a deployment still
+ * `notified`, the metadata of one `accepted` whose metadata went out. Both are sent again;
+ * the state stays (a vehicle answers a repeated offer as before and ignores metadata for
+ * a campaign it already works on). */
+static int do_resend(const store_deployment *d, void *user)
+{
+	work_ctx *w = user;
+	int rc = cache_get(w->db, &w->cache, d->campaign_id);
+	if (rc != PQ_OK)
+		return rc;
+	bool offer = d->state == STORE_DEP_NOTIFIED;
+	rc = offer ? send_campaign(w->db, w->env, &w->cache, d->vin)
+	           : send_metadata(w->db, w->env, &w->cache, d->vin);
+	if (rc == PQ_OK)
+		pq_log(PQ_LOG_INFO, "engine", "%s: %s of campaign %s sent again after its wake-up",
+		       d->vin, offer ? "ota_campaign" : "ota_campaign_metadata", d->campaign_id);
+	else
+		pq_log(PQ_LOG_WARN, "engine", "%s: sending campaign %s again: %s", d->vin,
+		       d->campaign_id, pq_err_detail());
+	return store_deployment_release(w->db, d->campaign_id, d->vin, w->env->instance_id);
+}
+
 int cmp_on_wakeup(store *db, const cmp_env *env, const char *vin, int64_t now_ms)
 {
 	if (!db || !env || !env->instance_id || !vin)
 		return pq_err_set(PQ_ERR_INVAL, "cmp_on_wakeup: bad arguments");
 	work_ctx w = {.db = db, .env = env, .now = now_ms};
-	int rc = store_deployment_claim_vin(db, env->instance_id, STORE_CLAIM_NOTIFY, vin, now_ms,
-	                                    lease_of(env), batch_of(env), do_notify, &w, NULL);
+	/* first what it may have missed, then the new notifications (else a deployment
+	 * notified now would be offered twice) */
+	int rc = store_deployment_claim_vin(db, env->instance_id, STORE_CLAIM_RESEND, vin, now_ms,
+	                                    lease_of(env), batch_of(env), do_resend, &w, NULL);
+	if (rc == PQ_OK)
+		rc = store_deployment_claim_vin(db, env->instance_id, STORE_CLAIM_NOTIFY, vin,
+		                                now_ms, lease_of(env), batch_of(env), do_notify, &w,
+		                                NULL);
 	cache_clear(&w.cache);
 	return rc;
 }

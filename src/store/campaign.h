@@ -217,6 +217,9 @@ typedef enum {
 	/* campaign running or paused; notified .. installed and last_msg_ms +
 	 * campaigns.vehicle_timeout_ms < now */
 	STORE_CLAIM_TIMEOUT = 2,
+	/* campaign running; notified, or accepted with next_ms = 0 (the metadata was sent):
+	 * what a vehicle that (re)connects may have missed (with store_deployment_claim_vin) */
+	STORE_CLAIM_RESEND = 3,
 } store_claim_kind;
 
 /* Atomically claims up to limit (1..STORE_PAGE_MAX) deployments needing work of a kind

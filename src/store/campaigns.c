@@ -992,6 +992,10 @@ static int claim(store *s, const char *instance_id, store_claim_kind kind, const
 		       " AND d.last_msg_ms + c.vehicle_timeout_ms < ?";
 		p[np++] = SV_INT(now_ms);
 		break;
+	case STORE_CLAIM_RESEND:
+		cond = " AND c.state = 'running' AND (d.state = 'notified'"
+		       " OR (d.state = 'accepted' AND d.next_ms = 0))";
+		break;
 	default:
 		return pq_err_set(PQ_ERR_INVAL, "claim kind %d", (int)kind);
 	}

@@ -154,6 +154,10 @@ check "...and marks $rs online" has "$B/api/v1/vehicles/$rs" '"online":true'
 c2=$(pcurl -d "{\"name\":\"restart\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\":[\"$rs\"]},\"policy\":{\"postpone_retry_s\":12}}" \
 	"$B/api/v1/campaigns" | jget id)
 pcurl -X POST "$B/api/v1/campaigns/$c2/start" -o /dev/null
+# the seed's wake-up left the vehicle online on the server, so it is notified before the
+# vehicle (the fleet) connects: that offer is lost (clean session), and the fleet's wake-up
+# must bring it again
+check "$rs notified while its MQTT session is gone" wait_for 10 dep_is "$B" "$c2" "$rs" notified
 "$FLEET" --pki "$PKI" --broker "127.0.0.1:$BROKER_PORT" --server "$B" --vins "$rs" \
 	--behavior postpone:12 --duration 90 --log "$WORK/fleet3.log" >"$WORK/fleet3.out" 2>&1 &
 F3=$!

@@ -1167,13 +1167,26 @@ static void test_engine_cancel_and_wakeup(void **state)
 	assert_ok(cmp_on_wakeup(s, &env, b, T0 + 5));
 	assert_int_equal(dep_state(s, id, b), STORE_DEP_NOTIFIED);
 	assert_int_equal(count_sent(r, b, "/ota/campaign", "ota_campaign"), 1);
+	/* b wakes up again (a reconnect: the offer may have been lost with its old session):
+	 * the offer is sent again, the state stays */
+	assert_ok(cmp_on_wakeup(s, &env, b, T0 + 5));
+	assert_int_equal(count_sent(r, b, "/ota/campaign", "ota_campaign"), 2);
+	assert_int_equal(dep_state(s, id, b), STORE_DEP_NOTIFIED);
 	assert_ok(send_msg(s, &env, a, "ota_campaign_response", id, T0 + 6,
 	                   "{\"decision\":\"accepted\"}"));
+	assert_int_equal(count_sent(r, a, "/ota/metadata", "ota_campaign_metadata"), 1);
+	/* a, accepted with its metadata sent, wakes up: the metadata again, still accepted */
+	assert_ok(cmp_on_wakeup(s, &env, a, T0 + 6));
+	assert_int_equal(count_sent(r, a, "/ota/metadata", "ota_campaign_metadata"), 2);
+	assert_int_equal(count_sent(r, a, "/ota/campaign", "ota_campaign"), 1);
+	assert_int_equal(dep_state(s, id, a), STORE_DEP_ACCEPTED);
 	/* paused: no notifications */
 	assert_ok(cmp_pause(s, id, NULL, T0 + 7));
 	assert_ok(store_vehicle_set_online(s, c, true, T0 + 8, 2));
 	assert_ok(cmp_tick(s, &env, T0 + 8, &st));
 	assert_int_equal(dep_state(s, id, c), STORE_DEP_PENDING);
+	assert_ok(cmp_on_wakeup(s, &env, b, T0 + 8)); /* paused: nothing sent again either */
+	assert_int_equal(count_sent(r, b, "/ota/campaign", "ota_campaign"), 2);
 	assert_ok(cmp_cancel(s, &env, id, T0 + 9));
 	assert_int_equal(dep_state(s, id, a), STORE_DEP_CANCELLED);
 	assert_int_equal(dep_state(s, id, b), STORE_DEP_CANCELLED);
