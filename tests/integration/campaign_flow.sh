@@ -151,7 +151,7 @@ check "the seed's wake-up is answered with request_vci" grep -q '"msg_type":"req
 check "...and marks $rs online" has "$B/api/v1/vehicles/$rs" '"online":true'
 
 # --- 2. a server killed mid-campaign resumes from the store ---------------------------------
-c2=$(pcurl -d "{\"name\":\"restart\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\":[\"$rs\"]},\"policy\":{\"postpone_retry_s\":12}}" \
+c2=$(pcurl -d "{\"name\":\"restart\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\":[\"$rs\"]},\"policy\":{\"postpone_retry_s\":8}}" \
 	"$B/api/v1/campaigns" | jget id)
 pcurl -X POST "$B/api/v1/campaigns/$c2/start" -o /dev/null
 # the seed's wake-up left the vehicle online on the server, so it is notified before the
@@ -159,10 +159,10 @@ pcurl -X POST "$B/api/v1/campaigns/$c2/start" -o /dev/null
 # must bring it again
 check "$rs notified while its MQTT session is gone" wait_for 10 dep_is "$B" "$c2" "$rs" notified
 "$FLEET" --pki "$PKI" --broker "127.0.0.1:$BROKER_PORT" --server "$B" --vins "$rs" \
-	--behavior postpone:12 --duration 90 --log "$WORK/fleet3.log" >"$WORK/fleet3.out" 2>&1 &
+	--behavior postpone:8 --duration 60 --log "$WORK/fleet3.log" >"$WORK/fleet3.out" 2>&1 &
 F3=$!
 PIDS+=($F3)
-if wait_for 40 dep_is "$B" "$c2" "$rs" postponed; then ok "$rs postponed the campaign"; else
+if wait_for 20 dep_is "$B" "$c2" "$rs" postponed; then ok "$rs postponed the campaign"; else
 	bad "$rs postponed the campaign (state: $(dep_state "$B" "$c2" "$rs"))"
 	tail -n 5 "$WORK/fleet3.out" | sed 's/^/     fleet: /'
 fi
