@@ -50,11 +50,6 @@ for line in open(path):
 print(v)
 PY
 }
-transitions() { # CID VIN: the stored chain of deployment states
-	pcurl "$B/api/v1/campaigns/$1/vehicles/$2" | python3 -c 'import json,sys
-d = json.load(sys.stdin)
-print(" ".join(t["to"] for t in d["transitions"]))'
-}
 # --- 1. interactive consent ---------------------------------------------------------------
 mkfifo "$WORK/stdin-$VI"
 # the agent reads the driver's answers from the FIFO; a holder keeps it open between answers
@@ -106,7 +101,7 @@ start_agent $VP --consent postpone:2
 check "$VP online" wait_for 60 vci_in $VP
 C5=$(campaign "$R1" $VP '{"postpone_retry_s":3600}')
 s=$(final_state "$C5" $VP)
-chain=$(transitions "$C5" $VP)
+chain=$(dep_chain "$B" "$C5" $VP)
 check "postponed for 2 s, offered again, then installed: $chain" \
 	bash -c "[[ '$chain' == 'pending notified postponed notified accepted '*completed ]]"
 check "the agent asked for 2 s" test "$(python3 -c 'import json,sys

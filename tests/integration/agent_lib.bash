@@ -101,6 +101,17 @@ print(e["active"], other + ("-valid" if e["banks"][other]["valid"] else "-invali
       e["banks"][e["active"]]["versions"]["APP"], "pending" if e.get("pending") else "none")
 PY
 }
+# sim_file_id VIN: the simulated ECUs' state file as inode.mtime.size (it is replaced by a
+# rename on every write, so any write changes it)
+sim_file_id() { stat -c %i.%Y.%s "$WORK/state-$1/sim/ecus.json"; }
+# refused_unflashed VIN CAMPAIGN ERROR SIM_FILE_ID: the checks of a campaign refused before
+# anything was flashed: the agent sent ERROR ("msg_type error_code"), no installation
+# started, and the simulated ECUs' state file is the one recorded before the campaign
+refused_unflashed() {
+	check "the agent reported $3" test "$(sent_error "$1" "$2")" = "$3"
+	check "no installation started" test -z "$(sent_types "$1" "$2" | grep -o ota_installation_start)"
+	check "the simulated ECUs' state file was not written" test "$(sim_file_id "$1")" = "$4"
+}
 final_state() { # CID VIN: waits for a final deployment state, prints it
 	local i s
 	for i in $(seq 1 600); do

@@ -77,7 +77,7 @@ pcurl "$B/api/v1/campaigns/$c1/vehicles/$ok1" >"$WORK/ok1.json"
 chain=$(python3 -c 'import json,sys; print(" ".join(t["to"] for t in json.load(open(sys.argv[1]))["transitions"]))' "$WORK/ok1.json")
 check "every transition of $ok1 is stored in order: $chain" \
 	test "$chain" = "pending notified accepted downloading downloaded installing installed completed"
-pp_chain=$(pcurl "$B/api/v1/campaigns/$c1/vehicles/$pp" | python3 -c 'import json,sys; print(" ".join(t["to"] for t in json.load(sys.stdin)["transitions"]))')
+pp_chain=$(dep_chain "$B" "$c1" "$pp")
 check "$pp was postponed, notified again and completed: $pp_chain" \
 	bash -c "[[ '$pp_chain' == 'pending notified postponed notified accepted '*completed ]]"
 check "the postponed vehicle received the campaign twice" \
@@ -92,7 +92,7 @@ for line in open(sys.argv[1]):
 bad = {v: c for v, c in n.items() if c != 1 and v != sys.argv[2]}
 sys.exit(1 if bad or not n else 0)
 PY
-dup_chain=$(pcurl "$B/api/v1/campaigns/$c1/vehicles/$dup" | python3 -c 'import json,sys; print(" ".join(t["to"] for t in json.load(sys.stdin)["transitions"]))')
+dup_chain=$(dep_chain "$B" "$c1" "$dup")
 check "duplicates and out-of-order messages never moved $dup back: $dup_chain" python3 - "$dup_chain" <<'PY'
 import sys
 order = "pending notified accepted downloading downloaded installing installed completed".split()

@@ -123,3 +123,8 @@ dep_state() {
 	pcurl "$1/api/v1/campaigns/$2/vehicles/$3" 2>/dev/null | jget state 2>/dev/null || echo none
 }
 dep_is() { [ "$(dep_state "$1" "$2" "$3")" = "$4" ]; }
+# dep_chain BASE ID VIN: the deployment's stored states in order, space-separated
+dep_chain() {
+	pcurl "$1/api/v1/campaigns/$2/vehicles/$3" |
+		python3 -c 'import json,sys; print(" ".join(t["to"] for t in json.load(sys.stdin)["transitions"]))'
+}
