@@ -11,6 +11,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int pq_path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+	bool bare = name[0] == '/' || !dir[0];
+	int n = bare ? snprintf(out, cap, "%s", name) : snprintf(out, cap, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= cap) {
+		if (cap)
+			out[0] = '\0';
+		return pq_err_set(PQ_ERR_RANGE, "path too long: %.200s/%.200s", dir, name);
+	}
+	return PQ_OK;
+}
+
 int pq_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -8,6 +8,10 @@
 
 #include "core/err.h"
 
+/* Joins dir and name with one "/" into out[cap] (name alone when it is absolute or dir is
+ * empty). PQ_ERR_RANGE, never a silently cut path, when it does not fit. */
+int pq_path_join(char *out, size_t cap, const char *dir, const char *name) PQ_MUST_CHECK;
+
 /* Reads a whole file of at most `max` bytes into a malloc'd buffer, NUL-terminated
  * (the terminator is not counted in *len). Caller frees *out. */
 int pq_file_read(const char *path, size_t max, char **out, size_t *len) PQ_MUST_CHECK;

@@ -231,67 +231,6 @@ int pq_random(void *out, size_t len)
 	return PQ_OK;
 }
 
-void pq_hex_encode(const uint8_t *bin, size_t len, char *hex)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		hex[2 * i] = digits[bin[i] >> 4];
-		hex[2 * i + 1] = digits[bin[i] & 15];
-	}
-	hex[2 * len] = '\0';
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int pq_hex_decode(const char *hex, uint8_t *bin, size_t cap, size_t *out_len)
-{
-	size_t n = strlen(hex);
-	if (n % 2)
-		return pq_err_set(PQ_ERR_FORMAT, "hex string of odd length %zu", n);
-	if (n / 2 > cap)
-		return pq_err_set(PQ_ERR_RANGE, "hex string of %zu bytes exceeds %zu", n / 2, cap);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return pq_err_set(PQ_ERR_FORMAT, "non-hex character at %zu", 2 * i);
-		bin[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*out_len = n / 2;
-	return PQ_OK;
-}
-
-int pq_uuid4(char out[37])
-{
-	uint8_t b[16];
-	char hex[33];
-	int rc = pq_random(b, sizeof(b));
-	if (rc != PQ_OK)
-		return rc;
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	pq_hex_encode(b, 16, hex);
-	memcpy(out, hex, 8);
-	out[8] = '-';
-	memcpy(out + 9, hex + 8, 4);
-	out[13] = '-';
-	memcpy(out + 14, hex + 12, 4);
-	out[18] = '-';
-	memcpy(out + 19, hex + 16, 4);
-	out[23] = '-';
-	memcpy(out + 24, hex + 20, 12);
-	out[36] = '\0';
-	return PQ_OK;
-}
-
 int pq_memeq_ct(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len);

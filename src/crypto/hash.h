@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/text.h" /* pq_hex_*: most users of digests print them */
+#include "core/uuid.h"
 
 typedef enum {
 	PQ_HASH_SHA256 = 0,
@@ -46,14 +48,6 @@ int pq_hkdf(pq_hash_alg alg, const uint8_t *salt, size_t salt_len, const uint8_t
 
 /* Cryptographically secure random bytes. */
 int pq_random(void *out, size_t len) PQ_MUST_CHECK;
-
-/* Lowercase hex: hex must hold 2*len+1 bytes. */
-void pq_hex_encode(const uint8_t *bin, size_t len, char *hex);
-/* Decodes exactly strlen(hex)/2 bytes; fails on odd length, non-hex or overflow of cap. */
-int pq_hex_decode(const char *hex, uint8_t *bin, size_t cap, size_t *out_len) PQ_MUST_CHECK;
-
-/* A random (version 4) UUID in canonical lowercase text: out holds 37 bytes. */
-int pq_uuid4(char out[37]) PQ_MUST_CHECK;
 
 /* Constant-time comparison: 0 when equal. */
 int pq_memeq_ct(const void *a, const void *b, size_t len);
