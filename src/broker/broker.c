@@ -16,63 +16,27 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "core/buf.h"
 #include "core/fileio.h"
+#include "core/time.h"
 #include "crypto/cert.h"
 #include "crypto/key.h"
 #include "crypto/pki.h"
 
-#define PKI_JSON_MAX (64 * 1024)
-
-/* ---- a growable text buffer ---------------------------------------------------------- */
-
-typedef struct {
-	char *p;
-	size_t len, cap;
-	int err;
-} sbuf;
-
-static void PQ_PRINTF(2, 3) sb_printf(sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	if (b->err)
-		return;
-	for (;;) {
-		size_t room = b->cap - b->len;
-		va_start(ap, fmt);
-		int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->err = pq_err_set(PQ_ERR_INVAL, "formatting a configuration line");
-			return;
-		}
-		if ((size_t)n < room) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap - b->len <= (size_t)n)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->err = pq_err_set(PQ_ERR_NOMEM, "configuration text");
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-}
+#define PKI_JSON_MAX    (64 * 1024)
+#define BROKER_FILE_MAX (1024 * 1024) /* any generated file: a few KiB in practice */
 
 /* Appends s in single quotes for sh: ' becomes '\''. */
-static void sb_shquote(sbuf *b, const char *s)
+static void sb_shquote(pq_buf *b, const char *s)
 {
-	sb_printf(b, "'");
+	pq_buf_char(b, '\'');
 	for (const char *q = s; *q; q++) {
 		if (*q == '\'')
-			sb_printf(b, "'\\''");
+			pq_buf_str(b, "'\\''");
 		else
-			sb_printf(b, "%c", *q);
+			pq_buf_char(b, *q);
 	}
-	sb_printf(b, "'");
+	pq_buf_char(b, '\'');
 }
 
 /* ---- checks ----------------------------------------------------------------------------- */
@@ -150,18 +114,10 @@ static int group_check(const pq_profile *p)
 	return PQ_OK;
 }
 
-static int join(char *buf, size_t len, const char *dir, const char *name)
-{
-	int n = snprintf(buf, len, "%s/%s", dir, name);
-	if (n < 0 || (size_t)n >= len)
-		return pq_err_set(PQ_ERR_RANGE, "path %s/%s too long", dir, name);
-	return PQ_OK;
-}
-
 static int need_file(const char *pki, const char *rel, char *out, size_t len)
 {
 	struct stat st;
-	int rc = join(out, len, pki, rel);
+	int rc = pq_path_join(out, len, pki, rel);
 	if (rc != PQ_OK)
 		return rc;
 	if (stat(out, &st) != 0)
@@ -179,7 +135,7 @@ static void pki_profile(const char *pki, const pq_profile **out)
 	char p[PATH_MAX + 16];
 	json_error_t jerr;
 	*out = NULL;
-	if (join(p, sizeof(p), pki, "pki.json") != PQ_OK)
+	if (pq_path_join(p, sizeof(p), pki, "pki.json") != PQ_OK)
 		return;
 	json_t *root = json_load_file(p, 0, &jerr);
 	json_t *id = json_object_get(json_object_get(root, "profile"), "id");
@@ -232,8 +188,8 @@ static int check_pki(const char *pki, pq_broker_result *res)
 		res->broker_key_checked = true;
 	}
 	/* the server's MQTT identity, to compare with the CN the ACL names */
-	if (join(p, sizeof(p), pki, "server-client/client.crt") == PQ_OK && access(p, F_OK) == 0 &&
-	    pq_cert_load(p, &sc) == PQ_OK &&
+	if (pq_path_join(p, sizeof(p), pki, "server-client/client.crt") == PQ_OK &&
+	    access(p, F_OK) == 0 && pq_cert_load(p, &sc) == PQ_OK &&
 	    pq_cert_common_name(sc, res->server_cert_cn, sizeof(res->server_cert_cn)) != PQ_OK)
 		res->server_cert_cn[0] = '\0';
 	pq_err_clear();
@@ -285,129 +241,138 @@ typedef struct {
 	char when[32];
 } ctx_t;
 
-static void header(sbuf *b, const ctx_t *c, const char *name, const char *what)
+static void header(pq_buf *b, const ctx_t *c, const char *name, const char *what)
 {
-	sb_printf(b,
-	          "# %s: %s\n"
-	          "# Written by 'pqota broker config' on %s for the PKI in\n"
-	          "#   %s\n"
-	          "# with the TLS group of profile %d (%s). Regenerate it (--force) rather than\n"
-	          "# edit it; pqota's docs/broker.md explains it.\n",
-	          name, what, c->when, c->r->pki_dir, c->r->profile->id, c->r->profile->name);
+	pq_buf_printf(
+	    b,
+	    "# %s: %s\n"
+	    "# Written by 'pqota broker config' on %s for the PKI in\n"
+	    "#   %s\n"
+	    "# with the TLS group of profile %d (%s). Regenerate it (--force) rather than\n"
+	    "# edit it; pqota's docs/broker.md explains it.\n",
+	    name, what, c->when, c->r->pki_dir, c->r->profile->id, c->r->profile->name);
 }
 
-static void render_conf(sbuf *b, const ctx_t *c)
+static void render_conf(pq_buf *b, const ctx_t *c)
 {
 	const pq_broker_opts *o = c->o;
 	const pq_broker_result *r = c->r;
 	header(b, c, PQ_BROKER_CONF, "Debian mosquitto 2.0 as a pqota deployment's broker.");
-	sb_printf(b, "# Start it with %s/%s: pqota's OpenSSL and the TLS group of %s.\n\n",
-	          r->out_dir, PQ_BROKER_RUN, PQ_BROKER_SSL_CONF);
+	pq_buf_printf(b, "# Start it with %s/%s: pqota's OpenSSL and the TLS group of %s.\n\n",
+	              r->out_dir, PQ_BROKER_RUN, PQ_BROKER_SSL_CONF);
 	if (o->user)
-		sb_printf(b,
-		          "# Started as root, mosquitto switches to this user before serving; it "
-		          "must be able\n# to read the broker key.\nuser %s\n\n",
-		          o->user);
-	sb_printf(b,
-	          "# Access: the MQTT username is the client certificate's CN (see the "
-	          "listener),\n# a VIN for vehicles; the ACL confines each identity. No anonymous "
-	          "clients.\nper_listener_settings false\nallow_anonymous false\nacl_file "
-	          "%s/%s\n\n",
-	          r->out_dir, PQ_BROKER_ACL);
+		pq_buf_printf(
+		    b,
+		    "# Started as root, mosquitto switches to this user before serving; it "
+		    "must be able\n# to read the broker key.\nuser %s\n\n",
+		    o->user);
+	pq_buf_printf(
+	    b,
+	    "# Access: the MQTT username is the client certificate's CN (see the "
+	    "listener),\n# a VIN for vehicles; the ACL confines each identity. No anonymous "
+	    "clients.\nper_listener_settings false\nallow_anonymous false\nacl_file "
+	    "%s/%s\n\n",
+	    r->out_dir, PQ_BROKER_ACL);
 	if (o->persistence)
-		sb_printf(b,
-		          "# Sessions, queued and retained messages survive a restart (the "
-		          "directory must be\n# writable by mosquitto's user).\npersistence "
-		          "true\npersistence_location %s/%s/\n\n",
-		          r->out_dir, PQ_BROKER_DATA);
+		pq_buf_printf(b,
+		              "# Sessions, queued and retained messages survive a restart (the "
+		              "directory must be\n# writable by mosquitto's user).\npersistence "
+		              "true\npersistence_location %s/%s/\n\n",
+		              r->out_dir, PQ_BROKER_DATA);
 	else
-		sb_printf(b, "# Nothing is kept across restarts: the server republishes retained "
-		             "state.\npersistence false\n\n");
-	sb_printf(b, "# Small messages (acknowledgements, commands) leave at once, without Nagle's "
-	             "delay.\nset_tcp_nodelay true\n\n");
-	sb_printf(b, "# Logging: connections with their CN; errors and TLS failures.\n");
+		pq_buf_printf(b,
+		              "# Nothing is kept across restarts: the server republishes retained "
+		              "state.\npersistence false\n\n");
+	pq_buf_printf(
+	    b, "# Small messages (acknowledgements, commands) leave at once, without Nagle's "
+	       "delay.\nset_tcp_nodelay true\n\n");
+	pq_buf_printf(b, "# Logging: connections with their CN; errors and TLS failures.\n");
 	if (o->log_dest == PQ_BROKER_LOG_FILE)
-		sb_printf(b, "log_dest file %s/%s\n", r->out_dir, PQ_BROKER_LOG);
+		pq_buf_printf(b, "log_dest file %s/%s\n", r->out_dir, PQ_BROKER_LOG);
 	else
-		sb_printf(b, "log_dest stderr\n");
-	sb_printf(b, "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-	             "connection_messages true\nlog_timestamp true\n"
-	             "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n\n");
-	sb_printf(b,
-	          "# The only listener: MQTT over TLS 1.3 with mutual TLS. A client must present a "
-	          "certificate\n# issued by the deployment CA; its CN becomes the username.\n"
-	          "listener %d %s\nprotocol mqtt\ntls_version tlsv1.3\n"
-	          "cafile %s/ca/ca.crt\ncertfile %s/broker/broker.crt\nkeyfile %s\n"
-	          "require_certificate true\nuse_identity_as_username true\n",
-	          c->port, c->host, r->pki_dir, r->pki_dir, r->broker_key);
+		pq_buf_printf(b, "log_dest stderr\n");
+	pq_buf_printf(b, "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+	                 "connection_messages true\nlog_timestamp true\n"
+	                 "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n\n");
+	pq_buf_printf(
+	    b,
+	    "# The only listener: MQTT over TLS 1.3 with mutual TLS. A client must present a "
+	    "certificate\n# issued by the deployment CA; its CN becomes the username.\n"
+	    "listener %d %s\nprotocol mqtt\ntls_version tlsv1.3\n"
+	    "cafile %s/ca/ca.crt\ncertfile %s/broker/broker.crt\nkeyfile %s\n"
+	    "require_certificate true\nuse_identity_as_username true\n",
+	    c->port, c->host, r->pki_dir, r->pki_dir, r->broker_key);
 }
 
-static void render_acl(sbuf *b, const ctx_t *c)
+static void render_acl(pq_buf *b, const ctx_t *c)
 {
 	const char *cn = c->r->server_cn;
 	header(b, c, PQ_BROKER_ACL, "who may publish and subscribe where.");
-	sb_printf(b,
-	          "# Usernames are client certificate CNs (use_identity_as_username). A vehicle's "
-	          "is its VIN,\n# which pqota restricts to [A-Za-z0-9_-] (pq_vin_check), so %%u "
-	          "below is always exactly\n# one topic level. Anything not granted here is "
-	          "denied, $SYS included.\n\n");
-	sb_printf(b, "# A vehicle whose VIN is \"broadcast\" would own oem/broadcast/# through "
-	             "the pattern\n# below: deny it (deny lines are checked first).\nuser "
-	             "broadcast\ntopic deny oem/broadcast/#\n\n");
-	sb_printf(b,
-	          "# The OEM server: every vehicle's topics and the fleet-wide broadcasts.\n"
-	          "user %s\ntopic readwrite oem/#\n\n",
-	          cn);
-	sb_printf(b, "# Every vehicle: its own subtree, read and write...\n"
-	             "pattern readwrite oem/%%u/#\n"
-	             "# ...and the fleet-wide announcements, read only (mosquitto warns that this "
-	             "pattern\n# has no %%u: it applies to every user on purpose).\n"
-	             "pattern read oem/broadcast/#\n");
+	pq_buf_printf(
+	    b, "# Usernames are client certificate CNs (use_identity_as_username). A vehicle's "
+	       "is its VIN,\n# which pqota restricts to [A-Za-z0-9_-] (pq_vin_check), so %%u "
+	       "below is always exactly\n# one topic level. Anything not granted here is "
+	       "denied, $SYS included.\n\n");
+	pq_buf_printf(b, "# A vehicle whose VIN is \"broadcast\" would own oem/broadcast/# through "
+	                 "the pattern\n# below: deny it (deny lines are checked first).\nuser "
+	                 "broadcast\ntopic deny oem/broadcast/#\n\n");
+	pq_buf_printf(b,
+	              "# The OEM server: every vehicle's topics and the fleet-wide broadcasts.\n"
+	              "user %s\ntopic readwrite oem/#\n\n",
+	              cn);
+	pq_buf_printf(b,
+	              "# Every vehicle: its own subtree, read and write...\n"
+	              "pattern readwrite oem/%%u/#\n"
+	              "# ...and the fleet-wide announcements, read only (mosquitto warns that this "
+	              "pattern\n# has no %%u: it applies to every user on purpose).\n"
+	              "pattern read oem/broadcast/#\n");
 }
 
-static void render_ssl(sbuf *b, const ctx_t *c)
+static void render_ssl(pq_buf *b, const ctx_t *c)
 {
 	const pq_profile *p = c->r->profile;
 	header(b, c, PQ_BROKER_SSL_CONF, "OpenSSL settings for the broker process.");
-	sb_printf(b,
-	          "# mosquitto 2.0 has no option for TLS key-exchange groups, so OpenSSL's own "
-	          "configuration\n# sets them for every TLS context of the process that reads "
-	          "this file (OPENSSL_CONF,\n# set by %s). Profile %d (%s): %s.\n"
-	          "# config_diagnostics makes a mistake here fatal (\"Unable to create TLS "
-	          "context\") instead\n# of silently leaving OpenSSL's default groups, "
-	          "classical ones included.\n"
-	          "config_diagnostics = 1\nopenssl_conf = pqota_broker_init\n\n"
-	          "[pqota_broker_init]\nssl_conf = pqota_broker_ssl\n\n"
-	          "[pqota_broker_ssl]\nsystem_default = pqota_broker_tls\n\n"
-	          "[pqota_broker_tls]\nMinProtocol = TLSv1.3\nGroups = %s\n",
-	          PQ_BROKER_RUN, p->id, p->name,
-	          p->hybrid_group ? "hybrid, classical ECDH + ML-KEM"
-	          : p->pq_kex     ? "pure ML-KEM"
-	                          : "classical only, NOT quantum-safe",
-	          p->tls_group);
+	pq_buf_printf(b,
+	              "# mosquitto 2.0 has no option for TLS key-exchange groups, so OpenSSL's own "
+	              "configuration\n# sets them for every TLS context of the process that reads "
+	              "this file (OPENSSL_CONF,\n# set by %s). Profile %d (%s): %s.\n"
+	              "# config_diagnostics makes a mistake here fatal (\"Unable to create TLS "
+	              "context\") instead\n# of silently leaving OpenSSL's default groups, "
+	              "classical ones included.\n"
+	              "config_diagnostics = 1\nopenssl_conf = pqota_broker_init\n\n"
+	              "[pqota_broker_init]\nssl_conf = pqota_broker_ssl\n\n"
+	              "[pqota_broker_ssl]\nsystem_default = pqota_broker_tls\n\n"
+	              "[pqota_broker_tls]\nMinProtocol = TLSv1.3\nGroups = %s\n",
+	              PQ_BROKER_RUN, p->id, p->name,
+	              p->hybrid_group ? "hybrid, classical ECDH + ML-KEM"
+	              : p->pq_kex     ? "pure ML-KEM"
+	                              : "classical only, NOT quantum-safe",
+	              p->tls_group);
 }
 
-static void render_run(sbuf *b, const ctx_t *c)
+static void render_run(pq_buf *b, const ctx_t *c)
 {
 	const pq_broker_result *r = c->r;
-	sb_printf(b, "#!/bin/sh\n");
+	pq_buf_printf(b, "#!/bin/sh\n");
 	header(b, c, PQ_BROKER_RUN, "runs mosquitto for this deployment.");
-	sb_printf(b, "# mosquitto runs on pqota's OpenSSL (LD_LIBRARY_PATH; empty when it is the "
-	             "system's) with\n# the profile's TLS group (OPENSSL_CONF). Arguments are "
-	             "passed on (e.g. -v); $MOSQUITTO\n# overrides the program.\nset -eu\ndir=");
+	pq_buf_printf(b,
+	              "# mosquitto runs on pqota's OpenSSL (LD_LIBRARY_PATH; empty when it is the "
+	              "system's) with\n# the profile's TLS group (OPENSSL_CONF). Arguments are "
+	              "passed on (e.g. -v); $MOSQUITTO\n# overrides the program.\nset -eu\ndir=");
 	sb_shquote(b, r->out_dir);
-	sb_printf(b, "\nlibdir=");
+	pq_buf_printf(b, "\nlibdir=");
 	sb_shquote(b, r->openssl_libdir);
-	sb_printf(b, "\nif [ -n \"$libdir\" ]; then\n"
-	             "\tif [ ! -e \"$libdir/libssl.so.3\" ]; then\n"
-	             "\t\techo \"run-broker.sh: $libdir/libssl.so.3 is missing: run pqota's "
-	             "scripts/bootstrap,\" >&2\n"
-	             "\t\techo \"  then 'pqota broker config --force ...' again\" >&2\n"
-	             "\t\texit 1\n\tfi\n"
-	             "\tLD_LIBRARY_PATH=\"$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\"\n"
-	             "\texport LD_LIBRARY_PATH\nfi\n"
-	             "OPENSSL_CONF=\"$dir/" PQ_BROKER_SSL_CONF "\"\nexport OPENSSL_CONF\n"
-	             "exec \"${MOSQUITTO:-mosquitto}\" -c \"$dir/" PQ_BROKER_CONF "\" \"$@\"\n");
+	pq_buf_printf(b,
+	              "\nif [ -n \"$libdir\" ]; then\n"
+	              "\tif [ ! -e \"$libdir/libssl.so.3\" ]; then\n"
+	              "\t\techo \"run-broker.sh: $libdir/libssl.so.3 is missing: run pqota's "
+	              "scripts/bootstrap,\" >&2\n"
+	              "\t\techo \"  then 'pqota broker config --force ...' again\" >&2\n"
+	              "\t\texit 1\n\tfi\n"
+	              "\tLD_LIBRARY_PATH=\"$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\"\n"
+	              "\texport LD_LIBRARY_PATH\nfi\n"
+	              "OPENSSL_CONF=\"$dir/" PQ_BROKER_SSL_CONF "\"\nexport OPENSSL_CONF\n"
+	              "exec \"${MOSQUITTO:-mosquitto}\" -c \"$dir/" PQ_BROKER_CONF "\" \"$@\"\n");
 }
 
 /* ---- the entry point ------------------------------------------------------------------ */
@@ -425,8 +390,8 @@ int pq_broker_config_write(const pq_broker_opts *opts, pq_broker_result *res)
 	static const char *const names[PQ_BROKER_NFILES] = {PQ_BROKER_CONF, PQ_BROKER_ACL,
 	                                                    PQ_BROKER_SSL_CONF, PQ_BROKER_RUN};
 	static const mode_t modes[PQ_BROKER_NFILES] = {0644, 0644, 0644, 0755};
-	void (*const render[PQ_BROKER_NFILES])(sbuf *, const ctx_t *) = {render_conf, render_acl,
-	                                                                 render_ssl, render_run};
+	void (*const render[PQ_BROKER_NFILES])(pq_buf *, const ctx_t *) = {render_conf, render_acl,
+	                                                                   render_ssl, render_run};
 	ctx_t c = {.o = opts, .r = res};
 	int rc;
 
@@ -470,8 +435,8 @@ int pq_broker_config_write(const pq_broker_opts *opts, pq_broker_result *res)
 	    (rc = resolve_dir("output directory", opts->out_dir, res->out_dir)) != PQ_OK)
 		return rc;
 	for (int i = 0; i < PQ_BROKER_NFILES; i++) {
-		if ((rc = join(res->files[i], sizeof(res->files[i]), res->out_dir, names[i])) !=
-		    PQ_OK)
+		if ((rc = pq_path_join(res->files[i], sizeof(res->files[i]), res->out_dir,
+		                       names[i])) != PQ_OK)
 			return rc;
 		if ((rc = pq_check_output_path(res->files[i])) != PQ_OK)
 			return rc;
@@ -481,21 +446,21 @@ int pq_broker_config_write(const pq_broker_opts *opts, pq_broker_result *res)
 	}
 	if (opts->persistence) {
 		char d[PATH_MAX + 32];
-		if ((rc = join(d, sizeof(d), res->out_dir, PQ_BROKER_DATA)) != PQ_OK ||
+		if ((rc = pq_path_join(d, sizeof(d), res->out_dir, PQ_BROKER_DATA)) != PQ_OK ||
 		    (rc = pq_mkdirs(d, 0700)) != PQ_OK)
 			return rc;
 	}
 
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(c.when, sizeof(c.when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if ((rc = pq_iso_time(pq_real_ms() / 1000, c.when)) != PQ_OK)
+		return rc;
 	for (int i = 0; i < PQ_BROKER_NFILES; i++) {
-		sbuf b = {0};
+		pq_buf b;
+		pq_buf_init(&b, BROKER_FILE_MAX);
 		render[i](&b, &c);
-		rc = b.err ? b.err
-		           : pq_file_write_atomic(res->files[i], b.p, b.len, modes[i], opts->force);
-		free(b.p);
+		rc = pq_buf_err(&b)
+		         ? pq_buf_err(&b)
+		         : pq_file_write_atomic(res->files[i], b.p, b.len, modes[i], opts->force);
+		pq_buf_free(&b);
 		if (rc != PQ_OK)
 			return pq_err_wrap(rc, "writing %s", res->files[i]);
 	}
