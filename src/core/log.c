@@ -4,7 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+
+#include "core/time.h"
 
 static pq_log_sink cur_sink;
 static void *cur_user;
@@ -53,11 +54,7 @@ void pq_log(pq_log_level level, const char *component, const char *fmt, ...)
 		cur_sink(level, component, msg, cur_user);
 		return;
 	}
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] %s\n", tm.tm_year + 1900,
-	        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-	        level_names[level], component, msg);
+	char when[PQ_ISO_TIME_MS_LEN];
+	pq_iso_time_ms(pq_real_ms(), when);
+	fprintf(stderr, "%s %-5s [%s] %s\n", when, level_names[level], component, msg);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/time.h"
 #include "crypto/cert.h"
 #include "crypto/key.h"
 
@@ -23,13 +24,6 @@ const char *const pq_uptane_roles[4] = {"root", "targets", "snapshot", "timestam
 static const char *const default_dns[] = {"localhost", NULL};
 static const char *const default_ips[] = {"127.0.0.1", "::1", NULL};
 
-static int path_join(char *buf, size_t len, const char *a, const char *b)
-{
-	if (snprintf(buf, len, "%s/%s", a, b) >= (int)len)
-		return pq_err_set(PQ_ERR_RANGE, "path too long: %s/%s", a, b);
-	return PQ_OK;
-}
-
 /* Generates a key of `alg`, issues a certificate for it and writes both. */
 static int make_leaf(const char *dir, const char *sub, const char *stem, pq_cert_req *req,
                      pq_alg alg, const pq_cert *ca, const pq_key *ca_key, bool overwrite)
@@ -37,7 +31,7 @@ static int make_leaf(const char *dir, const char *sub, const char *stem, pq_cert
 	char d[PATH_MAX], p[PATH_MAX + 16];
 	pq_key *k = NULL;
 	pq_cert *c = NULL;
-	int rc = path_join(d, sizeof(d), dir, sub);
+	int rc = pq_path_join(d, sizeof(d), dir, sub);
 	if (rc == PQ_OK)
 		rc = pq_mkdirs(d, PKI_DIR_MODE);
 	if (rc == PQ_OK)
@@ -78,11 +72,10 @@ static int make_keypair(const char *d, const char *stem, pq_alg alg, bool overwr
 
 static int write_index(const char *dir, const pq_pki_opts *o, const pq_alg *algs, int nalg)
 {
-	char p[PATH_MAX], buf[2048], when[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char p[PATH_MAX], buf[2048], when[PQ_ISO_TIME_LEN];
+	int rc = pq_iso_time(pq_real_ms() / 1000, when);
+	if (rc != PQ_OK)
+		return rc;
 	int n = snprintf(buf, sizeof(buf),
 	                 "{\n  \"format\": \"pqota-pki-v1\",\n  \"created\": \"%s\",\n"
 	                 "  \"profile\": {\"id\": %d, \"name\": \"%s\", \"tls_group\": \"%s\", "
@@ -96,10 +89,9 @@ static int write_index(const char *dir, const pq_pki_opts *o, const pq_alg *algs
 	                 PQ_SERVER_CLIENT_CN);
 	if (n < 0 || n >= (int)sizeof(buf))
 		return pq_err_set(PQ_ERR_RANGE, "pki.json too long");
-	int rc = path_join(p, sizeof(p), dir, "pki.json");
-	if (rc == PQ_OK)
-		rc = pq_file_write_atomic(p, buf, (size_t)n, 0644, true);
-	return rc;
+	if ((rc = pq_path_join(p, sizeof(p), dir, "pki.json")) != PQ_OK)
+		return rc;
+	return pq_file_write_atomic(p, buf, (size_t)n, 0644, true);
 }
 
 int pq_pki_init(const char *dir, const pq_pki_opts *opts)
@@ -121,7 +113,7 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 		o.organization = "pqota";
 	if (o.classical != PQ_ALG_ED25519)
 		o.classical = PQ_ALG_ECDSA_P256;
-	rc = path_join(p, sizeof(p), dir, "pki.json");
+	rc = pq_path_join(p, sizeof(p), dir, "pki.json");
 	if (rc != PQ_OK)
 		return rc;
 	if (!o.force && access(p, F_OK) == 0)
@@ -144,7 +136,7 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 	/* root CA */
 	pq_cert_req ca_req = {
 	    .kind = PQ_CERT_CA, .common_name = "pqota root CA", .organization = o.organization};
-	rc = path_join(d, sizeof(d), dir, "ca");
+	rc = pq_path_join(d, sizeof(d), dir, "ca");
 	if (rc == PQ_OK)
 		rc = pq_mkdirs(d, PKI_DIR_MODE);
 	if (rc == PQ_OK)

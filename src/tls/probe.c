@@ -22,12 +22,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#include "core/time.h"
 
 static void set_timeouts(int fd, int ms)
 {
@@ -154,9 +149,9 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 			}
 		}
 	}
-	t0 = now_ms();
+	t0 = pq_mono_s() * 1e3;
 	r = SSL_connect(ssl);
-	res->handshake_ms = now_ms() - t0;
+	res->handshake_ms = pq_mono_s() * 1e3 - t0;
 	res->verify_result = SSL_get_verify_result(ssl);
 	if (r != 1) {
 		ssl_reason(ssl, r, reason, sizeof(reason));

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "core/text.h"
+
 /* Parse flags: duplicates are an error, any value may stand at top level, and U+0000 may
  * appear in string values (jansson still refuses it in keys). */
 #define PARSE_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL)
@@ -39,37 +42,10 @@ typedef struct {
 
 /* ---- error details ---- */
 
-/* A bounded string builder for error text; output is cut (with "...") when full. */
-typedef struct {
-	char *s;
-	size_t len, cap;
-	bool cut;
-} text_buf;
-
-static void tb_add(text_buf *t, const char *s, size_t n)
-{
-	if (t->cut)
-		return;
-	if (n > t->cap - 1 - t->len) {
-		n = t->cap - 1 - t->len;
-		t->cut = true;
-	}
-	memcpy(t->s + t->len, s, n);
-	t->len += n;
-	t->s[t->len] = '\0';
-	if (t->cut && t->len >= 3)
-		memcpy(t->s + t->len - 3, "...", 3);
-}
-
-static void tb_str(text_buf *t, const char *s)
-{
-	tb_add(t, s, strlen(s));
-}
-
 /* Shows a key as it would need to be typed: bare when it is an identifier-like word, else
  * quoted, with bytes outside printable ASCII as \xHH (keys may be hostile or invalid UTF-8,
  * and the detail ends up in logs). */
-static void tb_key(text_buf *t, const char *key, size_t len, bool first)
+static void tb_key(pq_buf *t, const char *key, size_t len, bool first)
 {
 	bool bare = len > 0;
 	for (size_t i = 0; i < len && bare; i++) {
@@ -80,32 +56,29 @@ static void tb_key(text_buf *t, const char *key, size_t len, bool first)
 	size_t shown = len > KEY_SHOWN_MAX ? KEY_SHOWN_MAX : len;
 	if (bare) {
 		if (!first)
-			tb_add(t, ".", 1);
-		tb_add(t, key, shown);
+			pq_buf_add(t, ".", 1);
+		pq_buf_add(t, key, shown);
 		if (shown < len)
-			tb_str(t, "...");
+			pq_buf_str(t, "...");
 		return;
 	}
-	tb_str(t, "[\"");
+	pq_buf_str(t, "[\"");
 	for (size_t i = 0; i < shown; i++) {
 		unsigned char c = (unsigned char)key[i];
-		char hex[5];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			tb_add(t, (const char *)&c, 1);
-			continue;
-		}
-		snprintf(hex, sizeof(hex), "\\x%02x", c);
-		tb_str(t, hex);
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			pq_buf_char(t, (char)c);
+		else
+			pq_buf_printf(t, "\\x%02x", c);
 	}
-	tb_str(t, shown < len ? "...\"]" : "\"]");
+	pq_buf_str(t, shown < len ? "...\"]" : "\"]");
 }
 
 static void render_path(const cj_enc *e, char *out, size_t cap)
 {
-	text_buf t = {.s = out, .cap = cap};
-	out[0] = '\0';
+	pq_buf t;
+	pq_buf_init_fixed(&t, out, cap);
 	if (e->depth == 0) {
-		tb_str(&t, "(top level)");
+		pq_buf_str(&t, "(top level)");
 		return;
 	}
 	for (size_t i = 0; i < e->depth; i++) {
@@ -113,9 +86,7 @@ static void render_path(const cj_enc *e, char *out, size_t cap)
 		if (s->key) {
 			tb_key(&t, s->key, s->key_len, i == 0);
 		} else {
-			char idx[32];
-			snprintf(idx, sizeof(idx), "[%zu]", s->index);
-			tb_str(&t, idx);
+			pq_buf_printf(&t, "[%zu]", s->index);
 		}
 	}
 }
@@ -133,70 +104,6 @@ PQ_PRINTF(3, 4) static int fail(const cj_enc *e, int err, const char *fmt, ...)
 }
 
 /* ---- UTF-8 and key order ---- */
-
-/* Length (1-4) of the well-formed UTF-8 sequence at s, n > 0 bytes available, storing its
- * code point in *cp; 0 when malformed (RFC 3629: no overlong forms, no surrogates D800-DFFF,
- * nothing above U+10FFFF, no truncated sequence). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t len;
-	uint32_t v;
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c < 0xc2) {
-		return 0; /* continuation byte, or a 2-byte lead that could only be overlong */
-	} else if (c < 0xe0) {
-		len = 2;
-		v = c & 0x1f;
-	} else if (c < 0xf0) {
-		len = 3;
-		v = c & 0x0f;
-		if (c == 0xe0)
-			lo = 0xa0; /* below: overlong */
-		else if (c == 0xed)
-			hi = 0x9f; /* above: a surrogate */
-	} else if (c < 0xf5) {
-		len = 4;
-		v = c & 0x07;
-		if (c == 0xf0)
-			lo = 0x90; /* below: overlong */
-		else if (c == 0xf4)
-			hi = 0x8f; /* above: beyond U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	v = v << 6 | (s[1] & 0x3fu);
-	for (size_t k = 2; k < len; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		v = v << 6 | (s[k] & 0x3fu);
-	}
-	*cp = v;
-	return len;
-}
-
-/* Offset of the first malformed UTF-8 sequence in s, or n when all of s is well-formed. */
-static size_t utf8_check(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	uint32_t cp;
-	while (i < n) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t l = utf8_decode(s + i, n - i, &cp);
-		if (l == 0)
-			return i;
-		i += l;
-	}
-	return n;
-}
 
 /* A number whose order between code points equals the order of their UTF-16 encodings.
  * UTF-16 puts supplementary characters (surrogate pairs, first unit D800-DBFF) between
@@ -219,8 +126,8 @@ static int key_cmp(const void *a, const void *b)
 		size_t lx = 1, ly = 1;
 		if (cx >= 0x80 || cy >= 0x80) {
 			/* keys are checked before sorting; a malformed byte counts as itself */
-			lx = utf8_decode(p + i, x->key_len - i, &cx);
-			ly = utf8_decode(q + j, y->key_len - j, &cy);
+			lx = pq_utf8_decode(p + i, x->key_len - i, &cx);
+			ly = pq_utf8_decode(q + j, y->key_len - j, &cy);
 			if (lx == 0) {
 				lx = 1;
 				cx = p[i];
@@ -278,7 +185,7 @@ static int put_string(cj_enc *e, const char *str, size_t n)
 		unsigned char c = s[i];
 		uint32_t cp;
 		if (c >= 0x80) {
-			size_t l = utf8_decode(s + i, n - i, &cp);
+			size_t l = pq_utf8_decode(s + i, n - i, &cp);
 			if (l == 0)
 				return fail(e, PQ_ERR_FORMAT,
 				            "string is not valid UTF-8 at offset %zu (or holds a "
@@ -386,7 +293,7 @@ static int put_object(cj_enc *e, json_t *obj)
 		e->depth++;
 		if (memchr(x->key, '\0', x->key_len))
 			rc = fail(e, PQ_ERR_FORMAT, "key contains U+0000");
-		else if (utf8_check((const unsigned char *)x->key, x->key_len) != x->key_len)
+		else if (pq_utf8_check((const unsigned char *)x->key, x->key_len) != x->key_len)
 			rc =
 			    fail(e, PQ_ERR_FORMAT, "key is not valid UTF-8 (or holds a surrogate)");
 		e->depth--;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "crypto/sig.h"
 #include "uptane/cjson.h"
@@ -38,18 +39,6 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 static bool leap(int64_t y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int up_time_format(int64_t t, char out[21])
-{
-	/* 9999-12-31T23:59:59Z */
-	if (t < 0 || t > 253402300799LL)
-		return pq_err_set(PQ_ERR_RANGE, "time %lld outside 1970..9999", (long long)t);
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (!gmtime_r(&tt, &tm) || strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) != 20)
-		return pq_err_set(PQ_ERR_RANGE, "time %lld cannot be formatted", (long long)t);
-	return PQ_OK;
 }
 
 static bool digits(const char *s, size_t n, int64_t *v)
@@ -132,7 +121,7 @@ int up_signed_new(up_role role, int64_t version, int64_t expires, json_t **out)
 	*out = NULL;
 	if (!up_role_name(role) || version < 1 || version > CJ_INT_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "bad role or version %lld", (long long)version);
-	int rc = up_time_format(expires, exp);
+	int rc = pq_iso_time(expires, exp);
 	if (rc != PQ_OK)
 		return rc;
 	*out = json_pack("{s:s, s:s, s:I, s:s}", "_type", up_role_name(role), "spec_version",

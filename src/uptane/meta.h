@@ -46,8 +46,6 @@ const char *up_role_name(up_role role);
 
 /* ---- time ------------------------------------------------------------------------ */
 
-/* Formats seconds since the epoch (UTC) as "YYYY-MM-DDTHH:MM:SSZ" (years 1970..9999). */
-int up_time_format(int64_t t, char out[21]) PQ_MUST_CHECK;
 /* Parses exactly that form (no fractions, no offsets), checking every field's range. */
 int up_time_parse(const char *s, int64_t *t) PQ_MUST_CHECK;
 
