@@ -351,22 +351,24 @@ static int copy_id(char *dst, const json_t *v, bool id)
 	return PQ_OK;
 }
 
-/* Director and image repository must agree on every image the director names. */
-static int match(const up_verify_input *in, const json_t *dir, const json_t *img,
-                 up_verify_result *out)
+/* One image as both repositories describe it, checked to agree. */
+typedef struct {
+	const char *name;
+	int64_t length;
+	hashes h;
+	int64_t release_counter;
+	const json_t *ecus;      /* the director's ECU map */
+	const json_t *icust;     /* the image repository's custom */
+	const char *hardware_id; /* the image repository's */
+} matched_target;
+
+/* Both targets files have exactly their expected members, and the director's are for us. */
+static int match_headers(const up_verify_input *in, const json_t *dir, const json_t *img)
 {
 	static const char *const dn[] = {"_type",   "spec_version", "version",
 	                                 "expires", "targets",      "vin"};
 	static const char *const in_[] = {"_type", "spec_version", "version", "expires", "targets"};
-	static const char *const dc[] = {"ecus", "release_counter"};
-	static const char *const ic[] = {"hardware_id", "release_counter", "ecu_id",
-	                                 "software_type", "version"};
-	static const char *const ec[] = {"hardware_id"};
-	const json_t *dt = json_object_get(dir, "targets"), *it = json_object_get(img, "targets");
 	const char *vin = json_string_value(json_object_get(dir, "vin"));
-	const char *name;
-	const json_t *t;
-	size_t total = 0;
 	if (!exact_members(dir, dn, 6, 0))
 		return pq_err_set(PQ_ERR_FORMAT, "director targets: needs exactly the header, "
 		                                 "targets and vin");
@@ -375,6 +377,15 @@ static int match(const up_verify_input *in, const json_t *dir, const json_t *img
 		                                 "targets (delegations are not supported)");
 	if (!vin || !in->vin || strcmp(vin, in->vin) != 0)
 		return pq_err_set(PQ_ERR_VERIFY, "director targets are for another vehicle");
+	return PQ_OK;
+}
+
+/* Allocates out->images for every ECU the director names (1..UP_ECUS_MAX in all). */
+static int alloc_images(const json_t *dt, up_verify_result *out)
+{
+	const char *name;
+	const json_t *t;
+	size_t total = 0;
 	json_object_foreach((json_t *)dt, name, t)
 	{
 		size_t ne = json_object_size(json_object_get(json_object_get(t, "custom"), "ecus"));
@@ -384,100 +395,149 @@ static int match(const up_verify_input *in, const json_t *dir, const json_t *img
 		total += ne;
 	}
 	out->images = calloc(total ? total : 1, sizeof(up_image));
-	if (!out->images)
-		return pq_err_set(PQ_ERR_NOMEM, "images");
+	return out->images ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "images");
+}
+
+/* The director's target `name` and the image repository's entry of the same name agree on
+ * length, hashes and release counter. */
+static int match_target(const char *name, const json_t *t, const json_t *image_targets,
+                        matched_target *m)
+{
+	static const char *const dc[] = {"ecus", "release_counter"};
+	static const char *const ic[] = {"hardware_id", "release_counter", "ecu_id",
+	                                 "software_type", "version"};
+	int64_t ilen = 0;
+	hashes ih;
+	const json_t *dcust = NULL, *icust = NULL;
+	m->name = name;
+	int rc = parse_target(name, t, &m->length, &m->h, &dcust);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "director");
+	m->release_counter = int_or(json_object_get(dcust, "release_counter"), -1);
+	m->ecus = json_object_get(dcust, "ecus");
+	if (!exact_members(dcust, dc, 2, 0) || !json_is_object(m->ecus) || m->release_counter < 0)
+		return pq_err_set(PQ_ERR_FORMAT,
+		                  "director target '%s': custom needs exactly "
+		                  "ecus and release_counter",
+		                  name);
+	const json_t *i = json_object_get(image_targets, name);
+	if (!i)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "image '%s' of the director is not in the image repository",
+		                  name);
+	if ((rc = parse_target(name, i, &ilen, &ih, &icust)) != PQ_OK)
+		return pq_err_wrap(rc, "image");
+	int64_t irc = int_or(json_object_get(icust, "release_counter"), -1);
+	m->icust = icust;
+	m->hardware_id = json_string_value(json_object_get(icust, "hardware_id"));
+	if (!exact_members(icust, ic, 2, 3) || irc < 0 || !m->hardware_id ||
+	    up_id_check(m->hardware_id) != PQ_OK)
+		return pq_err_set(PQ_ERR_FORMAT, "image target '%s': bad custom", name);
+	if (m->length != ilen)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "image '%s': the director says %lld bytes, the image repository "
+		                  "%lld",
+		                  name, (long long)m->length, (long long)ilen);
+	if (!hashes_equal(&m->h, &ih))
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "image '%s': director and image repository hashes differ", name);
+	if (m->release_counter != irc)
+		return pq_err_set(PQ_ERR_VERIFY, "image '%s': release counters differ", name);
+	return PQ_OK;
+}
+
+/* The vehicle's ECU `ecu_id`, once only, with the matched image's hardware id and a release
+ * counter no lower than the installed one. */
+static int check_ecu(const up_verify_input *in, const up_verify_result *out,
+                     const matched_target *m, const char *ecu_id, const char *hw)
+{
+	const up_ecu *ecu = NULL;
+	for (size_t k = 0; k < in->n_ecus && !ecu; k++)
+		if (in->ecus[k].ecu_id && strcmp(in->ecus[k].ecu_id, ecu_id) == 0)
+			ecu = &in->ecus[k];
+	if (!ecu)
+		return pq_err_set(PQ_ERR_VERIFY, "ECU '%s' is not in this vehicle", ecu_id);
+	for (size_t k = 0; k < out->n_images; k++)
+		if (strcmp(out->images[k].ecu_id, ecu_id) == 0)
+			return pq_err_set(PQ_ERR_VERIFY, "ECU '%s' has two images", ecu_id);
+	if (strcmp(hw, m->hardware_id) != 0 || !ecu->hardware_id ||
+	    strcmp(hw, ecu->hardware_id) != 0)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "ECU '%s': hardware id mismatch (director '%s', image '%s', ECU "
+		                  "'%s')",
+		                  ecu_id, hw, m->hardware_id,
+		                  ecu->hardware_id ? ecu->hardware_id : "");
+	if (m->release_counter < ecu->release_counter)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "ECU '%s': release counter %lld is lower than the installed %lld "
+		                  "(rollback)",
+		                  ecu_id, (long long)m->release_counter,
+		                  (long long)ecu->release_counter);
+	return PQ_OK;
+}
+
+/* Appends the verified image of one ECU to out. */
+static int add_image(up_verify_result *out, const matched_target *m, const char *ecu_id,
+                     const char *hw)
+{
+	up_image *im = &out->images[out->n_images];
+	memcpy(im->ecu_id, ecu_id, strlen(ecu_id) + 1);
+	memcpy(im->hardware_id, hw, strlen(hw) + 1);
+	memcpy(im->name, m->name, strlen(m->name) + 1);
+	im->length = m->length;
+	memcpy(im->sha256, m->h.sha256, 32);
+	im->has_sha512 = m->h.has_sha512;
+	memcpy(im->sha512, m->h.sha512, 64);
+	im->release_counter = m->release_counter;
+	const json_t *ecu = json_object_get(m->icust, "ecu_id");
+	if (copy_id(im->software_type, json_object_get(m->icust, "software_type"), true) != PQ_OK ||
+	    copy_id(im->version, json_object_get(m->icust, "version"), false) != PQ_OK ||
+	    (ecu && copy_id((char[UP_ID_MAX + 1]){0}, ecu, true) != PQ_OK))
+		return pq_err_wrap(PQ_ERR_FORMAT, "image target '%s'", m->name);
+	out->n_images++;
+	return PQ_OK;
+}
+
+/* Every ECU entry of a matched target: well-formed, checked, then added to out. */
+static int add_ecus(const up_verify_input *in, const matched_target *m, up_verify_result *out)
+{
+	static const char *const ec[] = {"hardware_id"};
+	const char *ecu_id;
+	const json_t *ev;
+	json_object_foreach((json_t *)m->ecus, ecu_id, ev)
+	{
+		const char *hw = json_string_value(json_object_get(ev, "hardware_id"));
+		if (!exact_members(ev, ec, 1, 0) || up_id_check(ecu_id) != PQ_OK || !hw ||
+		    up_id_check(hw) != PQ_OK)
+			return pq_err_set(PQ_ERR_FORMAT, "director target '%s': bad ECU entry",
+			                  m->name);
+		int rc = check_ecu(in, out, m, ecu_id, hw);
+		if (rc == PQ_OK)
+			rc = add_image(out, m, ecu_id, hw);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	return PQ_OK;
+}
+
+/* Director and image repository must agree on every image the director names. */
+static int match(const up_verify_input *in, const json_t *dir, const json_t *img,
+                 up_verify_result *out)
+{
+	const json_t *dt = json_object_get(dir, "targets"), *it = json_object_get(img, "targets");
+	const char *name;
+	const json_t *t;
+	int rc = match_headers(in, dir, img);
+	if (rc == PQ_OK)
+		rc = alloc_images(dt, out);
+	if (rc != PQ_OK)
+		return rc;
 	json_object_foreach((json_t *)dt, name, t)
 	{
-		int64_t dlen = 0, ilen = 0;
-		hashes dh, ih;
-		const json_t *dcust = NULL, *icust = NULL, *ecus, *ev;
-		const char *ecu_id;
-		int rc = parse_target(name, t, &dlen, &dh, &dcust);
-		if (rc != PQ_OK)
-			return pq_err_wrap(rc, "director");
-		int64_t drc = int_or(json_object_get(dcust, "release_counter"), -1);
-		ecus = json_object_get(dcust, "ecus");
-		if (!exact_members(dcust, dc, 2, 0) || !json_is_object(ecus) || drc < 0)
-			return pq_err_set(PQ_ERR_FORMAT,
-			                  "director target '%s': custom needs exactly "
-			                  "ecus and release_counter",
-			                  name);
-		const json_t *i = json_object_get(it, name);
-		if (!i)
-			return pq_err_set(PQ_ERR_VERIFY,
-			                  "image '%s' of the director is not in the "
-			                  "image repository",
-			                  name);
-		rc = parse_target(name, i, &ilen, &ih, &icust);
-		if (rc != PQ_OK)
-			return pq_err_wrap(rc, "image");
-		int64_t irc = int_or(json_object_get(icust, "release_counter"), -1);
-		const char *ihw = json_string_value(json_object_get(icust, "hardware_id"));
-		if (!exact_members(icust, ic, 2, 3) || irc < 0 || !ihw || up_id_check(ihw) != PQ_OK)
-			return pq_err_set(PQ_ERR_FORMAT, "image target '%s': bad custom", name);
-		if (dlen != ilen)
-			return pq_err_set(PQ_ERR_VERIFY,
-			                  "image '%s': the director says %lld bytes, "
-			                  "the image repository %lld",
-			                  name, (long long)dlen, (long long)ilen);
-		if (!hashes_equal(&dh, &ih))
-			return pq_err_set(PQ_ERR_VERIFY,
-			                  "image '%s': director and image repository "
-			                  "hashes differ",
-			                  name);
-		if (drc != irc)
-			return pq_err_set(PQ_ERR_VERIFY, "image '%s': release counters differ",
-			                  name);
-		json_object_foreach((json_t *)ecus, ecu_id, ev)
-		{
-			const char *hw = json_string_value(json_object_get(ev, "hardware_id"));
-			const up_ecu *ecu = NULL;
-			if (!exact_members(ev, ec, 1, 0) || up_id_check(ecu_id) != PQ_OK || !hw ||
-			    up_id_check(hw) != PQ_OK)
-				return pq_err_set(PQ_ERR_FORMAT,
-				                  "director target '%s': bad ECU entry", name);
-			for (size_t k = 0; k < in->n_ecus && !ecu; k++)
-				if (in->ecus[k].ecu_id && strcmp(in->ecus[k].ecu_id, ecu_id) == 0)
-					ecu = &in->ecus[k];
-			if (!ecu)
-				return pq_err_set(PQ_ERR_VERIFY, "ECU '%s' is not in this vehicle",
-				                  ecu_id);
-			for (size_t k = 0; k < out->n_images; k++)
-				if (strcmp(out->images[k].ecu_id, ecu_id) == 0)
-					return pq_err_set(PQ_ERR_VERIFY, "ECU '%s' has two images",
-					                  ecu_id);
-			if (strcmp(hw, ihw) != 0 || !ecu->hardware_id ||
-			    strcmp(hw, ecu->hardware_id) != 0)
-				return pq_err_set(PQ_ERR_VERIFY,
-				                  "ECU '%s': hardware id mismatch "
-				                  "(director '%s', image '%s', ECU '%s')",
-				                  ecu_id, hw, ihw,
-				                  ecu->hardware_id ? ecu->hardware_id : "");
-			if (drc < ecu->release_counter)
-				return pq_err_set(PQ_ERR_VERIFY,
-				                  "ECU '%s': release counter %lld is "
-				                  "lower than the installed %lld (rollback)",
-				                  ecu_id, (long long)drc,
-				                  (long long)ecu->release_counter);
-			up_image *im = &out->images[out->n_images];
-			memcpy(im->ecu_id, ecu_id, strlen(ecu_id) + 1);
-			memcpy(im->hardware_id, hw, strlen(hw) + 1);
-			memcpy(im->name, name, strlen(name) + 1);
-			im->length = dlen;
-			memcpy(im->sha256, dh.sha256, 32);
-			im->has_sha512 = dh.has_sha512;
-			memcpy(im->sha512, dh.sha512, 64);
-			im->release_counter = drc;
-			if (copy_id(im->software_type, json_object_get(icust, "software_type"),
-			            true) != PQ_OK ||
-			    copy_id(im->version, json_object_get(icust, "version"), false) != PQ_OK)
-				return pq_err_wrap(PQ_ERR_FORMAT, "image target '%s'", name);
-			if (json_object_get(icust, "ecu_id") &&
-			    copy_id((char[UP_ID_MAX + 1]){0}, json_object_get(icust, "ecu_id"),
-			            true) != PQ_OK)
-				return pq_err_wrap(PQ_ERR_FORMAT, "image target '%s'", name);
-			out->n_images++;
-		}
+		matched_target m = {0};
+		if ((rc = match_target(name, t, it, &m)) != PQ_OK ||
+		    (rc = add_ecus(in, &m, out)) != PQ_OK)
+			return rc;
 	}
 	return PQ_OK;
 }
