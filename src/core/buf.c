@@ -84,7 +84,7 @@ void pq_buf_char(pq_buf *b, char c)
 }
 
 /* A fixed buffer formats in place; what does not fit is cut. */
-static void vprintf_fixed(pq_buf *b, const char *fmt, va_list ap)
+PQ_PRINTF(2, 0) static void vprintf_fixed(pq_buf *b, const char *fmt, va_list ap)
 {
 	size_t room = b->cap - b->len;
 	int n = vsnprintf(b->p + b->len, room, fmt, ap);

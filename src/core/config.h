@@ -119,7 +119,8 @@ typedef struct {
 } cfg_schema;
 
 /* Compile-time check that member m of T has type ctype; yields its offset. */
-#define CFG_OFFSET_(T, m, ctype) (offsetof(T, m) + 0 * sizeof(_Generic(((T *)0)->m, ctype : 1)))
+/* NOLINTNEXTLINE(bugprone-macro-parentheses): a type name in _Generic cannot be parenthesized */
+#define CFG_OFFSET_(T, m, ctype) (offsetof(T, m) + 0u * _Generic(((T *)0)->m, ctype : 1u))
 
 #define CFG_STRING(nm, T, m, dflt, hlp)                                                            \
 	{                                                                                          \

@@ -126,9 +126,10 @@ size_t pq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 		*cp = c;
 		return 1;
 	}
-	if (c < 0xc2) {
-		return 0; /* continuation byte, or a 2-byte lead that could only be overlong */
-	} else if (c < 0xe0) {
+	if (c < 0xc2 || c >= 0xf5)
+		return 0; /* a continuation byte, a lead that could only be overlong, or past
+		             U+10FFFF */
+	if (c < 0xe0) {
 		len = 2;
 		v = c & 0x1f;
 	} else if (c < 0xf0) {
@@ -138,15 +139,13 @@ size_t pq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 			lo = 0xa0; /* below: overlong */
 		else if (c == 0xed)
 			hi = 0x9f; /* above: a surrogate */
-	} else if (c < 0xf5) {
+	} else {
 		len = 4;
 		v = c & 0x07;
 		if (c == 0xf0)
 			lo = 0x90; /* below: overlong */
 		else if (c == 0xf4)
 			hi = 0x8f; /* above: beyond U+10FFFF */
-	} else {
-		return 0;
 	}
 	if (n < len || s[1] < lo || s[1] > hi)
 		return 0;

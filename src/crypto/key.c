@@ -44,11 +44,6 @@ static bool valid_alg(pq_alg a)
 	return a > PQ_ALG_NONE && a < PQ_ALG_COUNT;
 }
 
-static bool is_mldsa(pq_alg a)
-{
-	return a == PQ_ALG_MLDSA44 || a == PQ_ALG_MLDSA65 || a == PQ_ALG_MLDSA87;
-}
-
 static bool is_raw25519(pq_alg a)
 {
 	return a == PQ_ALG_ED25519 || a == PQ_ALG_X25519;
@@ -191,9 +186,9 @@ int pq_key_from_seed(pq_alg alg, const uint8_t *seed, size_t len, pq_key **out)
 		return wrap_evp(pkey, alg, out);
 	}
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, algs[alg].ossl, NULL);
-	params[0] = OSSL_PARAM_construct_octet_string(is_mldsa(alg) ? OSSL_PKEY_PARAM_ML_DSA_SEED
-	                                                            : OSSL_PKEY_PARAM_ML_KEM_SEED,
-	                                              (void *)seed, len);
+	/* OSSL_PKEY_PARAM_ML_DSA_SEED and OSSL_PKEY_PARAM_ML_KEM_SEED are both "seed" */
+	params[0] =
+	    OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_ML_DSA_SEED, (void *)seed, len);
 	params[1] = OSSL_PARAM_construct_end();
 	if (!ctx || EVP_PKEY_keygen_init(ctx) <= 0 || EVP_PKEY_CTX_set_params(ctx, params) <= 0 ||
 	    EVP_PKEY_generate(ctx, &pkey) <= 0) {

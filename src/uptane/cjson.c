@@ -458,7 +458,7 @@ static int parse_error(const json_error_t *je)
 	size_t i;
 	for (i = 0; i < sizeof(text) - 1 && je->text[i]; i++) {
 		unsigned char c = (unsigned char)je->text[i];
-		text[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		text[i] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
 	}
 	text[i] = '\0';
 	switch (json_error_code(je)) {

@@ -332,7 +332,8 @@ int up_signed_header(const json_t *s, up_role role, int64_t *version, int64_t *e
 	const char *spec = json_string_value(json_object_get(s, "spec_version"));
 	const json_t *v = json_object_get(s, "version");
 	const char *exp = json_string_value(json_object_get(s, "expires"));
-	if (!json_is_object(s) || !type || !up_role_name(role) || strcmp(type, up_role_name(role)))
+	if (!json_is_object(s) || !type || !up_role_name(role) ||
+	    strcmp(type, up_role_name(role)) != 0)
 		return pq_err_set(PQ_ERR_FORMAT, "_type is not \"%s\"",
 		                  up_role_name(role) ? up_role_name(role) : "?");
 	if (!spec || strncmp(spec, "1.", 2) != 0)

@@ -113,7 +113,7 @@ static int own(up_repo *r, pq_key *k)
 {
 	if (r->nowned == r->capowned) {
 		size_t cap = r->capowned ? 2 * r->capowned : 16;
-		pq_key **n = realloc(r->owned, cap * sizeof(*n));
+		pq_key **n = realloc(r->owned, cap * sizeof(pq_key *));
 		if (!n)
 			return pq_err_set(PQ_ERR_NOMEM, "repo keys");
 		r->owned = n;
