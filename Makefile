@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: bootstrap build test asan test-asan demo bench fuzz format format-check clean help
+.PHONY: bootstrap build test asan test-asan demo bench fuzz format format-check lint clean help
 
 help:
 	@echo "make demo          bootstrap, build, run the end-to-end demo"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench         benchmarks: crypto, pack (vs bsdiff, xdelta3), server (vs nginx)"
 	@echo "make fuzz          libFuzzer campaigns (FUZZ_SECONDS=60 per harness)"
 	@echo "make format        clang-format the sources; make format-check checks only"
+	@echo "make lint          static gates: banned functions, lengths, cppcheck, clang-tidy"
 
 bootstrap:
 	@scripts/bootstrap
@@ -73,10 +74,15 @@ bench: build
 	PQOTA_BIN=$(abspath $(BUILD))/pqota bench/server-vs-nginx.sh $(BENCH_ARGS)
 
 format:
-	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
 
 format-check:
 	@scripts/format-check
+
+# the static gates CI runs (scripts/lint); clang-tidy reads the build tree's compile database
+lint: bootstrap $(BUILD)/CMakeCache.txt
+	@scripts/bootstrap --quiet --with lint
+	scripts/lint --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
