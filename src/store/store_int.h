@@ -13,7 +13,8 @@
  *   transitions.c  deployment state changes and their history
  *   claims.c       work claims of deployments  mqtt_seen.c  MQTT message ids seen
  *   uptane_meta.c  generated Uptane metadata
- *   diag.c         diagnostics requests, results, batches */
+ *   diag.c         diagnostics requests and results
+ *   diag_batch.c   diagnostics batches and their aggregates */
 #ifndef PQOTA_STORE_STORE_INT_H
 #define PQOTA_STORE_STORE_INT_H
 
@@ -21,6 +22,7 @@
 #include <stdint.h>
 
 #include "store/campaign.h"
+#include "store/diag.h"
 #include "store/store.h"
 
 /* What a backend provides. store.c calls these only; everything above is shared. */
@@ -144,5 +146,15 @@ int store__row_deployment(const store_row *r, store_deployment *d) PQ_MUST_CHECK
 /* Appends the next entry (seq) of a deployment's transition history (transitions.c). */
 int store__add_transition(store *s, const char *cid, const char *vin, const char *from,
                           const char *to, const char *cause, int64_t now_ms) PQ_MUST_CHECK;
+
+/* ---- diagnostics (diag.c, diag_batch.c) ---- */
+
+/* A request joined with its result (res, NULL columns without one). */
+#define STORE__DIAG_FROM                                                                           \
+	" FROM diag_requests r LEFT JOIN diag_results res ON res.request_id = r.id AND res.seq = " \
+	"1"
+
+/* The status of a request without a result, from its state. */
+store_diag_status store__diag_status_of_state(store_diag_state st);
 
 #endif
