@@ -146,10 +146,7 @@ int store_deployment_release(store *s, const char *campaign_id, const char *vin,
 {
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_deployment_release: no store");
-	int rc = store__check_id(campaign_id, "campaign id");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_vin(vin);
+	int rc = store__check_dep_key(campaign_id, vin);
 	if (rc != PQ_OK)
 		return rc;
 	rc = store__check_text(instance_id, STORE_INSTANCE_MAX, true, "instance id");

@@ -170,7 +170,7 @@ int store_deployment_insert(store *s, const char *campaign_id, const store_deplo
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-static int check_key(const char *campaign_id, const char *vin)
+int store__check_dep_key(const char *campaign_id, const char *vin)
 {
 	int rc = store__check_id(campaign_id, "campaign id");
 	if (rc != PQ_OK)
@@ -197,7 +197,7 @@ int store_deployment_get(store *s, const char *campaign_id, const char *vin, sto
 	if (!s || !out)
 		return pq_err_set(PQ_ERR_INVAL, "store_deployment_get: bad arguments");
 	memset(out, 0, sizeof(*out));
-	int rc = check_key(campaign_id, vin);
+	int rc = store__check_dep_key(campaign_id, vin);
 	if (rc != PQ_OK)
 		return rc;
 	dep_get_ctx g = {.out = out};
@@ -385,7 +385,7 @@ int store_target_list(store *s, const char *campaign_id, const char *vin,
 {
 	if (!s || !fn)
 		return pq_err_set(PQ_ERR_INVAL, "store_target_list: bad arguments");
-	int rc = check_key(campaign_id, vin);
+	int rc = store__check_dep_key(campaign_id, vin);
 	if (rc != PQ_OK)
 		return rc;
 	target_ctx c = {.fn = fn, .user = user};

@@ -141,6 +141,8 @@ void store__rd_int(store__rd *rd, int *out);
 	"campaign_id, vin, state, phase, attempt, error_code, claimed_by, claimed_until,"          \
 	" updated_ms, next_ms, last_msg_ms, notify_count"
 
+/* A deployment's key: a campaign id and a VIN (deployments.c). */
+int store__check_dep_key(const char *campaign_id, const char *vin) PQ_MUST_CHECK;
 /* Decodes the STORE__DEP_COLS of a row into d (zeroed first). */
 int store__row_deployment(const store_row *r, store_deployment *d) PQ_MUST_CHECK;
 /* Appends the next entry (seq) of a deployment's transition history (transitions.c). */

@@ -97,10 +97,7 @@ static int dep_key_checks(store *s, const char *cid, const char *vin, store_dep_
 {
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "deployment change: no store");
-	int rc = store__check_id(cid, "campaign id");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_vin(vin);
+	int rc = store__check_dep_key(cid, vin);
 	if (rc != PQ_OK)
 		return rc;
 	if (!store_dep_state_name(from) || !store_dep_state_name(to))
@@ -189,10 +186,7 @@ int store_transition_list(store *s, const char *campaign_id, const char *vin,
 {
 	if (!s || !fn)
 		return pq_err_set(PQ_ERR_INVAL, "store_transition_list: bad arguments");
-	int rc = store__check_id(campaign_id, "campaign id");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_vin(vin);
+	int rc = store__check_dep_key(campaign_id, vin);
 	if (rc != PQ_OK)
 		return rc;
 	trans_ctx c = {.fn = fn, .user = user};
