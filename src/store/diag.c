@@ -1,8 +1,7 @@
-/* diag.c: remote diagnostics requests, their results and per-batch aggregates
- * (store/diag.h), once for both backends. */
+/* diag.c: remote diagnostics requests and their results (store/diag.h), once for both
+ * backends. Batches and their aggregates are in diag_batch.c. */
 #include "store/diag.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +48,7 @@ int store_diag_status_parse(const char *s, store_diag_status *out)
 	return pq_err_set(PQ_ERR_INVAL, "unknown diagnostics status '%.32s'", s ? s : "(null)");
 }
 
-/* The status of a row without a result, from its state. */
-static store_diag_status status_of_state(store_diag_state st)
+store_diag_status store__diag_status_of_state(store_diag_state st)
 {
 	switch (st) {
 	case STORE_DIAG_PENDING:
@@ -70,10 +68,6 @@ static store_diag_status status_of_state(store_diag_state st)
 	"r.id, r.batch_id, r.vin, COALESCE(r.ecu_id, ''), r.kind, r.params, r.state,"              \
 	" r.requested_by, r.created_ms, r.sent_ms, r.expires_ms, r.updated_ms, res.status,"        \
 	" res.payload, res.received_ms"
-#define DIAG_FROM                                                                                  \
-	" FROM diag_requests r LEFT JOIN diag_results res ON res.request_id = r.id AND res.seq = " \
-	"1"
-
 void store_diag_clear(store_diag *d)
 {
 	if (!d)
@@ -86,45 +80,32 @@ void store_diag_clear(store_diag *d)
 static int row_diag(const store_row *r, store_diag *d)
 {
 	char state[16];
-	int rc = store__col_copy(r, 0, d->id, sizeof(d->id));
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 1, d->batch_id, sizeof(d->batch_id));
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 2, d->vin, sizeof(d->vin));
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 3, d->ecu_id, sizeof(d->ecu_id));
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 4, d->kind, sizeof(d->kind));
-	if (rc == PQ_OK)
-		rc = store__col_dup(r, 5, &d->params);
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 6, state, sizeof(state));
-	if (rc == PQ_OK)
-		rc = store_diag_state_parse(state, &d->state);
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 7, d->requested_by, sizeof(d->requested_by));
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 8, &d->created_ms);
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 9, &d->sent_ms);
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 10, &d->expires_ms);
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 11, &d->updated_ms);
-	if (rc == PQ_OK) {
-		const char *st = store__col(r, 12);
-		if (st)
-			rc = store_diag_status_parse(st, &d->status);
-		else
-			d->status = status_of_state(d->state);
-	}
-	if (rc == PQ_OK)
-		rc = store__col_dup(r, 13, &d->payload);
-	if (rc == PQ_OK && store__col(r, 14))
-		rc = store__col_i64(r, 14, &d->received_ms);
-	if (rc != PQ_OK)
+	store__rd rd = store__rd_at(r, 0);
+	store__rd_copy(&rd, d->id, sizeof(d->id));
+	store__rd_copy(&rd, d->batch_id, sizeof(d->batch_id));
+	store__rd_copy(&rd, d->vin, sizeof(d->vin));
+	store__rd_copy(&rd, d->ecu_id, sizeof(d->ecu_id));
+	store__rd_copy(&rd, d->kind, sizeof(d->kind));
+	store__rd_dup(&rd, &d->params);
+	store__rd_copy(&rd, state, sizeof(state));
+	if (rd.rc == PQ_OK)
+		rd.rc = store_diag_state_parse(state, &d->state);
+	store__rd_copy(&rd, d->requested_by, sizeof(d->requested_by));
+	store__rd_i64(&rd, &d->created_ms);
+	store__rd_i64(&rd, &d->sent_ms);
+	store__rd_i64(&rd, &d->expires_ms);
+	store__rd_i64(&rd, &d->updated_ms);
+	/* no result yet (NULL status): the status follows from the state */
+	const char *status = store__rd_text(&rd);
+	if (rd.rc == PQ_OK && status)
+		rd.rc = store_diag_status_parse(status, &d->status);
+	else if (rd.rc == PQ_OK)
+		d->status = store__diag_status_of_state(d->state);
+	store__rd_dup(&rd, &d->payload);
+	store__rd_i64(&rd, &d->received_ms); /* 0 without a result */
+	if (rd.rc != PQ_OK)
 		store_diag_clear(d);
-	return rc;
+	return rd.rc;
 }
 
 /* Rows read into an array first, then handed out (the callback may query the store). */
@@ -157,47 +138,77 @@ static int diag_query(store *s, const char *sql, const store_val *p, int np, int
 	int rc = store_exec(s, sql, p, np, diag_rows_add, &l, NULL);
 	if (found)
 		*found = l.n;
-	for (int i = 0; i < l.n; i++) {
-		if (rc == PQ_OK && fn)
-			rc = fn(&l.rows[i], user);
-		if (rc == PQ_OK && !fn && one && i == 0) {
-			*one = l.rows[0];
-			continue; /* ownership moved */
-		}
-		store_diag_clear(&l.rows[i]);
+	for (int i = 0; fn && rc == PQ_OK && i < l.n; i++)
+		rc = fn(&l.rows[i], user);
+	if (!fn && one && rc == PQ_OK && l.n > 0) {
+		*one = l.rows[0];
+		memset(&l.rows[0], 0, sizeof(l.rows[0])); /* ownership moved */
 	}
+	for (int i = 0; i < l.n; i++)
+		store_diag_clear(&l.rows[i]);
 	free(l.rows);
 	return rc;
 }
 
 /* ---- checks ----------------------------------------------------------------------------- */
 
-static int chk_id(const char *id, const char *what)
-{
-	return store__check_text(id, STORE_ID_MAX, true, what);
-}
-
 static int chk_row(const store_diag *d)
 {
-	int rc = chk_id(d->id, "diagnostics id");
-	if (rc == PQ_OK)
-		rc = chk_id(d->batch_id, "diagnostics batch id");
-	if (rc == PQ_OK)
-		rc = store__check_text(d->vin, STORE_VIN_MAX, true, "VIN");
-	if (rc == PQ_OK)
-		rc = store__check_text(d->ecu_id, STORE_NAME_MAX, true, "ECU id");
-	if (rc == PQ_OK)
-		rc = store__check_text(d->kind, sizeof(d->kind) - 1, true, "diagnostics kind");
-	if (rc == PQ_OK)
-		rc = store__check_json(d->params, STORE_DIAG_JSON_MAX, "diagnostics params");
-	if (rc == PQ_OK)
-		rc = store__check_text(d->requested_by, STORE_ACTOR_MAX, false, "requested by");
-	if (rc == PQ_OK && (d->created_ms < 0 || d->expires_ms < d->created_ms))
-		rc = pq_err_set(PQ_ERR_INVAL, "diagnostics: bad times");
-	return rc;
+	int rc = store__check_id(d->id, "diagnostics id");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_id(d->batch_id, "diagnostics batch id");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_vin(d->vin);
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_text(d->ecu_id, STORE_NAME_MAX, true, "ECU id");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_text(d->kind, sizeof(d->kind) - 1, true, "diagnostics kind");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_json(d->params, STORE_DIAG_JSON_MAX, "diagnostics params");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_text(d->requested_by, STORE_ACTOR_MAX, false, "requested by");
+	if (rc != PQ_OK)
+		return rc;
+	if (d->created_ms < 0 || d->expires_ms < d->created_ms)
+		return pq_err_set(PQ_ERR_INVAL, "diagnostics: bad times");
+	return PQ_OK;
 }
 
 /* ---- requests --------------------------------------------------------------------------- */
+
+static int diag_add(store *s, const store_diag *d)
+{
+	store_val p[] = {SV_TEXT(d->id),           SV_TEXT(d->batch_id),
+	                 SV_TEXT(d->vin),          SV_TEXT(d->ecu_id),
+	                 SV_TEXT(d->kind),         SV_TEXT(d->params ? d->params : "{}"),
+	                 SV_TEXT(d->requested_by), SV_INT(d->created_ms),
+	                 SV_INT(d->expires_ms),    SV_INT(d->created_ms)};
+	int rc = store_exec(s,
+	                    "INSERT INTO diag_requests (id, batch_id, vin, ecu_id, kind, params,"
+	                    " state, requested_by, created_ms, sent_ms, expires_ms, updated_ms)"
+	                    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?)",
+	                    p, 10, NULL, NULL, NULL);
+	if (rc == PQ_ERR_EXISTS)
+		pq_err_wrap(rc, "diagnostics request %s exists", d->id);
+	return rc;
+}
+
+/* The rows of store_diag_insert, in the transaction it opened. */
+static int diag_add_all(store *s, const store_diag *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = diag_add(s, &rows[i]);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	return PQ_OK;
+}
 
 int store_diag_insert(store *s, const store_diag *rows, size_t n)
 {
@@ -212,27 +223,7 @@ int store_diag_insert(store *s, const store_diag *rows, size_t n)
 	int rc = store_begin(s);
 	if (rc != PQ_OK)
 		return rc;
-	for (size_t i = 0; rc == PQ_OK && i < n; i++) {
-		const store_diag *d = &rows[i];
-		store_val p[] = {SV_TEXT(d->id),           SV_TEXT(d->batch_id),
-		                 SV_TEXT(d->vin),          SV_TEXT(d->ecu_id),
-		                 SV_TEXT(d->kind),         SV_TEXT(d->params ? d->params : "{}"),
-		                 SV_TEXT(d->requested_by), SV_INT(d->created_ms),
-		                 SV_INT(d->expires_ms),    SV_INT(d->created_ms)};
-		rc =
-		    store_exec(s,
-		               "INSERT INTO diag_requests (id, batch_id, vin, ecu_id, kind, params,"
-		               " state, requested_by, created_ms, sent_ms, expires_ms, updated_ms)"
-		               " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?)",
-		               p, 10, NULL, NULL, NULL);
-		if (rc == PQ_ERR_EXISTS)
-			pq_err_wrap(rc, "diagnostics request %s exists", d->id);
-	}
-	if (rc != PQ_OK) {
-		store_rollback(s);
-		return rc;
-	}
-	return store_commit(s);
+	return store__end(s, diag_add_all(s, rows, n));
 }
 
 int store_diag_get(store *s, const char *id, store_diag *out)
@@ -240,13 +231,13 @@ int store_diag_get(store *s, const char *id, store_diag *out)
 	if (!s || !out)
 		return pq_err_set(PQ_ERR_INVAL, "store_diag_get: bad arguments");
 	memset(out, 0, sizeof(*out));
-	int rc = chk_id(id, "diagnostics id");
+	int rc = store__check_id(id, "diagnostics id");
 	if (rc != PQ_OK)
 		return rc;
 	int found = 0;
 	store_val p[] = {SV_TEXT(id)};
-	rc = diag_query(s, "SELECT " DIAG_COLS DIAG_FROM " WHERE r.id = ?", p, 1, 1, NULL, NULL,
-	                out, &found);
+	rc = diag_query(s, "SELECT " DIAG_COLS STORE__DIAG_FROM " WHERE r.id = ?", p, 1, 1, NULL,
+	                NULL, out, &found);
 	if (rc == PQ_OK && found == 0)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no diagnostics request %s", id);
 	return rc;
@@ -263,7 +254,7 @@ int store_diag_mark(store *s, const char *id, store_diag_state from, store_diag_
 	      (from == STORE_DIAG_SENT && to == STORE_DIAG_PENDING)))
 		return pq_err_set(PQ_ERR_INVAL, "diagnostics: no transition %d -> %d", (int)from,
 		                  (int)to);
-	int rc = chk_id(id, "diagnostics id");
+	int rc = store__check_id(id, "diagnostics id");
 	if (rc != PQ_OK)
 		return rc;
 	int64_t n = 0;
@@ -279,17 +270,14 @@ int store_diag_mark(store *s, const char *id, store_diag_state from, store_diag_
 	return rc;
 }
 
-/* Moves an open row (pending or sent; of vin when non-NULL; not expired at now_ms when
- * check_expiry) to `to` and records its result, in one transaction. */
-static int finish(store *s, const char *id, const char *vin, store_diag_state to,
-                  store_diag_status status, const char *payload, int64_t now_ms, bool check_expiry,
-                  bool *changed)
+/* The result of request id, moved to state `to` (see finish). */
+static int finish_tx(store *s, const char *id, const char *vin, store_diag_state to,
+                     store_diag_status status, const char *payload, int64_t now_ms,
+                     bool check_expiry, int64_t *n)
 {
-	int64_t n = 0;
 	char sql[SQL_MAX];
-	store_val p[6];
+	store_val p[5];
 	int np = 0;
-	*changed = false;
 	p[np++] = SV_TEXT(store_diag_state_name(to));
 	p[np++] = SV_INT(now_ms);
 	p[np++] = SV_TEXT(id);
@@ -297,41 +285,71 @@ static int finish(store *s, const char *id, const char *vin, store_diag_state to
 		p[np++] = SV_TEXT(vin);
 	if (check_expiry)
 		p[np++] = SV_INT(now_ms);
-	snprintf(sql, sizeof(sql),
-	         "UPDATE diag_requests SET state = ?, updated_ms = ? WHERE id = ?%s"
-	         " AND state IN ('pending', 'sent')%s",
-	         vin ? " AND vin = ?" : "", check_expiry ? " AND expires_ms >= ?" : "");
+	int rc = store__build_sql(sql, sizeof(sql),
+	                          "UPDATE diag_requests SET state = ?, updated_ms = ? WHERE id = ?",
+	                          vin ? " AND vin = ? AND state IN ('pending', 'sent')"
+	                              : " AND state IN ('pending', 'sent')",
+	                          check_expiry ? " AND expires_ms >= ?" : "");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store_exec(s, sql, p, np, NULL, NULL, n);
+	if (rc != PQ_OK)
+		return rc;
+	if (*n > 0) {
+		store_val q[] = {SV_TEXT(store_diag_status_name(status)), SV_TEXT(payload),
+		                 SV_INT(now_ms), SV_TEXT(id)};
+		return store_exec(
+		    s,
+		    "INSERT INTO diag_results (request_id, seq, ecu_id, status, payload,"
+		    " received_ms) SELECT id, 1, COALESCE(ecu_id, ''), ?, ?, ?"
+		    " FROM diag_requests WHERE id = ?",
+		    q, 4, NULL, NULL, NULL);
+	}
+	if (!vin)
+		return PQ_OK;
+	/* nothing changed: is there such a request of that vehicle at all? */
+	int64_t k = 0;
+	store_val q[] = {SV_TEXT(id), SV_TEXT(vin)};
+	rc = store__query_int(s, "SELECT COUNT(*) FROM diag_requests WHERE id = ? AND vin = ?", q,
+	                      2, &k);
+	if (rc == PQ_OK && k == 0)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "no diagnostics request %s for %s", id, vin);
+	return rc;
+}
+
+/* Moves an open row (pending or sent; of vin when non-NULL; not expired at now_ms when
+ * check_expiry) to `to` and records its result, in one transaction. */
+static int finish(store *s, const char *id, const char *vin, store_diag_state to,
+                  store_diag_status status, const char *payload, int64_t now_ms, bool check_expiry,
+                  bool *changed)
+{
+	int64_t n = 0;
+	*changed = false;
 	int rc = store_begin(s);
 	if (rc != PQ_OK)
 		return rc;
-	rc = store_exec(s, sql, p, np, NULL, NULL, &n);
-	if (rc == PQ_OK && n > 0) {
-		store_val q[] = {SV_TEXT(store_diag_status_name(status)), SV_TEXT(payload),
-		                 SV_INT(now_ms), SV_TEXT(id)};
-		rc =
-		    store_exec(s,
-		               "INSERT INTO diag_results (request_id, seq, ecu_id, status, payload,"
-		               " received_ms) SELECT id, 1, COALESCE(ecu_id, ''), ?, ?, ?"
-		               " FROM diag_requests WHERE id = ?",
-		               q, 4, NULL, NULL, NULL);
-	}
-	if (rc == PQ_OK && n == 0 && vin) {
-		int64_t k = 0;
-		store_val q[] = {SV_TEXT(id), SV_TEXT(vin)};
-		rc = store__query_int(
-		    s, "SELECT COUNT(*) FROM diag_requests WHERE id = ? AND vin = ?", q, 2, &k);
-		if (rc == PQ_OK && k == 0)
-			rc = pq_err_set(PQ_ERR_NOTFOUND, "no diagnostics request %s for %s", id,
-			                vin);
-	}
-	if (rc != PQ_OK) {
-		store_rollback(s);
-		return rc;
-	}
-	rc = store_commit(s);
+	rc = store__end(s, finish_tx(s, id, vin, to, status, payload, now_ms, check_expiry, &n));
 	if (rc == PQ_OK)
 		*changed = n > 0;
 	return rc;
+}
+
+static int check_result(const char *id, const char *vin, store_diag_status status,
+                        const char *payload)
+{
+	int rc = store__check_id(id, "diagnostics id");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_vin(vin);
+	if (rc != PQ_OK)
+		return rc;
+	if (status < STORE_DIAG_ST_POSITIVE)
+		return pq_err_set(PQ_ERR_INVAL, "diagnostics result: status '%s' is not an answer",
+		                  store_diag_status_name(status) ? store_diag_status_name(status)
+		                                                 : "?");
+	if (status >= STORE_DIAG_STATUS_COUNT)
+		return pq_err_set(PQ_ERR_INVAL, "diagnostics result: status %d", (int)status);
+	return store__check_json(payload, STORE_DIAG_JSON_MAX, "diagnostics result");
 }
 
 int store_diag_result(store *s, const char *id, const char *vin, store_diag_status status,
@@ -343,17 +361,7 @@ int store_diag_result(store *s, const char *id, const char *vin, store_diag_stat
 	*stored = false;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_diag_result: no store");
-	int rc = chk_id(id, "diagnostics id");
-	if (rc == PQ_OK)
-		rc = store__check_text(vin, STORE_VIN_MAX, true, "VIN");
-	if (rc == PQ_OK && status < STORE_DIAG_ST_POSITIVE)
-		rc = pq_err_set(PQ_ERR_INVAL, "diagnostics result: status '%s' is not an answer",
-		                store_diag_status_name(status) ? store_diag_status_name(status)
-		                                               : "?");
-	if (rc == PQ_OK && status >= STORE_DIAG_STATUS_COUNT)
-		rc = pq_err_set(PQ_ERR_INVAL, "diagnostics result: status %d", (int)status);
-	if (rc == PQ_OK)
-		rc = store__check_json(payload, STORE_DIAG_JSON_MAX, "diagnostics result");
+	int rc = check_result(id, vin, status, payload);
 	if (rc != PQ_OK)
 		return rc;
 	return finish(s, id, vin, STORE_DIAG_DONE, status, payload, now_ms, true, stored);
@@ -367,7 +375,7 @@ int store_diag_fail(store *s, const char *id, const char *error, int64_t now_ms,
 	*changed = false;
 	if (!s)
 		return pq_err_set(PQ_ERR_INVAL, "store_diag_fail: no store");
-	int rc = chk_id(id, "diagnostics id");
+	int rc = store__check_id(id, "diagnostics id");
 	if (rc != PQ_OK)
 		return rc;
 	json_t *j = json_pack("{ss}", "error", error ? error : "failed");
@@ -397,8 +405,34 @@ static int id_row(const store_row *r, void *user)
 	return rc;
 }
 
+static const char *const expired_payload = "{\"error\":\"no answer before the request expired\"}";
+
+/* Expires up to l->cap overdue requests in the transaction store_diag_expire opened, counting
+ * them in *n. */
+static int expire_tx(store *s, int64_t now_ms, id_list *l, int64_t *n)
+{
+	store_val p[] = {SV_INT(now_ms), SV_INT(l->cap)};
+	int rc = store_exec(s,
+	                    "SELECT id FROM diag_requests WHERE state IN ('pending', 'sent')"
+	                    " AND expires_ms < ? ORDER BY expires_ms, id LIMIT ?",
+	                    p, 2, id_row, l, NULL);
+	if (rc != PQ_OK)
+		return rc;
+	for (int i = 0; i < l->n; i++) {
+		bool changed = false;
+		rc = finish(s, l->ids[i], NULL, STORE_DIAG_EXPIRED, STORE_DIAG_ST_TIMEOUT,
+		            expired_payload, now_ms, false, &changed);
+		if (rc != PQ_OK)
+			return rc;
+		if (changed)
+			(*n)++;
+	}
+	return PQ_OK;
+}
+
 int store_diag_expire(store *s, int64_t now_ms, int limit, int64_t *expired)
 {
+	int64_t n = 0;
 	if (expired)
 		*expired = 0;
 	if (!s || limit < 1 || limit > STORE_PAGE_MAX)
@@ -406,31 +440,11 @@ int store_diag_expire(store *s, int64_t now_ms, int limit, int64_t *expired)
 	id_list l = {.ids = calloc((size_t)limit, STORE_ID_MAX + 1), .cap = limit};
 	if (!l.ids)
 		return pq_err_set(PQ_ERR_NOMEM, "diagnostics expiry");
-	static const char *const payload = "{\"error\":\"no answer before the request expired\"}";
-	store_val p[] = {SV_INT(now_ms), SV_INT(limit)};
 	int rc = store_begin(s);
-	if (rc != PQ_OK) {
-		free(l.ids);
-		return rc;
-	}
-	rc = store_exec(s,
-	                "SELECT id FROM diag_requests WHERE state IN ('pending', 'sent')"
-	                " AND expires_ms < ? ORDER BY expires_ms, id LIMIT ?",
-	                p, 2, id_row, &l, NULL);
-	for (int i = 0; rc == PQ_OK && i < l.n; i++) {
-		bool changed = false;
-		rc = finish(s, l.ids[i], NULL, STORE_DIAG_EXPIRED, STORE_DIAG_ST_TIMEOUT, payload,
-		            now_ms, false, &changed);
-		if (rc == PQ_OK && changed && expired)
-			(*expired)++;
-	}
-	if (rc != PQ_OK) {
-		store_rollback(s);
-		if (expired)
-			*expired = 0;
-	} else {
-		rc = store_commit(s);
-	}
+	if (rc == PQ_OK)
+		rc = store__end(s, expire_tx(s, now_ms, &l, &n));
+	if (rc == PQ_OK && expired)
+		*expired = n;
 	free(l.ids);
 	return rc;
 }
@@ -441,19 +455,19 @@ int store_diag_due(store *s, const char *vin, int64_t now_ms, int limit,
 	if (!s || !fn || limit < 1 || limit > STORE_PAGE_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "store_diag_due: bad arguments");
 	if (vin) {
-		int rc = store__check_text(vin, STORE_VIN_MAX, true, "VIN");
+		int rc = store__check_vin(vin);
 		if (rc != PQ_OK)
 			return rc;
 		store_val p[] = {SV_TEXT(vin), SV_INT(now_ms), SV_INT(limit)};
 		return diag_query(s,
-		                  "SELECT " DIAG_COLS DIAG_FROM
+		                  "SELECT " DIAG_COLS STORE__DIAG_FROM
 		                  " WHERE r.vin = ? AND r.state = 'pending' AND r.expires_ms >= ?"
 		                  " ORDER BY r.created_ms, r.id LIMIT ?",
 		                  p, 3, limit, fn, user, NULL, NULL);
 	}
 	store_val p[] = {SV_INT(now_ms), SV_INT(limit)};
 	return diag_query(s,
-	                  "SELECT " DIAG_COLS DIAG_FROM " JOIN vehicles v ON v.vin = r.vin"
+	                  "SELECT " DIAG_COLS STORE__DIAG_FROM " JOIN vehicles v ON v.vin = r.vin"
 	                  " WHERE r.state = 'pending' AND r.expires_ms >= ? AND v.online = 1"
 	                  " ORDER BY r.created_ms, r.id LIMIT ?",
 	                  p, 2, limit, fn, user, NULL, NULL);
@@ -469,7 +483,7 @@ int store_diag_list_batch(store *s, const char *batch_id, const store_page *pg,
 		return pq_err_set(PQ_ERR_INVAL, "store_diag_list_batch: no store");
 	int rc = store__page_args(pg, &limit, &offset);
 	if (rc == PQ_OK)
-		rc = chk_id(batch_id, "diagnostics batch id");
+		rc = store__check_id(batch_id, "diagnostics batch id");
 	if (rc != PQ_OK)
 		return rc;
 	if (total) {
@@ -483,272 +497,7 @@ int store_diag_list_batch(store *s, const char *batch_id, const store_page *pg,
 		return PQ_OK;
 	store_val p[] = {SV_TEXT(batch_id), SV_INT(limit), SV_INT(offset)};
 	return diag_query(s,
-	                  "SELECT " DIAG_COLS DIAG_FROM
+	                  "SELECT " DIAG_COLS STORE__DIAG_FROM
 	                  " WHERE r.batch_id = ? ORDER BY r.vin, r.id LIMIT ? OFFSET ?",
 	                  p, 3, (int)limit, fn, user, NULL, NULL);
-}
-
-/* ---- batches ---------------------------------------------------------------------------- */
-
-#define BATCH_COLS                                                                                 \
-	"batch_id, MIN(COALESCE(ecu_id, '')), MIN(kind), MIN(params), MIN(requested_by),"          \
-	" MIN(created_ms), MAX(expires_ms), COUNT(*)"
-
-void store_diag_batch_clear(store_diag_batch *b)
-{
-	if (!b)
-		return;
-	free(b->params);
-	memset(b, 0, sizeof(*b));
-}
-
-static int row_batch(const store_row *r, store_diag_batch *b)
-{
-	int rc = store__col_copy(r, 0, b->id, sizeof(b->id));
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 1, b->ecu_id, sizeof(b->ecu_id));
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 2, b->kind, sizeof(b->kind));
-	if (rc == PQ_OK)
-		rc = store__col_dup(r, 3, &b->params);
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 4, b->requested_by, sizeof(b->requested_by));
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 5, &b->created_ms);
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 6, &b->expires_ms);
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 7, &b->targets);
-	if (rc != PQ_OK)
-		store_diag_batch_clear(b);
-	return rc;
-}
-
-typedef struct {
-	store_diag_batch *rows;
-	int n, cap;
-} batch_rows;
-
-static int batch_row(const store_row *r, void *user)
-{
-	batch_rows *l = user;
-	if (l->n >= l->cap)
-		return pq_err_set(PQ_ERR_FORMAT, "diagnostics: more batches than asked for");
-	memset(&l->rows[l->n], 0, sizeof(l->rows[0]));
-	int rc = row_batch(r, &l->rows[l->n]);
-	if (rc == PQ_OK)
-		l->n++;
-	return rc;
-}
-
-static int count_row(const store_row *r, void *user)
-{
-	store_diag_batch *b = user;
-	store_diag_state st;
-	store_diag_status status;
-	int64_t n = 0;
-	int rc = store_diag_state_parse(store__col(r, 0), &st);
-	if (rc == PQ_OK && store__col(r, 1))
-		rc = store_diag_status_parse(store__col(r, 1), &status);
-	else
-		status = status_of_state(st);
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 2, &n);
-	if (rc == PQ_OK)
-		b->counts[status] += n;
-	return rc;
-}
-
-static int load_counts(store *s, store_diag_batch *b)
-{
-	store_val p[] = {SV_TEXT(b->id)};
-	memset(b->counts, 0, sizeof(b->counts));
-	return store_exec(s,
-	                  "SELECT r.state, res.status, COUNT(*)" DIAG_FROM
-	                  " WHERE r.batch_id = ? GROUP BY r.state, res.status",
-	                  p, 1, count_row, b, NULL);
-}
-
-int store_diag_batch_get(store *s, const char *batch_id, store_diag_batch *out)
-{
-	if (!s || !out)
-		return pq_err_set(PQ_ERR_INVAL, "store_diag_batch_get: bad arguments");
-	memset(out, 0, sizeof(*out));
-	int rc = chk_id(batch_id, "diagnostics batch id");
-	if (rc != PQ_OK)
-		return rc;
-	batch_rows l = {.rows = out, .cap = 1};
-	store_val p[] = {SV_TEXT(batch_id)};
-	rc = store_exec(s,
-	                "SELECT " BATCH_COLS " FROM diag_requests WHERE batch_id = ?"
-	                " GROUP BY batch_id",
-	                p, 1, batch_row, &l, NULL);
-	if (rc == PQ_OK && l.n == 0)
-		rc = pq_err_set(PQ_ERR_NOTFOUND, "no diagnostics request %s", batch_id);
-	if (rc == PQ_OK)
-		rc = load_counts(s, out);
-	if (rc != PQ_OK)
-		store_diag_batch_clear(out);
-	return rc;
-}
-
-int store_diag_batch_list(store *s, const store_page *pg,
-                          int (*fn)(const store_diag_batch *b, void *user), void *user,
-                          int64_t *total)
-{
-	int64_t limit, offset;
-	if (total)
-		*total = 0;
-	if (!s)
-		return pq_err_set(PQ_ERR_INVAL, "store_diag_batch_list: no store");
-	int rc = store__page_args(pg, &limit, &offset);
-	if (rc != PQ_OK)
-		return rc;
-	if (total) {
-		rc = store__query_int(
-		    s, "SELECT COUNT(DISTINCT batch_id) FROM diag_requests WHERE batch_id <> ''",
-		    NULL, 0, total);
-		if (rc != PQ_OK)
-			return rc;
-	}
-	if (!fn)
-		return PQ_OK;
-	batch_rows l = {.rows = calloc((size_t)limit, sizeof(store_diag_batch)), .cap = (int)limit};
-	if (!l.rows)
-		return pq_err_set(PQ_ERR_NOMEM, "diagnostics batch list");
-	store_val p[] = {SV_INT(limit), SV_INT(offset)};
-	rc = store_exec(s,
-	                "SELECT " BATCH_COLS " FROM diag_requests WHERE batch_id <> ''"
-	                " GROUP BY batch_id ORDER BY MIN(created_ms) DESC, batch_id DESC"
-	                " LIMIT ? OFFSET ?",
-	                p, 2, batch_row, &l, NULL);
-	for (int i = 0; i < l.n; i++) {
-		if (rc == PQ_OK)
-			rc = load_counts(s, &l.rows[i]);
-		if (rc == PQ_OK)
-			rc = fn(&l.rows[i], user);
-		store_diag_batch_clear(&l.rows[i]);
-	}
-	free(l.rows);
-	return rc;
-}
-
-/* ---- aggregate -------------------------------------------------------------------------- */
-
-void store_diag_agg_clear(store_diag_agg *a)
-{
-	if (!a)
-		return;
-	for (int i = 0; i < a->ntop; i++)
-		free(a->top[i].response);
-	memset(a, 0, sizeof(*a));
-}
-
-typedef struct {
-	int64_t nrc[256];
-	char nrc_name[256][48];
-	json_t *responses; /* response hex -> count */
-} agg_ctx;
-
-static int agg_row(const store_row *r, void *user)
-{
-	agg_ctx *a = user;
-	const char *status = store__col(r, 0), *payload = store__col(r, 1);
-	if (!status || !payload)
-		return PQ_OK;
-	json_t *j = json_loads(payload, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return PQ_OK; /* a result without a readable payload counts only by status */
-	}
-	if (strcmp(status, "negative") == 0) {
-		json_t *nrc = json_object_get(j, "nrc");
-		const char *name = json_string_value(json_object_get(j, "nrc_name"));
-		if (json_is_integer(nrc) && json_integer_value(nrc) >= 0 &&
-		    json_integer_value(nrc) <= 255) {
-			int k = (int)json_integer_value(nrc);
-			a->nrc[k]++;
-			if (name && !a->nrc_name[k][0])
-				snprintf(a->nrc_name[k], sizeof(a->nrc_name[k]), "%s", name);
-		}
-	} else if (strcmp(status, "positive") == 0) {
-		const char *resp = json_string_value(json_object_get(j, "response"));
-		if (resp) {
-			json_t *n = json_object_get(a->responses, resp);
-			int64_t v = n ? json_integer_value(n) : 0;
-			if (json_object_set_new(a->responses, resp, json_integer(v + 1)) != 0) {
-				json_decref(j);
-				return pq_err_set(PQ_ERR_NOMEM, "diagnostics aggregate");
-			}
-		}
-	}
-	json_decref(j);
-	return PQ_OK;
-}
-
-/* Whether (na, ra) ranks before (nb, rb): more frequent first, then by response. */
-static bool ranks_before(int64_t na, const char *ra, int64_t nb, const char *rb)
-{
-	return na > nb || (na == nb && strcmp(ra, rb) < 0);
-}
-
-int store_diag_aggregate(store *s, const char *batch_id, store_diag_agg *out)
-{
-	if (!s || !out)
-		return pq_err_set(PQ_ERR_INVAL, "store_diag_aggregate: bad arguments");
-	memset(out, 0, sizeof(*out));
-	int rc = chk_id(batch_id, "diagnostics batch id");
-	if (rc != PQ_OK)
-		return rc;
-	agg_ctx *a = calloc(1, sizeof(*a));
-	if (!a || !(a->responses = json_object())) {
-		free(a);
-		return pq_err_set(PQ_ERR_NOMEM, "diagnostics aggregate");
-	}
-	store_val p[] = {SV_TEXT(batch_id)};
-	rc = store_exec(s,
-	                "SELECT res.status, res.payload FROM diag_requests r JOIN diag_results res"
-	                " ON res.request_id = r.id AND res.seq = 1 WHERE r.batch_id = ?"
-	                " AND res.status IN ('positive', 'negative')",
-	                p, 1, agg_row, a, NULL);
-	for (int k = 0; rc == PQ_OK && k < 256; k++)
-		if (a->nrc[k]) {
-			out->nrc[out->nnrc].nrc = k;
-			out->nrc[out->nnrc].count = a->nrc[k];
-			memcpy(out->nrc[out->nnrc].name, a->nrc_name[k], sizeof(a->nrc_name[k]));
-			out->nnrc++;
-		}
-	const char *key;
-	json_t *val;
-	if (rc == PQ_OK)
-		out->distinct_responses = (int64_t)json_object_size(a->responses);
-	json_object_foreach(a->responses, key, val)
-	{
-		if (rc != PQ_OK)
-			break;
-		int64_t n = json_integer_value(val);
-		int at = out->ntop;
-		while (at > 0 &&
-		       ranks_before(n, key, out->top[at - 1].count, out->top[at - 1].response))
-			at--;
-		if (at >= STORE_DIAG_TOP_MAX)
-			continue;
-		char *copy = strdup(key);
-		if (!copy) {
-			rc = pq_err_set(PQ_ERR_NOMEM, "diagnostics aggregate");
-			break;
-		}
-		if (out->ntop == STORE_DIAG_TOP_MAX)
-			free(out->top[--out->ntop].response);
-		memmove(&out->top[at + 1], &out->top[at],
-		        (size_t)(out->ntop - at) * sizeof(out->top[0]));
-		out->top[at].response = copy;
-		out->top[at].count = n;
-		out->ntop++;
-	}
-	json_decref(a->responses);
-	free(a);
-	if (rc != PQ_OK)
-		store_diag_agg_clear(out);
-	return rc;
 }

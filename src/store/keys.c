@@ -13,19 +13,28 @@ static void wipe(void *p, size_t n)
 		*v++ = 0;
 }
 
+static int check_key(const store_package_key *k)
+{
+	int rc = store__check_sha256(k->file_sha256, false, "package SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_sha256(k->enc_sha256, false, "encrypted package SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	/* the key is 32 bytes in lowercase hex: the same shape as a SHA-256 */
+	if (store__check_sha256(k->content_key, false, "content key") != PQ_OK)
+		return pq_err_set(PQ_ERR_INVAL, "content key: not 64 lowercase hex digits");
+	if (k->enc_size <= 0)
+		return pq_err_set(PQ_ERR_INVAL, "encrypted package size %lld",
+		                  (long long)k->enc_size);
+	return PQ_OK;
+}
+
 int store_package_key_insert(store *s, const store_package_key *k)
 {
 	if (!s || !k)
 		return pq_err_set(PQ_ERR_INVAL, "store_package_key_insert: bad arguments");
-	int rc = store__check_sha256(k->file_sha256, false, "package SHA-256");
-	if (rc == PQ_OK)
-		rc = store__check_sha256(k->enc_sha256, false, "encrypted package SHA-256");
-	/* the key is 32 bytes in lowercase hex: the same shape as a SHA-256 */
-	if (rc == PQ_OK && store__check_sha256(k->content_key, false, "content key") != PQ_OK)
-		rc = pq_err_set(PQ_ERR_INVAL, "content key: not 64 lowercase hex digits");
-	if (rc == PQ_OK && k->enc_size <= 0)
-		rc =
-		    pq_err_set(PQ_ERR_INVAL, "encrypted package size %lld", (long long)k->enc_size);
+	int rc = check_key(k);
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {SV_TEXT(k->file_sha256), SV_TEXT(k->enc_sha256), SV_INT(k->enc_size),
@@ -48,19 +57,18 @@ static int key_row(const store_row *r, void *user)
 	if (c->found)
 		return pq_err_set(PQ_ERR_FORMAT, "two package keys for one hash");
 	c->found = true;
-	int rc = store__col_copy(r, 0, c->out->file_sha256, sizeof(c->out->file_sha256));
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 1, c->out->enc_sha256, sizeof(c->out->enc_sha256));
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 2, &c->out->enc_size);
-	if (rc == PQ_OK)
-		rc = store__col_copy(r, 3, c->out->content_key, sizeof(c->out->content_key));
-	if (rc == PQ_OK)
-		rc = store__col_i64(r, 4, &c->out->created_ms);
-	if (rc == PQ_OK && strlen(c->out->content_key) != 64)
-		rc = pq_err_set(PQ_ERR_FORMAT, "stored content key of package %s: bad length",
-		                c->out->file_sha256);
-	return rc;
+	store__rd rd = store__rd_at(r, 0);
+	store__rd_copy(&rd, c->out->file_sha256, sizeof(c->out->file_sha256));
+	store__rd_copy(&rd, c->out->enc_sha256, sizeof(c->out->enc_sha256));
+	store__rd_i64(&rd, &c->out->enc_size);
+	store__rd_copy(&rd, c->out->content_key, sizeof(c->out->content_key));
+	store__rd_i64(&rd, &c->out->created_ms);
+	if (rd.rc != PQ_OK)
+		return rd.rc;
+	if (strlen(c->out->content_key) != 64)
+		return pq_err_set(PQ_ERR_FORMAT, "stored content key of package %s: bad length",
+		                  c->out->file_sha256);
+	return PQ_OK;
 }
 
 static int key_lookup(store *s, bool by_enc, const char *sha, store_package_key *out)

@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "store/store_int.h"
 
 #define COMPONENT "store"
@@ -293,13 +293,6 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
 static int expand(const store *s, const char *tmpl, char **out)
 {
@@ -344,9 +337,57 @@ static int apply_step(store *s, int from)
 			return pq_err_wrap(rc, "migration %d -> %d, statement %zu", from, from + 1,
 			                   i + 1);
 	}
-	store_val p[] = {SV_INT(from + 1), SV_INT(now_ms())};
+	store_val p[] = {SV_INT(from + 1), SV_INT(pq_real_ms())};
 	return store_exec(s, "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)", p, 2,
 	                  NULL, NULL, NULL);
+}
+
+/* Takes the migration lock and reads the schema version into *cur, in the transaction
+ * migrate_step opened; prev is the version the previous step read (-1: none). */
+static int locked_version(store *s, int64_t prev, int64_t *cur)
+{
+	int rc;
+	if (s->ops->schema_lock_sql) {
+		rc = store_exec(s, s->ops->schema_lock_sql, NULL, 0, NULL, NULL, NULL);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	rc = store_exec(s,
+	                "CREATE TABLE IF NOT EXISTS schema_version ("
+	                " version BIGINT NOT NULL PRIMARY KEY,"
+	                " applied_ms BIGINT NOT NULL)",
+	                NULL, 0, NULL, NULL, NULL);
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__query_int(s, "SELECT MAX(version) FROM schema_version", NULL, 0, cur);
+	if (rc != PQ_OK)
+		return rc;
+	if (*cur > STORE_SCHEMA_VERSION)
+		return pq_err_set(PQ_ERR_UNSUPPORTED,
+		                  "database schema version %lld is newer than this build's %d",
+		                  (long long)*cur, STORE_SCHEMA_VERSION);
+	if (*cur <= prev)
+		return pq_err_set(PQ_ERR_IO, "schema version still %lld after migrating",
+		                  (long long)*cur);
+	if (*cur < 0)
+		return pq_err_set(PQ_ERR_FORMAT, "bad schema version %lld", (long long)*cur);
+	return PQ_OK;
+}
+
+/* One transaction: reads the version into *cur and, unless it is current, applies the step
+ * from it. */
+static int migrate_step(store *s, int64_t prev, int64_t *cur)
+{
+	int rc = store_begin(s);
+	if (rc != PQ_OK)
+		return rc;
+	rc = locked_version(s, prev, cur);
+	if (rc != PQ_OK)
+		goto out;
+	if (*cur < STORE_SCHEMA_VERSION)
+		rc = apply_step(s, (int)*cur);
+out:
+	return store__end(s, rc);
 }
 
 /* One transaction per step, under the migration lock (SQLite: BEGIN IMMEDIATE holds the
@@ -354,51 +395,15 @@ static int apply_step(store *s, int from)
  * version each time: a concurrent opener that migrated first leaves nothing to do. */
 int store__migrate(store *s)
 {
-	int64_t prev = -1;
-	for (;;) {
+	for (int64_t prev = -1;;) {
 		int64_t cur = 0;
-		int rc = store_begin(s);
+		int rc = migrate_step(s, prev, &cur);
 		if (rc != PQ_OK)
 			return rc;
-		if (s->ops->schema_lock_sql)
-			rc = store_exec(s, s->ops->schema_lock_sql, NULL, 0, NULL, NULL, NULL);
-		if (rc == PQ_OK)
-			rc = store_exec(s,
-			                "CREATE TABLE IF NOT EXISTS schema_version ("
-			                " version BIGINT NOT NULL PRIMARY KEY,"
-			                " applied_ms BIGINT NOT NULL)",
-			                NULL, 0, NULL, NULL, NULL);
-		if (rc == PQ_OK)
-			rc = store__query_int(s, "SELECT MAX(version) FROM schema_version", NULL, 0,
-			                      &cur);
-		if (rc == PQ_OK && cur > STORE_SCHEMA_VERSION)
-			rc =
-			    pq_err_set(PQ_ERR_UNSUPPORTED,
-			               "database schema version %lld is newer than this build's %d",
-			               (long long)cur, STORE_SCHEMA_VERSION);
-		if (rc == PQ_OK && cur <= prev)
-			rc = pq_err_set(PQ_ERR_IO, "schema version still %lld after migrating",
-			                (long long)cur);
-		if (rc == PQ_OK && cur < 0)
-			rc = pq_err_set(PQ_ERR_FORMAT, "bad schema version %lld", (long long)cur);
-		if (rc != PQ_OK) {
-			store_rollback(s);
-			return rc;
-		}
 		if (cur == STORE_SCHEMA_VERSION) {
-			rc = store_commit(s);
-			if (rc == PQ_OK)
-				s->schema_version = (int)cur;
-			return rc;
+			s->schema_version = (int)cur;
+			return PQ_OK;
 		}
-		rc = apply_step(s, (int)cur);
-		if (rc != PQ_OK) {
-			store_rollback(s);
-			return rc;
-		}
-		rc = store_commit(s);
-		if (rc != PQ_OK)
-			return rc;
 		pq_log(PQ_LOG_INFO, COMPONENT, "%s: schema migrated to version %lld", s->ops->name,
 		       (long long)cur + 1);
 		prev = cur;

@@ -140,16 +140,96 @@ static int pg_ensure_connected(store *s)
 	return pg_session(s);
 }
 
+/* The text-format parameters of one statement (integers printed into ints). */
+typedef struct {
+	const char **vals;
+	Oid *types;
+	char (*ints)[24];
+} pg_params;
+
+static void pg_params_free(pg_params *b)
+{
+	free(b->ints);
+	free(b->types);
+	free(b->vals);
+}
+
+static int pg_params_bind(pg_params *b, const store_val *params, int nparams)
+{
+	if (nparams == 0)
+		return PQ_OK;
+	b->vals = calloc((size_t)nparams, sizeof(*b->vals));
+	b->types = calloc((size_t)nparams, sizeof(*b->types));
+	b->ints = calloc((size_t)nparams, sizeof(*b->ints));
+	if (!b->vals || !b->types || !b->ints)
+		return pq_err_set(PQ_ERR_NOMEM, "postgres: %d parameters", nparams);
+	for (int i = 0; i < nparams; i++) {
+		switch (params[i].type) {
+		case STORE_NULL:
+			b->types[i] = 0; /* the server infers it from the context */
+			b->vals[i] = NULL;
+			break;
+		case STORE_INT:
+			b->types[i] = OID_INT8;
+			snprintf(b->ints[i], sizeof(b->ints[i]), "%lld", (long long)params[i].i);
+			b->vals[i] = b->ints[i];
+			break;
+		case STORE_TEXT:
+			b->types[i] = OID_TEXT;
+			b->vals[i] = params[i].s;
+			break;
+		default:
+			return pq_err_set(PQ_ERR_INVAL, "parameter %d: bad type %d", i + 1,
+			                  (int)params[i].type);
+		}
+	}
+	return PQ_OK;
+}
+
+/* The rows a write changed into *changes (PQcmdTuples counts SELECT rows too: only writes
+ * count as changes; *changes is left alone for anything else). */
+static void pg_changes(PGresult *res, int64_t *changes)
+{
+	const char *tag = PQcmdStatus(res);
+	if (!changes || !tag ||
+	    !(strncmp(tag, "INSERT ", 7) == 0 || strncmp(tag, "UPDATE ", 7) == 0 ||
+	      strncmp(tag, "DELETE ", 7) == 0 || strncmp(tag, "MERGE ", 6) == 0))
+		return;
+	const char *t = PQcmdTuples(res);
+	int64_t n = 0;
+	if (t && *t && store__parse_i64(t, &n) != PQ_OK)
+		n = 0;
+	*changes = n;
+}
+
+/* Hands each row of res to fn, until fn fails. */
+static int pg_rows(PGresult *res, store_row_fn fn, void *user)
+{
+	int ncols = PQnfields(res), nrows = PQntuples(res);
+	const char **cols = NULL;
+	if (ncols > 0) {
+		cols = calloc((size_t)ncols, sizeof(*cols));
+		if (!cols)
+			return pq_err_set(PQ_ERR_NOMEM, "postgres: %d columns", ncols);
+	}
+	int rc = PQ_OK;
+	for (int r = 0; r < nrows && rc == PQ_OK; r++) {
+		for (int i = 0; i < ncols; i++)
+			cols[i] = PQgetisnull(res, r, i) ? NULL : PQgetvalue(res, r, i);
+		store_row row = {.ncols = ncols, .cols = cols};
+		rc = fn(&row, user);
+	}
+	free(cols);
+	return rc;
+}
+
 static int pg_exec(store *s, const char *sql, const store_val *params, int nparams, store_row_fn fn,
                    void *user, int64_t *changes, bool *db_failed)
 {
 	PGconn *c = conn_of(s);
 	PGresult *res = NULL;
 	char *text = NULL;
-	const char **vals = NULL;
-	Oid *types = NULL;
-	char(*ints)[24] = NULL;
-	const char **cols = NULL;
+	pg_params b = {0};
 	int count = 0;
 	int rc = rewrite_placeholders(sql, &text, &count);
 	if (rc != PQ_OK)
@@ -159,83 +239,27 @@ static int pg_exec(store *s, const char *sql, const store_val *params, int npara
 		                count, nparams);
 		goto out;
 	}
-	if (nparams > 0) {
-		vals = calloc((size_t)nparams, sizeof(*vals));
-		types = calloc((size_t)nparams, sizeof(*types));
-		ints = calloc((size_t)nparams, sizeof(*ints));
-		if (!vals || !types || !ints) {
-			rc = pq_err_set(PQ_ERR_NOMEM, "postgres: %d parameters", nparams);
-			goto out;
-		}
-	}
-	for (int i = 0; i < nparams; i++) {
-		switch (params[i].type) {
-		case STORE_NULL:
-			types[i] = 0; /* the server infers it from the context */
-			vals[i] = NULL;
-			break;
-		case STORE_INT:
-			types[i] = OID_INT8;
-			snprintf(ints[i], sizeof(ints[i]), "%lld", (long long)params[i].i);
-			vals[i] = ints[i];
-			break;
-		case STORE_TEXT:
-			types[i] = OID_TEXT;
-			vals[i] = params[i].s;
-			break;
-		default:
-			rc = pq_err_set(PQ_ERR_INVAL, "parameter %d: bad type %d", i + 1,
-			                (int)params[i].type);
-			goto out;
-		}
-	}
+	rc = pg_params_bind(&b, params, nparams);
+	if (rc != PQ_OK)
+		goto out;
 	rc = pg_ensure_connected(s);
 	if (rc != PQ_OK) {
 		*db_failed = true;
 		goto out;
 	}
-	res = PQexecParams(c, text, nparams, types, vals, NULL, NULL, 0);
+	res = PQexecParams(c, text, nparams, b.types, b.vals, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		*db_failed = true;
 		rc = pg_result_err(c, res, "exec");
 		goto out;
 	}
-	/* PQcmdTuples counts SELECT rows too: only writes count as changes */
-	const char *tag = PQcmdStatus(res);
-	if (changes && tag &&
-	    (strncmp(tag, "INSERT ", 7) == 0 || strncmp(tag, "UPDATE ", 7) == 0 ||
-	     strncmp(tag, "DELETE ", 7) == 0 || strncmp(tag, "MERGE ", 6) == 0)) {
-		const char *t = PQcmdTuples(res);
-		int64_t n = 0;
-		if (t && *t && store__parse_i64(t, &n) != PQ_OK)
-			n = 0;
-		*changes = n;
-	}
-	if (st == PGRES_TUPLES_OK && fn) {
-		int ncols = PQnfields(res), nrows = PQntuples(res);
-		if (ncols > 0) {
-			cols = calloc((size_t)ncols, sizeof(*cols));
-			if (!cols) {
-				rc = pq_err_set(PQ_ERR_NOMEM, "postgres: %d columns", ncols);
-				goto out;
-			}
-		}
-		for (int r = 0; r < nrows; r++) {
-			for (int i = 0; i < ncols; i++)
-				cols[i] = PQgetisnull(res, r, i) ? NULL : PQgetvalue(res, r, i);
-			store_row row = {.ncols = ncols, .cols = cols};
-			rc = fn(&row, user);
-			if (rc != PQ_OK)
-				goto out;
-		}
-	}
+	pg_changes(res, changes);
+	if (st == PGRES_TUPLES_OK && fn)
+		rc = pg_rows(res, fn, user);
 out:
-	free(cols);
 	PQclear(res);
-	free(ints);
-	free(types);
-	free(vals);
+	pg_params_free(&b);
 	free(text);
 	return rc;
 }

@@ -1,11 +1,11 @@
 /* sqlite.c: the SQLite backend of the store (one file, WAL, foreign keys, busy timeout). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sqlite3.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "store/store_int.h"
 
 #define COMPONENT "store"
@@ -187,8 +187,7 @@ static int sqlite_open(store *s, const char *url, int timeout_ms)
 		rc = run_pragma(s, "PRAGMA journal_mode=WAL", val);
 		if (rc != PQ_ERR_TIMEOUT || waited >= timeout_ms)
 			break;
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+		pq_sleep_ms(10);
 	}
 	if (rc != PQ_OK)
 		goto out;

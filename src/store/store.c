@@ -182,6 +182,15 @@ void store_rollback(store *s)
 	s->failed = rc != PQ_OK && s->depth > 0;
 }
 
+int store__end(store *s, int rc)
+{
+	if (rc != PQ_OK) {
+		store_rollback(s);
+		return rc;
+	}
+	return store_commit(s);
+}
+
 static int first_int(const store_row *row, void *user)
 {
 	int64_t *out = user;

@@ -1,0 +1,286 @@
+/* releases.c: releases (a full package and an optional delta) and the files they name
+ * (store.h), once for both backends. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+#define SQL_MAX 1024
+
+#define RELEASE_COLS                                                                               \
+	"id, title, notes, version, hardware_id, software_type, ecu_id, file_sha256, "             \
+	"file_size, image_sha256, image_size, delta_base_version, delta_file_sha256, "             \
+	"delta_file_size, delta_base_sha256, created_ms, created_by"
+
+void store_release_clear(store_release *r)
+{
+	if (!r)
+		return;
+	free(r->notes);
+	memset(r, 0, sizeof(*r));
+}
+
+static int row_release(const store_row *row, store_release *r)
+{
+	store__rd rd = store__rd_at(row, 0);
+	store__rd_copy(&rd, r->id, sizeof(r->id));
+	store__rd_copy(&rd, r->title, sizeof(r->title));
+	store__rd_dup(&rd, &r->notes);
+	store__rd_copy(&rd, r->version, sizeof(r->version));
+	store__rd_copy(&rd, r->hardware_id, sizeof(r->hardware_id));
+	store__rd_copy(&rd, r->software_type, sizeof(r->software_type));
+	store__rd_copy(&rd, r->ecu_id, sizeof(r->ecu_id));
+	store__rd_copy(&rd, r->file_sha256, sizeof(r->file_sha256));
+	store__rd_i64(&rd, &r->file_size);
+	store__rd_copy(&rd, r->image_sha256, sizeof(r->image_sha256));
+	store__rd_i64(&rd, &r->image_size);
+	store__rd_copy(&rd, r->delta_base_version, sizeof(r->delta_base_version));
+	store__rd_copy(&rd, r->delta_file_sha256, sizeof(r->delta_file_sha256));
+	store__rd_i64(&rd, &r->delta_file_size);
+	store__rd_copy(&rd, r->delta_base_sha256, sizeof(r->delta_base_sha256));
+	store__rd_i64(&rd, &r->created_ms);
+	store__rd_copy(&rd, r->created_by, sizeof(r->created_by));
+	if (rd.rc != PQ_OK)
+		store_release_clear(r);
+	return rd.rc;
+}
+
+/* The text fields of a release, in the order they are checked. */
+static int check_release_texts(const store_release *r)
+{
+	const struct {
+		const char *v;
+		size_t max;
+		bool required;
+		const char *what;
+	} texts[] = {
+	    {r->id, STORE_ID_MAX, true, "release id"},
+	    {r->title, STORE_TITLE_MAX, true, "title"},
+	    {r->notes ? r->notes : "", STORE_TEXT_MAX, false, "notes"}, /* optional */
+	    {r->version, STORE_VERSION_MAX, true, "version"},
+	    {r->hardware_id, STORE_NAME_MAX, true, "hardware id"},
+	    {r->software_type, sizeof(r->software_type) - 1, true, "software type"},
+	    {r->ecu_id, STORE_NAME_MAX, true, "ECU id"},
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		int rc =
+		    store__check_text(texts[i].v, texts[i].max, texts[i].required, texts[i].what);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	return PQ_OK;
+}
+
+/* The delta fields: all set with a delta base version, all empty without one. */
+static int check_release_delta(const store_release *r)
+{
+	int rc = store__check_text(r->delta_base_version, STORE_VERSION_MAX, false, "delta base");
+	if (rc != PQ_OK)
+		return rc;
+	bool delta = r->delta_base_version[0] != '\0';
+	rc = store__check_sha256(r->delta_file_sha256, !delta, "delta SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_sha256(r->delta_base_sha256, !delta, "delta base SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	if (delta && r->delta_file_size <= 0)
+		return pq_err_set(PQ_ERR_INVAL, "delta size %lld", (long long)r->delta_file_size);
+	if (!delta &&
+	    (r->delta_file_sha256[0] || r->delta_base_sha256[0] || r->delta_file_size != 0))
+		return pq_err_set(PQ_ERR_INVAL, "delta fields set without a delta base version");
+	return PQ_OK;
+}
+
+static int check_release(const store_release *r)
+{
+	int rc = check_release_texts(r);
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_sha256(r->file_sha256, false, "package SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	if (r->file_size <= 0)
+		return pq_err_set(PQ_ERR_INVAL, "package size %lld", (long long)r->file_size);
+	rc = store__check_sha256(r->image_sha256, false, "image SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	if (r->image_size < 0)
+		return pq_err_set(PQ_ERR_INVAL, "image size %lld", (long long)r->image_size);
+	rc = check_release_delta(r);
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__check_time(r->created_ms, "created");
+	if (rc != PQ_OK)
+		return rc;
+	return store__check_text(r->created_by, STORE_NAME_MAX, false, "created by");
+}
+
+int store_release_insert(store *s, const store_release *r)
+{
+	if (!s || !r)
+		return pq_err_set(PQ_ERR_INVAL, "store_release_insert: bad arguments");
+	int rc = check_release(r);
+	if (rc != PQ_OK)
+		return rc;
+	store_val p[] = {SV_TEXT(r->id),
+	                 SV_TEXT(r->title),
+	                 SV_TEXT(r->notes),
+	                 SV_TEXT(r->version),
+	                 SV_TEXT(r->hardware_id),
+	                 SV_TEXT(r->software_type),
+	                 SV_TEXT(r->ecu_id),
+	                 SV_TEXT(r->file_sha256),
+	                 SV_INT(r->file_size),
+	                 SV_TEXT(r->image_sha256),
+	                 SV_INT(r->image_size),
+	                 SV_TEXT(r->delta_base_version),
+	                 SV_TEXT(r->delta_file_sha256),
+	                 SV_INT(r->delta_file_size),
+	                 SV_TEXT(r->delta_base_sha256),
+	                 SV_INT(r->created_ms),
+	                 SV_TEXT(r->created_by)};
+	rc = store_exec(s,
+	                "INSERT INTO releases (" RELEASE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+	                " ?, ?, ?, ?, ?, ?, ?, ?)",
+	                p, 17, NULL, NULL, NULL);
+	if (rc == PQ_ERR_EXISTS)
+		pq_err_wrap(rc, "release %s, or %s %s %s for %s, exists already", r->id, r->ecu_id,
+		            r->software_type, r->version, r->hardware_id);
+	return rc;
+}
+
+typedef struct {
+	store_release *out;
+	bool found;
+} release_get_ctx;
+
+static int release_get_row(const store_row *r, void *user)
+{
+	release_get_ctx *c = user;
+	if (c->found)
+		return pq_err_set(PQ_ERR_FORMAT, "more than one release with one id");
+	c->found = true;
+	return row_release(r, c->out);
+}
+
+int store_release_get(store *s, const char *id, store_release *out)
+{
+	if (!s || !out)
+		return pq_err_set(PQ_ERR_INVAL, "store_release_get: bad arguments");
+	memset(out, 0, sizeof(*out));
+	int rc = store__check_id(id, "release id");
+	if (rc != PQ_OK)
+		return rc;
+	release_get_ctx c = {.out = out};
+	store_val p[] = {SV_TEXT(id)};
+	rc = store_exec(s, "SELECT " RELEASE_COLS " FROM releases WHERE id = ?", p, 1,
+	                release_get_row, &c, NULL);
+	if (rc == PQ_OK && !c.found)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "no release %s", id);
+	if (rc != PQ_OK)
+		store_release_clear(out);
+	return rc;
+}
+
+typedef struct {
+	int (*fn)(const store_release *r, void *user);
+	void *user;
+} release_list_ctx;
+
+static int release_list_row(const store_row *row, void *user)
+{
+	release_list_ctx *c = user;
+	store_release r;
+	memset(&r, 0, sizeof(r));
+	int rc = row_release(row, &r);
+	if (rc == PQ_OK)
+		rc = c->fn(&r, c->user);
+	store_release_clear(&r);
+	return rc;
+}
+
+int store_release_list(store *s, const char *hardware_id, const store_page *pg,
+                       int (*fn)(const store_release *r, void *user), void *user, int64_t *total)
+{
+	int64_t limit, offset;
+	char sql[SQL_MAX];
+	store_val p[3];
+	int np = 0;
+	if (total)
+		*total = 0;
+	if (!s)
+		return pq_err_set(PQ_ERR_INVAL, "store_release_list: no store");
+	int rc = store__page_args(pg, &limit, &offset);
+	if (rc != PQ_OK)
+		return rc;
+	if (hardware_id) {
+		rc = store__check_text(hardware_id, STORE_NAME_MAX, false, "hardware id");
+		if (rc != PQ_OK)
+			return rc;
+		p[np++] = SV_TEXT(hardware_id);
+	}
+	const char *where = hardware_id ? " WHERE hardware_id = ?" : "";
+	rc = store__build_sql(sql, sizeof(sql), "releases", where, "");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__count_rows(s, sql, p, np, total);
+	if (rc != PQ_OK)
+		return rc;
+	rc = store__build_sql(sql, sizeof(sql), "SELECT " RELEASE_COLS " FROM releases", where,
+	                      " ORDER BY created_ms DESC, id LIMIT ? OFFSET ?");
+	if (rc != PQ_OK || !fn)
+		return rc;
+	p[np++] = SV_INT(limit);
+	p[np++] = SV_INT(offset);
+	release_list_ctx c = {.fn = fn, .user = user};
+	return store_exec(s, sql, p, np, release_list_row, &c, NULL);
+}
+
+/* Deletes release id (p: its id) in the transaction store_release_delete opened. */
+static int release_delete(store *s, const char *id, const store_val *p)
+{
+	int64_t used = 0, changes = 0;
+	/* campaign_releases has no cascade: the foreign key refuses the delete anyway; this
+	 * check names the reason. */
+	int rc = store__query_int(s, "SELECT COUNT(*) FROM campaign_releases WHERE release_id = ?",
+	                          p, 1, &used);
+	if (rc != PQ_OK)
+		return rc;
+	if (used > 0)
+		return pq_err_set(PQ_ERR_EXISTS, "release %s is part of %lld campaign(s)", id,
+		                  (long long)used);
+	rc = store_exec(s, "DELETE FROM releases WHERE id = ?", p, 1, NULL, NULL, &changes);
+	if (rc == PQ_OK && changes == 0)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "no release %s", id);
+	return rc;
+}
+
+int store_release_delete(store *s, const char *id)
+{
+	if (!s)
+		return pq_err_set(PQ_ERR_INVAL, "store_release_delete: no store");
+	int rc = store__check_id(id, "release id");
+	if (rc != PQ_OK)
+		return rc;
+	rc = store_begin(s);
+	if (rc != PQ_OK)
+		return rc;
+	store_val p[] = {SV_TEXT(id)};
+	return store__end(s, release_delete(s, id, p));
+}
+
+int store_file_known(store *s, const char *sha256, bool *known)
+{
+	if (!s || !known)
+		return pq_err_set(PQ_ERR_INVAL, "store_file_known: bad arguments");
+	*known = false;
+	int rc = store__check_sha256(sha256, false, "file SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	store_val p[] = {SV_TEXT(sha256), SV_TEXT(sha256)};
+	return store__exists(s,
+	                     "SELECT COUNT(*) FROM (SELECT 1 AS one FROM releases WHERE"
+	                     " file_sha256 = ? OR delta_file_sha256 = ? LIMIT 1) AS hit",
+	                     p, 2, known);
+}
