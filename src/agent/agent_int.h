@@ -1,15 +1,25 @@
 /* agent_int.h: internals of the VMG agent shared by the files of src/agent (prefix ag_).
  *
- *   msg.c      envelopes, times, readiness checks, VCI entries (pure)
+ *   msg.c      envelopes, checked JSON updates, readiness checks, VCI entries (pure)
  *   meta.c     ota_campaign_metadata: parsing, validation, matching against Uptane (pure)
  *   state.c    the state directory: state.json (atomic, with a fallback copy), roots
  *   http.c     HTTPS with libcurl over our OpenSSL: small fetches, resumable downloads
  *   mqtt.c     the MQTT session (libmosquitto's thread, TLS 1.3 mutual auth)
  *   vnet.c     the in-vehicle network seen from the VMG: zone connections, VCI, diagnostics
- *   update.c   the campaign worker: Uptane, downloads, decryption, decoding
+ *   update.c   the campaign worker: the campaign record, the phases in order, the outcome
+ *   uptane.c   the worker's Uptane step: fetch, verify, match, keep what was verified
+ *   prepare.c  the worker's images: download, decryption, decoding, the full-package fallback
  *   install.c  installation, verification by VCI, rollback
  *   report.c   the status file and the JSON-lines event log
- *   agent.c    ag_run: set-up, the main loop, message dispatch, consent */
+ *   agent.c    ag_run: set-up, the message queue, the main loop, outcomes, teardown
+ *   handle.c   message dispatch: metadata, readiness, cancel, releases, the wake-up
+ *   consent.c  offers and the driver's answer: auto, decline, postpone, the consent callback
+ *
+ * Out of memory: every JSON update is checked (ag_jset, ag_jappend, ag_jmerge). A message
+ * that cannot be built whole is not sent; a campaign record update that fails fails what it
+ * was part of (the worker fails the campaign with error_code "internal", rolling back what it
+ * flashed; the main thread leaves the message unanswered, as if it were lost); an event whose
+ * fields cannot be built is dropped with a log record. */
 #ifndef PQOTA_AGENT_AGENT_INT_H
 #define PQOTA_AGENT_AGENT_INT_H
 
@@ -45,13 +55,8 @@
 
 /* ---- msg.c: envelopes and pure message helpers ---------------------------------------- */
 
-int64_t ag_now_ms(void);  /* wall clock, ms since the epoch */
-int64_t ag_mono_ms(void); /* monotonic ms */
-/* "2026-11-23T15:32:01.123Z" */
-void ag_iso_time(int64_t ms, char out[32]);
-
-/* A new message {msg_type, message_id (UUIDv4), timestamp, vin[, correlation_id]
- * [, campaign_id]}; NULL when out of memory. */
+/* A new message {msg_type, message_id (UUIDv4), timestamp ("2026-11-23T15:32:01.123Z"),
+ * vin[, correlation_id][, campaign_id]}; NULL when out of memory. */
 json_t *ag_msg_new(const char *vin, const char *msg_type, const char *correlation_id,
                    const char *campaign_id);
 
@@ -70,6 +75,12 @@ int ag_msg_check(const json_t *m, const char *vin, bool broadcast, ag_env *out) 
 
 /* A string member of at most max bytes, or NULL (absent, not a string, too long). */
 const char *ag_jstr(const json_t *o, const char *key, size_t max);
+
+/* Checked JSON updates: each steals v (or fields), counts a NULL one as a constructor that
+ * ran out of memory, and returns PQ_OK or PQ_ERR_NOMEM naming the member. */
+int ag_jset(json_t *o, const char *key, json_t *v) PQ_MUST_CHECK;         /* o[key] = v */
+int ag_jappend(json_t *arr, json_t *v) PQ_MUST_CHECK;                     /* arr += [v] */
+int ag_jmerge(json_t *o, json_t *fields, const char *what) PQ_MUST_CHECK; /* o += fields */
 
 /* Remembers message ids (a ring of the last AG_SEEN_MAX). */
 typedef struct {
@@ -98,13 +109,14 @@ typedef struct {
 /* Parses prerequisites (NULL or an object; unknown members are ignored). */
 int ag_prereq_parse(const json_t *o, ag_prereq *out) PQ_MUST_CHECK;
 /* Runs the four checks; *checks (when not NULL) receives the array of docs/protocol.md
- * ({"name","value","ok"[,"reason"]}). reason receives the first failing check's reason.
- * Returns whether every check passed. */
+ * ({"name","value","ok"[,"reason"]}), or NULL when out of memory. reason receives the first
+ * failing check's reason. Returns whether every check passed. */
 bool ag_readiness(const ag_vstate *v, const ag_prereq *p, json_t **checks, char *reason,
                   size_t reason_len);
 
 /* A VCI entry for an ECU of the model, from what it reported over UDS (info) or, when
- * info is NULL, from the model (unreachable ECU: "reachable": false). */
+ * info is NULL, from the model (unreachable ECU: "reachable": false); NULL when out of
+ * memory. */
 json_t *ag_vci_ecu(const vm_ecu *e, const tester_ecu_info *info);
 
 /* The index of software type "APP"/"BOOT"/"CAL" (VM_SW_*), or -1 (CFG, unknown). */
@@ -294,11 +306,12 @@ void ag_mq_stop(ag_mq *q);
 
 /* ---- report.c: status file and event log ---------------------------------------------- */
 
-/* Opens the JSON-lines log (append) and installs the pq_log sink: stderr at `level`, and
- * every record to the file. path NULL: stderr only. */
-int ag_log_open(const char *path, int level) PQ_MUST_CHECK;
+/* Opens the JSON-lines log file (append; path NULL: none). Log records reach it through
+ * ag_log_record (agent.h), events through ag_event. */
+int ag_log_open(const char *path) PQ_MUST_CHECK;
 void ag_log_close(void);
-/* An event line {"ts","event",...fields} to the log file (steals fields). */
+/* An event line {"ts","event",...fields} to the log file (steals fields). NULL fields (a
+ * json_pack that failed) drop the event, with an error log record naming it. */
 void ag_event(const char *event, json_t *fields);
 
 /* ---- the agent ---------------------------------------------------------------------- */
@@ -358,7 +371,8 @@ bool ag_phase_final(const char *phase);
 bool ag_phase_worker(const char *phase);
 ag_outcome ag_phase_outcome(const char *phase);
 
-/* Publishes a status message on ota/status (steals m). */
+/* Publishes a status message on ota/status (steals m; NULL: one that could not be built,
+ * logged as not sent). */
 void ag_status_msg(ag_agent *a, json_t *m);
 /* Publishes a vci_report (correlation_id may be NULL). */
 void ag_send_vci(ag_agent *a, doipc **zc, const char *correlation_id);
@@ -371,7 +385,9 @@ void ag_wake(ag_agent *a);
 
 /* The campaign record (callers hold a->lock). */
 const char *ag_rec_phase(ag_agent *a);
-void ag_rec_set_phase(ag_agent *a, const char *phase);
+/* Sets "phase" and "updated_ms"; on PQ_ERR_NOMEM the phase may not have changed. */
+int ag_rec_set_phase(ag_agent *a, const char *phase) PQ_MUST_CHECK;
+/* The record's entry of image i (NULL when there is none). */
 json_t *ag_rec_image(ag_agent *a, size_t i);
 /* Records error_code/error (and phase, when not NULL) in the record, saves, and publishes
  * msg_type (ota_error, ota_download_failed, ota_rollback) with them. Takes a->lock. */
@@ -379,11 +395,24 @@ void ag_fail(ag_agent *a, const char *msg_type, const char *phase, const char *e
              const char *code, const char *fmt, ...) PQ_PRINTF(6, 7);
 /* A message of the current campaign ({campaign_id[, ecu_id]}); takes a->lock. */
 json_t *ag_campaign_msg(ag_agent *a, const char *msg_type, const char *ecu_id);
-/* SHA-256, CRC-32 and length of a file. */
-int ag_file_digest(const char *path, uint8_t sha[32], uint32_t *crc, uint64_t *len) PQ_MUST_CHECK;
+/* Whether the worker should stop: the agent stops or the campaign was cancelled. */
+bool ag_interrupted(ag_agent *a);
 
 /* update.c: starts the worker for st.campaign (phase verifying .. checking). */
 int ag_worker_start(ag_agent *a) PQ_MUST_CHECK;
+
+/* uptane.c: verifies the campaign's metadata with Uptane (the image repository's and the
+ * director's metadata fetched with h) and matches m's images with what was verified; stores
+ * the new trusted versions and roots and the record's "verified". code receives the
+ * error_code on failure (uptane_verification_failed, metadata_mismatch). Runs on the worker. */
+int ag_uptane(ag_agent *a, ag_http *h, const ag_meta *m, char *code, size_t code_len) PQ_MUST_CHECK;
+
+/* prepare.c: downloads, decrypts, checks and decodes every image of m not yet prepared (in
+ * the record: "verified" and its file readable), in installation order; reports a failure
+ * with ag_fail (unless interrupted). Runs on the worker. */
+int ag_prepare_images(ag_agent *a, ag_http *h, const ag_meta *m) PQ_MUST_CHECK;
+/* SHA-256, CRC-32 and length of a file. */
+int ag_file_digest(const char *path, uint8_t sha[32], uint32_t *crc, uint64_t *len) PQ_MUST_CHECK;
 
 /* install.c: installs the decoded images of the campaign record, verifies by VCI, and rolls
  * back on failure. Sets the record's phase to completed or rolled_back (or failed when
@@ -396,9 +425,56 @@ int ag_zone_conn(ag_agent *a, doipc **zc, int zone) PQ_MUST_CHECK;
 void ag_zone_close(doipc **zc, int zone);
 /* Reads every ECU's information, zones in parallel, each on its connection zc[zone]. */
 json_t *ag_collect_vci(ag_agent *a, doipc **zc);
-/* The ISO 14229 name of a negative response code ("requestOutOfRange"). */
-const char *ag_nrc_name(uint8_t nrc);
-/* Handles a diag_request (validated here) and returns the diag_response to publish. */
+/* Adds a UDS response to the diag_response r: "response" (upper-case hex) and, for a
+ * negative one, "nrc" and "nrc_name" (uds_nrc_name). *status: "positive" or "negative".
+ * PQ_ERR_NOMEM; PQ_ERR_FORMAT for an empty response. */
+int ag_diag_answer(json_t *r, const uint8_t *resp, size_t len, const char **status) PQ_MUST_CHECK;
+/* Handles a diag_request (validated here) and returns the diag_response to publish (NULL
+ * when out of memory). */
 json_t *ag_diag(ag_agent *a, doipc **zc, const json_t *req, const ag_env *env);
+
+/* ---- agent.c, handle.c, consent.c: the main thread ------------------------------------- */
+
+typedef struct ag_qitem ag_qitem;
+
+typedef struct {
+	ag_agent a;
+	int wake_rd;
+	pthread_mutex_t qlock;
+	ag_qitem *head, *tail;
+	size_t qlen;
+	ag_seen seen;
+	/* AG_CONSENT_INTERACTIVE: the offer waiting for the driver's answer */
+	bool asking;
+	char ask_cid[AG_ID_MAX + 1], ask_mid[AG_ID_MAX + 1];
+	ag_outcome outcome;
+	bool done; /* --once: a final outcome was reached */
+} ag_main;
+
+/* agent.c */
+/* Publishes m (stolen; NULL: a message that could not be built, logged) on oem/VIN/sub and
+ * logs a "sent" event. */
+void ag_publish(ag_agent *a, const char *sub, json_t *m, int qos);
+/* Records a final outcome (AG_OUT_NONE: nothing); with --once, the loop ends. */
+void ag_final_outcome(ag_main *g, ag_outcome o);
+/* After a final outcome: downloads and work files go, and images nobody runs or may roll
+ * back to. */
+void ag_cleanup_files(ag_agent *a);
+/* Joins a worker that finished, and records its outcome. */
+void ag_worker_reap(ag_main *g);
+
+/* handle.c */
+/* Handles one message from the broker (payload NUL-terminated). */
+void ag_handle(ag_main *g, const char *topic, const char *payload, size_t len);
+/* The MQTT session (re)connected: wake-up and status. */
+void ag_on_connected(ag_main *g);
+
+/* consent.c */
+/* Handles an ota_campaign: records the offer and answers it by a->o->consent. */
+void ag_on_campaign(ag_main *g, const json_t *m, const ag_env *env);
+/* At the start: asks the driver again about an offer the last run left unanswered. */
+void ag_consent_resume(ag_main *g);
+/* consent_fd is readable while asking: the callback reads the driver's input. */
+void ag_consent_input(ag_main *g);
 
 #endif

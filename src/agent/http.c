@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -15,6 +14,7 @@
 
 #include "agent/agent_int.h"
 #include "core/fileio.h"
+#include "core/time.h"
 #include "tls/tls.h"
 
 int ag_http_global_init(void)
@@ -162,17 +162,10 @@ typedef struct {
 	void *user;
 	bool too_long, aborted, io_error;
 	int err;
-	int64_t rate;          /* bytes/s (0: no limit) */
-	uint64_t got;          /* bytes of this transfer */
-	struct timespec start; /* when its first bytes arrived */
+	int64_t rate;     /* bytes/s (0: no limit) */
+	uint64_t got;     /* bytes of this transfer */
+	int64_t start_ns; /* when its first bytes arrived (pq_mono_ns) */
 } dl_sink;
-
-static int64_t ns_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000000 + (t.tv_nsec - t0->tv_nsec);
-}
 
 /* --max-rate: libcurl's own limit averages over seconds and lets a short transfer on a fast
  * link through at full speed, so the writer paces itself: it sleeps (in slices, so that a
@@ -182,13 +175,11 @@ static bool dl_pace(dl_sink *d)
 {
 	for (;;) {
 		int64_t due = (int64_t)((double)d->got * 1e9 / (double)d->rate);
-		int64_t ahead = due - ns_since(&d->start);
+		int64_t ahead = due - (pq_mono_ns() - d->start_ns);
 		if (ahead <= 0)
 			return true;
-		if (ahead > 100000000)
-			ahead = 100000000;
-		struct timespec ts = {0, (long)ahead};
-		nanosleep(&ts, NULL);
+		int64_t ms = (ahead + 999999) / 1000000; /* at least 1 ms: no busy loop */
+		pq_sleep_ms(ms > 100 ? 100 : ms);
 		if (d->fn && d->fn(d->user, d->have) != 0)
 			return false;
 	}
@@ -215,7 +206,7 @@ static size_t dl_write(char *p, size_t sz, size_t nm, void *ud)
 	}
 	if (d->rate > 0) {
 		if (d->got == 0)
-			clock_gettime(CLOCK_MONOTONIC, &d->start);
+			d->start_ns = pq_mono_ns();
 		d->got += n;
 		if (!dl_pace(d)) {
 			d->aborted = true;

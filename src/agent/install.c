@@ -22,7 +22,8 @@
 #include "agent/agent_int.h"
 #include "core/fileio.h"
 #include "core/log.h"
-#include "crypto/hash.h"
+#include "core/text.h"
+#include "core/time.h"
 #include "pkg/swpg.h"
 
 /* What one image needs for installation (from the metadata and the record). */
@@ -34,6 +35,7 @@ typedef struct {
 	char path[PATH_MAX];
 	int64_t release_counter;
 	bool installed; /* before this run */
+	bool switched;  /* switched in this run and not rolled back (whatever the record says) */
 } inst_item;
 
 typedef struct {
@@ -67,15 +69,18 @@ static void set_error(inst_run *r, const char *ecu, const char *detail)
 static void progress_msg(ag_agent *a, const char *ecu_id, int pct)
 {
 	json_t *m = ag_campaign_msg(a, "ota_installation_progress", ecu_id);
-	if (m) {
-		json_object_set_new(m, "progress", json_integer(pct));
-		ag_status_msg(a, m);
+	if (m && ag_jset(m, "progress", json_integer(pct)) != PQ_OK) {
+		json_decref(m);
+		m = NULL;
 	}
+	ag_status_msg(a, m);
 }
 
-/* Records an ECU as switched to the item's image: its new base, the old one kept. */
-static void mark_installed(ag_agent *a, const inst_item *it)
+/* Records an ECU as switched to the item's image: its new base, the old one kept. A record
+ * that cannot say so fails the installation (the rollback knows from it->switched). */
+static int mark_installed(ag_agent *a, inst_item *it)
 {
+	it->switched = true;
 	pthread_mutex_lock(&a->lock);
 	ag_ecu_state *es = ag_state_ecu(&a->st, it->im->ecu_id);
 	if (es) {
@@ -88,11 +93,11 @@ static void mark_installed(ag_agent *a, const inst_item *it)
 		snprintf(es->cur.version, sizeof(es->cur.version), "%s", it->im->to_version);
 		es->cur.release_counter = it->release_counter;
 	}
-	json_t *rec = ag_rec_image(a, it->idx);
-	json_object_set_new(rec, "installed", json_true());
+	int rc = ag_jset(ag_rec_image(a, it->idx), "installed", json_true());
 	ag_save_locked(a);
 	pthread_mutex_unlock(&a->lock);
 	ag_write_status(a);
+	return rc;
 }
 
 typedef struct {
@@ -104,7 +109,7 @@ typedef struct {
 static void on_program(void *user, uint64_t done, uint64_t total)
 {
 	prog_ctx *p = user;
-	int64_t now = ag_mono_ms();
+	int64_t now = pq_mono_ms();
 	if (now - p->last_ms < 1000 || total == 0 || done >= total)
 		return;
 	p->last_ms = now;
@@ -142,7 +147,7 @@ static int program_one(zone_worker *w, const inst_item *it)
 	if (rc != PQ_OK)
 		return rc;
 	progress_msg(a, it->im->ecu_id, 0);
-	prog_ctx p = {a, it->im->ecu_id, ag_mono_ms()};
+	prog_ctx p = {a, it->im->ecu_id, pq_mono_ms()};
 	rc = tester_program(w->zc[w->zone], it->ecu->addr, &it->ti, on_program, &p);
 	if (rc == PQ_ERR_IO) /* a broken connection: the ECU stayed on its bank */
 		ag_zone_close(w->zc, w->zone);
@@ -160,20 +165,19 @@ static void *zone_main(void *arg)
 			continue;
 		if (atomic_load(&r->failed) || atomic_load(&a->stopping))
 			break;
-		int64_t t0 = ag_mono_ms();
-		int rc = program_one(w, it);
-		if (rc != PQ_OK) {
+		int64_t t0 = pq_mono_ms();
+		if (program_one(w, it) != PQ_OK || mark_installed(a, it) != PQ_OK) {
 			set_error(r, it->im->ecu_id, pq_err_detail());
 			break;
 		}
-		mark_installed(a, it);
+		int64_t ms = pq_mono_ms() - t0;
 		progress_msg(a, it->im->ecu_id, 100);
 		pq_log(PQ_LOG_INFO, AG_LOGC, "%s: %s installed (%llu bytes, %lld ms)",
 		       it->im->ecu_id, it->im->to_version, (unsigned long long)it->ti.len,
-		       (long long)(ag_mono_ms() - t0));
+		       (long long)ms);
 		ag_event("ecu_installed",
 		         json_pack("{s:s,s:s,s:I}", "ecu_id", it->im->ecu_id, "version",
-		                   it->im->to_version, "ms", (json_int_t)(ag_mono_ms() - t0)));
+		                   it->im->to_version, "ms", (json_int_t)ms));
 	}
 	for (int z = 1; z <= VM_ZONES_MAX; z++)
 		ag_zone_close(w->zc, z);
@@ -242,7 +246,8 @@ static int install_vmg(ag_agent *a, inst_item *it)
 	pthread_mutex_lock(&a->lock);
 	a->st.vmg_bank = target;
 	pthread_mutex_unlock(&a->lock);
-	mark_installed(a, it);
+	if ((rc = mark_installed(a, it)) != PQ_OK)
+		return rc;
 	progress_msg(a, "VMG", 100);
 	pq_log(PQ_LOG_INFO, AG_LOGC, "VMG: %s written to bank %c, now active", it->im->to_version,
 	       target);
@@ -251,51 +256,74 @@ static int install_vmg(ag_agent *a, inst_item *it)
 
 /* ---- rollback ------------------------------------------------------------------------------ */
 
-/* Rolls back every switched ECU of the campaign; returns how many could not be. */
+/* Whether it's ECU runs the campaign's image: switched in this run, or recorded so. */
+static bool is_switched(ag_agent *a, const inst_item *it)
+{
+	pthread_mutex_lock(&a->lock);
+	json_t *rec = ag_rec_image(a, it->idx);
+	bool switched = it->switched || (json_is_true(json_object_get(rec, "installed")) &&
+	                                 !json_is_true(json_object_get(rec, "rolled_back")));
+	pthread_mutex_unlock(&a->lock);
+	return switched;
+}
+
+/* Switches it's ECU back to its previous bank (the VMG's bank: mark_rolled_back). */
+static int rollback_one(ag_agent *a, doipc **zc, const inst_item *it)
+{
+	int rc = PQ_OK;
+	if (!it->ecu)
+		return PQ_OK;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rc = ag_zone_conn(a, zc, it->ecu->zone);
+		if (rc == PQ_OK)
+			rc = tester_rollback(zc[it->ecu->zone], it->ecu->addr);
+		if (rc == PQ_OK || (rc != PQ_ERR_IO && rc != PQ_ERR_TIMEOUT))
+			break;
+		ag_zone_close(zc, it->ecu->zone);
+	}
+	return rc;
+}
+
+/* Records it's ECU as back on its previous image. */
+static int mark_rolled_back(ag_agent *a, inst_item *it)
+{
+	it->switched = false;
+	pthread_mutex_lock(&a->lock);
+	if (!it->ecu)
+		a->st.vmg_bank = a->st.vmg_bank == 'A' ? 'B' : 'A';
+	ag_ecu_state *es = ag_state_ecu(&a->st, it->im->ecu_id);
+	if (es && es->prev.present) {
+		es->cur = es->prev;
+		memset(&es->prev, 0, sizeof(es->prev));
+	}
+	int rc =
+	    ag_jmerge(ag_rec_image(a, it->idx),
+	              json_pack("{s:b,s:b}", "rolled_back", 1, "installed", 0), "image record");
+	ag_save_locked(a);
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* Rolls back every switched ECU of the campaign, the last installed first; the ids of those
+ * rolled back go to done. Returns how many could not be. */
 static int rollback_all(ag_agent *a, inst_item *items, size_t n, json_t *done)
 {
 	doipc *zc[VM_ZONES_MAX + 1] = {NULL};
 	int failures = 0;
 	for (size_t k = n; k-- > 0;) {
 		inst_item *it = &items[k];
-		pthread_mutex_lock(&a->lock);
-		json_t *rec = ag_rec_image(a, it->idx);
-		bool switched = json_is_true(json_object_get(rec, "installed")) &&
-		                !json_is_true(json_object_get(rec, "rolled_back"));
-		pthread_mutex_unlock(&a->lock);
-		if (!switched)
+		if (!is_switched(a, it))
 			continue;
-		int rc = PQ_OK;
-		if (it->ecu) {
-			for (int attempt = 0; attempt < 2; attempt++) {
-				rc = ag_zone_conn(a, zc, it->ecu->zone);
-				if (rc == PQ_OK)
-					rc = tester_rollback(zc[it->ecu->zone], it->ecu->addr);
-				if (rc == PQ_OK || (rc != PQ_ERR_IO && rc != PQ_ERR_TIMEOUT))
-					break;
-				ag_zone_close(zc, it->ecu->zone);
-			}
-		}
-		if (rc != PQ_OK) {
+		if (rollback_one(a, zc, it) != PQ_OK) {
 			failures++;
 			pq_log(PQ_LOG_ERROR, AG_LOGC, "rollback of %s failed: %s", it->im->ecu_id,
 			       pq_err_detail());
 			continue;
 		}
-		pthread_mutex_lock(&a->lock);
-		if (!it->ecu)
-			a->st.vmg_bank = a->st.vmg_bank == 'A' ? 'B' : 'A';
-		ag_ecu_state *es = ag_state_ecu(&a->st, it->im->ecu_id);
-		if (es && es->prev.present) {
-			es->cur = es->prev;
-			memset(&es->prev, 0, sizeof(es->prev));
-		}
-		rec = ag_rec_image(a, it->idx);
-		json_object_set_new(rec, "rolled_back", json_true());
-		json_object_set_new(rec, "installed", json_false());
-		ag_save_locked(a);
-		pthread_mutex_unlock(&a->lock);
-		json_array_append_new(done, json_string(it->im->ecu_id));
+		if (mark_rolled_back(a, it) != PQ_OK ||
+		    ag_jappend(done, json_string(it->im->ecu_id)) != PQ_OK)
+			pq_log(PQ_LOG_ERROR, AG_LOGC, "%s: recording the rollback: %s",
+			       it->im->ecu_id, pq_err_detail());
 		pq_log(PQ_LOG_INFO, AG_LOGC, "%s rolled back to its previous bank", it->im->ecu_id);
 	}
 	for (int z = 1; z <= VM_ZONES_MAX; z++)
@@ -306,35 +334,38 @@ static int rollback_all(ag_agent *a, inst_item *items, size_t n, json_t *done)
 static void rollback(ag_agent *a, inst_item *items, size_t n, bool all, const char *ecu_id,
                      const char *code, const char *cause)
 {
-	json_t *done = json_array();
-	int failures = 0;
-	if (all) {
-		failures = rollback_all(a, items, n, done);
-	} else {
+	if (!all) {
 		ag_fail(a, "ota_error", AG_PH_FAILED, ecu_id, code,
 		        "%s (rollback_policy none: nothing rolled back)", cause);
-		json_decref(done);
 		return;
 	}
+	json_t *done = json_array();
+	int failures = rollback_all(a, items, n, done);
 	char text[AG_ERR_MAX];
 	snprintf(text, sizeof(text), "%s%s", cause,
 	         failures ? "; some ECUs could not be rolled back" : "");
 	json_t *m = ag_campaign_msg(a, "ota_rollback", ecu_id);
 	pthread_mutex_lock(&a->lock);
-	json_object_set_new(a->st.campaign, "error_code", json_string(code));
-	json_object_set_new(a->st.campaign, "error", json_string(text));
-	json_object_set(a->st.campaign, "rolled_back_ecus", done);
-	ag_rec_set_phase(a, AG_PH_ROLLED_BACK);
+	int rc = ag_jmerge(
+	    a->st.campaign,
+	    json_pack("{s:s,s:s,s:O}", "error_code", code, "error", text, "rolled_back_ecus", done),
+	    "campaign record");
+	if (rc == PQ_OK)
+		rc = ag_rec_set_phase(a, AG_PH_ROLLED_BACK);
 	ag_save_locked(a);
 	pthread_mutex_unlock(&a->lock);
+	if (rc != PQ_OK)
+		pq_log(PQ_LOG_ERROR, AG_LOGC, "recording the rollback: %s", pq_err_detail());
 	pq_log(PQ_LOG_ERROR, AG_LOGC, "installation failed (%s): %s; %zu ECUs rolled back", code,
 	       text, json_array_size(done));
-	if (m) {
-		json_object_set_new(m, "error_code", json_string(code));
-		json_object_set_new(m, "error", json_string(text));
-		json_object_set(m, "rolled_back", done);
-		ag_status_msg(a, m);
+	if (m && ag_jmerge(m,
+	                   json_pack("{s:s,s:s,s:O}", "error_code", code, "error", text,
+	                             "rolled_back", done),
+	                   "ota_rollback") != PQ_OK) {
+		json_decref(m);
+		m = NULL;
 	}
+	ag_status_msg(a, m);
 	json_decref(done);
 	ag_write_status(a);
 }
@@ -479,11 +510,108 @@ static bool readiness_ok(ag_agent *a, char *why, size_t why_len)
 	return ag_readiness(&a->vstate, &p, NULL, why, why_len);
 }
 
+/* ota_installation_start, once per campaign: the order of installation. */
+static int announce_start(ag_agent *a, const ag_meta *m)
+{
+	pthread_mutex_lock(&a->lock);
+	bool started = json_is_true(json_object_get(a->st.campaign, "install_started"));
+	pthread_mutex_unlock(&a->lock);
+	if (started)
+		return PQ_OK;
+	json_t *s = ag_campaign_msg(a, "ota_installation_start", NULL), *order = json_array();
+	for (size_t i = 0; order && i < m->n_images; i++)
+		if (ag_jappend(order, json_string(m->images[i].ecu_id)) != PQ_OK) {
+			json_decref(order);
+			order = NULL;
+		}
+	if (!s)
+		json_decref(order);
+	else if (ag_jset(s, "install_order", order) != PQ_OK) {
+		json_decref(s);
+		s = NULL;
+	}
+	ag_status_msg(a, s);
+	pthread_mutex_lock(&a->lock);
+	int rc = ag_jset(a->st.campaign, "install_started", json_true());
+	if (rc == PQ_OK)
+		ag_save_locked(a);
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* Moves the record on to phase. Only a restart reads it, and what it would repeat (the
+ * check, the skipped installations) is idempotent: a failure is logged, the run goes on. */
+static void record_phase(ag_agent *a, const char *phase)
+{
+	pthread_mutex_lock(&a->lock);
+	int rc = ag_rec_set_phase(a, phase);
+	if (rc == PQ_OK && !strcmp(phase, AG_PH_COMPLETED)) {
+		json_object_del(a->st.campaign, "error_code");
+		json_object_del(a->st.campaign, "error");
+	}
+	if (rc == PQ_OK)
+		ag_save_locked(a);
+	pthread_mutex_unlock(&a->lock);
+	if (rc != PQ_OK)
+		pq_log(PQ_LOG_ERROR, AG_LOGC, "recording the phase %s: %s", phase, pq_err_detail());
+	ag_write_status(a);
+}
+
+/* installing: readiness (unless an ECU was flashed already), ota_installation_start, the
+ * VMG's image (it runs the rest), then the zones in parallel. Returns whether to go on to
+ * the check: false when the campaign failed (rolled back) or the agent stops (the restart
+ * continues). */
+static bool install_phase(ag_agent *a, const ag_meta *m, inst_run *run)
+{
+	char why[AG_ERR_MAX];
+	if (!any_installed(a, m->n_images) && !readiness_ok(a, why, sizeof(why))) {
+		ag_fail(a, "ota_error", AG_PH_FAILED, NULL, "not_ready", "not ready to install: %s",
+		        why);
+		return false;
+	}
+	if (announce_start(a, m) != PQ_OK) {
+		ag_fail(a, "ota_error", AG_PH_FAILED, NULL, "internal", "%s", pq_err_detail());
+		return false;
+	}
+	for (size_t i = 0; i < m->n_images; i++)
+		if (!run->items[i].ecu && !run->items[i].installed &&
+		    install_vmg(a, &run->items[i]) != PQ_OK)
+			set_error(run, "VMG", pq_err_detail());
+	if (!atomic_load(&run->failed))
+		zones_install(a, run);
+	if (atomic_load(&run->failed)) {
+		rollback(a, run->items, m->n_images, m->rollback_all, run->failed_ecu,
+		         "install_failed", run->error);
+		ag_send_vci(a, NULL, NULL);
+		return false;
+	}
+	if (atomic_load(&a->stopping))
+		return false;
+	record_phase(a, AG_PH_CHECKING);
+	return true;
+}
+
+/* checking: the ECUs have rebooted into their new banks: what do they report? */
+static void check_phase(ag_agent *a, const ag_meta *m, inst_item *items)
+{
+	char why[AG_ERR_MAX], ecu[VM_ID_MAX + 1] = "";
+	if (check_versions(a, items, m->n_images, ecu, sizeof(ecu)) != PQ_OK) {
+		snprintf(why, sizeof(why), "%s", pq_err_detail());
+		rollback(a, items, m->n_images, m->rollback_all, ecu, "verification_failed", why);
+		ag_send_vci(a, NULL, NULL);
+		return;
+	}
+	ag_status_msg(a, ag_campaign_msg(a, "ota_installation_complete", NULL));
+	ag_status_msg(a, ag_campaign_msg(a, "ota_verification_complete", NULL));
+	record_phase(a, AG_PH_COMPLETED);
+	pq_log(PQ_LOG_INFO, AG_LOGC, "campaign installed and verified: %zu images", m->n_images);
+	ag_send_vci(a, NULL, NULL);
+}
+
 void ag_install(ag_agent *a, const ag_meta *m)
 {
 	inst_run run = {.a = a, .n = m->n_images};
 	inst_item *items = calloc(m->n_images, sizeof(*items));
-	char why[AG_ERR_MAX], ecu[VM_ID_MAX + 1] = "";
 	pthread_mutex_init(&run.err_lock, NULL);
 	if (!items || load_items(a, m, items) != PQ_OK) {
 		ag_fail(a, "ota_error", AG_PH_FAILED, NULL, "internal", "%s",
@@ -493,73 +621,9 @@ void ag_install(ag_agent *a, const ag_meta *m)
 	run.items = items;
 	pthread_mutex_lock(&a->lock);
 	bool checking = !strcmp(ag_rec_phase(a), AG_PH_CHECKING);
-	bool started = json_is_true(json_object_get(a->st.campaign, "install_started"));
 	pthread_mutex_unlock(&a->lock);
-
-	if (!checking) {
-		if (!any_installed(a, m->n_images) && !readiness_ok(a, why, sizeof(why))) {
-			ag_fail(a, "ota_error", AG_PH_FAILED, NULL, "not_ready",
-			        "not ready to install: %s", why);
-			goto out;
-		}
-		if (!started) {
-			json_t *s = ag_campaign_msg(a, "ota_installation_start", NULL);
-			json_t *order = json_array();
-			for (size_t i = 0; order && i < m->n_images; i++)
-				json_array_append_new(order, json_string(m->images[i].ecu_id));
-			if (s) {
-				json_object_set_new(s, "install_order",
-				                    order ? order : json_array());
-				ag_status_msg(a, s);
-			} else {
-				json_decref(order);
-			}
-			pthread_mutex_lock(&a->lock);
-			json_object_set_new(a->st.campaign, "install_started", json_true());
-			ag_save_locked(a);
-			pthread_mutex_unlock(&a->lock);
-		}
-		/* the VMG first: it runs the rest */
-		for (size_t i = 0; i < m->n_images; i++) {
-			if (items[i].ecu || items[i].installed)
-				continue;
-			if (install_vmg(a, &items[i]) != PQ_OK)
-				set_error(&run, "VMG", pq_err_detail());
-		}
-		if (!atomic_load(&run.failed))
-			zones_install(a, &run);
-		if (atomic_load(&a->stopping) && !atomic_load(&run.failed))
-			goto out; /* continue after the restart */
-		if (atomic_load(&run.failed)) {
-			rollback(a, items, m->n_images, m->rollback_all, run.failed_ecu,
-			         "install_failed", run.error);
-			ag_send_vci(a, NULL, NULL);
-			goto out;
-		}
-		pthread_mutex_lock(&a->lock);
-		ag_rec_set_phase(a, AG_PH_CHECKING);
-		ag_save_locked(a);
-		pthread_mutex_unlock(&a->lock);
-		ag_write_status(a);
-	}
-	/* the ECUs have rebooted into their new banks: what do they report? */
-	if (check_versions(a, items, m->n_images, ecu, sizeof(ecu)) != PQ_OK) {
-		snprintf(why, sizeof(why), "%s", pq_err_detail());
-		rollback(a, items, m->n_images, m->rollback_all, ecu, "verification_failed", why);
-		ag_send_vci(a, NULL, NULL);
-		goto out;
-	}
-	ag_status_msg(a, ag_campaign_msg(a, "ota_installation_complete", NULL));
-	ag_status_msg(a, ag_campaign_msg(a, "ota_verification_complete", NULL));
-	pthread_mutex_lock(&a->lock);
-	ag_rec_set_phase(a, AG_PH_COMPLETED);
-	json_object_del(a->st.campaign, "error_code");
-	json_object_del(a->st.campaign, "error");
-	ag_save_locked(a);
-	pthread_mutex_unlock(&a->lock);
-	pq_log(PQ_LOG_INFO, AG_LOGC, "campaign installed and verified: %zu images", m->n_images);
-	ag_send_vci(a, NULL, NULL);
-	ag_write_status(a);
+	if (checking || install_phase(a, m, &run))
+		check_phase(a, m, items);
 out:
 	pthread_mutex_destroy(&run.err_lock);
 	free(items);

@@ -5,220 +5,158 @@
 #include <string.h>
 
 #include "agent/agent_int.h"
+#include "core/jsonv.h"
+#include "core/text.h"
 #include "crypto/hash.h"
 
 #define ENC_SCHEME "aes-256-gcm-chunked+hybrid-wrap-v1"
+#define PATH_LEN   160
+#define SHA_HEX    64
 
-static int bad(const char *path, const char *what)
+/* Every refusal is "metadata: <path>: <problem>" (PQ_ERR_FORMAT); null members are absent. */
+static const pq_jv JV = {.err = PQ_ERR_FORMAT, .what = "metadata", .null_absent = true};
+
+/* The member's text (1..cap-1 bytes, no control character) into out[cap]; an absent
+ * optional member leaves out as it is. */
+static int get_str(const json_t *o, const char *key, const char *path, unsigned flags, char *out,
+                   size_t cap)
 {
-	return pq_err_set(PQ_ERR_FORMAT, "metadata %s: %s", path, what);
+	return pq_jv_str_copy(&JV, o, key, path, flags | PQ_JV_NO_CTRL, out, cap);
 }
 
-/* Copies a required string member of 1..max bytes (printable ASCII). */
-static int get_str(const json_t *o, const char *key, const char *path, char *out, size_t cap,
-                   bool required)
-{
-	json_t *v = json_object_get(o, key);
-	char p[160];
-	snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", key);
-	if (!v || json_is_null(v)) {
-		out[0] = '\0';
-		return required ? bad(p, "missing") : PQ_OK;
-	}
-	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-	if (!s)
-		return bad(p, "not a string");
-	size_t n = json_string_length(v);
-	if (n == 0 || n >= cap || strlen(s) != n)
-		return bad(p, "empty or too long");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return bad(p, "control character");
-	memcpy(out, s, n + 1);
-	return PQ_OK;
-}
-
+/* A length of 1..AG_LEN_MAX bytes (required). */
 static int get_len(const json_t *o, const char *key, const char *path, uint64_t *out)
 {
-	json_t *v = json_object_get(o, key);
-	char p[160];
-	snprintf(p, sizeof(p), "%s.%s", path, key);
-	if (!json_is_integer(v))
-		return bad(p, "not an integer");
-	json_int_t n = json_integer_value(v);
-	if (n <= 0 || (uint64_t)n > AG_LEN_MAX)
-		return bad(p, "out of range");
-	*out = (uint64_t)n;
-	return PQ_OK;
+	int64_t n = 0;
+	int rc = pq_jv_int(&JV, o, key, path, PQ_JV_REQUIRED, 1, (int64_t)AG_LEN_MAX, &n);
+	if (rc == PQ_OK)
+		*out = (uint64_t)n;
+	return rc;
 }
 
+/* A SHA-256 as 64 hex digits (required). */
 static int get_sha(const json_t *o, const char *key, const char *path, uint8_t out[32])
 {
-	char hex[80], p[160];
-	snprintf(p, sizeof(p), "%s.%s", path, key);
-	int rc = get_str(o, key, path, hex, sizeof(hex), true);
+	const char *hex = NULL;
+	size_t n = 0;
+	int rc = pq_jv_str(&JV, o, key, path, PQ_JV_REQUIRED | PQ_JV_NO_CTRL, SHA_HEX, &hex);
 	if (rc != PQ_OK)
 		return rc;
-	size_t n = 0;
-	if (strlen(hex) != 64 || pq_hex_decode(hex, out, 32, &n) != PQ_OK || n != 32)
-		return bad(p, "not 64 hex digits");
+	if (strlen(hex) != SHA_HEX || pq_hex_decode(hex, out, 32, &n) != PQ_OK || n != 32)
+		return pq_jv_fail(&JV, path, key, "not %d hex digits", SHA_HEX);
 	return PQ_OK;
 }
 
-static int b64val(char c)
+/* "<path>.<key>" into out[PATH_LEN]. */
+static const char *sub_path(char *out, const char *path, const char *key)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	snprintf(out, PATH_LEN, "%s%s%s", path, path[0] ? "." : "", key);
+	return out;
 }
 
-/* Strict standard base64 with padding. */
-static int b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *out_len)
+/* The encryption member of a package file: absent or null for a plaintext package. */
+static int parse_enc(const json_t *file, const char *path, const char *vin,
+                     const uint8_t pkg_sha[32], ag_enc *e)
 {
-	if (n == 0 || n % 4 != 0)
-		return -1;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			if (s[i + k] == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-			} else if (pad) {
-				return -1; /* data after padding */
-			} else if ((v[k] = b64val(s[i + k])) < 0) {
-				return -1;
-			}
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-		             (uint32_t)v[3];
-		size_t take = 3 - (size_t)pad;
-		if (o + take > cap)
-			return -1;
-		uint8_t b[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
-		memcpy(out + o, b, take);
-		o += take;
-	}
-	*out_len = o;
-	return 0;
-}
-
-static int parse_enc(const json_t *o, const char *path, const char *vin, const uint8_t pkg_sha[32],
-                     ag_enc *e)
-{
-	char p[160], scheme[64], b64[2 * PQ_WRAP_MAX];
+	char p[PATH_LEN], scheme[64], want[AG_AAD_MAX + 1], hex[SHA_HEX + 1];
+	const char *b64 = NULL;
+	json_t *o = NULL;
 	memset(e, 0, sizeof(*e));
-	snprintf(p, sizeof(p), "%s.encryption", path);
-	if (!o || json_is_null(o))
-		return PQ_OK;
-	if (!json_is_object(o))
-		return bad(p, "not an object or null");
-	int rc = get_str(o, "scheme", p, scheme, sizeof(scheme), true);
-	if (rc == PQ_OK && strcmp(scheme, ENC_SCHEME) != 0)
-		return bad(p, "unknown scheme (" ENC_SCHEME " expected)");
-	if (rc == PQ_OK)
-		rc = get_sha(o, "sha256", p, e->sha256);
-	if (rc == PQ_OK)
-		rc = get_len(o, "length", p, &e->length);
-	if (rc == PQ_OK)
-		rc = get_str(o, "aad", p, e->aad, sizeof(e->aad), true);
-	if (rc == PQ_OK)
-		rc = get_str(o, "wrapped_key", p, b64, sizeof(b64), true);
-	if (rc != PQ_OK)
+	int rc = pq_jv_obj(&JV, file, "encryption", path, 0, &o);
+	if (rc != PQ_OK || !o)
 		return rc;
-	char want[AG_AAD_MAX + 1], hex[65];
+	sub_path(p, path, "encryption");
+	if ((rc = get_str(o, "scheme", p, PQ_JV_REQUIRED, scheme, sizeof(scheme))) != PQ_OK)
+		return rc;
+	if (strcmp(scheme, ENC_SCHEME) != 0)
+		return pq_jv_fail(&JV, p, "scheme", "unknown (" ENC_SCHEME " expected)");
+	if ((rc = get_sha(o, "sha256", p, e->sha256)) != PQ_OK ||
+	    (rc = get_len(o, "length", p, &e->length)) != PQ_OK ||
+	    (rc = get_str(o, "aad", p, PQ_JV_REQUIRED, e->aad, sizeof(e->aad))) != PQ_OK ||
+	    (rc = pq_jv_str(&JV, o, "wrapped_key", p, PQ_JV_REQUIRED | PQ_JV_NO_CTRL,
+	                    2 * PQ_WRAP_MAX - 1, &b64)) != PQ_OK)
+		return rc;
 	pq_hex_encode(pkg_sha, 32, hex);
 	snprintf(want, sizeof(want), "%s|%s", vin, hex);
 	if (strcmp(e->aad, want) != 0)
-		return bad(p, "aad is not \"<this VIN>|<package sha256>\"");
-	if (b64_decode(b64, strlen(b64), e->wrapped, sizeof(e->wrapped), &e->wrapped_len) != 0)
-		return bad(p, "wrapped_key is not base64 of a wrapped key");
+		return pq_jv_fail(&JV, p, "aad", "not \"<this VIN>|<package sha256>\"");
+	if (pq_b64_decode(b64, strlen(b64), e->wrapped, sizeof(e->wrapped), &e->wrapped_len) !=
+	    PQ_OK)
+		return pq_jv_fail(&JV, p, "wrapped_key", "not base64 of a wrapped key");
 	e->present = true;
 	return PQ_OK;
 }
 
 static int parse_url(const json_t *o, const char *path, char *out)
 {
-	int rc = get_str(o, "url", path, out, AG_URL_MAX + 1, true);
+	int rc = get_str(o, "url", path, PQ_JV_REQUIRED, out, AG_URL_MAX + 1);
 	if (rc != PQ_OK)
 		return rc;
 	if (strncmp(out, "https://", 8) != 0)
-		return bad(path, "url is not https://");
+		return pq_jv_fail(&JV, path, "url", "not https://");
 	for (const char *c = out; *c; c++)
 		if (*c == ' ' || (unsigned char)*c > 0x7e)
-			return bad(path, "url has spaces or non-ASCII characters");
+			return pq_jv_fail(&JV, path, "url", "spaces or non-ASCII characters");
 	return PQ_OK;
 }
 
 static int parse_file(const json_t *o, const char *path, const char *vin, ag_file *f)
 {
-	int rc = get_str(o, "name", path, f->name, sizeof(f->name), true);
-	if (rc == PQ_OK && up_name_check(f->name) != PQ_OK)
-		rc = bad(path, "name is not a target file name");
-	if (rc == PQ_OK)
-		rc = parse_url(o, path, f->url);
-	if (rc == PQ_OK)
-		rc = get_len(o, "length", path, &f->length);
-	if (rc == PQ_OK)
-		rc = get_sha(o, "sha256", path, f->sha256);
-	if (rc == PQ_OK)
-		rc = parse_enc(json_object_get(o, "encryption"), path, vin, f->sha256, &f->enc);
-	return rc;
-}
-
-static int parse_image(const json_t *o, const char *path, const char *vin, ag_image *im)
-{
-	char kind[16];
-	if (!json_is_object(o))
-		return bad(path, "not an object");
-	int rc = get_str(o, "ecu_id", path, im->ecu_id, sizeof(im->ecu_id), true);
-	if (rc == PQ_OK && up_id_check(im->ecu_id) != PQ_OK)
-		rc = bad(path, "ecu_id is not an id");
-	if (rc == PQ_OK)
-		rc = get_str(o, "release_id", path, im->release_id, sizeof(im->release_id), false);
-	if (rc == PQ_OK)
-		rc = parse_file(o, path, vin, &im->file);
-	if (rc == PQ_OK)
-		rc = get_str(o, "package", path, kind, sizeof(kind), false);
-	if (rc == PQ_OK) {
-		if (!kind[0] || strcmp(kind, "full") == 0)
-			im->delta = false;
-		else if (strcmp(kind, "delta") == 0)
-			im->delta = true;
-		else
-			rc = bad(path, "package is neither \"delta\" nor \"full\"");
-	}
-	if (rc == PQ_OK)
-		rc = get_str(o, "from_version", path, im->from_version, sizeof(im->from_version),
-		             false);
-	if (rc == PQ_OK)
-		rc = get_str(o, "to_version", path, im->to_version, sizeof(im->to_version), true);
-	if (rc == PQ_OK)
-		rc = get_str(o, "software_type", path, im->software_type, sizeof(im->software_type),
-		             false);
-	if (rc == PQ_OK && !im->software_type[0])
-		snprintf(im->software_type, sizeof(im->software_type), "APP");
-	if (rc == PQ_OK)
-		rc = get_str(o, "hardware_id", path, im->hardware_id, sizeof(im->hardware_id),
-		             false);
+	int rc = get_str(o, "name", path, PQ_JV_REQUIRED, f->name, sizeof(f->name));
 	if (rc != PQ_OK)
 		return rc;
+	if (up_name_check(f->name) != PQ_OK)
+		return pq_jv_fail(&JV, path, "name", "not a target file name");
+	if ((rc = parse_url(o, path, f->url)) != PQ_OK ||
+	    (rc = get_len(o, "length", path, &f->length)) != PQ_OK ||
+	    (rc = get_sha(o, "sha256", path, f->sha256)) != PQ_OK)
+		return rc;
+	return parse_enc(o, path, vin, f->sha256, &f->enc);
+}
 
-	char p[160];
-	json_t *img = json_object_get(o, "image");
-	if (img && !json_is_null(img)) {
-		snprintf(p, sizeof(p), "%s.image", path);
-		if (!json_is_object(img))
-			return bad(p, "not an object");
+/* The members that say what is installed: ids, versions, kind of package. */
+static int parse_target(const json_t *o, const char *path, ag_image *im)
+{
+	char kind[16] = "";
+	int rc = get_str(o, "ecu_id", path, PQ_JV_REQUIRED, im->ecu_id, sizeof(im->ecu_id));
+	if (rc != PQ_OK)
+		return rc;
+	if (up_id_check(im->ecu_id) != PQ_OK)
+		return pq_jv_fail(&JV, path, "ecu_id", "not an id");
+	if ((rc = get_str(o, "release_id", path, 0, im->release_id, sizeof(im->release_id))) !=
+	        PQ_OK ||
+	    (rc = get_str(o, "package", path, 0, kind, sizeof(kind))) != PQ_OK)
+		return rc;
+	if (!kind[0] || strcmp(kind, "full") == 0)
+		im->delta = false;
+	else if (strcmp(kind, "delta") == 0)
+		im->delta = true;
+	else
+		return pq_jv_fail(&JV, path, "package", "neither \"delta\" nor \"full\"");
+	if ((rc = get_str(o, "from_version", path, 0, im->from_version,
+	                  sizeof(im->from_version))) != PQ_OK ||
+	    (rc = get_str(o, "to_version", path, PQ_JV_REQUIRED, im->to_version,
+	                  sizeof(im->to_version))) != PQ_OK ||
+	    (rc = get_str(o, "software_type", path, 0, im->software_type,
+	                  sizeof(im->software_type))) != PQ_OK ||
+	    (rc = get_str(o, "hardware_id", path, 0, im->hardware_id, sizeof(im->hardware_id))) !=
+	        PQ_OK)
+		return rc;
+	if (!im->software_type[0])
+		snprintf(im->software_type, sizeof(im->software_type), "APP");
+	return PQ_OK;
+}
+
+/* The optional objects: the decoded image, and for a delta its base and fallback. */
+static int parse_extras(const json_t *o, const char *path, const char *vin, ag_image *im)
+{
+	char p[PATH_LEN];
+	json_t *img = NULL, *base = NULL, *fb = NULL;
+	int rc = pq_jv_obj(&JV, o, "image", path, 0, &img);
+	if (rc != PQ_OK)
+		return rc;
+	if (img) {
+		sub_path(p, path, "image");
 		if ((rc = get_sha(img, "sha256", p, im->image_sha256)) != PQ_OK ||
 		    (rc = get_len(img, "length", p, &im->image_len)) != PQ_OK)
 			return rc;
@@ -226,63 +164,116 @@ static int parse_image(const json_t *o, const char *path, const char *vin, ag_im
 	}
 	if (!im->delta)
 		return PQ_OK;
-	json_t *base = json_object_get(o, "delta_base");
-	if (base && !json_is_null(base)) {
-		snprintf(p, sizeof(p), "%s.delta_base", path);
-		if (!json_is_object(base))
-			return bad(p, "not an object");
+	if ((rc = pq_jv_obj(&JV, o, "delta_base", path, 0, &base)) != PQ_OK)
+		return rc;
+	if (base) {
+		sub_path(p, path, "delta_base");
 		if ((rc = get_sha(base, "sha256", p, im->base_sha256)) != PQ_OK ||
-		    (rc = get_str(base, "version", p, im->base_version, sizeof(im->base_version),
-		                  false)) != PQ_OK)
+		    (rc = get_str(base, "version", p, 0, im->base_version,
+		                  sizeof(im->base_version))) != PQ_OK)
 			return rc;
 		im->has_base = true;
 	}
-	json_t *fb = json_object_get(o, "fallback");
-	if (fb && !json_is_null(fb)) {
-		snprintf(p, sizeof(p), "%s.fallback", path);
-		if (!json_is_object(fb))
-			return bad(p, "not an object");
+	if ((rc = pq_jv_obj(&JV, o, "fallback", path, 0, &fb)) != PQ_OK)
+		return rc;
+	if (fb) {
+		sub_path(p, path, "fallback");
 		if ((rc = parse_file(fb, p, vin, &im->fallback)) != PQ_OK)
 			return rc;
 		if (strcmp(im->fallback.name, im->file.name) == 0)
-			return bad(p, "names the delta itself");
+			return pq_jv_fail(&JV, p, NULL, "names the delta itself");
 		im->has_fallback = true;
 	}
 	return PQ_OK;
 }
 
+static int parse_image(const json_t *o, const char *path, const char *vin, ag_image *im)
+{
+	if (!json_is_object(o))
+		return pq_jv_fail(&JV, path, NULL, "not an object");
+	int rc = parse_target(o, path, im);
+	if (rc == PQ_OK)
+		rc = parse_file(o, path, vin, &im->file);
+	if (rc == PQ_OK)
+		rc = parse_extras(o, path, vin, im);
+	return rc;
+}
+
 static int parse_repo(const json_t *msg, const char *key, char *out)
 {
-	int rc = get_str(msg, key, "", out, AG_URL_MAX + 1, true);
+	int rc = get_str(msg, key, "", PQ_JV_REQUIRED, out, AG_URL_MAX + 1);
 	if (rc != PQ_OK)
 		return rc;
 	size_t n = strlen(out);
 	if (strncmp(out, "https://", 8) != 0 || out[n - 1] != '/')
-		return bad(key, "not an https:// URL ending in '/'");
+		return pq_jv_fail(&JV, "", key, "not an https:// URL ending in '/'");
 	for (const char *c = out; *c; c++)
 		if (*c == ' ' || *c == '?' || *c == '#' || (unsigned char)*c > 0x7e)
-			return bad(key, "not a plain URL");
+			return pq_jv_fail(&JV, "", key, "not a plain URL");
 	return PQ_OK;
 }
 
-static int apply_order(ag_meta *m, const json_t *order)
+static int parse_policy(const json_t *msg, bool *rollback_all)
 {
+	char policy[32] = "";
+	int rc = get_str(msg, "rollback_policy", "", 0, policy, sizeof(policy));
+	if (rc != PQ_OK)
+		return rc;
+	if (!policy[0] || strcmp(policy, "all_or_nothing") == 0)
+		*rollback_all = true;
+	else if (strcmp(policy, "none") == 0)
+		*rollback_all = false;
+	else
+		return pq_jv_fail(&JV, "", "rollback_policy", "neither all_or_nothing nor none");
+	return PQ_OK;
+}
+
+static int parse_images(const json_t *msg, const char *vin, ag_meta *out)
+{
+	json_t *imgs = pq_jv_get(&JV, msg, "images");
+	if (!json_is_array(imgs) || json_array_size(imgs) == 0)
+		return pq_jv_fail(&JV, "", "images", "not a non-empty array");
+	if (json_array_size(imgs) > AG_IMAGES_MAX)
+		return pq_jv_fail(&JV, "", "images", "more than %d", AG_IMAGES_MAX);
+	out->images = calloc(json_array_size(imgs), sizeof(ag_image));
+	if (!out->images)
+		return pq_err_set(PQ_ERR_NOMEM, "metadata images");
+	for (size_t i = 0; i < json_array_size(imgs); i++) {
+		char p[32];
+		snprintf(p, sizeof(p), "images[%zu]", i);
+		int rc = parse_image(json_array_get(imgs, i), p, vin, &out->images[i]);
+		if (rc != PQ_OK)
+			return rc;
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(out->images[k].ecu_id, out->images[i].ecu_id) == 0)
+				return pq_jv_fail(&JV, p, NULL, "a second image for the same ECU");
+		out->n_images = i + 1;
+	}
+	return PQ_OK;
+}
+
+/* install_order, when given, reorders: the ECUs it names first, in its order, then the
+ * others in the order of images. */
+static int apply_order(ag_meta *m, const json_t *msg)
+{
+	json_t *order = pq_jv_get(&JV, msg, "install_order");
+	if (!order)
+		return PQ_OK;
 	if (!json_is_array(order) || json_array_size(order) > AG_IMAGES_MAX)
-		return bad("install_order", "not an array of ECU ids");
+		return pq_jv_fail(&JV, "", "install_order", "not an array of ECU ids");
+	for (size_t k = 0; k < json_array_size(order); k++)
+		if (!json_is_string(json_array_get(order, k)))
+			return pq_jv_fail(&JV, "", "install_order", "not an array of ECU ids");
 	ag_image *sorted = calloc(m->n_images, sizeof(ag_image));
 	bool *used = calloc(m->n_images, sizeof(bool));
-	size_t pos = 0;
-	int rc = PQ_OK;
 	if (!sorted || !used) {
-		rc = pq_err_set(PQ_ERR_NOMEM, "install_order");
-		goto out;
+		free(sorted);
+		free(used);
+		return pq_err_set(PQ_ERR_NOMEM, "install_order");
 	}
+	size_t pos = 0;
 	for (size_t k = 0; k < json_array_size(order); k++) {
 		const char *id = json_string_value(json_array_get(order, k));
-		if (!id) {
-			rc = bad("install_order", "not an array of ECU ids");
-			goto out;
-		}
 		for (size_t i = 0; i < m->n_images; i++)
 			if (!used[i] && strcmp(m->images[i].ecu_id, id) == 0) {
 				sorted[pos++] = m->images[i];
@@ -293,69 +284,36 @@ static int apply_order(ag_meta *m, const json_t *order)
 		if (!used[i])
 			sorted[pos++] = m->images[i];
 	memcpy(m->images, sorted, m->n_images * sizeof(ag_image));
-out:
 	free(sorted);
 	free(used);
-	return rc;
+	return PQ_OK;
 }
 
 int ag_meta_parse(const json_t *msg, const char *vin, ag_meta *out)
 {
+	json_t *targets = NULL;
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(msg))
-		return bad("", "not an object");
-	int rc = get_str(msg, "campaign_id", "", out->campaign_id, sizeof(out->campaign_id), true);
+		return pq_err_set(JV.err, "metadata: not a JSON object");
+	int rc = get_str(msg, "campaign_id", "", PQ_JV_REQUIRED, out->campaign_id,
+	                 sizeof(out->campaign_id));
 	if (rc == PQ_OK)
 		rc = parse_repo(msg, "image_repository", out->image_repo);
 	if (rc == PQ_OK)
 		rc = parse_repo(msg, "director_repository", out->director_repo);
-	if (rc != PQ_OK)
+	if (rc == PQ_OK)
+		rc = pq_jv_obj(&JV, msg, "director_targets", "", PQ_JV_REQUIRED, &targets);
+	if (rc == PQ_OK)
+		rc = parse_policy(msg, &out->rollback_all);
+	if (rc == PQ_OK)
+		rc = parse_images(msg, vin, out);
+	if (rc == PQ_OK)
+		rc = apply_order(out, msg);
+	if (rc != PQ_OK) {
+		ag_meta_free(out);
 		return rc;
-	out->director_targets = json_object_get(msg, "director_targets");
-	if (!json_is_object(out->director_targets))
-		return bad("director_targets", "not an object");
-	char policy[32];
-	rc = get_str(msg, "rollback_policy", "", policy, sizeof(policy), false);
-	if (rc != PQ_OK)
-		return rc;
-	if (!policy[0] || strcmp(policy, "all_or_nothing") == 0)
-		out->rollback_all = true;
-	else if (strcmp(policy, "none") == 0)
-		out->rollback_all = false;
-	else
-		return bad("rollback_policy", "neither all_or_nothing nor none");
-
-	json_t *imgs = json_object_get(msg, "images");
-	if (!json_is_array(imgs) || json_array_size(imgs) == 0)
-		return bad("images", "not a non-empty array");
-	if (json_array_size(imgs) > AG_IMAGES_MAX)
-		return bad("images", "too many");
-	out->images = calloc(json_array_size(imgs), sizeof(ag_image));
-	if (!out->images)
-		return pq_err_set(PQ_ERR_NOMEM, "metadata images");
-	for (size_t i = 0; i < json_array_size(imgs); i++) {
-		char p[32];
-		snprintf(p, sizeof(p), "images[%zu]", i);
-		rc = parse_image(json_array_get(imgs, i), p, vin, &out->images[i]);
-		for (size_t k = 0; rc == PQ_OK && k < i; k++)
-			if (strcmp(out->images[k].ecu_id, out->images[i].ecu_id) == 0)
-				rc = bad(p, "a second image for the same ECU");
-		if (rc != PQ_OK) {
-			ag_meta_free(out);
-			return rc;
-		}
-		out->n_images = i + 1;
 	}
-	/* install_order, when given, reorders: the ECUs it names first, in its order, then
-	 * the others in the order of images */
-	json_t *order = json_object_get(msg, "install_order");
-	if (order && !json_is_null(order)) {
-		rc = apply_order(out, order);
-		if (rc != PQ_OK) {
-			ag_meta_free(out);
-			return rc;
-		}
-	}
+	out->director_targets = targets;
 	return PQ_OK;
 }
 
@@ -370,12 +328,11 @@ void ag_meta_free(ag_meta *m)
 
 /* ---- matching -------------------------------------------------------------------------- */
 
-static int hex32(const char *s, uint8_t out[32])
+/* Whether s is 64 hex digits, decoded into out. */
+static bool hex32(const char *s, uint8_t out[32])
 {
 	size_t n = 0;
-	if (!s || strlen(s) != 64 || pq_hex_decode(s, out, 32, &n) != PQ_OK || n != 32)
-		return -1;
-	return 0;
+	return s && strlen(s) == SHA_HEX && pq_hex_decode(s, out, 32, &n) == PQ_OK && n == 32;
 }
 
 static void copy_id(char *dst, size_t cap, const char *s)
@@ -405,7 +362,7 @@ int ag_image_target(const char *targets, size_t len, const char *name, up_image 
 	const char *sha =
 	    json_string_value(json_object_get(json_object_get(t, "hashes"), "sha256"));
 	const char *hw = json_string_value(json_object_get(custom, "hardware_id"));
-	if (!json_is_integer(len_v) || !json_is_integer(rcnt) || !hw || hex32(sha, out->sha256)) {
+	if (!json_is_integer(len_v) || !json_is_integer(rcnt) || !hw || !hex32(sha, out->sha256)) {
 		rc = pq_err_set(PQ_ERR_FORMAT, "image target %s is incomplete", name);
 		goto out;
 	}
@@ -493,33 +450,33 @@ json_t *ag_up_image_json(const up_image *im)
 	                 "software_type", im->software_type, "version", im->version);
 }
 
-static int copy_member(const json_t *o, const char *key, char *dst, size_t cap)
-{
-	json_t *v = json_object_get(o, key);
-	if (!json_is_string(v) || json_string_length(v) >= cap)
-		return pq_err_set(PQ_ERR_FORMAT, "verified target: %s", key);
-	memcpy(dst, json_string_value(v), json_string_length(v) + 1);
-	return PQ_OK;
-}
+/* The persisted form is ours (state.json), but a corrupt file must not overflow anything. */
+static const pq_jv JV_VERIFIED = {.err = PQ_ERR_FORMAT, .what = "verified target"};
 
 int ag_up_image_parse(const json_t *o, up_image *out)
 {
+	const pq_jv *c = &JV_VERIFIED;
+	const unsigned req = PQ_JV_REQUIRED, text = PQ_JV_REQUIRED | PQ_JV_EMPTY_OK;
+	const char *sha = NULL;
+	int rc;
 	memset(out, 0, sizeof(*out));
-	json_t *len = json_object_get(o, "length"), *rc_v = json_object_get(o, "release_counter");
-	if (!json_is_object(o) || !json_is_integer(len) || !json_is_integer(rc_v) ||
-	    hex32(json_string_value(json_object_get(o, "sha256")), out->sha256))
-		return pq_err_set(PQ_ERR_FORMAT, "verified target: malformed");
-	out->length = json_integer_value(len);
-	out->release_counter = json_integer_value(rc_v);
-	int rc = copy_member(o, "ecu_id", out->ecu_id, sizeof(out->ecu_id));
-	if (rc == PQ_OK)
-		rc = copy_member(o, "hardware_id", out->hardware_id, sizeof(out->hardware_id));
-	if (rc == PQ_OK)
-		rc = copy_member(o, "name", out->name, sizeof(out->name));
-	if (rc == PQ_OK)
-		rc =
-		    copy_member(o, "software_type", out->software_type, sizeof(out->software_type));
-	if (rc == PQ_OK)
-		rc = copy_member(o, "version", out->version, sizeof(out->version));
-	return rc;
+	if (!json_is_object(o))
+		return pq_jv_fail(c, "", NULL, "not an object");
+	if ((rc = pq_jv_int(c, o, "length", "", req, INT64_MIN, INT64_MAX, &out->length)) !=
+	        PQ_OK ||
+	    (rc = pq_jv_int(c, o, "release_counter", "", req, INT64_MIN, INT64_MAX,
+	                    &out->release_counter)) != PQ_OK ||
+	    (rc = pq_jv_str(c, o, "sha256", "", req, SHA_HEX, &sha)) != PQ_OK)
+		return rc;
+	if (!hex32(sha, out->sha256))
+		return pq_jv_fail(c, "", "sha256", "not %d hex digits", SHA_HEX);
+	if ((rc = pq_jv_str_copy(c, o, "ecu_id", "", text, out->ecu_id, sizeof(out->ecu_id))) !=
+	        PQ_OK ||
+	    (rc = pq_jv_str_copy(c, o, "hardware_id", "", text, out->hardware_id,
+	                         sizeof(out->hardware_id))) != PQ_OK ||
+	    (rc = pq_jv_str_copy(c, o, "name", "", text, out->name, sizeof(out->name))) != PQ_OK ||
+	    (rc = pq_jv_str_copy(c, o, "software_type", "", text, out->software_type,
+	                         sizeof(out->software_type))) != PQ_OK)
+		return rc;
+	return pq_jv_str_copy(c, o, "version", "", text, out->version, sizeof(out->version));
 }

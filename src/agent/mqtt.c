@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <mosquitto.h>
 #include <openssl/ssl.h>
@@ -17,6 +16,7 @@
 
 #include "agent/agent_int.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "tls/tls.h"
 
 #define KEEPALIVE_S 30
@@ -277,14 +277,13 @@ void ag_mq_group(ag_mq *q, char *out, size_t len)
  * disconnect. */
 static void drain(ag_mq *q, int ms)
 {
-	for (int t = 0; t < ms; t += 20) {
+	for (int64_t end = pq_mono_ms() + ms; pq_mono_ms() < end;) {
 		pthread_mutex_lock(&q->lock);
 		bool done = q->unacked <= 0 || !q->connected;
 		pthread_mutex_unlock(&q->lock);
 		if (done)
 			return;
-		struct timespec ts = {0, 20 * 1000000L};
-		nanosleep(&ts, NULL);
+		pq_sleep_ms(20);
 	}
 	pq_log(PQ_LOG_WARN, AG_LOGC, "MQTT: stopping with unacknowledged messages");
 }

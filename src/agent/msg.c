@@ -1,53 +1,43 @@
-/* msg.c: the agent's messages: envelopes, times, de-duplication, readiness checks and VCI
- * entries. Pure functions (no I/O), unit-tested in tests/unit/test_agent.c. */
+/* msg.c: the agent's messages: envelopes, checked JSON updates, de-duplication, readiness
+ * checks and VCI entries. Pure functions (no I/O), unit-tested in tests/unit/test_agent.c. */
 #include <string.h>
-#include <time.h>
 
 #include "agent/agent_int.h"
-#include "crypto/hash.h"
+#include "core/text.h"
+#include "core/time.h"
+#include "core/uuid.h"
 
-int64_t ag_now_ms(void)
+int ag_jset(json_t *o, const char *key, json_t *v)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (json_object_set_new(o, key, v) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "setting %s: out of memory", key);
+	return PQ_OK;
 }
 
-int64_t ag_mono_ms(void)
+int ag_jappend(json_t *arr, json_t *v)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (json_array_append_new(arr, v) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "appending to an array: out of memory");
+	return PQ_OK;
 }
 
-void ag_iso_time(int64_t ms, char out[32])
+int ag_jmerge(json_t *o, json_t *fields, const char *what)
 {
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	char buf[96];
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-	snprintf(out, 32, "%.31s", buf);
+	if (!fields || json_object_update_new(o, fields) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "updating the %s: out of memory", what);
+	return PQ_OK;
 }
 
 json_t *ag_msg_new(const char *vin, const char *msg_type, const char *correlation_id,
                    const char *campaign_id)
 {
-	char id[37], ts[32];
+	char id[PQ_UUID_LEN], ts[PQ_ISO_TIME_MS_LEN];
 	if (pq_uuid4(id) != PQ_OK)
 		return NULL;
-	ag_iso_time(ag_now_ms(), ts);
-	json_t *m = json_pack("{s:s,s:s,s:s,s:s}", "msg_type", msg_type, "message_id", id,
-	                      "timestamp", ts, "vin", vin);
-	if (!m)
-		return NULL;
-	if ((correlation_id &&
-	     json_object_set_new(m, "correlation_id", json_string(correlation_id))) ||
-	    (campaign_id && json_object_set_new(m, "campaign_id", json_string(campaign_id)))) {
-		json_decref(m);
-		return NULL;
-	}
+	pq_iso_time_ms(pq_real_ms(), ts);
+	json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s*,s:s*}", "msg_type", msg_type, "message_id", id,
+	                      "timestamp", ts, "vin", vin, "correlation_id", correlation_id,
+	                      "campaign_id", campaign_id);
 	return m;
 }
 
@@ -164,8 +154,10 @@ int ag_prereq_parse(const json_t *o, ag_prereq *out)
 	return rc;
 }
 
+/* One check: the first failing one's reason goes to first; arr (when not NULL) receives
+ * its entry, *oom is set when that fails. */
 static bool add_check(json_t *arr, const char *name, json_t *value, bool ok, const char *reason,
-                      char *first, size_t first_len)
+                      char *first, size_t first_len, bool *oom)
 {
 	if (!ok && first && first_len && !first[0])
 		snprintf(first, first_len, "%s", reason);
@@ -173,11 +165,10 @@ static bool add_check(json_t *arr, const char *name, json_t *value, bool ok, con
 		json_decref(value);
 		return ok;
 	}
-	json_t *c = json_pack("{s:s,s:o,s:b}", "name", name, "value", value, "ok", ok);
-	if (c && !ok)
-		json_object_set_new(c, "reason", json_string(reason));
-	if (c)
-		json_array_append_new(arr, c);
+	json_t *c = json_pack("{s:s,s:o,s:b,s:s*}", "name", name, "value", value, "ok", ok,
+	                      "reason", ok ? NULL : reason);
+	if (ag_jappend(arr, c) != PQ_OK)
+		*oom = true;
 	return ok;
 }
 
@@ -186,27 +177,33 @@ bool ag_readiness(const ag_vstate *v, const ag_prereq *p, json_t **checks, char 
 {
 	json_t *arr = checks ? json_array() : NULL;
 	char why[128];
-	bool all = true;
+	bool all = true, oom = checks && !arr;
 	if (reason && reason_len)
 		reason[0] = '\0';
 
 	bool ok = p->battery_min_pct < 0 || v->battery_pct >= p->battery_min_pct;
 	snprintf(why, sizeof(why), "battery %d %% is below the required %d %%", v->battery_pct,
 	         p->battery_min_pct);
-	all &= add_check(arr, "battery", json_integer(v->battery_pct), ok, why, reason, reason_len);
+	all &= add_check(arr, "battery", json_integer(v->battery_pct), ok, why, reason, reason_len,
+	                 &oom);
 	ok = p->parked != 1 || v->parked;
 	all &= add_check(arr, "parked", json_boolean(v->parked), ok, "the vehicle is not parked",
-	                 reason, reason_len);
+	                 reason, reason_len, &oom);
 	ok = p->ignition_off != 1 || v->ignition_off;
 	all &= add_check(arr, "ignition_off", json_boolean(v->ignition_off), ok,
-	                 "the ignition is on", reason, reason_len);
+	                 "the ignition is on", reason, reason_len, &oom);
 	ok = p->storage_min < 0 || v->storage_free >= (uint64_t)p->storage_min;
 	snprintf(why, sizeof(why), "%llu bytes free, %lld required",
 	         (unsigned long long)v->storage_free, (long long)p->storage_min);
 	all &= add_check(arr, "storage", json_integer((json_int_t)v->storage_free), ok, why, reason,
-	                 reason_len);
-	if (checks)
+	                 reason_len, &oom);
+	if (checks) {
+		if (oom) {
+			json_decref(arr);
+			arr = NULL;
+		}
 		*checks = arr;
+	}
 	return all;
 }
 
@@ -234,8 +231,10 @@ json_t *ag_vci_ecu(const vm_ecu *e, const tester_ecu_info *info)
 		return NULL;
 	for (int i = 0; i < VM_SW_N; i++) {
 		const char *v = info ? info->version[i] : e->version[i];
-		if (v[0])
-			json_object_set_new(sw, sw_names[i], json_string(v));
+		if (v[0] && ag_jset(sw, sw_names[i], json_string(v)) != PQ_OK) {
+			json_decref(sw);
+			return NULL;
+		}
 	}
 	char bank[2] = {info && info->bank ? info->bank : 'A', '\0'};
 	json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:{s:b,s:I}}", "ecu_id", e->ecu_id,
@@ -245,15 +244,19 @@ json_t *ag_vci_ecu(const vm_ecu *e, const tester_ecu_info *info)
 	                      (json_int_t)e->max_package_size);
 	if (!o)
 		return NULL;
+	json_t *more;
 	if (info) {
 		char hex[65];
 		pq_hex_encode(info->image_sha256, 32, hex);
-		json_object_set_new(o, "part_number", json_string(info->part_number));
-		json_object_set_new(o, "image_sha256", json_string(hex));
-		json_object_set_new(o, "image_length", json_integer((json_int_t)info->image_len));
-		json_object_set_new(o, "dtc_count", json_integer((json_int_t)info->dtc_count));
+		more = json_pack("{s:s,s:s,s:I,s:I}", "part_number", info->part_number,
+		                 "image_sha256", hex, "image_length", (json_int_t)info->image_len,
+		                 "dtc_count", (json_int_t)info->dtc_count);
 	} else {
-		json_object_set_new(o, "reachable", json_false());
+		more = json_pack("{s:b}", "reachable", 0);
+	}
+	if (ag_jmerge(o, more, "VCI entry") != PQ_OK) {
+		json_decref(o);
+		return NULL;
 	}
 	return o;
 }

@@ -1,6 +1,7 @@
-/* report.c: what the agent tells its operator: log records on stderr (levelled), the
- * JSON-lines log file (--log: every record and every event), and the status file
- * (--status-file: a JSON summary of the campaign, rewritten atomically after each phase). */
+/* report.c: what the agent reports besides its messages: the JSON-lines log file (--log:
+ * every event, and the log records the program's pq_log sink passes on) and the status file
+ * (--status-file: a JSON summary of the campaign, rewritten atomically after each phase).
+ * The agent never writes to stderr: its log records go through pq_log. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,19 +11,18 @@
 #include "agent/agent_int.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/time.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_file;
-static int stderr_level = PQ_LOG_INFO;
 
-static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
-
+/* Writes o (stolen) as one line of the log file, when one is open. */
 static void write_line(json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!s)
-		return;
+		return; /* out of memory: the log itself cannot say so */
 	pthread_mutex_lock(&log_lock);
 	if (log_file) {
 		fputs(s, log_file);
@@ -33,37 +33,39 @@ static void write_line(json_t *o)
 	free(s);
 }
 
-static void sink(pq_log_level level, const char *component, const char *msg, void *user)
+static bool log_open(void)
 {
-	char ts[32];
-	(void)user;
-	ag_iso_time(ag_now_ms(), ts);
-	if ((int)level >= stderr_level)
-		fprintf(stderr, "%s %-5s [%s] %s\n", ts, level_names[level], component, msg);
-	if (log_file)
-		write_line(json_pack("{s:s,s:s,s:s,s:s}", "ts", ts, "level", level_names[level],
-		                     "component", component, "msg", msg));
+	pthread_mutex_lock(&log_lock);
+	bool open = log_file != NULL;
+	pthread_mutex_unlock(&log_lock);
+	return open;
 }
 
-int ag_log_open(const char *path, int level)
+void ag_log_record(const char *level, const char *component, const char *msg)
 {
-	stderr_level = level;
-	if (path) {
-		FILE *f = fopen(path, "ae");
-		if (!f)
-			return pq_err_set(PQ_ERR_IO, "log file %s: %s", path, strerror(errno));
-		pthread_mutex_lock(&log_lock);
-		log_file = f;
-		pthread_mutex_unlock(&log_lock);
-	}
-	pq_log_set_sink(sink, NULL);
-	pq_log_set_level(path && level > PQ_LOG_INFO ? PQ_LOG_INFO : (pq_log_level)level);
+	char ts[PQ_ISO_TIME_MS_LEN];
+	if (!log_open())
+		return;
+	pq_iso_time_ms(pq_real_ms(), ts);
+	write_line(json_pack("{s:s,s:s,s:s,s:s}", "ts", ts, "level", level, "component", component,
+	                     "msg", msg));
+}
+
+int ag_log_open(const char *path)
+{
+	if (!path)
+		return PQ_OK;
+	FILE *f = fopen(path, "ae");
+	if (!f)
+		return pq_err_set(PQ_ERR_IO, "log file %s: %s", path, strerror(errno));
+	pthread_mutex_lock(&log_lock);
+	log_file = f;
+	pthread_mutex_unlock(&log_lock);
 	return PQ_OK;
 }
 
 void ag_log_close(void)
 {
-	pq_log_set_sink(NULL, NULL);
 	pthread_mutex_lock(&log_lock);
 	if (log_file)
 		fclose(log_file);
@@ -73,66 +75,91 @@ void ag_log_close(void)
 
 void ag_event(const char *event, json_t *fields)
 {
-	if (!log_file) {
+	char ts[PQ_ISO_TIME_MS_LEN];
+	if (!fields) {
+		pq_log(PQ_LOG_ERROR, AG_LOGC, "event %s dropped: out of memory", event);
+		return;
+	}
+	if (!log_open()) {
 		json_decref(fields);
 		return;
 	}
-	char ts[32];
-	ag_iso_time(ag_now_ms(), ts);
+	pq_iso_time_ms(pq_real_ms(), ts);
 	json_t *o = json_pack("{s:s,s:s}", "ts", ts, "event", event);
-	if (o && fields)
-		json_object_update(o, fields);
-	json_decref(fields);
-	if (o)
-		write_line(o);
+	if (ag_jmerge(o, fields, "event") != PQ_OK) {
+		json_decref(o);
+		pq_log(PQ_LOG_ERROR, AG_LOGC, "event %s dropped: out of memory", event);
+		return;
+	}
+	write_line(o);
 }
 
 /* ---- status file ----------------------------------------------------------------------- */
 
+/* Copies the members `from` of src that exist into dst, each as `to` (NULL: the same key). */
+static int copy_members(json_t *dst, const json_t *src, const char *const *from,
+                        const char *const *to, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_object_get(src, from[i]);
+		if (v && ag_jset(dst, to[i] ? to[i] : from[i], json_incref(v)) != PQ_OK)
+			return PQ_ERR_NOMEM;
+	}
+	return PQ_OK;
+}
+
+/* The status file's per-image entries. */
+static json_t *status_images(const json_t *c)
+{
+	static const char *const from[] = {"ecu_id", "package",  "to_version", "bytes",
+	                                   "total",  "verified", "installed",  "rolled_back"};
+	static const char *const to[] = {NULL, NULL, NULL, "bytes_downloaded",
+	                                 NULL, NULL, NULL, NULL};
+	json_t *imgs = json_array(), *im;
+	size_t i;
+	json_array_foreach(json_object_get(c, "images"), i, im)
+	{
+		json_t *x = json_object();
+		if (!imgs || !x || copy_members(x, im, from, to, 8) != PQ_OK ||
+		    ag_jappend(imgs, x) != PQ_OK) {
+			json_decref(x);
+			json_decref(imgs);
+			return NULL;
+		}
+	}
+	return imgs;
+}
+
+/* The status file's content (a->lock held); NULL when out of memory. */
 static json_t *status_json(ag_agent *a)
 {
+	static const char *const from[] = {"campaign_id", "phase", "verification",
+	                                   "error_code",  "error", "fallbacks"};
+	static const char *const to[] = {NULL, "state", NULL, NULL, NULL, NULL};
 	const json_t *c = a->st.campaign;
-	char mqtt_group[48], ts[32];
+	char mqtt_group[48], ts[PQ_ISO_TIME_MS_LEN];
 	if (a->mq)
 		ag_mq_group(a->mq, a->mqtt_group, sizeof(a->mqtt_group));
 	snprintf(mqtt_group, sizeof(mqtt_group), "%s", a->mqtt_group);
-	ag_iso_time(ag_now_ms(), ts);
+	pq_iso_time_ms(pq_real_ms(), ts);
 	json_t *o = json_pack("{s:s,s:s,s:I,s:{s:s,s:s}}", "vin", a->o->vin, "updated", ts,
 	                      "boot_seq", (json_int_t)a->st.boot_seq, "tls", "https_group",
 	                      a->https_group, "mqtt_group", mqtt_group);
 	if (!o)
 		return NULL;
 	if (!c) {
-		json_object_set_new(o, "state", json_string("idle"));
-		return o;
+		if (ag_jset(o, "state", json_string("idle")) == PQ_OK)
+			return o;
+		json_decref(o);
+		return NULL;
 	}
-	const char *keys[] = {"campaign_id", "phase", "verification",
-	                      "error_code",  "error", "fallbacks"};
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		json_t *v = json_object_get(c, keys[i]);
-		if (v)
-			json_object_set(o, i == 1 ? "state" : keys[i], v);
+	const char *phase = json_string_value(json_object_get(c, "phase"));
+	if (copy_members(o, c, from, to, 6) != PQ_OK ||
+	    ag_jset(o, "images", status_images(c)) != PQ_OK ||
+	    (ag_phase_final(phase) && ag_jset(o, "final", json_true()) != PQ_OK)) {
+		json_decref(o);
+		return NULL;
 	}
-	json_t *imgs = json_array(), *src = json_object_get(c, "images");
-	size_t i;
-	json_t *im;
-	json_array_foreach(src, i, im)
-	{
-		json_t *x = json_object();
-		const char *k[] = {"ecu_id", "package",  "to_version", "bytes",
-		                   "total",  "verified", "installed",  "rolled_back"};
-		for (size_t j = 0; x && j < sizeof(k) / sizeof(k[0]); j++) {
-			json_t *v = json_object_get(im, k[j]);
-			if (v)
-				json_object_set(x, j == 3 ? "bytes_downloaded" : k[j], v);
-		}
-		if (x)
-			json_array_append_new(imgs, x);
-	}
-	json_object_set_new(o, "images", imgs);
-	json_t *outc = json_object_get(c, "phase");
-	if (json_is_string(outc) && ag_phase_final(json_string_value(outc)))
-		json_object_set_new(o, "final", json_true());
 	return o;
 }
 
@@ -145,8 +172,10 @@ void ag_write_status(ag_agent *a)
 	pthread_mutex_unlock(&a->lock);
 	char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
-	if (!s)
+	if (!s) {
+		pq_log(PQ_LOG_WARN, AG_LOGC, "status file %s: out of memory", a->o->status_file);
 		return;
+	}
 	size_t n = strlen(s);
 	s[n] = '\n'; /* replace the NUL: the file ends in a newline */
 	/* the main thread and the worker both write it: one at a time (one temporary file) */

@@ -270,10 +270,14 @@ int ag_state_save(const ag_state *s)
 	                         s->campaign ? s->campaign : json_null());
 	if (!root)
 		return pq_err_set(PQ_ERR_NOMEM, "state");
-	for (size_t i = 0; i < s->n_ecus; i++)
-		json_object_set_new(ecus, s->ecus[i].ecu_id,
-		                    json_pack("{s:o,s:o}", "cur", installed_json(&s->ecus[i].cur),
-		                              "prev", installed_json(&s->ecus[i].prev)));
+	for (size_t i = 0; i < s->n_ecus; i++) {
+		json_t *e = json_pack("{s:o,s:o}", "cur", installed_json(&s->ecus[i].cur), "prev",
+		                      installed_json(&s->ecus[i].prev));
+		if (ag_jset(ecus, s->ecus[i].ecu_id, e) != PQ_OK) {
+			json_decref(root);
+			return pq_err_set(PQ_ERR_NOMEM, "state");
+		}
+	}
 	char *text = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	if (!text)

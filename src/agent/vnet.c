@@ -8,9 +8,10 @@
 
 #include "agent/agent_int.h"
 #include "core/log.h"
-#include "crypto/hash.h"
-#include "pkg/swpg.h"
+#include "core/text.h"
+#include "core/time.h"
 #include "vehicle/sim.h"
+#include "vehicle/uds.h"
 
 #define CONNECT_TIMEOUT_MS 3000
 #define READ_TIMEOUT_MS    3000
@@ -115,13 +116,12 @@ json_t *ag_collect_vci(ag_agent *a, doipc **zc)
 	              "APP", vmg && vmg->cur.version[0] ? vmg->cur.version : m->vmg_version,
 	              "capabilities", "delta", 1, "max_package_size", (json_int_t)VMG_MAX_PACKAGE);
 	pthread_mutex_unlock(&a->lock);
-	if (v)
-		json_array_append_new(ecus, v);
+	if (ag_jappend(ecus, v) != PQ_OK)
+		goto done;
 	unsigned dtcs = 0;
 	for (size_t i = 0; i < m->n_ecus; i++) {
-		json_t *e = ag_vci_ecu(&m->ecus[i], ok[i] ? &info[i] : NULL);
-		if (e)
-			json_array_append_new(ecus, e);
+		if (ag_jappend(ecus, ag_vci_ecu(&m->ecus[i], ok[i] ? &info[i] : NULL)) != PQ_OK)
+			goto done;
 		if (ok[i])
 			dtcs += info[i].dtc_count;
 	}
@@ -136,42 +136,6 @@ done:
 }
 
 /* ---- diagnostics ----------------------------------------------------------------------- */
-
-static const struct {
-	uint8_t nrc;
-	const char *name;
-} nrc_names[] = {
-    {0x10, "generalReject"},
-    {0x11, "serviceNotSupported"},
-    {0x12, "subFunctionNotSupported"},
-    {0x13, "incorrectMessageLengthOrInvalidFormat"},
-    {0x14, "responseTooLong"},
-    {0x21, "busyRepeatRequest"},
-    {0x22, "conditionsNotCorrect"},
-    {0x24, "requestSequenceError"},
-    {0x25, "noResponseFromSubnetComponent"},
-    {0x26, "failurePreventsExecutionOfRequestedAction"},
-    {0x31, "requestOutOfRange"},
-    {0x33, "securityAccessDenied"},
-    {0x35, "invalidKey"},
-    {0x36, "exceedNumberOfAttempts"},
-    {0x37, "requiredTimeDelayNotExpired"},
-    {0x70, "uploadDownloadNotAccepted"},
-    {0x71, "transferDataSuspended"},
-    {0x72, "generalProgrammingFailure"},
-    {0x73, "wrongBlockSequenceCounter"},
-    {0x78, "requestCorrectlyReceivedResponsePending"},
-    {0x7E, "subFunctionNotSupportedInActiveSession"},
-    {0x7F, "serviceNotSupportedInActiveSession"},
-};
-
-const char *ag_nrc_name(uint8_t nrc)
-{
-	for (size_t i = 0; i < sizeof(nrc_names) / sizeof(nrc_names[0]); i++)
-		if (nrc_names[i].nrc == nrc)
-			return nrc_names[i].name;
-	return "unknownNrc";
-}
 
 /* The VMG's own UDS server: 0x3E tester present, 0x22 with F190 (VIN), F189 (software
  * version), F191 (hardware number); anything else is a negative response. */
@@ -245,103 +209,123 @@ static int diag_target(const vm_model *m, const char *ecu_id, int *zone, uint16_
 	return pq_err_set(PQ_ERR_NOTFOUND, "this vehicle has no ECU %s", ecu_id);
 }
 
-json_t *ag_diag(ag_agent *a, doipc **zc, const json_t *req, const ag_env *env)
+int ag_diag_answer(json_t *r, const uint8_t *resp, size_t len, const char **status)
 {
-	int64_t t0 = ag_mono_ms();
-	const char *request_id = ag_jstr(req, "request_id", AG_ID_MAX);
-	const char *ecu_id = ag_jstr(req, "ecu_id", VM_ID_MAX);
-	const char *hex = ag_jstr(req, "request", 2 * UDS_MAX);
+	if (len == 0)
+		return pq_err_set(PQ_ERR_FORMAT, "empty UDS response");
+	char *hex = malloc(2 * len + 1);
+	if (!hex)
+		return pq_err_set(PQ_ERR_NOMEM, "out of memory");
+	pq_hex_encode_upper(resp, len, hex);
+	bool negative = resp[0] == 0x7F && len >= 3;
+	json_t *f = negative ? json_pack("{s:s,s:i,s:s}", "response", hex, "nrc", (int)resp[2],
+	                                 "nrc_name", uds_nrc_name(resp[2]))
+	                     : json_pack("{s:s}", "response", hex);
+	free(hex);
+	int rc = ag_jmerge(r, f, "diag_response");
+	if (rc == PQ_OK)
+		*status = negative ? "negative" : "positive";
+	return rc;
+}
+
+/* A diag_request's members, checked. */
+typedef struct {
+	const char *request_id, *ecu_id, *hex; /* NULL when missing or malformed */
+	uint8_t q[UDS_MAX];
+	size_t qlen;
+	int timeout_ms;
+} diag_req;
+
+static int diag_parse(const json_t *req, diag_req *d, char *err, size_t err_len)
+{
 	json_t *to = json_object_get(req, "timeout_ms");
-	json_t *r = ag_msg_new(a->o->vin, "diag_response", env->message_id, NULL);
-	uint8_t q[UDS_MAX], *resp = NULL;
-	size_t qlen = 0, rlen = 0;
+	d->request_id = ag_jstr(req, "request_id", AG_ID_MAX);
+	d->ecu_id = ag_jstr(req, "ecu_id", VM_ID_MAX);
+	d->hex = ag_jstr(req, "request", 2 * UDS_MAX);
+	d->timeout_ms = 5000;
+	if (!d->request_id || !d->ecu_id || !d->hex) {
+		snprintf(err, err_len, "request_id, ecu_id and request must be strings");
+		return PQ_ERR_FORMAT;
+	}
+	size_t hl = strlen(d->hex);
+	if (hl < 2 || hl % 2 || pq_hex_decode(d->hex, d->q, sizeof(d->q), &d->qlen) != PQ_OK) {
+		snprintf(err, err_len, "request is not 1..%d bytes of hex", UDS_MAX);
+		return PQ_ERR_FORMAT;
+	}
+	if (!to || json_is_null(to))
+		return PQ_OK;
+	if (!json_is_integer(to) || json_integer_value(to) < 1 ||
+	    json_integer_value(to) > DIAG_TIMEOUT_MAX) {
+		snprintf(err, err_len, "timeout_ms is not 1..%d", DIAG_TIMEOUT_MAX);
+		return PQ_ERR_FORMAT;
+	}
+	d->timeout_ms = (int)json_integer_value(to);
+	return PQ_OK;
+}
+
+/* Sends the request to its ECU over its zone's connection (reconnected once when it broke),
+ * or answers it for the VMG. *status becomes "timeout" when no answer came in time. */
+static int diag_send(ag_agent *a, doipc **zc, const diag_req *d, uint8_t *resp, size_t *rlen,
+                     const char **status)
+{
 	int zone = 0;
 	uint16_t addr = 0;
+	int rc = diag_target(&a->model, d->ecu_id, &zone, &addr);
+	if (rc != PQ_OK)
+		return rc;
+	if (zone == 0) {
+		*rlen = vmg_uds(a, d->q, d->qlen, resp);
+		return PQ_OK;
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rc = ag_zone_conn(a, zc, zone);
+		if (rc == PQ_OK)
+			rc = doipc_uds(zc[zone], addr, d->q, d->qlen, resp, UDS_RESP_MAX, rlen,
+			               d->timeout_ms);
+		if (rc != PQ_ERR_IO)
+			break;
+		ag_zone_close(zc, zone); /* the connection broke: once more */
+	}
+	if (rc == PQ_ERR_TIMEOUT) {
+		*status = "timeout";
+		ag_zone_close(zc, zone); /* a late answer must not confuse the next request */
+	}
+	return rc;
+}
+
+json_t *ag_diag(ag_agent *a, doipc **zc, const json_t *req, const ag_env *env)
+{
+	int64_t t0 = pq_mono_ms();
+	diag_req *d = calloc(1, sizeof(*d));
+	uint8_t *resp = malloc(UDS_RESP_MAX);
+	json_t *r = ag_msg_new(a->o->vin, "diag_response", env->message_id, NULL);
 	char err[AG_ERR_MAX] = "";
 	const char *status = "error";
-	int timeout = 5000;
-	if (!r)
-		return NULL;
-	json_object_set_new(r, "request_id", json_string(request_id ? request_id : ""));
-	json_object_set_new(r, "ecu_id", json_string(ecu_id ? ecu_id : ""));
-	if (!request_id || !ecu_id || !hex) {
-		snprintf(err, sizeof(err), "request_id, ecu_id and request must be strings");
-		goto out;
-	}
-	size_t hl = strlen(hex);
-	if (hl < 2 || hl % 2 || pq_hex_decode(hex, q, sizeof(q), &qlen) != PQ_OK) {
-		snprintf(err, sizeof(err), "request is not 1..%d bytes of hex", UDS_MAX);
-		goto out;
-	}
-	if (to && !json_is_null(to)) {
-		if (!json_is_integer(to) || json_integer_value(to) < 1 ||
-		    json_integer_value(to) > DIAG_TIMEOUT_MAX) {
-			snprintf(err, sizeof(err), "timeout_ms is not 1..%d", DIAG_TIMEOUT_MAX);
-			goto out;
-		}
-		timeout = (int)json_integer_value(to);
-	}
-	if (diag_target(&a->model, ecu_id, &zone, &addr) != PQ_OK) {
+	size_t rlen = 0;
+	if (!d || !resp || !r)
+		goto oom;
+	bool parsed = diag_parse(req, d, err, sizeof(err)) == PQ_OK;
+	if (ag_jmerge(r,
+	              json_pack("{s:s,s:s}", "request_id", d->request_id ? d->request_id : "",
+	                        "ecu_id", d->ecu_id ? d->ecu_id : ""),
+	              "diag_response") != PQ_OK)
+		goto oom;
+	if (parsed && (diag_send(a, zc, d, resp, &rlen, &status) != PQ_OK ||
+	               ag_diag_answer(r, resp, rlen, &status) != PQ_OK))
 		snprintf(err, sizeof(err), "%s", pq_err_detail());
-		goto out;
-	}
-	resp = malloc(UDS_RESP_MAX);
-	if (!resp) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto out;
-	}
-	if (zone == 0) {
-		rlen = vmg_uds(a, q, qlen, resp);
-	} else {
-		int rc = PQ_OK;
-		for (int attempt = 0; attempt < 2; attempt++) {
-			rc = ag_zone_conn(a, zc, zone);
-			if (rc == PQ_OK)
-				rc = doipc_uds(zc[zone], addr, q, qlen, resp, UDS_RESP_MAX, &rlen,
-				               timeout);
-			if (rc == PQ_OK || rc != PQ_ERR_IO)
-				break;
-			ag_zone_close(zc, zone); /* the connection broke: once more */
-		}
-		if (rc != PQ_OK) {
-			snprintf(err, sizeof(err), "%s", pq_err_detail());
-			if (rc == PQ_ERR_TIMEOUT) {
-				status = "timeout";
-				ag_zone_close(zc,
-				              zone); /* a late answer must not confuse the next */
-			}
-			goto out;
-		}
-	}
-	if (rlen == 0) {
-		snprintf(err, sizeof(err), "empty UDS response");
-		goto out;
-	}
-	char *rhex = malloc(2 * rlen + 1);
-	if (!rhex) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto out;
-	}
-	pq_hex_encode(resp, rlen, rhex);
-	for (char *c = rhex; *c; c++)
-		if (*c >= 'a' && *c <= 'f')
-			*c = (char)(*c - 'a' + 'A');
-	json_object_set_new(r, "response", json_string(rhex));
-	free(rhex);
-	if (resp[0] == 0x7F && rlen >= 3) {
-		status = "negative";
-		json_object_set_new(r, "nrc", json_integer(resp[2]));
-		json_object_set_new(r, "nrc_name", json_string(ag_nrc_name(resp[2])));
-	} else {
-		status = "positive";
-	}
+	if (ag_jmerge(r,
+	              json_pack("{s:s,s:s*,s:I}", "status", status, "error", err[0] ? err : NULL,
+	                        "elapsed_ms", (json_int_t)(pq_mono_ms() - t0)),
+	              "diag_response") != PQ_OK)
+		goto oom;
+	pq_log(PQ_LOG_INFO, AG_LOGC, "diag %s %s %s: %s%s%s", d->request_id ? d->request_id : "?",
+	       d->ecu_id ? d->ecu_id : "?", d->hex ? d->hex : "?", status, err[0] ? ": " : "", err);
+	goto out;
+oom: /* ag_publish logs the message that could not be built */
+	json_decref(r);
+	r = NULL;
 out:
 	free(resp);
-	json_object_set_new(r, "status", json_string(status));
-	if (err[0])
-		json_object_set_new(r, "error", json_string(err));
-	json_object_set_new(r, "elapsed_ms", json_integer(ag_mono_ms() - t0));
-	pq_log(PQ_LOG_INFO, AG_LOGC, "diag %s %s %s: %s%s%s", request_id ? request_id : "?",
-	       ecu_id ? ecu_id : "?", hex ? hex : "?", status, err[0] ? ": " : "", err);
+	free(d);
 	return r;
 }

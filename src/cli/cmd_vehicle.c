@@ -1,4 +1,6 @@
-/* cmd_vehicle.c: `pqota vehicle`, the VMG agent of one simulated vehicle (src/agent). */
+/* cmd_vehicle.c: `pqota vehicle`, the VMG agent of one simulated vehicle (src/agent). The
+ * agent library never prints: this command owns the terminal (the driver's consent prompt
+ * on stdout, answered on stdin) and the format of the log records on stderr. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,7 +14,10 @@
 #include "cli/cli.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "vehicle/model.h"
+
+#define PROMPT_TARGETS 20 /* targets listed at the prompt */
 
 static void usage(FILE *f)
 {
@@ -69,6 +74,95 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	ag_request_stop();
+}
+
+/* ---- the driver: --consent interactive -------------------------------------------------- */
+
+typedef struct {
+	char line[256]; /* the answer typed so far */
+	size_t line_len;
+	bool eof; /* no more input: every question is answered "postpone" */
+} driver;
+
+static void show_offer(const ag_offer *o)
+{
+	printf("\npqota vehicle %s: campaign %s%s%s%s, targets:", o->vin, o->campaign_id,
+	       o->name ? " (" : "", o->name ? o->name : "", o->name ? ")" : "");
+	for (size_t i = 0; i < o->n_targets; i++) {
+		const ag_offer_target *t = &o->targets[i];
+		if (i >= PROMPT_TARGETS) {
+			printf(" ... (%zu in all)", o->n_targets);
+			break;
+		}
+		printf(" %s %s -> %s", t->ecu_id ? t->ecu_id : "?",
+		       t->from_version ? t->from_version : "?",
+		       t->to_version ? t->to_version : "?");
+	}
+	printf("\naccept campaign %s? [y/n/p] ", o->campaign_id);
+	fflush(stdout);
+}
+
+static ag_answer no_input(driver *d)
+{
+	d->eof = true;
+	pq_log(PQ_LOG_WARN, "vehicle", "no terminal input: postponing");
+	return AG_ANSWER_POSTPONE;
+}
+
+/* ag_consent_fn: the offer on stdout, the answer (a line starting with y, n or p) on stdin;
+ * any other line shows the question again. */
+static ag_answer ask_driver(void *user, const ag_offer *o, bool input)
+{
+	driver *d = user;
+	char buf[128];
+	if (!input) {
+		show_offer(o);
+		return d->eof ? AG_ANSWER_POSTPONE : AG_ANSWER_PENDING;
+	}
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return AG_ANSWER_PENDING;
+	if (n <= 0)
+		return no_input(d);
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			if (d->line_len < sizeof(d->line) - 1)
+				d->line[d->line_len++] = buf[i];
+			continue;
+		}
+		char c = d->line_len ? d->line[0] : '\0';
+		d->line_len = 0;
+		if (c == 'y' || c == 'Y')
+			return AG_ANSWER_ACCEPT;
+		if (c == 'n' || c == 'N')
+			return AG_ANSWER_DECLINE;
+		if (c == 'p' || c == 'P')
+			return AG_ANSWER_POSTPONE;
+		show_offer(o);
+	}
+	return AG_ANSWER_PENDING;
+}
+
+/* ---- log records ------------------------------------------------------------------------ */
+
+typedef struct {
+	pq_log_level stderr_level;
+} log_ctx;
+
+/* With --log: every record (info and above) goes to the agent's log file, those at
+ * --log-level to stderr, in pq_log's own format. */
+static void log_sink(pq_log_level level, const char *component, const char *msg, void *user)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	const log_ctx *c = user;
+	char ts[PQ_ISO_TIME_MS_LEN];
+	if ((unsigned)level > PQ_LOG_ERROR)
+		return;
+	if (level >= c->stderr_level) {
+		pq_iso_time_ms(pq_real_ms(), ts);
+		fprintf(stderr, "%s %-5s [%s] %s\n", ts, names[level], component, msg);
+	}
+	ag_log_record(names[level], component, msg);
 }
 
 static int parse_consent(const char *s, ag_opts *o)
@@ -196,14 +290,17 @@ int cmd_vehicle(int argc, char **argv)
 	    {"max-rate", required_argument, NULL, O_MAX_RATE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
+	driver drv = {.eof = false};
 	ag_opts o = {.battery_pct = -1,
 	             .parked = -1,
 	             .ignition_off = -1,
 	             .storage_free = -1,
-	             .log_level = PQ_LOG_INFO};
+	             .consent_fn = ask_driver,
+	             .consent_user = &drv,
+	             .consent_fd = STDIN_FILENO};
+	log_ctx lc = {.stderr_level = PQ_LOG_INFO};
 	int c;
 	long v;
-	pq_log_level lvl;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -282,9 +379,8 @@ int cmd_vehicle(int argc, char **argv)
 			o.log_path = optarg;
 			break;
 		case O_LOG_LEVEL:
-			if (pq_log_level_parse(optarg, &lvl) != PQ_OK)
+			if (pq_log_level_parse(optarg, &lc.stderr_level) != PQ_OK)
 				return cli_usage_error("vehicle", "%s", pq_err_detail());
-			o.log_level = (int)lvl;
 			break;
 		case O_STATUS:
 			o.status_file = optarg;
@@ -311,8 +407,17 @@ int cmd_vehicle(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* without --log, pq_log's stderr default at --log-level; with it, the file wants every
+	 * record from info up whatever stderr shows */
+	if (o.log_path) {
+		pq_log_set_sink(log_sink, &lc);
+		pq_log_set_level(lc.stderr_level > PQ_LOG_INFO ? PQ_LOG_INFO : lc.stderr_level);
+	} else {
+		pq_log_set_level(lc.stderr_level);
+	}
 	ag_outcome out = AG_OUT_NONE;
 	int rc = ag_run(&o, &out);
+	pq_log_set_sink(NULL, NULL);
 	if (rc != PQ_OK)
 		return cli_error(rc, "vehicle %s", o.vin);
 	if (o.once && out != AG_OUT_NONE)

@@ -14,8 +14,11 @@
 
 #include "agent/agent_int.h"
 #include "core/fileio.h"
+#include "core/text.h"
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "testutil.h"
+#include "vehicle/uds.h"
 
 #define VIN  "WVWTEST0000000001"
 #define SHA1 "1111111111111111111111111111111111111111111111111111111111111111"
@@ -102,13 +105,43 @@ static void test_msg_new_and_time(void **state)
 	/* the envelope of our own messages passes our own check */
 	ag_env e;
 	assert_ok(ag_msg_check(m, VIN, false, &e));
+	/* the timestamp: "YYYY-MM-DDTHH:MM:SS.mmmZ", UTC, now */
+	const char *ts = json_string_value(json_object_get(m, "timestamp"));
+	assert_non_null(ts);
+	assert_int_equal(strlen(ts), PQ_ISO_TIME_MS_LEN - 1);
+	assert_int_equal(ts[10], 'T');
+	assert_int_equal(ts[19], '.');
+	assert_int_equal(ts[23], 'Z');
+	char now[PQ_ISO_TIME_MS_LEN];
+	pq_iso_time_ms(pq_real_ms(), now);
+	assert_memory_equal(ts, now, 10); /* the same day (unless run at midnight) */
 	json_decref(m);
 	json_decref(m2);
-	char ts[32];
-	ag_iso_time(1700000000123LL, ts);
-	assert_string_equal(ts, "2023-11-14T22:13:20.123Z");
-	ag_iso_time(0, ts);
-	assert_string_equal(ts, "1970-01-01T00:00:00.000Z");
+}
+
+/* The checked JSON updates: a NULL value (a constructor that failed) is an error, and what
+ * they were given is theirs either way. */
+static void test_json_updates(void **state)
+{
+	(void)state;
+	json_t *o = json_object(), *arr = json_array();
+	assert_ok(ag_jset(o, "k", json_string("v")));
+	assert_string_equal(json_string_value(json_object_get(o, "k")), "v");
+	assert_rc(ag_jset(o, "k", NULL), PQ_ERR_NOMEM);
+	assert_non_null(strstr(pq_err_detail(), "k"));
+	assert_rc(ag_jset(NULL, "k", json_string("stolen")), PQ_ERR_NOMEM);
+	assert_ok(ag_jappend(arr, json_integer(1)));
+	assert_rc(ag_jappend(arr, NULL), PQ_ERR_NOMEM);
+	assert_rc(ag_jappend(o, json_integer(2)), PQ_ERR_NOMEM);
+	assert_int_equal(json_array_size(arr), 1);
+	assert_ok(ag_jmerge(o, json_pack("{s:i,s:s}", "a", 1, "k", "w"), "test"));
+	assert_int_equal(json_integer_value(json_object_get(o, "a")), 1);
+	assert_string_equal(json_string_value(json_object_get(o, "k")), "w");
+	assert_rc(ag_jmerge(o, NULL, "test record"), PQ_ERR_NOMEM);
+	assert_non_null(strstr(pq_err_detail(), "test record"));
+	assert_rc(ag_jmerge(NULL, json_pack("{s:i}", "a", 1), "test"), PQ_ERR_NOMEM);
+	json_decref(o);
+	json_decref(arr);
 }
 
 static void test_seen(void **state)
@@ -633,16 +666,43 @@ static void test_state(void **state)
 	free(dir);
 }
 
-/* ---- NRC names, phases, file digests ------------------------------------------------- */
+/* ---- diagnostic answers, phases, file digests ---------------------------------------- */
 
-static void test_nrc_and_phases(void **state)
+/* The diag_response's nrc_name is the UDS library's name of the NRC, for every NRC. */
+static void test_diag_answer(void **state)
 {
 	(void)state;
-	assert_string_equal(ag_nrc_name(0x31), "requestOutOfRange");
-	assert_string_equal(ag_nrc_name(0x72), "generalProgrammingFailure");
-	assert_string_equal(ag_nrc_name(0x35), "invalidKey");
-	assert_string_equal(ag_nrc_name(0x7F), "serviceNotSupportedInActiveSession");
-	assert_string_equal(ag_nrc_name(0x01), "unknownNrc");
+	for (int nrc = 0; nrc <= 255; nrc++) {
+		const uint8_t resp[3] = {0x7F, 0x22, (uint8_t)nrc};
+		const char *status = NULL;
+		char hex[7];
+		json_t *r = json_object();
+		assert_ok(ag_diag_answer(r, resp, sizeof(resp), &status));
+		assert_string_equal(status, "negative");
+		assert_int_equal(json_integer_value(json_object_get(r, "nrc")), nrc);
+		assert_string_equal(json_string_value(json_object_get(r, "nrc_name")),
+		                    uds_nrc_name((uint8_t)nrc));
+		snprintf(hex, sizeof(hex), "7F22%02X", nrc);
+		assert_string_equal(json_string_value(json_object_get(r, "response")), hex);
+		json_decref(r);
+	}
+	/* a positive answer: upper-case hex, no NRC */
+	const uint8_t pos[] = {0x62, 0xF1, 0x90, 0xab, 0xcd};
+	const char *status = NULL;
+	json_t *r = json_object();
+	assert_ok(ag_diag_answer(r, pos, sizeof(pos), &status));
+	assert_string_equal(status, "positive");
+	assert_string_equal(json_string_value(json_object_get(r, "response")), "62F190ABCD");
+	assert_null(json_object_get(r, "nrc"));
+	assert_null(json_object_get(r, "nrc_name"));
+	/* no answer at all */
+	assert_rc(ag_diag_answer(r, pos, 0, &status), PQ_ERR_FORMAT);
+	json_decref(r);
+}
+
+static void test_phases(void **state)
+{
+	(void)state;
 	const char *finals[] = {AG_PH_COMPLETED, AG_PH_FAILED, AG_PH_ROLLED_BACK, AG_PH_DECLINED,
 	                        AG_PH_CANCELLED};
 	const ag_outcome outs[] = {AG_OUT_COMPLETED, AG_OUT_FAILED, AG_OUT_ROLLED_BACK,
@@ -707,11 +767,12 @@ static void test_file_digest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_envelope),       cmocka_unit_test(test_msg_new_and_time),
-	    cmocka_unit_test(test_seen),           cmocka_unit_test(test_readiness),
-	    cmocka_unit_test(test_vci_ecu),        cmocka_unit_test(test_meta_parse),
-	    cmocka_unit_test(test_meta_match),     cmocka_unit_test(test_state),
-	    cmocka_unit_test(test_nrc_and_phases), cmocka_unit_test(test_file_digest),
+	    cmocka_unit_test(test_envelope),     cmocka_unit_test(test_msg_new_and_time),
+	    cmocka_unit_test(test_json_updates), cmocka_unit_test(test_seen),
+	    cmocka_unit_test(test_readiness),    cmocka_unit_test(test_vci_ecu),
+	    cmocka_unit_test(test_meta_parse),   cmocka_unit_test(test_meta_match),
+	    cmocka_unit_test(test_state),        cmocka_unit_test(test_diag_answer),
+	    cmocka_unit_test(test_phases),       cmocka_unit_test(test_file_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
