@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zlib.h>
 
 #include "core/fileio.h"
+#include "core/time.h"
 #include "pkg/codec.h"
 
 /* Encodes h and writes it over the header room at the start of the output, then commits. */
@@ -30,7 +30,7 @@ static int write_header_commit(pkg__out_file *out, const swpg_header *h)
 
 static uint32_t timestamp_or_now(uint32_t t)
 {
-	return t ? t : (uint32_t)time(NULL);
+	return t ? t : (uint32_t)(pq_real_ms() / 1000);
 }
 
 /* ---- leaves ---------------------------------------------------------------------------- */

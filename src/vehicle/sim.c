@@ -17,11 +17,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "vehicle/doip.h"
 #include "vehicle/ecu.h"
@@ -78,13 +78,6 @@ struct sim {
 	atomic_bool stop;
 	atomic_int idle_ms;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- state file ------------------------------------------------------------------------- */
 
@@ -359,7 +352,7 @@ static void on_diag(sim_zone *z, sim_conn *c, const doip_frame *fr, uint8_t v)
 	size_t rlen = 0;
 	sim *s = z->s;
 	pthread_mutex_lock(&s->lock);
-	int rc = ecu_handle(e, d.data, d.len, resp, sizeof(resp), &rlen, now_ms());
+	int rc = ecu_handle(e, d.data, d.len, resp, sizeof(resp), &rlen, pq_mono_ms());
 	if (rc == PQ_OK && ecu_take_dirty(e)) {
 		int src = save_state(s);
 		if (src != PQ_OK)
@@ -367,10 +360,8 @@ static void on_diag(sim_zone *z, sim_conn *c, const doip_frame *fr, uint8_t v)
 	}
 	bool slow = e->slow_flash && d.len > 0 && d.data[0] == UDS_SID_TRANSFER;
 	pthread_mutex_unlock(&s->lock);
-	if (slow) { /* the fault: the block takes a while to reach the flash */
-		struct timespec ts = {0, SIM_SLOW_FLASH_MS * 1000000L};
-		nanosleep(&ts, NULL);
-	}
+	if (slow) /* the fault: the block takes a while to reach the flash */
+		pq_sleep_ms(SIM_SLOW_FLASH_MS);
 	if (rc != PQ_OK || rlen == 0)
 		return;
 	doip_diag out = {d.target, d.source, resp, rlen};
@@ -417,7 +408,7 @@ static void on_readable(sim_zone *z, sim_conn *c)
 		conn_close(c);
 		return;
 	}
-	c->last_ms = now_ms();
+	c->last_ms = pq_mono_ms();
 	size_t pos = 0;
 	while (pos < (size_t)got && c->fd >= 0) {
 		size_t used = 0;
@@ -457,7 +448,7 @@ static void on_accept(sim_zone *z)
 	c->fd = fd;
 	c->active = false;
 	c->tester = 0;
-	c->opened_ms = c->last_ms = now_ms();
+	c->opened_ms = c->last_ms = pq_mono_ms();
 	if (doip_reader_init(&c->rd, c->buf, sizeof(c->buf)) != PQ_OK)
 		conn_close(c);
 }
@@ -496,7 +487,7 @@ static void *zone_main(void *arg)
 					on_readable(z, map[i]);
 		}
 		/* inactivity timers, and the S3 session timeout of idle ECUs */
-		int64_t now = now_ms();
+		int64_t now = pq_mono_ms();
 		int idle = atomic_load(&s->idle_ms);
 		for (size_t i = 0; i < SIM_MAX_CONN; i++) {
 			sim_conn *c = &z->conn[i];

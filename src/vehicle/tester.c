@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/time.h"
 #include "pkg/swpg.h"
 #include "vehicle/doip.h"
 #include "vehicle/uds.h"
@@ -41,13 +41,6 @@ struct doipc {
 	uint8_t tx[TESTER_TX_BUF];
 	uint8_t last_nrc;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void broken(doipc *c)
 {
@@ -100,7 +93,7 @@ static int next_frame(doipc *c, int64_t deadline, doip_frame *fr)
 			}
 		}
 		c->in_pos = c->in_len = 0;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - pq_mono_ms();
 		if (left <= 0)
 			return pq_err_set(PQ_ERR_TIMEOUT, "doip: timed out");
 		struct pollfd pf = {c->fd, POLLIN, 0};
@@ -145,7 +138,7 @@ static int tcp_connect(const char *host, uint16_t port, int timeout_ms, int *out
 	if (g != 0)
 		return pq_err_set(PQ_ERR_IO, "doip: %s: %s", host, gai_strerror(g));
 	int rc = pq_err_set(PQ_ERR_IO, "doip: %s:%u: no address", host, port);
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = pq_mono_ms() + timeout_ms;
 	for (struct addrinfo *a = res; a; a = a->ai_next) {
 		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
@@ -153,7 +146,7 @@ static int tcp_connect(const char *host, uint16_t port, int timeout_ms, int *out
 		int r = connect(fd, a->ai_addr, a->ai_addrlen);
 		if (r != 0 && errno == EINPROGRESS) {
 			struct pollfd pf = {fd, POLLOUT, 0};
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - pq_mono_ms();
 			r = left > 0 ? poll(&pf, 1, (int)left) : 0;
 			if (r == 0) {
 				close(fd);
@@ -200,7 +193,7 @@ int doipc_connect(const char *host, uint16_t port, uint16_t tester_addr, int tim
 	c->fd = -1;
 	c->tester = tester_addr;
 	c->version = DOIP_V2012;
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = pq_mono_ms() + timeout_ms;
 	int rc = doip_reader_init(&c->rd, c->rxbuf, sizeof(c->rxbuf));
 	if (rc == PQ_OK)
 		rc = tcp_connect(host, port, timeout_ms, &c->fd);
@@ -282,7 +275,7 @@ int doipc_uds(doipc *c, uint16_t target, const uint8_t *req, size_t req_len, uin
 	uint8_t sid = req[0];
 	bool suppress = uds_suppress_requested(req, req_len);
 	bool acked = false;
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = pq_mono_ms() + timeout_ms;
 	for (;;) {
 		doip_frame fr;
 		rc = next_frame(c, deadline, &fr);
@@ -322,7 +315,7 @@ int doipc_uds(doipc *c, uint16_t target, const uint8_t *req, size_t req_len, uin
 				                  a.code, target);
 			acked = true;
 			if (suppress) {
-				int64_t w = now_ms() + TESTER_SUPPRESS_WAIT_MS;
+				int64_t w = pq_mono_ms() + TESTER_SUPPRESS_WAIT_MS;
 				deadline = w < deadline ? w : deadline;
 			}
 			break;
@@ -336,9 +329,9 @@ int doipc_uds(doipc *c, uint16_t target, const uint8_t *req, size_t req_len, uin
 			if (!neg && m.data[0] != UDS_POS(sid))
 				break; /* a late answer to an earlier request */
 			if (neg && m.len == 3 && m.data[2] == UDS_NRC_PENDING) {
-				deadline =
-				    now_ms() + (timeout_ms > TESTER_PENDING_MS ? timeout_ms
-				                                               : TESTER_PENDING_MS);
+				deadline = pq_mono_ms() + (timeout_ms > TESTER_PENDING_MS
+				                               ? timeout_ms
+				                               : TESTER_PENDING_MS);
 				break;
 			}
 			if (m.len > cap)
