@@ -576,24 +576,25 @@ static int setup_ecus(sim *s, const sim_faults *f)
 	return PQ_OK;
 }
 
-int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f, sim **out)
+/* Every ECU named in a fault list must be in the model. */
+static int check_faults(const vm_model *m, const sim_faults *f)
 {
-	if (!m || !state_dir || !out)
-		return pq_err_set(PQ_ERR_INVAL, "sim: NULL argument");
-	*out = NULL;
-	if (m->n_zones == 0 || m->n_zones > VM_ZONES_MAX)
-		return pq_err_set(PQ_ERR_INVAL, "sim: the model has %zu zones", m->n_zones);
-	if (f) {
-		int rc = check_list(m, f->fail_program, "fail_program");
-		if (rc == PQ_OK)
-			rc = check_list(m, f->corrupt_block, "corrupt_block");
-		if (rc == PQ_OK)
-			rc = check_list(m, f->deny_security, "deny_security");
-		if (rc == PQ_OK)
-			rc = check_list(m, f->slow_flash, "slow_flash");
-		if (rc != PQ_OK)
-			return rc;
-	}
+	int rc = PQ_OK;
+	if (!f)
+		return PQ_OK;
+	rc = check_list(m, f->fail_program, "fail_program");
+	if (rc == PQ_OK)
+		rc = check_list(m, f->corrupt_block, "corrupt_block");
+	if (rc == PQ_OK)
+		rc = check_list(m, f->deny_security, "deny_security");
+	if (rc == PQ_OK)
+		rc = check_list(m, f->slow_flash, "slow_flash");
+	return rc;
+}
+
+/* A simulation with nothing open yet, holding its own copy of the model. */
+static int sim_new(const vm_model *m, sim **out)
+{
 	sim *s = calloc(1, sizeof(*s));
 	if (!s)
 		return pq_err_set(PQ_ERR_NOMEM, "sim: no memory");
@@ -610,49 +611,81 @@ int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f, sim
 		free(s);
 		return rc;
 	}
+	*out = s;
+	return PQ_OK;
+}
+
+/* The ECUs, with their state from state_dir/ecus.json (created when absent). */
+static int open_state(sim *s, const char *state_dir, const sim_faults *f)
+{
+	bool found = false;
+	int rc = pq_path_join(s->state_path, sizeof(s->state_path), state_dir, "ecus.json");
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "sim: state directory");
+	rc = pq_mkdirs(state_dir, 0700);
+	if (rc != PQ_OK)
+		return rc;
+	rc = setup_ecus(s, f);
+	if (rc != PQ_OK)
+		return rc;
+	rc = load_state(s, &found);
+	if (rc == PQ_OK && !found)
+		rc = save_state(s);
+	if (rc != PQ_OK)
+		return rc;
+	s->state_ok = true;
+	return PQ_OK;
+}
+
+/* Zone zi's gateway, its ECUs and its listening socket. */
+static int open_zone(sim *s, size_t zi)
+{
+	sim_zone *z = &s->zones[zi];
+	const vm_zone *mz = &s->m.zones[zi];
+	z->s = s;
+	z->zone = mz->zone;
+	z->addr = mz->addr;
+	int rc = ecu_init_gateway(&z->gw, mz->zone, mz->addr, s->m.vin);
+	if (rc != PQ_OK)
+		return rc;
+	z->ecus = calloc(s->n_ecus ? s->n_ecus : 1, sizeof(*z->ecus));
+	if (!z->ecus)
+		return pq_err_set(PQ_ERR_NOMEM, "sim: no memory");
+	for (size_t i = 0; i < s->n_ecus; i++)
+		if (s->m.ecus[i].zone == mz->zone)
+			z->ecus[z->n_ecus++] = &s->ecus[i];
+	return listen_on(mz->port, &z->lfd, &z->port);
+}
+
+int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f, sim **out)
+{
+	sim *s = NULL;
+	int rc;
+	if (!m || !state_dir || !out)
+		return pq_err_set(PQ_ERR_INVAL, "sim: NULL argument");
+	*out = NULL;
+	if (m->n_zones == 0 || m->n_zones > VM_ZONES_MAX)
+		return pq_err_set(PQ_ERR_INVAL, "sim: the model has %zu zones", m->n_zones);
+	rc = check_faults(m, f);
+	if (rc != PQ_OK)
+		return rc;
+	rc = sim_new(m, &s);
+	if (rc != PQ_OK)
+		return rc;
 	if (pthread_mutex_init(&s->lock, NULL) != 0) {
 		rc = pq_err_set(PQ_ERR_NOMEM, "sim: mutex");
 		goto fail;
 	}
 	s->lock_init = true;
-	if (snprintf(s->state_path, sizeof(s->state_path), "%s/ecus.json", state_dir) >=
-	    (int)sizeof(s->state_path)) {
-		rc = pq_err_set(PQ_ERR_RANGE, "sim: state directory path too long");
-		goto fail;
-	}
-	rc = pq_mkdirs(state_dir, 0700);
-	if (rc == PQ_OK)
-		rc = setup_ecus(s, f);
-	bool found = false;
-	if (rc == PQ_OK)
-		rc = load_state(s, &found);
-	if (rc == PQ_OK && !found)
-		rc = save_state(s);
+	rc = open_state(s, state_dir, f);
 	if (rc != PQ_OK)
 		goto fail;
-	s->state_ok = true;
 	if (pipe2(s->wake, O_CLOEXEC) != 0) {
 		rc = pq_err_set(PQ_ERR_IO, "sim: pipe: %s", strerror(errno));
 		goto fail;
 	}
 	for (size_t zi = 0; zi < s->m.n_zones; zi++) {
-		sim_zone *z = &s->zones[zi];
-		const vm_zone *mz = &s->m.zones[zi];
-		z->s = s;
-		z->zone = mz->zone;
-		z->addr = mz->addr;
-		rc = ecu_init_gateway(&z->gw, mz->zone, mz->addr, s->m.vin);
-		if (rc != PQ_OK)
-			goto fail;
-		z->ecus = calloc(s->n_ecus ? s->n_ecus : 1, sizeof(*z->ecus));
-		if (!z->ecus) {
-			rc = pq_err_set(PQ_ERR_NOMEM, "sim: no memory");
-			goto fail;
-		}
-		for (size_t i = 0; i < s->n_ecus; i++)
-			if (s->m.ecus[i].zone == mz->zone)
-				z->ecus[z->n_ecus++] = &s->ecus[i];
-		rc = listen_on(mz->port, &z->lfd, &z->port);
+		rc = open_zone(s, zi);
 		if (rc != PQ_OK)
 			goto fail;
 		s->n_zones++;
