@@ -10,29 +10,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int pkg_open(const char *path, pkg_reader **out)
+/* Checks that the open file fd is a regular file holding one whole package. */
+static int check_package_file(int fd, const char *path, uint64_t *size)
 {
-	pkg_reader *r = NULL;
 	struct stat st;
 	uint8_t hdr[SWPG_HDR_LEN];
 	swpg_header h;
-	int fd, rc;
-
-	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s", path,
-		                  strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		return pq_err_set(PQ_ERR_IO, "%s: not a regular file", path);
-	}
-	if (st.st_size < SWPG_HDR_LEN) {
-		close(fd);
+	if (st.st_size < SWPG_HDR_LEN)
 		return pq_err_set(PQ_ERR_FORMAT, "%s: %lld bytes is shorter than a package header",
 		                  path, (long long)st.st_size);
-	}
-	rc = pkg__pread_full(fd, hdr, sizeof(hdr), 0);
+	int rc = pkg__pread_full(fd, hdr, sizeof(hdr), 0);
 	if (rc == PQ_OK)
 		rc = swpg_decode(hdr, &h);
 	if (rc == PQ_OK && (uint64_t)st.st_size != SWPG_HDR_LEN + (uint64_t)h.payload_size)
@@ -42,14 +31,32 @@ int pkg_open(const char *path, pkg_reader **out)
 		                (uint64_t)st.st_size < SWPG_HDR_LEN + (uint64_t)h.payload_size
 		                    ? "truncated"
 		                    : "trailing data");
-	if (rc == PQ_OK && !(r = calloc(1, sizeof(*r))))
-		rc = pq_err_set(PQ_ERR_NOMEM, "reader");
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "%s", path);
+	*size = (uint64_t)st.st_size;
+	return PQ_OK;
+}
+
+int pkg_open(const char *path, pkg_reader **out)
+{
+	uint64_t size = 0;
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s", path,
+		                  strerror(errno));
+	int rc = check_package_file(fd, path, &size);
 	if (rc != PQ_OK) {
 		close(fd);
-		return pq_err_wrap(rc, "%s", path);
+		return rc;
+	}
+	pkg_reader *r = calloc(1, sizeof(*r));
+	if (!r) {
+		close(fd);
+		return pq_err_set(PQ_ERR_NOMEM, "%s: reader", path);
 	}
 	r->fd = fd;
-	r->size = (uint64_t)st.st_size;
+	r->size = size;
 	snprintf(r->name, sizeof(r->name), "%s", path);
 	*out = r;
 	return PQ_OK;

@@ -195,51 +195,58 @@ static int image_digest(const char *path, uint8_t sha[32], uint64_t *len, uint32
 	return rc;
 }
 
-/* True when id is in the comma-separated list. */
+/* The next item of a comma-separated list at p, spaces trimmed: *item and its length *n
+ * (0 for an empty item). Returns where the rest of the list starts. */
+static const char *next_item(const char *p, const char **item, size_t *n)
+{
+	while (*p == ' ' || *p == ',')
+		p++;
+	const char *end = p;
+	while (*end && *end != ',')
+		end++;
+	size_t len = (size_t)(end - p);
+	while (len > 0 && p[len - 1] == ' ')
+		len--;
+	*item = p;
+	*n = len;
+	return end;
+}
+
+/* True when id is in the comma-separated list (NULL: empty). */
 static bool in_list(const char *list, const char *id)
 {
 	size_t idlen = strlen(id);
-	const char *p = list;
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		const char *end = p;
-		while (*end && *end != ',')
-			end++;
-		size_t n = (size_t)(end - p);
-		while (n > 0 && p[n - 1] == ' ')
-			n--;
-		if (n == idlen && n > 0 && memcmp(p, id, n) == 0)
+	if (!list)
+		return false;
+	for (const char *p = list; *p;) {
+		const char *item;
+		size_t n;
+		p = next_item(p, &item, &n);
+		if (n == idlen && n > 0 && memcmp(item, id, n) == 0)
 			return true;
-		p = end;
 	}
 	return false;
 }
 
-/* Every id in the list must be an ECU of the model. */
+/* Every id in the list (NULL: empty) must be an ECU of the model. */
 static int check_list(const vm_model *m, const char *list, const char *name)
 {
-	const char *p = list;
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		const char *end = p;
-		while (*end && *end != ',')
-			end++;
-		size_t n = (size_t)(end - p);
-		while (n > 0 && p[n - 1] == ' ')
-			n--;
-		if (n > 0) {
-			char id[VM_ID_MAX + 1];
-			if (n > VM_ID_MAX)
-				return pq_err_set(PQ_ERR_INVAL, "sim: %s: id too long", name);
-			memcpy(id, p, n);
-			id[n] = '\0';
-			if (!vm_model_find(m, id))
-				return pq_err_set(PQ_ERR_INVAL, "sim: %s: no ECU '%s' in the model",
-				                  name, id);
-		}
-		p = end;
+	if (!list)
+		return PQ_OK;
+	for (const char *p = list; *p;) {
+		const char *item;
+		size_t n;
+		p = next_item(p, &item, &n);
+		if (n == 0)
+			continue;
+		char id[VM_ID_MAX + 1];
+		if (n > VM_ID_MAX)
+			return pq_err_set(PQ_ERR_INVAL, "sim: %s: id too long", name);
+		memcpy(id, item, n);
+		id[n] = '\0';
+		if (!vm_model_find(m, id))
+			return pq_err_set(PQ_ERR_INVAL, "sim: %s: no ECU '%s' in the model", name,
+			                  id);
 	}
 	return PQ_OK;
 }
