@@ -60,7 +60,7 @@ void pkg_bundle_free(pkg_bundle_desc *d);
 int pkg_bundle_build(const pkg_bundle_desc *d, const char *out_dir, const pkg_progress *p,
                      json_t **manifest) PQ_MUST_CHECK;
 
-/* The manifest object of one unit. */
+/* The manifest object of one unit (NULL when out of memory; caller json_decref()s it). */
 json_t *pkg_unit_json(const pkg_unit *u, const char *file, int zone);
 
 #endif

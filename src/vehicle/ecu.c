@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "vehicle/uds.h"
 
 /* One response under construction: bytes go to out[cap]; overflow is remembered so the

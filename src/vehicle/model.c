@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/jsonv.h"
 #include "core/semver.h"
 #include "pkg/swpg.h"
 
@@ -133,106 +134,88 @@ const vm_ecu *vm_model_find_addr(const vm_model *m, uint16_t addr)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-static int bad(const char *path, const char *what)
+/* Members are read with jsonv: errors are PQ_ERR_FORMAT "model: <path>.<key>: <problem>",
+ * a JSON null is an error, and an absent optional member keeps the default. */
+static const pq_jv jv = {.err = PQ_ERR_FORMAT, .what = "model", .null_absent = false};
+
+/* A printable ASCII string member copied into out[cap] (flags: PQ_JV_REQUIRED,
+ * PQ_JV_EMPTY_OK). */
+static int get_text(const json_t *obj, const char *key, const char *path, unsigned flags, char *out,
+                    size_t cap)
 {
-	return pq_err_set(PQ_ERR_FORMAT, "model: %s: %s", path, what);
+	return pq_jv_str_copy(&jv, obj, key, path, flags | PQ_JV_PRINTABLE, out, cap);
 }
 
-/* Refuses keys of obj that are not in allowed (NULL-terminated). */
-static int only_keys(const json_t *obj, const char *path, const char *const *allowed)
+/* An unsigned integer member in lo..hi (absent keeps *out unless PQ_JV_REQUIRED). */
+static int get_uint(const json_t *obj, const char *key, const char *path, unsigned flags,
+                    uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	const char *key;
-	json_t *v;
-	json_object_foreach((json_t *)obj, key, v)
-	{
-		bool ok = false;
-		for (size_t i = 0; allowed[i] && !ok; i++)
-			ok = strcmp(key, allowed[i]) == 0;
-		if (!ok)
-			return pq_err_set(PQ_ERR_FORMAT, "model: %s.%s: unknown field", path, key);
-	}
-	return PQ_OK;
+	int64_t v = (int64_t)*out;
+	int rc = pq_jv_int(&jv, obj, key, path, flags, (int64_t)lo, (int64_t)hi, &v);
+	if (rc == PQ_OK)
+		*out = (uint64_t)v;
+	return rc;
 }
 
-static bool printable(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7E)
-			return false;
-	return true;
-}
-
-/* A string field: absent keeps *out (the default) unless required. */
-static int get_str(const json_t *obj, const char *key, const char *path, bool required,
-                   bool allow_empty, char *out, size_t cap)
-{
-	char p[160];
-	snprintf(p, sizeof(p), "%s.%s", path, key);
-	json_t *v = json_object_get(obj, key);
-	if (!v)
-		return required ? bad(p, "missing") : PQ_OK;
-	const char *s = json_string_value(v);
-	if (!s)
-		return bad(p, "must be a string");
-	size_t len = strlen(s);
-	if (len >= cap)
-		return pq_err_set(PQ_ERR_FORMAT, "model: %s: longer than %zu characters", p,
-		                  cap - 1);
-	if (!allow_empty && len == 0)
-		return bad(p, "must not be empty");
-	if (!printable(s))
-		return bad(p, "must be printable ASCII");
-	memcpy(out, s, len + 1);
-	return PQ_OK;
-}
-
-static int get_bool(const json_t *obj, const char *key, const char *path, bool *out)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!v)
-		return PQ_OK;
-	if (!json_is_boolean(v)) {
-		char p[160];
-		snprintf(p, sizeof(p), "%s.%s", path, key);
-		return bad(p, "must be true or false");
-	}
-	*out = json_is_true(v);
-	return PQ_OK;
-}
-
-static int get_uint(const json_t *obj, const char *key, const char *path, uint64_t lo, uint64_t hi,
-                    uint64_t *out)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!v)
-		return PQ_OK;
-	json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
-	if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi) {
-		char p[160];
-		snprintf(p, sizeof(p), "%s.%s", path, key);
-		return pq_err_set(PQ_ERR_FORMAT, "model: %s: must be an integer %llu..%llu", p,
-		                  (unsigned long long)lo, (unsigned long long)hi);
-	}
-	*out = (uint64_t)x;
-	return PQ_OK;
-}
-
-static int check_version(const char *s, const char *path)
+/* s, the member path.key, is "" or a semantic version. */
+static int check_version(const char *s, const char *path, const char *key)
 {
 	semver sv;
 	if (s[0] && semver_parse(s, &sv) != PQ_OK)
-		return pq_err_set(PQ_ERR_FORMAT, "model: %s: '%s' is not a semantic version", path,
-		                  s);
+		return pq_jv_fail(&jv, path, key, "'%s' is not a semantic version", s);
 	return PQ_OK;
 }
 
-/* dir of the model file, for relative image paths */
-static int resolve_path(const char *dir, const char *rel, char *out, size_t cap, const char *path)
+/* "image": a path relative to the model file's directory (dir), resolved into out; absent
+ * or "" leaves out as it is. */
+static int load_image(const json_t *obj, const char *path, const char *dir, char out[VM_PATH_MAX])
 {
-	int n = rel[0] == '/' || !dir[0] ? snprintf(out, cap, "%s", rel)
-	                                 : snprintf(out, cap, "%s/%s", dir, rel);
-	if (n < 0 || (size_t)n >= cap)
-		return bad(path, "path too long");
+	const char *s = NULL;
+	int rc = pq_jv_str(&jv, obj, "image", path, PQ_JV_EMPTY_OK | PQ_JV_PRINTABLE,
+	                   VM_PATH_MAX - 1, &s);
+	if (rc != PQ_OK || !s || !s[0])
+		return rc;
+	if (pq_path_join(out, VM_PATH_MAX, dir, s) != PQ_OK)
+		return pq_jv_fail(&jv, path, "image", "path too long");
+	return PQ_OK;
+}
+
+/* "ecu_id": an ECU's id, its address, and the serial and part number it defaults. */
+static int load_ecu_id(const json_t *j, const char *path, const vm_model *m, vm_ecu *e)
+{
+	int rc = get_text(j, "ecu_id", path, PQ_JV_REQUIRED, e->ecu_id, sizeof(e->ecu_id));
+	if (rc != PQ_OK)
+		return rc;
+	if (swpg_ecu_parse(e->ecu_id, &e->addr) != PQ_OK)
+		return pq_jv_fail(&jv, path, "ecu_id", "bad ECU id '%s' (ECU_001..ECU_999)",
+		                  e->ecu_id);
+	if (e->addr == SWPG_ECU_VMG || e->addr == SWPG_ECU_BROADCAST || e->addr == m->tester_addr ||
+	    (e->addr > SWPG_ECU_ZGW_BASE && e->addr <= SWPG_ECU_ZGW_BASE + VM_ZONES_MAX))
+		return pq_jv_fail(&jv, path, "ecu_id", "'%s' is not an ECU address", e->ecu_id);
+	const char *num = strncmp(e->ecu_id, "ECU_", 4) == 0 ? e->ecu_id + 4 : e->ecu_id;
+	default_serial(m->vin, num, e->serial, sizeof(e->serial));
+	snprintf(e->part_number, sizeof(e->part_number), "PN-%.29s", e->ecu_id);
+	return PQ_OK;
+}
+
+/* "versions": {"APP", "BOOT", "CAL"}, each "" or a semantic version. */
+static int load_versions(const json_t *j, const char *path, vm_ecu *e)
+{
+	static const char *const vkeys[] = {"APP", "BOOT", "CAL", NULL};
+	json_t *vers = NULL;
+	char p[160];
+	int rc = pq_jv_obj(&jv, j, "versions", path, 0, &vers);
+	if (rc != PQ_OK || !vers)
+		return rc;
+	snprintf(p, sizeof(p), "%s.versions", path);
+	if ((rc = pq_jv_keys(&jv, vers, p, vkeys)) != PQ_OK)
+		return rc;
+	for (int t = 0; t < VM_SW_N; t++) {
+		if ((rc = get_text(vers, sw_keys[t], p, PQ_JV_EMPTY_OK, e->version[t],
+		                   sizeof(e->version[t]))) != PQ_OK ||
+		    (rc = check_version(e->version[t], p, sw_keys[t])) != PQ_OK)
+			return rc;
+	}
 	return PQ_OK;
 }
 
@@ -244,8 +227,8 @@ static int load_ecu(const json_t *j, const char *path, const vm_model *m, int zo
 	    "versions", "image",       "delta",  "max_package_size", NULL};
 	int rc;
 	if (!json_is_object(j))
-		return bad(path, "must be an object");
-	if ((rc = only_keys(j, path, keys)) != PQ_OK)
+		return pq_jv_fail(&jv, path, NULL, "not an object");
+	if ((rc = pq_jv_keys(&jv, j, path, keys)) != PQ_OK)
 		return rc;
 	memset(e, 0, sizeof(*e));
 	e->zone = zone;
@@ -254,59 +237,21 @@ static int load_ecu(const json_t *j, const char *path, const vm_model *m, int zo
 	snprintf(e->supplier, sizeof(e->supplier), VM_DEFAULT_SUPPLIER);
 	for (int t = 0; t < VM_SW_N; t++)
 		snprintf(e->version[t], sizeof(e->version[t]), "1.0.0");
-	if ((rc = get_str(j, "ecu_id", path, true, false, e->ecu_id, sizeof(e->ecu_id))) != PQ_OK)
-		return rc;
-	char p[160];
-	snprintf(p, sizeof(p), "%s.ecu_id", path);
-	if (swpg_ecu_parse(e->ecu_id, &e->addr) != PQ_OK)
-		return pq_err_set(PQ_ERR_FORMAT, "model: %s: bad ECU id '%s' (ECU_001..ECU_999)", p,
-		                  e->ecu_id);
-	if (e->addr == SWPG_ECU_VMG || e->addr == SWPG_ECU_BROADCAST || e->addr == m->tester_addr ||
-	    (e->addr > SWPG_ECU_ZGW_BASE && e->addr <= SWPG_ECU_ZGW_BASE + VM_ZONES_MAX))
-		return pq_err_set(PQ_ERR_FORMAT, "model: %s: '%s' is not an ECU address", p,
-		                  e->ecu_id);
-	const char *num = strncmp(e->ecu_id, "ECU_", 4) == 0 ? e->ecu_id + 4 : e->ecu_id;
-	default_serial(m->vin, num, e->serial, sizeof(e->serial));
-	snprintf(e->part_number, sizeof(e->part_number), "PN-%.29s", e->ecu_id);
-	if ((rc = get_str(j, "hardware_id", path, true, false, e->hardware_id,
-	                  sizeof(e->hardware_id))) != PQ_OK ||
-	    (rc = get_str(j, "serial", path, false, true, e->serial, sizeof(e->serial))) != PQ_OK ||
-	    (rc = get_str(j, "part_number", path, false, true, e->part_number,
-	                  sizeof(e->part_number))) != PQ_OK ||
-	    (rc = get_str(j, "supplier", path, false, true, e->supplier, sizeof(e->supplier))) !=
+	if ((rc = load_ecu_id(j, path, m, e)) != PQ_OK ||
+	    (rc = get_text(j, "hardware_id", path, PQ_JV_REQUIRED, e->hardware_id,
+	                   sizeof(e->hardware_id))) != PQ_OK ||
+	    (rc = get_text(j, "serial", path, PQ_JV_EMPTY_OK, e->serial, sizeof(e->serial))) !=
 	        PQ_OK ||
-	    (rc = get_bool(j, "delta", path, &e->delta)) != PQ_OK ||
-	    (rc = get_uint(j, "max_package_size", path, 1, UINT64_C(1) << 40,
-	                   &e->max_package_size)) != PQ_OK)
+	    (rc = get_text(j, "part_number", path, PQ_JV_EMPTY_OK, e->part_number,
+	                   sizeof(e->part_number))) != PQ_OK ||
+	    (rc = get_text(j, "supplier", path, PQ_JV_EMPTY_OK, e->supplier,
+	                   sizeof(e->supplier))) != PQ_OK ||
+	    (rc = pq_jv_bool(&jv, j, "delta", path, 0, &e->delta)) != PQ_OK ||
+	    (rc = get_uint(j, "max_package_size", path, 0, 1, UINT64_C(1) << 40,
+	                   &e->max_package_size)) != PQ_OK ||
+	    (rc = load_versions(j, path, e)) != PQ_OK)
 		return rc;
-	json_t *vers = json_object_get(j, "versions");
-	if (vers) {
-		snprintf(p, sizeof(p), "%s.versions", path);
-		static const char *const vkeys[] = {"APP", "BOOT", "CAL", NULL};
-		if (!json_is_object(vers))
-			return bad(p, "must be an object");
-		if ((rc = only_keys(vers, p, vkeys)) != PQ_OK)
-			return rc;
-		for (int t = 0; t < VM_SW_N; t++) {
-			char vp[200];
-			snprintf(vp, sizeof(vp), "%s.%s", p, sw_keys[t]);
-			if ((rc = get_str(vers, sw_keys[t], p, false, true, e->version[t],
-			                  sizeof(e->version[t]))) != PQ_OK ||
-			    (rc = check_version(e->version[t], vp)) != PQ_OK)
-				return rc;
-		}
-	}
-	char image[VM_PATH_MAX];
-	image[0] = '\0';
-	if ((rc = get_str(j, "image", path, false, true, image, sizeof(image))) != PQ_OK)
-		return rc;
-	if (image[0]) {
-		snprintf(p, sizeof(p), "%s.image", path);
-		if ((rc = resolve_path(dir, image, e->image_path, sizeof(e->image_path), p)) !=
-		    PQ_OK)
-			return rc;
-	}
-	return PQ_OK;
+	return load_image(j, path, dir, e->image_path);
 }
 
 static int cmp_ecu(const void *a, const void *b)
@@ -317,69 +262,71 @@ static int cmp_ecu(const void *a, const void *b)
 	return strcmp(x->ecu_id, y->ecu_id);
 }
 
-static int load_root(const json_t *root, const char *vin, const char *dir, vm_model *m)
+/* The VIN: the caller's (vin, when not NULL) or the file's "vin". */
+static int load_vin(const json_t *root, const char *vin, vm_model *m)
 {
-	static const char *const keys[] = {"vin", "model", "vmg", "state", "zones", NULL};
-	static const char *const vmg_keys[] = {"hardware_id", "version", "image", NULL};
-	static const char *const state_keys[] = {"battery_pct", "parked", "ignition_off",
-	                                         "storage_free", NULL};
-	static const char *const zone_keys[] = {"zone", "port", "ecus", NULL};
-	int rc;
-	if (!json_is_object(root))
-		return bad("$", "must be an object");
-	if ((rc = only_keys(root, "$", keys)) != PQ_OK)
-		return rc;
 	if (vin) {
 		if (!vin_ok(vin))
 			return pq_err_set(PQ_ERR_INVAL, "model: bad VIN '%s'", vin);
 		snprintf(m->vin, sizeof(m->vin), "%s", vin);
-	} else {
-		if ((rc = get_str(root, "vin", "$", true, false, m->vin, sizeof(m->vin))) != PQ_OK)
-			return rc;
-		if (!vin_ok(m->vin))
-			return bad("$.vin", "1..32 characters of A-Z a-z 0-9 - _");
+		return PQ_OK;
 	}
-	if ((rc = get_str(root, "model", "$", false, true, m->model, sizeof(m->model))) != PQ_OK)
+	int rc = get_text(root, "vin", "$", PQ_JV_REQUIRED, m->vin, sizeof(m->vin));
+	if (rc != PQ_OK)
 		return rc;
-	json_t *vmg = json_object_get(root, "vmg");
-	if (vmg) {
-		if (!json_is_object(vmg))
-			return bad("$.vmg", "must be an object");
-		if ((rc = only_keys(vmg, "$.vmg", vmg_keys)) != PQ_OK ||
-		    (rc = get_str(vmg, "hardware_id", "$.vmg", false, false, m->vmg_hardware_id,
-		                  sizeof(m->vmg_hardware_id))) != PQ_OK ||
-		    (rc = get_str(vmg, "version", "$.vmg", false, false, m->vmg_version,
-		                  sizeof(m->vmg_version))) != PQ_OK ||
-		    (rc = check_version(m->vmg_version, "$.vmg.version")) != PQ_OK)
-			return rc;
-		char image[VM_PATH_MAX];
-		image[0] = '\0';
-		if ((rc = get_str(vmg, "image", "$.vmg", false, true, image, sizeof(image))) !=
-		    PQ_OK)
-			return rc;
-		if (image[0] &&
-		    (rc = resolve_path(dir, image, m->vmg_image_path, sizeof(m->vmg_image_path),
-		                       "$.vmg.image")) != PQ_OK)
-			return rc;
-	}
-	json_t *st = json_object_get(root, "state");
-	if (st) {
-		uint64_t pct = (uint64_t)m->battery_pct;
-		if (!json_is_object(st))
-			return bad("$.state", "must be an object");
-		if ((rc = only_keys(st, "$.state", state_keys)) != PQ_OK ||
-		    (rc = get_uint(st, "battery_pct", "$.state", 0, 100, &pct)) != PQ_OK ||
-		    (rc = get_bool(st, "parked", "$.state", &m->parked)) != PQ_OK ||
-		    (rc = get_bool(st, "ignition_off", "$.state", &m->ignition_off)) != PQ_OK ||
-		    (rc = get_uint(st, "storage_free", "$.state", 0, UINT64_C(1) << 50,
-		                   &m->storage_free)) != PQ_OK)
-			return rc;
-		m->battery_pct = (int)pct;
-	}
+	if (!vin_ok(m->vin))
+		return pq_jv_fail(&jv, "$", "vin", "1..32 characters of A-Z a-z 0-9 - _");
+	return PQ_OK;
+}
+
+/* "vmg": {"hardware_id", "version", "image"}. */
+static int load_vmg(const json_t *root, const char *dir, vm_model *m)
+{
+	static const char *const keys[] = {"hardware_id", "version", "image", NULL};
+	json_t *vmg = NULL;
+	int rc = pq_jv_obj(&jv, root, "vmg", "$", 0, &vmg);
+	if (rc != PQ_OK || !vmg)
+		return rc;
+	if ((rc = pq_jv_keys(&jv, vmg, "$.vmg", keys)) != PQ_OK ||
+	    (rc = get_text(vmg, "hardware_id", "$.vmg", 0, m->vmg_hardware_id,
+	                   sizeof(m->vmg_hardware_id))) != PQ_OK ||
+	    (rc = get_text(vmg, "version", "$.vmg", 0, m->vmg_version, sizeof(m->vmg_version))) !=
+	        PQ_OK ||
+	    (rc = check_version(m->vmg_version, "$.vmg", "version")) != PQ_OK)
+		return rc;
+	return load_image(vmg, "$.vmg", dir, m->vmg_image_path);
+}
+
+/* "state": the simulated vehicle state the readiness checks read. */
+static int load_state(const json_t *root, vm_model *m)
+{
+	static const char *const keys[] = {"battery_pct", "parked", "ignition_off", "storage_free",
+	                                   NULL};
+	json_t *st = NULL;
+	uint64_t pct = (uint64_t)m->battery_pct;
+	int rc = pq_jv_obj(&jv, root, "state", "$", 0, &st);
+	if (rc != PQ_OK || !st)
+		return rc;
+	if ((rc = pq_jv_keys(&jv, st, "$.state", keys)) != PQ_OK ||
+	    (rc = get_uint(st, "battery_pct", "$.state", 0, 0, 100, &pct)) != PQ_OK ||
+	    (rc = pq_jv_bool(&jv, st, "parked", "$.state", 0, &m->parked)) != PQ_OK ||
+	    (rc = pq_jv_bool(&jv, st, "ignition_off", "$.state", 0, &m->ignition_off)) != PQ_OK ||
+	    (rc = get_uint(st, "storage_free", "$.state", 0, 0, UINT64_C(1) << 50,
+	                   &m->storage_free)) != PQ_OK)
+		return rc;
+	m->battery_pct = (int)pct;
+	return PQ_OK;
+}
+
+/* "zones": 1..VM_ZONES_MAX zones of at most VM_ECUS_MAX ECUs in all, for which m->ecus is
+ * allocated. */
+static int alloc_zones(const json_t *root, vm_model *m, json_t **out)
+{
 	json_t *zones = json_object_get(root, "zones");
 	if (!json_is_array(zones) || json_array_size(zones) < 1 ||
 	    json_array_size(zones) > VM_ZONES_MAX)
-		return bad("$.zones", "must be an array of 1..9 zones");
+		return pq_jv_fail(&jv, "$", "zones", "must be an array of 1..%d zones",
+		                  VM_ZONES_MAX);
 	size_t total = 0, zi;
 	json_t *z;
 	json_array_foreach(zones, zi, z)
@@ -389,50 +336,73 @@ static int load_root(const json_t *root, const char *vin, const char *dir, vm_mo
 			total += json_array_size(ecus);
 	}
 	if (total > VM_ECUS_MAX)
-		return pq_err_set(PQ_ERR_FORMAT, "model: $.zones: %zu ECUs, at most %d", total,
-		                  VM_ECUS_MAX);
+		return pq_jv_fail(&jv, "$", "zones", "%zu ECUs, at most %d", total, VM_ECUS_MAX);
 	m->ecus = calloc(total ? total : 1, sizeof(*m->ecus));
 	if (!m->ecus)
 		return pq_err_set(PQ_ERR_NOMEM, "model: no memory");
+	*out = zones;
+	return PQ_OK;
+}
+
+/* One element of "zones": {"zone", "port", "ecus"}; its ECUs are appended to m->ecus. */
+static int load_zone(const json_t *z, size_t zi, const char *dir, vm_model *m)
+{
+	static const char *const keys[] = {"zone", "port", "ecus", NULL};
+	char zp[64], ep[96];
+	uint64_t zone = 0, port = 0;
+	int rc;
+	snprintf(zp, sizeof(zp), "$.zones[%zu]", zi);
+	if (!json_is_object(z))
+		return pq_jv_fail(&jv, zp, NULL, "not an object");
+	if ((rc = pq_jv_keys(&jv, z, zp, keys)) != PQ_OK)
+		return rc;
+	if ((rc = get_uint(z, "zone", zp, PQ_JV_REQUIRED, 1, VM_ZONES_MAX, &zone)) != PQ_OK ||
+	    (rc = get_uint(z, "port", zp, 0, 0, 65535, &port)) != PQ_OK)
+		return rc;
+	for (size_t k = 0; k < m->n_zones; k++)
+		if (m->zones[k].zone == (int)zone)
+			return pq_jv_fail(&jv, zp, "zone", "zone %d twice", (int)zone);
+	zone_init(&m->zones[m->n_zones++], (int)zone, (uint16_t)port);
+	json_t *ecus = json_object_get(z, "ecus");
+	if (!json_is_array(ecus))
+		return pq_jv_fail(&jv, zp, "ecus", "must be an array");
+	size_t ei;
+	json_t *ej;
+	json_array_foreach(ecus, ei, ej)
+	{
+		snprintf(ep, sizeof(ep), "%s.ecus[%zu]", zp, ei);
+		vm_ecu *e = &m->ecus[m->n_ecus];
+		if ((rc = load_ecu(ej, ep, m, (int)zone, dir, e)) != PQ_OK)
+			return rc;
+		for (size_t k = 0; k < m->n_ecus; k++)
+			if (m->ecus[k].addr == e->addr)
+				return pq_jv_fail(&jv, ep, "ecu_id",
+				                  "'%s' twice (or the same address as '%s')",
+				                  e->ecu_id, m->ecus[k].ecu_id);
+		m->n_ecus++;
+	}
+	return PQ_OK;
+}
+
+static int load_root(const json_t *root, const char *vin, const char *dir, vm_model *m)
+{
+	static const char *const keys[] = {"vin", "model", "vmg", "state", "zones", NULL};
+	json_t *zones = NULL, *z;
+	size_t zi;
+	int rc;
+	if (!json_is_object(root))
+		return pq_jv_fail(&jv, "$", NULL, "not an object");
+	if ((rc = pq_jv_keys(&jv, root, "$", keys)) != PQ_OK ||
+	    (rc = load_vin(root, vin, m)) != PQ_OK ||
+	    (rc = get_text(root, "model", "$", PQ_JV_EMPTY_OK, m->model, sizeof(m->model))) !=
+	        PQ_OK ||
+	    (rc = load_vmg(root, dir, m)) != PQ_OK || (rc = load_state(root, m)) != PQ_OK ||
+	    (rc = alloc_zones(root, m, &zones)) != PQ_OK)
+		return rc;
 	json_array_foreach(zones, zi, z)
 	{
-		char zp[64];
-		snprintf(zp, sizeof(zp), "$.zones[%zu]", zi);
-		if (!json_is_object(z))
-			return bad(zp, "must be an object");
-		if ((rc = only_keys(z, zp, zone_keys)) != PQ_OK)
+		if ((rc = load_zone(z, zi, dir, m)) != PQ_OK)
 			return rc;
-		uint64_t zone = 0, port = 0;
-		if (!json_object_get(z, "zone"))
-			return pq_err_set(PQ_ERR_FORMAT, "model: %s.zone: missing", zp);
-		if ((rc = get_uint(z, "zone", zp, 1, VM_ZONES_MAX, &zone)) != PQ_OK ||
-		    (rc = get_uint(z, "port", zp, 0, 65535, &port)) != PQ_OK)
-			return rc;
-		for (size_t k = 0; k < m->n_zones; k++)
-			if (m->zones[k].zone == (int)zone)
-				return pq_err_set(PQ_ERR_FORMAT, "model: %s.zone: zone %d twice",
-				                  zp, (int)zone);
-		zone_init(&m->zones[m->n_zones++], (int)zone, (uint16_t)port);
-		json_t *ecus = json_object_get(z, "ecus");
-		if (!json_is_array(ecus))
-			return pq_err_set(PQ_ERR_FORMAT, "model: %s.ecus: must be an array", zp);
-		size_t ei;
-		json_t *ej;
-		json_array_foreach(ecus, ei, ej)
-		{
-			char ep[96];
-			snprintf(ep, sizeof(ep), "%s.ecus[%zu]", zp, ei);
-			vm_ecu *e = &m->ecus[m->n_ecus];
-			if ((rc = load_ecu(ej, ep, m, (int)zone, dir, e)) != PQ_OK)
-				return rc;
-			for (size_t k = 0; k < m->n_ecus; k++)
-				if (m->ecus[k].addr == e->addr)
-					return pq_err_set(PQ_ERR_FORMAT,
-					                  "model: %s.ecu_id: '%s' twice (or the "
-					                  "same address as '%s')",
-					                  ep, e->ecu_id, m->ecus[k].ecu_id);
-			m->n_ecus++;
-		}
 	}
 	qsort(m->ecus, m->n_ecus, sizeof(*m->ecus), cmp_ecu);
 	return PQ_OK;

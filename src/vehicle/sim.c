@@ -17,11 +17,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "vehicle/doip.h"
 #include "vehicle/ecu.h"
@@ -78,13 +78,6 @@ struct sim {
 	atomic_bool stop;
 	atomic_int idle_ms;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- state file ------------------------------------------------------------------------- */
 
@@ -202,51 +195,58 @@ static int image_digest(const char *path, uint8_t sha[32], uint64_t *len, uint32
 	return rc;
 }
 
-/* True when id is in the comma-separated list. */
+/* The next item of a comma-separated list at p, spaces trimmed: *item and its length *n
+ * (0 for an empty item). Returns where the rest of the list starts. */
+static const char *next_item(const char *p, const char **item, size_t *n)
+{
+	while (*p == ' ' || *p == ',')
+		p++;
+	const char *end = p;
+	while (*end && *end != ',')
+		end++;
+	size_t len = (size_t)(end - p);
+	while (len > 0 && p[len - 1] == ' ')
+		len--;
+	*item = p;
+	*n = len;
+	return end;
+}
+
+/* True when id is in the comma-separated list (NULL: empty). */
 static bool in_list(const char *list, const char *id)
 {
 	size_t idlen = strlen(id);
-	const char *p = list;
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		const char *end = p;
-		while (*end && *end != ',')
-			end++;
-		size_t n = (size_t)(end - p);
-		while (n > 0 && p[n - 1] == ' ')
-			n--;
-		if (n == idlen && n > 0 && memcmp(p, id, n) == 0)
+	if (!list)
+		return false;
+	for (const char *p = list; *p;) {
+		const char *item;
+		size_t n;
+		p = next_item(p, &item, &n);
+		if (n == idlen && n > 0 && memcmp(item, id, n) == 0)
 			return true;
-		p = end;
 	}
 	return false;
 }
 
-/* Every id in the list must be an ECU of the model. */
+/* Every id in the list (NULL: empty) must be an ECU of the model. */
 static int check_list(const vm_model *m, const char *list, const char *name)
 {
-	const char *p = list;
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		const char *end = p;
-		while (*end && *end != ',')
-			end++;
-		size_t n = (size_t)(end - p);
-		while (n > 0 && p[n - 1] == ' ')
-			n--;
-		if (n > 0) {
-			char id[VM_ID_MAX + 1];
-			if (n > VM_ID_MAX)
-				return pq_err_set(PQ_ERR_INVAL, "sim: %s: id too long", name);
-			memcpy(id, p, n);
-			id[n] = '\0';
-			if (!vm_model_find(m, id))
-				return pq_err_set(PQ_ERR_INVAL, "sim: %s: no ECU '%s' in the model",
-				                  name, id);
-		}
-		p = end;
+	if (!list)
+		return PQ_OK;
+	for (const char *p = list; *p;) {
+		const char *item;
+		size_t n;
+		p = next_item(p, &item, &n);
+		if (n == 0)
+			continue;
+		char id[VM_ID_MAX + 1];
+		if (n > VM_ID_MAX)
+			return pq_err_set(PQ_ERR_INVAL, "sim: %s: id too long", name);
+		memcpy(id, item, n);
+		id[n] = '\0';
+		if (!vm_model_find(m, id))
+			return pq_err_set(PQ_ERR_INVAL, "sim: %s: no ECU '%s' in the model", name,
+			                  id);
 	}
 	return PQ_OK;
 }
@@ -359,7 +359,7 @@ static void on_diag(sim_zone *z, sim_conn *c, const doip_frame *fr, uint8_t v)
 	size_t rlen = 0;
 	sim *s = z->s;
 	pthread_mutex_lock(&s->lock);
-	int rc = ecu_handle(e, d.data, d.len, resp, sizeof(resp), &rlen, now_ms());
+	int rc = ecu_handle(e, d.data, d.len, resp, sizeof(resp), &rlen, pq_mono_ms());
 	if (rc == PQ_OK && ecu_take_dirty(e)) {
 		int src = save_state(s);
 		if (src != PQ_OK)
@@ -367,10 +367,8 @@ static void on_diag(sim_zone *z, sim_conn *c, const doip_frame *fr, uint8_t v)
 	}
 	bool slow = e->slow_flash && d.len > 0 && d.data[0] == UDS_SID_TRANSFER;
 	pthread_mutex_unlock(&s->lock);
-	if (slow) { /* the fault: the block takes a while to reach the flash */
-		struct timespec ts = {0, SIM_SLOW_FLASH_MS * 1000000L};
-		nanosleep(&ts, NULL);
-	}
+	if (slow) /* the fault: the block takes a while to reach the flash */
+		pq_sleep_ms(SIM_SLOW_FLASH_MS);
 	if (rc != PQ_OK || rlen == 0)
 		return;
 	doip_diag out = {d.target, d.source, resp, rlen};
@@ -417,7 +415,7 @@ static void on_readable(sim_zone *z, sim_conn *c)
 		conn_close(c);
 		return;
 	}
-	c->last_ms = now_ms();
+	c->last_ms = pq_mono_ms();
 	size_t pos = 0;
 	while (pos < (size_t)got && c->fd >= 0) {
 		size_t used = 0;
@@ -457,7 +455,7 @@ static void on_accept(sim_zone *z)
 	c->fd = fd;
 	c->active = false;
 	c->tester = 0;
-	c->opened_ms = c->last_ms = now_ms();
+	c->opened_ms = c->last_ms = pq_mono_ms();
 	if (doip_reader_init(&c->rd, c->buf, sizeof(c->buf)) != PQ_OK)
 		conn_close(c);
 }
@@ -496,7 +494,7 @@ static void *zone_main(void *arg)
 					on_readable(z, map[i]);
 		}
 		/* inactivity timers, and the S3 session timeout of idle ECUs */
-		int64_t now = now_ms();
+		int64_t now = pq_mono_ms();
 		int idle = atomic_load(&s->idle_ms);
 		for (size_t i = 0; i < SIM_MAX_CONN; i++) {
 			sim_conn *c = &z->conn[i];
@@ -585,24 +583,25 @@ static int setup_ecus(sim *s, const sim_faults *f)
 	return PQ_OK;
 }
 
-int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f, sim **out)
+/* Every ECU named in a fault list must be in the model. */
+static int check_faults(const vm_model *m, const sim_faults *f)
 {
-	if (!m || !state_dir || !out)
-		return pq_err_set(PQ_ERR_INVAL, "sim: NULL argument");
-	*out = NULL;
-	if (m->n_zones == 0 || m->n_zones > VM_ZONES_MAX)
-		return pq_err_set(PQ_ERR_INVAL, "sim: the model has %zu zones", m->n_zones);
-	if (f) {
-		int rc = check_list(m, f->fail_program, "fail_program");
-		if (rc == PQ_OK)
-			rc = check_list(m, f->corrupt_block, "corrupt_block");
-		if (rc == PQ_OK)
-			rc = check_list(m, f->deny_security, "deny_security");
-		if (rc == PQ_OK)
-			rc = check_list(m, f->slow_flash, "slow_flash");
-		if (rc != PQ_OK)
-			return rc;
-	}
+	int rc = PQ_OK;
+	if (!f)
+		return PQ_OK;
+	rc = check_list(m, f->fail_program, "fail_program");
+	if (rc == PQ_OK)
+		rc = check_list(m, f->corrupt_block, "corrupt_block");
+	if (rc == PQ_OK)
+		rc = check_list(m, f->deny_security, "deny_security");
+	if (rc == PQ_OK)
+		rc = check_list(m, f->slow_flash, "slow_flash");
+	return rc;
+}
+
+/* A simulation with nothing open yet, holding its own copy of the model. */
+static int sim_new(const vm_model *m, sim **out)
+{
 	sim *s = calloc(1, sizeof(*s));
 	if (!s)
 		return pq_err_set(PQ_ERR_NOMEM, "sim: no memory");
@@ -619,49 +618,81 @@ int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f, sim
 		free(s);
 		return rc;
 	}
+	*out = s;
+	return PQ_OK;
+}
+
+/* The ECUs, with their state from state_dir/ecus.json (created when absent). */
+static int open_state(sim *s, const char *state_dir, const sim_faults *f)
+{
+	bool found = false;
+	int rc = pq_path_join(s->state_path, sizeof(s->state_path), state_dir, "ecus.json");
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "sim: state directory");
+	rc = pq_mkdirs(state_dir, 0700);
+	if (rc != PQ_OK)
+		return rc;
+	rc = setup_ecus(s, f);
+	if (rc != PQ_OK)
+		return rc;
+	rc = load_state(s, &found);
+	if (rc == PQ_OK && !found)
+		rc = save_state(s);
+	if (rc != PQ_OK)
+		return rc;
+	s->state_ok = true;
+	return PQ_OK;
+}
+
+/* Zone zi's gateway, its ECUs and its listening socket. */
+static int open_zone(sim *s, size_t zi)
+{
+	sim_zone *z = &s->zones[zi];
+	const vm_zone *mz = &s->m.zones[zi];
+	z->s = s;
+	z->zone = mz->zone;
+	z->addr = mz->addr;
+	int rc = ecu_init_gateway(&z->gw, mz->zone, mz->addr, s->m.vin);
+	if (rc != PQ_OK)
+		return rc;
+	z->ecus = calloc(s->n_ecus ? s->n_ecus : 1, sizeof(*z->ecus));
+	if (!z->ecus)
+		return pq_err_set(PQ_ERR_NOMEM, "sim: no memory");
+	for (size_t i = 0; i < s->n_ecus; i++)
+		if (s->m.ecus[i].zone == mz->zone)
+			z->ecus[z->n_ecus++] = &s->ecus[i];
+	return listen_on(mz->port, &z->lfd, &z->port);
+}
+
+int sim_start(const vm_model *m, const char *state_dir, const sim_faults *f, sim **out)
+{
+	sim *s = NULL;
+	int rc;
+	if (!m || !state_dir || !out)
+		return pq_err_set(PQ_ERR_INVAL, "sim: NULL argument");
+	*out = NULL;
+	if (m->n_zones == 0 || m->n_zones > VM_ZONES_MAX)
+		return pq_err_set(PQ_ERR_INVAL, "sim: the model has %zu zones", m->n_zones);
+	rc = check_faults(m, f);
+	if (rc != PQ_OK)
+		return rc;
+	rc = sim_new(m, &s);
+	if (rc != PQ_OK)
+		return rc;
 	if (pthread_mutex_init(&s->lock, NULL) != 0) {
 		rc = pq_err_set(PQ_ERR_NOMEM, "sim: mutex");
 		goto fail;
 	}
 	s->lock_init = true;
-	if (snprintf(s->state_path, sizeof(s->state_path), "%s/ecus.json", state_dir) >=
-	    (int)sizeof(s->state_path)) {
-		rc = pq_err_set(PQ_ERR_RANGE, "sim: state directory path too long");
-		goto fail;
-	}
-	rc = pq_mkdirs(state_dir, 0700);
-	if (rc == PQ_OK)
-		rc = setup_ecus(s, f);
-	bool found = false;
-	if (rc == PQ_OK)
-		rc = load_state(s, &found);
-	if (rc == PQ_OK && !found)
-		rc = save_state(s);
+	rc = open_state(s, state_dir, f);
 	if (rc != PQ_OK)
 		goto fail;
-	s->state_ok = true;
 	if (pipe2(s->wake, O_CLOEXEC) != 0) {
 		rc = pq_err_set(PQ_ERR_IO, "sim: pipe: %s", strerror(errno));
 		goto fail;
 	}
 	for (size_t zi = 0; zi < s->m.n_zones; zi++) {
-		sim_zone *z = &s->zones[zi];
-		const vm_zone *mz = &s->m.zones[zi];
-		z->s = s;
-		z->zone = mz->zone;
-		z->addr = mz->addr;
-		rc = ecu_init_gateway(&z->gw, mz->zone, mz->addr, s->m.vin);
-		if (rc != PQ_OK)
-			goto fail;
-		z->ecus = calloc(s->n_ecus ? s->n_ecus : 1, sizeof(*z->ecus));
-		if (!z->ecus) {
-			rc = pq_err_set(PQ_ERR_NOMEM, "sim: no memory");
-			goto fail;
-		}
-		for (size_t i = 0; i < s->n_ecus; i++)
-			if (s->m.ecus[i].zone == mz->zone)
-				z->ecus[z->n_ecus++] = &s->ecus[i];
-		rc = listen_on(mz->port, &z->lfd, &z->port);
+		rc = open_zone(s, zi);
 		if (rc != PQ_OK)
 			goto fail;
 		s->n_zones++;

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/time.h"
 #include "pkg/swpg.h"
 #include "vehicle/doip.h"
 #include "vehicle/uds.h"
@@ -41,13 +41,6 @@ struct doipc {
 	uint8_t tx[TESTER_TX_BUF];
 	uint8_t last_nrc;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void broken(doipc *c)
 {
@@ -100,7 +93,7 @@ static int next_frame(doipc *c, int64_t deadline, doip_frame *fr)
 			}
 		}
 		c->in_pos = c->in_len = 0;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - pq_mono_ms();
 		if (left <= 0)
 			return pq_err_set(PQ_ERR_TIMEOUT, "doip: timed out");
 		struct pollfd pf = {c->fd, POLLIN, 0};
@@ -145,7 +138,7 @@ static int tcp_connect(const char *host, uint16_t port, int timeout_ms, int *out
 	if (g != 0)
 		return pq_err_set(PQ_ERR_IO, "doip: %s: %s", host, gai_strerror(g));
 	int rc = pq_err_set(PQ_ERR_IO, "doip: %s:%u: no address", host, port);
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = pq_mono_ms() + timeout_ms;
 	for (struct addrinfo *a = res; a; a = a->ai_next) {
 		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
@@ -153,7 +146,7 @@ static int tcp_connect(const char *host, uint16_t port, int timeout_ms, int *out
 		int r = connect(fd, a->ai_addr, a->ai_addrlen);
 		if (r != 0 && errno == EINPROGRESS) {
 			struct pollfd pf = {fd, POLLOUT, 0};
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - pq_mono_ms();
 			r = left > 0 ? poll(&pf, 1, (int)left) : 0;
 			if (r == 0) {
 				close(fd);
@@ -188,6 +181,49 @@ static int tcp_connect(const char *host, uint16_t port, int timeout_ms, int *out
 	return rc;
 }
 
+/* Waits for the routing activation response (answering alive checks meanwhile). */
+static int await_routing(doipc *c, const char *host, uint16_t port, int64_t deadline)
+{
+	for (;;) {
+		doip_frame fr;
+		int rc = next_frame(c, deadline, &fr);
+		if (rc == PQ_ERR_TIMEOUT)
+			return pq_err_set(PQ_ERR_TIMEOUT,
+			                  "doip: no routing activation response from %s:%u", host,
+			                  port);
+		if (rc != 1)
+			return rc;
+		if (fr.hdr.type == DOIP_ALIVE_REQ) {
+			rc = answer_alive(c);
+			if (rc != PQ_OK)
+				return rc;
+			continue;
+		}
+		if (fr.hdr.type == DOIP_GENERIC_NACK) {
+			uint8_t code = 0;
+			if (doip_parse_generic_nack(fr.payload, fr.hdr.len, &code) != PQ_OK)
+				code = 0xFF;
+			return pq_err_set(PQ_ERR_IO,
+			                  "doip: routing activation: generic NACK 0x%02X", code);
+		}
+		if (fr.hdr.type != DOIP_ROUTING_RESP)
+			continue;
+		doip_routing_resp rs;
+		rc = doip_parse_routing_resp(fr.payload, fr.hdr.len, &rs);
+		if (rc != PQ_OK)
+			return rc;
+		if (rs.code != 0x10)
+			return pq_err_set(
+			    PQ_ERR_VERIFY,
+			    "doip: routing activation of 0x%04X refused by %s:%u: code "
+			    "0x%02X%s",
+			    c->tester, host, port, rs.code,
+			    rs.code == 0x00 ? " (unknown source address)" : "");
+		c->entity = rs.entity;
+		return PQ_OK;
+	}
+}
+
 int doipc_connect(const char *host, uint16_t port, uint16_t tester_addr, int timeout_ms,
                   doipc **out)
 {
@@ -200,59 +236,24 @@ int doipc_connect(const char *host, uint16_t port, uint16_t tester_addr, int tim
 	c->fd = -1;
 	c->tester = tester_addr;
 	c->version = DOIP_V2012;
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = pq_mono_ms() + timeout_ms;
+	doip_routing_req rq = {tester_addr, 0x00, false, {0, 0, 0, 0}};
+	size_t n = 0;
 	int rc = doip_reader_init(&c->rd, c->rxbuf, sizeof(c->rxbuf));
 	if (rc == PQ_OK)
 		rc = tcp_connect(host, port, timeout_ms, &c->fd);
-	if (rc != PQ_OK)
-		goto fail;
-	doip_routing_req rq = {tester_addr, 0x00, false, {0, 0, 0, 0}};
-	size_t n = 0;
-	rc = doip_build_routing_req(c->tx, sizeof(c->tx), c->version, &rq, &n);
+	if (rc == PQ_OK)
+		rc = doip_build_routing_req(c->tx, sizeof(c->tx), c->version, &rq, &n);
 	if (rc == PQ_OK)
 		rc = send_all(c, c->tx, n);
-	while (rc == PQ_OK) {
-		doip_frame fr;
-		rc = next_frame(c, deadline, &fr);
-		if (rc != 1)
-			break;
-		rc = PQ_OK;
-		if (fr.hdr.type == DOIP_ALIVE_REQ) {
-			rc = answer_alive(c);
-			continue;
-		}
-		if (fr.hdr.type == DOIP_GENERIC_NACK) {
-			uint8_t code = 0;
-			if (doip_parse_generic_nack(fr.payload, fr.hdr.len, &code) != PQ_OK)
-				code = 0xFF;
-			rc = pq_err_set(PQ_ERR_IO, "doip: routing activation: generic NACK 0x%02X",
-			                code);
-			break;
-		}
-		if (fr.hdr.type != DOIP_ROUTING_RESP)
-			continue;
-		doip_routing_resp rs;
-		rc = doip_parse_routing_resp(fr.payload, fr.hdr.len, &rs);
-		if (rc != PQ_OK)
-			break;
-		if (rs.code != 0x10) {
-			rc = pq_err_set(PQ_ERR_VERIFY,
-			                "doip: routing activation of 0x%04X refused by %s:%u: code "
-			                "0x%02X%s",
-			                tester_addr, host, port, rs.code,
-			                rs.code == 0x00 ? " (unknown source address)" : "");
-			break;
-		}
-		c->entity = rs.entity;
-		*out = c;
-		return PQ_OK;
+	if (rc == PQ_OK)
+		rc = await_routing(c, host, port, deadline);
+	if (rc != PQ_OK) {
+		doipc_close(c);
+		return rc;
 	}
-	if (rc == PQ_ERR_TIMEOUT)
-		rc = pq_err_set(PQ_ERR_TIMEOUT, "doip: no routing activation response from %s:%u",
-		                host, port);
-fail:
-	doipc_close(c);
-	return rc;
+	*out = c;
+	return PQ_OK;
 }
 
 void doipc_close(doipc *c)
@@ -261,6 +262,86 @@ void doipc_close(doipc *c)
 		return;
 	broken(c);
 	free(c);
+}
+
+/* One UDS request waiting for its diagnostic ack and its response. */
+typedef struct {
+	uint16_t target;
+	uint8_t sid;
+	bool suppress; /* the request asked for no positive response */
+	bool acked;
+	bool done; /* the response is in resp */
+	int timeout_ms;
+	int64_t deadline;
+	uint8_t *resp;
+	size_t cap, *resp_len;
+} uds_wait;
+
+/* A diagnostic ack or NACK from the target. */
+static int on_diag_ack(doipc *c, uds_wait *w, const doip_frame *fr)
+{
+	doip_diag_ack a;
+	bool pos = fr->hdr.type == DOIP_DIAG_ACK;
+	if (doip_parse_diag_ack(pos, fr->payload, fr->hdr.len, &a) != PQ_OK ||
+	    a.source != w->target || a.target != c->tester)
+		return PQ_OK;
+	if (!pos)
+		return pq_err_set(
+		    a.code == DOIP_DIAG_NACK_UNKNOWN_TARGET ? PQ_ERR_NOTFOUND : PQ_ERR_IO,
+		    "doip: diagnostic NACK 0x%02X for target 0x%04X", a.code, w->target);
+	w->acked = true;
+	if (w->suppress) {
+		int64_t t = pq_mono_ms() + TESTER_SUPPRESS_WAIT_MS;
+		w->deadline = t < w->deadline ? t : w->deadline;
+	}
+	return PQ_OK;
+}
+
+/* A diagnostic message: the response (positive or negative) to our request, a "response
+ * pending" that extends the deadline, or a late answer to an earlier request (ignored). */
+static int on_diag_msg(doipc *c, uds_wait *w, const doip_frame *fr)
+{
+	doip_diag m;
+	if (doip_parse_diag(fr->payload, fr->hdr.len, &m) != PQ_OK || m.source != w->target ||
+	    m.target != c->tester)
+		return PQ_OK;
+	bool neg = m.data[0] == UDS_NEG && m.len >= 2 && m.data[1] == w->sid;
+	if (!neg && m.data[0] != UDS_POS(w->sid))
+		return PQ_OK; /* a late answer to an earlier request */
+	if (neg && m.len == 3 && m.data[2] == UDS_NRC_PENDING) {
+		w->deadline =
+		    pq_mono_ms() +
+		    (w->timeout_ms > TESTER_PENDING_MS ? w->timeout_ms : TESTER_PENDING_MS);
+		return PQ_OK;
+	}
+	if (m.len > w->cap)
+		return pq_err_set(PQ_ERR_RANGE, "doip: UDS response of %zu bytes, room for %zu",
+		                  m.len, w->cap);
+	memcpy(w->resp, m.data, m.len);
+	*w->resp_len = m.len;
+	w->done = true;
+	return PQ_OK;
+}
+
+static int on_frame(doipc *c, uds_wait *w, const doip_frame *fr)
+{
+	switch (fr->hdr.type) {
+	case DOIP_ALIVE_REQ:
+		return answer_alive(c);
+	case DOIP_GENERIC_NACK: {
+		uint8_t code = 0xFF;
+		if (doip_parse_generic_nack(fr->payload, fr->hdr.len, &code) != PQ_OK)
+			code = 0xFF;
+		return pq_err_set(PQ_ERR_IO, "doip: generic NACK 0x%02X", code);
+	}
+	case DOIP_DIAG_ACK:
+	case DOIP_DIAG_NACK:
+		return on_diag_ack(c, w, fr);
+	case DOIP_DIAG_MSG:
+		return on_diag_msg(c, w, fr);
+	default:
+		return PQ_OK;
+	}
 }
 
 int doipc_uds(doipc *c, uint16_t target, const uint8_t *req, size_t req_len, uint8_t *resp,
@@ -279,80 +360,31 @@ int doipc_uds(doipc *c, uint16_t target, const uint8_t *req, size_t req_len, uin
 	rc = send_all(c, c->tx, n);
 	if (rc != PQ_OK)
 		return rc;
-	uint8_t sid = req[0];
-	bool suppress = uds_suppress_requested(req, req_len);
-	bool acked = false;
-	int64_t deadline = now_ms() + timeout_ms;
-	for (;;) {
+	uds_wait w = {.target = target,
+	              .sid = req[0],
+	              .suppress = uds_suppress_requested(req, req_len),
+	              .timeout_ms = timeout_ms,
+	              .deadline = pq_mono_ms() + timeout_ms,
+	              .resp = resp,
+	              .cap = cap,
+	              .resp_len = resp_len};
+	while (!w.done) {
 		doip_frame fr;
-		rc = next_frame(c, deadline, &fr);
+		rc = next_frame(c, w.deadline, &fr);
 		if (rc == PQ_ERR_TIMEOUT) {
-			if (acked && suppress)
+			if (w.acked && w.suppress)
 				return PQ_OK; /* no negative response: done */
 			return pq_err_set(PQ_ERR_TIMEOUT, "doip: no %s from 0x%04X within %d ms",
-			                  acked ? "UDS response" : "diagnostic ack", target,
+			                  w.acked ? "UDS response" : "diagnostic ack", target,
 			                  timeout_ms);
 		}
 		if (rc != 1)
 			return rc;
-		switch (fr.hdr.type) {
-		case DOIP_ALIVE_REQ:
-			rc = answer_alive(c);
-			if (rc != PQ_OK)
-				return rc;
-			break;
-		case DOIP_GENERIC_NACK: {
-			uint8_t code = 0xFF;
-			if (doip_parse_generic_nack(fr.payload, fr.hdr.len, &code) != PQ_OK)
-				code = 0xFF;
-			return pq_err_set(PQ_ERR_IO, "doip: generic NACK 0x%02X", code);
-		}
-		case DOIP_DIAG_ACK:
-		case DOIP_DIAG_NACK: {
-			doip_diag_ack a;
-			bool pos = fr.hdr.type == DOIP_DIAG_ACK;
-			if (doip_parse_diag_ack(pos, fr.payload, fr.hdr.len, &a) != PQ_OK ||
-			    a.source != target || a.target != c->tester)
-				break;
-			if (!pos)
-				return pq_err_set(a.code == DOIP_DIAG_NACK_UNKNOWN_TARGET
-				                      ? PQ_ERR_NOTFOUND
-				                      : PQ_ERR_IO,
-				                  "doip: diagnostic NACK 0x%02X for target 0x%04X",
-				                  a.code, target);
-			acked = true;
-			if (suppress) {
-				int64_t w = now_ms() + TESTER_SUPPRESS_WAIT_MS;
-				deadline = w < deadline ? w : deadline;
-			}
-			break;
-		}
-		case DOIP_DIAG_MSG: {
-			doip_diag m;
-			if (doip_parse_diag(fr.payload, fr.hdr.len, &m) != PQ_OK ||
-			    m.source != target || m.target != c->tester)
-				break;
-			bool neg = m.data[0] == UDS_NEG && m.len >= 2 && m.data[1] == sid;
-			if (!neg && m.data[0] != UDS_POS(sid))
-				break; /* a late answer to an earlier request */
-			if (neg && m.len == 3 && m.data[2] == UDS_NRC_PENDING) {
-				deadline =
-				    now_ms() + (timeout_ms > TESTER_PENDING_MS ? timeout_ms
-				                                               : TESTER_PENDING_MS);
-				break;
-			}
-			if (m.len > cap)
-				return pq_err_set(PQ_ERR_RANGE,
-				                  "doip: UDS response of %zu bytes, room for %zu",
-				                  m.len, cap);
-			memcpy(resp, m.data, m.len);
-			*resp_len = m.len;
-			return PQ_OK;
-		}
-		default:
-			break;
-		}
+		rc = on_frame(c, &w, &fr);
+		if (rc != PQ_OK)
+			return rc;
 	}
+	return PQ_OK;
 }
 
 uint8_t doipc_last_nrc(const doipc *c)
