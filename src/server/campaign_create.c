@@ -147,23 +147,25 @@ static int prereq_members(const json_t *pre, json_t *npre)
 	} ints[] = {{"battery_min_pct", 100}, {"storage_min_bytes", INT64_MAX / 2}};
 	static const char *const bools[] = {"parked", "ignition_off"};
 	int rc = pq_jv_keys(&JV, pre, path, keys);
-	for (size_t i = 0; rc == PQ_OK && i < sizeof(ints) / sizeof(ints[0]); i++) {
+	if (rc != PQ_OK)
+		return rc;
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		int64_t n = 0;
 		if (!json_object_get(pre, ints[i].key))
 			continue;
-		rc = pq_jv_int(&JV, pre, ints[i].key, path, 0, 0, ints[i].max, &n);
-		if (rc == PQ_OK)
-			rc = cmp__set_new(npre, ints[i].key, json_integer(n));
+		if ((rc = pq_jv_int(&JV, pre, ints[i].key, path, 0, 0, ints[i].max, &n)) != PQ_OK ||
+		    (rc = cmp__set_new(npre, ints[i].key, json_integer(n))) != PQ_OK)
+			return rc;
 	}
-	for (size_t i = 0; rc == PQ_OK && i < sizeof(bools) / sizeof(bools[0]); i++) {
+	for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
 		bool b = false;
 		if (!json_object_get(pre, bools[i]))
 			continue;
-		rc = pq_jv_bool(&JV, pre, bools[i], path, 0, &b);
-		if (rc == PQ_OK)
-			rc = cmp__set_new(npre, bools[i], json_boolean(b));
+		if ((rc = pq_jv_bool(&JV, pre, bools[i], path, 0, &b)) != PQ_OK ||
+		    (rc = cmp__set_new(npre, bools[i], json_boolean(b))) != PQ_OK)
+			return rc;
 	}
-	return rc;
+	return PQ_OK;
 }
 
 static int norm_prereq(const json_t *p, json_t *out)
@@ -242,8 +244,9 @@ static int norm_policy(const json_t *p, json_t *out)
 
 /* ---- phases ---------------------------------------------------------------------------- */
 
-/* The members of phases[i] (at path) into np; *last_pct: the previous phase's percent. */
-static int phase_members(const json_t *p, const char *path, double *last_pct, json_t *np)
+/* A phase's share: its count or its (cumulative) percent, exactly one of them;
+ * *last_pct: the previous phase's percent. */
+static int phase_share(const json_t *p, const char *path, double *last_pct, json_t *np)
 {
 	json_t *cnt = json_object_get(p, "count"), *pct = json_object_get(p, "percent");
 	if ((!cnt) == (!pct))
@@ -252,28 +255,25 @@ static int phase_members(const json_t *p, const char *path, double *last_pct, js
 	if (cnt) {
 		int64_t n = 0;
 		rc = pq_jv_int(&JV_NULL, p, "count", path, 0, 0, CMP_TARGETS_MAX, &n);
-		if (rc == PQ_OK)
-			rc = cmp__set_new(np, "count", json_integer(n));
-	} else {
-		double v = 0;
-		rc = pq_jv_num(&JV_NULL, p, "percent", path, 0, 0, 100, &v);
-		if (rc == PQ_OK && v < *last_pct)
-			rc = pq_jv_fail(&JV, path, "percent",
-			                "smaller than an earlier phase's (percent is cumulative)");
-		if (rc == PQ_OK)
-			rc = cmp__set_new(np, "percent", json_real(v));
-		*last_pct = v;
+		return rc != PQ_OK ? rc : cmp__set_new(np, "count", json_integer(n));
 	}
-	double ok = 1.0, err = 0.1;
-	if (rc == PQ_OK)
-		rc = pq_jv_num(&JV, p, "success_threshold", path, 0, 0, 1, &ok);
-	if (rc == PQ_OK)
-		rc = cmp__set_new(np, "success_threshold", json_real(ok));
-	if (rc == PQ_OK)
-		rc = pq_jv_num(&JV, p, "error_threshold", path, 0, 0, 1, &err);
-	if (rc == PQ_OK)
-		rc = cmp__set_new(np, "error_threshold", json_real(err));
-	return rc;
+	double v = 0;
+	rc = pq_jv_num(&JV_NULL, p, "percent", path, 0, 0, 100, &v);
+	if (rc != PQ_OK)
+		return rc;
+	if (v < *last_pct)
+		return pq_jv_fail(&JV, path, "percent",
+		                  "smaller than an earlier phase's (percent is cumulative)");
+	*last_pct = v;
+	return cmp__set_new(np, "percent", json_real(v));
+}
+
+/* A threshold in 0..1 (def when absent). */
+static int phase_ratio(const json_t *p, const char *path, const char *key, double def, json_t *np)
+{
+	double r = def;
+	int rc = pq_jv_num(&JV, p, key, path, 0, 0, 1, &r);
+	return rc != PQ_OK ? rc : cmp__set_new(np, key, json_real(r));
 }
 
 static int norm_phase(const json_t *p, size_t i, double *last_pct, json_t *out)
@@ -290,8 +290,9 @@ static int norm_phase(const json_t *p, size_t i, double *last_pct, json_t *out)
 	json_t *np = json_object();
 	if (!np)
 		return pq_err_set(PQ_ERR_NOMEM, "%s", path);
-	rc = phase_members(p, path, last_pct, np);
-	if (rc != PQ_OK) {
+	if ((rc = phase_share(p, path, last_pct, np)) != PQ_OK ||
+	    (rc = phase_ratio(p, path, "success_threshold", 1.0, np)) != PQ_OK ||
+	    (rc = phase_ratio(p, path, "error_threshold", 0.1, np)) != PQ_OK) {
 		json_decref(np);
 		return rc;
 	}

@@ -323,15 +323,14 @@ int cmp__insert_deployments(store *db, const store_campaign *c, const cmp_rules 
 	if (!slots)
 		return pq_err_set(PQ_ERR_NOMEM, "deployments");
 	int rc = make_slots(c->id, l, nv, slots);
+	if (rc != PQ_OK || (rc = store_begin(db)) != PQ_OK)
+		goto out;
+	rc = insert_slots(db, c->id, rules, slots, nv, l, fixed_phase, now_ms);
 	if (rc == PQ_OK)
-		rc = store_begin(db);
-	if (rc == PQ_OK) {
-		rc = insert_slots(db, c->id, rules, slots, nv, l, fixed_phase, now_ms);
-		if (rc == PQ_OK)
-			rc = store_commit(db);
-		else
-			store_rollback(db);
-	}
+		rc = store_commit(db);
+	else
+		store_rollback(db);
+out:
 	free(slots);
 	return rc;
 }
