@@ -287,7 +287,11 @@ static int insert_slots(store *db, const char *cid, const cmp_rules *rules,
 	phase_bounds(rules, nv, bounds);
 	store_deployment *deps = calloc(VEHICLE_LIST_CHUNK, sizeof(*deps));
 	store_target *tg = calloc(l->n, sizeof(*tg));
-	int rc = deps && tg ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "deployments");
+	int rc = PQ_OK;
+	if (!deps || !tg) {
+		rc = pq_err_set(PQ_ERR_NOMEM, "deployments");
+		goto out;
+	}
 	for (size_t i = 0; rc == PQ_OK && i < nv;) {
 		size_t nd = 0, nt = 0;
 		for (; i < nv && nd < VEHICLE_LIST_CHUNK; i++) {
@@ -304,6 +308,7 @@ static int insert_slots(store *db, const char *cid, const cmp_rules *rules,
 		}
 		rc = store_deployment_insert(db, cid, deps, nd, tg, nt, now_ms);
 	}
+out:
 	free(deps);
 	free(tg);
 	return rc;
