@@ -1315,7 +1315,7 @@ static void test_engine_validation(void **state)
 	    {"{\"name\":\"x\",\"release_ids\":[\"r1\"],\"target\":{\"version_min\":\"v1\"}}",
 	     "target.version_min"},
 	    {"{\"name\":\"x\",\"release_ids\":[\"r1\"],\"target\":{\"vins\":[1]}}",
-	     "target.vins[0]"},
+	     "target.vins: [0]"},
 	};
 	char id[41];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
