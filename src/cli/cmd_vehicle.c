@@ -14,7 +14,6 @@
 #include "cli/cli.h"
 #include "core/fileio.h"
 #include "core/log.h"
-#include "core/time.h"
 #include "vehicle/model.h"
 
 #define PROMPT_TARGETS 20 /* targets listed at the prompt */
@@ -153,16 +152,12 @@ typedef struct {
  * --log-level to stderr, in pq_log's own format. */
 static void log_sink(pq_log_level level, const char *component, const char *msg, void *user)
 {
-	static const char *const names[] = {"debug", "info", "warn", "error"};
 	const log_ctx *c = user;
-	char ts[PQ_ISO_TIME_MS_LEN];
 	if ((unsigned)level > PQ_LOG_ERROR)
 		return;
-	if (level >= c->stderr_level) {
-		pq_iso_time_ms(pq_real_ms(), ts);
-		fprintf(stderr, "%s %-5s [%s] %s\n", ts, names[level], component, msg);
-	}
-	ag_log_record(names[level], component, msg);
+	if (level >= c->stderr_level)
+		pq_log_write_stderr(level, component, msg);
+	ag_log_record(pq_log_level_name(level), component, msg);
 }
 
 static int parse_consent(const char *s, ag_opts *o)

@@ -50,11 +50,20 @@ void pq_log(pq_log_level level, const char *component, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (cur_sink) {
+	if (cur_sink)
 		cur_sink(level, component, msg, cur_user);
-		return;
-	}
+	else
+		pq_log_write_stderr(level, component, msg);
+}
+
+const char *pq_log_level_name(pq_log_level level)
+{
+	return (unsigned)level <= PQ_LOG_OFF ? level_names[level] : "?";
+}
+
+void pq_log_write_stderr(pq_log_level level, const char *component, const char *msg)
+{
 	char when[PQ_ISO_TIME_MS_LEN];
 	pq_iso_time_ms(pq_real_ms(), when);
-	fprintf(stderr, "%s %-5s [%s] %s\n", when, level_names[level], component, msg);
+	fprintf(stderr, "%s %-5s [%s] %s\n", when, pq_log_level_name(level), component, msg);
 }

@@ -22,6 +22,13 @@ void pq_log_set_sink(pq_log_sink sink, void *user);
 void pq_log_set_level(pq_log_level level);
 pq_log_level pq_log_get_level(void);
 
+/* "debug", "info", "warn", "error", "off" ("?" for anything else). */
+const char *pq_log_level_name(pq_log_level level);
+
+/* The default sink's output: "<UTC time> <level> [<component>] <msg>" on stderr. A sink
+ * that also writes elsewhere calls it to keep the stderr format. */
+void pq_log_write_stderr(pq_log_level level, const char *component, const char *msg);
+
 /* Parses "debug", "info", "warn", "error", "off". */
 int pq_log_level_parse(const char *s, pq_log_level *out) PQ_MUST_CHECK;
 
