@@ -1,4 +1,4 @@
-/* hash.c: digests, CRC-32, HKDF, randomness and hex on OpenSSL EVP and zlib. */
+/* hash.c: digests, CRC-32, HKDF and randomness on OpenSSL EVP and zlib. */
 #include "crypto/hash.h"
 
 #include <errno.h>
