@@ -67,7 +67,8 @@ check "all $N vehicles are online (wake-ups handled by either instance)" wait_fo
 vci_done() { [ "$(grep -c '"event":"published".*"msg_type":"vci_report"' "$WORK/fleet.log")" -ge "$N" ]; }
 check "every vehicle sent its VCI" wait_for 30 vci_done
 # ...and the server stored them all before the campaign starts (read in the database)
-PSQL=$(command -v psql || ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -n 1)
+PSQL=$(command -v psql || true)
+[ -n "$PSQL" ] || for PSQL in /usr/lib/postgresql/*/bin/psql; do :; done # (the newest)
 vci_stored() {
 	[ "$("$PSQL" "$PQOTA_TEST_PG" -tAX -c 'SELECT count(*) FROM vehicles WHERE last_vci_ms > 0')" = "$N" ]
 }

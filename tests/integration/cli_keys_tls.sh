@@ -50,7 +50,7 @@ check "serve log shows the refused classical client" contains "$WORK/serve.log" 
 # (free_port's port may be taken before s_server binds it: then s_server exits, try another)
 listening() { ss -Hltn "sport = :$1" | grep -q LISTEN; }
 up_or_gone() { listening "$1" || ! kill -0 "$2" 2>/dev/null; }
-for try in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
 	cport=$(free_port)
 	"$OPENSSL35" s_server -accept "127.0.0.1:$cport" -cert "$pki/server/server.crt" -key "$pki/server/server.key" \
 		-groups X25519 -tls1_3 -quiet >"$WORK/ss.log" 2>&1 &
