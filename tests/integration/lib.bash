@@ -73,13 +73,13 @@ wait_for() {
 }
 
 # hold_for SECONDS CMD...: the wait of a negative check: passes when CMD keeps succeeding
-# (polled every 50 ms) for SECONDS, fails as soon as it does not. Only for "X did not happen"
-# where no later event shows that X would have happened by then; else use a barrier
-# (mqtt_sub_sync, or an event the system logs after the point in question).
+# (polled every 50 ms) for SECONDS of wall-clock time, fails as soon as it does not. Only for
+# "X did not happen" where no later event shows that X would have happened by then; else use
+# a barrier (mqtt_sub_sync, or an event the system logs after the point in question).
 hold_for() {
-	local t=$1 i
+	local end=$((${EPOCHREALTIME/./} + $1 * 1000000))
 	shift
-	for ((i = 0; i < t * 20; i++)); do
+	while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do
 		"$@" >/dev/null 2>&1 || return 1
 		sleep 0.05
 	done
