@@ -1,16 +1,58 @@
 # Tests: each tests/unit/test_*.c is its own cmocka executable and ctest test; black-box
 # tests under tests/integration are shell scripts that start real processes.
+#
+# Each unit test links only the pqota libraries it tests (and what they depend on), so that
+# a test that reaches across the layering does not link: PQOTA_UNIT_LIBS_<test> below, one
+# entry per test. A test missing from the map links every library (and configuring says so):
+# add it. PQOTA_UNIT_SRCS_<test>: shared test sources beyond testutil.c.
+set(PQOTA_UNIT_LIBS_test_agent pqota_agent)
+set(PQOTA_UNIT_LIBS_test_campaign pqota_server)
+set(PQOTA_UNIT_LIBS_test_cjson pqota_uptane)
+set(PQOTA_UNIT_LIBS_test_config pqota_core)
+set(PQOTA_UNIT_LIBS_test_core pqota_core)
+set(PQOTA_UNIT_LIBS_test_crypto pqota_crypto)
+set(PQOTA_UNIT_LIBS_test_diag pqota_server)
+set(PQOTA_UNIT_LIBS_test_doip pqota_vehicle)
+set(PQOTA_UNIT_LIBS_test_ecu pqota_vehicle)
+set(PQOTA_UNIT_LIBS_test_kat_mldsa pqota_crypto)
+set(PQOTA_UNIT_LIBS_test_kat_mlkem pqota_crypto)
+set(PQOTA_UNIT_LIBS_test_mqtt pqota_server)
+set(PQOTA_UNIT_LIBS_test_msg pqota_server)
+set(PQOTA_UNIT_LIBS_test_pkg pqota_pkg)
+set(PQOTA_UNIT_LIBS_test_semver pqota_core)
+set(PQOTA_UNIT_LIBS_test_server_api pqota_server PkgConfig::CURL)
+set(PQOTA_UNIT_LIBS_test_sim pqota_vehicle)
+set(PQOTA_UNIT_LIBS_test_store pqota_store)
+set(PQOTA_UNIT_LIBS_test_tls pqota_tls)
+set(PQOTA_UNIT_LIBS_test_uds pqota_vehicle)
+set(PQOTA_UNIT_LIBS_test_uptane pqota_uptane)
+set(PQOTA_UNIT_LIBS_ALL pqota_agent pqota_server pqota_store pqota_pkg pqota_uptane pqota_vehicle
+    pqota_tls pqota_crypto pqota_core PkgConfig::CURL)
+set(PQOTA_UNIT_SRCS_test_campaign tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_diag tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_store tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_kat_mldsa tests/unit/kat.c)
+set(PQOTA_UNIT_SRCS_test_kat_mlkem tests/unit/kat.c)
+
+# pqota_unit_test(NAME): the executable NAME from tests/unit/NAME.c (not registered with ctest)
+function(pqota_unit_test name)
+  add_executable(${name} "tests/unit/${name}.c" tests/unit/testutil.c ${PQOTA_UNIT_SRCS_${name}})
+  target_include_directories(${name} PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
+  if(DEFINED PQOTA_UNIT_LIBS_${name})
+    set(libs ${PQOTA_UNIT_LIBS_${name}})
+  else()
+    message(STATUS "pqota: ${name} is not in tests/tests.cmake's map: it links every library")
+    set(libs ${PQOTA_UNIT_LIBS_ALL})
+  endif()
+  target_link_libraries(${name} PRIVATE ${libs} PkgConfig::CMOCKA Threads::Threads)
+endfunction()
+
 file(GLOB PQOTA_UNIT_TESTS CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/tests/unit/test_*.c")
 # test_store runs twice, once per backend: registered below.
 list(FILTER PQOTA_UNIT_TESTS EXCLUDE REGEX "/test_store\\.c$")
 foreach(src ${PQOTA_UNIT_TESTS})
   get_filename_component(name "${src}" NAME_WE)
-  add_executable(${name} "${src}" tests/unit/testutil.c tests/unit/kat.c)
-  target_include_directories(${name} PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
-  target_link_libraries(${name} PRIVATE pqota_agent pqota_server pqota_store pqota_pkg pqota_uptane
-                        pqota_vehicle pqota_tls
-                        pqota_crypto pqota_core PkgConfig::CMOCKA PkgConfig::JANSSON
-                        PkgConfig::CURL)
+  pqota_unit_test(${name})
   add_test(NAME unit/${name} COMMAND ${name})
   set_tests_properties(unit/${name} PROPERTIES
     ENVIRONMENT "PQOTA_TESTVECTORS=${PQOTA_TESTVECTORS};PQOTA_BIN=$<TARGET_FILE:pqota>"
@@ -54,10 +96,7 @@ endforeach()
 # The store's tests: one binary, run against SQLite and against a real PostgreSQL server
 # that tests/store/pg-fixture.sh starts (initdb in a temporary directory, a free port) and
 # removes. Each run uses its own files and server, so both run in parallel with the rest.
-add_executable(test_store tests/unit/test_store.c tests/unit/testutil.c)
-target_include_directories(test_store PRIVATE "${CMAKE_SOURCE_DIR}/tests/unit")
-target_link_libraries(test_store PRIVATE pqota_store pqota_crypto pqota_core PkgConfig::CMOCKA
-                      Threads::Threads)
+pqota_unit_test(test_store)
 add_test(NAME unit/test_store_sqlite COMMAND test_store)
 set_tests_properties(unit/test_store_sqlite PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=sqlite" TIMEOUT 300)

@@ -42,45 +42,54 @@ expect_exit 2 "a second run without --force refuses to replace the files" \
 	"$PQOTA" broker config --pki "$pki" --out "$out" --listen "127.0.0.1:$port"
 check "...and says so" contains "$WORK/last.out" "exists"
 
-"$out/run-broker.sh" >"$WORK/mosquitto.log" 2>&1 &
-BROKER=$!
-PIDS+=($BROKER)
-if ! wait_for 10 grep -q "running" "$WORK/mosquitto.log"; then
+# the port, free when chosen, may have been taken since: then the files are written again
+# for another one
+run_broker() { # PORT
+	if [ "$1" != "$port" ]; then
+		"$PQOTA" broker config --pki "$pki" --out "$out" --listen "127.0.0.1:$1" "${user[@]}" \
+			--force >/dev/null || return 1
+	fi
+	"$out/run-broker.sh" >"$WORK/mosquitto.log" 2>&1 &
+	BROKER_PID=$!
+}
+if ! broker_start run_broker "$WORK/mosquitto.log" "$port"; then
 	bad "mosquitto did not start on the generated configuration"
 	cat "$WORK/mosquitto.log"
 	finish
 fi
+port=$BROKER_PORT
+BROKER=$BROKER_PID
 ok "mosquitto runs on the generated configuration"
 check "the broker loaded pqota's OpenSSL 3.5" grep -q "$OPENSSL_PREFIX/lib/libssl.so.3" "/proc/$BROKER/maps"
 
 cred() { echo --cafile "$pki/ca/ca.crt" --cert "$pki/$1/client.crt" --key "$pki/$1/client.key"; }
-# sub NAME WHO TOPIC: a subscriber for 4 s, its output in $WORK/NAME.out
+# sub NAME WHO TOPIC PROBE: a subscriber, its output in $WORK/NAME.out, active when this
+# returns; PROBE is a topic WHO may read and write (mqtt_sub's readiness probe)
 sub() {
 	# shellcheck disable=SC2046
-	on35 mosquitto_sub -V mqttv5 -h 127.0.0.1 -p "$port" $(cred "$2") -t "$3" -W 4 -v >"$WORK/$1.out" 2>&1 &
-	PIDS+=($!)
-	SUBS+=($!)
+	mqtt_sub "$WORK/$1.out" "$4" -V mqttv5 -h 127.0.0.1 -p "$port" $(cred "$2") -- -t "$3" -W 60 -v ||
+		bad "subscriber $1 not ready"
+	SUBS+=("$1")
 }
 pub() {
 	# shellcheck disable=SC2046
 	on35 mosquitto_pub -V mqttv5 -h 127.0.0.1 -p "$port" $(cred "$1") -t "$2" -m "$3" -q 1 >>"$WORK/pub.out" 2>&1
 }
 SUBS=()
-sub server server-client 'oem/#'
-sub shared server-client '$share/pqota/oem/+/wake_up'
-sub v1all vehicles/VIN1 'oem/#'
-sub v1 vehicles/VIN1 'oem/VIN1/#'
-sub v2share vehicles/VIN2 '$share/x/oem/+/wake_up'
-connected() { [ "$(grep -c "u'" "$WORK/mosquitto.log")" -ge 5 ]; }
-wait_for 5 connected || true
-sleep 0.3 # the SUBSCRIBE follows the CONNECT
+sub server server-client 'oem/#' oem/test/probe-server
+sub shared server-client '$share/pqota/oem/+/wake_up' oem/test/probe-shared
+sub v1all vehicles/VIN1 'oem/#' oem/VIN1/test/probe-v1all
+sub v1 vehicles/VIN1 'oem/VIN1/#' oem/VIN1/test/probe-v1
+sub v2share vehicles/VIN2 '$share/x/oem/+/wake_up' oem/VIN2/test/probe-v2share
 pub vehicles/VIN2 oem/VIN1/wake_up spoofed-wake
 pub vehicles/VIN2 oem/VIN2/wake_up own-wake
 pub vehicles/VIN1 oem/VIN1/wake_up v1-wake
 pub server-client oem/VIN1/update_request for-v1
 pub vehicles/VIN2 oem/broadcast/releases fake-release
 pub server-client oem/broadcast/releases real-release
-for p in "${SUBS[@]}"; do wait "$p" || true; done
+# every publish above was acknowledged: once each subscriber got a marker published after
+# them, what it did not get was not delivered to it
+for s in "${SUBS[@]}"; do mqtt_sub_sync "$WORK/$s.out" || bad "subscriber $s: no barrier"; done
 
 check "the server sees a vehicle's own topic" grep -qx "oem/VIN2/wake_up own-wake" "$WORK/server.out"
 check "the server's shared subscription receives wake-ups" grep -qx "oem/VIN1/wake_up v1-wake" "$WORK/shared.out"

@@ -138,11 +138,10 @@ wait "$F1" "$F2" 2>/dev/null || true
 
 # --- the seed's own wake-up (no message_id, numeric timestamp, vehicle.vin) is accepted -----
 vr="$PKI/vehicles/$rs"
-on35 mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" --cafile "$PKI/ca/ca.crt" --cert "$vr/client.crt" \
-	--key "$vr/client.key" -t "oem/$rs/command" -C 1 -W 10 >"$WORK/seed-cmd.out" 2>&1 &
-SUBP=$!
-PIDS+=($SUBP)
-sleep 0.5
+mqtt_sub "$WORK/seed-cmd.out" "oem/$rs/test/probe" -h 127.0.0.1 -p "$BROKER_PORT" --cafile "$PKI/ca/ca.crt" \
+	--cert "$vr/client.crt" --key "$vr/client.key" -- -t "oem/$rs/command" -C 1 -W 10 ||
+	bad "$rs's command subscriber is not ready"
+SUBP=$MQTT_SUB_PID
 on35 mosquitto_pub -h 127.0.0.1 -p "$BROKER_PORT" --cafile "$PKI/ca/ca.crt" --cert "$vr/client.crt" \
 	--key "$vr/client.key" -q 1 -t "oem/$rs/wake_up" \
 	-m "{\"msg_type\": \"vehicle_wake_up\", \"timestamp\": $(date +%s), \"vehicle\": {\"vin\": \"$rs\"}, \"vmg_info\": {\"sw_version\": \"1.0.0\"}}"
@@ -169,7 +168,6 @@ fi
 kill -KILL "$SRVPID_s1"
 wait "$SRVPID_s1" 2>/dev/null || true
 ok "server killed (SIGKILL) while $rs is postponed"
-sleep 1
 start_server s1
 check "the restarted server (port $(cat "$WORK/s1.port")) re-notifies and completes $rs" \
 	wait_for 40 dep_is "$BASE_s1" "$c2" "$rs" completed

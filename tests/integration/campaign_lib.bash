@@ -18,20 +18,21 @@ make_pki() {
 	for v in "$@"; do "$PQOTA" keys vehicle "$v" --dir "$PKI" >/dev/null; done
 }
 
+# start_broker: `pqota broker config` for the PKI and Debian's mosquitto on it (BROKER_PORT)
 start_broker() {
-	BROKER_PORT=$(free_port)
-	local user=()
-	[ "$(id -u)" = 0 ] && user=(--user root)
-	"$PQOTA" broker config --pki "$PKI" --out "$WORK/broker" --listen "127.0.0.1:$BROKER_PORT" \
-		"${user[@]}" --force >/dev/null
-	"$WORK/broker/run-broker.sh" >"$WORK/mosquitto.log" 2>&1 &
-	BROKER_PID=$!
-	PIDS+=($BROKER_PID)
-	wait_for 10 grep -q "running" "$WORK/mosquitto.log" || {
+	broker_start campaign_broker "$WORK/mosquitto.log" || {
 		bad "mosquitto did not start"
 		cat "$WORK/mosquitto.log"
 		finish
 	}
+}
+campaign_broker() { # PORT
+	local user=()
+	[ "$(id -u)" = 0 ] && user=(--user root)
+	"$PQOTA" broker config --pki "$PKI" --out "$WORK/broker" --listen "127.0.0.1:$1" \
+		"${user[@]}" --force >/dev/null || return 1
+	"$WORK/broker/run-broker.sh" >"$WORK/mosquitto.log" 2>&1 &
+	BROKER_PID=$!
 }
 
 # write_server_conf NAME [extra lines...]: $WORK/NAME.conf
@@ -58,9 +59,13 @@ write_server_conf() {
 	done
 }
 
-# start_server NAME: runs it in the background, sets BASE_<NAME>, SRVPID_<NAME>
+# start_server NAME: runs it in the background, sets BASE_<NAME>, SRVPID_<NAME>; returns once
+# it serves and, when its configuration names a broker, its MQTT bridge has subscribed
 start_server() {
-	local name=$1
+	local name=$1 broker subscribed
+	broker=$(sed -n 's/^mqtt\.broker *= *//p' "$WORK/$name.conf" | tail -n 1 | tr -d '"')
+	# (the log is appended to: a restarted server's own line is the next one)
+	subscribed=$(grep -c "subscribed to" "$WORK/$name.log" 2>/dev/null || true)
 	rm -f "$WORK/$name.port"
 	"$PQOTA" server --config "$WORK/$name.conf" >>"$WORK/$name.log" 2>&1 &
 	local pid=$!
@@ -72,9 +77,17 @@ start_server() {
 		finish
 	}
 	eval "BASE_$name=https://127.0.0.1:$(cat "$WORK/$name.port")"
+	[ -n "$broker" ] || return 0
 	# the bridge connects (its subscriptions acknowledged) shortly after
-	wait_for 20 grep -q "subscribed to" "$WORK/$name.log" || true
+	wait_for 20 bridge_up "$name" "${subscribed:-0}" || {
+		bad "server $name: its MQTT bridge did not subscribe on $broker"
+		tail -20 "$WORK/$name.log"
+		finish
+	}
 }
+
+# bridge_up NAME N: server NAME's log has more than N "subscribed to" lines
+bridge_up() { [ "$(grep -c "subscribed to" "$WORK/$1.log")" -gt "$2" ]; }
 
 stop_server() {
 	local pid

@@ -32,26 +32,32 @@ check "both instances run (ports $(cat "$WORK/s1.port"), $(cat "$WORK/s2.port"))
 check "both joined the shared subscription" grep -q 'shared group member: $share/pqota/' "$WORK/s1.log" "$WORK/s2.log"
 make_key s1
 
-# register the vehicles through s1 in one curl process (one connection)
-: >"$WORK/reg.curl"
-for v in "${vins[@]}"; do
-	python3 -c 'import json, sys
-vin, d = sys.argv[1], sys.argv[2]
-r = lambda f: open(d + "/" + f).read()
-print(json.dumps({"vin": vin, "model": "scale-suv", "certificate": r("client.crt"),
-                  "kem_x25519_pub": r("kem-x25519.pub"), "kem_mlkem768_pub": r("kem-ml-kem-768.pub"),
-                  "seed_ecus": True}))' "$v" "$PKI/vehicles/$v" >"$WORK/reg-$v.json"
-	# (options before "next" apply to one URL only: every block repeats them)
-	printf 'next\nurl = "%s/api/v1/vehicles"\ndata = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\ncacert = "%s"\ncurves = X25519MLKEM768\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\n' \
-		"$BASE_s1" "$WORK/reg-$v.json" "$PKI/ca/ca.crt" "$APIKEY" >>"$WORK/reg.curl"
-done
-sed -i '1d' "$WORK/reg.curl" # no "next" before the first
+# register the vehicles through s1 in one curl process (one connection); one python3 writes
+# every registration and the curl configuration
+printf '%s\n' "${vins[@]}" >"$WORK/vins.txt"
+python3 - "$WORK" "$PKI" "$BASE_s1" "$APIKEY" <<'PY'
+import json, sys
+work, pki, base, key = sys.argv[1:5]
+blocks = []
+for vin in open(work + "/vins.txt").read().split():
+    d = pki + "/vehicles/" + vin
+    r = lambda f: open(d + "/" + f).read()
+    with open("%s/reg-%s.json" % (work, vin), "w") as f:
+        print(json.dumps({"vin": vin, "model": "scale-suv", "certificate": r("client.crt"),
+                          "kem_x25519_pub": r("kem-x25519.pub"),
+                          "kem_mlkem768_pub": r("kem-ml-kem-768.pub"), "seed_ecus": True}), file=f)
+    # (options before "next" apply to one URL only: every block repeats them)
+    blocks.append('url = "%s/api/v1/vehicles"\ndata = "@%s/reg-%s.json"\noutput = "/dev/null"\n'
+                  'write-out = "%%{http_code}\\n"\ncacert = "%s/ca/ca.crt"\ncurves = X25519MLKEM768\n'
+                  'header = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\n'
+                  % (base, work, vin, pki, key))
+open(work + "/reg.curl", "w").write("next\n".join(blocks))
+PY
 on35 curl -sS -K "$WORK/reg.curl" >"$WORK/reg.codes" 2>&1 || true
 check "$N vehicles registered (201)" test "$(grep -c '^201$' "$WORK/reg.codes")" = "$N"
 rel=$(make_release "$BASE_s1" 1.1.0 HW-1-001 ECU_001)
 check "a release" test -n "$rel"
 
-printf '%s\n' "${vins[@]}" >"$WORK/vins.txt"
 "$FLEET" --pki "$PKI" --broker "127.0.0.1:$BROKER_PORT" --server "$BASE_s1" --vin-file "$WORK/vins.txt" \
 	--behavior accept --duration 150 --log "$WORK/fleet.log" >"$WORK/fleet.out" 2>&1 &
 FL=$!
@@ -60,7 +66,13 @@ online() { [ "$(pcurl "$BASE_s2/api/v1/vehicles?online=true&limit=1" | jget tota
 check "all $N vehicles are online (wake-ups handled by either instance)" wait_for 60 online
 vci_done() { [ "$(grep -c '"event":"published".*"msg_type":"vci_report"' "$WORK/fleet.log")" -ge "$N" ]; }
 check "every vehicle sent its VCI" wait_for 30 vci_done
-sleep 1 # the last VCI reports are stored
+# ...and the server stored them all before the campaign starts (read in the database)
+PSQL=$(command -v psql || true)
+[ -n "$PSQL" ] || for PSQL in /usr/lib/postgresql/*/bin/psql; do :; done # (the newest)
+vci_stored() {
+	[ "$("$PSQL" "$PQOTA_TEST_PG" -tAX -c 'SELECT count(*) FROM vehicles WHERE last_vci_ms > 0')" = "$N" ]
+}
+check "the server stored every VCI" wait_for 30 vci_stored
 
 c=$(pcurl -d "{\"name\":\"scale\",\"release_ids\":[\"$rel\"],\"target\":{\"model\":\"scale-suv\"}}" \
 	"$BASE_s1/api/v1/campaigns" | jget id)

@@ -47,11 +47,19 @@ check "serve log shows an accepted hybrid session" contains "$WORK/serve.log" "a
 check "serve log shows the refused classical client" contains "$WORK/serve.log" "rejected:"
 
 # a classical-only server: check says NOT quantum-safe and exits 1
-cport=$(free_port)
-"$OPENSSL35" s_server -accept "127.0.0.1:$cport" -cert "$pki/server/server.crt" -key "$pki/server/server.key" \
-	-groups X25519 -tls1_3 -quiet >"$WORK/ss.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 bash -c "ss -Hltn \"sport = :$cport\" | grep -q LISTEN" || bad "openssl s_server did not start"
+# (free_port's port may be taken before s_server binds it: then s_server exits, try another)
+listening() { ss -Hltn "sport = :$1" | grep -q LISTEN; }
+up_or_gone() { listening "$1" || ! kill -0 "$2" 2>/dev/null; }
+for _ in 1 2 3 4 5; do
+	cport=$(free_port)
+	"$OPENSSL35" s_server -accept "127.0.0.1:$cport" -cert "$pki/server/server.crt" -key "$pki/server/server.key" \
+		-groups X25519 -tls1_3 -quiet >"$WORK/ss.log" 2>&1 &
+	sspid=$!
+	PIDS+=($sspid)
+	wait_for 10 up_or_gone "$cport" "$sspid" || true
+	kill -0 "$sspid" 2>/dev/null && break
+done
+wait_for 10 listening "$cport" || bad "openssl s_server did not start"
 expect_exit 1 "tls check against a classical-only server exits 1" "$PQOTA" tls check "127.0.0.1:$cport" --ca "$pki/ca/ca.crt" --wait 0
 check "...and says NOT QUANTUM-SAFE" contains "$WORK/last.out" "NOT QUANTUM-SAFE"
 expect_exit 2 "tls check on a closed port exits 2" "$PQOTA" tls check "127.0.0.1:$(free_port)" --timeout 1000

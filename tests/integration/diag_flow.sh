@@ -26,11 +26,12 @@ mq() { # VIN: mosquitto client options for that vehicle
 	echo -h 127.0.0.1 -p "$BROKER_PORT" --cafile "$CA" --cert "$PKI/vehicles/$1/client.crt" \
 		--key "$PKI/vehicles/$1/client.key"
 }
-# listen VIN: one diag_request for VIN into $WORK/req-VIN.json (background)
+# listen VIN: one diag_request for VIN into $WORK/req-VIN.json (background), subscribed when
+# this returns
 listen() {
-	rm -f "$WORK/req-$1.json"
-	on35 mosquitto_sub $(mq "$1") -t "oem/$1/diag/request" -C 1 -W 40 >"$WORK/req-$1.json" 2>&1 &
-	PIDS+=($!)
+	# shellcheck disable=SC2046
+	mqtt_sub "$WORK/req-$1.json" "oem/$1/test/probe" $(mq "$1") -- -t "oem/$1/diag/request" -C 1 -W 40 ||
+		bad "$1's diag/request subscriber is not ready"
 }
 wake() { # VIN SEQ
 	on35 mosquitto_pub $(mq "$1") -q 1 -t "oem/$1/wake_up" -m "{\"msg_type\":\"vehicle_wake_up\",\
@@ -62,7 +63,6 @@ PY
 }
 
 for v in $pos $neg $sil; do listen $v; done
-sleep 1
 for v in $pos $neg $sil; do wake $v 1; done
 for v in $pos $neg $sil; do check "$v is online" wait_for 10 online $v; done
 
@@ -115,7 +115,6 @@ sys.exit(0 if ok else 1)' "$WORK/get1.json" $pos $neg $sil
 
 # --- 2. one vehicle, every answer: exit 0; a spoofed answer is refused ---------------------
 listen $pos
-sleep 1
 respond $pos positive &
 R1=$!
 PIDS+=($R1)
@@ -126,7 +125,6 @@ check "...and prints the decoded VIN" grep -q "62 F190 \"$pos\" (VIN)" "$WORK/la
 
 # $neg answers $pos's request (on its own topic, so the broker lets it through): refused
 listen $pos
-sleep 1
 PQOTA_API_KEY=$APIKEY "$PQOTA" diag send --server "$B" --ca "$CA" --vin $pos --ecu ECU_011 \
 	--request 22F190 --timeout 3 --no-wait --json >"$WORK/nowait.json"
 id3=$(jget id <"$WORK/nowait.json")
@@ -143,13 +141,23 @@ check "...and the request expired as a timeout" wait_for 10 final "$id3"
 check "...not as the spoofed answer" eval "pcurl '$B/api/v1/diagnostics/$id3' | grep -q '\"timeout\":1'"
 
 # --- 3. a vehicle offline at the time gets its request when it wakes up -----------------
-listen $late
-sleep 1
+# (no -C for $late's subscriber: mqtt_sub_sync below is its barrier)
+# shellcheck disable=SC2046
+mqtt_sub "$WORK/req-$late.json" "oem/$late/test/probe" $(mq $late) -- -t "oem/$late/diag/request" -W 40 ||
+	bad "$late's diag/request subscriber is not ready"
+metric_now() { pcurl "$B/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+published0=$(metric_now pqota_diag_requests_total)
 PQOTA_API_KEY=$APIKEY "$PQOTA" diag send --server "$B" --ca "$CA" --vin $late --ecu ZGW1 \
 	--request 1001 --timeout 20 --no-wait --json >"$WORK/late.json"
 id4=$(jget id <"$WORK/late.json")
-sleep 1
-check "nothing is sent to an offline vehicle" test ! -s "$WORK/req-$late.json"
+# every engine tick publishes the due requests of the online vehicles: once two more ticks
+# ran, the request was considered at least once (and nothing was published for it)
+ticks0=$(metric_now pqota_campaign_ticks_total)
+ticked() { [ "$(metric_now pqota_campaign_ticks_total)" -ge $((ticks0 + 2)) ]; }
+wait_for 10 ticked || bad "the server's engine did not tick"
+check "nothing is sent to an offline vehicle" \
+	eval 'test "$(metric_now pqota_diag_requests_total)" = "$published0" &&
+		mqtt_sub_sync "$WORK/req-$late.json" && test ! -s "$WORK/req-$late.json"'
 check "...its request is pending" eval "pcurl '$B/api/v1/diagnostics/$id4' | grep -q '\"pending\":1'"
 wake $late 1
 check "after its wake-up the request arrives" wait_for 10 grep -q '"request":"1001"' "$WORK/req-$late.json"

@@ -41,17 +41,20 @@ expect_exit 2 "an unreachable broker is a setup error" "$FLEET" --pki "$pki" \
 check "...saying so" contains "$WORK/last.out" "unreachable"
 
 # --- broker and server ---
-port=$(free_port)
 user=()
 [ "$(id -u)" = 0 ] && user=(--user root)
-"$PQOTA" broker config --pki "$pki" --out "$WORK/broker" --listen "127.0.0.1:$port" "${user[@]}" >/dev/null
-"$WORK/broker/run-broker.sh" >"$WORK/mosquitto.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 grep -q "running" "$WORK/mosquitto.log" || {
+run_broker() { # PORT
+	"$PQOTA" broker config --pki "$pki" --out "$WORK/broker" --listen "127.0.0.1:$1" "${user[@]}" \
+		--force >/dev/null || return 1
+	"$WORK/broker/run-broker.sh" >"$WORK/mosquitto.log" 2>&1 &
+	BROKER_PID=$!
+}
+broker_start run_broker "$WORK/mosquitto.log" || {
 	bad "mosquitto did not start"
 	cat "$WORK/mosquitto.log"
 	finish
 }
+port=$BROKER_PORT
 cat >"$WORK/server.conf" <<CONF
 listen = 127.0.0.1:0
 tls.pki = $pki
@@ -65,11 +68,9 @@ PIDS+=($!)
 s="$pki/server-client"
 mq=(-h 127.0.0.1 -p "$port" --cafile "$pki/ca/ca.crt" --cert "$s/client.crt" --key "$s/client.key")
 # the server's side: everything the vehicles say
-on35 mosquitto_sub "${mq[@]}" -t 'oem/+/wake_up' -t 'oem/+/vci' -t 'oem/+/response' \
-	-t 'oem/+/ota/status' -t 'oem/+/presence' -v >"$WORK/server-side.out" 2>&1 &
-PIDS+=($!)
-wait_for 10 grep -q "u'pqota-server'" "$WORK/mosquitto.log" || true
-sleep 0.2 # the SUBSCRIBE follows the CONNECT
+mqtt_sub "$WORK/server-side.out" oem/test/probe-server-side "${mq[@]}" -- -t 'oem/+/wake_up' \
+	-t 'oem/+/vci' -t 'oem/+/response' -t 'oem/+/ota/status' -t 'oem/+/presence' -v ||
+	bad "the server side's subscriber is not ready"
 
 # --- the fleet ---
 "$FLEET" --pki "$pki" --broker "127.0.0.1:$port" --vins "$vins" --behavior-for FLT0002=decline \

@@ -9,8 +9,8 @@ pki="$WORK/pki"
 "$PQOTA" keys init "$pki" >/dev/null
 "$PQOTA" keys vehicle VIN123 --dir "$pki" >/dev/null
 
-start_broker() {
-	port=$(free_port)
+run_broker() { # PORT
+	port=$1
 	cat >"$WORK/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 cafile $pki/ca/ca.crt
@@ -24,15 +24,10 @@ CONF
 	# mosquitto started as root switches to its own user, which cannot read the 0700 keys
 	[ "$(id -u)" = 0 ] && echo "user root" >>"$WORK/mosquitto.conf"
 	"$PQOTA_SRC/scripts/env" -- mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-	BROKER=$!
-	PIDS+=($BROKER)
-	wait_for 10 grep -q "running" "$WORK/mosquitto.log"
+	BROKER_PID=$!
 }
-tries=0
-until start_broker; do
-	tries=$((tries + 1))
-	[ $tries -lt 3 ] || { bad "mosquitto did not start"; cat "$WORK/mosquitto.log"; finish; }
-done
+broker_start run_broker "$WORK/mosquitto.log" || { bad "mosquitto did not start"; cat "$WORK/mosquitto.log"; finish; }
+BROKER=$BROKER_PID
 check "broker loaded pqota's OpenSSL 3.5 (not the system's 3.0)" grep -q "$OPENSSL_PREFIX/lib/libssl.so.3" "/proc/$BROKER/maps"
 
 v="$pki/vehicles/VIN123"
@@ -44,11 +39,10 @@ check "...by the broker's certificate-required alert" contains "$WORK/last.out" 
 
 # a real MQTT round trip over PQC mutual TLS, with Debian's clients on OpenSSL 3.5
 s="$pki/server-client"
-on35 mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca/ca.crt" --cert "$s/client.crt" --key "$s/client.key" \
-	--tls-version tlsv1.3 -t 'oem/VIN123/wake_up' -C 1 -W 10 >"$WORK/sub.out" 2>&1 &
-SUB=$!
-PIDS+=($SUB)
-wait_for 10 grep -q "pqota-server" "$WORK/mosquitto.log"
+mqtt_sub "$WORK/sub.out" test/probe -h 127.0.0.1 -p "$port" --cafile "$pki/ca/ca.crt" --cert "$s/client.crt" \
+	--key "$s/client.key" --tls-version tlsv1.3 -- -t 'oem/VIN123/wake_up' -C 1 -W 10 ||
+	bad "the subscriber is not ready"
+SUB=$MQTT_SUB_PID
 msg='{"msg_type":"vehicle_wake_up","vin":"VIN123","boot_seq":1}'
 on35 mosquitto_pub -h 127.0.0.1 -p "$port" --cafile "$pki/ca/ca.crt" --cert "$v/client.crt" --key "$v/client.key" \
 	--tls-version tlsv1.3 -t 'oem/VIN123/wake_up' -q 1 -m "$msg" >"$WORK/pub.out" 2>&1 || cat "$WORK/pub.out"

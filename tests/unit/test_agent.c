@@ -563,9 +563,9 @@ static void test_state(void **state)
 	(void)state;
 	char *dir = tu_tmpdir("agent-state");
 	char sd[PATH_MAX], img[PATH_MAX], p[PATH_MAX], prev[PATH_MAX];
-	join(sd, sizeof(sd), dir, "state");
-	join(img, sizeof(img), dir, "factory.bin");
-	write_file(img, "factory image", 13);
+	tu_join(sd, sizeof(sd), dir, "state");
+	tu_join(img, sizeof(img), dir, "factory.bin");
+	tu_write_file(img, "factory image", 13);
 	vm_model m;
 	vm_ecu ecus[2];
 	small_model(&m, ecus, img);
@@ -626,26 +626,26 @@ static void test_state(void **state)
 	s.boot_seq = 8;
 	assert_ok(ag_state_save(&s));
 	ag_state_free(&s);
-	join(p, sizeof(p), sd, "state.json");
-	join(prev, sizeof(prev), sd, "state.json.prev");
+	tu_join(p, sizeof(p), sd, "state.json");
+	tu_join(prev, sizeof(prev), sd, "state.json.prev");
 	assert_int_equal(stat(prev, &st), 0);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 
 	/* a corrupt state.json (a torn write): the previous one is used */
-	write_file(p, "{\"boot_seq\": 8, \"vmg", 20);
+	tu_write_file(p, "{\"boot_seq\": 8, \"vmg", 20);
 	assert_ok(ag_state_load(sd, &m, &s));
 	assert_true(s.recovered);
 	assert_int_equal(s.boot_seq, 7);
 	ag_state_free(&s);
 	/* wrong types are corruption too */
 	const char *types = "{\"boot_seq\":\"8\",\"vmg_bank\":\"A\",\"ecus\":{}}";
-	write_file(p, types, strlen(types));
+	tu_write_file(p, types, strlen(types));
 	assert_ok(ag_state_load(sd, &m, &s));
 	assert_true(s.recovered);
 	ag_state_free(&s);
 	/* both corrupt: refused, naming the files */
-	write_file(prev, "garbage", 7);
+	tu_write_file(prev, "garbage", 7);
 	assert_rc(ag_state_load(sd, &m, &s), PQ_ERR_FORMAT);
 	assert_non_null(strstr(pq_err_detail(), "state.json"));
 	/* only a corrupt state.json, no .prev: refused, never silently reset */
@@ -654,13 +654,13 @@ static void test_state(void **state)
 	/* an ECU the file does not know keeps its factory state; a campaign without an id is
 	 * corruption */
 	const char *fresh = "{\"boot_seq\":2,\"vmg_bank\":\"A\",\"ecus\":{}}";
-	write_file(p, fresh, strlen(fresh));
+	tu_write_file(p, fresh, strlen(fresh));
 	assert_ok(ag_state_load(sd, &m, &s));
 	assert_int_equal(s.boot_seq, 2);
 	assert_string_equal(ag_state_ecu(&s, "ECU_011")->cur.path, img);
 	ag_state_free(&s);
 	const char *nocid = "{\"boot_seq\":2,\"vmg_bank\":\"A\",\"ecus\":{},\"campaign\":{}}";
-	write_file(p, nocid, strlen(nocid));
+	tu_write_file(p, nocid, strlen(nocid));
 	assert_rc(ag_state_load(sd, &m, &s), PQ_ERR_FORMAT);
 	tu_rmtree(dir);
 	free(dir);
@@ -733,14 +733,14 @@ static void test_file_digest(void **state)
 	(void)state;
 	char *dir = tu_tmpdir("agent-digest");
 	char p[PATH_MAX];
-	join(p, sizeof(p), dir, "img.bin");
+	tu_join(p, sizeof(p), dir, "img.bin");
 	/* larger than one 64 KiB read, not a multiple of it */
 	size_t n = 200001;
 	uint8_t *buf = malloc(n);
 	assert_non_null(buf);
 	for (size_t i = 0; i < n; i++)
 		buf[i] = (uint8_t)(i * 31 + (i >> 8));
-	write_file(p, buf, n);
+	tu_write_file(p, buf, n);
 	uint8_t sha[32], want[32];
 	uint32_t crc = 0;
 	uint64_t len = 0;
@@ -750,14 +750,14 @@ static void test_file_digest(void **state)
 	assert_int_equal(crc, pq_crc32(0, buf, n));
 	assert_int_equal(len, n);
 	/* an empty file */
-	write_file(p, "", 0);
+	tu_write_file(p, "", 0);
 	assert_ok(ag_file_digest(p, sha, &crc, &len));
 	assert_ok(pq_hash(PQ_HASH_SHA256, "", 0, want));
 	assert_memory_equal(sha, want, 32);
 	assert_int_equal(crc, 0);
 	assert_int_equal(len, 0);
 	/* a missing file */
-	join(p, sizeof(p), dir, "missing.bin");
+	tu_join(p, sizeof(p), dir, "missing.bin");
 	assert_rc(ag_file_digest(p, sha, &crc, &len), PQ_ERR_IO);
 	free(buf);
 	tu_rmtree(dir);

@@ -21,93 +21,12 @@
 #include "server/campaign.h"
 #include "store/campaign.h"
 #include "store/store.h"
+#include "store_fixture.h"
 #include "testutil.h"
 
-/*
- * Environment:
- *   PQOTA_TEST_STORE  sqlite (default) or postgres
- *   PQOTA_TEST_PG     a libpq conninfo (postgres), as tests/store/pg-fixture.sh exports
- * Every test gets an empty database: SQLite a fresh file, PostgreSQL a fresh schema.
- */
+/* Every test gets an empty database (store_fixture.h: $PQOTA_TEST_STORE, $PQOTA_TEST_PG). */
 
 #define T0 1700000000000LL
-
-static store_backend g_backend;
-static const char *g_pg;
-static char *g_dir;
-static store *g_admin;
-static int g_seq;
-
-typedef struct {
-	store *s;
-	char url[1024];
-	char schema[64];
-} fixture;
-
-static store_config config_for(const char *url)
-{
-	return (store_config){.backend = g_backend, .url = url, .busy_timeout_ms = 20000};
-}
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	g_seq++;
-	if (g_backend == STORE_SQLITE) {
-		snprintf(f->url, sizeof(f->url), "%s/c%d.sqlite", g_dir, g_seq);
-	} else {
-		char sql[128];
-		snprintf(f->schema, sizeof(f->schema), "pqota_c%d_%d", (int)getpid(), g_seq);
-		snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-		assert_ok(store_exec(g_admin, sql, NULL, 0, NULL, NULL, NULL));
-		snprintf(f->url, sizeof(f->url), "%s options='-c search_path=%s'", g_pg, f->schema);
-	}
-	store_config cfg = config_for(f->url);
-	assert_ok(store_open(&cfg, &f->s));
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	store_close(f->s);
-	if (f->schema[0]) {
-		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f->schema);
-		assert_ok(store_exec(g_admin, sql, NULL, 0, NULL, NULL, NULL));
-	}
-	free(f);
-	return 0;
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	pq_log_set_level(PQ_LOG_WARN);
-	if (g_backend == STORE_SQLITE) {
-		g_dir = tu_tmpdir("campaign");
-		return 0;
-	}
-	store_config cfg = config_for(g_pg);
-	if (store_open(&cfg, &g_admin) != PQ_OK) {
-		fprintf(stderr, "cannot open %s: %s\n", g_pg, pq_err_detail());
-		return -1;
-	}
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	store_close(g_admin);
-	if (g_dir) {
-		tu_rmtree(g_dir);
-		free(g_dir);
-	}
-	return 0;
-}
 
 static double now_s(void)
 {
@@ -340,7 +259,7 @@ static int sum_counts(int phase, store_dep_state st, int64_t n, void *user)
 
 static void test_store_crud(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	int v = 0;
 	assert_ok(store_schema_version(s, &v));
@@ -579,7 +498,7 @@ static void *claim_thread(void *arg)
 {
 	claimer *c = arg;
 	store *s = NULL;
-	store_config cfg = config_for(c->url);
+	store_config cfg = sf_config(c->url);
 	c->rc = store_open(&cfg, &s);
 	pthread_barrier_wait(&g_barrier);
 	for (int round = 0; c->rc == PQ_OK && round < 10000; round++) {
@@ -605,7 +524,7 @@ static void *claim_thread(void *arg)
 
 static void test_claim_concurrency(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	add_release(s, "r1", "HW-1-001", "2.0.0", NULL, 1);
 	for (int i = 0; i < CONC_VEHICLES; i++) {
@@ -646,8 +565,8 @@ static void test_claim_concurrency(void **state)
 	assert_true(c[1].claimed > 0);
 	printf("[ figures  ] %s: %d deployments claimed and notified by 2 instances in %.3f s "
 	       "(%.0f/s; a: %d, b: %d, claim statements %d)\n",
-	       g_backend == STORE_SQLITE ? "sqlite" : "postgres", CONC_VEHICLES, t,
-	       CONC_VEHICLES / t, c[0].claimed, c[1].claimed, c[0].claims + c[1].claims);
+	       sf_backend_name(), CONC_VEHICLES, t, CONC_VEHICLES / t, c[0].claimed, c[1].claimed,
+	       c[0].claims + c[1].claims);
 	/* nothing is left, and every vehicle has exactly two transitions */
 	int64_t got = -1;
 	assert_ok(store_deployment_claim(s, "x", STORE_CLAIM_NOTIFY, T0 + 20, 1000, 10, NULL, NULL,
@@ -662,7 +581,7 @@ static void test_claim_concurrency(void **state)
 
 static void test_claim_lease(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	add_release(s, "r1", "HW-1-001", "2.0.0", NULL, 1);
 	char vin[18];
@@ -708,7 +627,7 @@ static void test_claim_lease(void **state)
 /* One online vehicle through the whole chain. */
 static void test_engine_full_flow(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -813,7 +732,7 @@ static void test_engine_full_flow(void **state)
 
 static void test_engine_declined_postponed(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -864,7 +783,7 @@ static void test_engine_declined_postponed(void **state)
 
 static void test_engine_out_of_order(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -912,7 +831,7 @@ static void test_engine_out_of_order(void **state)
 
 static void test_engine_readiness(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -953,7 +872,7 @@ static void test_engine_readiness(void **state)
 
 static void test_engine_timeout_and_publish_failure(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -1021,7 +940,7 @@ static int phase_row(const store_deployment *d, void *user)
 
 static void test_engine_phases(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -1087,7 +1006,7 @@ static void test_engine_phases(void **state)
 
 static void test_engine_auto_pause(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -1147,7 +1066,7 @@ static void test_engine_auto_pause(void **state)
 
 static void test_engine_cancel_and_wakeup(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -1208,7 +1127,7 @@ static int target_copy(const store_target *t, void *user)
 
 static void test_engine_applicability(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -1282,7 +1201,7 @@ static void test_engine_applicability(void **state)
 
 static void test_engine_validation(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	add_release(s, "r1", "HW-1-001", "2.0.0", NULL, 1);
 	add_release(s, "r2", "HW-1-001", "3.0.0", NULL, 2);
@@ -1345,7 +1264,7 @@ static void test_engine_validation(void **state)
 /* The engine's own rate: ticks notify 200 online vehicles (figures only, no bound). */
 static void test_engine_throughput(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
@@ -1370,47 +1289,32 @@ static void test_engine_throughput(void **state)
 	assert_int_equal(count_sent(r, NULL, "/ota/campaign", "ota_campaign"), CONC_VEHICLES);
 	printf("[ figures  ] %s: cmp_start targeted %d vehicles in %.3f s; cmp_tick notified them "
 	       "in %.3f s (%.0f notifications/s, batch 100)\n",
-	       g_backend == STORE_SQLITE ? "sqlite" : "postgres", CONC_VEHICLES, t_start, t,
-	       CONC_VEHICLES / t);
+	       sf_backend_name(), CONC_VEHICLES, t_start, t, CONC_VEHICLES / t);
 	rec_clear(r);
 	free(r);
 }
 
 int main(void)
 {
-	const char *which = getenv("PQOTA_TEST_STORE");
-	if (!which || !*which || strcmp(which, "sqlite") == 0) {
-		g_backend = STORE_SQLITE;
-	} else if (strcmp(which, "postgres") == 0) {
-		g_backend = STORE_POSTGRES;
-		g_pg = getenv("PQOTA_TEST_PG");
-		if (!g_pg || !*g_pg) {
-			fprintf(stderr, "PQOTA_TEST_STORE=postgres needs PQOTA_TEST_PG;"
-			                " tests/store/pg-fixture.sh provides one\n");
-			return 1;
-		}
-	} else {
-		fprintf(stderr, "PQOTA_TEST_STORE: '%s' is not sqlite or postgres\n", which);
+	if (!sf_init("campaign", 20000, PQ_LOG_WARN))
 		return 1;
-	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_store_crud, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_claim_lease, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_claim_concurrency, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_full_flow, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_declined_postponed, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_out_of_order, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_readiness, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_timeout_and_publish_failure, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_phases, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_auto_pause, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_cancel_and_wakeup, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_applicability, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_validation, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_engine_throughput, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_crud, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_lease, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_concurrency, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_full_flow, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_declined_postponed, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_out_of_order, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_readiness, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_timeout_and_publish_failure, sf_setup,
+	                                    sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_phases, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_auto_pause, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_cancel_and_wakeup, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_applicability, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_validation, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_engine_throughput, sf_setup, sf_teardown),
 	};
-	return cmocka_run_group_tests_name(g_backend == STORE_SQLITE ? "campaign/sqlite"
-	                                                             : "campaign/postgres",
-	                                   tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
+	                                   sf_group_teardown);
 }

@@ -244,9 +244,9 @@ static void test_hash_file(void **state)
 	static const size_t sizes[] = {0, 3, 65535, 65536, 65537, 200000};
 	uint8_t *data = random_buf(200000);
 
-	join(path, sizeof(path), dir, "f.bin");
+	tu_join(path, sizeof(path), dir, "f.bin");
 	for (size_t s = 0; s < ARRAY_LEN(sizes); s++) {
-		write_file(path, data, sizes[s]);
+		tu_write_file(path, data, sizes[s]);
 		for (size_t h = 0; h < ARRAY_LEN(all_hashes); h++) {
 			uint8_t one[PQ_HASH_MAX], got[PQ_HASH_MAX];
 			assert_int_equal(pq_hash(all_hashes[h], data, sizes[s], one), PQ_OK);
@@ -254,12 +254,12 @@ static void test_hash_file(void **state)
 			assert_memory_equal(got, one, pq_hash_len(all_hashes[h]));
 		}
 	}
-	write_file(path, "abc", 3);
+	tu_write_file(path, "abc", 3);
 	uint8_t d[PQ_HASH_MAX];
 	assert_int_equal(pq_hash_file(PQ_HASH_SHA256, path, d), PQ_OK);
 	assert_hex(d, 32, hash_vectors[0].hex);
 
-	join(path, sizeof(path), dir, "missing");
+	tu_join(path, sizeof(path), dir, "missing");
 	assert_int_equal(pq_hash_file(PQ_HASH_SHA256, path, d), PQ_ERR_NOTFOUND);
 	free(data);
 	tu_rmtree(dir);
@@ -539,9 +539,9 @@ static void test_key_pem_roundtrip(void **state)
 		uint8_t id[32], lid[32], pid[32];
 
 		snprintf(name, sizeof(name), "%s.key", pq_alg_name((pq_alg)a));
-		join(priv, sizeof(priv), dir, name);
+		tu_join(priv, sizeof(priv), dir, name);
 		snprintf(name, sizeof(name), "%s.pub", pq_alg_name((pq_alg)a));
-		join(pub, sizeof(pub), dir, name);
+		tu_join(pub, sizeof(pub), dir, name);
 
 		assert_int_equal(pq_key_save_private(k, priv, false), PQ_OK);
 		assert_int_equal(pq_key_save_public(k, pub, false), PQ_OK);
@@ -622,12 +622,12 @@ static void test_key_pem_roundtrip(void **state)
 	/* loading garbage or a missing file fails */
 	char bad[PATH_MAX];
 	pq_key *k = NULL;
-	join(bad, sizeof(bad), dir, "garbage.pem");
+	tu_join(bad, sizeof(bad), dir, "garbage.pem");
 	const char *garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-	write_file(bad, garbage, strlen(garbage));
+	tu_write_file(bad, garbage, strlen(garbage));
 	assert_int_not_equal(pq_key_load(bad, &k), PQ_OK);
 	assert_null(k);
-	join(bad, sizeof(bad), dir, "missing.pem");
+	tu_join(bad, sizeof(bad), dir, "missing.pem");
 	assert_int_not_equal(pq_key_load(bad, &k), PQ_OK);
 	assert_null(k);
 	tu_rmtree(dir);
@@ -1427,11 +1427,11 @@ typedef struct {
 static void aead_paths_init(aead_paths *p, const char *tag)
 {
 	p->dir = tu_tmpdir(tag);
-	join(p->plain, sizeof(p->plain), p->dir, "plain.bin");
-	join(p->enc, sizeof(p->enc), p->dir, "plain.enc");
-	join(p->bad, sizeof(p->bad), p->dir, "bad.enc");
-	join(p->out, sizeof(p->out), p->dir, "out.bin");
-	join(p->part, sizeof(p->part), p->dir, "out.bin.part");
+	tu_join(p->plain, sizeof(p->plain), p->dir, "plain.bin");
+	tu_join(p->enc, sizeof(p->enc), p->dir, "plain.enc");
+	tu_join(p->bad, sizeof(p->bad), p->dir, "bad.enc");
+	tu_join(p->out, sizeof(p->out), p->dir, "out.bin");
+	tu_join(p->part, sizeof(p->part), p->dir, "out.bin.part");
 }
 
 static void aead_paths_free(aead_paths *p)
@@ -1454,7 +1454,7 @@ static void test_aead_file_sizes(void **state)
 	for (size_t s = 0; s < ARRAY_LEN(sizes); s++) {
 		size_t n = sizes[s], el = 0, ol = 0;
 		uint64_t chunks = n == 0 ? 1 : (n + CHUNK - 1) / CHUNK;
-		write_file(p.plain, data, n);
+		tu_write_file(p.plain, data, n);
 		assert_int_equal(pq_aead_encrypt_file(key, CHUNK, p.plain, p.enc), PQ_OK);
 		uint8_t *enc = read_file(p.enc, &el);
 		assert_int_equal(el, PQ_AEAD_HDR_LEN + n + chunks * PQ_AEAD_TAG_LEN);
@@ -1476,7 +1476,7 @@ static void test_aead_file_sizes(void **state)
 	}
 
 	/* the default chunk size */
-	write_file(p.plain, data, 200000);
+	tu_write_file(p.plain, data, 200000);
 	assert_int_equal(pq_aead_encrypt_file(key, 0, p.plain, p.enc), PQ_OK);
 	assert_int_equal(pq_aead_decrypt_file(key, p.enc, p.out), PQ_OK);
 	size_t ol = 0;
@@ -1646,7 +1646,7 @@ static void test_aead_random_access(void **state)
 static void expect_decrypt_fails(const aead_paths *p, const uint8_t key[32], const uint8_t *blob,
                                  size_t len)
 {
-	write_file(p->bad, blob, len);
+	tu_write_file(p->bad, blob, len);
 	assert_int_not_equal(pq_aead_decrypt_file(key, p->bad, p->out), PQ_OK);
 	assert_false(exists(p->out));
 	assert_false(exists(p->part));
@@ -1663,7 +1663,7 @@ static void test_aead_file_tamper(void **state)
 
 	aead_paths_init(&p, "aeadtamper");
 	assert_int_equal(pq_random(key, sizeof(key)), PQ_OK);
-	write_file(p.plain, data, n);
+	tu_write_file(p.plain, data, n);
 	assert_int_equal(pq_aead_encrypt_file(key, CHUNK, p.plain, p.enc), PQ_OK);
 	enc = read_file(p.enc, &el);
 	assert_int_equal(el, PQ_AEAD_HDR_LEN + n + 6 * PQ_AEAD_TAG_LEN);
@@ -1746,13 +1746,13 @@ static void test_aead_file_tamper(void **state)
 	assert_false(exists(p.out));
 	assert_false(exists(p.part));
 	char missing[PATH_MAX];
-	join(missing, sizeof(missing), p.dir, "missing.enc");
+	tu_join(missing, sizeof(missing), p.dir, "missing.enc");
 	assert_int_not_equal(pq_aead_decrypt_file(key, missing, p.out), PQ_OK);
 	assert_false(exists(p.out));
 
 	/* the original still decrypts */
 	expect_decrypt_fails(&p, key, enc, el - 1);
-	write_file(p.bad, enc, el);
+	tu_write_file(p.bad, enc, el);
 	assert_int_equal(pq_aead_decrypt_file(key, p.bad, p.out), PQ_OK);
 	size_t ol = 0;
 	uint8_t *out = read_file(p.out, &ol);

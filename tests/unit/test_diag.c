@@ -20,86 +20,10 @@
 #include "server/msg.h"
 #include "store/diag.h"
 #include "store/store.h"
+#include "store_fixture.h"
 #include "testutil.h"
 
 #define T0 1700000000000LL
-
-static store_backend g_backend;
-static const char *g_pg;
-static char *g_dir;
-static store *g_admin;
-static int g_seq;
-
-typedef struct {
-	store *s;
-	char url[1024];
-	char schema[64];
-} fixture;
-
-static store_config config_for(const char *url)
-{
-	return (store_config){.backend = g_backend, .url = url, .busy_timeout_ms = 20000};
-}
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	g_seq++;
-	if (g_backend == STORE_SQLITE) {
-		snprintf(f->url, sizeof(f->url), "%s/d%d.sqlite", g_dir, g_seq);
-	} else {
-		char sql[128];
-		snprintf(f->schema, sizeof(f->schema), "pqota_d%d_%d", (int)getpid(), g_seq);
-		snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-		assert_ok(store_exec(g_admin, sql, NULL, 0, NULL, NULL, NULL));
-		snprintf(f->url, sizeof(f->url), "%s options='-c search_path=%s'", g_pg, f->schema);
-	}
-	store_config cfg = config_for(f->url);
-	assert_ok(store_open(&cfg, &f->s));
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	store_close(f->s);
-	if (f->schema[0]) {
-		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f->schema);
-		assert_ok(store_exec(g_admin, sql, NULL, 0, NULL, NULL, NULL));
-	}
-	free(f);
-	return 0;
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	pq_log_set_level(PQ_LOG_ERROR);
-	if (g_backend == STORE_SQLITE) {
-		g_dir = tu_tmpdir("diag");
-		return 0;
-	}
-	store_config cfg = config_for(g_pg);
-	if (store_open(&cfg, &g_admin) != PQ_OK) {
-		fprintf(stderr, "cannot open %s: %s\n", g_pg, pq_err_detail());
-		return -1;
-	}
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	store_close(g_admin);
-	if (g_dir) {
-		tu_rmtree(g_dir);
-		free(g_dir);
-	}
-	return 0;
-}
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -157,7 +81,7 @@ static int collect(const store_diag *d, void *user)
 
 static void test_store_lifecycle(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	static const char *const vins[] = {"VIN3", "VIN1", "VIN2"};
 	for (int i = 0; i < 3; i++)
@@ -334,7 +258,7 @@ static int batch_cb(const store_diag_batch *b, void *user)
 
 static void test_store_batch_list(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	static const char *const vins[] = {"VIN1", "VIN2"};
 	add_vehicle(s, "VIN1", false);
@@ -364,7 +288,7 @@ static void test_store_batch_list(void **state)
 
 static void test_store_due(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	static const char *const vins[] = {"ON1", "OFF1", "ON2"};
 	add_vehicle(s, "ON1", true);
@@ -392,7 +316,7 @@ static void test_store_due(void **state)
 
 static void test_store_aggregate_top(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	/* 15 distinct responses: response i given by (i % 5) + 1 vehicles; 3 NRCs */
 	char vin_buf[60][16];
@@ -640,7 +564,7 @@ static int answer(store *s, const char *vin, const char *body, int64_t now, bool
 
 static void test_send_and_answer(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store *s = f->s;
 	static const char *const vins[] = {"VIN1", "VIN2"};
 	int64_t now = msg_now_ms();
@@ -765,30 +689,16 @@ static void test_send_and_answer(void **state)
 
 int main(void)
 {
-	const char *which = getenv("PQOTA_TEST_STORE");
-	if (!which || !*which || strcmp(which, "sqlite") == 0) {
-		g_backend = STORE_SQLITE;
-	} else if (strcmp(which, "postgres") == 0) {
-		g_backend = STORE_POSTGRES;
-		g_pg = getenv("PQOTA_TEST_PG");
-		if (!g_pg || !*g_pg) {
-			fprintf(stderr, "PQOTA_TEST_STORE=postgres needs PQOTA_TEST_PG;"
-			                " tests/store/pg-fixture.sh provides one\n");
-			return 1;
-		}
-	} else {
-		fprintf(stderr, "PQOTA_TEST_STORE: '%s' is not sqlite or postgres\n", which);
+	if (!sf_init("diag", 20000, PQ_LOG_ERROR))
 		return 1;
-	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_store_lifecycle, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_store_batch_list, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_store_due, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_store_aggregate_top, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_lifecycle, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_batch_list, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_due, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_store_aggregate_top, sf_setup, sf_teardown),
 	    cmocka_unit_test(test_response_parse),
-	    cmocka_unit_test_setup_teardown(test_send_and_answer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_and_answer, sf_setup, sf_teardown),
 	};
-	return cmocka_run_group_tests_name(g_backend == STORE_SQLITE ? "diag/sqlite"
-	                                                             : "diag/postgres",
-	                                   tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
+	                                   sf_group_teardown);
 }

@@ -950,10 +950,10 @@ static void check_leaf(const char *dir, const uint8_t *img, size_t len, uint8_t 
 	uint8_t sha[32];
 	swpg_header h;
 
-	join(ipath, sizeof(ipath), dir, "image.bin");
-	join(ppath, sizeof(ppath), dir, "leaf.swpg");
-	join(xpath, sizeof(xpath), dir, "image.out");
-	write_file(ipath, img, len);
+	tu_join(ipath, sizeof(ipath), dir, "image.bin");
+	tu_join(ppath, sizeof(ppath), dir, "leaf.swpg");
+	tu_join(xpath, sizeof(xpath), dir, "image.out");
+	tu_write_file(ipath, img, len);
 	o.progress = (pkg_progress){prog_fn, &pr};
 	assert_ok(pkg_build_leaf(ipath, &o, ppath, &u));
 
@@ -1052,12 +1052,12 @@ static void test_leaf_failures(void **state)
 	pkg_leaf_opts o = leaf_opts(SWPG_COMP_ZSTD);
 	uint8_t img[5000];
 
-	join(ipath, sizeof(ipath), dir, "image.bin");
-	join(ppath, sizeof(ppath), dir, "leaf.swpg");
-	join(missing, sizeof(missing), dir, "no-such-image");
-	join(xpath, sizeof(xpath), dir, "image.out");
+	tu_join(ipath, sizeof(ipath), dir, "image.bin");
+	tu_join(ppath, sizeof(ppath), dir, "leaf.swpg");
+	tu_join(missing, sizeof(missing), dir, "no-such-image");
+	tu_join(xpath, sizeof(xpath), dir, "image.out");
 	fill_random(img, sizeof(img), 3);
-	write_file(ipath, img, sizeof(img));
+	tu_write_file(ipath, img, sizeof(img));
 
 	/* a missing image: an error, no package */
 	assert_rc(pkg_build_leaf(missing, &o, ppath, &u), PQ_ERR_NOTFOUND);
@@ -1135,7 +1135,7 @@ static void test_leaf_failures(void **state)
 			assert_non_null(lp);
 			memcpy(lp, pk, len);
 			assert_ok(swpg_encode(&lie, lp));
-			write_file(ppath, lp, len);
+			tu_write_file(ppath, lp, len);
 			free(lp);
 			assert_ok(pkg_open(ppath, &r));
 			assert_ok(pkg_list(r, &all, &n));
@@ -1151,11 +1151,11 @@ static void test_leaf_failures(void **state)
 	/* files that are no package */
 	assert_rc(pkg_open(missing, &r), PQ_ERR_NOTFOUND);
 	assert_null(r);
-	write_file(xpath, img, 10);
+	tu_write_file(xpath, img, 10);
 	assert_rc(pkg_open(xpath, &r), PQ_ERR_FORMAT);
-	write_file(xpath, img, 0);
+	tu_write_file(xpath, img, 0);
 	assert_rc(pkg_open(xpath, &r), PQ_ERR_FORMAT);
-	write_file(xpath, img, sizeof(img));
+	tu_write_file(xpath, img, sizeof(img));
 	assert_rc(pkg_open(xpath, &r), PQ_ERR_FORMAT);
 	assert_null(r);
 	tu_rmtree(dir);
@@ -1189,9 +1189,9 @@ static void make_bundle(const char *dir, const unit_spec *s, size_t n, json_t **
 	char path[PATH_MAX], base[PATH_MAX], out[PATH_MAX];
 	pkg_bundle_desc *d = calloc(1, sizeof(*d));
 	assert_non_null(d);
-	join(path, sizeof(path), dir, "img");
+	tu_join(path, sizeof(path), dir, "img");
 	make_dir(path);
-	join(out, sizeof(out), dir, "out");
+	tu_join(out, sizeof(out), dir, "out");
 	snprintf(d->campaign_id, sizeof(d->campaign_id), "campaign-7");
 	d->version = (swpg_version){4, 5, 6, 0};
 	d->serial = 42;
@@ -1204,11 +1204,11 @@ static void make_bundle(const char *dir, const unit_spec *s, size_t n, json_t **
 		img_path(base, sizeof(base), dir, s[i].name, "base");
 		if (s[i].delta) {
 			uint8_t *t = mutate(img, len, &len, 900 + i);
-			write_file(base, img, s[i].size);
+			tu_write_file(base, img, s[i].size);
 			free(img);
 			img = t;
 		}
-		write_file(path, img, len);
+		tu_write_file(path, img, len);
 		free(img);
 		snprintf(u.name, sizeof(u.name), "%s", s[i].name);
 		u.ecu = s[i].ecu;
@@ -1282,15 +1282,15 @@ static void test_bundle_build(void **state)
 
 	make_bundle(dir, bundle_units, nu, &m);
 	assert_non_null(m);
-	join(out, sizeof(out), dir, "out");
-	join(full, sizeof(full), out, "full_package.bin");
-	join(xdir, sizeof(xdir), dir, "x");
+	tu_join(out, sizeof(out), dir, "out");
+	tu_join(full, sizeof(full), out, "full_package.bin");
+	tu_join(xdir, sizeof(xdir), dir, "x");
 	make_dir(xdir);
 
 	/* manifest.json is the manifest returned */
 	{
 		json_error_t jerr;
-		join(path, sizeof(path), out, "manifest.json");
+		tu_join(path, sizeof(path), out, "manifest.json");
 		json_t *disk = json_load_file(path, 0, &jerr);
 		assert_non_null(disk);
 		assert_true(json_equal(disk, m));
@@ -1310,7 +1310,7 @@ static void test_bundle_build(void **state)
 		{
 			const char *file = jstr(u, "file");
 			assert_true(strncmp(file, "packages/", 9) == 0);
-			join(path, sizeof(path), out, file);
+			tu_join(path, sizeof(path), out, file);
 			sha256_hex_of_file(path, hex);
 			assert_string_equal(jstr(u, "sha256"), hex);
 			assert_int_equal(jint(u, "length"), file_size(path));
@@ -1369,7 +1369,7 @@ static void test_bundle_build(void **state)
 	assert_string_equal(jstr(unit_by_path(units, "ZONE2"), "file"), "packages/ZONE2.swpg");
 	assert_string_equal(jstr(unit_by_path(units, "ZONE2"), "target_ecu_id"), "0x0092");
 	/* packages/ holds exactly the units' files and the zones */
-	join(path, sizeof(path), out, "packages");
+	tu_join(path, sizeof(path), out, "packages");
 	assert_int_equal(dir_entries(path), nu + 2);
 	assert_int_equal(dir_entries(out), 3); /* packages, full_package.bin, manifest.json */
 
@@ -1400,8 +1400,8 @@ static void test_bundle_build(void **state)
 		pq_hex_encode(all[i].sha256, 32, hex);
 		assert_string_equal(jstr(u, "sha256"), hex);
 		assert_int_equal(all[i].size, jint(u, "length"));
-		join(path, sizeof(path), out, jstr(u, "file"));
-		join(xpath, sizeof(xpath), xdir, "pkg.out");
+		tu_join(path, sizeof(path), out, jstr(u, "file"));
+		tu_join(xpath, sizeof(xpath), xdir, "pkg.out");
 		assert_ok(pkg_extract_package(r, &all[i], xpath, NULL));
 		assert_files_equal(xpath, path);
 		unlink(xpath);
@@ -1465,7 +1465,7 @@ static void test_bundle_build(void **state)
 		assert_int_equal(e->hdr.version_serial, 42);
 		assert_int_equal(e->hdr.version_timestamp, 1700000000);
 		img_path(img, sizeof(img), dir, s->name, "bin");
-		join(xpath, sizeof(xpath), xdir, s->name);
+		tu_join(xpath, sizeof(xpath), xdir, s->name);
 		if (s->delta) {
 			img_path(base, sizeof(base), dir, s->name, "base");
 			assert_int_equal(e->hdr.compression, SWPG_COMP_DELTA);
@@ -1479,7 +1479,7 @@ static void test_bundle_build(void **state)
 		assert_files_equal(xpath, img);
 	}
 	/* containers have no image */
-	join(xpath, sizeof(xpath), xdir, "zone.img");
+	tu_join(xpath, sizeof(xpath), xdir, "zone.img");
 	assert_rc(pkg_extract_image(r, &all[2], NULL, xpath, NULL), PQ_ERR_INVAL);
 	assert_rc(pkg_extract_image(r, &all[0], NULL, xpath, NULL), PQ_ERR_INVAL);
 	assert_false(exists(xpath));
@@ -1487,7 +1487,7 @@ static void test_bundle_build(void **state)
 	pkg_close(r);
 
 	/* a zone package read on its own */
-	join(path, sizeof(path), out, "packages/ZONE2.swpg");
+	tu_join(path, sizeof(path), out, "packages/ZONE2.swpg");
 	assert_ok(pkg_open(path, &r));
 	assert_ok(pkg_list(r, &all, &n));
 	assert_int_equal(n, 4);
@@ -1533,7 +1533,7 @@ static void test_bundle_wide(void **state)
 	json_t *m = NULL;
 	make_bundle(dir, s, n, &m);
 	char full[PATH_MAX];
-	join(full, sizeof(full), dir, "out/full_package.bin");
+	tu_join(full, sizeof(full), dir, "out/full_package.bin");
 	pkg_reader *r = NULL;
 	const pkg_entry *all;
 	size_t ne = 0, top = 0;
@@ -1645,7 +1645,7 @@ static void test_bundle_corruption(void **state)
 
 	make_bundle(dir, small_units, ARRAY_LEN(small_units), &m);
 	json_decref(m);
-	join(full, sizeof(full), dir, "out/full_package.bin");
+	tu_join(full, sizeof(full), dir, "out/full_package.bin");
 	uint8_t *orig = read_file(full, &len);
 	assert_true(len > 2000 && len < 8000);
 	assert_ok(pkg_open(full, &r));
@@ -1678,7 +1678,7 @@ static void test_bundle_corruption(void **state)
 	{
 		char xp[PATH_MAX];
 		const pkg_entry *e = NULL;
-		join(xp, sizeof(xp), dir, "x.swpg");
+		tu_join(xp, sizeof(xp), dir, "x.swpg");
 		assert_ok(pkg_open(full, &r));
 		assert_ok(pkg_find(r, "ZONE1/ECU_011", &e));
 		uint64_t at = e->offset + SWPG_HDR_LEN + 10;
@@ -1702,19 +1702,19 @@ static void test_bundle_corruption(void **state)
 		assert_fails(pkg_verify(r, &rep, NULL));
 		assert_string_equal(rep.failed_path, "ZONE1/ECU_011");
 		pkg_close(r);
-		write_file(full, orig, len);
+		tu_write_file(full, orig, len);
 	}
 
 	/* one byte less, one byte more */
-	join(cut, sizeof(cut), dir, "cut.bin");
-	write_file(cut, orig, len - 1);
+	tu_join(cut, sizeof(cut), dir, "cut.bin");
+	tu_write_file(cut, orig, len - 1);
 	assert_rc(pkg_open(cut, &r), PQ_ERR_FORMAT);
 	assert_null(r);
 	uint8_t *more = malloc(len + 1);
 	assert_non_null(more);
 	memcpy(more, orig, len);
 	more[len] = 0;
-	write_file(cut, more, len + 1);
+	tu_write_file(cut, more, len + 1);
 	assert_rc(pkg_open(cut, &r), PQ_ERR_FORMAT);
 	assert_null(r);
 	free(more);
@@ -1819,8 +1819,8 @@ static void expect_layout_ok(const char *dir, const bytes *b, size_t entries)
 	const pkg_entry *all;
 	size_t n = 0;
 	pkg_verify_report rep;
-	join(path, sizeof(path), dir, "good.swpg");
-	write_file(path, b->p, b->len);
+	tu_join(path, sizeof(path), dir, "good.swpg");
+	tu_write_file(path, b->p, b->len);
 	assert_ok(pkg_open(path, &r));
 	assert_ok(pkg_list(r, &all, &n));
 	assert_int_equal(n, entries);
@@ -1835,8 +1835,8 @@ static void expect_layout_bad(const char *dir, const bytes *b, const char *what)
 	const pkg_entry *all = NULL, *e = NULL;
 	size_t n = 0;
 	pkg_verify_report rep;
-	join(path, sizeof(path), dir, "bad.swpg");
-	write_file(path, b->p, b->len);
+	tu_join(path, sizeof(path), dir, "bad.swpg");
+	tu_write_file(path, b->p, b->len);
 	int rc = pkg_open(path, &r);
 	if (rc != PQ_OK)
 		fail_msg("%s: pkg_open failed (%s), the sizes should be consistent", what,
@@ -1873,14 +1873,14 @@ static void test_container_conformance(void **state)
 	mk_container(&v, SWPG_TYPE_VEHICLE, SWPG_ECU_VMG, vk, 2);
 
 	/* pkg_build_container writes the same bytes */
-	join(p1, sizeof(p1), dir, "a.swpg");
-	join(p2, sizeof(p2), dir, "b.swpg");
-	join(p3, sizeof(p3), dir, "c.swpg");
-	join(pz, sizeof(pz), dir, "z.swpg");
-	join(pv, sizeof(pv), dir, "v.swpg");
-	write_file(p1, a.p, a.len);
-	write_file(p2, b.p, b.len);
-	write_file(p3, c.p, c.len);
+	tu_join(p1, sizeof(p1), dir, "a.swpg");
+	tu_join(p2, sizeof(p2), dir, "b.swpg");
+	tu_join(p3, sizeof(p3), dir, "c.swpg");
+	tu_join(pz, sizeof(pz), dir, "z.swpg");
+	tu_join(pv, sizeof(pv), dir, "v.swpg");
+	tu_write_file(p1, a.p, a.len);
+	tu_write_file(p2, b.p, b.len);
+	tu_write_file(p3, c.p, c.len);
 	pkg_child zc[] = {{p1, "ZGW1"}, {p2, "ABCDEFGH"}};
 	pkg_container_opts zo = {.type = SWPG_TYPE_ZONE,
 	                         .ecu = 0x0091,
@@ -2258,10 +2258,10 @@ static void test_verify_memory(void **state)
 	pkg_unit u;
 	uint8_t *data = make_data(MIB, false, 8);
 
-	join(img, sizeof(img), dir, "img.bin");
-	join(leaf, sizeof(leaf), dir, "leaf.swpg");
-	join(zone, sizeof(zone), dir, "zone.swpg");
-	write_file(img, data, MIB);
+	tu_join(img, sizeof(img), dir, "img.bin");
+	tu_join(leaf, sizeof(leaf), dir, "leaf.swpg");
+	tu_join(zone, sizeof(zone), dir, "zone.swpg");
+	tu_write_file(img, data, MIB);
 	free(data);
 	pkg_leaf_opts o = leaf_opts(SWPG_COMP_ZSTD);
 	assert_ok(pkg_build_leaf(img, &o, leaf, &u));
@@ -2301,13 +2301,13 @@ static void test_output_path_guard(void **state)
 	(void)state;
 	char *dir = tu_tmpdir("pkgout");
 	char img[600], sub[600], fifo[600], link[600], out[600];
-	join(img, sizeof(img), dir, "img.bin");
-	write_file(img, "image bytes", 11);
-	join(sub, sizeof(sub), dir, "adir");
+	tu_join(img, sizeof(img), dir, "img.bin");
+	tu_write_file(img, "image bytes", 11);
+	tu_join(sub, sizeof(sub), dir, "adir");
 	make_dir(sub);
-	join(fifo, sizeof(fifo), dir, "fifo");
+	tu_join(fifo, sizeof(fifo), dir, "fifo");
 	assert_int_equal(mkfifo(fifo, 0600), 0);
-	join(link, sizeof(link), dir, "link");
+	tu_join(link, sizeof(link), dir, "link");
 	assert_int_equal(symlink(img, link), 0);
 	pkg_leaf_opts o = {.ecu = 0x1011, .type = SWPG_TYPE_APP, .version = {1, 0, 0, 0}};
 	pkg_unit u;
@@ -2322,8 +2322,8 @@ static void test_output_path_guard(void **state)
 	assert_int_equal(lstat(link, &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
 	/* a regular file is replaced as usual */
-	join(out, sizeof(out), dir, "out.swpg");
-	write_file(out, "old", 3);
+	tu_join(out, sizeof(out), dir, "out.swpg");
+	tu_write_file(out, "old", 3);
 	assert_int_equal(pkg_build_leaf(img, &o, out, &u), PQ_OK);
 	assert_int_equal(file_size(out), u.size);
 	tu_rmtree(dir);
@@ -2337,12 +2337,12 @@ static void test_extract_image_checks_index_hash(void **state)
 	(void)state;
 	char *dir = tu_tmpdir("pkgsha");
 	char img[600], zone[600], vmg[600], bundle[600], out[600];
-	join(img, sizeof(img), dir, "img.bin");
+	tu_join(img, sizeof(img), dir, "img.bin");
 	uint8_t *data = make_data(5000, true, 7);
-	write_file(img, data, 5000);
-	join(zone, sizeof(zone), dir, "leaf.swpg");
-	join(vmg, sizeof(vmg), dir, "vmg.swpg");
-	join(bundle, sizeof(bundle), dir, "bundle.swpg");
+	tu_write_file(img, data, 5000);
+	tu_join(zone, sizeof(zone), dir, "leaf.swpg");
+	tu_join(vmg, sizeof(vmg), dir, "vmg.swpg");
+	tu_join(bundle, sizeof(bundle), dir, "bundle.swpg");
 	pkg_unit u;
 	pkg_leaf_opts o = {.ecu = SWPG_ECU_VMG,
 	                   .type = SWPG_TYPE_APP,
@@ -2358,10 +2358,10 @@ static void test_extract_image_checks_index_hash(void **state)
 	size_t ver = SWPG_HDR_LEN + PKG_INDEX_HDR_LEN + PKG_INDEX_ENTRY_LEN + 16;
 	assert_int_equal(b[ver], 1);
 	b[ver] = 9; /* the leaf's major version */
-	write_file(bundle, b, len);
+	tu_write_file(bundle, b, len);
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
-	join(out, sizeof(out), dir, "vmg.img");
+	tu_join(out, sizeof(out), dir, "vmg.img");
 	assert_int_equal(pkg_open(bundle, &r), PQ_OK);
 	assert_int_equal(pkg_find(r, "VMG", &e), PQ_OK);
 	assert_int_equal(pkg_extract_image(r, e, NULL, out, NULL), PQ_ERR_VERIFY);
@@ -2388,15 +2388,15 @@ static void test_delta(void **state)
 	size_t n = 0;
 	pkg_verify_report rep;
 
-	join(base, sizeof(base), dir, "base.bin");
-	join(target, sizeof(target), dir, "target.bin");
-	join(pkg, sizeof(pkg), dir, "delta.swpg");
-	join(full, sizeof(full), dir, "full.swpg");
-	join(out, sizeof(out), dir, "out.bin");
-	join(other, sizeof(other), dir, "other.bin");
-	join(bad, sizeof(bad), dir, "bad.swpg");
-	write_file(base, b, blen);
-	write_file(target, tg, tlen);
+	tu_join(base, sizeof(base), dir, "base.bin");
+	tu_join(target, sizeof(target), dir, "target.bin");
+	tu_join(pkg, sizeof(pkg), dir, "delta.swpg");
+	tu_join(full, sizeof(full), dir, "full.swpg");
+	tu_join(out, sizeof(out), dir, "out.bin");
+	tu_join(other, sizeof(other), dir, "other.bin");
+	tu_join(bad, sizeof(bad), dir, "bad.swpg");
+	tu_write_file(base, b, blen);
+	tu_write_file(target, tg, tlen);
 	assert_ok(pq_hash(PQ_HASH_SHA256, b, blen, bsha));
 	assert_ok(pq_hash(PQ_HASH_SHA256, tg, tlen, tsha));
 
@@ -2450,14 +2450,14 @@ static void test_delta(void **state)
 
 	/* a wrong base: one byte changed, one byte shorter, missing */
 	b[blen / 3] ^= 0x01;
-	write_file(other, b, blen);
+	tu_write_file(other, b, blen);
 	b[blen / 3] ^= 0x01;
 	size_t before = dir_entries(dir);
 	assert_rc(pkg_apply_delta(r, &all[0], other, out, NULL), PQ_ERR_VERIFY);
 	assert_false(exists(out));
 	assert_rc(pkg_extract_image(r, &all[0], other, out, NULL), PQ_ERR_VERIFY);
 	assert_false(exists(out));
-	write_file(other, b, blen - 1);
+	tu_write_file(other, b, blen - 1);
 	assert_rc(pkg_apply_delta(r, &all[0], other, out, NULL), PQ_ERR_VERIFY);
 	assert_rc(pkg_apply_delta(r, &all[0], target, out, NULL), PQ_ERR_VERIFY);
 	unlink(other);
@@ -2477,7 +2477,7 @@ static void test_delta(void **state)
 	assert_non_null(c);
 	memcpy(c, raw, plen);
 	c[SWPG_HDR_LEN + 56 + 5] ^= 0x10;
-	write_file(bad, c, plen);
+	tu_write_file(bad, c, plen);
 	assert_ok(pkg_open(bad, &r));
 	assert_ok(pkg_list(r, &all, &n));
 	assert_rc(pkg_apply_delta(r, &all[0], base, out, NULL), PQ_ERR_VERIFY);
@@ -2491,7 +2491,7 @@ static void test_delta(void **state)
 		assert_ok(swpg_decode(c, &h));
 		h.crc32 = pq_crc32(0, c + SWPG_HDR_LEN, plen - SWPG_HDR_LEN);
 		assert_ok(swpg_encode(&h, c));
-		write_file(bad, c, plen);
+		tu_write_file(bad, c, plen);
 		assert_ok(pkg_open(bad, &r));
 		assert_ok(pkg_list(r, &all, &n));
 		assert_ok(pkg_verify(r, &rep, NULL)); /* verify cannot tell without the base */
@@ -2514,7 +2514,7 @@ static void test_delta(void **state)
 				h.crc32 = pq_crc32(0, c + SWPG_HDR_LEN, plen - SWPG_HDR_LEN);
 				assert_ok(swpg_encode(&h, c));
 			}
-			write_file(bad, c, plen);
+			tu_write_file(bad, c, plen);
 			assert_ok(pkg_open(bad, &r));
 			assert_ok(pkg_list(r, &all, &n));
 			int rc = pkg_apply_delta(r, &all[0], base, out, NULL);
@@ -2530,7 +2530,7 @@ static void test_delta(void **state)
 	/* the header's CRC itself */
 	memcpy(c, raw, plen);
 	c[28] ^= 0x80;
-	write_file(bad, c, plen);
+	tu_write_file(bad, c, plen);
 	assert_ok(pkg_open(bad, &r));
 	assert_ok(pkg_list(r, &all, &n));
 	assert_rc(pkg_apply_delta(r, &all[0], base, out, NULL), PQ_ERR_VERIFY);
@@ -2541,7 +2541,7 @@ static void test_delta(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(dpos); i++) {
 		memcpy(c, raw, plen);
 		c[SWPG_HDR_LEN + dpos[i]] ^= 0x01;
-		write_file(bad, c, plen);
+		tu_write_file(bad, c, plen);
 		assert_ok(pkg_open(bad, &r));
 		assert_ok(pkg_list(r, &all, &n));
 		assert_rc(pkg_apply_delta(r, &all[0], base, out, NULL), PQ_ERR_FORMAT);
@@ -2553,7 +2553,7 @@ static void test_delta(void **state)
 	free(raw);
 
 	/* empty base, empty target */
-	write_file(other, b, 0);
+	tu_write_file(other, b, 0);
 	o.base_path = other;
 	assert_ok(pkg_build_leaf(target, &o, pkg, &u));
 	assert_ok(pkg_open(pkg, &r));

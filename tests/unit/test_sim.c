@@ -66,14 +66,14 @@ static int setup(void **state)
 	fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	f->dir = tu_tmpdir("sim");
-	join(f->model_path, sizeof(f->model_path), f->dir, "model.json");
-	join(f->state_dir, sizeof(f->state_dir), f->dir, "state");
-	join(f->factory, sizeof(f->factory), f->dir, "factory.bin");
+	tu_join(f->model_path, sizeof(f->model_path), f->dir, "model.json");
+	tu_join(f->state_dir, sizeof(f->state_dir), f->dir, "state");
+	tu_join(f->factory, sizeof(f->factory), f->dir, "factory.bin");
 	uint8_t img[FACTORY_N];
 	fill(img, sizeof(img), 7);
-	write_file(f->factory, img, sizeof(img));
+	tu_write_file(f->factory, img, sizeof(img));
 	assert_ok(pq_hash(PQ_HASH_SHA256, img, sizeof(img), f->factory_sha));
-	write_file(f->model_path, model_json, strlen(model_json));
+	tu_write_file(f->model_path, model_json, strlen(model_json));
 	assert_ok(vm_model_load(f->model_path, NULL, &f->m));
 	*state = f;
 	return 0;
@@ -103,8 +103,8 @@ static void make_image(const fixture *f, const char *name, size_t n, uint32_t se
 	uint8_t *p = malloc(n);
 	assert_non_null(p);
 	fill(p, n, seed);
-	join(path, cap, f->dir, name);
-	write_file(path, p, n);
+	tu_join(path, cap, f->dir, name);
+	tu_write_file(path, p, n);
 	memset(img, 0, sizeof(*img));
 	img->path = path;
 	img->len = n;
@@ -263,7 +263,7 @@ static void test_program_restart_rollback(void **state)
 
 	/* the state file holds it; a new process continues from there */
 	char state_file[600];
-	join(state_file, sizeof(state_file), f->state_dir, "ecus.json");
+	tu_join(state_file, sizeof(state_file), f->state_dir, "ecus.json");
 	char *text = NULL;
 	size_t len = 0;
 	assert_ok(pq_file_read(state_file, 1 << 20, &text, &len));
@@ -290,7 +290,7 @@ static void test_program_restart_rollback(void **state)
 	sim_stop(s);
 
 	/* a malformed state file is a clear error, not a crash, and is left alone */
-	write_file(state_file, "{\"version\":1,\"ecus\":{\"ECU_001\":{\"active\":\"C\"}}}", 47);
+	tu_write_file(state_file, "{\"version\":1,\"ecus\":{\"ECU_001\":{\"active\":\"C\"}}}", 47);
 	s = NULL;
 	assert_rc(sim_start(&f->m, f->state_dir, NULL, &s), PQ_ERR_FORMAT);
 	assert_null(s);
@@ -434,7 +434,7 @@ static void test_model_file(void **state)
 
 	/* save and load again: the same model; a VIN given replaces the file's */
 	char path[600];
-	join(path, sizeof(path), f->dir, "saved.json");
+	tu_join(path, sizeof(path), f->dir, "saved.json");
 	assert_ok(vm_model_save(m, path));
 	vm_model m2;
 	assert_ok(vm_model_load(path, "OTHERVIN", &m2));
@@ -483,8 +483,8 @@ static void test_model_file(void **state)
 	    {"[1,2", "line 1"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		join(path, sizeof(path), f->dir, "bad.json");
-		write_file(path, bad[i].json, strlen(bad[i].json));
+		tu_join(path, sizeof(path), f->dir, "bad.json");
+		tu_write_file(path, bad[i].json, strlen(bad[i].json));
 		vm_model mb;
 		assert_rc(vm_model_load(path, NULL, &mb), PQ_ERR_FORMAT);
 		if (!strstr(pq_err_detail(), bad[i].want))
@@ -495,11 +495,11 @@ static void test_model_file(void **state)
 	char *text = malloc(big);
 	assert_non_null(text);
 	memset(text, ' ', big);
-	write_file(path, text, big);
+	tu_write_file(path, text, big);
 	free(text);
 	vm_model mb;
 	assert_rc(vm_model_load(path, NULL, &mb), PQ_ERR_RANGE);
-	join(path, sizeof(path), f->dir, "missing.json");
+	tu_join(path, sizeof(path), f->dir, "missing.json");
 	assert_true(vm_model_load(path, NULL, &mb) != PQ_OK);
 }
 

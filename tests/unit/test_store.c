@@ -15,120 +15,19 @@
 
 #include "core/log.h"
 #include "store/store.h"
+#include "store_fixture.h"
 #include "testutil.h"
 
-/*
- * Environment:
- *   PQOTA_TEST_STORE  sqlite (default) or postgres
- *   PQOTA_TEST_PG     a libpq conninfo (postgres), as tests/store/pg-fixture.sh exports
- * Every test gets an empty database: SQLite a fresh ":memory:" or file, PostgreSQL a fresh
- * schema (search_path) in the given database, dropped afterwards.
- */
+/* Every test gets an empty database (store_fixture.h: $PQOTA_TEST_STORE, $PQOTA_TEST_PG):
+ * SQLite ":memory:" or a file (sf_setup_url: the tests that open it themselves),
+ * PostgreSQL a fresh schema (search_path) in the given database, dropped afterwards. */
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-static store_backend g_backend;
-static const char *g_pg; /* base conninfo */
-static char *g_dir;      /* SQLite: temporary directory for file databases */
-static store *g_admin;   /* PostgreSQL: creates and drops the test schemas */
-static int g_seq;
-
-typedef struct {
-	store *s;
-	char url[1024];
-	char schema[64]; /* PostgreSQL */
-} fixture;
-
-/* ---- fixtures ---------------------------------------------------------------------- */
-
-static store_config config_for(const char *url)
-{
-	return (store_config){.backend = g_backend, .url = url, .busy_timeout_ms = 10000};
-}
 
 static void must(int rc, const char *what)
 {
 	if (rc != PQ_OK)
 		fail_msg("%s: %s: %s", what, pq_strerror(rc), pq_err_detail());
-}
-
-/* A URL naming a new, empty database (persistent: a file, for SQLite). */
-static void fresh_url(fixture *f, bool persistent)
-{
-	g_seq++;
-	if (g_backend == STORE_SQLITE) {
-		if (persistent)
-			snprintf(f->url, sizeof(f->url), "%s/db%d.sqlite", g_dir, g_seq);
-		else
-			snprintf(f->url, sizeof(f->url), ":memory:");
-		return;
-	}
-	char sql[128];
-	snprintf(f->schema, sizeof(f->schema), "pqota_t%d_%d", (int)getpid(), g_seq);
-	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", f->schema);
-	must(store_exec(g_admin, sql, NULL, 0, NULL, NULL, NULL), "create schema");
-	snprintf(f->url, sizeof(f->url), "%s options='-c search_path=%s'", g_pg, f->schema);
-}
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	fresh_url(f, false);
-	store_config cfg = config_for(f->url);
-	must(store_open(&cfg, &f->s), "store_open");
-	*state = f;
-	return 0;
-}
-
-static int setup_file(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	fresh_url(f, true);
-	*state = f; /* the test opens it */
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	store_close(f->s);
-	if (f->schema[0]) {
-		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", f->schema);
-		must(store_exec(g_admin, sql, NULL, 0, NULL, NULL, NULL), "drop schema");
-	}
-	free(f);
-	return 0;
-}
-
-static int group_setup(void **state)
-{
-	(void)state;
-	pq_log_set_level(PQ_LOG_WARN);
-	if (g_backend == STORE_SQLITE) {
-		g_dir = tu_tmpdir("store");
-		return 0;
-	}
-	store_config cfg = config_for(g_pg);
-	int rc = store_open(&cfg, &g_admin);
-	if (rc != PQ_OK) {
-		fprintf(stderr, "cannot open %s: %s\n", g_pg, pq_err_detail());
-		return -1;
-	}
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	store_close(g_admin);
-	if (g_dir) {
-		tu_rmtree(g_dir);
-		free(g_dir);
-	}
-	return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -316,11 +215,11 @@ static const char *const tables[] = {
 
 static void test_open_schema(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	int version = 0;
 	must(store_schema_version(f->s, &version), "schema version");
 	assert_int_equal(version, STORE_SCHEMA_VERSION);
-	assert_int_equal(store_get_backend(f->s), g_backend);
+	assert_int_equal(store_get_backend(f->s), sf_backend());
 	must(store_ping(f->s), "ping");
 	assert_int_equal(count_table(f->s, "schema_version"), STORE_SCHEMA_VERSION);
 	for (size_t i = 0; i < ARRAY_LEN(tables); i++)
@@ -365,8 +264,8 @@ static void test_open_schema(void **state)
 
 static void test_reopen_idempotent(void **state)
 {
-	fixture *f = *state;
-	store_config cfg = config_for(f->url);
+	sf_fixture *f = *state;
+	store_config cfg = sf_config(f->url);
 	store *a = NULL, *b = NULL;
 	must(store_open(&cfg, &a), "open 1");
 	add_vehicle(a, "VIN-PERSIST");
@@ -380,7 +279,7 @@ static void test_reopen_idempotent(void **state)
 	store_vehicle v;
 	must(store_vehicle_get(b, "VIN-PERSIST", &v), "get after reopen");
 	store_vehicle_clear(&v);
-	if (g_backend == STORE_SQLITE)
+	if (sf_backend() == STORE_SQLITE)
 		assert_int_equal(qint(a, "PRAGMA foreign_keys", NULL, 0), 1);
 	store_close(a);
 	store_close(b);
@@ -396,11 +295,11 @@ static int text_row(const store_row *row, void *user)
  * re-established before the next statement outside a transaction. */
 static void test_backend_session(void **state)
 {
-	fixture *f = *state;
-	store_config cfg = config_for(f->url);
+	sf_fixture *f = *state;
+	store_config cfg = sf_config(f->url);
 	must(store_open(&cfg, &f->s), "open");
 	char text[64] = "";
-	if (g_backend == STORE_SQLITE) {
+	if (sf_backend() == STORE_SQLITE) {
 		must(store_exec(f->s, "PRAGMA journal_mode", NULL, 0, text_row, text, NULL),
 		     "pragma");
 		assert_string_equal(text, "wal");
@@ -413,7 +312,7 @@ static void test_backend_session(void **state)
 		                 .i = qint(f->s, "SELECT pg_backend_pid()", NULL, 0)};
 		if (in_txn)
 			must(store_begin(f->s), "begin");
-		assert_int_equal(qint(g_admin,
+		assert_int_equal(qint(sf_admin(),
 		                      "SELECT CASE WHEN pg_terminate_backend(CAST(? AS INTEGER))"
 		                      " THEN 1 ELSE 0 END",
 		                      &pid, 1),
@@ -453,11 +352,11 @@ static void *open_thread(void *arg)
 
 static void test_concurrent_open(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	opener o[6];
 	pthread_t t[6];
 	for (size_t i = 0; i < ARRAY_LEN(o); i++) {
-		o[i] = (opener){.cfg = config_for(f->url), .rc = -100};
+		o[i] = (opener){.cfg = sf_config(f->url), .rc = -100};
 		assert_int_equal(pthread_create(&t[i], NULL, open_thread, &o[i]), 0);
 	}
 	for (size_t i = 0; i < ARRAY_LEN(o); i++)
@@ -465,15 +364,15 @@ static void test_concurrent_open(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(o); i++)
 		if (o[i].rc != PQ_OK)
 			fail_msg("opener %zu: %s: %s", i, pq_strerror(o[i].rc), o[i].detail);
-	store_config cfg = config_for(f->url);
+	store_config cfg = sf_config(f->url);
 	must(store_open(&cfg, &f->s), "open");
 	assert_int_equal(count_table(f->s, "schema_version"), STORE_SCHEMA_VERSION);
 }
 
 static void test_newer_schema_refused(void **state)
 {
-	fixture *f = *state;
-	store_config cfg = config_for(f->url);
+	sf_fixture *f = *state;
+	store_config cfg = sf_config(f->url);
 	must(store_open(&cfg, &f->s), "open");
 	must(store_exec(f->s, "INSERT INTO schema_version (version, applied_ms) VALUES (99, 0)",
 	                NULL, 0, NULL, NULL, NULL),
@@ -532,7 +431,7 @@ static int stop_row(const store_row *row, void *user)
 
 static void test_exec_core(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	rows_ctx c;
 	memset(&c, 0, sizeof(c));
 	/* '?' inside literals and comments is not a placeholder */
@@ -600,7 +499,7 @@ static void test_exec_core(void **state)
 	assert_int_not_equal(store_exec(f->s, "SELECT 1; SELECT 2", NULL, 0, NULL, NULL, NULL),
 	                     PQ_OK);
 	assert_int_equal(store_exec(f->s, "SELEKT nonsense", NULL, 0, NULL, NULL, NULL), PQ_ERR_IO);
-	assert_non_null(strstr(pq_err_detail(), g_backend == STORE_SQLITE ? "sqlite" : "postgres"));
+	assert_non_null(strstr(pq_err_detail(), sf_backend_name()));
 	assert_int_equal(store_exec(f->s, "SELECT * FROM no_such_table", NULL, 0, NULL, NULL, NULL),
 	                 PQ_ERR_IO);
 	assert_non_null(strstr(pq_err_detail(), "no_such_table"));
@@ -612,7 +511,7 @@ static void test_exec_core(void **state)
 
 static void test_transactions(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_vehicle v;
 	/* rolled back: no rows */
 	must(store_begin(f->s), "begin");
@@ -678,7 +577,7 @@ static void test_transactions(void **state)
 
 static void test_vehicle_crud(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_vehicle v = mk_vehicle("WVWZZZ1JZXW000001", "zonal-1"), got;
 	v.online = true;
 	v.last_seen_ms = 1700000000123;
@@ -739,7 +638,7 @@ static void test_vehicle_crud(void **state)
 
 static void test_vehicle_bounds(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	char big[STORE_PEM_MAX + 2];
 	store_vehicle v = mk_vehicle("OK", "m");
 	assert_int_equal(store_vehicle_insert(NULL, &v), PQ_ERR_INVAL);
@@ -788,7 +687,7 @@ static void test_vehicle_bounds(void **state)
 
 static void test_vehicle_list(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	int64_t total = -1;
 	collect c;
 	/* 120 vehicles, inserted out of order; every third online, two models */
@@ -881,7 +780,7 @@ static void test_vehicle_list(void **state)
 
 static void test_ordering_bytes(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	const char *vins[] = {"b1", "B2", "a3", "A4", "_5", "Z6", "~7", "08"};
 	for (size_t i = 0; i < ARRAY_LEN(vins); i++)
 		add_vehicle(f->s, vins[i]);
@@ -896,7 +795,7 @@ static void test_ordering_bytes(void **state)
 
 static void test_ecu_upsert_history(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_ecu e = mk_ecu("VIN-E", "ECU_011", "1.0.0", 100), got;
 	int64_t total = -1;
 	collect c;
@@ -972,7 +871,7 @@ static void test_ecu_upsert_history(void **state)
 
 static void test_ecu_seed_list(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	int64_t total = -1;
 	collect c;
 	store_ecu e;
@@ -1029,7 +928,7 @@ static void test_ecu_seed_list(void **state)
 
 static void test_vci(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_ecu e;
 	store_vehicle v;
 	int64_t total = -1;
@@ -1092,7 +991,7 @@ static void test_vci(void **state)
 
 static void test_vci_invalid(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_vehicle v;
 	add_vehicle(f->s, "VIN-B");
 	must(store_ecu_seed_default(f->s, "VIN-B", 1), "seed");
@@ -1167,7 +1066,7 @@ static void test_vci_invalid(void **state)
 
 static void test_release(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_release r = mk_release("rel-1", "HW-1-011", "1.0.0", 100), got;
 	r.notes = "first\nrelease";
 	must(store_release_insert(f->s, &r), "insert");
@@ -1254,7 +1153,7 @@ static void test_release(void **state)
 
 static void test_release_list_delete(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	int64_t total = -1;
 	collect c;
 	bool known = true;
@@ -1353,7 +1252,7 @@ static store_apikey mk_key(const char *id, const char *name, store_role role, un
  * bad fields refused. */
 static void test_package_keys(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_package_key k = {.enc_size = 70152, .created_ms = 5}, got;
 	memset(k.file_sha256, 'a', 64);
 	memset(k.enc_sha256, 'b', 64);
@@ -1395,7 +1294,7 @@ static void test_package_keys(void **state)
 
 static void test_apikey(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	store_apikey k = mk_key("k-1", "ci", STORE_ROLE_OPERATOR, 1), got;
 	store_role role;
 	collect c;
@@ -1470,7 +1369,7 @@ static void test_apikey(void **state)
 
 static void test_audit(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	int64_t total = -1;
 	collect c;
 	must(store_audit_append(f->s, "cli", "vehicle.register", "VIN1", "{\"model\":\"m\"}", 1),
@@ -1559,7 +1458,7 @@ static void check_tables_intact(store *s)
 
 static void test_injection(void **state)
 {
-	fixture *f = *state;
+	sf_fixture *f = *state;
 	int64_t total = -1;
 	for (size_t i = 0; i < ARRAY_LEN(evil); i++) {
 		const char *x = evil[i];
@@ -1690,47 +1589,32 @@ static void test_injection(void **state)
 
 int main(void)
 {
-	const char *which = getenv("PQOTA_TEST_STORE");
-	if (!which || !*which || strcmp(which, "sqlite") == 0) {
-		g_backend = STORE_SQLITE;
-	} else if (strcmp(which, "postgres") == 0) {
-		g_backend = STORE_POSTGRES;
-		g_pg = getenv("PQOTA_TEST_PG");
-		if (!g_pg || !*g_pg) {
-			fprintf(stderr,
-			        "PQOTA_TEST_STORE=postgres needs PQOTA_TEST_PG (a conninfo);"
-			        " tests/store/pg-fixture.sh provides one\n");
-			return 1;
-		}
-	} else {
-		fprintf(stderr, "PQOTA_TEST_STORE: '%s' is not sqlite or postgres\n", which);
+	if (!sf_init("store", 10000, PQ_LOG_WARN))
 		return 1;
-	}
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reopen_idempotent, setup_file, teardown),
-	    cmocka_unit_test_setup_teardown(test_backend_session, setup_file, teardown),
-	    cmocka_unit_test_setup_teardown(test_concurrent_open, setup_file, teardown),
-	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup_file, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_schema, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_idempotent, sf_setup_url, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_backend_session, sf_setup_url, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_open, sf_setup_url, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_newer_schema_refused, sf_setup_url, sf_teardown),
 	    cmocka_unit_test(test_open_errors),
-	    cmocka_unit_test_setup_teardown(test_exec_core, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_vehicle_crud, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_vehicle_bounds, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_vehicle_list, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ordering_bytes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ecu_upsert_history, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ecu_seed_list, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_vci, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_vci_invalid, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_release_list_delete, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_package_keys, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_apikey, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_injection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exec_core, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_transactions, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_vehicle_crud, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_vehicle_bounds, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_vehicle_list, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_ordering_bytes, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_ecu_upsert_history, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_ecu_seed_list, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_vci, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_vci_invalid, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_release, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_release_list_delete, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_package_keys, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_apikey, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_audit, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_injection, sf_setup_memory, sf_teardown),
 	};
-	return cmocka_run_group_tests_name(g_backend == STORE_SQLITE ? "store/sqlite"
-	                                                             : "store/postgres",
-	                                   tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
+	                                   sf_group_teardown);
 }

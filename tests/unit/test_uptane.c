@@ -1028,11 +1028,11 @@ static void test_repo_inputs(void **state)
 	char *dir = tu_tmpdir("uptane-state");
 	char path[4096];
 	up_repo_state st;
-	join(path, sizeof(path), dir, "state.json");
+	tu_join(path, sizeof(path), dir, "state.json");
 	assert_ok(up_repo_state_save(up_repo_state_get(f->r), path));
 	assert_ok(up_repo_state_load(path, &st));
 	assert_memory_equal(&st, up_repo_state_get(f->r), sizeof(st));
-	write_file(path, "{\"x\":1}", 7);
+	tu_write_file(path, "{\"x\":1}", 7);
 	assert_rc(up_repo_state_load(path, &st), PQ_ERR_FORMAT);
 	tu_rmtree(dir);
 	free(dir); /* tu_tmpdir strdup()s */

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "crypto/hash.h"
+#include "core/text.h"
 
 uint8_t *tu_unhex(const char *hex, size_t *len)
 {
@@ -50,13 +50,13 @@ void tu_rmtree(const char *path)
 		fprintf(stderr, "warning: could not remove %s\n", path);
 }
 
-void join(char *out, size_t cap, const char *dir, const char *name)
+void tu_join(char *out, size_t cap, const char *dir, const char *name)
 {
 	int n = snprintf(out, cap, "%s/%s", dir, name);
 	assert_true(n > 0 && (size_t)n < cap);
 }
 
-void write_file(const char *path, const void *data, size_t len)
+void tu_write_file(const char *path, const void *data, size_t len)
 {
 	FILE *f = fopen(path, "wb");
 	assert_non_null(f);

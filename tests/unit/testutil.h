@@ -13,15 +13,16 @@ uint8_t *tu_unhex(const char *hex, size_t *len);
 /* The vectors directory ($PQOTA_TESTVECTORS); fails the test when it is missing. */
 const char *tu_vectors_dir(void);
 
-/* Makes a fresh temporary directory under $TMPDIR; returns a static-lifetime string. */
+/* Makes a fresh temporary directory under $TMPDIR ($TMPDIR/pqota-TAG-XXXXXX); returns its
+ * path as a malloc'd string, which the caller frees (after tu_rmtree, usually). */
 char *tu_tmpdir(const char *tag);
 /* rm -rf */
 void tu_rmtree(const char *path);
 
 /* out = dir/name; fails the test if it does not fit in cap bytes. */
-void join(char *out, size_t cap, const char *dir, const char *name);
+void tu_join(char *out, size_t cap, const char *dir, const char *name);
 /* Creates or truncates path and writes len bytes of data; fails the test on any error. */
-void write_file(const char *path, const void *data, size_t len);
+void tu_write_file(const char *path, const void *data, size_t len);
 
 /* The assertion macros below use cmocka's fail_msg: include this file after <cmocka.h>
  * (every unit test already does). */
