@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "core/err.h"
+
 /* Exit codes shared by every subcommand (docs/operations.md). */
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1 /* the operation failed (or, for checks, the verdict is negative) */
@@ -24,11 +26,14 @@ int cli_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /* Prints "pqota: <msg>" and a hint to use --help; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Splits "host:port", "[v6]:port" or ":port"/"port" (host defaults to `def_host`). */
+/* Splits "host:port", "[v6]:port" or ":port"/"port" (host defaults to `def_host`); the port
+ * must be a number in 0..65535. PQ_OK, or PQ_ERR_INVAL (malformed) / PQ_ERR_RANGE (too long
+ * for host[hlen] or port[plen], port out of range) with a detail. */
 int cli_split_hostport(const char *s, const char *def_host, char *host, size_t hlen, char *port,
-                       size_t plen);
+                       size_t plen) PQ_MUST_CHECK;
 
-/* Parses a decimal integer within [min, max]; 0 on success. */
-int cli_parse_long(const char *s, long min, long max, long *out);
+/* Parses a decimal integer within [min, max] into *out (untouched on failure). PQ_OK, or
+ * PQ_ERR_INVAL (empty, not a number, trailing characters) / PQ_ERR_RANGE with a detail. */
+int cli_parse_long(const char *s, long min, long max, long *out) PQ_MUST_CHECK;
 
 #endif

@@ -70,7 +70,80 @@ static void key_note(const pq_broker_opts *o, const pq_broker_result *r)
 	        user, r->broker_key, (unsigned)r->broker_key_mode, user, r->broker_key);
 }
 
-static int broker_config(int argc, char **argv)
+/* Storage for the parsed --listen. */
+typedef struct {
+	char host[256], port[16];
+} listen_addr;
+
+/* --listen HOST:PORT (port 1..65535) into o, the host kept in l. */
+static int parse_listen(const char *s, pq_broker_opts *o, listen_addr *l)
+{
+	long p;
+	int rc = cli_split_hostport(s, PQ_BROKER_DEFAULT_HOST, l->host, sizeof(l->host), l->port,
+	                            sizeof(l->port));
+	if (rc == PQ_OK)
+		rc = cli_parse_long(l->port, 1, 65535, &p);
+	if (rc != PQ_OK)
+		return rc;
+	o->listen_host = l->host;
+	o->port = (int)p;
+	return PQ_OK;
+}
+
+/* One option of broker config into *o: CLI_EXIT_OK, or a usage error's exit code (printed). */
+static int config_option(int c, pq_broker_opts *o, listen_addr *l)
+{
+	switch (c) {
+	case 'P':
+		o->pki_dir = optarg;
+		break;
+	case 'o':
+		o->out_dir = optarg;
+		break;
+	case 'l':
+		if (parse_listen(optarg, o, l) != PQ_OK)
+			return cli_usage_error(
+			    "broker", "--listen '%s': expected HOST:PORT with a port in 1..65535",
+			    optarg);
+		break;
+	case 'p':
+		if (pq_profile_find(optarg, &o->profile) != PQ_OK)
+			return cli_usage_error("broker", "%s", pq_err_detail());
+		break;
+	case 's':
+		if (pq_broker_server_cn_check(optarg) != PQ_OK)
+			return cli_usage_error("broker", "%s", pq_err_detail());
+		o->server_cn = optarg;
+		break;
+	case 'u':
+		o->user = optarg;
+		break;
+	case 'L':
+		if (strcmp(optarg, "stderr") == 0)
+			o->log_dest = PQ_BROKER_LOG_STDERR;
+		else if (strcmp(optarg, "file") == 0)
+			o->log_dest = PQ_BROKER_LOG_FILE;
+		else
+			return cli_usage_error("broker", "--log-dest takes stderr or file");
+		break;
+	case 'k':
+		o->persistence = true;
+		break;
+	case 'O':
+		o->openssl_libdir = optarg;
+		break;
+	case 'f':
+		o->force = true;
+		break;
+	default:
+		return cli_usage_error("broker", "bad option");
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Parses broker config's arguments into *o (--listen's host in *l); true to go on, false to
+ * exit with *exit_code (help, usage errors). */
+static bool config_parse(int argc, char **argv, pq_broker_opts *o, listen_addr *l, int *exit_code)
 {
 	static const struct option lo[] = {{"pki", required_argument, NULL, 'P'},
 	                                   {"out", required_argument, NULL, 'o'},
@@ -84,93 +157,46 @@ static int broker_config(int argc, char **argv)
 	                                   {"force", no_argument, NULL, 'f'},
 	                                   {"help", no_argument, NULL, 'h'},
 	                                   {NULL, 0, NULL, 0}};
-	pq_broker_opts o = {0};
-	pq_broker_result *r = NULL;
-	char host[256], port[16];
-	int c, rc;
-	long p;
-
+	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'P':
-			o.pki_dir = optarg;
-			break;
-		case 'o':
-			o.out_dir = optarg;
-			break;
-		case 'l':
-			if (cli_split_hostport(optarg, PQ_BROKER_DEFAULT_HOST, host, sizeof(host),
-			                       port, sizeof(port)) != 0 ||
-			    cli_parse_long(port, 1, 65535, &p) != 0)
-				return cli_usage_error(
-				    "broker",
-				    "--listen '%s': expected HOST:PORT with a port "
-				    "in 1..65535",
-				    optarg);
-			o.listen_host = host;
-			o.port = (int)p;
-			break;
-		case 'p':
-			if (pq_profile_find(optarg, &o.profile) != PQ_OK)
-				return cli_usage_error("broker", "%s", pq_err_detail());
-			break;
-		case 's':
-			if (pq_broker_server_cn_check(optarg) != PQ_OK)
-				return cli_usage_error("broker", "%s", pq_err_detail());
-			o.server_cn = optarg;
-			break;
-		case 'u':
-			o.user = optarg;
-			break;
-		case 'L':
-			if (strcmp(optarg, "stderr") == 0)
-				o.log_dest = PQ_BROKER_LOG_STDERR;
-			else if (strcmp(optarg, "file") == 0)
-				o.log_dest = PQ_BROKER_LOG_FILE;
-			else
-				return cli_usage_error("broker", "--log-dest takes stderr or file");
-			break;
-		case 'k':
-			o.persistence = true;
-			break;
-		case 'O':
-			o.openssl_libdir = optarg;
-			break;
-		case 'f':
-			o.force = true;
-			break;
-		case 'h':
+		if (c == 'h') {
 			usage(stdout);
-			return CLI_EXIT_OK;
-		default:
-			return cli_usage_error("broker", "bad option");
+			*exit_code = CLI_EXIT_OK;
+			return false;
 		}
+		*exit_code = config_option(c, o, l);
+		if (*exit_code != CLI_EXIT_OK)
+			return false;
 	}
 	if (optind != argc)
-		return cli_usage_error("broker", "unexpected argument '%s'", argv[optind]);
-	if (!o.pki_dir || !o.out_dir)
-		return cli_usage_error("broker", "broker config needs --pki DIR and --out DIR");
+		*exit_code = cli_usage_error("broker", "unexpected argument '%s'", argv[optind]);
+	else if (!o->pki_dir || !o->out_dir)
+		*exit_code =
+		    cli_usage_error("broker", "broker config needs --pki DIR and --out DIR");
+	else
+		return true;
+	return false;
+}
 
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return cli_error(PQ_ERR_NOMEM, "broker config");
-	rc = pq_broker_config_write(&o, r);
-	if (rc != PQ_OK) {
-		rc = cli_error(rc, "broker config");
-		free(r);
-		return rc;
-	}
+/* What was written and how the broker is set up. */
+static void config_report(const pq_broker_opts *o, const pq_broker_result *r)
+{
 	for (int i = 0; i < PQ_BROKER_NFILES; i++)
 		printf("wrote %s\n", r->files[i]);
 	printf("listener      %s:%d, TLS 1.3, client certificates from %s/ca/ca.crt\n",
-	       o.listen_host ? o.listen_host : PQ_BROKER_DEFAULT_HOST,
-	       o.port ? o.port : PQ_BROKER_DEFAULT_PORT, r->pki_dir);
+	       o->listen_host ? o->listen_host : PQ_BROKER_DEFAULT_HOST,
+	       o->port ? o->port : PQ_BROKER_DEFAULT_PORT, r->pki_dir);
 	printf("key exchange  %s (profile %d, %s)\n", r->profile->tls_group, r->profile->id,
 	       r->profile->name);
 	printf("server CN     %s (granted oem/#)\n", r->server_cn);
 	printf("OpenSSL       %s\n", r->openssl_libdir[0] ? r->openssl_libdir : "the system's");
 	printf("start         %s/%s\n", r->out_dir, PQ_BROKER_RUN);
+}
+
+/* Warnings about a configuration that works, but not as one may expect. */
+static void config_warnings(const pq_broker_opts *o, const pq_broker_result *r)
+{
 	if (!r->profile->pq_kex)
 		fprintf(stderr,
 		        "pqota: warning: profile %d's group %s is classical: NOT "
@@ -187,9 +213,29 @@ static int broker_config(int argc, char **argv)
 		        "pqota: warning: %s/server-client/client.crt has CN '%s', but the ACL "
 		        "grants oem/# to '%s'\n",
 		        r->pki_dir, r->server_cert_cn, r->server_cn);
-	key_note(&o, r);
+	key_note(o, r);
+}
+
+static int broker_config(int argc, char **argv)
+{
+	pq_broker_opts o = {0};
+	listen_addr l;
+	int ex;
+	if (!config_parse(argc, argv, &o, &l, &ex))
+		return ex;
+	pq_broker_result *r = calloc(1, sizeof(*r));
+	if (!r)
+		return cli_error(PQ_ERR_NOMEM, "broker config");
+	int rc = pq_broker_config_write(&o, r);
+	if (rc == PQ_OK) {
+		config_report(&o, r);
+		config_warnings(&o, r);
+		ex = CLI_EXIT_OK;
+	} else {
+		ex = cli_error(rc, "broker config");
+	}
 	free(r);
-	return CLI_EXIT_OK;
+	return ex;
 }
 
 int cmd_broker(int argc, char **argv)

@@ -8,20 +8,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/text.h"
+#include "core/time.h"
 #include "crypto/profile.h"
+#include "vehicle/uds.h"
 
 #define RESP_MAX       (64u * 1024u * 1024u) /* an API answer */
 #define PAGE           500
 #define POLL_FIRST_MS  250
 #define POLL_MS        500
 #define WAIT_MARGIN_MS 5000 /* beyond the request's timeout: the server's expiry tick */
+#define RESP_BYTES_MAX 4096 /* a UDS response shown decoded (the server takes 4095) */
 
 typedef struct {
 	const char *server, *ca, *key;
@@ -129,102 +132,26 @@ static int api_error(const char *what, long status, json_t *j)
 
 /* ---- display ------------------------------------------------------------------------- */
 
-static const struct {
-	int nrc;
-	const char *name;
-} nrc_names[] = {
-    {0x10, "generalReject"},
-    {0x11, "serviceNotSupported"},
-    {0x12, "subFunctionNotSupported"},
-    {0x13, "incorrectMessageLengthOrInvalidFormat"},
-    {0x14, "responseTooLong"},
-    {0x21, "busyRepeatRequest"},
-    {0x22, "conditionsNotCorrect"},
-    {0x24, "requestSequenceError"},
-    {0x25, "noResponseFromSubnetComponent"},
-    {0x26, "failurePreventsExecutionOfRequestedAction"},
-    {0x31, "requestOutOfRange"},
-    {0x33, "securityAccessDenied"},
-    {0x35, "invalidKey"},
-    {0x36, "exceedNumberOfAttempts"},
-    {0x37, "requiredTimeDelayNotExpired"},
-    {0x70, "uploadDownloadNotAccepted"},
-    {0x71, "transferDataSuspended"},
-    {0x72, "generalProgrammingFailure"},
-    {0x73, "wrongBlockSequenceCounter"},
-    {0x78, "requestCorrectlyReceivedResponsePending"},
-    {0x7E, "subFunctionNotSupportedInActiveSession"},
-    {0x7F, "serviceNotSupportedInActiveSession"},
-};
-
+/* An NRC's name: pqota's one table (vehicle/uds.c), whatever spelling the vehicle sent; the
+ * vehicle's name only for a code that table does not know. */
 static const char *nrc_name(int nrc, const char *given)
 {
-	if (given && *given)
+	const char *name = uds_nrc_name(nrc >= 0 && nrc <= 0xFF ? (uint8_t)nrc : 0);
+	if (strcmp(name, uds_nrc_name(0x00)) == 0 && given && *given)
 		return given;
-	for (size_t i = 0; i < sizeof(nrc_names) / sizeof(nrc_names[0]); i++)
-		if (nrc_names[i].nrc == nrc)
-			return nrc_names[i].name;
-	return "unknown";
+	return name;
 }
 
-/* Identification data identifiers shown as text (ISO 14229-1 annex C). */
-static const struct {
-	unsigned did;
-	const char *what;
-} text_dids[] = {
-    {0xF187, "spare part number"},
-    {0xF189, "software version"},
-    {0xF18A, "supplier"},
-    {0xF18C, "serial number"},
-    {0xF190, "VIN"},
-    {0xF191, "hardware number"},
-    {0xF195, "software version"},
-    {0xF197, "system name"},
-};
-
-static int hv(char ch)
+/* A readable form of a response given in hex (vehicle/uds.c uds_describe); the hex itself,
+ * cut, if it does not decode. */
+static void describe_hex(const char *hex, char *out, size_t cap)
 {
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* A readable form of a positive response into out: 62 DID "text" (what) for the text DIDs
- * (ReadDataByIdentifier), else the hex spaced after the service id. */
-static void describe_positive(const char *hex, char *out, size_t cap)
-{
-	size_t n = strlen(hex);
-	if (n >= 6 && hv(hex[0]) == 6 && hv(hex[1]) == 2) {
-		unsigned did =
-		    (unsigned)(hv(hex[2]) << 12 | hv(hex[3]) << 8 | hv(hex[4]) << 4 | hv(hex[5]));
-		for (size_t i = 0; i < sizeof(text_dids) / sizeof(text_dids[0]); i++) {
-			if (text_dids[i].did != did)
-				continue;
-			char text[256];
-			size_t k = 0;
-			bool printable = true;
-			for (size_t p = 6; p + 1 < n && k + 1 < sizeof(text); p += 2) {
-				int b = hv(hex[p]) * 16 + hv(hex[p + 1]);
-				if (b == 0 && p + 2 >= n)
-					break; /* a trailing NUL */
-				if (b < 0x20 || b > 0x7e)
-					printable = false;
-				text[k++] = (char)b;
-			}
-			text[k] = '\0';
-			if (printable && k > 0) {
-				snprintf(out, cap, "62 %04X \"%s\" (%s)", did, text,
-				         text_dids[i].what);
-				return;
-			}
-		}
-	}
-	snprintf(out, cap, "%.2s %.*s%s", hex, n > 2 ? (int)(n - 2 < 64 ? n - 2 : 64) : 0,
-	         n > 2 ? hex + 2 : "", n > 66 ? "..." : "");
+	uint8_t bin[RESP_BYTES_MAX];
+	size_t n = 0;
+	if (pq_hex_decode(hex, bin, sizeof(bin), &n) == PQ_OK)
+		uds_describe(bin, n, out, cap);
+	else
+		snprintf(out, cap, "%.66s%s", hex, strlen(hex) > 66 ? "..." : "");
 }
 
 static const char *sget(const json_t *o, const char *k)
@@ -238,7 +165,7 @@ static void print_result(const json_t *r)
 	const char *status = sget(r, "status");
 	char detail[512] = "";
 	if (strcmp(status, "positive") == 0) {
-		describe_positive(sget(r, "response"), detail, sizeof(detail));
+		describe_hex(sget(r, "response"), detail, sizeof(detail));
 	} else if (strcmp(status, "negative") == 0) {
 		int nrc = (int)json_integer_value(json_object_get(r, "nrc"));
 		snprintf(detail, sizeof(detail), "NRC 0x%02X %s (%s)", nrc,
@@ -279,7 +206,7 @@ static void print_aggregate(const json_t *b)
 	json_array_foreach(json_object_get(agg, "responses"), i, e)
 	{
 		char d[512];
-		describe_positive(sget(e, "response"), d, sizeof(d));
+		describe_hex(sget(e, "response"), d, sizeof(d));
 		printf("  %-49s %lld\n", d,
 		       (long long)json_integer_value(json_object_get(e, "count")));
 	}
@@ -345,19 +272,6 @@ static int show_batch(const conn *c, json_t *b)
 	}
 	return answered == json_integer_value(json_object_get(b, "targets")) ? CLI_EXIT_OK
 	                                                                     : CLI_EXIT_FAIL;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- subcommands ----------------------------------------------------------------------- */
@@ -443,14 +357,9 @@ typedef struct {
 	long timeout;
 } send_args;
 
-static int do_send(const conn *c, const send_args *a)
+/* The POST body of a send (caller frees), NULL when out of memory. */
+static char *send_body(const send_args *a)
 {
-	int ntarget = !!a->vin + !!a->vins + !!a->hw + !!a->model + a->all;
-	if (ntarget != 1)
-		return cli_usage_error("diag", "send: give one of --vin, --vins, --hardware-id, "
-		                               "--model, --all");
-	if (!a->ecu || !a->request)
-		return cli_usage_error("diag", "send: --ecu and --request are required");
 	json_t *body = json_pack("{sssssI}", "ecu_id", a->ecu, "request", a->request, "timeout_s",
 	                         (json_int_t)a->timeout);
 	json_t *f = NULL;
@@ -477,11 +386,48 @@ static int do_send(const conn *c, const send_args *a)
 		json_object_set_new(body, "filter", f);
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
+	return text;
+}
+
+/* Polls request id until the server says it is done or the deadline (pq_mono_ms) passed:
+ * CLI_EXIT_OK, or the exit code of a failed poll (printed). */
+static int wait_done(const conn *c, const char *id, int64_t deadline)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=1", id);
+	for (long wait = POLL_FIRST_MS;; wait = POLL_MS) {
+		long status = 0;
+		json_t *j = NULL;
+		pq_sleep_ms(wait);
+		int rc = api(c, "GET", path, NULL, &status, &j);
+		if (rc != PQ_OK)
+			return cli_error(rc, "diag send: polling %s", id);
+		if (status != 200) {
+			int ex = api_error("diag send: polling", status, j);
+			json_decref(j);
+			return ex;
+		}
+		bool done = strcmp(sget(j, "state"), "done") == 0;
+		json_decref(j);
+		if (done || pq_mono_ms() >= deadline)
+			return CLI_EXIT_OK;
+	}
+}
+
+static int do_send(const conn *c, const send_args *a)
+{
+	int ntarget = !!a->vin + !!a->vins + !!a->hw + !!a->model + a->all;
+	if (ntarget != 1)
+		return cli_usage_error("diag", "send: give one of --vin, --vins, --hardware-id, "
+		                               "--model, --all");
+	if (!a->ecu || !a->request)
+		return cli_usage_error("diag", "send: --ecu and --request are required");
+	char *text = send_body(a);
 	if (!text)
 		return cli_error(PQ_ERR_NOMEM, "diag send");
 	long status = 0;
 	json_t *j = NULL;
-	int64_t start = mono_ms();
+	int64_t start = pq_mono_ms();
 	int rc = api(c, "POST", "/api/v1/diagnostics", text, &status, &j);
 	free(text);
 	if (rc != PQ_OK)
@@ -499,35 +445,18 @@ static int do_send(const conn *c, const send_args *a)
 		return ex == CLI_EXIT_FAIL ? CLI_EXIT_OK : ex;
 	}
 	json_decref(j);
-	j = NULL;
-	int64_t deadline = start + a->timeout * 1000 + WAIT_MARGIN_MS;
-	for (long wait = POLL_FIRST_MS;; wait = POLL_MS) {
-		sleep_ms(wait);
-		json_decref(j);
-		j = NULL;
-		char path[128];
-		snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=1", id);
-		rc = api(c, "GET", path, NULL, &status, &j);
-		if (rc != PQ_OK)
-			return cli_error(rc, "diag send: polling %s", id);
-		if (status != 200) {
-			int ex = api_error("diag send: polling", status, j);
-			json_decref(j);
-			return ex;
-		}
-		if (strcmp(sget(j, "state"), "done") == 0 || mono_ms() >= deadline)
-			break;
-	}
-	json_decref(j);
+	int ex = wait_done(c, id, start + a->timeout * 1000 + WAIT_MARGIN_MS);
+	if (ex != CLI_EXIT_OK)
+		return ex;
 	rc = fetch_all(c, id, &j, &status);
 	if (rc != PQ_OK)
 		return cli_error(rc, "diag send: results of %s", id);
 	if (status != 200) {
-		int ex = api_error("diag send: results", status, j);
+		ex = api_error("diag send: results", status, j);
 		json_decref(j);
 		return ex;
 	}
-	int ex = show_batch(c, j);
+	ex = show_batch(c, j);
 	json_decref(j);
 	return ex;
 }
@@ -601,6 +530,103 @@ static int do_list(const conn *c)
 	return CLI_EXIT_OK;
 }
 
+/* One option of a diag subcommand into *c or *a: CLI_EXIT_OK, or a usage error's exit code
+ * (printed). */
+static int diag_option(int ch, const char *arg, conn *c, send_args *a)
+{
+	switch (ch) {
+	case O_SERVER:
+		c->server = optarg;
+		break;
+	case O_CA:
+		c->ca = optarg;
+		break;
+	case O_KEY:
+		c->key = optarg;
+		break;
+	case O_PROFILE:
+		if (pq_profile_find(optarg, &c->profile) != PQ_OK)
+			return cli_usage_error("diag", "unknown profile '%s'", optarg);
+		break;
+	case O_JSON:
+		c->json = true;
+		break;
+	case O_VIN:
+		a->vin = optarg;
+		break;
+	case O_VINS:
+		a->vins = optarg;
+		break;
+	case O_HW:
+		a->hw = optarg;
+		break;
+	case O_MODEL:
+		a->model = optarg;
+		break;
+	case O_ALL:
+		a->all = true;
+		break;
+	case O_ECU:
+		a->ecu = optarg;
+		break;
+	case O_REQUEST:
+		a->request = optarg;
+		break;
+	case O_TIMEOUT:
+		if (cli_parse_long(optarg, 1, 300, &a->timeout) != PQ_OK)
+			return cli_usage_error("diag", "--timeout: 1..300 seconds");
+		break;
+	case O_NOWAIT:
+		a->nowait = true;
+		break;
+	case O_LIMIT:
+		if (cli_parse_long(optarg, 1, PAGE, &c->limit) != PQ_OK)
+			return cli_usage_error("diag", "--limit: 1..%d", PAGE);
+		break;
+	case O_OFFSET:
+		if (cli_parse_long(optarg, 0, 1000000000L, &c->offset) != PQ_OK)
+			return cli_usage_error("diag", "--offset: a number >= 0");
+		break;
+	default:
+		return cli_usage_error("diag", "bad option '%s'", arg);
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Parses the options of a diag subcommand (argv[0] is its name) into *c and *a; true to go
+ * on, false to exit with *exit_code (help, usage errors). */
+static bool diag_parse(int argc, char **argv, conn *c, send_args *a, int *exit_code)
+{
+	int ch;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ch == 'h' || ch == O_HELP) {
+			usage(stdout);
+			*exit_code = CLI_EXIT_OK;
+			return false;
+		}
+		*exit_code = diag_option(ch, argv[optind - 1], c, a);
+		if (*exit_code != CLI_EXIT_OK)
+			return false;
+	}
+	const char *sub = argv[0];
+	bool is_show = strcmp(sub, "show") == 0;
+	if (!c->server || strncmp(c->server, "https://", 8) != 0)
+		*exit_code = cli_usage_error("diag", "--server https://HOST:PORT is required");
+	else if (!c->ca)
+		*exit_code = cli_usage_error("diag", "--ca FILE (the deployment CA) is required");
+	else if (!c->key || !*c->key)
+		*exit_code =
+		    cli_usage_error("diag", "--api-key KEY (or PQOTA_API_KEY) is required");
+	else if (optind != argc - (is_show ? 1 : 0))
+		*exit_code = cli_usage_error(
+		    "diag", "%s: %s", sub, is_show ? "give one request id" : "unexpected argument");
+	else
+		return true;
+	return false;
+}
+
 int cmd_diag(int argc, char **argv)
 {
 	conn c = {.server = getenv("PQOTA_SERVER"),
@@ -608,6 +634,7 @@ int cmd_diag(int argc, char **argv)
 	          .key = getenv("PQOTA_API_KEY"),
 	          .profile = pq_profile_by_id(PQ_PROFILE_DEFAULT)};
 	send_args a = {.timeout = 10};
+	int ex;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
@@ -616,89 +643,15 @@ int cmd_diag(int argc, char **argv)
 	const char *sub = argv[1];
 	if (strcmp(sub, "send") && strcmp(sub, "show") && strcmp(sub, "list"))
 		return cli_usage_error("diag", "unknown subcommand '%s' (send, show, list)", sub);
-	optind = 1;
-	opterr = 0;
-	int ch;
 	argc--;
 	argv++;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_SERVER:
-			c.server = optarg;
-			break;
-		case O_CA:
-			c.ca = optarg;
-			break;
-		case O_KEY:
-			c.key = optarg;
-			break;
-		case O_PROFILE:
-			if (pq_profile_find(optarg, &c.profile) != PQ_OK)
-				return cli_usage_error("diag", "unknown profile '%s'", optarg);
-			break;
-		case O_JSON:
-			c.json = true;
-			break;
-		case O_VIN:
-			a.vin = optarg;
-			break;
-		case O_VINS:
-			a.vins = optarg;
-			break;
-		case O_HW:
-			a.hw = optarg;
-			break;
-		case O_MODEL:
-			a.model = optarg;
-			break;
-		case O_ALL:
-			a.all = true;
-			break;
-		case O_ECU:
-			a.ecu = optarg;
-			break;
-		case O_REQUEST:
-			a.request = optarg;
-			break;
-		case O_TIMEOUT:
-			if (cli_parse_long(optarg, 1, 300, &a.timeout) != 0)
-				return cli_usage_error("diag", "--timeout: 1..300 seconds");
-			break;
-		case O_NOWAIT:
-			a.nowait = true;
-			break;
-		case O_LIMIT:
-			if (cli_parse_long(optarg, 1, PAGE, &c.limit) != 0)
-				return cli_usage_error("diag", "--limit: 1..%d", PAGE);
-			break;
-		case O_OFFSET:
-			if (cli_parse_long(optarg, 0, 1000000000L, &c.offset) != 0)
-				return cli_usage_error("diag", "--offset: a number >= 0");
-			break;
-		case 'h':
-		case O_HELP:
-			usage(stdout);
-			return CLI_EXIT_OK;
-		default:
-			return cli_usage_error("diag", "bad option '%s'", argv[optind - 1]);
-		}
-	}
-	if (!c.server || strncmp(c.server, "https://", 8) != 0)
-		return cli_usage_error("diag", "--server https://HOST:PORT is required");
-	if (!c.ca)
-		return cli_usage_error("diag", "--ca FILE (the deployment CA) is required");
-	if (!c.key || !*c.key)
-		return cli_usage_error("diag", "--api-key KEY (or PQOTA_API_KEY) is required");
-	bool is_show = strcmp(sub, "show") == 0;
-	if (optind != argc - (is_show ? 1 : 0))
-		return cli_usage_error("diag", "%s: %s", sub,
-		                       is_show ? "give one request id" : "unexpected argument");
+	if (!diag_parse(argc, argv, &c, &a, &ex))
+		return ex;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return cli_error(PQ_ERR_IO, "libcurl");
-	int ex;
 	if (strcmp(sub, "send") == 0)
 		ex = do_send(&c, &a);
-	else if (is_show)
+	else if (strcmp(sub, "show") == 0)
 		ex = do_show(&c, argv[optind]);
 	else
 		ex = do_list(&c);

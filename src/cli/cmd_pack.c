@@ -3,14 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli/cli.h"
 #include "core/fileio.h"
+#include "core/text.h"
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "pkg/bundle.h"
 #include "pkg/pkg.h"
@@ -56,17 +56,10 @@ struct bar {
 	const char *label;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void bar_fn(uint64_t done, uint64_t total, void *user)
 {
 	struct bar *b = user;
-	double t = now_s();
+	double t = pq_mono_s();
 	if (!b->on || total < (8u << 20) || (t - b->last < 0.1 && done < total))
 		return;
 	b->last = t;
@@ -94,6 +87,8 @@ struct ecu_arg {
 	const char *binary, *version;
 };
 
+/* Takes the --ecu-NNN-* options (and their values) out of argv into ecus[max]; CLI_EXIT_OK, or
+ * a usage error's exit code (printed). */
 static int take_ecu_args(int *argc, char **argv, struct ecu_arg *ecus, int *n, int max)
 {
 	int w = 0;
@@ -125,10 +120,66 @@ static int take_ecu_args(int *argc, char **argv, struct ecu_arg *ecus, int *n, i
 		argv[w++] = argv[i];
 	}
 	*argc = w;
-	return 0;
+	return CLI_EXIT_OK;
 }
 
-static int pack_build(int argc, char **argv)
+/* The arguments of pack build. */
+typedef struct {
+	struct ecu_arg ecus[64];
+	int necu;
+	const char *manifest, *campaign, *vmg, *vmg_ver, *zgw, *zgw_ver, *outdir;
+	uint8_t comp;
+	long level;
+	bool json, comp_set;
+} build_args;
+
+/* One option of pack build into *a: CLI_EXIT_OK, or a usage error's exit code (printed). */
+static int build_option(int c, build_args *a)
+{
+	switch (c) {
+	case 'm':
+		a->manifest = optarg;
+		break;
+	case 'c':
+		a->campaign = optarg;
+		break;
+	case 'v':
+		a->vmg = optarg;
+		break;
+	case 'V':
+		a->vmg_ver = optarg;
+		break;
+	case 'z':
+		a->zgw = optarg;
+		break;
+	case 'Z':
+		a->zgw_ver = optarg;
+		break;
+	case 'C':
+		a->comp_set = true;
+		a->comp = SWPG_COMP_ZLIB; /* the original's --compress meant gzip */
+		if (optarg && swpg_comp_parse(optarg, &a->comp) != PQ_OK)
+			return cli_usage_error("pack", "%s", pq_err_detail());
+		break;
+	case 'l':
+		if (cli_parse_long(optarg, 0, 19, &a->level) != PQ_OK)
+			return cli_usage_error("pack", "--level takes 0..19");
+		break;
+	case 'o':
+		a->outdir = optarg;
+		break;
+	case 'j':
+		a->json = true;
+		break;
+	default:
+		return cli_usage_error("pack", "bad option");
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Parses pack build's arguments into *a; true to go on, false to exit with *exit_code (help,
+ * usage errors). */
+static bool build_parse(int argc, char **argv, build_args *a, int *exit_code)
 {
 	static const struct option lo[] = {{"manifest", required_argument, NULL, 'm'},
 	                                   {"campaign-id", required_argument, NULL, 'c'},
@@ -142,181 +193,166 @@ static int pack_build(int argc, char **argv)
 	                                   {"json", no_argument, NULL, 'j'},
 	                                   {"help", no_argument, NULL, 'h'},
 	                                   {NULL, 0, NULL, 0}};
-	struct ecu_arg ecus[64];
-	int necu = 0, c, rc;
-	const char *manifest = NULL, *campaign = NULL, *vmg = NULL, *vmg_ver = NULL, *zgw = NULL,
-	           *zgw_ver = NULL, *outdir = NULL;
-	uint8_t comp = SWPG_COMP_ZSTD;
-	long level = 0;
-	bool json = false, comp_set = false;
-
-	if ((rc = take_ecu_args(&argc, argv, ecus, &necu, 64)) != 0)
-		return rc;
+	int c;
+	*exit_code = take_ecu_args(&argc, argv, a->ecus, &a->necu, 64);
+	if (*exit_code != CLI_EXIT_OK)
+		return false;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			manifest = optarg;
-			break;
-		case 'c':
-			campaign = optarg;
-			break;
-		case 'v':
-			vmg = optarg;
-			break;
-		case 'V':
-			vmg_ver = optarg;
-			break;
-		case 'z':
-			zgw = optarg;
-			break;
-		case 'Z':
-			zgw_ver = optarg;
-			break;
-		case 'C':
-			comp_set = true;
-			comp = SWPG_COMP_ZLIB; /* the original's --compress meant gzip */
-			if (optarg && swpg_comp_parse(optarg, &comp) != PQ_OK)
-				return cli_usage_error("pack", "%s", pq_err_detail());
-			break;
-		case 'l':
-			if (cli_parse_long(optarg, 0, 19, &level) != 0)
-				return cli_usage_error("pack", "--level takes 0..19");
-			break;
-		case 'o':
-			outdir = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
+		if (c == 'h') {
 			usage(stdout);
-			return CLI_EXIT_OK;
-		default:
-			return cli_usage_error("pack", "bad option");
+			*exit_code = CLI_EXIT_OK;
+			return false;
 		}
+		*exit_code = build_option(c, a);
+		if (*exit_code != CLI_EXIT_OK)
+			return false;
 	}
 	if (optind != argc)
-		return cli_usage_error("pack", "unexpected argument '%s'", argv[optind]);
-	if (!outdir)
-		return cli_usage_error("pack", "pack build needs --output-dir DIR");
-	pkg_bundle_desc *d = calloc(1, sizeof(*d));
-	if (!d)
-		return cli_error(PQ_ERR_NOMEM, "pack build");
-	if (manifest) {
-		if (vmg || zgw || necu || campaign) {
-			free(d);
-			return cli_usage_error("pack", "--manifest excludes the per-unit flags");
-		}
-		rc = pkg_bundle_load(manifest, d);
-		if (rc != PQ_OK) {
-			free(d);
-			return cli_error(rc, "pack build");
-		}
-		if (comp_set || level)
-			for (size_t i = 0; i < d->n; i++) {
-				if (comp_set)
-					d->units[i].compression = comp;
-				if (level)
-					d->units[i].level = (int)level;
-			}
-	} else {
-		if (!campaign)
-			return free(d),
-			       cli_usage_error("pack", "give --manifest FILE or --campaign-id");
-		if (strlen(campaign) == 0 || strlen(campaign) > PKG_CAMPAIGN_ID_MAX)
-			return free(d),
-			       cli_usage_error("pack", "--campaign-id has 1..%d characters",
-			                       PKG_CAMPAIGN_ID_MAX);
-		snprintf(d->campaign_id, sizeof(d->campaign_id), "%s", campaign);
-		rc = PQ_OK;
-		if (vmg) {
-			pkg_bundle_unit u = {.name = "VMG",
-			                     .ecu = SWPG_ECU_VMG,
-			                     .type = SWPG_TYPE_APP,
-			                     .image = (char *)vmg,
-			                     .compression = comp,
-			                     .level = (int)level};
-			rc = swpg_version_parse(vmg_ver ? vmg_ver : "", &u.version);
-			if (rc != PQ_OK)
-				rc = pq_err_wrap(rc, "--vmg-version");
-			else
-				rc = pkg_bundle_add(d, &u);
-			d->version = u.version;
-		}
-		if (rc == PQ_OK && zgw) {
-			pkg_bundle_unit u = {.name = "ZGW1",
-			                     .ecu = SWPG_ECU_ZGW_BASE + 1,
-			                     .type = SWPG_TYPE_APP,
-			                     .image = (char *)zgw,
-			                     .zone = 1,
-			                     .compression = comp,
-			                     .level = (int)level};
-			rc = swpg_version_parse(zgw_ver   ? zgw_ver
-			                        : vmg_ver ? vmg_ver
-			                                  : "1.0.0",
-			                        &u.version);
-			if (rc == PQ_OK)
-				rc = pkg_bundle_add(d, &u);
-		}
-		for (int i = 0; rc == PQ_OK && i < necu; i++) {
-			pkg_bundle_unit u = {.type = SWPG_TYPE_APP,
-			                     .image = (char *)ecus[i].binary,
-			                     .compression = comp,
-			                     .level = (int)level};
-			snprintf(u.name, sizeof(u.name), "ECU_%.3s", ecus[i].num);
-			if (!ecus[i].binary) {
-				rc = pq_err_set(PQ_ERR_INVAL,
-				                "--ecu-%s-version without --ecu-%s-binary",
-				                ecus[i].num, ecus[i].num);
-				break;
-			}
-			rc = swpg_ecu_parse(u.name, &u.ecu);
-			if (rc == PQ_OK && !(u.zone = pkg_default_zone(u.ecu)))
-				rc = pq_err_set(PQ_ERR_INVAL, "%s has no zone in the default model",
-				                u.name);
-			if (rc == PQ_OK)
-				rc = swpg_version_parse(ecus[i].version ? ecus[i].version : "",
-				                        &u.version);
-			if (rc != PQ_OK) {
-				rc = pq_err_wrap(rc, "--ecu-%s", ecus[i].num);
-				break;
-			}
-			rc = pkg_bundle_add(d, &u);
-		}
-		if (rc == PQ_OK && d->n == 0)
-			rc =
-			    pq_err_set(PQ_ERR_INVAL, "no units: give --vmg-binary, --zgw-binary or "
-			                             "--ecu-NNN-binary");
-		if (rc != PQ_OK) {
-			pkg_bundle_free(d);
-			free(d);
-			return cli_error(rc, "pack build");
-		}
+		*exit_code = cli_usage_error("pack", "unexpected argument '%s'", argv[optind]);
+	else if (!a->outdir)
+		*exit_code = cli_usage_error("pack", "pack build needs --output-dir DIR");
+	else if (a->manifest && (a->vmg || a->zgw || a->necu || a->campaign))
+		*exit_code = cli_usage_error("pack", "--manifest excludes the per-unit flags");
+	else if (!a->manifest && !a->campaign)
+		*exit_code = cli_usage_error("pack", "give --manifest FILE or --campaign-id");
+	else if (!a->manifest &&
+	         (strlen(a->campaign) == 0 || strlen(a->campaign) > PKG_CAMPAIGN_ID_MAX))
+		*exit_code = cli_usage_error("pack", "--campaign-id has 1..%d characters",
+		                             PKG_CAMPAIGN_ID_MAX);
+	else
+		return true;
+	return false;
+}
+
+/* The description file, with --compress and --level applied to every unit. */
+static int desc_from_manifest(const build_args *a, pkg_bundle_desc *d)
+{
+	int rc = pkg_bundle_load(a->manifest, d);
+	if (rc != PQ_OK)
+		return rc;
+	for (size_t i = 0; i < d->n; i++) {
+		if (a->comp_set)
+			d->units[i].compression = a->comp;
+		if (a->level)
+			d->units[i].level = (int)a->level;
 	}
+	return PQ_OK;
+}
+
+/* --vmg-binary: the VMG unit, whose version is also the bundle's. */
+static int add_vmg(const build_args *a, pkg_bundle_desc *d)
+{
+	pkg_bundle_unit u = {.name = "VMG",
+	                     .ecu = SWPG_ECU_VMG,
+	                     .type = SWPG_TYPE_APP,
+	                     .image = (char *)a->vmg,
+	                     .compression = a->comp,
+	                     .level = (int)a->level};
+	int rc = swpg_version_parse(a->vmg_ver ? a->vmg_ver : "", &u.version);
+	if (rc != PQ_OK)
+		rc = pq_err_wrap(rc, "--vmg-version");
+	else
+		rc = pkg_bundle_add(d, &u);
+	d->version = u.version;
+	return rc;
+}
+
+/* --zgw-binary: ZGW1 in zone 1 (version: --zgw-version, else --vmg-version, else 1.0.0). */
+static int add_zgw(const build_args *a, pkg_bundle_desc *d)
+{
+	pkg_bundle_unit u = {.name = "ZGW1",
+	                     .ecu = SWPG_ECU_ZGW_BASE + 1,
+	                     .type = SWPG_TYPE_APP,
+	                     .image = (char *)a->zgw,
+	                     .zone = 1,
+	                     .compression = a->comp,
+	                     .level = (int)a->level};
+	const char *v = a->zgw_ver ? a->zgw_ver : a->vmg_ver ? a->vmg_ver : "1.0.0";
+	int rc = swpg_version_parse(v, &u.version);
+	if (rc == PQ_OK)
+		rc = pkg_bundle_add(d, &u);
+	return rc;
+}
+
+/* --ecu-NNN-binary/--ecu-NNN-version: ECU_NNN in its zone of the default model. */
+static int add_ecu(const build_args *a, const struct ecu_arg *e, pkg_bundle_desc *d)
+{
+	pkg_bundle_unit u = {.type = SWPG_TYPE_APP,
+	                     .image = (char *)e->binary,
+	                     .compression = a->comp,
+	                     .level = (int)a->level};
+	snprintf(u.name, sizeof(u.name), "ECU_%.3s", e->num);
+	if (!e->binary)
+		return pq_err_set(PQ_ERR_INVAL, "--ecu-%s-version without --ecu-%s-binary", e->num,
+		                  e->num);
+	int rc = swpg_ecu_parse(u.name, &u.ecu);
+	if (rc == PQ_OK && !(u.zone = pkg_default_zone(u.ecu)))
+		rc = pq_err_set(PQ_ERR_INVAL, "%s has no zone in the default model", u.name);
+	if (rc == PQ_OK)
+		rc = swpg_version_parse(e->version ? e->version : "", &u.version);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "--ecu-%s", e->num);
+	return pkg_bundle_add(d, &u);
+}
+
+/* The original builder's flags: --campaign-id and the per-unit binaries and versions. */
+static int desc_from_flags(const build_args *a, pkg_bundle_desc *d)
+{
+	int rc = PQ_OK;
+	snprintf(d->campaign_id, sizeof(d->campaign_id), "%s", a->campaign);
+	if (a->vmg)
+		rc = add_vmg(a, d);
+	if (rc == PQ_OK && a->zgw)
+		rc = add_zgw(a, d);
+	for (int i = 0; rc == PQ_OK && i < a->necu; i++)
+		rc = add_ecu(a, &a->ecus[i], d);
+	if (rc == PQ_OK && d->n == 0)
+		rc = pq_err_set(PQ_ERR_INVAL,
+		                "no units: give --vmg-binary, --zgw-binary or --ecu-NNN-binary");
+	return rc;
+}
+
+/* Builds the bundle of d into a->outdir and prints the result (or its manifest). */
+static int build_and_report(const build_args *a, const pkg_bundle_desc *d)
+{
 	struct bar b;
 	pkg_progress p = make_progress(&b, "packing");
 	json_t *m = NULL;
-	double t0 = now_s();
-	rc = pkg_bundle_build(d, outdir, &p, &m);
-	double secs = now_s() - t0;
-	pkg_bundle_free(d);
-	free(d);
+	double t0 = pq_mono_s();
+	int rc = pkg_bundle_build(d, a->outdir, &p, &m);
+	double secs = pq_mono_s() - t0;
 	if (rc != PQ_OK)
 		return cli_error(rc, "pack build");
-	if (json) {
+	if (a->json) {
 		json_dumpf(m, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		putchar('\n');
 	} else {
 		json_t *bundle = json_object_get(m, "bundle");
 		printf("built %s/full_package.bin: %lld bytes, sha256 %s, %zu units, %.2f s\n"
 		       "manifest: %s/manifest.json\n",
-		       outdir, (long long)json_integer_value(json_object_get(bundle, "length")),
+		       a->outdir, (long long)json_integer_value(json_object_get(bundle, "length")),
 		       json_string_value(json_object_get(bundle, "sha256")),
-		       json_array_size(json_object_get(m, "units")), secs, outdir);
+		       json_array_size(json_object_get(m, "units")), secs, a->outdir);
 	}
 	json_decref(m);
 	return CLI_EXIT_OK;
+}
+
+static int pack_build(int argc, char **argv)
+{
+	build_args a = {.comp = SWPG_COMP_ZSTD};
+	int ex;
+	if (!build_parse(argc, argv, &a, &ex))
+		return ex;
+	pkg_bundle_desc *d = calloc(1, sizeof(*d));
+	if (!d)
+		return cli_error(PQ_ERR_NOMEM, "pack build");
+	int rc = a.manifest ? desc_from_manifest(&a, d) : desc_from_flags(&a, d);
+	ex = rc == PQ_OK ? build_and_report(&a, d) : cli_error(rc, "pack build");
+	pkg_bundle_free(d);
+	free(d);
+	return ex;
 }
 
 /* ---- verify / inspect --------------------------------------------------------------------- */
@@ -650,7 +686,7 @@ static int pack_delta(int argc, char **argv)
 	struct bar b;
 	o.progress = make_progress(&b, "delta");
 	pkg_unit u;
-	double t0 = now_s();
+	double t0 = pq_mono_s();
 	rc = pkg_build_leaf(to, &o, out, &u);
 	if (rc != PQ_OK)
 		return cli_error(rc, "pack delta");
@@ -659,7 +695,7 @@ static int pack_delta(int argc, char **argv)
 	       u.image_size ? 100.0 * (double)u.size / (double)u.image_size : 0.0);
 	for (int i = 0; i < 8; i++)
 		printf("%02x", u.base_sha256[i]);
-	printf("..., %.2f s\n", now_s() - t0);
+	printf("..., %.2f s\n", pq_mono_s() - t0);
 	return CLI_EXIT_OK;
 }
 

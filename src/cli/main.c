@@ -1,32 +1,70 @@
-/* main.c: the pqota command: dispatches to subcommands (like git). */
+/* main.c: the pqota command: dispatches to subcommands (like git) through one table that
+ * also makes the usage text. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "tls/tls.h"
 
+/* From CMake's project(pqota VERSION ...) (CMakeLists.txt). */
 #ifndef PQOTA_VERSION
-#define PQOTA_VERSION "0.1.0"
+#error "PQOTA_VERSION is defined by CMakeLists.txt from project(pqota VERSION ...)"
 #endif
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+typedef struct {
+	const char *name;
+	int (*fn)(int argc, char **argv); /* argv[0] is the command's name */
+	const char *summary;              /* NULL: an alias, left out of the usage text */
+} command;
+
+static const command commands[] = {
+    {"keys", cmd_keys, "make a deployment's PKI and vehicle identities"},
+    {"tls", cmd_tls, "probe a TLS endpoint (check) or run a TLS responder (serve)"},
+    {"pack", cmd_pack, "build, verify, inspect, extract SWPG packages; deltas"},
+    {"server", cmd_server, "the OEM server (HTTPS API, downloads); API keys"},
+    {"broker", cmd_broker, "write a mosquitto configuration (TLS group, ACL) for a PKI"},
+    {"diag", cmd_diag, "remote diagnostics: UDS requests to vehicles through the server"},
+    {"vehicle", cmd_vehicle, "the vehicle gateway (VMG) agent of one simulated vehicle"},
+    {"bench", cmd_bench, "benchmarks (crypto, pack)"},
+    {"version", cmd_version, "print versions (pqota and the OpenSSL actually loaded)"},
+    {"--version", cmd_version, NULL},
+    {"help", cmd_help, NULL},
+    {"--help", cmd_help, NULL},
+    {"-h", cmd_help, NULL},
+};
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pqota <command> [options]\n"
-	           "\n"
-	           "Post-quantum-secure over-the-air updates for zonal vehicles.\n"
-	           "\n"
-	           "commands:\n"
-	           "  keys     make a deployment's PKI and vehicle identities\n"
-	           "  tls      probe a TLS endpoint (check) or run a TLS responder (serve)\n"
-	           "  pack     build, verify, inspect, extract SWPG packages; deltas\n"
-	           "  server   the OEM server (HTTPS API, downloads); API keys\n"
-	           "  broker   write a mosquitto configuration (TLS group, ACL) for a PKI\n"
-	           "  diag     remote diagnostics: UDS requests to vehicles through the server\n"
-	           "  vehicle  the vehicle gateway (VMG) agent of one simulated vehicle\n"
-	           "  bench    benchmarks (crypto, pack)\n"
-	           "  version  print versions (pqota and the OpenSSL actually loaded)\n"
-	           "\n"
-	           "'pqota <command> --help' describes each command.\n");
+	fputs("usage: pqota <command> [options]\n"
+	      "\n"
+	      "Post-quantum-secure over-the-air updates for zonal vehicles.\n"
+	      "\n"
+	      "commands:\n",
+	      f);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (commands[i].summary)
+			fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n'pqota <command> --help' describes each command.\n", f);
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("pqota %s\nOpenSSL %s (ML-KEM/ML-DSA: %s)\n", PQOTA_VERSION, tls_openssl_version(),
+	       tls_openssl_has_pqc() ? "yes" : "NO");
+	return tls_openssl_has_pqc() ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return CLI_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -35,33 +73,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	const char *cmd = argv[1];
-	if (strcmp(cmd, "keys") == 0)
-		return cmd_keys(argc - 1, argv + 1);
-	if (strcmp(cmd, "tls") == 0)
-		return cmd_tls(argc - 1, argv + 1);
-	if (strcmp(cmd, "server") == 0)
-		return cmd_server(argc - 1, argv + 1);
-	if (strcmp(cmd, "broker") == 0)
-		return cmd_broker(argc - 1, argv + 1);
-	if (strcmp(cmd, "diag") == 0)
-		return cmd_diag(argc - 1, argv + 1);
-	if (strcmp(cmd, "vehicle") == 0)
-		return cmd_vehicle(argc - 1, argv + 1);
-	if (strcmp(cmd, "pack") == 0)
-		return cmd_pack(argc - 1, argv + 1);
-	if (strcmp(cmd, "bench") == 0)
-		return cmd_bench(argc - 1, argv + 1);
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("pqota %s\nOpenSSL %s (ML-KEM/ML-DSA: %s)\n", PQOTA_VERSION,
-		       tls_openssl_version(), tls_openssl_has_pqc() ? "yes" : "NO");
-		return tls_openssl_has_pqc() ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-	}
-	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-		usage(stdout);
-		return CLI_EXIT_OK;
-	}
-	fprintf(stderr, "pqota: unknown command '%s'\n", cmd);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "pqota: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return CLI_EXIT_USAGE;
 }

@@ -38,21 +38,21 @@ int cli_split_hostport(const char *s, const char *def_host, char *host, size_t h
 	const char *colon;
 	size_t hl;
 	if (!s || !*s)
-		return -1;
+		return pq_err_set(PQ_ERR_INVAL, "empty address");
 	if (s[0] == '[') {
 		const char *end = strchr(s, ']');
 		if (!end || end[1] != ':' || !end[2])
-			return -1;
+			return pq_err_set(PQ_ERR_INVAL, "'%s': expected [ADDRESS]:PORT", s);
 		hl = (size_t)(end - s - 1);
 		if (hl == 0 || hl >= hlen || strlen(end + 2) >= plen)
-			return -1;
+			return pq_err_set(PQ_ERR_RANGE, "'%s': bad host or port length", s);
 		memcpy(host, s + 1, hl);
 		host[hl] = '\0';
 		snprintf(port, plen, "%s", end + 2);
 	} else if ((colon = strrchr(s, ':')) != NULL) {
 		hl = (size_t)(colon - s);
 		if (hl >= hlen || strlen(colon + 1) >= plen || !colon[1] || memchr(s, ':', hl))
-			return -1;
+			return pq_err_set(PQ_ERR_INVAL, "'%s': expected HOST:PORT", s);
 		if (hl == 0)
 			snprintf(host, hlen, "%s", def_host);
 		else {
@@ -62,25 +62,25 @@ int cli_split_hostport(const char *s, const char *def_host, char *host, size_t h
 		snprintf(port, plen, "%s", colon + 1);
 	} else {
 		if (strlen(s) >= plen)
-			return -1;
+			return pq_err_set(PQ_ERR_RANGE, "'%s': port too long", s);
 		snprintf(host, hlen, "%s", def_host);
 		snprintf(port, plen, "%s", s);
 	}
 	long p;
-	if (cli_parse_long(port, 0, 65535, &p) != 0)
-		return -1;
-	return 0;
+	return cli_parse_long(port, 0, 65535, &p);
 }
 
 int cli_parse_long(const char *s, long min, long max, long *out)
 {
 	char *end = NULL;
 	if (!s || !*s)
-		return -1;
+		return pq_err_set(PQ_ERR_INVAL, "empty number");
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
+	if (errno == ERANGE || v < min || v > max)
+		return pq_err_set(PQ_ERR_RANGE, "'%s' is not in %ld..%ld", s, min, max);
+	if (errno || *end)
+		return pq_err_set(PQ_ERR_INVAL, "'%s' is not a decimal number", s);
 	*out = v;
-	return 0;
+	return PQ_OK;
 }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "core/buf.h"
+#include "core/text.h"
 #include "crypto/hash.h"
 
 uint16_t uds_get16(const uint8_t *p)
@@ -51,8 +53,11 @@ static const code_name nrc_names[] = {
     {UDS_NRC_SUBFUNC_NOT_SUPPORTED, "subFunctionNotSupported"},
     {UDS_NRC_BAD_LENGTH, "incorrectMessageLengthOrInvalidFormat"},
     {UDS_NRC_RESPONSE_TOO_LONG, "responseTooLong"},
+    {UDS_NRC_BUSY, "busyRepeatRequest"},
     {UDS_NRC_CONDITIONS, "conditionsNotCorrect"},
     {UDS_NRC_SEQUENCE, "requestSequenceError"},
+    {UDS_NRC_NO_SUBNET_RESPONSE, "noResponseFromSubnetComponent"},
+    {UDS_NRC_FAILURE_PREVENTS, "failurePreventsExecutionOfRequestedAction"},
     {UDS_NRC_OUT_OF_RANGE, "requestOutOfRange"},
     {UDS_NRC_SECURITY_DENIED, "securityAccessDenied"},
     {UDS_NRC_INVALID_KEY, "invalidKey"},
@@ -99,6 +104,74 @@ const char *uds_sid_name(uint8_t sid)
 {
 	return lookup(sid_names, sizeof(sid_names) / sizeof(sid_names[0]), sid, "unknownService");
 }
+
+/* ---- describing a response ------------------------------------------------------------ */
+
+/* Identification DIDs that uds_describe shows as text (ISO 14229-1 annex C). */
+static const struct {
+	uint16_t did;
+	const char *what;
+} text_dids[] = {
+    {UDS_DID_PART_NUMBER, "spare part number"},
+    {UDS_DID_APP_VERSION, "software version"},
+    {UDS_DID_SUPPLIER, "supplier"},
+    {UDS_DID_SERIAL, "serial number"},
+    {UDS_DID_VIN, "VIN"},
+    {UDS_DID_HW_NUMBER, "hardware number"},
+    {UDS_DID_SUPPLIER_SW, "software version"},
+    {UDS_DID_SYSTEM_NAME, "system name"},
+};
+
+/* 62 DID text (what) for a text identification DID with printable data; false otherwise. */
+static bool describe_text_did(const uint8_t *resp, size_t n, pq_buf *b)
+{
+	if (n < 4 || resp[0] != UDS_POS(UDS_SID_READ_DID))
+		return false;
+	uint16_t did = uds_get16(resp + 1);
+	const uint8_t *text = resp + 3;
+	size_t len = n - 3;
+	if (text[len - 1] == 0x00)
+		len--; /* one trailing NUL */
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (text[i] < 0x20 || text[i] > 0x7e)
+			return false;
+	for (size_t i = 0; i < sizeof(text_dids) / sizeof(text_dids[0]); i++) {
+		if (text_dids[i].did == did) {
+			pq_buf_printf(b, "62 %04X \"%.*s\" (%s)", did, (int)len, (const char *)text,
+			              text_dids[i].what);
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *uds_describe(const uint8_t *resp, size_t n, char *out, size_t cap)
+{
+	pq_buf b;
+	if (cap < 4) {
+		if (cap > 0)
+			out[0] = '\0';
+		return out;
+	}
+	pq_buf_init_fixed(&b, out, cap);
+	if (n == 0 || describe_text_did(resp, n, &b))
+		return out;
+	if (n == 3 && resp[0] == UDS_NEG) {
+		pq_buf_printf(&b, "NRC 0x%02X %s (%s)", resp[2], uds_nrc_name(resp[2]),
+		              uds_sid_name(resp[1]));
+		return out;
+	}
+	char hex[2 * UDS_DESCRIBE_HEX_MAX + 1];
+	size_t more = n - 1 < UDS_DESCRIBE_HEX_MAX ? n - 1 : UDS_DESCRIBE_HEX_MAX;
+	pq_hex_encode_upper(resp + 1, more, hex);
+	pq_buf_printf(&b, "%02X%s%s%s", resp[0], more ? " " : "", hex,
+	              n - 1 > UDS_DESCRIBE_HEX_MAX ? "..." : "");
+	return out;
+}
+
+/* ---- DIDs --------------------------------------------------------------------------------- */
 
 typedef struct {
 	uint16_t did;

@@ -48,8 +48,11 @@
 #define UDS_NRC_SUBFUNC_NOT_SUPPORTED  0x12
 #define UDS_NRC_BAD_LENGTH             0x13 /* incorrectMessageLengthOrInvalidFormat */
 #define UDS_NRC_RESPONSE_TOO_LONG      0x14
+#define UDS_NRC_BUSY                   0x21 /* busyRepeatRequest */
 #define UDS_NRC_CONDITIONS             0x22 /* conditionsNotCorrect */
 #define UDS_NRC_SEQUENCE               0x24 /* requestSequenceError */
+#define UDS_NRC_NO_SUBNET_RESPONSE     0x25 /* noResponseFromSubnetComponent */
+#define UDS_NRC_FAILURE_PREVENTS       0x26 /* failurePreventsExecutionOfRequestedAction */
 #define UDS_NRC_OUT_OF_RANGE           0x31 /* requestOutOfRange */
 #define UDS_NRC_SECURITY_DENIED        0x33 /* securityAccessDenied */
 #define UDS_NRC_INVALID_KEY            0x35
@@ -67,10 +70,12 @@
 #define UDS_DID_PART_NUMBER  0xF187
 #define UDS_DID_SW_NUMBER    0xF188
 #define UDS_DID_APP_VERSION  0xF189
+#define UDS_DID_SUPPLIER     0xF18A /* systemSupplierIdentifier (not served by pqota's ECUs) */
 #define UDS_DID_SERIAL       0xF18C
 #define UDS_DID_VIN          0xF190
 #define UDS_DID_HW_NUMBER    0xF191
 #define UDS_DID_SUPPLIER_SW  0xF195
+#define UDS_DID_SYSTEM_NAME  0xF197 /* systemNameOrEngineType (not served by pqota's ECUs) */
 #define UDS_DID_ACTIVE_BANK  0xF1A0 /* 'A' or 'B' */
 #define UDS_DID_BOOT_VERSION 0xF1A1
 #define UDS_DID_CAL_VERSION  0xF1A2
@@ -98,6 +103,18 @@
 const char *uds_nrc_name(uint8_t nrc);
 /* Short name of a service ("ReadDataByIdentifier"), "unknownService" otherwise. */
 const char *uds_sid_name(uint8_t sid);
+
+/* A readable one-line form of the response resp[0..n) (untrusted; n may be 0), written into
+ * out[cap] and returned. Pure: no state, no error detail. The text is always NUL-terminated
+ * when cap > 0, and cut with "..." at the end when it does not fit (cap >= 4).
+ *  - a ReadDataByIdentifier answer for one of the identification DIDs shown as text (F187,
+ *    F189, F18A, F18C, F190, F191, F195, F197) whose data is printable ASCII (one trailing
+ *    0x00 allowed, nothing else): 62 F190 "WVWZZZ1JZXW000001" (VIN);
+ *  - a negative response 7F sid nrc: NRC 0x31 requestOutOfRange (ReadDataByIdentifier);
+ *  - anything else: the first byte in hex, a space, then up to 32 more bytes in hex
+ *    ("..." when there are more): 62 F1A041. */
+#define UDS_DESCRIBE_HEX_MAX 32
+const char *uds_describe(const uint8_t *resp, size_t n, char *out, size_t cap);
 
 /* The fixed size of a DID's data record, 0 for a DID pqota does not define. */
 size_t uds_did_size(uint16_t did);

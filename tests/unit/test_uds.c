@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "core/text.h"
 #include "crypto/hash.h"
 #include "vehicle/uds.h"
 
@@ -25,8 +26,11 @@ static void test_names(void **state)
 	    {0x12, "subFunctionNotSupported"},
 	    {0x13, "incorrectMessageLengthOrInvalidFormat"},
 	    {0x14, "responseTooLong"},
+	    {0x21, "busyRepeatRequest"},
 	    {0x22, "conditionsNotCorrect"},
 	    {0x24, "requestSequenceError"},
+	    {0x25, "noResponseFromSubnetComponent"},
+	    {0x26, "failurePreventsExecutionOfRequestedAction"},
 	    {0x31, "requestOutOfRange"},
 	    {0x33, "securityAccessDenied"},
 	    {0x35, "invalidKey"},
@@ -297,6 +301,65 @@ static void test_dtc(void **state)
 	assert_int_equal(k, 0);
 }
 
+/* uds_describe on bytes given in hex. */
+static const char *describe(const char *hex, char *out, size_t cap)
+{
+	uint8_t b[256];
+	size_t n = 0;
+	assert_ok(pq_hex_decode(hex, b, sizeof(b), &n));
+	return uds_describe(b, n, out, cap);
+}
+
+static void test_describe(void **state)
+{
+	(void)state;
+	char out[128];
+	/* a text identification DID, with or without one trailing NUL */
+	assert_string_equal(describe("62F190575657415A5A5A314A5A58573030303030", out, sizeof(out)),
+	                    "62 F190 \"WVWAZZZ1JZXW00000\" (VIN)");
+	assert_string_equal(describe("62F18C534E2D3100", out, sizeof(out)),
+	                    "62 F18C \"SN-1\" (serial number)");
+	assert_string_equal(describe("62F19753595300", out, sizeof(out)),
+	                    "62 F197 \"SYS\" (system name)");
+	/* not text: padding beyond one NUL, a control byte, no data, a DID not shown as text */
+	assert_string_equal(describe("62F18931003000", out, sizeof(out)), "62 F18931003000");
+	assert_string_equal(describe("62F1900A41", out, sizeof(out)), "62 F1900A41");
+	assert_string_equal(describe("62F190", out, sizeof(out)), "62 F190");
+	assert_string_equal(describe("62F19000", out, sizeof(out)), "62 F19000");
+	assert_string_equal(describe("62F1A041", out, sizeof(out)), "62 F1A041");
+	/* negative responses by name */
+	assert_string_equal(describe("7F2231", out, sizeof(out)),
+	                    "NRC 0x31 requestOutOfRange (ReadDataByIdentifier)");
+	assert_string_equal(describe("7F9936", out, sizeof(out)),
+	                    "NRC 0x36 exceededNumberOfAttempts (unknownService)");
+	assert_string_equal(describe("7FEEFE", out, sizeof(out)),
+	                    "NRC 0xFE unknownNRC (unknownService)");
+	/* anything else: the first byte, then up to 32 more in hex */
+	assert_string_equal(describe("7F22", out, sizeof(out)), "7F 22");
+	assert_string_equal(describe("5003003201F4", out, sizeof(out)), "50 03003201F4");
+	assert_string_equal(describe("7E", out, sizeof(out)), "7E");
+	assert_string_equal(uds_describe(NULL, 0, out, sizeof(out)), "");
+	uint8_t big[40];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)i;
+	assert_string_equal(uds_describe(big, 33, out, sizeof(out)),
+	                    "00 0102030405060708090A0B0C0D0E0F10"
+	                    "1112131415161718191A1B1C1D1E1F20");
+	assert_string_equal(uds_describe(big, sizeof(big), out, sizeof(out)),
+	                    "00 0102030405060708090A0B0C0D0E0F10"
+	                    "1112131415161718191A1B1C1D1E1F20...");
+	/* a small buffer: cut with "...", always terminated; nothing at all below 4 bytes */
+	char small[12];
+	assert_string_equal(
+	    describe("62F190575657415A5A5A314A5A58573030303030", small, sizeof(small)),
+	    "62 F190 ...");
+	assert_int_equal(strlen(uds_describe(big, sizeof(big), small, sizeof(small))), 11);
+	char tiny[3] = {'x', 'x', 'x'};
+	assert_string_equal(uds_describe(big, sizeof(big), tiny, sizeof(tiny)), "");
+	assert_ptr_equal(uds_describe(big, sizeof(big), tiny, 0), tiny);
+	assert_int_equal(tiny[0], '\0');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +367,7 @@ int main(void)
 	    cmocka_unit_test(test_check_response), cmocka_unit_test(test_session_seed_routine),
 	    cmocka_unit_test(test_read_did),       cmocka_unit_test(test_download),
 	    cmocka_unit_test(test_check_record),   cmocka_unit_test(test_dtc),
+	    cmocka_unit_test(test_describe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

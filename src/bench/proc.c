@@ -1,0 +1,149 @@
+/* proc.c: measured child processes (an external tool through posix_spawn, or a function in
+ * a forked child), the peak RSS of this process, and finding tools in $PATH. */
+#include "bench/bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/time.h"
+
+extern char **environ;
+
+#define DETAIL_MAX 1024 /* a forked child's failure detail */
+
+long bench_peak_rss_kib(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+}
+
+void bench_reset_peak_rss(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = write(fd, "5", 1);
+		(void)n;
+		close(fd);
+	}
+}
+
+bool bench_find_tool(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		size_t dl = strcspn(path, ":");
+		struct stat st;
+		if (dl > 0 && (size_t)snprintf(out, len, "%.*s/%s", (int)dl, path, name) < len &&
+		    stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+			return true;
+		path += dl;
+		if (*path == ':')
+			path++;
+	}
+	return false;
+}
+
+/* Reaps pid, filling *cost from t0 (pq_mono_s at its start) and its rusage. */
+static int wait_child(pid_t pid, const char *what, double t0, bench_proc_cost *cost)
+{
+	struct rusage ru;
+	int st;
+	while (wait4(pid, &st, 0, &ru) < 0)
+		if (errno != EINTR)
+			return pq_err_set(PQ_ERR_IO, "waiting for %s: %s", what, strerror(errno));
+	cost->secs = pq_mono_s() - t0;
+	cost->rss_kib = ru.ru_maxrss;
+	if (WIFSIGNALED(st))
+		return pq_err_set(PQ_ERR_IO, "%s was killed by signal %d", what, WTERMSIG(st));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return pq_err_set(PQ_ERR_IO, "%s exited with status %d", what,
+		                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return PQ_OK;
+}
+
+int bench_run_tool(char *const argv[], bench_proc_cost *cost)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int err = posix_spawn_file_actions_init(&fa);
+	if (err != 0)
+		return pq_err_set(PQ_ERR_IO, "posix_spawn: %s", strerror(err));
+	err = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	double t0 = pq_mono_s();
+	if (err == 0)
+		err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err != 0)
+		return pq_err_set(PQ_ERR_IO, "cannot run %s: %s", argv[0], strerror(err));
+	return wait_child(pid, argv[0], t0, cost);
+}
+
+/* The child's side: runs fn and, on failure, writes its detail to fd; never returns. */
+_Noreturn static void child_run(bench_child_fn fn, const void *arg, int fd)
+{
+	int rc = fn(arg);
+	if (rc != PQ_OK) {
+		const char *d = pq_err_detail();
+		ssize_t w = write(fd, d, strlen(d));
+		(void)w;
+	}
+	_exit(rc == PQ_OK ? 0 : 1);
+}
+
+/* Reads what the child writes to fd until it closes it, keeping the first DETAIL_MAX - 1
+ * bytes in detail (NUL-terminated); returns how many were kept. */
+static size_t read_detail(int fd, char detail[DETAIL_MAX])
+{
+	pq_buf b;
+	pq_buf_init_fixed(&b, detail, DETAIL_MAX);
+	for (;;) {
+		char tmp[256];
+		ssize_t n = read(fd, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		pq_buf_add(&b, tmp, (size_t)n);
+	}
+	return b.len;
+}
+
+int bench_run_forked(bench_child_fn fn, const void *arg, bench_proc_cost *cost)
+{
+	char detail[DETAIL_MAX];
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return pq_err_set(PQ_ERR_IO, "pipe: %s", strerror(errno));
+	/* nothing buffered may be written twice (the child exits with _exit, but be sure) */
+	fflush(stdout);
+	fflush(stderr);
+	double t0 = pq_mono_s();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return pq_err_set(PQ_ERR_IO, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		close(p[0]);
+		child_run(fn, arg, p[1]);
+	}
+	close(p[1]);
+	size_t got = read_detail(p[0], detail);
+	close(p[0]);
+	int rc = wait_child(pid, "pqota", t0, cost);
+	if (rc != PQ_OK && got)
+		rc = pq_err_set(PQ_ERR_VERIFY, "%s", detail);
+	return rc;
+}
