@@ -13,7 +13,7 @@
  * valid, previous/pending never the active bank, the download within its size); and the
  * persistent state survives ecu_state_json / ecu_state_load unchanged. Every request is also
  * fed to the response parsers and to uds_parse_check, whose result must rebuild to the same
- * bytes. */
+ * bytes, and to uds_describe, whose text must stay inside its buffer. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +237,10 @@ static void parse_as_response(const uint8_t *p, size_t n)
 		/* the sub-function's suppress bit is not part of the record */
 		must(bn == n && memcmp(b + 2, p + 2, n - 2) == 0 && b[0] == p[0]);
 	}
+	/* the describer (pqota diag's output): NUL-terminated within its buffer, also a tiny one */
+	char desc[160], tiny[5];
+	must(uds_describe(p, n, desc, sizeof(desc)) == desc && strlen(desc) < sizeof(desc));
+	must(uds_describe(p, n, tiny, sizeof(tiny)) == tiny && strlen(tiny) < sizeof(tiny));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
