@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <event2/event.h>
 #include <mosquitto.h>
@@ -26,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "tls/tls.h"
 
@@ -158,13 +158,6 @@ static void lost(mq_bridge *b)
 		b->on_conn(b->user, false);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Gives up the current attempt. libmosquitto treats a socket error during its TLS connect
  * as "try again later" (SSL_ERROR_SYSCALL), so a refused TCP connect would otherwise stay
  * pending for ever: the bridge drops its events here, and the next mosquitto_reconnect_async
@@ -247,7 +240,8 @@ static void on_misc(evutil_socket_t fd, short what, void *arg)
 	mq_bridge *b = arg;
 	(void)fd;
 	(void)what;
-	if (b->state == ST_CONNECTING && mono_ms() - b->attempt_started_ms > CONNECT_TIMEOUT_MS) {
+	if (b->state == ST_CONNECTING &&
+	    pq_mono_ms() - b->attempt_started_ms > CONNECT_TIMEOUT_MS) {
 		abort_attempt(b, "no answer within 10 s");
 		return;
 	}
@@ -304,7 +298,7 @@ static void start_connect(mq_bridge *b)
 	if (b->closing)
 		return;
 	b->state = ST_CONNECTING;
-	b->attempt_started_ms = mono_ms();
+	b->attempt_started_ms = pq_mono_ms();
 	b->tcp_up = false;
 	b->refused = false;
 	b->last_err[0] = '\0';
