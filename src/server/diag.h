@@ -1,6 +1,6 @@
 /* diag.h: remote diagnostics on the server (docs/api.md "Diagnostics", docs/protocol.md
  * diag_request / diag_response): the REST routes (diag_routes.c), the diag_response check
- * and the control plane's part (publishing due requests, storing answers). */
+ * and the control plane's part (diag.c: publishing due requests, storing answers). */
 #ifndef PQOTA_SERVER_DIAG_H
 #define PQOTA_SERVER_DIAG_H
 
@@ -39,6 +39,9 @@ void diag_response_clear(diag_response *r);
 
 /* Whether s is hex of 1..max_bytes bytes (even length); case-insensitive. */
 bool diag_hex_valid(const char *s, size_t max_bytes);
+/* Whether s is an id of 1..max characters: [0-9A-Fa-f-] with uuid (request ids), else
+ * [0-9A-Za-z_-] (ECU ids). */
+bool diag_id_valid(const char *s, size_t max, bool uuid);
 
 typedef int (*diag_publish_fn)(void *user, const char *topic, const char *json, size_t len, int qos,
                                bool retain);
