@@ -257,10 +257,15 @@ static int publish_json(ctl *c, const char *vin, const char *suffix, json_t *msg
 	return rc;
 }
 
+/* Records a vehicle's event in the audit log; takes detail (built by the caller: NULL only
+ * when that ran out of memory). */
 static void audit(ctl *c, const char *vin, const char *action, json_t *detail)
 {
 	char actor[64];
 	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	if (!text)
+		pq_log(PQ_LOG_ERROR, LOGC, "audit %s for %s: detail dropped: out of memory", action,
+		       vin);
 	snprintf(actor, sizeof(actor), "vehicle:%s", vin);
 	if (store_audit_append(c->db, actor, action, vin, text, pq_real_ms()) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "audit %s for %s: %s", action, vin, pq_err_detail());

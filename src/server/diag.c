@@ -54,7 +54,9 @@ static bool text_ok(const char *s, size_t max)
 	return true;
 }
 
-bool diag_id_valid(const char *s, size_t max, bool uuid)
+/* Whether s is an id of 1..max characters: [0-9A-Fa-f-] with uuid (request ids), else
+ * [0-9A-Za-z_-] (ECU ids). */
+static bool id_valid(const char *s, size_t max, bool uuid)
 {
 	size_t n = strnlen(s, max + 1);
 	if (n == 0 || n > max)
@@ -111,9 +113,9 @@ static int read_fields(const json_t *o, resp_fields *f)
 	if (!f->rid || !f->ecu || !f->status)
 		return pq_err_set(PQ_ERR_FORMAT,
 		                  "diag_response: request_id, ecu_id and status must be strings");
-	if (!diag_id_valid(f->rid, STORE_ID_MAX, true))
+	if (!id_valid(f->rid, STORE_ID_MAX, true))
 		return pq_err_set(PQ_ERR_FORMAT, "diag_response: bad request_id");
-	if (!diag_id_valid(f->ecu, STORE_NAME_MAX, false))
+	if (!id_valid(f->ecu, STORE_NAME_MAX, false))
 		return pq_err_set(PQ_ERR_FORMAT, "diag_response: bad ecu_id");
 	if (store_diag_status_parse(f->status, &f->st) != PQ_OK || f->st < STORE_DIAG_ST_POSITIVE)
 		return pq_err_set(PQ_ERR_FORMAT,

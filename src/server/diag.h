@@ -39,9 +39,6 @@ void diag_response_clear(diag_response *r);
 
 /* Whether s is hex of 1..max_bytes bytes (even length); case-insensitive. */
 bool diag_hex_valid(const char *s, size_t max_bytes);
-/* Whether s is an id of 1..max characters: [0-9A-Fa-f-] with uuid (request ids), else
- * [0-9A-Za-z_-] (ECU ids). */
-bool diag_id_valid(const char *s, size_t max, bool uuid);
 
 typedef int (*diag_publish_fn)(void *user, const char *topic, const char *json, size_t len, int qos,
                                bool retain);

@@ -114,15 +114,6 @@ static int add_result(const store_diag *d, void *user)
 
 /* ---- routes ----------------------------------------------------------------------------- */
 
-static bool id_ok(srv_ctx *c, const char *id)
-{
-	if (!diag_id_valid(id, STORE_ID_MAX, true)) {
-		srv_error(c, 404, "not_found", "no diagnostics request '%.64s'", id);
-		return false;
-	}
-	return true;
-}
-
 /* The batch with its aggregate and one page of results. */
 static int batch_view(srv_ctx *c, const char *id, const store_page *pg, json_t **out)
 {
@@ -457,7 +448,7 @@ out:
 static void h_get(srv_ctx *c)
 {
 	store_page pg;
-	if (id_ok(c, c->params[0]) && srv_page(c, &pg))
+	if (route_id_ok(c, c->params[0], "diagnostics request") && srv_page(c, &pg))
 		send_batch(c, 200, c->params[0], &pg);
 }
 
