@@ -421,7 +421,7 @@ static json_t *ann_entry(const store_release *r)
 static int ann_cb(const store_release *r, void *user)
 {
 	ann_ctx *a = user;
-	char key[3 * STORE_NAME_MAX + 8];
+	char key[2 * STORE_NAME_MAX + 16];
 	snprintf(key, sizeof(key), "%s|%s|%s", r->hardware_id, r->ecu_id, r->software_type);
 	json_t *at = json_object_get(a->seen, key);
 	if (at) {
@@ -435,9 +435,8 @@ static int ann_cb(const store_release *r, void *user)
 			return pq_err_set(PQ_ERR_NOMEM, "release announcement");
 		return PQ_OK;
 	}
-	if (json_object_set_new(a->seen, key, json_integer((json_int_t)json_array_size(a->list))) !=
-	        0 ||
-	    json_array_append_new(a->list, ann_entry(r)) != 0)
+	json_t *idx = json_integer((json_int_t)json_array_size(a->list));
+	if (json_object_set_new(a->seen, key, idx) || json_array_append_new(a->list, ann_entry(r)))
 		return pq_err_set(PQ_ERR_NOMEM, "release announcement");
 	return PQ_OK;
 }
