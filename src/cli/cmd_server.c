@@ -497,6 +497,9 @@ int cmd_server(int argc, char **argv)
 		ret = cli_usage_error("server", "unknown server command '%s'", sub);
 		goto out;
 	}
+	/* a client that closes its connection mid-response must not kill the server (the
+	 * library leaves signal dispositions to the program) */
+	signal(SIGPIPE, SIG_IGN);
 	srv *s = NULL;
 	rc = srv_new(&L->o, &s);
 	if (rc != PQ_OK) {

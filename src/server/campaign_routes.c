@@ -19,14 +19,7 @@
 /* Campaign ids are UUIDs made here; anything else cannot name one. */
 static bool id_ok(srv_ctx *c, const char *id)
 {
-	size_t n = strlen(id);
-	bool ok = n >= 1 && n <= STORE_ID_MAX;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f') ||
-		     (id[i] >= 'A' && id[i] <= 'F') || id[i] == '-';
-	if (!ok)
-		srv_error(c, 404, "not_found", "no campaign '%.64s'", id);
-	return ok;
+	return route_id_ok(c, id, "campaign");
 }
 
 static void send_campaign(srv_ctx *c, int status, const char *id)

@@ -7,16 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <jansson.h>
 
 #include "core/log.h"
 #include "core/semver.h"
+#include "core/text.h"
+#include "core/time.h"
+#include "core/uuid.h"
 #include "crypto/hash.h"
 #include "server/diag.h"
 #include "server/msg.h"
@@ -216,7 +217,7 @@ static int worker_publish(void *user, const char *topic, const char *json, size_
 static int env_metadata(void *user, store *db, const char *campaign_id, const char *vin,
                         json_t **out)
 {
-	return usrv_campaign_metadata(user, db, campaign_id, vin, msg_now_ms(), out);
+	return usrv_campaign_metadata(user, db, campaign_id, vin, pq_real_ms(), out);
 }
 
 static void ctl_env(ctl *c, cmp_env *env)
@@ -256,12 +257,17 @@ static int publish_json(ctl *c, const char *vin, const char *suffix, json_t *msg
 	return rc;
 }
 
+/* Records a vehicle's event in the audit log; takes detail (built by the caller: NULL only
+ * when that ran out of memory). */
 static void audit(ctl *c, const char *vin, const char *action, json_t *detail)
 {
 	char actor[64];
 	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	if (!text)
+		pq_log(PQ_LOG_ERROR, LOGC, "audit %s for %s: detail dropped: out of memory", action,
+		       vin);
 	snprintf(actor, sizeof(actor), "vehicle:%s", vin);
-	if (store_audit_append(c->db, actor, action, vin, text, msg_now_ms()) != PQ_OK)
+	if (store_audit_append(c->db, actor, action, vin, text, pq_real_ms()) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "audit %s for %s: %s", action, vin, pq_err_detail());
 	free(text);
 	json_decref(detail);
@@ -326,7 +332,7 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 {
 	ctl *c = user;
 	msg_in m;
-	int64_t now = msg_now_ms();
+	int64_t now = pq_real_ms();
 	(void)qos;
 	(void)retain;
 	c->m_in++;
@@ -401,9 +407,17 @@ static void on_connect(void *user, bool connected)
 
 typedef struct {
 	json_t *list;
-	json_t *seen; /* "hw|type" -> index in list */
+	json_t *seen; /* "hw|ecu|type" -> index in list */
 } ann_ctx;
 
+static json_t *ann_entry(const store_release *r)
+{
+	return json_pack("{ssssssssss}", "hardware_id", r->hardware_id, "ecu_id", r->ecu_id,
+	                 "software_type", r->software_type, "version", r->version, "release_id",
+	                 r->id);
+}
+
+/* Keeps the newest release per (hardware id, ECU, software type), in the order first seen. */
 static int ann_cb(const store_release *r, void *user)
 {
 	ann_ctx *a = user;
@@ -411,77 +425,99 @@ static int ann_cb(const store_release *r, void *user)
 	snprintf(key, sizeof(key), "%s|%s|%s", r->hardware_id, r->ecu_id, r->software_type);
 	json_t *at = json_object_get(a->seen, key);
 	if (at) {
-		json_t *cur = json_array_get(a->list, (size_t)json_integer_value(at));
+		size_t i = (size_t)json_integer_value(at);
+		const char *cur =
+		    json_string_value(json_object_get(json_array_get(a->list, i), "version"));
 		int cmp = 0;
-		if (semver_cmp_str(r->version, json_string_value(json_object_get(cur, "version")),
-		                   &cmp) != PQ_OK ||
-		    cmp <= 0)
+		if (semver_cmp_str(r->version, cur, &cmp) != PQ_OK || cmp <= 0)
 			return PQ_OK;
-		json_array_set_new(a->list, (size_t)json_integer_value(at),
-		                   json_pack("{ssssssssss}", "hardware_id", r->hardware_id,
-		                             "ecu_id", r->ecu_id, "software_type", r->software_type,
-		                             "version", r->version, "release_id", r->id));
+		if (json_array_set_new(a->list, i, ann_entry(r)) != 0)
+			return pq_err_set(PQ_ERR_NOMEM, "release announcement");
 		return PQ_OK;
 	}
-	json_object_set_new(a->seen, key, json_integer((json_int_t)json_array_size(a->list)));
-	json_array_append_new(a->list,
-	                      json_pack("{ssssssssss}", "hardware_id", r->hardware_id, "ecu_id",
-	                                r->ecu_id, "software_type", r->software_type, "version",
-	                                r->version, "release_id", r->id));
+	json_t *idx = json_integer((json_int_t)json_array_size(a->list));
+	if (json_object_set_new(a->seen, key, idx) || json_array_append_new(a->list, ann_entry(r)))
+		return pq_err_set(PQ_ERR_NOMEM, "release announcement");
 	return PQ_OK;
+}
+
+/* The announced list: every release, the newest per (hardware id, ECU, software type). */
+static int announce_list(ctl *c, json_t **out)
+{
+	ann_ctx a = {json_array(), json_object()};
+	int64_t total = 0;
+	int rc = a.list && a.seen ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "release announcement");
+	for (int64_t off = 0; rc == PQ_OK; off += STORE_PAGE_MAX) {
+		store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
+		rc = store_release_list(c->db, NULL, &pg, ann_cb, &a, &total);
+		if (off + STORE_PAGE_MAX >= total)
+			break;
+	}
+	json_decref(a.seen);
+	if (rc != PQ_OK) {
+		json_decref(a.list);
+		return rc;
+	}
+	*out = a.list;
+	return PQ_OK;
+}
+
+/* Publishes the retained release_announcement of list. */
+static int announce_publish(ctl *c, json_t *list)
+{
+	char id[PQ_UUID_LEN], ts[32];
+	int rc = pq_uuid4(id);
+	if (rc != PQ_OK)
+		return rc;
+	rc = msg_format_time(pq_real_ms(), ts);
+	if (rc != PQ_OK)
+		return rc;
+	json_t *msg = json_pack("{sssssssO}", "msg_type", "release_announcement", "message_id", id,
+	                        "timestamp", ts, "releases", list);
+	char *body = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	json_decref(msg);
+	if (!body)
+		return pq_err_set(PQ_ERR_NOMEM, "release announcement");
+	rc = ctl_publish(c->s, "oem/broadcast/releases", body, strlen(body), 1, true);
+	free(body);
+	return rc;
 }
 
 /* Publishes the retained release_announcement when the newest version per (hardware id,
  * ECU, software type) changed since the last one this instance published. */
 static void announce(ctl *c)
 {
-	ann_ctx a = {json_array(), json_object()};
-	int64_t total = 0;
-	int rc = PQ_OK;
-	for (int64_t off = 0; rc == PQ_OK && a.list && a.seen; off += STORE_PAGE_MAX) {
-		store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
-		rc = store_release_list(c->db, NULL, &pg, ann_cb, &a, &total);
-		if (off + STORE_PAGE_MAX >= total)
-			break;
-	}
-	char *body = NULL;
-	if (rc == PQ_OK && a.list) {
-		json_t *msg = json_pack("{ss}", "msg_type", "release_announcement");
-		char ts[32];
-		char *list = json_dumps(a.list, JSON_COMPACT | JSON_SORT_KEYS);
-		uint8_t h[32];
-		char hex[65];
-		if (msg && list && pq_hash(PQ_HASH_SHA256, list, strlen(list), h) == PQ_OK) {
-			pq_hex_encode(h, 32, hex);
-			if (strcmp(hex, c->announced) != 0) {
-				char id[37];
-				msg_uuid4(id);
-				(void)!msg_format_time(msg_now_ms(), ts);
-				json_object_set_new(msg, "message_id", json_string(id));
-				json_object_set_new(msg, "timestamp", json_string(ts));
-				json_object_set(msg, "releases", a.list);
-				body = json_dumps(msg, JSON_COMPACT);
-				if (body && ctl_publish(c->s, "oem/broadcast/releases", body,
-				                        strlen(body), 1, true) == PQ_OK) {
-					memcpy(c->announced, hex, sizeof(hex));
-					pq_log(PQ_LOG_INFO, LOGC,
-					       "release announcement: %zu entries",
-					       json_array_size(a.list));
-				}
-			}
-		}
-		free(list);
-		json_decref(msg);
-	}
-	free(body);
-	json_decref(a.list);
-	json_decref(a.seen);
+	json_t *list = NULL;
+	char *text = NULL;
+	uint8_t h[32];
+	char hex[65];
+	int rc = announce_list(c, &list);
+	if (rc != PQ_OK)
+		goto out;
+	text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
+	rc = text ? pq_hash(PQ_HASH_SHA256, text, strlen(text), h)
+	          : pq_err_set(PQ_ERR_NOMEM, "release announcement");
+	if (rc != PQ_OK)
+		goto out;
+	pq_hex_encode(h, 32, hex);
+	if (strcmp(hex, c->announced) == 0)
+		goto out;
+	rc = announce_publish(c, list);
+	if (rc != PQ_OK)
+		goto out;
+	memcpy(c->announced, hex, sizeof(hex));
+	pq_log(PQ_LOG_INFO, LOGC, "release announcement: %zu entries", json_array_size(list));
+out:
+	if (rc != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "release announcement: %s", pq_err_detail());
+	free(text);
+	json_decref(list);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	ctl *c = arg;
-	int64_t now = msg_now_ms();
+	int64_t now = pq_real_ms();
 	(void)fd;
 	(void)what;
 	c->m_ticks++;
@@ -519,7 +555,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->mq && atomic_exchange(&c->diag_kick, false))
-		diag_send(c, NULL, msg_now_ms());
+		diag_send(c, NULL, pq_real_ms());
 	if (c->mq)
 		drain_queue(c);
 }
@@ -641,56 +677,29 @@ void ctl_free(ctl *c)
 	free(c);
 }
 
-void ctl_metrics_text(ctl *c, struct evbuffer *out)
+bool ctl_get_stats(ctl *c, ctl_stats *out)
 {
+	memset(out, 0, sizeof(*out));
 	if (!c)
-		return;
+		return false;
 	mq_stats st = {0};
 	if (c->mq)
 		mq_get_stats(c->mq, &st);
-	evbuffer_add_printf(out,
-	                    "# HELP pqota_mqtt_connected Whether the MQTT bridge is connected.\n"
-	                    "# TYPE pqota_mqtt_connected gauge\n"
-	                    "pqota_mqtt_connected %d\n",
-	                    c->mq && mq_is_connected(c->mq) ? 1 : 0);
-	struct {
-		const char *name, *help;
-		uint64_t v;
-	} rows[] = {
-	    {"pqota_mqtt_received_total", "MQTT messages received.", c->m_in},
-	    {"pqota_mqtt_rejected_total", "MQTT messages dropped as malformed or invalid.",
-	     c->m_rejected},
-	    {"pqota_mqtt_duplicate_total", "MQTT messages ignored as redeliveries.",
-	     c->m_duplicate},
-	    {"pqota_mqtt_unknown_vehicle_total", "MQTT messages from unregistered VINs.",
-	     c->m_unknown_vehicle},
-	    {"pqota_mqtt_replay_total", "Wake-ups refused for a lower boot_seq.", c->m_replay},
-	    {"pqota_mqtt_published_total", "MQTT messages published.", c->m_published},
-	    {"pqota_mqtt_publish_failed_total", "MQTT publishes that failed (retried later).",
-	     c->m_publish_failed},
-	    {"pqota_mqtt_connects_total", "MQTT (re)connections.", st.connects},
-	    {"pqota_campaign_ticks_total", "Campaign engine ticks.", c->m_ticks},
-	    {"pqota_campaign_notified_total",
-	     "Campaign notifications (ota_campaign) published, re-notifications included.",
-	     c->m_notified},
-	    {"pqota_campaign_timed_out_total", "Deployments timed out.", c->m_timed_out},
-	};
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n",
-		                    rows[i].name, rows[i].help, rows[i].name, rows[i].name,
-		                    rows[i].v);
-	evbuffer_add_printf(out,
-	                    "# HELP pqota_diag_requests_total Diagnostics requests published.\n"
-	                    "# TYPE pqota_diag_requests_total counter\n"
-	                    "pqota_diag_requests_total %" PRIu64 "\n"
-	                    "# HELP pqota_diag_responses_total Diagnostics answers stored by "
-	                    "status (expired: no answer in time).\n"
-	                    "# TYPE pqota_diag_responses_total counter\n",
-	                    (uint64_t)c->m_diag_requests);
-	for (int i = STORE_DIAG_ST_POSITIVE; i < STORE_DIAG_STATUS_COUNT; i++)
-		evbuffer_add_printf(out, "pqota_diag_responses_total{status=\"%s\"} %" PRIu64 "\n",
-		                    store_diag_status_name((store_diag_status)i),
-		                    (uint64_t)c->m_diag_responses[i]);
-	evbuffer_add_printf(out, "pqota_diag_responses_total{status=\"expired\"} %" PRIu64 "\n",
-	                    (uint64_t)c->m_diag_expired);
+	out->mqtt_connected = c->mq && mq_is_connected(c->mq);
+	out->received = c->m_in;
+	out->rejected = c->m_rejected;
+	out->duplicate = c->m_duplicate;
+	out->unknown_vehicle = c->m_unknown_vehicle;
+	out->replay = c->m_replay;
+	out->published = c->m_published;
+	out->publish_failed = c->m_publish_failed;
+	out->connects = st.connects;
+	out->ticks = c->m_ticks;
+	out->notified = c->m_notified;
+	out->timed_out = c->m_timed_out;
+	out->diag_requests = c->m_diag_requests;
+	for (int i = 0; i < STORE_DIAG_STATUS_COUNT; i++)
+		out->diag_responses[i] = c->m_diag_responses[i];
+	out->diag_expired = c->m_diag_expired;
+	return true;
 }

@@ -12,8 +12,12 @@
 #ifndef PQOTA_SERVER_CONTROL_H
 #define PQOTA_SERVER_CONTROL_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "server/campaign.h"
 #include "server/server.h"
+#include "store/diag.h"
 
 typedef struct ctl ctl;
 
@@ -27,7 +31,18 @@ void ctl_free(ctl *c);
 /* The engine environment for a worker thread: publishing goes through srv_publish. */
 void ctl_worker_env(srv *s, cmp_env *env);
 
-/* Counters for /metrics. */
-void ctl_metrics_text(ctl *c, struct evbuffer *out);
+/* The control plane's counters; metrics.c writes them into /metrics. */
+typedef struct {
+	bool mqtt_connected;
+	uint64_t received, rejected, duplicate, unknown_vehicle, replay; /* inbound messages */
+	uint64_t published, publish_failed, connects;                    /* the bridge */
+	uint64_t ticks, notified, timed_out;                             /* the engine */
+	/* diagnostics: requests published, answers stored per status (pending and sent
+	 * unused), requests expired without an answer */
+	uint64_t diag_requests, diag_responses[STORE_DIAG_STATUS_COUNT], diag_expired;
+} ctl_stats;
+
+/* Fills *out (any thread); false, with *out zeroed, when c is NULL. */
+bool ctl_get_stats(ctl *c, ctl_stats *out);
 
 #endif

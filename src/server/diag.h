@@ -1,6 +1,6 @@
 /* diag.h: remote diagnostics on the server (docs/api.md "Diagnostics", docs/protocol.md
  * diag_request / diag_response): the REST routes (diag_routes.c), the diag_response check
- * and the control plane's part (publishing due requests, storing answers). */
+ * and the control plane's part (diag.c: publishing due requests, storing answers). */
 #ifndef PQOTA_SERVER_DIAG_H
 #define PQOTA_SERVER_DIAG_H
 

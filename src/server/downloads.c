@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include <openssl/crypto.h>
 
+#include "core/fileio.h"
 #include "server/routes.h"
 
 int route_parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *end)
@@ -68,91 +70,120 @@ int route_parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *e
 
 static bool is_sha256_hex(const char *s)
 {
-	if (strlen(s) != 64)
-		return false;
-	for (int i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
+	return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
 }
 
-void route_download(srv_ctx *c)
+/* The request's ?token= checked for the file sha: PQ_OK, PQ_ERR_NOTFOUND (no detail) when
+ * there is none, or the check's PQ_ERR_VERIFY. */
+static int check_token(srv_ctx *c, const char *sha)
 {
-	const char *sha = c->params[0];
+	char vin[STORE_VIN_MAX + 1];
+	char *token = srv_query(c, "token");
+	if (!token)
+		return PQ_ERR_NOTFOUND;
+	int rc = srv_token_check(c->s, token, sha, c->now_ms, vin, sizeof(vin));
+	free(token);
+	return rc;
+}
+
+/* Who may download: a vehicle (certificate), an API key, or a download token for the file.
+ * False when the refusal was sent. */
+static bool may_download(srv_ctx *c, const char *sha)
+{
+	if (c->vin[0] || c->has_key)
+		return true;
+	int rc = check_token(c, sha);
+	if (rc == PQ_ERR_NOTFOUND)
+		srv_error(c, 401, "unauthenticated",
+		          "a vehicle certificate, an API key or ?token= is required");
+	else if (rc != PQ_OK)
+		srv_error(c, 403, "forbidden", "%s", pq_err_detail());
+	return rc == PQ_OK;
+}
+
+/* Whether sha names a package of a release (*plain) or the encrypted copy of one; *known
+ * when either. */
+static int package_known(srv_ctx *c, const char *sha, bool *known, bool *plain)
+{
+	store_package_key k;
+	int rc = srv_file_known(c, sha, plain);
+	*known = *plain;
+	if (rc != PQ_OK || *plain)
+		return rc;
+	rc = store_package_key_find_enc(c->db, sha, &k);
+	if (rc == PQ_OK)
+		rc = srv_file_known(c, k.file_sha256, known);
+	else if (rc == PQ_ERR_NOTFOUND)
+		rc = PQ_OK;
+	OPENSSL_cleanse(&k, sizeof(k));
+	return rc;
+}
+
+/* With downloads.encrypt, a vehicle identified by its certificate alone gets the encrypted
+ * copies only: a plaintext package needs a token for it. False when the refusal was sent. */
+static bool plaintext_allowed(srv_ctx *c, const char *sha)
+{
+	if (!c->vin[0] || c->has_key || !srv_get_options(c->s)->downloads_encrypt)
+		return true;
+	int rc = check_token(c, sha);
+	if (rc == PQ_ERR_NOTFOUND)
+		rc = pq_err_set(PQ_ERR_VERIFY,
+		                "vehicles download packages encrypted: use the URL in "
+		                "ota_campaign_metadata (or a download token for this file)");
+	if (rc != PQ_OK)
+		srv_error(c, 403, "forbidden", "%s", pq_err_detail());
+	return rc == PQ_OK;
+}
+
+/* DATA/files/<sha> opened, a regular file; -1 when it cannot be served. */
+static int open_package(srv_ctx *c, const char *sha, uint64_t *size)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+	if (pq_path_join(dir, sizeof(dir), srv_get_options(c->s)->data_dir, "files") != PQ_OK ||
+	    pq_path_join(path, sizeof(path), dir, sha) != PQ_OK)
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	return fd;
+}
+
+/* The body: len bytes of fd from start, mapped, not copied (fd is the buffer's afterwards). */
+static int add_segment(struct evbuffer *body, int fd, uint64_t size, uint64_t start, uint64_t len)
+{
+	struct evbuffer_file_segment *seg =
+	    evbuffer_file_segment_new(fd, 0, (ev_off_t)size, EVBUF_FS_CLOSE_ON_FREE);
+	if (!seg) {
+		close(fd);
+		return pq_err_set(PQ_ERR_IO, "cannot map the package");
+	}
+	int rc = evbuffer_add_file_segment(body, seg, (ev_off_t)start, (ev_off_t)len) == 0
+	             ? PQ_OK
+	             : pq_err_set(PQ_ERR_IO, "cannot map the package");
+	evbuffer_file_segment_free(seg); /* the buffer holds its own reference */
+	return rc;
+}
+
+/* Sends the open package fd of size bytes: whole, or the Range asked for (when If-Range,
+ * if any, is its ETag). Takes fd. */
+static void send_package(srv_ctx *c, const char *sha, int fd, uint64_t size)
+{
 	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
-	char path[1024], buf[128], vin[STORE_VIN_MAX + 1];
-	bool known = false;
-	int rc;
-
-	if (!is_sha256_hex(sha)) {
-		srv_error(c, 404, "not_found", "packages are named by their lowercase SHA-256");
-		return;
-	}
-	/* who may download: a vehicle (certificate), an API key, or a download token */
-	if (!c->vin[0] && !c->has_key) {
-		char *token = srv_query(c, "token");
-		if (!token) {
-			srv_error(c, 401, "unauthenticated",
-			          "a vehicle certificate, an API key or ?token= is required");
-			return;
-		}
-		rc = srv_token_check(c->s, token, sha, c->now_ms, vin, sizeof(vin));
-		free(token);
-		if (rc != PQ_OK) {
-			srv_error(c, 403, "forbidden", "%s", pq_err_detail());
-			return;
-		}
-	}
-	/* a package, or an encrypted copy of one */
-	bool plain = false;
-	rc = srv_file_known(c, sha, &plain);
-	known = plain;
-	if (rc == PQ_OK && !plain) {
-		store_package_key k;
-		rc = store_package_key_find_enc(c->db, sha, &k);
-		if (rc == PQ_OK)
-			rc = srv_file_known(c, k.file_sha256, &known);
-		else if (rc == PQ_ERR_NOTFOUND)
-			rc = PQ_OK;
-		OPENSSL_cleanse(&k, sizeof(k));
-	}
-	if (rc != PQ_OK) {
-		srv_fail(c, rc, "package lookup");
-		return;
-	}
-	/* vehicles get the encrypted copies; a plaintext package only with a token for it */
-	if (known && plain && c->vin[0] && !c->has_key &&
-	    srv_get_options(c->s)->downloads_encrypt) {
-		char *token = srv_query(c, "token");
-		rc = token
-		         ? srv_token_check(c->s, token, sha, c->now_ms, vin, sizeof(vin))
-		         : pq_err_set(PQ_ERR_VERIFY,
-		                      "vehicles download packages encrypted: use the URL in "
-		                      "ota_campaign_metadata (or a download token for this file)");
-		free(token);
-		if (rc != PQ_OK) {
-			srv_error(c, 403, "forbidden", "%s", pq_err_detail());
-			return;
-		}
-	}
-	snprintf(path, sizeof(path), "%s/files/%s", srv_get_options(c->s)->data_dir, sha);
-	int fd = known ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		if (fd >= 0)
-			close(fd);
-		srv_error(c, 404, "not_found", "no package %s", sha);
-		return;
-	}
-	uint64_t size = (uint64_t)st.st_size, start = 0, end = size ? size - 1 : 0;
-	char etag[80];
+	uint64_t start = 0, end = size ? size - 1 : 0;
+	char buf[128], etag[80];
 	snprintf(etag, sizeof(etag), "\"%.64s\"", sha);
 	const char *range = evhttp_find_header(in, "Range");
 	const char *if_range = evhttp_find_header(in, "If-Range");
-	int r = 0;
-	if (range && (!if_range || strcmp(if_range, etag) == 0))
-		r = route_parse_range(range, size, &start, &end);
+	int r = range && (!if_range || strcmp(if_range, etag) == 0)
+	            ? route_parse_range(range, size, &start, &end)
+	            : 0;
 	if (r < 0) {
 		close(fd);
 		snprintf(buf, sizeof(buf), "bytes */%" PRIu64, size);
@@ -162,43 +193,59 @@ void route_download(srv_ctx *c)
 		return;
 	}
 	uint64_t len = size ? end - start + 1 : 0;
-	int status = 200;
-	evhttp_add_header(out, "ETag", etag);
-	evhttp_add_header(out, "Accept-Ranges", "bytes");
-	evhttp_add_header(out, "Content-Type", "application/octet-stream");
-	evhttp_add_header(out, "Cache-Control", "private, max-age=31536000, immutable");
-	if (r > 0) {
-		status = 206;
-		snprintf(buf, sizeof(buf), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, end,
-		         size);
-		evhttp_add_header(out, "Content-Range", buf);
-	}
-	snprintf(buf, sizeof(buf), "%" PRIu64, len);
-	evhttp_add_header(out, "Content-Length", buf);
+	int status = r > 0 ? 206 : 200;
+	bool head = c->method == EVHTTP_REQ_HEAD;
 	struct evbuffer *body = evbuffer_new();
 	if (!body) {
 		close(fd);
 		srv_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	if (c->method != EVHTTP_REQ_HEAD && len > 0) {
-		struct evbuffer_file_segment *seg =
-		    evbuffer_file_segment_new(fd, 0, (ev_off_t)size, EVBUF_FS_CLOSE_ON_FREE);
-		if (!seg ||
-		    evbuffer_add_file_segment(body, seg, (ev_off_t)start, (ev_off_t)len) != 0) {
-			if (seg)
-				evbuffer_file_segment_free(seg);
-			else
-				close(fd);
-			evbuffer_free(body);
-			srv_error(c, 500, "internal", "cannot map the package");
-			return;
-		}
-		evbuffer_file_segment_free(seg); /* the buffer holds its own reference */
-	} else {
+	if (head || len == 0) {
 		close(fd);
+	} else if (add_segment(body, fd, size, start, len) != PQ_OK) {
+		evbuffer_free(body);
+		srv_error(c, 500, "internal", "%s", pq_err_detail());
+		return;
 	}
-	srv_count(c, status, c->method == EVHTTP_REQ_HEAD ? 0 : len);
+	evhttp_add_header(out, "ETag", etag);
+	evhttp_add_header(out, "Accept-Ranges", "bytes");
+	evhttp_add_header(out, "Content-Type", "application/octet-stream");
+	evhttp_add_header(out, "Cache-Control", "private, max-age=31536000, immutable");
+	if (r > 0) {
+		snprintf(buf, sizeof(buf), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, end,
+		         size);
+		evhttp_add_header(out, "Content-Range", buf);
+	}
+	snprintf(buf, sizeof(buf), "%" PRIu64, len);
+	evhttp_add_header(out, "Content-Length", buf);
+	srv_count(c, status, head ? 0 : len);
 	evhttp_send_reply(c->req, status, NULL, body);
 	evbuffer_free(body);
+}
+
+void route_download(srv_ctx *c)
+{
+	const char *sha = c->params[0];
+	bool known = false, plain = false;
+	uint64_t size = 0;
+	if (!is_sha256_hex(sha)) {
+		srv_error(c, 404, "not_found", "packages are named by their lowercase SHA-256");
+		return;
+	}
+	if (!may_download(c, sha))
+		return;
+	int rc = package_known(c, sha, &known, &plain);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "package lookup");
+		return;
+	}
+	if (known && plain && !plaintext_allowed(c, sha))
+		return;
+	int fd = known ? open_package(c, sha, &size) : -1;
+	if (fd < 0) {
+		srv_error(c, 404, "not_found", "no package %s", sha);
+		return;
+	}
+	send_package(c, sha, fd, size);
 }

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <event2/event.h>
 #include <mosquitto.h>
@@ -26,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/time.h"
 #include "crypto/hash.h"
 #include "tls/tls.h"
 
@@ -158,13 +158,6 @@ static void lost(mq_bridge *b)
 		b->on_conn(b->user, false);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Gives up the current attempt. libmosquitto treats a socket error during its TLS connect
  * as "try again later" (SSL_ERROR_SYSCALL), so a refused TCP connect would otherwise stay
  * pending for ever: the bridge drops its events here, and the next mosquitto_reconnect_async
@@ -247,7 +240,8 @@ static void on_misc(evutil_socket_t fd, short what, void *arg)
 	mq_bridge *b = arg;
 	(void)fd;
 	(void)what;
-	if (b->state == ST_CONNECTING && mono_ms() - b->attempt_started_ms > CONNECT_TIMEOUT_MS) {
+	if (b->state == ST_CONNECTING &&
+	    pq_mono_ms() - b->attempt_started_ms > CONNECT_TIMEOUT_MS) {
 		abort_attempt(b, "no answer within 10 s");
 		return;
 	}
@@ -304,7 +298,7 @@ static void start_connect(mq_bridge *b)
 	if (b->closing)
 		return;
 	b->state = ST_CONNECTING;
-	b->attempt_started_ms = mono_ms();
+	b->attempt_started_ms = pq_mono_ms();
 	b->tcp_up = false;
 	b->refused = false;
 	b->last_err[0] = '\0';
@@ -483,6 +477,72 @@ static int make_ctx(const mq_options *o, SSL_CTX **out)
 	return PQ_OK;
 }
 
+/* The client id (o->client_id, else "pqota-server-<random hex>") and the subscriptions,
+ * shared through $share/<group>/ when o->shared_group is set. */
+static int bridge_names(mq_bridge *b, const mq_options *o)
+{
+	if (o->client_id) {
+		snprintf(b->client_id, sizeof(b->client_id), "%s", o->client_id);
+	} else {
+		uint8_t r[8];
+		char hex[17];
+		int rc = pq_random(r, sizeof(r));
+		if (rc != PQ_OK)
+			return rc;
+		pq_hex_encode(r, sizeof(r), hex);
+		snprintf(b->client_id, sizeof(b->client_id), "pqota-server-%s", hex);
+	}
+	bool shared = o->shared_group && *o->shared_group;
+	for (int i = 0; i < SUB_COUNT; i++) {
+		size_t n = strlen(sub_suffixes[i]) + (shared ? strlen(o->shared_group) : 0) + 32;
+		b->subs[i] = malloc(n);
+		if (!b->subs[i])
+			return pq_err_set(PQ_ERR_NOMEM, "MQTT bridge");
+		snprintf(b->subs[i], n, "%s%s%soem/+/%s", shared ? "$share/" : "",
+		         shared ? o->shared_group : "", shared ? "/" : "", sub_suffixes[i]);
+	}
+	return PQ_OK;
+}
+
+/* The libmosquitto client: MQTT 5 over our TLS context (it takes its own reference),
+ * TCP_NODELAY, the callbacks. */
+static int bridge_client(mq_bridge *b, SSL_CTX *ctx)
+{
+	b->mosq = mosquitto_new(b->client_id, true, b);
+	if (!b->mosq)
+		return pq_err_set(PQ_ERR_NOMEM, "mosquitto_new");
+	int mrc = mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_int_option(b->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_void_option(b->mosq, MOSQ_OPT_SSL_CTX, ctx); /* takes a reference */
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_tls_insecure_set(b->mosq, false);
+	if (mrc == MOSQ_ERR_SUCCESS)
+		mrc = mosquitto_int_option(b->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+	if (mrc != MOSQ_ERR_SUCCESS)
+		return pq_err_set(PQ_ERR_UNSUPPORTED, "libmosquitto options: %s",
+		                  mosquitto_strerror(mrc));
+	mosquitto_connect_v5_callback_set(b->mosq, cb_connect);
+	mosquitto_disconnect_v5_callback_set(b->mosq, cb_disconnect);
+	mosquitto_subscribe_v5_callback_set(b->mosq, cb_subscribe);
+	mosquitto_message_v5_callback_set(b->mosq, cb_message);
+	mosquitto_log_callback_set(b->mosq, cb_log);
+	return PQ_OK;
+}
+
+/* The loop's events: the misc timer (running from now on), retry and handshake poll. */
+static int bridge_events(mq_bridge *b)
+{
+	struct timeval misc = {0, MISC_INTERVAL_MS * 1000};
+	b->ev_misc = event_new(b->base, -1, EV_PERSIST, on_misc, b);
+	b->ev_retry = evtimer_new(b->base, on_retry, b);
+	b->ev_poll = evtimer_new(b->base, on_poll, b);
+	if (!b->ev_misc || !b->ev_retry || !b->ev_poll || event_add(b->ev_misc, &misc) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "MQTT bridge events");
+	return PQ_OK;
+}
+
 int mq_new(struct event_base *base, const mq_options *o, mq_message_fn on_msg,
            mq_connect_fn on_conn, void *user, mq_bridge **out)
 {
@@ -519,70 +579,19 @@ int mq_new(struct event_base *base, const mq_options *o, mq_message_fn on_msg,
 	b->backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 250;
 	b->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 30000;
 	b->host = strdup(o->host);
-	if (!b->host) {
-		rc = pq_err_set(PQ_ERR_NOMEM, "MQTT bridge");
+	rc = b->host ? bridge_names(b, o) : pq_err_set(PQ_ERR_NOMEM, "MQTT bridge");
+	if (rc != PQ_OK)
 		goto fail;
-	}
-	if (o->client_id) {
-		snprintf(b->client_id, sizeof(b->client_id), "%s", o->client_id);
-	} else {
-		uint8_t r[8];
-		char hex[17];
-		rc = pq_random(r, sizeof(r));
-		if (rc != PQ_OK)
-			goto fail;
-		pq_hex_encode(r, sizeof(r), hex);
-		snprintf(b->client_id, sizeof(b->client_id), "pqota-server-%s", hex);
-	}
-	bool shared = o->shared_group && *o->shared_group;
-	for (int i = 0; i < SUB_COUNT; i++) {
-		size_t n = strlen(sub_suffixes[i]) + (shared ? strlen(o->shared_group) : 0) + 32;
-		b->subs[i] = malloc(n);
-		if (!b->subs[i]) {
-			rc = pq_err_set(PQ_ERR_NOMEM, "MQTT bridge");
-			goto fail;
-		}
-		snprintf(b->subs[i], n, "%s%s%soem/+/%s", shared ? "$share/" : "",
-		         shared ? o->shared_group : "", shared ? "/" : "", sub_suffixes[i]);
-	}
-
-	b->mosq = mosquitto_new(b->client_id, true, b);
-	if (!b->mosq) {
-		rc = pq_err_set(PQ_ERR_NOMEM, "mosquitto_new");
-		goto fail;
-	}
-	int mrc = mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-	if (mrc == MOSQ_ERR_SUCCESS)
-		mrc = mosquitto_int_option(b->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
-	if (mrc == MOSQ_ERR_SUCCESS)
-		mrc = mosquitto_void_option(b->mosq, MOSQ_OPT_SSL_CTX, ctx); /* takes a reference */
-	if (mrc == MOSQ_ERR_SUCCESS)
-		mrc = mosquitto_tls_insecure_set(b->mosq, false);
-	if (mrc == MOSQ_ERR_SUCCESS)
-		mrc = mosquitto_int_option(b->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-	if (mrc != MOSQ_ERR_SUCCESS) {
-		rc = pq_err_set(PQ_ERR_UNSUPPORTED, "libmosquitto options: %s",
-		                mosquitto_strerror(mrc));
-		goto fail;
-	}
-	SSL_CTX_free(ctx); /* libmosquitto holds its own reference now */
+	rc = bridge_client(b, ctx);
+	SSL_CTX_free(ctx); /* libmosquitto holds its own reference, if it took one */
 	ctx = NULL;
-	mosquitto_connect_v5_callback_set(b->mosq, cb_connect);
-	mosquitto_disconnect_v5_callback_set(b->mosq, cb_disconnect);
-	mosquitto_subscribe_v5_callback_set(b->mosq, cb_subscribe);
-	mosquitto_message_v5_callback_set(b->mosq, cb_message);
-	mosquitto_log_callback_set(b->mosq, cb_log);
-
-	b->ev_misc = event_new(base, -1, EV_PERSIST, on_misc, b);
-	b->ev_retry = evtimer_new(base, on_retry, b);
-	b->ev_poll = evtimer_new(base, on_poll, b);
-	struct timeval misc = {0, MISC_INTERVAL_MS * 1000};
-	if (!b->ev_misc || !b->ev_retry || !b->ev_poll || event_add(b->ev_misc, &misc) != 0) {
-		rc = pq_err_set(PQ_ERR_NOMEM, "MQTT bridge events");
+	if (rc == PQ_OK)
+		rc = bridge_events(b);
+	if (rc != PQ_OK)
 		goto fail;
-	}
 	pq_log(PQ_LOG_INFO, LOG_TAG, "connecting to %s:%d (profile %s, MQTT 5, %s)", b->host,
-	       b->port, o->profile->name, shared ? b->subs[0] : "plain subscriptions");
+	       b->port, o->profile->name,
+	       o->shared_group && *o->shared_group ? b->subs[0] : "plain subscriptions");
 	start_connect(b);
 	*out = b;
 	return PQ_OK;

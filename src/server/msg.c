@@ -5,9 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/log.h"
+#include "core/time.h"
+#include "core/uuid.h"
 #include "crypto/hash.h"
 
 /* years 1970..9999 */
@@ -128,19 +129,6 @@ static int64_t days_from_date(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static void date_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = yoe + era * 400 + (*m <= 2);
-}
-
 static int month_days(int64_t y, int m)
 {
 	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -155,14 +143,7 @@ int msg_format_time(int64_t ms, char out[32])
 		out[0] = '\0';
 		return pq_err_set(PQ_ERR_RANGE, "time %lld ms outside 1970..9999", (long long)ms);
 	}
-	int64_t s = ms / 1000, y;
-	int m, d;
-	date_from_days(s / 86400, &y, &m, &d);
-	int64_t sod = s % 86400;
-	char buf[64]; /* wider than needed: the compiler cannot see that y <= 9999 */
-	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, m, d,
-	         (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)(ms % 1000));
-	memcpy(out, buf, 25); /* 24 characters and the NUL */
+	pq_iso_time_ms(ms, out);
 	return PQ_OK;
 }
 
@@ -217,9 +198,7 @@ int msg_parse_time(const char *s, int64_t *ms)
 
 int64_t msg_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return pq_real_ms();
 }
 
 /* ---- ids, topics, builders ----------------------------------------------------------- */
@@ -260,7 +239,7 @@ json_t *msg_new(const char *msg_type, const char *vin, const char *correlation_i
 	    (correlation_id && !id_valid(correlation_id, MSG_ID_MAX)))
 		return NULL;
 	msg_uuid4(id);
-	if (msg_format_time(msg_now_ms(), ts) != PQ_OK)
+	if (msg_format_time(pq_real_ms(), ts) != PQ_OK)
 		return NULL;
 	json_t *o = json_object();
 	if (!o || json_object_set_new(o, "msg_type", json_string(msg_type)) ||

@@ -79,16 +79,19 @@ json_t *msg_new(const char *msg_type, const char *vin, const char *correlation_i
  * PQ_ERR_RANGE when it does not fit. */
 int msg_topic(char *buf, size_t len, const char *vin, const char *suffix) PQ_MUST_CHECK;
 
-/* A random (version 4) UUID from OpenSSL's CSPRNG, lowercase canonical text. */
+/* pq_uuid4 (core/uuid.h) for message ids, which must never collide (idempotency): it aborts
+ * the process when no random bytes can be had, instead of returning the error. */
 void msg_uuid4(char out[37]);
 
-/* Unix ms <-> "2024-01-31T12:34:56.789Z" (years 1970..9999). msg_parse_time accepts 0 to 9
- * fraction digits (truncated to ms) and requires the Z; both fail with PQ_ERR_RANGE or
- * PQ_ERR_FORMAT. */
+/* Unix ms <-> "2024-01-31T12:34:56.789Z" (years 1970..9999). msg_format_time is
+ * pq_iso_time_ms (core/time.h) refusing, not clamping, a time outside those years.
+ * msg_parse_time accepts 0 to 9 fraction digits (truncated to ms) and requires the Z; both
+ * fail with PQ_ERR_RANGE or PQ_ERR_FORMAT. */
 int msg_format_time(int64_t ms, char out[32]) PQ_MUST_CHECK;
 int msg_parse_time(const char *s, int64_t *ms) PQ_MUST_CHECK;
 
-/* Unix ms now (CLOCK_REALTIME). */
+/* pq_real_ms() (core/time.h), the clock of message timestamps; the server's own code calls
+ * pq_real_ms directly. */
 int64_t msg_now_ms(void);
 
 #endif

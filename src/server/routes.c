@@ -33,6 +33,15 @@ bool route_own_vehicle(srv_ctx *c, const char *vin)
 	return false;
 }
 
+bool route_id_ok(srv_ctx *c, const char *id, const char *what)
+{
+	size_t n = strlen(id);
+	if (n >= 1 && n <= STORE_ID_MAX && strspn(id, "0123456789abcdefABCDEF-") == n)
+		return true;
+	srv_error(c, 404, "not_found", "no %s '%.64s'", what, id);
+	return false;
+}
+
 /* ---- health and metrics ------------------------------------------------------------- */
 
 static void h_health(srv_ctx *c)
@@ -64,35 +73,42 @@ static void h_metrics(srv_ctx *c)
 
 /* ---- vehicles ------------------------------------------------------------------------- */
 
-static json_t *vehicle_json(const store_vehicle *v, bool full)
+static json_t *vehicle_json(const store_vehicle *v)
 {
-	json_t *j =
-	    json_pack("{s:s,s:s,s:b,s:I,s:I,s:I}", "vin", v->vin, "model", v->model, "online",
-	              v->online, "last_seen_ms", (json_int_t)v->last_seen_ms, "boot_seq",
-	              (json_int_t)v->boot_seq, "created_ms", (json_int_t)v->created_ms);
-	json_object_set_new(j, "certificate_sha256", json_string(v->cert_pem_sha256));
-	if (full) {
-		json_object_set_new(j, "kem_x25519_pub",
-		                    v->kem_x25519_pub ? json_string(v->kem_x25519_pub)
-		                                      : json_null());
-		json_object_set_new(j, "kem_mlkem768_pub",
-		                    v->kem_mlkem_pub ? json_string(v->kem_mlkem_pub) : json_null());
-		json_error_t e;
-		json_t *vci = v->last_vci ? json_loads(v->last_vci, 0, &e) : NULL;
-		json_object_set_new(j, "last_vci", vci ? vci : json_null());
+	return json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:s}", "vin", v->vin, "model", v->model,
+	                 "online", v->online, "last_seen_ms", (json_int_t)v->last_seen_ms,
+	                 "boot_seq", (json_int_t)v->boot_seq, "created_ms",
+	                 (json_int_t)v->created_ms, "certificate_sha256", v->cert_pem_sha256);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* A vehicle with its KEM keys and last VCI report. */
+static int vehicle_full_json(const store_vehicle *v, json_t **out)
+{
+	json_t *vci = NULL;
+	int rc = srv_json_text(v->last_vci, "last VCI", &vci);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "vehicle %s", v->vin);
+	json_t *j = vehicle_json(v);
+	if (!j || json_object_set_new(j, "kem_x25519_pub", str_or_null(v->kem_x25519_pub)) ||
+	    json_object_set_new(j, "kem_mlkem768_pub", str_or_null(v->kem_mlkem_pub)) ||
+	    json_object_set_new(j, "last_vci", vci ? vci : json_null())) {
+		json_decref(j);
+		return pq_err_set(PQ_ERR_NOMEM, "vehicle");
 	}
-	return j;
+	*out = j;
+	return PQ_OK;
 }
 
 static int list_vehicle_cb(const store_vehicle *v, void *user)
 {
-	return json_array_append_new(user, vehicle_json(v, false)) == 0 ? PQ_OK : PQ_ERR_NOMEM;
-}
-
-static json_t *page_json(json_t *items, const store_page *pg, int64_t total)
-{
-	return json_pack("{s:o,s:I,s:i,s:I}", "items", items, "total", (json_int_t)total, "limit",
-	                 pg->limit, "offset", (json_int_t)pg->offset);
+	if (json_array_append_new(user, vehicle_json(v)) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "vehicles");
+	return PQ_OK;
 }
 
 static void h_vehicles_list(srv_ctx *c)
@@ -117,13 +133,14 @@ static void h_vehicles_list(srv_ctx *c)
 		}
 	}
 	json_t *items = json_array();
-	int rc = store_vehicle_list(c->db, &f, &pg, list_vehicle_cb, items, &total);
+	int rc = items ? store_vehicle_list(c->db, &f, &pg, list_vehicle_cb, items, &total)
+	               : pq_err_set(PQ_ERR_NOMEM, "vehicles");
 	if (rc != PQ_OK) {
 		json_decref(items);
 		srv_fail(c, rc, "listing vehicles");
 		goto out;
 	}
-	srv_json(c, 200, page_json(items, &pg, total));
+	srv_json(c, 200, srv_page_json(items, &pg, total));
 out:
 	free(model);
 	free(online);
@@ -247,7 +264,7 @@ static void h_vehicles_register(srv_ctx *c)
 	char loc[128];
 	snprintf(loc, sizeof(loc), "/api/v1/vehicles/%s", vin);
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
-	srv_json(c, 201, vehicle_json(&v, false));
+	srv_json(c, 201, vehicle_json(&v));
 out:
 	json_decref(b);
 }
@@ -257,35 +274,50 @@ static int list_ecu_cb(const store_ecu *e, void *user);
 static int hist_cb(const store_ecu_change *h, void *user);
 
 /* A vehicle with its ECUs (all of them) and its latest 50 version changes. */
-static void h_vehicle_get(srv_ctx *c)
+static int vehicle_view(srv_ctx *c, const char *vin, json_t **out)
 {
 	store_vehicle v = {0};
-	const char *vin = c->params[0];
 	store_page all = {.limit = STORE_PAGE_MAX}, recent = {.limit = 50};
 	int64_t necu = 0, nhist = 0;
-	if (!route_own_vehicle(c, vin))
-		return;
-	int rc = store_vehicle_get(c->db, vin, &v);
-	json_t *ecus = json_array(), *hist = json_array();
+	json_t *j = NULL, *ecus = json_array(), *hist = json_array();
+	int rc =
+	    ecus && hist ? store_vehicle_get(c->db, vin, &v) : pq_err_set(PQ_ERR_NOMEM, "vehicle");
 	for (int64_t off = 0; rc == PQ_OK && (off == 0 || off < necu); off += STORE_PAGE_MAX) {
 		all.offset = off;
 		rc = store_ecu_list(c->db, vin, &all, list_ecu_cb, ecus, &necu);
 	}
 	if (rc == PQ_OK)
 		rc = store_vehicle_history(c->db, vin, &recent, hist_cb, hist, &nhist);
+	if (rc == PQ_OK)
+		rc = vehicle_full_json(&v, &j);
+	store_vehicle_clear(&v);
+	if (rc != PQ_OK)
+		goto out;
+	if (json_object_set(j, "ecus", ecus) || json_object_set(j, "history", hist) ||
+	    json_object_set_new(j, "history_total", json_integer((json_int_t)nhist))) {
+		rc = pq_err_set(PQ_ERR_NOMEM, "vehicle");
+		goto out;
+	}
+	*out = j;
+	j = NULL;
+out:
+	json_decref(j);
+	json_decref(ecus);
+	json_decref(hist);
+	return rc;
+}
+
+static void h_vehicle_get(srv_ctx *c)
+{
+	json_t *j = NULL;
+	if (!route_own_vehicle(c, c->params[0]))
+		return;
+	int rc = vehicle_view(c, c->params[0], &j);
 	if (rc != PQ_OK) {
-		json_decref(ecus);
-		json_decref(hist);
-		store_vehicle_clear(&v);
 		srv_fail(c, rc, "vehicle");
 		return;
 	}
-	json_t *j = vehicle_json(&v, true);
-	json_object_set_new(j, "ecus", ecus);
-	json_object_set_new(j, "history", hist);
-	json_object_set_new(j, "history_total", json_integer((json_int_t)nhist));
 	srv_json(c, 200, j);
-	store_vehicle_clear(&v);
 }
 
 static void h_vehicle_delete(srv_ctx *c)
@@ -308,7 +340,8 @@ static void h_vehicle_vci_put(srv_ctx *c)
 	if (!b)
 		return;
 	char *text = json_dumps(b, JSON_COMPACT);
-	int rc = text ? store_vehicle_set_vci(c->db, vin, text, c->now_ms) : PQ_ERR_NOMEM;
+	int rc = text ? store_vehicle_set_vci(c->db, vin, text, c->now_ms)
+	              : pq_err_set(PQ_ERR_NOMEM, "VCI");
 	free(text);
 	json_decref(b);
 	if (rc != PQ_OK) {
@@ -330,9 +363,13 @@ static void h_vehicle_vci_get(srv_ctx *c)
 		srv_fail(c, rc, "vehicle");
 		return;
 	}
-	json_error_t e;
-	json_t *vci = v.last_vci ? json_loads(v.last_vci, 0, &e) : NULL;
+	json_t *vci = NULL;
+	rc = srv_json_text(v.last_vci, "last VCI", &vci);
 	store_vehicle_clear(&v);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "vehicle");
+		return;
+	}
 	if (!vci) {
 		srv_error(c, 404, "not_found", "vehicle %s has not reported a VCI", vin);
 		return;
@@ -350,7 +387,9 @@ static json_t *ecu_json(const store_ecu *e)
 
 static int list_ecu_cb(const store_ecu *e, void *user)
 {
-	return json_array_append_new(user, ecu_json(e)) == 0 ? PQ_OK : PQ_ERR_NOMEM;
+	if (json_array_append_new(user, ecu_json(e)) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "ECUs");
+	return PQ_OK;
 }
 
 static void h_ecus_list(srv_ctx *c)
@@ -364,6 +403,8 @@ static void h_ecus_list(srv_ctx *c)
 	int rc = store_vehicle_get(c->db, vin, &v);
 	store_vehicle_clear(&v);
 	json_t *items = json_array();
+	if (rc == PQ_OK && !items)
+		rc = pq_err_set(PQ_ERR_NOMEM, "ECUs");
 	if (rc == PQ_OK)
 		rc = store_ecu_list(c->db, vin, &pg, list_ecu_cb, items, &total);
 	if (rc != PQ_OK) {
@@ -371,7 +412,7 @@ static void h_ecus_list(srv_ctx *c)
 		srv_fail(c, rc, "listing ECUs");
 		return;
 	}
-	srv_json(c, 200, page_json(items, &pg, total));
+	srv_json(c, 200, srv_page_json(items, &pg, total));
 }
 
 static void h_ecu_get(srv_ctx *c)
@@ -389,12 +430,12 @@ static void h_ecu_get(srv_ctx *c)
 
 static int hist_cb(const store_ecu_change *h, void *user)
 {
-	return json_array_append_new(user, json_pack("{s:s,s:s,s:s,s:s,s:I}", "ecu_id", h->ecu_id,
-	                                             "software_type", h->software_type, "from",
-	                                             h->from_version, "to", h->to_version, "at_ms",
-	                                             (json_int_t)h->at_ms)) == 0
-	           ? PQ_OK
-	           : PQ_ERR_NOMEM;
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I}", "ecu_id", h->ecu_id, "software_type",
+	                      h->software_type, "from", h->from_version, "to", h->to_version,
+	                      "at_ms", (json_int_t)h->at_ms);
+	if (json_array_append_new(user, j) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "history");
+	return PQ_OK;
 }
 
 static void h_ecu_history(srv_ctx *c)
@@ -406,6 +447,8 @@ static void h_ecu_history(srv_ctx *c)
 		return;
 	int rc = store_ecu_get(c->db, c->params[0], c->params[1], &e);
 	json_t *items = json_array();
+	if (rc == PQ_OK && !items)
+		rc = pq_err_set(PQ_ERR_NOMEM, "ECU history");
 	if (rc == PQ_OK)
 		rc = store_ecu_history(c->db, c->params[0], c->params[1], &pg, hist_cb, items,
 		                       &total);
@@ -414,7 +457,7 @@ static void h_ecu_history(srv_ctx *c)
 		srv_fail(c, rc, "ECU history");
 		return;
 	}
-	srv_json(c, 200, page_json(items, &pg, total));
+	srv_json(c, 200, srv_page_json(items, &pg, total));
 }
 
 /* ---- download tokens ----------------------------------------------------------------------- */
@@ -464,14 +507,16 @@ static void h_download_token(srv_ctx *c)
 
 static int audit_cb(const store_audit *a, void *user)
 {
-	json_error_t e;
-	json_t *d = a->detail ? json_loads(a->detail, 0, &e) : NULL;
-	return json_array_append_new(
-	           user, json_pack("{s:I,s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)a->id, "at_ms",
-	                           (json_int_t)a->at_ms, "actor", a->actor, "action", a->action,
-	                           "target", a->target, "detail", d ? d : json_null())) == 0
-	           ? PQ_OK
-	           : PQ_ERR_NOMEM;
+	json_t *d = NULL;
+	int rc = srv_json_text(a->detail, "audit detail", &d);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "audit record %lld", (long long)a->id);
+	json_t *j = json_pack("{s:I,s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)a->id, "at_ms",
+	                      (json_int_t)a->at_ms, "actor", a->actor, "action", a->action,
+	                      "target", a->target, "detail", d ? d : json_null());
+	if (json_array_append_new(user, j) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "audit log");
+	return PQ_OK;
 }
 
 static void h_audit(srv_ctx *c)
@@ -481,13 +526,14 @@ static void h_audit(srv_ctx *c)
 	if (!srv_page(c, &pg))
 		return;
 	json_t *items = json_array();
-	int rc = store_audit_list(c->db, &pg, audit_cb, items, &total);
+	int rc = items ? store_audit_list(c->db, &pg, audit_cb, items, &total)
+	               : pq_err_set(PQ_ERR_NOMEM, "audit log");
 	if (rc != PQ_OK) {
 		json_decref(items);
 		srv_fail(c, rc, "audit log");
 		return;
 	}
-	srv_json(c, 200, page_json(items, &pg, total));
+	srv_json(c, 200, srv_page_json(items, &pg, total));
 }
 
 /* ---- the table ----------------------------------------------------------------------------- */

@@ -9,6 +9,10 @@
 /* Vehicles may only see themselves (sends 403 and returns false otherwise). */
 bool route_own_vehicle(srv_ctx *c, const char *vin);
 
+/* Whether id can name a record made here (a UUID: 1..STORE_ID_MAX of [0-9A-Fa-f-]); sends
+ * 404 "no <what> '<id>'" and returns false otherwise. */
+bool route_id_ok(srv_ctx *c, const char *id, const char *what);
+
 /* GET/HEAD /packages/{sha256} */
 void route_download(srv_ctx *c);
 

@@ -6,7 +6,9 @@
  * Lifetime: srv_new() checks everything it needs before serving (keys readable, store
  * reachable and migrated, data directory writable, port free) and fails with a clear
  * error; srv_run() serves until srv_stop() (e.g. from SIGTERM), then stops accepting,
- * lets in-flight requests finish (bounded by the drain timeout) and returns. */
+ * lets in-flight requests finish (bounded by the drain timeout) and returns. The library
+ * leaves process state alone: the program ignores SIGPIPE (a peer closing mid-response must
+ * not kill it) and handles SIGTERM. */
 #ifndef PQOTA_SERVER_SERVER_H
 #define PQOTA_SERVER_SERVER_H
 
@@ -127,7 +129,8 @@ extern const srv_route route_campaign_table[];
 extern const srv_route route_uptane_table[];
 extern const srv_route *const srv_route_tables[];
 
-/* Responses. srv_json takes ownership of body. */
+/* Responses. srv_json takes ownership of body; a NULL body (its builder ran out of memory)
+ * is answered with a 500, except for status 204. */
 void srv_json(srv_ctx *c, int status, json_t *body);
 void srv_error(srv_ctx *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -151,10 +154,15 @@ void srv_count(srv_ctx *c, int status, uint64_t body_bytes);
 
 /* Request body as parsed JSON (object), or an error already sent (returns NULL). */
 json_t *srv_body_json(srv_ctx *c);
+/* JSON text the server stored itself (a VCI, parameters, a policy), parsed again: *out NULL
+ * when text is NULL; PQ_ERR_FORMAT (with `what`) when it does not parse, PQ_ERR_NOMEM. */
+int srv_json_text(const char *text, const char *what, json_t **out) PQ_MUST_CHECK;
 /* Query parameter value (decoded, malloc'd; caller frees) or NULL. */
 char *srv_query(srv_ctx *c, const char *name);
 /* Pagination from ?limit=&offset= (defaults 50, 0); false (error sent) when invalid. */
 bool srv_page(srv_ctx *c, store_page *pg);
+/* {"items","total","limit","offset"} of one page; takes items (NULL: returns NULL). */
+json_t *srv_page_json(json_t *items, const store_page *pg, int64_t total);
 /* Appends an audit record for a state change by the current actor. */
 void srv_audit(srv_ctx *c, const char *action, const char *target, json_t *detail);
 
@@ -176,7 +184,8 @@ int srv_token_make(const srv *s, const char *vin, const char *sha256, int64_t ex
 int srv_token_check(const srv *s, const char *token, const char *sha256, int64_t now_ms,
                     char *vin_out, size_t vin_len) PQ_MUST_CHECK;
 
-/* Metrics (lock-free counters). */
+/* /metrics: every counter of the server and its control plane in the Prometheus text
+ * format (metrics.c). */
 void srv_metrics_text(srv *s, struct evbuffer *out);
 
 #endif

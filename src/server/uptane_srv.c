@@ -1,8 +1,7 @@
-/* uptane_srv.c: the server's Uptane repositories and routes (uptane_srv.h). */
-#include "server/uptane_srv.h"
-
+/* uptane_srv.c: the server's Uptane repositories over the store (uptane_srv.h): the role
+ * keys, the image repository kept in step with the releases, the timestamp renewed, and the
+ * /uptane/ routes that serve what is stored. The director's side is uptane_meta.c. */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,36 +9,19 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include "core/log.h"
 #include "core/semver.h"
-#include "crypto/aead.h"
+#include "core/text.h"
 #include "crypto/hash.h"
-#include "crypto/kem.h"
-#include "server/msg.h"
 #include "server/routes.h"
+#include "server/uptane_int.h"
 #include "store/campaign.h"
-#include "uptane/cjson.h"
-#include "uptane/repo.h"
 
 #define LOGC            "uptane"
 #define TIMESTAMP_RENEW (12LL * 3600 * 1000) /* re-sign the timestamp after 12 h */
 #define IMAGE_CHECK_MS  2000                 /* compare the releases at most this often */
-#define REPO_IMAGE      "image"
-#define REPO_DIRECTOR   "director"
-
-struct usrv {
-	pthread_mutex_t lock; /* the up_repo and the fields below */
-	up_repo *repo;
-	up_repo_opts opts;
-	char dir[1024];
-	char published[65];   /* digest of the target list last seen published */
-	int64_t ts_signed_ms; /* when this instance last signed or saw a timestamp */
-	int64_t next_check_ms;
-	bool director_root_ok; /* the director root is in the store */
-};
+#define REPO_IMAGE      USRV_REPO_IMAGE
+#define REPO_DIRECTOR   USRV_REPO_DIRECTOR
 
 static const char *const roles[UP_ROLE_COUNT] = {"root", "targets", "snapshot", "timestamp"};
 
@@ -97,8 +79,7 @@ static int load_state(store *db, up_repo_state *st)
 	return rc;
 }
 
-/* Reopens the repository at the store's versions (after a start or a lost race). */
-static int sync_repo(usrv *u, store *db)
+int usrv__sync_repo(usrv *u, store *db)
 {
 	up_repo_state st;
 	int rc = load_state(db, &st);
@@ -122,12 +103,12 @@ int usrv_new(const srv_options *o, usrv **out)
 	if (!u)
 		return pq_err_set(PQ_ERR_NOMEM, "uptane");
 	pthread_mutex_init(&u->lock, NULL);
-	snprintf(u->dir, sizeof(u->dir), "%s", o->uptane_dir);
 	u->opts.policy = PQ_POLICY_HYBRID;
 	if (o->uptane_snapshot_ms > 0)
 		u->opts.expiry[UP_REPO_IMAGE][UP_ROLE_SNAPSHOT] = o->uptane_snapshot_ms / 1000;
-	int rc = PQ_OK;
-	if (o->uptane_policy)
+	u->dir = strdup(o->uptane_dir);
+	int rc = u->dir ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "uptane");
+	if (rc == PQ_OK && o->uptane_policy)
 		rc = pq_policy_from_name(o->uptane_policy, &u->opts.policy);
 	/* the keys must load now, so that a bad directory stops the start-up */
 	if (rc == PQ_OK)
@@ -148,6 +129,7 @@ void usrv_free(usrv *u)
 		return;
 	up_repo_free(u->repo);
 	pthread_mutex_destroy(&u->lock);
+	free(u->dir);
 	free(u);
 }
 
@@ -157,7 +139,6 @@ typedef struct {
 	up_target *t;
 	size_t n, cap;
 	char (*names)[80];
-	int rc;
 } tlist;
 
 static int add_target(tlist *l, const store_release *r, bool delta)
@@ -242,17 +223,31 @@ static int digest_of(json_t *obj, char hex[65])
 	return rc;
 }
 
+/* {name: {length, sha256}} of a target list, or of the stored targets.json: the part of
+ * the image targets that the releases decide. */
+static int digest_entry(json_t *o, const char *name, json_t *length, json_t *sha256)
+{
+	if (json_object_set_new(o, name, json_pack("{sOsO}", "length", length, "sha256", sha256)) !=
+	    0)
+		return pq_err_set(PQ_ERR_NOMEM, "digest");
+	return PQ_OK;
+}
+
 static int digest_list(const tlist *l, char hex[65])
 {
 	json_t *o = json_object();
-	for (size_t i = 0; o && i < l->n; i++) {
+	int rc = o ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "digest");
+	for (size_t i = 0; rc == PQ_OK && i < l->n; i++) {
 		char sha[65];
 		pq_hex_encode(l->t[i].sha256, 32, sha);
-		json_object_set_new(
-		    o, l->names[i],
-		    json_pack("{sIss}", "length", (json_int_t)l->t[i].length, "sha256", sha));
+		json_t *len = json_integer((json_int_t)l->t[i].length), *s = json_string(sha);
+		rc = len && s ? digest_entry(o, l->names[i], len, s)
+		              : pq_err_set(PQ_ERR_NOMEM, "digest");
+		json_decref(len);
+		json_decref(s);
 	}
-	int rc = o ? digest_of(o, hex) : pq_err_set(PQ_ERR_NOMEM, "digest");
+	if (rc == PQ_OK)
+		rc = digest_of(o, hex);
 	json_decref(o);
 	return rc;
 }
@@ -261,27 +256,34 @@ static int digest_list(const tlist *l, char hex[65])
 static int digest_stored(store *db, char hex[65])
 {
 	char *body = NULL;
+	json_t *doc = NULL, *o = NULL, *t;
+	const char *name;
 	hex[0] = '\0';
 	int rc = store_uptane_get_latest(db, REPO_IMAGE, "", "targets", &body, NULL);
 	if (rc == PQ_ERR_NOTFOUND)
 		return PQ_OK;
 	if (rc != PQ_OK)
 		return rc;
-	json_error_t je;
-	json_t *doc = json_loads(body, 0, &je);
+	rc = srv_json_text(body, "stored targets.json", &doc);
 	free(body);
+	if (rc != PQ_OK)
+		return rc;
 	json_t *targets = json_object_get(json_object_get(doc, "signed"), "targets");
-	json_t *o = json_object();
-	const char *name;
-	json_t *t;
+	o = json_object();
+	rc = json_is_object(targets) ? PQ_OK : pq_err_set(PQ_ERR_FORMAT, "stored targets.json");
+	if (rc == PQ_OK && !o)
+		rc = pq_err_set(PQ_ERR_NOMEM, "digest");
 	json_object_foreach(targets, name, t)
 	{
-		json_object_set_new(
-		    o, name,
-		    json_pack("{sOsO}", "length", json_object_get(t, "length"), "sha256",
-		              json_object_get(json_object_get(t, "hashes"), "sha256")));
+		json_t *len = json_object_get(t, "length"),
+		       *sha = json_object_get(json_object_get(t, "hashes"), "sha256");
+		if (rc != PQ_OK)
+			break;
+		rc = len && sha ? digest_entry(o, name, len, sha)
+		                : pq_err_set(PQ_ERR_FORMAT, "stored targets.json: %s", name);
 	}
-	rc = (doc && o) ? digest_of(o, hex) : pq_err_set(PQ_ERR_FORMAT, "stored targets.json");
+	if (rc == PQ_OK)
+		rc = digest_of(o, hex);
 	json_decref(o);
 	json_decref(doc);
 	return rc;
@@ -303,9 +305,11 @@ static int stored_expiry(store *db, const char *role, int64_t *exp_s)
 		return PQ_OK;
 	if (rc != PQ_OK)
 		return rc;
-	json_error_t je;
-	json_t *doc = json_loads(body, 0, &je);
+	json_t *doc = NULL;
+	rc = srv_json_text(body, "stored image metadata", &doc);
 	free(body);
+	if (rc != PQ_OK)
+		return rc;
 	const char *e =
 	    json_string_value(json_object_get(json_object_get(doc, "signed"), "expires"));
 	rc = e ? up_time_parse(e, exp_s) : pq_err_set(PQ_ERR_FORMAT, "stored %s.json", role);
@@ -321,8 +325,8 @@ static int put_blob(store *db, const char *repo, const char *vin, const char *ro
 	return store_uptane_put(db, repo, vin, role, b->version, b->data, now_ms);
 }
 
-static int store_set(store *db, const char *repo, const char *vin, const up_meta_set *m,
-                     int64_t now_ms)
+int usrv__store_set(store *db, const char *repo, const char *vin, const up_meta_set *m,
+                    int64_t now_ms)
 {
 	int rc = store_begin(db);
 	if (rc != PQ_OK)
@@ -361,93 +365,130 @@ static int ensure_director_root(usrv *u, store *db, int64_t now_ms)
 		if (rc == PQ_ERR_EXISTS)
 			rc = PQ_OK;
 		if (rc == PQ_OK)
-			rc = sync_repo(u, db);
+			rc = usrv__sync_repo(u, db);
 	}
 	if (rc == PQ_OK)
 		u->director_root_ok = true;
 	return rc;
 }
 
-static int image_refresh_locked(usrv *u, store *db, int64_t now_ms, bool force)
+/* Every release's packages as image targets. */
+static int list_targets(store *db, tlist *l)
 {
-	int rc = PQ_OK;
-	if (!force && now_ms < u->next_check_ms)
-		return PQ_OK;
-	u->next_check_ms = now_ms + IMAGE_CHECK_MS; /* also paces retries after an error */
-	if (!u->repo && (rc = sync_repo(u, db)) != PQ_OK)
-		return rc;
-	if ((rc = ensure_director_root(u, db, now_ms)) != PQ_OK)
-		return rc;
-	tlist l = {0};
 	int64_t total = 0;
-	for (int64_t off = 0; rc == PQ_OK; off += STORE_PAGE_MAX) {
+	for (int64_t off = 0;; off += STORE_PAGE_MAX) {
 		store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
-		rc = store_release_list(db, NULL, &pg, rel_cb, &l, &total);
+		int rc = store_release_list(db, NULL, &pg, rel_cb, l, &total);
+		if (rc != PQ_OK)
+			return rc;
 		if (off + STORE_PAGE_MAX >= total)
 			break;
 	}
-	char want[65], have[65];
-	if (rc == PQ_OK)
-		rc = digest_list(&l, want);
-	/* the snapshot (7 days) and the targets (90 days) are re-signed when the snapshot has
-	 * less than half its lifetime left, even when no release changed */
+	for (size_t i = 0; i < l->n; i++)
+		l->t[i].name = l->names[i];
+	return PQ_OK;
+}
+
+/* Whether the snapshot (7 days) and the targets (90 days) are to be re-signed: when the
+ * snapshot has less than half its lifetime left, even when no release changed. */
+static int snapshot_due(usrv *u, store *db, int64_t now_ms, bool *due)
+{
 	int64_t snap_exp = 0;
-	if (rc == PQ_OK && u->published[0])
-		rc = stored_expiry(db, "snapshot", &snap_exp);
-	if (rc == PQ_OK && u->published[0] && snap_exp &&
-	    snap_exp - now_ms / 1000 < snapshot_lifetime(u) / 2) {
+	*due = false;
+	if (!u->published[0])
+		return PQ_OK;
+	int rc = stored_expiry(db, "snapshot", &snap_exp);
+	if (rc == PQ_OK)
+		*due = snap_exp && snap_exp - now_ms / 1000 < snapshot_lifetime(u) / 2;
+	return rc;
+}
+
+/* Signs and stores targets, snapshot and timestamp for the list l of digest want, unless
+ * the store holds them already (another instance published them, or this one did). A lost
+ * race reloads the repository and compares once more. */
+static int publish_targets(usrv *u, store *db, tlist *l, const char want[65], int64_t now_ms)
+{
+	char have[65] = "";
+	bool renew = false;
+	int rc = snapshot_due(u, db, now_ms, &renew);
+	if (rc != PQ_OK)
+		return rc;
+	if (renew) {
 		pq_log(PQ_LOG_INFO, LOGC,
 		       "image repository: renewing the snapshot before it expires");
 		u->published[0] = '\0';
-		have[0] = '\0';
-	} else if (rc == PQ_OK && strcmp(want, u->published) != 0) {
+	} else if (strcmp(want, u->published) != 0) {
 		rc = digest_stored(db, have);
 	}
 	for (int attempt = 0; rc == PQ_OK && strcmp(want, u->published) != 0 && attempt < 2;
 	     attempt++) {
-		if (strcmp(want, have) == 0) { /* another instance published it (or we did) */
-			memcpy(u->published, want, sizeof(want));
+		if (strcmp(want, have) == 0) {
+			memcpy(u->published, want, sizeof(u->published));
 			break;
 		}
 		up_meta_set m = {0};
-		for (size_t i = 0; i < l.n; i++)
-			l.t[i].name = l.names[i];
-		rc = up_image_publish(u->repo, l.t, l.n, now_ms / 1000, &m);
+		rc = up_image_publish(u->repo, l->t, l->n, now_ms / 1000, &m);
 		if (rc == PQ_OK)
-			rc = store_set(db, REPO_IMAGE, "", &m, now_ms);
+			rc = usrv__store_set(db, REPO_IMAGE, "", &m, now_ms);
 		if (rc == PQ_OK) {
 			pq_log(PQ_LOG_INFO, LOGC,
 			       "image repository: targets version %" PRId64 " (%zu images)",
-			       m.targets.version, l.n);
-			memcpy(u->published, want, sizeof(want));
+			       m.targets.version, l->n);
+			memcpy(u->published, want, sizeof(u->published));
 			u->ts_signed_ms = now_ms;
 		}
 		up_meta_set_free(&m);
 		if (rc == PQ_ERR_EXISTS) { /* lost a race with another instance: reload */
-			rc = sync_repo(u, db);
+			rc = usrv__sync_repo(u, db);
 			if (rc == PQ_OK)
 				rc = digest_stored(db, have);
 		}
 	}
-	tlist_free(&l);
-	if (rc != PQ_OK || !u->published[0])
-		return rc;
-	/* a fresh timestamp well before the old one expires */
+	return rc;
+}
+
+/* A fresh timestamp well before the old one expires. */
+static int renew_timestamp(usrv *u, store *db, int64_t now_ms)
+{
 	if (u->ts_signed_ms == 0)
 		u->ts_signed_ms = now_ms; /* a restart: the stored one is less than a day old or
 		                           * gets renewed within the next renewal period */
-	if (now_ms - u->ts_signed_ms >= TIMESTAMP_RENEW) {
-		up_blob b = {0};
-		rc = up_image_timestamp(u->repo, now_ms / 1000, &b);
-		if (rc == PQ_OK)
-			rc = put_blob(db, REPO_IMAGE, "", "timestamp", &b, now_ms);
-		up_blob_free(&b);
-		if (rc == PQ_OK)
-			u->ts_signed_ms = now_ms;
-		else if (rc == PQ_ERR_EXISTS)
-			rc = sync_repo(u, db);
-	}
+	if (now_ms - u->ts_signed_ms < TIMESTAMP_RENEW)
+		return PQ_OK;
+	up_blob b = {0};
+	int rc = up_image_timestamp(u->repo, now_ms / 1000, &b);
+	if (rc == PQ_OK)
+		rc = put_blob(db, REPO_IMAGE, "", "timestamp", &b, now_ms);
+	up_blob_free(&b);
+	if (rc == PQ_OK)
+		u->ts_signed_ms = now_ms;
+	else if (rc == PQ_ERR_EXISTS)
+		rc = usrv__sync_repo(u, db);
 	return rc;
+}
+
+int usrv__image_refresh_locked(usrv *u, store *db, int64_t now_ms, bool force)
+{
+	if (!force && now_ms < u->next_check_ms)
+		return PQ_OK;
+	u->next_check_ms = now_ms + IMAGE_CHECK_MS; /* also paces retries after an error */
+	int rc = u->repo ? PQ_OK : usrv__sync_repo(u, db);
+	if (rc != PQ_OK)
+		return rc;
+	rc = ensure_director_root(u, db, now_ms);
+	if (rc != PQ_OK)
+		return rc;
+	tlist l = {0};
+	char want[65];
+	rc = list_targets(db, &l);
+	if (rc == PQ_OK)
+		rc = digest_list(&l, want);
+	if (rc == PQ_OK)
+		rc = publish_targets(u, db, &l, want, now_ms);
+	tlist_free(&l);
+	if (rc != PQ_OK || !u->published[0])
+		return rc;
+	return renew_timestamp(u, db, now_ms);
 }
 
 int usrv_image_refresh(srv *s, store *db, int64_t now_ms)
@@ -456,353 +497,8 @@ int usrv_image_refresh(srv *s, store *db, int64_t now_ms)
 	if (!u)
 		return PQ_OK;
 	pthread_mutex_lock(&u->lock);
-	int rc = image_refresh_locked(u, db, now_ms, false);
+	int rc = usrv__image_refresh_locked(u, db, now_ms, false);
 	pthread_mutex_unlock(&u->lock);
-	return rc;
-}
-
-/* ---- director and campaign metadata -------------------------------------------------- */
-
-typedef struct {
-	store_target t[UP_ECUS_MAX];
-	store_release r[UP_ECUS_MAX]; /* each target's release (notes dropped) */
-	size_t n;
-} dlist;
-
-static int dep_target_cb(const store_target *t, void *user)
-{
-	dlist *d = user;
-	if (d->n == UP_ECUS_MAX)
-		return pq_err_set(PQ_ERR_RANGE, "more than %d target ECUs", UP_ECUS_MAX);
-	d->t[d->n++] = *t;
-	return PQ_OK;
-}
-
-static void public_base(srv *s, char *out, size_t len)
-{
-	const srv_options *o = srv_get_options(s);
-	if (o->public_url) {
-		snprintf(out, len, "%s", o->public_url);
-		size_t n = strlen(out);
-		if (n && out[n - 1] == '/')
-			out[n - 1] = '\0';
-		return;
-	}
-	char host[256];
-	snprintf(host, sizeof(host), "%s", o->listen);
-	char *colon = strrchr(host, ':');
-	if (colon)
-		*colon = '\0';
-	if (!host[0] || strcmp(host, "0.0.0.0") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	snprintf(out, len, "https://%s:%d", host, srv_port(s));
-}
-
-/* What every image of one vehicle's metadata shares. */
-typedef struct {
-	srv *s;
-	store *db;
-	const char *vin;
-	char base[512];
-	int64_t now_ms, expires_ms;
-	bool encrypt; /* downloads.encrypt and the vehicle has KEM keys */
-	pq_key *kx, *km;
-	char first_token[256];
-} meta_ctx;
-
-/* The vehicle's registered KEM public keys; m->encrypt stays false (plaintext downloads)
- * for a vehicle registered without them. */
-static int load_recipient(meta_ctx *m)
-{
-	store_vehicle v = {0};
-	int rc = store_vehicle_get(m->db, m->vin, &v);
-	if (rc == PQ_OK && (!v.kem_x25519_pub || !v.kem_mlkem_pub)) {
-		pq_log(PQ_LOG_WARN, LOGC, "%s has no KEM keys: its packages are sent unencrypted",
-		       m->vin);
-		store_vehicle_clear(&v);
-		return PQ_OK;
-	}
-	if (rc == PQ_OK)
-		rc = pq_key_parse_pem(v.kem_x25519_pub, strlen(v.kem_x25519_pub), &m->kx);
-	if (rc == PQ_OK)
-		rc = pq_key_parse_pem(v.kem_mlkem_pub, strlen(v.kem_mlkem_pub), &m->km);
-	if (rc == PQ_OK &&
-	    (pq_key_alg(m->kx) != PQ_ALG_X25519 || pq_key_alg(m->km) != PQ_ALG_MLKEM768))
-		rc = pq_err_set(PQ_ERR_INVAL, "not an X25519 and an ML-KEM-768 key");
-	store_vehicle_clear(&v);
-	if (rc != PQ_OK)
-		return pq_err_wrap(rc, "KEM keys of %s", m->vin);
-	m->encrypt = true;
-	return PQ_OK;
-}
-
-/* "encryption" of one package for the vehicle: the content key wrapped to its KEM keys with
- * aad "VIN|<package sha256>". */
-static int encryption_json(meta_ctx *m, const store_package_key *k, json_t **out)
-{
-	uint8_t key[PQ_AEAD_KEY_LEN], blob[PQ_WRAP_MAX];
-	char aad[STORE_VIN_MAX + 1 + 64 + 1];
-	char b64[4 * ((PQ_WRAP_MAX + 2) / 3) + 1];
-	size_t n = 0, blen = sizeof(blob);
-	*out = NULL;
-	int rc = pq_hex_decode(k->content_key, key, sizeof(key), &n);
-	if (rc == PQ_OK && n != sizeof(key))
-		rc = pq_err_set(PQ_ERR_FORMAT, "stored content key of %s: bad length",
-		                k->file_sha256);
-	snprintf(aad, sizeof(aad), "%s|%s", m->vin, k->file_sha256);
-	pq_wrap_recipient to = {.x25519 = m->kx, .mlkem = m->km};
-	if (rc == PQ_OK)
-		rc = pq_wrap(&to, (const uint8_t *)aad, strlen(aad), key, sizeof(key), blob, &blen);
-	OPENSSL_cleanse(key, sizeof(key));
-	if (rc != PQ_OK)
-		return pq_err_wrap(rc, "wrapping the key of %s for %s", k->file_sha256, m->vin);
-	EVP_EncodeBlock((unsigned char *)b64, blob, (int)blen);
-	*out = json_pack("{sssssIssss}", "scheme", USRV_ENC_SCHEME, "sha256", k->enc_sha256,
-	                 "length", (json_int_t)k->enc_size, "aad", aad, "wrapped_key", b64);
-	return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "metadata");
-}
-
-/* Sets "url" and "encryption" of one package in obj: the encrypted copy (made now if the
- * package has none yet) with a token for it, or with encryption off the package itself
- * and "encryption": null. */
-static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256)
-{
-	store_package_key k;
-	char serve[65], token[256], url[1024];
-	json_t *enc = NULL;
-	int rc = PQ_OK;
-	memset(&k, 0, sizeof(k));
-	snprintf(serve, sizeof(serve), "%s", file_sha256);
-	if (m->encrypt) {
-		rc = srv_package_key(m->s, m->db, file_sha256, true, m->now_ms, &k);
-		if (rc == PQ_OK)
-			rc = encryption_json(m, &k, &enc);
-		if (rc == PQ_OK)
-			snprintf(serve, sizeof(serve), "%s", k.enc_sha256);
-		OPENSSL_cleanse(&k, sizeof(k));
-	}
-	if (rc == PQ_OK)
-		rc = srv_token_make(m->s, m->vin, serve, m->expires_ms, token, sizeof(token));
-	if (rc == PQ_OK && snprintf(url, sizeof(url), "%s/packages/%s?token=%s", m->base, serve,
-	                            token) >= (int)sizeof(url))
-		rc = pq_err_set(PQ_ERR_RANGE, "download URL too long (public_url)");
-	if (rc != PQ_OK) {
-		json_decref(enc);
-		return rc;
-	}
-	if (!m->first_token[0])
-		snprintf(m->first_token, sizeof(m->first_token), "%s", token);
-	/* json_object_set_new takes the value even when it fails */
-	int bad = json_object_set_new(obj, "url", json_string(url));
-	bad |= json_object_set_new(obj, "encryption", enc ? enc : json_null());
-	return bad ? pq_err_set(PQ_ERR_NOMEM, "metadata") : PQ_OK;
-}
-
-/* One element of "images". */
-static int image_json(meta_ctx *m, const store_target *t, const store_release *r, const char *name,
-                      json_t **out)
-{
-	bool delta = strcmp(t->package, "delta") == 0;
-	json_t *im = json_pack("{sssssssIsssssssssssss{sssI}}", "ecu_id", t->ecu_id, "release_id",
-	                       t->release_id, "name", name, "length", (json_int_t)t->file_size,
-	                       "sha256", t->file_sha256, "package", t->package, "from_version",
-	                       t->from_version, "to_version", t->to_version, "software_type",
-	                       t->software_type, "hardware_id", t->hardware_id, "image", "sha256",
-	                       r->image_sha256, "length", (json_int_t)r->image_size);
-	*out = NULL;
-	if (!im)
-		return pq_err_set(PQ_ERR_NOMEM, "metadata images");
-	int rc = set_download(m, im, t->file_sha256);
-	if (rc == PQ_OK && delta) {
-		/* the full package of the same release, for a vehicle whose installed image is
-		 * not the delta's base (the image repository lists it too) */
-		char fname[80];
-		snprintf(fname, sizeof(fname), "%s.full.swpg", t->release_id);
-		json_t *fb = json_pack("{sssIss}", "name", fname, "length",
-		                       (json_int_t)r->file_size, "sha256", r->file_sha256);
-		/* each set_new takes its value, also a NULL one (and fails) */
-		int bad = json_object_set_new(im, "delta_base",
-		                              json_pack("{ssss}", "sha256", r->delta_base_sha256,
-		                                        "version", r->delta_base_version));
-		bad |= json_object_set_new(im, "fallback", fb);
-		rc = bad ? pq_err_set(PQ_ERR_NOMEM, "metadata images")
-		         : set_download(m, fb, r->file_sha256);
-	}
-	if (rc != PQ_OK) {
-		json_decref(im);
-		return rc;
-	}
-	*out = im;
-	return PQ_OK;
-}
-
-/* The order of installation: the ECUs the campaign's policy.install_order names, in that
- * order, then the others by ECU id; and the policy's rollback_policy (default
- * all_or_nothing). */
-static int install_plan(store *db, const char *campaign_id, const dlist *d, size_t *order,
-                        char rollback[32])
-{
-	store_campaign c;
-	memset(&c, 0, sizeof(c));
-	int rc = store_campaign_get(db, campaign_id, &c);
-	if (rc != PQ_OK)
-		return rc;
-	json_error_t je;
-	json_t *pol = c.policy ? json_loads(c.policy, 0, &je) : NULL;
-	json_t *io = json_object_get(pol, "install_order");
-	const char *rb = json_string_value(json_object_get(pol, "rollback_policy"));
-	snprintf(rollback, 32, "%s", rb && strcmp(rb, "none") == 0 ? "none" : "all_or_nothing");
-	bool used[UP_ECUS_MAX] = {false};
-	size_t k = 0, j;
-	json_t *e;
-	json_array_foreach(io, j, e)
-	{
-		const char *ecu = json_string_value(e);
-		for (size_t i = 0; ecu && i < d->n; i++)
-			if (!used[i] && strcmp(d->t[i].ecu_id, ecu) == 0) {
-				used[i] = true;
-				order[k++] = i;
-				break;
-			}
-	}
-	for (size_t i = 0; i < d->n; i++)
-		if (!used[i])
-			order[k++] = i;
-	json_decref(pol);
-	store_campaign_clear(&c);
-	return PQ_OK;
-}
-
-int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const char *vin,
-                           int64_t now_ms, json_t **out)
-{
-	usrv *u = srv_uptane(s);
-	*out = NULL;
-	if (!u)
-		return pq_err_set(PQ_ERR_UNSUPPORTED,
-		                  "no Uptane role keys (uptane.keys or tls.pki)");
-	dlist *d = calloc(1, sizeof(*d));
-	meta_ctx *m = calloc(1, sizeof(*m));
-	up_director_entry *e = calloc(UP_ECUS_MAX, sizeof(*e));
-	char(*names)[80] = calloc(UP_ECUS_MAX, sizeof(*names));
-	size_t *order = calloc(UP_ECUS_MAX, sizeof(*order));
-	if (!d || !m || !e || !names || !order) {
-		free(d);
-		free(m);
-		free(e);
-		free(names);
-		free(order);
-		return pq_err_set(PQ_ERR_NOMEM, "metadata");
-	}
-	int rc = store_target_list(db, campaign_id, vin, dep_target_cb, d);
-	if (rc == PQ_OK && d->n == 0)
-		rc = pq_err_set(PQ_ERR_NOTFOUND, "%s has no targets in campaign %s", vin,
-		                campaign_id);
-	for (size_t i = 0; rc == PQ_OK && i < d->n; i++) {
-		const store_target *t = &d->t[i];
-		store_release *r = &d->r[i];
-		snprintf(names[i], sizeof(names[i]), "%s.%s.swpg", t->release_id, t->package);
-		e[i].ecu_id = t->ecu_id;
-		e[i].name = names[i];
-		e[i].length = t->file_size;
-		e[i].hardware_id = t->hardware_id;
-		size_t n = 0;
-		rc = pq_hex_decode(t->file_sha256, e[i].sha256, 32, &n);
-		if (rc == PQ_OK)
-			rc = store_release_get(db, t->release_id, r);
-		free(r->notes);
-		r->notes = NULL;
-		if (rc == PQ_OK)
-			rc = usrv_release_counter(r->version, &e[i].release_counter);
-	}
-	char rollback[32] = "";
-	if (rc == PQ_OK)
-		rc = install_plan(db, campaign_id, d, order, rollback);
-	up_meta_set ms = {0};
-	if (rc == PQ_OK) {
-		pthread_mutex_lock(&u->lock);
-		/* the image repository must list these images before the director names them */
-		rc = image_refresh_locked(u, db, now_ms, true);
-		for (int attempt = 0; rc == PQ_OK && attempt < 3; attempt++) {
-			int64_t version = 0;
-			char *old = NULL;
-			rc = store_uptane_get_latest(db, REPO_DIRECTOR, vin, "targets", &old,
-			                             &version);
-			free(old);
-			if (rc == PQ_ERR_NOTFOUND)
-				rc = PQ_OK;
-			if (rc == PQ_OK)
-				rc = up_director_publish(u->repo, vin, e, d->n, version + 1,
-				                         now_ms / 1000, &ms);
-			if (rc == PQ_OK)
-				rc = store_set(db, REPO_DIRECTOR, vin, &ms, now_ms);
-			if (rc != PQ_ERR_EXISTS)
-				break;
-			up_meta_set_free(&ms); /* another instance took that version */
-			rc = sync_repo(u, db);
-		}
-		pthread_mutex_unlock(&u->lock);
-	}
-	json_t *body = NULL, *images = NULL, *ecus = NULL;
-	int64_t ttl =
-	    srv_get_options(s)->token_ttl_ms > 0 ? srv_get_options(s)->token_ttl_ms : 3600 * 1000;
-	m->s = s;
-	m->db = db;
-	m->vin = vin;
-	m->now_ms = now_ms;
-	m->expires_ms = now_ms + ttl;
-	public_base(s, m->base, sizeof(m->base));
-	if (rc == PQ_OK && srv_get_options(s)->downloads_encrypt)
-		rc = load_recipient(m);
-	if (rc == PQ_OK) {
-		json_error_t je;
-		json_t *dt = json_loadb(ms.targets.data, ms.targets.len, 0, &je);
-		images = json_array();
-		ecus = json_array();
-		body = json_object();
-		if (!dt || !images || !ecus || !body) {
-			json_decref(dt);
-			rc = pq_err_set(PQ_ERR_NOMEM, "metadata");
-		} else {
-			json_object_set_new(body, "director_targets", dt);
-		}
-	}
-	for (size_t k = 0; rc == PQ_OK && k < d->n; k++) {
-		size_t i = order[k];
-		json_t *im = NULL;
-		rc = image_json(m, &d->t[i], &d->r[i], names[i], &im);
-		if (rc == PQ_OK && (json_array_append_new(images, im) ||
-		                    json_array_append_new(ecus, json_string(d->t[i].ecu_id))))
-			rc = pq_err_set(PQ_ERR_NOMEM, "metadata images");
-	}
-	if (rc == PQ_OK) {
-		char tbuf[32], repo_url[600];
-		json_object_set_new(body, "images", images);
-		json_object_set_new(body, "install_order", ecus);
-		images = ecus = NULL;
-		json_object_set_new(body, "rollback_policy", json_string(rollback));
-		snprintf(repo_url, sizeof(repo_url), "%s/uptane/image/", m->base);
-		json_object_set_new(body, "image_repository", json_string(repo_url));
-		snprintf(repo_url, sizeof(repo_url), "%s/uptane/director/%s/", m->base, vin);
-		json_object_set_new(body, "director_repository", json_string(repo_url));
-		json_object_set_new(body, "director_version", json_integer(ms.targets.version));
-		json_object_set_new(body, "token", json_string(m->first_token));
-		if (msg_format_time(m->expires_ms, tbuf) == PQ_OK)
-			json_object_set_new(body, "token_expires", json_string(tbuf));
-		*out = body;
-		body = NULL;
-	}
-	json_decref(images);
-	json_decref(ecus);
-	json_decref(body);
-	up_meta_set_free(&ms);
-	pq_key_free(m->kx);
-	pq_key_free(m->km);
-	free(m);
-	free(d);
-	free(e);
-	free(names);
-	free(order);
 	return rc;
 }
 

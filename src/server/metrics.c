@@ -1,0 +1,185 @@
+/* metrics.c: the server's counters and the one writer of /metrics (Prometheus text format
+ * 0.0.4): the HTTP counters kept here, lock-free, by every worker, then the control plane's
+ * (ctl_get_stats). docs/operations.md lists what each metric means. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "core/time.h"
+#include "server/control.h"
+#include "server/server_int.h"
+
+/* TLS groups counted by name; the last slot counts every other group. */
+static const char *const groups[SRV_TLS_GROUPS] = {"X25519MLKEM768",
+                                                   "SecP384r1MLKEM1024",
+                                                   "SecP256r1MLKEM768",
+                                                   "MLKEM512",
+                                                   "MLKEM768",
+                                                   "MLKEM1024",
+                                                   "x25519",
+                                                   "other"};
+
+/* ---- counting ------------------------------------------------------------------------- */
+
+void srv__metrics_start(srv *s)
+{
+	s->m.started_mono_ms = pq_mono_ms();
+}
+
+void srv__count_request(srv *s)
+{
+	atomic_fetch_add(&s->m.requests, 1);
+}
+
+void srv__count_status(srv *s, int status)
+{
+	int cls = status / 100;
+	if (cls >= 1 && cls <= 5)
+		atomic_fetch_add(&s->m.status[cls], 1);
+}
+
+void srv__count_bytes(srv *s, uint64_t n)
+{
+	atomic_fetch_add(&s->m.bytes_out, n);
+}
+
+void srv__count_rate_limited(srv *s)
+{
+	atomic_fetch_add(&s->m.rate_limited, 1);
+}
+
+void srv__count_auth_failed(srv *s)
+{
+	atomic_fetch_add(&s->m.auth_failed, 1);
+}
+
+void srv__count_tls_group(srv *s, const char *group)
+{
+	size_t i = 0;
+	while (i < SRV_TLS_GROUPS - 1 && (!group || strcasecmp(group, groups[i]) != 0))
+		i++;
+	atomic_fetch_add(&s->m.group[i], 1);
+}
+
+void srv_count(srv_ctx *c, int status, uint64_t body_bytes)
+{
+	srv__count_status(c->s, status);
+	srv__count_bytes(c->s, body_bytes);
+}
+
+/* ---- the exposition format ------------------------------------------------------------- */
+
+static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample; label is NULL or `key="value"` without the braces. */
+static void sample(struct evbuffer *out, const char *name, const char *label, uint64_t v)
+{
+	if (label)
+		evbuffer_add_printf(out, "%s{%s} %" PRIu64 "\n", name, label, v);
+	else
+		evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, v);
+}
+
+typedef struct {
+	const char *name, *type, *help;
+	uint64_t v;
+} metric;
+
+/* Metrics of one unlabelled sample each, in order. */
+static void metrics(struct evbuffer *out, const metric *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		family(out, m[i].name, m[i].type, m[i].help);
+		sample(out, m[i].name, NULL, m[i].v);
+	}
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint64_t load(atomic_uint_fast64_t *a)
+{
+	return (uint64_t)atomic_load(a);
+}
+
+static void http_metrics(srv *s, struct evbuffer *out)
+{
+	char label[64];
+	family(out, "pqota_http_requests_total", "counter", "HTTP requests received.");
+	sample(out, "pqota_http_requests_total", NULL, load(&s->m.requests));
+	family(out, "pqota_http_responses_total", "counter", "HTTP responses by status class.");
+	for (int i = 1; i <= 5; i++) {
+		snprintf(label, sizeof(label), "class=\"%dxx\"", i);
+		sample(out, "pqota_http_responses_total", label, load(&s->m.status[i]));
+	}
+	metric refused[] = {
+	    {"pqota_http_rate_limited_total", "counter", "Requests refused with 429.",
+	     load(&s->m.rate_limited)},
+	    {"pqota_http_auth_failures_total", "counter", "Requests refused with 401/403.",
+	     load(&s->m.auth_failed)},
+	    {"pqota_http_response_bytes_total", "counter", "Response body bytes queued.",
+	     load(&s->m.bytes_out)},
+	};
+	metrics(out, refused, COUNT(refused));
+	family(out, "pqota_uptime_seconds", "gauge", "Seconds since the server started.");
+	evbuffer_add_printf(out, "pqota_uptime_seconds %.3f\n",
+	                    (double)(pq_mono_ms() - s->m.started_mono_ms) / 1000.0);
+	family(out, "pqota_workers", "gauge", "Worker threads.");
+	sample(out, "pqota_workers", NULL, (uint64_t)s->nworkers);
+	family(out, "pqota_tls_requests_total", "counter",
+	       "Requests by negotiated TLS key-exchange group.");
+	for (size_t i = 0; i < SRV_TLS_GROUPS; i++) {
+		snprintf(label, sizeof(label), "group=\"%s\"", groups[i]);
+		sample(out, "pqota_tls_requests_total", label, load(&s->m.group[i]));
+	}
+}
+
+static void control_metrics(const ctl_stats *st, struct evbuffer *out)
+{
+	char label[64];
+	metric rows[] = {
+	    {"pqota_mqtt_connected", "gauge", "Whether the MQTT bridge is connected.",
+	     st->mqtt_connected ? 1 : 0},
+	    {"pqota_mqtt_received_total", "counter", "MQTT messages received.", st->received},
+	    {"pqota_mqtt_rejected_total", "counter",
+	     "MQTT messages dropped as malformed or invalid.", st->rejected},
+	    {"pqota_mqtt_duplicate_total", "counter", "MQTT messages ignored as redeliveries.",
+	     st->duplicate},
+	    {"pqota_mqtt_unknown_vehicle_total", "counter", "MQTT messages from unregistered VINs.",
+	     st->unknown_vehicle},
+	    {"pqota_mqtt_replay_total", "counter", "Wake-ups refused for a lower boot_seq.",
+	     st->replay},
+	    {"pqota_mqtt_published_total", "counter", "MQTT messages published.", st->published},
+	    {"pqota_mqtt_publish_failed_total", "counter",
+	     "MQTT publishes that failed (retried later).", st->publish_failed},
+	    {"pqota_mqtt_connects_total", "counter", "MQTT (re)connections.", st->connects},
+	    {"pqota_campaign_ticks_total", "counter", "Campaign engine ticks.", st->ticks},
+	    {"pqota_campaign_notified_total", "counter",
+	     "Campaign notifications (ota_campaign) published, re-notifications included.",
+	     st->notified},
+	    {"pqota_campaign_timed_out_total", "counter", "Deployments timed out.", st->timed_out},
+	    {"pqota_diag_requests_total", "counter", "Diagnostics requests published.",
+	     st->diag_requests},
+	};
+	metrics(out, rows, COUNT(rows));
+	family(out, "pqota_diag_responses_total", "counter",
+	       "Diagnostics answers stored by status (expired: no answer in time).");
+	for (int i = STORE_DIAG_ST_POSITIVE; i < STORE_DIAG_STATUS_COUNT; i++) {
+		snprintf(label, sizeof(label), "status=\"%s\"",
+		         store_diag_status_name((store_diag_status)i));
+		sample(out, "pqota_diag_responses_total", label, st->diag_responses[i]);
+	}
+	sample(out, "pqota_diag_responses_total", "status=\"expired\"", st->diag_expired);
+}
+
+void srv_metrics_text(srv *s, struct evbuffer *out)
+{
+	ctl_stats st;
+	http_metrics(s, out);
+	if (ctl_get_stats(s->ctl, &st))
+		control_metrics(&st, out);
+}

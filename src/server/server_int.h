@@ -1,0 +1,131 @@
+/* server_int.h: what the files of the HTTPS server share, and nothing else sees: the server
+ * and worker structures, the per-worker caches, the counters behind /metrics, and the
+ * cross-file functions (named srv__name, Mosquitto's module__name habit):
+ *   server.c     workers, listeners, start-up checks, graceful shutdown
+ *   router.c     request entry: path, identity, rate limit, route match, authorization
+ *   responses.c  JSON responses and errors, request body, query and paging helpers
+ *   tokens.c     download tokens and their key
+ *   metrics.c    the counters and the one writer of the Prometheus text
+ * Route modules (routes.c, releases.c, ...) include server.h only. */
+#ifndef PQOTA_SERVER_SERVER_INT_H
+#define PQOTA_SERVER_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "server/ratelimit.h"
+#include "server/server.h"
+
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+struct evhttp_request;
+struct ctl;
+struct usrv;
+
+/* ---- per-worker caches (router.c) ------------------------------------------------------ */
+
+/* Caches of store lookups that every request repeats, each entry valid for
+ * SRV_CACHE_TTL_MS: API keys by secret hash (a revocation takes effect within that time),
+ * whether a package belongs to a release, and client certificates found registered for
+ * their VIN (a deleted vehicle is refused within that time). Direct-mapped, fixed size,
+ * no locking (one worker thread each). */
+#define SRV_CACHE_SLOTS  256
+#define SRV_CACHE_TTL_MS 5000
+
+typedef struct {
+	char sha[65];
+	int64_t until_ms;
+	bool found;
+	store_apikey key;
+} srv_key_slot;
+
+typedef struct {
+	char sha[65];
+	int64_t until_ms;
+	bool known;
+} srv_file_slot;
+
+typedef struct {
+	char fp[65]; /* SHA-256 of the certificate */
+	char vin[STORE_VIN_MAX + 1];
+	int64_t until_ms;
+	bool registered; /* the certificate registered for that VIN */
+} srv_vehicle_slot;
+
+typedef struct {
+	srv_key_slot keys[SRV_CACHE_SLOTS];
+	srv_file_slot files[SRV_CACHE_SLOTS];
+	srv_vehicle_slot vehicles[SRV_CACHE_SLOTS];
+} srv_cache;
+
+/* ---- counters (metrics.c) ---------------------------------------------------------------- */
+
+#define SRV_TLS_GROUPS 8 /* TLS groups counted by name, the last slot for every other one */
+
+typedef struct {
+	atomic_uint_fast64_t requests, status[6], bytes_out, rate_limited, auth_failed;
+	atomic_uint_fast64_t group[SRV_TLS_GROUPS]; /* requests by negotiated TLS group */
+	int64_t started_mono_ms;
+} srv_metrics;
+
+/* ---- the server and its workers ------------------------------------------------------------ */
+
+struct srv_worker {
+	srv *s;
+	srv_cache cache;
+	int index;
+	pthread_t thread;
+	bool started;
+	int fd; /* this worker's listening socket (SO_REUSEPORT) */
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct event *stop_ev;
+	struct event *drain_ev;
+	store *db;
+	int active; /* requests in progress on this worker */
+	bool draining;
+};
+
+struct srv {
+	srv_options o;
+	char *listen_host, *listen_port;
+	SSL_CTX *ssl;
+	int port;
+	int nworkers;
+	srv_worker *workers;
+	int stop_fd; /* eventfd: srv_stop() -> srv_run() */
+	uint8_t token_key[32];
+	rl_limiter *rl;
+	srv_metrics m;
+	struct ctl *ctl;   /* control plane: MQTT bridge, campaign engine */
+	struct usrv *usrv; /* Uptane repositories */
+};
+
+/* server.c: a request starts on worker w (counted until it completes, for the drain). */
+void srv__request_begin(srv_worker *w, struct evhttp_request *req);
+
+/* router.c: evhttp's callback for every request of a worker (arg: the srv_worker). */
+void srv__on_request(struct evhttp_request *req, void *arg);
+
+/* tokens.c: loads the download-token key (token_secret_file, else DATA/token.key), creating
+ * it with 32 random bytes when the file does not exist. */
+int srv__token_key_load(srv *s) PQ_MUST_CHECK;
+
+/* metrics.c: lock-free counters, from any worker. */
+void srv__metrics_start(srv *s);
+void srv__count_request(srv *s);
+void srv__count_status(srv *s, int status);
+void srv__count_bytes(srv *s, uint64_t n);
+void srv__count_rate_limited(srv *s);
+void srv__count_auth_failed(srv *s);
+/* group: the negotiated group's name (SSL_get0_group_name), NULL counts as "other". */
+void srv__count_tls_group(srv *s, const char *group);
+
+#endif
