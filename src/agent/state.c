@@ -15,6 +15,7 @@
 #include "agent/agent_int.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "crypto/hash.h"
 
 #define STATE_MAX (64u * 1024u * 1024u)

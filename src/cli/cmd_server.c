@@ -14,6 +14,8 @@
 #include "core/config.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/text.h"
+#include "core/uuid.h"
 #include "crypto/hash.h"
 #include "crypto/profile.h"
 #include "server/server.h"
@@ -160,8 +162,21 @@ struct loaded {
 	srv_options o;
 };
 
-/* Parses --config/--set from argv (getopt already positioned), builds srv_options. */
-static int load_conf(struct loaded *L, const char *config, char **sets, int nsets)
+/* out = explicit when set, else PKI/rel when a PKI is set, else "": never a cut path. */
+static int pick_path(char *out, size_t cap, const char *explicit_path, const char *pki,
+                     const char *rel, const char *key)
+{
+	int rc = PQ_OK;
+	out[0] = '\0';
+	if (explicit_path[0])
+		rc = pq_path_join(out, cap, "", explicit_path);
+	else if (pki[0])
+		rc = pq_path_join(out, cap, pki, rel);
+	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "%s", key);
+}
+
+/* The configuration from defaults, --config, the environment and each --set. */
+static int load_layers(struct loaded *L, const char *config, char **sets, int nsets)
 {
 	int rc = cfg_new(&server_schema, &L->sc, &L->cfg);
 	if (rc == PQ_OK && config)
@@ -170,38 +185,70 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 		rc = cfg_load_env(L->cfg, environ);
 	for (int i = 0; rc == PQ_OK && i < nsets; i++)
 		rc = cfg_set(L->cfg, sets[i]);
-	if (rc != PQ_OK)
+	return rc;
+}
+
+/* The server's TLS identity and the store's location. */
+static int tls_and_store(struct loaded *L)
+{
+	const server_conf *c = &L->sc;
+	int rc;
+	if ((rc = pick_path(L->cert, sizeof(L->cert), c->cert, c->pki, "server/server.crt",
+	                    "tls.cert")) != PQ_OK ||
+	    (rc = pick_path(L->key, sizeof(L->key), c->key, c->pki, "server/server.key",
+	                    "tls.key")) != PQ_OK ||
+	    (rc = pick_path(L->ca, sizeof(L->ca), c->ca, c->pki, "ca/ca.crt", "tls.ca")) != PQ_OK)
 		return rc;
-	server_conf *c = &L->sc;
-	srv_options *o = &L->o;
-	memset(o, 0, sizeof(*o));
-	rc = pq_profile_find(c->profile, &o->profile);
-	if (rc != PQ_OK)
-		return pq_err_wrap(rc, "tls.profile");
-	if (c->pki[0]) {
-		snprintf(L->cert, sizeof(L->cert), "%s/server/server.crt", c->pki);
-		snprintf(L->key, sizeof(L->key), "%s/server/server.key", c->pki);
-		snprintf(L->ca, sizeof(L->ca), "%s/ca/ca.crt", c->pki);
-	}
-	if (c->cert[0])
-		snprintf(L->cert, sizeof(L->cert), "%s", c->cert);
-	if (c->key[0])
-		snprintf(L->key, sizeof(L->key), "%s", c->key);
-	if (c->ca[0])
-		snprintf(L->ca, sizeof(L->ca), "%s", c->ca);
 	if (c->backend == STORE_SQLITE && !c->store_url[0])
-		snprintf(L->url, sizeof(L->url), "%s/pqota.db", c->data_dir);
+		rc = pq_path_join(L->url, sizeof(L->url), c->data_dir, "pqota.db");
 	else
-		snprintf(L->url, sizeof(L->url), "%s", c->store_url);
+		rc = pq_path_join(L->url, sizeof(L->url), "", c->store_url);
+	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "store.url");
+}
+
+/* The MQTT bridge's broker and client identity, when mqtt.broker is set. */
+static int mqtt_options(struct loaded *L)
+{
+	const server_conf *c = &L->sc;
+	srv_options *o = &L->o;
+	char port[16];
+	long p;
+	int rc;
+	if (!c->mqtt_broker[0])
+		return PQ_OK;
+	if (cli_split_hostport(c->mqtt_broker, "127.0.0.1", L->mqtt_host, sizeof(L->mqtt_host),
+	                       port, sizeof(port)) != 0 ||
+	    cli_parse_long(port, 1, 65535, &p) != 0)
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "mqtt.broker '%s': expected HOST:PORT with a port in 1..65535",
+		                  c->mqtt_broker);
+	o->mqtt_host = L->mqtt_host;
+	o->mqtt_port = (int)p;
+	if ((rc = pick_path(L->mqtt_ca, sizeof(L->mqtt_ca), c->mqtt_ca, c->pki, "ca/ca.crt",
+	                    "mqtt.ca")) != PQ_OK ||
+	    (rc = pick_path(L->mqtt_cert, sizeof(L->mqtt_cert), c->mqtt_cert, c->pki,
+	                    "server-client/client.crt", "mqtt.cert")) != PQ_OK ||
+	    (rc = pick_path(L->mqtt_key, sizeof(L->mqtt_key), c->mqtt_key, c->pki,
+	                    "server-client/client.key", "mqtt.key")) != PQ_OK)
+		return rc;
+	if (!L->mqtt_ca[0] || !L->mqtt_cert[0] || !L->mqtt_key[0])
+		return pq_err_set(PQ_ERR_INVAL, "mqtt.broker is set: the MQTT client "
+		                                "identity needs tls.pki or mqtt.ca, "
+		                                "mqtt.cert and mqtt.key");
+	o->mqtt_ca = L->mqtt_ca;
+	o->mqtt_cert = L->mqtt_cert;
+	o->mqtt_key = L->mqtt_key;
+	return PQ_OK;
+}
+
+/* The limits, rate limits, downloads and engine settings, copied as they are. */
+static void plain_options(const server_conf *c, srv_options *o)
+{
 	o->listen = c->listen;
 	o->workers = (int)c->workers;
 	o->extra_groups = c->extra_groups[0] ? c->extra_groups : NULL;
-	o->cert_file = L->cert[0] ? L->cert : NULL;
-	o->key_file = L->key[0] ? L->key : NULL;
-	o->ca_file = L->ca[0] ? L->ca : NULL;
 	o->require_client_cert = c->require_client_cert;
 	o->store.backend = (store_backend)c->backend;
-	o->store.url = L->url;
 	o->data_dir = c->data_dir;
 	o->max_header_bytes = (size_t)c->max_header;
 	o->max_body_bytes = (size_t)c->max_body;
@@ -215,13 +262,7 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->token_secret_file = c->token_secret_file[0] ? c->token_secret_file : NULL;
 	o->downloads_encrypt = c->downloads_encrypt;
 	o->port_file = c->port_file[0] ? c->port_file : NULL;
-	pq_log_set_level((pq_log_level)c->log_level);
 	o->public_url = c->public_url[0] ? c->public_url : NULL;
-	if (o->public_url &&
-	    (strlen(o->public_url) > 400 || (strncmp(o->public_url, "https://", 8) != 0 &&
-	                                     strncmp(o->public_url, "http://", 7) != 0)))
-		return pq_err_set(PQ_ERR_INVAL,
-		                  "public_url must be an http(s):// URL of at most 400 characters");
 	o->instance_id = c->instance[0] ? c->instance : NULL;
 	o->engine_tick_ms = (int)c->tick_ms;
 	o->engine_lease_ms = c->lease_ms;
@@ -231,39 +272,34 @@ static int load_conf(struct loaded *L, const char *config, char **sets, int nset
 	o->uptane_dir = c->uptane_keys[0] ? c->uptane_keys : c->pki[0] ? c->pki : NULL;
 	o->uptane_policy = policies[c->uptane_policy_i];
 	o->uptane_snapshot_ms = c->snapshot_ms;
-	if (c->mqtt_broker[0]) {
-		char port[16];
-		long p;
-		if (cli_split_hostport(c->mqtt_broker, "127.0.0.1", L->mqtt_host,
-		                       sizeof(L->mqtt_host), port, sizeof(port)) != 0 ||
-		    cli_parse_long(port, 1, 65535, &p) != 0)
-			return pq_err_set(
-			    PQ_ERR_INVAL,
-			    "mqtt.broker '%s': expected HOST:PORT with a port in 1..65535",
-			    c->mqtt_broker);
-		o->mqtt_host = L->mqtt_host;
-		o->mqtt_port = (int)p;
-		if (c->pki[0]) {
-			snprintf(L->mqtt_ca, sizeof(L->mqtt_ca), "%s/ca/ca.crt", c->pki);
-			snprintf(L->mqtt_cert, sizeof(L->mqtt_cert), "%s/server-client/client.crt",
-			         c->pki);
-			snprintf(L->mqtt_key, sizeof(L->mqtt_key), "%s/server-client/client.key",
-			         c->pki);
-		}
-		if (c->mqtt_ca[0])
-			snprintf(L->mqtt_ca, sizeof(L->mqtt_ca), "%s", c->mqtt_ca);
-		if (c->mqtt_cert[0])
-			snprintf(L->mqtt_cert, sizeof(L->mqtt_cert), "%s", c->mqtt_cert);
-		if (c->mqtt_key[0])
-			snprintf(L->mqtt_key, sizeof(L->mqtt_key), "%s", c->mqtt_key);
-		if (!L->mqtt_ca[0] || !L->mqtt_cert[0] || !L->mqtt_key[0])
-			return pq_err_set(PQ_ERR_INVAL, "mqtt.broker is set: the MQTT client "
-			                                "identity needs tls.pki or mqtt.ca, "
-			                                "mqtt.cert and mqtt.key");
-		o->mqtt_ca = L->mqtt_ca;
-		o->mqtt_cert = L->mqtt_cert;
-		o->mqtt_key = L->mqtt_key;
-	}
+}
+
+/* Parses --config/--set from argv (getopt already positioned), builds srv_options. */
+static int load_conf(struct loaded *L, const char *config, char **sets, int nsets)
+{
+	server_conf *c = &L->sc;
+	srv_options *o = &L->o;
+	int rc = load_layers(L, config, sets, nsets);
+	if (rc != PQ_OK)
+		return rc;
+	memset(o, 0, sizeof(*o));
+	if ((rc = pq_profile_find(c->profile, &o->profile)) != PQ_OK)
+		return pq_err_wrap(rc, "tls.profile");
+	if ((rc = tls_and_store(L)) != PQ_OK)
+		return rc;
+	plain_options(c, o);
+	o->cert_file = L->cert[0] ? L->cert : NULL;
+	o->key_file = L->key[0] ? L->key : NULL;
+	o->ca_file = L->ca[0] ? L->ca : NULL;
+	o->store.url = L->url;
+	pq_log_set_level((pq_log_level)c->log_level);
+	if (o->public_url &&
+	    (strlen(o->public_url) > 400 || (strncmp(o->public_url, "https://", 8) != 0 &&
+	                                     strncmp(o->public_url, "http://", 7) != 0)))
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "public_url must be an http(s):// URL of at most 400 characters");
+	if ((rc = mqtt_options(L)) != PQ_OK)
+		return rc;
 	if (!o->cert_file || !o->key_file)
 		return pq_err_set(PQ_ERR_INVAL,
 		                  "no server certificate: set tls.pki or tls.cert and "

@@ -6,8 +6,6 @@
 #include <stdint.h>
 
 #include "core/err.h"
-#include "core/text.h" /* pq_hex_*: most users of digests print them */
-#include "core/uuid.h"
 
 typedef enum {
 	PQ_HASH_SHA256 = 0,

@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "core/time.h"
 #include "crypto/hash.h"
 #include "tls/tls.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "core/time.h"
 #include "core/uuid.h"
 #include "crypto/hash.h"
@@ -194,11 +195,6 @@ int msg_parse_time(const char *s, int64_t *ms)
 	int64_t days = days_from_date(y, mo, d);
 	*ms = ((days * 86400 + h * 3600 + mi * 60 + se) * 1000) + frac;
 	return PQ_OK;
-}
-
-int64_t msg_now_ms(void)
-{
-	return pq_real_ms();
 }
 
 /* ---- ids, topics, builders ----------------------------------------------------------- */

@@ -90,8 +90,4 @@ void msg_uuid4(char out[37]);
 int msg_format_time(int64_t ms, char out[32]) PQ_MUST_CHECK;
 int msg_parse_time(const char *s, int64_t *ms) PQ_MUST_CHECK;
 
-/* pq_real_ms() (core/time.h), the clock of message timestamps; the server's own code calls
- * pq_real_ms directly. */
-int64_t msg_now_ms(void);
-
 #endif

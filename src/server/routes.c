@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "core/text.h"
 #include "crypto/hash.h"
 #include "crypto/key.h"
 #include "crypto/pki.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/text.h"
 #include "core/time.h"
 #include "crypto/hash.h"
 #include "crypto/sig.h"

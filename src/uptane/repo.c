@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/text.h"
 #include "crypto/hash.h"
 #include "crypto/pki.h"
 #include "uptane/cjson.h"

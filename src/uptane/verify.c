@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "crypto/hash.h"
 #include "uptane/repo.h"
 

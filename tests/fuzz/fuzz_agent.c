@@ -19,6 +19,7 @@
 
 #include "agent/agent_int.h"
 #include "core/fileio.h"
+#include "core/text.h"
 #include "crypto/hash.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "crypto/kem.h"

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/text.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "crypto/kem.h"

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "core/time.h"
 #include "core/log.h"
 #include "server/diag.h"
 #include "server/msg.h"
@@ -567,7 +568,7 @@ static void test_send_and_answer(void **state)
 	sf_fixture *f = *state;
 	store *s = f->s;
 	static const char *const vins[] = {"VIN1", "VIN2"};
-	int64_t now = msg_now_ms();
+	int64_t now = pq_real_ms();
 	add_vehicle(s, "VIN1", true);
 	add_vehicle(s, "VIN2", true);
 	add_batch(s, "9a8b", vins, 2, now, 8000);

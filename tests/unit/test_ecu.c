@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/text.h"
 #include "testutil.h"
 #include "crypto/hash.h"
 #include "vehicle/ecu.h"

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "core/text.h"
 #include "crypto/hash.h"
 #include "pkg/bundle.h"
 #include "pkg/codec.h"

@@ -30,6 +30,7 @@
 #include <openssl/evp.h>
 
 #include "core/fileio.h"
+#include "core/text.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "crypto/kem.h"
