@@ -176,7 +176,7 @@ static int pick_path(char *out, size_t cap, const char *explicit_path, const cha
 }
 
 /* The configuration from defaults, --config, the environment and each --set. */
-static int load_layers(struct loaded *L, const char *config, char **sets, int nsets)
+static int load_layers(struct loaded *L, const char *config, char *const *sets, int nsets)
 {
 	int rc = cfg_new(&server_schema, &L->sc, &L->cfg);
 	if (rc == PQ_OK && config)
@@ -275,7 +275,7 @@ static void plain_options(const server_conf *c, srv_options *o)
 }
 
 /* Parses --config/--set from argv (getopt already positioned), builds srv_options. */
-static int load_conf(struct loaded *L, const char *config, char **sets, int nsets)
+static int load_conf(struct loaded *L, const char *config, char *const *sets, int nsets)
 {
 	server_conf *c = &L->sc;
 	srv_options *o = &L->o;
@@ -442,7 +442,18 @@ static int routes_cmd(bool json)
 	return CLI_EXIT_OK;
 }
 
-int cmd_server(int argc, char **argv)
+/* What the command line asks of pqota server. */
+typedef struct {
+	const char *config, *role, *name;
+	char *sets[64];
+	int nsets;
+	bool check, print, example, json;
+	char **pos; /* the subcommand and its arguments */
+	int npos;
+} server_args;
+
+/* Parses the options: -1 to go on, or the exit status. */
+static int parse_server_args(int argc, char **argv, server_args *a)
 {
 	static const struct option lo[] = {
 	    {"config", required_argument, NULL, 'c'},   {"set", required_argument, NULL, 's'},
@@ -450,39 +461,35 @@ int cmd_server(int argc, char **argv)
 	    {"example-config", no_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
 	    {"role", required_argument, NULL, 'r'},     {"name", required_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-	const char *config = NULL, *role = NULL, *name = NULL;
-	char *sets[64];
-	int nsets = 0, c, rc, ret = CLI_EXIT_OK;
-	bool check = false, print = false, example = false, json = false;
-	struct loaded *L = NULL;
+	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			config = optarg;
+			a->config = optarg;
 			break;
 		case 's':
-			if (nsets == 64)
+			if (a->nsets == 64)
 				return cli_usage_error("server", "at most 64 --set");
-			sets[nsets++] = optarg;
+			a->sets[a->nsets++] = optarg;
 			break;
 		case 'k':
-			check = true;
+			a->check = true;
 			break;
 		case 'p':
-			print = true;
+			a->print = true;
 			break;
 		case 'e':
-			example = true;
+			a->example = true;
 			break;
 		case 'j':
-			json = true;
+			a->json = true;
 			break;
 		case 'r':
-			role = optarg;
+			a->role = optarg;
 			break;
 		case 'n':
-			name = optarg;
+			a->name = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -491,57 +498,31 @@ int cmd_server(int argc, char **argv)
 			return cli_usage_error("server", "bad option");
 		}
 	}
-	char **pos = argv + optind;
-	int npos = argc - optind;
-	const char *sub = npos > 0 ? pos[0] : NULL;
-	if (sub && strcmp(sub, "routes") == 0)
-		return npos == 1 ? routes_cmd(json)
-		                 : cli_usage_error("server", "routes takes no arguments");
-	if (example) {
-		char *text = NULL;
-		rc = cfg_write_example(&server_schema, &text);
-		if (rc != PQ_OK)
-			return cli_error(rc, "example config");
-		fputs(text, stdout);
-		free(text);
-		return CLI_EXIT_OK;
-	}
-	L = calloc(1, sizeof(*L));
-	if (!L)
-		return cli_error(PQ_ERR_NOMEM, "server");
-	rc = load_conf(L, config, sets, nsets);
-	if (rc != PQ_OK) {
-		ret = cli_error(rc, "configuration");
-		goto out;
-	}
-	if (print) {
-		char *text = NULL;
-		rc = cfg_dump(L->cfg, CFG_DUMP_ORIGINS, &text);
-		if (rc != PQ_OK) {
-			ret = cli_error(rc, "print config");
-			goto out;
-		}
-		fputs(text, stdout);
-		free(text);
-		goto out;
-	}
-	if (sub && strcmp(sub, "apikey") == 0) {
-		ret = apikey_cmd(L, pos + 1, npos - 1, role, name);
-		goto out;
-	}
-	if (sub) {
-		ret = cli_usage_error("server", "unknown server command '%s'", sub);
-		goto out;
-	}
+	a->pos = argv + optind;
+	a->npos = argc - optind;
+	return -1;
+}
+
+/* Prints a malloc'd text (the example or the effective configuration) unless rc failed. */
+static int print_text(int rc, char *text, const char *what)
+{
+	if (rc != PQ_OK)
+		return cli_error(rc, "%s", what);
+	fputs(text, stdout);
+	free(text);
+	return CLI_EXIT_OK;
+}
+
+/* The start-up self-check, then (without --check) serving until SIGTERM or SIGINT. */
+static int serve(struct loaded *L, bool check)
+{
 	/* a client that closes its connection mid-response must not kill the server (the
 	 * library leaves signal dispositions to the program) */
 	signal(SIGPIPE, SIG_IGN);
 	srv *s = NULL;
-	rc = srv_new(&L->o, &s);
-	if (rc != PQ_OK) {
-		ret = cli_error(rc, "server start-up check");
-		goto out;
-	}
+	int rc = srv_new(&L->o, &s);
+	if (rc != PQ_OK)
+		return cli_error(rc, "server start-up check");
 	if (check) {
 		printf("ok: TLS profile %d (%s), store %s reachable and migrated, data directory "
 		       "%s, port %d free\n",
@@ -549,7 +530,7 @@ int cmd_server(int argc, char **argv)
 		       L->o.store.backend == STORE_SQLITE ? "sqlite" : "postgres", L->o.data_dir,
 		       srv_port(s));
 		srv_free(s);
-		goto out;
+		return CLI_EXIT_OK;
 	}
 	running = s;
 	struct sigaction sa;
@@ -560,10 +541,48 @@ int cmd_server(int argc, char **argv)
 	rc = srv_run(s);
 	running = NULL;
 	srv_free(s);
+	return rc == PQ_OK ? CLI_EXIT_OK : cli_error(rc, "server");
+}
+
+/* What needs the loaded configuration: --print-config, apikey, serving. */
+static int with_config(struct loaded *L, const server_args *a)
+{
+	const char *sub = a->npos > 0 ? a->pos[0] : NULL;
+	int rc = load_conf(L, a->config, a->sets, a->nsets);
 	if (rc != PQ_OK)
-		ret = cli_error(rc, "server");
-out:
+		return cli_error(rc, "configuration");
+	if (a->print) {
+		char *text = NULL;
+		rc = cfg_dump(L->cfg, CFG_DUMP_ORIGINS, &text);
+		return print_text(rc, text, "print config");
+	}
+	if (sub && strcmp(sub, "apikey") == 0)
+		return apikey_cmd(L, a->pos + 1, a->npos - 1, a->role, a->name);
+	if (sub)
+		return cli_usage_error("server", "unknown server command '%s'", sub);
+	return serve(L, a->check);
+}
+
+int cmd_server(int argc, char **argv)
+{
+	server_args a = {0};
+	int st = parse_server_args(argc, argv, &a);
+	if (st >= 0)
+		return st;
+	const char *sub = a.npos > 0 ? a.pos[0] : NULL;
+	if (sub && strcmp(sub, "routes") == 0)
+		return a.npos == 1 ? routes_cmd(a.json)
+		                   : cli_usage_error("server", "routes takes no arguments");
+	if (a.example) {
+		char *text = NULL;
+		int rc = cfg_write_example(&server_schema, &text);
+		return print_text(rc, text, "example config");
+	}
+	struct loaded *L = calloc(1, sizeof(*L));
+	if (!L)
+		return cli_error(PQ_ERR_NOMEM, "server");
+	st = with_config(L, &a);
 	cfg_free(L->cfg);
 	free(L);
-	return ret;
+	return st;
 }

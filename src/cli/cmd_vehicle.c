@@ -234,167 +234,169 @@ static int cmd_model(int argc, char **argv)
 	return 0;
 }
 
-int cmd_vehicle(int argc, char **argv)
-{
-	if (argc > 1 && !strcmp(argv[1], "model"))
-		return cmd_model(argc - 1, argv + 1);
-	enum {
-		O_VIN = 256,
-		O_PKI,
-		O_BROKER,
-		O_STATE,
-		O_MODEL,
-		O_CONSENT,
-		O_BATTERY,
-		O_NOT_PARKED,
-		O_IGNITION_ON,
-		O_STORAGE,
-		O_FAIL_PROGRAM,
-		O_CORRUPT,
-		O_DENY,
-		O_SLOW_FLASH,
-		O_IMAGE_ROOT,
-		O_DIRECTOR_ROOT,
-		O_ONCE,
-		O_LOG,
-		O_LOG_LEVEL,
-		O_STATUS,
-		O_MAX_RATE,
-	};
-	static const struct option lo[] = {
-	    {"vin", required_argument, NULL, O_VIN},
-	    {"pki", required_argument, NULL, O_PKI},
-	    {"broker", required_argument, NULL, O_BROKER},
-	    {"state", required_argument, NULL, O_STATE},
-	    {"model", required_argument, NULL, O_MODEL},
-	    {"consent", required_argument, NULL, O_CONSENT},
-	    {"battery", required_argument, NULL, O_BATTERY},
-	    {"not-parked", no_argument, NULL, O_NOT_PARKED},
-	    {"ignition-on", no_argument, NULL, O_IGNITION_ON},
-	    {"storage-free", required_argument, NULL, O_STORAGE},
-	    {"fail-program", required_argument, NULL, O_FAIL_PROGRAM},
-	    {"corrupt-block", required_argument, NULL, O_CORRUPT},
-	    {"deny-security", required_argument, NULL, O_DENY},
-	    {"slow-flash", required_argument, NULL, O_SLOW_FLASH},
-	    {"image-root", required_argument, NULL, O_IMAGE_ROOT},
-	    {"director-root", required_argument, NULL, O_DIRECTOR_ROOT},
-	    {"once", no_argument, NULL, O_ONCE},
-	    {"log", required_argument, NULL, O_LOG},
-	    {"log-level", required_argument, NULL, O_LOG_LEVEL},
-	    {"status-file", required_argument, NULL, O_STATUS},
-	    {"max-rate", required_argument, NULL, O_MAX_RATE},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
-	driver drv = {.eof = false};
-	ag_opts o = {.battery_pct = -1,
-	             .parked = -1,
-	             .ignition_off = -1,
-	             .storage_free = -1,
-	             .consent_fn = ask_driver,
-	             .consent_user = &drv,
-	             .consent_fd = STDIN_FILENO};
-	log_ctx lc = {.stderr_level = PQ_LOG_INFO};
-	int c;
-	long v;
+/* ---- the agent ------------------------------------------------------------------------- */
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		switch (c) {
-		case O_VIN:
-			o.vin = optarg;
-			break;
-		case O_PKI:
-			o.pki = optarg;
-			break;
-		case O_BROKER:
-			o.broker = optarg;
-			break;
-		case O_STATE:
-			o.state_dir = optarg;
-			break;
-		case O_MODEL:
-			o.model_path = optarg;
-			break;
-		case O_CONSENT:
-			if (parse_consent(optarg, &o) != 0)
-				return cli_usage_error(
-				    "vehicle",
-				    "--consent '%s': auto, decline, "
-				    "postpone:SECONDS (1..2592000) or interactive",
-				    optarg);
-			break;
-		case O_BATTERY:
-			if (cli_parse_long(optarg, 0, 100, &v) != 0)
-				return cli_usage_error("vehicle", "--battery '%s': 0..100", optarg);
-			o.battery_pct = (int)v;
-			break;
-		case O_NOT_PARKED:
-			o.parked = 0;
-			break;
-		case O_IGNITION_ON:
-			o.ignition_off = 0;
-			break;
-		case O_STORAGE:
-		case O_MAX_RATE: {
-			char *end = NULL;
-			errno = 0;
-			long long b = strtoll(optarg, &end, 10);
-			if (!*optarg || *end || errno || b < 0)
-				return cli_usage_error("vehicle", "--%s '%s': bytes",
-				                       c == O_STORAGE ? "storage-free" : "max-rate",
-				                       optarg);
-			if (c == O_STORAGE)
-				o.storage_free = b;
-			else
-				o.max_rate = b;
-			break;
-		}
-		case O_FAIL_PROGRAM:
-			o.fail_program = optarg;
-			break;
-		case O_CORRUPT:
-			o.corrupt_block = optarg;
-			break;
-		case O_DENY:
-			o.deny_security = optarg;
-			break;
-		case O_SLOW_FLASH:
-			o.slow_flash = optarg;
-			break;
-		case O_IMAGE_ROOT:
-			o.image_root = optarg;
-			break;
-		case O_DIRECTOR_ROOT:
-			o.director_root = optarg;
-			break;
-		case O_ONCE:
-			o.once = true;
-			break;
-		case O_LOG:
-			o.log_path = optarg;
-			break;
-		case O_LOG_LEVEL:
-			if (pq_log_level_parse(optarg, &lc.stderr_level) != PQ_OK)
-				return cli_usage_error("vehicle", "%s", pq_err_detail());
-			break;
-		case O_STATUS:
-			o.status_file = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_EXIT_OK;
-		default:
-			return cli_usage_error("vehicle", "bad option");
-		}
+enum {
+	O_VIN = 256,
+	O_PKI,
+	O_BROKER,
+	O_STATE,
+	O_MODEL,
+	O_CONSENT,
+	O_BATTERY,
+	O_NOT_PARKED,
+	O_IGNITION_ON,
+	O_STORAGE,
+	O_FAIL_PROGRAM,
+	O_CORRUPT,
+	O_DENY,
+	O_SLOW_FLASH,
+	O_IMAGE_ROOT,
+	O_DIRECTOR_ROOT,
+	O_ONCE,
+	O_LOG,
+	O_LOG_LEVEL,
+	O_STATUS,
+	O_MAX_RATE,
+};
+static const struct option agent_options[] = {
+    {"vin", required_argument, NULL, O_VIN},
+    {"pki", required_argument, NULL, O_PKI},
+    {"broker", required_argument, NULL, O_BROKER},
+    {"state", required_argument, NULL, O_STATE},
+    {"model", required_argument, NULL, O_MODEL},
+    {"consent", required_argument, NULL, O_CONSENT},
+    {"battery", required_argument, NULL, O_BATTERY},
+    {"not-parked", no_argument, NULL, O_NOT_PARKED},
+    {"ignition-on", no_argument, NULL, O_IGNITION_ON},
+    {"storage-free", required_argument, NULL, O_STORAGE},
+    {"fail-program", required_argument, NULL, O_FAIL_PROGRAM},
+    {"corrupt-block", required_argument, NULL, O_CORRUPT},
+    {"deny-security", required_argument, NULL, O_DENY},
+    {"slow-flash", required_argument, NULL, O_SLOW_FLASH},
+    {"image-root", required_argument, NULL, O_IMAGE_ROOT},
+    {"director-root", required_argument, NULL, O_DIRECTOR_ROOT},
+    {"once", no_argument, NULL, O_ONCE},
+    {"log", required_argument, NULL, O_LOG},
+    {"log-level", required_argument, NULL, O_LOG_LEVEL},
+    {"status-file", required_argument, NULL, O_STATUS},
+    {"max-rate", required_argument, NULL, O_MAX_RATE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+/* Applies one option to o or lc: -1 to go on, or the exit status. */
+static int apply_option(int c, const char *arg, ag_opts *o, log_ctx *lc)
+{
+	long v;
+	switch (c) {
+	case O_VIN:
+		o->vin = arg;
+		return -1;
+	case O_PKI:
+		o->pki = arg;
+		return -1;
+	case O_BROKER:
+		o->broker = arg;
+		return -1;
+	case O_STATE:
+		o->state_dir = arg;
+		return -1;
+	case O_MODEL:
+		o->model_path = arg;
+		return -1;
+	case O_CONSENT:
+		if (parse_consent(arg, o) != 0)
+			return cli_usage_error("vehicle",
+			                       "--consent '%s': auto, decline, "
+			                       "postpone:SECONDS (1..2592000) or interactive",
+			                       arg);
+		return -1;
+	case O_BATTERY:
+		if (cli_parse_long(arg, 0, 100, &v) != 0)
+			return cli_usage_error("vehicle", "--battery '%s': 0..100", arg);
+		o->battery_pct = (int)v;
+		return -1;
+	case O_NOT_PARKED:
+		o->parked = 0;
+		return -1;
+	case O_IGNITION_ON:
+		o->ignition_off = 0;
+		return -1;
+	case O_STORAGE:
+	case O_MAX_RATE: {
+		char *end = NULL;
+		errno = 0;
+		long long b = strtoll(arg, &end, 10);
+		if (!*arg || *end || errno || b < 0)
+			return cli_usage_error("vehicle", "--%s '%s': bytes",
+			                       c == O_STORAGE ? "storage-free" : "max-rate", arg);
+		if (c == O_STORAGE)
+			o->storage_free = b;
+		else
+			o->max_rate = b;
+		return -1;
 	}
+	case O_FAIL_PROGRAM:
+		o->fail_program = arg;
+		return -1;
+	case O_CORRUPT:
+		o->corrupt_block = arg;
+		return -1;
+	case O_DENY:
+		o->deny_security = arg;
+		return -1;
+	case O_SLOW_FLASH:
+		o->slow_flash = arg;
+		return -1;
+	case O_IMAGE_ROOT:
+		o->image_root = arg;
+		return -1;
+	case O_DIRECTOR_ROOT:
+		o->director_root = arg;
+		return -1;
+	case O_ONCE:
+		o->once = true;
+		return -1;
+	case O_LOG:
+		o->log_path = arg;
+		return -1;
+	case O_LOG_LEVEL:
+		if (pq_log_level_parse(arg, &lc->stderr_level) != PQ_OK)
+			return cli_usage_error("vehicle", "%s", pq_err_detail());
+		return -1;
+	case O_STATUS:
+		o->status_file = arg;
+		return -1;
+	case 'h':
+		usage(stdout);
+		return CLI_EXIT_OK;
+	default:
+		return cli_usage_error("vehicle", "bad option");
+	}
+	return -1;
+}
+
+/* Parses the agent's options: -1 to go on, or the exit status. */
+static int parse_args(int argc, char **argv, ag_opts *o, log_ctx *lc)
+{
+	int c, st;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", agent_options, NULL)) != -1)
+		if ((st = apply_option(c, optarg, o, lc)) >= 0)
+			return st;
 	if (optind < argc)
 		return cli_usage_error("vehicle", "unexpected argument '%s'", argv[optind]);
-	if (!o.vin || !o.pki || !o.broker || !o.state_dir)
+	if (!o->vin || !o->pki || !o->broker || !o->state_dir)
 		return cli_usage_error("vehicle",
 		                       "--vin, --pki, --broker and --state are required");
-	if (!o.image_root != !o.director_root)
+	if (!o->image_root != !o->director_root)
 		return cli_usage_error("vehicle", "--image-root and --director-root go together");
+	return -1;
+}
 
+/* Runs the agent until a signal (or, with --once, the campaign's outcome). */
+static int run_agent(ag_opts *o, log_ctx *lc)
+{
 	struct sigaction sa = {0};
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -404,18 +406,35 @@ int cmd_vehicle(int argc, char **argv)
 
 	/* without --log, pq_log's stderr default at --log-level; with it, the file wants every
 	 * record from info up whatever stderr shows */
-	if (o.log_path) {
-		pq_log_set_sink(log_sink, &lc);
-		pq_log_set_level(lc.stderr_level > PQ_LOG_INFO ? PQ_LOG_INFO : lc.stderr_level);
+	if (o->log_path) {
+		pq_log_set_sink(log_sink, lc);
+		pq_log_set_level(lc->stderr_level > PQ_LOG_INFO ? PQ_LOG_INFO : lc->stderr_level);
 	} else {
-		pq_log_set_level(lc.stderr_level);
+		pq_log_set_level(lc->stderr_level);
 	}
 	ag_outcome out = AG_OUT_NONE;
-	int rc = ag_run(&o, &out);
+	int rc = ag_run(o, &out);
 	pq_log_set_sink(NULL, NULL);
 	if (rc != PQ_OK)
-		return cli_error(rc, "vehicle %s", o.vin);
-	if (o.once && out != AG_OUT_NONE)
+		return cli_error(rc, "vehicle %s", o->vin);
+	if (o->once && out != AG_OUT_NONE)
 		return out == AG_OUT_COMPLETED ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 	return CLI_EXIT_OK;
+}
+
+int cmd_vehicle(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "model"))
+		return cmd_model(argc - 1, argv + 1);
+	driver drv = {.eof = false};
+	ag_opts o = {.battery_pct = -1,
+	             .parked = -1,
+	             .ignition_off = -1,
+	             .storage_free = -1,
+	             .consent_fn = ask_driver,
+	             .consent_user = &drv,
+	             .consent_fd = STDIN_FILENO};
+	log_ctx lc = {.stderr_level = PQ_LOG_INFO};
+	int st = parse_args(argc, argv, &o, &lc);
+	return st >= 0 ? st : run_agent(&o, &lc);
 }
