@@ -236,8 +236,8 @@ void ag_on_campaign(ag_main *g, const json_t *m, const ag_env *env)
 	 * waits (offered, accepted without metadata yet, postponed) is replaced */
 	bool other_busy = !same && ag_phase_worker(phase);
 	/* a campaign that ended other than completed or declined may be offered again */
-	bool fresh = !same || (ag_phase_final(phase) && strcmp(ph, AG_PH_COMPLETED) &&
-	                       strcmp(ph, AG_PH_DECLINED));
+	bool fresh = !same || (ag_phase_final(phase) && strcmp(ph, AG_PH_COMPLETED) != 0 &&
+	                       strcmp(ph, AG_PH_DECLINED) != 0);
 	bool again = same && !strcmp(ph, AG_PH_POSTPONED);
 	int offers =
 	    again ? (int)json_integer_value(json_object_get(a->st.campaign, "offers")) + 1 : 1;

@@ -37,7 +37,7 @@ static int metadata_check(ag_agent *a, const json_t *m)
 	ag_meta meta;
 	int rc = ag_meta_parse(m, a->o->vin, &meta);
 	for (size_t i = 0; rc == PQ_OK && i < meta.n_images; i++)
-		if (strcmp(meta.images[i].ecu_id, "VMG") &&
+		if (strcmp(meta.images[i].ecu_id, "VMG") != 0 &&
 		    !vm_model_find(&a->model, meta.images[i].ecu_id))
 			rc = pq_err_set(PQ_ERR_FORMAT, "this vehicle has no ECU %s",
 			                meta.images[i].ecu_id);

@@ -236,7 +236,7 @@ json_t *ag_vci_ecu(const vm_ecu *e, const tester_ecu_info *info)
 			return NULL;
 		}
 	}
-	char bank[2] = {info && info->bank ? info->bank : 'A', '\0'};
+	char bank[2] = {(char)(info && info->bank ? info->bank : 'A'), '\0'};
 	json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:{s:b,s:I}}", "ecu_id", e->ecu_id,
 	                      "hardware_id", e->hardware_id, "zone", e->zone, "serial",
 	                      info && info->serial[0] ? info->serial : e->serial, "bank", bank,

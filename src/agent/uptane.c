@@ -137,7 +137,7 @@ static int fetch_roots(ag_http *h, const char *base, repo_meta *r)
 		char name[40];
 		char *d = NULL;
 		size_t len = 0;
-		snprintf(name, sizeof(name), "%lld.root.json", (long long)(v + 1 + (int64_t)i));
+		snprintf(name, sizeof(name), "%lld.root.json", (long long)v + 1 + (long long)i);
 		int rc = fetch(h, base, name, UP_MAX_ROOT, &d, &len);
 		if (rc == PQ_ERR_NOTFOUND)
 			return PQ_OK;

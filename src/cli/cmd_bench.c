@@ -498,7 +498,7 @@ static int cmd_bench_crypto(int argc, char **argv)
 			break;
 		}
 		case 'o':
-			if (strcmp(optarg, "primitives") && strcmp(optarg, "handshakes"))
+			if (strcmp(optarg, "primitives") != 0 && strcmp(optarg, "handshakes") != 0)
 				return cli_usage_error("bench", "--only primitives|handshakes");
 			only = optarg;
 			break;

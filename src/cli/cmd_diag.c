@@ -641,7 +641,7 @@ int cmd_diag(int argc, char **argv)
 		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
 	const char *sub = argv[1];
-	if (strcmp(sub, "send") && strcmp(sub, "show") && strcmp(sub, "list"))
+	if (strcmp(sub, "send") != 0 && strcmp(sub, "show") != 0 && strcmp(sub, "list") != 0)
 		return cli_usage_error("diag", "unknown subcommand '%s' (send, show, list)", sub);
 	argc--;
 	argv++;

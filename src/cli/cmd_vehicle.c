@@ -129,7 +129,7 @@ static ag_answer ask_driver(void *user, const ag_offer *o, bool input)
 				d->line[d->line_len++] = buf[i];
 			continue;
 		}
-		char c = d->line_len ? d->line[0] : '\0';
+		char c = (char)(d->line_len ? d->line[0] : '\0');
 		d->line_len = 0;
 		if (c == 'y' || c == 'Y')
 			return AG_ANSWER_ACCEPT;

@@ -200,7 +200,8 @@ int pq_wrap(const pq_wrap_recipient *to, const uint8_t *aad, size_t aad_len, con
 	if (*out_len < PQ_WRAP_OVERHEAD + key_len)
 		return pq_err_set(PQ_ERR_RANGE, "wrap output needs %zu bytes",
 		                  (size_t)PQ_WRAP_OVERHEAD + key_len);
-	memcpy(out, WRAP_MAGIC, 4); /* NOLINT(bugprone-not-null-terminated-result): 4 magic bytes */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 4 magic bytes, no string */
+	memcpy(out, WRAP_MAGIC, 4);
 	out[4] = WRAP_VERSION;
 	out[5] = WRAP_SUITE;
 	out[6] = (uint8_t)(key_len >> 8);

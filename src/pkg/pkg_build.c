@@ -272,6 +272,7 @@ static int index_entry(const pkg_child *children, size_t i, uint8_t parent_type,
 static int build_index(const pkg_child *children, size_t n, uint8_t type, uint8_t *index,
                        size_t index_len, uint64_t *sizes, uint64_t *total)
 {
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 4 magic bytes, no string */
 	memcpy(index, PKG_INDEX_MAGIC, 4);
 	pkg__put16(index + 4, 1);
 	pkg__put16(index + 6, PKG_INDEX_ENTRY_LEN);

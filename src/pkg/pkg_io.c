@@ -26,7 +26,7 @@ int pkg__pread_full(int fd, void *buf, size_t len, uint64_t off)
 		}
 		if (n == 0)
 			return pq_err_set(PQ_ERR_FORMAT, "unexpected end of file at %llu",
-			                  (unsigned long long)(off + done));
+			                  (unsigned long long)off + done);
 		done += (size_t)n;
 	}
 	return PQ_OK;
@@ -145,6 +145,7 @@ void pkg__delta_desc_encode(uint8_t d[PKG_DELTA_DESC_LEN], uint64_t base_size,
                             const uint8_t base_sha[32], uint64_t target_size,
                             const uint8_t target_sha[32])
 {
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 4 magic bytes, no string */
 	memcpy(d, PKG_DELTA_MAGIC, 4);
 	pkg__put32(d + 4, 1);
 	pkg__put64(d + 8, base_size);

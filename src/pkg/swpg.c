@@ -138,9 +138,9 @@ const char *swpg_type_name(uint8_t t)
 
 int swpg_type_parse(const char *s, uint8_t *out)
 {
-	for (uint8_t t = SWPG_TYPE_APP; t <= SWPG_TYPE_CFG; t++) {
+	for (int t = SWPG_TYPE_APP; t <= SWPG_TYPE_CFG; t++) {
 		if (strcasecmp(s, type_names[t]) == 0) {
-			*out = t;
+			*out = (uint8_t)t;
 			return PQ_OK;
 		}
 	}
@@ -160,9 +160,9 @@ int swpg_comp_parse(const char *s, uint8_t *out)
 		*out = SWPG_COMP_ZLIB;
 		return PQ_OK;
 	}
-	for (uint8_t c = 0; c < SWPG_COMP_DELTA; c++) {
+	for (int c = 0; c < SWPG_COMP_DELTA; c++) {
 		if (strcasecmp(s, comp_names[c]) == 0) {
-			*out = c;
+			*out = (uint8_t)c;
 			return PQ_OK;
 		}
 	}

@@ -797,8 +797,9 @@ static int load_bank(const char *id, const json_t *j, ecu_bank *b)
 	json_t *v;
 	json_object_foreach((json_t *)j, key, v)
 	{
-		if (strcmp(key, "valid") && strcmp(key, "versions") && strcmp(key, "sha256") &&
-		    strcmp(key, "length") && strcmp(key, "crc32"))
+		if (strcmp(key, "valid") != 0 && strcmp(key, "versions") != 0 &&
+		    strcmp(key, "sha256") != 0 && strcmp(key, "length") != 0 &&
+		    strcmp(key, "crc32") != 0)
 			return fmt_err(id, key);
 	}
 	json_t *valid = json_object_get(j, "valid");
@@ -840,8 +841,9 @@ int ecu_state_load(ecu *e, const json_t *j)
 	json_t *v;
 	json_object_foreach((json_t *)j, key, v)
 	{
-		if (strcmp(key, "active") && strcmp(key, "previous") && strcmp(key, "pending") &&
-		    strcmp(key, "serial") && strcmp(key, "banks") && strcmp(key, "dtcs"))
+		if (strcmp(key, "active") != 0 && strcmp(key, "previous") != 0 &&
+		    strcmp(key, "pending") != 0 && strcmp(key, "serial") != 0 &&
+		    strcmp(key, "banks") != 0 && strcmp(key, "dtcs") != 0)
 			return fmt_err(id, key);
 	}
 	if (load_bank_ref(json_object_get(j, "active"), false, &tmp.active) != PQ_OK)

@@ -655,7 +655,7 @@ static int open_zone(sim *s, size_t zi)
 	int rc = ecu_init_gateway(&z->gw, mz->zone, mz->addr, s->m.vin);
 	if (rc != PQ_OK)
 		return rc;
-	z->ecus = calloc(s->n_ecus ? s->n_ecus : 1, sizeof(*z->ecus));
+	z->ecus = calloc(s->n_ecus ? s->n_ecus : 1, sizeof(ecu *));
 	if (!z->ecus)
 		return pq_err_set(PQ_ERR_NOMEM, "sim: no memory");
 	for (size_t i = 0; i < s->n_ecus; i++)
