@@ -2,7 +2,10 @@
 #ifndef PQOTA_CLI_CLI_H
 #define PQOTA_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "core/err.h"
 
@@ -35,5 +38,13 @@ int cli_split_hostport(const char *s, const char *def_host, char *host, size_t h
 /* Parses a decimal integer within [min, max] into *out (untouched on failure). PQ_OK, or
  * PQ_ERR_INVAL (empty, not a number, trailing characters) / PQ_ERR_RANGE with a detail. */
 int cli_parse_long(const char *s, long min, long max, long *out) PQ_MUST_CHECK;
+
+/* JSON output built piece by piece: each call takes v (even on failure, as jansson does) and
+ * clears *ok when v is NULL or the object/array could not grow (out of memory). */
+void cli_jset(json_t *o, const char *key, json_t *v, bool *ok);
+void cli_jappend(json_t *a, json_t *v, bool *ok);
+/* Prints j (then frees it) on stdout followed by a newline, with jansson's flags; a NULL j
+ * or !ok prints nothing and returns PQ_ERR_NOMEM, a failed write PQ_ERR_IO. */
+int cli_print_json(json_t *j, bool ok, size_t flags) PQ_MUST_CHECK;
 
 #endif

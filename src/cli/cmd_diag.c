@@ -363,18 +363,19 @@ static char *send_body(const send_args *a)
 	json_t *body = json_pack("{sssssI}", "ecu_id", a->ecu, "request", a->request, "timeout_s",
 	                         (json_int_t)a->timeout);
 	json_t *f = NULL;
+	bool ok = true;
 	if (a->vin) {
-		json_object_set_new(body, "vin", json_string(a->vin));
+		cli_jset(body, "vin", json_string(a->vin), &ok);
 	} else if (a->vins) {
 		json_t *arr = json_array();
 		for (const char *p = a->vins; arr && *p;) {
 			const char *end = strchr(p, ',');
 			size_t n = end ? (size_t)(end - p) : strlen(p);
 			if (n > 0)
-				json_array_append_new(arr, json_stringn(p, n));
+				cli_jappend(arr, json_stringn(p, n), &ok);
 			p += n + (end ? 1 : 0);
 		}
-		f = json_pack("{so}", "vins", arr);
+		f = arr ? json_pack("{so}", "vins", arr) : NULL;
 	} else if (a->hw) {
 		f = json_pack("{ss}", "hardware_id", a->hw);
 	} else if (a->model) {
@@ -382,9 +383,9 @@ static char *send_body(const send_args *a)
 	} else {
 		f = json_pack("{sb}", "all", 1);
 	}
-	if (f)
-		json_object_set_new(body, "filter", f);
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	if (!a->vin)
+		cli_jset(body, "filter", f, &ok);
+	char *text = body && ok ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	return text;
 }

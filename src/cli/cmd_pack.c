@@ -447,13 +447,15 @@ static int pack_verify(int argc, char **argv)
 		json_t *o = json_pack("{s:s,s:b,s:i,s:i,s:I}", "file", file, "ok", rc == PQ_OK,
 		                      "packages", (int)rep.packages, "leaves", (int)rep.leaves,
 		                      "bytes", (json_int_t)rep.bytes_checked);
+		bool ok = true;
 		if (rc != PQ_OK) {
-			json_object_set_new(o, "error", json_string(pq_err_detail()));
-			json_object_set_new(o, "failed", json_string(rep.failed_path));
+			cli_jset(o, "error", json_string(pq_err_detail()), &ok);
+			cli_jset(o, "failed", json_string(rep.failed_path), &ok);
 		}
-		json_dumpf(o, stdout, JSON_COMPACT);
-		putchar('\n');
-		json_decref(o);
+		/* a successful print leaves the verdict's detail for the message below */
+		int prc = cli_print_json(o, ok, JSON_COMPACT);
+		if (prc != PQ_OK)
+			return cli_error(prc, "pack verify %s: JSON output", file);
 	}
 	if (rc != PQ_OK) {
 		cli_error(rc, "pack verify %s", file);
@@ -466,8 +468,10 @@ static int pack_verify(int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+/* One entry for inspect --json; NULL when out of memory. */
 static json_t *entry_json(const pkg_entry *e)
 {
+	bool ok = true;
 	char ecu[24], ver[24], bver[24], crc[9];
 	swpg_ecu_name(e->hdr.target_ecu_id, ecu, sizeof(ecu));
 	swpg_version_str(e->hdr.version, ver, sizeof(ver));
@@ -483,14 +487,18 @@ static json_t *entry_json(const pkg_entry *e)
 	if (e->has_sha256) {
 		char h[65];
 		pq_hex_encode(e->sha256, 32, h);
-		json_object_set_new(o, "sha256", json_string(h));
+		cli_jset(o, "sha256", json_string(h), &ok);
 	}
 	if (e->hdr.compression == SWPG_COMP_DELTA) {
 		char h[41];
 		swpg_version_str(e->hdr.base_version, bver, sizeof(bver));
 		pq_hex_encode(e->hdr.base_sha256_prefix, SWPG_BASE_HASH_PREFIX, h);
-		json_object_set_new(o, "delta_base",
-		                    json_pack("{s:s,s:s}", "version", bver, "sha256_prefix", h));
+		cli_jset(o, "delta_base",
+		         json_pack("{s:s,s:s}", "version", bver, "sha256_prefix", h), &ok);
+	}
+	if (!ok) {
+		json_decref(o);
+		return NULL;
 	}
 	return o;
 }
@@ -525,14 +533,14 @@ static int pack_inspect(int argc, char **argv)
 		return rc == PQ_ERR_FORMAT ? CLI_EXIT_FAIL : CLI_EXIT_ERROR;
 	}
 	if (json) {
+		bool ok = true;
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(arr, entry_json(&all[i]));
-		json_t *o = json_pack("{s:s,s:I,s:o}", "file", file, "length",
-		                      (json_int_t)pkg_file_size(r), "entries", arr);
-		json_dumpf(o, stdout, JSON_INDENT(2));
-		putchar('\n');
-		json_decref(o);
+			cli_jappend(arr, entry_json(&all[i]), &ok);
+		json_t *o = arr ? json_pack("{s:s,s:I,s:o}", "file", file, "length",
+		                            (json_int_t)pkg_file_size(r), "entries", arr)
+		                : NULL;
+		rc = cli_print_json(o, ok, JSON_INDENT(2));
 	} else {
 		printf("%-24s %-10s %-8s %-11s %-6s %12s %12s %7s\n", "package", "ecu", "type",
 		       "version", "comp", "length", "image", "ratio");
@@ -572,7 +580,7 @@ static int pack_inspect(int argc, char **argv)
 		printf("%zu packages, %llu bytes\n", n, (unsigned long long)pkg_file_size(r));
 	}
 	pkg_close(r);
-	return CLI_EXIT_OK;
+	return rc == PQ_OK ? CLI_EXIT_OK : cli_error(rc, "pack inspect %s", file);
 }
 
 /* ---- extract / delta / apply ---------------------------------------------------------------- */

@@ -84,3 +84,26 @@ int cli_parse_long(const char *s, long min, long max, long *out)
 	*out = v;
 	return PQ_OK;
 }
+
+void cli_jset(json_t *o, const char *key, json_t *v, bool *ok)
+{
+	if (!v || !o || json_object_set_new(o, key, v) != 0)
+		*ok = false;
+}
+
+void cli_jappend(json_t *a, json_t *v, bool *ok)
+{
+	if (!v || !a || json_array_append_new(a, v) != 0)
+		*ok = false;
+}
+
+int cli_print_json(json_t *j, bool ok, size_t flags)
+{
+	int rc = PQ_OK;
+	if (!j || !ok)
+		rc = pq_err_set(PQ_ERR_NOMEM, "building the JSON output");
+	else if (json_dumpf(j, stdout, flags) != 0 || putchar('\n') == EOF || fflush(stdout) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "writing to stdout: %s", strerror(errno));
+	json_decref(j);
+	return rc;
+}
