@@ -198,6 +198,20 @@ void pq_utf8_trim(char *s)
 		s[i - 1] = '\0';
 }
 
+void pq_utf8_scrub(char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t k = pq_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+		if (k == 0) {
+			s[i] = '?';
+			k = 1;
+		}
+		i += k;
+	}
+}
+
 bool pq_ascii_printable(const char *s)
 {
 	for (; *s; s++)

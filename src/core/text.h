@@ -38,6 +38,11 @@ bool pq_utf8_valid(const unsigned char *s, size_t n);
  * snprintf may leave). */
 void pq_utf8_trim(char *s);
 
+/* Replaces every byte of the NUL-terminated s that does not start a well-formed UTF-8
+ * sequence (a cut sequence at the end included) with '?', so s is valid UTF-8 (a JSON string,
+ * a log line) whatever bytes it quoted. */
+void pq_utf8_scrub(char *s);
+
 /* Whether every byte of the NUL-terminated s is printable ASCII (0x20..0x7e). */
 bool pq_ascii_printable(const char *s);
 

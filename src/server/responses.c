@@ -50,22 +50,6 @@ void srv_json(srv_ctx *c, int status, json_t *body)
 	free(text);
 }
 
-/* Messages may quote request bytes (a path, a parameter): anything that is not well-formed
- * UTF-8, a cut sequence at the end included, becomes '?', so the message is a JSON string. */
-static void utf8_scrub(char *s)
-{
-	size_t n = strlen(s);
-	for (size_t i = 0; i < n;) {
-		uint32_t cp;
-		size_t k = pq_utf8_decode((const unsigned char *)s + i, n - i, &cp);
-		if (k == 0) {
-			s[i] = '?';
-			k = 1;
-		}
-		i += k;
-	}
-}
-
 void srv_error(srv_ctx *c, int status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
@@ -73,7 +57,8 @@ void srv_error(srv_ctx *c, int status, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	utf8_scrub(msg);
+	/* messages may quote request bytes (a path, a parameter): made a valid JSON string */
+	pq_utf8_scrub(msg);
 	srv_json(c, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 

@@ -199,6 +199,9 @@ static void test_utf8(void **state)
 	assert_string_equal(s, "caf\xc3\xa9");
 	pq_utf8_trim(s);
 	assert_string_equal(s, "caf\xc3\xa9");
+	char dirty[] = "ok \xff\xc3\xa9 \xe2\x82";
+	pq_utf8_scrub(dirty);
+	assert_string_equal(dirty, "ok ?\xc3\xa9 ??");
 	assert_true(pq_ascii_printable("Hello, world ~"));
 	assert_false(pq_ascii_printable("tab\there"));
 	assert_false(pq_ascii_printable("caf\xc3\xa9"));
