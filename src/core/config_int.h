@@ -1,4 +1,9 @@
-/* config_int.h: what the config_*.c files share (not for users of core/config.h). */
+/* config_int.h: what the files of the configuration module share (not for users of
+ * core/config.h); cross-file names are cfg__name:
+ *   config.c        values, the schema check, the context, staging and precedence, origins
+ *   config_value.c  text helpers and the parsing of one value by its row's type
+ *   config_load.c   loading text, files, the environment and --set
+ *   config_write.c  the effective configuration (dump) and the example file */
 #ifndef PQOTA_CORE_CONFIG_INT_H
 #define PQOTA_CORE_CONFIG_INT_H
 

@@ -1,6 +1,11 @@
-/* pkg_int.h: internals shared by the files of the package module (pkg_io.c, pkg_build.c,
- * pkg_read.c, pkg_extract.c, pkg_verify.c); not part of the API. Names use the pkg__
- * prefix. */
+/* pkg_int.h: internals shared by the files of the package module; not part of the API.
+ * Names use the pkg__ prefix.
+ *   pkg_io.c       positioned reads and writes, temporary outputs, the mapped delta base
+ *   pkg_build.c    building leaves (an image, compressed or a delta) and containers
+ *   pkg_read.c     the reader: open, list, find, byte ranges, the delta descriptor
+ *   pkg_extract.c  copying a package out, decoding a leaf's image, applying a delta
+ *   pkg_verify.c   deep verification in one sequential pass
+ * (swpg.c, codec.c and bundle.c use only the public headers.) */
 #ifndef PQOTA_PKG_PKG_INT_H
 #define PQOTA_PKG_PKG_INT_H
 
