@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # uptane_renew.sh: the server's image repository: published when a release appears (targets
 # name its package with length and SHA-256), served unchanged at /uptane/image/, and the
-# snapshot re-signed before it expires even when no release changes (here with a 4 s
-# lifetime: renewed after 2 s).
+# snapshot re-signed before it expires even when no release changes (here with an 8 s
+# lifetime: renewed once less than 4 s are left, checked at every 1 s engine tick, so the
+# served snapshot keeps 3 s or more even on a loaded machine; with 4 s it kept only 1 s and
+# a tick delayed by load let it expire).
 . "$(dirname "$0")/lib.bash"
 BROKER_PORT=1 # no broker: the server runs without MQTT
 . "$(dirname "$0")/campaign_lib.bash"
 
 make_pki
-write_server_conf u 'mqtt.broker = ""' "uptane.snapshot_lifetime = 4s"
+write_server_conf u 'mqtt.broker = ""' "uptane.snapshot_lifetime = 8s"
 start_server u
 B=$BASE_u
 make_key u
@@ -23,7 +25,7 @@ version() { meta "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[
 v1=$(version snapshot)
 t1=$(version timestamp)
 renewed() { [ "$(version snapshot)" -gt "$v1" ]; }
-check "the snapshot (version $v1) is re-signed before it expires" wait_for 10 renewed
+check "the snapshot (version $v1) is re-signed before it expires" wait_for 15 renewed
 check "...with a new timestamp" test "$(version timestamp)" -gt "$t1"
 exp_ok() { meta snapshot | python3 -c 'import json,sys,datetime
 e=json.load(sys.stdin)["signed"]["expires"]
