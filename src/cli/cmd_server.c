@@ -169,7 +169,7 @@ static int pick_path(char *out, size_t cap, const char *explicit_path, const cha
 	int rc = PQ_OK;
 	out[0] = '\0';
 	if (explicit_path[0])
-		rc = pq_path_join(out, cap, "", explicit_path);
+		rc = pq_path_resolve(out, cap, "", explicit_path);
 	else if (pki[0])
 		rc = pq_path_join(out, cap, pki, rel);
 	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "%s", key);
@@ -199,11 +199,15 @@ static int tls_and_store(struct loaded *L)
 	                    "tls.key")) != PQ_OK ||
 	    (rc = pick_path(L->ca, sizeof(L->ca), c->ca, c->pki, "ca/ca.crt", "tls.ca")) != PQ_OK)
 		return rc;
-	if (c->backend == STORE_SQLITE && !c->store_url[0])
+	if (c->backend == STORE_SQLITE && !c->store_url[0]) {
 		rc = pq_path_join(L->url, sizeof(L->url), c->data_dir, "pqota.db");
-	else
-		rc = pq_path_join(L->url, sizeof(L->url), "", c->store_url);
-	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "store.url");
+		return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "data_dir");
+	}
+	if (strlen(c->store_url) >= sizeof(L->url)) /* never quoted: it may hold a password */
+		return pq_err_set(PQ_ERR_RANGE, "store.url is longer than %zu bytes",
+		                  sizeof(L->url) - 1);
+	memcpy(L->url, c->store_url, strlen(c->store_url) + 1);
+	return PQ_OK;
 }
 
 /* The MQTT bridge's broker and client identity, when mqtt.broker is set. */

@@ -11,16 +11,40 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int pq_path_join(char *out, size_t cap, const char *dir, const char *name)
+/* out = dir/name, or name alone when dir is "". */
+static int join_two(char *out, size_t cap, const char *dir, const char *name)
 {
-	bool bare = name[0] == '/' || !dir[0];
-	int n = bare ? snprintf(out, cap, "%s", name) : snprintf(out, cap, "%s/%s", dir, name);
+	int n = dir[0] ? snprintf(out, cap, "%s/%s", dir, name) : snprintf(out, cap, "%s", name);
 	if (n < 0 || (size_t)n >= cap) {
 		if (cap)
 			out[0] = '\0';
 		return pq_err_set(PQ_ERR_RANGE, "path too long: %.200s/%.200s", dir, name);
 	}
 	return PQ_OK;
+}
+
+/* Whether name has a ".." component ("..", "../x", "x/..", "x/../y"). */
+static bool has_dotdot(const char *name)
+{
+	for (const char *p = name; (p = strstr(p, "..")) != NULL; p += 2)
+		if ((p == name || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return true;
+	return false;
+}
+
+int pq_path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+	if (cap)
+		out[0] = '\0';
+	if (name[0] == '/' || has_dotdot(name))
+		return pq_err_set(PQ_ERR_INVAL, "'%.200s' is not a name inside %.200s", name,
+		                  dir[0] ? dir : ".");
+	return join_two(out, cap, dir, name);
+}
+
+int pq_path_resolve(char *out, size_t cap, const char *base, const char *path)
+{
+	return join_two(out, cap, path[0] == '/' ? "" : base, path);
 }
 
 int pq_write_all(int fd, const void *buf, size_t len)

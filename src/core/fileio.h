@@ -8,9 +8,14 @@
 
 #include "core/err.h"
 
-/* Joins dir and name with one "/" into out[cap] (name alone when it is absolute or dir is
- * empty). PQ_ERR_RANGE, never a silently cut path, when it does not fit. */
+/* A file inside a directory: "dir/name" into out[cap] ("name" when dir is ""). The name
+ * stays inside dir: an absolute name or one with a ".." component is PQ_ERR_INVAL. A path
+ * that does not fit is PQ_ERR_RANGE, never silently cut. */
 int pq_path_join(char *out, size_t cap, const char *dir, const char *name) PQ_MUST_CHECK;
+
+/* A path as a user wrote it, relative to base: path itself when it is absolute or base is
+ * "", else "base/path" (".." allowed: the user chose it). PQ_ERR_RANGE when it does not fit. */
+int pq_path_resolve(char *out, size_t cap, const char *base, const char *path) PQ_MUST_CHECK;
 
 /* Reads a whole file of at most `max` bytes into a malloc'd buffer, NUL-terminated
  * (the terminator is not counted in *len). Caller frees *out. */

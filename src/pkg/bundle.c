@@ -134,7 +134,7 @@ static int parse_unit_image(json_t *o, const char *where, const char *dir, char 
 	int rc = pq_jv_str(&jv, o, "image", where, PQ_JV_REQUIRED, PATH_MAX - 1, &s);
 	if (rc != PQ_OK)
 		return rc;
-	rc = pq_path_join(img, PATH_MAX, dir, s);
+	rc = pq_path_resolve(img, PATH_MAX, dir, s);
 	if (rc != PQ_OK)
 		return member_err(where, "image", rc);
 	u->image = img;
@@ -186,7 +186,7 @@ static int parse_unit_delta(json_t *o, const char *where, const char *dir, char 
 	rc = pq_jv_str(&jv, df, "image", w, PQ_JV_REQUIRED, PATH_MAX - 1, &s);
 	if (rc != PQ_OK)
 		return rc;
-	rc = pq_path_join(base, PATH_MAX, dir, s);
+	rc = pq_path_resolve(base, PATH_MAX, dir, s);
 	if (rc != PQ_OK)
 		return member_err(w, "image", rc);
 	u->base_image = base;

@@ -80,7 +80,7 @@ int srv__token_key_load(srv *s)
 	char *data = NULL;
 	size_t len = 0;
 	int rc = s->o.token_secret_file
-	             ? pq_path_join(path, sizeof(path), "", s->o.token_secret_file)
+	             ? pq_path_resolve(path, sizeof(path), "", s->o.token_secret_file)
 	             : pq_path_join(path, sizeof(path), s->o.data_dir, "token.key");
 	if (rc != PQ_OK)
 		return pq_err_wrap(rc, "download-token key");

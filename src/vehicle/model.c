@@ -175,7 +175,7 @@ static int load_image(const json_t *obj, const char *path, const char *dir, char
 	                   VM_PATH_MAX - 1, &s);
 	if (rc != PQ_OK || !s || !s[0])
 		return rc;
-	if (pq_path_join(out, VM_PATH_MAX, dir, s) != PQ_OK)
+	if (pq_path_resolve(out, VM_PATH_MAX, dir, s) != PQ_OK)
 		return pq_jv_fail(&jv, path, "image", "path too long");
 	return PQ_OK;
 }

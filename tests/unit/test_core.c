@@ -106,10 +106,23 @@ static void test_path_join(void **state)
 	char p[16];
 	assert_ok(pq_path_join(p, sizeof(p), "pki", "ca.crt"));
 	assert_string_equal(p, "pki/ca.crt");
-	assert_ok(pq_path_join(p, sizeof(p), "pki", "/abs"));
-	assert_string_equal(p, "/abs");
 	assert_ok(pq_path_join(p, sizeof(p), "", "rel"));
 	assert_string_equal(p, "rel");
+	assert_ok(pq_path_join(p, sizeof(p), "d", "a..b/c.."));
+	assert_string_equal(p, "d/a..b/c..");
+	/* a name never leaves its directory */
+	static const char *const out_of_dir[] = {"/etc/x", "..", "../x", "x/..", "x/../y"};
+	for (size_t i = 0; i < sizeof(out_of_dir) / sizeof(out_of_dir[0]); i++)
+		if (pq_path_join(p, sizeof(p), "pki", out_of_dir[i]) != PQ_ERR_INVAL)
+			fail_msg("'%s' accepted as a name", out_of_dir[i]);
+	/* a path the user wrote: absolute stays, relative is taken from the base */
+	assert_ok(pq_path_resolve(p, sizeof(p), "pki", "/abs"));
+	assert_string_equal(p, "/abs");
+	assert_ok(pq_path_resolve(p, sizeof(p), "desc", "../img"));
+	assert_string_equal(p, "desc/../img");
+	assert_ok(pq_path_resolve(p, sizeof(p), "", "rel"));
+	assert_string_equal(p, "rel");
+	assert_rc(pq_path_resolve(p, sizeof(p), "0123456", "012345678"), PQ_ERR_RANGE);
 	assert_ok(pq_path_join(p, sizeof(p), "012345", "01234567"));
 	assert_rc(pq_path_join(p, sizeof(p), "0123456", "012345678"), PQ_ERR_RANGE);
 	assert_string_equal(p, "");
