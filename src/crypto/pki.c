@@ -94,17 +94,10 @@ static int write_index(const char *dir, const pq_pki_opts *o, const pq_alg *algs
 	return pq_file_write_atomic(p, buf, (size_t)n, 0644, true);
 }
 
-int pq_pki_init(const char *dir, const pq_pki_opts *opts)
+/* The options with their defaults filled in. */
+static pq_pki_opts pki_defaults(const pq_pki_opts *opts)
 {
 	pq_pki_opts o = {0};
-	char p[PATH_MAX + 64], d[PATH_MAX];
-	pq_key *ca_key = NULL;
-	pq_cert *ca = NULL;
-	const char *dns[16], *ips[16];
-	size_t nd = 0, ni = 0;
-	pq_alg algs[2];
-	int rc, nalg;
-
 	if (opts)
 		o = *opts;
 	if (!o.profile)
@@ -113,92 +106,117 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 		o.organization = "pqota";
 	if (o.classical != PQ_ALG_ED25519)
 		o.classical = PQ_ALG_ECDSA_P256;
-	rc = pq_path_join(p, sizeof(p), dir, "pki.json");
-	if (rc != PQ_OK)
-		return rc;
-	if (!o.force && access(p, F_OK) == 0)
-		return pq_err_set(PQ_ERR_EXISTS,
-		                  "%s already holds a PKI (use --force to replace it)", dir);
+	return o;
+}
+
+/* The server's and broker's subject alternative names: the defaults, then up to 15 in all
+ * of each kind from the options; both lists NULL-terminated. */
+static void san_lists(const pq_pki_opts *o, const char *dns[16], const char *ips[16])
+{
+	size_t nd = 0, ni = 0;
 	for (size_t i = 0; default_dns[i]; i++)
 		dns[nd++] = default_dns[i];
-	for (size_t i = 0; o.extra_dns && o.extra_dns[i] && nd < 15; i++)
-		dns[nd++] = o.extra_dns[i];
+	for (size_t i = 0; o->extra_dns && o->extra_dns[i] && nd < 15; i++)
+		dns[nd++] = o->extra_dns[i];
 	for (size_t i = 0; default_ips[i]; i++)
 		ips[ni++] = default_ips[i];
-	for (size_t i = 0; o.extra_ips && o.extra_ips[i] && ni < 15; i++)
-		ips[ni++] = o.extra_ips[i];
+	for (size_t i = 0; o->extra_ips && o->extra_ips[i] && ni < 15; i++)
+		ips[ni++] = o->extra_ips[i];
 	dns[nd] = NULL;
 	ips[ni] = NULL;
+}
 
-	rc = pq_mkdirs(dir, 0755);
-	if (rc != PQ_OK)
-		return rc;
-	/* root CA */
-	pq_cert_req ca_req = {
-	    .kind = PQ_CERT_CA, .common_name = "pqota root CA", .organization = o.organization};
-	rc = pq_path_join(d, sizeof(d), dir, "ca");
+/* DIR/ca/ca.key and ca.crt: the self-signed root CA, kept in *ca_key and *ca. */
+static int make_root_ca(const char *dir, const pq_pki_opts *o, pq_key **ca_key, pq_cert **ca)
+{
+	char d[PATH_MAX], p[PATH_MAX];
+	pq_cert_req req = {
+	    .kind = PQ_CERT_CA, .common_name = "pqota root CA", .organization = o->organization};
+	int rc = pq_path_join(d, sizeof(d), dir, "ca");
 	if (rc == PQ_OK)
 		rc = pq_mkdirs(d, PKI_DIR_MODE);
 	if (rc == PQ_OK)
-		rc = pq_key_generate(o.profile->cert_alg, &ca_key);
+		rc = pq_key_generate(o->profile->cert_alg, ca_key);
 	if (rc == PQ_OK)
-		rc = pq_cert_issue(&ca_req, ca_key, NULL, ca_key, &ca);
-	if (rc == PQ_OK) {
-		snprintf(p, sizeof(p), "%s/ca.key", d);
-		rc = pq_key_save_private(ca_key, p, o.force);
-	}
-	if (rc == PQ_OK) {
-		snprintf(p, sizeof(p), "%s/ca.crt", d);
-		rc = pq_cert_save(ca, p, o.force);
-	}
-	if (rc != PQ_OK) {
-		rc = pq_err_wrap(rc, "root CA");
-		goto out;
-	}
+		rc = pq_cert_issue(&req, *ca_key, NULL, *ca_key, ca);
+	if (rc == PQ_OK && (rc = pq_path_join(p, sizeof(p), d, "ca.key")) == PQ_OK)
+		rc = pq_key_save_private(*ca_key, p, o->force);
+	if (rc == PQ_OK && (rc = pq_path_join(p, sizeof(p), d, "ca.crt")) == PQ_OK)
+		rc = pq_cert_save(*ca, p, o->force);
+	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "root CA");
+}
+
+/* The server's, the broker's and the server's MQTT client certificates, issued by the CA. */
+static int make_service_certs(const char *dir, const pq_pki_opts *o, const pq_cert *ca,
+                              const pq_key *ca_key)
+{
+	const char *dns[16], *ips[16];
+	san_lists(o, dns, ips);
 	pq_cert_req server = {.kind = PQ_CERT_SERVER,
 	                      .common_name = "pqota-server",
-	                      .organization = o.organization,
+	                      .organization = o->organization,
 	                      .dns = dns,
 	                      .ips = ips};
-	rc = make_leaf(dir, "server", "server", &server, o.profile->cert_alg, ca, ca_key, o.force);
-	if (rc != PQ_OK)
-		goto out;
 	pq_cert_req broker = server;
 	broker.common_name = "pqota-broker";
-	rc = make_leaf(dir, "broker", "broker", &broker, o.profile->cert_alg, ca, ca_key, o.force);
-	if (rc != PQ_OK)
-		goto out;
 	pq_cert_req sclient = {.kind = PQ_CERT_CLIENT,
 	                       .common_name = PQ_SERVER_CLIENT_CN,
-	                       .organization = o.organization};
-	rc = make_leaf(dir, "server-client", "client", &sclient, o.profile->cert_alg, ca, ca_key,
-	               o.force);
-	if (rc != PQ_OK)
-		goto out;
+	                       .organization = o->organization};
+	pq_alg alg = o->profile->cert_alg;
+	int rc = make_leaf(dir, "server", "server", &server, alg, ca, ca_key, o->force);
+	if (rc == PQ_OK)
+		rc = make_leaf(dir, "broker", "broker", &broker, alg, ca, ca_key, o->force);
+	if (rc == PQ_OK)
+		rc = make_leaf(dir, "server-client", "client", &sclient, alg, ca, ca_key, o->force);
+	return rc;
+}
 
-	/* Uptane role keys: one key per algorithm the policy requires, per role and repo */
-	nalg = pq_policy_algs(o.policy, o.classical, algs);
+/* DIR/uptane/{image,director}/<role>-<alg>: one key per algorithm the policy requires, per
+ * role and repository. */
+static int make_uptane_keys(const char *dir, const pq_pki_opts *o, const pq_alg *algs, int nalg)
+{
+	static const char *const repos[2] = {"uptane/image", "uptane/director"};
 	for (int repo = 0; repo < 2; repo++) {
-		snprintf(d, sizeof(d), "%s/uptane/%s", dir, repo == 0 ? "image" : "director");
-		rc = pq_mkdirs(d, PKI_DIR_MODE);
+		char d[PATH_MAX];
+		int rc = pq_path_join(d, sizeof(d), dir, repos[repo]);
+		if (rc == PQ_OK)
+			rc = pq_mkdirs(d, PKI_DIR_MODE);
 		for (int r = 0; rc == PQ_OK && r < 4; r++) {
 			for (int a = 0; rc == PQ_OK && a < nalg; a++) {
 				char stem[64];
 				snprintf(stem, sizeof(stem), "%s-%s", pq_uptane_roles[r],
 				         pq_alg_name(algs[a]));
-				rc = make_keypair(d, stem, algs[a], o.force);
+				rc = make_keypair(d, stem, algs[a], o->force);
 			}
 		}
-		if (rc != PQ_OK) {
-			rc = pq_err_wrap(rc, "Uptane %s keys", repo == 0 ? "image" : "director");
-			goto out;
-		}
+		if (rc != PQ_OK)
+			return pq_err_wrap(rc, "Uptane %s keys", repo == 0 ? "image" : "director");
 	}
-	snprintf(d, sizeof(d), "%s/vehicles", dir);
-	rc = pq_mkdirs(d, PKI_DIR_MODE);
-	if (rc == PQ_OK)
+	return PQ_OK;
+}
+
+int pq_pki_init(const char *dir, const pq_pki_opts *opts)
+{
+	pq_pki_opts o = pki_defaults(opts);
+	char p[PATH_MAX];
+	pq_key *ca_key = NULL;
+	pq_cert *ca = NULL;
+	pq_alg algs[2];
+	int rc = pq_path_join(p, sizeof(p), dir, "pki.json");
+	if (rc != PQ_OK)
+		return rc;
+	if (!o.force && access(p, F_OK) == 0)
+		return pq_err_set(PQ_ERR_EXISTS,
+		                  "%s already holds a PKI (use --force to replace it)", dir);
+	if ((rc = pq_mkdirs(dir, 0755)) != PQ_OK)
+		return rc;
+	int nalg = pq_policy_algs(o.policy, o.classical, algs);
+	if ((rc = make_root_ca(dir, &o, &ca_key, &ca)) == PQ_OK &&
+	    (rc = make_service_certs(dir, &o, ca, ca_key)) == PQ_OK &&
+	    (rc = make_uptane_keys(dir, &o, algs, nalg)) == PQ_OK &&
+	    (rc = pq_path_join(p, sizeof(p), dir, "vehicles")) == PQ_OK &&
+	    (rc = pq_mkdirs(p, PKI_DIR_MODE)) == PQ_OK)
 		rc = write_index(dir, &o, algs, nalg);
-out:
 	pq_key_free(ca_key);
 	pq_cert_free(ca);
 	return rc;
