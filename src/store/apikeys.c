@@ -27,8 +27,9 @@ int store_role_parse(const char *s, store_role *out)
 
 #define APIKEY_COLS "id, name, role, key_sha256, created_ms, revoked_ms"
 
-static int row_apikey(const store_row *r, store_apikey *k)
+static int row_apikey(const store_row *r, void *dst)
 {
+	store_apikey *k = dst;
 	store__rd rd = store__rd_at(r, 0);
 	store__rd_copy(&rd, k->id, sizeof(k->id));
 	store__rd_copy(&rd, k->name, sizeof(k->name));
@@ -78,20 +79,6 @@ int store_apikey_insert(store *s, const store_apikey *k)
 	return rc;
 }
 
-typedef struct {
-	store_apikey *out;
-	bool found;
-} apikey_get_ctx;
-
-static int apikey_get_row(const store_row *r, void *user)
-{
-	apikey_get_ctx *c = user;
-	if (c->found)
-		return pq_err_set(PQ_ERR_FORMAT, "more than one API key with one hash");
-	c->found = true;
-	return row_apikey(r, c->out);
-}
-
 int store_apikey_find(store *s, const char *key_sha256, store_apikey *out)
 {
 	if (!s || !out)
@@ -100,13 +87,13 @@ int store_apikey_find(store *s, const char *key_sha256, store_apikey *out)
 	int rc = store__check_sha256(key_sha256, false, "API key hash");
 	if (rc != PQ_OK)
 		return rc;
-	apikey_get_ctx c = {.out = out};
+	bool found = false;
 	store_val p[] = {SV_TEXT(key_sha256)};
-	rc = store_exec(s,
-	                "SELECT " APIKEY_COLS " FROM api_keys WHERE key_sha256 = ?"
-	                " AND revoked_ms = 0",
-	                p, 1, apikey_get_row, &c, NULL);
-	if (rc == PQ_OK && !c.found)
+	rc = store__get_one(s,
+	                    "SELECT " APIKEY_COLS " FROM api_keys WHERE key_sha256 = ?"
+	                    " AND revoked_ms = 0",
+	                    p, 1, row_apikey, out, "API key", &found);
+	if (rc == PQ_OK && !found)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no valid API key with that secret");
 	if (rc != PQ_OK)
 		memset(out, 0, sizeof(*out));

@@ -77,8 +77,9 @@ void store_campaign_clear(store_campaign *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static int row_campaign(const store_row *r, store_campaign *c)
+static int row_campaign(const store_row *r, void *dst)
 {
+	store_campaign *c = dst;
 	char state[16];
 	store__rd rd = store__rd_at(r, 0);
 	store__rd_copy(&rd, c->id, sizeof(c->id));
@@ -235,20 +236,6 @@ int store_campaign_insert(store *s, const store_campaign *c)
 	return store__end(s, campaign_insert(s, c));
 }
 
-typedef struct {
-	store_campaign *out;
-	bool found;
-} campaign_get_ctx;
-
-static int campaign_get_row(const store_row *r, void *user)
-{
-	campaign_get_ctx *g = user;
-	if (g->found)
-		return pq_err_set(PQ_ERR_FORMAT, "two campaigns with one id");
-	g->found = true;
-	return row_campaign(r, g->out);
-}
-
 int store_campaign_get(store *s, const char *id, store_campaign *out)
 {
 	if (!s || !out)
@@ -257,13 +244,13 @@ int store_campaign_get(store *s, const char *id, store_campaign *out)
 	int rc = store__check_id(id, "campaign id");
 	if (rc != PQ_OK)
 		return rc;
-	campaign_get_ctx g = {.out = out};
+	bool found = false;
 	store_val p[] = {SV_TEXT(id)};
-	rc = store_exec(s, "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = ?", p, 1,
-	                campaign_get_row, &g, NULL);
+	rc = store__get_one(s, "SELECT " CAMPAIGN_COLS " FROM campaigns WHERE id = ?", p, 1,
+	                    row_campaign, out, "campaign", &found);
 	if (rc != PQ_OK)
 		goto out;
-	if (!g.found) {
+	if (!found) {
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no campaign %s", id);
 		goto out;
 	}

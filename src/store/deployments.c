@@ -12,8 +12,9 @@
 /* SQL list of the terminal states, for NOT IN (...). */
 #define TERMINAL_SQL "('completed', 'declined', 'failed', 'rolled_back', 'cancelled', 'timed_out')"
 
-int store__row_deployment(const store_row *r, store_deployment *d)
+int store__row_deployment(const store_row *r, void *out)
 {
+	store_deployment *d = out;
 	char state[16];
 	memset(d, 0, sizeof(*d));
 	store__rd rd = store__rd_at(r, 0);
@@ -178,20 +179,6 @@ int store__check_dep_key(const char *campaign_id, const char *vin)
 	return store__check_vin(vin);
 }
 
-typedef struct {
-	store_deployment *out;
-	bool found;
-} dep_get_ctx;
-
-static int dep_get_row(const store_row *r, void *user)
-{
-	dep_get_ctx *g = user;
-	if (g->found)
-		return pq_err_set(PQ_ERR_FORMAT, "two deployments with one key");
-	g->found = true;
-	return store__row_deployment(r, g->out);
-}
-
 int store_deployment_get(store *s, const char *campaign_id, const char *vin, store_deployment *out)
 {
 	if (!s || !out)
@@ -200,13 +187,13 @@ int store_deployment_get(store *s, const char *campaign_id, const char *vin, sto
 	int rc = store__check_dep_key(campaign_id, vin);
 	if (rc != PQ_OK)
 		return rc;
-	dep_get_ctx g = {.out = out};
+	bool found = false;
 	store_val p[] = {SV_TEXT(campaign_id), SV_TEXT(vin)};
-	rc = store_exec(s,
-	                "SELECT " STORE__DEP_COLS " FROM deployments WHERE campaign_id = ? AND"
-	                " vin = ?",
-	                p, 2, dep_get_row, &g, NULL);
-	if (rc == PQ_OK && !g.found)
+	rc = store__get_one(s,
+	                    "SELECT " STORE__DEP_COLS " FROM deployments WHERE campaign_id = ? AND"
+	                    " vin = ?",
+	                    p, 2, store__row_deployment, out, "deployment", &found);
+	if (rc == PQ_OK && !found)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "vehicle %s is not in campaign %s", vin,
 		                campaign_id);
 	return rc;

@@ -32,8 +32,9 @@ typedef struct {
 	unsigned present;
 } ecu_patch;
 
-static int row_ecu(const store_row *r, store_ecu *e)
+static int row_ecu(const store_row *r, void *dst)
 {
+	store_ecu *e = dst;
 	store__rd rd = store__rd_at(r, 0);
 	store__rd_copy(&rd, e->vin, sizeof(e->vin));
 	store__rd_copy(&rd, e->ecu_id, sizeof(e->ecu_id));
@@ -85,20 +86,6 @@ static int check_ecu(const store_ecu *e)
 	return store__check_time(e->updated_ms, "updated");
 }
 
-typedef struct {
-	store_ecu *out;
-	bool found;
-} ecu_get_ctx;
-
-static int ecu_get_row(const store_row *r, void *user)
-{
-	ecu_get_ctx *c = user;
-	if (c->found)
-		return pq_err_set(PQ_ERR_FORMAT, "more than one ECU with one id");
-	c->found = true;
-	return row_ecu(r, c->out);
-}
-
 /* Reads an ECU; inside a transaction on PostgreSQL, locks its row until the end. */
 static int ecu_read(store *s, const char *vin, const char *ecu_id, bool lock, store_ecu *out,
                     bool *found)
@@ -109,11 +96,8 @@ static int ecu_read(store *s, const char *vin, const char *ecu_id, bool lock, st
 	                          " WHERE vin = ? AND ecu_id = ?", lock ? s->ops->for_update : "");
 	if (rc != PQ_OK)
 		return rc;
-	ecu_get_ctx c = {.out = out};
 	store_val p[] = {SV_TEXT(vin), SV_TEXT(ecu_id)};
-	rc = store_exec(s, sql, p, 2, ecu_get_row, &c, NULL);
-	*found = c.found;
-	return rc;
+	return store__get_one(s, sql, p, 2, row_ecu, out, "ECU", found);
 }
 
 /* The ECU after applying patch p to old (NULL: a new ECU, defaults for absent fields). */

@@ -224,3 +224,31 @@ void store__rd_int(store__rd *rd, int *out)
 	if (i >= 0)
 		rd->rc = store__col_int(rd->row, i, out);
 }
+
+/* ---- one row ----------------------------------------------------------------------------- */
+
+typedef struct {
+	int (*decode)(const store_row *r, void *out);
+	void *out;
+	const char *what;
+	bool found;
+} one_ctx;
+
+static int one_row(const store_row *r, void *user)
+{
+	one_ctx *c = user;
+	if (c->found)
+		return pq_err_set(PQ_ERR_FORMAT, "more than one %s with one key", c->what);
+	c->found = true;
+	return c->decode(r, c->out);
+}
+
+int store__get_one(store *s, const char *sql, const store_val *params, int nparams,
+                   int (*decode)(const store_row *r, void *out), void *out, const char *what,
+                   bool *found)
+{
+	one_ctx c = {.decode = decode, .out = out, .what = what};
+	int rc = store_exec(s, sql, params, nparams, one_row, &c, NULL);
+	*found = c.found;
+	return rc;
+}

@@ -20,8 +20,9 @@ void store_release_clear(store_release *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static int row_release(const store_row *row, store_release *r)
+static int row_release(const store_row *row, void *dst)
 {
+	store_release *r = dst;
 	store__rd rd = store__rd_at(row, 0);
 	store__rd_copy(&rd, r->id, sizeof(r->id));
 	store__rd_copy(&rd, r->title, sizeof(r->title));
@@ -150,20 +151,6 @@ int store_release_insert(store *s, const store_release *r)
 	return rc;
 }
 
-typedef struct {
-	store_release *out;
-	bool found;
-} release_get_ctx;
-
-static int release_get_row(const store_row *r, void *user)
-{
-	release_get_ctx *c = user;
-	if (c->found)
-		return pq_err_set(PQ_ERR_FORMAT, "more than one release with one id");
-	c->found = true;
-	return row_release(r, c->out);
-}
-
 int store_release_get(store *s, const char *id, store_release *out)
 {
 	if (!s || !out)
@@ -172,11 +159,11 @@ int store_release_get(store *s, const char *id, store_release *out)
 	int rc = store__check_id(id, "release id");
 	if (rc != PQ_OK)
 		return rc;
-	release_get_ctx c = {.out = out};
+	bool found = false;
 	store_val p[] = {SV_TEXT(id)};
-	rc = store_exec(s, "SELECT " RELEASE_COLS " FROM releases WHERE id = ?", p, 1,
-	                release_get_row, &c, NULL);
-	if (rc == PQ_OK && !c.found)
+	rc = store__get_one(s, "SELECT " RELEASE_COLS " FROM releases WHERE id = ?", p, 1,
+	                    row_release, out, "release", &found);
+	if (rc == PQ_OK && !found)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no release %s", id);
 	if (rc != PQ_OK)
 		store_release_clear(out);

@@ -143,8 +143,13 @@ void store__rd_int(store__rd *rd, int *out);
 
 /* A deployment's key: a campaign id and a VIN (deployments.c). */
 int store__check_dep_key(const char *campaign_id, const char *vin) PQ_MUST_CHECK;
+/* Runs a query that returns at most one row and decodes it with decode into out; *found
+ * says whether there was one. A second row is PQ_ERR_FORMAT ("more than one <what>"). */
+int store__get_one(store *s, const char *sql, const store_val *params, int nparams,
+                   int (*decode)(const store_row *r, void *out), void *out, const char *what,
+                   bool *found) PQ_MUST_CHECK;
 /* Decodes the STORE__DEP_COLS of a row into d (zeroed first). */
-int store__row_deployment(const store_row *r, store_deployment *d) PQ_MUST_CHECK;
+int store__row_deployment(const store_row *r, void *out) PQ_MUST_CHECK; /* a store_deployment */
 /* Appends the next entry (seq) of a deployment's transition history (transitions.c). */
 int store__add_transition(store *s, const char *cid, const char *vin, const char *from,
                           const char *to, const char *cause, int64_t now_ms) PQ_MUST_CHECK;

@@ -22,8 +22,9 @@ void store_vehicle_clear(store_vehicle *v)
 }
 
 /* Fills a zeroed v; on failure v holds nothing to free. */
-static int row_vehicle(const store_row *r, store_vehicle *v)
+static int row_vehicle(const store_row *r, void *dst)
 {
+	store_vehicle *v = dst;
 	int64_t online = 0;
 	store__rd rd = store__rd_at(r, 0);
 	store__rd_copy(&rd, v->vin, sizeof(v->vin));
@@ -101,20 +102,6 @@ int store_vehicle_insert(store *s, const store_vehicle *v)
 	return rc;
 }
 
-typedef struct {
-	store_vehicle *out;
-	bool found;
-} vehicle_get_ctx;
-
-static int vehicle_get_row(const store_row *r, void *user)
-{
-	vehicle_get_ctx *c = user;
-	if (c->found)
-		return pq_err_set(PQ_ERR_FORMAT, "more than one vehicle with one VIN");
-	c->found = true;
-	return row_vehicle(r, c->out);
-}
-
 int store_vehicle_get(store *s, const char *vin, store_vehicle *out)
 {
 	if (!s || !out)
@@ -123,11 +110,11 @@ int store_vehicle_get(store *s, const char *vin, store_vehicle *out)
 	int rc = store__check_vin(vin);
 	if (rc != PQ_OK)
 		return rc;
-	vehicle_get_ctx c = {.out = out};
+	bool found = false;
 	store_val p[] = {SV_TEXT(vin)};
-	rc = store_exec(s, "SELECT " VEHICLE_COLS " FROM vehicles WHERE vin = ?", p, 1,
-	                vehicle_get_row, &c, NULL);
-	if (rc == PQ_OK && !c.found)
+	rc = store__get_one(s, "SELECT " VEHICLE_COLS " FROM vehicles WHERE vin = ?", p, 1,
+	                    row_vehicle, out, "vehicle", &found);
+	if (rc == PQ_OK && !found)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "vehicle %s is not registered", vin);
 	if (rc != PQ_OK)
 		store_vehicle_clear(out);
