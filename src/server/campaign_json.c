@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "server/campaign.h"
 #include "server/campaign_int.h"
 
@@ -63,15 +64,23 @@ static json_t *states_json(const int64_t *n)
 }
 
 /* Parses the stored JSON text (def when NULL) of campaign c's member `what`. */
+/* The campaign's stored JSON text (def when absent). cmp_create writes it, so it always
+ * parses; if it does not, the view leaves the member out (*unreadable), as it always did,
+ * with a warning: one damaged campaign must not break the list of all of them. */
 static int stored_json(const store_campaign *c, const char *text, const char *def, const char *what,
-                       json_t **out)
+                       json_t **out, bool *unreadable)
 {
 	json_error_t e;
 	*out = json_loads(text ? text : def, 0, &e);
-	if (!*out)
-		return pq_err_set(PQ_ERR_FORMAT, "campaign %s: stored %s unreadable: %s (line %d)",
-		                  c->id, what, e.text, e.line);
-	return PQ_OK;
+	if (*out)
+		return PQ_OK;
+	if (json_error_code(&e) == json_error_out_of_memory)
+		return pq_err_set(PQ_ERR_NOMEM, "campaign %s: %s", c->id, what);
+	pq_log(PQ_LOG_WARN, "engine", "campaign %s: stored %s unreadable (%s, line %d): left out",
+	       c->id, what, e.text, e.line);
+	*unreadable = true;
+	*out = json_loads(def, 0, NULL);
+	return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "campaign %s: %s", c->id, what);
 }
 
 static int release_ids_json(const store_campaign *c, json_t **out)
@@ -121,9 +130,10 @@ static int campaign_json(store *db, const store_campaign *c, json_t **out)
 	int rc = cmp__load_counts(db, c->id, &cnt);
 	if (rc != PQ_OK)
 		return rc;
-	if ((rc = stored_json(c, c->target_filter, "{}", "target", &target)) != PQ_OK ||
-	    (rc = stored_json(c, c->policy, "{}", "policy", &policy)) != PQ_OK ||
-	    (rc = stored_json(c, c->phases, "[]", "phases", &phases)) != PQ_OK ||
+	bool bad[3] = {false, false, false}; /* target, policy, phases unreadable */
+	if ((rc = stored_json(c, c->target_filter, "{}", "target", &target, &bad[0])) != PQ_OK ||
+	    (rc = stored_json(c, c->policy, "{}", "policy", &policy, &bad[1])) != PQ_OK ||
+	    (rc = stored_json(c, c->phases, "[]", "phases", &phases, &bad[2])) != PQ_OK ||
 	    (rc = phases_json(phases, c, &cnt)) != PQ_OK ||
 	    (rc = release_ids_json(c, &ids)) != PQ_OK) {
 		json_decref(target);
@@ -155,6 +165,10 @@ static int campaign_json(store *db, const store_campaign *c, json_t **out)
 		json_decref(o);
 		return pq_err_wrap(rc, "campaign JSON");
 	}
+	static const char *const stored[3] = {"target", "policy", "phases"};
+	for (int i = 0; i < 3; i++)
+		if (bad[i])
+			json_object_del(o, stored[i]);
 	*out = o;
 	return PQ_OK;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/semver.h"
 #include "core/text.h"
 #include "crypto/hash.h"
@@ -129,12 +130,14 @@ static int delta_refused(store *db, const char *vin, const char *ecu_id, bool *r
 	if (v.last_vci) {
 		json_error_t e;
 		json_t *vci = json_loads(v.last_vci, 0, &e);
+		/* the store checks a VCI when it is written, so this cannot happen; if it does,
+		 * targeting goes on as it always did: the delta stays allowed */
 		if (vci)
 			*refused = vci_refuses_delta(vci, ecu_id);
 		else
-			rc = pq_err_set(PQ_ERR_FORMAT,
-			                "vehicle %s: stored VCI unreadable: %s (line %d)", vin,
-			                e.text, e.line);
+			pq_log(PQ_LOG_WARN, "engine",
+			       "vehicle %s: stored VCI unreadable (%s, line %d): delta allowed",
+			       vin, e.text, e.line);
 		json_decref(vci);
 	}
 	store_vehicle_clear(&v);
