@@ -235,14 +235,20 @@ static int fetch_all(const conn *c, const char *id, json_t **out, long *status)
 		json_t *res = json_object_get(j, "results");
 		json_t *items = json_object_get(res, "items");
 		long long total = json_integer_value(json_object_get(res, "total"));
+		size_t got =
+		    json_array_size(items); /* read before j (and items with it) is freed */
 		if (!all) {
 			all = j;
 		} else {
-			json_array_extend(json_object_get(json_object_get(all, "results"), "items"),
-			                  items);
+			int bad = json_array_extend(
+			    json_object_get(json_object_get(all, "results"), "items"), items);
 			json_decref(j);
+			if (bad) {
+				json_decref(all);
+				return pq_err_set(PQ_ERR_NOMEM, "collecting the results of %s", id);
+			}
 		}
-		if (json_array_size(items) == 0 || off + PAGE >= total)
+		if (got == 0 || off + PAGE >= total)
 			break;
 	}
 	*out = all;
