@@ -263,10 +263,10 @@ static int show_batch(const conn *c, json_t *b)
 	long long answered = json_integer_value(json_object_get(counts, "positive")) +
 	                     json_integer_value(json_object_get(counts, "negative"));
 	if (c->json) {
-		char *t = json_dumps(b, JSON_INDENT(2) | JSON_SORT_KEYS);
-		if (t)
-			puts(t);
-		free(t);
+		/* cli_print_json frees what it prints: b stays the caller's */
+		int rc = cli_print_json(json_incref(b), true, JSON_INDENT(2) | JSON_SORT_KEYS);
+		if (rc != PQ_OK)
+			return cli_error(rc, "diag: printing the batch");
 	} else {
 		size_t i;
 		json_t *r;
@@ -509,10 +509,8 @@ static int do_list(const conn *c)
 		return ex;
 	}
 	if (c->json) {
-		char *t = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-		if (t)
-			puts(t);
-		free(t);
+		rc = cli_print_json(j, true, JSON_INDENT(2) | JSON_SORT_KEYS);
+		return rc == PQ_OK ? CLI_EXIT_OK : cli_error(rc, "diag list");
 	} else {
 		size_t i;
 		json_t *b;
