@@ -39,26 +39,17 @@ int store__row_deployment(const store_row *r, void *out)
 
 static int check_target(const store_target *t)
 {
+	const store__text_rule texts[] = {
+	    {t->ecu_id, STORE_NAME_MAX, true, "target ECU"},
+	    {t->release_id, STORE_ID_MAX, true, "target release"},
+	    {t->hardware_id, STORE_NAME_MAX, false, "target hardware id"},
+	    {t->software_type, sizeof(t->software_type) - 1, true, "target software type"},
+	    {t->from_version, STORE_VERSION_MAX, false, "target from version"},
+	    {t->to_version, STORE_VERSION_MAX, true, "target version"},
+	};
 	int rc = store__check_vin(t->vin);
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_text(t->ecu_id, STORE_NAME_MAX, true, "target ECU");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_id(t->release_id, "target release");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_text(t->hardware_id, STORE_NAME_MAX, false, "target hardware id");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_text(t->software_type, sizeof(t->software_type) - 1, true,
-	                       "target software type");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_text(t->from_version, STORE_VERSION_MAX, false, "target from version");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_text(t->to_version, STORE_VERSION_MAX, true, "target version");
+	if (rc == PQ_OK)
+		rc = store__check_texts(texts, sizeof(texts) / sizeof(texts[0]));
 	if (rc != PQ_OK)
 		return rc;
 	if (strcmp(t->package, "delta") != 0 && strcmp(t->package, "full") != 0)

@@ -67,22 +67,16 @@ static int check_ecu(const store_ecu *e)
 		return rc;
 	if (e->zone < 0 || e->zone > ZONE_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "zone %d outside 0..%d", e->zone, ZONE_MAX);
-	const struct {
-		const char *v;
-		size_t max;
-		const char *what;
-	} texts[] = {
-	    {e->sw_app, STORE_VERSION_MAX, "APP version"},
-	    {e->sw_boot, STORE_VERSION_MAX, "BOOT version"},
-	    {e->sw_cal, STORE_VERSION_MAX, "CAL version"},
-	    {e->serial, STORE_NAME_MAX, "serial"},
-	    {e->bank, sizeof(e->bank) - 1, "bank"},
+	const store__text_rule texts[] = {
+	    {e->sw_app, STORE_VERSION_MAX, false, "APP version"},
+	    {e->sw_boot, STORE_VERSION_MAX, false, "BOOT version"},
+	    {e->sw_cal, STORE_VERSION_MAX, false, "CAL version"},
+	    {e->serial, STORE_NAME_MAX, false, "serial"},
+	    {e->bank, sizeof(e->bank) - 1, false, "bank"},
 	};
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-		rc = store__check_text(texts[i].v, texts[i].max, false, texts[i].what);
-		if (rc != PQ_OK)
-			return rc;
-	}
+	rc = store__check_texts(texts, sizeof(texts) / sizeof(texts[0]));
+	if (rc != PQ_OK)
+		return rc;
 	return store__check_time(e->updated_ms, "updated");
 }
 

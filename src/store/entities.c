@@ -76,6 +76,17 @@ int store__check_vin(const char *vin)
 	return store__check_text(vin, STORE_VIN_MAX, true, "VIN");
 }
 
+int store__check_texts(const store__text_rule *rules, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc =
+		    store__check_text(rules[i].v, rules[i].max, rules[i].required, rules[i].what);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	return PQ_OK;
+}
+
 int store__check_id(const char *id, const char *what)
 {
 	return store__check_text(id, STORE_ID_MAX, true, what);

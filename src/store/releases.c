@@ -49,12 +49,7 @@ static int row_release(const store_row *row, void *dst)
 /* The text fields of a release, in the order they are checked. */
 static int check_release_texts(const store_release *r)
 {
-	const struct {
-		const char *v;
-		size_t max;
-		bool required;
-		const char *what;
-	} texts[] = {
+	const store__text_rule texts[] = {
 	    {r->id, STORE_ID_MAX, true, "release id"},
 	    {r->title, STORE_TITLE_MAX, true, "title"},
 	    {r->notes ? r->notes : "", STORE_TEXT_MAX, false, "notes"}, /* optional */
@@ -63,13 +58,7 @@ static int check_release_texts(const store_release *r)
 	    {r->software_type, sizeof(r->software_type) - 1, true, "software type"},
 	    {r->ecu_id, STORE_NAME_MAX, true, "ECU id"},
 	};
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-		int rc =
-		    store__check_text(texts[i].v, texts[i].max, texts[i].required, texts[i].what);
-		if (rc != PQ_OK)
-			return rc;
-	}
-	return PQ_OK;
+	return store__check_texts(texts, sizeof(texts) / sizeof(texts[0]));
 }
 
 /* The delta fields: all set with a delta base version, all empty without one. */

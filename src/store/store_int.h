@@ -80,6 +80,14 @@ int store__end(store *s, int rc) PQ_MUST_CHECK;
 
 /* A UTF-8 string of at most max bytes (required: at least one); reads at most max + 1. */
 int store__check_text(const char *v, size_t max, bool required, const char *what) PQ_MUST_CHECK;
+/* Text fields checked in order with store__check_text, the first failure returned. */
+typedef struct {
+	const char *v;
+	size_t max;
+	bool required;
+	const char *what;
+} store__text_rule;
+int store__check_texts(const store__text_rule *rules, size_t n) PQ_MUST_CHECK;
 /* 64 lowercase hex digits (or "" when allow_empty). */
 int store__check_sha256(const char *v, bool allow_empty, const char *what) PQ_MUST_CHECK;
 /* Optional JSON text (NULL allowed) of at most max bytes. */
