@@ -42,23 +42,24 @@ free_port() {
 # another port is tried. Sets BROKER_PORT; returns once mosquitto runs, 1 if it did not
 # start (LOG says why).
 broker_start() {
-	local fn=$1 log=$2 first=${3:-} try i
+	local fn=$1 log=$2 first=${3:-} try
 	for try in 1 2 3 4 5; do
 		BROKER_PORT=${first:-$(free_port)}
 		first=""
 		"$fn" "$BROKER_PORT" || return 1
 		PIDS+=("$BROKER_PID")
-		for ((i = 0; i < 200; i++)); do
-			grep -q " running" "$log" 2>/dev/null && return 0
-			kill -0 "$BROKER_PID" 2>/dev/null || break
-			sleep 0.05
-		done
+		wait_for 10 broker_settled "$log" "$BROKER_PID" || true
 		grep -q " running" "$log" 2>/dev/null && return 0
 		grep -qi "address already in use" "$log" 2>/dev/null || return 1
 		wait "$BROKER_PID" 2>/dev/null || true
 		echo "     port $BROKER_PORT was taken before mosquitto bound it (try $try): another one"
 	done
 	return 1
+}
+
+# broker_settled LOG PID: mosquitto reports it runs, or its process has ended
+broker_settled() {
+	grep -q " running" "$1" 2>/dev/null || ! kill -0 "$2" 2>/dev/null
 }
 
 # wait_for TIMEOUT_S CMD...: polls CMD every 50 ms until it succeeds
