@@ -144,6 +144,36 @@ char *srv_query(srv_ctx *c, const char *name)
 	return v;
 }
 
+bool srv_query_only(srv_ctx *c, const char *const *allowed)
+{
+	struct evkeyvalq q;
+	if (!c->query || !*c->query)
+		return true;
+	memset(&q, 0, sizeof(q));
+	if (evhttp_parse_query_str(c->query, &q) != 0) {
+		srv_error(c, 400, "bad_request", "malformed query string");
+		return false;
+	}
+	const char *bad = NULL;
+	for (struct evkeyval *kv = q.tqh_first; kv && !bad; kv = kv->next.tqe_next) {
+		bool known = false;
+		for (size_t i = 0; allowed && allowed[i] && !known; i++)
+			known = strcmp(kv->key, allowed[i]) == 0;
+		for (struct evkeyval *o = q.tqh_first; o != kv && known; o = o->next.tqe_next)
+			known = strcmp(o->key, kv->key) != 0; /* a repeated parameter is refused */
+		if (!known)
+			bad = kv->key;
+	}
+	if (bad) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s", bad);
+		pq_utf8_scrub(name);
+		srv_error(c, 400, "bad_request", "unknown or repeated query parameter '%s'", name);
+	}
+	evhttp_clear_headers(&q);
+	return bad == NULL;
+}
+
 static bool parse_int_param(srv_ctx *c, const char *name, int64_t min, int64_t max, int64_t def,
                             int64_t *out)
 {
