@@ -170,6 +170,12 @@ json_t *srv_page_json(json_t *items, const store_page *pg, int64_t total);
 /* Appends an audit record for a state change by the current actor. */
 void srv_audit(srv_ctx *c, const char *action, const char *target, json_t *detail);
 
+/* Publishes a live event to every connected event stream (GET /api/v1/events), from any
+ * thread; takes data (a JSON object; NULL is ignored). type is one of "deployment",
+ * "campaign", "presence", "vci", "release", "diag" (docs/api.md, "Live events"). An event
+ * that cannot be queued is dropped with a log line: streams that missed it get "reset". */
+void srv_event(srv *s, const char *type, json_t *data);
+
 const srv_options *srv_get_options(const srv *s);
 
 /* The Uptane repositories (server/uptane_srv.h): NULL without role keys. */
