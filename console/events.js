@@ -1,0 +1,73 @@
+// events.js: the live event stream (Server-Sent Events, GET /api/v1/events). One
+// EventSource for the whole console; pages subscribe by event name. The browser's
+// EventSource reconnects by itself after a network error (with Last-Event-ID); when the
+// server ends the stream for good (an HTTP error such as 401), this module reconnects with
+// a backoff. A `reset` event (events were missed) reloads the page's data.
+
+const NAMES = ['deployment', 'campaign', 'presence', 'vci', 'release', 'diag', 'reset'];
+const subs = new Map(); // name -> Set(fn)
+const stateSubs = new Set();
+let es = null;
+let state = 'off'; // off | connecting | live | reconnecting
+let retry = 0;
+let timer = null;
+export const stats = { received: 0, lastAt: 0 };
+
+function setState(s) {
+  if (s === state) return;
+  state = s;
+  for (const fn of stateSubs) fn(s);
+}
+
+export function onState(fn) {
+  stateSubs.add(fn);
+  fn(state);
+  return () => stateSubs.delete(fn);
+}
+
+export function on(name, fn) {
+  if (!subs.has(name)) subs.set(name, new Set());
+  subs.get(name).add(fn);
+  return () => subs.get(name).delete(fn);
+}
+
+function dispatch(name, ev) {
+  let data = {};
+  try { data = ev.data ? JSON.parse(ev.data) : {}; } catch { return; }
+  stats.received++;
+  stats.lastAt = Date.now();
+  const set = subs.get(name);
+  if (set) for (const fn of [...set]) {
+    try { fn(data, ev); } catch (e) { console.error('event handler', name, e); }
+  }
+}
+
+export function connect() {
+  if (es) return;
+  clearTimeout(timer);
+  setState(retry ? 'reconnecting' : 'connecting');
+  es = new EventSource('/api/v1/events');
+  es.onopen = () => { retry = 0; setState('live'); };
+  es.onerror = () => {
+    if (!es) return;
+    if (es.readyState === EventSource.CLOSED) {
+      // the browser gave up (the server answered with an error): try again later
+      es.close();
+      es = null;
+      retry++;
+      setState('reconnecting');
+      timer = setTimeout(connect, Math.min(30000, 1000 * 2 ** Math.min(retry, 5)));
+    } else {
+      setState('reconnecting'); // the browser reconnects by itself
+    }
+  };
+  for (const n of NAMES) es.addEventListener(n, (ev) => dispatch(n, ev));
+}
+
+export function disconnect() {
+  clearTimeout(timer);
+  if (es) es.close();
+  es = null;
+  retry = 0;
+  setState('off');
+}

@@ -1,0 +1,101 @@
+// uploader.js: a file up to the server through the resumable upload API (docs/api.md 7):
+// POST /api/v1/uploads {size, sha256}, then PUT pieces of at most PIECE bytes at ?offset=.
+// A piece that fails (a dropped connection, a 5xx, a timeout) is not fatal: the uploader asks
+// the server where the upload stands (GET /api/v1/uploads/{id}: received) and goes on from
+// there, with a growing pause between tries. XMLHttpRequest for the pieces, so that the
+// progress bar moves within a piece too.
+import { api, session, ApiError } from './api.js';
+
+export const PIECE = 4 * 1024 * 1024;
+const HASH_LIMIT = 256 * 1024 * 1024; // above this, no SHA-256 in the browser (memory)
+const MAX_TRIES = 8;
+
+export async function sha256Hex(file) {
+  const buf = await file.arrayBuffer();
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function putPiece(id, offset, blob, onBytes, signal) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', `/api/v1/uploads/${encodeURIComponent(id)}?offset=${offset}`);
+    xhr.withCredentials = true;
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    if (session.csrf) xhr.setRequestHeader('X-CSRF-Token', session.csrf);
+    xhr.timeout = 120000;
+    xhr.upload.onprogress = (e) => onBytes(e.loaded);
+    const fail = (what) => reject(new ApiError(0, 'network', what));
+    xhr.onerror = () => fail('the connection was lost');
+    xhr.ontimeout = () => fail('the piece timed out');
+    xhr.onabort = () => reject(new DOMException('aborted', 'AbortError'));
+    xhr.onload = () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch { /* HTML from the HTTP library */ }
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(data);
+      const err = (data && data.error) || {};
+      reject(new ApiError(xhr.status, err.code, err.message || `HTTP ${xhr.status}`, data));
+    };
+    if (signal) signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(blob);
+  });
+}
+
+const sleep = (ms, signal) => new Promise((res, rej) => {
+  const t = setTimeout(res, ms);
+  if (signal) signal.addEventListener('abort', () => { clearTimeout(t); rej(new DOMException('aborted', 'AbortError')); }, { once: true });
+});
+
+// upload(file, {onProgress({sent,total,rate,phase,note}), signal}) -> the upload id
+export async function upload(file, opts = {}) {
+  const total = file.size;
+  const progress = (sent, phase, note) => {
+    const secs = (performance.now() - t0) / 1000;
+    if (opts.onProgress) opts.onProgress({ sent, total, rate: secs > 0.2 ? (sent - startAt) / secs : 0, phase, note });
+  };
+  let t0 = performance.now(), startAt = 0;
+  let sha = null;
+  if (total <= HASH_LIMIT) {
+    progress(0, 'hashing');
+    sha = await sha256Hex(file);
+  }
+  const up = await api('POST', '/api/v1/uploads', { body: sha ? { size: total, sha256: sha } : { size: total } });
+  const id = up.id;
+  let offset = up.received || 0, failures = 0, resumed = 0;
+  t0 = performance.now();
+  startAt = offset;
+  progress(offset, 'uploading');
+  while (offset < total) { // (an empty file is complete as created)
+    const end = Math.min(total, offset + PIECE);
+    try {
+      const r = await putPiece(id, offset, file.slice(offset, end), (n) => progress(offset + n, 'uploading'), opts.signal);
+      offset = r && typeof r.received === 'number' ? r.received : end;
+      failures = 0;
+      progress(offset, 'uploading');
+    } catch (e) {
+      if (e.name === 'AbortError') throw e;
+      if (e.code === 'offset_mismatch' && e.body && typeof e.body.received === 'number') {
+        offset = e.body.received;
+        resumed++;
+        continue;
+      }
+      if ([400, 401, 403, 404, 413].includes(e.status)) throw e;
+      failures++;
+      if (failures > MAX_TRIES) throw new ApiError(e.status, e.code || 'network', `upload failed after ${MAX_TRIES} tries: ${e.message}`);
+      const wait = Math.min(8000, 250 * 2 ** failures) + (e.retryAfter ? e.retryAfter * 1000 : 0);
+      progress(offset, 'retrying', `${e.message}; retrying in ${(wait / 1000).toFixed(1)} s (try ${failures + 1})`);
+      await sleep(wait, opts.signal);
+      try {
+        const st = await api('GET', `/api/v1/uploads/${encodeURIComponent(id)}`);
+        offset = st.received;
+        resumed++;
+        progress(offset, 'uploading', `resumed at ${offset} bytes`);
+      } catch (e2) {
+        if (e2.status === 404 || e2.status === 401 || e2.status === 403) throw e2;
+        // the server is still unreachable: the next PUT tries again (a wrong offset is answered)
+      }
+    }
+  }
+  progress(total, 'uploaded');
+  return { id, resumed };
+}
