@@ -36,6 +36,12 @@ function dispatch(name, ev) {
   try { data = ev.data ? JSON.parse(ev.data) : {}; } catch { return; }
   stats.received++;
   stats.lastAt = Date.now();
+  // how long after the server's timestamp the page has it (same clock on one machine);
+  // the browser tests print these figures
+  if (name === 'deployment' && data.at_ms) {
+    const l = (window.__pqotaEventLatency = window.__pqotaEventLatency || []);
+    if (l.length < 1000) l.push(Date.now() - Number(data.at_ms));
+  }
   const set = subs.get(name);
   if (set) for (const fn of [...set]) {
     try { fn(data, ev); } catch (e) { console.error('event handler', name, e); }

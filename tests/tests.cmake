@@ -67,6 +67,10 @@ foreach(script ${PQOTA_IT_TESTS})
     ENVIRONMENT "PQOTA_BIN=$<TARGET_FILE:pqota>;PQOTA_SRC=${CMAKE_SOURCE_DIR}"
     TIMEOUT 300)
 endforeach()
+# The console in a real browser (Chromium + Playwright, tests/browser): exit 77 is a skip
+# (no chromium or node on the machine); real agents and uploads, so a longer timeout.
+set_tests_properties(integration/console_browser PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 420
+                     LABELS "browser;integration")
 
 # Fuzz harnesses: tests/fuzz/fuzz_NAME.c. Each is replayed over tests/fuzz/corpus/NAME by
 # ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
