@@ -9,6 +9,7 @@
  * EV_CLIENT_BUFFER (a client that does not read) is closed: it reconnects and resumes.
  * Every EV_BEAT_S a comment keeps idle connections open and each stream's identity is
  * checked again, so signing out or revoking the key ends its streams. */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -256,6 +257,23 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* "<epoch>-<seq>" into its two numbers; false for anything else. */
+static bool parse_event_id(const char *h, int64_t *epoch, uint64_t *seq)
+{
+	char *end = NULL;
+	errno = 0;
+	long long e = strtoll(h, &end, 10);
+	if (errno || end == h || *end != '-' || e <= 0)
+		return false;
+	const char *q = end + 1;
+	unsigned long long n = strtoull(q, &end, 10);
+	if (errno || end == q || *end || *q == '-')
+		return false;
+	*epoch = e;
+	*seq = n;
+	return true;
+}
+
 /* Where a stream starts: after its Last-Event-ID when that names this process's events,
  * at 0 (so: a reset) for another process's, else at the next event. */
 static uint64_t start_seq(srv_ctx *c)
@@ -264,21 +282,15 @@ static uint64_t start_seq(srv_ctx *c)
 	    evhttp_find_header(evhttp_request_get_input_headers(c->req), "Last-Event-ID");
 	int64_t epoch = 0;
 	uint64_t seq = 0;
-	char tail;
 	srv_bus *b = c->s->bus;
-	if (!h)
-		goto now;
-	if (sscanf(h, "%" SCNd64 "-%" SCNu64 "%c", &epoch, &seq, &tail) != 2 || epoch != b->epoch)
+	if (h && (!parse_event_id(h, &epoch, &seq) || epoch != b->epoch))
 		return 0;
 	pthread_mutex_lock(&b->mu);
-	bool ok = seq < b->next;
+	uint64_t next = b->next;
 	pthread_mutex_unlock(&b->mu);
-	return ok ? seq + 1 : 0;
-now:
-	pthread_mutex_lock(&b->mu);
-	seq = b->next;
-	pthread_mutex_unlock(&b->mu);
-	return seq;
+	if (!h)
+		return next;
+	return seq < next ? seq + 1 : 0;
 }
 
 static void h_events(srv_ctx *c)
