@@ -25,6 +25,7 @@
 
 #include "core/log.h"
 #include "core/time.h"
+#include "server/console.h"
 #include "server/server_int.h"
 #include "store/session.h"
 
@@ -257,8 +258,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* "<epoch>-<seq>" into its two numbers; false for anything else. */
-static bool parse_event_id(const char *h, int64_t *epoch, uint64_t *seq)
+bool srv_event_id_parse(const char *h, int64_t *epoch, uint64_t *seq)
 {
 	char *end = NULL;
 	errno = 0;
@@ -283,7 +283,7 @@ static uint64_t start_seq(srv_ctx *c)
 	int64_t epoch = 0;
 	uint64_t seq = 0;
 	srv_bus *b = c->s->bus;
-	if (h && (!parse_event_id(h, &epoch, &seq) || epoch != b->epoch))
+	if (h && (!srv_event_id_parse(h, &epoch, &seq) || epoch != b->epoch))
 		return 0;
 	pthread_mutex_lock(&b->mu);
 	uint64_t next = b->next;

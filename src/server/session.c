@@ -15,6 +15,7 @@
 #include "core/text.h"
 #include "crypto/hash.h"
 #include <openssl/crypto.h>
+#include "server/console.h"
 #include "server/server_int.h"
 #include "store/session.h"
 
@@ -22,26 +23,36 @@
 #define COOKIE_NAME "pqota_session"
 #define COOKIE_ATTR "Path=/; HttpOnly; Secure; SameSite=Strict"
 
-/* The 64 hex digits of the session cookie, if the request has one. */
-static bool cookie_secret(srv_ctx *c, char out[65])
+bool srv_cookie_find(const char *header, const char *name, char *out, size_t cap)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Cookie");
-	size_t nl = strlen(COOKIE_NAME);
-	for (const char *p = h; p && *p;) {
+	size_t nl = strlen(name);
+	for (const char *p = header; p && *p;) {
 		while (*p == ' ' || *p == ';')
 			p++;
 		const char *end = strchr(p, ';');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len == nl + 1 + 64 && strncmp(p, COOKIE_NAME "=", nl + 1) == 0) {
-			memcpy(out, p + nl + 1, 64);
-			out[64] = '\0';
-			uint8_t raw[32];
-			size_t n = 0;
-			return pq_hex_decode(out, raw, sizeof(raw), &n) == PQ_OK && n == 32;
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			if (len - nl - 1 >= cap)
+				return false; /* too long for what is asked: not this cookie */
+			memcpy(out, p + nl + 1, len - nl - 1);
+			out[len - nl - 1] = '\0';
+			return true;
 		}
 		p = end;
 	}
 	return false;
+}
+
+/* The 64 hex digits of the session cookie, if the request has a well-formed one. */
+static bool cookie_secret(srv_ctx *c, char out[65])
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Cookie");
+	uint8_t raw[32];
+	size_t n = 0;
+	return srv_cookie_find(h, COOKIE_NAME, out, 65) && strlen(out) == 64 &&
+	       pq_hex_decode(out, raw, sizeof(raw), &n) == PQ_OK && n == 32;
 }
 
 /* SHA-256 of the secret, as stored. */
@@ -161,7 +172,14 @@ static int open_session(srv_ctx *c, store_session *ss, char cookie[65])
 	ss->created_ms = c->now_ms;
 	ss->expires_ms = c->now_ms + c->s->o.session_ttl_ms;
 	rc = secret_hash(cookie, ss->id_sha256);
-	return rc == PQ_OK ? store_session_insert(c->db, ss) : rc;
+	if (rc == PQ_OK)
+		rc = store_session_insert(c->db, ss);
+	/* sessions ended over a day ago go now: the table holds about a day of sign-ins */
+	int64_t gone = 0;
+	if (rc == PQ_OK &&
+	    store_session_purge(c->db, c->now_ms - 24 * 3600 * 1000LL, &gone) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "purging old sessions: %s", pq_err_detail());
+	return rc;
 }
 
 /* POST /api/v1/session {"api_key": KEY}: only from the console's own pages as JSON, so a
