@@ -125,6 +125,12 @@ async function render() {
     alive: () => gen === current.gen,
     on: (name, fn) => { current.cleanups.push(events.on(name, (d, ev) => { if (gen === current.gen) fn(d, ev); })); },
     cleanup: (fn) => current.cleanups.push(fn),
+    // fn every ms while the page is shown (the safety net beside the live events: a stream
+    // shows one server instance's events)
+    every: (ms, fn) => {
+      const t = setInterval(() => { if (gen === current.gen && !document.hidden) fn(); }, ms);
+      current.cleanups.push(() => clearInterval(t));
+    },
     // change the hash's query without rendering the page again
     setQuery: (q) => {
       const p = new URLSearchParams();

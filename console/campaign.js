@@ -44,7 +44,7 @@ export async function render(ctx) {
         if (x.confirm && !(await confirmDialog(x.confirm[0], x.confirm[1], x.label, x.a === 'cancel'))) return;
         e.target.disabled = true;
         try {
-          c = await post(`/api/v1/campaigns/${encodeURIComponent(id)}/${x.a}`, {});
+          c = await post(`/api/v1/campaigns/${encodeURIComponent(id)}/${x.a}`); // (no body)
           toast(`Campaign ${x.a}: ${c.state}`);
           drawAll();
           loadDeps();
@@ -208,5 +208,6 @@ export async function render(ctx) {
     reloadCampaign();
     reloadDeps();
   });
+  ctx.every(30000, () => { reloadCampaign(); reloadDeps(); });
   await Promise.all([loadProgress(), loadDeps()]);
 }

@@ -136,7 +136,7 @@ export async function render(ctx) {
       submit.disabled = true;
       try {
         const c = await post('/api/v1/campaigns', spec);
-        if (startToo.checked) await post(`/api/v1/campaigns/${encodeURIComponent(c.id)}/start`, {});
+        if (startToo.checked) await post(`/api/v1/campaigns/${encodeURIComponent(c.id)}/start`);
         location.hash = '#/campaigns/' + encodeURIComponent(c.id);
       } catch (ex) {
         replace(status, errorBox(ex));

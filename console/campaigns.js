@@ -40,5 +40,6 @@ export async function render(ctx) {
   const reload = throttle(load, 500);
   ctx.on('campaign', reload);
   ctx.on('deployment', reload);
+  ctx.every(30000, reload);
   await load();
 }

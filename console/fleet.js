@@ -109,5 +109,6 @@ export async function render(ctx) {
     r.dot.parentElement.classList.add('flash');
     setTimeout(() => r.dot.parentElement && r.dot.parentElement.classList.remove('flash'), 1200);
   });
+  ctx.every(30000, load);
   await load();
 }

@@ -48,18 +48,21 @@ export async function render(ctx) {
 
   async function load() {
     const at = { q, offset };
-    replace(list, spinner());
+    if (list.querySelector('table')) list.classList.add('stale');
+    else replace(list, spinner());
     let page;
     try {
       page = await get('/api/v1/releases', { limit: LIMIT, offset, q: q || undefined });
     } catch (e) {
       if (!ctx.alive()) return;
+      list.classList.remove('stale');
       replace(list, errorBox(e.status === 400 && q ? { ...e, message: e.message + ' (search may not be supported by this server)' } : e));
       return;
     }
     if (!ctx.alive() || at.q !== q || at.offset !== offset) return;
     const items = itemsOf(page);
     count.textContent = `${page.total ?? items.length} release${page.total === 1 ? '' : 's'}`;
+    list.classList.remove('stale');
     replace(list,
       items.length ? table([
         { label: 'Title' }, { label: 'Version' }, { label: 'ECU' }, { label: 'Hardware' },
@@ -92,5 +95,6 @@ export async function render(ctx) {
     }
     if (offset === 0) load();
   });
+  ctx.every(30000, () => { if (offset === 0) load(); });
   await load();
 }

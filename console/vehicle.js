@@ -84,7 +84,7 @@ export async function render(ctx) {
     onclick: async () => {
       vciBtn.disabled = true;
       try {
-        await post(`/api/v1/vehicles/${encodeURIComponent(vin)}/vci-request`, {});
+        await post(`/api/v1/vehicles/${encodeURIComponent(vin)}/vci-request`); // (no body)
         toast('VCI requested: it appears here when the vehicle reports');
       } catch (e) { toast('VCI request: ' + e.message, 'error'); } finally { vciBtn.disabled = false; }
     },

@@ -28,12 +28,13 @@ V1=WCONSOLE00000001 # completes
 V2=WCONSOLE00000002 # completes
 V3=WCONSOLE00000003 # ECU_011 programming fails: the deployment fails and rolls back
 VX=WCONSOLEXSS00001 # registered only: its model is an XSS payload
-XSS_MODEL='"><img src=x onerror="window.__xss=3"><script>window.__xss=4</script>'
+XSS_MODEL='"><img src=x onerror=alert(3)><script>alert(4)</script>' # (a model: 64 bytes at most)
 make_pki $V1 $V2 $V3 $VX
 start_broker
-write_server_conf s1 "log.level = warn"
+write_server_conf s1
 start_server s1
 B=$BASE_s1
+CA="$PKI/ca/ca.crt"
 make_key s1
 check "the agents' vehicles are registered" register "$B" $V1 $V2 $V3
 python3 -c 'import json, sys
