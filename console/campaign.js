@@ -131,7 +131,7 @@ export async function render(ctx) {
     if (!ctx.alive()) return;
     const items = itemsOf(page);
     const chips = h('div', { class: 'filter-chips', role: 'group', 'aria-label': 'filter by state' }, FILTERS.map(([v, l]) =>
-      h('button', { type: 'button', class: 'chip btn-chip' + (v === filter ? ' on' : ''), text: l, dataset: { test: 'dep-filter-' + (v.split(',')[0] || 'all') },
+      h('button', { type: 'button', class: 'chip btn-chip' + (v === filter ? ' on' : ''), text: l, dataset: { test: 'dep-filter-' + l.replace(/[^a-z]+/g, '-') },
         onclick: () => { filter = v; depOffset = 0; ctx.setQuery({ state: v }); loadDeps(); } })));
     const body = h('tbody');
     for (const d of items) {

@@ -255,6 +255,7 @@ test('upload a 12 MiB full image in pieces with a dropped connection, then a rel
   assert.ok(r2 && r2.delta, 'release 2.1.0 has a delta');
   assert.equal(r2.delta.base_version, '2.0.0');
   assert.equal(r2.image.sha256, sha256(big2));
+  if ('source' in r2.delta) assert.equal(r2.delta.source, 'uploaded', 'the delta is the operator\'s');
   console.log(`# operator delta: file ${statSync(delta).size} bytes, release delta ${r2.delta.length} bytes (sha ${r2.delta.sha256 === sha256(delta) ? 'equal to the file' : 'differs from the file'})`);
   // both on the board, the delta with its size
   const rows = page.locator('[data-test=release-row]');
