@@ -36,6 +36,7 @@ export async function render(ctx) {
   let depOffset = 0;
   let points = [];
   let counts = { ...(c.counts || {}) };
+  const relNames = {}; // release id -> release (for the settings)
 
   const drawHead = () => {
     const acts = session.can('operator') ? ACTIONS.filter((x) => x.from.includes(c.state)).map((x) => h('button', {
@@ -45,7 +46,6 @@ export async function render(ctx) {
         e.target.disabled = true;
         try {
           c = await post(`/api/v1/campaigns/${encodeURIComponent(id)}/${x.a}`); // (no body)
-          toast(`Campaign ${x.a}: ${c.state}`);
           drawAll();
           loadDeps();
           loadProgress();
@@ -67,7 +67,9 @@ export async function render(ctx) {
     const t = c.target || {};
     const tgt = Object.keys(t).length ? Object.entries(t).map(([k, v]) => `${k}: ${Array.isArray(v) ? (v.length > 5 ? v.slice(0, 5).join(', ') + ` … (${v.length})` : v.join(', ')) : v}`).join(' · ') : 'every vehicle that needs the releases';
     replace(info,
-      h('div', null, h('span', { class: 'k', text: 'Releases' }), h('span', null, (c.release_ids || []).map((r) => h('code', { class: 'chip', text: r.slice(0, 8), title: r })))),
+      h('div', null, h('span', { class: 'k', text: 'Releases' }), h('span', null, (c.release_ids || []).map((r) => relNames[r]
+        ? h('span', { class: 'chip', title: r }, relNames[r].title + ' ', h('span', { class: 'version', text: relNames[r].version }), ` ${relNames[r].ecu_id}`)
+        : h('code', { class: 'chip', text: r.slice(0, 8), title: r })))),
       h('div', null, h('span', { class: 'k', text: 'Target' }), h('span', { text: tgt })),
       h('div', null, h('span', { class: 'k', text: 'Consent' }), h('span', { text: p.consent_required ? 'required' : 'not required' })),
       h('div', null, h('span', { class: 'k', text: 'Deadline' }), h('span', { text: p.deadline || 'none' })),
@@ -180,6 +182,8 @@ export async function render(ctx) {
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', { text: 'Deployments' })), depBox));
   drawAll();
   drawChart(chartBox, points, c.total);
+  Promise.all((c.release_ids || []).map((r) => get('/api/v1/releases/' + encodeURIComponent(r)).then((x) => { relNames[r] = x; }, () => {})))
+    .then(() => { if (ctx.alive()) drawInfo(); });
 
   const reloadCampaign = throttle(async () => {
     try {

@@ -155,7 +155,7 @@ export async function render(ctx) {
     h('div', { class: 'cols-2 tight' }, field('Installed version from', vmin), field('Installed version up to', vmax))),
   h('section', { class: 'card' }, h('h2', { text: 'Rollout' }),
     phases, h('div', { class: 'field-error', role: 'alert' }),
-    h('button', { type: 'button', class: 'btn small', text: '＋ Add a phase', onclick: () => phaseRow(phases, { count: 1 }) }),
+    h('button', { type: 'button', class: 'btn small', text: '+ Add a phase', onclick: () => phaseRow(phases, { count: 1 }) }),
     h('div', { class: 'cols-2 tight' },
       h('div', { class: 'field' }, h('label', { class: 'check' }, consent, ' Driver consent required')),
       field('Deadline (local time, sent as UTC)', deadline)),

@@ -75,7 +75,7 @@ export function chart(points, total) {
     svg.appendChild(s('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis', text: String(v) }));
   }
   const secs = (t1 - t0) / 1000;
-  const fmt = (t) => (secs < 600 ? `${Math.round((t - t0) / 1000)} s` : fmtTime(t).slice(11, 16));
+  const fmt = (t) => (secs < 20 ? `${((t - t0) / 1000).toFixed(1)} s` : secs < 600 ? `${Math.round((t - t0) / 1000)} s` : fmtTime(t).slice(11, 16));
   for (const f of [0, 0.5, 1]) {
     const t = t0 + (t1 - t0) * f;
     svg.appendChild(s('text', { x: x(t), y: H - 6, 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle', class: 'axis', text: fmt(t) }));

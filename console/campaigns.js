@@ -35,7 +35,7 @@ export async function render(ctx) {
   };
   replace(ctx.root,
     h('div', { class: 'page-head' }, h('h1', { text: 'Campaigns' }), count, h('span', { class: 'spacer' }),
-      session.can('operator') ? h('a', { class: 'btn primary', href: '#/campaigns/new', text: '＋ New campaign', dataset: { test: 'new-campaign' } }) : null),
+      session.can('operator') ? h('a', { class: 'btn primary', href: '#/campaigns/new', text: '+ New campaign', dataset: { test: 'new-campaign' } }) : null),
     h('section', { class: 'card' }, list));
   const reload = throttle(load, 500);
   ctx.on('campaign', reload);

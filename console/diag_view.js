@@ -47,7 +47,7 @@ export function resultRows(items) {
 }
 
 // batchView(ctx, id): the live results of a batch; returns its element
-export function batchView(ctx, id) {
+export function batchView(ctx, id, onState) {
   const el = h('div', { class: 'batch', dataset: { test: 'diag-batch', batch: id } }, h('div', { class: 'muted', text: 'waiting for answers…' }));
   let offset = 0;
   const load = async () => {
@@ -57,6 +57,7 @@ export function batchView(ctx, id) {
     const c = b.counts || {};
     const res = b.results || { items: [] };
     const agg = b.aggregate || {};
+    if (onState && el.dataset.state !== b.state) onState(b.state);
     el.dataset.state = b.state;
     replace(el,
       h('div', { class: 'batch-head' },

@@ -35,7 +35,7 @@ export async function render(ctx) {
       diagForm(ctx, { onSent: (b) => { location.hash = '#/diagnostics/' + encodeURIComponent(b.id); } })),
     id ? h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', { text: 'Results' })), current) : null,
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', { text: 'Recent requests' })), recent));
-  if (id) replace(current, batchView(ctx, id));
+  if (id) replace(current, batchView(ctx, id, () => loadRecent()));
   ctx.on('diag', throttle(loadRecent, 1000));
   await loadRecent();
 }

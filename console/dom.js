@@ -102,7 +102,6 @@ export function hashEl(hex) {
   if (!hex) return h('span', { class: 'muted', text: '—' });
   const btn = h('button', {
     type: 'button', class: 'icon-btn copy', title: 'Copy the full SHA-256', 'aria-label': 'copy SHA-256',
-    text: '⧉',
     onclick: async (e) => {
       e.stopPropagation();
       try {
@@ -113,7 +112,14 @@ export function hashEl(hex) {
       }
     },
   });
+  btn.appendChild(copyIcon());
   return h('span', { class: 'hash' }, h('code', { title: hex, text: shortHash(hex), dataset: { full: hex } }), btn);
+}
+
+// two overlapping sheets: the copy icon (drawn, so that it needs no icon font)
+function copyIcon() {
+  return s('svg', { viewBox: '0 0 16 16', width: 13, height: 13, 'aria-hidden': 'true', class: 'ico-copy' },
+    s('rect', { x: 5, y: 5, width: 9, height: 9, rx: 1.5 }), s('path', { d: 'M3 11V3a1 1 0 0 1 1-1h7' }));
 }
 
 export function badge(state, extra) {

@@ -160,9 +160,8 @@ export function uploadPanel(ctx, onPosted) {
         replace(status, h('div', { class: 'alert ok', dataset: { test: 'posted' } },
           `Posted ${rel.title} ${rel.version} (${rel.ecu_id}, ${rel.hardware_id})`,
           rel.delta ? ` with a ${fmtBytes(rel.delta.length)} delta from ${rel.delta.base_version}` : ''));
-        toast(`Release ${rel.version} posted`);
         full.reset(); delta.reset();
-        version.value = '';
+        title.value = ''; version.value = ''; notes.value = '';
         onPosted(rel);
       } catch (ex) {
         if (ex.name === 'AbortError') replace(status, h('div', { class: 'alert warn', text: 'Upload cancelled.' }));
@@ -192,7 +191,7 @@ export function uploadPanel(ctx, onPosted) {
   showMode();
 
   return h('details', { class: 'card upload', dataset: { test: 'upload-panel' } },
-    h('summary', { class: 'card-head', dataset: { test: 'new-release' } }, h('h2', { text: '＋ Post a new release' }),
+    h('summary', { class: 'card-head', dataset: { test: 'new-release' } }, h('h2', { text: '+ Post a new release' }),
       h('span', { class: 'muted', text: 'full image, optional differential image, resumable upload' })),
     form);
 }

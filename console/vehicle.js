@@ -22,7 +22,7 @@ function ecuTable(list) {
   return table([{ label: 'ECU' }, { label: 'Hardware' }, { label: 'APP' }, { label: 'BOOT' }, { label: 'CAL' }, { label: 'Bank' }, { label: 'Serial' }, { label: 'Updated' }],
     list.map((e) => h('tr', { dataset: { ecu: e.ecu_id } },
       h('td', null, h('code', { text: e.ecu_id })), h('td', { class: 'mono small', text: e.hardware_id || '' }),
-      h('td', { class: 'version', text: sw(e, 'APP') }), h('td', { text: sw(e, 'BOOT') }), h('td', { text: sw(e, 'CAL') }),
+      h('td', null, h('span', { class: 'version', text: sw(e, 'APP') })), h('td', { text: sw(e, 'BOOT') }), h('td', { text: sw(e, 'CAL') }),
       h('td', null, h('span', { class: 'chip', text: e.bank || '?' })), h('td', { class: 'muted small', text: e.serial || '' }),
       h('td', null, timeEl(e.updated_ms)))), { class: 'compact' });
 }

@@ -339,11 +339,12 @@ test('CSRF: a POST without the token is refused (403), and so is a cross-site fo
 
 // --- campaigns --------------------------------------------------------------------------------
 
-async function createCampaign(page, name, vins) {
+async function createCampaign(page, name, vins, shotName) {
   await page.goto(URL0 + '/#/campaigns/new');
   await page.locator('[data-test=c-name]').fill(name);
   await page.locator(`[data-test=c-release][value="${shared.smallRelease}"]`).check();
   await page.locator('[data-test=c-vins]').fill(vins.join('\n'));
+  if (shotName) await shot(page, shotName);
   await page.locator('[data-test=c-create]').click();
   await page.waitForURL(/#\/campaigns\/[0-9a-f-]{36}$/);
   await page.locator('[data-test=campaign-state] .badge').waitFor();
@@ -353,7 +354,7 @@ async function createCampaign(page, name, vins) {
 test('create and start a campaign to two real vehicles; it reaches completed live, without a reload', async () => {
   const { context, page } = await newPage();
   await signIn(page, ADMIN, '#/campaigns');
-  const id = await createCampaign(page, 'ECU_011 1.1.0 to the console fleet', VINS_OK);
+  const id = await createCampaign(page, 'ECU_011 1.1.0 to the console fleet', VINS_OK, '08-campaign-new');
   shared.okCampaign = id;
   assert.equal(await page.locator('[data-test=campaign-state]').textContent(), 'draft');
   await page.evaluate(() => { window.__noReload = 1; });
@@ -373,10 +374,10 @@ test('create and start a campaign to two real vehicles; it reaches completed liv
   const s = [...lat].sort((a, b) => a - b);
   console.log(`# event latency (server transition -> page): n=${s.length} median ${s[s.length >> 1]} ms, max ${s[s.length - 1]} ms`);
   assert.ok(await page.locator('[data-test=chart] svg path.series').count() >= 1, 'the progress chart is drawn');
-  await shot(page, '08-campaign-completed');
+  await shot(page, '09-campaign-completed');
   await page.goto(URL0 + '/#/campaigns');
   await page.locator('[data-test=campaign-row]').first().waitFor();
-  await shot(page, '09-campaigns');
+  await shot(page, '10-campaigns');
   // the viewer sees the campaign but no action button
   const v = shared.viewer.page;
   await v.goto(URL0 + '/#/campaigns/' + id);
@@ -416,7 +417,7 @@ test('a campaign with a failing vehicle shows the failure and its cause', async 
   // the history of the deployment: its transition chain
   await row.locator('button', { hasText: 'history' }).click();
   await page.locator('[data-test=chain] li').first().waitFor();
-  await shot(page, '10-campaign-failure');
+  await shot(page, '11-campaign-failure');
   await context.close();
 });
 
@@ -434,7 +435,7 @@ test('fleet: live online dots; a hostile vehicle model renders as text; the vehi
   for (const v of [...VINS_OK, VIN_FAIL]) {
     assert.equal(await page.locator(`[data-test=vehicle-row][data-vin="${v}"] .dot.on`).count(), 1, `${v} online`);
   }
-  await shot(page, '11-fleet');
+  await shot(page, '12-fleet');
   await page.goto(URL0 + '/#/fleet/' + VIN_XSS);
   await page.locator('[data-test=vehicle-model]').waitFor();
   assert.equal(await page.locator('[data-test=vehicle-model]').textContent(), XSS_MODEL);
@@ -442,7 +443,7 @@ test('fleet: live online dots; a hostile vehicle model renders as text; the vehi
   await page.goto(URL0 + '/#/fleet/' + VINS_OK[0]);
   await page.locator('details.zone').first().waitFor();
   await page.locator('[data-test=vehicle-deployment]').first().waitFor({ timeout: 10000 }).catch(() => {});
-  await shot(page, '12-vehicle');
+  await shot(page, '13-vehicle');
   assert.equal(page.errors.length, 0, page.errors.join('\n'));
   await context.close();
 });
@@ -460,7 +461,7 @@ test('diagnostics: 22 F190 to a vehicle, the answer aggregated live with the VIN
   const txt = await row.locator('[data-test=did-text]').count() ? await row.locator('[data-test=did-text]').textContent() : '';
   console.log(`# 22 F190: positive, text ${txt || '(no text field from this server)'}`);
   if (txt) assert.ok(txt.includes(VINS_OK[0]));
-  await shot(page, '13-diagnostics');
+  await shot(page, '14-diagnostics');
   await context.close();
 });
 
@@ -473,7 +474,7 @@ test('audit (admin): records with filters', async () => {
     const rows = [...document.querySelectorAll('[data-test=audit-row] .chip')];
     return rows.length > 0 && rows.every((r) => r.textContent === 'campaign.start');
   }, null, { timeout: 10000 });
-  await shot(page, '14-audit');
+  await shot(page, '15-audit');
   await context.close();
 });
 
@@ -487,6 +488,7 @@ test(`fleet of ${SEEDED || 'no'} seeded vehicles: paging, total, time to first r
   const ms = await page.evaluate(() => window.__pqotaFleetRenderMs);
   const total = await page.locator('[data-test=fleet-total]').textContent();
   console.log(`# fleet page, ${total}: first page rendered ${ms.toFixed(0)} ms after the route (${wall} ms from navigation)`);
+  await shot(page, '16-fleet-10000');
   const n = Number(total.replace(/[^0-9]/g, ''));
   assert.ok(n >= SEEDED, `total ${n} >= ${SEEDED}`);
   assert.equal(await page.locator('[data-test=vehicle-row]').count(), 50, 'one page of 50 rows');
@@ -507,7 +509,7 @@ test(`fleet of ${SEEDED || 'no'} seeded vehicles: paging, total, time to first r
   await page.locator('[data-test=f-online]').selectOption('true');
   await page.locator('[data-test=fleet-list][data-state=loaded] [data-test=vehicle-row]').first().waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('[data-test=vehicle-row]')].every((r) => r.querySelector('.dot.on')));
-  await shot(page, '15-fleet-10000');
+  await shot(page, '17-fleet-10000-filtered');
   await context.close();
 });
 
