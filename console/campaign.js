@@ -196,11 +196,9 @@ export async function render(ctx) {
   const reloadDeps = throttle(loadDeps, 600);
   ctx.on('deployment', (ev) => {
     if (ev.campaign_id !== id) return;
-    // counted at once; the campaign is re-read for the authoritative figures
-    if (ev.from && counts[ev.from] > 0) counts[ev.from]--;
-    if (ev.to) counts[ev.to] = (counts[ev.to] || 0) + 1;
-    drawCounts();
-    addPoint(ev.at_ms);
+    // the campaign is re-read (at most 2.5 times a second) for its counts, which give the
+    // next point of the chart: counting the events here would race with the answer of an
+    // action and with the re-reads
     reloadCampaign();
     reloadDeps();
   });
