@@ -374,6 +374,8 @@ test('create and start a campaign to two real vehicles; it reaches completed liv
   const s = [...lat].sort((a, b) => a - b);
   console.log(`# event latency (server transition -> page): n=${s.length} median ${s[s.length >> 1]} ms, max ${s[s.length - 1]} ms`);
   assert.ok(await page.locator('[data-test=chart] svg path.series').count() >= 1, 'the progress chart is drawn');
+  const ys = (await page.locator('[data-test=chart] svg text.axis').allTextContents()).filter((t) => /^\d+$/.test(t)).map(Number);
+  assert.equal(Math.max(...ys), VINS_OK.length, 'the chart counts the campaign\'s vehicles, no more');
   await shot(page, '09-campaign-completed');
   await page.goto(URL0 + '/#/campaigns');
   await page.locator('[data-test=campaign-row]').first().waitFor();
