@@ -60,7 +60,12 @@ export async function render(ctx) {
       ? h('div', { class: 'alert warn', role: 'status', dataset: { test: 'pause-reason' } },
         h('strong', { text: c.pause_reason.startsWith('auto_paused') ? 'Paused automatically: ' : 'Paused: ' }), h('span', { text: c.pause_reason }))
       : c.state === 'cancelled' ? h('div', { class: 'alert', text: 'This campaign was cancelled.' })
-        : c.state === 'completed' ? h('div', { class: 'alert ok', dataset: { test: 'completed' }, text: `Completed: every deployment has ended (${summary(c.counts).completed} of ${c.total} completed).` }) : null);
+        : c.state === 'completed' ? (() => {
+          const sm = summary(c.counts);
+          return h('div', { class: sm.failed ? 'alert warn' : 'alert ok', dataset: { test: 'completed' } },
+            `Completed: every deployment has ended: ${sm.completed} of ${c.total} completed`,
+            sm.failed ? `, ${sm.failed} failed, rolled back or timed out (filter "failed" below for the causes).` : '.');
+        })() : null);
   };
   const drawInfo = () => {
     const p = c.policy || {};

@@ -438,6 +438,15 @@ test('fleet: live online dots; a hostile vehicle model renders as text; the vehi
     assert.equal(await page.locator(`[data-test=vehicle-row][data-vin="${v}"] .dot.on`).count(), 1, `${v} online`);
   }
   await shot(page, '12-fleet');
+  // the failing vehicle's agent dies: its dot goes grey on the open page (its MQTT last
+  // will, a presence event), without a reload
+  const pid = Number(process.env.PQOTA_FAIL_AGENT_PID);
+  if (pid) {
+    await page.evaluate(() => { window.__noReload = 1; });
+    process.kill(pid, 'SIGKILL');
+    await page.locator(`[data-test=vehicle-row][data-vin="${VIN_FAIL}"] .dot.off`).waitFor({ timeout: 20000 });
+    assert.equal(await page.evaluate(() => window.__noReload), 1);
+  }
   await page.goto(URL0 + '/#/fleet/' + VIN_XSS);
   await page.locator('[data-test=vehicle-model]').waitFor();
   assert.equal(await page.locator('[data-test=vehicle-model]').textContent(), XSS_MODEL);
