@@ -70,7 +70,7 @@ endforeach()
 # The console in a real browser (Chromium + Playwright, tests/browser): exit 77 is a skip
 # (no chromium or node on the machine); real agents and uploads, so a longer timeout.
 set_tests_properties(integration/console_browser PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 420
-                     LABELS "browser;integration")
+                     LABELS browser)
 
 # Fuzz harnesses: tests/fuzz/fuzz_NAME.c. Each is replayed over tests/fuzz/corpus/NAME by
 # ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
