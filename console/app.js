@@ -118,6 +118,7 @@ async function render() {
     return;
   }
   const gen = current.gen;
+  document.title = `${(NAV.find((n) => n.path === r.nav) || {}).label || 'pqota'}${parts[1] ? ' · ' + parts[1] : ''} · pqota console`;
   const ctx = {
     root,
     params: r.params || {},

@@ -61,9 +61,19 @@ export async function upload(file, opts = {}) {
   }
   const up = await api('POST', '/api/v1/uploads', { body: sha ? { size: total, sha256: sha } : { size: total } });
   const id = up.id;
+  try {
+    return await send(file, up, progress, opts, () => { t0 = performance.now(); startAt = up.received || 0; });
+  } catch (e) {
+    // cancelled by the operator: the partial upload is removed (best effort)
+    if (e.name === 'AbortError') api('DELETE', `/api/v1/uploads/${encodeURIComponent(id)}`).catch(() => {});
+    throw e;
+  }
+}
+
+async function send(file, up, progress, opts, restart) {
+  const total = file.size, id = up.id;
   let offset = up.received || 0, failures = 0, resumed = 0;
-  t0 = performance.now();
-  startAt = offset;
+  restart();
   progress(offset, 'uploading');
   while (offset < total) { // (an empty file is complete as created)
     const end = Math.min(total, offset + PIECE);

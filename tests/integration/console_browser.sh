@@ -70,7 +70,10 @@ for _ in range(30):
     new[at:at + 200] = bytes(rnd.getrandbits(8) for _ in range(200))
 open(f"{d}/big-2.0.0.bin", "wb").write(base)
 open(f"{d}/big-2.1.0.bin", "wb").write(new)
-open(f"{d}/small-1.1.0.bin", "wb").write(bytes(rnd.getrandbits(8) for _ in range(48000)))
+small = bytearray(rnd.getrandbits(8) for _ in range(48000))
+open(f"{d}/small-1.1.0.bin", "wb").write(small)
+small[1000:1100] = bytes(100)
+open(f"{d}/small-1.2.0.bin", "wb").write(small)
 PY
 check "an SWPG delta package between the two builds" "$PQOTA" pack delta --from "$WORK/big-2.0.0.bin" \
 	--to "$WORK/big-2.1.0.bin" -o "$WORK/big-2.1.0.delta.swpg" --ecu ECU_032 --from-version 2.0.0 \
