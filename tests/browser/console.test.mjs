@@ -6,7 +6,7 @@
 // certificate's SPKI, so that Chromium trusts it), PQOTA_ADMIN_KEY, PQOTA_VIEWER_KEY,
 // PQOTA_VINS_OK (two agents that complete), PQOTA_VIN_FAIL (an agent whose ECU_011
 // programming fails), PQOTA_VIN_XSS and PQOTA_XSS_MODEL (a vehicle with a hostile model),
-// PQOTA_FILES (big-2.0.0.bin, big-2.1.0.bin, big-2.1.0.delta.swpg, small-1.1.0.bin),
+// PQOTA_FILES (big-2.0.0.bin, big-2.1.0.bin, big-2.1.0.delta.swpg, small-1.1.0.bin, small-1.2.0.bin),
 // PQOTA_SEEDED (10000 when seeded, else empty), PQOTA_SHOTS (screenshots).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -291,6 +291,26 @@ test('a new release appears live on an open board; its <script>/<img onerror> ti
   assert.equal(await watcher.page.evaluate(() => window.__noReload), 1, 'the viewer\'s board updated without a reload');
   await shot(watcher.page, '06-board-live-xss');
   await watcher.context.close();
+  await context.close();
+});
+
+test('a release whose delta the server computes from an earlier release', async () => {
+  const { context, page } = await newPage();
+  await signIn(page, ADMIN, '#/releases');
+  await fillRelease(page, { title: 'Brake ECU app 1.2', version: '1.2.0', ecu: 'ECU_011', hw: 'HW-1-011', file: join(FILES, 'small-1.2.0.bin') });
+  await page.locator('[data-test=delta-mode-compute]').check();
+  await page.locator(`[data-test=delta-base] option[value="${shared.smallRelease}"]`).waitFor({ state: 'attached' });
+  await page.locator('[data-test=delta-base]').selectOption(shared.smallRelease);
+  await postAndWait(page);
+  const list = await inPage(page, 'GET', '/api/v1/releases?hardware_id=HW-1-011');
+  const r = list.data.items.find((x) => x.version === '1.2.0');
+  assert.ok(r && r.delta, 'release 1.2.0 has a delta');
+  assert.equal(r.delta.base_version, '1.1.0');
+  if ('source' in r.delta) assert.equal(r.delta.source, 'computed');
+  const row = page.locator(`[data-release="${r.id}"]`);
+  await row.waitFor();
+  assert.match(await row.locator('[data-test=delta]').textContent(), /from 1\.1\.0/);
+  console.log(`# computed delta: ${r.delta.length} bytes for a ${r.image.length}-byte image`);
   await context.close();
 });
 
