@@ -266,6 +266,13 @@ test('upload a 12 MiB full image in pieces with a dropped connection, then a rel
   assert.ok(await rows.count() >= 2);
   await page.locator('[data-test=new-release]').click(); // fold the panel for the screenshot
   await shot(page, '05-notice-board');
+  // the search box (q): one of the two
+  await page.locator('[data-test=release-search]').fill('firmware 2.1');
+  await page.waitForFunction(() => {
+    const rows = document.querySelectorAll('[data-test=release-row]');
+    return rows.length === 1 && rows[0].textContent.includes('Gateway firmware 2.1');
+  }, null, { timeout: 10000 });
+  assert.match(page.url(), /q=firmware/, 'the search is in the URL');
   await context.close();
 });
 
