@@ -34,8 +34,8 @@ export async function render(ctx) {
 
   const online = h('select', { dataset: { test: 'f-online' }, 'aria-label': 'online' },
     [['', 'online: any'], ['true', 'online'], ['false', 'offline']].map(([v, l]) => h('option', { value: v, text: l, selected: f.online === v })));
-  const model = h('input', { type: 'text', placeholder: 'model', value: f.model, 'aria-label': 'model', dataset: { test: 'f-model' } });
-  const prefix = h('input', { type: 'search', placeholder: 'VIN prefix', value: f.vin_prefix, 'aria-label': 'VIN prefix', dataset: { test: 'f-vin' } });
+  const model = h('input', { type: 'text', maxlength: 64, placeholder: 'model', value: f.model, 'aria-label': 'model', dataset: { test: 'f-model' } });
+  const prefix = h('input', { type: 'search', maxlength: 32, placeholder: 'VIN prefix', value: f.vin_prefix, 'aria-label': 'VIN prefix', dataset: { test: 'f-vin' } });
   const ecu = h('input', { type: 'text', placeholder: 'ECU (ECU_011)', value: f.ecu_id, 'aria-label': 'ECU id', class: 'narrow' });
   const ver = h('input', { type: 'text', placeholder: 'at version', value: f.version, 'aria-label': 'version', class: 'narrow' });
 

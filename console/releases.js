@@ -41,7 +41,7 @@ export async function render(ctx) {
   const fresh = new Set();
   const list = h('div', { class: 'list', dataset: { test: 'release-list' } });
   const search = h('input', {
-    type: 'search', class: 'search', placeholder: 'Search title, version, ECU, hardware id…', value: q0,
+    type: 'search', class: 'search', maxlength: 64, placeholder: 'Search title, version, ECU, hardware id…', value: q0,
     'aria-label': 'search releases', dataset: { test: 'release-search' },
   });
   const count = h('span', { class: 'muted' });
