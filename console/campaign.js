@@ -73,7 +73,8 @@ export async function render(ctx) {
     const tgt = Object.keys(t).length ? Object.entries(t).map(([k, v]) => `${k}: ${Array.isArray(v) ? (v.length > 5 ? v.slice(0, 5).join(', ') + ` … (${v.length})` : v.join(', ')) : v}`).join(' · ') : 'every vehicle that needs the releases';
     replace(info,
       h('div', null, h('span', { class: 'k', text: 'Releases' }), h('span', null, (c.release_ids || []).map((r) => relNames[r]
-        ? h('span', { class: 'chip', title: r }, relNames[r].title + ' ', h('span', { class: 'version', text: relNames[r].version }), ` ${relNames[r].ecu_id}`)
+        ? h('span', { class: 'chip', title: `${r} · ${relNames[r].ecu_id} · ${relNames[r].hardware_id}` }, relNames[r].title,
+          relNames[r].title.includes(relNames[r].version) ? null : [' ', h('span', { class: 'version', text: relNames[r].version })])
         : h('code', { class: 'chip', text: r.slice(0, 8), title: r })))),
       h('div', null, h('span', { class: 'k', text: 'Target' }), h('span', { text: tgt })),
       h('div', null, h('span', { class: 'k', text: 'Consent' }), h('span', { text: p.consent_required ? 'required' : 'not required' })),
@@ -100,7 +101,10 @@ export async function render(ctx) {
       }))) : null);
   };
   const drawAll = () => { counts = { ...(c.counts || {}) }; drawHead(); drawInfo(); drawCounts(); };
+  const live = () => c.state === 'running' || c.state === 'paused';
   const addPoint = (t) => {
+    // an ended campaign's progress ends with its last change, not now
+    if (!live() && points.length && !t) { drawChart(chartBox, points, c.total); return; }
     const sm = summary(counts);
     points.push({ t: t || Date.now(), completed: sm.completed, failed: sm.failed, active: sm.active + sm.pending });
     if (points.length > 5000) points = points.slice(-5000);
