@@ -103,11 +103,17 @@ export async function render(ctx) {
   const drawAll = () => { counts = { ...(c.counts || {}) }; drawHead(); drawInfo(); drawCounts(); };
   const live = () => c.state === 'running' || c.state === 'paused';
   const addPoint = (t) => {
-    // an ended campaign's progress ends with its last change, not now
-    if (!live() && points.length && !t) { drawChart(chartBox, points, c.total); return; }
     const sm = summary(counts);
-    points.push({ t: t || Date.now(), completed: sm.completed, failed: sm.failed, active: sm.active + sm.pending });
-    if (points.length > 5000) points = points.slice(-5000);
+    const last = points[points.length - 1];
+    // a point at the time of the change (now while the campaign runs; an ended campaign's
+    // last change is its updated_ms), and none when nothing changed after the end
+    const p = { t: t || (live() ? Date.now() : c.updated_ms || Date.now()), completed: sm.completed, failed: sm.failed, active: sm.active + sm.pending };
+    const same = last && last.completed === p.completed && last.failed === p.failed && last.active === p.active;
+    if (!(same && !live())) {
+      if (last && p.t < last.t) p.t = last.t;
+      points.push(p);
+      if (points.length > 5000) points = points.slice(-5000);
+    }
     drawChart(chartBox, points, c.total);
   };
 
