@@ -9,6 +9,7 @@
 #  4. POST .../vci-request publishes request_vci: the vehicle answers with a new VCI;
 #     audited; 403 for a viewer, 404 for an unknown vehicle;
 #  5. the audit log's filters and their validation;
+#  (and the live events: presence and vci, from the VCI route and over MQTT);
 #  6. a second server without a broker, seeded with 10,000 vehicles by seed_fleet: the list
 #     pages and filters correctly (times printed, not asserted); vci-request is 503.
 . "$(dirname "$0")/lib.bash"
@@ -49,6 +50,24 @@ is400() {
 	[ "$code" = 400 ] && jtrue "$WORK/r.json" "d['error']['code'] == 'bad_request' and '$3' in d['error']['message']"
 }
 
+# the live event stream, open from here on (section 4 checks its presence and vci events)
+on35 curl -sS -N --curves X25519MLKEM768 --cacert "$PKI/ca/ca.crt" -H "Authorization: Bearer $VIEWKEY" \
+	"$B/api/v1/events" >"$WORK/events" 2>"$WORK/events.err" &
+PIDS+=($!)
+check "the event stream is open" wait_for 10 contains "$WORK/events" ': connected'
+# has_event TYPE PYTHON-CONDITION (e: the event's data): the stream carried such an event
+has_event() {
+	python3 -c 'import json, sys
+typ, cond = sys.argv[2], sys.argv[3]
+evs, name = [], None
+for line in open(sys.argv[1]).read().split("\n"):
+    if line.startswith("event: "):
+        name = line[7:]
+    elif line.startswith("data: ") and name == typ:
+        evs.append(json.loads(line[6:]))
+sys.exit(0 if any(eval(cond) for e in evs) else 1)' "$WORK/events" "$1" "$2"
+}
+
 # --- 1. query parameters ------------------------------------------------------------------
 for u in "/api/v1/vehicles?limt=5" "/api/v1/vehicles?limit=1&limit=2" "/health?x=1" \
 	"/api/v1/vehicles/$v1?verbose=1" "/api/v1/vehicles/$v1/ecus?model=x" \
@@ -71,6 +90,7 @@ check "...and applied: 3 matches, page of 2 at offset 1" jtrue "$WORK/r.json" \
 code=$(st "$OPKEY" PUT "$B/api/v1/vehicles/$v1/vci" --data \
 	'{"ecus":[{"ecu_id":"VMG","software":{"APP":"2.5.0"}},{"ecu_id":"ECU_011","software":{"APP":"1.2.0"}}]}')
 check "$v1's VCI with a VMG 2.5.0 stored (got $code)" test "$code" = 200
+check "...announced as a vci event" wait_for 10 has_event vci "e['vin'] == '$v1' and e['at_ms'] > 0"
 st "$VIEWKEY" GET "$B/api/v1/vehicles" >/dev/null
 check "a viewer lists vehicles: $v1 has vmg_version 2.5.0 and last_vci_ms, the others null and 0" \
 	jtrue "$WORK/r.json" "[(x['vin'], x['vmg_version'], x['last_vci_ms'] > 0, x['campaign']) for x in d['items']]
@@ -137,6 +157,7 @@ vci_count() { grep '"event":"received"' "$WORK/fleet.log" 2>/dev/null | grep -c 
 vci_at() { pcurl "$B/api/v1/vehicles?vin_prefix=$v3" | jget items.0.last_vci_ms; }
 online3() { [ "$(pcurl "$B/api/v1/vehicles?vin_prefix=$v3&online=true" | jget total)" = 1 ]; }
 check "$v3 comes online (presence over MQTT)" wait_for 20 online3
+check "...announced as a presence event" wait_for 10 has_event presence "e == {'vin': '$v3', 'online': True, 'at_ms': e['at_ms']}"
 has_vci() { [ "$(vci_at)" != 0 ]; }
 check "...and its VCI after the wake-up's request_vci arrives" wait_for 20 has_vci
 check "the list shows its VMG version 3.0.0" test "$(pcurl "$B/api/v1/vehicles?vin_prefix=$v3" | jget items.0.vmg_version)" = 3.0.0
@@ -152,6 +173,7 @@ check "the vehicle receives a second request_vci" wait_for 20 two
 check "...with the message id the route returned" grep -q "\"msg_type\":\"request_vci\",\"message_id\":\"$mid\"" "$WORK/fleet.log"
 newer() { [ "$(vci_at)" -gt "$first" ]; }
 check "a new VCI is stored (last_vci_ms advances)" wait_for 20 newer
+check "...and announced as a vci event over MQTT" wait_for 10 has_event vci "e['vin'] == '$v3' and e['at_ms'] > $first"
 code=$(st "$VIEWKEY" POST "$B/api/v1/vehicles/$v3/vci-request")
 check "a viewer may not request a VCI: 403 (got $code)" test "$code" = 403
 code=$(st "$OPKEY" POST "$B/api/v1/vehicles/NOSUCHVIN/vci-request")
