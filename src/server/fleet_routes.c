@@ -207,6 +207,8 @@ static void h_vehicle_deployments(srv_ctx *c)
 static int publish_vci_request(srv_ctx *c, const char *vin, char id[STORE_ID_MAX + 1])
 {
 	char topic[128];
+	if (!msg_vin_valid(vin)) /* registered through the store by other means */
+		return pq_err_set(PQ_ERR_INVAL, "VIN %s cannot name an MQTT topic", vin);
 	json_t *m = msg_new("request_vci", vin, NULL);
 	char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
 	int rc = text ? msg_topic(topic, sizeof(topic), vin, "command")
