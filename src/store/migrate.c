@@ -295,6 +295,15 @@ static const char *const schema_v4[] = {
     "CREATE INDEX console_sessions_expiry ON console_sessions (expires_ms)",
 };
 
+/* Schema v5: the audit log's filters (issue 12, GET /api/v1/audit?actor=&action=&target=):
+ * each an equality on one column, newest first (ORDER BY id DESC), so each has an index
+ * ending with id; the time filters use audit_log_at. */
+static const char *const schema_v5[] = {
+    "CREATE INDEX audit_log_actor ON audit_log (actor, id)",
+    "CREATE INDEX audit_log_action ON audit_log (action, id)",
+    "CREATE INDEX audit_log_target ON audit_log (target, id)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -306,6 +315,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v2, sizeof(schema_v2) / sizeof(schema_v2[0])},
     {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
     {schema_v4, sizeof(schema_v4) / sizeof(schema_v4[0])},
+    {schema_v5, sizeof(schema_v5) / sizeof(schema_v5[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
