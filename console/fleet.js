@@ -56,6 +56,14 @@ export async function render(ctx) {
     const items = itemsOf(page);
     rows.clear();
     count.textContent = `${(page.total ?? items.length).toLocaleString('en')} vehicle${page.total === 1 ? '' : 's'}`;
+    if (!f.online && page.total) {
+      const q = { limit: 1, online: 'true' };
+      for (const k of ['model', 'vin_prefix']) if (f[k]) q[k] = f[k];
+      if (f.ecu_id && f.version) { q.ecu_id = f.ecu_id; q.version = f.version; }
+      get('/api/v1/vehicles', q).then((o) => {
+        if (ctx.alive() && want === JSON.stringify([f, offset])) count.textContent += ` · ${(o.total ?? 0).toLocaleString('en')} online`;
+      }, () => {});
+    }
     const body = h('tbody');
     for (const v of items) {
       const dot = h('td', { class: 'c-dot' }, onlineDot(v.online));
@@ -67,12 +75,13 @@ export async function render(ctx) {
         h('td', { text: v.model || '—', dataset: { test: 'model' } }),
         seen,
         h('td', null, v.vmg_version ? h('span', { class: 'version', text: v.vmg_version }) : h('span', { class: 'muted', text: '—' })),
+        h('td', null, v.last_vci_ms !== undefined ? timeEl(v.last_vci_ms) : h('span', { class: 'muted', text: '—' })),
         h('td', null, campaignCell(v.campaign))));
     }
     list.classList.remove('stale');
     replace(list,
       items.length ? h('table', { class: 'grid fleet' },
-        h('thead', null, h('tr', null, ['', 'VIN', 'Model', 'Last seen', 'VMG version', 'Campaign'].map((c) => h('th', { text: c, scope: 'col' })))),
+        h('thead', null, h('tr', null, ['', 'VIN', 'Model', 'Last seen', 'VMG version', 'Last VCI', 'Campaign'].map((c) => h('th', { text: c, scope: 'col' })))),
         body) : empty('No vehicle matches these filters.'),
       pager(page, (o) => { offset = o; sync(); load(); }));
     if (first) {
