@@ -30,7 +30,9 @@ export async function render(ctx) {
   let first = true;
   const rows = new Map(); // vin -> {dot cell, seen cell}
   const list = h('div', { class: 'list', dataset: { test: 'fleet-list' } });
-  const count = h('span', { class: 'muted', dataset: { test: 'fleet-total' } });
+  const total = h('span', { dataset: { test: 'fleet-total' } });
+  const onlineN = h('span', { dataset: { test: 'fleet-online' } });
+  const count = h('span', { class: 'muted' }, total, onlineN);
 
   const online = h('select', { dataset: { test: 'f-online' }, 'aria-label': 'online' },
     [['', 'online: any'], ['true', 'online'], ['false', 'offline']].map(([v, l]) => h('option', { value: v, text: l, selected: f.online === v })));
@@ -55,13 +57,14 @@ export async function render(ctx) {
     if (!ctx.alive() || want !== JSON.stringify([f, offset])) return;
     const items = itemsOf(page);
     rows.clear();
-    count.textContent = `${(page.total ?? items.length).toLocaleString('en')} vehicle${page.total === 1 ? '' : 's'}`;
+    total.textContent = `${(page.total ?? items.length).toLocaleString('en')} vehicle${page.total === 1 ? '' : 's'}`;
+    onlineN.textContent = '';
     if (!f.online && page.total) {
       const q = { limit: 1, online: 'true' };
       for (const k of ['model', 'vin_prefix']) if (f[k]) q[k] = f[k];
       if (f.ecu_id && f.version) { q.ecu_id = f.ecu_id; q.version = f.version; }
       get('/api/v1/vehicles', q).then((o) => {
-        if (ctx.alive() && want === JSON.stringify([f, offset])) count.textContent += ` · ${(o.total ?? 0).toLocaleString('en')} online`;
+        if (ctx.alive() && want === JSON.stringify([f, offset])) onlineN.textContent = ` · ${(o.total ?? 0).toLocaleString('en')} online`;
       }, () => {});
     }
     const body = h('tbody');
