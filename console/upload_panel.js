@@ -162,6 +162,7 @@ export function uploadPanel(ctx, onPosted) {
           rel.delta ? ` with a ${fmtBytes(rel.delta.length)} delta from ${rel.delta.base_version}` : ''));
         full.reset(); delta.reset();
         title.value = ''; version.value = ''; notes.value = '';
+        loadBases(); // the new release is a base for the next one
         onPosted(rel);
       } catch (ex) {
         if (ex.name === 'AbortError') replace(status, h('div', { class: 'alert warn', text: 'Upload cancelled.' }));
