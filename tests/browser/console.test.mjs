@@ -499,6 +499,16 @@ test('diagnostics: 22 F190 to a vehicle, the answer aggregated live with the VIN
   const txt = await row.locator('[data-test=did-text]').count() ? await row.locator('[data-test=did-text]').textContent() : '';
   console.log(`# 22 F190: positive, text ${txt || '(no text field from this server)'}`);
   if (txt) assert.ok(txt.includes(VINS_OK[0]));
+  // a negative answer is named; a suppressed positive answer (3E 80) is reported as such
+  for (const [req, sel, what] of [['22 FFFF', '.badge.st-negative', /requestOutOfRange/], ['3E 80', '.badge.st-suppressed', /suppressed/]]) {
+    const before = page.url();
+    await page.locator('[data-test=diag-request]').fill(req);
+    await page.locator('[data-test=diag-send]').click();
+    await page.waitForURL((u) => u.href !== before && /#\/diagnostics\/[0-9a-f-]{36}$/.test(u.href));
+    const r = page.locator(`[data-test=diag-row][data-vin="${VINS_OK[0]}"]`);
+    await r.locator(sel).waitFor({ timeout: 20000 });
+    assert.match(await r.textContent(), what);
+  }
   await shot(page, '14-diagnostics');
   await context.close();
 });
