@@ -96,6 +96,7 @@ export function uploadPanel(ctx, onPosted) {
   // the base releases: earlier releases with the same hardware id
   const loadBases = debounce(async () => {
     const v = hw.value.trim();
+    const keep = base.value; // the operator's choice survives a re-listing
     clear(base);
     if (!v) { base.appendChild(h('option', { value: '', text: '— enter the hardware id first —' })); return; }
     try {
@@ -103,7 +104,7 @@ export function uploadPanel(ctx, onPosted) {
       const items = itemsOf(page).filter((r) => !stype.value || !r.software_type || r.software_type === stype.value);
       items.sort((a, b) => V.cmpVersion(b.version, a.version));
       base.appendChild(h('option', { value: '', text: items.length ? '— choose a release —' : `— no release for ${v} yet —` }));
-      for (const r of items) base.appendChild(h('option', { value: r.id, text: `${r.version} · ${r.ecu_id} · ${r.title}` }));
+      for (const r of items) base.appendChild(h('option', { value: r.id, text: `${r.version} · ${r.ecu_id} · ${r.title}`, selected: r.id === keep }));
     } catch (e) {
       base.appendChild(h('option', { value: '', text: 'could not list releases: ' + e.message }));
     }
