@@ -86,23 +86,30 @@ export function batchView(ctx, id, onState) {
   return el;
 }
 
+// the fleet form's last values: they stay when the page moves to the results of a request
+const last = { kind: 'vin', target: '', ecu: 'ECU_011', req: '22 F190', timeout: 10 };
+
 // diagForm(ctx, {vin, ecus, onSent}): the request form. With vin: that vehicle only.
 export function diagForm(ctx, opts = {}) {
   const ecu = h(opts.ecus ? 'select' : 'input', opts.ecus ? { dataset: { test: 'diag-ecu' } } : { type: 'text', value: 'ECU_011', list: 'diag-ecus', dataset: { test: 'diag-ecu' } });
   if (opts.ecus) for (const e of opts.ecus) ecu.appendChild(h('option', { value: e, text: e, selected: e === 'ECU_011' }));
-  const req = h('input', { type: 'text', class: 'mono', placeholder: '22 F190', value: '22 F190', dataset: { test: 'diag-request' } });
-  const timeout = h('input', { type: 'number', min: 1, max: 300, value: 10, class: 'narrow' });
+  const req = h('input', { type: 'text', class: 'mono', placeholder: '22 F190', value: opts.vin ? '22 F190' : last.req, dataset: { test: 'diag-request' } });
+  const timeout = h('input', { type: 'number', min: 1, max: 300, value: opts.vin ? 10 : last.timeout, class: 'narrow' });
+  if (!opts.vin && !opts.ecus) ecu.value = last.ecu;
   const presets = h('div', { class: 'presets' }, PRESETS.map(([hex, what]) =>
     h('button', { type: 'button', class: 'chip btn-chip', title: what, text: hex, onclick: () => { req.value = hex; setFieldError(req, ''); } })));
   const out = h('div', { class: 'diag-out' });
   const targetKind = h('select', { dataset: { test: 'diag-target-kind' } },
     [['vin', 'one VIN'], ['vins', 'a list of VINs'], ['model', 'a model'], ['hardware_id', 'vehicles with a hardware id'], ['all', 'every vehicle']]
       .map(([v, l]) => h('option', { value: v, text: l })));
-  const target = h('input', { type: 'text', placeholder: 'VIN', dataset: { test: 'diag-target' } });
-  targetKind.addEventListener('change', () => {
+  const target = h('input', { type: 'text', placeholder: 'VIN', value: last.target, dataset: { test: 'diag-target' } });
+  const showKind = () => {
     target.hidden = targetKind.value === 'all';
     target.placeholder = { vin: 'VIN', vins: 'VIN1, VIN2 …', model: 'model', hardware_id: 'HW-1-011' }[targetKind.value] || '';
-  });
+  };
+  targetKind.value = last.kind;
+  showKind();
+  targetKind.addEventListener('change', showKind);
   const send = h('button', { type: 'submit', class: 'btn primary', text: 'Send', dataset: { test: 'diag-send' }, disabled: !session.can('operator'), title: session.can('operator') ? '' : 'needs the operator role' });
   const form = h('form', {
     class: 'diag-form', novalidate: true,
@@ -124,6 +131,7 @@ export function diagForm(ctx, opts = {}) {
         else body.filter = { [k]: v };
       }
       if (herr || !eid) return;
+      if (!opts.vin) Object.assign(last, { kind: targetKind.value, target: target.value, ecu: eid, req: req.value, timeout: Number(timeout.value) || 10 });
       send.disabled = true;
       try {
         const b = await post('/api/v1/diagnostics', body);

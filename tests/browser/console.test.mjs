@@ -504,9 +504,9 @@ test('diagnostics: 22 F190 to a vehicle, the answer aggregated live with the VIN
     const before = new URL(page.url()).hash;
     await page.locator('[data-test=diag-request]').fill(req);
     await page.locator('[data-test=diag-send]').click();
-    await page.waitForFunction((b) => location.hash !== b || document.querySelector('.diag-out .alert.error'), before);
-    const err = page.locator('.diag-out .alert.error');
-    if (await err.count()) assert.fail(`${req}: ${await err.textContent()}`);
+    await page.waitForFunction((b) => location.hash !== b || document.querySelector('.diag-out .alert.error, .diag-form .field-error:not(:empty)'), before);
+    const err = page.locator('.diag-out .alert.error, .diag-form .field-error:not(:empty)');
+    if (await err.count()) assert.fail(`${req}: ${(await err.allTextContents()).join('; ')}`);
     const r = page.locator(`[data-test=diag-row][data-vin="${VINS_OK[0]}"]`);
     await r.locator(sel).waitFor({ timeout: 20000 });
     assert.match(await r.textContent(), what);
