@@ -145,4 +145,20 @@ int cmp_list_json(store *db, const store_page *pg, json_t **out) PQ_MUST_CHECK;
 /* One vehicle's deployment: state fields, "targets" and "transitions" (history). */
 int cmp_vehicle_json(store *db, const char *id, const char *vin, json_t **out) PQ_MUST_CHECK;
 
+/* campaign_views.c, for the operator console. */
+#define CMP_PROGRESS_POINTS 200
+/* {"items":[{"vin","state","phase","error_code","updated_ms","cause","targets":[...]}],
+ * "total","limit","offset"}: a page of the campaign's deployments ordered by VIN whose state
+ * is in state_mask (1 << store_dep_state; 0: any), cause = that of the latest transition.
+ * PQ_ERR_NOTFOUND: no such campaign. */
+int cmp_deployments_json(store *db, const char *id, uint32_t state_mask, const store_page *pg,
+                         json_t **out) PQ_MUST_CHECK;
+/* "failed,rolled_back" -> a state mask; PQ_ERR_INVAL naming an unknown state. */
+int cmp_parse_states(const char *text, uint32_t *mask) PQ_MUST_CHECK;
+/* {"campaign_id","from_ms","to_ms","points":[{"at_ms","counts":{state:n}}] (at most
+ * CMP_PROGRESS_POINTS, evenly spaced from the start to the end, or to now_ms while the
+ * campaign is not finished; none for a draft), "counts" (now), "total"}: the deployment
+ * counts replayed from the stored transitions. */
+int cmp_progress_json(store *db, const char *id, int64_t now_ms, json_t **out) PQ_MUST_CHECK;
+
 #endif

@@ -2,6 +2,7 @@
  * and the seed's aliases. State changes that need messages (cancel) queue them for the
  * control plane through srv_publish. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/http.h>
@@ -15,6 +16,9 @@
 
 #define GET  EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST
+
+static const char *const no_query[] = {NULL};
+static const char *const page_query[] = {"limit", "offset", NULL};
 
 /* Campaign ids are UUIDs made here; anything else cannot name one. */
 static bool id_ok(srv_ctx *c, const char *id)
@@ -39,6 +43,10 @@ static void h_create(srv_ctx *c)
 	char id[STORE_ID_MAX + 1];
 	if (!b)
 		return;
+	if (!srv_query_only(c, no_query)) {
+		json_decref(b);
+		return;
+	}
 	int rc = cmp_create(c->db, b, c->actor, c->now_ms, id);
 	json_decref(b);
 	if (rc != PQ_OK) {
@@ -56,7 +64,7 @@ static void h_list(srv_ctx *c)
 {
 	store_page pg;
 	json_t *j = NULL;
-	if (!srv_page(c, &pg))
+	if (!srv_query_only(c, page_query) || !srv_page(c, &pg))
 		return;
 	int rc = cmp_list_json(c->db, &pg, &j);
 	if (rc != PQ_OK) {
@@ -68,7 +76,7 @@ static void h_list(srv_ctx *c)
 
 static void h_get(srv_ctx *c)
 {
-	if (id_ok(c, c->params[0]))
+	if (srv_query_only(c, no_query) && id_ok(c, c->params[0]))
 		send_campaign(c, 200, c->params[0]);
 }
 
@@ -79,7 +87,7 @@ static void h_action(srv_ctx *c)
 	cmp_env env;
 	int rc;
 	int64_t n = 0;
-	if (!id_ok(c, id))
+	if (!srv_query_only(c, no_query) || !id_ok(c, id))
 		return;
 	ctl_worker_env(c->s, &env);
 	if (strcmp(action, "start") == 0) {
@@ -119,7 +127,7 @@ static void h_deploy(srv_ctx *c)
 {
 	const char *id = c->params[0], *vin = c->params[1];
 	cmp_env env;
-	if (!id_ok(c, id))
+	if (!srv_query_only(c, no_query) || !id_ok(c, id))
 		return;
 	ctl_worker_env(c->s, &env);
 	int rc = cmp_deploy_one(c->db, &env, id, vin, c->now_ms);
@@ -145,11 +153,49 @@ static void h_vehicle(srv_ctx *c)
 {
 	const char *id = c->params[0], *vin = c->params[1];
 	json_t *j = NULL;
-	if (!id_ok(c, id) || !route_own_vehicle(c, vin))
+	if (!srv_query_only(c, no_query) || !id_ok(c, id) || !route_own_vehicle(c, vin))
 		return;
 	int rc = cmp_vehicle_json(c->db, id, vin, &j);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "deployment");
+		return;
+	}
+	srv_json(c, 200, j);
+}
+
+/* GET /api/v1/campaigns/{id}/deployments?state=S[,S...]&limit=&offset= */
+static void h_deployments(srv_ctx *c)
+{
+	static const char *const allowed[] = {"state", "limit", "offset", NULL};
+	store_page pg;
+	uint32_t mask = 0;
+	json_t *j = NULL;
+	if (!srv_query_only(c, allowed) || !id_ok(c, c->params[0]) || !srv_page(c, &pg))
+		return;
+	char *states = srv_query(c, "state");
+	int rc = states ? cmp_parse_states(states, &mask) : PQ_OK;
+	free(states);
+	if (rc != PQ_OK) {
+		srv_error(c, 400, "bad_request", "%s", pq_err_detail());
+		return;
+	}
+	rc = cmp_deployments_json(c->db, c->params[0], mask, &pg, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "deployments");
+		return;
+	}
+	srv_json(c, 200, j);
+}
+
+/* GET /api/v1/campaigns/{id}/progress */
+static void h_progress(srv_ctx *c)
+{
+	json_t *j = NULL;
+	if (!srv_query_only(c, no_query) || !id_ok(c, c->params[0]))
+		return;
+	int rc = cmp_progress_json(c->db, c->params[0], c->now_ms, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "progress");
 		return;
 	}
 	srv_json(c, 200, j);
@@ -166,6 +212,10 @@ const srv_route route_campaign_table[] = {
      "deploy a campaign to one vehicle"},
     {GET, "/api/v1/campaigns/{id}/vehicles/{vin}", SRV_AUTH_ANY, h_vehicle,
      "one vehicle's deployment with its transition history"},
+    {GET, "/api/v1/campaigns/{id}/deployments", SRV_AUTH_VIEWER, h_deployments,
+     "a page of the campaign's deployments, filtered by state"},
+    {GET, "/api/v1/campaigns/{id}/progress", SRV_AUTH_VIEWER, h_progress,
+     "the campaign's counts per state over time"},
     {GET, "/api/campaigns", SRV_AUTH_VIEWER, h_list, "alias (seed)"},
     {POST, "/api/campaigns", SRV_AUTH_OPERATOR, h_create, "alias (seed)"},
     {POST, "/api/campaigns/{id}/deploy/{vin}", SRV_AUTH_OPERATOR, h_deploy, "alias (seed)"},

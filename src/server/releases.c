@@ -35,6 +35,8 @@
 #define UPLOAD_MAX (4ull << 30) /* an SWPG image is at most 4 GiB */
 #define HEX_LOWER  "0123456789abcdef"
 
+static const char *const no_query[] = {NULL};
+
 /* ---- paths --------------------------------------------------------------------------------- */
 
 /* DATA/<dir>/<name>; PQ_ERR_RANGE when it does not fit PATH_MAX. */
@@ -156,6 +158,10 @@ static void h_upload_create(srv_ctx *c)
 	char id[PQ_UUID_LEN];
 	if (!b)
 		return;
+	if (!srv_query_only(c, no_query)) {
+		json_decref(b);
+		return;
+	}
 	json_t *js = json_object_get(b, "size");
 	const char *sha = json_string_value(json_object_get(b, "sha256"));
 	if (!json_is_integer(js) || json_integer_value(js) < 0 ||
@@ -187,6 +193,8 @@ static void h_upload_get(srv_ctx *c)
 	uint64_t size, received = 0;
 	char sha[65];
 	const char *id = c->params[0];
+	if (!srv_query_only(c, no_query))
+		return;
 	if (!valid_id(id)) {
 		srv_error(c, 404, "not_found", "no upload %s", id);
 		return;
@@ -241,6 +249,9 @@ static void h_upload_put(srv_ctx *c)
 	uint64_t size, off = 0;
 	char sha[65], p[PATH_MAX];
 	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
+	static const char *const offset_query[] = {"offset", NULL};
+	if (!srv_query_only(c, offset_query))
+		return;
 	if (!valid_id(id)) {
 		srv_error(c, 404, "not_found", "no upload %s", id);
 		return;
@@ -298,6 +309,8 @@ static int upload_remove(srv_ctx *c, const char *id)
 static void h_upload_delete(srv_ctx *c)
 {
 	const char *id = c->params[0];
+	if (!srv_query_only(c, no_query))
+		return;
 	int rc = valid_id(id) ? upload_remove(c, id) : PQ_ERR_NOTFOUND;
 	if (rc == PQ_ERR_NOTFOUND) {
 		srv_error(c, 404, "not_found", "no upload %s", id);
@@ -646,7 +659,8 @@ static void h_release_create(srv_ctx *c)
 	bool stored = false;
 	char want[65], sha[65], img[PATH_MAX];
 	int rc;
-	if (!b || !parse_release(c, b, &q) || !upload_ready(c, &q, want))
+	if (!b || !srv_query_only(c, no_query) || !parse_release(c, b, &q) ||
+	    !upload_ready(c, &q, want))
 		goto out;
 	if (q.delta_from && store_release_get(c->db, q.delta_from, &base) != PQ_OK) {
 		srv_error(c, 400, "bad_request", "delta_from: no release %s", q.delta_from);
@@ -702,28 +716,68 @@ static int list_rel_cb(const store_release *r, void *user)
 	return PQ_OK;
 }
 
+/* The list's filters, checked (an ECU id must be one parse_release accepts); false when an
+ * error was sent. The strings are malloc'd (freed by the caller, also on failure). */
+static bool release_filters(srv_ctx *c, char **hw, char **ecu, char **q)
+{
+	static const char *const allowed[] = {"limit",  "offset", "hardware_id",
+	                                      "ecu_id", "q",      NULL};
+	uint16_t e;
+	if (!srv_query_only(c, allowed))
+		return false;
+	*hw = srv_query(c, "hardware_id");
+	*ecu = srv_query(c, "ecu_id");
+	*q = srv_query(c, "q");
+	if (*hw && strlen(*hw) > STORE_NAME_MAX) {
+		srv_error(c, 400, "bad_request", "hardware_id longer than %d characters",
+		          STORE_NAME_MAX);
+		return false;
+	}
+	if (*ecu && (strlen(*ecu) > STORE_NAME_MAX || swpg_ecu_parse(*ecu, &e) != PQ_OK)) {
+		srv_error(c, 400, "bad_request",
+		          "ecu_id: not an ECU id (ECU_011, VMG, ZGW1, 0x0E00)");
+		return false;
+	}
+	if (*q && (strlen(*q) > STORE_RELEASE_QUERY_MAX ||
+	           !pq_utf8_valid((const unsigned char *)*q, strlen(*q)))) {
+		srv_error(c, 400, "bad_request", "q: at most %d bytes of UTF-8",
+		          STORE_RELEASE_QUERY_MAX);
+		return false;
+	}
+	return true;
+}
+
 static void h_release_list(srv_ctx *c)
 {
 	store_page pg;
 	int64_t total = 0;
-	if (!srv_page(c, &pg))
-		return;
-	char *hw = srv_query(c, "hardware_id");
-	json_t *items = json_array();
-	int rc = items ? store_release_list(c->db, hw, &pg, list_rel_cb, items, &total)
-	               : pq_err_set(PQ_ERR_NOMEM, "releases");
-	free(hw);
-	if (rc != PQ_OK) {
-		json_decref(items);
+	char *hw = NULL, *ecu = NULL, *q = NULL;
+	json_t *items = NULL;
+	int rc = PQ_OK;
+	if (!release_filters(c, &hw, &ecu, &q) || !srv_page(c, &pg))
+		goto out;
+	store_release_filter f = {.hardware_id = hw, .ecu_id = ecu, .q = q};
+	items = json_array();
+	rc = items ? store_release_search(c->db, &f, &pg, list_rel_cb, items, &total)
+	           : pq_err_set(PQ_ERR_NOMEM, "releases");
+	if (rc == PQ_OK) {
+		srv_json(c, 200, srv_page_json(items, &pg, total));
+		items = NULL;
+	} else {
 		srv_fail(c, rc, "listing releases");
-		return;
 	}
-	srv_json(c, 200, srv_page_json(items, &pg, total));
+out:
+	json_decref(items);
+	free(hw);
+	free(ecu);
+	free(q);
 }
 
 static void h_release_get(srv_ctx *c)
 {
 	store_release r = {0};
+	if (!srv_query_only(c, no_query))
+		return;
 	int rc = store_release_get(c->db, c->params[0], &r);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "release");
@@ -735,6 +789,8 @@ static void h_release_get(srv_ctx *c)
 
 static void h_release_delete(srv_ctx *c)
 {
+	if (!srv_query_only(c, no_query))
+		return;
 	int rc = store_release_delete(c->db, c->params[0]);
 	if (rc == PQ_ERR_EXISTS) {
 		srv_error(c, 409, "in_use", "release %s is used by a campaign", c->params[0]);

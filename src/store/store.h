@@ -244,6 +244,18 @@ int store_release_get(store *s, const char *id, store_release *out) PQ_MUST_CHEC
 int store_release_list(store *s, const char *hardware_id, const store_page *pg,
                        int (*fn)(const store_release *r, void *user), void *user,
                        int64_t *total) PQ_MUST_CHECK;
+/* The filters of store_release_search; NULL or "" members do not filter. */
+#define STORE_RELEASE_QUERY_MAX 64
+typedef struct {
+	const char *hardware_id; /* exact */
+	const char *ecu_id;      /* exact, as stored */
+	const char *q;           /* case-insensitive (ASCII) substring of title, version, ecu_id or
+	                          * hardware_id, at most STORE_RELEASE_QUERY_MAX bytes */
+} store_release_filter;
+/* Newest first (created_ms, then id), filtered (f NULL: all). */
+int store_release_search(store *s, const store_release_filter *f, const store_page *pg,
+                         int (*fn)(const store_release *r, void *user), void *user,
+                         int64_t *total) PQ_MUST_CHECK;
 /* PQ_ERR_EXISTS when a campaign still references the release. */
 int store_release_delete(store *s, const char *id) PQ_MUST_CHECK;
 /* Whether a content-addressed file (by SHA-256) belongs to some release (full or delta). */
