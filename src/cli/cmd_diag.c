@@ -132,14 +132,13 @@ static int api_error(const char *what, long status, json_t *j)
 
 /* ---- display ------------------------------------------------------------------------- */
 
-/* An NRC's name: pqota's one table (vehicle/uds.c), whatever spelling the vehicle sent; the
- * vehicle's name only for a code that table does not know. */
+/* An NRC's name: the server's (its ISO 14229-1 table, docs/api.md 14.3), else pqota's
+ * table of vehicle/uds.c. */
 static const char *nrc_name(int nrc, const char *given)
 {
-	const char *name = uds_nrc_name(nrc >= 0 && nrc <= 0xFF ? (uint8_t)nrc : 0);
-	if (strcmp(name, uds_nrc_name(0x00)) == 0 && given && *given)
+	if (given && *given)
 		return given;
-	return name;
+	return uds_nrc_name(nrc >= 0 && nrc <= 0xFF ? (uint8_t)nrc : 0);
 }
 
 /* A readable form of a response given in hex (vehicle/uds.c uds_describe); the hex itself,
@@ -164,8 +163,16 @@ static void print_result(const json_t *r)
 {
 	const char *status = sget(r, "status");
 	char detail[512] = "";
-	if (strcmp(status, "positive") == 0) {
+	if (strcmp(status, "positive") == 0 && json_is_string(json_object_get(r, "text"))) {
+		/* a DID read as text: "62 F190 ..." prints the VIN, not its hex */
+		char d[400];
+		describe_hex(sget(r, "response"), d, sizeof(d));
+		snprintf(detail, sizeof(detail), "\"%.200s\"  %s", sget(r, "text"), d);
+	} else if (strcmp(status, "positive") == 0) {
 		describe_hex(sget(r, "response"), detail, sizeof(detail));
+	} else if (strcmp(status, "suppressed") == 0) {
+		snprintf(detail, sizeof(detail),
+		         "done, positive response suppressed (none expected)");
 	} else if (strcmp(status, "negative") == 0) {
 		int nrc = (int)json_integer_value(json_object_get(r, "nrc"));
 		snprintf(detail, sizeof(detail), "NRC 0x%02X %s (%s)", nrc,
@@ -181,8 +188,8 @@ static void print_result(const json_t *r)
 	       detail);
 }
 
-static const char *const statuses[] = {"positive", "negative", "timeout",
-                                       "error",    "pending",  "sent"};
+static const char *const statuses[] = {"positive", "negative", "timeout",   "error",
+                                       "pending",  "sent",     "suppressed"};
 
 static void print_aggregate(const json_t *b)
 {
@@ -206,7 +213,10 @@ static void print_aggregate(const json_t *b)
 	json_array_foreach(json_object_get(agg, "responses"), i, e)
 	{
 		char d[512];
-		describe_hex(sget(e, "response"), d, sizeof(d));
+		if (json_is_string(json_object_get(e, "text")))
+			snprintf(d, sizeof(d), "\"%.200s\"", sget(e, "text"));
+		else
+			describe_hex(sget(e, "response"), d, sizeof(d));
 		printf("  %-49s %lld\n", d,
 		       (long long)json_integer_value(json_object_get(e, "count")));
 	}

@@ -49,8 +49,15 @@ typedef struct {
 	 * rollback_policy where the body has none. */
 	int (*metadata)(void *user, store *db, const char *campaign_id, const char *vin,
 	                json_t **out);
+	/* Optional: a live event (type "deployment" or "campaign", docs/api.md "Live events"),
+	 * called after the change is stored; takes data. NULL: no events. */
+	void (*event)(void *user, const char *type, json_t *data);
 	void *user;
 } cmp_env;
+
+/* An env->event for an env whose user is the server (srv *): srv_event (campaign_routes.c).
+ * ctl_worker_env and the control plane's env set it. */
+void cmp_srv_event(void *user, const char *type, json_t *data);
 
 typedef struct {
 	int64_t notified;        /* ota_campaign published: first notifications */

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "server/campaign.h"
+#include "server/campaign_int.h"
 #include "server/control.h"
 #include "server/routes.h"
 #include "server/server.h"
@@ -24,6 +25,21 @@ static const char *const page_query[] = {"limit", "offset", NULL};
 static bool id_ok(srv_ctx *c, const char *id)
 {
 	return route_id_ok(c, id, "campaign");
+}
+
+void cmp_srv_event(void *user, const char *type, json_t *data)
+{
+	if (user)
+		srv_event(user, type, data);
+	else
+		json_decref(data);
+}
+
+/* The engine's env for a worker, with the live events. */
+static void worker_env(srv_ctx *c, cmp_env *env)
+{
+	ctl_worker_env(c->s, env);
+	env->event = cmp_srv_event;
 }
 
 static void send_campaign(srv_ctx *c, int status, const char *id)
@@ -89,7 +105,7 @@ static void h_action(srv_ctx *c)
 	int64_t n = 0;
 	if (!srv_query_only(c, no_query) || !id_ok(c, id))
 		return;
-	ctl_worker_env(c->s, &env);
+	worker_env(c, &env);
 	if (strcmp(action, "start") == 0) {
 		rc = cmp_start(c->db, &env, id, c->now_ms, &n);
 	} else if (strcmp(action, "pause") == 0) {
@@ -115,6 +131,7 @@ static void h_action(srv_ctx *c)
 		srv_fail(c, rc, action);
 		return;
 	}
+	cmp__campaign_event(c->db, &env, id, c->now_ms);
 	char what[128];
 	snprintf(what, sizeof(what), "campaign.%s", action);
 	srv_audit(c, what, id,
@@ -127,9 +144,15 @@ static void h_deploy(srv_ctx *c)
 {
 	const char *id = c->params[0], *vin = c->params[1];
 	cmp_env env;
+	store_campaign before;
 	if (!srv_query_only(c, no_query) || !id_ok(c, id))
 		return;
-	ctl_worker_env(c->s, &env);
+	worker_env(c, &env);
+	bool was_draft = false;
+	if (store_campaign_get(c->db, id, &before) == PQ_OK) {
+		was_draft = before.state == STORE_CMP_DRAFT;
+		store_campaign_clear(&before);
+	}
 	int rc = cmp_deploy_one(c->db, &env, id, vin, c->now_ms);
 	if (rc == PQ_ERR_EXISTS || rc == PQ_ERR_INVAL) {
 		srv_error(c, 409, "bad_state", "deploy: %s", pq_err_detail());
@@ -139,6 +162,8 @@ static void h_deploy(srv_ctx *c)
 		srv_fail(c, rc, "deploy");
 		return;
 	}
+	if (was_draft) /* a draft is running now */
+		cmp__campaign_event(c->db, &env, id, c->now_ms);
 	srv_audit(c, "campaign.deploy", id, json_pack("{ss}", "vin", vin));
 	json_t *j = NULL;
 	rc = cmp_vehicle_json(c->db, id, vin, &j);

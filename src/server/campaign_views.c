@@ -42,8 +42,7 @@ static int page_item(const store_deployment *d, const char *cause, page_json_ctx
 	return PQ_OK;
 }
 
-static int page_row(const store_deployment *d, const char *cause, const store_target *t,
-                    void *user)
+static int page_row(const store_deployment *d, const char *cause, const store_target *t, void *user)
 {
 	page_json_ctx *c = user;
 	int rc = PQ_OK;
@@ -51,14 +50,14 @@ static int page_row(const store_deployment *d, const char *cause, const store_ta
 		rc = page_item(d, cause, c);
 	if (rc != PQ_OK || !t)
 		return rc;
-	return cmp__append_new(
-	    c->targets,
-	    json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "ecu_id", t->ecu_id, "hardware_id",
-	              t->hardware_id, "software_type", t->software_type, "from_version",
-	              t->from_version, "to_version", t->to_version, "release_id", t->release_id,
-	              "package", t->package, "sha256", t->file_sha256, "size",
-	              (json_int_t)t->file_size),
-	    "targets");
+	return cmp__append_new(c->targets,
+	                       json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "ecu_id",
+	                                 t->ecu_id, "hardware_id", t->hardware_id, "software_type",
+	                                 t->software_type, "from_version", t->from_version,
+	                                 "to_version", t->to_version, "release_id", t->release_id,
+	                                 "package", t->package, "sha256", t->file_sha256, "size",
+	                                 (json_int_t)t->file_size),
+	                       "targets");
 }
 
 int cmp_deployments_json(store *db, const char *id, uint32_t state_mask, const store_page *pg,
@@ -81,8 +80,8 @@ int cmp_deployments_json(store *db, const char *id, uint32_t state_mask, const s
 		json_decref(x.items);
 		return rc;
 	}
-	*out = json_pack("{s:o,s:I,s:I,s:I}", "items", x.items, "total", (json_int_t)total,
-	                 "limit", (json_int_t)pg->limit, "offset", (json_int_t)pg->offset);
+	*out = json_pack("{s:o,s:I,s:I,s:I}", "items", x.items, "total", (json_int_t)total, "limit",
+	                 (json_int_t)pg->limit, "offset", (json_int_t)pg->offset);
 	return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "deployments");
 }
 
@@ -91,7 +90,8 @@ int cmp_parse_states(const char *text, uint32_t *mask)
 	char buf[512];
 	*mask = 0;
 	if (!text || strlen(text) >= sizeof(buf))
-		return pq_err_set(PQ_ERR_INVAL, "state: a comma-separated list of deployment states");
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "state: a comma-separated list of deployment states");
 	snprintf(buf, sizeof(buf), "%s", text);
 	for (char *p = buf, *next; p; p = next) {
 		next = strchr(p, ',');
@@ -99,7 +99,8 @@ int cmp_parse_states(const char *text, uint32_t *mask)
 			*next++ = '\0';
 		store_dep_state st;
 		if (store_dep_state_parse(p, &st) != PQ_OK)
-			return pq_err_set(PQ_ERR_INVAL, "state: '%.32s' is not a deployment state", p);
+			return pq_err_set(PQ_ERR_INVAL, "state: '%.32s' is not a deployment state",
+			                  p);
 		*mask |= 1u << st;
 	}
 	return PQ_OK;

@@ -30,15 +30,25 @@ static json_t *copy_or_null(json_t *v)
 	return v ? json_copy(v) : json_null();
 }
 
+/* The text of a positive 62 DID answer (diag_did_text), else null. */
+static json_t *did_text(const char *response)
+{
+	char text[DIAG_REQUEST_BYTES_MAX + 1];
+	return diag_did_text(response, text, sizeof(text)) ? json_string(text) : json_null();
+}
+
 static int result_json(const store_diag *d, json_t **out)
 {
 	json_t *p = NULL;
 	int rc = srv_json_text(d->payload, "diagnostics result", &p);
 	if (rc != PQ_OK)
 		return pq_err_wrap(rc, "request %s", d->id);
-	*out = json_pack("{sssssssososososIsIso}", "vin", d->vin, "ecu_id", d->ecu_id, "status",
-	                 store_diag_status_name(d->status), "response",
-	                 copy_or_null(json_object_get(p, "response")), "nrc",
+	const char *resp = d->status == STORE_DIAG_ST_POSITIVE
+	                       ? json_string_value(json_object_get(p, "response"))
+	                       : NULL;
+	*out = json_pack("{sssssssosososososIsIso}", "vin", d->vin, "text", did_text(resp),
+	                 "ecu_id", d->ecu_id, "status", store_diag_status_name(d->status),
+	                 "response", copy_or_null(json_object_get(p, "response")), "nrc",
 	                 copy_or_null(json_object_get(p, "nrc")), "nrc_name",
 	                 copy_or_null(json_object_get(p, "nrc_name")), "error",
 	                 copy_or_null(json_object_get(p, "error")), "sent_ms",
@@ -92,9 +102,10 @@ static json_t *agg_json(const store_diag_agg *a)
 		                                      (json_int_t)a->nrc[i].count)) != 0;
 	}
 	for (int i = 0; !bad && i < a->ntop; i++)
-		bad = json_array_append_new(top, json_pack("{sssI}", "response", a->top[i].response,
-		                                           "count", (json_int_t)a->top[i].count)) !=
-		      0;
+		bad = json_array_append_new(top,
+		                            json_pack("{sssosI}", "response", a->top[i].response,
+		                                      "text", did_text(a->top[i].response), "count",
+		                                      (json_int_t)a->top[i].count)) != 0;
 	if (bad) {
 		json_decref(nrc);
 		json_decref(top);
@@ -374,6 +385,11 @@ static void fail_unreachable(srv_ctx *c, const char *batch, const store_diag *ro
 	for (size_t i = 0; rc == PQ_OK && i < n; i++)
 		rc = store_diag_fail(c->db, rows[i].id, "MQTT is not configured on the server",
 		                     c->now_ms, NULL);
+	if (rc == PQ_OK) /* one event for the batch: every vehicle's answer is an error */
+		srv_event(c->s, "diag",
+		          json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", batch, "vin",
+		                    n ? rows[0].vin : "", "ecu_id", n ? rows[0].ecu_id : "",
+		                    "state", "error", "at_ms", (json_int_t)c->now_ms));
 	if (rc != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "batch %s: %s", batch, pq_err_detail());
 }

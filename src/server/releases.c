@@ -420,6 +420,19 @@ int srv_package_key(srv *s, store *db, const char *file_sha256, bool create, int
 
 /* ---- releases ------------------------------------------------------------------------------ */
 
+/* The live "release" event of r (docs/api.md "Live events"). */
+static void release_event(srv_ctx *c, const store_release *r, bool deleted)
+{
+	json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "id", r->id, "title", r->title,
+	                      "version", r->version, "ecu_id", r->ecu_id, "hardware_id",
+	                      r->hardware_id, "at_ms", (json_int_t)c->now_ms);
+	if (e && deleted && json_object_set_new(e, "deleted", json_true()) != 0) {
+		json_decref(e);
+		e = NULL;
+	}
+	srv_event(c->s, "release", e);
+}
+
 static json_t *release_json(const store_release *r)
 {
 	char url[128], durl[128];
@@ -696,6 +709,7 @@ static void h_release_create(srv_ctx *c)
 	          json_pack("{s:s,s:s,s:s,s:b}", "version", r.version, "hardware_id", r.hardware_id,
 	                    "package_sha256", r.file_sha256, "encrypted",
 	                    kf.enc_sha256[0] != '\0'));
+	release_event(c, &r, false);
 	srv_json(c, 201, release_json(&r));
 out:
 	r.notes = NULL; /* the body's */
@@ -789,9 +803,15 @@ static void h_release_get(srv_ctx *c)
 
 static void h_release_delete(srv_ctx *c)
 {
+	store_release r = {0};
 	if (!srv_query_only(c, no_query))
 		return;
+	/* what the event names; a release that cannot be read is not there to delete */
+	bool known = store_release_get(c->db, c->params[0], &r) == PQ_OK;
 	int rc = store_release_delete(c->db, c->params[0]);
+	if (rc == PQ_OK && known)
+		release_event(c, &r, true);
+	store_release_clear(&r);
 	if (rc == PQ_ERR_EXISTS) {
 		srv_error(c, 409, "in_use", "release %s is used by a campaign", c->params[0]);
 		return;

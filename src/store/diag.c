@@ -15,8 +15,8 @@
 
 static const char *const state_names[STORE_DIAG_STATE_COUNT] = {"pending", "sent", "done", "failed",
                                                                 "expired"};
-static const char *const status_names[STORE_DIAG_STATUS_COUNT] = {"pending",  "sent",    "positive",
-                                                                  "negative", "timeout", "error"};
+static const char *const status_names[STORE_DIAG_STATUS_COUNT] = {
+    "pending", "sent", "positive", "negative", "timeout", "error", "suppressed"};
 
 const char *store_diag_state_name(store_diag_state st)
 {

@@ -39,8 +39,9 @@ typedef enum {
 	STORE_DIAG_ST_NEGATIVE = 3,
 	STORE_DIAG_ST_TIMEOUT = 4,
 	STORE_DIAG_ST_ERROR = 5,
+	STORE_DIAG_ST_SUPPRESSED = 6, /* done: the request asked for no positive response */
 } store_diag_status;
-#define STORE_DIAG_STATUS_COUNT 6
+#define STORE_DIAG_STATUS_COUNT 7
 
 const char *store_diag_state_name(store_diag_state st);
 int store_diag_state_parse(const char *s, store_diag_state *out) PQ_MUST_CHECK;

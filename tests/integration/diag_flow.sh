@@ -103,7 +103,7 @@ b = json.load(open(sys.argv[1])); pos, neg, sil = sys.argv[2:5]
 res = {r["vin"]: r for r in b["results"]["items"]}
 ok = (b["state"] == "done" and b["targets"] == 3 and b["ecu_id"] == "ECU_011"
       and b["request"] == "22F190" and b["timeout_s"] == 4 and b["kind"] == "uds"
-      and b["counts"] == {"pending": 0, "sent": 0, "positive": 1, "negative": 1, "timeout": 1, "error": 0}
+      and b["counts"] == {"pending": 0, "sent": 0, "positive": 1, "negative": 1, "timeout": 1, "error": 0, "suppressed": 0}
       and b["aggregate"]["nrc"] == [{"nrc": 49, "nrc_hex": "0x31", "nrc_name": "requestOutOfRange", "count": 1}]
       and b["aggregate"]["responses"] == [{"response": "62F190" + pos.encode().hex().upper(), "count": 1}]
       and b["results"]["total"] == 3 and list(res) == sorted(res)
