@@ -241,6 +241,59 @@ static int on_readiness(store *db, const cmp_env *env, const char *vin, const ch
 	return rc;
 }
 
+/* ---- what the vehicle really downloaded ---------------------------------------------------- */
+
+typedef struct {
+	const json_t *images; /* the message's images */
+	store_target fell[64];
+	size_t n;
+} fallback_scan;
+
+/* The message's entry for a delta target t that says the vehicle used the full package
+ * ("package": "full", or "fallback" from agents before protocol 1.x) is kept in x. */
+static int scan_target(const store_target *t, void *user)
+{
+	fallback_scan *x = user;
+	size_t i;
+	json_t *e;
+	if (strcmp(t->package, "delta") != 0 || x->n == sizeof(x->fell) / sizeof(x->fell[0]))
+		return PQ_OK;
+	json_array_foreach(x->images, i, e)
+	{
+		const char *ecu = json_string_value(json_object_get(e, "ecu_id"));
+		const char *kind = json_string_value(json_object_get(e, "package"));
+		if (ecu && kind && strcmp(ecu, t->ecu_id) == 0 &&
+		    (strcmp(kind, "full") == 0 || strcmp(kind, "fallback") == 0 ||
+		     json_is_true(json_object_get(e, "fallback"))))
+			x->fell[x->n++] = *t;
+	}
+	return PQ_OK;
+}
+
+/* ota_download_complete: a target the vehicle fetched as the full package after its delta
+ * could not be used now names the release's full package (package, sha256, size), so the
+ * deployment says what was installed. The file comes from the release (the one the
+ * vehicle was offered as fallback), never from the message. */
+static int note_fallbacks(store *db, const char *cid, const char *vin, const json_t *root)
+{
+	fallback_scan *x = calloc(1, sizeof(*x));
+	if (!x)
+		return pq_err_set(PQ_ERR_NOMEM, "fallback scan");
+	x->images = json_object_get(root, "images");
+	int rc = json_is_array(x->images) ? store_target_list(db, cid, vin, scan_target, x) : PQ_OK;
+	for (size_t i = 0; rc == PQ_OK && i < x->n; i++) {
+		const store_target *t = &x->fell[i];
+		store_release r = {0};
+		if (store_release_get(db, t->release_id, &r) != PQ_OK)
+			continue; /* the release went away: nothing to say */
+		rc = store_target_set_package(db, cid, vin, t->ecu_id, "full", r.file_sha256,
+		                              r.file_size, NULL);
+		store_release_clear(&r);
+	}
+	free(x);
+	return rc;
+}
+
 /* A status message (sm) for campaign cid. */
 static int on_status(store *db, const cmp_env *env, const char *vin, const char *cid,
                      const status_map *sm, const char *message_id, const json_t *root,
@@ -273,6 +326,11 @@ static int on_status(store *db, const cmp_env *env, const char *vin, const char 
 	store_dep_update u = {.set_next = true, .next_ms = 0};
 	store_deployment d;
 	bool moved = false;
+	if (strcmp(sm->type, "ota_download_complete") == 0) {
+		int rc = note_fallbacks(db, cid, vin, root);
+		if (rc != PQ_OK)
+			return rc;
+	}
 	return apply_message(db, env, cid, vin, &m, now_ms, &u, &d, &moved);
 }
 

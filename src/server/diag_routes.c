@@ -46,7 +46,7 @@ static int result_json(const store_diag *d, json_t **out)
 	const char *resp = d->status == STORE_DIAG_ST_POSITIVE
 	                       ? json_string_value(json_object_get(p, "response"))
 	                       : NULL;
-	*out = json_pack("{sssssssosososososIsIso}", "vin", d->vin, "text", did_text(resp),
+	*out = json_pack("{sssosssssososososIsIso}", "vin", d->vin, "text", did_text(resp),
 	                 "ecu_id", d->ecu_id, "status", store_diag_status_name(d->status),
 	                 "response", copy_or_null(json_object_get(p, "response")), "nrc",
 	                 copy_or_null(json_object_get(p, "nrc")), "nrc_name",
