@@ -35,7 +35,7 @@ b = json.load(open(sys.argv[1]))
 items = b["results"]["items"]
 ok = (b["targets"] == 5 and b["ecu_id"] == "ECU_011" and b["request"] == "22F190"
       and b["timeout_s"] == 30 and b["state"] == "done"
-      and b["counts"] == {"pending": 0, "sent": 0, "positive": 0, "negative": 0, "timeout": 0, "error": 5}
+      and b["counts"] == {"pending": 0, "sent": 0, "positive": 0, "negative": 0, "timeout": 0, "error": 5, "suppressed": 0}
       and [r["vin"] for r in items] == sys.argv[2:]
       and all(r["status"] == "error" and r["error"] == "MQTT is not configured on the server"
               and r["response"] is None and r["sent_ms"] == 0 for r in items)
