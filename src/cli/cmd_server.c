@@ -48,6 +48,9 @@ typedef struct {
 	char *uptane_keys;
 	int uptane_policy_i;
 	char *public_url;
+	bool console_on;
+	char *console_dir;
+	int64_t session_ttl_ms;
 } server_conf;
 
 static const char *const policies[] = {"hybrid", "pq", "classical", NULL};
@@ -104,6 +107,12 @@ static const cfg_field server_fields[] = {
                "write the listening port here once ready (for scripts and tests)"),
     CFG_STRING("public_url", server_conf, public_url, NULL,
                "base URL vehicles reach this server at (default https://LISTEN)"),
+    CFG_BOOL("console.enabled", server_conf, console_on, "true",
+             "serve the operator console at / (docs/console.md)"),
+    CFG_STRING("console.dir", server_conf, console_dir, NULL,
+               "serve the console from this directory instead of the files built in"),
+    CFG_DURATION("console.session_ttl", server_conf, session_ttl_ms, "12h", CFG_MINUTE,
+                 30 * 24 * CFG_HOUR, "how long a console sign-in lasts"),
     CFG_STRING("mqtt.broker", server_conf, mqtt_broker, NULL,
                "MQTT broker host:port (empty: no MQTT bridge, no campaign notifications)"),
     CFG_STRING("mqtt.ca", server_conf, mqtt_ca, NULL, "CA of the broker (default tls.pki's)"),
@@ -276,6 +285,9 @@ static void plain_options(const server_conf *c, srv_options *o)
 	o->uptane_dir = c->uptane_keys[0] ? c->uptane_keys : c->pki[0] ? c->pki : NULL;
 	o->uptane_policy = policies[c->uptane_policy_i];
 	o->uptane_snapshot_ms = c->snapshot_ms;
+	o->console_off = !c->console_on;
+	o->console_dir = c->console_dir[0] ? c->console_dir : NULL;
+	o->session_ttl_ms = c->session_ttl_ms;
 }
 
 /* Parses --config/--set from argv (getopt already positioned), builds srv_options. */

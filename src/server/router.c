@@ -146,7 +146,7 @@ static int identify_key(srv_ctx *c)
 	if (!key && auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		key = auth + 7;
 	if (!key)
-		return PQ_OK;
+		return srv__session_identify(c); /* the console's cookie, if any */
 	uint8_t d[32];
 	char hex[65];
 	size_t kl = strlen(key);
@@ -385,7 +385,7 @@ void srv__on_request(struct evhttp_request *req, void *arg)
 		srv_fail(&c, idrc, "authentication");
 		return;
 	}
-	if (authorize(&c, hit->auth) != PQ_OK)
+	if (authorize(&c, hit->auth) != PQ_OK || !srv__csrf_ok(&c))
 		return;
 	pq_log(PQ_LOG_DEBUG, LOGC, "%s %s by %s", method_name(c.method), c.path, c.actor);
 	hit->fn(&c);

@@ -114,6 +114,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 		w->fd = -1;
 	}
 	w->draining = true;
+	srv__events_worker_drain(w); /* live event streams end: their clients reconnect */
 	if (w->active == 0) {
 		event_base_loopbreak(w->base);
 		return;
@@ -208,6 +209,9 @@ static int worker_setup(srv *s, srv_worker *w)
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                                        EVHTTP_REQ_PATCH);
+	rc = srv__events_worker_init(w);
+	if (rc != PQ_OK)
+		return rc;
 	w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
 	if (!w->bound)
 		return pq_err_set(PQ_ERR_IO, "worker %d: accepting", w->index);
@@ -327,6 +331,8 @@ int srv_new(const srv_options *o, srv **out)
 	if (!s)
 		return pq_err_set(PQ_ERR_NOMEM, "server");
 	s->o = *o;
+	if (s->o.session_ttl_ms <= 0)
+		s->o.session_ttl_ms = 12 * 3600 * 1000LL;
 	s->stop_fd = -1;
 	srv__metrics_start(s);
 	pthread_once(&once, use_pthreads);
@@ -349,6 +355,11 @@ int srv_new(const srv_options *o, srv **out)
 	if (rc != PQ_OK)
 		goto fail;
 	rc = rl_new(o->rate_global, o->burst_global, o->rate_client, o->burst_client, &s->rl);
+	if (rc != PQ_OK)
+		goto fail;
+	rc = srv__events_new(s);
+	if (rc == PQ_OK && !o->console_off)
+		rc = srv_assets_load(o->console_dir, &s->assets);
 	if (rc != PQ_OK)
 		goto fail;
 	rc = start_workers(s);
@@ -427,6 +438,7 @@ static void worker_free(srv_worker *w)
 		event_free(w->drain_ev);
 	if (w->stop_ev)
 		event_free(w->stop_ev);
+	srv__events_worker_free(w);
 	if (w->http)
 		evhttp_free(w->http); /* closes the bound socket and connections */
 	else if (w->fd >= 0)
@@ -447,6 +459,8 @@ void srv_free(srv *s)
 	for (int i = 0; s->workers && i < s->nworkers; i++)
 		worker_free(&s->workers[i]);
 	free(s->workers);
+	srv__events_free(s);
+	srv_assets_free(s->assets);
 	if (s->stop_fd >= 0)
 		close(s->stop_fd);
 	SSL_CTX_free(s->ssl);

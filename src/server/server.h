@@ -65,6 +65,10 @@ typedef struct {
 	int64_t uptane_snapshot_ms; /* image snapshot lifetime; 0: 7 days (renewed at half) */
 	/* the base URL vehicles reach this server at ("https://host:port"); NULL: from listen */
 	const char *public_url;
+	/* the operator console (docs/console.md) */
+	bool console_off;        /* console.enabled = false: / is 404 */
+	const char *console_dir; /* serve this directory instead of the embedded files */
+	int64_t session_ttl_ms;  /* console session lifetime; 0: 12 hours */
 } srv_options;
 
 typedef struct srv srv;
@@ -106,8 +110,12 @@ typedef struct {
 	char vin[STORE_VIN_MAX + 1]; /* client certificate CN, "" if none */
 	bool has_key;
 	store_apikey key;
-	char actor[96];  /* "apikey:NAME", "vehicle:VIN", "anonymous" */
-	char client[96]; /* rate-limit bucket key */
+	bool via_session;           /* the key came from a console session cookie */
+	char session_sha[65];       /* that session's hash */
+	char csrf[65];              /* and its CSRF token */
+	int64_t session_expires_ms; /* and its expiry */
+	char actor[96];             /* "apikey:NAME", "vehicle:VIN", "anonymous" */
+	char client[96];            /* rate-limit bucket key */
 	int64_t now_ms;
 } srv_ctx;
 
@@ -127,6 +135,9 @@ extern const srv_route srv_routes[];
 extern const srv_route route_release_table[];
 extern const srv_route route_campaign_table[];
 extern const srv_route route_uptane_table[];
+extern const srv_route route_console_table[];
+extern const srv_route route_session_table[];
+extern const srv_route route_events_table[];
 extern const srv_route *const srv_route_tables[];
 
 /* Responses. srv_json takes ownership of body; a NULL body (its builder ran out of memory)
@@ -148,6 +159,9 @@ int srv_file_known(srv_ctx *c, const char *sha256, bool *known) PQ_MUST_CHECK;
  * when there is no copy. */
 int srv_package_key(srv *s, store *db, const char *file_sha256, bool create, int64_t now_ms,
                     store_package_key *out) PQ_MUST_CHECK;
+
+/* The security headers of the console's pages (CSP, nosniff, no referrer, no framing). */
+void srv_security_headers(srv_ctx *c);
 
 /* Counts a response a handler sends itself (not through srv_json/srv_error). */
 void srv_count(srv_ctx *c, int status, uint64_t body_bytes);

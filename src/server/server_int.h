@@ -17,6 +17,7 @@
 
 #include <openssl/ssl.h>
 
+#include "server/assets.h"
 #include "server/ratelimit.h"
 #include "server/server.h"
 
@@ -76,6 +77,9 @@ typedef struct {
 
 /* ---- the server and its workers ------------------------------------------------------------ */
 
+typedef struct srv_bus srv_bus;
+typedef struct srv_stream srv_stream;
+
 struct srv_worker {
 	srv *s;
 	srv_cache cache;
@@ -89,7 +93,10 @@ struct srv_worker {
 	struct event *stop_ev;
 	struct event *drain_ev;
 	store *db;
-	int active; /* requests in progress on this worker */
+	int active;          /* requests in progress on this worker */
+	srv_stream *streams; /* its live event streams (events.c) */
+	int nstreams;
+	struct event *bus_ev, *beat_ev;
 	bool draining;
 };
 
@@ -104,8 +111,10 @@ struct srv {
 	uint8_t token_key[32];
 	rl_limiter *rl;
 	srv_metrics m;
-	struct ctl *ctl;   /* control plane: MQTT bridge, campaign engine */
-	struct usrv *usrv; /* Uptane repositories */
+	struct ctl *ctl;    /* control plane: MQTT bridge, campaign engine */
+	struct usrv *usrv;  /* Uptane repositories */
+	srv_assets *assets; /* the console's files; NULL with console.enabled = false */
+	srv_bus *bus;       /* live events (events.c) */
 };
 
 /* server.c: a request starts on worker w (counted until it completes, for the drain). */
@@ -113,6 +122,20 @@ void srv__request_begin(srv_worker *w, struct evhttp_request *req);
 
 /* router.c: evhttp's callback for every request of a worker (arg: the srv_worker). */
 void srv__on_request(struct evhttp_request *req, void *arg);
+
+/* session.c: the console session of the request's cookie, if any and open, as its
+ * identity (c->key, c->via_session); PQ_OK without one. */
+int srv__session_identify(srv_ctx *c) PQ_MUST_CHECK;
+/* session.c: whether a state change made with a session carries its CSRF token (403 sent
+ * otherwise). Requests made with an API key header need none. */
+bool srv__csrf_ok(srv_ctx *c);
+
+/* events.c: the bus (srv_new), each worker's streams (worker_setup, on stop, worker_free). */
+int srv__events_new(srv *s) PQ_MUST_CHECK;
+void srv__events_free(srv *s);
+int srv__events_worker_init(srv_worker *w) PQ_MUST_CHECK;
+void srv__events_worker_drain(srv_worker *w);
+void srv__events_worker_free(srv_worker *w);
 
 /* tokens.c: loads the download-token key (token_secret_file, else DATA/token.key), creating
  * it with 32 random bytes when the file does not exist. */

@@ -281,6 +281,20 @@ static const char *const schema_v3[] = {
     "CREATE INDEX diag_requests_batch ON diag_requests (batch_id)",
 };
 
+/* Schema v4: console sessions (issue 12, store/session.h): the SHA-256 of each session's
+ * cookie secret, its API key (a revoked key ends its sessions: lookups join api_keys) and
+ * its CSRF token. */
+static const char *const schema_v4[] = {
+    "CREATE TABLE console_sessions ("
+    " id_sha256 {KEY} NOT NULL PRIMARY KEY,"
+    " key_id {KEY} NOT NULL REFERENCES api_keys (id),"
+    " csrf TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " expires_ms BIGINT NOT NULL,"
+    " revoked_ms BIGINT NOT NULL DEFAULT 0)",
+    "CREATE INDEX console_sessions_expiry ON console_sessions (expires_ms)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -291,6 +305,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v1, sizeof(schema_v1) / sizeof(schema_v1[0])},
     {schema_v2, sizeof(schema_v2) / sizeof(schema_v2[0])},
     {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
+    {schema_v4, sizeof(schema_v4) / sizeof(schema_v4[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

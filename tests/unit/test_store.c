@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "store/session.h"
 #include "store/store.h"
 #include "store_fixture.h"
 #include "testutil.h"
@@ -1292,6 +1293,56 @@ static void test_package_keys(void **state)
 	assert_int_equal(store_package_key_get(f->s, dup.file_sha256, &got), PQ_ERR_NOTFOUND);
 }
 
+/* Console sessions: found while open; not after expiry, sign-out or the key's revocation;
+ * purged once ended; bad fields refused. */
+static void test_session(void **state)
+{
+	sf_fixture *f = *state;
+	store_apikey k = mk_key("k-s", "console", STORE_ROLE_VIEWER, 7), key;
+	store_session ss = {.created_ms = 1000, .expires_ms = 5000}, got;
+	int64_t n = -1;
+	must(store_apikey_insert(f->s, &k), "key");
+	hex64(ss.id_sha256, 1);
+	hex64(ss.csrf, 2);
+	snprintf(ss.key_id, sizeof(ss.key_id), "%s", k.id);
+	must(store_session_insert(f->s, &ss), "insert");
+	must(store_session_find(f->s, ss.id_sha256, 4999, &got, &key), "find while open");
+	assert_string_equal(got.csrf, ss.csrf);
+	assert_int_equal(got.expires_ms, 5000);
+	assert_string_equal(key.name, "console");
+	assert_int_equal(key.role, STORE_ROLE_VIEWER);
+	assert_int_equal(store_session_find(f->s, ss.id_sha256, 5000, &got, &key), PQ_ERR_NOTFOUND);
+	assert_int_equal(got.created_ms, 0); /* cleared on a miss */
+	assert_int_equal(store_session_insert(f->s, &ss), PQ_ERR_EXISTS);
+	/* sign-out ends it once */
+	store_session s2 = ss;
+	hex64(s2.id_sha256, 3);
+	must(store_session_insert(f->s, &s2), "second session");
+	must(store_session_revoke(f->s, s2.id_sha256, 2000), "revoke");
+	assert_int_equal(store_session_find(f->s, s2.id_sha256, 2001, &got, &key), PQ_ERR_NOTFOUND);
+	assert_int_equal(store_session_revoke(f->s, s2.id_sha256, 2002), PQ_ERR_NOTFOUND);
+	/* revoking the key ends every session of it at once */
+	store_session s3 = ss;
+	hex64(s3.id_sha256, 4);
+	s3.expires_ms = 100000;
+	must(store_session_insert(f->s, &s3), "third session");
+	must(store_session_find(f->s, s3.id_sha256, 3000, &got, &key), "open");
+	must(store_apikey_revoke(f->s, k.id, 3001), "revoke the key");
+	assert_int_equal(store_session_find(f->s, s3.id_sha256, 3002, &got, &key), PQ_ERR_NOTFOUND);
+	/* purge: the expired one and the signed-out one; the third has not ended by time */
+	must(store_session_purge(f->s, 6000, &n), "purge");
+	assert_int_equal(n, 2);
+	/* bad fields */
+	store_session bad = ss;
+	hex64(bad.id_sha256, 9);
+	bad.expires_ms = bad.created_ms;
+	assert_int_equal(store_session_insert(f->s, &bad), PQ_ERR_INVAL);
+	bad = ss;
+	bad.csrf[3] = 'Z';
+	assert_int_equal(store_session_insert(f->s, &bad), PQ_ERR_INVAL);
+	assert_int_equal(store_session_find(f->s, "' OR 1=1 --", 1, &got, &key), PQ_ERR_INVAL);
+}
+
 static void test_apikey(void **state)
 {
 	sf_fixture *f = *state;
@@ -1612,6 +1663,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_release_list_delete, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_package_keys, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_apikey, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_session, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_injection, sf_setup_memory, sf_teardown),
 	};
