@@ -11,7 +11,7 @@
 #define RELEASE_COLS                                                                               \
 	"id, title, notes, version, hardware_id, software_type, ecu_id, file_sha256, "             \
 	"file_size, image_sha256, image_size, delta_base_version, delta_file_sha256, "             \
-	"delta_file_size, delta_base_sha256, created_ms, created_by"
+	"delta_file_size, delta_base_sha256, created_ms, created_by, delta_source"
 
 void store_release_clear(store_release *r)
 {
@@ -42,6 +42,9 @@ static int row_release(const store_row *row, void *dst)
 	store__rd_copy(&rd, r->delta_base_sha256, sizeof(r->delta_base_sha256));
 	store__rd_i64(&rd, &r->created_ms);
 	store__rd_copy(&rd, r->created_by, sizeof(r->created_by));
+	store__rd_copy(&rd, r->delta_source, sizeof(r->delta_source));
+	if (!r->delta_base_version[0])
+		r->delta_source[0] = '\0';
 	if (rd.rc != PQ_OK)
 		store_release_clear(r);
 	return rd.rc;
@@ -80,6 +83,10 @@ static int check_release_delta(const store_release *r)
 	if (!delta &&
 	    (r->delta_file_sha256[0] || r->delta_base_sha256[0] || r->delta_file_size != 0))
 		return pq_err_set(PQ_ERR_INVAL, "delta fields set without a delta base version");
+	if (r->delta_source[0] && strcmp(r->delta_source, "computed") != 0 &&
+	    strcmp(r->delta_source, "uploaded") != 0)
+		return pq_err_set(PQ_ERR_INVAL, "delta source '%.11s' not computed or uploaded",
+		                  r->delta_source);
 	return PQ_OK;
 }
 
@@ -130,11 +137,12 @@ int store_release_insert(store *s, const store_release *r)
 	                 SV_INT(r->delta_file_size),
 	                 SV_TEXT(r->delta_base_sha256),
 	                 SV_INT(r->created_ms),
-	                 SV_TEXT(r->created_by)};
+	                 SV_TEXT(r->created_by),
+	                 SV_TEXT(r->delta_source[0] ? r->delta_source : "computed")};
 	rc = store_exec(s,
 	                "INSERT INTO releases (" RELEASE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-	                " ?, ?, ?, ?, ?, ?, ?, ?)",
-	                p, 17, NULL, NULL, NULL);
+	                " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                p, 18, NULL, NULL, NULL);
 	if (rc == PQ_ERR_EXISTS)
 		pq_err_wrap(rc, "release %s, or %s %s %s for %s, exists already", r->id, r->ecu_id,
 		            r->software_type, r->version, r->hardware_id);

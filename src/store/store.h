@@ -43,7 +43,7 @@ void store_close(store *s);
 store_backend store_get_backend(const store *s);
 /* Schema version after migrations, and the newest this build knows. */
 int store_schema_version(store *s, int *version) PQ_MUST_CHECK;
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* A cheap round trip ("SELECT 1"), for health checks. */
 int store_ping(store *s) PQ_MUST_CHECK;
 
@@ -231,6 +231,9 @@ typedef struct {
 	char delta_file_sha256[65];
 	int64_t delta_file_size;
 	char delta_base_sha256[65];
+	/* "computed" (built by the server from delta_from) or "uploaded" (an operator's delta
+	 * package, checked); "" when there is no delta (insert: "" means "computed") */
+	char delta_source[12];
 	int64_t created_ms;
 	char created_by[STORE_NAME_MAX + 1];
 } store_release;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # agent_console.sh: what the operator console shows of real `pqota vehicle` agents (with
 # their simulated zone gateways and ECUs), against mosquitto and `pqota server`:
-#  1. a delta campaign to two vehicles: one installs the delta; the other's installed image
+#  1. a delta campaign to two vehicles, the delta the operator's own (`pqota pack delta`,
+#     uploaded with the release and checked by the server): one installs the delta; the other's installed image
 #     is not the delta's base, so it falls back to the full package, and its deployment's
 #     target (12.6 and the deployments page) then names the full package it installed;
 #  2. diagnostics readable: 22 F190 answers the VIN as `text`, 22 FFFF an NRC with its ISO
@@ -28,10 +29,14 @@ head -c 150000 "$WORK/ECU_011-1.0.0.bin" >"$WORK/ECU_011-1.1.0.bin"
 head -c 60000 /dev/urandom >>"$WORK/ECU_011-1.1.0.bin"
 up=$(pcurl -d '{"size":210000}' "$B/api/v1/uploads" | jget id)
 pcurl -X PUT --data-binary @"$WORK/ECU_011-1.1.0.bin" "$B/api/v1/uploads/$up?offset=0" -o /dev/null
+"$PQOTA" pack delta --from "$WORK/ECU_011-1.0.0.bin" --to "$WORK/ECU_011-1.1.0.bin" -o "$WORK/op-delta.swpg" >/dev/null
+dup=$(pcurl -d "{\"size\":$(stat -c %s "$WORK/op-delta.swpg")}" "$B/api/v1/uploads" | jget id)
+pcurl -X PUT --data-binary @"$WORK/op-delta.swpg" "$B/api/v1/uploads/$dup?offset=0" -o /dev/null
 pcurl -d "{\"title\":\"ECU_011 1.1.0\",\"version\":\"1.1.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",
-	\"upload_id\":\"$up\",\"delta_from\":\"$R0\"}" "$B/api/v1/releases" >"$WORK/rel1.json"
+	\"upload_id\":\"$up\",\"delta_from\":\"$R0\",\"delta_upload_id\":\"$dup\"}" "$B/api/v1/releases" >"$WORK/rel1.json"
 R1=$(jget id <"$WORK/rel1.json")
-check "release 1.1.0 with a delta against 1.0.0" test "$(jget delta.base_version <"$WORK/rel1.json")" = 1.0.0
+check "release 1.1.0 with the operator's delta against 1.0.0" \
+	test "$(jget delta.base_version <"$WORK/rel1.json")" = 1.0.0 -a "$(jget delta.source <"$WORK/rel1.json")" = uploaded
 full_sha=$(jget package.sha256 <"$WORK/rel1.json")
 delta_sha=$(jget delta.sha256 <"$WORK/rel1.json")
 check "the trusted Uptane roots are served" provision $VM $VF
