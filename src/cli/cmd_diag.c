@@ -265,13 +265,14 @@ static int fetch_all(const conn *c, const char *id, json_t **out, long *status)
 	return rc;
 }
 
-/* Prints a batch (table or JSON); the exit code: 0 when every vehicle answered positive or
- * negative, 1 otherwise. */
+/* Prints a batch (table or JSON); the exit code: 0 when every vehicle answered (positive,
+ * negative, or done without the suppressed positive response), 1 otherwise. */
 static int show_batch(const conn *c, json_t *b)
 {
 	json_t *counts = json_object_get(b, "counts");
 	long long answered = json_integer_value(json_object_get(counts, "positive")) +
-	                     json_integer_value(json_object_get(counts, "negative"));
+	                     json_integer_value(json_object_get(counts, "negative")) +
+	                     json_integer_value(json_object_get(counts, "suppressed"));
 	if (c->json) {
 		/* cli_print_json frees what it prints: b stays the caller's */
 		int rc = cli_print_json(json_incref(b), true, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -296,7 +297,7 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f, "usage: pqota diag send [connection] (--vin VIN | --vins V1,V2,... |\n"
-	       "                       --hardware-id HW | --model MODEL | --all)\n"
+	       "                       --hardware-id HW | --model MODEL | --all) [--online]\n"
 	       "                       --ecu ECU --request HEX [--timeout S] [--no-wait] [--json]\n"
 	       "       pqota diag show [connection] ID [--limit N] [--offset N] [--json]\n"
 	       "       pqota diag list [connection] [--limit N] [--offset N] [--json]\n"
@@ -311,6 +312,7 @@ static void usage(FILE *f)
 	       "  --request HEX       the UDS request, e.g. 22F190 (ReadDataByIdentifier VIN)\n"
 	       "  --timeout S         seconds to wait for the answers, 1..300 (default 10)\n"
 	       "  --no-wait           print the created request and return\n"
+	       "  --online            with --model or --all: only the vehicles online now\n"
 	       "show: one request with its results; list: the requests, newest first.\n"
 	       "\n"
 	       "connection:\n"
@@ -322,8 +324,9 @@ static void usage(FILE *f)
 	       "                      (default 2)\n"
 	       "  --json              print the API's JSON instead of a table\n"
 	       "\n"
-	       "exit status: 0 every vehicle answered (positive or negative), 1 some timed out,\n"
-	       "erred or are still open, 2 an error (connection, HTTP error), 64 usage.\n");
+	       "exit status: 0 every vehicle answered (positive, negative or suppressed), 1 some\n"
+	       "timed out, erred or are still open, 2 an error (connection, HTTP error), 64\n"
+	       "usage.\n");
 }
 
 enum {
@@ -337,6 +340,7 @@ enum {
 	O_HW,
 	O_MODEL,
 	O_ALL,
+	O_ONLINE,
 	O_ECU,
 	O_REQUEST,
 	O_TIMEOUT,
@@ -357,6 +361,7 @@ static const struct option opts[] = {
     {"hardware-id", required_argument, NULL, O_HW},
     {"model", required_argument, NULL, O_MODEL},
     {"all", no_argument, NULL, O_ALL},
+    {"online", no_argument, NULL, O_ONLINE},
     {"ecu", required_argument, NULL, O_ECU},
     {"request", required_argument, NULL, O_REQUEST},
     {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -369,7 +374,7 @@ static const struct option opts[] = {
 
 typedef struct {
 	const char *vin, *vins, *hw, *model, *ecu, *request;
-	bool all, nowait;
+	bool all, online, nowait;
 	long timeout;
 } send_args;
 
@@ -399,6 +404,8 @@ static char *send_body(const send_args *a)
 	} else {
 		f = json_pack("{sb}", "all", 1);
 	}
+	if (f && a->online && json_object_set_new(f, "online", json_true()) != 0)
+		ok = false;
 	if (!a->vin)
 		cli_jset(body, "filter", f, &ok);
 	char *text = body && ok ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -439,6 +446,8 @@ static int do_send(const conn *c, const send_args *a)
 		                               "--model, --all");
 	if (!a->ecu || !a->request)
 		return cli_usage_error("diag", "send: --ecu and --request are required");
+	if (a->online && !a->model && !a->all)
+		return cli_usage_error("diag", "send: --online goes with --model or --all");
 	char *text = send_body(a);
 	if (!text)
 		return cli_error(PQ_ERR_NOMEM, "diag send");
@@ -580,6 +589,9 @@ static int diag_option(int ch, const char *arg, conn *c, send_args *a)
 		break;
 	case O_ALL:
 		a->all = true;
+		break;
+	case O_ONLINE:
+		a->online = true;
 		break;
 	case O_ECU:
 		a->ecu = optarg;

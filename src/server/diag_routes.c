@@ -252,13 +252,17 @@ static bool name_ok(json_t *v)
 	       json_string_length(v) <= STORE_NAME_MAX;
 }
 
-/* filter.hardware_id, filter.model or filter.all: the matching vehicles, at least one and at
- * most STORE_DIAG_TARGETS_MAX. */
+/* filter.hardware_id, filter.model or filter.all (model and all with filter.online): the
+ * matching vehicles, at least one and at most STORE_DIAG_TARGETS_MAX. */
 static bool targets_matched(srv_ctx *c, json_t *f, targets *t)
 {
 	json_t *hw = json_object_get(f, "hardware_id"), *model = json_object_get(f, "model"),
-	       *all = json_object_get(f, "all");
+	       *all = json_object_get(f, "all"), *online = json_object_get(f, "online");
 	int rc = PQ_OK;
+	if (online && !json_is_boolean(online)) {
+		srv_error(c, 400, "bad_request", "filter.online must be true or false");
+		return false;
+	}
 	if (hw && !name_ok(hw)) {
 		srv_error(c, 400, "bad_request", "filter.hardware_id must be a string");
 		return false;
@@ -274,7 +278,8 @@ static bool targets_matched(srv_ctx *c, json_t *f, targets *t)
 	if (hw) {
 		rc = store_ecu_by_hardware(c->db, json_string_value(hw), NULL, ecu_cb, t);
 	} else {
-		store_vehicle_filter vf = {.online = -1, .model = json_string_value(model)};
+		store_vehicle_filter vf = {.online = online ? json_is_true(online) : -1,
+		                           .model = json_string_value(model)};
 		int64_t total = 0;
 		for (int64_t off = 0; rc == PQ_OK; off += STORE_PAGE_MAX) {
 			store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
@@ -317,11 +322,15 @@ static bool resolve_targets(srv_ctx *c, json_t *b, targets *t)
 		return target_named(c, t, json_string_value(vin));
 	}
 	json_t *vins = json_object_get(f, "vins");
-	if (!json_is_object(f) || json_object_size(f) != 1 ||
-	    !(vins || json_object_get(f, "hardware_id") || json_object_get(f, "model") ||
-	      json_object_get(f, "all"))) {
+	/* one of the four, or model / all / nothing with online */
+	bool online = json_object_get(f, "online") != NULL;
+	size_t kinds = (vins != NULL) + (json_object_get(f, "hardware_id") != NULL) +
+	               (json_object_get(f, "model") != NULL) + (json_object_get(f, "all") != NULL);
+	if (!json_is_object(f) || json_object_size(f) != kinds + online || kinds > 1 ||
+	    (kinds == 0 && !online) || (online && (vins || json_object_get(f, "hardware_id")))) {
 		srv_error(c, 400, "bad_request",
-		          "filter must be an object with one of vins, hardware_id, model, all");
+		          "filter must be an object with one of vins, hardware_id, model, all "
+		          "(model and all may add online)");
 		return false;
 	}
 	return vins ? targets_listed(c, vins, t) : targets_matched(c, f, t);

@@ -49,10 +49,11 @@ static int delta_output_matches(pkg_reader *r, const pkg_entry *e, const char *b
 	char got[65], prefix[2 * SWPG_BASE_HASH_PREFIX + 1];
 	pq_hex_encode(e->hdr.base_sha256_prefix, SWPG_BASE_HASH_PREFIX, prefix);
 	if (strncmp(prefix, base_sha, 2 * SWPG_BASE_HASH_PREFIX) != 0)
-		return pq_err_set(PQ_ERR_VERIFY,
-		                  "the delta was made against another base: it patches an image whose "
-		                  "SHA-256 begins %s, the base release's image is %s",
-		                  prefix, base_sha);
+		return pq_err_set(
+		    PQ_ERR_VERIFY,
+		    "the delta was made against another base: it patches an image whose "
+		    "SHA-256 begins %s, the base release's image is %s",
+		    prefix, base_sha);
 	int rc = pkg_apply_delta(r, e, base_image, tmp, NULL);
 	if (rc != PQ_OK) /* the library's detail names server paths: not for the client */
 		return pq_err_set(PQ_ERR_VERIFY,
@@ -64,10 +65,11 @@ static int delta_output_matches(pkg_reader *r, const pkg_entry *e, const char *b
 		return rc;
 	pq_hex_encode(d, 32, got);
 	if (strcmp(got, want) != 0)
-		return pq_err_set(PQ_ERR_VERIFY,
-		                  "applied to the base release's image the delta gives an image with "
-		                  "SHA-256 %s, not the uploaded full image %s",
-		                  got, want);
+		return pq_err_set(
+		    PQ_ERR_VERIFY,
+		    "applied to the base release's image the delta gives an image with "
+		    "SHA-256 %s, not the uploaded full image %s",
+		    got, want);
 	return PQ_OK;
 }
 
@@ -102,7 +104,8 @@ static int copy_bytes(int in, int out, uint64_t len)
 		size_t want = len < COPY_BUF ? (size_t)len : COPY_BUF, got = 0;
 		rc = pq_read_full(in, buf, want, &got);
 		if (rc == PQ_OK && got != want)
-			rc = pq_err_set(PQ_ERR_IO, "the delta upload is shorter than its header says");
+			rc = pq_err_set(PQ_ERR_IO,
+			                "the delta upload is shorter than its header says");
 		if (rc == PQ_OK)
 			rc = pq_write_all(out, buf, got);
 		len -= got;

@@ -33,7 +33,6 @@
 #include "server/releases_int.h"
 #include "server/routes.h"
 
-
 static const char *const no_query[] = {NULL};
 
 /* ---- package encryption ---------------------------------------------------------------- */
