@@ -244,8 +244,9 @@ static int on_readiness(store *db, const cmp_env *env, const char *vin, const ch
 /* ---- what the vehicle really downloaded ---------------------------------------------------- */
 
 typedef struct {
-	const json_t *images; /* the message's images */
-	store_target fell[64];
+	const json_t *images;   /* the message's images */
+	store_target fell[256]; /* more delta targets than this in one deployment: the rest keep
+	                         * their planned package */
 	size_t n;
 } fallback_scan;
 

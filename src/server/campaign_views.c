@@ -176,10 +176,12 @@ int cmp_progress_json(store *db, const char *id, int64_t now_ms, json_t **out)
 	p.t0 = c.started_ms ? c.started_ms : c.created_ms;
 	bool ended = c.state == STORE_CMP_COMPLETED || c.state == STORE_CMP_CANCELLED;
 	p.t1 = ended ? c.updated_ms : now_ms;
-	if (p.t1 <= p.t0)
-		p.n = 1, p.t1 = p.t0;
-	else if (p.t1 - p.t0 < p.n - 1)
+	if (p.t1 <= p.t0) {
+		p.n = 1;
+		p.t1 = p.t0;
+	} else if (p.t1 - p.t0 < p.n - 1) {
 		p.n = (int)(p.t1 - p.t0) + 1; /* no two points at one millisecond */
+	}
 	bool draft = c.state == STORE_CMP_DRAFT;
 	store_campaign_clear(&c);
 	if (!p.points)

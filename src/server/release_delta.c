@@ -172,6 +172,9 @@ int rel_delta_adopt(const char *delta_path, const char *base_image, const char *
 	const pkg_entry *e = NULL;
 	if (snprintf(tmp, sizeof(tmp), "%s.img", out_path) >= (int)sizeof(tmp))
 		return pq_err_set(PQ_ERR_RANGE, "path too long");
+	if (access(base_image, R_OK) != 0) /* the server's own file: not the upload's fault */
+		return pq_err_set(PQ_ERR_IO, "the base release's image is missing: %s",
+		                  strerror(errno));
 	int rc = pkg_open(delta_path, &r);
 	if (rc != PQ_OK)
 		return pq_err_set(PQ_ERR_VERIFY, "not an SWPG package (no valid SWPG header)");

@@ -139,5 +139,20 @@ cid=$(pcurl -d "{\"name\":\"ev\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\"
 pcurl -X POST "$B/api/v1/campaigns/$cid/start" -o /dev/null || true
 pcurl -X POST "$B/api/v1/campaigns/$cid/cancel" -o /dev/null
 check "campaign events: cancelled" wait_for 10 grep -q "\"id\":\"$cid\".*\"state\":\"cancelled\"\\|\"state\":\"cancelled\".*\"id\":\"$cid\"" "$WORK/stream"
+check "...after running (start), and the deployment's pending -> cancelled" python3 - "$WORK/stream" "$cid" <<'PY'
+import json, sys
+evs, name = [], None
+for l in open(sys.argv[1]):
+    if l.startswith("event: "):
+        name = l[7:].strip()
+    elif l.startswith("data: "):
+        evs.append((name, json.loads(l[6:])))
+camp = [d["state"] for n, d in evs if n == "campaign" and d.get("id") == sys.argv[2]]
+assert camp == ["running", "cancelled"], camp
+dep = [d for n, d in evs if n == "deployment" and d.get("campaign_id") == sys.argv[2]]
+assert len(dep) == 1 and dep[0]["vin"] == "BOARDVIN000001", dep
+assert (dep[0]["from"], dep[0]["to"], dep[0]["cause"]) == ("pending", "cancelled", "operator: campaign cancelled"), dep
+assert set(dep[0]) == {"campaign_id", "vin", "from", "to", "cause", "at_ms"}, dep
+PY
 stop_server s1
 finish
