@@ -420,3 +420,23 @@ int diag_on_response_ev(srv *s, store *db, const msg_in *m, int64_t now_ms,
 	store_diag_clear(&d);
 	return rc;
 }
+
+typedef struct {
+	srv *s;
+	int64_t now_ms;
+} expire_ev_ctx;
+
+static void expired_event(const store_diag_key *k, void *user)
+{
+	expire_ev_ctx *x = user;
+	srv_event(x->s, "diag",
+	          json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", k->batch_id[0] ? k->batch_id : k->id,
+	                    "vin", k->vin, "ecu_id", k->ecu_id, "state", "timeout", "at_ms",
+	                    (json_int_t)x->now_ms));
+}
+
+int diag_expire_ev(srv *s, store *db, int64_t now_ms, int limit, int64_t *expired)
+{
+	expire_ev_ctx x = {.s = s, .now_ms = now_ms};
+	return store_diag_expire_each(db, now_ms, limit, s ? expired_event : NULL, &x, expired);
+}

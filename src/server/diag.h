@@ -70,6 +70,9 @@ bool diag_did_text(const char *response_hex, char *out, size_t cap);
 int diag_on_response_ev(srv *s, store *db, const msg_in *m, int64_t now_ms,
                         store_diag_status *status, bool *stored) PQ_MUST_CHECK;
 
+/* store_diag_expire with a live "diag" event (state "timeout") per request it expired. */
+int diag_expire_ev(srv *s, store *db, int64_t now_ms, int limit, int64_t *expired) PQ_MUST_CHECK;
+
 /* Asks the control plane to publish due requests now rather than on its next tick
  * (control.c; any thread). */
 void ctl_diag_kick(srv *s);
