@@ -14,6 +14,7 @@ set(PQOTA_UNIT_LIBS_test_crypto pqota_crypto)
 set(PQOTA_UNIT_LIBS_test_diag pqota_server)
 set(PQOTA_UNIT_LIBS_test_doip pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_ecu pqota_vehicle)
+set(PQOTA_UNIT_LIBS_test_fleet pqota_store)
 set(PQOTA_UNIT_LIBS_test_kat_mldsa pqota_crypto)
 set(PQOTA_UNIT_LIBS_test_kat_mlkem pqota_crypto)
 set(PQOTA_UNIT_LIBS_test_mqtt pqota_server)
@@ -30,6 +31,7 @@ set(PQOTA_UNIT_LIBS_ALL pqota_agent pqota_server pqota_store pqota_pkg pqota_upt
     pqota_tls pqota_crypto pqota_core PkgConfig::CURL)
 set(PQOTA_UNIT_SRCS_test_campaign tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_diag tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_fleet tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_store tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_kat_mldsa tests/unit/kat.c)
 set(PQOTA_UNIT_SRCS_test_kat_mlkem tests/unit/kat.c)
@@ -124,4 +126,11 @@ set_tests_properties(unit/test_campaign_postgres PROPERTIES
 add_test(NAME unit/test_diag_postgres
          COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_diag>)
 set_tests_properties(unit/test_diag_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
+
+# The fleet views and the audit filters (tests/unit/test_fleet.c) also run against a real
+# PostgreSQL server.
+add_test(NAME unit/test_fleet_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_fleet>)
+set_tests_properties(unit/test_fleet_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)

@@ -273,6 +273,19 @@ static void audit(ctl *c, const char *vin, const char *action, json_t *detail)
 	json_decref(detail);
 }
 
+/* The live events (srv_event) of a presence change and of a stored VCI. */
+static void presence_event(ctl *c, const char *vin, bool online, int64_t now)
+{
+	srv_event(
+	    c->s, "presence",
+	    json_pack("{s:s,s:b,s:I}", "vin", vin, "online", online, "at_ms", (json_int_t)now));
+}
+
+static void vci_event(ctl *c, const char *vin, int64_t now)
+{
+	srv_event(c->s, "vci", json_pack("{s:s,s:I}", "vin", vin, "at_ms", (json_int_t)now));
+}
+
 static void on_wake_up(ctl *c, msg_in *m, const store_vehicle *v, int64_t now)
 {
 	json_t *bs = json_object_get(m->root, "boot_seq");
@@ -298,6 +311,8 @@ static void on_wake_up(ctl *c, msg_in *m, const store_vehicle *v, int64_t now)
 	}
 	if (store_vehicle_set_online(c->db, m->vin, true, now, boot_seq) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "%s: marking online: %s", m->vin, pq_err_detail());
+	else
+		presence_event(c, m->vin, true, now);
 	json_t *req = msg_new("request_vci", m->vin, m->message_id);
 	if (!req || publish_json(c, m->vin, "command", req, 1) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "%s: request_vci not sent: %s", m->vin, pq_err_detail());
@@ -321,6 +336,7 @@ static void on_vci(ctl *c, msg_in *m, int64_t now)
 		pq_log(PQ_LOG_WARN, LOGC, "%s: VCI report refused: %s", m->vin, pq_err_detail());
 		return;
 	}
+	vci_event(c, m->vin, now);
 	cmp_env env;
 	ctl_env(c, &env);
 	if (cmp_on_message(c->db, &env, m->vin, m->msg_type, m->message_id, m->root, now) != PQ_OK)
@@ -351,9 +367,11 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 		goto out;
 	}
 	if (m.kind == MSG_T_PRESENCE) {
-		if (store_vehicle_set_online(c->db, m.vin, strcmp(m.presence, "online") == 0, now,
-		                             v.boot_seq) != PQ_OK)
+		bool online = strcmp(m.presence, "online") == 0;
+		if (store_vehicle_set_online(c->db, m.vin, online, now, v.boot_seq) != PQ_OK)
 			pq_log(PQ_LOG_WARN, LOGC, "%s: presence: %s", m.vin, pq_err_detail());
+		else
+			presence_event(c, m.vin, online, now);
 		c->m_handled++;
 		goto out;
 	}

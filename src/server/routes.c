@@ -1,4 +1,6 @@
-/* routes.c: the route table and the handlers for health, metrics, vehicles, ECUs, audit. */
+/* routes.c: the route table and the handlers for health, metrics, vehicles, ECUs, download
+ * tokens (the fleet list, vehicle deployments, VCI requests and audit: fleet_routes.c). Every
+ * handler refuses query parameters it does not take (srv_query_only). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@
 #define DEL  EVHTTP_REQ_DELETE
 
 /* Vehicles may only see themselves; API keys see every vehicle. */
+const char *const route_page_query[] = {"limit", "offset", NULL};
+
 bool route_own_vehicle(srv_ctx *c, const char *vin)
 {
 	if (c->has_key || strcmp(c->vin, vin) == 0)
@@ -47,6 +51,8 @@ bool route_id_ok(srv_ctx *c, const char *id, const char *what)
 
 static void h_health(srv_ctx *c)
 {
+	if (!srv_query_only(c, NULL))
+		return;
 	int rc = store_ping(c->db);
 	const srv_options *o = srv_get_options(c->s);
 	json_t *j = json_pack("{s:s,s:s,s:s,s:{s:i,s:s,s:s},s:s}", "status",
@@ -59,6 +65,8 @@ static void h_health(srv_ctx *c)
 
 static void h_metrics(srv_ctx *c)
 {
+	if (!srv_query_only(c, NULL))
+		return;
 	struct evbuffer *out = evbuffer_new();
 	if (!out) {
 		srv_error(c, 500, "internal", "out of memory");
@@ -72,7 +80,8 @@ static void h_metrics(srv_ctx *c)
 	evbuffer_free(out);
 }
 
-/* ---- vehicles ------------------------------------------------------------------------- */
+/* ---- vehicles (the list: fleet_routes.c)
+ * ------------------------------------------------------------------------- */
 
 static json_t *vehicle_json(const store_vehicle *v)
 {
@@ -103,49 +112,6 @@ static int vehicle_full_json(const store_vehicle *v, json_t **out)
 	}
 	*out = j;
 	return PQ_OK;
-}
-
-static int list_vehicle_cb(const store_vehicle *v, void *user)
-{
-	if (json_array_append_new(user, vehicle_json(v)) != 0)
-		return pq_err_set(PQ_ERR_NOMEM, "vehicles");
-	return PQ_OK;
-}
-
-static void h_vehicles_list(srv_ctx *c)
-{
-	store_page pg;
-	store_vehicle_filter f = {.online = -1};
-	int64_t total = 0;
-	if (!srv_page(c, &pg))
-		return;
-	char *model = srv_query(c, "model"), *online = srv_query(c, "online"),
-	     *prefix = srv_query(c, "vin_prefix");
-	f.model = model;
-	f.vin_prefix = prefix;
-	if (online) {
-		if (strcmp(online, "true") == 0)
-			f.online = 1;
-		else if (strcmp(online, "false") == 0)
-			f.online = 0;
-		else {
-			srv_error(c, 400, "bad_request", "online must be true or false");
-			goto out;
-		}
-	}
-	json_t *items = json_array();
-	int rc = items ? store_vehicle_list(c->db, &f, &pg, list_vehicle_cb, items, &total)
-	               : pq_err_set(PQ_ERR_NOMEM, "vehicles");
-	if (rc != PQ_OK) {
-		json_decref(items);
-		srv_fail(c, rc, "listing vehicles");
-		goto out;
-	}
-	srv_json(c, 200, srv_page_json(items, &pg, total));
-out:
-	free(model);
-	free(online);
-	free(prefix);
 }
 
 /* Checks a vehicle certificate (PEM): parses, CN equals the VIN, issued by the server's CA
@@ -207,6 +173,8 @@ static const char *jstr(json_t *o, const char *k)
 
 static void h_vehicles_register(srv_ctx *c)
 {
+	if (!srv_query_only(c, NULL))
+		return;
 	json_t *b = srv_body_json(c);
 	store_vehicle v = {0};
 	int rc;
@@ -311,7 +279,7 @@ out:
 static void h_vehicle_get(srv_ctx *c)
 {
 	json_t *j = NULL;
-	if (!route_own_vehicle(c, c->params[0]))
+	if (!srv_query_only(c, NULL) || !route_own_vehicle(c, c->params[0]))
 		return;
 	int rc = vehicle_view(c, c->params[0], &j);
 	if (rc != PQ_OK) {
@@ -323,6 +291,8 @@ static void h_vehicle_get(srv_ctx *c)
 
 static void h_vehicle_delete(srv_ctx *c)
 {
+	if (!srv_query_only(c, NULL))
+		return;
 	int rc = store_vehicle_delete(c->db, c->params[0]);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "deleting the vehicle");
@@ -335,7 +305,7 @@ static void h_vehicle_delete(srv_ctx *c)
 static void h_vehicle_vci_put(srv_ctx *c)
 {
 	const char *vin = c->params[0];
-	if (!route_own_vehicle(c, vin))
+	if (!srv_query_only(c, NULL) || !route_own_vehicle(c, vin))
 		return;
 	json_t *b = srv_body_json(c);
 	if (!b)
@@ -350,6 +320,7 @@ static void h_vehicle_vci_put(srv_ctx *c)
 		return;
 	}
 	srv_audit(c, "vehicle.vci", vin, NULL);
+	srv_event(c->s, "vci", json_pack("{s:s,s:I}", "vin", vin, "at_ms", (json_int_t)c->now_ms));
 	srv_json(c, 200, json_pack("{s:s,s:I}", "vin", vin, "stored_ms", (json_int_t)c->now_ms));
 }
 
@@ -357,7 +328,7 @@ static void h_vehicle_vci_get(srv_ctx *c)
 {
 	store_vehicle v = {0};
 	const char *vin = c->params[0];
-	if (!route_own_vehicle(c, vin))
+	if (!srv_query_only(c, NULL) || !route_own_vehicle(c, vin))
 		return;
 	int rc = store_vehicle_get(c->db, vin, &v);
 	if (rc != PQ_OK) {
@@ -399,7 +370,7 @@ static void h_ecus_list(srv_ctx *c)
 	int64_t total = 0;
 	const char *vin = c->params[0];
 	store_vehicle v = {0};
-	if (!route_own_vehicle(c, vin) || !srv_page(c, &pg))
+	if (!srv_query_only(c, route_page_query) || !route_own_vehicle(c, vin) || !srv_page(c, &pg))
 		return;
 	int rc = store_vehicle_get(c->db, vin, &v);
 	store_vehicle_clear(&v);
@@ -419,7 +390,7 @@ static void h_ecus_list(srv_ctx *c)
 static void h_ecu_get(srv_ctx *c)
 {
 	store_ecu e;
-	if (!route_own_vehicle(c, c->params[0]))
+	if (!srv_query_only(c, NULL) || !route_own_vehicle(c, c->params[0]))
 		return;
 	int rc = store_ecu_get(c->db, c->params[0], c->params[1], &e);
 	if (rc != PQ_OK) {
@@ -444,7 +415,8 @@ static void h_ecu_history(srv_ctx *c)
 	store_page pg;
 	store_ecu e;
 	int64_t total = 0;
-	if (!route_own_vehicle(c, c->params[0]) || !srv_page(c, &pg))
+	if (!srv_query_only(c, route_page_query) || !route_own_vehicle(c, c->params[0]) ||
+	    !srv_page(c, &pg))
 		return;
 	int rc = store_ecu_get(c->db, c->params[0], c->params[1], &e);
 	json_t *items = json_array();
@@ -471,6 +443,8 @@ static void h_download_token(srv_ctx *c)
 	store_vehicle v = {0};
 	bool known = false;
 	char token[160], url[320];
+	if (!srv_query_only(c, NULL))
+		return;
 	json_t *b = srv_body_json(c);
 	if (!b)
 		return;
@@ -504,45 +478,11 @@ static void h_download_token(srv_ctx *c)
 	    json_pack("{s:s,s:I,s:s}", "token", token, "expires_ms", (json_int_t)exp, "url", url));
 }
 
-/* ---- audit ------------------------------------------------------------------------------- */
-
-static int audit_cb(const store_audit *a, void *user)
-{
-	json_t *d = NULL;
-	int rc = srv_json_text(a->detail, "audit detail", &d);
-	if (rc != PQ_OK)
-		return pq_err_wrap(rc, "audit record %lld", (long long)a->id);
-	json_t *j = json_pack("{s:I,s:I,s:s,s:s,s:s,s:o}", "id", (json_int_t)a->id, "at_ms",
-	                      (json_int_t)a->at_ms, "actor", a->actor, "action", a->action,
-	                      "target", a->target, "detail", d ? d : json_null());
-	if (json_array_append_new(user, j) != 0)
-		return pq_err_set(PQ_ERR_NOMEM, "audit log");
-	return PQ_OK;
-}
-
-static void h_audit(srv_ctx *c)
-{
-	store_page pg;
-	int64_t total = 0;
-	if (!srv_page(c, &pg))
-		return;
-	json_t *items = json_array();
-	int rc = items ? store_audit_list(c->db, &pg, audit_cb, items, &total)
-	               : pq_err_set(PQ_ERR_NOMEM, "audit log");
-	if (rc != PQ_OK) {
-		json_decref(items);
-		srv_fail(c, rc, "audit log");
-		return;
-	}
-	srv_json(c, 200, srv_page_json(items, &pg, total));
-}
-
 /* ---- the table ----------------------------------------------------------------------------- */
 
 const srv_route srv_routes[] = {
     {GET, "/health", SRV_AUTH_PUBLIC, h_health, "liveness and store health"},
     {GET, "/metrics", SRV_AUTH_PUBLIC, h_metrics, "Prometheus metrics"},
-    {GET, "/api/v1/vehicles", SRV_AUTH_VIEWER, h_vehicles_list, "list vehicles"},
     {POST, "/api/v1/vehicles", SRV_AUTH_OPERATOR, h_vehicles_register, "register a vehicle"},
     {GET, "/api/v1/vehicles/{vin}", SRV_AUTH_ANY, h_vehicle_get, "a vehicle"},
     {DEL, "/api/v1/vehicles/{vin}", SRV_AUTH_ADMIN, h_vehicle_delete, "delete a vehicle"},
@@ -554,7 +494,6 @@ const srv_route srv_routes[] = {
      "an ECU's version history"},
     {POST, "/api/v1/vehicles/{vin}/download-tokens", SRV_AUTH_OPERATOR, h_download_token,
      "issue a short-lived download token for one package and vehicle"},
-    {GET, "/api/v1/audit", SRV_AUTH_ADMIN, h_audit, "the audit log, newest first"},
     {GET | HEAD, "/packages/{sha256}", SRV_AUTH_PUBLIC, route_download,
      "download a package (Range, ETag, If-Range; vehicle certificate, API key or token)"},
     /* seed routes of the original design */
@@ -562,7 +501,8 @@ const srv_route srv_routes[] = {
     {0, NULL, 0, NULL, NULL},
 };
 
-const srv_route *const srv_route_tables[] = {
-    srv_routes,         route_release_table, route_campaign_table,
-    route_uptane_table, route_diag_table,    route_session_table,
-    route_events_table, route_console_table, NULL};
+const srv_route *const srv_route_tables[] = {srv_routes,          route_fleet_table,
+                                             route_release_table, route_campaign_table,
+                                             route_uptane_table,  route_diag_table,
+                                             route_session_table, route_events_table,
+                                             route_console_table, NULL};

@@ -6,6 +6,12 @@
 
 #include "server/server.h"
 
+/* The query parameters of a route that only pages: limit, offset (for srv_query_only). */
+extern const char *const route_page_query[];
+
+/* The fleet, vehicle-deployment, VCI-request and audit routes (fleet_routes.c). */
+extern const srv_route route_fleet_table[];
+
 /* Vehicles may only see themselves (sends 403 and returns false otherwise). */
 bool route_own_vehicle(srv_ctx *c, const char *vin);
 

@@ -571,12 +571,14 @@ static void serve(srv_ctx *c, const char *repo, const char *vin, const char *fil
 
 static void h_image(srv_ctx *c)
 {
+	if (!srv_query_only(c, NULL))
+		return;
 	serve(c, REPO_IMAGE, "", c->params[0]);
 }
 
 static void h_director(srv_ctx *c)
 {
-	if (!route_own_vehicle(c, c->params[0]))
+	if (!srv_query_only(c, NULL) || !route_own_vehicle(c, c->params[0]))
 		return;
 	serve(c, REPO_DIRECTOR, c->params[0], c->params[1]);
 }

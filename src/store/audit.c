@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "store/store_int.h"
 
 static int check_audit(const char *actor, const char *action, const char *target,
@@ -63,24 +64,80 @@ static int audit_row(const store_row *r, void *user)
 	return rc;
 }
 
-int store_audit_list(store *s, const store_page *pg, int (*fn)(const store_audit *a, void *user),
-                     void *user, int64_t *total)
+/* The WHERE clause of f into where (" WHERE ..." or ""), its parameters into p (up to 5). */
+static int audit_where(const store_audit_filter *f, char *where, size_t cap, store_val *p, int *np)
+{
+	pq_buf b;
+	pq_buf_init_fixed(&b, where, cap);
+	*np = 0;
+	if (!f)
+		return PQ_OK;
+	const store__text_rule rules[] = {
+	    {f->actor ? f->actor : "", STORE_ACTOR_MAX, false, "actor filter"},
+	    {f->action ? f->action : "", STORE_NAME_MAX, false, "action filter"},
+	    {f->target ? f->target : "", STORE_TARGET_MAX, false, "target filter"},
+	};
+	int rc = store__check_texts(rules, sizeof(rules) / sizeof(rules[0]));
+	if (rc != PQ_OK)
+		return rc;
+	if (f->since_ms < 0 || f->until_ms < 0)
+		return pq_err_set(PQ_ERR_INVAL, "audit time filter: negative time");
+	const struct {
+		bool on;
+		const char *clause;
+		store_val v;
+	} conds[] = {
+	    {f->actor != NULL, "actor = ?", SV_TEXT(f->actor)},
+	    {f->action != NULL, "action = ?", SV_TEXT(f->action)},
+	    {f->target != NULL, "target = ?", SV_TEXT(f->target)},
+	    {f->since_ms > 0, "at_ms >= ?", SV_INT(f->since_ms)},
+	    {f->until_ms > 0, "at_ms < ?", SV_INT(f->until_ms)},
+	};
+	for (size_t i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
+		if (!conds[i].on)
+			continue;
+		pq_buf_str(&b, *np ? " AND " : " WHERE ");
+		pq_buf_str(&b, conds[i].clause);
+		p[(*np)++] = conds[i].v;
+	}
+	if (b.cut) /* cannot happen: the clauses are fixed and fit */
+		return pq_err_set(PQ_ERR_RANGE, "audit filter longer than %zu bytes", cap);
+	return PQ_OK;
+}
+
+int store_audit_query(store *s, const store_audit_filter *f, const store_page *pg,
+                      int (*fn)(const store_audit *a, void *user), void *user, int64_t *total)
 {
 	int64_t limit, offset;
+	char where[160], from[200], sql[400];
+	store_val p[7];
+	int np = 0;
 	if (total)
 		*total = 0;
 	if (!s)
-		return pq_err_set(PQ_ERR_INVAL, "store_audit_list: no store");
+		return pq_err_set(PQ_ERR_INVAL, "store_audit_query: no store");
 	int rc = store__page_args(pg, &limit, &offset);
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__count_rows(s, "audit_log", NULL, 0, total);
+	if (rc == PQ_OK)
+		rc = audit_where(f, where, sizeof(where), p, &np);
+	if (rc == PQ_OK)
+		rc = store__build_sql(from, sizeof(from), "audit_log", where, "");
+	if (rc == PQ_OK)
+		rc = store__count_rows(s, from, p, np, total);
 	if (rc != PQ_OK || !fn)
 		return rc;
-	store_val p[] = {SV_INT(limit), SV_INT(offset)};
+	rc = store__build_sql(sql, sizeof(sql),
+	                      "SELECT id, at_ms, actor, action, target, detail FROM audit_log",
+	                      where, " ORDER BY id DESC LIMIT ? OFFSET ?");
+	if (rc != PQ_OK)
+		return rc;
+	p[np++] = SV_INT(limit);
+	p[np++] = SV_INT(offset);
 	audit_list_ctx c = {.fn = fn, .user = user};
-	return store_exec(s,
-	                  "SELECT id, at_ms, actor, action, target, detail FROM audit_log"
-	                  " ORDER BY id DESC LIMIT ? OFFSET ?",
-	                  p, 2, audit_row, &c, NULL);
+	return store_exec(s, sql, p, np, audit_row, &c, NULL);
+}
+
+int store_audit_list(store *s, const store_page *pg, int (*fn)(const store_audit *a, void *user),
+                     void *user, int64_t *total)
+{
+	return store_audit_query(s, NULL, pg, fn, user, total);
 }

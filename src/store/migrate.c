@@ -295,9 +295,18 @@ static const char *const schema_v4[] = {
     "CREATE INDEX console_sessions_expiry ON console_sessions (expires_ms)",
 };
 
-/* Schema v5: where a release's delta package came from (issue 12): "computed" by the server
- * from delta_from, or "uploaded" by the operator and checked against the base image. */
+/* Schema v5: the audit log's filters (issue 12, GET /api/v1/audit?actor=&action=&target=):
+ * each an equality on one column, newest first (ORDER BY id DESC), so each has an index
+ * ending with id; the time filters use audit_log_at. */
 static const char *const schema_v5[] = {
+    "CREATE INDEX audit_log_actor ON audit_log (actor, id)",
+    "CREATE INDEX audit_log_action ON audit_log (action, id)",
+    "CREATE INDEX audit_log_target ON audit_log (target, id)",
+};
+
+/* Schema v6: where a release's delta package came from (issue 12): "computed" by the server
+ * from delta_from, or "uploaded" by the operator and checked against the base image. */
+static const char *const schema_v6[] = {
     "ALTER TABLE releases ADD COLUMN delta_source TEXT NOT NULL DEFAULT 'computed'",
 };
 
@@ -313,6 +322,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
     {schema_v4, sizeof(schema_v4) / sizeof(schema_v4[0])},
     {schema_v5, sizeof(schema_v5) / sizeof(schema_v5[0])},
+    {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

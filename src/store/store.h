@@ -43,7 +43,7 @@ void store_close(store *s);
 store_backend store_get_backend(const store *s);
 /* Schema version after migrations, and the newest this build knows. */
 int store_schema_version(store *s, int *version) PQ_MUST_CHECK;
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* A cheap round trip ("SELECT 1"), for health checks. */
 int store_ping(store *s) PQ_MUST_CHECK;
 
@@ -146,6 +146,10 @@ typedef struct {
 	const char *model;      /* exact, or NULL */
 	int online;             /* -1 any, 0 offline, 1 online */
 	const char *vin_prefix; /* or NULL */
+	/* vehicles with an ECU ecu_id (exact, or NULL) whose APP version is version (exact, or
+	 * NULL: any); a version without an ecu_id is PQ_ERR_INVAL */
+	const char *ecu_id;
+	const char *version;
 } store_vehicle_filter;
 
 /* Calls fn once per vehicle (ordered by VIN); *total receives the count of all matches. */
@@ -308,6 +312,19 @@ int store_audit_append(store *s, const char *actor, const char *action, const ch
 /* Newest first. */
 int store_audit_list(store *s, const store_page *pg, int (*fn)(const store_audit *a, void *user),
                      void *user, int64_t *total) PQ_MUST_CHECK;
+
+typedef struct {
+	const char *actor;  /* exact, or NULL */
+	const char *action; /* exact, or NULL */
+	const char *target; /* exact, or NULL */
+	int64_t since_ms;   /* at_ms >= since_ms (0: no bound) */
+	int64_t until_ms;   /* at_ms < until_ms (0: no bound) */
+} store_audit_filter;
+
+/* The records matching f (NULL: all), newest first; bad filter values are PQ_ERR_INVAL. */
+int store_audit_query(store *s, const store_audit_filter *f, const store_page *pg,
+                      int (*fn)(const store_audit *a, void *user), void *user,
+                      int64_t *total) PQ_MUST_CHECK;
 
 /* ---- package keys (keys.c) ------------------------------------------------------------- */
 
