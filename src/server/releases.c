@@ -1,23 +1,19 @@
-/* releases.c: resumable uploads and firmware releases (the notice board). An image is
- * uploaded in pieces (each at most the server's body limit, appended at its offset, so an
- * interrupted upload resumes), then a release turns it into SWPG packages: the full image
- * and, against an earlier release, a delta. Images and packages are content-addressed:
- * DATA/images/<sha256>, DATA/files/<sha256>. With downloads.encrypt, each package is also
- * kept encrypted under its own content key (srv_package_key, docs/security.md "Package
- * encryption"): DATA/files/<enc_sha256>, the key in the store's package_keys. */
+/* releases.c: firmware releases (the notice board). A release turns a complete upload
+ * (uploads.c) into SWPG packages: the full image and, against an earlier release, a delta
+ * the server computes or the operator's own, checked (release_delta.c). Images and
+ * packages are content-addressed: DATA/images/<sha256>, DATA/files/<sha256>. With
+ * downloads.encrypt, each package is also kept encrypted under its own content key
+ * (srv_package_key, docs/security.md "Package encryption"): DATA/files/<enc_sha256>, the
+ * key in the store's package_keys. */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/http.h>
 
 #include <openssl/crypto.h>
