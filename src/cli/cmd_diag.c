@@ -167,7 +167,7 @@ static void print_result(const json_t *r)
 		/* a DID read as text: "62 F190 ..." prints the VIN, not its hex */
 		char d[400];
 		describe_hex(sget(r, "response"), d, sizeof(d));
-		snprintf(detail, sizeof(detail), "\"%.200s\"  %s", sget(r, "text"), d);
+		snprintf(detail, sizeof(detail), "\"%.200s\"  %.300s", sget(r, "text"), d);
 	} else if (strcmp(status, "positive") == 0) {
 		describe_hex(sget(r, "response"), detail, sizeof(detail));
 	} else if (strcmp(status, "suppressed") == 0) {
