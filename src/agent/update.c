@@ -199,11 +199,15 @@ static json_t *download_complete_msg(ag_agent *a, const ag_meta *m)
 	for (size_t i = 0; rc == PQ_OK && i < m->n_images; i++) {
 		const ag_image *im = &m->images[i];
 		char hex[65];
-		pq_hex_encode(im->file.sha256, 32, hex);
-		json_t *kind = json_object_get(ag_rec_image(a, i), "package");
-		rc = ag_jappend(list, json_pack("{s:s,s:s,s:I,s:O}", "ecu_id", im->ecu_id, "sha256",
-		                                hex, "length", (json_int_t)im->file.length,
-		                                "package", kind ? kind : json_null()));
+		/* what was really downloaded: after a fallback the full package, not the delta */
+		const char *kind =
+		    json_string_value(json_object_get(ag_rec_image(a, i), "package"));
+		bool fb = kind && strcmp(kind, "fallback") == 0 && im->has_fallback;
+		const ag_file *f = fb ? &im->fallback : &im->file;
+		pq_hex_encode(f->sha256, 32, hex);
+		rc = ag_jappend(list, json_pack("{s:s,s:s,s:I,s:s*,s:b}", "ecu_id", im->ecu_id,
+		                                "sha256", hex, "length", (json_int_t)f->length,
+		                                "package", fb ? "full" : kind, "fallback", fb));
 	}
 	bool fallback = json_integer_value(json_object_get(a->st.campaign, "fallbacks")) > 0;
 	pthread_mutex_unlock(&a->lock);

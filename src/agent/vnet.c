@@ -144,6 +144,8 @@ static size_t vmg_uds(ag_agent *a, const uint8_t *req, size_t len, uint8_t *resp
 	const char *val = NULL;
 	char ver[VM_VER_MAX + 1];
 	if (len == 2 && req[0] == 0x3E && (req[1] & 0x7F) == 0) {
+		if (uds_suppress_requested(req, len))
+			return 0; /* 3E 80: no positive response */
 		resp[0] = 0x7E;
 		resp[1] = 0x00;
 		return 2;
@@ -310,8 +312,11 @@ json_t *ag_diag(ag_agent *a, doipc **zc, const json_t *req, const ag_env *env)
 	                        "ecu_id", d->ecu_id ? d->ecu_id : ""),
 	              "diag_response") != PQ_OK)
 		goto oom;
-	if (parsed && (diag_send(a, zc, d, resp, &rlen, &status) != PQ_OK ||
-	               ag_diag_answer(r, resp, rlen, &status) != PQ_OK))
+	if (parsed && diag_send(a, zc, d, resp, &rlen, &status) != PQ_OK)
+		snprintf(err, sizeof(err), "%s", pq_err_detail());
+	else if (parsed && rlen == 0 && uds_suppress_requested(d->q, d->qlen))
+		status = "suppressed"; /* no answer was expected, and no NRC came */
+	else if (parsed && ag_diag_answer(r, resp, rlen, &status) != PQ_OK)
 		snprintf(err, sizeof(err), "%s", pq_err_detail());
 	if (ag_jmerge(r,
 	              json_pack("{s:s,s:s*,s:I}", "status", status, "error", err[0] ? err : NULL,

@@ -132,14 +132,13 @@ static int api_error(const char *what, long status, json_t *j)
 
 /* ---- display ------------------------------------------------------------------------- */
 
-/* An NRC's name: pqota's one table (vehicle/uds.c), whatever spelling the vehicle sent; the
- * vehicle's name only for a code that table does not know. */
+/* An NRC's name: the server's (its ISO 14229-1 table, docs/api.md 14.3), else pqota's
+ * table of vehicle/uds.c. */
 static const char *nrc_name(int nrc, const char *given)
 {
-	const char *name = uds_nrc_name(nrc >= 0 && nrc <= 0xFF ? (uint8_t)nrc : 0);
-	if (strcmp(name, uds_nrc_name(0x00)) == 0 && given && *given)
+	if (given && *given)
 		return given;
-	return name;
+	return uds_nrc_name(nrc >= 0 && nrc <= 0xFF ? (uint8_t)nrc : 0);
 }
 
 /* A readable form of a response given in hex (vehicle/uds.c uds_describe); the hex itself,
@@ -164,8 +163,16 @@ static void print_result(const json_t *r)
 {
 	const char *status = sget(r, "status");
 	char detail[512] = "";
-	if (strcmp(status, "positive") == 0) {
+	if (strcmp(status, "positive") == 0 && json_is_string(json_object_get(r, "text"))) {
+		/* a DID read as text: "62 F190 ..." prints the VIN, not its hex */
+		char d[400];
+		describe_hex(sget(r, "response"), d, sizeof(d));
+		snprintf(detail, sizeof(detail), "\"%.200s\"  %.300s", sget(r, "text"), d);
+	} else if (strcmp(status, "positive") == 0) {
 		describe_hex(sget(r, "response"), detail, sizeof(detail));
+	} else if (strcmp(status, "suppressed") == 0) {
+		snprintf(detail, sizeof(detail),
+		         "done, positive response suppressed (none expected)");
 	} else if (strcmp(status, "negative") == 0) {
 		int nrc = (int)json_integer_value(json_object_get(r, "nrc"));
 		snprintf(detail, sizeof(detail), "NRC 0x%02X %s (%s)", nrc,
@@ -181,8 +188,8 @@ static void print_result(const json_t *r)
 	       detail);
 }
 
-static const char *const statuses[] = {"positive", "negative", "timeout",
-                                       "error",    "pending",  "sent"};
+static const char *const statuses[] = {"positive", "negative", "timeout",   "error",
+                                       "pending",  "sent",     "suppressed"};
 
 static void print_aggregate(const json_t *b)
 {
@@ -206,7 +213,10 @@ static void print_aggregate(const json_t *b)
 	json_array_foreach(json_object_get(agg, "responses"), i, e)
 	{
 		char d[512];
-		describe_hex(sget(e, "response"), d, sizeof(d));
+		if (json_is_string(json_object_get(e, "text")))
+			snprintf(d, sizeof(d), "\"%.200s\"", sget(e, "text"));
+		else
+			describe_hex(sget(e, "response"), d, sizeof(d));
 		printf("  %-49s %lld\n", d,
 		       (long long)json_integer_value(json_object_get(e, "count")));
 	}
@@ -255,13 +265,14 @@ static int fetch_all(const conn *c, const char *id, json_t **out, long *status)
 	return rc;
 }
 
-/* Prints a batch (table or JSON); the exit code: 0 when every vehicle answered positive or
- * negative, 1 otherwise. */
+/* Prints a batch (table or JSON); the exit code: 0 when every vehicle answered (positive,
+ * negative, or done without the suppressed positive response), 1 otherwise. */
 static int show_batch(const conn *c, json_t *b)
 {
 	json_t *counts = json_object_get(b, "counts");
 	long long answered = json_integer_value(json_object_get(counts, "positive")) +
-	                     json_integer_value(json_object_get(counts, "negative"));
+	                     json_integer_value(json_object_get(counts, "negative")) +
+	                     json_integer_value(json_object_get(counts, "suppressed"));
 	if (c->json) {
 		/* cli_print_json frees what it prints: b stays the caller's */
 		int rc = cli_print_json(json_incref(b), true, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -286,7 +297,7 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f, "usage: pqota diag send [connection] (--vin VIN | --vins V1,V2,... |\n"
-	       "                       --hardware-id HW | --model MODEL | --all)\n"
+	       "                       --hardware-id HW | --model MODEL | --all) [--online]\n"
 	       "                       --ecu ECU --request HEX [--timeout S] [--no-wait] [--json]\n"
 	       "       pqota diag show [connection] ID [--limit N] [--offset N] [--json]\n"
 	       "       pqota diag list [connection] [--limit N] [--offset N] [--json]\n"
@@ -301,6 +312,7 @@ static void usage(FILE *f)
 	       "  --request HEX       the UDS request, e.g. 22F190 (ReadDataByIdentifier VIN)\n"
 	       "  --timeout S         seconds to wait for the answers, 1..300 (default 10)\n"
 	       "  --no-wait           print the created request and return\n"
+	       "  --online            with --model or --all: only the vehicles online now\n"
 	       "show: one request with its results; list: the requests, newest first.\n"
 	       "\n"
 	       "connection:\n"
@@ -312,8 +324,9 @@ static void usage(FILE *f)
 	       "                      (default 2)\n"
 	       "  --json              print the API's JSON instead of a table\n"
 	       "\n"
-	       "exit status: 0 every vehicle answered (positive or negative), 1 some timed out,\n"
-	       "erred or are still open, 2 an error (connection, HTTP error), 64 usage.\n");
+	       "exit status: 0 every vehicle answered (positive, negative or suppressed), 1 some\n"
+	       "timed out, erred or are still open, 2 an error (connection, HTTP error), 64\n"
+	       "usage.\n");
 }
 
 enum {
@@ -327,6 +340,7 @@ enum {
 	O_HW,
 	O_MODEL,
 	O_ALL,
+	O_ONLINE,
 	O_ECU,
 	O_REQUEST,
 	O_TIMEOUT,
@@ -347,6 +361,7 @@ static const struct option opts[] = {
     {"hardware-id", required_argument, NULL, O_HW},
     {"model", required_argument, NULL, O_MODEL},
     {"all", no_argument, NULL, O_ALL},
+    {"online", no_argument, NULL, O_ONLINE},
     {"ecu", required_argument, NULL, O_ECU},
     {"request", required_argument, NULL, O_REQUEST},
     {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -359,7 +374,7 @@ static const struct option opts[] = {
 
 typedef struct {
 	const char *vin, *vins, *hw, *model, *ecu, *request;
-	bool all, nowait;
+	bool all, online, nowait;
 	long timeout;
 } send_args;
 
@@ -389,6 +404,8 @@ static char *send_body(const send_args *a)
 	} else {
 		f = json_pack("{sb}", "all", 1);
 	}
+	if (f && a->online && json_object_set_new(f, "online", json_true()) != 0)
+		ok = false;
 	if (!a->vin)
 		cli_jset(body, "filter", f, &ok);
 	char *text = body && ok ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -429,6 +446,8 @@ static int do_send(const conn *c, const send_args *a)
 		                               "--model, --all");
 	if (!a->ecu || !a->request)
 		return cli_usage_error("diag", "send: --ecu and --request are required");
+	if (a->online && !a->model && !a->all)
+		return cli_usage_error("diag", "send: --online goes with --model or --all");
 	char *text = send_body(a);
 	if (!text)
 		return cli_error(PQ_ERR_NOMEM, "diag send");
@@ -570,6 +589,9 @@ static int diag_option(int ch, const char *arg, conn *c, send_args *a)
 		break;
 	case O_ALL:
 		a->all = true;
+		break;
+	case O_ONLINE:
+		a->online = true;
 		break;
 	case O_ECU:
 		a->ecu = optarg;

@@ -215,3 +215,42 @@ bool cmp__phase_ended(const cmp_counts *c, int p)
 			return false;
 	return true;
 }
+
+/* ---- live events ------------------------------------------------------------------------ */
+
+void cmp__event(const cmp_env *env, const char *type, json_t *data)
+{
+	if (env && env->event && data)
+		env->event(env->user, type, data);
+	else
+		json_decref(data);
+}
+
+int cmp__transition(store *db, const cmp_env *env, const char *cid, const char *vin,
+                    store_dep_state from, store_dep_state to, const char *cause, int64_t now_ms,
+                    const store_dep_update *u, bool *changed)
+{
+	bool moved = false;
+	int rc = store_deployment_transition(db, cid, vin, from, to, cause, now_ms, u, &moved);
+	if (changed)
+		*changed = moved;
+	if (rc == PQ_OK && moved && env && env->event)
+		cmp__event(env, "deployment",
+		           json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "campaign_id", cid, "vin", vin,
+		                     "from", store_dep_state_name(from), "to",
+		                     store_dep_state_name(to), "cause", cause ? cause : "", "at_ms",
+		                     (json_int_t)now_ms));
+	return rc;
+}
+
+void cmp__campaign_event(store *db, const cmp_env *env, const char *id, int64_t now_ms)
+{
+	store_campaign c;
+	if (!env || !env->event || store_campaign_get(db, id, &c) != PQ_OK)
+		return;
+	cmp__event(env, "campaign",
+	           json_pack("{s:s,s:s,s:s,s:I}", "id", c.id, "state",
+	                     store_cmp_state_name(c.state), "pause_reason", c.pause_reason, "at_ms",
+	                     (json_int_t)now_ms));
+	store_campaign_clear(&c);
+}

@@ -49,8 +49,15 @@ typedef struct {
 	 * rollback_policy where the body has none. */
 	int (*metadata)(void *user, store *db, const char *campaign_id, const char *vin,
 	                json_t **out);
+	/* Optional: a live event (type "deployment" or "campaign", docs/api.md "Live events"),
+	 * called after the change is stored; takes data. NULL: no events. */
+	void (*event)(void *user, const char *type, json_t *data);
 	void *user;
 } cmp_env;
+
+/* An env->event for an env whose user is the server (srv *): srv_event (campaign_routes.c).
+ * ctl_worker_env and the control plane's env set it. */
+void cmp_srv_event(void *user, const char *type, json_t *data);
 
 typedef struct {
 	int64_t notified;        /* ota_campaign published: first notifications */
@@ -144,5 +151,21 @@ int cmp_get_json(store *db, const char *id, json_t **out) PQ_MUST_CHECK;
 int cmp_list_json(store *db, const store_page *pg, json_t **out) PQ_MUST_CHECK;
 /* One vehicle's deployment: state fields, "targets" and "transitions" (history). */
 int cmp_vehicle_json(store *db, const char *id, const char *vin, json_t **out) PQ_MUST_CHECK;
+
+/* campaign_views.c, for the operator console. */
+#define CMP_PROGRESS_POINTS 200
+/* {"items":[{"vin","state","phase","error_code","updated_ms","cause","targets":[...]}],
+ * "total","limit","offset"}: a page of the campaign's deployments ordered by VIN whose state
+ * is in state_mask (1 << store_dep_state; 0: any), cause = that of the latest transition.
+ * PQ_ERR_NOTFOUND: no such campaign. */
+int cmp_deployments_json(store *db, const char *id, uint32_t state_mask, const store_page *pg,
+                         json_t **out) PQ_MUST_CHECK;
+/* "failed,rolled_back" -> a state mask; PQ_ERR_INVAL naming an unknown state. */
+int cmp_parse_states(const char *text, uint32_t *mask) PQ_MUST_CHECK;
+/* {"campaign_id","from_ms","to_ms","points":[{"at_ms","counts":{state:n}}] (at most
+ * CMP_PROGRESS_POINTS, evenly spaced from the start to the end, or to now_ms while the
+ * campaign is not finished; none for a draft), "counts" (now), "total"}: the deployment
+ * counts replayed from the stored transitions. */
+int cmp_progress_json(store *db, const char *id, int64_t now_ms, json_t **out) PQ_MUST_CHECK;
 
 #endif

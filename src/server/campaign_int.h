@@ -101,6 +101,18 @@ json_t *cmp__new_msg(const char *type, const char *vin, const char *campaign_id)
 int cmp__publish_json(const cmp_env *env, const char *vin, const char *suffix, json_t *obj,
                       int qos) PQ_MUST_CHECK;
 
+/* ---- live events ---------------------------------------------------------------------- */
+
+/* Hands data to env->event (freed when there is none). */
+void cmp__event(const cmp_env *env, const char *type, json_t *data);
+/* store_deployment_transition, then, when it moved the deployment, the "deployment" event
+ * {"campaign_id","vin","from","to","cause","at_ms"}. changed may be NULL. */
+int cmp__transition(store *db, const cmp_env *env, const char *cid, const char *vin,
+                    store_dep_state from, store_dep_state to, const char *cause, int64_t now_ms,
+                    const store_dep_update *u, bool *changed) PQ_MUST_CHECK;
+/* The "campaign" event {"id","state","pause_reason","at_ms"} of campaign id as stored now. */
+void cmp__campaign_event(store *db, const cmp_env *env, const char *id, int64_t now_ms);
+
 /* ---- targeting (campaign_target.c) ---------------------------------------------------- */
 
 typedef struct {

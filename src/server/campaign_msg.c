@@ -88,8 +88,9 @@ static void move_cause(char *cause, size_t cap, store_dep_state from, store_dep_
 /* Moves (cid, vin) from its current state as m->decide says, retrying the compare-and-set
  * a few times when the state changes under it. *final receives the deployment as left,
  * *moved whether this call changed its state. */
-static int apply_message(store *db, const char *cid, const char *vin, const vehicle_msg *m,
-                         int64_t now_ms, store_dep_update *u, store_deployment *final, bool *moved)
+static int apply_message(store *db, const cmp_env *env, const char *cid, const char *vin,
+                         const vehicle_msg *m, int64_t now_ms, store_dep_update *u,
+                         store_deployment *final, bool *moved)
 {
 	*moved = false;
 	u->set_last_msg = true;
@@ -110,8 +111,8 @@ static int apply_message(store *db, const char *cid, const char *vin, const vehi
 			char cause[STORE_REASON_MAX + 1];
 			move_cause(cause, sizeof(cause), d.state, (store_dep_state)to, m);
 			u->error_code = m->error_code;
-			rc = store_deployment_transition(db, cid, vin, d.state, (store_dep_state)to,
-			                                 cause, now_ms, u, &changed);
+			rc = cmp__transition(db, env, cid, vin, d.state, (store_dep_state)to, cause,
+			                     now_ms, u, &changed);
 			if (changed) {
 				final->state = (store_dep_state)to;
 				*moved = true;
@@ -199,7 +200,7 @@ static int on_response(store *db, const cmp_env *env, const char *vin, const cha
 	                 .arg = dec};
 	store_deployment d;
 	bool moved = false;
-	rc = apply_message(db, cid, vin, &m, now_ms, &u, &d, &moved);
+	rc = apply_message(db, env, cid, vin, &m, now_ms, &u, &d, &moved);
 	if (rc == PQ_OK && moved && d.state == STORE_DEP_ACCEPTED) {
 		/* just accepted: readiness or metadata next */
 		store_dep_update s = {0};
@@ -223,7 +224,7 @@ static int on_readiness(store *db, const cmp_env *env, const char *vin, const ch
 	store_deployment d;
 	store_dep_update u = {0};
 	bool moved = false;
-	rc = apply_message(db, cid, vin, &m, now_ms, &u, &d, &moved);
+	rc = apply_message(db, env, cid, vin, &m, now_ms, &u, &d, &moved);
 	/* only while the engine waits for readiness (next_ms set): a late or repeated answer
 	 * does not send the metadata twice */
 	if (rc == PQ_OK && d.state == STORE_DEP_ACCEPTED && d.next_ms > 0) {
@@ -240,9 +241,64 @@ static int on_readiness(store *db, const cmp_env *env, const char *vin, const ch
 	return rc;
 }
 
+/* ---- what the vehicle really downloaded ---------------------------------------------------- */
+
+typedef struct {
+	const json_t *images;   /* the message's images */
+	store_target fell[256]; /* more delta targets than this in one deployment: the rest keep
+	                         * their planned package */
+	size_t n;
+} fallback_scan;
+
+/* The message's entry for a delta target t that says the vehicle used the full package
+ * ("package": "full", or "fallback" from agents before protocol 1.x) is kept in x. */
+static int scan_target(const store_target *t, void *user)
+{
+	fallback_scan *x = user;
+	size_t i;
+	json_t *e;
+	if (strcmp(t->package, "delta") != 0 || x->n == sizeof(x->fell) / sizeof(x->fell[0]))
+		return PQ_OK;
+	json_array_foreach(x->images, i, e)
+	{
+		const char *ecu = json_string_value(json_object_get(e, "ecu_id"));
+		const char *kind = json_string_value(json_object_get(e, "package"));
+		if (ecu && kind && strcmp(ecu, t->ecu_id) == 0 &&
+		    (strcmp(kind, "full") == 0 || strcmp(kind, "fallback") == 0 ||
+		     json_is_true(json_object_get(e, "fallback"))))
+			x->fell[x->n++] = *t;
+	}
+	return PQ_OK;
+}
+
+/* ota_download_complete: a target the vehicle fetched as the full package after its delta
+ * could not be used now names the release's full package (package, sha256, size), so the
+ * deployment says what was installed. The file comes from the release (the one the
+ * vehicle was offered as fallback), never from the message. */
+static int note_fallbacks(store *db, const char *cid, const char *vin, const json_t *root)
+{
+	fallback_scan *x = calloc(1, sizeof(*x));
+	if (!x)
+		return pq_err_set(PQ_ERR_NOMEM, "fallback scan");
+	x->images = json_object_get(root, "images");
+	int rc = json_is_array(x->images) ? store_target_list(db, cid, vin, scan_target, x) : PQ_OK;
+	for (size_t i = 0; rc == PQ_OK && i < x->n; i++) {
+		const store_target *t = &x->fell[i];
+		store_release r = {0};
+		if (store_release_get(db, t->release_id, &r) != PQ_OK)
+			continue; /* the release went away: nothing to say */
+		rc = store_target_set_package(db, cid, vin, t->ecu_id, "full", r.file_sha256,
+		                              r.file_size, NULL);
+		store_release_clear(&r);
+	}
+	free(x);
+	return rc;
+}
+
 /* A status message (sm) for campaign cid. */
-static int on_status(store *db, const char *vin, const char *cid, const status_map *sm,
-                     const char *message_id, const json_t *root, int64_t now_ms)
+static int on_status(store *db, const cmp_env *env, const char *vin, const char *cid,
+                     const status_map *sm, const char *message_id, const json_t *root,
+                     int64_t now_ms)
 {
 	char extra[160] = "", code[STORE_NAME_MAX + 1] = "";
 	if (sm->to == STORE_DEP_FAILED || sm->to == STORE_DEP_ROLLED_BACK) {
@@ -271,7 +327,12 @@ static int on_status(store *db, const char *vin, const char *cid, const status_m
 	store_dep_update u = {.set_next = true, .next_ms = 0};
 	store_deployment d;
 	bool moved = false;
-	return apply_message(db, cid, vin, &m, now_ms, &u, &d, &moved);
+	if (strcmp(sm->type, "ota_download_complete") == 0) {
+		int rc = note_fallbacks(db, cid, vin, root);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	return apply_message(db, env, cid, vin, &m, now_ms, &u, &d, &moved);
 }
 
 /* ---- vci_report -------------------------------------------------------------------------- */
@@ -323,8 +384,8 @@ static bool vci_settles(store_dep_state st)
 
 /* Completes (every target version reported) or fails (a mismatch after `installed`) the
  * deployment d by the report's ecus. */
-static int vci_settle(store *db, const char *vin, const char *message_id, const store_deployment *d,
-                      const json_t *ecus, int64_t now_ms)
+static int vci_settle(store *db, const cmp_env *env, const char *vin, const char *message_id,
+                      const store_deployment *d, const json_t *ecus, int64_t now_ms)
 {
 	vci_check c = {.ecus = ecus};
 	int rc = store_target_list(db, d->campaign_id, vin, vci_target, &c);
@@ -344,9 +405,9 @@ static int vci_settle(store *db, const char *vin, const char *message_id, const 
 	store_dep_state from = d->state;
 	for (int attempt = 0; attempt < 4; attempt++) {
 		bool changed = false;
-		rc = store_deployment_transition(db, d->campaign_id, vin, from,
-		                                 ok ? STORE_DEP_COMPLETED : STORE_DEP_FAILED, cause,
-		                                 now_ms, &u, &changed);
+		rc = cmp__transition(db, env, d->campaign_id, vin, from,
+		                     ok ? STORE_DEP_COMPLETED : STORE_DEP_FAILED, cause, now_ms, &u,
+		                     &changed);
 		if (rc != PQ_OK || changed)
 			return rc;
 		store_deployment cur;
@@ -359,8 +420,8 @@ static int vci_settle(store *db, const char *vin, const char *message_id, const 
 	return PQ_OK;
 }
 
-static int on_vci(store *db, const char *vin, const char *message_id, const json_t *root,
-                  int64_t now_ms)
+static int on_vci(store *db, const cmp_env *env, const char *vin, const char *message_id,
+                  const json_t *root, int64_t now_ms)
 {
 	cmp_dep_vec v = {0};
 	const json_t *ecus = json_object_get(root, "ecus");
@@ -369,7 +430,7 @@ static int on_vci(store *db, const char *vin, const char *message_id, const json
 	int rc = store_deployment_list_vin(db, vin, true, cmp__dep_vec_add, &v);
 	for (size_t i = 0; rc == PQ_OK && i < v.n; i++)
 		if (vci_settles(v.v[i].state))
-			rc = vci_settle(db, vin, message_id, &v.v[i], ecus, now_ms);
+			rc = vci_settle(db, env, vin, message_id, &v.v[i], ecus, now_ms);
 	free(v.v);
 	return rc;
 }
@@ -382,7 +443,7 @@ int cmp_on_message(store *db, const cmp_env *env, const char *vin, const char *m
 	if (!db || !vin || !msg_type || !json_is_object(root))
 		return pq_err_set(PQ_ERR_INVAL, "cmp_on_message: bad arguments");
 	if (strcmp(msg_type, "vci_report") == 0)
-		return on_vci(db, vin, message_id, root, now_ms);
+		return on_vci(db, env, vin, message_id, root, now_ms);
 	const status_map *sm = NULL;
 	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
 		if (strcmp(msg_type, statuses[i].type) == 0)
@@ -398,5 +459,5 @@ int cmp_on_message(store *db, const cmp_env *env, const char *vin, const char *m
 		return on_response(db, env, vin, cid, message_id, root, now_ms);
 	if (readiness)
 		return on_readiness(db, env, vin, cid, message_id, root, now_ms);
-	return on_status(db, vin, cid, sm, message_id, root, now_ms);
+	return on_status(db, env, vin, cid, sm, message_id, root, now_ms);
 }

@@ -153,10 +153,9 @@ static int do_notify(const store_deployment *d, void *user)
 	                      .next_ms = 0,
 	                      .release_claim = true};
 	bool changed = false;
-	rc = store_deployment_transition(
-	    w->db, d->campaign_id, d->vin, d->state, STORE_DEP_NOTIFIED,
-	    re ? "engine: re-notified after postponement" : "engine: notified", w->now, &u,
-	    &changed);
+	rc = cmp__transition(w->db, w->env, d->campaign_id, d->vin, d->state, STORE_DEP_NOTIFIED,
+	                     re ? "engine: re-notified after postponement" : "engine: notified",
+	                     w->now, &u, &changed);
 	if (rc == PQ_OK && changed && w->st) {
 		if (re)
 			w->st->renotified++;
@@ -193,8 +192,8 @@ static int do_timeout(const store_deployment *d, void *user)
 	snprintf(cause, sizeof(cause), "engine: no vehicle message for %lld s",
 	         (long long)(w->cache.c.vehicle_timeout_ms / 1000));
 	bool changed = false;
-	rc = store_deployment_transition(w->db, d->campaign_id, d->vin, d->state,
-	                                 STORE_DEP_TIMED_OUT, cause, w->now, &u, &changed);
+	rc = cmp__transition(w->db, w->env, d->campaign_id, d->vin, d->state, STORE_DEP_TIMED_OUT,
+	                     cause, w->now, &u, &changed);
 	if (rc != PQ_OK)
 		return rc;
 	if (!changed)
@@ -215,26 +214,29 @@ static bool all_ended(const cmp_counts *cnt)
 }
 
 /* running -> to, counted in *counter (optional) when it changed. */
-static int leave_running(store *db, const char *id, store_cmp_state to, const char *reason,
-                         int64_t now_ms, int64_t *counter)
+static int leave_running(store *db, const cmp_env *env, const char *id, store_cmp_state to,
+                         const char *reason, int64_t now_ms, int64_t *counter)
 {
 	bool changed = false;
 	int rc =
 	    store_campaign_set_state(db, id, STORE_CMP_RUNNING, to, reason, 0, now_ms, &changed);
 	if (rc == PQ_OK && changed && counter)
 		(*counter)++;
+	if (rc == PQ_OK && changed)
+		cmp__campaign_event(db, env, id, now_ms);
 	return rc;
 }
 
 /* What a running campaign c needs now, from its deployment counts: completion when every
  * deployment ended, an auto-pause when its current phase failed too often or ended below
  * its success threshold, else the next phase once the success threshold is reached. */
-static int upkeep_decide(store *db, const store_campaign *c, const cmp_rules *rules,
-                         const cmp_counts *cnt, int64_t now_ms, cmp_tick_stats *st)
+static int upkeep_decide(store *db, const cmp_env *env, const store_campaign *c,
+                         const cmp_rules *rules, const cmp_counts *cnt, int64_t now_ms,
+                         cmp_tick_stats *st)
 {
 	char reason[STORE_REASON_MAX + 1];
 	if (all_ended(cnt))
-		return leave_running(db, c->id, STORE_CMP_COMPLETED, NULL, now_ms,
+		return leave_running(db, env, c->id, STORE_CMP_COMPLETED, NULL, now_ms,
 		                     st ? &st->completed : NULL);
 	int p = c->current_phase < 1 ? 1 : c->current_phase;
 	if (p > rules->nphases)
@@ -246,7 +248,7 @@ static int upkeep_decide(store *db, const store_campaign *c, const cmp_rules *ru
 		         "auto_paused: phase %d: %lld of %lld deployments failed, more than the "
 		         "error_threshold %.2f",
 		         p, (long long)fails, (long long)size, ps->error);
-		return leave_running(db, c->id, STORE_CMP_PAUSED, reason, now_ms,
+		return leave_running(db, env, c->id, STORE_CMP_PAUSED, reason, now_ms,
 		                     st ? &st->auto_paused : NULL);
 	}
 	if (p >= rules->nphases)
@@ -266,11 +268,12 @@ static int upkeep_decide(store *db, const store_campaign *c, const cmp_rules *ru
 	         "auto_paused: phase %d ended with %lld of %lld completed, below the "
 	         "success_threshold %.2f",
 	         p, (long long)ok, (long long)size, ps->success);
-	return leave_running(db, c->id, STORE_CMP_PAUSED, reason, now_ms,
+	return leave_running(db, env, c->id, STORE_CMP_PAUSED, reason, now_ms,
 	                     st ? &st->auto_paused : NULL);
 }
 
-static int upkeep_one(store *db, const store_campaign *c, int64_t now_ms, cmp_tick_stats *st)
+static int upkeep_one(store *db, const cmp_env *env, const store_campaign *c, int64_t now_ms,
+                      cmp_tick_stats *st)
 {
 	cmp_rules rules;
 	cmp_counts cnt;
@@ -279,13 +282,14 @@ static int upkeep_one(store *db, const store_campaign *c, int64_t now_ms, cmp_ti
 		return rc;
 	rc = cmp__load_counts(db, c->id, &cnt);
 	if (rc == PQ_OK)
-		rc = upkeep_decide(db, c, &rules, &cnt, now_ms, st);
+		rc = upkeep_decide(db, env, c, &rules, &cnt, now_ms, st);
 	cmp__rules_clear(&rules);
 	return rc;
 }
 
 typedef struct {
 	store *db;
+	const cmp_env *env;
 	int64_t now;
 	cmp_tick_stats *st;
 	int rc;
@@ -294,7 +298,7 @@ typedef struct {
 static int upkeep_row(const store_campaign *c, void *user)
 {
 	upkeep_ctx *u = user;
-	int rc = upkeep_one(u->db, c, u->now, u->st);
+	int rc = upkeep_one(u->db, u->env, c, u->now, u->st);
 	if (rc != PQ_OK && u->rc == PQ_OK)
 		u->rc = rc; /* the first failure is reported; the other campaigns go on */
 	return PQ_OK;
@@ -325,7 +329,7 @@ int cmp_tick(store *db, const cmp_env *env, int64_t now_ms, cmp_tick_stats *st)
 	int rc = tick_claims(db, env, now_ms, st);
 	if (rc != PQ_OK)
 		return rc;
-	upkeep_ctx u = {.db = db, .now = now_ms, .st = st};
+	upkeep_ctx u = {.db = db, .env = env, .now = now_ms, .st = st};
 	store_page pg = {.limit = CAMPAIGNS_PER_TICK};
 	rc = store_campaign_list(db, STORE_CMP_RUNNING, &pg, upkeep_row, &u, NULL);
 	return rc != PQ_OK ? rc : u.rc;

@@ -149,8 +149,8 @@ static int cancel_one(store *db, const cmp_env *env, const char *id, const store
 {
 	store_dep_update u = {.release_claim = true, .set_next = true, .next_ms = 0};
 	bool changed = false;
-	int rc = store_deployment_transition(db, id, d->vin, d->state, STORE_DEP_CANCELLED,
-	                                     "operator: campaign cancelled", now_ms, &u, &changed);
+	int rc = cmp__transition(db, env, id, d->vin, d->state, STORE_DEP_CANCELLED,
+	                         "operator: campaign cancelled", now_ms, &u, &changed);
 	if (rc != PQ_OK || !changed)
 		return rc;
 	(*moved)++;

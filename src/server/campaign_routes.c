@@ -2,6 +2,7 @@
  * and the seed's aliases. State changes that need messages (cancel) queue them for the
  * control plane through srv_publish. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/http.h>
@@ -9,6 +10,7 @@
 
 #include "core/log.h"
 #include "server/campaign.h"
+#include "server/campaign_int.h"
 #include "server/control.h"
 #include "server/routes.h"
 #include "server/server.h"
@@ -16,10 +18,28 @@
 #define GET  EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST
 
+static const char *const no_query[] = {NULL};
+static const char *const page_query[] = {"limit", "offset", NULL};
+
 /* Campaign ids are UUIDs made here; anything else cannot name one. */
 static bool id_ok(srv_ctx *c, const char *id)
 {
 	return route_id_ok(c, id, "campaign");
+}
+
+void cmp_srv_event(void *user, const char *type, json_t *data)
+{
+	if (user)
+		srv_event(user, type, data);
+	else
+		json_decref(data);
+}
+
+/* The engine's env for a worker, with the live events. */
+static void worker_env(srv_ctx *c, cmp_env *env)
+{
+	ctl_worker_env(c->s, env);
+	env->event = cmp_srv_event;
 }
 
 static void send_campaign(srv_ctx *c, int status, const char *id)
@@ -39,6 +59,10 @@ static void h_create(srv_ctx *c)
 	char id[STORE_ID_MAX + 1];
 	if (!b)
 		return;
+	if (!srv_query_only(c, no_query)) {
+		json_decref(b);
+		return;
+	}
 	int rc = cmp_create(c->db, b, c->actor, c->now_ms, id);
 	json_decref(b);
 	if (rc != PQ_OK) {
@@ -56,7 +80,7 @@ static void h_list(srv_ctx *c)
 {
 	store_page pg;
 	json_t *j = NULL;
-	if (!srv_page(c, &pg))
+	if (!srv_query_only(c, page_query) || !srv_page(c, &pg))
 		return;
 	int rc = cmp_list_json(c->db, &pg, &j);
 	if (rc != PQ_OK) {
@@ -68,7 +92,7 @@ static void h_list(srv_ctx *c)
 
 static void h_get(srv_ctx *c)
 {
-	if (id_ok(c, c->params[0]))
+	if (srv_query_only(c, no_query) && id_ok(c, c->params[0]))
 		send_campaign(c, 200, c->params[0]);
 }
 
@@ -79,9 +103,9 @@ static void h_action(srv_ctx *c)
 	cmp_env env;
 	int rc;
 	int64_t n = 0;
-	if (!id_ok(c, id))
+	if (!srv_query_only(c, no_query) || !id_ok(c, id))
 		return;
-	ctl_worker_env(c->s, &env);
+	worker_env(c, &env);
 	if (strcmp(action, "start") == 0) {
 		rc = cmp_start(c->db, &env, id, c->now_ms, &n);
 	} else if (strcmp(action, "pause") == 0) {
@@ -107,6 +131,7 @@ static void h_action(srv_ctx *c)
 		srv_fail(c, rc, action);
 		return;
 	}
+	cmp__campaign_event(c->db, &env, id, c->now_ms);
 	char what[128];
 	snprintf(what, sizeof(what), "campaign.%s", action);
 	srv_audit(c, what, id,
@@ -119,9 +144,15 @@ static void h_deploy(srv_ctx *c)
 {
 	const char *id = c->params[0], *vin = c->params[1];
 	cmp_env env;
-	if (!id_ok(c, id))
+	store_campaign before;
+	if (!srv_query_only(c, no_query) || !id_ok(c, id))
 		return;
-	ctl_worker_env(c->s, &env);
+	worker_env(c, &env);
+	bool was_draft = false;
+	if (store_campaign_get(c->db, id, &before) == PQ_OK) {
+		was_draft = before.state == STORE_CMP_DRAFT;
+		store_campaign_clear(&before);
+	}
 	int rc = cmp_deploy_one(c->db, &env, id, vin, c->now_ms);
 	if (rc == PQ_ERR_EXISTS || rc == PQ_ERR_INVAL) {
 		srv_error(c, 409, "bad_state", "deploy: %s", pq_err_detail());
@@ -131,6 +162,8 @@ static void h_deploy(srv_ctx *c)
 		srv_fail(c, rc, "deploy");
 		return;
 	}
+	if (was_draft) /* a draft is running now */
+		cmp__campaign_event(c->db, &env, id, c->now_ms);
 	srv_audit(c, "campaign.deploy", id, json_pack("{ss}", "vin", vin));
 	json_t *j = NULL;
 	rc = cmp_vehicle_json(c->db, id, vin, &j);
@@ -145,11 +178,49 @@ static void h_vehicle(srv_ctx *c)
 {
 	const char *id = c->params[0], *vin = c->params[1];
 	json_t *j = NULL;
-	if (!id_ok(c, id) || !route_own_vehicle(c, vin))
+	if (!srv_query_only(c, no_query) || !id_ok(c, id) || !route_own_vehicle(c, vin))
 		return;
 	int rc = cmp_vehicle_json(c->db, id, vin, &j);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "deployment");
+		return;
+	}
+	srv_json(c, 200, j);
+}
+
+/* GET /api/v1/campaigns/{id}/deployments?state=S[,S...]&limit=&offset= */
+static void h_deployments(srv_ctx *c)
+{
+	static const char *const allowed[] = {"state", "limit", "offset", NULL};
+	store_page pg;
+	uint32_t mask = 0;
+	json_t *j = NULL;
+	if (!srv_query_only(c, allowed) || !id_ok(c, c->params[0]) || !srv_page(c, &pg))
+		return;
+	char *states = srv_query(c, "state");
+	int rc = states ? cmp_parse_states(states, &mask) : PQ_OK;
+	free(states);
+	if (rc != PQ_OK) {
+		srv_error(c, 400, "bad_request", "%s", pq_err_detail());
+		return;
+	}
+	rc = cmp_deployments_json(c->db, c->params[0], mask, &pg, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "deployments");
+		return;
+	}
+	srv_json(c, 200, j);
+}
+
+/* GET /api/v1/campaigns/{id}/progress */
+static void h_progress(srv_ctx *c)
+{
+	json_t *j = NULL;
+	if (!srv_query_only(c, no_query) || !id_ok(c, c->params[0]))
+		return;
+	int rc = cmp_progress_json(c->db, c->params[0], c->now_ms, &j);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "progress");
 		return;
 	}
 	srv_json(c, 200, j);
@@ -166,6 +237,10 @@ const srv_route route_campaign_table[] = {
      "deploy a campaign to one vehicle"},
     {GET, "/api/v1/campaigns/{id}/vehicles/{vin}", SRV_AUTH_ANY, h_vehicle,
      "one vehicle's deployment with its transition history"},
+    {GET, "/api/v1/campaigns/{id}/deployments", SRV_AUTH_VIEWER, h_deployments,
+     "a page of the campaign's deployments, filtered by state"},
+    {GET, "/api/v1/campaigns/{id}/progress", SRV_AUTH_VIEWER, h_progress,
+     "the campaign's counts per state over time"},
     {GET, "/api/campaigns", SRV_AUTH_VIEWER, h_list, "alias (seed)"},
     {POST, "/api/campaigns", SRV_AUTH_OPERATOR, h_create, "alias (seed)"},
     {POST, "/api/campaigns/{id}/deploy/{vin}", SRV_AUTH_OPERATOR, h_deploy, "alias (seed)"},

@@ -193,7 +193,7 @@ static void on_diag_response(ctl *c, msg_in *m, const char *topic, int64_t now)
 	store_diag_status st = STORE_DIAG_ST_ERROR;
 	bool stored = false;
 	int rc = n > k && strcmp(topic + n - k, "/diag/response") == 0
-	             ? diag_on_response(c->db, m, now, &st, &stored)
+	             ? diag_on_response_ev(c->s, c->db, m, now, &st, &stored)
 	             : pq_err_set(PQ_ERR_INVAL, "diag_response on %.100s", topic);
 	if (rc != PQ_OK) {
 		c->m_rejected++;
@@ -228,6 +228,7 @@ static void ctl_env(ctl *c, cmp_env *env)
 	env->batch = c->o->engine_batch;
 	env->publish = ctl_publish;
 	env->metadata = env_metadata;
+	env->event = cmp_srv_event;
 	env->user = c->s;
 }
 
@@ -239,6 +240,7 @@ void ctl_worker_env(srv *s, cmp_env *env)
 	env->lease_ms = srv_get_options(s)->engine_lease_ms;
 	env->publish = worker_publish;
 	env->metadata = env_metadata;
+	env->event = cmp_srv_event;
 	env->user = s;
 }
 
@@ -553,7 +555,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		diag_send(c, NULL, now);
 	}
 	int64_t expired = 0;
-	if (store_diag_expire(c->db, now, STORE_PAGE_MAX, &expired) != PQ_OK)
+	if (diag_expire_ev(c->s, c->db, now, STORE_PAGE_MAX, &expired) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "expiring diagnostics requests: %s", pq_err_detail());
 	c->m_diag_expired += (uint64_t)expired;
 	if (usrv_image_refresh(c->s, c->db, now) != PQ_OK)

@@ -175,19 +175,22 @@ static json_t *result_payload(const msg_in *m, const resp_fields *f, int nrc)
 {
 	char up[2 * DIAG_REQUEST_BYTES_MAX + 1];
 	json_t *p = json_object();
+	/* the ISO name when the server knows the code, else the vehicle's */
+	const char *known = nrc >= 0 ? diag_nrc_name(nrc) : NULL;
+	json_t *name = known ? json_string(known) : f->nrc_name ? json_copy(f->nrc_name) : NULL;
 	if (f->has_resp)
 		pq_hex_encode_upper(f->resp, f->resp_len, up);
 	if (!p || json_object_set_new(p, "message_id", json_string(m->message_id)) ||
 	    (f->has_resp && json_object_set_new(p, "response", json_string(up))) ||
 	    (nrc >= 0 && json_object_set_new(p, "nrc", json_integer(nrc))) ||
-	    (f->nrc_name && nrc >= 0 &&
-	     json_object_set_new(p, "nrc_name", json_copy(f->nrc_name))) ||
+	    (name && nrc >= 0 && json_object_set_new(p, "nrc_name", json_incref(name))) ||
 	    (f->error && f->st >= STORE_DIAG_ST_TIMEOUT &&
 	     json_object_set_new(p, "error", json_copy(f->error))) ||
 	    (f->elapsed && json_object_set_new(p, "elapsed_ms", json_copy(f->elapsed)))) {
 		json_decref(p);
-		return NULL;
+		p = NULL;
 	}
+	json_decref(name);
 	return p;
 }
 
@@ -334,6 +337,12 @@ static int check_service(const store_diag *d, const diag_response *r)
 	const char *resp = json_string_value(json_object_get(r->payload, "response"));
 	uint8_t sid, head[2];
 	int rc = stored_request(d, &params, &req);
+	if (rc == PQ_OK && r->status == STORE_DIAG_ST_SUPPRESSED &&
+	    (strlen(req) < 4 || hex_head(req, 2, head) != PQ_OK || !(head[1] & 0x80)))
+		rc = pq_err_set(PQ_ERR_INVAL,
+		                "diag_response: suppressed, but request %.8s does not "
+		                "suppress its positive response",
+		                req);
 	if (rc == PQ_OK && resp)
 		rc = hex_head(req, 1, &sid);
 	if (rc == PQ_OK && resp)
@@ -389,4 +398,45 @@ out:
 	store_diag_clear(&d);
 	diag_response_clear(&r);
 	return rc;
+}
+
+int diag_on_response_ev(srv *s, store *db, const msg_in *m, int64_t now_ms,
+                        store_diag_status *status, bool *stored)
+{
+	store_diag_status st = STORE_DIAG_ST_ERROR;
+	int rc = diag_on_response(db, m, now_ms, &st, stored);
+	if (status)
+		*status = st;
+	if (rc != PQ_OK || !*stored || !s)
+		return rc;
+	store_diag d = {0};
+	const char *rid = json_string_value(json_object_get(m->root, "request_id"));
+	if (rid && store_diag_get(db, rid, &d) == PQ_OK)
+		srv_event(s, "diag",
+		          json_pack("{s:s,s:s,s:s,s:s,s:I}", "id",
+		                    d.batch_id[0] ? d.batch_id : d.id, "vin", d.vin, "ecu_id",
+		                    d.ecu_id, "state", store_diag_status_name(st), "at_ms",
+		                    (json_int_t)now_ms));
+	store_diag_clear(&d);
+	return rc;
+}
+
+typedef struct {
+	srv *s;
+	int64_t now_ms;
+} expire_ev_ctx;
+
+static void expired_event(const store_diag_key *k, void *user)
+{
+	expire_ev_ctx *x = user;
+	srv_event(x->s, "diag",
+	          json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", k->batch_id[0] ? k->batch_id : k->id,
+	                    "vin", k->vin, "ecu_id", k->ecu_id, "state", "timeout", "at_ms",
+	                    (json_int_t)x->now_ms));
+}
+
+int diag_expire_ev(srv *s, store *db, int64_t now_ms, int limit, int64_t *expired)
+{
+	expire_ev_ctx x = {.s = s, .now_ms = now_ms};
+	return store_diag_expire_each(db, now_ms, limit, s ? expired_event : NULL, &x, expired);
 }

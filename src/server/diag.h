@@ -5,6 +5,7 @@
 #define PQOTA_SERVER_DIAG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "server/msg.h"
@@ -56,6 +57,21 @@ int diag_send_due(store *db, const char *vin, int64_t now_ms, diag_publish_fn pu
  * message is malformed or names another ECU than the request. */
 int diag_on_response(store *db, const msg_in *m, int64_t now_ms, store_diag_status *status,
                      bool *stored) PQ_MUST_CHECK;
+
+/* The ISO 14229-1 name of a negative response code (diag_names.c), NULL when unknown. */
+const char *diag_nrc_name(int nrc);
+/* The text of a positive ReadDataByIdentifier answer (62 <DID> <data>, hex): the data as
+ * text when, without its trailing NUL / 0xFF / space padding, it is 1..cap-1 bytes of
+ * printable ASCII; false (out "") otherwise. */
+bool diag_did_text(const char *response_hex, char *out, size_t cap);
+
+/* diag_on_response, then, when the answer was stored, the live "diag" event
+ * {"id" (the batch),"vin","ecu_id","state" (the status),"at_ms"} through srv_event. */
+int diag_on_response_ev(srv *s, store *db, const msg_in *m, int64_t now_ms,
+                        store_diag_status *status, bool *stored) PQ_MUST_CHECK;
+
+/* store_diag_expire with a live "diag" event (state "timeout") per request it expired. */
+int diag_expire_ev(srv *s, store *db, int64_t now_ms, int limit, int64_t *expired) PQ_MUST_CHECK;
 
 /* Asks the control plane to publish due requests now rather than on its next tick
  * (control.c; any thread). */

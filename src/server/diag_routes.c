@@ -20,11 +20,21 @@
 #define POST EVHTTP_REQ_POST
 #define LOGC "diag"
 
+static const char *const no_query[] = {NULL};
+static const char *const page_query[] = {"limit", "offset", NULL};
+
 /* ---- JSON views ------------------------------------------------------------------------- */
 
 static json_t *copy_or_null(json_t *v)
 {
 	return v ? json_copy(v) : json_null();
+}
+
+/* The text of a positive 62 DID answer (diag_did_text), else null. */
+static json_t *did_text(const char *response)
+{
+	char text[DIAG_REQUEST_BYTES_MAX + 1];
+	return diag_did_text(response, text, sizeof(text)) ? json_string(text) : json_null();
 }
 
 static int result_json(const store_diag *d, json_t **out)
@@ -33,9 +43,12 @@ static int result_json(const store_diag *d, json_t **out)
 	int rc = srv_json_text(d->payload, "diagnostics result", &p);
 	if (rc != PQ_OK)
 		return pq_err_wrap(rc, "request %s", d->id);
-	*out = json_pack("{sssssssososososIsIso}", "vin", d->vin, "ecu_id", d->ecu_id, "status",
-	                 store_diag_status_name(d->status), "response",
-	                 copy_or_null(json_object_get(p, "response")), "nrc",
+	const char *resp = d->status == STORE_DIAG_ST_POSITIVE
+	                       ? json_string_value(json_object_get(p, "response"))
+	                       : NULL;
+	*out = json_pack("{sssosssssososososIsIso}", "vin", d->vin, "text", did_text(resp),
+	                 "ecu_id", d->ecu_id, "status", store_diag_status_name(d->status),
+	                 "response", copy_or_null(json_object_get(p, "response")), "nrc",
 	                 copy_or_null(json_object_get(p, "nrc")), "nrc_name",
 	                 copy_or_null(json_object_get(p, "nrc_name")), "error",
 	                 copy_or_null(json_object_get(p, "error")), "sent_ms",
@@ -89,9 +102,10 @@ static json_t *agg_json(const store_diag_agg *a)
 		                                      (json_int_t)a->nrc[i].count)) != 0;
 	}
 	for (int i = 0; !bad && i < a->ntop; i++)
-		bad = json_array_append_new(top, json_pack("{sssI}", "response", a->top[i].response,
-		                                           "count", (json_int_t)a->top[i].count)) !=
-		      0;
+		bad = json_array_append_new(top,
+		                            json_pack("{sssosI}", "response", a->top[i].response,
+		                                      "text", did_text(a->top[i].response), "count",
+		                                      (json_int_t)a->top[i].count)) != 0;
 	if (bad) {
 		json_decref(nrc);
 		json_decref(top);
@@ -238,13 +252,17 @@ static bool name_ok(json_t *v)
 	       json_string_length(v) <= STORE_NAME_MAX;
 }
 
-/* filter.hardware_id, filter.model or filter.all: the matching vehicles, at least one and at
- * most STORE_DIAG_TARGETS_MAX. */
+/* filter.hardware_id, filter.model or filter.all (model and all with filter.online): the
+ * matching vehicles, at least one and at most STORE_DIAG_TARGETS_MAX. */
 static bool targets_matched(srv_ctx *c, json_t *f, targets *t)
 {
 	json_t *hw = json_object_get(f, "hardware_id"), *model = json_object_get(f, "model"),
-	       *all = json_object_get(f, "all");
+	       *all = json_object_get(f, "all"), *online = json_object_get(f, "online");
 	int rc = PQ_OK;
+	if (online && !json_is_boolean(online)) {
+		srv_error(c, 400, "bad_request", "filter.online must be true or false");
+		return false;
+	}
 	if (hw && !name_ok(hw)) {
 		srv_error(c, 400, "bad_request", "filter.hardware_id must be a string");
 		return false;
@@ -260,7 +278,8 @@ static bool targets_matched(srv_ctx *c, json_t *f, targets *t)
 	if (hw) {
 		rc = store_ecu_by_hardware(c->db, json_string_value(hw), NULL, ecu_cb, t);
 	} else {
-		store_vehicle_filter vf = {.online = -1, .model = json_string_value(model)};
+		store_vehicle_filter vf = {.online = online ? json_is_true(online) : -1,
+		                           .model = json_string_value(model)};
 		int64_t total = 0;
 		for (int64_t off = 0; rc == PQ_OK; off += STORE_PAGE_MAX) {
 			store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
@@ -303,11 +322,15 @@ static bool resolve_targets(srv_ctx *c, json_t *b, targets *t)
 		return target_named(c, t, json_string_value(vin));
 	}
 	json_t *vins = json_object_get(f, "vins");
-	if (!json_is_object(f) || json_object_size(f) != 1 ||
-	    !(vins || json_object_get(f, "hardware_id") || json_object_get(f, "model") ||
-	      json_object_get(f, "all"))) {
+	/* one of the four, or model / all / nothing with online */
+	bool online = json_object_get(f, "online") != NULL;
+	size_t kinds = (vins != NULL) + (json_object_get(f, "hardware_id") != NULL) +
+	               (json_object_get(f, "model") != NULL) + (json_object_get(f, "all") != NULL);
+	if (!json_is_object(f) || json_object_size(f) != kinds + online || kinds > 1 ||
+	    (kinds == 0 && !online) || (online && (vins || json_object_get(f, "hardware_id")))) {
 		srv_error(c, 400, "bad_request",
-		          "filter must be an object with one of vins, hardware_id, model, all");
+		          "filter must be an object with one of vins, hardware_id, model, all "
+		          "(model and all may add online)");
 		return false;
 	}
 	return vins ? targets_listed(c, vins, t) : targets_matched(c, f, t);
@@ -371,6 +394,11 @@ static void fail_unreachable(srv_ctx *c, const char *batch, const store_diag *ro
 	for (size_t i = 0; rc == PQ_OK && i < n; i++)
 		rc = store_diag_fail(c->db, rows[i].id, "MQTT is not configured on the server",
 		                     c->now_ms, NULL);
+	if (rc == PQ_OK) /* one event for the batch: every vehicle's answer is an error */
+		srv_event(c->s, "diag",
+		          json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", batch, "vin",
+		                    n ? rows[0].vin : "", "ecu_id", n ? rows[0].ecu_id : "",
+		                    "state", "error", "at_ms", (json_int_t)c->now_ms));
 	if (rc != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "batch %s: %s", batch, pq_err_detail());
 }
@@ -418,7 +446,7 @@ static void h_create(srv_ctx *c)
 	int rc;
 	if (!b)
 		return;
-	if (!parse_ask(c, b, &a))
+	if (!srv_query_only(c, no_query) || !parse_ask(c, b, &a))
 		goto out;
 	t.seen = json_object();
 	t.vins = calloc(STORE_DIAG_TARGETS_MAX, sizeof(*t.vins));
@@ -448,7 +476,8 @@ out:
 static void h_get(srv_ctx *c)
 {
 	store_page pg;
-	if (route_id_ok(c, c->params[0], "diagnostics request") && srv_page(c, &pg))
+	if (srv_query_only(c, page_query) && route_id_ok(c, c->params[0], "diagnostics request") &&
+	    srv_page(c, &pg))
 		send_batch(c, 200, c->params[0], &pg);
 }
 
@@ -467,7 +496,7 @@ static void h_list(srv_ctx *c)
 {
 	store_page pg;
 	int64_t total = 0;
-	if (!srv_page(c, &pg))
+	if (!srv_query_only(c, page_query) || !srv_page(c, &pg))
 		return;
 	json_t *items = json_array();
 	int rc = items ? store_diag_batch_list(c->db, &pg, add_batch, items, &total)

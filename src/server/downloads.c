@@ -229,6 +229,9 @@ void route_download(srv_ctx *c)
 	const char *sha = c->params[0];
 	bool known = false, plain = false;
 	uint64_t size = 0;
+	static const char *const token_query[] = {"token", NULL};
+	if (!srv_query_only(c, token_query))
+		return;
 	if (!is_sha256_hex(sha)) {
 		srv_error(c, 404, "not_found", "packages are named by their lowercase SHA-256");
 		return;

@@ -1,23 +1,19 @@
-/* releases.c: resumable uploads and firmware releases (the notice board). An image is
- * uploaded in pieces (each at most the server's body limit, appended at its offset, so an
- * interrupted upload resumes), then a release turns it into SWPG packages: the full image
- * and, against an earlier release, a delta. Images and packages are content-addressed:
- * DATA/images/<sha256>, DATA/files/<sha256>. With downloads.encrypt, each package is also
- * kept encrypted under its own content key (srv_package_key, docs/security.md "Package
- * encryption"): DATA/files/<enc_sha256>, the key in the store's package_keys. */
+/* releases.c: firmware releases (the notice board). A release turns a complete upload
+ * (uploads.c) into SWPG packages: the full image and, against an earlier release, a delta
+ * the server computes or the operator's own, checked (release_delta.c). Images and
+ * packages are content-addressed: DATA/images/<sha256>, DATA/files/<sha256>. With
+ * downloads.encrypt, each package is also kept encrypted under its own content key
+ * (srv_package_key, docs/security.md "Package encryption"): DATA/files/<enc_sha256>, the
+ * key in the store's package_keys. */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/http.h>
 
 #include <openssl/crypto.h>
@@ -30,286 +26,10 @@
 #include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "pkg/pkg.h"
+#include "server/releases_int.h"
 #include "server/routes.h"
 
-#define UPLOAD_MAX (4ull << 30) /* an SWPG image is at most 4 GiB */
-#define HEX_LOWER  "0123456789abcdef"
-
-/* ---- paths --------------------------------------------------------------------------------- */
-
-/* DATA/<dir>/<name>; PQ_ERR_RANGE when it does not fit PATH_MAX. */
-static int data_path(srv *s, const char *dir, const char *name, char out[PATH_MAX])
-{
-	char d[PATH_MAX];
-	int rc = pq_path_join(d, sizeof(d), srv_get_options(s)->data_dir, dir);
-	return rc == PQ_OK ? pq_path_join(out, PATH_MAX, d, name) : rc;
-}
-
-/* DATA/uploads/<id>.<ext> */
-static int upath(srv_ctx *c, const char *id, const char *ext, char out[PATH_MAX])
-{
-	char name[64];
-	snprintf(name, sizeof(name), "%.36s.%.8s", id, ext);
-	return data_path(c->s, "uploads", name, out);
-}
-
-static bool valid_id(const char *id)
-{
-	if (strlen(id) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		char ch = id[i];
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? ch != '-' : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-			return false;
-	}
-	return true;
-}
-
-static bool sha256_hex(const char *s)
-{
-	return strlen(s) == 64 && strspn(s, HEX_LOWER) == 64;
-}
-
-/* ---- uploads ------------------------------------------------------------------------------- */
-
-/* An upload's .meta: exactly "SIZE SHA256\n" or "SIZE -\n", as h_upload_create writes it. */
-static int parse_meta(const char *text, uint64_t *size, char sha[65])
-{
-	char *end = NULL;
-	if (text[0] < '0' || text[0] > '9')
-		return PQ_ERR_FORMAT;
-	errno = 0;
-	unsigned long long sz = strtoull(text, &end, 10);
-	if (errno || *end != ' ' || sz > UPLOAD_MAX)
-		return PQ_ERR_FORMAT;
-	const char *h = end + 1;
-	size_t n = strcspn(h, "\n");
-	if (h[n] != '\n' || h[n + 1] != '\0')
-		return PQ_ERR_FORMAT;
-	if (n == 1 && h[0] == '-')
-		sha[0] = '\0';
-	else if (n == 64 && strspn(h, HEX_LOWER) == 64)
-		snprintf(sha, 65, "%.64s", h);
-	else
-		return PQ_ERR_FORMAT;
-	*size = sz;
-	return PQ_OK;
-}
-
-/* The declared size and SHA-256 ("" when none) of an upload, from its .meta file. */
-static int upload_meta(srv_ctx *c, const char *id, uint64_t *size, char sha[65])
-{
-	char p[PATH_MAX], *text = NULL;
-	size_t len = 0;
-	int rc = upath(c, id, "meta", p);
-	if (rc == PQ_OK)
-		rc = pq_file_read(p, 256, &text, &len);
-	if (rc == PQ_ERR_NOTFOUND)
-		return pq_err_set(PQ_ERR_NOTFOUND, "no upload %s", id);
-	if (rc != PQ_OK)
-		return rc;
-	rc = parse_meta(text, size, sha);
-	free(text);
-	if (rc != PQ_OK)
-		return pq_err_set(PQ_ERR_FORMAT, "upload %s: corrupt metadata", id);
-	return PQ_OK;
-}
-
-/* Bytes received so far (0 when the .part file is missing). */
-static int received_of(srv_ctx *c, const char *id, uint64_t *out)
-{
-	char p[PATH_MAX];
-	struct stat st;
-	int rc = upath(c, id, "part", p);
-	if (rc != PQ_OK)
-		return rc;
-	*out = stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
-	return PQ_OK;
-}
-
-static json_t *upload_json(const char *id, uint64_t size, uint64_t received)
-{
-	return json_pack("{s:s,s:I,s:I,s:b}", "id", id, "size", (json_int_t)size, "received",
-	                 (json_int_t)received, "complete", received == size);
-}
-
-/* The .meta and the empty .part of a new upload. */
-static int upload_files(srv_ctx *c, const char *id, uint64_t size, const char *sha)
-{
-	char p[PATH_MAX], meta[128];
-	int n =
-	    snprintf(meta, sizeof(meta), "%llu %s\n", (unsigned long long)size, sha ? sha : "-");
-	int rc = upath(c, id, "meta", p);
-	if (rc == PQ_OK)
-		rc = pq_file_write_atomic(p, meta, (size_t)n, 0640, false);
-	if (rc == PQ_OK)
-		rc = upath(c, id, "part", p);
-	if (rc == PQ_OK)
-		rc = pq_file_write_atomic(p, "", 0, 0640, false);
-	return rc;
-}
-
-static void h_upload_create(srv_ctx *c)
-{
-	json_t *b = srv_body_json(c);
-	char id[PQ_UUID_LEN];
-	if (!b)
-		return;
-	json_t *js = json_object_get(b, "size");
-	const char *sha = json_string_value(json_object_get(b, "sha256"));
-	if (!json_is_integer(js) || json_integer_value(js) < 0 ||
-	    (uint64_t)json_integer_value(js) > UPLOAD_MAX) {
-		srv_error(c, 400, "bad_request", "size must be an integer 0..%llu",
-		          (unsigned long long)UPLOAD_MAX);
-		goto out;
-	}
-	if (sha && !sha256_hex(sha)) {
-		srv_error(c, 400, "bad_request", "sha256 must be 64 lowercase hex digits");
-		goto out;
-	}
-	uint64_t size = (uint64_t)json_integer_value(js);
-	int rc = pq_uuid4(id);
-	if (rc == PQ_OK)
-		rc = upload_files(c, id, size, sha);
-	if (rc != PQ_OK) {
-		srv_fail(c, rc, "creating the upload");
-		goto out;
-	}
-	srv_audit(c, "upload.create", id, json_pack("{s:I}", "size", (json_int_t)size));
-	srv_json(c, 201, upload_json(id, size, 0));
-out:
-	json_decref(b);
-}
-
-static void h_upload_get(srv_ctx *c)
-{
-	uint64_t size, received = 0;
-	char sha[65];
-	const char *id = c->params[0];
-	if (!valid_id(id)) {
-		srv_error(c, 404, "not_found", "no upload %s", id);
-		return;
-	}
-	int rc = upload_meta(c, id, &size, sha);
-	if (rc == PQ_OK)
-		rc = received_of(c, id, &received);
-	if (rc != PQ_OK) {
-		srv_fail(c, rc, "upload");
-		return;
-	}
-	srv_json(c, 200, upload_json(id, size, received));
-}
-
-/* ?offset=N, digits only; false (400 sent) when missing or malformed. */
-static bool put_offset(srv_ctx *c, uint64_t *off)
-{
-	char *s = srv_query(c, "offset"), *end = NULL;
-	bool ok = s && s[0] >= '0' && s[0] <= '9';
-	if (ok) {
-		errno = 0;
-		*off = strtoull(s, &end, 10);
-		ok = !errno && !*end;
-	}
-	free(s);
-	if (!ok)
-		srv_error(c, 400, "bad_request",
-		          "?offset= (the number of bytes already sent) is required");
-	return ok;
-}
-
-/* Appends the request body to the locked fd; PQ_OK or the write's error. */
-static int append_body(srv_ctx *c, int fd)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
-	while (evbuffer_get_length(in) > 0) {
-		struct evbuffer_iovec v;
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-			break;
-		int rc = pq_write_all(fd, v.iov_base, v.iov_len);
-		if (rc != PQ_OK)
-			return rc;
-		evbuffer_drain(in, v.iov_len);
-	}
-	return PQ_OK;
-}
-
-/* PUT /api/v1/uploads/{id}?offset=N: appends the body if N is where the upload stands. */
-static void h_upload_put(srv_ctx *c)
-{
-	const char *id = c->params[0];
-	uint64_t size, off = 0;
-	char sha[65], p[PATH_MAX];
-	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
-	if (!valid_id(id)) {
-		srv_error(c, 404, "not_found", "no upload %s", id);
-		return;
-	}
-	int rc = upload_meta(c, id, &size, sha);
-	if (rc == PQ_OK)
-		rc = upath(c, id, "part", p);
-	if (rc != PQ_OK) {
-		srv_fail(c, rc, "upload");
-		return;
-	}
-	if (!put_offset(c, &off))
-		return;
-	int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		srv_error(c, 404, "not_found", "no upload %s", id);
-		return;
-	}
-	flock(fd, LOCK_EX); /* two workers never append to one upload at once */
-	struct stat st;
-	uint64_t have = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-	if (off != have)
-		srv_json(c, 409,
-		         json_pack("{s:{s:s,s:s},s:I}", "error", "code", "offset_mismatch",
-		                   "message",
-		                   "the upload stands at another offset: resume from 'received'",
-		                   "received", (json_int_t)have));
-	else if (have + len > size)
-		srv_error(c, 413, "too_large", "this piece would exceed the declared size %llu",
-		          (unsigned long long)size);
-	else if ((rc = append_body(c, fd)) != PQ_OK)
-		srv_fail(c, rc, "storing the piece");
-	else
-		srv_json(c, 200, upload_json(id, size, have + len));
-	flock(fd, LOCK_UN);
-	close(fd);
-}
-
-/* Removes an upload's files; the .meta first, so the upload is gone even if the .part
- * stays. PQ_ERR_NOTFOUND when there is no such upload. */
-static int upload_remove(srv_ctx *c, const char *id)
-{
-	char p[PATH_MAX];
-	int rc = upath(c, id, "meta", p);
-	if (rc != PQ_OK)
-		return rc;
-	if (unlink(p) != 0)
-		return pq_err_set(PQ_ERR_NOTFOUND, "no upload %s", id);
-	rc = upath(c, id, "part", p);
-	if (rc == PQ_OK)
-		unlink(p);
-	return rc;
-}
-
-static void h_upload_delete(srv_ctx *c)
-{
-	const char *id = c->params[0];
-	int rc = valid_id(id) ? upload_remove(c, id) : PQ_ERR_NOTFOUND;
-	if (rc == PQ_ERR_NOTFOUND) {
-		srv_error(c, 404, "not_found", "no upload %s", id);
-		return;
-	}
-	if (rc != PQ_OK) {
-		srv_fail(c, rc, "deleting the upload");
-		return;
-	}
-	srv_audit(c, "upload.delete", id, NULL);
-	srv_json(c, 204, NULL);
-}
+static const char *const no_query[] = {NULL};
 
 /* ---- package encryption ---------------------------------------------------------------- */
 
@@ -328,10 +48,10 @@ static int encrypt_package(srv *s, const char *file_sha256, int64_t now_ms, stor
 	int rc = pq_uuid4(id);
 	if (rc == PQ_OK) {
 		snprintf(name, sizeof(name), ".enc-%s", id);
-		rc = data_path(s, "files", name, tmp);
+		rc = rel_data_path(s, "files", name, tmp);
 	}
 	if (rc == PQ_OK)
-		rc = data_path(s, "files", file_sha256, src);
+		rc = rel_data_path(s, "files", file_sha256, src);
 	if (rc == PQ_OK)
 		rc = pq_random(key, sizeof(key));
 	if (rc != PQ_OK)
@@ -343,7 +63,7 @@ static int encrypt_package(srv *s, const char *file_sha256, int64_t now_ms, stor
 		rc = pq_err_set(PQ_ERR_IO, "%s: %s", tmp, strerror(errno));
 	if (rc == PQ_OK) {
 		pq_hex_encode(d, 32, out->enc_sha256);
-		rc = data_path(s, "files", out->enc_sha256, dst);
+		rc = rel_data_path(s, "files", out->enc_sha256, dst);
 	}
 	if (rc == PQ_OK && rename(tmp, dst) != 0)
 		rc = pq_err_set(PQ_ERR_IO, "storing %s: %s", dst, strerror(errno));
@@ -364,7 +84,7 @@ out:
 static void drop_copy(srv *s, const store_package_key *k)
 {
 	char p[PATH_MAX];
-	if (k->enc_sha256[0] && data_path(s, "files", k->enc_sha256, p) == PQ_OK)
+	if (k->enc_sha256[0] && rel_data_path(s, "files", k->enc_sha256, p) == PQ_OK)
 		unlink(p);
 }
 
@@ -407,16 +127,30 @@ int srv_package_key(srv *s, store *db, const char *file_sha256, bool create, int
 
 /* ---- releases ------------------------------------------------------------------------------ */
 
+/* The live "release" event of r (docs/api.md "Live events"). */
+static void release_event(srv_ctx *c, const store_release *r, bool deleted)
+{
+	json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "id", r->id, "title", r->title,
+	                      "version", r->version, "ecu_id", r->ecu_id, "hardware_id",
+	                      r->hardware_id, "at_ms", (json_int_t)c->now_ms);
+	if (e && deleted && json_object_set_new(e, "deleted", json_true()) != 0) {
+		json_decref(e);
+		e = NULL;
+	}
+	srv_event(c->s, "release", e);
+}
+
 static json_t *release_json(const store_release *r)
 {
 	char url[128], durl[128];
 	snprintf(url, sizeof(url), "/packages/%s", r->file_sha256);
 	snprintf(durl, sizeof(durl), "/packages/%s", r->delta_file_sha256);
 	json_t *delta = r->delta_base_version[0]
-	                    ? json_pack("{s:s,s:s,s:I,s:s,s:s}", "base_version",
+	                    ? json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "base_version",
 	                                r->delta_base_version, "sha256", r->delta_file_sha256,
 	                                "length", (json_int_t)r->delta_file_size,
-	                                "base_image_sha256", r->delta_base_sha256, "url", durl)
+	                                "base_image_sha256", r->delta_base_sha256, "url", durl,
+	                                "source", r->delta_source[0] ? r->delta_source : "computed")
 	                    : json_null();
 	json_t *notes = r->notes ? json_string(r->notes) : json_null();
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:I,s:s},s:{s:s,s:I},s:I,s:s,s:o,s:o}",
@@ -445,7 +179,8 @@ static int swpg_version_of(const char *semver_text, swpg_version *v)
 /* What a POST /api/v1/releases asks for (strings borrowed from the body). */
 typedef struct {
 	const char *title, *notes, *version, *hw, *ecu, *upload, *delta_from;
-	pkg_leaf_opts o; /* the full package's options */
+	const char *delta_upload; /* an operator's delta package, against delta_from */
+	pkg_leaf_opts o;          /* the full package's options */
 } release_req;
 
 static const char *jstr(json_t *b, const char *key)
@@ -465,6 +200,16 @@ static bool parse_release(srv_ctx *c, json_t *b, release_req *q)
 	q->ecu = jstr(b, "ecu_id");
 	q->upload = jstr(b, "upload_id");
 	q->delta_from = jstr(b, "delta_from");
+	q->delta_upload = jstr(b, "delta_upload_id");
+	if (q->delta_upload && !q->delta_from) {
+		srv_error(c, 400, "bad_request",
+		          "delta_upload_id needs delta_from: the release the delta applies to");
+		return false;
+	}
+	if (q->delta_upload && q->upload && strcmp(q->delta_upload, q->upload) == 0) {
+		srv_error(c, 400, "bad_request", "delta_upload_id and upload_id name one upload");
+		return false;
+	}
 	q->o = (pkg_leaf_opts){.type = SWPG_TYPE_APP, .compression = SWPG_COMP_ZSTD};
 	if (q->version && strlen(q->version) > STORE_VERSION_MAX) {
 		srv_error(c, 400, "bad_request", "version longer than %d characters",
@@ -492,34 +237,33 @@ static bool parse_release(srv_ctx *c, json_t *b, release_req *q)
 }
 
 /* The upload q names exists and is complete; false when an error was sent. */
-static bool upload_ready(srv_ctx *c, const release_req *q, char want[65])
+static bool upload_ready(srv_ctx *c, const char *upload, char want[65])
 {
 	uint64_t size = 0, received = 0;
-	if (!valid_id(q->upload) || upload_meta(c, q->upload, &size, want) != PQ_OK) {
-		srv_error(c, 400, "bad_request", "no upload %s", q->upload);
+	if (!rel_valid_id(upload) || rel_upload_meta(c, upload, &size, want) != PQ_OK) {
+		srv_error(c, 400, "bad_request", "no upload %s", upload);
 		return false;
 	}
-	int rc = received_of(c, q->upload, &received);
+	int rc = rel_upload_received(c, upload, &received);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "upload");
 		return false;
 	}
 	if (received != size) {
-		srv_error(c, 409, "upload_incomplete", "upload %s has %llu of %llu bytes",
-		          q->upload, (unsigned long long)received, (unsigned long long)size);
+		srv_error(c, 409, "upload_incomplete", "upload %s has %llu of %llu bytes", upload,
+		          (unsigned long long)received, (unsigned long long)size);
 		return false;
 	}
 	return true;
 }
 
-/* The upload, hashed (sha) and checked against its declared hash `want`, linked to
- * DATA/images/<sha> (img); false when an error was sent. */
-static bool take_image(srv_ctx *c, const char *upload, const char *want, char sha[65],
-                       char img[PATH_MAX])
+/* The upload, hashed (sha) and checked against its declared hash `want`; false when an
+ * error was sent. */
+static bool hash_upload(srv_ctx *c, const char *upload, const char *want, char sha[65])
 {
-	char up[PATH_MAX], dir[PATH_MAX];
+	char up[PATH_MAX];
 	uint8_t d[32];
-	int rc = upath(c, upload, "part", up);
+	int rc = rel_upload_path(c, upload, "part", up);
 	if (rc == PQ_OK)
 		rc = pq_hash_file(PQ_HASH_SHA256, up, d);
 	if (rc != PQ_OK) {
@@ -528,11 +272,21 @@ static bool take_image(srv_ctx *c, const char *upload, const char *want, char sh
 	}
 	pq_hex_encode(d, 32, sha);
 	if (want[0] && strcmp(want, sha) != 0) {
-		srv_error(c, 422, "hash_mismatch", "the upload's SHA-256 is %s, %s was declared",
-		          sha, want);
+		srv_error(c, 422, "hash_mismatch", "upload %s: its SHA-256 is %s, %s was declared",
+		          upload, sha, want);
 		return false;
 	}
-	rc = pq_path_join(dir, sizeof(dir), srv_get_options(c->s)->data_dir, "images");
+	return true;
+}
+
+/* The upload (hashed: sha) linked to DATA/images/<sha> (img); false when an error was
+ * sent. */
+static bool take_image(srv_ctx *c, const char *upload, const char *sha, char img[PATH_MAX])
+{
+	char up[PATH_MAX], dir[PATH_MAX];
+	int rc = rel_upload_path(c, upload, "part", up);
+	if (rc == PQ_OK)
+		rc = pq_path_join(dir, sizeof(dir), srv_get_options(c->s)->data_dir, "images");
 	if (rc == PQ_OK)
 		rc = pq_mkdirs(dir, 0750);
 	if (rc == PQ_OK)
@@ -558,14 +312,14 @@ static int build_into_store(srv_ctx *c, const char *image, const pkg_leaf_opts *
 	int rc = pq_uuid4(id);
 	if (rc == PQ_OK) {
 		snprintf(name, sizeof(name), ".build-%s", id);
-		rc = data_path(c->s, "files", name, tmp);
+		rc = rel_data_path(c->s, "files", name, tmp);
 	}
 	if (rc == PQ_OK)
 		rc = pkg_build_leaf(image, o, tmp, &u);
 	if (rc != PQ_OK)
 		return rc;
 	pq_hex_encode(u.sha256, 32, sha);
-	rc = data_path(c->s, "files", sha, dst);
+	rc = rel_data_path(c->s, "files", sha, dst);
 	if (rc == PQ_OK && rename(tmp, dst) != 0)
 		rc = pq_err_set(PQ_ERR_IO, "storing package %s: %s", sha, strerror(errno));
 	if (rc != PQ_OK) {
@@ -582,19 +336,69 @@ static int build_packages(srv_ctx *c, const release_req *q, const char *img,
 {
 	char bimg[PATH_MAX];
 	int rc = build_into_store(c, img, &q->o, r->file_sha256, &r->file_size);
-	if (rc != PQ_OK || !q->delta_from)
-		return rc;
+	if (rc != PQ_OK || !q->delta_from || r->delta_file_sha256[0])
+		return rc; /* no delta, or the operator's (adopt_delta) */
 	pkg_leaf_opts od = q->o;
 	od.base_path = bimg;
 	od.level = 19;
-	rc = data_path(c->s, "images", base->image_sha256, bimg);
+	rc = rel_data_path(c->s, "images", base->image_sha256, bimg);
 	if (rc == PQ_OK)
 		rc = swpg_version_of(base->version, &od.base_version);
 	if (rc == PQ_OK)
 		rc = build_into_store(c, img, &od, r->delta_file_sha256, &r->delta_file_size);
 	snprintf(r->delta_base_version, sizeof(r->delta_base_version), "%s", base->version);
 	snprintf(r->delta_base_sha256, sizeof(r->delta_base_sha256), "%s", base->image_sha256);
+	snprintf(r->delta_source, sizeof(r->delta_source), "computed");
 	return rc;
+}
+
+/* The operator's delta package (q->delta_upload, complete and hashed against its declared
+ * want_d), checked against the base release's image and the new image (sha) and adopted
+ * into DATA/files/<sha256> (rel_delta_adopt) as r's delta; false when an error was sent
+ * (422 delta_mismatch with the reason when it is not the delta from base to the image). */
+static bool adopt_delta(srv_ctx *c, const release_req *q, const store_release *base,
+                        const char *sha, const char *want_d, store_release *r)
+{
+	char dsha[65], up[PATH_MAX], bimg[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], id[PQ_UUID_LEN];
+	char name[64];
+	pkg_unit u;
+	pkg_leaf_opts od = q->o;
+	if (!hash_upload(c, q->delta_upload, want_d, dsha))
+		return false;
+	int rc = rel_upload_path(c, q->delta_upload, "part", up);
+	if (rc == PQ_OK)
+		rc = rel_data_path(c->s, "images", base->image_sha256, bimg);
+	if (rc == PQ_OK)
+		rc = swpg_version_of(base->version, &od.base_version);
+	if (rc == PQ_OK)
+		rc = pq_uuid4(id);
+	if (rc == PQ_OK) {
+		snprintf(name, sizeof(name), ".delta-%s", id);
+		rc = rel_data_path(c->s, "files", name, tmp);
+	}
+	if (rc == PQ_OK)
+		rc = rel_delta_adopt(up, bimg, base->image_sha256, sha, &od, tmp, &u);
+	if (rc == PQ_ERR_VERIFY) {
+		srv_error(c, 422, "delta_mismatch", "delta_upload_id: %s", pq_err_detail());
+		return false;
+	}
+	if (rc == PQ_OK) {
+		pq_hex_encode(u.sha256, 32, r->delta_file_sha256);
+		rc = rel_data_path(c->s, "files", r->delta_file_sha256, dst);
+	}
+	if (rc == PQ_OK && rename(tmp, dst) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "storing the delta package: %s", strerror(errno));
+	if (rc != PQ_OK) {
+		unlink(tmp);
+		r->delta_file_sha256[0] = '\0';
+		srv_fail(c, rc, "checking the delta package");
+		return false;
+	}
+	r->delta_file_size = (int64_t)u.size;
+	snprintf(r->delta_base_version, sizeof(r->delta_base_version), "%s", base->version);
+	snprintf(r->delta_base_sha256, sizeof(r->delta_base_sha256), "%s", base->image_sha256);
+	snprintf(r->delta_source, sizeof(r->delta_source), "uploaded");
+	return true;
 }
 
 /* The release record of q (r->notes borrowed from the body). */
@@ -644,15 +448,20 @@ static void h_release_create(srv_ctx *c)
 	store_release r = {0}, base = {0};
 	store_package_key kf = {0}, kd = {0}; /* the packages' encrypted copies, if any */
 	bool stored = false;
-	char want[65], sha[65], img[PATH_MAX];
+	char want[65], want_d[65], sha[65], img[PATH_MAX];
 	int rc;
-	if (!b || !parse_release(c, b, &q) || !upload_ready(c, &q, want))
+	if (!b || !srv_query_only(c, no_query) || !parse_release(c, b, &q) ||
+	    !upload_ready(c, q.upload, want) ||
+	    (q.delta_upload && !upload_ready(c, q.delta_upload, want_d)))
 		goto out;
 	if (q.delta_from && store_release_get(c->db, q.delta_from, &base) != PQ_OK) {
 		srv_error(c, 400, "bad_request", "delta_from: no release %s", q.delta_from);
 		goto out;
 	}
-	if (!take_image(c, q.upload, want, sha, img))
+	/* the operator's delta is checked before anything is stored */
+	if (!hash_upload(c, q.upload, want, sha) ||
+	    (q.delta_upload && !adopt_delta(c, &q, &base, sha, want_d, &r)) ||
+	    !take_image(c, q.upload, sha, img))
 		goto out;
 	rc = build_packages(c, &q, img, &base, &r);
 	if (rc != PQ_OK) {
@@ -676,12 +485,15 @@ static void h_release_create(srv_ctx *c)
 		goto out;
 	}
 	stored = true;
-	if (upload_remove(c, q.upload) != PQ_OK)
-		pq_log(PQ_LOG_WARN, "releases", "upload %s: %s", q.upload, pq_err_detail());
+	if (rel_upload_remove(c, q.upload) != PQ_OK ||
+	    (q.delta_upload && rel_upload_remove(c, q.delta_upload) != PQ_OK))
+		pq_log(PQ_LOG_WARN, "releases", "upload: %s", pq_err_detail());
 	srv_audit(c, "release.create", r.id,
-	          json_pack("{s:s,s:s,s:s,s:b}", "version", r.version, "hardware_id", r.hardware_id,
-	                    "package_sha256", r.file_sha256, "encrypted",
-	                    kf.enc_sha256[0] != '\0'));
+	          json_pack("{s:s,s:s,s:s,s:b,s:s*}", "version", r.version, "hardware_id",
+	                    r.hardware_id, "package_sha256", r.file_sha256, "encrypted",
+	                    kf.enc_sha256[0] != '\0', "delta_source",
+	                    r.delta_source[0] ? r.delta_source : NULL));
+	release_event(c, &r, false);
 	srv_json(c, 201, release_json(&r));
 out:
 	r.notes = NULL; /* the body's */
@@ -702,28 +514,68 @@ static int list_rel_cb(const store_release *r, void *user)
 	return PQ_OK;
 }
 
+/* The list's filters, checked (an ECU id must be one parse_release accepts); false when an
+ * error was sent. The strings are malloc'd (freed by the caller, also on failure). */
+static bool release_filters(srv_ctx *c, char **hw, char **ecu, char **q)
+{
+	static const char *const allowed[] = {"limit",  "offset", "hardware_id",
+	                                      "ecu_id", "q",      NULL};
+	uint16_t e;
+	if (!srv_query_only(c, allowed))
+		return false;
+	*hw = srv_query(c, "hardware_id");
+	*ecu = srv_query(c, "ecu_id");
+	*q = srv_query(c, "q");
+	if (*hw && strlen(*hw) > STORE_NAME_MAX) {
+		srv_error(c, 400, "bad_request", "hardware_id longer than %d characters",
+		          STORE_NAME_MAX);
+		return false;
+	}
+	if (*ecu && (strlen(*ecu) > STORE_NAME_MAX || swpg_ecu_parse(*ecu, &e) != PQ_OK)) {
+		srv_error(c, 400, "bad_request",
+		          "ecu_id: not an ECU id (ECU_011, VMG, ZGW1, 0x0E00)");
+		return false;
+	}
+	if (*q && (strlen(*q) > STORE_RELEASE_QUERY_MAX ||
+	           !pq_utf8_valid((const unsigned char *)*q, strlen(*q)))) {
+		srv_error(c, 400, "bad_request", "q: at most %d bytes of UTF-8",
+		          STORE_RELEASE_QUERY_MAX);
+		return false;
+	}
+	return true;
+}
+
 static void h_release_list(srv_ctx *c)
 {
 	store_page pg;
 	int64_t total = 0;
-	if (!srv_page(c, &pg))
-		return;
-	char *hw = srv_query(c, "hardware_id");
-	json_t *items = json_array();
-	int rc = items ? store_release_list(c->db, hw, &pg, list_rel_cb, items, &total)
-	               : pq_err_set(PQ_ERR_NOMEM, "releases");
-	free(hw);
-	if (rc != PQ_OK) {
-		json_decref(items);
+	char *hw = NULL, *ecu = NULL, *q = NULL;
+	json_t *items = NULL;
+	int rc = PQ_OK;
+	if (!release_filters(c, &hw, &ecu, &q) || !srv_page(c, &pg))
+		goto out;
+	store_release_filter f = {.hardware_id = hw, .ecu_id = ecu, .q = q};
+	items = json_array();
+	rc = items ? store_release_search(c->db, &f, &pg, list_rel_cb, items, &total)
+	           : pq_err_set(PQ_ERR_NOMEM, "releases");
+	if (rc == PQ_OK) {
+		srv_json(c, 200, srv_page_json(items, &pg, total));
+		items = NULL;
+	} else {
 		srv_fail(c, rc, "listing releases");
-		return;
 	}
-	srv_json(c, 200, srv_page_json(items, &pg, total));
+out:
+	json_decref(items);
+	free(hw);
+	free(ecu);
+	free(q);
 }
 
 static void h_release_get(srv_ctx *c)
 {
 	store_release r = {0};
+	if (!srv_query_only(c, no_query))
+		return;
 	int rc = store_release_get(c->db, c->params[0], &r);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "release");
@@ -735,7 +587,15 @@ static void h_release_get(srv_ctx *c)
 
 static void h_release_delete(srv_ctx *c)
 {
+	store_release r = {0};
+	if (!srv_query_only(c, no_query))
+		return;
+	/* what the event names; a release that cannot be read is not there to delete */
+	bool known = store_release_get(c->db, c->params[0], &r) == PQ_OK;
 	int rc = store_release_delete(c->db, c->params[0]);
+	if (rc == PQ_OK && known)
+		release_event(c, &r, true);
+	store_release_clear(&r);
 	if (rc == PQ_ERR_EXISTS) {
 		srv_error(c, 409, "in_use", "release %s is used by a campaign", c->params[0]);
 		return;
@@ -749,13 +609,13 @@ static void h_release_delete(srv_ctx *c)
 }
 
 const srv_route route_release_table[] = {
-    {EVHTTP_REQ_POST, "/api/v1/uploads", SRV_AUTH_OPERATOR, h_upload_create,
+    {EVHTTP_REQ_POST, "/api/v1/uploads", SRV_AUTH_OPERATOR, rel_upload_create,
      "start a resumable upload"},
-    {EVHTTP_REQ_GET, "/api/v1/uploads/{id}", SRV_AUTH_OPERATOR, h_upload_get,
+    {EVHTTP_REQ_GET, "/api/v1/uploads/{id}", SRV_AUTH_OPERATOR, rel_upload_get,
      "an upload's progress"},
-    {EVHTTP_REQ_PUT, "/api/v1/uploads/{id}", SRV_AUTH_OPERATOR, h_upload_put,
+    {EVHTTP_REQ_PUT, "/api/v1/uploads/{id}", SRV_AUTH_OPERATOR, rel_upload_put,
      "append a piece at ?offset="},
-    {EVHTTP_REQ_DELETE, "/api/v1/uploads/{id}", SRV_AUTH_OPERATOR, h_upload_delete,
+    {EVHTTP_REQ_DELETE, "/api/v1/uploads/{id}", SRV_AUTH_OPERATOR, rel_upload_delete,
      "abandon an upload"},
     {EVHTTP_REQ_POST, "/api/v1/releases", SRV_AUTH_OPERATOR, h_release_create,
      "create a release from an upload (full package, optional delta)"},

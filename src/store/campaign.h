@@ -155,6 +155,17 @@ typedef struct {
 int store_deployment_list(store *s, const char *campaign_id, const store_deployment_filter *f,
                           const store_page *pg, int (*fn)(const store_deployment *d, void *user),
                           void *user, int64_t *total) PQ_MUST_CHECK;
+/* A page of a campaign's deployments ordered by VIN, only those whose state is in
+ * state_mask (bit 1 << store_dep_state; 0: every state), each with the cause of its latest
+ * transition and its targets, in one statement: fn is called once per (deployment,
+ * target) row, the rows of one deployment consecutive and its targets ordered by ECU id
+ * (t NULL for a deployment without targets). *total (optional): the deployments that
+ * match. */
+int store_deployment_page(store *s, const char *campaign_id, uint32_t state_mask,
+                          const store_page *pg,
+                          int (*fn)(const store_deployment *d, const char *cause,
+                                    const store_target *t, void *user),
+                          void *user, int64_t *total) PQ_MUST_CHECK;
 /* One vehicle's deployments (every campaign, at most STORE_PAGE_MAX, newest campaign
  * first); open_only: non-terminal ones. */
 int store_deployment_list_vin(store *s, const char *vin, bool open_only,
@@ -201,6 +212,20 @@ typedef struct {
 	int64_t at_ms;
 	char cause[STORE_REASON_MAX + 1];
 } store_transition;
+
+/* Every transition of a campaign's deployments in time order (at_ms, then VIN and seq), at
+ * most STORE_REPLAY_MAX rows: fn(from ("" for the first), to, at_ms). */
+#define STORE_REPLAY_MAX 4000000
+int store_transition_replay(store *s, const char *campaign_id,
+                            int (*fn)(store_dep_state from, bool has_from, store_dep_state to,
+                                      int64_t at_ms, void *user),
+                            void *user) PQ_MUST_CHECK;
+/* The target of (campaign, vin, ecu_id) now installs another package (a vehicle fell back
+ * from the delta to the full package): package "full" or "delta", its file SHA-256 and
+ * size. *changed (optional): whether a row changed. */
+int store_target_set_package(store *s, const char *campaign_id, const char *vin, const char *ecu_id,
+                             const char *package, const char *file_sha256, int64_t file_size,
+                             bool *changed) PQ_MUST_CHECK;
 
 /* In order (seq ascending), at most STORE_PAGE_MAX * 10 rows. */
 int store_transition_list(store *s, const char *campaign_id, const char *vin,

@@ -1,6 +1,7 @@
 /* deployments.c: one vehicle's progress in a campaign: creating deployments with their
  * targets, reading and listing them, counts per phase and state (store/campaign.h), once for
  * both backends. State changes are in transitions.c, work claims in claims.c. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -374,4 +375,146 @@ int store_target_list(store *s, const char *campaign_id, const char *vin,
 	                  " FROM deployment_targets WHERE campaign_id = ? AND vin = ?"
 	                  " ORDER BY ecu_id",
 	                  p, 2, target_row, &c, NULL);
+}
+
+/* ---- a page with causes and targets ------------------------------------------------------- */
+
+typedef struct {
+	int (*fn)(const store_deployment *d, const char *cause, const store_target *t, void *user);
+	void *user;
+} page_ctx;
+
+/* d.STORE__DEP_COLS, cause, then the target's columns (NULL without a target). */
+static int page_row(const store_row *r, void *user)
+{
+	page_ctx *c = user;
+	store_deployment d;
+	store_target t;
+	char cause[STORE_REASON_MAX + 1];
+	int rc = store__row_deployment(r, &d);
+	if (rc != PQ_OK)
+		return rc;
+	memset(&t, 0, sizeof(t));
+	store__rd rd = store__rd_at(r, 12);
+	store__rd_copy(&rd, cause, sizeof(cause));
+	bool has_target = store__col(r, 13) != NULL;
+	snprintf(t.vin, sizeof(t.vin), "%s", d.vin);
+	store__rd_copy(&rd, t.ecu_id, sizeof(t.ecu_id));
+	store__rd_copy(&rd, t.release_id, sizeof(t.release_id));
+	store__rd_copy(&rd, t.hardware_id, sizeof(t.hardware_id));
+	store__rd_copy(&rd, t.software_type, sizeof(t.software_type));
+	store__rd_copy(&rd, t.from_version, sizeof(t.from_version));
+	store__rd_copy(&rd, t.to_version, sizeof(t.to_version));
+	store__rd_copy(&rd, t.package, sizeof(t.package));
+	store__rd_copy(&rd, t.file_sha256, sizeof(t.file_sha256));
+	store__rd_i64(&rd, &t.file_size);
+	if (rd.rc != PQ_OK)
+		return rd.rc;
+	return c->fn(&d, cause, has_target ? &t : NULL, c->user);
+}
+
+/* " AND state IN (?, ...)" for the states of mask into b, their names into p. */
+static int state_in(uint32_t mask, pq_buf *b, store_val *p, int *np)
+{
+	if (mask == 0)
+		return PQ_OK;
+	if (mask >> STORE_DEP_STATE_COUNT)
+		return pq_err_set(PQ_ERR_INVAL, "deployment state mask 0x%x", (unsigned)mask);
+	pq_buf_str(b, " AND state IN (");
+	bool first = true;
+	for (int st = 0; st < STORE_DEP_STATE_COUNT; st++) {
+		if (!(mask & (1u << st)))
+			continue;
+		pq_buf_str(b, first ? "?" : ", ?");
+		first = false;
+		p[(*np)++] = SV_TEXT(store_dep_state_name((store_dep_state)st));
+	}
+	pq_buf_str(b, ")");
+	return PQ_OK;
+}
+
+int store_deployment_page(store *s, const char *campaign_id, uint32_t state_mask,
+                          const store_page *pg,
+                          int (*fn)(const store_deployment *d, const char *cause,
+                                    const store_target *t, void *user),
+                          void *user, int64_t *total)
+{
+	int64_t limit, offset;
+	char where[512], sql[SQL_MAX];
+	store_val p[STORE_DEP_STATE_COUNT + 4];
+	int np = 0;
+	pq_buf b;
+	if (total)
+		*total = 0;
+	if (!s || !fn)
+		return pq_err_set(PQ_ERR_INVAL, "store_deployment_page: bad arguments");
+	int rc = store__check_id(campaign_id, "campaign id");
+	if (rc == PQ_OK)
+		rc = store__page_args(pg, &limit, &offset);
+	if (rc != PQ_OK)
+		return rc;
+	pq_buf_init_fixed(&b, where, sizeof(where));
+	pq_buf_str(&b, " WHERE campaign_id = ?");
+	p[np++] = SV_TEXT(campaign_id);
+	rc = state_in(state_mask, &b, p, &np);
+	if (rc == PQ_OK && b.cut)
+		rc = pq_err_set(PQ_ERR_RANGE, "deployment filter longer than %zu bytes",
+		                sizeof(where));
+	if (rc == PQ_OK && total) {
+		rc = store__build_sql(sql, sizeof(sql), "SELECT COUNT(*) FROM deployments", where,
+		                      "");
+		if (rc == PQ_OK)
+			rc = store__query_int(s, sql, p, np, total);
+	}
+	if (rc == PQ_OK)
+		rc = store__build_sql(
+		    sql, sizeof(sql),
+		    "SELECT d.campaign_id, d.vin, d.state, d.phase, d.attempt, d.error_code,"
+		    " d.claimed_by, d.claimed_until, d.updated_ms, d.next_ms, d.last_msg_ms,"
+		    " d.notify_count, (SELECT x.cause FROM deployment_transitions x WHERE"
+		    " x.campaign_id = d.campaign_id AND x.vin = d.vin ORDER BY x.seq DESC LIMIT 1),"
+		    " g.ecu_id, g.release_id, g.hardware_id, g.software_type, g.from_version,"
+		    " g.to_version, g.package, g.file_sha256, g.file_size"
+		    " FROM (SELECT " STORE__DEP_COLS " FROM deployments",
+		    where,
+		    " ORDER BY vin LIMIT ? OFFSET ?) d LEFT JOIN deployment_targets g"
+		    " ON g.campaign_id = d.campaign_id AND g.vin = d.vin ORDER BY d.vin, g.ecu_id");
+	if (rc != PQ_OK)
+		return rc;
+	p[np++] = SV_INT(limit);
+	p[np++] = SV_INT(offset);
+	page_ctx c = {.fn = fn, .user = user};
+	return store_exec(s, sql, p, np, page_row, &c, NULL);
+}
+
+int store_target_set_package(store *s, const char *campaign_id, const char *vin, const char *ecu_id,
+                             const char *package, const char *file_sha256, int64_t file_size,
+                             bool *changed)
+{
+	int64_t n = 0;
+	if (changed)
+		*changed = false;
+	if (!s || !ecu_id || !package)
+		return pq_err_set(PQ_ERR_INVAL, "store_target_set_package: bad arguments");
+	int rc = store__check_dep_key(campaign_id, vin);
+	if (rc == PQ_OK)
+		rc = store__check_text(ecu_id, STORE_NAME_MAX, true, "target ECU");
+	if (rc == PQ_OK)
+		rc = store__check_sha256(file_sha256, false, "target file");
+	if (rc != PQ_OK)
+		return rc;
+	if ((strcmp(package, "delta") != 0 && strcmp(package, "full") != 0) || file_size < 0)
+		return pq_err_set(PQ_ERR_INVAL, "target package '%.8s' (%lld bytes)", package,
+		                  (long long)file_size);
+	store_val p[] = {SV_TEXT(package),     SV_TEXT(file_sha256), SV_INT(file_size),
+	                 SV_TEXT(campaign_id), SV_TEXT(vin),         SV_TEXT(ecu_id),
+	                 SV_TEXT(package),     SV_TEXT(file_sha256)};
+	rc = store_exec(s,
+	                "UPDATE deployment_targets SET package = ?, file_sha256 = ?, file_size = ?"
+	                " WHERE campaign_id = ? AND vin = ? AND ecu_id = ? AND"
+	                " (package <> ? OR file_sha256 <> ?)",
+	                p, 8, NULL, NULL, &n);
+	if (rc == PQ_OK && changed)
+		*changed = n > 0;
+	return rc;
 }

@@ -15,8 +15,8 @@
 
 static const char *const state_names[STORE_DIAG_STATE_COUNT] = {"pending", "sent", "done", "failed",
                                                                 "expired"};
-static const char *const status_names[STORE_DIAG_STATUS_COUNT] = {"pending",  "sent",    "positive",
-                                                                  "negative", "timeout", "error"};
+static const char *const status_names[STORE_DIAG_STATUS_COUNT] = {
+    "pending", "sent", "positive", "negative", "timeout", "error", "suppressed"};
 
 const char *store_diag_state_name(store_diag_state st)
 {
@@ -390,7 +390,8 @@ int store_diag_fail(store *s, const char *id, const char *error, int64_t now_ms,
 }
 
 typedef struct {
-	char (*ids)[STORE_ID_MAX + 1];
+	store_diag_key *keys;
+	bool *changed;
 	int n, cap;
 } id_list;
 
@@ -399,10 +400,15 @@ static int id_row(const store_row *r, void *user)
 	id_list *l = user;
 	if (l->n >= l->cap)
 		return pq_err_set(PQ_ERR_FORMAT, "diagnostics: more rows than asked for");
-	int rc = store__col_copy(r, 0, l->ids[l->n], STORE_ID_MAX + 1);
-	if (rc == PQ_OK)
+	store_diag_key *k = &l->keys[l->n];
+	store__rd rd = store__rd_at(r, 0);
+	store__rd_copy(&rd, k->id, sizeof(k->id));
+	store__rd_copy(&rd, k->batch_id, sizeof(k->batch_id));
+	store__rd_copy(&rd, k->vin, sizeof(k->vin));
+	store__rd_copy(&rd, k->ecu_id, sizeof(k->ecu_id));
+	if (rd.rc == PQ_OK)
 		l->n++;
-	return rc;
+	return rd.rc;
 }
 
 static const char *const expired_payload = "{\"error\":\"no answer before the request expired\"}";
@@ -413,18 +419,18 @@ static int expire_tx(store *s, int64_t now_ms, id_list *l, int64_t *n)
 {
 	store_val p[] = {SV_INT(now_ms), SV_INT(l->cap)};
 	int rc = store_exec(s,
-	                    "SELECT id FROM diag_requests WHERE state IN ('pending', 'sent')"
-	                    " AND expires_ms < ? ORDER BY expires_ms, id LIMIT ?",
+	                    "SELECT id, batch_id, vin, COALESCE(ecu_id, '') FROM diag_requests"
+	                    " WHERE state IN ('pending', 'sent') AND expires_ms < ?"
+	                    " ORDER BY expires_ms, id LIMIT ?",
 	                    p, 2, id_row, l, NULL);
 	if (rc != PQ_OK)
 		return rc;
 	for (int i = 0; i < l->n; i++) {
-		bool changed = false;
-		rc = finish(s, l->ids[i], NULL, STORE_DIAG_EXPIRED, STORE_DIAG_ST_TIMEOUT,
-		            expired_payload, now_ms, false, &changed);
+		rc = finish(s, l->keys[i].id, NULL, STORE_DIAG_EXPIRED, STORE_DIAG_ST_TIMEOUT,
+		            expired_payload, now_ms, false, &l->changed[i]);
 		if (rc != PQ_OK)
 			return rc;
-		if (changed)
+		if (l->changed[i])
 			(*n)++;
 	}
 	return PQ_OK;
@@ -432,20 +438,32 @@ static int expire_tx(store *s, int64_t now_ms, id_list *l, int64_t *n)
 
 int store_diag_expire(store *s, int64_t now_ms, int limit, int64_t *expired)
 {
+	return store_diag_expire_each(s, now_ms, limit, NULL, NULL, expired);
+}
+
+int store_diag_expire_each(store *s, int64_t now_ms, int limit,
+                           void (*fn)(const store_diag_key *k, void *user), void *user,
+                           int64_t *expired)
+{
 	int64_t n = 0;
 	if (expired)
 		*expired = 0;
 	if (!s || limit < 1 || limit > STORE_PAGE_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "store_diag_expire: bad arguments");
-	id_list l = {.ids = calloc((size_t)limit, STORE_ID_MAX + 1), .cap = limit};
-	if (!l.ids)
-		return pq_err_set(PQ_ERR_NOMEM, "diagnostics expiry");
-	int rc = store_begin(s);
+	id_list l = {.keys = calloc((size_t)limit, sizeof(store_diag_key)),
+	             .changed = calloc((size_t)limit, sizeof(bool)),
+	             .cap = limit};
+	int rc =
+	    l.keys && l.changed ? store_begin(s) : pq_err_set(PQ_ERR_NOMEM, "diagnostics expiry");
 	if (rc == PQ_OK)
 		rc = store__end(s, expire_tx(s, now_ms, &l, &n));
 	if (rc == PQ_OK && expired)
 		*expired = n;
-	free(l.ids);
+	for (int i = 0; rc == PQ_OK && fn && i < l.n; i++) /* after the commit */
+		if (l.changed[i])
+			fn(&l.keys[i], user);
+	free(l.keys);
+	free(l.changed);
 	return rc;
 }
 

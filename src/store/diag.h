@@ -39,8 +39,9 @@ typedef enum {
 	STORE_DIAG_ST_NEGATIVE = 3,
 	STORE_DIAG_ST_TIMEOUT = 4,
 	STORE_DIAG_ST_ERROR = 5,
+	STORE_DIAG_ST_SUPPRESSED = 6, /* done: the request asked for no positive response */
 } store_diag_status;
-#define STORE_DIAG_STATUS_COUNT 6
+#define STORE_DIAG_STATUS_COUNT 7
 
 const char *store_diag_state_name(store_diag_state st);
 int store_diag_state_parse(const char *s, store_diag_state *out) PQ_MUST_CHECK;
@@ -91,6 +92,17 @@ int store_diag_fail(store *s, const char *id, const char *error, int64_t now_ms,
 /* Moves up to limit (1..STORE_PAGE_MAX) pending/sent rows with expires_ms < now to expired,
  * each with a 'timeout' result, in one transaction; *expired (optional) counts them. */
 int store_diag_expire(store *s, int64_t now_ms, int limit, int64_t *expired) PQ_MUST_CHECK;
+/* A request's keys, as store_diag_expire_each reports the ones it expired. */
+typedef struct {
+	char id[STORE_ID_MAX + 1];
+	char batch_id[STORE_ID_MAX + 1];
+	char vin[STORE_VIN_MAX + 1];
+	char ecu_id[STORE_NAME_MAX + 1];
+} store_diag_key;
+/* store_diag_expire, then fn (may be NULL) for each request it expired, after the commit. */
+int store_diag_expire_each(store *s, int64_t now_ms, int limit,
+                           void (*fn)(const store_diag_key *k, void *user), void *user,
+                           int64_t *expired) PQ_MUST_CHECK;
 
 /* Pending rows not yet expired whose vehicle is online (vin NULL: any vehicle; else that
  * one, online or not), oldest first, at most limit (1..STORE_PAGE_MAX). The rows are read

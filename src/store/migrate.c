@@ -304,6 +304,12 @@ static const char *const schema_v5[] = {
     "CREATE INDEX audit_log_target ON audit_log (target, id)",
 };
 
+/* Schema v6: where a release's delta package came from (issue 12): "computed" by the server
+ * from delta_from, or "uploaded" by the operator and checked against the base image. */
+static const char *const schema_v6[] = {
+    "ALTER TABLE releases ADD COLUMN delta_source TEXT NOT NULL DEFAULT 'computed'",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -316,6 +322,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
     {schema_v4, sizeof(schema_v4) / sizeof(schema_v4[0])},
     {schema_v5, sizeof(schema_v5) / sizeof(schema_v5[0])},
+    {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

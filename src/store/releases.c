@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "store/store_int.h"
 
 #define SQL_MAX 1024
@@ -10,7 +11,7 @@
 #define RELEASE_COLS                                                                               \
 	"id, title, notes, version, hardware_id, software_type, ecu_id, file_sha256, "             \
 	"file_size, image_sha256, image_size, delta_base_version, delta_file_sha256, "             \
-	"delta_file_size, delta_base_sha256, created_ms, created_by"
+	"delta_file_size, delta_base_sha256, created_ms, created_by, delta_source"
 
 void store_release_clear(store_release *r)
 {
@@ -41,6 +42,9 @@ static int row_release(const store_row *row, void *dst)
 	store__rd_copy(&rd, r->delta_base_sha256, sizeof(r->delta_base_sha256));
 	store__rd_i64(&rd, &r->created_ms);
 	store__rd_copy(&rd, r->created_by, sizeof(r->created_by));
+	store__rd_copy(&rd, r->delta_source, sizeof(r->delta_source));
+	if (!r->delta_base_version[0])
+		r->delta_source[0] = '\0';
 	if (rd.rc != PQ_OK)
 		store_release_clear(r);
 	return rd.rc;
@@ -79,6 +83,10 @@ static int check_release_delta(const store_release *r)
 	if (!delta &&
 	    (r->delta_file_sha256[0] || r->delta_base_sha256[0] || r->delta_file_size != 0))
 		return pq_err_set(PQ_ERR_INVAL, "delta fields set without a delta base version");
+	if (r->delta_source[0] && strcmp(r->delta_source, "computed") != 0 &&
+	    strcmp(r->delta_source, "uploaded") != 0)
+		return pq_err_set(PQ_ERR_INVAL, "delta source '%.11s' not computed or uploaded",
+		                  r->delta_source);
 	return PQ_OK;
 }
 
@@ -129,11 +137,12 @@ int store_release_insert(store *s, const store_release *r)
 	                 SV_INT(r->delta_file_size),
 	                 SV_TEXT(r->delta_base_sha256),
 	                 SV_INT(r->created_ms),
-	                 SV_TEXT(r->created_by)};
+	                 SV_TEXT(r->created_by),
+	                 SV_TEXT(r->delta_source[0] ? r->delta_source : "computed")};
 	rc = store_exec(s,
 	                "INSERT INTO releases (" RELEASE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-	                " ?, ?, ?, ?, ?, ?, ?, ?)",
-	                p, 17, NULL, NULL, NULL);
+	                " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                p, 18, NULL, NULL, NULL);
 	if (rc == PQ_ERR_EXISTS)
 		pq_err_wrap(rc, "release %s, or %s %s %s for %s, exists already", r->id, r->ecu_id,
 		            r->software_type, r->version, r->hardware_id);
@@ -176,27 +185,83 @@ static int release_list_row(const store_row *row, void *user)
 	return rc;
 }
 
+/* q lowered, with the LIKE wildcards escaped by '!', between two '%': pat[2 * MAX + 3]. */
+static void like_pattern(const char *q, char *pat)
+{
+	size_t n = 0;
+	pat[n++] = '%';
+	for (const char *p = q; *p; p++) {
+		char ch = *p;
+		if (ch == '%' || ch == '_' || ch == '!')
+			pat[n++] = '!';
+		pat[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+	}
+	pat[n++] = '%';
+	pat[n] = '\0';
+}
+
+/* The WHERE clause of f into where, its parameters into p (up to 6), pat the pattern. */
+static int release_filter(const store_release_filter *f, char *where, size_t cap, store_val *p,
+                          int *np, char *pat)
+{
+	pq_buf b;
+	pq_buf_init_fixed(&b, where, cap);
+	const store__text_rule texts[] = {
+	    {f->hardware_id ? f->hardware_id : "", STORE_NAME_MAX, false, "hardware id"},
+	    {f->ecu_id ? f->ecu_id : "", STORE_NAME_MAX, false, "ECU id"},
+	    {f->q ? f->q : "", STORE_RELEASE_QUERY_MAX, false, "search text"},
+	};
+	int rc = store__check_texts(texts, sizeof(texts) / sizeof(texts[0]));
+	if (rc != PQ_OK)
+		return rc;
+	if (f->hardware_id && f->hardware_id[0]) {
+		pq_buf_str(&b, *np ? " AND hardware_id = ?" : " WHERE hardware_id = ?");
+		p[(*np)++] = SV_TEXT(f->hardware_id);
+	}
+	if (f->ecu_id && f->ecu_id[0]) {
+		pq_buf_str(&b, *np ? " AND ecu_id = ?" : " WHERE ecu_id = ?");
+		p[(*np)++] = SV_TEXT(f->ecu_id);
+	}
+	if (f->q && f->q[0]) {
+		like_pattern(f->q, pat);
+		pq_buf_str(&b, *np ? " AND " : " WHERE ");
+		pq_buf_str(&b, "(LOWER(title) LIKE ? ESCAPE '!' OR LOWER(version) LIKE ?"
+		               " ESCAPE '!' OR LOWER(ecu_id) LIKE ? ESCAPE '!' OR"
+		               " LOWER(hardware_id) LIKE ? ESCAPE '!')");
+		for (int i = 0; i < 4; i++)
+			p[(*np)++] = SV_TEXT(pat);
+	}
+	if (b.cut) /* cannot happen: the clauses are fixed and fit */
+		return pq_err_set(PQ_ERR_RANGE, "release filter longer than %zu bytes", cap);
+	return PQ_OK;
+}
+
 int store_release_list(store *s, const char *hardware_id, const store_page *pg,
                        int (*fn)(const store_release *r, void *user), void *user, int64_t *total)
 {
+	store_release_filter f = {.hardware_id = hardware_id};
+	return store_release_search(s, &f, pg, fn, user, total);
+}
+
+int store_release_search(store *s, const store_release_filter *f, const store_page *pg,
+                         int (*fn)(const store_release *r, void *user), void *user, int64_t *total)
+{
 	int64_t limit, offset;
-	char sql[SQL_MAX];
-	store_val p[3];
+	char sql[SQL_MAX], where[512], pat[2 * STORE_RELEASE_QUERY_MAX + 3];
+	store_release_filter none = {0};
+	store_val p[8];
 	int np = 0;
 	if (total)
 		*total = 0;
 	if (!s)
-		return pq_err_set(PQ_ERR_INVAL, "store_release_list: no store");
+		return pq_err_set(PQ_ERR_INVAL, "store_release_search: no store");
 	int rc = store__page_args(pg, &limit, &offset);
 	if (rc != PQ_OK)
 		return rc;
-	if (hardware_id) {
-		rc = store__check_text(hardware_id, STORE_NAME_MAX, false, "hardware id");
-		if (rc != PQ_OK)
-			return rc;
-		p[np++] = SV_TEXT(hardware_id);
-	}
-	const char *where = hardware_id ? " WHERE hardware_id = ?" : "";
+	where[0] = '\0';
+	rc = release_filter(f ? f : &none, where, sizeof(where), p, &np, pat);
+	if (rc != PQ_OK)
+		return rc;
 	rc = store__build_sql(sql, sizeof(sql), "releases", where, "");
 	if (rc != PQ_OK)
 		return rc;

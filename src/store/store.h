@@ -43,7 +43,7 @@ void store_close(store *s);
 store_backend store_get_backend(const store *s);
 /* Schema version after migrations, and the newest this build knows. */
 int store_schema_version(store *s, int *version) PQ_MUST_CHECK;
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* A cheap round trip ("SELECT 1"), for health checks. */
 int store_ping(store *s) PQ_MUST_CHECK;
 
@@ -235,6 +235,9 @@ typedef struct {
 	char delta_file_sha256[65];
 	int64_t delta_file_size;
 	char delta_base_sha256[65];
+	/* "computed" (built by the server from delta_from) or "uploaded" (an operator's delta
+	 * package, checked); "" when there is no delta (insert: "" means "computed") */
+	char delta_source[12];
 	int64_t created_ms;
 	char created_by[STORE_NAME_MAX + 1];
 } store_release;
@@ -248,6 +251,18 @@ int store_release_get(store *s, const char *id, store_release *out) PQ_MUST_CHEC
 int store_release_list(store *s, const char *hardware_id, const store_page *pg,
                        int (*fn)(const store_release *r, void *user), void *user,
                        int64_t *total) PQ_MUST_CHECK;
+/* The filters of store_release_search; NULL or "" members do not filter. */
+#define STORE_RELEASE_QUERY_MAX 64
+typedef struct {
+	const char *hardware_id; /* exact */
+	const char *ecu_id;      /* exact, as stored */
+	const char *q;           /* case-insensitive (ASCII) substring of title, version, ecu_id or
+	                          * hardware_id, at most STORE_RELEASE_QUERY_MAX bytes */
+} store_release_filter;
+/* Newest first (created_ms, then id), filtered (f NULL: all). */
+int store_release_search(store *s, const store_release_filter *f, const store_page *pg,
+                         int (*fn)(const store_release *r, void *user), void *user,
+                         int64_t *total) PQ_MUST_CHECK;
 /* PQ_ERR_EXISTS when a campaign still references the release. */
 int store_release_delete(store *s, const char *id) PQ_MUST_CHECK;
 /* Whether a content-addressed file (by SHA-256) belongs to some release (full or delta). */

@@ -197,3 +197,42 @@ int store_transition_list(store *s, const char *campaign_id, const char *vin,
 	                  " ORDER BY seq LIMIT ?",
 	                  p, 3, trans_row, &c, NULL);
 }
+
+typedef struct {
+	int (*fn)(store_dep_state from, bool has_from, store_dep_state to, int64_t at_ms,
+	          void *user);
+	void *user;
+} replay_ctx;
+
+static int replay_row(const store_row *r, void *user)
+{
+	replay_ctx *c = user;
+	const char *from = store__col(r, 0), *to = store__col(r, 1);
+	store_dep_state f = STORE_DEP_PENDING, t;
+	int64_t at = 0;
+	bool has_from = from && from[0];
+	int rc = has_from ? store_dep_state_parse(from, &f) : PQ_OK;
+	if (rc == PQ_OK)
+		rc = store_dep_state_parse(to ? to : "", &t);
+	if (rc == PQ_OK)
+		rc = store__col_i64(r, 2, &at);
+	return rc == PQ_OK ? c->fn(f, has_from, t, at, c->user) : rc;
+}
+
+int store_transition_replay(store *s, const char *campaign_id,
+                            int (*fn)(store_dep_state from, bool has_from, store_dep_state to,
+                                      int64_t at_ms, void *user),
+                            void *user)
+{
+	if (!s || !fn)
+		return pq_err_set(PQ_ERR_INVAL, "store_transition_replay: bad arguments");
+	int rc = store__check_id(campaign_id, "campaign id");
+	if (rc != PQ_OK)
+		return rc;
+	replay_ctx c = {.fn = fn, .user = user};
+	store_val p[] = {SV_TEXT(campaign_id), SV_INT(STORE_REPLAY_MAX)};
+	return store_exec(s,
+	                  "SELECT from_state, to_state, at_ms FROM deployment_transitions"
+	                  " WHERE campaign_id = ? ORDER BY at_ms, vin, seq LIMIT ?",
+	                  p, 2, replay_row, &c, NULL);
+}

@@ -35,7 +35,7 @@ b = json.load(open(sys.argv[1]))
 items = b["results"]["items"]
 ok = (b["targets"] == 5 and b["ecu_id"] == "ECU_011" and b["request"] == "22F190"
       and b["timeout_s"] == 30 and b["state"] == "done"
-      and b["counts"] == {"pending": 0, "sent": 0, "positive": 0, "negative": 0, "timeout": 0, "error": 5}
+      and b["counts"] == {"pending": 0, "sent": 0, "positive": 0, "negative": 0, "timeout": 0, "error": 5, "suppressed": 0}
       and [r["vin"] for r in items] == sys.argv[2:]
       and all(r["status"] == "error" and r["error"] == "MQTT is not configured on the server"
               and r["response"] is None and r["sent_ms"] == 0 for r in items)
@@ -73,4 +73,24 @@ check "...with code not_found" grep -q '"code":"not_found"' "$WORK/last.out"
 expect_exit 1 "pqota diag show of the failed batch exits 1" env PQOTA_API_KEY="$APIKEY" \
 	"$PQOTA" diag show --server "$B" --ca "$PKI/ca/ca.crt" "$id"
 check "...and shows every vehicle as error" test "$(grep -c ' error .*MQTT is not configured' "$WORK/last.out")" = 5
+
+# filter.online (with model, all or alone): no vehicle is online here
+post_code() { on35 curl -s -o "$WORK/pc.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$PKI/ca/ca.crt" \
+	-H "Authorization: Bearer $APIKEY" -d "{\"filter\":$1,\"ecu_id\":\"VMG\",\"request\":\"3E00\"}" "$B/api/v1/diagnostics"; }
+code=$(post_code '{"model":"test-suv","online":true}')
+check "filter {model, online: true} matches no vehicle here: 400 no_targets (got $code)" \
+	test "$code" = 400 -a "$(jget error.code <"$WORK/pc.json")" = no_targets
+code=$(post_code '{"online":false}')
+check "filter {online: false} targets the 5 offline vehicles (got $code)" \
+	test "$code" = 202 -a "$(jget targets <"$WORK/pc.json")" = 5
+code=$(post_code '{"all":true,"online":false}')
+check "filter {all, online: false}: 202 (got $code)" test "$code" = 202
+for f in '{"vins":["DAPI001"],"online":true}' '{"hardware_id":"HW-1-001","online":true}' '{"online":1}' \
+	'{"model":"test-suv","all":true}' '{}'; do
+	code=$(post_code "$f")
+	check "filter $f is 400 (got $code)" test "$code" = 400
+done
+code=$(on35 curl -s -o /dev/null -w '%{http_code}' --curves X25519MLKEM768 --cacert "$PKI/ca/ca.crt" \
+	-H "Authorization: Bearer $APIKEY" "$B/api/v1/diagnostics?lim=1")
+check "the diagnostics list refuses an unknown parameter (got $code)" test "$code" = 400
 finish

@@ -103,9 +103,10 @@ b = json.load(open(sys.argv[1])); pos, neg, sil = sys.argv[2:5]
 res = {r["vin"]: r for r in b["results"]["items"]}
 ok = (b["state"] == "done" and b["targets"] == 3 and b["ecu_id"] == "ECU_011"
       and b["request"] == "22F190" and b["timeout_s"] == 4 and b["kind"] == "uds"
-      and b["counts"] == {"pending": 0, "sent": 0, "positive": 1, "negative": 1, "timeout": 1, "error": 0}
+      and b["counts"] == {"pending": 0, "sent": 0, "positive": 1, "negative": 1, "timeout": 1, "error": 0, "suppressed": 0}
       and b["aggregate"]["nrc"] == [{"nrc": 49, "nrc_hex": "0x31", "nrc_name": "requestOutOfRange", "count": 1}]
-      and b["aggregate"]["responses"] == [{"response": "62F190" + pos.encode().hex().upper(), "count": 1}]
+      and b["aggregate"]["responses"] == [{"response": "62F190" + pos.encode().hex().upper(), "text": pos, "count": 1}]
+      and res[pos]["text"] == pos and res[neg]["text"] is None
       and b["results"]["total"] == 3 and list(res) == sorted(res)
       and res[pos]["status"] == "positive" and res[pos]["elapsed_ms"] == 3 and res[pos]["nrc"] is None
       and res[neg]["nrc"] == 49 and res[neg]["nrc_name"] == "requestOutOfRange" and res[neg]["response"] == "7F2231"

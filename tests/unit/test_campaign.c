@@ -118,7 +118,10 @@ typedef struct {
 typedef struct {
 	sent_msg m[2048];
 	int n;
-	bool fail; /* publish fails */
+	bool fail;       /* publish fails */
+	bool count_only; /* only count the publishes (in `count`) */
+	int64_t count;
+	void *events; /* test_views_at_scale's event counter */
 } recorder;
 
 static int rec_publish(void *user, const char *topic, const char *json, size_t len, int qos,
@@ -128,6 +131,10 @@ static int rec_publish(void *user, const char *topic, const char *json, size_t l
 	assert_false(retain);
 	if (r->fail)
 		return pq_err_set(PQ_ERR_IO, "broker down (test)");
+	if (r->count_only) {
+		r->count++;
+		return PQ_OK;
+	}
 	assert_true(r->n < 2048);
 	sent_msg *m = &r->m[r->n++];
 	snprintf(m->topic, sizeof(m->topic), "%s", topic);
@@ -1307,6 +1314,114 @@ static void test_engine_throughput(void **state)
 	free(r);
 }
 
+/* Live events handed to env->event: counted per type, the last deployment one kept. */
+typedef struct {
+	int deployment, campaign;
+	json_t *last;
+} ev_counter;
+
+static void count_event(void *user, const char *type, json_t *data)
+{
+	ev_counter *c = ((recorder *)user)->events;
+	if (c && strcmp(type, "deployment") == 0) {
+		c->deployment++;
+		json_decref(c->last);
+		c->last = json_incref(data);
+	} else if (c && strcmp(type, "campaign") == 0) {
+		c->campaign++;
+	}
+	json_decref(data);
+}
+
+/* The console's views at 10,000 deployments: a page of deployments (with a state filter)
+ * and the progress replay, each timed (figures, no timed assertion); and the engine's live
+ * events through env->event. */
+static void test_views_at_scale(void **state)
+{
+	enum {
+		N = 10000
+	};
+	sf_fixture *f = *state;
+	store *s = f->s;
+	recorder *r = calloc(1, sizeof(*r));
+	ev_counter ev = {0};
+	r->events = &ev;
+	r->count_only = true;
+	cmp_env env = mk_env(r);
+	env.event = count_event;
+	env.batch = 1000;
+	add_release(s, "r1", "HW-1-001", "2.0.0", NULL, 1);
+	double t = now_s();
+	for (int i = 0; i < N; i++) {
+		char vin[18];
+		vin_of(vin, i);
+		add_car(s, vin, i % 2 == 0, "1.0.0");
+	}
+	printf("[ figures  ] %s: %d vehicles registered in %.2f s\n", sf_backend_name(), N,
+	       now_s() - t);
+	char id[41];
+	create_campaign(s, "{\"name\":\"views\",\"release_ids\":[\"r1\"]}", id);
+	int64_t n = 0;
+	assert_ok(cmp_start(s, &env, id, T0, &n));
+	assert_int_equal(n, N);
+	cmp_tick_stats st = {0};
+	for (int i = 0; i < 10 && st.notified < N / 2; i++)
+		assert_ok(cmp_tick(s, &env, T0 + 1000 + i, &st));
+	assert_int_equal(st.notified, N / 2); /* the online half */
+	assert_int_equal(ev.deployment, N / 2);
+	assert_string_equal(json_string_value(json_object_get(ev.last, "to")), "notified");
+	assert_string_equal(json_string_value(json_object_get(ev.last, "cause")),
+	                    "engine: notified");
+
+	store_page pg = {.limit = 50, .offset = N - 50};
+	json_t *j = NULL;
+	uint32_t mask = 0;
+	t = now_s();
+	assert_ok(cmp_deployments_json(s, id, 0, &pg, &j));
+	double t_last = now_s() - t;
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), N);
+	json_t *items = json_object_get(j, "items");
+	assert_int_equal(json_array_size(items), 50);
+	char vin[18];
+	vin_of(vin, N - 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(items, 49), "vin")),
+	                    vin);
+	assert_int_equal(json_array_size(json_object_get(json_array_get(items, 0), "targets")), 1);
+	json_decref(j);
+	assert_ok(cmp_parse_states("pending", &mask));
+	pg.offset = 0;
+	t = now_s();
+	assert_ok(cmp_deployments_json(s, id, mask, &pg, &j));
+	double t_filter = now_s() - t;
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), N / 2);
+	json_t *first = json_array_get(json_object_get(j, "items"), 0);
+	assert_string_equal(json_string_value(json_object_get(first, "state")), "pending");
+	assert_string_equal(json_string_value(json_object_get(first, "cause")), "created");
+	json_decref(j);
+	assert_rc(cmp_parse_states("pending,bogus", &mask), PQ_ERR_INVAL);
+
+	t = now_s();
+	assert_ok(cmp_progress_json(s, id, T0 + 2000, &j));
+	double t_progress = now_s() - t;
+	json_t *pts = json_object_get(j, "points");
+	assert_true(json_array_size(pts) > 1 && json_array_size(pts) <= CMP_PROGRESS_POINTS);
+	json_t *lastp = json_object_get(json_array_get(pts, json_array_size(pts) - 1), "counts");
+	assert_true(json_equal(lastp, json_object_get(j, "counts")));
+	assert_int_equal(json_integer_value(json_object_get(lastp, "notified")), N / 2);
+	json_t *p0 = json_object_get(json_array_get(pts, 0), "counts");
+	assert_int_equal(json_integer_value(json_object_get(p0, "pending")), N);
+	json_decref(j);
+	printf("[ figures  ] %s: %d deployments: the last page of 50 in %.1f ms, the first page "
+	       "filtered by state in %.1f ms, the progress replay (%d transitions) in %.1f ms\n",
+	       sf_backend_name(), N, t_last * 1000, t_filter * 1000, N + N / 2, t_progress * 1000);
+	assert_ok(cmp_cancel(s, &env, id, T0 + 3000));
+	assert_int_equal(ev.deployment, N / 2 + N);
+	assert_int_equal(ev.campaign, 0); /* an operator's cancel: the route's event */
+	json_decref(ev.last);
+	rec_clear(r);
+	free(r);
+}
+
 int main(void)
 {
 	if (!sf_init("campaign", 20000, PQ_LOG_WARN))
@@ -1327,6 +1442,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_engine_applicability, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_engine_validation, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_engine_throughput, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_views_at_scale, sf_setup, sf_teardown),
 	};
 	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
 	                                   sf_group_teardown);

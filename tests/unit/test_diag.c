@@ -67,6 +67,12 @@ typedef struct {
 	int n;
 } seen_rows;
 
+static void expired_key(const store_diag_key *k, void *user)
+{
+	store_diag_key *out = user;
+	*out = *k;
+}
+
 static int collect(const store_diag *d, void *user)
 {
 	seen_rows *r = user;
@@ -147,8 +153,14 @@ static void test_store_lifecycle(void **state)
 	int64_t expired = -1;
 	assert_ok(store_diag_expire(s, T0 + 10000, 100, &expired));
 	assert_int_equal(expired, 0);
-	assert_ok(store_diag_expire(s, T0 + 10001, 100, &expired));
+	store_diag_key key = {0};
+	assert_ok(store_diag_expire_each(s, T0 + 10001, 100, expired_key, &key, &expired));
 	assert_int_equal(expired, 1);
+	/* the expired request's keys, for its live event */
+	assert_string_equal(key.id, "b1-2");
+	assert_string_equal(key.batch_id, "b1");
+	assert_string_equal(key.vin, "VIN2");
+	assert_string_equal(key.ecu_id, "ECU_011");
 	assert_ok(store_diag_expire(s, T0 + 20000, 100, &expired));
 	assert_int_equal(expired, 0);
 	/* an answer after expiry is ignored */

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# release_board.sh: the notice board's server side against a real `pqota server`:
+#  1. an operator-supplied delta (`pqota pack delta`, uploaded like an image) becomes the
+#     release's delta once the server has applied it to the base release's image and got
+#     the new image byte for byte: re-written under the server's header (ECU, type,
+#     versions), encrypted, "source":"uploaded"; a delta against another base, or a file
+#     that is not a delta, is 422 delta_mismatch and nothing is stored;
+#  2. GET /api/v1/releases filters: q (case-insensitive substring), ecu_id, unknown or
+#     repeated parameters refused;
+#  3. the live release events (created, deleted) and the campaign events of operator
+#     actions on the event stream.
+. "$(dirname "$0")/lib.bash"
+. "$(dirname "$0")/campaign_lib.bash"
+
+make_pki BOARDVIN000001
+{
+	echo "listen = 127.0.0.1:0"
+	echo "tls.pki = $PKI"
+	echo "data_dir = $WORK/data"
+	echo "port_file = $WORK/s1.port"
+	echo "log.level = info"
+	echo "ratelimit.client_rps = 0"
+	echo "ratelimit.global_rps = 0"
+} >"$WORK/s1.conf"
+start_server s1
+B=$BASE_s1
+make_key s1
+check "vehicle registered" register "$B" BOARDVIN000001
+status() { # METHOD URL [curl args...]: the HTTP status, the body in $WORK/status.json
+	local m=$1 u=$2
+	shift 2
+	on35 curl -s -o "$WORK/status.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$PKI/ca/ca.crt" \
+		-H "Authorization: Bearer $APIKEY" -X "$m" "$@" "$u"
+}
+upload() { # FILE: the upload id
+	local up
+	up=$(pcurl -d "{\"size\":$(stat -c %s "$1")}" "$B/api/v1/uploads" | jget id) || return 1
+	pcurl -X PUT --data-binary @"$1" "$B/api/v1/uploads/$up?offset=0" -o /dev/null || return 1
+	echo "$up"
+}
+pcurl -N "$B/api/v1/events" >"$WORK/stream" &
+PIDS+=($!)
+wait_for 10 grep -q ': connected' "$WORK/stream" || bad "the event stream did not open"
+
+# --- 1. an operator-supplied delta ------------------------------------------------------------
+head -c 300000 /dev/urandom >"$WORK/a.bin"                               # 1.0.0, the base
+{ head -c 200000 "$WORK/a.bin"; head -c 50000 /dev/urandom; } >"$WORK/b.bin" # 1.1.0
+head -c 300000 /dev/urandom >"$WORK/c.bin"                               # another base
+up=$(upload "$WORK/a.bin")
+base=$(pcurl -d "{\"title\":\"Brake ECU app\",\"version\":\"1.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\"}" \
+	"$B/api/v1/releases" | jget id)
+check "the base release 1.0.0" test -n "$base"
+"$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/b.bin" -o "$WORK/good.swpg" >/dev/null
+"$PQOTA" pack delta --from "$WORK/c.bin" --to "$WORK/b.bin" -o "$WORK/other.swpg" >/dev/null
+"$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/c.bin" -o "$WORK/wrongout.swpg" >/dev/null
+full=$(upload "$WORK/b.bin")
+spec() { echo "{\"title\":\"Brake ECU app\",\"version\":\"1.1.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$full\",\"delta_from\":\"$base\",\"delta_upload_id\":\"$1\"}"; }
+n_files() { find "$WORK/data/files" -type f | wc -l; }
+files0=$(n_files)
+for pair in "other.swpg=made against another base" "wrongout.swpg=not the uploaded full image" \
+	"a.bin=not an SWPG package"; do
+	f=${pair%%=*}
+	d=$(upload "$WORK/$f")
+	code=$(status POST "$B/api/v1/releases" -d "$(spec "$d")")
+	check "delta $f: 422 (got $code)" test "$code" = 422
+	check "...delta_mismatch: ${pair#*=}" python3 -c 'import json,sys
+e = json.load(open(sys.argv[1]))["error"]; assert e["code"] == "delta_mismatch" and sys.argv[2] in e["message"], e' \
+		"$WORK/status.json" "${pair#*=}"
+	sed 's/^/     /' "$WORK/status.json"; echo
+	check "...and the upload is kept" test "$(status GET "$B/api/v1/uploads/$d")" = 200
+done
+check "nothing was stored: no release 1.1.0, no new file" \
+	test "$(pcurl "$B/api/v1/releases" | jget total)" = 1 -a "$(n_files)" = "$files0"
+code=$(status POST "$B/api/v1/releases" -d "{\"title\":\"x\",\"version\":\"1.1.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$full\",\"delta_upload_id\":\"$full\"}")
+check "delta_upload_id without delta_from is 400 (got $code)" test "$code" = 400
+d=$(upload "$WORK/good.swpg")
+pcurl -d "$(spec "$d")" "$B/api/v1/releases" >"$WORK/rel.json"
+check "the operator's delta is accepted: 201, delta.source uploaded" python3 -c 'import json,sys
+r = json.load(open(sys.argv[1])); d = r["delta"]
+assert d["source"] == "uploaded" and d["base_version"] == "1.0.0" and d["length"] > 0, r' "$WORK/rel.json"
+rel=$(jget id <"$WORK/rel.json")
+dsha=$(jget delta.sha256 <"$WORK/rel.json")
+check "...both uploads are used up" test "$(status GET "$B/api/v1/uploads/$d")" = 404 -a "$(status GET "$B/api/v1/uploads/$full")" = 404
+pcurl "$B/packages/$dsha" -o "$WORK/served.swpg"
+check "the served delta's SHA-256 is the release's" test "$(sha256sum <"$WORK/served.swpg" | cut -d' ' -f1)" = "$dsha"
+"$PQOTA" pack inspect "$WORK/served.swpg" >"$WORK/inspect.txt"
+check "...re-written under the server's header: ECU_011, APP 1.1.0 from base 1.0.0" python3 - "$WORK/served.swpg" <<'PY'
+import struct, sys
+h = open(sys.argv[1], "rb").read(64)
+ecu, typ, comp = struct.unpack_from("<HBB", h, 4)
+ver, base = tuple(h[16:19]), tuple(h[32:35])
+assert (ecu, typ, comp, ver, base) == (0x1011, 1, 3, (1, 1, 0), (1, 0, 0)), (hex(ecu), typ, comp, ver, base)
+PY
+"$PQOTA" pack apply "$WORK/served.swpg" --base "$WORK/a.bin" -o "$WORK/applied.bin" >/dev/null
+check "...and applied to 1.0.0 it gives 1.1.0 byte for byte" cmp -s "$WORK/applied.bin" "$WORK/b.bin"
+check "the delta package has its encrypted copy (a package key)" python3 -c 'import sqlite3, sys, glob
+db = sqlite3.connect(glob.glob(sys.argv[1] + "/*.db")[0])
+n = db.execute("SELECT COUNT(*) FROM package_keys WHERE file_sha256 = ?", (sys.argv[2],)).fetchone()[0]
+assert n == 1, n' "$WORK/data" "$dsha"
+check "GET /api/v1/releases/{id} says source uploaded" test "$(pcurl "$B/api/v1/releases/$rel" | jget delta.source)" = uploaded
+# a server-built delta says computed
+up=$(upload "$WORK/c.bin")
+pcurl -d "{\"title\":\"Brake ECU cal\",\"version\":\"2.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\",\"delta_from\":\"$base\"}" \
+	"$B/api/v1/releases" >"$WORK/rel2.json"
+check "a delta the server computes says source computed" test "$(jget delta.source <"$WORK/rel2.json")" = computed
+
+# --- 2. the list's filters ---------------------------------------------------------------------
+up=$(upload "$WORK/a.bin")
+pcurl -d "{\"title\":\"Door 100% module\",\"version\":\"3.0.0\",\"hardware_id\":\"HW-2-021\",\"ecu_id\":\"ECU_021\",\"upload_id\":\"$up\"}" \
+	"$B/api/v1/releases" -o /dev/null
+ids() { pcurl "$B/api/v1/releases?$1" | python3 -c 'import json,sys; print(" ".join(r["version"] for r in json.load(sys.stdin)["items"]))'; }
+check "q=brake (any case) finds the brake releases, newest first: $(ids q=BRAKE)" test "$(ids q=BRAKE)" = "2.0.0 1.1.0 1.0.0"
+check "q matches the hardware id: $(ids q=hw-2)" test "$(ids q=hw-2)" = "3.0.0"
+check "q matches the version: $(ids q=1.1)" test "$(ids q=1.1)" = "1.1.0"
+check "q's % is a plain character: $(ids 'q=100%25')" test "$(ids 'q=100%25')" = "3.0.0"
+check "q=1%25 matches nothing" test -z "$(ids 'q=1%25')"
+check "ecu_id=ECU_021: $(ids ecu_id=ECU_021)" test "$(ids ecu_id=ECU_021)" = "3.0.0"
+check "ecu_id and q together: $(ids 'ecu_id=ECU_011&q=cal')" test "$(ids 'ecu_id=ECU_011&q=cal')" = "2.0.0"
+for bad in "ecu_id=NOPE" "q=$(head -c 65 /dev/zero | tr '\0' x)" "hw=1" "q=a&q=b" "limit=1&limit=2"; do
+	code=$(status GET "$B/api/v1/releases?$bad")
+	check "?${bad:0:20}... is 400 (got $code)" test "$code" = 400
+done
+check "the upload routes refuse unknown parameters" test "$(status GET "$B/api/v1/uploads/$up?x=1")" = 400
+check "...and a repeated offset" test "$(status PUT "$B/api/v1/uploads/$up?offset=0&offset=0" --data-binary x)" = 400
+check "the download route takes only token" test "$(status GET "$B/packages/$dsha?tokn=1")" = 400
+
+# --- 3. events -----------------------------------------------------------------------------------
+check "the stream carried the release event of 1.1.0" wait_for 10 grep -q "\"id\":\"$rel\"" "$WORK/stream"
+pcurl -X DELETE "$B/api/v1/releases/$(jget id <"$WORK/rel2.json")" -o /dev/null
+check "...and a deleted one with deleted:true" wait_for 10 grep -q '"deleted":true' "$WORK/stream"
+check "release events name id, title, version, ecu_id, hardware_id, at_ms" python3 - "$WORK/stream" "$rel" <<'PY'
+import json, sys
+ev = [json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("data: ")]
+e = [x for x in ev if x.get("id") == sys.argv[2]][0]
+assert set(e) == {"id", "title", "version", "ecu_id", "hardware_id", "at_ms"}, e
+assert e["version"] == "1.1.0" and e["ecu_id"] == "ECU_011" and e["hardware_id"] == "HW-1-011", e
+PY
+cid=$(pcurl -d "{\"name\":\"ev\",\"release_ids\":[\"$rel\"],\"target\":{\"vins\":[\"BOARDVIN000001\"]}}" "$B/api/v1/campaigns" | jget id)
+pcurl -X POST "$B/api/v1/campaigns/$cid/start" -o /dev/null || true
+pcurl -X POST "$B/api/v1/campaigns/$cid/cancel" -o /dev/null
+check "campaign events: cancelled" wait_for 10 grep -q "\"id\":\"$cid\".*\"state\":\"cancelled\"\\|\"state\":\"cancelled\".*\"id\":\"$cid\"" "$WORK/stream"
+check "...after running (start), and the deployment's pending -> cancelled" python3 - "$WORK/stream" "$cid" <<'PY'
+import json, sys
+evs, name = [], None
+for l in open(sys.argv[1]):
+    if l.startswith("event: "):
+        name = l[7:].strip()
+    elif l.startswith("data: "):
+        evs.append((name, json.loads(l[6:])))
+camp = [d["state"] for n, d in evs if n == "campaign" and d.get("id") == sys.argv[2]]
+assert camp == ["running", "cancelled"], camp
+dep = [d for n, d in evs if n == "deployment" and d.get("campaign_id") == sys.argv[2]]
+assert len(dep) == 1 and dep[0]["vin"] == "BOARDVIN000001", dep
+assert (dep[0]["from"], dep[0]["to"], dep[0]["cause"]) == ("pending", "cancelled", "operator: campaign cancelled"), dep
+assert set(dep[0]) == {"campaign_id", "vin", "from", "to", "cause", "at_ms"}, dep
+PY
+stop_server s1
+finish
