@@ -27,7 +27,7 @@ $(BUILD)/CMakeCache.txt:
 build: bootstrap $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
-# the tests also need Chromium (the browser check of the server's PQC TLS)
+# the tests also need Chromium, node and npm (the console's browser tests, the PQC TLS check)
 test: build
 	@scripts/bootstrap --quiet --with browser
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)

@@ -29,7 +29,8 @@ function releaseRow(r, fresh) {
       ? deltas.map((d) => h('div', { class: 'delta', dataset: { test: 'delta' } },
         h('span', { class: 'chip', text: `from ${d.base_version || '?'}` }), ' ',
         h('span', { text: fmtBytes(d.length) }),
-        r.package && r.package.length && d.length ? h('span', { class: 'muted small', text: ` (${Math.max(0.1, (100 * d.length) / r.package.length).toFixed(1)} %)` }) : null))
+        r.package && r.package.length && d.length ? h('span', { class: 'muted small', text: ` (${Math.max(0.1, (100 * d.length) / r.package.length).toFixed(1)} %)` }) : null,
+        d.source ? h('span', { class: 'muted small', text: ` · ${d.source}`, title: d.source === 'uploaded' ? 'supplied by the operator, checked against the base' : 'computed by the server', dataset: { test: 'delta-source' } }) : null))
       : h('span', { class: 'muted', text: 'full only' })),
     h('td', null, h('div', { text: (r.created_by || '').replace(/^apikey:/, '') }), timeEl(r.created_ms)));
 }
