@@ -1,15 +1,18 @@
 /* events.c: the live event stream, GET /api/v1/events (docs/api.md "Live events").
  *
  * srv_event() formats an event once into a Server-Sent Events frame and puts it in a ring
- * of the last EV_RING events (any thread, under a mutex), then wakes every worker. Each
- * worker holds its own streams; woken, it copies to each stream the frames it has not had
- * yet. A stream resumes after a reconnect from its Last-Event-ID ("<epoch>-<seq>", epoch
- * naming this process) while those events are still in the ring; otherwise it gets a
- * `reset` event (reload what you show). A stream whose unsent output passes
- * EV_CLIENT_BUFFER (a client that does not read) is closed: it reconnects and resumes.
+ * of the last EV_RING events (any thread, under a mutex), then wakes every worker once per
+ * batch. Each worker holds its own streams; EV_BATCH_MS after a wake-up it copies to each
+ * stream the frames it has not had yet. A stream resumes after a reconnect from its
+ * Last-Event-ID ("<epoch>-<seq>", epoch naming this process) while those events are still
+ * in the ring and their bytes fit EV_CLIENT_BUFFER; otherwise it gets a `reset` event
+ * (reload what you show). A stream whose unsent output passes EV_CLIENT_BUFFER (a client
+ * that does not read), or whose client sends anything, is closed: it reconnects and
+ * resumes. One key (or its sessions) holds at most EV_KEY_STREAMS streams per worker.
  * Every EV_BEAT_S a comment keeps idle connections open and each stream's identity is
  * checked again, so signing out or revoking the key ends its streams. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -31,10 +34,14 @@
 
 #define LOGC             "server"
 #define EV_RING          4096
-#define EV_CLIENT_BUFFER (512 * 1024)
-#define EV_CLIENTS_MAX   1024 /* per worker */
+#define EV_CLIENT_BUFFER (256 * 1024) /* unsent output, and a backlog, of one stream */
+#define EV_CLIENTS_MAX   1024         /* streams per worker */
+#define EV_KEY_STREAMS   32           /* streams per worker of one key or session */
 #define EV_BEAT_S        15
 #define EV_FRAME_MAX     (64 * 1024)
+#define EV_BATCH_MS      20   /* a worker sends what arrived within this time together */
+#define EV_INPUT_MAX     4096 /* an SSE client sends nothing: more input ends its stream */
+#define EV_CHECK_FAILS   4    /* identity checks the store could not answer in a row */
 
 typedef struct {
 	uint64_t seq;
@@ -57,6 +64,8 @@ struct srv_stream {
 	uint64_t next_seq;
 	bool via_session;
 	char secret_sha[65]; /* the session's hash, or the API key's */
+	char key_id[STORE_ID_MAX + 1];
+	int check_fails; /* identity checks in a row that the store could not answer */
 };
 
 /* ---- the bus --------------------------------------------------------------------------- */
@@ -134,8 +143,9 @@ void srv_event(srv *s, const char *type, json_t *data)
 	}
 	pthread_mutex_unlock(&b->mu);
 	free(json);
+	/* one wake-up per worker until it has run: a burst of events costs one */
 	for (int i = 0; frame && i < s->nworkers; i++)
-		if (s->workers[i].bus_ev)
+		if (s->workers[i].bus_ev && !atomic_exchange(&s->workers[i].bus_woken, true))
 			event_active(s->workers[i].bus_ev, EV_READ, 0);
 }
 
@@ -146,7 +156,12 @@ static int collect(srv_bus *b, srv_stream *st, struct evbuffer *out)
 	int rc = 0;
 	pthread_mutex_lock(&b->mu);
 	uint64_t oldest = b->next > EV_RING ? b->next - EV_RING : 1;
-	if (st->next_seq < oldest) {
+	size_t backlog = 0;
+	for (uint64_t q = st->next_seq < oldest ? oldest : st->next_seq;
+	     q < b->next && backlog <= EV_CLIENT_BUFFER; q++)
+		backlog += b->ring[q % EV_RING].len;
+	if (st->next_seq < oldest || backlog > EV_CLIENT_BUFFER) {
+		/* too much missed: a reset (reload) instead of a replay */
 		rc = evbuffer_add_printf(out,
 		                         "id: %" PRId64 "-%" PRIu64 "\nevent: reset\ndata: {}\n\n",
 		                         b->epoch, b->next - 1) < 0
@@ -184,6 +199,10 @@ static void on_close(struct evhttp_connection *conn, void *arg)
 	srv_worker *w = st->w;
 	(void)conn;
 	unlink_stream(st);
+	/* libevent detaches a request whose reply is still being sent when the peer goes (EOF,
+	 * timeout) and leaves it to us; one still attached is freed with its connection */
+	if (!evhttp_request_get_connection(st->req))
+		evhttp_request_free(st->req);
 	free(st);
 	w->active--;
 	if (w->draining && w->active == 0)
@@ -205,7 +224,12 @@ static void pump(srv_stream *st, const char *extra)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(st->conn);
 	if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > EV_CLIENT_BUFFER) {
-		pq_log(PQ_LOG_INFO, LOGC, "event stream closed: the client does not read");
+		pq_log(PQ_LOG_WARN, LOGC, "event stream closed: the client does not read");
+		end_stream(st);
+		return;
+	}
+	if (bev && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		pq_log(PQ_LOG_WARN, LOGC, "event stream closed: the client sent data on it");
 		end_stream(st);
 		return;
 	}
@@ -222,26 +246,48 @@ static void pump(srv_stream *st, const char *extra)
 	evbuffer_free(out);
 }
 
+/* Woken by srv_event: the streams are served once the batch time has passed. */
 static void on_bus(evutil_socket_t fd, short what, void *arg)
+{
+	srv_worker *w = arg;
+	struct timeval batch = {.tv_usec = EV_BATCH_MS * 1000};
+	(void)fd;
+	(void)what;
+	if (!evtimer_pending(w->batch_ev, NULL))
+		evtimer_add(w->batch_ev, &batch);
+}
+
+static void on_batch(evutil_socket_t fd, short what, void *arg)
 {
 	srv_worker *w = arg;
 	(void)fd;
 	(void)what;
+	atomic_store(&w->bus_woken, false); /* events from now on wake the worker again */
 	for (srv_stream *st = w->streams, *nx; st; st = nx) {
 		nx = st->next;
 		pump(st, NULL);
 	}
 }
 
-/* Whether the stream's session or key is still good. */
-static bool still_valid(srv_worker *w, const srv_stream *st)
+/* Whether the stream's session or key is still good. A store that does not answer keeps
+ * the stream for EV_CHECK_FAILS beats (a database restart), then ends it. */
+static bool still_valid(srv_worker *w, srv_stream *st)
 {
 	store_session ss;
 	store_apikey k;
 	int rc = st->via_session ? store_session_find(w->db, st->secret_sha, pq_real_ms(), &ss, &k)
 	                         : store_apikey_find(w->db, st->secret_sha, &k);
-	pq_err_clear();
-	return rc == PQ_OK || (rc != PQ_ERR_NOTFOUND && rc != PQ_ERR_INVAL);
+	if (rc == PQ_OK) {
+		st->check_fails = 0;
+		return true;
+	}
+	if (rc == PQ_ERR_NOTFOUND || rc == PQ_ERR_INVAL) {
+		pq_err_clear();
+		return false;
+	}
+	pq_log(PQ_LOG_WARN, LOGC, "event stream of key %s: checking its identity: %s", st->key_id,
+	       pq_err_detail());
+	return ++st->check_fails < EV_CHECK_FAILS;
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -293,6 +339,15 @@ static uint64_t start_seq(srv_ctx *c)
 	return seq < next ? seq + 1 : 0;
 }
 
+/* The worker's streams of one API key (sessions included). */
+static int streams_of(const srv_worker *w, const char *key_id)
+{
+	int n = 0;
+	for (const srv_stream *st = w->streams; st; st = st->next)
+		n += strcmp(st->key_id, key_id) == 0;
+	return n;
+}
+
 static void h_events(srv_ctx *c)
 {
 	static const char *const none[] = {NULL};
@@ -301,6 +356,11 @@ static void h_events(srv_ctx *c)
 		return;
 	if (w->nstreams >= EV_CLIENTS_MAX || w->draining || !w->bus_ev) {
 		srv_error(c, 503, "unavailable", "too many event streams; retry later");
+		return;
+	}
+	if (streams_of(w, c->key.id) >= EV_KEY_STREAMS) {
+		srv_error(c, 429, "rate_limited", "this key has %d event streams open already",
+		          EV_KEY_STREAMS);
 		return;
 	}
 	srv_stream *st = calloc(1, sizeof(*st));
@@ -314,6 +374,7 @@ static void h_events(srv_ctx *c)
 	st->via_session = c->via_session;
 	snprintf(st->secret_sha, sizeof(st->secret_sha), "%s",
 	         c->via_session ? c->session_sha : c->key.key_sha256);
+	snprintf(st->key_id, sizeof(st->key_id), "%s", c->key.id);
 	st->next_seq = start_seq(c);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
@@ -322,6 +383,11 @@ static void h_events(srv_ctx *c)
 	/* the stream is quiet between events: only the heartbeat keeps it within a timeout */
 	evhttp_connection_set_timeout(st->conn, 4 * EV_BEAT_S);
 	evhttp_send_reply_start(c->req, 200, "OK");
+	/* the client has nothing to send: stop reading once a little is waiting (libevent
+	 * would buffer all of it while the reply goes on), and pump() ends such a stream */
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(st->conn);
+	if (bev)
+		bufferevent_setwatermark(bev, EV_READ, 0, EV_INPUT_MAX);
 	srv_count(c, 200, 0);
 	st->next = w->streams;
 	if (w->streams)
@@ -338,8 +404,10 @@ int srv__events_worker_init(srv_worker *w)
 {
 	struct timeval beat = {.tv_sec = EV_BEAT_S};
 	w->bus_ev = event_new(w->base, -1, 0, on_bus, w);
+	w->batch_ev = evtimer_new(w->base, on_batch, w);
 	w->beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, w);
-	if (!w->bus_ev || !w->beat_ev || event_add(w->beat_ev, &beat) != 0)
+	atomic_init(&w->bus_woken, false);
+	if (!w->bus_ev || !w->batch_ev || !w->beat_ev || event_add(w->beat_ev, &beat) != 0)
 		return pq_err_set(PQ_ERR_NOMEM, "worker %d: event streams", w->index);
 	return PQ_OK;
 }
@@ -350,6 +418,8 @@ void srv__events_worker_drain(srv_worker *w)
 		end_stream(w->streams);
 	if (w->beat_ev)
 		event_del(w->beat_ev);
+	if (w->batch_ev)
+		event_del(w->batch_ev);
 }
 
 void srv__events_worker_free(srv_worker *w)
@@ -358,7 +428,9 @@ void srv__events_worker_free(srv_worker *w)
 		event_free(w->bus_ev);
 	if (w->beat_ev)
 		event_free(w->beat_ev);
-	w->bus_ev = w->beat_ev = NULL;
+	if (w->batch_ev)
+		event_free(w->batch_ev);
+	w->bus_ev = w->beat_ev = w->batch_ev = NULL;
 }
 
 const srv_route route_events_table[] = {

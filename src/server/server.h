@@ -181,7 +181,7 @@ bool srv_query_only(srv_ctx *c, const char *const *allowed);
 bool srv_page(srv_ctx *c, store_page *pg);
 /* {"items","total","limit","offset"} of one page; takes items (NULL: returns NULL). */
 json_t *srv_page_json(json_t *items, const store_page *pg, int64_t total);
-/* Appends an audit record for a state change by the current actor. */
+/* Appends an audit record for a state change by the current actor; takes detail. */
 void srv_audit(srv_ctx *c, const char *action, const char *target, json_t *detail);
 
 /* Publishes a live event to every connected event stream (GET /api/v1/events), from any

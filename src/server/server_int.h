@@ -96,7 +96,8 @@ struct srv_worker {
 	int active;          /* requests in progress on this worker */
 	srv_stream *streams; /* its live event streams (events.c) */
 	int nstreams;
-	struct event *bus_ev, *beat_ev;
+	struct event *bus_ev, *batch_ev, *beat_ev;
+	atomic_bool bus_woken; /* bus_ev is active: srv_event need not wake it again */
 	bool draining;
 };
 

@@ -20,7 +20,7 @@
 #include "store/session.h"
 
 #define LOGC        "server"
-#define COOKIE_NAME "pqota_session"
+#define COOKIE_NAME "__Host-pqota_session"
 #define COOKIE_ATTR "Path=/; HttpOnly; Secure; SameSite=Strict"
 
 bool srv_cookie_find(const char *header, const char *name, char *out, size_t cap)
@@ -147,7 +147,6 @@ static bool signin_key(srv_ctx *c, json_t *body)
 		srv__count_auth_failed(c->s);
 		json_t *detail = json_pack("{s:s}", "client", c->client);
 		srv_audit(c, "session.signin_failed", "", detail);
-		json_decref(detail);
 		srv_error(c, 401, "unauthenticated", "unknown or revoked API key");
 		return false;
 	}
@@ -217,7 +216,6 @@ static void h_signin(srv_ctx *c)
 	snprintf(c->actor, sizeof(c->actor), "apikey:%s", c->key.name);
 	json_t *detail = json_pack("{s:s,s:s}", "client", c->client, "session", ss.id_sha256);
 	srv_audit(c, "session.signin", c->key.id, detail);
-	json_decref(detail);
 	srv_json(c, 201, session_json(c, ss.csrf, ss.expires_ms));
 	OPENSSL_cleanse(&ss, sizeof(ss));
 }
@@ -245,7 +243,6 @@ static void h_signout(srv_ctx *c)
 	                  COOKIE_NAME "=; " COOKIE_ATTR "; Max-Age=0");
 	json_t *detail = json_pack("{s:s}", "session", c->session_sha);
 	srv_audit(c, "session.signout", c->key.id, detail);
-	json_decref(detail);
 	srv_json(c, 204, NULL);
 }
 

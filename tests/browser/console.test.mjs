@@ -105,8 +105,8 @@ test('sign in: the sign-in page, then the page asked for, with name and role', a
   assert.equal(await page.locator('[data-test=user-role]').textContent(), 'admin');
   assert.match(page.url(), /#\/campaigns$/);
   const cookies = await context.cookies();
-  const c = cookies.find((x) => x.name === 'pqota_session');
-  assert.ok(c, 'a pqota_session cookie');
+  const c = cookies.find((x) => x.name === '__Host-pqota_session');
+  assert.ok(c, 'a __Host-pqota_session cookie');
   assert.equal(c.httpOnly, true);
   assert.equal(c.secure, true);
   assert.equal(c.sameSite, 'Strict');
@@ -124,7 +124,7 @@ test('a wrong key is refused', async () => {
   await err.waitFor();
   assert.match(await err.textContent(), /401/);
   assert.equal(await page.locator('[data-test=user-name]').count(), 0);
-  assert.equal((await context.cookies()).filter((x) => x.name === 'pqota_session').length, 0);
+  assert.equal((await context.cookies()).filter((x) => x.name === '__Host-pqota_session').length, 0);
   await shot(page, '02-signin-refused');
   await context.close();
 });
@@ -569,7 +569,7 @@ test(`fleet of ${SEEDED || 'no'} seeded vehicles: paging, total, time to first r
 test('sign-out ends the session: the old cookie then gets 401', async () => {
   const { context, page } = await newPage();
   await signIn(page, ADMIN, '#/releases');
-  const saved = (await context.cookies()).filter((c) => c.name === 'pqota_session');
+  const saved = (await context.cookies()).filter((c) => c.name === '__Host-pqota_session');
   assert.equal(saved.length, 1);
   assert.equal((await inPage(page, 'GET', '/api/v1/session')).status, 200);
   await page.locator('[data-test=signout]').click();

@@ -27,7 +27,12 @@ start_server() { # start_server [--set ...]
 	wait_for 20 test -s "$WORK/port" || { bad "the server did not start"; cat "$WORK/server.log"; finish; }
 	BASE="https://127.0.0.1:$(cat "$WORK/port")"
 }
-stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
+stop_server() { # and check it stopped cleanly: exit 0 (under ASan: nothing leaked)
+	local rc=0
+	kill "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null || rc=$?
+	check "the server stopped cleanly (exit $rc)" test "$rc" = 0
+}
 start_server
 pq() { on35 curl -s --curves X25519MLKEM768 --cacert "$WORK/pki/ca/ca.crt" "$@"; }
 code() { pq -o /dev/null -w '%{http_code}' "$@"; }
@@ -122,6 +127,19 @@ check "...and not the event it had" sh -c "! grep -q 'id: $first_id\$' '$WORK/st
 pq -N -b "$WORK/viewer.jar" -H "Last-Event-ID: 12345-1" "$BASE/api/v1/events" >"$WORK/stream3" &
 PIDS+=($!)
 check "an id from another process gets a reset" wait_for 10 contains "$WORK/stream3" 'event: reset'
+
+# a stream's client has nothing to send: one that sends data has its stream ended (the
+# server would otherwise buffer all of it), and streams whose clients went away are freed
+# (under ASan the clean exit below also says nothing leaked)
+(printf 'GET /api/v1/events HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n\r\n' "$admin"
+	head -c 1048576 /dev/zero) | on35 openssl s_client -quiet -connect "127.0.0.1:$(cat "$WORK/port")" \
+	-groups X25519MLKEM768 -CAfile "$WORK/pki/ca/ca.crt" >"$WORK/flood.out" 2>/dev/null &
+flood=$!
+PIDS+=($flood)
+check "a client that sends data on its stream has the stream ended" \
+	wait_for 20 contains "$WORK/server.log" "the client sent data on it"
+kill "$flood" 2>/dev/null || true
+for i in 1 2 3; do pq -N -m 1 -b "$WORK/viewer.jar" "$BASE/api/v1/events" >/dev/null || true; done
 
 # ---- sign-out and revocation end sessions ----
 check "sign-out without the CSRF token is refused" test "$(code -X DELETE -b "$WORK/admin.jar" "$BASE/api/v1/session")" = 403
