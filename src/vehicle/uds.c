@@ -5,6 +5,7 @@
 
 #include "core/buf.h"
 #include "core/text.h"
+#include "core/uds_names.h"
 #include "crypto/hash.h"
 
 uint16_t uds_get16(const uint8_t *p)
@@ -47,31 +48,6 @@ typedef struct {
 	const char *name;
 } code_name;
 
-static const code_name nrc_names[] = {
-    {UDS_NRC_GENERAL_REJECT, "generalReject"},
-    {UDS_NRC_SERVICE_NOT_SUPPORTED, "serviceNotSupported"},
-    {UDS_NRC_SUBFUNC_NOT_SUPPORTED, "subFunctionNotSupported"},
-    {UDS_NRC_BAD_LENGTH, "incorrectMessageLengthOrInvalidFormat"},
-    {UDS_NRC_RESPONSE_TOO_LONG, "responseTooLong"},
-    {UDS_NRC_BUSY, "busyRepeatRequest"},
-    {UDS_NRC_CONDITIONS, "conditionsNotCorrect"},
-    {UDS_NRC_SEQUENCE, "requestSequenceError"},
-    {UDS_NRC_NO_SUBNET_RESPONSE, "noResponseFromSubnetComponent"},
-    {UDS_NRC_FAILURE_PREVENTS, "failurePreventsExecutionOfRequestedAction"},
-    {UDS_NRC_OUT_OF_RANGE, "requestOutOfRange"},
-    {UDS_NRC_SECURITY_DENIED, "securityAccessDenied"},
-    {UDS_NRC_INVALID_KEY, "invalidKey"},
-    {UDS_NRC_EXCEEDED_ATTEMPTS, "exceededNumberOfAttempts"},
-    {UDS_NRC_DELAY_NOT_EXPIRED, "requiredTimeDelayNotExpired"},
-    {UDS_NRC_DOWNLOAD_NOT_ACCEPTED, "uploadDownloadNotAccepted"},
-    {UDS_NRC_TRANSFER_SUSPENDED, "transferDataSuspended"},
-    {UDS_NRC_PROGRAMMING_FAILURE, "generalProgrammingFailure"},
-    {UDS_NRC_WRONG_BSC, "wrongBlockSequenceCounter"},
-    {UDS_NRC_PENDING, "requestCorrectlyReceivedResponsePending"},
-    {UDS_NRC_SUBFUNC_NOT_IN_SESSION, "subFunctionNotSupportedInActiveSession"},
-    {UDS_NRC_NOT_IN_SESSION, "serviceNotSupportedInActiveSession"},
-};
-
 static const code_name sid_names[] = {
     {UDS_SID_SESSION, "DiagnosticSessionControl"},
     {UDS_SID_RESET, "ECUReset"},
@@ -97,7 +73,8 @@ static const char *lookup(const code_name *t, size_t n, uint8_t code, const char
 
 const char *uds_nrc_name(uint8_t nrc)
 {
-	return lookup(nrc_names, sizeof(nrc_names) / sizeof(nrc_names[0]), nrc, "unknownNRC");
+	const char *n = pq_uds_nrc_name(nrc);
+	return n ? n : "unknownNRC";
 }
 
 const char *uds_sid_name(uint8_t sid)

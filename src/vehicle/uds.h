@@ -56,7 +56,7 @@
 #define UDS_NRC_OUT_OF_RANGE           0x31 /* requestOutOfRange */
 #define UDS_NRC_SECURITY_DENIED        0x33 /* securityAccessDenied */
 #define UDS_NRC_INVALID_KEY            0x35
-#define UDS_NRC_EXCEEDED_ATTEMPTS      0x36 /* exceededNumberOfAttempts */
+#define UDS_NRC_EXCEEDED_ATTEMPTS      0x36 /* exceedNumberOfAttempts */
 #define UDS_NRC_DELAY_NOT_EXPIRED      0x37 /* requiredTimeDelayNotExpired */
 #define UDS_NRC_DOWNLOAD_NOT_ACCEPTED  0x70 /* uploadDownloadNotAccepted */
 #define UDS_NRC_TRANSFER_SUSPENDED     0x71 /* transferDataSuspended */

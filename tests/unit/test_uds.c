@@ -34,7 +34,7 @@ static void test_names(void **state)
 	    {0x31, "requestOutOfRange"},
 	    {0x33, "securityAccessDenied"},
 	    {0x35, "invalidKey"},
-	    {0x36, "exceededNumberOfAttempts"},
+	    {0x36, "exceedNumberOfAttempts"},
 	    {0x37, "requiredTimeDelayNotExpired"},
 	    {0x70, "uploadDownloadNotAccepted"},
 	    {0x71, "transferDataSuspended"},
@@ -331,7 +331,7 @@ static void test_describe(void **state)
 	assert_string_equal(describe("7F2231", out, sizeof(out)),
 	                    "NRC 0x31 requestOutOfRange (ReadDataByIdentifier)");
 	assert_string_equal(describe("7F9936", out, sizeof(out)),
-	                    "NRC 0x36 exceededNumberOfAttempts (unknownService)");
+	                    "NRC 0x36 exceedNumberOfAttempts (unknownService)");
 	assert_string_equal(describe("7FEEFE", out, sizeof(out)),
 	                    "NRC 0xFE unknownNRC (unknownService)");
 	/* anything else: the first byte, then up to 32 more in hex */
