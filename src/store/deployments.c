@@ -340,6 +340,21 @@ typedef struct {
 	void *user;
 } target_ctx;
 
+/* A target's columns after its VIN: ecu_id, release_id, hardware_id, software_type,
+ * from_version, to_version, package, file_sha256, file_size. */
+static void rd_target(store__rd *rd, store_target *t)
+{
+	store__rd_copy(rd, t->ecu_id, sizeof(t->ecu_id));
+	store__rd_copy(rd, t->release_id, sizeof(t->release_id));
+	store__rd_copy(rd, t->hardware_id, sizeof(t->hardware_id));
+	store__rd_copy(rd, t->software_type, sizeof(t->software_type));
+	store__rd_copy(rd, t->from_version, sizeof(t->from_version));
+	store__rd_copy(rd, t->to_version, sizeof(t->to_version));
+	store__rd_copy(rd, t->package, sizeof(t->package));
+	store__rd_copy(rd, t->file_sha256, sizeof(t->file_sha256));
+	store__rd_i64(rd, &t->file_size);
+}
+
 static int target_row(const store_row *r, void *user)
 {
 	target_ctx *c = user;
@@ -347,15 +362,7 @@ static int target_row(const store_row *r, void *user)
 	memset(&t, 0, sizeof(t));
 	store__rd rd = store__rd_at(r, 0);
 	store__rd_copy(&rd, t.vin, sizeof(t.vin));
-	store__rd_copy(&rd, t.ecu_id, sizeof(t.ecu_id));
-	store__rd_copy(&rd, t.release_id, sizeof(t.release_id));
-	store__rd_copy(&rd, t.hardware_id, sizeof(t.hardware_id));
-	store__rd_copy(&rd, t.software_type, sizeof(t.software_type));
-	store__rd_copy(&rd, t.from_version, sizeof(t.from_version));
-	store__rd_copy(&rd, t.to_version, sizeof(t.to_version));
-	store__rd_copy(&rd, t.package, sizeof(t.package));
-	store__rd_copy(&rd, t.file_sha256, sizeof(t.file_sha256));
-	store__rd_i64(&rd, &t.file_size);
+	rd_target(&rd, &t);
 	return rd.rc == PQ_OK ? c->fn(&t, c->user) : rd.rc;
 }
 
@@ -399,15 +406,7 @@ static int page_row(const store_row *r, void *user)
 	store__rd_copy(&rd, cause, sizeof(cause));
 	bool has_target = store__col(r, 13) != NULL;
 	snprintf(t.vin, sizeof(t.vin), "%s", d.vin);
-	store__rd_copy(&rd, t.ecu_id, sizeof(t.ecu_id));
-	store__rd_copy(&rd, t.release_id, sizeof(t.release_id));
-	store__rd_copy(&rd, t.hardware_id, sizeof(t.hardware_id));
-	store__rd_copy(&rd, t.software_type, sizeof(t.software_type));
-	store__rd_copy(&rd, t.from_version, sizeof(t.from_version));
-	store__rd_copy(&rd, t.to_version, sizeof(t.to_version));
-	store__rd_copy(&rd, t.package, sizeof(t.package));
-	store__rd_copy(&rd, t.file_sha256, sizeof(t.file_sha256));
-	store__rd_i64(&rd, &t.file_size);
+	rd_target(&rd, &t);
 	if (rd.rc != PQ_OK)
 		return rd.rc;
 	return c->fn(&d, cause, has_target ? &t : NULL, c->user);

@@ -240,23 +240,33 @@ static int vehicle_filter(const store_vehicle_filter *f, vehicle_where *w)
 	return PQ_OK;
 }
 
-int store_vehicle_list(store *s, const store_vehicle_filter *f, const store_page *pg,
-                       int (*fn)(const store_vehicle *v, void *user), void *user, int64_t *total)
+/* The filter's WHERE clause into *w, the page into *limit and *offset, and the number of
+ * matching vehicles into *total (when given): what both vehicle lists do first. */
+static int filter_and_count(store *s, const store_vehicle_filter *f, const store_page *pg,
+                            vehicle_where *w, int64_t *limit, int64_t *offset, int64_t *total)
 {
-	char from[600], sql[SQL_MAX];
-	vehicle_where w;
-	int64_t limit, offset;
+	char from[600];
 	if (total)
 		*total = 0;
 	if (!s)
-		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_list: no store");
-	int rc = store__page_args(pg, &limit, &offset);
+		return pq_err_set(PQ_ERR_INVAL, "vehicle list: no store");
+	int rc = store__page_args(pg, limit, offset);
 	if (rc == PQ_OK)
-		rc = vehicle_filter(f, &w);
+		rc = vehicle_filter(f, w);
 	if (rc == PQ_OK)
-		rc = store__build_sql(from, sizeof(from), "vehicles", w.where, "");
+		rc = store__build_sql(from, sizeof(from), "vehicles", w->where, "");
 	if (rc == PQ_OK)
-		rc = store__count_rows(s, from, w.p, w.np, total);
+		rc = store__count_rows(s, from, w->p, w->np, total);
+	return rc;
+}
+
+int store_vehicle_list(store *s, const store_vehicle_filter *f, const store_page *pg,
+                       int (*fn)(const store_vehicle *v, void *user), void *user, int64_t *total)
+{
+	char sql[SQL_MAX];
+	vehicle_where w;
+	int64_t limit, offset;
+	int rc = filter_and_count(s, f, pg, &w, &limit, &offset, total);
 	if (rc != PQ_OK || !fn)
 		return rc;
 	rc = store__build_sql(sql, sizeof(sql), "SELECT " VEHICLE_COLS " FROM vehicles", w.where,
@@ -369,20 +379,10 @@ int store_fleet_list(store *s, const store_vehicle_filter *f, const store_page *
                      int (*fn)(const store_fleet_vehicle *v, void *user), void *user,
                      int64_t *total)
 {
-	char from[600], sql[SQL_MAX];
+	char sql[SQL_MAX];
 	vehicle_where w;
 	int64_t limit, offset;
-	if (total)
-		*total = 0;
-	if (!s)
-		return pq_err_set(PQ_ERR_INVAL, "store_fleet_list: no store");
-	int rc = store__page_args(pg, &limit, &offset);
-	if (rc == PQ_OK)
-		rc = vehicle_filter(f, &w);
-	if (rc == PQ_OK)
-		rc = store__build_sql(from, sizeof(from), "vehicles", w.where, "");
-	if (rc == PQ_OK)
-		rc = store__count_rows(s, from, w.p, w.np, total);
+	int rc = filter_and_count(s, f, pg, &w, &limit, &offset, total);
 	if (rc != PQ_OK || !fn)
 		return rc;
 	rc = store__build_sql(sql, sizeof(sql), FLEET_HEAD, w.where, FLEET_TAIL);
