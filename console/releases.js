@@ -92,7 +92,9 @@ export async function render(ctx) {
     if (ev.deleted) toast(`Release ${ev.title || ev.id} was deleted`);
     else {
       fresh.add(ev.id);
-      toast(`New release: ${ev.title || ''} ${ev.version || ''} for ${ev.ecu_id || ''}`.trim());
+      const title = ev.title || '';
+      const version = ev.version && !title.includes(ev.version) ? ` ${ev.version}` : '';
+      toast(`New release: ${title}${version} for ${ev.ecu_id || ''}`.trim());
     }
     if (offset === 0) load();
   });
