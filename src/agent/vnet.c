@@ -315,7 +315,8 @@ json_t *ag_diag(ag_agent *a, doipc **zc, const json_t *req, const ag_env *env)
 	if (parsed && diag_send(a, zc, d, resp, &rlen, &status) != PQ_OK)
 		snprintf(err, sizeof(err), "%s", pq_err_detail());
 	else if (parsed && rlen == 0 && uds_suppress_requested(d->q, d->qlen))
-		status = "suppressed"; /* no answer was expected, and no NRC came */
+		status = "suppressed"; /* no answer was expected, and no NRC came: the rule
+		                        * the server checks too (src/server/diag.c) */
 	else if (parsed && ag_diag_answer(r, resp, rlen, &status) != PQ_OK)
 		snprintf(err, sizeof(err), "%s", pq_err_detail());
 	if (ag_jmerge(r,

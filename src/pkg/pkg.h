@@ -151,4 +151,15 @@ int pkg_verify(pkg_reader *r, pkg_verify_report *rep, const pkg_progress *p) PQ_
 int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, const char *out_path,
                     const pkg_progress *p) PQ_MUST_CHECK;
 
+/* A delta's descriptor (docs/package-format.md 5.2): the base and target it was made for. */
+typedef struct {
+	uint64_t base_size, target_size;
+	uint8_t base_sha256[32], target_sha256[32];
+} pkg_delta_info;
+
+/* Reads the descriptor of the delta leaf `e` without decoding anything, checked against
+ * e's header as pkg_apply_delta checks it (target_size == uncompressed_size, the base hash
+ * prefix, base_size at most PKG_DELTA_MAX); PQ_ERR_INVAL when e is not a delta. */
+int pkg_delta_info_read(pkg_reader *r, const pkg_entry *e, pkg_delta_info *out) PQ_MUST_CHECK;
+
 #endif

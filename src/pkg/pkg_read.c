@@ -343,3 +343,20 @@ int pkg__read_delta_desc(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d)
 		                  e->path, (unsigned long long)d->base_size);
 	return PQ_OK;
 }
+
+int pkg_delta_info_read(pkg_reader *r, const pkg_entry *e, pkg_delta_info *out)
+{
+	pkg__delta_desc d;
+	memset(out, 0, sizeof(*out));
+	if (e->hdr.compression != SWPG_COMP_DELTA)
+		return pq_err_set(PQ_ERR_INVAL, "%s is not a delta package",
+		                  e->path[0] ? e->path : r->name);
+	int rc = pkg__read_delta_desc(r, e, &d);
+	if (rc != PQ_OK)
+		return rc;
+	out->base_size = d.base_size;
+	out->target_size = d.target_size;
+	memcpy(out->base_sha256, d.base_sha, 32);
+	memcpy(out->target_sha256, d.target_sha, 32);
+	return PQ_OK;
+}

@@ -164,8 +164,11 @@ int cmp_deployments_json(store *db, const char *id, uint32_t state_mask, const s
 int cmp_parse_states(const char *text, uint32_t *mask) PQ_MUST_CHECK;
 /* {"campaign_id","from_ms","to_ms","points":[{"at_ms","counts":{state:n}}] (at most
  * CMP_PROGRESS_POINTS, evenly spaced from the start to the end, or to now_ms while the
- * campaign is not finished; none for a draft), "counts" (now), "total"}: the deployment
- * counts replayed from the stored transitions. */
-int cmp_progress_json(store *db, const char *id, int64_t now_ms, json_t **out) PQ_MUST_CHECK;
+ * campaign is not finished; none for a draft), "counts" (now), "total","truncated"}: the
+ * deployment counts replayed from the stored transitions, at most max_rows of them (0:
+ * STORE_REPLAY_MAX); "truncated" is true when the campaign has more, so the later points
+ * miss the transitions past the cap (the current "counts" are exact). */
+int cmp_progress_json(store *db, const char *id, int64_t now_ms, int64_t max_rows,
+                      json_t **out) PQ_MUST_CHECK;
 
 #endif

@@ -218,7 +218,7 @@ static void h_progress(srv_ctx *c)
 	json_t *j = NULL;
 	if (!srv_query_only(c, no_query) || !id_ok(c, c->params[0]))
 		return;
-	int rc = cmp_progress_json(c->db, c->params[0], c->now_ms, &j);
+	int rc = cmp_progress_json(c->db, c->params[0], c->now_ms, 0, &j);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "progress");
 		return;

@@ -161,7 +161,7 @@ static int replay_row(store_dep_state from, bool has_from, store_dep_state to, i
 	return PQ_OK;
 }
 
-int cmp_progress_json(store *db, const char *id, int64_t now_ms, json_t **out)
+int cmp_progress_json(store *db, const char *id, int64_t now_ms, int64_t max_rows, json_t **out)
 {
 	store_campaign c;
 	cmp_counts cnt;
@@ -188,7 +188,8 @@ int cmp_progress_json(store *db, const char *id, int64_t now_ms, json_t **out)
 		return pq_err_set(PQ_ERR_NOMEM, "progress");
 	if (draft)
 		p.n = 0;
-	rc = store_transition_replay(db, id, replay_row, &p);
+	bool truncated = false;
+	rc = store_transition_replay(db, id, max_rows, replay_row, &p, &truncated);
 	if (rc == PQ_OK)
 		rc = emit_until(&p, 0, true);
 	if (rc == PQ_OK)
@@ -197,8 +198,9 @@ int cmp_progress_json(store *db, const char *id, int64_t now_ms, json_t **out)
 		json_decref(p.points);
 		return rc;
 	}
-	*out = json_pack("{s:s,s:I,s:I,s:o,s:o,s:I}", "campaign_id", id, "from_ms",
-	                 (json_int_t)p.t0, "to_ms", (json_int_t)p.t1, "points", p.points, "counts",
-	                 counts_json(cnt.total), "total", (json_int_t)cnt.all);
+	*out =
+	    json_pack("{s:s,s:I,s:I,s:o,s:o,s:I,s:b}", "campaign_id", id, "from_ms",
+	              (json_int_t)p.t0, "to_ms", (json_int_t)p.t1, "points", p.points, "counts",
+	              counts_json(cnt.total), "total", (json_int_t)cnt.all, "truncated", truncated);
 	return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "progress");
 }

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/text.h"
 #include "server/diag.h"
+#include "vehicle/uds.h"
 
 #define LOGC "diag"
 
@@ -328,21 +329,49 @@ int diag_send_due(store *db, const char *vin, int64_t now_ms, diag_publish_fn pu
 	return rc;
 }
 
+/* A vehicle's "suppressed" is believed only when the request asked for it
+ * (uds_suppress_requested, the rule the VMG applies: a service with a sub-function, 0x10,
+ * 0x11, 0x27, ..., and bit 7 of its second byte set). Otherwise an answer was due and none
+ * is reported: the result is stored as an error that says so. */
+static int check_suppressed(const char *req, diag_response *r)
+{
+	uint8_t head[2] = {0, 0};
+	char msg[192];
+	if (r->status != STORE_DIAG_ST_SUPPRESSED)
+		return PQ_OK;
+	bool ok = strlen(req) >= 4 && hex_head(req, 2, head) == PQ_OK;
+	if (ok && uds_suppress_requested(head, 2))
+		return PQ_OK;
+	if (ok && uds_sid_has_sprmib(head[0]))
+		snprintf(msg, sizeof(msg),
+		         "the vehicle reported the positive response suppressed, but request "
+		         "%.8s does not ask for that (bit 7 of its sub-function is clear)",
+		         req);
+	else
+		snprintf(msg, sizeof(msg),
+		         "the vehicle reported the positive response suppressed, but request "
+		         "%.8s cannot suppress it (service %02X has no sub-function with a "
+		         "suppressPosRspMsgIndicationBit)",
+		         req, head[0]);
+	pq_log(PQ_LOG_WARN, LOGC, "diag_response %s: %s", r->request_id, msg);
+	r->status = STORE_DIAG_ST_ERROR;
+	if (json_object_set_new(r->payload, "error", json_string(msg)) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "diag_response");
+	return PQ_OK;
+}
+
 /* An answer must be to the request's service: a positive response's first byte is the
- * request's service id + 0x40, a negative one's second byte the service id. */
-static int check_service(const store_diag *d, const diag_response *r)
+ * request's service id + 0x40, a negative one's second byte the service id. A claimed
+ * suppression is checked (check_suppressed), which may turn r into an error. */
+static int check_service(const store_diag *d, diag_response *r)
 {
 	json_t *params = NULL;
 	const char *req = NULL;
 	const char *resp = json_string_value(json_object_get(r->payload, "response"));
 	uint8_t sid, head[2];
 	int rc = stored_request(d, &params, &req);
-	if (rc == PQ_OK && r->status == STORE_DIAG_ST_SUPPRESSED &&
-	    (strlen(req) < 4 || hex_head(req, 2, head) != PQ_OK || !(head[1] & 0x80)))
-		rc = pq_err_set(PQ_ERR_INVAL,
-		                "diag_response: suppressed, but request %.8s does not "
-		                "suppress its positive response",
-		                req);
+	if (rc == PQ_OK)
+		rc = check_suppressed(req, r);
 	if (rc == PQ_OK && resp)
 		rc = hex_head(req, 1, &sid);
 	if (rc == PQ_OK && resp)
@@ -389,6 +418,8 @@ int diag_on_response(store *db, const msg_in *m, int64_t now_ms, store_diag_stat
 	rc = check_service(&d, &r);
 	if (rc != PQ_OK)
 		goto out;
+	if (status)
+		*status = r.status; /* a suppression not believed is an error */
 	payload = json_dumps(r.payload, JSON_COMPACT);
 	rc = payload
 	         ? store_diag_result(db, r.request_id, m->vin, r.status, payload, now_ms, stored)

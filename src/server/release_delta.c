@@ -1,11 +1,13 @@
 /* release_delta.c: an operator-supplied delta package (POST /api/v1/releases with
  * delta_upload_id, docs/api.md 7.6). The server does not trust it: it must be one SWPG delta
- * leaf, and applying it to the base release's image must give the new full image byte for
- * byte. It is then written again under the header the server gives its own deltas (the
- * release's ECU, type and versions): SWPG packages carry no signature (their authenticity
- * is the SHA-256 the server's Uptane image repository signs, docs/package-format.md 1.3),
- * so whoever built the file, what the vehicles trust is the server's signed metadata over
- * this re-written file, whose payload the server has verified. */
+ * leaf whose descriptor names the base release's image and the new full image (read before
+ * anything is decoded), and applying it to the base release's image must give the new full
+ * image byte for byte. It is then written again under the header the server gives its own deltas
+ * (the release's ECU, type and versions): SWPG packages carry no signature (their authenticity is
+ * the SHA-256 the server's Uptane image repository signs, docs/package-format.md 1.3), so whoever
+ * built the file, what the vehicles trust is the server's signed metadata over this re-written
+ * file, whose payload the server has verified. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/log.h"
 #include "core/text.h"
 #include "crypto/hash.h"
 #include "server/releases_int.h"
@@ -40,36 +43,49 @@ static int delta_leaf(pkg_reader *r, const pkg_entry **e)
 	return PQ_OK;
 }
 
-/* Applies the delta to the base (SHA-256 base_sha) into tmp and compares the result's
- * SHA-256 with want. */
-static int delta_output_matches(pkg_reader *r, const pkg_entry *e, const char *base_image,
-                                const char *base_sha, const char *want, const char *tmp)
+/* The delta's descriptor names the base release's image (base_size bytes) as its base and
+ * the uploaded full image as its target. Read before anything is decoded: a delta made
+ * for another image is refused at once, and the decoder's zstd window (sized from the
+ * base and the header's uncompressed_size, which the descriptor's target_size equals) is
+ * then bounded by the two images the server already has. */
+static int descriptor_matches(pkg_reader *r, const pkg_entry *e, const rel_delta_want *w,
+                              uint64_t base_size)
 {
-	uint8_t d[32];
-	char got[65], prefix[2 * SWPG_BASE_HASH_PREFIX + 1];
-	pq_hex_encode(e->hdr.base_sha256_prefix, SWPG_BASE_HASH_PREFIX, prefix);
-	if (strncmp(prefix, base_sha, 2 * SWPG_BASE_HASH_PREFIX) != 0)
-		return pq_err_set(
-		    PQ_ERR_VERIFY,
-		    "the delta was made against another base: it patches an image whose "
-		    "SHA-256 begins %s, the base release's image is %s",
-		    prefix, base_sha);
-	int rc = pkg_apply_delta(r, e, base_image, tmp, NULL);
+	pkg_delta_info di;
+	char got[65];
+	if (pkg_delta_info_read(r, e, &di) != PQ_OK)
+		return pq_err_set(PQ_ERR_VERIFY, "its delta descriptor is damaged or disagrees "
+		                                 "with its header");
+	pq_hex_encode(di.base_sha256, 32, got);
+	if (di.base_size != base_size || strcmp(got, w->base_sha) != 0)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "the delta was made against another base: its descriptor names "
+		                  "a base of %llu bytes with SHA-256 %s, the base release's image "
+		                  "is %llu bytes with SHA-256 %s",
+		                  (unsigned long long)di.base_size, got,
+		                  (unsigned long long)base_size, w->base_sha);
+	pq_hex_encode(di.target_sha256, 32, got);
+	if (di.target_size != w->full_size || strcmp(got, w->full_sha) != 0)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "the delta was made for another image: its descriptor names a "
+		                  "target of %llu bytes with SHA-256 %s, the uploaded full image "
+		                  "is %llu bytes with SHA-256 %s",
+		                  (unsigned long long)di.target_size, got,
+		                  (unsigned long long)w->full_size, w->full_sha);
+	return PQ_OK;
+}
+
+/* Applies the delta to the base into the scratch file and removes it. pkg_apply_delta
+ * checks the output against the descriptor's target SHA-256, which descriptor_matches
+ * found equal to the full image's: an output that is not the full image fails here. */
+static int delta_applies(pkg_reader *r, const pkg_entry *e, const rel_delta_want *w)
+{
+	int rc = pkg_apply_delta(r, e, w->base_image, w->scratch, NULL);
+	unlink(w->scratch);
 	if (rc != PQ_OK) /* the library's detail names server paths: not for the client */
 		return pq_err_set(PQ_ERR_VERIFY,
 		                  "the delta does not apply to the base release's image (its "
-		                  "descriptor names another base, or its data is damaged)");
-	rc = pq_hash_file(PQ_HASH_SHA256, tmp, d);
-	unlink(tmp);
-	if (rc != PQ_OK)
-		return rc;
-	pq_hex_encode(d, 32, got);
-	if (strcmp(got, want) != 0)
-		return pq_err_set(
-		    PQ_ERR_VERIFY,
-		    "applied to the base release's image the delta gives an image with "
-		    "SHA-256 %s, not the uploaded full image %s",
-		    got, want);
+		                  "data is damaged, or it does not give its descriptor's target)");
 	return PQ_OK;
 }
 
@@ -163,16 +179,13 @@ static int describe(const char *path, pkg_unit *unit)
 	return rc;
 }
 
-int rel_delta_adopt(const char *delta_path, const char *base_image, const char *base_sha,
-                    const char *want_sha, const pkg_leaf_opts *o, const char *out_path,
-                    pkg_unit *unit)
+int rel_delta_adopt(const char *delta_path, const rel_delta_want *w, const pkg_leaf_opts *o,
+                    const char *out_path, pkg_unit *unit)
 {
-	char tmp[PATH_MAX];
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
-	if (snprintf(tmp, sizeof(tmp), "%s.img", out_path) >= (int)sizeof(tmp))
-		return pq_err_set(PQ_ERR_RANGE, "path too long");
-	if (access(base_image, R_OK) != 0) /* the server's own file: not the upload's fault */
+	struct stat st;
+	if (stat(w->base_image, &st) != 0) /* the server's own file: not the upload's fault */
 		return pq_err_set(PQ_ERR_IO, "the base release's image is missing: %s",
 		                  strerror(errno));
 	int rc = pkg_open(delta_path, &r);
@@ -180,11 +193,13 @@ int rel_delta_adopt(const char *delta_path, const char *base_image, const char *
 		return pq_err_set(PQ_ERR_VERIFY, "not an SWPG package (no valid SWPG header)");
 	rc = delta_leaf(r, &e);
 	if (rc == PQ_OK)
-		rc = delta_output_matches(r, e, base_image, base_sha, want_sha, tmp);
+		rc = descriptor_matches(r, e, w, (uint64_t)st.st_size);
+	if (rc == PQ_OK)
+		rc = delta_applies(r, e, w);
 	swpg_header h = e ? e->hdr : (swpg_header){0};
 	pkg_close(r);
 	if (rc == PQ_OK)
-		rc = server_header(&h, o, base_sha);
+		rc = server_header(&h, o, w->base_sha);
 	if (rc == PQ_OK)
 		rc = rewrite(delta_path, &h, out_path);
 	if (rc == PQ_OK)
@@ -192,4 +207,28 @@ int rel_delta_adopt(const char *delta_path, const char *base_image, const char *
 	if (rc != PQ_OK)
 		unlink(out_path);
 	return rc;
+}
+
+int rel_tmp_sweep(const char *dir, time_t now)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	char p[PATH_MAX];
+	int removed = 0;
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		if (pq_path_join(p, sizeof(p), dir, de->d_name) != PQ_OK || lstat(p, &st) != 0 ||
+		    !S_ISREG(st.st_mode) || now - st.st_mtime < REL_TMP_STALE_S)
+			continue;
+		if (unlink(p) == 0)
+			removed++;
+		else
+			pq_log(PQ_LOG_WARN, "releases", "%s: %s", p, strerror(errno));
+	}
+	closedir(d);
+	return removed;
 }

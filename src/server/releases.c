@@ -354,18 +354,30 @@ static int build_packages(srv_ctx *c, const release_req *q, const char *img,
 
 /* The operator's delta package (q->delta_upload, complete and hashed against its declared
  * want_d), checked against the base release's image and the new image (sha) and adopted
- * into DATA/files/<sha256> (rel_delta_adopt) as r's delta; false when an error was sent
- * (422 delta_mismatch with the reason when it is not the delta from base to the image). */
+ * into DATA/files/<sha256> (rel_delta_adopt, decoding into DATA/tmp/) as r's delta; false
+ * when an error was sent (422 delta_mismatch with the reason when it is not the delta from
+ * base to the image). *owned: the file at DATA/files/<sha256> is this request's (it was
+ * not there before: the same package adopted by another request in the same second is). */
 static bool adopt_delta(srv_ctx *c, const release_req *q, const store_release *base,
-                        const char *sha, const char *want_d, store_release *r)
+                        const char *sha, const char *want_d, store_release *r, bool *owned)
 {
-	char dsha[65], up[PATH_MAX], bimg[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], id[PQ_UUID_LEN];
-	char name[64];
+	char dsha[65], up[PATH_MAX], full[PATH_MAX], bimg[PATH_MAX], scratch[PATH_MAX];
+	char tmp[PATH_MAX], dst[PATH_MAX], id[PQ_UUID_LEN], name[64];
+	struct stat st;
 	pkg_unit u;
 	pkg_leaf_opts od = q->o;
+	rel_delta_want w = {.base_image = bimg,
+	                    .base_sha = base->image_sha256,
+	                    .full_sha = sha,
+	                    .scratch = scratch};
 	if (!hash_upload(c, q->delta_upload, want_d, dsha))
 		return false;
 	int rc = rel_upload_path(c, q->delta_upload, "part", up);
+	if (rc == PQ_OK)
+		rc = rel_upload_path(c, q->upload, "part", full);
+	if (rc == PQ_OK && stat(full, &st) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "the full upload: %s", strerror(errno));
+	w.full_size = rc == PQ_OK ? (uint64_t)st.st_size : 0;
 	if (rc == PQ_OK)
 		rc = rel_data_path(c->s, "images", base->image_sha256, bimg);
 	if (rc == PQ_OK)
@@ -373,11 +385,15 @@ static bool adopt_delta(srv_ctx *c, const release_req *q, const store_release *b
 	if (rc == PQ_OK)
 		rc = pq_uuid4(id);
 	if (rc == PQ_OK) {
+		snprintf(name, sizeof(name), "delta-%s.img", id);
+		rc = rel_data_path(c->s, REL_TMP_DIR, name, scratch);
+	}
+	if (rc == PQ_OK) {
 		snprintf(name, sizeof(name), ".delta-%s", id);
 		rc = rel_data_path(c->s, "files", name, tmp);
 	}
 	if (rc == PQ_OK)
-		rc = rel_delta_adopt(up, bimg, base->image_sha256, sha, &od, tmp, &u);
+		rc = rel_delta_adopt(up, &w, &od, tmp, &u);
 	if (rc == PQ_ERR_VERIFY) {
 		srv_error(c, 422, "delta_mismatch", "delta_upload_id: %s", pq_err_detail());
 		return false;
@@ -386,10 +402,14 @@ static bool adopt_delta(srv_ctx *c, const release_req *q, const store_release *b
 		pq_hex_encode(u.sha256, 32, r->delta_file_sha256);
 		rc = rel_data_path(c->s, "files", r->delta_file_sha256, dst);
 	}
-	if (rc == PQ_OK && rename(tmp, dst) != 0)
-		rc = pq_err_set(PQ_ERR_IO, "storing the delta package: %s", strerror(errno));
+	if (rc == PQ_OK) { /* link, not rename: an existing file is not this request's */
+		*owned = link(tmp, dst) == 0;
+		if (!*owned && errno != EEXIST)
+			rc =
+			    pq_err_set(PQ_ERR_IO, "storing the delta package: %s", strerror(errno));
+	}
+	unlink(tmp);
 	if (rc != PQ_OK) {
-		unlink(tmp);
 		r->delta_file_sha256[0] = '\0';
 		srv_fail(c, rc, "checking the delta package");
 		return false;
@@ -399,6 +419,18 @@ static bool adopt_delta(srv_ctx *c, const release_req *q, const store_release *b
 	snprintf(r->delta_base_sha256, sizeof(r->delta_base_sha256), "%s", base->image_sha256);
 	snprintf(r->delta_source, sizeof(r->delta_source), "uploaded");
 	return true;
+}
+
+/* A release that was not stored drops the operator's delta it had adopted (owned: the file
+ * is this request's, adopt_delta), which no release names. */
+static void drop_adopted_delta(srv *s, const store_release *r, bool owned)
+{
+	char p[PATH_MAX];
+	if (!owned || !r->delta_file_sha256[0] ||
+	    rel_data_path(s, "files", r->delta_file_sha256, p) != PQ_OK)
+		return;
+	if (unlink(p) != 0 && errno != ENOENT)
+		pq_log(PQ_LOG_WARN, "releases", "%s: %s", p, strerror(errno));
 }
 
 /* The release record of q (r->notes borrowed from the body). */
@@ -447,7 +479,7 @@ static void h_release_create(srv_ctx *c)
 	release_req q;
 	store_release r = {0}, base = {0};
 	store_package_key kf = {0}, kd = {0}; /* the packages' encrypted copies, if any */
-	bool stored = false;
+	bool stored = false, delta_owned = false;
 	char want[65], want_d[65], sha[65], img[PATH_MAX];
 	int rc;
 	if (!b || !srv_query_only(c, no_query) || !parse_release(c, b, &q) ||
@@ -460,7 +492,7 @@ static void h_release_create(srv_ctx *c)
 	}
 	/* the operator's delta is checked before anything is stored */
 	if (!hash_upload(c, q.upload, want, sha) ||
-	    (q.delta_upload && !adopt_delta(c, &q, &base, sha, want_d, &r)) ||
+	    (q.delta_upload && !adopt_delta(c, &q, &base, sha, want_d, &r, &delta_owned)) ||
 	    !take_image(c, q.upload, sha, img))
 		goto out;
 	rc = build_packages(c, &q, img, &base, &r);
@@ -500,6 +532,7 @@ out:
 	if (!stored) {
 		drop_copy(c->s, &kf);
 		drop_copy(c->s, &kd);
+		drop_adopted_delta(c->s, &r, delta_owned);
 	}
 	OPENSSL_cleanse(&kf, sizeof(kf));
 	OPENSSL_cleanse(&kd, sizeof(kd));

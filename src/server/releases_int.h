@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "pkg/pkg.h"
 #include "server/server.h"
@@ -32,17 +33,35 @@ void rel_upload_get(srv_ctx *c);
 void rel_upload_put(srv_ctx *c);
 void rel_upload_delete(srv_ctx *c);
 
+/* What an operator's delta must be: the delta from the base release's image to the
+ * uploaded full image. */
+typedef struct {
+	const char *base_image; /* DATA/images/<base_sha> */
+	const char *base_sha;   /* hex */
+	uint64_t full_size;     /* the uploaded full image's length and SHA-256 (hex) */
+	const char *full_sha;
+	const char *scratch; /* where the applied delta is decoded (under DATA/tmp/), removed */
+} rel_delta_want;
+
 /* An operator's delta package (release_delta.c). Checks that the file at delta_path is one
- * SWPG delta leaf that, applied to base_image (whose SHA-256 is base_sha, hex), gives
- * exactly the image whose SHA-256 is want_sha (hex); the output is decoded into
- * out_path + ".img" and removed. Then writes the package again to out_path with the header
- * the server writes for the release's own deltas (o: ECU, type, version, base_version,
- * the build time; the base hash prefix of base_sha), the verified payload byte for byte,
- * checks the result (pkg_verify) and fills unit (size and SHA-256 of the new file).
- * PQ_ERR_VERIFY with the reason (for 422 delta_mismatch) when the upload is not such a
- * delta; other errors are the server's. Nothing is left at out_path on failure. */
-int rel_delta_adopt(const char *delta_path, const char *base_image, const char *base_sha,
-                    const char *want_sha, const pkg_leaf_opts *o, const char *out_path,
-                    pkg_unit *unit) PQ_MUST_CHECK;
+ * SWPG delta leaf whose descriptor names w's base (length and SHA-256 of base_image) and
+ * w's full image as its target, before decoding anything; then that, applied to
+ * base_image, it gives exactly that image (decoded into w->scratch and removed). Then
+ * writes the package again to out_path with the header the server writes for the
+ * release's own deltas (o: ECU, type, version, base_version, the build time; the base hash
+ * prefix of base_sha), the verified payload byte for byte, checks the result (pkg_verify)
+ * and fills unit (size and SHA-256 of the new file). PQ_ERR_VERIFY with the reason (for
+ * 422 delta_mismatch) when the upload is not such a delta; other errors are the server's.
+ * Nothing is left at out_path or w->scratch on failure. */
+int rel_delta_adopt(const char *delta_path, const rel_delta_want *w, const pkg_leaf_opts *o,
+                    const char *out_path, pkg_unit *unit) PQ_MUST_CHECK;
+
+/* DATA/tmp/: scratch files (a delta's decoded output), removed when done. At start-up the
+ * server removes the regular files in it that are REL_TMP_STALE_S old (left by a crash;
+ * younger ones may be another instance's work when instances share the data directory).
+ * Returns how many were removed. */
+#define REL_TMP_DIR     "tmp"
+#define REL_TMP_STALE_S 600
+int rel_tmp_sweep(const char *dir, time_t now);
 
 #endif

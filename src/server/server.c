@@ -28,6 +28,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "server/control.h"
+#include "server/releases_int.h"
 #include "server/server_int.h"
 #include "server/uptane_srv.h"
 #include "tls/tls.h"
@@ -269,7 +270,7 @@ static int split_listen(srv *s)
 /* The data directory and its files/ and uploads/, writable. */
 static int check_data_dir(const char *dir)
 {
-	static const char *const subdirs[] = {"files", "uploads"};
+	static const char *const subdirs[] = {"files", "uploads", REL_TMP_DIR};
 	char p[PATH_MAX];
 	int rc = pq_mkdirs(dir, 0750);
 	for (size_t i = 0; rc == PQ_OK && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
@@ -279,6 +280,11 @@ static int check_data_dir(const char *dir)
 	}
 	if (rc == PQ_OK && access(dir, W_OK) != 0)
 		rc = pq_err_set(PQ_ERR_IO, "data directory %s is not writable", dir);
+	if (rc == PQ_OK && pq_path_join(p, sizeof(p), dir, REL_TMP_DIR) == PQ_OK) {
+		int n = rel_tmp_sweep(p, time(NULL)); /* a crash's leftovers */
+		if (n > 0)
+			pq_log(PQ_LOG_INFO, "server", "removed %d stale files from %s", n, p);
+	}
 	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "data directory");
 }
 

@@ -214,12 +214,15 @@ typedef struct {
 } store_transition;
 
 /* Every transition of a campaign's deployments in time order (at_ms, then VIN and seq), at
- * most STORE_REPLAY_MAX rows: fn(from ("" for the first), to, at_ms). */
+ * most max_rows of them (0: STORE_REPLAY_MAX, also the largest cap): fn(from ("" for the
+ * first), to, at_ms). *truncated: whether the campaign has more transitions than were
+ * replayed. Served by the index deployment_transitions_replay (campaign_id, at_ms, vin,
+ * seq): no sort. */
 #define STORE_REPLAY_MAX 4000000
-int store_transition_replay(store *s, const char *campaign_id,
+int store_transition_replay(store *s, const char *campaign_id, int64_t max_rows,
                             int (*fn)(store_dep_state from, bool has_from, store_dep_state to,
                                       int64_t at_ms, void *user),
-                            void *user) PQ_MUST_CHECK;
+                            void *user, bool *truncated) PQ_MUST_CHECK;
 /* The target of (campaign, vin, ecu_id) now installs another package (a vehicle fell back
  * from the delta to the full package): package "full" or "delta", its file SHA-256 and
  * size. *changed (optional): whether a row changed. */

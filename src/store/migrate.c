@@ -310,6 +310,14 @@ static const char *const schema_v6[] = {
     "ALTER TABLE releases ADD COLUMN delta_source TEXT NOT NULL DEFAULT 'computed'",
 };
 
+/* Schema v7: the progress replay (GET /api/v1/campaigns/{id}/progress) reads a campaign's
+ * transitions in time order (WHERE campaign_id = ? ORDER BY at_ms, vin, seq); without an
+ * index starting with campaign_id it sorted them all on each request. */
+static const char *const schema_v7[] = {
+    "CREATE INDEX deployment_transitions_replay ON deployment_transitions"
+    " (campaign_id, at_ms, vin, seq)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -323,6 +331,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v4, sizeof(schema_v4) / sizeof(schema_v4[0])},
     {schema_v5, sizeof(schema_v5) / sizeof(schema_v5[0])},
     {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
+    {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

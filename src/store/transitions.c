@@ -202,11 +202,17 @@ typedef struct {
 	int (*fn)(store_dep_state from, bool has_from, store_dep_state to, int64_t at_ms,
 	          void *user);
 	void *user;
+	int64_t rows, max; /* rows seen; the caller's cap (one more row is read) */
+	bool *truncated;
 } replay_ctx;
 
 static int replay_row(const store_row *r, void *user)
 {
 	replay_ctx *c = user;
+	if (++c->rows > c->max) { /* the row past the cap: only says there are more */
+		*c->truncated = true;
+		return PQ_OK;
+	}
 	const char *from = store__col(r, 0), *to = store__col(r, 1);
 	store_dep_state f = STORE_DEP_PENDING, t;
 	int64_t at = 0;
@@ -219,18 +225,23 @@ static int replay_row(const store_row *r, void *user)
 	return rc == PQ_OK ? c->fn(f, has_from, t, at, c->user) : rc;
 }
 
-int store_transition_replay(store *s, const char *campaign_id,
+int store_transition_replay(store *s, const char *campaign_id, int64_t max_rows,
                             int (*fn)(store_dep_state from, bool has_from, store_dep_state to,
                                       int64_t at_ms, void *user),
-                            void *user)
+                            void *user, bool *truncated)
 {
-	if (!s || !fn)
+	if (!s || !fn || !truncated || max_rows < 0 || max_rows > STORE_REPLAY_MAX)
 		return pq_err_set(PQ_ERR_INVAL, "store_transition_replay: bad arguments");
+	*truncated = false;
 	int rc = store__check_id(campaign_id, "campaign id");
 	if (rc != PQ_OK)
 		return rc;
-	replay_ctx c = {.fn = fn, .user = user};
-	store_val p[] = {SV_TEXT(campaign_id), SV_INT(STORE_REPLAY_MAX)};
+	replay_ctx c = {.fn = fn,
+	                .user = user,
+	                .max = max_rows ? max_rows : STORE_REPLAY_MAX,
+	                .truncated = truncated};
+	store_val p[] = {SV_TEXT(campaign_id), SV_INT(c.max + 1)};
+	/* deployment_transitions_replay (schema v7) serves the order: no sort */
 	return store_exec(s,
 	                  "SELECT from_state, to_state, at_ms FROM deployment_transitions"
 	                  " WHERE campaign_id = ? ORDER BY at_ms, vin, seq LIMIT ?",

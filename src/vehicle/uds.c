@@ -200,14 +200,6 @@ int uds_sim_key(uint16_t addr, const uint8_t seed[4], uint8_t key[4])
 	return PQ_OK;
 }
 
-bool uds_suppress_requested(const uint8_t *req, size_t n)
-{
-	if (!req || n < 2 || !(req[1] & UDS_SPRMIB))
-		return false;
-	return req[0] == UDS_SID_SESSION || req[0] == UDS_SID_RESET || req[0] == UDS_SID_ROUTINE ||
-	       req[0] == UDS_SID_TESTER;
-}
-
 size_t uds_negative(uint8_t out[3], uint8_t sid, uint8_t nrc)
 {
 	out[0] = UDS_NEG;

@@ -133,9 +133,40 @@ void uds_put16(uint8_t *p, uint16_t v);
 void uds_put32(uint8_t *p, uint32_t v);
 void uds_put64(uint8_t *p, uint64_t v);
 
+/* Whether a service's second byte is a sub-function whose bit 7 is the
+ * suppressPosRspMsgIndicationBit (ISO 14229-1): 0x10 DiagnosticSessionControl, 0x11
+ * ECUReset, 0x27 SecurityAccess, 0x28 CommunicationControl, 0x31 RoutineControl, 0x3E
+ * TesterPresent, 0x83 AccessTimingParameter, 0x84 SecuredDataTransmission, 0x85
+ * ControlDTCSetting, 0x86 ResponseOnEvent, 0x87 LinkControl. For any other service bit 7
+ * of the second byte means nothing (22 F1 90: the DID's high byte). Inline, so that the
+ * ECU simulator, the tester, the VMG agent and the server (which link no common library
+ * for it) apply one rule. */
+static inline bool uds_sid_has_sprmib(uint8_t sid)
+{
+	switch (sid) {
+	case 0x10:
+	case 0x11:
+	case 0x27:
+	case 0x28:
+	case 0x31:
+	case 0x3E:
+	case 0x83:
+	case 0x84:
+	case 0x85:
+	case 0x86:
+	case 0x87:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* True when a request asks for its positive response to be suppressed: a service with a
- * sub-function that allows it (0x10, 0x11, 0x31, 0x3E) and bit 7 of the sub-function set. */
-bool uds_suppress_requested(const uint8_t *req, size_t n);
+ * sub-function that allows it (uds_sid_has_sprmib) and bit 7 of the sub-function set. */
+static inline bool uds_suppress_requested(const uint8_t *req, size_t n)
+{
+	return req && n >= 2 && (req[1] & UDS_SPRMIB) && uds_sid_has_sprmib(req[0]);
+}
 
 /* Writes a negative response 7F sid nrc; returns 3. */
 size_t uds_negative(uint8_t out[3], uint8_t sid, uint8_t nrc);

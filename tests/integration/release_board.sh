@@ -3,8 +3,11 @@
 #  1. an operator-supplied delta (`pqota pack delta`, uploaded like an image) becomes the
 #     release's delta once the server has applied it to the base release's image and got
 #     the new image byte for byte: re-written under the server's header (ECU, type,
-#     versions), encrypted, "source":"uploaded"; a delta against another base, or a file
-#     that is not a delta, is 422 delta_mismatch and nothing is stored;
+#     versions), encrypted, "source":"uploaded"; a delta against another base, one whose
+#     descriptor names another new image (refused from its descriptor, before decoding),
+#     or a file that is not a delta, is 422 delta_mismatch and nothing is stored; a
+#     release that fails after its delta was adopted (409) leaves no delta file behind;
+#     stale scratch files in DATA/tmp/ are removed at start-up;
 #  2. GET /api/v1/releases filters: q (case-insensitive substring), ecu_id, unknown or
 #     repeated parameters refused;
 #  3. the live release events (created, deleted) and the campaign events of operator
@@ -22,8 +25,17 @@ make_pki BOARDVIN000001
 	echo "ratelimit.client_rps = 0"
 	echo "ratelimit.global_rps = 0"
 } >"$WORK/s1.conf"
+# a crash's leftover in the scratch directory (an hour old) and a fresh file (it may be
+# another instance's work in progress)
+mkdir -p "$WORK/data/tmp"
+echo x >"$WORK/data/tmp/delta-dead.img.tmp.4242"
+touch -d '1 hour ago' "$WORK/data/tmp/delta-dead.img.tmp.4242"
+echo x >"$WORK/data/tmp/delta-busy.img.tmp.4343"
 start_server s1
 B=$BASE_s1
+check "start-up removed the stale scratch file in DATA/tmp/" test ! -e "$WORK/data/tmp/delta-dead.img.tmp.4242"
+check "...and kept the fresh one" test -e "$WORK/data/tmp/delta-busy.img.tmp.4343"
+rm -f "$WORK/data/tmp/delta-busy.img.tmp.4343"
 make_key s1
 check "vehicle registered" register "$B" BOARDVIN000001
 status() { # METHOD URL [curl args...]: the HTTP status, the body in $WORK/status.json
@@ -46,6 +58,7 @@ wait_for 10 grep -q ': connected' "$WORK/stream" || bad "the event stream did no
 head -c 300000 /dev/urandom >"$WORK/a.bin"                               # 1.0.0, the base
 { head -c 200000 "$WORK/a.bin"; head -c 50000 /dev/urandom; } >"$WORK/b.bin" # 1.1.0
 head -c 300000 /dev/urandom >"$WORK/c.bin"                               # another base
+{ head -c 249999 "$WORK/b.bin"; printf 'Z'; } >"$WORK/d.bin" # another 1.1.0, as long as b
 up=$(upload "$WORK/a.bin")
 base=$(pcurl -d "{\"title\":\"Brake ECU app\",\"version\":\"1.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\"}" \
 	"$B/api/v1/releases" | jget id)
@@ -53,11 +66,14 @@ check "the base release 1.0.0" test -n "$base"
 "$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/b.bin" -o "$WORK/good.swpg" >/dev/null
 "$PQOTA" pack delta --from "$WORK/c.bin" --to "$WORK/b.bin" -o "$WORK/other.swpg" >/dev/null
 "$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/c.bin" -o "$WORK/wrongout.swpg" >/dev/null
+"$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/d.bin" -o "$WORK/samesize.swpg" >/dev/null
 full=$(upload "$WORK/b.bin")
 spec() { echo "{\"title\":\"Brake ECU app\",\"version\":\"1.1.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$full\",\"delta_from\":\"$base\",\"delta_upload_id\":\"$1\"}"; }
 n_files() { find "$WORK/data/files" -type f | wc -l; }
 files0=$(n_files)
-for pair in "other.swpg=made against another base" "wrongout.swpg=not the uploaded full image" \
+for pair in "other.swpg=made against another base: its descriptor names a base of 300000 bytes" \
+	"wrongout.swpg=made for another image: its descriptor names a target of 300000 bytes" \
+	"samesize.swpg=made for another image: its descriptor names a target of 250000 bytes with SHA-256 $(sha256sum <"$WORK/d.bin" | cut -d' ' -f1)" \
 	"a.bin=not an SWPG package"; do
 	f=${pair%%=*}
 	d=$(upload "$WORK/$f")
@@ -71,6 +87,7 @@ e = json.load(open(sys.argv[1]))["error"]; assert e["code"] == "delta_mismatch" 
 done
 check "nothing was stored: no release 1.1.0, no new file" \
 	test "$(pcurl "$B/api/v1/releases" | jget total)" = 1 -a "$(n_files)" = "$files0"
+check "...and nothing was left in the scratch directory" test -z "$(ls -A "$WORK/data/tmp")"
 code=$(status POST "$B/api/v1/releases" -d "{\"title\":\"x\",\"version\":\"1.1.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$full\",\"delta_upload_id\":\"$full\"}")
 check "delta_upload_id without delta_from is 400 (got $code)" test "$code" = 400
 d=$(upload "$WORK/good.swpg")
@@ -98,6 +115,22 @@ db = sqlite3.connect(glob.glob(sys.argv[1] + "/*.db")[0])
 n = db.execute("SELECT COUNT(*) FROM package_keys WHERE file_sha256 = ?", (sys.argv[2],)).fetchone()[0]
 assert n == 1, n' "$WORK/data" "$dsha"
 check "GET /api/v1/releases/{id} says source uploaded" test "$(pcurl "$B/api/v1/releases/$rel" | jget delta.source)" = uploaded
+# the same release again: its delta is checked and adopted, then the store refuses the
+# release (409); the adopted delta file goes (a later second: it is not the first one's)
+n_deltas() { python3 -c 'import glob, sys
+n = 0
+for f in glob.glob(sys.argv[1] + "/*"):
+    h = open(f, "rb").read(8)
+    n += len(h) == 8 and h[:4] in (b"SWPG", b"GPWS") and h[7] == 3
+print(n)' "$WORK/data/files"; }
+deltas0=$(n_deltas)
+t0=$(date +%s)
+wait_for 3 sh -c '[ "$(date +%s)" -gt "$1" ]' _ "$t0"
+full=$(upload "$WORK/b.bin")
+d=$(upload "$WORK/good.swpg")
+code=$(status POST "$B/api/v1/releases" -d "$(spec "$d")")
+check "the same release again is 409 (got $code)" test "$code" = 409
+check "...and its adopted delta file is removed ($deltas0 delta packages, now $(n_deltas))" test "$(n_deltas)" = "$deltas0"
 # a server-built delta says computed
 up=$(upload "$WORK/c.bin")
 pcurl -d "{\"title\":\"Brake ECU cal\",\"version\":\"2.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\",\"delta_from\":\"$base\"}" \

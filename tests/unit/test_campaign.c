@@ -1401,7 +1401,7 @@ static void test_views_at_scale(void **state)
 	assert_rc(cmp_parse_states("pending,bogus", &mask), PQ_ERR_INVAL);
 
 	t = now_s();
-	assert_ok(cmp_progress_json(s, id, T0 + 2000, &j));
+	assert_ok(cmp_progress_json(s, id, T0 + 2000, 0, &j));
 	double t_progress = now_s() - t;
 	json_t *pts = json_object_get(j, "points");
 	assert_true(json_array_size(pts) > 1 && json_array_size(pts) <= CMP_PROGRESS_POINTS);
@@ -1410,6 +1410,7 @@ static void test_views_at_scale(void **state)
 	assert_int_equal(json_integer_value(json_object_get(lastp, "notified")), N / 2);
 	json_t *p0 = json_object_get(json_array_get(pts, 0), "counts");
 	assert_int_equal(json_integer_value(json_object_get(p0, "pending")), N);
+	assert_false(json_is_true(json_object_get(j, "truncated")));
 	json_decref(j);
 	printf("[ figures  ] %s: %d deployments: the last page of 50 in %.1f ms, the first page "
 	       "filtered by state in %.1f ms, the progress replay (%d transitions) in %.1f ms\n",
@@ -1418,6 +1419,74 @@ static void test_views_at_scale(void **state)
 	assert_int_equal(ev.deployment, N / 2 + N);
 	assert_int_equal(ev.campaign, 0); /* an operator's cancel: the route's event */
 	json_decref(ev.last);
+	rec_clear(r);
+	free(r);
+}
+
+static int count_replayed(store_dep_state from, bool has_from, store_dep_state to, int64_t at_ms,
+                          void *user)
+{
+	(void)from;
+	(void)has_from;
+	(void)to;
+	(void)at_ms;
+	(*(int *)user)++;
+	return PQ_OK;
+}
+
+/* The progress replay stops at its row cap and says so ("truncated"), in the store and in
+ * GET .../progress; below the cap it is not truncated. */
+static void test_progress_truncated(void **state)
+{
+	sf_fixture *f = *state;
+	store *s = f->s;
+	recorder *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	r->count_only = true;
+	cmp_env env = mk_env(r);
+	add_release(s, "r1", "HW-1-001", "2.0.0", NULL, 1);
+	for (int i = 0; i < 3; i++) {
+		char vin[18];
+		vin_of(vin, i);
+		add_car(s, vin, true, "1.0.0");
+	}
+	char id[41];
+	create_campaign(s, "{\"name\":\"cap\",\"release_ids\":[\"r1\"]}", id);
+	assert_ok(cmp_start(s, &env, id, T0, NULL));
+	cmp_tick_stats st = {0};
+	assert_ok(cmp_tick(s, &env, T0 + 1000, &st));
+	assert_int_equal(st.notified, 3); /* 6 transitions: 3 created, 3 notified */
+
+	int n = 0;
+	bool truncated = true;
+	assert_ok(store_transition_replay(s, id, 0, count_replayed, &n, &truncated));
+	assert_int_equal(n, 6);
+	assert_false(truncated);
+	n = 0;
+	assert_ok(store_transition_replay(s, id, 6, count_replayed, &n, &truncated));
+	assert_int_equal(n, 6);
+	assert_false(truncated);
+	n = 0;
+	assert_ok(store_transition_replay(s, id, 4, count_replayed, &n, &truncated));
+	assert_int_equal(n, 4);
+	assert_true(truncated);
+	assert_rc(
+	    store_transition_replay(s, id, STORE_REPLAY_MAX + 1, count_replayed, &n, &truncated),
+	    PQ_ERR_INVAL);
+
+	json_t *j = NULL;
+	assert_ok(cmp_progress_json(s, id, T0 + 2000, 0, &j));
+	assert_true(json_is_false(json_object_get(j, "truncated")));
+	json_decref(j);
+	assert_ok(cmp_progress_json(s, id, T0 + 2000, 4, &j));
+	assert_true(json_is_true(json_object_get(j, "truncated")));
+	/* the points miss the transitions past the cap; the current counts do not */
+	json_t *pts = json_object_get(j, "points");
+	json_t *lastp = json_object_get(json_array_get(pts, json_array_size(pts) - 1), "counts");
+	assert_int_equal(json_integer_value(json_object_get(lastp, "notified")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(j, "counts"), "notified")), 3);
+	json_decref(j);
 	rec_clear(r);
 	free(r);
 }
@@ -1443,6 +1512,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_engine_validation, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_engine_throughput, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_views_at_scale, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_progress_truncated, sf_setup, sf_teardown),
 	};
 	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
 	                                   sf_group_teardown);

@@ -21,6 +21,7 @@
 #include "server/msg.h"
 #include "store/diag.h"
 #include "store/store.h"
+#include "vehicle/uds.h"
 #include "store_fixture.h"
 #include "testutil.h"
 
@@ -40,8 +41,9 @@ static void add_vehicle(store *s, const char *vin, bool online)
 }
 
 /* A batch of n rows "<batch>-<i>" for vins[i], created at `at`, expiring after ttl. */
-static void add_batch(store *s, const char *batch, const char *const *vins, size_t n, int64_t at,
-                      int64_t ttl)
+/* A batch of one request `params` per vehicle (add_batch: 22F190). */
+static void add_batch_params(store *s, const char *batch, const char *const *vins, size_t n,
+                             int64_t at, int64_t ttl, const char *params)
 {
 	store_diag *rows = calloc(n, sizeof(*rows));
 	assert_non_null(rows);
@@ -51,13 +53,20 @@ static void add_batch(store *s, const char *batch, const char *const *vins, size
 		snprintf(rows[i].vin, sizeof(rows[i].vin), "%s", vins[i]);
 		snprintf(rows[i].ecu_id, sizeof(rows[i].ecu_id), "ECU_011");
 		snprintf(rows[i].kind, sizeof(rows[i].kind), "uds");
-		rows[i].params = "{\"request\":\"22F190\",\"timeout_ms\":10000}";
+		rows[i].params = (char *)params; /* store_diag_insert only reads it */
 		snprintf(rows[i].requested_by, sizeof(rows[i].requested_by), "apikey:ops");
 		rows[i].created_ms = at;
 		rows[i].expires_ms = at + ttl;
 	}
 	assert_ok(store_diag_insert(s, rows, n));
 	free(rows);
+}
+
+static void add_batch(store *s, const char *batch, const char *const *vins, size_t n, int64_t at,
+                      int64_t ttl)
+{
+	add_batch_params(s, batch, vins, n, at, ttl,
+	                 "{\"request\":\"22F190\",\"timeout_ms\":10000}");
 }
 
 typedef struct {
@@ -700,6 +709,76 @@ static void test_send_and_answer(void **state)
 	pubcap_clear(&p);
 }
 
+/* "suppressed" is believed only for a request that asks for it: a service with a
+ * sub-function (0x10, 0x11, 0x27, 0x28, 0x31, 0x3E, 0x83..0x87) and bit 7 of its second
+ * byte set; otherwise the result is an error saying why (22 F1 90: F1 has bit 7 set, but
+ * 0x22 has no sub-function). The same rule as the VMG's (uds_suppress_requested). */
+static void test_suppressed_rule(void **state)
+{
+	sf_fixture *f = *state;
+	store *s = f->s;
+	static const char *const vins[] = {"VIN1"};
+	static const struct {
+		const char *req;
+		bool believed;
+		const char *why;
+	} cases[] = {
+	    {"22F190", false, "service 22 has no sub-function"},
+	    {"1903FF", false, "service 19 has no sub-function"},
+	    {"1003", false, "bit 7 of its sub-function is clear"},
+	    {"3E80", true, NULL},
+	    {"1083", true, NULL},
+	    {"2781", true, NULL},
+	    {"2880", true, NULL},
+	    {"8582", true, NULL},
+	};
+	int64_t now = pq_real_ms();
+	add_vehicle(s, "VIN1", true);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char batch[16], id[24], params[96], body[512];
+		pubcap p = {.fail_after = -1};
+		int64_t sent = 0;
+		bool stored = false;
+		store_diag_status st = STORE_DIAG_ST_POSITIVE;
+		store_diag d;
+		snprintf(batch, sizeof(batch), "5b%zu", i);
+		snprintf(id, sizeof(id), "%s-0", batch);
+		snprintf(params, sizeof(params), "{\"request\":\"%s\",\"timeout_ms\":10000}",
+		         cases[i].req);
+		add_batch_params(s, batch, vins, 1, now, 8000, params);
+		assert_ok(diag_send_due(s, NULL, now, capture, &p, &sent));
+		assert_int_equal(sent, 1);
+		pubcap_clear(&p);
+		snprintf(body, sizeof(body),
+		         "{\"msg_type\":\"diag_response\",\"message_id\":\"m%zu\",\"timestamp\":"
+		         "\"2026-01-01T00:00:00Z\",\"vin\":\"VIN1\",\"request_id\":\"%s\","
+		         "\"ecu_id\":\"ECU_011\",\"status\":\"suppressed\"}",
+		         i, id);
+		assert_ok(answer(s, "VIN1", body, now + 1, &stored, &st));
+		assert_true(stored);
+		assert_ok(store_diag_get(s, id, &d));
+		assert_int_equal(d.state, STORE_DIAG_DONE);
+		if (cases[i].believed) {
+			assert_int_equal(st, STORE_DIAG_ST_SUPPRESSED);
+			assert_int_equal(d.status, STORE_DIAG_ST_SUPPRESSED);
+			assert_null(strstr(d.payload, "\"error\""));
+		} else {
+			print_message("%s: %s\n", cases[i].req, d.payload);
+			assert_int_equal(st, STORE_DIAG_ST_ERROR);
+			assert_int_equal(d.status, STORE_DIAG_ST_ERROR);
+			assert_non_null(
+			    strstr(d.payload, "reported the positive response suppressed"));
+			assert_non_null(strstr(d.payload, cases[i].why));
+		}
+		store_diag_clear(&d);
+	}
+	/* the rule itself, as the VMG and the ECU simulator apply it */
+	assert_false(uds_suppress_requested((const uint8_t *)"\x22\xF1\x90", 3));
+	assert_true(uds_suppress_requested((const uint8_t *)"\x87\x81", 2));
+	assert_true(uds_suppress_requested((const uint8_t *)"\x28\x83\x01", 3));
+	assert_false(uds_suppress_requested((const uint8_t *)"\x2E\xF1\x90", 3));
+}
+
 int main(void)
 {
 	if (!sf_init("diag", 20000, PQ_LOG_ERROR))
@@ -711,6 +790,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_aggregate_top, sf_setup, sf_teardown),
 	    cmocka_unit_test(test_response_parse),
 	    cmocka_unit_test_setup_teardown(test_send_and_answer, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_suppressed_rule, sf_setup, sf_teardown),
 	};
 	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
 	                                   sf_group_teardown);
