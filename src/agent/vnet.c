@@ -312,12 +312,13 @@ json_t *ag_diag(ag_agent *a, doipc **zc, const json_t *req, const ag_env *env)
 	                        "ecu_id", d->ecu_id ? d->ecu_id : ""),
 	              "diag_response") != PQ_OK)
 		goto oom;
-	if (parsed && diag_send(a, zc, d, resp, &rlen, &status) != PQ_OK)
-		snprintf(err, sizeof(err), "%s", pq_err_detail());
-	else if (parsed && rlen == 0 && uds_suppress_requested(d->q, d->qlen))
+	bool failed = parsed && diag_send(a, zc, d, resp, &rlen, &status) != PQ_OK;
+	if (parsed && !failed && rlen == 0 && uds_suppress_requested(d->q, d->qlen))
 		status = "suppressed"; /* no answer was expected, and no NRC came: the rule
 		                        * the server checks too (src/server/diag.c) */
-	else if (parsed && ag_diag_answer(r, resp, rlen, &status) != PQ_OK)
+	else if (parsed && !failed)
+		failed = ag_diag_answer(r, resp, rlen, &status) != PQ_OK;
+	if (failed)
 		snprintf(err, sizeof(err), "%s", pq_err_detail());
 	if (ag_jmerge(r,
 	              json_pack("{s:s,s:s*,s:I}", "status", status, "error", err[0] ? err : NULL,

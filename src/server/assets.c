@@ -211,7 +211,7 @@ void srv_assets_free(srv_assets *a)
 
 const srv_asset *srv_assets_find(const srv_assets *a, const char *name)
 {
-	srv_asset key;
+	srv_asset key = {0};
 	if (!a || strlen(name) > SRV_ASSET_NAME_MAX)
 		return NULL;
 	snprintf(key.name, sizeof(key.name), "%s", name);

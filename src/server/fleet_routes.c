@@ -25,7 +25,7 @@ typedef struct {
 
 static void query_read(srv_ctx *c, query_vals *q)
 {
-	for (size_t i = 0; q->names[i] && i < N_OF(q->v); i++)
+	for (size_t i = 0; i < N_OF(q->v) && q->names[i]; i++)
 		q->v[i] = srv_query(c, q->names[i]);
 }
 

@@ -194,7 +194,7 @@ static void like_pattern(const char *q, char *pat)
 		char ch = *p;
 		if (ch == '%' || ch == '_' || ch == '!')
 			pat[n++] = '!';
-		pat[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+		pat[n++] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
 	}
 	pat[n++] = '%';
 	pat[n] = '\0';
