@@ -41,6 +41,9 @@ function dispatch(name, ev) {
   if (name === 'deployment' && data.at_ms) {
     const l = (window.__pqotaEventLatency = window.__pqotaEventLatency || []);
     if (l.length < 1000) l.push(Date.now() - Number(data.at_ms));
+    // and from the vehicle's own message (its timestamp), when a vehicle caused it
+    const v = (window.__pqotaVehicleLatency = window.__pqotaVehicleLatency || []);
+    if (data.vehicle_ms && v.length < 1000) v.push(Date.now() - Number(data.vehicle_ms));
   }
   const set = subs.get(name);
   if (set) for (const fn of [...set]) {

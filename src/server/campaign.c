@@ -234,12 +234,17 @@ int cmp__transition(store *db, const cmp_env *env, const char *cid, const char *
 	int rc = store_deployment_transition(db, cid, vin, from, to, cause, now_ms, u, &moved);
 	if (changed)
 		*changed = moved;
-	if (rc == PQ_OK && moved && env && env->event)
-		cmp__event(env, "deployment",
-		           json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "campaign_id", cid, "vin", vin,
-		                     "from", store_dep_state_name(from), "to",
-		                     store_dep_state_name(to), "cause", cause ? cause : "", "at_ms",
-		                     (json_int_t)now_ms));
+	if (rc != PQ_OK || !moved || !env || !env->event)
+		return rc;
+	json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "campaign_id", cid, "vin", vin, "from",
+	                      store_dep_state_name(from), "to", store_dep_state_name(to), "cause",
+	                      cause ? cause : "", "at_ms", (json_int_t)now_ms);
+	if (e && env->msg_sent_ms > 0 &&
+	    json_object_set_new(e, "vehicle_ms", json_integer(env->msg_sent_ms)) != 0) {
+		json_decref(e);
+		e = NULL;
+	}
+	cmp__event(env, "deployment", e);
 	return rc;
 }
 

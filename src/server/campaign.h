@@ -53,6 +53,10 @@ typedef struct {
 	 * called after the change is stored; takes data. NULL: no events. */
 	void (*event)(void *user, const char *type, json_t *data);
 	void *user;
+	/* When the engine handles a vehicle's message: the message's own timestamp (Unix ms,
+	 * the vehicle's clock), given with the deployment events it causes as "vehicle_ms";
+	 * 0 otherwise. */
+	int64_t msg_sent_ms;
 } cmp_env;
 
 /* An env->event for an env whose user is the server (srv *): srv_event (campaign_routes.c).

@@ -341,6 +341,7 @@ static void on_vci(ctl *c, msg_in *m, int64_t now)
 	vci_event(c, m->vin, now);
 	cmp_env env;
 	ctl_env(c, &env);
+	env.msg_sent_ms = m->timestamp_ms;
 	if (cmp_on_message(c->db, &env, m->vin, m->msg_type, m->message_id, m->root, now) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "%s: %s: %s", m->vin, m->msg_type, pq_err_detail());
 }
@@ -403,6 +404,7 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 		}
 		cmp_env env;
 		ctl_env(c, &env);
+		env.msg_sent_ms = m.timestamp_ms;
 		if (cmp_on_message(c->db, &env, m.vin, m.msg_type, m.message_id, m.root, now) !=
 		    PQ_OK)
 			pq_log(PQ_LOG_WARN, LOGC, "%s: %s: %s", m.vin, m.msg_type, pq_err_detail());

@@ -402,6 +402,9 @@ test('create and start a campaign to two real vehicles; it reaches completed liv
   assert.ok(lat.length >= VINS_OK.length, `deployment events reached the page: ${lat.length}`);
   const s = [...lat].sort((a, b) => a - b);
   console.log(`# event latency (server transition -> page): n=${s.length} median ${s[s.length >> 1]} ms, max ${s[s.length - 1]} ms`);
+  const vl = (await page.evaluate(() => window.__pqotaVehicleLatency || [])).sort((a, b) => a - b);
+  assert.ok(vl.length >= VINS_OK.length, `deployment events caused by the vehicles' messages carry their time: ${vl.length}`);
+  console.log(`# event latency (vehicle's status message -> page): n=${vl.length} median ${vl[vl.length >> 1]} ms, max ${vl[vl.length - 1]} ms`);
   assert.ok(await page.locator('[data-test=chart] svg path.series').count() >= 1, 'the progress chart is drawn');
   const ys = (await page.locator('[data-test=chart] svg text.axis').allTextContents()).filter((t) => /^\d+$/.test(t)).map(Number);
   assert.equal(Math.max(...ys), VINS_OK.length, 'the chart counts the campaign\'s vehicles, no more');
