@@ -6,7 +6,7 @@
 import { h, replace, clear, field, setFieldError, fmtBytes, errorBox, toast, debounce } from './dom.js';
 import { get, post, itemsOf } from './api.js';
 import * as V from './validate.js';
-import { upload } from './uploader.js';
+import { upload, forget } from './uploader.js';
 
 function dropZone(label, testId) {
   const input = h('input', { type: 'file', class: 'file-input', dataset: { test: testId } });
@@ -158,6 +158,8 @@ export function uploadPanel(ctx, onPosted) {
         }
         replace(status, h('span', { class: 'spin' }), ' building the packages…');
         const rel = await post('/api/v1/releases', body);
+        forget(full.file); // its uploads are used up
+        if (mode() === 'upload') forget(delta.file);
         replace(status, h('div', { class: 'alert ok', dataset: { test: 'posted' } },
           `Posted ${rel.title} ${rel.version} (${rel.ecu_id}, ${rel.hardware_id})`,
           rel.delta ? ` with a ${fmtBytes(rel.delta.length)} delta from ${rel.delta.base_version}` : ''));

@@ -2,7 +2,8 @@
 // POST /api/v1/uploads {size, sha256}, then PUT pieces of at most PIECE bytes at ?offset=.
 // A piece that fails (a dropped connection, a 5xx, a timeout) is not fatal: the uploader asks
 // the server where the upload stands (GET /api/v1/uploads/{id}: received) and goes on from
-// there, with a growing pause between tries. XMLHttpRequest for the pieces, so that the
+// there, with a growing pause between tries. An upload this browser started earlier for the
+// same file (a reload, a crash) is resumed too. XMLHttpRequest for the pieces, so that the
 // progress bar moves within a piece too.
 import { api, session, ApiError } from './api.js';
 
@@ -46,6 +47,34 @@ const sleep = (ms, signal) => new Promise((res, rej) => {
   if (signal) signal.addEventListener('abort', () => { clearTimeout(t); rej(new DOMException('aborted', 'AbortError')); }, { once: true });
 });
 
+// Uploads in progress, remembered in this browser by file (name, size, modification time), so
+// that choosing the same file again after a reload, a crash or a closed tab goes on where
+// the server's upload stands instead of starting over.
+const KEY = (file) => `pqota.upload:${file.name}:${file.size}:${file.lastModified}`;
+function remembered(file) {
+  try { return JSON.parse(localStorage.getItem(KEY(file)) || 'null'); } catch { return null; }
+}
+function remember(file, id) {
+  try { localStorage.setItem(KEY(file), JSON.stringify({ id, at: Date.now() })); } catch { /* private mode */ }
+}
+export function forget(file) {
+  try { localStorage.removeItem(KEY(file)); } catch { /* private mode */ }
+}
+
+// The server's upload this browser started for the file, if it is still there.
+async function earlier(file) {
+  const r = remembered(file);
+  if (!r || typeof r.id !== 'string') return null;
+  try {
+    const st = await api('GET', `/api/v1/uploads/${encodeURIComponent(r.id)}`);
+    if (st && st.size === file.size) return st;
+  } catch (e) {
+    if (e.status !== 404) throw e;
+  }
+  forget(file); // used up (a release was made of it), deleted, or another file's
+  return null;
+}
+
 // upload(file, {onProgress({sent,total,rate,phase,note}), signal}) -> the upload id
 export async function upload(file, opts = {}) {
   const total = file.size;
@@ -54,18 +83,27 @@ export async function upload(file, opts = {}) {
     if (opts.onProgress) opts.onProgress({ sent, total, rate: secs > 0.2 ? (sent - startAt) / secs : 0, phase, note });
   };
   let t0 = performance.now(), startAt = 0;
-  let sha = null;
-  if (total <= HASH_LIMIT) {
-    progress(0, 'hashing');
-    sha = await sha256Hex(file);
+  let up = await earlier(file);
+  if (up) {
+    progress(up.received, 'uploading', `resuming an earlier upload at ${up.received} bytes`);
+  } else {
+    let sha = null;
+    if (total <= HASH_LIMIT) {
+      progress(0, 'hashing');
+      sha = await sha256Hex(file);
+    }
+    up = await api('POST', '/api/v1/uploads', { body: sha ? { size: total, sha256: sha } : { size: total } });
+    remember(file, up.id);
   }
-  const up = await api('POST', '/api/v1/uploads', { body: sha ? { size: total, sha256: sha } : { size: total } });
   const id = up.id;
   try {
     return await send(file, up, progress, opts, () => { t0 = performance.now(); startAt = up.received || 0; });
   } catch (e) {
     // cancelled by the operator: the partial upload is removed (best effort)
-    if (e.name === 'AbortError') api('DELETE', `/api/v1/uploads/${encodeURIComponent(id)}`).catch(() => {});
+    if (e.name === 'AbortError') {
+      forget(file);
+      api('DELETE', `/api/v1/uploads/${encodeURIComponent(id)}`).catch(() => {});
+    }
     throw e;
   }
 }

@@ -277,6 +277,49 @@ test('upload a 12 MiB full image in pieces with a dropped connection, then a rel
   await context.close();
 });
 
+test('an upload cut by a page reload resumes where the server stands when the same file is chosen again', async () => {
+  const { context, page } = await newPage();
+  await signIn(page, ADMIN, '#/releases');
+  const file = join(FILES, 'big-2.0.0.bin'); // 12 MiB: three pieces
+  const offsets = [];
+  let creates = 0;
+  let firstPieceDone;
+  const firstPiece = new Promise((res) => { firstPieceDone = res; });
+  await page.route(/\/api\/v1\/uploads(\/|$|\?)/, async (route) => {
+    const req = route.request();
+    if (req.method() === 'POST') creates++;
+    const m = /[?&]offset=(\d+)/.exec(req.url());
+    if (req.method() === 'PUT' && m) {
+      offsets.push(Number(m[1]));
+      if (Number(m[1]) > 0 && offsets.filter((o) => o > 0).length === 1) {
+        firstPieceDone(); // the second piece never leaves: the page is reloaded meanwhile
+        return;
+      }
+    }
+    await route.continue();
+  });
+  await fillRelease(page, { title: 'Gateway firmware 2.0.1', version: '2.0.1', ecu: 'ECU_032', hw: 'HW-2-032', file });
+  await page.locator('[data-test=post-release]').click();
+  await firstPiece;
+  await page.reload(); // the browser drops the upload in the middle
+  await page.locator('[data-test=user-name]').waitFor();
+  const before = offsets.length;
+  await fillRelease(page, { title: 'Gateway firmware 2.0.1', version: '2.0.1', ecu: 'ECU_032', hw: 'HW-2-032', file });
+  await postAndWait(page, 120000);
+  const after = offsets.slice(before);
+  console.log(`# upload resumed after a reload: PUT offsets before ${offsets.slice(0, before).join(',')}, after ${after.join(',')}; uploads created ${creates}`);
+  assert.equal(creates, 1, 'no second upload was created: the first one went on');
+  assert.equal(after[0], 4194304, 'the first piece after the reload starts where the server stood');
+  const list = await inPage(page, 'GET', '/api/v1/releases?hardware_id=HW-2-032');
+  const r = list.data.items.find((x) => x.version === '2.0.1');
+  assert.ok(r, 'release 2.0.1 exists');
+  assert.equal(r.image.sha256, sha256(file), 'the resumed image is the file, byte for byte');
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('pqota.upload:')).length), 0,
+    'the used-up upload is forgotten');
+  await page.unroute(/\/api\/v1\/uploads(\/|$|\?)/);
+  await context.close();
+});
+
 test('a new release appears live on an open board; its <script>/<img onerror> title renders as text', async () => {
   const watcher = await newPage();
   await signIn(watcher.page, VIEWER, '#/releases');
