@@ -473,6 +473,24 @@ static int store_release_keys(store *db, const store_release *r, const store_pac
 	return rc;
 }
 
+/* A release with the same unique key is refused before anything is used up (the upload
+ * stays, for another version); false with the 409 or 500 sent. The insert checks it again. */
+static bool release_is_new(srv_ctx *c, const release_req *q)
+{
+	bool found = false;
+	int rc = store_release_exists(c->db, q->hw, q->ecu, swpg_type_name(q->o.type), q->version,
+	                              &found);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "looking for the release");
+		return false;
+	}
+	if (found)
+		srv_error(c, 409, "conflict",
+		          "a release %s %s of %s for %s exists already (the upload is kept)",
+		          q->ecu, q->version, swpg_type_name(q->o.type), q->hw);
+	return !found;
+}
+
 static void h_release_create(srv_ctx *c)
 {
 	json_t *b = srv_body_json(c);
@@ -485,6 +503,8 @@ static void h_release_create(srv_ctx *c)
 	if (!b || !srv_query_only(c, no_query) || !parse_release(c, b, &q) ||
 	    !upload_ready(c, q.upload, want) ||
 	    (q.delta_upload && !upload_ready(c, q.delta_upload, want_d)))
+		goto out;
+	if (!release_is_new(c, &q))
 		goto out;
 	if (q.delta_from && store_release_get(c->db, q.delta_from, &base) != PQ_OK) {
 		srv_error(c, 400, "bad_request", "delta_from: no release %s", q.delta_from);

@@ -311,6 +311,19 @@ int store_release_delete(store *s, const char *id)
 	return store__end(s, release_delete(s, id, p));
 }
 
+int store_release_exists(store *s, const char *hardware_id, const char *ecu_id,
+                         const char *software_type, const char *version, bool *found)
+{
+	if (!s || !hardware_id || !ecu_id || !software_type || !version || !found)
+		return pq_err_set(PQ_ERR_INVAL, "store_release_exists: bad arguments");
+	store_val p[] = {SV_TEXT(hardware_id), SV_TEXT(ecu_id), SV_TEXT(software_type),
+	                 SV_TEXT(version)};
+	return store__exists(s,
+	                     "SELECT COUNT(*) FROM releases WHERE hardware_id = ? AND ecu_id = ?"
+	                     " AND software_type = ? AND version = ?",
+	                     p, 4, found);
+}
+
 int store_file_known(store *s, const char *sha256, bool *known)
 {
 	if (!s || !known)

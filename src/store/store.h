@@ -265,6 +265,9 @@ int store_release_search(store *s, const store_release_filter *f, const store_pa
                          int64_t *total) PQ_MUST_CHECK;
 /* PQ_ERR_EXISTS when a campaign still references the release. */
 int store_release_delete(store *s, const char *id) PQ_MUST_CHECK;
+/* Whether a release with these four keys (its unique key) exists. */
+int store_release_exists(store *s, const char *hardware_id, const char *ecu_id,
+                         const char *software_type, const char *version, bool *found) PQ_MUST_CHECK;
 /* Whether a content-addressed file (by SHA-256) belongs to some release (full or delta). */
 int store_file_known(store *s, const char *sha256, bool *known) PQ_MUST_CHECK;
 

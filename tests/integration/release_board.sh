@@ -63,6 +63,16 @@ up=$(upload "$WORK/a.bin")
 base=$(pcurl -d "{\"title\":\"Brake ECU app\",\"version\":\"1.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\"}" \
 	"$B/api/v1/releases" | jget id)
 check "the base release 1.0.0" test -n "$base"
+# the same version again is refused before anything is used up: the upload stays usable
+dup=$(upload "$WORK/a.bin")
+code=$(status POST "$B/api/v1/releases" -d "{\"title\":\"again\",\"version\":\"1.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$dup\"}")
+check "a release of an existing version is 409 conflict ($code)" test "$code" = 409
+check "...saying so at once, the upload kept" contains "$WORK/status.json" "exists already (the upload is kept)"
+check "...and the upload is still complete on the server" test "$(status GET "$B/api/v1/uploads/$dup")" = 200
+check "...so it makes another version's release" test "$(status POST "$B/api/v1/releases" \
+	-d "{\"title\":\"again\",\"version\":\"1.0.1\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$dup\"}")" = 201
+check "...(removed again: what follows counts releases)" \
+	test "$(status DELETE "$B/api/v1/releases/$(jget id <"$WORK/status.json")")" = 204
 "$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/b.bin" -o "$WORK/good.swpg" >/dev/null
 "$PQOTA" pack delta --from "$WORK/c.bin" --to "$WORK/b.bin" -o "$WORK/other.swpg" >/dev/null
 "$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/c.bin" -o "$WORK/wrongout.swpg" >/dev/null
