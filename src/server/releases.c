@@ -510,6 +510,18 @@ static void h_release_create(srv_ctx *c)
 		srv_error(c, 400, "bad_request", "delta_from: no release %s", q.delta_from);
 		goto out;
 	}
+	/* a delta's base is what the same ECU's hardware runs: another hardware id's image
+	 * would give a delta no vehicle of this release can apply */
+	if (q.delta_from && (strcmp(base.hardware_id, q.hw) != 0 ||
+	                     strcmp(base.software_type, swpg_type_name(q.o.type)) != 0)) {
+		srv_error(
+		    c, 400, "bad_request",
+		    "delta_from: release %s is for %s %s, not %s %s: a delta's base must be an "
+		    "earlier release for the same hardware and software type",
+		    q.delta_from, base.hardware_id, base.software_type, q.hw,
+		    swpg_type_name(q.o.type));
+		goto out;
+	}
 	/* the operator's delta is checked before anything is stored */
 	if (!hash_upload(c, q.upload, want, sha) ||
 	    (q.delta_upload && !adopt_delta(c, &q, &base, sha, want_d, &r, &delta_owned)) ||

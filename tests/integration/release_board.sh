@@ -141,8 +141,13 @@ d=$(upload "$WORK/good.swpg")
 code=$(status POST "$B/api/v1/releases" -d "$(spec "$d")")
 check "the same release again is 409 (got $code)" test "$code" = 409
 check "...and its adopted delta file is removed ($deltas0 delta packages, now $(n_deltas))" test "$(n_deltas)" = "$deltas0"
-# a server-built delta says computed
+# a delta's base must be a release for the same hardware (and software type)
 up=$(upload "$WORK/c.bin")
+code=$(status POST "$B/api/v1/releases" -d "{\"title\":\"Door\",\"version\":\"9.0.0\",\"hardware_id\":\"HW-2-021\",\"ecu_id\":\"ECU_021\",\"upload_id\":\"$up\",\"delta_from\":\"$base\"}")
+check "delta_from naming another hardware's release is 400 ($code)" test "$code" = 400
+check "...saying why" contains "$WORK/status.json" "is for HW-1-011 APP, not HW-2-021 APP"
+check "...and the upload is kept" test "$(status GET "$B/api/v1/uploads/$up")" = 200
+# a server-built delta says computed
 pcurl -d "{\"title\":\"Brake ECU cal\",\"version\":\"2.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\",\"delta_from\":\"$base\"}" \
 	"$B/api/v1/releases" >"$WORK/rel2.json"
 check "a delta the server computes says source computed" test "$(jget delta.source <"$WORK/rel2.json")" = computed
