@@ -141,8 +141,9 @@ async function render() {
     },
     reload: () => { if (gen === current.gen) render(); },
   };
-  // events were missed: the page reloads what it shows
-  ctx.on('reset', () => ctx.reload());
+  // events were missed: the page reloads what it shows (a page holding the operator's input
+  // sets ctx.onReset to refresh only its data)
+  ctx.on('reset', () => (ctx.onReset ? ctx.onReset() : ctx.reload()));
   try {
     await r.page.render(ctx);
   } catch (e) {

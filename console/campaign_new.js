@@ -47,6 +47,7 @@ export async function render(ctx) {
     replace(ctx.root, errorBox({ status: 403, code: 'forbidden', message: 'creating a campaign needs the operator role' }));
     return;
   }
+  ctx.onReset = () => {}; // missed events change nothing in a form being filled in
   replace(ctx.root, spinner());
   const rels = itemsOf(await get('/api/v1/releases', { limit: 200 }));
   if (!ctx.alive()) return;

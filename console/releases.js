@@ -99,5 +99,6 @@ export async function render(ctx) {
     if (offset === 0) load();
   });
   ctx.every(30000, () => { if (offset === 0) load(); });
+  ctx.onReset = () => load(); // the list only: the upload form keeps its input and its upload
   await load();
 }

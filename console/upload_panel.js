@@ -6,7 +6,7 @@
 import { h, replace, clear, field, setFieldError, fmtBytes, errorBox, toast, debounce } from './dom.js';
 import { get, post, itemsOf } from './api.js';
 import * as V from './validate.js';
-import { upload, forget } from './uploader.js';
+import { upload, forget, leaveUpload } from './uploader.js';
 
 function dropZone(label, testId) {
   const input = h('input', { type: 'file', class: 'file-input', dataset: { test: testId } });
@@ -156,6 +156,9 @@ export function uploadPanel(ctx, onPosted) {
           pDelta.done(dUp.resumed ? `uploaded (resumed ${dUp.resumed}×)` : 'uploaded');
           body.delta_upload_id = dUp.id;
         }
+        // the last moment a cancel counts: from here on the release is being made
+        if (abort.signal.aborted) throw new DOMException('aborted', 'AbortError');
+        abortBtn.hidden = true;
         replace(status, h('span', { class: 'spin' }), ' building the packages…');
         const rel = await post('/api/v1/releases', body);
         forget(full.file); // its uploads are used up
@@ -192,6 +195,9 @@ export function uploadPanel(ctx, onPosted) {
   pFull.el, pDelta.el, status,
   h('div', { class: 'row end' }, abortBtn, submit));
   abortBtn.addEventListener('click', () => abort && abort.abort());
+  // a page left mid-upload stops it without posting a release; the server keeps what came
+  // (choosing the same file again resumes it)
+  ctx.cleanup(() => { if (abort) leaveUpload(abort); });
   showMode();
 
   return h('details', { class: 'card upload', dataset: { test: 'upload-panel' } },

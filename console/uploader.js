@@ -8,6 +8,14 @@
 import { api, session, ApiError } from './api.js';
 
 export const PIECE = 4 * 1024 * 1024;
+// Uploads in progress in this page: while there are any, leaving the page asks first.
+export const activity = { uploads: 0 };
+const LEAVE = 'leave'; // the abort reason of a page left mid-upload: the upload stays resumable
+function onBeforeUnload(e) {
+  if (activity.uploads > 0) { e.preventDefault(); e.returnValue = ''; }
+}
+window.addEventListener('beforeunload', onBeforeUnload);
+
 const HASH_LIMIT = 256 * 1024 * 1024; // above this, no SHA-256 in the browser (memory)
 const MAX_TRIES = 8;
 
@@ -37,12 +45,14 @@ function putPiece(id, offset, blob, onBytes, signal) {
       const err = (data && data.error) || {};
       reject(new ApiError(xhr.status, err.code, err.message || `HTTP ${xhr.status}`, data));
     };
+    if (signal && signal.aborted) return reject(new DOMException('aborted', 'AbortError'));
     if (signal) signal.addEventListener('abort', () => xhr.abort(), { once: true });
     xhr.send(blob);
   });
 }
 
 const sleep = (ms, signal) => new Promise((res, rej) => {
+  if (signal && signal.aborted) return rej(new DOMException('aborted', 'AbortError'));
   const t = setTimeout(res, ms);
   if (signal) signal.addEventListener('abort', () => { clearTimeout(t); rej(new DOMException('aborted', 'AbortError')); }, { once: true });
 });
@@ -75,6 +85,12 @@ async function earlier(file) {
   return null;
 }
 
+// Stops an upload because its page is left (not cancelled): the server keeps it, and choosing
+// the same file again resumes it.
+export function leaveUpload(controller) {
+  controller.abort(LEAVE);
+}
+
 // upload(file, {onProgress({sent,total,rate,phase,note}), signal}) -> the upload id
 export async function upload(file, opts = {}) {
   const total = file.size;
@@ -83,7 +99,10 @@ export async function upload(file, opts = {}) {
     if (opts.onProgress) opts.onProgress({ sent, total, rate: secs > 0.2 ? (sent - startAt) / secs : 0, phase, note });
   };
   let t0 = performance.now(), startAt = 0;
+  const stop = () => { if (opts.signal && opts.signal.aborted) throw new DOMException('aborted', 'AbortError'); };
+  stop();
   let up = await earlier(file);
+  stop();
   if (up) {
     progress(up.received, 'uploading', `resuming an earlier upload at ${up.received} bytes`);
   } else {
@@ -91,20 +110,25 @@ export async function upload(file, opts = {}) {
     if (total <= HASH_LIMIT) {
       progress(0, 'hashing');
       sha = await sha256Hex(file);
+      stop(); // cancelled while hashing: nothing was created on the server
     }
     up = await api('POST', '/api/v1/uploads', { body: sha ? { size: total, sha256: sha } : { size: total } });
     remember(file, up.id);
   }
   const id = up.id;
+  activity.uploads++;
   try {
+    stop();
     return await send(file, up, progress, opts, () => { t0 = performance.now(); startAt = up.received || 0; });
   } catch (e) {
     // cancelled by the operator: the partial upload is removed (best effort)
-    if (e.name === 'AbortError') {
+    if (e.name === 'AbortError' && !(opts.signal && opts.signal.reason === LEAVE)) {
       forget(file);
       api('DELETE', `/api/v1/uploads/${encodeURIComponent(id)}`).catch(() => {});
     }
     throw e;
+  } finally {
+    activity.uploads--;
   }
 }
 
@@ -134,16 +158,17 @@ async function send(file, up, progress, opts, restart) {
       progress(offset, 'retrying', `${e.message}; retrying in ${(wait / 1000).toFixed(1)} s (try ${failures + 1})`);
       await sleep(wait, opts.signal);
       try {
-        const st = await api('GET', `/api/v1/uploads/${encodeURIComponent(id)}`);
+        const st = await api('GET', `/api/v1/uploads/${encodeURIComponent(id)}`, { signal: opts.signal });
         offset = st.received;
         resumed++;
         progress(offset, 'uploading', `resumed at ${offset} bytes`);
       } catch (e2) {
-        if (e2.status === 404 || e2.status === 401 || e2.status === 403) throw e2;
+        if (e2.name === 'AbortError' || e2.status === 404 || e2.status === 401 || e2.status === 403) throw e2;
         // the server is still unreachable: the next PUT tries again (a wrong offset is answered)
       }
     }
   }
+  if (opts.signal && opts.signal.aborted) throw new DOMException('aborted', 'AbortError');
   progress(total, 'uploaded');
   return { id, resumed };
 }

@@ -56,7 +56,13 @@ async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, ignoreHTTPSErrors: !process.env.PQOTA_SPKI });
   const page = await context.newPage();
   page.dialogs = [];
-  page.on('dialog', async (d) => { page.dialogs.push(d.message()); await d.dismiss(); });
+  page.beforeUnloads = 0;
+  page.on('dialog', async (d) => {
+    // leaving a page mid-upload asks first: accepted here (the specs leave on purpose)
+    if (d.type() === 'beforeunload') { page.beforeUnloads++; await d.accept(); return; }
+    page.dialogs.push(d.message());
+    await d.dismiss();
+  });
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
   return { context, page };
@@ -303,6 +309,7 @@ test('an upload cut by a page reload resumes where the server stands when the sa
   await firstPiece;
   await page.reload(); // the browser drops the upload in the middle
   await page.locator('[data-test=user-name]').waitFor();
+  assert.equal(page.beforeUnloads, 1, 'leaving the page mid-upload asked first');
   const before = offsets.length;
   await fillRelease(page, { title: 'Gateway firmware 2.0.1', version: '2.0.1', ecu: 'ECU_032', hw: 'HW-2-032', file });
   await postAndWait(page, 120000);
@@ -317,6 +324,29 @@ test('an upload cut by a page reload resumes where the server stands when the sa
   assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('pqota.upload:')).length), 0,
     'the used-up upload is forgotten');
   await page.unroute(/\/api\/v1\/uploads(\/|$|\?)/);
+  await context.close();
+});
+
+test('cancelling an upload posts no release, whenever the cancel comes', async () => {
+  const { context, page } = await newPage();
+  await signIn(page, ADMIN, '#/releases');
+  const file = join(FILES, 'big-2.1.0.bin');
+  for (const when of ['hashing', 'uploading']) {
+    let release;
+    const held = new Promise((res) => { release = res; });
+    // hold the upload's creation (cancel lands while it waits: as during hashing) or its
+    // first piece (cancel lands mid-upload)
+    const pattern = when === 'hashing' ? /\/api\/v1\/uploads$/ : /\/api\/v1\/uploads\/[^?]+\?offset=0$/;
+    await page.route(pattern, async (route) => { release(); await new Promise((r) => setTimeout(r, 500)); await route.continue().catch(() => {}); });
+    await fillRelease(page, { title: `Cancelled ${when}`, version: when === 'hashing' ? '7.0.0' : '7.0.1', ecu: 'ECU_032', hw: 'HW-2-032', file });
+    await page.locator('[data-test=post-release]').click();
+    await held;
+    await page.locator('button', { hasText: 'Cancel upload' }).click();
+    await page.locator('[data-test=upload-status]', { hasText: 'Upload cancelled' }).waitFor({ timeout: 20000 });
+    await page.unroute(pattern);
+  }
+  const list = await inPage(page, 'GET', '/api/v1/releases?hardware_id=HW-2-032');
+  assert.deepEqual(list.data.items.filter((r) => r.version.startsWith('7.0.')).map((r) => r.version), [], 'no cancelled release was posted');
   await context.close();
 });
 
