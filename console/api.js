@@ -68,6 +68,12 @@ export async function api(method, path, opts = {}) {
   if (!res.ok) {
     const err = data && data.error ? data.error : {};
     const msg = err.message || (data && data.text ? data.text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200) : '') || res.statusText;
+    // another tab signed in again meanwhile (a new cookie, a new token): take this
+    // session's token once and try again
+    if (res.status === 403 && err.code === 'csrf' && !opts.csrfRetried && session.user) {
+      const again = await resume().catch(() => null);
+      if (again) return api(method, path, { ...opts, csrfRetried: true });
+    }
     const e = new ApiError(res.status, err.code || '', msg, data);
     if (res.status === 429) e.retryAfter = Number(res.headers.get('retry-after')) || 1;
     if (res.status === 401 && !opts.quiet401 && session.user) {
@@ -107,13 +113,16 @@ export async function resume() {
   }
 }
 
+// Ends the session on the server. A failure (other than a session that had already ended)
+// throws and leaves the console signed in: the cookie would still be valid.
 export async function signOut() {
   try {
     await api('DELETE', '/api/v1/session', { quiet401: true });
-  } finally {
-    session.user = null;
-    session.csrf = null;
+  } catch (e) {
+    if (e.status !== 401) throw e;
   }
+  session.user = null;
+  session.csrf = null;
 }
 
 // a list page: accepts {"items"} and the campaign list's {"campaigns"}

@@ -66,7 +66,12 @@ function buildShell() {
   const out = h('button', {
     type: 'button', class: 'btn ghost', text: 'Sign out', dataset: { test: 'signout' },
     onclick: async () => {
-      try { await signOut(); } catch (e) { toast('Sign-out: ' + e.message, 'error'); }
+      try {
+        await signOut();
+      } catch (e) {
+        toast('Sign-out failed, you are still signed in: ' + e.message, 'error');
+        return;
+      }
       events.disconnect();
       shell = null;
       location.hash = '#/signin';
@@ -153,7 +158,7 @@ async function render() {
 
 function renderSignIn(next) {
   const key = h('input', {
-    type: 'password', name: 'api_key', id: 'api-key', autocomplete: 'current-password', required: true,
+    type: 'password', name: 'api_key', id: 'api-key', autocomplete: 'off', required: true,
     placeholder: 'pqk_…', spellcheck: 'false', dataset: { test: 'api-key' },
   });
   const err = h('div', { class: 'signin-error', dataset: { test: 'signin-error' } });
@@ -202,6 +207,17 @@ session.onUnauthenticated = () => {
 };
 
 window.addEventListener('hashchange', () => render());
+
+// the event stream was refused: if the session has ended, back to sign-in
+events.setOnClosed(async () => {
+  try {
+    if (session.user && !(await resume()) && session.onUnauthenticated) {
+      session.user = null;
+      session.csrf = null;
+      session.onUnauthenticated();
+    }
+  } catch { /* the server is unreachable: the stream keeps retrying */ }
+});
 
 (async () => {
   try {

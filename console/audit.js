@@ -19,14 +19,16 @@ export async function render(ctx) {
   let offset = Number(q.get('offset')) || 0;
   const list = h('div', { dataset: { test: 'audit-list' } }, spinner());
   const count = h('span', { class: 'muted' });
+  let seq = 0; // only the newest request's answer is shown
   const load = async () => {
+    const mine = ++seq;
     const query = {
       limit: 50, offset, actor: actor.value.trim(), action: action.value.trim(), target: target.value.trim(),
       since_ms: toMs(since.value), until_ms: toMs(until.value),
     };
     let page;
-    try { page = await get('/api/v1/audit', query); } catch (e) { if (ctx.alive()) replace(list, errorBox(e)); return; }
-    if (!ctx.alive()) return;
+    try { page = await get('/api/v1/audit', query); } catch (e) { if (ctx.alive() && mine === seq) replace(list, errorBox(e)); return; }
+    if (!ctx.alive() || mine !== seq) return;
     const items = itemsOf(page);
     count.textContent = `${(page.total ?? items.length).toLocaleString('en')} records`;
     replace(list, items.length ? h('table', { class: 'grid compact' },

@@ -23,6 +23,7 @@ export async function render(ctx) {
   const id = ctx.params.id;
   replace(ctx.root, spinner());
   let c = await get('/api/v1/campaigns/' + encodeURIComponent(id));
+  let campSeq = 0; // reads of the campaign: an answer older than the newest one is dropped
   if (!ctx.alive()) return;
 
   const head = h('div', { class: 'page-head' });
@@ -45,7 +46,9 @@ export async function render(ctx) {
         if (x.confirm && !(await confirmDialog(x.confirm[0], x.confirm[1], x.label, x.a === 'cancel'))) return;
         e.target.disabled = true;
         try {
-          c = await post(`/api/v1/campaigns/${encodeURIComponent(id)}/${x.a}`); // (no body)
+          const after = await post(`/api/v1/campaigns/${encodeURIComponent(id)}/${x.a}`); // (no body)
+          campSeq++; // a read started before the action must not overwrite its answer
+          c = after;
           drawAll();
           loadDeps();
           loadProgress();
@@ -136,16 +139,18 @@ export async function render(ctx) {
     } catch (e) { replace(cell, errorBox(e)); return null; }
   };
 
+  let depSeq = 0; // only the newest request's answer is shown (a filter click races a reload)
   async function loadDeps() {
     let page;
+    const seq = ++depSeq;
     try {
       page = await get(`/api/v1/campaigns/${encodeURIComponent(id)}/deployments`, { state: filter || undefined, limit: 50, offset: depOffset });
     } catch (e) {
-      if (!ctx.alive()) return;
+      if (!ctx.alive() || seq !== depSeq) return;
       replace(depBox, e.status === 404 && e.code === 'not_found' && /route|path/i.test(e.message) ? empty('This server does not list a campaign\'s deployments yet.') : errorBox(e));
       return;
     }
-    if (!ctx.alive()) return;
+    if (!ctx.alive() || seq !== depSeq) return;
     const items = itemsOf(page);
     const chips = h('div', { class: 'filter-chips', role: 'group', 'aria-label': 'filter by state' }, FILTERS.map(([v, l]) =>
       h('button', { type: 'button', class: 'chip btn-chip' + (v === filter ? ' on' : ''), text: l, dataset: { test: 'dep-filter-' + l.replace(/[^a-z]+/g, '-') },
@@ -201,10 +206,13 @@ export async function render(ctx) {
     .then(() => { if (ctx.alive()) drawInfo(); });
 
   const reloadCampaign = throttle(async () => {
+    const seq = ++campSeq;
+    let fresh;
     try {
-      c = await get('/api/v1/campaigns/' + encodeURIComponent(id));
+      fresh = await get('/api/v1/campaigns/' + encodeURIComponent(id));
     } catch { return; }
-    if (!ctx.alive()) return;
+    if (!ctx.alive() || seq !== campSeq) return; // a newer read is on its way
+    c = fresh;
     drawAll();
     addPoint();
   }, 400);

@@ -2,7 +2,7 @@
 // /api/v1/campaigns (docs/api.md 12.2): releases, target filter, phases, consent, deadline,
 // install order; checked here first, then by the server (its message is shown by the field
 // it names when it can be placed, else above the buttons).
-import { h, replace, clear, field, setFieldError, errorBox, spinner, empty, fmtBytes } from './dom.js';
+import { h, replace, clear, field, setFieldError, errorBox, spinner, empty, fmtBytes, confirmDialog, toast } from './dom.js';
 import { get, post, session, itemsOf } from './api.js';
 import * as V from './validate.js';
 
@@ -134,12 +134,18 @@ export async function render(ctx) {
       clear(status);
       const { spec, errs } = build();
       if (errs.length) { (errs[0].focus ? errs[0] : name).focus(); return; }
+      // starting at once is a rollout: asked as the campaign page's Start is
+      if (startToo.checked && !(await confirmDialog('Create and start the campaign?',
+        `“${spec.name}” goes out to its vehicles as soon as it is created.`, 'Create and start', false))) return;
       submit.disabled = true;
+      let c = null;
       try {
-        const c = await post('/api/v1/campaigns', spec);
+        c = await post('/api/v1/campaigns', spec);
         if (startToo.checked) await post(`/api/v1/campaigns/${encodeURIComponent(c.id)}/start`);
         location.hash = '#/campaigns/' + encodeURIComponent(c.id);
       } catch (ex) {
+        // created but not started: show the draft (a second submit would make another)
+        if (c) { location.hash = '#/campaigns/' + encodeURIComponent(c.id); toast('Created, but not started: ' + ex.message, 'error', 6000); return; }
         replace(status, errorBox(ex));
       } finally {
         submit.disabled = false;

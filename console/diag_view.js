@@ -1,7 +1,7 @@
 // diag_view.js: the pieces of remote diagnostics shared by the diagnostics page and the
 // vehicle page: the UDS request form with presets, and a batch's results, kept live by
 // `diag` events (each one re-reads GET /api/v1/diagnostics/{id}, throttled).
-import { h, replace, clear, field, setFieldError, errorBox, badge, table, empty, throttle, fmtTime } from './dom.js';
+import { h, replace, clear, field, setFieldError, errorBox, badge, table, empty, throttle, fmtTime, confirmDialog } from './dom.js';
 import { get, post, session } from './api.js';
 import * as V from './validate.js';
 
@@ -131,6 +131,17 @@ export function diagForm(ctx, opts = {}) {
         else body.filter = { [k]: v };
       }
       if (herr || !eid) return;
+      // a request to more than one vehicle is confirmed first, more sternly for services
+      // that change an ECU's state (a reset, a session, a write, a routine, a download)
+      if (body.filter) {
+        const sid = body.request.slice(0, 2).toUpperCase();
+        const changes = ['10', '11', '14', '27', '28', '2E', '2F', '31', '34', '35', '36', '37', '3B', '85'].includes(sid);
+        const who = targetKind.options[targetKind.selectedIndex].text + (targetKind.value === 'all' ? '' : ` ${target.value.trim()}`);
+        const ok = await confirmDialog(changes ? 'Send a state-changing request to many vehicles?' : 'Send to many vehicles?',
+          `${req.value.trim()} to ${eid} of ${who}.` + (changes ? ` Service 0x${sid} changes the ECU's state on every vehicle that answers.` : ''),
+          'Send', changes);
+        if (!ok) return;
+      }
       if (!opts.vin) Object.assign(last, { kind: targetKind.value, target: target.value, ecu: eid, req: req.value, timeout: Number(timeout.value) || 10 });
       send.disabled = true;
       try {

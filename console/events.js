@@ -51,12 +51,23 @@ function dispatch(name, ev) {
   }
 }
 
+let onClosed = null;
+// fn() after the server refused the stream (an error answer, such as 401)
+export function setOnClosed(fn) {
+  onClosed = fn;
+}
+
 export function connect() {
   if (es) return;
   clearTimeout(timer);
   setState(retry ? 'reconnecting' : 'connecting');
   es = new EventSource('/api/v1/events');
-  es.onopen = () => { retry = 0; setState('live'); };
+  const after = retry; // a new EventSource after a closed one resumes from nothing
+  es.onopen = () => {
+    retry = 0;
+    setState('live');
+    if (after) dispatch('reset', { data: '{}' }); // what came meanwhile was missed
+  };
   es.onerror = () => {
     if (!es) return;
     if (es.readyState === EventSource.CLOSED) {
@@ -66,6 +77,7 @@ export function connect() {
       retry++;
       setState('reconnecting');
       timer = setTimeout(connect, Math.min(30000, 1000 * 2 ** Math.min(retry, 5)));
+      if (onClosed) onClosed(); // e.g. the session ended: the console goes to sign-in
     } else {
       setState('reconnecting'); // the browser reconnects by itself
     }

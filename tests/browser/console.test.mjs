@@ -568,6 +568,20 @@ test('fleet: live online dots; a hostile vehicle model renders as text; the vehi
 test('diagnostics: 22 F190 to a vehicle, the answer aggregated live with the VIN as text', async () => {
   const { context, page } = await newPage();
   await signIn(page, ADMIN, '#/diagnostics');
+  // a request to the whole fleet asks first, and a state-changing one says so; cancelled,
+  // nothing is sent
+  const batches0 = (await inPage(page, 'GET', '/api/v1/diagnostics')).data.total;
+  await page.locator('[data-test=diag-target-kind]').selectOption('all');
+  await page.locator('[data-test=diag-ecu]').fill('ECU_011');
+  await page.locator('[data-test=diag-request]').fill('11 01');
+  await page.locator('[data-test=diag-send]').click();
+  const dlg = page.locator('dialog.confirm');
+  await dlg.waitFor();
+  assert.match(await dlg.textContent(), /state-changing/);
+  await page.locator('[data-test=confirm-cancel]').click();
+  await dlg.waitFor({ state: 'detached' });
+  assert.equal((await inPage(page, 'GET', '/api/v1/diagnostics')).data.total, batches0, 'a cancelled fleet request sends nothing');
+  await page.locator('[data-test=diag-target-kind]').selectOption('vin');
   await page.locator('[data-test=diag-target]').fill(VINS_OK[0]);
   await page.locator('[data-test=diag-ecu]').fill('ECU_011');
   await page.locator('[data-test=diag-request]').fill('22 F190');
