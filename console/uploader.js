@@ -43,7 +43,9 @@ function putPiece(id, offset, blob, onBytes, signal) {
       try { data = JSON.parse(xhr.responseText); } catch { /* HTML from the HTTP library */ }
       if (xhr.status >= 200 && xhr.status < 300) return resolve(data);
       const err = (data && data.error) || {};
-      reject(new ApiError(xhr.status, err.code, err.message || `HTTP ${xhr.status}`, data));
+      const e = new ApiError(xhr.status, err.code, err.message || `HTTP ${xhr.status}`, data);
+      if (xhr.status === 429) e.retryAfter = Number(xhr.getResponseHeader('Retry-After')) || 1;
+      reject(e);
     };
     if (signal && signal.aborted) return reject(new DOMException('aborted', 'AbortError'));
     if (signal) signal.addEventListener('abort', () => xhr.abort(), { once: true });
@@ -146,7 +148,7 @@ async function send(file, up, progress, opts, restart) {
       progress(offset, 'uploading');
     } catch (e) {
       if (e.name === 'AbortError') throw e;
-      if (e.code === 'offset_mismatch' && e.body && typeof e.body.received === 'number') {
+      if (e.code === 'offset_mismatch' && e.body && typeof e.body.received === 'number' && resumed < 64) {
         offset = e.body.received;
         resumed++;
         continue;
