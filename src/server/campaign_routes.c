@@ -18,9 +18,6 @@
 #define GET  EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST
 
-static const char *const no_query[] = {NULL};
-static const char *const page_query[] = {"limit", "offset", NULL};
-
 /* Campaign ids are UUIDs made here; anything else cannot name one. */
 static bool id_ok(srv_ctx *c, const char *id)
 {
@@ -59,7 +56,7 @@ static void h_create(srv_ctx *c)
 	char id[STORE_ID_MAX + 1];
 	if (!b)
 		return;
-	if (!srv_query_only(c, no_query)) {
+	if (!srv_query_only(c, NULL)) {
 		json_decref(b);
 		return;
 	}
@@ -80,7 +77,7 @@ static void h_list(srv_ctx *c)
 {
 	store_page pg;
 	json_t *j = NULL;
-	if (!srv_query_only(c, page_query) || !srv_page(c, &pg))
+	if (!srv_query_only(c, route_page_query) || !srv_page(c, &pg))
 		return;
 	int rc = cmp_list_json(c->db, &pg, &j);
 	if (rc != PQ_OK) {
@@ -92,7 +89,7 @@ static void h_list(srv_ctx *c)
 
 static void h_get(srv_ctx *c)
 {
-	if (srv_query_only(c, no_query) && id_ok(c, c->params[0]))
+	if (srv_query_only(c, NULL) && id_ok(c, c->params[0]))
 		send_campaign(c, 200, c->params[0]);
 }
 
@@ -103,7 +100,7 @@ static void h_action(srv_ctx *c)
 	cmp_env env;
 	int rc;
 	int64_t n = 0;
-	if (!srv_query_only(c, no_query) || !id_ok(c, id))
+	if (!srv_query_only(c, NULL) || !id_ok(c, id))
 		return;
 	worker_env(c, &env);
 	if (strcmp(action, "start") == 0) {
@@ -145,7 +142,7 @@ static void h_deploy(srv_ctx *c)
 	const char *id = c->params[0], *vin = c->params[1];
 	cmp_env env;
 	store_campaign before;
-	if (!srv_query_only(c, no_query) || !id_ok(c, id))
+	if (!srv_query_only(c, NULL) || !id_ok(c, id))
 		return;
 	worker_env(c, &env);
 	bool was_draft = false;
@@ -178,7 +175,7 @@ static void h_vehicle(srv_ctx *c)
 {
 	const char *id = c->params[0], *vin = c->params[1];
 	json_t *j = NULL;
-	if (!srv_query_only(c, no_query) || !id_ok(c, id) || !route_own_vehicle(c, vin))
+	if (!srv_query_only(c, NULL) || !id_ok(c, id) || !route_own_vehicle(c, vin))
 		return;
 	int rc = cmp_vehicle_json(c->db, id, vin, &j);
 	if (rc != PQ_OK) {
@@ -216,7 +213,7 @@ static void h_deployments(srv_ctx *c)
 static void h_progress(srv_ctx *c)
 {
 	json_t *j = NULL;
-	if (!srv_query_only(c, no_query) || !id_ok(c, c->params[0]))
+	if (!srv_query_only(c, NULL) || !id_ok(c, c->params[0]))
 		return;
 	int rc = cmp_progress_json(c->db, c->params[0], c->now_ms, 0, &j);
 	if (rc != PQ_OK) {

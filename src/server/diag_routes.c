@@ -20,9 +20,6 @@
 #define POST EVHTTP_REQ_POST
 #define LOGC "diag"
 
-static const char *const no_query[] = {NULL};
-static const char *const page_query[] = {"limit", "offset", NULL};
-
 /* ---- JSON views ------------------------------------------------------------------------- */
 
 static json_t *copy_or_null(json_t *v)
@@ -446,7 +443,7 @@ static void h_create(srv_ctx *c)
 	int rc;
 	if (!b)
 		return;
-	if (!srv_query_only(c, no_query) || !parse_ask(c, b, &a))
+	if (!srv_query_only(c, NULL) || !parse_ask(c, b, &a))
 		goto out;
 	t.seen = json_object();
 	t.vins = calloc(STORE_DIAG_TARGETS_MAX, sizeof(*t.vins));
@@ -476,8 +473,8 @@ out:
 static void h_get(srv_ctx *c)
 {
 	store_page pg;
-	if (srv_query_only(c, page_query) && route_id_ok(c, c->params[0], "diagnostics request") &&
-	    srv_page(c, &pg))
+	if (srv_query_only(c, route_page_query) &&
+	    route_id_ok(c, c->params[0], "diagnostics request") && srv_page(c, &pg))
 		send_batch(c, 200, c->params[0], &pg);
 }
 
@@ -496,7 +493,7 @@ static void h_list(srv_ctx *c)
 {
 	store_page pg;
 	int64_t total = 0;
-	if (!srv_query_only(c, page_query) || !srv_page(c, &pg))
+	if (!srv_query_only(c, route_page_query) || !srv_page(c, &pg))
 		return;
 	json_t *items = json_array();
 	int rc = items ? store_diag_batch_list(c->db, &pg, add_batch, items, &total)

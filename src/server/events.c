@@ -350,9 +350,8 @@ static int streams_of(const srv_worker *w, const char *key_id)
 
 static void h_events(srv_ctx *c)
 {
-	static const char *const none[] = {NULL};
 	srv_worker *w = c->w;
-	if (!srv_query_only(c, none))
+	if (!srv_query_only(c, NULL))
 		return;
 	if (w->nstreams >= EV_CLIENTS_MAX || w->draining || !w->bus_ev) {
 		srv_error(c, 503, "unavailable", "too many event streams; retry later");

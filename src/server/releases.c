@@ -29,8 +29,6 @@
 #include "server/releases_int.h"
 #include "server/routes.h"
 
-static const char *const no_query[] = {NULL};
-
 /* ---- package encryption ---------------------------------------------------------------- */
 
 /* Serialises the lazy encryption of packages in this process (srv_package_key). */
@@ -500,7 +498,7 @@ static void h_release_create(srv_ctx *c)
 	bool stored = false, delta_owned = false;
 	char want[65], want_d[65], sha[65], img[PATH_MAX];
 	int rc;
-	if (!b || !srv_query_only(c, no_query) || !parse_release(c, b, &q) ||
+	if (!b || !srv_query_only(c, NULL) || !parse_release(c, b, &q) ||
 	    !upload_ready(c, q.upload, want) ||
 	    (q.delta_upload && !upload_ready(c, q.delta_upload, want_d)))
 		goto out;
@@ -639,7 +637,7 @@ out:
 static void h_release_get(srv_ctx *c)
 {
 	store_release r = {0};
-	if (!srv_query_only(c, no_query))
+	if (!srv_query_only(c, NULL))
 		return;
 	int rc = store_release_get(c->db, c->params[0], &r);
 	if (rc != PQ_OK) {
@@ -653,7 +651,7 @@ static void h_release_get(srv_ctx *c)
 static void h_release_delete(srv_ctx *c)
 {
 	store_release r = {0};
-	if (!srv_query_only(c, no_query))
+	if (!srv_query_only(c, NULL))
 		return;
 	/* what the event names; a release that cannot be read is not there to delete */
 	bool known = store_release_get(c->db, c->params[0], &r) == PQ_OK;

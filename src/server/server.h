@@ -173,9 +173,10 @@ json_t *srv_body_json(srv_ctx *c);
 int srv_json_text(const char *text, const char *what, json_t **out) PQ_MUST_CHECK;
 /* Query parameter value (decoded, malloc'd; caller frees) or NULL. */
 char *srv_query(srv_ctx *c, const char *name);
-/* Whether every query parameter is one of `allowed` (NULL-terminated) and none repeats;
- * false (400 bad_request naming the parameter sent) otherwise. List routes call it first,
- * so that a misspelt filter is an error, not silently ignored. */
+/* Whether every query parameter is one of `allowed` (NULL-terminated; NULL for a route that
+ * takes none) and none repeats; false (400 bad_request naming the parameter sent)
+ * otherwise. Every handler calls it first, so that a misspelt filter is an error, not
+ * silently ignored. */
 bool srv_query_only(srv_ctx *c, const char *const *allowed);
 /* Pagination from ?limit=&offset= (defaults 50, 0); false (error sent) when invalid. */
 bool srv_page(srv_ctx *c, store_page *pg);

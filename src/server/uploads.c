@@ -22,8 +22,6 @@
 
 #define HEX_LOWER "0123456789abcdef"
 
-static const char *const no_query[] = {NULL};
-
 /* ---- paths --------------------------------------------------------------------------------- */
 
 /* DATA/<dir>/<name>; PQ_ERR_RANGE when it does not fit PATH_MAX. */
@@ -145,7 +143,7 @@ void rel_upload_create(srv_ctx *c)
 	char id[PQ_UUID_LEN];
 	if (!b)
 		return;
-	if (!srv_query_only(c, no_query)) {
+	if (!srv_query_only(c, NULL)) {
 		json_decref(b);
 		return;
 	}
@@ -180,7 +178,7 @@ void rel_upload_get(srv_ctx *c)
 	uint64_t size, received = 0;
 	char sha[65];
 	const char *id = c->params[0];
-	if (!srv_query_only(c, no_query))
+	if (!srv_query_only(c, NULL))
 		return;
 	if (!rel_valid_id(id)) {
 		srv_error(c, 404, "not_found", "no upload %s", id);
@@ -296,7 +294,7 @@ int rel_upload_remove(srv_ctx *c, const char *id)
 void rel_upload_delete(srv_ctx *c)
 {
 	const char *id = c->params[0];
-	if (!srv_query_only(c, no_query))
+	if (!srv_query_only(c, NULL))
 		return;
 	int rc = rel_valid_id(id) ? rel_upload_remove(c, id) : PQ_ERR_NOTFOUND;
 	if (rc == PQ_ERR_NOTFOUND) {
