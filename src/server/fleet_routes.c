@@ -2,7 +2,6 @@
  * (docs/api.md 6.1, 6.12, 6.15, 6.16): the vehicle list with its filters, each vehicle with
  * its VMG version and outstanding campaign; one vehicle's deployments over every campaign;
  * asking a vehicle for a new VCI; the audit log with its filters. */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,23 +35,6 @@ static void query_free(query_vals *q)
 }
 
 /* A decimal integer in [min, max] (or absent: *out unchanged); false (400 sent) otherwise. */
-static bool query_i64(srv_ctx *c, const char *name, const char *v, int64_t min, int64_t max,
-                      int64_t *out)
-{
-	char *end = NULL;
-	if (!v)
-		return true;
-	errno = 0;
-	long long x = strtoll(v, &end, 10);
-	if (!*v || *end || errno || x < min || x > max) {
-		srv_error(c, 400, "bad_request", "query parameter '%s' must be %lld..%lld", name,
-		          (long long)min, (long long)max);
-		return false;
-	}
-	*out = x;
-	return true;
-}
-
 /* ---- GET /api/v1/vehicles ----------------------------------------------------------------- */
 
 static json_t *str_or_null(const char *s, bool present)
@@ -271,12 +253,10 @@ static int audit_cb(const store_audit *a, void *user)
 enum {
 	QA_ACTOR,
 	QA_ACTION,
-	QA_TARGET,
-	QA_SINCE,
-	QA_UNTIL
+	QA_TARGET
 };
-static const char *const audit_filters[] = {"actor",    "action",   "target",
-                                            "since_ms", "until_ms", NULL};
+/* the text filters (the times are read as integers by srv_query_int) */
+static const char *const audit_filters[] = {"actor", "action", "target", NULL};
 static const char *const audit_query[] = {"limit",  "offset",   "actor",    "action",
                                           "target", "since_ms", "until_ms", NULL};
 
@@ -287,8 +267,8 @@ static bool audit_filter_of(srv_ctx *c, const query_vals *q, store_audit_filter 
 {
 	*f = (store_audit_filter){
 	    .actor = q->v[QA_ACTOR], .action = q->v[QA_ACTION], .target = q->v[QA_TARGET]};
-	if (!query_i64(c, "since_ms", q->v[QA_SINCE], 0, TIME_MAX_MS, &f->since_ms) ||
-	    !query_i64(c, "until_ms", q->v[QA_UNTIL], 1, TIME_MAX_MS, &f->until_ms))
+	if (!srv_query_int(c, "since_ms", 0, TIME_MAX_MS, 0, &f->since_ms) ||
+	    !srv_query_int(c, "until_ms", 1, TIME_MAX_MS, 0, &f->until_ms))
 		return false;
 	if (f->until_ms && f->since_ms >= f->until_ms) {
 		srv_error(c, 400, "bad_request", "since_ms must be before until_ms");

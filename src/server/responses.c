@@ -174,8 +174,8 @@ bool srv_query_only(srv_ctx *c, const char *const *allowed)
 	return bad == NULL;
 }
 
-static bool parse_int_param(srv_ctx *c, const char *name, int64_t min, int64_t max, int64_t def,
-                            int64_t *out)
+bool srv_query_int(srv_ctx *c, const char *name, int64_t min, int64_t max, int64_t def,
+                   int64_t *out)
 {
 	char *v = srv_query(c, name), *end = NULL;
 	*out = def;
@@ -197,8 +197,8 @@ static bool parse_int_param(srv_ctx *c, const char *name, int64_t min, int64_t m
 bool srv_page(srv_ctx *c, store_page *pg)
 {
 	int64_t limit, offset;
-	if (!parse_int_param(c, "limit", 1, STORE_PAGE_MAX, 50, &limit) ||
-	    !parse_int_param(c, "offset", 0, INT64_MAX / 2, 0, &offset))
+	if (!srv_query_int(c, "limit", 1, STORE_PAGE_MAX, 50, &limit) ||
+	    !srv_query_int(c, "offset", 0, INT64_MAX / 2, 0, &offset))
 		return false;
 	pg->limit = (int)limit;
 	pg->offset = offset;

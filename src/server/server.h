@@ -178,6 +178,10 @@ char *srv_query(srv_ctx *c, const char *name);
  * otherwise. Every handler calls it first, so that a misspelt filter is an error, not
  * silently ignored. */
 bool srv_query_only(srv_ctx *c, const char *const *allowed);
+/* An integer query parameter in min..max into *out (def when absent); false (400 naming it
+ * sent) when it is not a decimal number in that range. */
+bool srv_query_int(srv_ctx *c, const char *name, int64_t min, int64_t max, int64_t def,
+                   int64_t *out);
 /* Pagination from ?limit=&offset= (defaults 50, 0); false (error sent) when invalid. */
 bool srv_page(srv_ctx *c, store_page *pg);
 /* {"items","total","limit","offset"} of one page; takes items (NULL: returns NULL). */
