@@ -51,16 +51,6 @@ static const struct {
     {0x93, "voltageTooLow"},
 };
 
-size_t pq_uds_text_len(const uint8_t *data, size_t n)
-{
-	while (n > 0 && (data[n - 1] == 0x00 || data[n - 1] == 0xFF || data[n - 1] == ' '))
-		n--;
-	for (size_t i = 0; i < n; i++)
-		if (data[i] < 0x20 || data[i] > 0x7E)
-			return 0;
-	return n;
-}
-
 const char *pq_uds_nrc_name(uint8_t nrc)
 {
 	for (size_t i = 0; i < sizeof(nrcs) / sizeof(nrcs[0]); i++)

@@ -20,11 +20,15 @@ bool diag_did_text(const char *response_hex, char *out, size_t cap)
 	if (!response_hex || !diag_hex_valid(response_hex, DIAG_REQUEST_BYTES_MAX) ||
 	    pq_hex_decode(response_hex, b, sizeof(b), &n) != PQ_OK || n < 4 || b[0] != 0x62)
 		return false;
-	/* 62 <DID hi> <DID lo> <data>: the data as text, without its padding */
-	size_t len = pq_uds_text_len(b + 3, n - 3);
-	if (len == 0 || len >= cap)
+	/* 62 <DID hi> <DID lo> <data>: the data without trailing NUL, 0xFF or space padding */
+	while (n > 3 && (b[n - 1] == 0x00 || b[n - 1] == 0xFF || b[n - 1] == ' '))
+		n--;
+	if (n == 3 || n - 3 >= cap)
 		return false;
-	memcpy(out, b + 3, len);
-	out[len] = '\0';
+	for (size_t i = 3; i < n; i++)
+		if (b[i] < 0x20 || b[i] > 0x7E)
+			return false;
+	memcpy(out, b + 3, n - 3);
+	out[n - 3] = '\0';
 	return true;
 }

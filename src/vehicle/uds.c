@@ -106,9 +106,14 @@ static bool describe_text_did(const uint8_t *resp, size_t n, pq_buf *b)
 		return false;
 	uint16_t did = uds_get16(resp + 1);
 	const uint8_t *text = resp + 3;
-	size_t len = pq_uds_text_len(text, n - 3); /* without its NUL, 0xFF or space padding */
+	size_t len = n - 3;
+	if (text[len - 1] == 0x00)
+		len--; /* one trailing NUL */
 	if (len == 0)
 		return false;
+	for (size_t i = 0; i < len; i++)
+		if (text[i] < 0x20 || text[i] > 0x7e)
+			return false;
 	for (size_t i = 0; i < sizeof(text_dids) / sizeof(text_dids[0]); i++) {
 		if (text_dids[i].did == did) {
 			pq_buf_printf(b, "62 %04X \"%.*s\" (%s)", did, (int)len, (const char *)text,
