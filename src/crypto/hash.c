@@ -133,48 +133,39 @@ void pq_hash_free(pq_hash_ctx *h)
 	free(h);
 }
 
-int pq_hash_file(pq_hash_alg alg, const char *path, uint8_t *out)
+int pq_hash_fd(pq_hash_alg alg, int fd, uint8_t *out)
 {
 	pq_hash_ctx *h = NULL;
-	uint8_t *buf = NULL;
-	int fd = -1, rc;
-
-	rc = pq_hash_new(alg, &h);
-	if (rc != PQ_OK)
-		return rc;
-	buf = malloc(65536);
-	if (!buf) {
-		rc = pq_err_set(PQ_ERR_NOMEM, "hash buffer");
-		goto out;
-	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s", path,
-		                strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		size_t got;
-		rc = pq_read_full(fd, buf, 65536, &got);
-		if (rc != PQ_OK) {
-			rc = pq_err_wrap(rc, "%s", path);
-			goto out;
-		}
-		if (got == 0)
+	uint8_t *buf = malloc(65536);
+	int rc = buf ? pq_hash_new(alg, &h) : pq_err_set(PQ_ERR_NOMEM, "hash buffer");
+	for (off_t off = 0; rc == PQ_OK;) {
+		ssize_t got = pread(fd, buf, 65536, off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			rc = pq_err_set(PQ_ERR_IO, "read: %s", strerror(errno));
+		else if (got == 0)
 			break;
-		rc = pq_hash_update(h, buf, got);
-		if (rc != PQ_OK)
-			goto out;
-		if (got < 65536)
-			break;
+		else
+			rc = pq_hash_update(h, buf, (size_t)got);
+		off += got > 0 ? got : 0;
 	}
-	rc = pq_hash_final(h, out);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
+	if (rc == PQ_OK)
+		rc = pq_hash_final(h, out);
 	pq_hash_free(h);
+	free(buf);
 	return rc;
+}
+
+int pq_hash_file(pq_hash_alg alg, const char *path, uint8_t *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s", path,
+		                  strerror(errno));
+	int rc = pq_hash_fd(alg, fd, out);
+	close(fd);
+	return rc == PQ_OK ? rc : pq_err_wrap(rc, "%s", path);
 }
 
 uint32_t pq_crc32(uint32_t crc, const void *data, size_t len)

@@ -33,7 +33,9 @@ int pq_hash_update(pq_hash_ctx *h, const void *data, size_t len) PQ_MUST_CHECK;
 int pq_hash_final(pq_hash_ctx *h, uint8_t *out) PQ_MUST_CHECK;
 void pq_hash_free(pq_hash_ctx *h);
 
-/* Digest of a whole file, streamed in 64 KiB reads. */
+/* Digest of a whole file, streamed in 64 KiB reads; pq_hash_fd reads fd from offset 0 to
+ * its end with pread. */
+int pq_hash_fd(pq_hash_alg alg, int fd, uint8_t *out) PQ_MUST_CHECK;
 int pq_hash_file(pq_hash_alg alg, const char *path, uint8_t *out) PQ_MUST_CHECK;
 
 /* zlib-compatible CRC-32: start with crc = 0, feed chunks in order. */

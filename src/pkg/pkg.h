@@ -6,9 +6,10 @@
  * Memory does not grow with the image: building, verifying and extracting stream through a
  * 1 MiB I/O buffer and 256 KiB codec buffers, plus the codec's state: compressing, 3.5 MiB
  * at the default zstd level 3 (zstd's own estimate; 89.5 MiB at level 19, zlib 256 KiB);
- * decompressing, at most a 16 MiB zstd window (PKG_ZSTD_WINDOW_LOG_MAX). Deltas are the
- * exception by design: they map the base image and keep a zstd window of base + target,
- * so they are limited to images of PKG_DELTA_MAX bytes. */
+ * decompressing, at most a 16 MiB zstd window (PKG_ZSTD_WINDOW_LOG_MAX). Deltas (format
+ * version 2, docs/package-format.md 5) apply within a memory limit whatever the image size
+ * (PKG_DELTA_APPLY_MEM_DEFAULT); making one maps both images and keeps a block index of the
+ * base within the encoder's own limit (PKG_DELTA_ENC_MEM_DEFAULT). */
 #ifndef PQOTA_PKG_PKG_H
 #define PQOTA_PKG_PKG_H
 
@@ -26,10 +27,17 @@
 #define PKG_CHILDREN_MAX    1024 /* entries in one container */
 #define PKG_DEPTH_MAX       2    /* vehicle -> zone -> leaf (enforced by what each type may hold) */
 #define PKG_DELTA_MAGIC     "SWDL"
-#define PKG_DELTA_DESC_LEN  88
-/* Deltas: base and target up to 1 GiB each, so that base + target fits zstd's largest
- * window (2^31 bytes). */
+#define PKG_DELTA_DESC_LEN  88 /* version 1; version 2's is 120 bytes */
+/* Version-1 deltas (read only): base and target up to 1 GiB each, so that base + target fits
+ * zstd's largest window (2^31 bytes). */
 #define PKG_DELTA_MAX (1ull << 30)
+/* Version-2 deltas: images up to 64 GiB (the SWPG header's sizes are 32-bit, so a target is
+ * below 4 GiB; a base may be larger). */
+#define PKG_DELTA2_MAX              (1ull << 36)
+#define PKG_DELTA_LEVEL_DEFAULT     19
+#define PKG_DELTA_APPLY_MEM_DEFAULT (64u << 20) /* memory an apply may use */
+#define PKG_DELTA_APPLY_MEM_MIN     (8u << 20)
+#define PKG_DELTA_ENC_MEM_DEFAULT   (1ull << 30) /* memory making a delta may use */
 
 /* Progress: called with bytes done and total (total 0 = unknown) at most every 1 MiB. */
 typedef void (*pkg_progress_fn)(uint64_t done, uint64_t total, void *user);
@@ -65,6 +73,9 @@ typedef struct {
 	int level;             /* compression level (0: default) */
 	const char *base_path; /* delta: the installed image to patch from (NULL: full) */
 	swpg_version base_version;
+	uint64_t mem_limit; /* delta: memory the encoder may use (0: PKG_DELTA_ENC_MEM_DEFAULT) */
+	uint64_t
+	    apply_limit; /* delta: memory applying it may need (0: PKG_DELTA_APPLY_MEM_DEFAULT) */
 	uint16_t source_ecu;
 	uint32_t sequence;
 	pkg_progress progress;
@@ -151,10 +162,29 @@ int pkg_verify(pkg_reader *r, pkg_verify_report *rep, const pkg_progress *p) PQ_
 int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, const char *out_path,
                     const pkg_progress *p) PQ_MUST_CHECK;
 
+typedef struct {
+	uint64_t mem_limit; /* memory the apply may use (0: PKG_DELTA_APPLY_MEM_DEFAULT) */
+	bool resume;        /* work in <out>.part with a checkpoint (<out>.part.ckpt) after each
+	                     * segment; an apply killed half-way continues from it */
+	pkg_progress progress;
+	/* filled in */
+	uint64_t resumed_bytes; /* target bytes taken over, verified, from an interrupted apply */
+	uint64_t memory_needed; /* what the delta says applying it needs */
+} pkg_apply_opts;
+
+/* pkg_apply_delta with a memory limit (a delta that needs more is refused before anything is
+ * written) and resumption. The output is verified as it is written: each segment against its
+ * hash, the whole against the target SHA-256. */
+int pkg_apply_delta_ex(pkg_reader *r, const pkg_entry *e, const char *base_path,
+                       const char *out_path, pkg_apply_opts *o) PQ_MUST_CHECK;
+
 /* A delta's descriptor (docs/package-format.md 5.2): the base and target it was made for. */
 typedef struct {
 	uint64_t base_size, target_size;
 	uint8_t base_sha256[32], target_sha256[32];
+	uint32_t version;      /* descriptor version: 1 (zstd patch-from) or 2 (segmented) */
+	uint64_t apply_memory; /* version 2: what applying it needs */
+	uint32_t segments;     /* version 2 */
 } pkg_delta_info;
 
 /* Reads the descriptor of the delta leaf `e` without decoding anything, checked against

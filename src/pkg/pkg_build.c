@@ -14,6 +14,7 @@
 #include "core/fileio.h"
 #include "core/time.h"
 #include "pkg/codec.h"
+#include "pkg/delta.h"
 
 /* Encodes h and writes it over the header room at the start of the output, then commits. */
 static int write_header_commit(pkg__out_file *out, const swpg_header *h)
@@ -61,39 +62,30 @@ static int leaf_open_image(leaf_build *lb)
 		                  lb->image_path, strerror(errno));
 	if (fstat(lb->in, &st) != 0 || !S_ISREG(st.st_mode))
 		return pq_err_set(PQ_ERR_IO, "%s: not a regular file", lb->image_path);
-	if ((uint64_t)st.st_size > UINT32_MAX ||
-	    (lb->delta && (uint64_t)st.st_size > PKG_DELTA_MAX))
-		return pq_err_set(PQ_ERR_RANGE, "%s: %lld bytes is too large for a%s package",
-		                  lb->image_path, (long long)st.st_size,
-		                  lb->delta ? " delta" : "n SWPG");
+	if ((uint64_t)st.st_size > UINT32_MAX)
+		return pq_err_set(PQ_ERR_RANGE, "%s: %lld bytes is too large for an SWPG package",
+		                  lb->image_path, (long long)st.st_size);
 	lb->size = (uint64_t)st.st_size;
 	return PQ_OK;
 }
 
-/* Maps the delta base, sets up the buffer, hash, encoder and output file, and leaves room
- * for the header (and delta descriptor), written last once their fields are known. */
-static int leaf_prepare(leaf_build *lb, const char *out_path, pkg_unit *unit)
+/* Sets up the buffer, hash, encoder and output file, and leaves room for the header, written
+ * last once its fields are known. */
+static int leaf_prepare(leaf_build *lb, const char *out_path)
 {
-	int rc;
-	if (lb->delta) {
-		rc = pkg__map_file(lb->o->base_path, &lb->base, &lb->base_len, unit->base_sha256);
-		if (rc != PQ_OK)
-			return rc;
-		unit->base_size = lb->base_len;
-	}
 	lb->buf = malloc(PKG__IO_BUF);
 	if (!lb->buf)
 		return pq_err_set(PQ_ERR_NOMEM, "I/O buffer");
-	rc = pq_hash_new(PQ_HASH_SHA256, &lb->img_sha);
+	int rc = pq_hash_new(PQ_HASH_SHA256, &lb->img_sha);
 	if (rc != PQ_OK)
 		return rc;
-	rc = pkg_enc_new(lb->comp, lb->o->level, lb->size, lb->base, lb->base_len, &lb->enc);
+	rc = pkg_enc_new(lb->comp, lb->o->level, lb->size, NULL, 0, &lb->enc);
 	if (rc != PQ_OK)
 		return rc;
 	rc = pkg__out_open(&lb->out, out_path, 0644);
 	if (rc != PQ_OK)
 		return rc;
-	if (lseek(lb->out.fd, SWPG_HDR_LEN + (lb->delta ? PKG_DELTA_DESC_LEN : 0), SEEK_SET) < 0)
+	if (lseek(lb->out.fd, SWPG_HDR_LEN, SEEK_SET) < 0)
 		return pq_err_set(PQ_ERR_IO, "seek: %s", strerror(errno));
 	return PQ_OK;
 }
@@ -125,35 +117,14 @@ static int leaf_stream(leaf_build *lb)
 	return PQ_OK;
 }
 
-/* Writes the delta descriptor before the compressed bytes and folds it into the CRC. */
-static int leaf_write_desc(leaf_build *lb, const pkg_unit *unit, uint32_t *crc)
-{
-	uint8_t desc[PKG_DELTA_DESC_LEN];
-	pkg__delta_desc_encode(desc, lb->base_len, unit->base_sha256, lb->size, unit->image_sha256);
-	int rc = pkg__pwrite_full(lb->out.fd, desc, sizeof(desc), SWPG_HDR_LEN);
-	if (rc != PQ_OK)
-		return rc;
-	*crc = (uint32_t)crc32_combine(pq_crc32(0, desc, sizeof(desc)), *crc,
-	                               (z_off_t)lb->out.written);
-	return PQ_OK;
-}
-
-/* The descriptor (deltas), the header, the commit, and what the build produced. */
-static int leaf_finish(leaf_build *lb, const char *out_path, pkg_unit *unit)
+/* The header, the commit, and what the build produced; crc and payload cover the whole
+ * payload (a delta's descriptor included). */
+static int leaf_finish(leaf_build *lb, const char *out_path, pkg_unit *unit, uint32_t crc,
+                       uint64_t payload)
 {
 	const pkg_leaf_opts *o = lb->o;
-	uint32_t crc = lb->out.crc;
-	uint64_t payload = lb->out.written;
 	swpg_header h = {0};
-	int rc = pq_hash_final(lb->img_sha, unit->image_sha256);
-	if (rc != PQ_OK)
-		return rc;
-	if (lb->delta) {
-		rc = leaf_write_desc(lb, unit, &crc);
-		if (rc != PQ_OK)
-			return rc;
-		payload += PKG_DELTA_DESC_LEN;
-	}
+	int rc;
 	if (payload > UINT32_MAX)
 		return pq_err_set(PQ_ERR_RANGE, "payload of %llu bytes exceeds the format's 4 GiB",
 		                  (unsigned long long)payload);
@@ -182,6 +153,46 @@ static int leaf_finish(leaf_build *lb, const char *out_path, pkg_unit *unit)
 	return pq_hash_file(PQ_HASH_SHA256, out_path, unit->sha256);
 }
 
+/* A delta (version 2, delta_enc.c): both images mapped, the payload written after room for
+ * the descriptor, which is written last and folded into the CRC. */
+static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
+{
+	const pkg_leaf_opts *o = lb->o;
+	void *tg = NULL;
+	size_t tg_len = 0;
+	uint8_t raw[PKG__D2_DESC_LEN];
+	pkg__delta_desc d;
+	pkg__d2_enc_opts eo = {.level = o->level,
+	                       .mem_limit = o->mem_limit,
+	                       .apply_limit = o->apply_limit,
+	                       .progress = &o->progress};
+	int rc = pkg__map_file(o->base_path, PKG_DELTA2_MAX, &lb->base, &lb->base_len,
+	                       unit->base_sha256);
+	if (rc == PQ_OK)
+		rc = pkg__map_file(lb->image_path, UINT32_MAX, &tg, &tg_len, unit->image_sha256);
+	if (rc == PQ_OK)
+		rc = pkg__out_open(&lb->out, out_path, 0644);
+	if (rc == PQ_OK && lseek(lb->out.fd, SWPG_HDR_LEN + PKG__D2_DESC_LEN, SEEK_SET) < 0)
+		rc = pq_err_set(PQ_ERR_IO, "seek: %s", strerror(errno));
+	if (rc == PQ_OK)
+		rc = pkg__d2_encode(lb->base, lb->base_len, tg, tg_len, &eo, pkg__out_sink,
+		                    &lb->out, &d);
+	if (rc == PQ_OK) {
+		memcpy(d.base_sha, unit->base_sha256, 32);
+		memcpy(d.target_sha, unit->image_sha256, 32);
+		pkg__d2_desc_encode(raw, &d);
+		rc = pkg__pwrite_full(lb->out.fd, raw, sizeof(raw), SWPG_HDR_LEN);
+	}
+	pkg__unmap_file(tg, tg_len);
+	if (rc != PQ_OK)
+		return rc;
+	unit->base_size = lb->base_len;
+	lb->size = tg_len;
+	uint32_t crc = (uint32_t)crc32_combine(pq_crc32(0, raw, sizeof(raw)), lb->out.crc,
+	                                       (z_off_t)lb->out.written);
+	return leaf_finish(lb, out_path, unit, crc, lb->out.written + sizeof(raw));
+}
+
 int pkg_build_leaf(const char *image_path, const pkg_leaf_opts *o, const char *out_path,
                    pkg_unit *unit)
 {
@@ -198,16 +209,19 @@ int pkg_build_leaf(const char *image_path, const pkg_leaf_opts *o, const char *o
 		return pq_err_set(PQ_ERR_INVAL, "a leaf package has type APP, BOOT, CAL or CFG");
 	if (!lb.delta && lb.comp > SWPG_COMP_ZSTD)
 		return pq_err_set(PQ_ERR_INVAL, "compression %u: none, zlib or zstd", lb.comp);
+	if (lb.delta) {
+		rc = leaf_delta(&lb, out_path, unit);
+		goto out;
+	}
 	rc = leaf_open_image(&lb);
-	if (rc != PQ_OK)
-		goto out;
-	rc = leaf_prepare(&lb, out_path, unit);
-	if (rc != PQ_OK)
-		goto out;
-	rc = leaf_stream(&lb);
-	if (rc != PQ_OK)
-		goto out;
-	rc = leaf_finish(&lb, out_path, unit);
+	if (rc == PQ_OK)
+		rc = leaf_prepare(&lb, out_path);
+	if (rc == PQ_OK)
+		rc = leaf_stream(&lb);
+	if (rc == PQ_OK)
+		rc = pq_hash_final(lb.img_sha, unit->image_sha256);
+	if (rc == PQ_OK)
+		rc = leaf_finish(&lb, out_path, unit, lb.out.crc, lb.out.written);
 out:
 	if (rc != PQ_OK)
 		pkg__out_abort(&lb.out);

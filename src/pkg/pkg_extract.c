@@ -2,10 +2,15 @@
  * a delta to its base image. */
 #include "pkg/pkg_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/text.h"
 #include "pkg/codec.h"
+#include "pkg/delta.h"
 
 static int copy_fn(const uint8_t *data, size_t len, uint64_t pos, void *user)
 {
@@ -92,7 +97,23 @@ static int decode_check(pkg_reader *r, const pkg_entry *e, struct decode_state *
 	if (s->crc != e->hdr.crc32)
 		return pq_err_set(PQ_ERR_VERIFY, "%s: payload CRC-32 %08x, header says %08x",
 		                  e->path[0] ? e->path : r->name, s->crc, e->hdr.crc32);
-	return pkg_dec_finish(s->dec);
+	return s->dec ? pkg_dec_finish(s->dec) : PQ_OK;
+}
+
+/* Checks e's stored bytes (the CRC, and the index hash of a child) without decoding them:
+ * a version-2 delta is checked this way before anything is written, as its segments are
+ * decoded one by one later. */
+static int check_stored(pkg_reader *r, const pkg_entry *e)
+{
+	struct decode_state s = {.payload_start = e->offset + SWPG_HDR_LEN,
+	                         .skip = e->hdr.payload_size};
+	int rc = e->has_sha256 ? hash_header(r, e, &s.sha) : PQ_OK;
+	if (rc == PQ_OK)
+		rc = pkg__read_range(r, s.payload_start, e->hdr.payload_size, decode_fn, &s, NULL);
+	if (rc == PQ_OK)
+		rc = decode_check(r, e, &s);
+	pq_hash_free(s.sha);
+	return rc;
 }
 
 /* Decodes entry e (a leaf) into sink; base is the delta's base image (or NULL). */
@@ -155,37 +176,38 @@ static int wrong_base(const pkg_entry *e, const char *what, const pkg__delta_des
 	                  got);
 }
 
-int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, const char *out_path,
-                    const pkg_progress *p)
+/* A version-1 delta: the base mapped, one zstd frame with a window of base + target. */
+static int apply_v1(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d,
+                    const char *base_path, const char *out_path, const pkg_apply_opts *o)
 {
-	pkg__delta_desc d;
 	void *base = NULL;
 	size_t base_len = 0;
 	uint8_t base_sha[32], target_sha[32];
 	pkg__out_file out = {.fd = -1};
 	const char *what = e->path[0] ? e->path : r->name;
-	int rc;
-
-	if (e->hdr.compression != SWPG_COMP_DELTA)
-		return pq_err_set(PQ_ERR_INVAL, "%s is not a delta package", what);
-	rc = pkg__read_delta_desc(r, e, &d);
+	uint64_t limit = o->mem_limit ? o->mem_limit : PKG_DELTA_APPLY_MEM_DEFAULT;
+	if (d->base_size + d->target_size + (4u << 20) > limit)
+		return pq_err_set(
+		    PQ_ERR_RANGE,
+		    "%s: this version-1 delta needs %llu MiB to apply (its window), more "
+		    "than the limit of %llu MiB",
+		    what, (unsigned long long)(d->base_size + d->target_size + (4u << 20)) >> 20,
+		    (unsigned long long)limit >> 20);
+	int rc = pkg__map_file(base_path, PKG_DELTA_MAX, &base, &base_len, base_sha);
 	if (rc != PQ_OK)
 		return rc;
-	rc = pkg__map_file(base_path, &base, &base_len, base_sha);
-	if (rc != PQ_OK)
-		return rc;
-	if (base_len != d.base_size || pq_memeq_ct(base_sha, d.base_sha, 32) != 0) {
-		rc = wrong_base(e, what, &d, base_path, base_len, base_sha);
+	if (base_len != d->base_size || pq_memeq_ct(base_sha, d->base_sha, 32) != 0) {
+		rc = wrong_base(e, what, d, base_path, base_len, base_sha);
 		goto out;
 	}
 	rc = pkg__out_open(&out, out_path, 0644);
 	if (rc == PQ_OK)
 		rc = pq_hash_new(PQ_HASH_SHA256, &out.sha);
 	if (rc == PQ_OK)
-		rc = decode_leaf(r, e, base, base_len, pkg__out_sink, &out, p);
+		rc = decode_leaf(r, e, base, base_len, pkg__out_sink, &out, &o->progress);
 	if (rc == PQ_OK)
 		rc = pq_hash_final(out.sha, target_sha);
-	if (rc == PQ_OK && pq_memeq_ct(target_sha, d.target_sha, 32) != 0)
+	if (rc == PQ_OK && pq_memeq_ct(target_sha, d->target_sha, 32) != 0)
 		rc = pq_err_set(PQ_ERR_VERIFY,
 		                "%s: the patched image does not match the target SHA-256", what);
 	if (rc == PQ_OK)
@@ -196,4 +218,55 @@ out:
 	pq_hash_free(out.sha);
 	pkg__unmap_file(base, base_len);
 	return rc;
+}
+
+/* A version-2 delta: the base opened, its size and hash checked, then delta_apply.c. */
+static int apply_v2(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d,
+                    const char *base_path, const char *out_path, pkg_apply_opts *o)
+{
+	const char *what = e->path[0] ? e->path : r->name;
+	uint8_t base_sha[32];
+	struct stat st;
+	int rc = check_stored(r, e);
+	if (rc != PQ_OK)
+		return rc;
+	int fd = open(base_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pq_err_set(errno == ENOENT ? PQ_ERR_NOTFOUND : PQ_ERR_IO, "%s: %s",
+		                  base_path, strerror(errno));
+	rc = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+	         ? pq_hash_fd(PQ_HASH_SHA256, fd, base_sha)
+	         : pq_err_set(PQ_ERR_IO, "%s: not a regular file", base_path);
+	if (rc == PQ_OK &&
+	    ((uint64_t)st.st_size != d->base_size || pq_memeq_ct(base_sha, d->base_sha, 32) != 0))
+		rc = wrong_base(e, what, d, base_path, (size_t)st.st_size, base_sha);
+	if (rc == PQ_OK)
+		rc = pkg__d2_apply(r, e, d, fd, out_path, o);
+	close(fd);
+	return rc;
+}
+
+int pkg_apply_delta_ex(pkg_reader *r, const pkg_entry *e, const char *base_path,
+                       const char *out_path, pkg_apply_opts *o)
+{
+	pkg__delta_desc d;
+	o->resumed_bytes = 0;
+	o->memory_needed = 0;
+	if (e->hdr.compression != SWPG_COMP_DELTA)
+		return pq_err_set(PQ_ERR_INVAL, "%s is not a delta package",
+		                  e->path[0] ? e->path : r->name);
+	int rc = pkg__read_delta_desc(r, e, &d);
+	if (rc != PQ_OK)
+		return rc;
+	o->memory_needed =
+	    d.version == 1 ? d.base_size + d.target_size + (4u << 20) : d.apply_memory;
+	return d.version == 1 ? apply_v1(r, e, &d, base_path, out_path, o)
+	                      : apply_v2(r, e, &d, base_path, out_path, o);
+}
+
+int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, const char *out_path,
+                    const pkg_progress *p)
+{
+	pkg_apply_opts o = {.progress = p ? *p : (pkg_progress){0}};
+	return pkg_apply_delta_ex(r, e, base_path, out_path, &o);
 }

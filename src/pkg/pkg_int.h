@@ -5,6 +5,7 @@
  *   pkg_read.c     the reader: open, list, find, byte ranges, the delta descriptor
  *   pkg_extract.c  copying a package out, decoding a leaf's image, applying a delta
  *   pkg_verify.c   deep verification in one sequential pass
+ *   delta_*.c      the segmented delta (version 2): delta.h
  * (swpg.c, codec.c and bundle.c use only the public headers.) */
 #ifndef PQOTA_PKG_PKG_INT_H
 #define PQOTA_PKG_PKG_INT_H
@@ -87,16 +88,22 @@ int pkg__out_commit(pkg__out_file *o) PQ_MUST_CHECK;
 /* Closes and removes the temporary file (safe on an unopened or committed one). */
 void pkg__out_abort(pkg__out_file *o);
 
-/* Maps a whole file of at most PKG_DELTA_MAX bytes read-only (len 0 gives a NULL map) and
- * hashes it. */
-int pkg__map_file(const char *path, void **map, size_t *len, uint8_t sha[32]) PQ_MUST_CHECK;
+/* Maps a whole file of at most max bytes read-only (len 0 gives a NULL map) and hashes it. */
+int pkg__map_file(const char *path, uint64_t max, void **map, size_t *len,
+                  uint8_t sha[32]) PQ_MUST_CHECK;
 void pkg__unmap_file(void *map, size_t len);
 
 /* ---- formats (pkg_io.c) --------------------------------------------------------------- */
 
+/* A delta descriptor of either version (version 2's fields are 0 in version 1). */
 typedef struct {
+	uint32_t version;
 	uint64_t base_size, target_size;
 	uint8_t base_sha[32], target_sha[32];
+	uint32_t segments;
+	uint64_t table_off; /* from the payload's start */
+	uint32_t table_len;
+	uint64_t apply_memory; /* the most memory an apply of this delta needs (bytes) */
 } pkg__delta_desc;
 
 void pkg__delta_desc_encode(uint8_t d[PKG_DELTA_DESC_LEN], uint64_t base_size,

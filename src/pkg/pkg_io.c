@@ -102,7 +102,7 @@ void pkg__out_abort(pkg__out_file *o)
 
 /* ---- mapped files ------------------------------------------------------------------------ */
 
-int pkg__map_file(const char *path, void **map, size_t *len, uint8_t sha[32])
+int pkg__map_file(const char *path, uint64_t max, void **map, size_t *len, uint8_t sha[32])
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -115,10 +115,10 @@ int pkg__map_file(const char *path, void **map, size_t *len, uint8_t sha[32])
 		close(fd);
 		return pq_err_set(PQ_ERR_IO, "%s: not a regular file", path);
 	}
-	if ((uint64_t)st.st_size > PKG_DELTA_MAX) {
+	if ((uint64_t)st.st_size > max) {
 		close(fd);
 		return pq_err_set(PQ_ERR_RANGE, "%s: %lld bytes exceeds the delta limit of %llu",
-		                  path, (long long)st.st_size, (unsigned long long)PKG_DELTA_MAX);
+		                  path, (long long)st.st_size, (unsigned long long)max);
 	}
 	if (st.st_size > 0) {
 		*map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -158,6 +158,8 @@ int pkg__delta_desc_decode(const uint8_t d[PKG_DELTA_DESC_LEN], pkg__delta_desc 
 {
 	if (memcmp(d, PKG_DELTA_MAGIC, 4) != 0 || pkg__get32(d + 4) != 1)
 		return pq_err_set(PQ_ERR_FORMAT, "delta payload lacks its descriptor");
+	memset(out, 0, sizeof(*out));
+	out->version = 1;
 	out->base_size = pkg__get64(d + 8);
 	memcpy(out->base_sha, d + 16, 32);
 	out->target_size = pkg__get64(d + 48);

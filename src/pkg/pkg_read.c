@@ -2,6 +2,8 @@
  * indexes only, with their layout checked), finding an entry, streaming byte ranges. */
 #include "pkg/pkg_int.h"
 
+#include "pkg/delta.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -326,21 +328,31 @@ int pkg__read_range(pkg_reader *r, uint64_t off, uint64_t len, pkg__range_fn fn,
 
 int pkg__read_delta_desc(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d)
 {
-	uint8_t raw[PKG_DELTA_DESC_LEN];
+	uint8_t raw[PKG__D2_DESC_LEN];
+	const char *what = e->path[0] ? e->path : r->name;
+	int rc = PQ_OK;
 	if (e->hdr.payload_size < PKG_DELTA_DESC_LEN)
-		return pq_err_set(PQ_ERR_FORMAT, "%s: delta payload too small", e->path);
-	int rc = pkg__pread_full(r->fd, raw, sizeof(raw), e->offset + SWPG_HDR_LEN);
+		return pq_err_set(PQ_ERR_FORMAT, "%s: delta payload too small", what);
+	rc = pkg__pread_full(r->fd, raw, PKG_DELTA_DESC_LEN, e->offset + SWPG_HDR_LEN);
+	bool v2 = rc == PQ_OK && pkg__get32(raw + 4) == PKG__D2_VERSION;
+	if (v2 && e->hdr.payload_size < PKG__D2_DESC_LEN)
+		rc = pq_err_set(PQ_ERR_FORMAT, "delta payload too small");
+	if (v2 && rc == PQ_OK)
+		rc = pkg__pread_full(r->fd, raw, PKG__D2_DESC_LEN, e->offset + SWPG_HDR_LEN);
 	if (rc == PQ_OK)
-		rc = pkg__delta_desc_decode(raw, d);
+		rc = v2 ? pkg__d2_desc_decode(raw, d) : pkg__delta_desc_decode(raw, d);
 	if (rc != PQ_OK)
-		return pq_err_wrap(rc, "%s", e->path[0] ? e->path : r->name);
+		return pq_err_wrap(rc, "%s", what);
 	if (d->target_size != e->hdr.uncompressed_size ||
 	    memcmp(d->base_sha, e->hdr.base_sha256_prefix, SWPG_BASE_HASH_PREFIX) != 0)
 		return pq_err_set(PQ_ERR_FORMAT, "%s: delta descriptor disagrees with the header",
-		                  e->path[0] ? e->path : r->name);
-	if (d->base_size > PKG_DELTA_MAX)
+		                  what);
+	if (!v2 && d->base_size > PKG_DELTA_MAX)
 		return pq_err_set(PQ_ERR_FORMAT, "%s: delta base of %llu bytes exceeds the limit",
-		                  e->path, (unsigned long long)d->base_size);
+		                  what, (unsigned long long)d->base_size);
+	if (v2 && d->table_off + d->table_len != e->hdr.payload_size)
+		return pq_err_set(PQ_ERR_FORMAT, "%s: the delta's segment table is not at its end",
+		                  what);
 	return PQ_OK;
 }
 
@@ -356,6 +368,9 @@ int pkg_delta_info_read(pkg_reader *r, const pkg_entry *e, pkg_delta_info *out)
 		return rc;
 	out->base_size = d.base_size;
 	out->target_size = d.target_size;
+	out->version = d.version;
+	out->apply_memory = d.apply_memory;
+	out->segments = d.segments;
 	memcpy(out->base_sha256, d.base_sha, 32);
 	memcpy(out->target_sha256, d.target_sha, 32);
 	return PQ_OK;

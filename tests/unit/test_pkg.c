@@ -2424,7 +2424,7 @@ static void test_delta(void **state)
 	assert_int_equal(pq_crc32(0, raw + SWPG_HDR_LEN, plen - SWPG_HDR_LEN), u.hdr.crc32);
 	const uint8_t *desc = raw + SWPG_HDR_LEN;
 	assert_memory_equal(desc, "SWDL", 4);
-	assert_int_equal(desc[4], 1);
+	assert_int_equal(desc[4], 2); /* the segmented delta */
 	assert_int_equal(get64le(desc + 8), blen);
 	assert_memory_equal(desc + 16, bsha, 32);
 	assert_int_equal(get64le(desc + 48), tlen);

@@ -1,0 +1,172 @@
+/* delta.h: the segmented delta (descriptor version 2, docs/package-format.md 5): internals of
+ * the package module, shared by its encoder (delta_enc.c, with the block index in
+ * delta_index.c), its applier (delta_apply.c) and the format pieces (delta_fmt.c).
+ *
+ * A version-2 delta payload is: the 120-byte descriptor, the segments' data, then the segment
+ * table. Each segment rebuilds one stretch of the target from an op list (copies of base
+ * ranges and runs of literal bytes) and the literal bytes, a zstd frame compressed against a
+ * window of base ranges. A segment needs only its window, its literals and its ops in memory,
+ * so applying needs memory bounded by the descriptor's apply_memory whatever the image size,
+ * and an interrupted apply restarts at a segment boundary. */
+#ifndef PQOTA_PKG_DELTA_H
+#define PQOTA_PKG_DELTA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lzma.h>
+
+#include "core/err.h"
+#include "pkg/codec.h"
+#include "pkg/pkg_int.h"
+
+#define PKG__D2_DESC_LEN 120
+#define PKG__D2_VERSION  2
+#define PKG__D2_HASH_LEN 8  /* a segment's check: the first 8 bytes of its SHA-256 */
+#define PKG__D2_EXT_MAX  16 /* base ranges in one segment's window */
+/* Bounds every reader applies whatever the descriptor says. */
+#define PKG__D2_SEG_MAX    (1ull << 34) /* target bytes in one segment */
+#define PKG__D2_LIT_MAX    (256u << 20) /* literal bytes in one segment */
+#define PKG__D2_WINDOW_MAX (1u << 30)   /* window bytes of one segment */
+#define PKG__D2_OPS_MAX    (8u << 20)   /* decoded op bytes of one segment */
+#define PKG__D2_SEGS_MAX   (1u << 20)   /* segments in one delta */
+#define PKG__D2_IMAGE_MAX  (1ull << 36) /* base and target bytes (64 GiB) */
+#define PKG__D2_TABLE_MAX  (64u << 20)  /* table bytes */
+/* Fixed memory of an apply besides the segment's own buffers: the I/O buffer, the zstd
+ * decoder's state, the table. */
+#define PKG__D2_APPLY_FIXED (2u << 20)
+
+/* One base range of a window. */
+typedef struct {
+	uint64_t off, len;
+} pkg__d2_ext;
+
+/* How a segment's ops and literals are stored (the flags field). */
+enum {
+	PKG__D2_OPS_ZSTD = 1,  /* ops: a zstd frame (else raw) */
+	PKG__D2_LIT_SHIFT = 1, /* literals: codec in bits 1..2 */
+	PKG__D2_LIT_NONE = 0,  /* no literals */
+	PKG__D2_LIT_ZSTD = 1,  /* a zstd frame with the window as prefix */
+	PKG__D2_LIT_LZMA2 = 2, /* a raw LZMA2 stream with the window as preset dictionary */
+	PKG__D2_LIT_RAW = 3,   /* stored as they are */
+	PKG__D2_FLAGS_KNOWN = 0x7,
+};
+
+/* One segment, as the table lists it (data_off and target_off are computed while reading). */
+typedef struct {
+	uint64_t target_len; /* target bytes the segment produces */
+	uint32_t flags;
+	uint64_t ops_len, ops_size; /* the op list: decoded and stored sizes */
+	uint64_t lit_len, lit_size; /* the literal bytes: decoded and stored sizes */
+	uint32_t n_ext;
+	pkg__d2_ext ext[PKG__D2_EXT_MAX];
+	uint8_t hash[PKG__D2_HASH_LEN];
+	uint64_t data_off;   /* of the ops, from the payload's start (then the literals) */
+	uint64_t target_off; /* where its bytes go in the target */
+} pkg__d2_seg;
+
+static inline unsigned pkg__d2_lit_codec(const pkg__d2_seg *s)
+{
+	return (s->flags >> PKG__D2_LIT_SHIFT) & 3;
+}
+
+/* Ops: a varint tag (len << 1 | kind), kind 0 copies len base bytes from the base offset
+ * that follows (a zigzag varint relative to the end of the previous copy), kind 1 takes len
+ * literal bytes. */
+enum {
+	PKG__D2_OP_COPY = 0,
+	PKG__D2_OP_LIT = 1
+};
+
+/* ---- delta_fmt.c ----------------------------------------------------------------------- */
+
+void pkg__d2_desc_encode(uint8_t out[PKG__D2_DESC_LEN], const pkg__delta_desc *d);
+/* Checks magic, version, bounds; the caller checks it against the SWPG header. */
+int pkg__d2_desc_decode(const uint8_t in[PKG__D2_DESC_LEN], pkg__delta_desc *d) PQ_MUST_CHECK;
+
+/* A growable byte string for varints and tables. */
+typedef struct {
+	uint8_t *p;
+	size_t n, cap;
+	bool failed; /* out of memory: every later put is ignored */
+} pkg__bytes;
+
+void pkg__bytes_put(pkg__bytes *b, const void *data, size_t len);
+void pkg__bytes_varint(pkg__bytes *b, uint64_t v);
+void pkg__bytes_free(pkg__bytes *b);
+static inline uint64_t pkg__zigzag(int64_t v)
+{
+	return v < 0 ? ((uint64_t)(-(v + 1)) << 1) | 1 : (uint64_t)v << 1;
+}
+static inline int64_t pkg__unzigzag(uint64_t v)
+{
+	return v & 1 ? -(int64_t)(v >> 1) - 1 : (int64_t)(v >> 1);
+}
+
+/* Reads a varint at *pos of p[0..len), advancing *pos; false when cut or over 64 bits. */
+bool pkg__varint_get(const uint8_t *p, size_t len, size_t *pos, uint64_t *v);
+
+/* Appends one segment's table entry. */
+void pkg__d2_seg_encode(pkg__bytes *b, const pkg__d2_seg *s);
+/* Parses the whole table against the descriptor: every segment's sizes within the bounds,
+ * the targets summing to target_size, the data ranges inside [PKG__D2_DESC_LEN, table_off)
+ * in order, and every window within the base. segs gets d->segments entries (malloc'd). */
+int pkg__d2_table_decode(const uint8_t *t, size_t len, const pkg__delta_desc *d,
+                         pkg__d2_seg **segs) PQ_MUST_CHECK;
+/* The memory applying segment s needs besides PKG__D2_APPLY_FIXED: the window, the
+ * literals, the ops, their stored forms, and the LZMA2 dictionary (window + literals). */
+uint64_t pkg__d2_seg_memory(const pkg__d2_seg *s);
+
+/* ---- delta_enc.c ----------------------------------------------------------------------- */
+
+typedef struct {
+	int level;            /* zstd level of the literals (0: 19) */
+	uint64_t mem_limit;   /* encoder memory (0: PKG_DELTA_ENC_MEM_DEFAULT) */
+	uint64_t apply_limit; /* memory an apply may need (0: PKG_DELTA_APPLY_MEM_DEFAULT) */
+	const pkg_progress *progress;
+} pkg__d2_enc_opts;
+
+/* Writes the payload of a version-2 delta from base to target (both mapped by the caller)
+ * through sink, except the descriptor: its room (PKG__D2_DESC_LEN bytes) is left to the
+ * caller, which gets its fields in *d (hashes excepted) and writes it last. */
+int pkg__d2_encode(const uint8_t *base, uint64_t base_len, const uint8_t *target,
+                   uint64_t target_len, const pkg__d2_enc_opts *o, pkg_sink_fn sink, void *user,
+                   pkg__delta_desc *d) PQ_MUST_CHECK;
+
+/* The LZMA2 options of a segment's literals: its dictionary holds the window (the preset
+ * dictionary, w) and the literals. */
+void pkg__d2_lzma_opts(lzma_options_lzma *o, uint32_t preset, const uint8_t *w, uint64_t wlen,
+                       uint64_t lit_len);
+
+/* ---- delta_apply.c --------------------------------------------------------------------- */
+
+/* Applies the version-2 delta e (descriptor d, checked against e's header) to the base open
+ * at base_fd (its size and SHA-256 already checked), writing out_path. */
+int pkg__d2_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, int base_fd,
+                  const char *out_path, pkg_apply_opts *o) PQ_MUST_CHECK;
+
+/* ---- delta_index.c: the base's block index and the long exact matches ------------------ */
+
+/* One copy: target[t, t+len) == base[b, b+len). */
+typedef struct {
+	uint64_t t, b, len;
+} pkg__d2_copy;
+
+typedef struct pkg__d2_index pkg__d2_index;
+
+/* Indexes base with a stride chosen so that the index takes at most `budget` bytes. */
+int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget,
+                      pkg__d2_index **out) PQ_MUST_CHECK;
+void pkg__d2_index_free(pkg__d2_index *ix);
+/* Bytes a new index of base_len bytes takes with that budget (for the memory check). */
+uint64_t pkg__d2_index_size(uint64_t base_len, uint64_t budget);
+
+/* The long exact matches of target[from, to) against the base, in target order, not
+ * overlapping, each at least min_len long (*copies malloc'd, *n of them). diag is the
+ * base-minus-target offset of the last copy before `from` (0 at the start), tried first. */
+int pkg__d2_matches(const pkg__d2_index *ix, const uint8_t *target, uint64_t from, uint64_t to,
+                    uint64_t min_len, int64_t *diag, pkg__d2_copy **copies,
+                    size_t *n) PQ_MUST_CHECK;
+
+#endif

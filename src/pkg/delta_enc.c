@@ -1,0 +1,559 @@
+/* delta_enc.c: the segmented delta encoder (docs/package-format.md 5.3).
+ *
+ * The target is read in chunks. In each, the block index (delta_index.c) finds the long exact
+ * matches with the base, which become copy ops; the bytes between them are literals. Chunks
+ * gather into a segment until its literals fill their budget (copies cost no apply memory,
+ * so an unchanged stretch of any length is one op). A segment's literals are compressed,
+ * LZMA2 with the window as its preset dictionary (zstd with it as prefix, or stored, when
+ * smaller), where the window is the base ranges around the literal runs (the whole base when
+ * it fits): there the compressor finds the short and shifted matches the index leaves out.
+ * An image that fits one segment is also tried as all literals against the whole base, and
+ * the smaller wins. Windows and literal budgets come from the apply memory limit, so every
+ * segment applies within it. */
+#include "pkg/delta.h"
+
+#include <lzma.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getCParams, ZSTD_estimateCCtxSize_usingCParams */
+#include <zstd.h>
+
+#include "crypto/hash.h"
+
+#define ENC_MIN_COPY  128          /* shorter matches are left to the literal compressor */
+#define ENC_CHUNK     (4u << 20)   /* target bytes matched at a time */
+#define ENC_SPAN_MAX  (256u << 20) /* target bytes in a segment (what a resume may redo) */
+#define ENC_OPS_CAP   (2u << 20)   /* a segment's ops, decoded or stored */
+#define ENC_GAPS_MAX  8192         /* literal runs in a segment */
+#define ENC_MARGIN    (1u << 20)   /* base bytes around a literal run in its window */
+#define ENC_OPS_LEVEL 19
+
+/* A literal run and the diagonals (base minus target offset) of the copies around it. */
+typedef struct {
+	uint64_t g0, g1;
+	int64_t dl, dr;
+} gap;
+
+typedef struct {
+	const uint8_t *base, *tg;
+	uint64_t base_len, tg_len;
+	int level;
+	uint32_t lzma_preset;
+	uint64_t lit_cap, win_max;
+	pkg__d2_index *ix;
+	ZSTD_CCtx *cctx;
+	pkg_sink_fn sink;
+	void *user;
+	uint64_t written; /* payload bytes after the descriptor */
+	pkg__bytes table;
+	uint32_t segments;
+	uint64_t apply_mem;
+	int64_t diag;
+	/* the segment being gathered: target [t0, t1), its ops, literals and runs */
+	uint64_t t0, t1, cur, lit_len;
+	pkg__bytes ops, gaps;
+	uint8_t *lit, *win, *lbuf, *zbuf, *obuf; /* literals, window, coded forms */
+	size_t lbuf_cap, zbuf_cap, obuf_cap;
+} enc;
+
+/* A coded segment: its flags, window and stored sizes. */
+typedef struct {
+	uint32_t flags;
+	pkg__d2_ext ext[PKG__D2_EXT_MAX];
+	uint32_t n_ext;
+	uint64_t ops_size, lit_size;
+	const uint8_t *ops_data, *lit_data;
+} coded;
+
+/* ---- sizing ------------------------------------------------------------------------------- */
+
+/* Literal budget and window size that keep one segment's apply within limit: the LZMA2
+ * dictionary holds window + literals besides the window and literals read. */
+static int size_for_limit(enc *e, uint64_t limit)
+{
+	if (limit < PKG_DELTA_APPLY_MEM_MIN)
+		return pq_err_set(PQ_ERR_RANGE,
+		                  "an apply memory limit of %llu KiB is below the %u MiB a delta "
+		                  "needs at least",
+		                  (unsigned long long)limit >> 10, PKG_DELTA_APPLY_MEM_MIN >> 20);
+	e->lit_cap = (limit / 8) & ~(uint64_t)0xffff;
+	if (e->lit_cap > PKG__D2_LIT_MAX)
+		e->lit_cap = PKG__D2_LIT_MAX;
+	uint64_t other = PKG__D2_APPLY_FIXED + 3 * e->lit_cap + ZSTD_compressBound(e->lit_cap) +
+	                 2 * ENC_OPS_CAP + (64u << 10);
+	e->win_max = limit > other ? (limit - other) / 2 : 0;
+	if (e->win_max > PKG__D2_WINDOW_MAX)
+		e->win_max = PKG__D2_WINDOW_MAX;
+	return PQ_OK;
+}
+
+/* ---- gathering ---------------------------------------------------------------------------- */
+
+static void op_copy(enc *e, uint64_t len, uint64_t b)
+{
+	pkg__bytes_varint(&e->ops, len << 1 | PKG__D2_OP_COPY);
+	pkg__bytes_varint(&e->ops, pkg__zigzag((int64_t)b - (int64_t)e->cur));
+	e->cur = b + len;
+}
+
+static void op_lit(enc *e, uint64_t t0, uint64_t t1, int64_t dl, int64_t dr)
+{
+	pkg__bytes_varint(&e->ops, (t1 - t0) << 1 | PKG__D2_OP_LIT);
+	memcpy(e->lit + e->lit_len, e->tg + t0, t1 - t0);
+	e->lit_len += t1 - t0;
+	gap g = {t0, t1, dl, dr};
+	pkg__bytes_put(&e->gaps, &g, sizeof(g));
+}
+
+/* Adds chunk [c0, c1) with its copies to the segment. */
+static void gather(enc *e, uint64_t c0, uint64_t c1, const pkg__d2_copy *c, size_t n, int64_t diag0)
+{
+	uint64_t t = c0;
+	int64_t d = diag0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t dn = (int64_t)c[i].b - (int64_t)c[i].t;
+		if (c[i].t > t)
+			op_lit(e, t, c[i].t, d, dn);
+		op_copy(e, c[i].len, c[i].b);
+		t = c[i].t + c[i].len;
+		d = dn;
+	}
+	if (t < c1)
+		op_lit(e, t, c1, d, d);
+	e->t1 = c1;
+}
+
+/* ---- the window ---------------------------------------------------------------------------- */
+
+static int ext_cmp(const void *a, const void *b)
+{
+	const pkg__d2_ext *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Sorts and merges ranges that overlap or nearly touch; returns the total length. */
+static uint64_t merge_ranges(pkg__d2_ext *r, size_t *n)
+{
+	size_t k = 0;
+	uint64_t total = 0;
+	qsort(r, *n, sizeof(*r), ext_cmp);
+	for (size_t i = 0; i < *n; i++) {
+		if (k && r[i].off <= r[k - 1].off + r[k - 1].len + 4096) {
+			uint64_t end = r[i].off + r[i].len;
+			if (end > r[k - 1].off + r[k - 1].len)
+				r[k - 1].len = end - r[k - 1].off;
+		} else {
+			r[k++] = r[i];
+		}
+	}
+	*n = k;
+	for (size_t i = 0; i < k; i++)
+		total += r[i].len;
+	return total;
+}
+
+/* The base range of target [g0, g1) on diagonal d, widened by m, within the base. */
+static pkg__d2_ext range_on(const enc *e, uint64_t g0, uint64_t g1, int64_t d, uint64_t m)
+{
+	int64_t lo = (int64_t)g0 + d - (int64_t)m, hi = (int64_t)g1 + d + (int64_t)m;
+	if (lo < 0)
+		lo = 0;
+	if (hi > (int64_t)e->base_len)
+		hi = (int64_t)e->base_len;
+	if (hi <= lo) { /* off the base: its last bytes */
+		uint64_t len = e->base_len < m + 1 ? e->base_len : m + 1;
+		return (pkg__d2_ext){.off = e->base_len - len, .len = len};
+	}
+	return (pkg__d2_ext){.off = (uint64_t)lo, .len = (uint64_t)(hi - lo)};
+}
+
+/* The window of the gathered segment: the base ranges on the diagonals next to each literal
+ * run, with margins as wide as the window allows. */
+static int choose_window(const enc *e, coded *c)
+{
+	const gap *g = (const gap *)(const void *)e->gaps.p;
+	size_t ng = e->gaps.n / sizeof(gap), k = 0;
+	c->n_ext = 0;
+	if (!e->lit_len || !e->base_len || !e->win_max)
+		return PQ_OK;
+	if (e->base_len <= e->win_max) {
+		c->ext[0] = (pkg__d2_ext){0, e->base_len};
+		c->n_ext = 1;
+		return PQ_OK;
+	}
+	pkg__d2_ext *r = malloc(2 * ng * sizeof(*r));
+	if (!r)
+		return pq_err_set(PQ_ERR_NOMEM, "delta window");
+	for (uint64_t m = ENC_MARGIN;; m /= 2) {
+		k = 0;
+		for (size_t i = 0; i < ng; i++) {
+			r[k++] = range_on(e, g[i].g0, g[i].g1, g[i].dl, m);
+			if (g[i].dr != g[i].dl)
+				r[k++] = range_on(e, g[i].g0, g[i].g1, g[i].dr, m);
+		}
+		uint64_t total = merge_ranges(r, &k);
+		if ((total <= e->win_max && k <= PKG__D2_EXT_MAX) || m < 64)
+			break;
+	}
+	uint64_t room = e->win_max;
+	for (size_t i = 0; i < k && c->n_ext < PKG__D2_EXT_MAX && room; i++) {
+		uint64_t len = r[i].len < room ? r[i].len : room;
+		c->ext[c->n_ext++] = (pkg__d2_ext){r[i].off, len};
+		room -= len;
+	}
+	free(r);
+	return PQ_OK;
+}
+
+/* The window as one buffer: the base itself for a single range, else e->win. */
+static const uint8_t *window_of(enc *e, const coded *c, uint64_t *len)
+{
+	*len = 0;
+	if (c->n_ext == 1) {
+		*len = c->ext[0].len;
+		return e->base + c->ext[0].off;
+	}
+	for (uint32_t i = 0; i < c->n_ext; i++) {
+		memcpy(e->win + *len, e->base + c->ext[i].off, c->ext[i].len);
+		*len += c->ext[i].len;
+	}
+	return e->win;
+}
+
+/* ---- compressing ------------------------------------------------------------------------------
+ */
+
+static unsigned log2_ceil(uint64_t v)
+{
+	unsigned l = 10;
+	while (l < 30 && (1ull << l) < v)
+		l++;
+	return l;
+}
+
+/* zstd with the window as prefix, into e->zbuf. */
+static int code_zstd(enc *e, const uint8_t *w, uint64_t wlen, size_t *out)
+{
+	ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_and_parameters);
+	unsigned wlog = log2_ceil(wlen + e->lit_len);
+	size_t r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, e->level);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_windowLog, (int)wlog);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_enableLongDistanceMatching, wlog > 24);
+	if (!ZSTD_isError(r) && wlen)
+		r = ZSTD_CCtx_refPrefix(e->cctx, w, wlen);
+	if (!ZSTD_isError(r))
+		r = ZSTD_compress2(e->cctx, e->zbuf, e->zbuf_cap, e->lit, e->lit_len);
+	if (ZSTD_isError(r))
+		return pq_err_set(PQ_ERR_RANGE, "zstd: %s", ZSTD_getErrorName(r));
+	*out = r;
+	return PQ_OK;
+}
+
+/* The LZMA2 filter chain of a segment: its dictionary holds the window and the literals. */
+void pkg__d2_lzma_opts(lzma_options_lzma *o, uint32_t preset, const uint8_t *w, uint64_t wlen,
+                       uint64_t lit_len)
+{
+	uint64_t dict = wlen + lit_len;
+	lzma_lzma_preset(o, preset);
+	o->dict_size = dict < LZMA_DICT_SIZE_MIN ? LZMA_DICT_SIZE_MIN : (uint32_t)dict;
+	o->preset_dict = wlen ? w : NULL;
+	o->preset_dict_size = (uint32_t)wlen;
+}
+
+/* LZMA2 with the window as preset dictionary, into e->lbuf (PQ_ERR_RANGE: did not fit). */
+static int code_lzma(enc *e, const uint8_t *w, uint64_t wlen, size_t *out)
+{
+	lzma_options_lzma o;
+	pkg__d2_lzma_opts(&o, e->lzma_preset, w, wlen, e->lit_len);
+	lzma_filter f[2] = {{LZMA_FILTER_LZMA2, &o}, {LZMA_VLI_UNKNOWN, NULL}};
+	*out = 0;
+	lzma_ret r = lzma_raw_buffer_encode(f, NULL, e->lit, e->lit_len, e->lbuf, out, e->lbuf_cap);
+	if (r == LZMA_BUF_ERROR)
+		return PQ_ERR_RANGE;
+	if (r != LZMA_OK)
+		return pq_err_set(r == LZMA_MEM_ERROR ? PQ_ERR_NOMEM : PQ_ERR_RANGE,
+		                  "lzma: error %d", (int)r);
+	return PQ_OK;
+}
+
+/* Codes the gathered literals in the smallest of LZMA2, zstd (tried when LZMA2 gains
+ * little) and stored. */
+static int code_literals(enc *e, coded *c)
+{
+	uint64_t wlen;
+	size_t lz = 0, zs = 0;
+	c->lit_size = 0;
+	c->flags &= ~(3u << PKG__D2_LIT_SHIFT);
+	if (!e->lit_len)
+		return PQ_OK;
+	const uint8_t *w = window_of(e, c, &wlen);
+	int rc = code_lzma(e, w, wlen, &lz);
+	if (rc != PQ_OK && rc != PQ_ERR_RANGE)
+		return rc;
+	if (rc == PQ_ERR_RANGE || lz > e->lit_len / 2) {
+		rc = code_zstd(e, w, wlen, &zs);
+		if (rc != PQ_OK)
+			return rc;
+	}
+	unsigned codec = PKG__D2_LIT_RAW;
+	uint64_t best = e->lit_len;
+	if (lz && lz < best) {
+		codec = PKG__D2_LIT_LZMA2;
+		best = lz;
+		c->lit_data = e->lbuf;
+	}
+	if (zs && zs < best) {
+		codec = PKG__D2_LIT_ZSTD;
+		best = zs;
+		c->lit_data = e->zbuf;
+	}
+	if (codec == PKG__D2_LIT_RAW) {
+		c->lit_data = e->lit;
+		c->n_ext = 0;
+	}
+	c->flags |= codec << PKG__D2_LIT_SHIFT;
+	c->lit_size = best;
+	return PQ_OK;
+}
+
+/* Codes the ops (zstd when smaller) and the literals of the gathered segment. */
+static int code_segment(enc *e, coded *c, bool whole_window)
+{
+	*c = (coded){0};
+	if (e->ops.failed || e->gaps.failed)
+		return pq_err_set(PQ_ERR_NOMEM, "delta ops");
+	if (e->ops.n > ENC_OPS_CAP)
+		return pq_err_set(PQ_ERR_RANGE, "a delta segment's ops outgrew their room");
+	size_t r =
+	    ZSTD_compressCCtx(e->cctx, e->obuf, e->obuf_cap, e->ops.p, e->ops.n, ENC_OPS_LEVEL);
+	if (ZSTD_isError(r))
+		return pq_err_set(PQ_ERR_RANGE, "zstd: %s", ZSTD_getErrorName(r));
+	c->ops_data = r < e->ops.n ? e->obuf : e->ops.p;
+	c->ops_size = r < e->ops.n ? r : e->ops.n;
+	c->flags = r < e->ops.n ? PKG__D2_OPS_ZSTD : 0;
+	int rc = PQ_OK;
+	if (whole_window && e->base_len) {
+		c->ext[0] = (pkg__d2_ext){0, e->base_len};
+		c->n_ext = 1;
+	} else {
+		rc = choose_window(e, c);
+	}
+	return rc == PQ_OK ? code_literals(e, c) : rc;
+}
+
+/* ---- segments -----------------------------------------------------------------------------------
+ */
+
+/* Writes a coded segment and its table entry. */
+static int emit(enc *e, const coded *c)
+{
+	pkg__d2_seg s = {.target_len = e->t1 - e->t0,
+	                 .flags = c->flags,
+	                 .ops_len = e->ops.n,
+	                 .ops_size = c->ops_size,
+	                 .lit_len = e->lit_len,
+	                 .lit_size = c->lit_size,
+	                 .n_ext = c->n_ext};
+	uint8_t h[32];
+	memcpy(s.ext, c->ext, sizeof(s.ext));
+	int rc = pq_hash(PQ_HASH_SHA256, e->tg + e->t0, e->t1 - e->t0, h);
+	if (rc == PQ_OK)
+		rc = e->sink(c->ops_data, c->ops_size, e->user);
+	if (rc == PQ_OK && c->lit_size)
+		rc = e->sink(c->lit_data, c->lit_size, e->user);
+	if (rc != PQ_OK)
+		return rc;
+	memcpy(s.hash, h, PKG__D2_HASH_LEN);
+	e->written += c->ops_size + c->lit_size;
+	pkg__d2_seg_encode(&e->table, &s);
+	e->segments++;
+	uint64_t mem = pkg__d2_seg_memory(&s) + PKG__D2_APPLY_FIXED;
+	if (mem > e->apply_mem)
+		e->apply_mem = mem;
+	return PQ_OK;
+}
+
+/* Codes and writes the gathered segment, then starts the next one at t1. */
+static int flush(enc *e)
+{
+	coded c;
+	int rc = PQ_OK;
+	if (e->t1 > e->t0) {
+		rc = code_segment(e, &c, false);
+		if (rc == PQ_OK)
+			rc = emit(e, &c);
+	}
+	e->t0 = e->t1;
+	e->cur = 0;
+	e->lit_len = 0;
+	e->ops.n = 0;
+	e->gaps.n = 0;
+	return rc;
+}
+
+/* A target that fits one segment, its base one window: the copies-and-literals form against
+ * all literals on the whole base (zstd's and xz's patch-from), the smaller kept. */
+static int whole(enc *e)
+{
+	coded a, b;
+	size_t ops_n = e->ops.n;
+	int rc = code_segment(e, &a, false);
+	if (rc != PQ_OK)
+		return rc;
+	if (ops_n <= 12) /* one or two ops: nothing to gain */
+		return emit(e, &a);
+	pkg__bytes keep = {0};
+	pkg__bytes_put(&keep, a.ops_data, a.ops_size);
+	pkg__bytes_put(&keep, a.lit_data, a.lit_size);
+	pkg__bytes saved_ops = e->ops;
+	uint64_t saved_lit = e->lit_len;
+	e->ops = (pkg__bytes){0};
+	e->lit_len = 0;
+	e->gaps.n = 0;
+	op_lit(e, 0, e->tg_len, 0, 0);
+	rc = keep.failed ? pq_err_set(PQ_ERR_NOMEM, "delta buffers") : code_segment(e, &b, true);
+	if (rc == PQ_OK && b.ops_size + b.lit_size < a.ops_size + a.lit_size) {
+		rc = emit(e, &b);
+	} else if (rc == PQ_OK) {
+		pkg__bytes_free(&e->ops);
+		e->ops = saved_ops;
+		saved_ops = (pkg__bytes){0};
+		e->lit_len = saved_lit;
+		a.ops_data = keep.p;
+		a.lit_data = keep.p + a.ops_size;
+		rc = emit(e, &a);
+	}
+	pkg__bytes_free(&saved_ops);
+	pkg__bytes_free(&keep);
+	return rc;
+}
+
+static int encode_all(enc *e, const pkg_progress *p)
+{
+	int rc = PQ_OK;
+	uint64_t chunk = e->lit_cap < ENC_CHUNK ? e->lit_cap : ENC_CHUNK;
+	bool one = e->tg_len <= e->lit_cap && e->base_len <= e->win_max;
+	for (uint64_t c0 = 0; rc == PQ_OK && c0 < e->tg_len;) {
+		uint64_t c1 = e->tg_len - c0 > chunk ? c0 + chunk : e->tg_len;
+		pkg__d2_copy *cp = NULL;
+		size_t n = 0;
+		int64_t diag0 = e->diag;
+		rc = pkg__d2_matches(e->ix, e->tg, c0, c1, ENC_MIN_COPY, &e->diag, &cp, &n);
+		uint64_t lits = c1 - c0;
+		for (size_t i = 0; i < n; i++)
+			lits -= cp[i].len;
+		if (rc == PQ_OK && e->t1 > e->t0 &&
+		    (e->lit_len + lits > e->lit_cap || c1 - e->t0 > ENC_SPAN_MAX ||
+		     e->gaps.n / sizeof(gap) + n + 1 > ENC_GAPS_MAX))
+			rc = flush(e);
+		if (rc == PQ_OK)
+			gather(e, c0, c1, cp, n, diag0);
+		free(cp);
+		c0 = c1;
+		pkg__progress(p, c0, e->tg_len);
+	}
+	if (rc == PQ_OK && e->t1 > e->t0)
+		rc = one ? whole(e) : flush(e);
+	return rc;
+}
+
+/* ---- the whole delta ----------------------------------------------------------------------------
+ */
+
+static uint64_t lzma_enc_memory(const enc *e)
+{
+	lzma_options_lzma o;
+	pkg__d2_lzma_opts(&o, e->lzma_preset, NULL, 0, e->win_max + e->lit_cap);
+	lzma_filter f[2] = {{LZMA_FILTER_LZMA2, &o}, {LZMA_VLI_UNKNOWN, NULL}};
+	uint64_t m = lzma_raw_encoder_memusage(f);
+	return m == UINT64_MAX ? (1ull << 40) : m;
+}
+
+static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
+{
+	uint64_t limit = o->mem_limit ? o->mem_limit : PKG_DELTA_ENC_MEM_DEFAULT;
+	int rc = size_for_limit(e, o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT);
+	if (rc != PQ_OK)
+		return rc;
+	ZSTD_compressionParameters cp = ZSTD_getCParams(e->level, e->lit_cap, e->win_max);
+	cp.windowLog = log2_ceil(e->win_max + e->lit_cap);
+	e->lbuf_cap = e->lit_cap + e->lit_cap / 2 + 65536;
+	e->zbuf_cap = ZSTD_compressBound(e->lit_cap);
+	e->obuf_cap = ZSTD_compressBound(ENC_OPS_CAP);
+	uint64_t coders = ZSTD_estimateCCtxSize_usingCParams(cp) + lzma_enc_memory(e);
+	uint64_t bufs = e->lit_cap + e->lbuf_cap + e->zbuf_cap + e->obuf_cap + 3 * ENC_OPS_CAP +
+	                (e->base_len > e->win_max ? e->win_max : 0);
+	if (coders + bufs + (16u << 20) > limit)
+		return pq_err_set(
+		    PQ_ERR_RANGE,
+		    "making this delta needs about %llu MiB besides the index, more than "
+		    "the memory limit of %llu MiB: raise the limit or lower the level",
+		    (unsigned long long)(coders + bufs) >> 20, (unsigned long long)limit >> 20);
+	rc = pkg__d2_index_new(e->base, e->base_len, limit - coders - bufs, &e->ix);
+	if (rc != PQ_OK)
+		return rc;
+	e->lit = malloc(e->lit_cap);
+	e->lbuf = malloc(e->lbuf_cap);
+	e->zbuf = malloc(e->zbuf_cap);
+	e->obuf = malloc(e->obuf_cap);
+	e->win = e->base_len > e->win_max ? malloc(e->win_max ? e->win_max : 1) : NULL;
+	e->cctx = ZSTD_createCCtx();
+	if (!e->lit || !e->lbuf || !e->zbuf || !e->obuf || !e->cctx ||
+	    (e->base_len > e->win_max && !e->win))
+		return pq_err_set(PQ_ERR_NOMEM, "delta encoder buffers");
+	return PQ_OK;
+}
+
+static void enc_free(enc *e)
+{
+	pkg__d2_index_free(e->ix);
+	ZSTD_freeCCtx(e->cctx);
+	free(e->lit);
+	free(e->lbuf);
+	free(e->zbuf);
+	free(e->obuf);
+	free(e->win);
+	pkg__bytes_free(&e->table);
+	pkg__bytes_free(&e->ops);
+	pkg__bytes_free(&e->gaps);
+}
+
+int pkg__d2_encode(const uint8_t *base, uint64_t base_len, const uint8_t *target,
+                   uint64_t target_len, const pkg__d2_enc_opts *o, pkg_sink_fn sink, void *user,
+                   pkg__delta_desc *d)
+{
+	enc e = {.base = base,
+	         .base_len = base_len,
+	         .tg = target,
+	         .tg_len = target_len,
+	         .level = o->level ? o->level : PKG_DELTA_LEVEL_DEFAULT,
+	         .sink = sink,
+	         .user = user};
+	memset(d, 0, sizeof(*d));
+	if (e.level < 1 || e.level > ZSTD_maxCLevel())
+		return pq_err_set(PQ_ERR_INVAL, "delta level %d: 1..%d", e.level, ZSTD_maxCLevel());
+	e.lzma_preset = e.level >= 12 ? 6 : e.level >= 6 ? 3 : 1;
+	int rc = enc_setup(&e, o);
+	if (rc == PQ_OK)
+		rc = encode_all(&e, o->progress);
+	if (rc == PQ_OK && e.table.failed)
+		rc = pq_err_set(PQ_ERR_NOMEM, "delta segment table");
+	if (rc == PQ_OK && e.table.n > PKG__D2_TABLE_MAX)
+		rc = pq_err_set(PQ_ERR_RANGE, "the delta's segment table is too large");
+	if (rc == PQ_OK)
+		rc = sink(e.table.p, e.table.n, user);
+	if (rc == PQ_OK) {
+		d->version = PKG__D2_VERSION;
+		d->base_size = base_len;
+		d->target_size = target_len;
+		d->segments = e.segments;
+		d->table_off = PKG__D2_DESC_LEN + e.written;
+		d->table_len = (uint32_t)e.table.n;
+		d->apply_memory = e.segments ? e.apply_mem : PKG__D2_APPLY_FIXED;
+	}
+	enc_free(&e);
+	return rc;
+}
