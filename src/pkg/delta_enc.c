@@ -24,7 +24,6 @@
 #define ENC_MIN_COPY  128          /* shorter matches are left to the literal compressor */
 #define ENC_CHUNK     (4u << 20)   /* target bytes matched at a time */
 #define ENC_SPAN_MAX  (256u << 20) /* target bytes in a segment (what a resume may redo) */
-#define ENC_OPS_CAP   (2u << 20)   /* a segment's ops, decoded or stored */
 #define ENC_GAPS_MAX  8192         /* literal runs in a segment */
 #define ENC_MARGIN    (1u << 20)   /* base bytes around a literal run in its window */
 #define ENC_OPS_LEVEL 19
@@ -40,7 +39,7 @@ typedef struct {
 	uint64_t base_len, tg_len;
 	int level;
 	uint32_t lzma_preset;
-	uint64_t lit_cap, win_max;
+	uint64_t lit_cap, ops_cap, win_max; /* per segment */
 	pkg__d2_index *ix;
 	ZSTD_CCtx *cctx;
 	pkg_sink_fn sink;
@@ -77,11 +76,13 @@ static int size_for_limit(enc *e, uint64_t limit)
 		                  "an apply memory limit of %llu KiB is below the %u MiB a delta "
 		                  "needs at least",
 		                  (unsigned long long)limit >> 10, PKG_DELTA_APPLY_MEM_MIN >> 20);
-	e->lit_cap = (limit / 8) & ~(uint64_t)0xffff;
+	e->lit_cap = (limit / 16) & ~(uint64_t)0xffff;
 	if (e->lit_cap > PKG__D2_LIT_MAX)
 		e->lit_cap = PKG__D2_LIT_MAX;
+	/* a chunk (at most lit_cap bytes) has at most one op per ENC_MIN_COPY bytes */
+	e->ops_cap = e->lit_cap / 4;
 	uint64_t other = PKG__D2_APPLY_FIXED + 3 * e->lit_cap + ZSTD_compressBound(e->lit_cap) +
-	                 2 * ENC_OPS_CAP + (64u << 10);
+	                 2 * e->ops_cap + (64u << 10);
 	e->win_max = limit > other ? (limit - other) / 2 : 0;
 	if (e->win_max > PKG__D2_WINDOW_MAX)
 		e->win_max = PKG__D2_WINDOW_MAX;
@@ -232,12 +233,12 @@ static unsigned log2_ceil(uint64_t v)
 	return l;
 }
 
-/* zstd with the window as prefix, into e->zbuf. */
-static int code_zstd(enc *e, const uint8_t *w, uint64_t wlen, size_t *out)
+/* zstd at level with the window as prefix, into e->zbuf. */
+static int code_zstd(enc *e, int level, const uint8_t *w, uint64_t wlen, size_t *out)
 {
 	ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_and_parameters);
 	unsigned wlog = log2_ceil(wlen + e->lit_len);
-	size_t r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, e->level);
+	size_t r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, level);
 	if (!ZSTD_isError(r))
 		r = ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_windowLog, (int)wlog);
 	if (!ZSTD_isError(r))
@@ -280,7 +281,8 @@ static int code_lzma(enc *e, const uint8_t *w, uint64_t wlen, size_t *out)
 }
 
 /* Codes the gathered literals in the smallest of LZMA2, zstd (tried when LZMA2 gains
- * little) and stored. */
+ * little) and stored. Literals that zstd's fastest level cannot shrink by 1 % (new
+ * compressed or encrypted data) skip the slow coders: they would not do better. */
 static int code_literals(enc *e, coded *c)
 {
 	uint64_t wlen;
@@ -290,14 +292,14 @@ static int code_literals(enc *e, coded *c)
 	if (!e->lit_len)
 		return PQ_OK;
 	const uint8_t *w = window_of(e, c, &wlen);
-	int rc = code_lzma(e, w, wlen, &lz);
-	if (rc != PQ_OK && rc != PQ_ERR_RANGE)
-		return rc;
-	if (rc == PQ_ERR_RANGE || lz > e->lit_len / 2) {
-		rc = code_zstd(e, w, wlen, &zs);
-		if (rc != PQ_OK)
-			return rc;
+	int rc = code_zstd(e, 1, w, wlen, &zs);
+	if (rc == PQ_OK && zs < e->lit_len - e->lit_len / 100) {
+		rc = code_lzma(e, w, wlen, &lz);
+		if (rc == PQ_ERR_RANGE || (rc == PQ_OK && lz > e->lit_len / 2))
+			rc = code_zstd(e, e->level, w, wlen, &zs);
 	}
+	if (rc != PQ_OK)
+		return rc;
 	unsigned codec = PKG__D2_LIT_RAW;
 	uint64_t best = e->lit_len;
 	if (lz && lz < best) {
@@ -325,7 +327,7 @@ static int code_segment(enc *e, coded *c, bool whole_window)
 	*c = (coded){0};
 	if (e->ops.failed || e->gaps.failed)
 		return pq_err_set(PQ_ERR_NOMEM, "delta ops");
-	if (e->ops.n > ENC_OPS_CAP)
+	if (e->ops.n > e->ops_cap)
 		return pq_err_set(PQ_ERR_RANGE, "a delta segment's ops outgrew their room");
 	size_t r =
 	    ZSTD_compressCCtx(e->cctx, e->obuf, e->obuf_cap, e->ops.p, e->ops.n, ENC_OPS_LEVEL);
@@ -447,7 +449,8 @@ static int encode_all(enc *e, const pkg_progress *p)
 			lits -= cp[i].len;
 		if (rc == PQ_OK && e->t1 > e->t0 &&
 		    (e->lit_len + lits > e->lit_cap || c1 - e->t0 > ENC_SPAN_MAX ||
-		     e->gaps.n / sizeof(gap) + n + 1 > ENC_GAPS_MAX))
+		     e->gaps.n / sizeof(gap) + n + 1 > ENC_GAPS_MAX ||
+		     e->ops.n + 32 * (n + 1) > e->ops_cap))
 			rc = flush(e);
 		if (rc == PQ_OK)
 			gather(e, c0, c1, cp, n, diag0);
@@ -482,9 +485,9 @@ static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
 	cp.windowLog = log2_ceil(e->win_max + e->lit_cap);
 	e->lbuf_cap = e->lit_cap + e->lit_cap / 2 + 65536;
 	e->zbuf_cap = ZSTD_compressBound(e->lit_cap);
-	e->obuf_cap = ZSTD_compressBound(ENC_OPS_CAP);
+	e->obuf_cap = ZSTD_compressBound(e->ops_cap);
 	uint64_t coders = ZSTD_estimateCCtxSize_usingCParams(cp) + lzma_enc_memory(e);
-	uint64_t bufs = e->lit_cap + e->lbuf_cap + e->zbuf_cap + e->obuf_cap + 3 * ENC_OPS_CAP +
+	uint64_t bufs = e->lit_cap + e->lbuf_cap + e->zbuf_cap + e->obuf_cap + 3 * e->ops_cap +
 	                (e->base_len > e->win_max ? e->win_max : 0);
 	if (coders + bufs + (16u << 20) > limit)
 		return pq_err_set(

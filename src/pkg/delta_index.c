@@ -5,7 +5,8 @@
  * addressing table of 32-bit block numbers, so it takes 4 bytes per slot whatever the image
  * holds; the stride grows with the base to keep the table within its budget (casync and
  * rsync index blocks the same way). Every target offset is then looked up: a match at least
- * PKG__IX_WIN + stride - 1 bytes long always covers one indexed block, so it is found, and
+ * PKG__IX_WIN + stride - 1 bytes long always covers one indexed block, so it is found (in
+ * long stretches of new data, where probes are sparser, one of PKG__IX_WIN + 7 * stride), and
  * is then extended both ways byte by byte. The diagonal of the last match (base minus target
  * offset) is tried first at every offset, so a small edit costs a few comparisons, not a
  * lookup per byte, and an unchanged image is one long match found at memory speed. */
@@ -187,11 +188,12 @@ int pkg__d2_matches(const pkg__d2_index *ix, const uint8_t *target, uint64_t fro
 		pkg__d2_copy c;
 		find_at(&s, t, *diag, &c);
 		if (c.len < min_len) {
-			/* long stretches of new data are probed more sparsely, as LZ4 accelerates:
-			 * a match of min_len + step bytes is still found */
+			/* long stretches of new data are probed more sparsely, as LZ4 accelerates;
+			 * the step stays odd, so that the probes still meet every offset modulo the
+			 * stride, and a match of min_len + 7 * stride bytes is still found */
 			misses++;
-			uint64_t step = 1 + (misses >> 6);
-			t += step < 8 ? step : 8;
+			uint64_t step = 1 + 2 * (misses >> 7);
+			t += step < 7 ? step : 7;
 			continue;
 		}
 		misses = 0;
