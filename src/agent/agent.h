@@ -85,6 +85,8 @@ typedef struct {
 	const char *image_root;
 	const char *director_root;
 	int64_t max_rate;        /* download bandwidth limit, bytes/s (0: none) */
+	int64_t delta_memory;    /* memory applying a delta may use, bytes (0: 64 MiB); a delta
+	                          * that needs more falls back to the full package */
 	bool once;               /* exit after the first campaign's final outcome */
 	const char *log_path;    /* JSON lines of events (and of the log records the program's
 	                          * pq_log sink passes to ag_log_record); NULL: none */

@@ -322,9 +322,10 @@ int ag_file_digest(const char *path, uint8_t sha[32], uint32_t *crc, uint64_t *l
 	return rc;
 }
 
-/* Opens and deep-verifies a leaf package for ecu_id and decodes its image to out. */
-static int decode(const char *pkg_path, const char *ecu_id, const char *base, const char *out,
-                  char *code, size_t code_len)
+/* Opens and deep-verifies a leaf package for ecu_id and decodes its image to out; a delta
+ * applies within the agent's delta memory and resumes in out.part after an interruption. */
+static int decode(ag_agent *a, const char *pkg_path, const char *ecu_id, const char *base,
+                  const char *out, char *code, size_t code_len)
 {
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
@@ -352,7 +353,12 @@ static int decode(const char *pkg_path, const char *ecu_id, const char *base, co
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no installed image to apply the delta to");
 		goto out;
 	}
-	rc = pkg_extract_image(r, e, delta ? base : NULL, out, NULL);
+	pkg_apply_opts ao = {.mem_limit = (uint64_t)a->o->delta_memory, .resume = true};
+	rc = delta ? pkg_apply_delta_ex(r, e, base, out, &ao)
+	           : pkg_extract_image(r, e, NULL, out, NULL);
+	if (rc == PQ_OK && ao.resumed_bytes)
+		pq_log(PQ_LOG_INFO, AG_LOGC, "%s: delta resumed after %llu bytes", ecu_id,
+		       (unsigned long long)ao.resumed_bytes);
 	if (rc != PQ_OK)
 		snprintf(code, code_len, delta ? "delta_failed" : "package_invalid");
 out:
@@ -383,7 +389,7 @@ static int decode_image(ag_agent *a, const ag_image *im, const char *pkg, const 
 		return rc;
 	}
 	unlink(out->path);
-	if ((rc = decode(pkg, im->ecu_id, base, out->path, code, code_len)) != PQ_OK ||
+	if ((rc = decode(a, pkg, im->ecu_id, base, out->path, code, code_len)) != PQ_OK ||
 	    (rc = ag_file_digest(out->path, out->sha256, &out->crc32, &out->len)) != PQ_OK)
 		return rc;
 	if (im->has_image &&

@@ -22,7 +22,9 @@ static const char usage_text[] =
     "       pqota pack extract FILE [ENTRY] -o OUT [--image [--base OLD]]\n"
     "       pqota pack delta --from OLD --to NEW -o OUT [--ecu ID] [--type T]\n"
     "                        [--from-version V] [--to-version V] [--level N]\n"
-    "       pqota pack apply DELTA --base OLD -o OUT [--entry ENTRY]\n"
+    "                        [--memory-limit MIB] [--apply-memory MIB]\n"
+    "       pqota pack apply DELTA --base OLD -o OUT [--entry ENTRY] [--memory-limit MIB]\n"
+    "                        [--no-resume]\n"
     "\n"
     "build: make every unit's package, the zone containers, DIR/full_package.bin and\n"
     "  DIR/manifest.json, from a description file (--manifest; docs/package-format.md)\n"
@@ -37,9 +39,13 @@ static const char usage_text[] =
     "inspect: the tree with targets, versions, types, sizes, compression ratio.\n"
     "extract: ENTRY is a path (ZONE1/ECU_011), a name or an ECU id; default the root.\n"
     "  Writes the package bytes, or with --image the decoded image (--base for deltas).\n"
-    "delta: a delta package of NEW against OLD (zstd patch-from) naming OLD's version\n"
-    "  and SHA-256 (defaults: --ecu BROADCAST --type APP, versions 0.0.0, --level 19).\n"
-    "apply: refuses any base but the one named, and checks the result's SHA-256.\n"
+    "delta: a delta package of NEW against OLD naming OLD's version and SHA-256 (defaults:\n"
+    "  --ecu BROADCAST --type APP, versions 0.0.0, --level 19). --memory-limit: what making\n"
+    "  it may use (default 1024 MiB); --apply-memory: what applying it may need on the\n"
+    "  vehicle (default 64, at least 8). Images up to 4 GiB (the SWPG header's sizes).\n"
+    "apply: refuses any base but the one named, checks each segment and the result's\n"
+    "  SHA-256, within --memory-limit MiB (default 64). It works in OUT.part and resumes\n"
+    "  there after an interruption (--no-resume: start over).\n"
     "Exit: 0 ok; 1 a package failed verification or is malformed, or a delta's base is\n"
     "  wrong; 2 any other error (I/O, bad description or image, limits); 64 usage.\n";
 
@@ -642,11 +648,13 @@ static int pack_delta(int argc, char **argv)
 	                                   {"from-version", required_argument, NULL, 'F'},
 	                                   {"to-version", required_argument, NULL, 'V'},
 	                                   {"level", required_argument, NULL, 'l'},
+	                                   {"memory-limit", required_argument, NULL, 'm'},
+	                                   {"apply-memory", required_argument, NULL, 'a'},
 	                                   {"help", no_argument, NULL, 'h'},
 	                                   {NULL, 0, NULL, 0}};
 	const char *from = NULL, *to = NULL, *out = NULL, *ecu = "BROADCAST", *type = "APP",
 	           *fv = NULL, *tv = NULL;
-	long level = 19;
+	long level = 19, mem = 1024, apply_mem = 64;
 	int c, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
@@ -676,6 +684,14 @@ static int pack_delta(int argc, char **argv)
 			if (cli_parse_long(optarg, 1, 19, &level) != 0)
 				return cli_usage_error("pack", "--level takes 1..19");
 			break;
+		case 'm':
+			if (cli_parse_long(optarg, 64, 1L << 20, &mem) != 0)
+				return cli_usage_error("pack", "--memory-limit takes 64..1048576 (MiB)");
+			break;
+		case 'a':
+			if (cli_parse_long(optarg, 8, 1L << 16, &apply_mem) != 0)
+				return cli_usage_error("pack", "--apply-memory takes 8..65536 (MiB)");
+			break;
 		case 'h':
 			usage(stdout);
 			return CLI_EXIT_OK;
@@ -685,7 +701,9 @@ static int pack_delta(int argc, char **argv)
 	}
 	if (!from || !to || !out || optind != argc)
 		return cli_usage_error("pack", "pack delta --from OLD --to NEW -o OUT");
-	pkg_leaf_opts o = {.level = (int)level};
+	pkg_leaf_opts o = {.level = (int)level,
+	                   .mem_limit = (uint64_t)mem << 20,
+	                   .apply_limit = (uint64_t)apply_mem << 20};
 	if (swpg_ecu_parse(ecu, &o.ecu) != PQ_OK || swpg_type_parse(type, &o.type) != PQ_OK ||
 	    swpg_version_parse(fv ? fv : "0.0.0", &o.base_version) != PQ_OK ||
 	    swpg_version_parse(tv ? tv : "0.0.0", &o.version) != PQ_OK)
@@ -712,13 +730,21 @@ static int pack_apply(int argc, char **argv)
 	static const struct option lo[] = {{"base", required_argument, NULL, 'b'},
 	                                   {"output", required_argument, NULL, 'o'},
 	                                   {"entry", required_argument, NULL, 'e'},
+	                                   {"memory-limit", required_argument, NULL, 'm'},
+	                                   {"no-resume", no_argument, NULL, 'n'},
 	                                   {"help", no_argument, NULL, 'h'},
 	                                   {NULL, 0, NULL, 0}};
 	const char *base = NULL, *out = NULL, *entry = "";
+	long mem = 64;
+	pkg_apply_opts ao = {.resume = true};
 	int c, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-		if (c == 'b')
+		if (c == 'm' && cli_parse_long(optarg, 8, 1L << 16, &mem) != 0)
+			return cli_usage_error("pack", "--memory-limit takes 8..65536 (MiB)");
+		if (c == 'm' || c == 'n')
+			ao.resume = ao.resume && c != 'n';
+		else if (c == 'b')
 			base = optarg;
 		else if (c == 'o')
 			out = optarg;
@@ -734,18 +760,22 @@ static int pack_apply(int argc, char **argv)
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
 	struct bar b;
-	pkg_progress p = make_progress(&b, "patching");
+	ao.progress = make_progress(&b, "patching");
+	ao.mem_limit = (uint64_t)mem << 20;
 	rc = pkg_open(argv[optind], &r);
 	if (rc == PQ_OK)
 		rc = pkg_find(r, entry, &e);
 	if (rc == PQ_OK)
-		rc = pkg_apply_delta(r, e, base, out, &p);
+		rc = pkg_apply_delta_ex(r, e, base, out, &ao);
 	pkg_close(r);
 	if (rc != PQ_OK) {
 		cli_error(rc, "pack apply");
 		return rc == PQ_ERR_VERIFY || rc == PQ_ERR_FORMAT ? CLI_EXIT_FAIL : CLI_EXIT_ERROR;
 	}
-	printf("patched %s with %s -> %s (target SHA-256 verified)\n", base, argv[optind], out);
+	printf("patched %s with %s -> %s (target SHA-256 verified", base, argv[optind], out);
+	if (ao.resumed_bytes)
+		printf("; resumed after %llu bytes", (unsigned long long)ao.resumed_bytes);
+	printf(", %llu MiB needed)\n", (unsigned long long)(ao.memory_needed + (1u << 20) - 1) >> 20);
 	return CLI_EXIT_OK;
 }
 

@@ -56,6 +56,7 @@ static void usage(FILE *f)
 	    "  --slow-flash ECU,..      each transferred block takes 20 ms (a programming\n"
 	    "                           that lasts seconds; tests of interrupted installs)\n"
 	    "  --max-rate BYTES         limit downloads to BYTES per second (tests of resume)\n"
+	    "  --delta-memory MIB       memory applying a delta may use (default 64, at least 8)\n"
 	    "  --once                   exit after the first campaign's final outcome: 0 when\n"
 	    "                           installed and verified, 1 when declined, cancelled,\n"
 	    "                           failed or rolled back\n"
@@ -258,6 +259,7 @@ enum {
 	O_LOG_LEVEL,
 	O_STATUS,
 	O_MAX_RATE,
+	O_DELTA_MEMORY,
 };
 static const struct option agent_options[] = {
     {"vin", required_argument, NULL, O_VIN},
@@ -281,6 +283,7 @@ static const struct option agent_options[] = {
     {"log-level", required_argument, NULL, O_LOG_LEVEL},
     {"status-file", required_argument, NULL, O_STATUS},
     {"max-rate", required_argument, NULL, O_MAX_RATE},
+    {"delta-memory", required_argument, NULL, O_DELTA_MEMORY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -334,6 +337,13 @@ static int apply_option(int c, const char *arg, ag_opts *o, log_ctx *lc)
 			o->storage_free = b;
 		else
 			o->max_rate = b;
+		return -1;
+	}
+	case O_DELTA_MEMORY: {
+		long mib = 0;
+		if (cli_parse_long(arg, 8, 1L << 16, &mib) != 0)
+			return cli_usage_error("vehicle", "--delta-memory takes 8..65536 (MiB)");
+		o->delta_memory = (int64_t)mib << 20;
 		return -1;
 	}
 	case O_FAIL_PROGRAM:
