@@ -2,7 +2,9 @@
  *
  * Input byte 0 selects: even = the rest is a package file (open, list, find, deep verify);
  * odd = bytes 1-2 give a base length L (little-endian), then L bytes of base image, then
- * a delta package, which is applied. Files live in memfds, so no disk I/O. */
+ * a delta package, which is applied (with bit 1 of byte 0 set: resumable, in 8 MiB, as the
+ * agent does). Files live in memfds; the output goes to a temporary directory. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,9 +60,9 @@ static void package(const uint8_t *data, size_t size)
 	close(fd);
 }
 
-static void delta(const uint8_t *data, size_t size)
+static void delta(const uint8_t *data, size_t size, bool resume)
 {
-	char bpath[64], dpath[64], out[128];
+	char bpath[64], dpath[64], out[128], part[160];
 	if (size < 2)
 		return;
 	size_t blen = (size_t)(data[0] | data[1] << 8);
@@ -70,11 +72,13 @@ static void delta(const uint8_t *data, size_t size)
 	int dfd = memfile(data + 2 + blen, size - 2 - blen, dpath, sizeof(dpath));
 	pkg_reader *r = NULL;
 	const pkg_entry *e;
+	pkg_apply_opts o = {.resume = resume, .mem_limit = resume ? PKG_DELTA_APPLY_MEM_MIN : 0};
 	snprintf(out, sizeof(out), "%s/out", outdir);
+	snprintf(part, sizeof(part), "%s.part", out);
 	if (pkg_open(dpath, &r) == PQ_OK && pkg_find(r, "", &e) == PQ_OK &&
-	    pkg_apply_delta(r, e, bpath, out, NULL) == PQ_OK)
+	    pkg_apply_delta_ex(r, e, bpath, out, &o) == PQ_OK)
 		unlink(out); /* a (rare) valid patch: the target hash matched */
-	else if (access(out, F_OK) == 0)
+	else if (access(out, F_OK) == 0 || access(part, F_OK) == 0)
 		abort(); /* a failed apply must leave nothing behind */
 	pkg_close(r);
 	close(bfd);
@@ -97,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (data[0] & 1)
-		delta(data + 1, size - 1);
+		delta(data + 1, size - 1, data[0] & 2);
 	else
 		package(data + 1, size - 1);
 	return 0;

@@ -564,8 +564,8 @@ static void test_state_json(void **state)
 	/* malformed: refused with the field, the ECU unchanged */
 	static const char *const bad[] = {
 	    "{\"active\":\"C\"}",
-	    "{\"active\":\"A\",\"previous\":null,\"pending\":null,\"serial\":\"x\",\"banks\":{},"
-	    "\"dtcs\":[]}",
+	    ("{\"active\":\"A\",\"previous\":null,\"pending\":null,\"serial\":\"x\",\"banks\":{},"
+	     "\"dtcs\":[]}"),
 	    "[]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
