@@ -123,8 +123,10 @@ static int run_zstd(const bench_tools *t, delta_files *d, bench_proc_cost *c, be
 	snprintf(lg, sizeof(lg), "--long=%d", bench_zstd_wlog(d->old_size, d->new_size));
 	if ((size_t)snprintf(pf, sizeof(pf), "--patch-from=%s", d->old_path) >= sizeof(pf))
 		return pq_err_set(PQ_ERR_RANGE, "path too long");
-	char *mk[] = {z, "-q", "-f", lv, lg, pf, (char *)d->new_path, "-o", d->patch, NULL};
-	char *ap[] = {z, "-q", "-d", "-f", lg, pf, d->patch, "-o", d->out, NULL};
+	/* -qq: no advice on stderr; a failure still shows in the exit status */
+	char *mk[] = {z,  "-qq", "-f", "--ultra", lv, "--single-thread", lg, pf, (char *)d->new_path,
+	              "-o", d->patch, NULL};
+	char *ap[] = {z, "-qq", "-d", "-f", lg, pf, d->patch, "-o", d->out, NULL};
 	return run_pair(mk, ap, c, a);
 }
 

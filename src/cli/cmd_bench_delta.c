@@ -322,7 +322,7 @@ static void tools_note(const bench_tools *t)
 	}
 	printf("\nDeltas: pqota (pkg_build_leaf with a base, level %d asked; apply: "
 	       "pkg_apply_delta, SHA-256 checks and fsync included), bsdiff/bspatch, xdelta3 -9 -B<base>, "
-	       "zstd -%d --long=W --patch-from.\nEach step in its own process; MiB: its peak RSS "
+	       "zstd --ultra -%d --single-thread --long=W --patch-from.\nEach step in its own process; MiB: its peak RSS "
 	       "(pqota's forked steps carry %.1f MiB from this process).\n",
 	       BENCH_DELTA_LEVEL, BENCH_ZSTD_LEVEL, mib(base));
 }

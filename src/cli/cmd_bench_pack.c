@@ -129,7 +129,7 @@ static void pack_usage(FILE *f)
 	    "   shared libraries of " BENCH_LIB_DIR "; for none, zlib and zstd: build, open +\n"
 	    "   deep verify and extract throughput, the package/image ratio and the peak RSS.\n"
 	    "2. Deltas side by side: pqota (pkg_build_leaf with a base, pkg_apply_delta), bsdiff,\n"
-	    "   xdelta3 -9 (-B: the base, <= 1 GiB) and zstd -%d --long=W --patch-from (W: the\n"
+	    "   xdelta3 -9 (-B: the base, <= 1 GiB) and zstd --ultra -%d --single-thread --long=W --patch-from (W: the\n"
 	    "   smallest window holding base + new, <= 31), each step in its own process: delta\n"
 	    "   size, encode and apply time and peak RSS; every output must be byte-identical.\n"
 	    "   Then pqota's ratios to each tool and to the best of them, issue 13's targets\n"
