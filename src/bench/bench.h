@@ -225,11 +225,13 @@ typedef enum {
 int bench_synth_pair(bench_synth_kind kind, uint64_t size, uint64_t seed, const char *old_path,
                      const char *new_path, char *what, size_t what_len) PQ_MUST_CHECK;
 
-/* ---- the pairs of the delta benchmark (pairs.c) ----------------------------------------------- */
+/* ---- the pairs of the delta benchmark (pairs.c) -----------------------------------------------
+ */
 
 typedef enum {
 	BENCH_CLASS_CODE,        /* executable code, uncompressed (ELF, PE, GRUB modules) */
-	BENCH_CLASS_CODE_PACKED, /* executable firmware whose code is compressed inside (UEFI FVs) */
+	BENCH_CLASS_CODE_PACKED, /* executable firmware whose code is compressed inside (UEFI FVs)
+	                          */
 	BENCH_CLASS_DATA,        /* a synthetic image */
 	BENCH_CLASS_RANDOM       /* incompressible */
 } bench_class;
@@ -245,10 +247,10 @@ const char *bench_class_name(bench_class c);
 #define BENCH_PAIRS_MAX 32
 
 typedef struct {
-	char name[48];        /* e.g. "synth-100m-edit", "fw-ovmf-code" */
-	char what[320];       /* what the pair is */
+	char name[48];  /* e.g. "synth-100m-edit", "fw-ovmf-code" */
+	char what[320]; /* what the pair is */
 	bench_class cls;
-	bool synthetic;       /* made by bench_pair_prepare in the run's directory */
+	bool synthetic;        /* made by bench_pair_prepare in the run's directory */
 	bench_synth_kind kind; /* synthetic: the change */
 	uint64_t size;         /* synthetic: the old image's size */
 	char old_path[PATH_MAX], new_path[PATH_MAX];
@@ -273,9 +275,14 @@ int bench_pair_prepare(bench_pair *p, const char *dir) PQ_MUST_CHECK;
 /* Removes what bench_pair_prepare made. */
 void bench_pair_cleanup(const bench_pair *p);
 
-/* ---- the targets on one pair (targets.c) ---------------------------------------------- */
+/* ---- the issue's targets on one pair (targets.c) ----------------------------------------------
+ */
 
-typedef enum { BENCH_NA, BENCH_MET, BENCH_NOT_MET } bench_verdict;
+typedef enum {
+	BENCH_NA,
+	BENCH_MET,
+	BENCH_NOT_MET
+} bench_verdict;
 
 typedef enum {
 	BENCH_TGT_SIZE,     /* delta <= the best of the others */
@@ -290,7 +297,7 @@ typedef enum {
 const char *bench_target_name(bench_target t);
 
 typedef struct {
-	int best;                      /* the tool (not pqota) with the smallest delta, -1: none */
+	int best; /* the tool (not pqota) with the smallest delta, -1: none */
 	bench_verdict v[BENCH_TGT_COUNT];
 	char why[BENCH_TGT_COUNT][96]; /* the figures behind each verdict */
 } bench_targets;

@@ -106,8 +106,7 @@ static int run_pair(char *const mk[], char *const ap[], bench_proc_cost *c, benc
 	return rc == PQ_OK ? bench_run_tool(ap, a) : rc;
 }
 
-static int run_xdelta3(const bench_tools *t, delta_files *d, bench_proc_cost *c,
-                       bench_proc_cost *a)
+static int run_xdelta3(const bench_tools *t, delta_files *d, bench_proc_cost *c, bench_proc_cost *a)
 {
 	char *x = (char *)t->xdelta3_path, *o = (char *)d->old_path, b[32];
 	snprintf(b, sizeof(b), "-B%llu", (unsigned long long)bench_xdelta3_srcwin(d->old_size));
@@ -124,8 +123,9 @@ static int run_zstd(const bench_tools *t, delta_files *d, bench_proc_cost *c, be
 	if ((size_t)snprintf(pf, sizeof(pf), "--patch-from=%s", d->old_path) >= sizeof(pf))
 		return pq_err_set(PQ_ERR_RANGE, "path too long");
 	/* -qq: no advice on stderr; a failure still shows in the exit status */
-	char *mk[] = {z,  "-qq", "-f", "--ultra", lv, "--single-thread", lg, pf, (char *)d->new_path,
-	              "-o", d->patch, NULL};
+	char *mk[] = {
+	    z,    "-qq",    "-f", "--ultra", lv, "--single-thread", lg, pf, (char *)d->new_path,
+	    "-o", d->patch, NULL};
 	char *ap[] = {z, "-qq", "-d", "-f", lg, pf, d->patch, "-o", d->out, NULL};
 	return run_pair(mk, ap, c, a);
 }

@@ -53,8 +53,8 @@ static bool name_ok(const char *s)
 	if (!*s || strlen(s) >= 48)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' ||
-		      *s == '_'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '.' || *s == '_'))
 			return false;
 	return true;
 }
@@ -92,12 +92,14 @@ static int manifest_line(plist *l, const char *dir, char *line, unsigned lineno,
 	bench_class cls;
 	if (nf != 5 || !name_ok(f[0]) || class_parse(f[1], &cls) != PQ_OK || !rel_ok(f[2]) ||
 	    !rel_ok(f[3]))
-		return pq_err_set(PQ_ERR_FORMAT, "%s/" MANIFEST " line %u is malformed", dir, lineno);
+		return pq_err_set(PQ_ERR_FORMAT, "%s/" MANIFEST " line %u is malformed", dir,
+		                  lineno);
 	char o[PATH_MAX], n[PATH_MAX];
 	uint64_t so = 0, sn = 0;
 	if (pq_path_join(o, sizeof(o), dir, f[2]) != PQ_OK ||
 	    pq_path_join(n, sizeof(n), dir, f[3]) != PQ_OK)
-		return pq_err_set(PQ_ERR_RANGE, "%s/" MANIFEST " line %u: path too long", dir, lineno);
+		return pq_err_set(PQ_ERR_RANGE, "%s/" MANIFEST " line %u: path too long", dir,
+		                  lineno);
 	bool there = bench_file_size(o, &so) == PQ_OK && bench_file_size(n, &sn) == PQ_OK;
 	if (quick && there && (so > QUICK_FILE_MAX || sn > QUICK_FILE_MAX))
 		return PQ_OK;
@@ -126,7 +128,8 @@ static int firmware_pairs(plist *l, bool quick)
 		bench_pair *p = plist_add(l, "firmware", BENCH_CLASS_CODE);
 		if (p)
 			snprintf(p->missing, sizeof(p->missing),
-			         "no firmware in %.150s: run scripts/fetch-firmware (needs the network once)",
+			         "no firmware in %.150s: run scripts/fetch-firmware (needs the "
+			         "network once)",
 			         dir);
 		return PQ_OK;
 	}
@@ -180,7 +183,8 @@ static void llvm_pair(plist *l)
 	snprintf(p->old_path, sizeof(p->old_path), "%s", BENCH_LIB_DIR "/libLLVM-14.so.1");
 	snprintf(p->new_path, sizeof(p->new_path), "%s", BENCH_LIB_DIR "/libLLVM-15.so.1");
 	if (access(p->old_path, R_OK) != 0 || access(p->new_path, R_OK) != 0)
-		snprintf(p->missing, sizeof(p->missing), "libLLVM-14.so.1 and libLLVM-15.so.1 are not both in "
+		snprintf(p->missing, sizeof(p->missing),
+		         "libLLVM-14.so.1 and libLLVM-15.so.1 are not both in "
 		         "%s",
 		         BENCH_LIB_DIR);
 }
@@ -212,9 +216,9 @@ static int synth_pairs(plist *l, unsigned sets)
 	for (size_t i = 0; i < sizeof(synths) / sizeof(synths[0]); i++) {
 		if (!(synths[i].sets & sets))
 			continue;
-		bench_pair *p = plist_add(
-		    l, synths[i].name,
-		    synths[i].kind == BENCH_SYNTH_RANDOM ? BENCH_CLASS_RANDOM : BENCH_CLASS_DATA);
+		bench_pair *p = plist_add(l, synths[i].name,
+		                          synths[i].kind == BENCH_SYNTH_RANDOM ? BENCH_CLASS_RANDOM
+		                                                               : BENCH_CLASS_DATA);
 		if (!p)
 			return pq_err_set(PQ_ERR_RANGE, "more than %zu pairs", l->max);
 		p->synthetic = true;
@@ -249,9 +253,9 @@ static int check_room(const char *dir, uint64_t size)
 		return pq_err_set(PQ_ERR_IO, "statvfs %s: %s", dir, strerror(errno));
 	uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize, need = 4 * size + 64 * MB;
 	if (avail < need)
-		return pq_err_set(PQ_ERR_RANGE,
-		                  "%s has %llu MB free, the pair needs about %llu MB (TMPDIR)", dir,
-		                  (unsigned long long)(avail / MB), (unsigned long long)(need / MB));
+		return pq_err_set(
+		    PQ_ERR_RANGE, "%s has %llu MB free, the pair needs about %llu MB (TMPDIR)", dir,
+		    (unsigned long long)(avail / MB), (unsigned long long)(need / MB));
 	return PQ_OK;
 }
 
@@ -268,8 +272,8 @@ int bench_pair_prepare(bench_pair *p, const char *dir)
 	if (rc == PQ_OK)
 		rc = pq_path_join(p->new_path, sizeof(p->new_path), dir, nn);
 	if (rc == PQ_OK)
-		rc = bench_synth_pair(p->kind, p->size, 0x9071A000u + p->size,
-		                      p->old_path, p->new_path, what, sizeof(what));
+		rc = bench_synth_pair(p->kind, p->size, 0x9071A000u + p->size, p->old_path,
+		                      p->new_path, what, sizeof(what));
 	if (rc == PQ_OK)
 		snprintf(p->what, sizeof(p->what), "synthetic %llu MB image (seeded): %s",
 		         (unsigned long long)(p->size / MB), what);

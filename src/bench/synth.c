@@ -80,10 +80,10 @@ static void rng_fill(rng *r, uint8_t *p, size_t len)
 /* ---- block content -------------------------------------------------------------------------- */
 
 static const char *const words[] = {
-    "update", "vehicle", "config", "sensor", "brake",  "module", "error",  "status",
-    "value",  "timeout", "signal", "node",   "engine", "door",   "window", "firmware",
-    "the",    "of",      "and",    "to",     "is",     "for",    "with",   "when",
-    "0x00",   "enable",  "disable", "read",  "write",  "flash",  "boot",   "table"};
+    "update", "vehicle", "config",  "sensor", "brake",  "module", "error",  "status",
+    "value",  "timeout", "signal",  "node",   "engine", "door",   "window", "firmware",
+    "the",    "of",      "and",     "to",     "is",     "for",    "with",   "when",
+    "0x00",   "enable",  "disable", "read",   "write",  "flash",  "boot",   "table"};
 
 /* The generator of an old image: its state and the last HIST_BLKS blocks. */
 typedef struct {
@@ -121,7 +121,8 @@ static void block_table(content *c, uint8_t *b)
 	uint32_t id = (uint32_t)c->nblk * (BLK / 16);
 	uint64_t v = rng_next(&c->r);
 	for (size_t i = 0; i < BLK; i += 16) {
-		uint32_t rec[4] = {id++, (uint32_t)(v & 0xFFFF), (uint32_t)(i / 16) * 7, 0xA5A5A5A5u};
+		uint32_t rec[4] = {id++, (uint32_t)(v & 0xFFFF), (uint32_t)(i / 16) * 7,
+		                   0xA5A5A5A5u};
 		memcpy(b + i, rec, 16);
 	}
 }
@@ -138,7 +139,8 @@ static void block_make(content *c, uint8_t *b)
 		block_text(c, b);
 	} else if (kind < 80 && c->nblk > 0) {
 		uint64_t back = c->nblk < HIST_BLKS ? c->nblk : HIST_BLKS;
-		memcpy(b, c->hist + ((c->nblk - 1 - rng_below(&c->r, back)) % HIST_BLKS) * BLK, BLK);
+		memcpy(b, c->hist + ((c->nblk - 1 - rng_below(&c->r, back)) % HIST_BLKS) * BLK,
+		       BLK);
 		for (uint64_t n = rng_below(&c->r, 5); n > 0; n--)
 			b[rng_below(&c->r, BLK)] = (uint8_t)rng_next(&c->r);
 	} else if (kind < 92) {
@@ -174,8 +176,8 @@ static int write_old(const char *path, uint64_t size, uint64_t seed, bool random
 {
 	content c = {.hist = malloc((size_t)HIST_BLKS * BLK)};
 	uint8_t *buf = malloc(CHUNK);
-	int fd = -1, rc = c.hist && buf ? open_new(path, &fd)
-	                                : pq_err_set(PQ_ERR_NOMEM, "image buffers");
+	int fd = -1,
+	    rc = c.hist && buf ? open_new(path, &fd) : pq_err_set(PQ_ERR_NOMEM, "image buffers");
 	rng_seed(&c.r, seed);
 	for (size_t i = 0; i < 64; i++)
 		c.ops[i] = (uint32_t)rng_next(&c.r) & 0xFFFFF000u;
@@ -271,7 +273,8 @@ static void plan_spread(plan *p, rng *r, int n, uint64_t lit, uint64_t drop)
 {
 	uint64_t total = plan_len(p), step = total / (uint64_t)n;
 	for (int i = n - 1; i >= 0; i--) /* from the end: earlier positions stay valid */
-		plan_put(p, (uint64_t)i * step + rng_below(r, step > lit ? step - lit : 1), lit, drop);
+		plan_put(p, (uint64_t)i * step + rng_below(r, step > lit ? step - lit : 1), lit,
+		         drop);
 }
 
 static uint64_t move_len(uint64_t size)
@@ -330,7 +333,8 @@ static int write_new(const char *old_path, const char *path, const plan *p, rng 
 		rc = open_new(path, &fd);
 	for (size_t i = 0; rc == PQ_OK && i < p->n; i++) {
 		for (uint64_t done = 0; rc == PQ_OK && done < p->s[i].len;) {
-			size_t n = p->s[i].len - done < CHUNK ? (size_t)(p->s[i].len - done) : CHUNK;
+			size_t n =
+			    p->s[i].len - done < CHUNK ? (size_t)(p->s[i].len - done) : CHUNK;
 			if (p->s[i].literal) {
 				rng_fill(r, buf, n);
 			} else {

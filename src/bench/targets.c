@@ -12,8 +12,8 @@
 #define GB_IMG        (1000 * MB)
 #define GB_SECS       60.0
 
-static const char *const target_names[BENCH_TGT_COUNT] = {
-    "size<=best", "code:-10%", "10x bsdiff", "1GB<60s", "apply mem"};
+static const char *const target_names[BENCH_TGT_COUNT] = {"size<=best", "code:-10%", "10x bsdiff",
+                                                          "1GB<60s", "apply mem"};
 
 const char *bench_target_name(bench_target t)
 {
@@ -90,8 +90,7 @@ void bench_targets_eval(bench_class cls, uint64_t new_size, const bench_delta_re
 	}
 	size_targets(cls, res, out);
 	speed_targets(new_size, res, out);
-	set(out, BENCH_TGT_APPLYMEM,
-	    p->apply_rss <= apply_limit_kib ? BENCH_MET : BENCH_NOT_MET,
+	set(out, BENCH_TGT_APPLYMEM, p->apply_rss <= apply_limit_kib ? BENCH_MET : BENCH_NOT_MET,
 	    "%.1f MiB (limit %.0f MiB)", (double)p->apply_rss / 1024.0,
 	    (double)apply_limit_kib / 1024.0);
 }

@@ -26,10 +26,10 @@ int cmd_bench_pack(int argc, char **argv);
 
 /* What the delta part of `pqota bench pack` runs. */
 typedef struct {
-	unsigned sets;                /* BENCH_SET_* */
-	const char *only[16];         /* --pair names (NULL-terminated); none: the sets' pairs */
-	bench_delta_opts opts;        /* bsdiff size cap */
-	long apply_limit_kib;         /* the apply memory target */
+	unsigned sets;         /* BENCH_SET_* */
+	const char *only[16];  /* --pair names (NULL-terminated); none: the sets' pairs */
+	bench_delta_opts opts; /* bsdiff size cap */
+	long apply_limit_kib;  /* the apply memory target */
 } cli_delta_run;
 
 /* Runs every pair of run (cmd_bench_delta.c) in dir and prints the tables, ratios, targets

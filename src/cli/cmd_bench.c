@@ -25,7 +25,7 @@ static void row(void *user, const char *group, const char *name, double ops, dou
 	(void)user;
 	if (ops < 0) {
 		printf(cli_bench_json ? "%s{\"group\":\"%s\",\"name\":\"%s\",\"error\":\"%s\"}"
-		                : "%-10s %-30s FAILED: %s\n",
+		                      : "%-10s %-30s FAILED: %s\n",
 		       cli_bench_json ? (rows ? ",\n " : " ") : "", group, name, pq_err_detail());
 		rows++;
 		return;

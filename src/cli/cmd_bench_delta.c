@@ -104,11 +104,13 @@ static void ratio_row(const char *pair, const char *label, const bench_delta_res
 		cli_json_row("delta-ratio");
 		cli_json_field("pair", pair);
 		cli_json_field("vs", label);
-		printf(",\"size\":%.4f,\"create_time\":%.4f,\"create_mem\":%.4f,\"apply_time\":%.4f,"
-		       "\"apply_mem\":%.4f}",
-		       sz, ct, cm, at, am);
+		printf(
+		    ",\"size\":%.4f,\"create_time\":%.4f,\"create_mem\":%.4f,\"apply_time\":%.4f,"
+		    "\"apply_mem\":%.4f}",
+		    sz, ct, cm, at, am);
 	} else {
-		printf("   pqota/%-13s %8.3f %9.3f %10.3f %9.3f %10.3f\n", label, sz, ct, cm, at, am);
+		printf("   pqota/%-13s %8.3f %9.3f %10.3f %9.3f %10.3f\n", label, sz, ct, cm, at,
+		       am);
 	}
 }
 
@@ -136,7 +138,8 @@ static void targets_rows(const char *pair, const bench_targets *tg)
 		cli_json_row("delta-targets");
 		cli_json_field("pair", pair);
 		for (int k = 0; k < BENCH_TGT_COUNT; k++) {
-			printf(",\"%s\":{\"verdict\":\"%s\"", bench_target_name(k), verdict(tg->v[k]));
+			printf(",\"%s\":{\"verdict\":\"%s\"", bench_target_name(k),
+			       verdict(tg->v[k]));
 			cli_json_field("why", tg->why[k]);
 			printf("}");
 		}
@@ -263,12 +266,13 @@ static void summary(const outcome *all, size_t n, const cli_delta_run *run)
 {
 	if (cli_bench_json)
 		return;
-	printf("\n## Delta benchmark summary\n\n"
-	       "Delta bytes per tool; pqota/best: pqota's size over the smallest other delta; "
-	       "encode in seconds; apply: pqota's apply peak RSS (MiB, limit %.0f). "
-	       "Targets (issue 13): size <= best; code: >= 10%% smaller than best; encode >= 10x "
-	       "faster than bsdiff (images >= 1 MB); 1 GB encode < 60 s; apply memory <= limit.\n\n",
-	       (double)run->apply_limit_kib / 1024.0);
+	printf(
+	    "\n## Delta benchmark summary\n\n"
+	    "Delta bytes per tool; pqota/best: pqota's size over the smallest other delta; "
+	    "encode in seconds; apply: pqota's apply peak RSS (MiB, limit %.0f). "
+	    "Targets (issue 13): size <= best; code: >= 10%% smaller than best; encode >= 10x "
+	    "faster than bsdiff (images >= 1 MB); 1 GB encode < 60 s; apply memory <= limit.\n\n",
+	    (double)run->apply_limit_kib / 1024.0);
 	printf("| pair | class | new MB | pqota | bsdiff | xdelta3 | zstd | pqota/best "
 	       "| pqota enc s | bsdiff enc s | pqota apply MiB |");
 	for (int k = 0; k < BENCH_TGT_COUNT; k++)
@@ -320,11 +324,12 @@ static void tools_note(const bench_tools *t)
 		       BENCH_ZSTD_LEVEL, BENCH_DELTA_LEVEL, base);
 		return;
 	}
-	printf("\nDeltas: pqota (pkg_build_leaf with a base, level %d asked; apply: "
-	       "pkg_apply_delta, SHA-256 checks and fsync included), bsdiff/bspatch, xdelta3 -9 -B<base>, "
-	       "zstd --ultra -%d --single-thread --long=W --patch-from.\nEach step in its own process; MiB: its peak RSS "
-	       "(pqota's forked steps carry %.1f MiB from this process).\n",
-	       BENCH_DELTA_LEVEL, BENCH_ZSTD_LEVEL, mib(base));
+	printf(
+	    "\nDeltas: pqota (pkg_build_leaf with a base, level %d asked; apply: "
+	    "pkg_apply_delta,\nSHA-256 checks and fsync included), bsdiff/bspatch, xdelta3 -9 "
+	    "-B<base>,\nzstd --ultra -%d --single-thread --long=W --patch-from. Each step in its "
+	    "own process;\nMiB: its peak RSS (a forked child starts at %.1f MiB).\n",
+	    BENCH_DELTA_LEVEL, BENCH_ZSTD_LEVEL, mib(base));
 }
 
 int cli_bench_deltas(const char *dir, const cli_delta_run *run)
@@ -378,8 +383,8 @@ int cli_bench_list_pairs(unsigned sets)
 			       bench_class_name(p->cls), (unsigned long long)(p->size / 1000000));
 		else
 			printf("%-22s %-11s %s%s%s\n", p->name, bench_class_name(p->cls),
-			       p->missing[0] ? "unavailable: " : "", p->missing[0] ? p->missing : p->what,
-			       "");
+			       p->missing[0] ? "unavailable: " : "",
+			       p->missing[0] ? p->missing : p->what, "");
 	}
 	free(pairs);
 	return rc;

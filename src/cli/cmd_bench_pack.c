@@ -129,8 +129,9 @@ static void pack_usage(FILE *f)
 	    "   shared libraries of " BENCH_LIB_DIR "; for none, zlib and zstd: build, open +\n"
 	    "   deep verify and extract throughput, the package/image ratio and the peak RSS.\n"
 	    "2. Deltas side by side: pqota (pkg_build_leaf with a base, pkg_apply_delta), bsdiff,\n"
-	    "   xdelta3 -9 (-B: the base, <= 1 GiB) and zstd --ultra -%d --single-thread --long=W --patch-from (W: the\n"
-	    "   smallest window holding base + new, <= 31), each step in its own process: delta\n"
+	    "   xdelta3 -9 (-B: the base, <= 1 GiB) and zstd --ultra -%d --single-thread\n"
+	    "   --long=W --patch-from (W: the smallest window holding base + new, <= 31),\n"
+	    "   each step in its own process: delta\n"
 	    "   size, encode and apply time and peak RSS; every output must be byte-identical.\n"
 	    "   Then pqota's ratios to each tool and to the best of them, issue 13's targets\n"
 	    "   (met / NOT met) and a markdown summary. Pairs (--list shows them):\n"
@@ -286,7 +287,7 @@ static int pack_parse(int argc, char **argv, pack_args *a)
 		return cli_usage_error("bench", "--make DIR needs --pair NAME");
 	if (a->quick && a->large)
 		return cli_usage_error("bench", "--quick and --large exclude each other");
-	a->run.sets = a->npairs ? BENCH_SET_QUICK | BENCH_SET_FULL | BENCH_SET_LARGE
+	a->run.sets = a->npairs  ? BENCH_SET_QUICK | BENCH_SET_FULL | BENCH_SET_LARGE
 	              : a->quick ? BENCH_SET_QUICK
 	              : a->large ? BENCH_SET_FULL | BENCH_SET_LARGE
 	                         : BENCH_SET_FULL;
@@ -308,7 +309,8 @@ int cmd_bench_pack(int argc, char **argv)
 		return rc == PQ_OK ? CLI_EXIT_OK : cli_error(rc, "bench pack --make");
 	}
 	if (a.list) {
-		rc = cli_bench_list_pairs(a.quick ? BENCH_SET_QUICK : BENCH_SET_QUICK | BENCH_SET_FULL | BENCH_SET_LARGE);
+		rc = cli_bench_list_pairs(
+		    a.quick ? BENCH_SET_QUICK : BENCH_SET_QUICK | BENCH_SET_FULL | BENCH_SET_LARGE);
 		return rc == PQ_OK ? CLI_EXIT_OK : cli_error(rc, "bench pack");
 	}
 	rc = bench_tmpdir_make(dir, sizeof(dir));
