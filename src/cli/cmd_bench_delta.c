@@ -237,7 +237,7 @@ static void summary_row(const outcome *o)
 	const bench_delta_result *p = &o->res[BENCH_TOOL_PQOTA], *b = &o->res[BENCH_TOOL_BSDIFF];
 	printf("| %s | %s | ", o->pair->name, bench_class_name(o->pair->cls));
 	if (!o->ran) {
-		printf("skipped: %s |||||||||||||\n", o->skipped);
+		printf("skipped: %s ||||||||||||||\n", o->skipped);
 		return;
 	}
 	printf("%.1f |", (double)o->new_size / 1e6);
