@@ -11,7 +11,7 @@ help:
 	@echo "make demo          bootstrap, build, run the end-to-end demo"
 	@echo "make test          bootstrap, build, run every test (ctest)"
 	@echo "make test-asan     the tests again under AddressSanitizer + UBSan"
-	@echo "make bench         benchmarks: crypto, pack (vs bsdiff, xdelta3), server (vs nginx)"
+	@echo "make bench         benchmarks: crypto, pack (deltas vs bsdiff, xdelta3, zstd), server (vs nginx)"
 	@echo "make fuzz          libFuzzer campaigns (FUZZ_SECONDS=60 per harness)"
 	@echo "make format        clang-format the sources; make format-check checks only"
 	@echo "make lint          static gates: banned functions, lengths, cppcheck, clang-tidy"
@@ -65,12 +65,15 @@ fuzz:
 	    -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|ERROR|SUMMARY" || exit 1; \
 	done
 
-# BENCH_ARGS: options of bench/server-vs-nginx.sh, e.g. BENCH_ARGS=--quick
+# BENCH_ARGS: options of bench/server-vs-nginx.sh, e.g. BENCH_ARGS=--quick; PACK_ARGS: options
+# of `pqota bench pack`, e.g. PACK_ARGS=--large (adds the 1 GB images; docs/benchmarks.md)
 BENCH_ARGS ?=
+PACK_ARGS  ?=
 bench: build
 	@scripts/bootstrap --with bench
+	@scripts/fetch-firmware || echo "make bench: no firmware pairs (no network?): the benchmark lists them as skipped"
 	$(BUILD)/pqota bench crypto
-	$(BUILD)/pqota bench pack
+	$(BUILD)/pqota bench pack $(PACK_ARGS)
 	PQOTA_BIN=$(abspath $(BUILD))/pqota bench/server-vs-nginx.sh $(BENCH_ARGS)
 
 format:

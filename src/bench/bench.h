@@ -128,25 +128,32 @@ typedef struct {
 int bench_pack_codec(const char *dir, const char *img, uint64_t size, uint8_t comp,
                      bench_pack_result *res) PQ_MUST_CHECK;
 
-/* ---- deltas next to bsdiff and xdelta3 (delta.c) -------------------------------------------- */
+/* ---- deltas next to bsdiff, xdelta3 and zstd (delta.c) --------------------------------------- */
 
-#define BENCH_DELTA_LEVEL 19 /* zstd level of pqota's deltas */
+#define BENCH_DELTA_LEVEL 19 /* zstd level asked of pqota's deltas (the engine may ignore it) */
+/* zstd --patch-from: --ultra -22 --single-thread --long=W (bench_zstd_wlog): its smallest
+ * deltas (on a 100 MB image with 5 KiB edited: 13.6 KB, against 16.1 KB at -3..-15 and 24.6 KB
+ * at -19; multi-threaded -19: 79 KB), at the cost of time and memory. */
+#define BENCH_ZSTD_LEVEL 22
 
 typedef enum {
 	BENCH_TOOL_PQOTA,
 	BENCH_TOOL_BSDIFF,
 	BENCH_TOOL_XDELTA3,
+	BENCH_TOOL_ZSTD,
 	BENCH_TOOL_COUNT
 } bench_tool;
 
-/* "pqota", "bsdiff", "xdelta3". */
+/* "pqota", "bsdiff", "xdelta3", "zstd". */
 const char *bench_tool_name(bench_tool t);
 
 /* The external delta tools found in $PATH. */
 typedef struct {
 	bool bsdiff;  /* bsdiff and bspatch both found */
 	bool xdelta3; /* xdelta3 found */
-	char bsdiff_path[PATH_MAX], bspatch_path[PATH_MAX], xdelta3_path[PATH_MAX];
+	bool zstd;    /* zstd found */
+	char bsdiff_path[PATH_MAX], bspatch_path[PATH_MAX], xdelta3_path[PATH_MAX],
+	    zstd_path[PATH_MAX];
 } bench_tools;
 
 void bench_tools_find(bench_tools *t);
@@ -154,11 +161,25 @@ void bench_tools_find(bench_tools *t);
 /* Whether tool can run with what t found (pqota always can). */
 bool bench_tool_available(bench_tool tool, const bench_tools *t);
 
+/* The window log zstd --patch-from gets (--long=W, and the same for the decoder): the
+ * smallest W with 2^W >= old + new, within 20..31 (zstd's maximum; above it the delta cannot
+ * see the whole base). */
+int bench_zstd_wlog(uint64_t old_size, uint64_t new_size);
+
+/* The xdelta3 source window (-B): the base rounded up to a power of two, 64 MiB..1 GiB, so
+ * that xdelta3 sees as much of the base as it can. */
+uint64_t bench_xdelta3_srcwin(uint64_t old_size);
+
+/* How the tools are run. */
+typedef struct {
+	uint64_t bsdiff_max; /* bsdiff is skipped on pairs with a file larger than this; 0: none */
+} bench_delta_opts;
+
 /* One tool's delta from one file to another. */
 typedef struct {
-	bool ran;        /* the tool was run (false: not installed, nothing measured) */
-	int rc;          /* PQ_OK, or why it failed */
-	char error[512]; /* the failure's detail when rc != PQ_OK */
+	bool ran;        /* the tool was run (false: skipped, the reason in error) */
+	int rc;          /* PQ_OK, or why it failed or was skipped */
+	char error[512]; /* the failure's (or skip's) detail when rc != PQ_OK */
 	uint64_t size;   /* delta bytes */
 	double create_s; /* making the delta */
 	double apply_s;  /* applying it to the old file */
@@ -168,11 +189,129 @@ typedef struct {
 
 /* Creates tool's delta from old_path to new_path, applies it to old_path and checks the
  * output is byte-identical to new_path; each step runs in its own process (forked for pqota:
- * zstd level BENCH_DELTA_LEVEL patched from the base, SHA-256 checks and fsync included;
- * bsdiff/bspatch; xdelta3 -9). Its files in dir are removed before returning. *res is always
- * filled (res->ran, res->rc, res->error); the return value is res->rc. */
-int bench_delta_run(bench_tool tool, const bench_tools *t, const char *dir, const char *old_path,
-                    const char *new_path, bench_delta_result *res);
+ * pkg_build_leaf with base_path, then pkg_apply_delta, SHA-256 checks and fsync included;
+ * bsdiff/bspatch; xdelta3 -9 -B bench_xdelta3_srcwin; zstd BENCH_ZSTD_LEVEL --patch-from). Its
+ * files in dir are removed before returning. *res is always filled (res->ran, res->rc,
+ * res->error); the return value is res->rc (PQ_ERR_NOTFOUND or PQ_ERR_RANGE with ran false
+ * when skipped: not installed, or over opts->bsdiff_max). */
+int bench_delta_run(bench_tool tool, const bench_tools *t, const bench_delta_opts *opts,
+                    const char *dir, const char *old_path, const char *new_path,
+                    bench_delta_result *res);
+
+/* The peak RSS (KiB) of a forked child that does nothing: what every forked measurement
+ * carries from this process. */
+long bench_fork_baseline_kib(void);
+
+/* A deadline for each measured child process (bench_run_tool, bench_run_forked): past it the
+ * child is killed and the run fails with PQ_ERR_TIMEOUT. 0 (the default): none. */
+void bench_set_timeout(double secs);
+
+/* ---- synthetic pairs (synth.c) --------------------------------------------------------------- */
+
+typedef enum {
+	BENCH_SYNTH_EDIT,   /* 5 edits of 1 KiB */
+	BENCH_SYNTH_INSERT, /* 3 insertions of 1500 bytes */
+	BENCH_SYNTH_MOVE,   /* 2 blocks of size/64 (<= 4 MiB) moved */
+	BENCH_SYNTH_MIXED,  /* edits, insertions and moves together */
+	BENCH_SYNTH_RANDOM  /* incompressible: random bytes, 3 edits of 1 KiB */
+} bench_synth_kind;
+
+/* Writes a new file old_path of `size` bytes (>= 64 KiB) made from seed: 4 KiB blocks of
+ * random bytes (30 %), code-like words, text, near-repeats of a recent block, tables and
+ * padding (pure random bytes for BENCH_SYNTH_RANDOM); and new_path, the old image with kind's
+ * change. The same arguments give the same bytes on every machine. A description of the
+ * change goes into what[what_len]. Both files are refused if they exist; on failure neither
+ * is left. */
+int bench_synth_pair(bench_synth_kind kind, uint64_t size, uint64_t seed, const char *old_path,
+                     const char *new_path, char *what, size_t what_len) PQ_MUST_CHECK;
+
+/* ---- the pairs of the delta benchmark (pairs.c) -----------------------------------------------
+ */
+
+typedef enum {
+	BENCH_CLASS_CODE,        /* executable code, uncompressed (ELF, PE, GRUB modules) */
+	BENCH_CLASS_CODE_PACKED, /* executable firmware whose code is compressed inside (UEFI FVs)
+	                          */
+	BENCH_CLASS_DATA,        /* a synthetic image */
+	BENCH_CLASS_RANDOM       /* incompressible */
+} bench_class;
+
+/* "code", "code-packed", "data", "random". */
+const char *bench_class_name(bench_class c);
+
+/* Which pairs a run takes (bits). */
+#define BENCH_SET_QUICK 1u /* small pairs only (<= 8 MiB) */
+#define BENCH_SET_FULL  2u /* the default run: firmware, system libraries, 100 MB images */
+#define BENCH_SET_LARGE 4u /* adds the 1 GB images */
+
+#define BENCH_PAIRS_MAX 32
+
+typedef struct {
+	char name[48];  /* e.g. "synth-100m-edit", "fw-ovmf-code" */
+	char what[320]; /* what the pair is */
+	bench_class cls;
+	bool synthetic;        /* made by bench_pair_prepare in the run's directory */
+	bench_synth_kind kind; /* synthetic: the change */
+	uint64_t size;         /* synthetic: the old image's size */
+	char old_path[PATH_MAX], new_path[PATH_MAX];
+	char missing[256]; /* not empty: the pair cannot run (why) */
+} bench_pair;
+
+/* Where fetched firmware lives: $PQOTA_CACHE, $XDG_CACHE_HOME/pqota or ~/.cache/pqota, then
+ * bench-firmware (scripts/fetch-firmware fills it). */
+int bench_firmware_dir(char *out, size_t len) PQ_MUST_CHECK;
+
+/* The pairs of `sets` into out[max] (*n of them), in run order: firmware from
+ * bench_firmware_dir's pairs.tsv (lines "name<TAB>class<TAB>old<TAB>new<TAB>what", paths
+ * relative to it; a missing manifest is one pair with `missing` set), the system's
+ * libcrypto to the one pqota runs on, libLLVM 14 to 15 (full), the synthetic images and an
+ * incompressible pair. */
+int bench_pairs_list(unsigned sets, bench_pair *out, size_t max, size_t *n) PQ_MUST_CHECK;
+
+/* Makes a synthetic pair's files in dir (after checking the file system has room for them,
+ * a delta and an output: PQ_ERR_RANGE otherwise); nothing to do for the others. */
+int bench_pair_prepare(bench_pair *p, const char *dir) PQ_MUST_CHECK;
+
+/* Removes what bench_pair_prepare made. */
+void bench_pair_cleanup(const bench_pair *p);
+
+/* ---- the issue's targets on one pair (targets.c) ----------------------------------------------
+ */
+
+typedef enum {
+	BENCH_NA,
+	BENCH_MET,
+	BENCH_NOT_MET
+} bench_verdict;
+
+typedef enum {
+	BENCH_TGT_SIZE,     /* delta <= the best of the others */
+	BENCH_TGT_CODE10,   /* code: delta <= 90 % of the best of the others */
+	BENCH_TGT_SPEED10X, /* images >= 1 MB: encode >= 10x faster than bsdiff */
+	BENCH_TGT_1G60S,    /* images >= 1 GB: encode < 60 s */
+	BENCH_TGT_APPLYMEM, /* apply peak RSS <= the limit */
+	BENCH_TGT_COUNT
+} bench_target;
+
+/* A short name of each target ("size<=best", ...). */
+const char *bench_target_name(bench_target t);
+
+typedef struct {
+	int best; /* the tool (not pqota) with the smallest delta, -1: none */
+	bench_verdict v[BENCH_TGT_COUNT];
+	char why[BENCH_TGT_COUNT][96]; /* the figures behind each verdict */
+} bench_targets;
+
+/* The targets of pqota's result on a pair of class cls whose new file has new_size bytes,
+ * against the other tools' results (res[BENCH_TOOL_COUNT]); apply_limit_kib is the apply
+ * memory limit. A target whose figures are missing (a tool skipped or failed) is BENCH_NA,
+ * with the reason in why; a failed pqota is BENCH_NOT_MET everywhere. */
+void bench_targets_eval(bench_class cls, uint64_t new_size, const bench_delta_result *res,
+                        long apply_limit_kib, bench_targets *out);
+
+/* tail under pqota's cache directory ($PQOTA_CACHE, else $XDG_CACHE_HOME/pqota, else
+ * ~/.cache/pqota, as scripts/lib.sh's pqota_cache_root) into p[len]. */
+int bench_cache_path(const char *tail, char *p, size_t len) PQ_MUST_CHECK;
 
 /* The real path of the libcrypto.so.3 this process runs on (found through the loaded library,
  * else where scripts/bootstrap puts it: $PQOTA_CACHE, $XDG_CACHE_HOME/pqota or

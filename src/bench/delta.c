@@ -1,4 +1,4 @@
-/* delta.c: one delta tool (pqota, bsdiff, xdelta3) on one pair of files: create, apply,
+/* delta.c: one delta tool (pqota, bsdiff, xdelta3, zstd) on one pair of files: create, apply,
  * check, each step measured in its own process; and the libcrypto this process runs on. */
 #include "bench/bench.h"
 
@@ -15,7 +15,7 @@
 
 #define BENCH_ECU 0x1011 /* ECU_011 */
 
-static const char *const tool_names[BENCH_TOOL_COUNT] = {"pqota", "bsdiff", "xdelta3"};
+static const char *const tool_names[BENCH_TOOL_COUNT] = {"pqota", "bsdiff", "xdelta3", "zstd"};
 
 const char *bench_tool_name(bench_tool t)
 {
@@ -28,18 +28,45 @@ void bench_tools_find(bench_tools *t)
 	t->bsdiff = bench_find_tool("bsdiff", t->bsdiff_path, sizeof(t->bsdiff_path)) &&
 	            bench_find_tool("bspatch", t->bspatch_path, sizeof(t->bspatch_path));
 	t->xdelta3 = bench_find_tool("xdelta3", t->xdelta3_path, sizeof(t->xdelta3_path));
+	t->zstd = bench_find_tool("zstd", t->zstd_path, sizeof(t->zstd_path));
 }
 
 bool bench_tool_available(bench_tool tool, const bench_tools *t)
 {
-	return tool == BENCH_TOOL_PQOTA || (tool == BENCH_TOOL_BSDIFF    ? t->bsdiff
-	                                    : tool == BENCH_TOOL_XDELTA3 ? t->xdelta3
-	                                                                 : false);
+	switch (tool) {
+	case BENCH_TOOL_PQOTA:
+		return true;
+	case BENCH_TOOL_BSDIFF:
+		return t->bsdiff;
+	case BENCH_TOOL_XDELTA3:
+		return t->xdelta3;
+	case BENCH_TOOL_ZSTD:
+		return t->zstd;
+	default:
+		return false;
+	}
+}
+
+int bench_zstd_wlog(uint64_t old_size, uint64_t new_size)
+{
+	int w = 20;
+	while (w < 31 && (1ull << w) < old_size + new_size)
+		w++;
+	return w;
+}
+
+uint64_t bench_xdelta3_srcwin(uint64_t old_size)
+{
+	uint64_t b = 64ull << 20;
+	while (b < old_size && b < (1ull << 30))
+		b <<= 1;
+	return b;
 }
 
 /* The files of one run. */
 typedef struct {
 	const char *old_path, *new_path;
+	uint64_t old_size, new_size;
 	char patch[PATH_MAX], out[PATH_MAX];
 } delta_files;
 
@@ -72,11 +99,41 @@ static int pqota_delta_apply(const void *a)
 	return rc;
 }
 
+/* Runs the create command, then (when it worked) the apply command, measured. */
+static int run_pair(char *const mk[], char *const ap[], bench_proc_cost *c, bench_proc_cost *a)
+{
+	int rc = bench_run_tool(mk, c);
+	return rc == PQ_OK ? bench_run_tool(ap, a) : rc;
+}
+
+static int run_xdelta3(const bench_tools *t, delta_files *d, bench_proc_cost *c, bench_proc_cost *a)
+{
+	char *x = (char *)t->xdelta3_path, *o = (char *)d->old_path, b[32];
+	snprintf(b, sizeof(b), "-B%llu", (unsigned long long)bench_xdelta3_srcwin(d->old_size));
+	char *mk[] = {x, "-e", "-9", "-f", b, "-s", o, (char *)d->new_path, d->patch, NULL};
+	char *ap[] = {x, "-d", "-f", b, "-s", o, d->patch, d->out, NULL};
+	return run_pair(mk, ap, c, a);
+}
+
+static int run_zstd(const bench_tools *t, delta_files *d, bench_proc_cost *c, bench_proc_cost *a)
+{
+	char *z = (char *)t->zstd_path, lv[8], lg[24], pf[PATH_MAX + 16];
+	snprintf(lv, sizeof(lv), "-%d", BENCH_ZSTD_LEVEL);
+	snprintf(lg, sizeof(lg), "--long=%d", bench_zstd_wlog(d->old_size, d->new_size));
+	if ((size_t)snprintf(pf, sizeof(pf), "--patch-from=%s", d->old_path) >= sizeof(pf))
+		return pq_err_set(PQ_ERR_RANGE, "path too long");
+	/* -qq: no advice on stderr; a failure still shows in the exit status */
+	char *mk[] = {
+	    z,    "-qq",    "-f", "--ultra", lv, "--single-thread", lg, pf, (char *)d->new_path,
+	    "-o", d->patch, NULL};
+	char *ap[] = {z, "-qq", "-d", "-f", lg, pf, d->patch, "-o", d->out, NULL};
+	return run_pair(mk, ap, c, a);
+}
+
 /* Creates the delta d->patch and applies it into d->out with one tool, measured. */
 static int run_steps(bench_tool tool, const bench_tools *t, delta_files *d, bench_delta_result *res)
 {
 	bench_proc_cost mk = {0}, ap = {0};
-	char *o = (char *)d->old_path, *nw = (char *)d->new_path;
 	int rc;
 	switch (tool) {
 	case BENCH_TOOL_PQOTA:
@@ -85,22 +142,18 @@ static int run_steps(bench_tool tool, const bench_tools *t, delta_files *d, benc
 			rc = bench_run_forked(pqota_delta_apply, d, &ap);
 		break;
 	case BENCH_TOOL_BSDIFF: {
+		char *o = (char *)d->old_path, *nw = (char *)d->new_path;
 		char *mkv[] = {(char *)t->bsdiff_path, o, nw, d->patch, NULL};
 		char *apv[] = {(char *)t->bspatch_path, o, d->out, d->patch, NULL};
-		rc = bench_run_tool(mkv, &mk);
-		if (rc == PQ_OK)
-			rc = bench_run_tool(apv, &ap);
+		rc = run_pair(mkv, apv, &mk, &ap);
 		break;
 	}
-	default: {
-		char *x = (char *)t->xdelta3_path;
-		char *mkv[] = {x, "-e", "-9", "-s", o, nw, d->patch, NULL};
-		char *apv[] = {x, "-d", "-s", o, d->patch, d->out, NULL};
-		rc = bench_run_tool(mkv, &mk);
-		if (rc == PQ_OK)
-			rc = bench_run_tool(apv, &ap);
+	case BENCH_TOOL_XDELTA3:
+		rc = run_xdelta3(t, d, &mk, &ap);
 		break;
-	}
+	default:
+		rc = run_zstd(t, d, &mk, &ap);
+		break;
 	}
 	res->create_s = mk.secs;
 	res->create_rss = mk.rss_kib;
@@ -109,17 +162,43 @@ static int run_steps(bench_tool tool, const bench_tools *t, delta_files *d, benc
 	return rc;
 }
 
-int bench_delta_run(bench_tool tool, const bench_tools *t, const char *dir, const char *old_path,
-                    const char *new_path, bench_delta_result *res)
+/* Why tool does not run on this pair (res filled), or PQ_OK. */
+static int skip_reason(bench_tool tool, const bench_tools *t, const bench_delta_opts *opts,
+                       const delta_files *d, bench_delta_result *res)
+{
+	uint64_t big = d->old_size > d->new_size ? d->old_size : d->new_size;
+	int rc = PQ_OK;
+	if (!bench_tool_available(tool, t))
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "%s is not installed", bench_tool_name(tool));
+	else if (tool == BENCH_TOOL_BSDIFF && opts->bsdiff_max && big > opts->bsdiff_max)
+		rc = pq_err_set(PQ_ERR_RANGE,
+		                "over the bsdiff size cap of %llu MiB (bsdiff needs about 17x the "
+		                "file in memory and hours on 1 GB; --bsdiff-max)",
+		                (unsigned long long)(opts->bsdiff_max >> 20));
+	if (rc != PQ_OK) {
+		res->rc = rc;
+		snprintf(res->error, sizeof(res->error), "%s", pq_err_detail());
+	}
+	return rc;
+}
+
+int bench_delta_run(bench_tool tool, const bench_tools *t, const bench_delta_opts *opts,
+                    const char *dir, const char *old_path, const char *new_path,
+                    bench_delta_result *res)
 {
 	delta_files d = {.old_path = old_path, .new_path = new_path};
 	bool same = false;
 	int rc;
 
 	*res = (bench_delta_result){0};
-	if (!bench_tool_available(tool, t)) {
-		res->rc = pq_err_set(PQ_ERR_NOTFOUND, "%s is not installed", bench_tool_name(tool));
-		snprintf(res->error, sizeof(res->error), "%s", pq_err_detail());
+	rc = bench_file_size(old_path, &d.old_size);
+	if (rc == PQ_OK)
+		rc = bench_file_size(new_path, &d.new_size);
+	if (rc != PQ_OK || skip_reason(tool, t, opts, &d, res) != PQ_OK) {
+		if (rc != PQ_OK) {
+			res->rc = rc;
+			snprintf(res->error, sizeof(res->error), "%s", pq_err_detail());
+		}
 		return res->rc;
 	}
 	res->ran = true;
@@ -148,8 +227,7 @@ int bench_delta_run(bench_tool tool, const bench_tools *t, const char *dir, cons
 	return rc;
 }
 
-/* Where scripts/bootstrap keeps the current OpenSSL's libcrypto. */
-static int cached_libcrypto(char *p, size_t len)
+int bench_cache_path(const char *tail, char *p, size_t len)
 {
 	const char *c = getenv("PQOTA_CACHE"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
 	pq_buf b;
@@ -160,7 +238,7 @@ static int cached_libcrypto(char *p, size_t len)
 		pq_buf_printf(&b, "%s/pqota", x);
 	else
 		pq_buf_printf(&b, "%s/.cache/pqota", h ? h : "");
-	pq_buf_str(&b, "/openssl-current/lib/libcrypto.so.3");
+	pq_buf_printf(&b, "/%s", tail);
 	if (b.cut)
 		return pq_err_set(PQ_ERR_RANGE, "cache path too long");
 	return PQ_OK;
@@ -176,7 +254,7 @@ int bench_loaded_libcrypto(char *out, size_t len)
 	if (sym && dladdr(sym, &info) && info.dli_fname && strstr(info.dli_fname, "libcrypto") &&
 	    realpath(info.dli_fname, out))
 		return PQ_OK;
-	int rc = cached_libcrypto(p, sizeof(p));
+	int rc = bench_cache_path("openssl-current/lib/libcrypto.so.3", p, sizeof(p));
 	if (rc != PQ_OK)
 		return rc;
 	if (!realpath(p, out))
