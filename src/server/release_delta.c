@@ -1,5 +1,6 @@
 /* release_delta.c: an operator-supplied delta package (POST /api/v1/releases with
- * delta_upload_id, docs/api.md 7.6). The server does not trust it: it must be one SWPG delta
+ * delta_upload_id, docs/api.md 7.6, or POST /api/v1/releases/{id}/deltas with upload_id),
+ * checked by the delta worker (delta_jobs.c). The server does not trust it: it must be one SWPG delta
  * leaf whose descriptor names the base release's image and the new full image (read before
  * anything is decoded), and applying it to the base release's image must give the new full
  * image byte for byte. It is then written again under the header the server gives its own deltas
@@ -80,7 +81,7 @@ static int descriptor_matches(pkg_reader *r, const pkg_entry *e, const rel_delta
  * found equal to the full image's: an output that is not the full image fails here. */
 static int delta_applies(pkg_reader *r, const pkg_entry *e, const rel_delta_want *w)
 {
-	int rc = pkg_apply_delta(r, e, w->base_image, w->scratch, NULL);
+	int rc = pkg_apply_delta(r, e, w->base_image, w->scratch, &w->progress);
 	unlink(w->scratch);
 	if (rc != PQ_OK) /* the library's detail names server paths: not for the client */
 		return pq_err_set(PQ_ERR_VERIFY,

@@ -116,6 +116,7 @@ struct srv {
 	struct usrv *usrv;  /* Uptane repositories */
 	srv_assets *assets; /* the console's files; NULL with console.enabled = false */
 	srv_bus *bus;       /* live events (events.c) */
+	struct rel_jobs *jobs; /* the delta worker (delta_jobs.c) */
 };
 
 /* server.c: a request starts on worker w (counted until it completes, for the drain). */
