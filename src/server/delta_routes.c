@@ -143,6 +143,26 @@ void rel_delta_unprepare(srv *s, const store_release_delta *d)
 		pq_log(PQ_LOG_WARN, "releases", "%s: %s", p, strerror(errno));
 }
 
+bool rel_delta_upload_ok(srv_ctx *c, const char *upload, const store_release *r,
+                         const store_release *base)
+{
+	char up[PATH_MAX], bimg[PATH_MAX];
+	rel_delta_want w = {.base_image = bimg,
+	                    .base_sha = base->image_sha256,
+	                    .full_size = (uint64_t)r->image_size,
+	                    .full_sha = r->image_sha256};
+	int rc = rel_upload_path(c, upload, "part", up);
+	if (rc == PQ_OK)
+		rc = rel_data_path(c->s, "images", base->image_sha256, bimg);
+	if (rc == PQ_OK)
+		rc = rel_delta_precheck(up, &w);
+	if (rc == PQ_ERR_VERIFY)
+		srv_error(c, 422, "delta_mismatch", "the delta upload: %s", pq_err_detail());
+	else if (rc != PQ_OK)
+		srv_fail(c, rc, "checking the delta upload");
+	return rc == PQ_OK;
+}
+
 /* A delta of r from base may be queued: none yet, or a failed one, which is replaced (a
  * retry); false when an error was sent (409 with the existing delta's state). */
 static bool delta_is_new(srv_ctx *c, const store_release *r, const store_release *base)
@@ -191,7 +211,8 @@ static void queue_delta(srv_ctx *c, const store_release *r, const store_release 
 	store_release_delta d = {0};
 	char sha[65], up[PATH_MAX];
 	if (!delta_is_new(c, r, base) || !rel_delta_room(c) ||
-	    (upload && !rel_hash_upload(c, upload, want, sha)))
+	    (upload && (!rel_hash_upload(c, upload, want, sha) ||
+	                !rel_delta_upload_ok(c, upload, r, base))))
 		return;
 	int rc = upload ? rel_upload_path(c, upload, "part", up) : PQ_OK;
 	if (rc == PQ_OK)

@@ -180,6 +180,24 @@ static int describe(const char *path, pkg_unit *unit)
 	return rc;
 }
 
+int rel_delta_precheck(const char *delta_path, const rel_delta_want *w)
+{
+	pkg_reader *r = NULL;
+	const pkg_entry *e = NULL;
+	struct stat st;
+	if (stat(w->base_image, &st) != 0) /* the server's own file: not the upload's fault */
+		return pq_err_set(PQ_ERR_IO, "the base release's image is missing: %s",
+		                  strerror(errno));
+	int rc = pkg_open(delta_path, &r);
+	if (rc != PQ_OK)
+		return pq_err_set(PQ_ERR_VERIFY, "not an SWPG package (no valid SWPG header)");
+	rc = delta_leaf(r, &e);
+	if (rc == PQ_OK)
+		rc = descriptor_matches(r, e, w, (uint64_t)st.st_size);
+	pkg_close(r);
+	return rc;
+}
+
 int rel_delta_adopt(const char *delta_path, const rel_delta_want *w, const pkg_leaf_opts *o,
                     const char *out_path, pkg_unit *unit)
 {

@@ -431,17 +431,35 @@ static bool create_checks(srv_ctx *c, const release_req *q, char want[65], char 
 	return !q->delta_from || (rel_delta_base(c, r, q->delta_from, base) && rel_delta_room(c));
 }
 
-/* The uploaded image (hashed: sha, linked into DATA/images/: img) into r with its full
- * package (and its encrypted copy: kf); false when an error was sent. */
-static bool make_full(srv_ctx *c, const release_req *q, const char *want, store_release *r,
-                      store_package_key *kf)
+/* The full upload, hashed into r (and its size); with an operator's delta, that delta
+ * hashed against its declared want_d and its descriptor checked against the base and the
+ * new image (422 delta_mismatch) before anything is stored; false when an error was sent. */
+static bool check_uploads(srv_ctx *c, const release_req *q, const char *want,
+                          const char *want_d, const store_release *base, store_release *r)
+{
+	char up[PATH_MAX], dsha[65];
+	struct stat st;
+	if (!rel_hash_upload(c, q->upload, want, r->image_sha256))
+		return false;
+	int rc = rel_upload_path(c, q->upload, "part", up);
+	if (rc == PQ_OK && stat(up, &st) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "the upload: %s", strerror(errno));
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "upload");
+		return false;
+	}
+	r->image_size = st.st_size;
+	return !q->delta_upload || (rel_hash_upload(c, q->delta_upload, want_d, dsha) &&
+	                            rel_delta_upload_ok(c, q->delta_upload, r, base));
+}
+
+/* The uploaded image (hashed into r) linked into DATA/images/, and its full package (and its
+ * encrypted copy: kf); false when an error was sent. */
+static bool make_full(srv_ctx *c, const release_req *q, store_release *r, store_package_key *kf)
 {
 	char img[PATH_MAX];
-	struct stat st;
-	if (!rel_hash_upload(c, q->upload, want, r->image_sha256) ||
-	    !take_image(c, q->upload, r->image_sha256, img))
+	if (!take_image(c, q->upload, r->image_sha256, img))
 		return false;
-	r->image_size = stat(img, &st) == 0 ? st.st_size : 0;
 	int rc = rel_build_into_store(c->s, img, &q->o, r->file_sha256, &r->file_size);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "building the package");
@@ -457,15 +475,12 @@ static bool make_full(srv_ctx *c, const release_req *q, const char *want, store_
 	return true;
 }
 
-/* The delta q asks for, queued in d (the operator's delta upload, hashed against its
- * declared want_d, moved to DATA/deltas/); false when an error was sent. */
-static bool make_delta(srv_ctx *c, const release_req *q, const char *want_d,
-                       const store_release *r, const store_release *base,
-                       store_release_delta *d)
+/* The delta q asks for, queued in d (the operator's delta upload, checked by check_uploads,
+ * linked into DATA/deltas/); false when an error was sent. */
+static bool make_delta(srv_ctx *c, const release_req *q, const store_release *r,
+                       const store_release *base, store_release_delta *d)
 {
-	char dsha[65], up[PATH_MAX];
-	if (q->delta_upload && !rel_hash_upload(c, q->delta_upload, want_d, dsha))
-		return false;
+	char up[PATH_MAX];
 	int rc = q->delta_upload ? rel_upload_path(c, q->delta_upload, "part", up) : PQ_OK;
 	if (rc == PQ_OK)
 		rc = rel_delta_prepare(c, r, base, q->delta_upload ? up : NULL, d);
@@ -488,8 +503,9 @@ static void h_release_create(srv_ctx *c)
 	bool stored = false;
 	char want[65], want_d[65];
 	if (!b || !srv_query_only(c, NULL) || !parse_release(c, b, &q) ||
-	    !create_checks(c, &q, want, want_d, &r, &base) || !make_full(c, &q, want, &r, &kf) ||
-	    (q.delta_from && !make_delta(c, &q, want_d, &r, &base, &d)))
+	    !create_checks(c, &q, want, want_d, &r, &base) ||
+	    !check_uploads(c, &q, want, want_d, &base, &r) || !make_full(c, &q, &r, &kf) ||
+	    (q.delta_from && !make_delta(c, &q, &r, &base, &d)))
 		goto out;
 	int rc = store_release_all(c->db, &r, &kf, &d);
 	if (rc != PQ_OK) {

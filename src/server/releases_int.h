@@ -61,6 +61,14 @@ typedef struct {
  * Nothing is left at out_path or w->scratch on failure. */
 int rel_delta_adopt(const char *delta_path, const rel_delta_want *w, const pkg_leaf_opts *o,
                     const char *out_path, pkg_unit *unit) PQ_MUST_CHECK;
+/* The quick part of rel_delta_adopt's checks, done when the delta is queued: one SWPG delta
+ * leaf whose descriptor names w's base and full image (nothing decoded; w->scratch unused).
+ * PQ_ERR_VERIFY with the reason when it is not. */
+int rel_delta_precheck(const char *delta_path, const rel_delta_want *w) PQ_MUST_CHECK;
+/* rel_delta_precheck of an upload for a delta of r from base; false when an error was sent
+ * (422 delta_mismatch with the reason). */
+bool rel_delta_upload_ok(srv_ctx *c, const char *upload, const store_release *r,
+                         const store_release *base);
 
 /* DATA/tmp/: scratch files (a delta's decoded output), removed when done. At start-up the
  * server removes the regular files in it that are REL_TMP_STALE_S old (left by a crash;
