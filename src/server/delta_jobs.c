@@ -26,11 +26,11 @@
 #include "server/releases_int.h"
 #include "server/server_int.h"
 
-#define LOGC            "deltas"
-#define JOBS_POLL_MS    5000 /* also look for jobs another instance queued */
-#define HOLD_POLL_MS    50
-#define EVENT_EVERY_MS  1000
-#define DELTA_LEVEL     19
+#define LOGC           "deltas"
+#define JOBS_POLL_MS   5000 /* also look for jobs another instance queued */
+#define HOLD_POLL_MS   50
+#define EVENT_EVERY_MS 1000
+#define DELTA_LEVEL    19
 
 struct rel_jobs {
 	srv *s;
@@ -94,7 +94,8 @@ static int delta_opts(const store_release *r, const store_release_delta *d, cons
                       job_progress *p, pkg_leaf_opts *o)
 {
 	struct stat st;
-	*o = (pkg_leaf_opts){.compression = SWPG_COMP_ZSTD, .level = DELTA_LEVEL, .base_path = base};
+	*o =
+	    (pkg_leaf_opts){.compression = SWPG_COMP_ZSTD, .level = DELTA_LEVEL, .base_path = base};
 	o->progress = (pkg_progress){on_progress, p};
 	int rc = swpg_ecu_parse(r->ecu_id, &o->ecu);
 	if (rc == PQ_OK)
@@ -187,8 +188,8 @@ static int check_uploaded(rel_jobs *j, const store_release *r, store_release_del
 static int make(rel_jobs *j, const store_release *r, store_release_delta *d, job_progress *p)
 {
 	store_package_key k;
-	int rc = strcmp(d->source, "uploaded") == 0 ? check_uploaded(j, r, d, p)
-	                                             : compute(j, r, d, p);
+	int rc =
+	    strcmp(d->source, "uploaded") == 0 ? check_uploaded(j, r, d, p) : compute(j, r, d, p);
 	if (rc == PQ_OK && srv_get_options(j->s)->downloads_encrypt)
 		rc = srv_package_key(j->s, j->db, d->file_sha256, true, pq_real_ms(), &k);
 	memset(&k, 0, sizeof(k));
@@ -283,7 +284,8 @@ int rel_jobs_new(srv *s, rel_jobs **out)
 		return pq_err_wrap(rc, "delta worker");
 	}
 	if (n > 0)
-		pq_log(PQ_LOG_INFO, LOGC, "%lld unfinished delta job(s) queued again", (long long)n);
+		pq_log(PQ_LOG_INFO, LOGC, "%lld unfinished delta job(s) queued again",
+		       (long long)n);
 	*out = j;
 	return PQ_OK;
 }

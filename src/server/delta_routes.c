@@ -21,17 +21,16 @@ json_t *rel_delta_json(const store_release_delta *d)
 	bool ready = d->state == STORE_DELTA_READY;
 	int64_t pct = d->progress_total > 0 ? d->progress_done * 100 / d->progress_total : 0;
 	snprintf(url, sizeof(url), "/packages/%s", d->file_sha256);
-	return json_pack("{s:s,s:s,s:s?,s:s,s:s,s:s,s:{s:I,s:I,s:I},s:s?,s:s?,s:o,s:s?,s:I,s:I}",
-	                 "release_id", d->release_id, "base_version", d->base_version,
-	                 "base_release_id", d->base_release_id[0] ? d->base_release_id : NULL,
-	                 "base_image_sha256", d->base_sha256, "state",
-	                 store_delta_state_name(d->state), "source", d->source, "progress", "done",
-	                 (json_int_t)d->progress_done, "total", (json_int_t)d->progress_total,
-	                 "percent", (json_int_t)(ready ? 100 : pct), "error",
-	                 d->error[0] ? d->error : NULL, "sha256", ready ? d->file_sha256 : NULL,
-	                 "length", ready ? json_integer(d->file_size) : json_null(), "url",
-	                 ready ? url : NULL, "created_ms", (json_int_t)d->created_ms, "updated_ms",
-	                 (json_int_t)d->updated_ms);
+	return json_pack(
+	    "{s:s,s:s,s:s?,s:s,s:s,s:s,s:{s:I,s:I,s:I},s:s?,s:s?,s:o,s:s?,s:I,s:I}", "release_id",
+	    d->release_id, "base_version", d->base_version, "base_release_id",
+	    d->base_release_id[0] ? d->base_release_id : NULL, "base_image_sha256", d->base_sha256,
+	    "state", store_delta_state_name(d->state), "source", d->source, "progress", "done",
+	    (json_int_t)d->progress_done, "total", (json_int_t)d->progress_total, "percent",
+	    (json_int_t)(ready ? 100 : pct), "error", d->error[0] ? d->error : NULL, "sha256",
+	    ready ? d->file_sha256 : NULL, "length",
+	    ready ? json_integer(d->file_size) : json_null(), "url", ready ? url : NULL,
+	    "created_ms", (json_int_t)d->created_ms, "updated_ms", (json_int_t)d->updated_ms);
 }
 
 void rel_delta_event(srv *s, const store_release_delta *d)
@@ -54,10 +53,11 @@ bool rel_delta_base(srv_ctx *c, const store_release *r, const char *from, store_
 	int cmp = 0;
 	int rc = find_base(c, r, from, base);
 	if (rc == PQ_ERR_NOTFOUND || rc == PQ_ERR_INVAL) {
-		srv_error(c, 400, "bad_request",
-		          "no release %.40s (a release id, or a version of %s %s for %s) to make the "
-		          "delta from",
-		          from, r->ecu_id, r->software_type, r->hardware_id);
+		srv_error(
+		    c, 400, "bad_request",
+		    "no release %.40s (a release id, or a version of %s %s for %s) to make the "
+		    "delta from",
+		    from, r->ecu_id, r->software_type, r->hardware_id);
 		return false;
 	}
 	if (rc != PQ_OK) {
@@ -188,8 +188,7 @@ static bool delta_is_new(srv_ctx *c, const store_release *r, const store_release
 
 /* The body of POST /api/v1/releases/{id}/deltas: "from", and optionally "upload_id" (the
  * operator's delta package, complete: want its declared hash); false when an error was sent. */
-static bool delta_body(srv_ctx *c, json_t *b, const char **from, const char **upload,
-                       char want[65])
+static bool delta_body(srv_ctx *c, json_t *b, const char **from, const char **upload, char want[65])
 {
 	*from = json_string_value(json_object_get(b, "from"));
 	*upload = json_string_value(json_object_get(b, "upload_id"));
@@ -211,8 +210,8 @@ static void queue_delta(srv_ctx *c, const store_release *r, const store_release 
 	store_release_delta d = {0};
 	char sha[65], up[PATH_MAX];
 	if (!delta_is_new(c, r, base) || !rel_delta_room(c) ||
-	    (upload && (!rel_hash_upload(c, upload, want, sha) ||
-	                !rel_delta_upload_ok(c, upload, r, base))))
+	    (upload &&
+	     (!rel_hash_upload(c, upload, want, sha) || !rel_delta_upload_ok(c, upload, r, base))))
 		return;
 	int rc = upload ? rel_upload_path(c, upload, "part", up) : PQ_OK;
 	if (rc == PQ_OK)
@@ -222,8 +221,8 @@ static void queue_delta(srv_ctx *c, const store_release *r, const store_release 
 	if (rc != PQ_OK) {
 		rel_delta_unprepare(c->s, &d);
 		if (rc == PQ_ERR_EXISTS)
-			srv_error(c, 409, "conflict", "release %s has a delta from %s already", r->id,
-			          base->version);
+			srv_error(c, 409, "conflict", "release %s has a delta from %s already",
+			          r->id, base->version);
 		else
 			srv_fail(c, rc, "queueing the delta");
 		return;

@@ -1,7 +1,7 @@
 /* release_delta.c: an operator-supplied delta package (POST /api/v1/releases with
  * delta_upload_id, docs/api.md 7.6, or POST /api/v1/releases/{id}/deltas with upload_id),
- * checked by the delta worker (delta_jobs.c). The server does not trust it: it must be one SWPG delta
- * leaf whose descriptor names the base release's image and the new full image (read before
+ * checked by the delta worker (delta_jobs.c). The server does not trust it: it must be one SWPG
+ * delta leaf whose descriptor names the base release's image and the new full image (read before
  * anything is decoded), and applying it to the base release's image must give the new full
  * image byte for byte. It is then written again under the header the server gives its own deltas
  * (the release's ECU, type and versions): SWPG packages carry no signature (their authenticity is

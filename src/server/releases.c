@@ -421,7 +421,8 @@ static bool create_checks(srv_ctx *c, const release_req *q, char want[65], char 
                           store_release *r, store_release *base)
 {
 	if (!rel_upload_ready(c, q->upload, want) ||
-	    (q->delta_upload && !rel_upload_ready(c, q->delta_upload, want_d)) || !release_is_new(c, q))
+	    (q->delta_upload && !rel_upload_ready(c, q->delta_upload, want_d)) ||
+	    !release_is_new(c, q))
 		return false;
 	int rc = fill_release(c, q, r);
 	if (rc != PQ_OK) {
@@ -434,8 +435,8 @@ static bool create_checks(srv_ctx *c, const release_req *q, char want[65], char 
 /* The full upload, hashed into r (and its size); with an operator's delta, that delta
  * hashed against its declared want_d and its descriptor checked against the base and the
  * new image (422 delta_mismatch) before anything is stored; false when an error was sent. */
-static bool check_uploads(srv_ctx *c, const release_req *q, const char *want,
-                          const char *want_d, const store_release *base, store_release *r)
+static bool check_uploads(srv_ctx *c, const release_req *q, const char *want, const char *want_d,
+                          const store_release *base, store_release *r)
 {
 	char up[PATH_MAX], dsha[65];
 	struct stat st;
@@ -519,8 +520,9 @@ static void h_release_create(srv_ctx *c)
 	srv_audit(c, "release.create", r.id,
 	          json_pack("{s:s,s:s,s:s,s:b,s:s*,s:s*}", "version", r.version, "hardware_id",
 	                    r.hardware_id, "package_sha256", r.file_sha256, "encrypted",
-	                    kf.enc_sha256[0] != '\0', "delta_source", d.release_id[0] ? d.source : NULL,
-	                    "delta_base_version", d.release_id[0] ? d.base_version : NULL));
+	                    kf.enc_sha256[0] != '\0', "delta_source",
+	                    d.release_id[0] ? d.source : NULL, "delta_base_version",
+	                    d.release_id[0] ? d.base_version : NULL));
 	release_event(c, &r, false);
 	if (d.release_id[0]) {
 		rel_delta_event(c->s, &d);

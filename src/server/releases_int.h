@@ -45,7 +45,7 @@ typedef struct {
 	const char *base_sha;   /* hex */
 	uint64_t full_size;     /* the uploaded full image's length and SHA-256 (hex) */
 	const char *full_sha;
-	const char *scratch; /* where the applied delta is decoded (under DATA/tmp/), removed */
+	const char *scratch;   /* where the applied delta is decoded (under DATA/tmp/), removed */
 	pkg_progress progress; /* of the decoding (applying the delta to the base) */
 } rel_delta_want;
 

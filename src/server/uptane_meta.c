@@ -30,7 +30,7 @@ typedef struct {
 	up_director_entry e[UP_ECUS_MAX];
 	char names[UP_ECUS_MAX][USRV_NAME_MAX]; /* usrv__target_name */
 	char base_sha[UP_ECUS_MAX][65];         /* a delta's base image ("" for a full one) */
-	size_t order[UP_ECUS_MAX];   /* indexes in installation order */
+	size_t order[UP_ECUS_MAX];              /* indexes in installation order */
 	size_t n;
 	char rollback[32]; /* the campaign's rollback_policy */
 } deployment;
@@ -49,9 +49,12 @@ static int delta_base(store *db, const store_target *t, char sha[65])
 {
 	store_release_delta rd;
 	int rc = store_release_delta_get(db, t->release_id, t->from_version, &rd);
-	if (rc == PQ_OK && (rd.state != STORE_DELTA_READY || strcmp(rd.file_sha256, t->file_sha256)))
-		rc = pq_err_set(PQ_ERR_NOTFOUND, "release %s: its delta from %s is not the one "
-		                "the campaign names", t->release_id, t->from_version);
+	if (rc == PQ_OK &&
+	    (rd.state != STORE_DELTA_READY || strcmp(rd.file_sha256, t->file_sha256)))
+		rc = pq_err_set(PQ_ERR_NOTFOUND,
+		                "release %s: its delta from %s is not the one "
+		                "the campaign names",
+		                t->release_id, t->from_version);
 	if (rc == PQ_OK)
 		snprintf(sha, 65, "%s", rd.base_sha256);
 	return rc;
@@ -328,9 +331,9 @@ static int image_json(meta_ctx *m, const store_target *t, const store_release *r
 		json_t *fb = json_pack("{sssIss}", "name", fname, "length",
 		                       (json_int_t)r->file_size, "sha256", r->file_sha256);
 		/* each set_new takes its value, also a NULL one (and fails) */
-		int bad = json_object_set_new(im, "delta_base",
-		                              json_pack("{ssss}", "sha256", base_sha, "version",
-		                                        t->from_version));
+		int bad = json_object_set_new(
+		    im, "delta_base",
+		    json_pack("{ssss}", "sha256", base_sha, "version", t->from_version));
 		bad |= json_object_set_new(im, "fallback", fb);
 		rc = bad ? pq_err_set(PQ_ERR_NOMEM, "metadata images")
 		         : set_download(m, fb, r->file_sha256);

@@ -54,8 +54,9 @@ static int row_delta(const store_row *row, void *dst)
 static int check_key(const char *release_id, const char *base_version)
 {
 	int rc = store__check_id(release_id, "release id");
-	return rc == PQ_OK ? store__check_text(base_version, STORE_VERSION_MAX, true, "base version")
-	                   : rc;
+	return rc == PQ_OK
+	           ? store__check_text(base_version, STORE_VERSION_MAX, true, "base version")
+	           : rc;
 }
 
 /* The fields of a delta as stored: a ready one names its file, a failed one its reason. */
@@ -70,8 +71,8 @@ static int check_delta(const store_release_delta *d)
 		rc = store__check_sha256(d->file_sha256, d->state != STORE_DELTA_READY,
 		                         "delta SHA-256");
 	if (rc == PQ_OK)
-		rc = store__check_text(d->error, STORE_DELTA_ERROR_MAX, d->state == STORE_DELTA_FAILED,
-		                       "delta error");
+		rc = store__check_text(d->error, STORE_DELTA_ERROR_MAX,
+		                       d->state == STORE_DELTA_FAILED, "delta error");
 	if (rc == PQ_OK)
 		rc = store__check_text(d->input, sizeof(d->input) - 1, false, "delta input");
 	if (rc != PQ_OK)
@@ -112,10 +113,11 @@ static int delta_insert(store *s, const store_release_delta *d)
 	                 SV_TEXT(d->input),
 	                 SV_INT(d->created_ms),
 	                 SV_INT(d->updated_ms ? d->updated_ms : d->created_ms)};
-	rc = store_exec(s,
-	                "INSERT INTO release_deltas (" DELTA_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-	                " ?, ?, ?, ?, ?, ?)",
-	                p, 14, NULL, NULL, NULL);
+	rc =
+	    store_exec(s,
+	               "INSERT INTO release_deltas (" DELTA_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+	               " ?, ?, ?, ?, ?, ?)",
+	               p, 14, NULL, NULL, NULL);
 	if (rc == PQ_ERR_EXISTS)
 		pq_err_wrap(rc, "release %s has a delta from %s already", d->release_id,
 		            d->base_version);
@@ -165,8 +167,8 @@ int store_release_delta_delete(store *s, const char *release_id, const char *bas
 		return rc;
 	int64_t changes = 0;
 	store_val p[] = {SV_TEXT(release_id), SV_TEXT(base_version)};
-	rc = store_exec(s, "DELETE FROM release_deltas WHERE release_id = ? AND base_version = ?", p,
-	                2, NULL, NULL, &changes);
+	rc = store_exec(s, "DELETE FROM release_deltas WHERE release_id = ? AND base_version = ?",
+	                p, 2, NULL, NULL, &changes);
 	if (rc == PQ_OK && changes == 0)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "release %s has no delta from %s", release_id,
 		                base_version);
@@ -298,11 +300,12 @@ int store_release_delta_finish(store *s, const store_release_delta *d, int64_t n
 	                 SV_INT(now_ms),
 	                 SV_TEXT(d->release_id),
 	                 SV_TEXT(d->base_version)};
-	rc = store_exec(s,
-	                "UPDATE release_deltas SET state = ?, progress_done = ?, progress_total = ?,"
-	                " error = ?, file_sha256 = ?, file_size = ?, input = '', updated_ms = ?"
-	                " WHERE release_id = ? AND base_version = ? AND state = 'running'",
-	                p, 9, NULL, NULL, &changes);
+	rc =
+	    store_exec(s,
+	               "UPDATE release_deltas SET state = ?, progress_done = ?, progress_total = ?,"
+	               " error = ?, file_sha256 = ?, file_size = ?, input = '', updated_ms = ?"
+	               " WHERE release_id = ? AND base_version = ? AND state = 'running'",
+	               p, 9, NULL, NULL, &changes);
 	if (rc == PQ_OK && changes == 0)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "release %s has no running delta from %s",
 		                d->release_id, d->base_version);

@@ -85,19 +85,12 @@ int store_release_insert(store *s, const store_release *r)
 	int rc = check_release(r);
 	if (rc != PQ_OK)
 		return rc;
-	store_val p[] = {SV_TEXT(r->id),
-	                 SV_TEXT(r->title),
-	                 SV_TEXT(r->notes),
-	                 SV_TEXT(r->version),
-	                 SV_TEXT(r->hardware_id),
-	                 SV_TEXT(r->software_type),
-	                 SV_TEXT(r->ecu_id),
-	                 SV_TEXT(r->file_sha256),
-	                 SV_INT(r->file_size),
-	                 SV_TEXT(r->image_sha256),
-	                 SV_INT(r->image_size),
-	                 SV_INT(r->created_ms),
-	                 SV_TEXT(r->created_by)};
+	store_val p[] = {
+	    SV_TEXT(r->id),           SV_TEXT(r->title),       SV_TEXT(r->notes),
+	    SV_TEXT(r->version),      SV_TEXT(r->hardware_id), SV_TEXT(r->software_type),
+	    SV_TEXT(r->ecu_id),       SV_TEXT(r->file_sha256), SV_INT(r->file_size),
+	    SV_TEXT(r->image_sha256), SV_INT(r->image_size),   SV_INT(r->created_ms),
+	    SV_TEXT(r->created_by)};
 	rc = store_exec(s,
 	                "INSERT INTO releases (" RELEASE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
 	                " ?, ?, ?, ?)",

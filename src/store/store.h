@@ -289,9 +289,9 @@ typedef struct {
 	char error[STORE_DELTA_ERROR_MAX + 1]; /* why it failed ("" otherwise) */
 	char file_sha256[65];                  /* the delta package, once ready ("" before) */
 	int64_t file_size;
-	char source[12];                /* "computed" (by the server) or "uploaded" (checked) */
-	char input[STORE_ID_MAX + 16];  /* an uploaded delta waiting for its check: its file
-	                                 * name under DATA/deltas/ ("" otherwise) */
+	char source[12];               /* "computed" (by the server) or "uploaded" (checked) */
+	char input[STORE_ID_MAX + 16]; /* an uploaded delta waiting for its check: its file
+	                                * name under DATA/deltas/ ("" otherwise) */
 	int64_t created_ms, updated_ms;
 } store_release_delta;
 
@@ -324,7 +324,8 @@ int store_release_delta_progress(store *s, const char *release_id, const char *b
                                  int64_t done, int64_t total, int64_t now_ms) PQ_MUST_CHECK;
 /* Ends a running delta: d->state READY (with file_sha256, file_size) or FAILED (with
  * error); input is cleared. PQ_ERR_NOTFOUND when it is no longer running. */
-int store_release_delta_finish(store *s, const store_release_delta *d, int64_t now_ms) PQ_MUST_CHECK;
+int store_release_delta_finish(store *s, const store_release_delta *d,
+                               int64_t now_ms) PQ_MUST_CHECK;
 
 typedef enum {
 	STORE_ROLE_VIEWER = 0,

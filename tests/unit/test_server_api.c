@@ -676,7 +676,8 @@ static void test_delta_release(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "deltas")), 1);
 	/* queued for the delta worker: no file yet */
 	const char *st = json_string_value(json_object_get(delta, "state"));
-	assert_true(st && (!strcmp(st, "queued") || !strcmp(st, "running") || !strcmp(st, "ready")));
+	assert_true(st &&
+	            (!strcmp(st, "queued") || !strcmp(st, "running") || !strcmp(st, "ready")));
 	snprintf(release2_id, sizeof(release2_id), "%s",
 	         json_string_value(json_object_get(j, "id")));
 	char dsha[65];
@@ -700,9 +701,8 @@ static void test_delta_release(void **state)
 	json_t *d0 = json_array_get(json_object_get(j, "items"), 0);
 	assert_string_equal(json_string_value(json_object_get(d0, "sha256")), dsha);
 	assert_string_equal(json_string_value(json_object_get(d0, "source")), "computed");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(d0, "progress"),
-	                                                    "percent")),
-	                 100);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(d0, "progress"), "percent")), 100);
 	json_decref(j);
 	resp_free(&r);
 	uint8_t d2[32];
