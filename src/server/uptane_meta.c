@@ -50,10 +50,10 @@ static int delta_base(store *db, const store_target *t, char sha[65])
 	store_release_delta rd;
 	int rc = store_release_delta_get(db, t->release_id, t->from_version, &rd);
 	if (rc == PQ_OK &&
-	    (rd.state != STORE_DELTA_READY || strcmp(rd.file_sha256, t->file_sha256)))
+	    (rd.state != STORE_DELTA_READY || strcmp(rd.file_sha256, t->file_sha256) != 0))
 		rc = pq_err_set(PQ_ERR_NOTFOUND,
-		                "release %s: its delta from %s is not the one "
-		                "the campaign names",
+		                "release %s: its delta from %s is not the one the "
+		                "campaign names",
 		                t->release_id, t->from_version);
 	if (rc == PQ_OK)
 		snprintf(sha, 65, "%s", rd.base_sha256);
