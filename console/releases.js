@@ -32,8 +32,10 @@ function deltaEl(d, pkgLen) {
     state === 'failed' && d.error ? h('div', { class: 'delta-error small', text: d.error, dataset: { test: 'delta-error' } }) : null);
 }
 
-function releaseRow(r, fresh) {
-  const deltas = deltasOf(r);
+// newer(d): the delta as the latest event has it, when that is newer than d (a list loaded
+// while an event arrived must not put an older state back).
+function releaseRow(r, fresh, newer = (d) => d) {
+  const deltas = deltasOf(r).map(newer);
   return h('tr', { class: fresh ? 'fresh' : '', dataset: { release: r.id, test: 'release-row', pkgLength: String((r.package && r.package.length) || 0) } },
     h('td', null,
       h('div', { class: 'title-cell', text: r.title, dataset: { test: 'release-title' } }),
@@ -56,6 +58,11 @@ export async function render(ctx) {
   let offset = Number(ctx.query.get('offset')) || 0;
   let q = q0;
   const fresh = new Set();
+  const latest = new Map(); // release_id|base_version -> the newest release_delta event
+  const newer = (d) => {
+    const ev = latest.get(`${d.release_id}|${d.base_version}`);
+    return ev && (ev.updated_ms || 0) > (d.updated_ms || 0) ? ev : d;
+  };
   const list = h('div', { class: 'list', dataset: { test: 'release-list' } });
   const search = h('input', {
     type: 'search', class: 'search', maxlength: 64, placeholder: 'Search title, version, ECU, hardware id…', value: q0,
@@ -84,7 +91,7 @@ export async function render(ctx) {
       items.length ? table([
         { label: 'Title' }, { label: 'Version' }, { label: 'ECU' }, { label: 'Hardware' },
         { label: 'Size', cls: 'num' }, { label: 'SHA-256 (package)' }, { label: 'Deltas' }, { label: 'Posted' },
-      ], items.map((r) => releaseRow(r, fresh.has(r.id)))) : empty(q ? `No release matches “${q}”.` : 'No releases yet.'),
+      ], items.map((r) => releaseRow(r, fresh.has(r.id), newer))) : empty(q ? `No release matches “${q}”.` : 'No releases yet.'),
       pager(page, (o) => { offset = o; ctx.setQuery({ q, offset: o || '' }); load(); }));
   }
 
@@ -116,10 +123,11 @@ export async function render(ctx) {
   });
   // a delta's state and progress, in place (a row not shown is not loaded for it)
   ctx.on('release_delta', (d) => {
+    latest.set(`${d.release_id}|${d.base_version}`, d);
     const row = list.querySelector(`tr[data-release="${CSS.escape(d.release_id || '')}"]`);
     const cell = row && row.querySelector('[data-test=deltas]');
     if (!cell) return;
-    const el = deltaEl(d, Number(row.dataset.pkgLength) || 0);
+    const el = deltaEl(newer(d), Number(row.dataset.pkgLength) || 0);
     const old = [...cell.querySelectorAll('[data-test=delta]')].find((x) => x.dataset.base === d.base_version);
     if (old) old.replaceWith(el);
     else { if (!cell.querySelector('[data-test=delta]')) clear(cell); cell.appendChild(el); }
