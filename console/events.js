@@ -4,7 +4,7 @@
 // server ends the stream for good (an HTTP error such as 401), this module reconnects with
 // a backoff. A `reset` event (events were missed) reloads the page's data.
 
-const NAMES = ['deployment', 'campaign', 'presence', 'vci', 'release', 'diag', 'reset'];
+const NAMES = ['deployment', 'campaign', 'presence', 'vci', 'release', 'release_delta', 'diag', 'reset'];
 const subs = new Map(); // name -> Set(fn)
 const stateSubs = new Set();
 let es = null;

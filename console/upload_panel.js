@@ -165,7 +165,9 @@ export function uploadPanel(ctx, onPosted) {
         if (mode() === 'upload') forget(delta.file);
         replace(status, h('div', { class: 'alert ok', dataset: { test: 'posted' } },
           `Posted ${rel.title} ${rel.version} (${rel.ecu_id}, ${rel.hardware_id})`,
-          rel.delta ? ` with a ${fmtBytes(rel.delta.length)} delta from ${rel.delta.base_version}` : ''));
+          !rel.delta ? '' : rel.delta.state && rel.delta.state !== 'ready'
+            ? ` — its delta from ${rel.delta.base_version} is ${rel.delta.state === 'queued' ? 'queued' : 'being made'} (the board shows its progress)`
+            : ` with a ${fmtBytes(rel.delta.length)} delta from ${rel.delta.base_version}`));
         full.reset(); delta.reset();
         title.value = ''; version.value = ''; notes.value = '';
         loadBases(); // the new release is a base for the next one

@@ -16,12 +16,46 @@
 
 /* ---- candidates ------------------------------------------------------------------------ */
 
-/* What cand_row reads: the list it fills, the release and the target filter. */
+/* A release's ready deltas, read before its ECUs are: only a ready delta is offered. */
+typedef struct {
+	store_release_delta *v;
+	size_t n, cap;
+} ready_deltas;
+
+/* What cand_row reads: the list it fills, the release, its ready deltas and the target
+ * filter. */
 typedef struct {
 	cmp_cand_list *l;
 	const store_release *rel;
+	const ready_deltas *deltas;
 	const json_t *target;
 } cand_ctx;
+
+static int ready_cb(const store_release_delta *d, void *user)
+{
+	ready_deltas *rd = user;
+	if (d->state != STORE_DELTA_READY)
+		return PQ_OK;
+	if (rd->n == rd->cap) {
+		size_t cap = rd->cap ? rd->cap * 2 : 4;
+		store_release_delta *v = realloc(rd->v, cap * sizeof(*v));
+		if (!v)
+			return pq_err_set(PQ_ERR_NOMEM, "deltas");
+		rd->v = v;
+		rd->cap = cap;
+	}
+	rd->v[rd->n++] = *d;
+	return PQ_OK;
+}
+
+/* The ready delta whose base is the installed version inst, or NULL. */
+static const store_release_delta *delta_from(const ready_deltas *rd, const char *inst)
+{
+	for (size_t i = 0; i < rd->n; i++)
+		if (strcmp(rd->v[i].base_version, inst) == 0)
+			return &rd->v[i];
+	return NULL;
+}
 
 static bool in_str_array(const json_t *arr, const char *s)
 {
@@ -95,12 +129,13 @@ static int cand_row(const store_ecu_match *m, void *user)
 	snprintf(c->t.from_version, sizeof(c->t.from_version), "%s", inst);
 	snprintf(c->t.to_version, sizeof(c->t.to_version), "%s", r->version);
 	snprintf(c->installed, sizeof(c->installed), "%s", inst);
-	/* the delta is decided after the query (it reads the vehicle's VCI) */
-	bool delta_base = r->delta_base_version[0] && strcmp(inst, r->delta_base_version) == 0;
-	snprintf(c->t.package, sizeof(c->t.package), "%s", delta_base ? "delta" : "full");
+	/* the ready delta from the installed version, else the full package; the ECU's delta
+	 * capability is checked after the query (check_deltas: it reads the vehicle's VCI) */
+	const store_release_delta *d = delta_from(x->deltas, inst);
+	snprintf(c->t.package, sizeof(c->t.package), "%s", d ? "delta" : "full");
 	snprintf(c->t.file_sha256, sizeof(c->t.file_sha256), "%s",
-	         delta_base ? r->delta_file_sha256 : r->file_sha256);
-	c->t.file_size = delta_base ? r->delta_file_size : r->file_size;
+	         d ? d->file_sha256 : r->file_sha256);
+	c->t.file_size = d ? d->file_size : r->file_size;
 	return PQ_OK;
 }
 
@@ -171,16 +206,19 @@ static int resolve_release(store *db, const char *release_id, const json_t *targ
                            cmp_cand_list *l)
 {
 	store_release r;
+	ready_deltas rd = {0};
 	int rc = store_release_get(db, release_id, &r);
 	if (rc != PQ_OK)
 		return rc;
 	json_t *hw_filter = json_object_get(target, "hardware_ids");
-	if (!hw_filter || in_str_array(hw_filter, r.hardware_id)) {
-		cand_ctx x = {.l = l, .rel = &r, .target = target};
+	rc = store_release_delta_list(db, r.id, ready_cb, &rd);
+	if (rc == PQ_OK && (!hw_filter || in_str_array(hw_filter, r.hardware_id))) {
+		cand_ctx x = {.l = l, .rel = &r, .deltas = &rd, .target = target};
 		rc = store_ecu_by_hardware(db, r.hardware_id, vin, cand_row, &x);
 	}
 	if (rc == PQ_OK)
 		rc = check_deltas(db, &r, l);
+	free(rd.v);
 	store_release_clear(&r);
 	return rc;
 }

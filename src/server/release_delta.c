@@ -1,6 +1,7 @@
 /* release_delta.c: an operator-supplied delta package (POST /api/v1/releases with
- * delta_upload_id, docs/api.md 7.6). The server does not trust it: it must be one SWPG delta
- * leaf whose descriptor names the base release's image and the new full image (read before
+ * delta_upload_id, docs/api.md 7.6, or POST /api/v1/releases/{id}/deltas with upload_id),
+ * checked by the delta worker (delta_jobs.c). The server does not trust it: it must be one SWPG
+ * delta leaf whose descriptor names the base release's image and the new full image (read before
  * anything is decoded), and applying it to the base release's image must give the new full
  * image byte for byte. It is then written again under the header the server gives its own deltas
  * (the release's ECU, type and versions): SWPG packages carry no signature (their authenticity is
@@ -80,7 +81,7 @@ static int descriptor_matches(pkg_reader *r, const pkg_entry *e, const rel_delta
  * found equal to the full image's: an output that is not the full image fails here. */
 static int delta_applies(pkg_reader *r, const pkg_entry *e, const rel_delta_want *w)
 {
-	int rc = pkg_apply_delta(r, e, w->base_image, w->scratch, NULL);
+	int rc = pkg_apply_delta(r, e, w->base_image, w->scratch, &w->progress);
 	unlink(w->scratch);
 	if (rc != PQ_OK) /* the library's detail names server paths: not for the client */
 		return pq_err_set(PQ_ERR_VERIFY,
@@ -175,6 +176,24 @@ static int describe(const char *path, pkg_unit *unit)
 		unit->delta = true;
 		rc = pq_hash_file(PQ_HASH_SHA256, path, unit->sha256);
 	}
+	pkg_close(r);
+	return rc;
+}
+
+int rel_delta_precheck(const char *delta_path, const rel_delta_want *w)
+{
+	pkg_reader *r = NULL;
+	const pkg_entry *e = NULL;
+	struct stat st;
+	if (stat(w->base_image, &st) != 0) /* the server's own file: not the upload's fault */
+		return pq_err_set(PQ_ERR_IO, "the base release's image is missing: %s",
+		                  strerror(errno));
+	int rc = pkg_open(delta_path, &r);
+	if (rc != PQ_OK)
+		return pq_err_set(PQ_ERR_VERIFY, "not an SWPG package (no valid SWPG header)");
+	rc = delta_leaf(r, &e);
+	if (rc == PQ_OK)
+		rc = descriptor_matches(r, e, w, (uint64_t)st.st_size);
 	pkg_close(r);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* releases.c: firmware releases (the notice board). A release turns a complete upload
- * (uploads.c) into SWPG packages: the full image and, against an earlier release, a delta
- * the server computes or the operator's own, checked (release_delta.c). Images and
+ * (uploads.c) into its full SWPG package at once and, against an earlier release, queues a
+ * delta (delta_routes.c) that the delta worker computes, or checks when it is the
+ * operator's own (delta_jobs.c, release_delta.c). Images and
  * packages are content-addressed: DATA/images/<sha256>, DATA/files/<sha256>. With
  * downloads.encrypt, each package is also kept encrypted under its own content key
  * (srv_package_key, docs/security.md "Package encryption"): DATA/files/<enc_sha256>, the
@@ -138,29 +139,59 @@ static void release_event(srv_ctx *c, const store_release *r, bool deleted)
 	srv_event(c->s, "release", e);
 }
 
-static json_t *release_json(const store_release *r)
+static int delta_json_cb(const store_release_delta *d, void *user)
 {
-	char url[128], durl[128];
+	if (json_array_append_new(user, rel_delta_json(d)) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "deltas");
+	return PQ_OK;
+}
+
+/* A release's JSON without its deltas (read from the store apart: lists read them after
+ * the releases' own query). */
+static json_t *release_base_json(const store_release *r)
+{
+	char url[128];
 	snprintf(url, sizeof(url), "/packages/%s", r->file_sha256);
-	snprintf(durl, sizeof(durl), "/packages/%s", r->delta_file_sha256);
-	json_t *delta = r->delta_base_version[0]
-	                    ? json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "base_version",
-	                                r->delta_base_version, "sha256", r->delta_file_sha256,
-	                                "length", (json_int_t)r->delta_file_size,
-	                                "base_image_sha256", r->delta_base_sha256, "url", durl,
-	                                "source", r->delta_source[0] ? r->delta_source : "computed")
-	                    : json_null();
 	json_t *notes = r->notes ? json_string(r->notes) : json_null();
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:I,s:s},s:{s:s,s:I},s:I,s:s,s:o,s:o}",
-	                 "id", r->id, "title", r->title, "version", r->version, "hardware_id",
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:I,s:s},s:{s:s,s:I},s:I,s:s,s:o}", "id",
+	                 r->id, "title", r->title, "version", r->version, "hardware_id",
 	                 r->hardware_id, "software_type", r->software_type, "ecu_id", r->ecu_id,
 	                 "package", "sha256", r->file_sha256, "length", (json_int_t)r->file_size,
 	                 "url", url, "image", "sha256", r->image_sha256, "length",
 	                 (json_int_t)r->image_size, "created_ms", (json_int_t)r->created_ms,
-	                 "created_by", r->created_by, "notes", notes, "delta", delta);
+	                 "created_by", r->created_by, "notes", notes);
 }
 
-static int swpg_version_of(const char *semver_text, swpg_version *v)
+/* Adds "deltas" (oldest first) and "delta" (the newest, as before a release had several)
+ * to the JSON of the release id. */
+static int attach_deltas(store *db, const char *id, json_t *rel)
+{
+	json_t *deltas = json_array();
+	int rc = deltas ? store_release_delta_list(db, id, delta_json_cb, deltas)
+	                : pq_err_set(PQ_ERR_NOMEM, "deltas");
+	if (rc != PQ_OK) {
+		json_decref(deltas);
+		return rc;
+	}
+	size_t n = json_array_size(deltas);
+	json_t *delta = n ? json_incref(json_array_get(deltas, n - 1)) : json_null();
+	/* each set_new takes its value, also when it fails */
+	int bad = json_object_set_new(rel, "deltas", deltas);
+	bad |= json_object_set_new(rel, "delta", delta);
+	return bad ? pq_err_set(PQ_ERR_NOMEM, "deltas") : PQ_OK;
+}
+
+json_t *rel_release_json(store *db, const store_release *r)
+{
+	json_t *j = release_base_json(r);
+	if (j && attach_deltas(db, r->id, j) != PQ_OK) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+int rel_swpg_version(const char *semver_text, swpg_version *v)
 {
 	semver s;
 	int rc = semver_parse(semver_text, &s);
@@ -224,7 +255,7 @@ static bool parse_release(srv_ctx *c, json_t *b, release_req *q)
 		srv_error(c, 400, "bad_request", "a field is too long");
 		return false;
 	}
-	if (swpg_version_of(q->version, &q->o.version) != PQ_OK ||
+	if (rel_swpg_version(q->version, &q->o.version) != PQ_OK ||
 	    swpg_ecu_parse(q->ecu, &q->o.ecu) != PQ_OK ||
 	    (type && swpg_type_parse(type, &q->o.type) != PQ_OK) ||
 	    (comp && swpg_comp_parse(comp, &q->o.compression) != PQ_OK)) {
@@ -235,7 +266,7 @@ static bool parse_release(srv_ctx *c, json_t *b, release_req *q)
 }
 
 /* The upload q names exists and is complete; false when an error was sent. */
-static bool upload_ready(srv_ctx *c, const char *upload, char want[65])
+bool rel_upload_ready(srv_ctx *c, const char *upload, char want[65])
 {
 	uint64_t size = 0, received = 0;
 	if (!rel_valid_id(upload) || rel_upload_meta(c, upload, &size, want) != PQ_OK) {
@@ -257,7 +288,7 @@ static bool upload_ready(srv_ctx *c, const char *upload, char want[65])
 
 /* The upload, hashed (sha) and checked against its declared hash `want`; false when an
  * error was sent. */
-static bool hash_upload(srv_ctx *c, const char *upload, const char *want, char sha[65])
+bool rel_hash_upload(srv_ctx *c, const char *upload, const char *want, char sha[65])
 {
 	char up[PATH_MAX];
 	uint8_t d[32];
@@ -301,23 +332,22 @@ static bool take_image(srv_ctx *c, const char *upload, const char *sha, char img
 	return true;
 }
 
-/* Builds a package of `image` into DATA/files/<sha256>; fills sha and size. */
-static int build_into_store(srv_ctx *c, const char *image, const pkg_leaf_opts *o, char sha[65],
-                            int64_t *size)
+int rel_build_into_store(srv *s, const char *image, const pkg_leaf_opts *o, char sha[65],
+                         int64_t *size)
 {
 	char tmp[PATH_MAX], dst[PATH_MAX], id[PQ_UUID_LEN], name[64];
 	pkg_unit u;
 	int rc = pq_uuid4(id);
 	if (rc == PQ_OK) {
 		snprintf(name, sizeof(name), ".build-%s", id);
-		rc = rel_data_path(c->s, "files", name, tmp);
+		rc = rel_data_path(s, "files", name, tmp);
 	}
 	if (rc == PQ_OK)
 		rc = pkg_build_leaf(image, o, tmp, &u);
 	if (rc != PQ_OK)
 		return rc;
 	pq_hex_encode(u.sha256, 32, sha);
-	rc = rel_data_path(c->s, "files", sha, dst);
+	rc = rel_data_path(s, "files", sha, dst);
 	if (rc == PQ_OK && rename(tmp, dst) != 0)
 		rc = pq_err_set(PQ_ERR_IO, "storing package %s: %s", sha, strerror(errno));
 	if (rc != PQ_OK) {
@@ -328,119 +358,13 @@ static int build_into_store(srv_ctx *c, const char *image, const pkg_leaf_opts *
 	return PQ_OK;
 }
 
-/* The full package of img into r, and with a base release the delta against its image. */
-static int build_packages(srv_ctx *c, const release_req *q, const char *img,
-                          const store_release *base, store_release *r)
+/* The release record of q (r->notes borrowed from the body), without its image and
+ * package. */
+static int fill_release(srv_ctx *c, const release_req *q, store_release *r)
 {
-	char bimg[PATH_MAX];
-	int rc = build_into_store(c, img, &q->o, r->file_sha256, &r->file_size);
-	if (rc != PQ_OK || !q->delta_from || r->delta_file_sha256[0])
-		return rc; /* no delta, or the operator's (adopt_delta) */
-	pkg_leaf_opts od = q->o;
-	od.base_path = bimg;
-	od.level = 19;
-	rc = rel_data_path(c->s, "images", base->image_sha256, bimg);
-	if (rc == PQ_OK)
-		rc = swpg_version_of(base->version, &od.base_version);
-	if (rc == PQ_OK)
-		rc = build_into_store(c, img, &od, r->delta_file_sha256, &r->delta_file_size);
-	snprintf(r->delta_base_version, sizeof(r->delta_base_version), "%s", base->version);
-	snprintf(r->delta_base_sha256, sizeof(r->delta_base_sha256), "%s", base->image_sha256);
-	snprintf(r->delta_source, sizeof(r->delta_source), "computed");
-	return rc;
-}
-
-/* The operator's delta package (q->delta_upload, complete and hashed against its declared
- * want_d), checked against the base release's image and the new image (sha) and adopted
- * into DATA/files/<sha256> (rel_delta_adopt, decoding into DATA/tmp/) as r's delta; false
- * when an error was sent (422 delta_mismatch with the reason when it is not the delta from
- * base to the image). *owned: the file at DATA/files/<sha256> is this request's (it was
- * not there before: the same package adopted by another request in the same second is). */
-static bool adopt_delta(srv_ctx *c, const release_req *q, const store_release *base,
-                        const char *sha, const char *want_d, store_release *r, bool *owned)
-{
-	char dsha[65], up[PATH_MAX], full[PATH_MAX], bimg[PATH_MAX], scratch[PATH_MAX];
-	char tmp[PATH_MAX], dst[PATH_MAX], id[PQ_UUID_LEN], name[64];
-	struct stat st;
-	pkg_unit u;
-	pkg_leaf_opts od = q->o;
-	rel_delta_want w = {.base_image = bimg,
-	                    .base_sha = base->image_sha256,
-	                    .full_sha = sha,
-	                    .scratch = scratch};
-	if (!hash_upload(c, q->delta_upload, want_d, dsha))
-		return false;
-	int rc = rel_upload_path(c, q->delta_upload, "part", up);
-	if (rc == PQ_OK)
-		rc = rel_upload_path(c, q->upload, "part", full);
-	if (rc == PQ_OK && stat(full, &st) != 0)
-		rc = pq_err_set(PQ_ERR_IO, "the full upload: %s", strerror(errno));
-	w.full_size = rc == PQ_OK ? (uint64_t)st.st_size : 0;
-	if (rc == PQ_OK)
-		rc = rel_data_path(c->s, "images", base->image_sha256, bimg);
-	if (rc == PQ_OK)
-		rc = swpg_version_of(base->version, &od.base_version);
-	if (rc == PQ_OK)
-		rc = pq_uuid4(id);
-	if (rc == PQ_OK) {
-		snprintf(name, sizeof(name), "delta-%s.img", id);
-		rc = rel_data_path(c->s, REL_TMP_DIR, name, scratch);
-	}
-	if (rc == PQ_OK) {
-		snprintf(name, sizeof(name), ".delta-%s", id);
-		rc = rel_data_path(c->s, "files", name, tmp);
-	}
-	if (rc == PQ_OK)
-		rc = rel_delta_adopt(up, &w, &od, tmp, &u);
-	if (rc == PQ_ERR_VERIFY) {
-		srv_error(c, 422, "delta_mismatch", "delta_upload_id: %s", pq_err_detail());
-		return false;
-	}
-	if (rc == PQ_OK) {
-		pq_hex_encode(u.sha256, 32, r->delta_file_sha256);
-		rc = rel_data_path(c->s, "files", r->delta_file_sha256, dst);
-	}
-	if (rc == PQ_OK) { /* link, not rename: an existing file is not this request's */
-		*owned = link(tmp, dst) == 0;
-		if (!*owned && errno != EEXIST)
-			rc =
-			    pq_err_set(PQ_ERR_IO, "storing the delta package: %s", strerror(errno));
-	}
-	unlink(tmp);
-	if (rc != PQ_OK) {
-		r->delta_file_sha256[0] = '\0';
-		srv_fail(c, rc, "checking the delta package");
-		return false;
-	}
-	r->delta_file_size = (int64_t)u.size;
-	snprintf(r->delta_base_version, sizeof(r->delta_base_version), "%s", base->version);
-	snprintf(r->delta_base_sha256, sizeof(r->delta_base_sha256), "%s", base->image_sha256);
-	snprintf(r->delta_source, sizeof(r->delta_source), "uploaded");
-	return true;
-}
-
-/* A release that was not stored drops the operator's delta it had adopted (owned: the file
- * is this request's, adopt_delta), which no release names. */
-static void drop_adopted_delta(srv *s, const store_release *r, bool owned)
-{
-	char p[PATH_MAX];
-	if (!owned || !r->delta_file_sha256[0] ||
-	    rel_data_path(s, "files", r->delta_file_sha256, p) != PQ_OK)
-		return;
-	if (unlink(p) != 0 && errno != ENOENT)
-		pq_log(PQ_LOG_WARN, "releases", "%s: %s", p, strerror(errno));
-}
-
-/* The release record of q (r->notes borrowed from the body). */
-static int fill_release(srv_ctx *c, const release_req *q, const char *sha, const char *img,
-                        store_release *r)
-{
-	struct stat st;
 	int rc = pq_uuid4(r->id);
 	if (rc != PQ_OK)
 		return rc;
-	r->image_size = stat(img, &st) == 0 ? st.st_size : 0;
-	snprintf(r->image_sha256, sizeof(r->image_sha256), "%s", sha);
 	snprintf(r->title, sizeof(r->title), "%s", q->title);
 	r->notes = (char *)q->notes;
 	snprintf(r->version, sizeof(r->version), "%s", q->version);
@@ -452,19 +376,20 @@ static int fill_release(srv_ctx *c, const release_req *q, const char *sha, const
 	return PQ_OK;
 }
 
-/* The release and its package keys together. */
-static int store_release_keys(store *db, const store_release *r, const store_package_key *kf,
-                              const store_package_key *kd)
+/* The release, its full package's key and its queued delta (d: none when d->release_id is
+ * empty) together. */
+static int store_release_all(store *db, const store_release *r, const store_package_key *kf,
+                             const store_release_delta *d)
 {
 	int rc = store_begin(db);
 	if (rc != PQ_OK)
 		return rc;
 	if (kf->enc_sha256[0])
 		rc = store_package_key_insert(db, kf);
-	if (rc == PQ_OK && kd->enc_sha256[0])
-		rc = store_package_key_insert(db, kd);
 	if (rc == PQ_OK)
 		rc = store_release_insert(db, r);
+	if (rc == PQ_OK && d->release_id[0])
+		rc = store_release_delta_insert(db, d);
 	if (rc == PQ_OK)
 		return store_commit(db);
 	store_rollback(db);
@@ -489,59 +414,101 @@ static bool release_is_new(srv_ctx *c, const release_req *q)
 	return !found;
 }
 
+/* The checks before anything is built: the uploads are complete, the release is new, the
+ * delta's base is one (r filled, base read) and the delta queue has room; false when an
+ * error was sent. */
+static bool create_checks(srv_ctx *c, const release_req *q, char want[65], char want_d[65],
+                          store_release *r, store_release *base)
+{
+	if (!rel_upload_ready(c, q->upload, want) ||
+	    (q->delta_upload && !rel_upload_ready(c, q->delta_upload, want_d)) ||
+	    !release_is_new(c, q))
+		return false;
+	int rc = fill_release(c, q, r);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "release");
+		return false;
+	}
+	return !q->delta_from || (rel_delta_base(c, r, q->delta_from, base) && rel_delta_room(c));
+}
+
+/* The full upload, hashed into r (and its size); with an operator's delta, that delta
+ * hashed against its declared want_d and its descriptor checked against the base and the
+ * new image (422 delta_mismatch) before anything is stored; false when an error was sent. */
+static bool check_uploads(srv_ctx *c, const release_req *q, const char *want, const char *want_d,
+                          const store_release *base, store_release *r)
+{
+	char up[PATH_MAX], dsha[65];
+	struct stat st;
+	if (!rel_hash_upload(c, q->upload, want, r->image_sha256))
+		return false;
+	int rc = rel_upload_path(c, q->upload, "part", up);
+	if (rc == PQ_OK && stat(up, &st) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "the upload: %s", strerror(errno));
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "upload");
+		return false;
+	}
+	r->image_size = st.st_size;
+	return !q->delta_upload || (rel_hash_upload(c, q->delta_upload, want_d, dsha) &&
+	                            rel_delta_upload_ok(c, q->delta_upload, r, base));
+}
+
+/* The uploaded image (hashed into r) linked into DATA/images/, and its full package (and its
+ * encrypted copy: kf); false when an error was sent. */
+static bool make_full(srv_ctx *c, const release_req *q, store_release *r, store_package_key *kf)
+{
+	char img[PATH_MAX];
+	if (!take_image(c, q->upload, r->image_sha256, img))
+		return false;
+	int rc = rel_build_into_store(c->s, img, &q->o, r->file_sha256, &r->file_size);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "building the package");
+		return false;
+	}
+	rc = srv_get_options(c->s)->downloads_encrypt
+	         ? encrypt_package(c->s, r->file_sha256, c->now_ms, kf)
+	         : PQ_OK;
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "encrypting the package");
+		return false;
+	}
+	return true;
+}
+
+/* The delta q asks for, queued in d (the operator's delta upload, checked by check_uploads,
+ * linked into DATA/deltas/); false when an error was sent. */
+static bool make_delta(srv_ctx *c, const release_req *q, const store_release *r,
+                       const store_release *base, store_release_delta *d)
+{
+	char up[PATH_MAX];
+	int rc = q->delta_upload ? rel_upload_path(c, q->delta_upload, "part", up) : PQ_OK;
+	if (rc == PQ_OK)
+		rc = rel_delta_prepare(c, r, base, q->delta_upload ? up : NULL, d);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "queueing the delta");
+		return false;
+	}
+	return true;
+}
+
+/* POST /api/v1/releases: the full package now; a delta (delta_from, with delta_upload_id
+ * the operator's) queued for the delta worker (docs/api.md 7.6). */
 static void h_release_create(srv_ctx *c)
 {
 	json_t *b = srv_body_json(c);
 	release_req q;
 	store_release r = {0}, base = {0};
-	store_package_key kf = {0}, kd = {0}; /* the packages' encrypted copies, if any */
-	bool stored = false, delta_owned = false;
-	char want[65], want_d[65], sha[65], img[PATH_MAX];
-	int rc;
+	store_release_delta d = {0};
+	store_package_key kf = {0}; /* the full package's encrypted copy, if any */
+	bool stored = false;
+	char want[65], want_d[65];
 	if (!b || !srv_query_only(c, NULL) || !parse_release(c, b, &q) ||
-	    !upload_ready(c, q.upload, want) ||
-	    (q.delta_upload && !upload_ready(c, q.delta_upload, want_d)))
+	    !create_checks(c, &q, want, want_d, &r, &base) ||
+	    !check_uploads(c, &q, want, want_d, &base, &r) || !make_full(c, &q, &r, &kf) ||
+	    (q.delta_from && !make_delta(c, &q, &r, &base, &d)))
 		goto out;
-	if (!release_is_new(c, &q))
-		goto out;
-	if (q.delta_from && store_release_get(c->db, q.delta_from, &base) != PQ_OK) {
-		srv_error(c, 400, "bad_request", "delta_from: no release %s", q.delta_from);
-		goto out;
-	}
-	/* a delta's base is what the same ECU's hardware runs: another hardware id's image
-	 * would give a delta no vehicle of this release can apply */
-	if (q.delta_from && (strcmp(base.hardware_id, q.hw) != 0 ||
-	                     strcmp(base.software_type, swpg_type_name(q.o.type)) != 0)) {
-		srv_error(
-		    c, 400, "bad_request",
-		    "delta_from: release %s is for %s %s, not %s %s: a delta's base must be an "
-		    "earlier release for the same hardware and software type",
-		    q.delta_from, base.hardware_id, base.software_type, q.hw,
-		    swpg_type_name(q.o.type));
-		goto out;
-	}
-	/* the operator's delta is checked before anything is stored */
-	if (!hash_upload(c, q.upload, want, sha) ||
-	    (q.delta_upload && !adopt_delta(c, &q, &base, sha, want_d, &r, &delta_owned)) ||
-	    !take_image(c, q.upload, sha, img))
-		goto out;
-	rc = build_packages(c, &q, img, &base, &r);
-	if (rc != PQ_OK) {
-		srv_fail(c, rc, "building the packages");
-		goto out;
-	}
-	if (srv_get_options(c->s)->downloads_encrypt) {
-		rc = encrypt_package(c->s, r.file_sha256, c->now_ms, &kf);
-		if (rc == PQ_OK && r.delta_file_sha256[0])
-			rc = encrypt_package(c->s, r.delta_file_sha256, c->now_ms, &kd);
-		if (rc != PQ_OK) {
-			srv_fail(c, rc, "encrypting the packages");
-			goto out;
-		}
-	}
-	rc = fill_release(c, &q, sha, img, &r);
-	if (rc == PQ_OK)
-		rc = store_release_keys(c->db, &r, &kf, &kd);
+	int rc = store_release_all(c->db, &r, &kf, &d);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "storing the release");
 		goto out;
@@ -551,28 +518,31 @@ static void h_release_create(srv_ctx *c)
 	    (q.delta_upload && rel_upload_remove(c, q.delta_upload) != PQ_OK))
 		pq_log(PQ_LOG_WARN, "releases", "upload: %s", pq_err_detail());
 	srv_audit(c, "release.create", r.id,
-	          json_pack("{s:s,s:s,s:s,s:b,s:s*}", "version", r.version, "hardware_id",
+	          json_pack("{s:s,s:s,s:s,s:b,s:s*,s:s*}", "version", r.version, "hardware_id",
 	                    r.hardware_id, "package_sha256", r.file_sha256, "encrypted",
 	                    kf.enc_sha256[0] != '\0', "delta_source",
-	                    r.delta_source[0] ? r.delta_source : NULL));
+	                    d.release_id[0] ? d.source : NULL, "delta_base_version",
+	                    d.release_id[0] ? d.base_version : NULL));
 	release_event(c, &r, false);
-	srv_json(c, 201, release_json(&r));
+	if (d.release_id[0]) {
+		rel_delta_event(c->s, &d);
+		rel_jobs_wake(c->s);
+	}
+	srv_json(c, 201, rel_release_json(c->db, &r));
 out:
 	r.notes = NULL; /* the body's */
 	if (!stored) {
 		drop_copy(c->s, &kf);
-		drop_copy(c->s, &kd);
-		drop_adopted_delta(c->s, &r, delta_owned);
+		rel_delta_unprepare(c->s, &d);
 	}
 	OPENSSL_cleanse(&kf, sizeof(kf));
-	OPENSSL_cleanse(&kd, sizeof(kd));
 	store_release_clear(&base);
 	json_decref(b);
 }
 
 static int list_rel_cb(const store_release *r, void *user)
 {
-	if (json_array_append_new(user, release_json(r)) != 0)
+	if (json_array_append_new(user, release_base_json(r)) != 0)
 		return pq_err_set(PQ_ERR_NOMEM, "releases");
 	return PQ_OK;
 }
@@ -621,6 +591,10 @@ static void h_release_list(srv_ctx *c)
 	items = json_array();
 	rc = items ? store_release_search(c->db, &f, &pg, list_rel_cb, items, &total)
 	           : pq_err_set(PQ_ERR_NOMEM, "releases");
+	for (size_t i = 0; rc == PQ_OK && i < json_array_size(items); i++) {
+		json_t *it = json_array_get(items, i);
+		rc = attach_deltas(c->db, json_string_value(json_object_get(it, "id")), it);
+	}
 	if (rc == PQ_OK) {
 		srv_json(c, 200, srv_page_json(items, &pg, total));
 		items = NULL;
@@ -644,7 +618,7 @@ static void h_release_get(srv_ctx *c)
 		srv_fail(c, rc, "release");
 		return;
 	}
-	srv_json(c, 200, release_json(&r));
+	srv_json(c, 200, rel_release_json(c->db, &r));
 	store_release_clear(&r);
 }
 
@@ -686,5 +660,9 @@ const srv_route route_release_table[] = {
     {EVHTTP_REQ_GET, "/api/v1/releases/{id}", SRV_AUTH_VIEWER, h_release_get, "a release"},
     {EVHTTP_REQ_DELETE, "/api/v1/releases/{id}", SRV_AUTH_OPERATOR, h_release_delete,
      "delete an unused release"},
+    {EVHTTP_REQ_POST, "/api/v1/releases/{id}/deltas", SRV_AUTH_OPERATOR, rel_delta_create,
+     "queue a delta from an earlier release (computed, or the operator's, checked)"},
+    {EVHTTP_REQ_GET, "/api/v1/releases/{id}/deltas", SRV_AUTH_VIEWER, rel_delta_list,
+     "a release's deltas with their state and progress"},
     {0, NULL, 0, NULL, NULL},
 };

@@ -377,6 +377,9 @@ int srv_new(const srv_options *o, srv **out)
 	rc = ctl_new(s, &s->ctl);
 	if (rc != PQ_OK)
 		goto fail;
+	rc = rel_jobs_new(s, &s->jobs);
+	if (rc != PQ_OK)
+		goto fail;
 	s->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (s->stop_fd < 0) {
 		rc = pq_err_set(PQ_ERR_IO, "eventfd: %s", strerror(errno));
@@ -404,7 +407,7 @@ int srv_run(srv *s)
 		}
 		s->workers[i].started = true;
 	}
-	if (ctl_start(s->ctl) != PQ_OK) {
+	if (ctl_start(s->ctl) != PQ_OK || rel_jobs_start(s->jobs) != PQ_OK) {
 		pq_log(PQ_LOG_ERROR, LOGC, "%s", pq_err_detail());
 		srv_stop(s);
 	}
@@ -423,6 +426,8 @@ int srv_run(srv *s)
 		}
 	ctl_free(s->ctl); /* after the workers: none of them queues messages any more */
 	s->ctl = NULL;
+	rel_jobs_free(s->jobs); /* a job in progress is queued again at the next start */
+	s->jobs = NULL;
 	pq_log(PQ_LOG_INFO, LOGC, "stopped");
 	return PQ_OK;
 }
@@ -460,6 +465,8 @@ void srv_free(srv *s)
 		return;
 	ctl_free(s->ctl);
 	s->ctl = NULL;
+	rel_jobs_free(s->jobs);
+	s->jobs = NULL;
 	usrv_free(s->usrv);
 	s->usrv = NULL;
 	for (int i = 0; s->workers && i < s->nworkers; i++)

@@ -112,10 +112,11 @@ struct srv {
 	uint8_t token_key[32];
 	rl_limiter *rl;
 	srv_metrics m;
-	struct ctl *ctl;    /* control plane: MQTT bridge, campaign engine */
-	struct usrv *usrv;  /* Uptane repositories */
-	srv_assets *assets; /* the console's files; NULL with console.enabled = false */
-	srv_bus *bus;       /* live events (events.c) */
+	struct ctl *ctl;       /* control plane: MQTT bridge, campaign engine */
+	struct usrv *usrv;     /* Uptane repositories */
+	srv_assets *assets;    /* the console's files; NULL with console.enabled = false */
+	srv_bus *bus;          /* live events (events.c) */
+	struct rel_jobs *jobs; /* the delta worker (delta_jobs.c) */
 };
 
 /* server.c: a request starts on worker w (counted until it completes, for the drain). */

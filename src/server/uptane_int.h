@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "server/uptane_srv.h"
 #include "uptane/repo.h"
@@ -25,6 +26,19 @@ struct usrv {
 	int64_t next_check_ms;
 	bool director_root_ok; /* the director root is in the store */
 };
+
+/* The image target name of a release's full package, "<release id>.full.swpg", or of its
+ * delta from base_version (not NULL), "<release id>.delta.<base version>.swpg": a release
+ * has one delta per base version. */
+#define USRV_NAME_MAX 80
+static inline void usrv__target_name(char out[USRV_NAME_MAX], const char *release_id,
+                                     const char *base_version)
+{
+	if (base_version)
+		snprintf(out, USRV_NAME_MAX, "%.40s.delta.%.24s.swpg", release_id, base_version);
+	else
+		snprintf(out, USRV_NAME_MAX, "%.40s.full.swpg", release_id);
+}
 
 /* Reopens the repository at the store's versions (after a start or a lost race). Under
  * u->lock. */

@@ -28,8 +28,9 @@ typedef struct {
 	store_target t[UP_ECUS_MAX];
 	store_release r[UP_ECUS_MAX]; /* each target's release (notes dropped) */
 	up_director_entry e[UP_ECUS_MAX];
-	char names[UP_ECUS_MAX][80]; /* "<release id>.<full|delta>.swpg" */
-	size_t order[UP_ECUS_MAX];   /* indexes in installation order */
+	char names[UP_ECUS_MAX][USRV_NAME_MAX]; /* usrv__target_name */
+	char base_sha[UP_ECUS_MAX][65];         /* a delta's base image ("" for a full one) */
+	size_t order[UP_ECUS_MAX];              /* indexes in installation order */
 	size_t n;
 	char rollback[32]; /* the campaign's rollback_policy */
 } deployment;
@@ -41,6 +42,22 @@ static int dep_target_cb(const store_target *t, void *user)
 		return pq_err_set(PQ_ERR_RANGE, "more than %d target ECUs", UP_ECUS_MAX);
 	d->t[d->n++] = *t;
 	return PQ_OK;
+}
+
+/* The base image of t's delta (the ready delta of its release from its from_version). */
+static int delta_base(store *db, const store_target *t, char sha[65])
+{
+	store_release_delta rd;
+	int rc = store_release_delta_get(db, t->release_id, t->from_version, &rd);
+	if (rc == PQ_OK &&
+	    (rd.state != STORE_DELTA_READY || strcmp(rd.file_sha256, t->file_sha256) != 0))
+		rc = pq_err_set(PQ_ERR_NOTFOUND,
+		                "release %s: its delta from %s is not the one the "
+		                "campaign names",
+		                t->release_id, t->from_version);
+	if (rc == PQ_OK)
+		snprintf(sha, 65, "%s", rd.base_sha256);
+	return rc;
 }
 
 /* The vehicle's targets in the campaign, their releases and director entries. */
@@ -56,7 +73,8 @@ static int load_deployment(store *db, const char *campaign_id, const char *vin, 
 		const store_target *t = &d->t[i];
 		up_director_entry *e = &d->e[i];
 		size_t n = 0;
-		snprintf(d->names[i], sizeof(d->names[i]), "%s.%s.swpg", t->release_id, t->package);
+		bool delta = strcmp(t->package, "delta") == 0;
+		usrv__target_name(d->names[i], t->release_id, delta ? t->from_version : NULL);
 		e->ecu_id = t->ecu_id;
 		e->name = d->names[i];
 		e->length = t->file_size;
@@ -68,6 +86,8 @@ static int load_deployment(store *db, const char *campaign_id, const char *vin, 
 			rc = store_release_get(db, t->release_id, &d->r[i]);
 		free(d->r[i].notes);
 		d->r[i].notes = NULL;
+		if (rc == PQ_OK && delta)
+			rc = delta_base(db, t, d->base_sha[i]);
 		if (rc == PQ_OK)
 			rc = usrv_release_counter(d->r[i].version, &e->release_counter);
 		if (rc != PQ_OK)
@@ -290,7 +310,7 @@ static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256)
 
 /* One element of "images". */
 static int image_json(meta_ctx *m, const store_target *t, const store_release *r, const char *name,
-                      json_t **out)
+                      const char *base_sha, json_t **out)
 {
 	bool delta = strcmp(t->package, "delta") == 0;
 	json_t *im = json_pack("{sssssssIsssssssssssss{sssI}}", "ecu_id", t->ecu_id, "release_id",
@@ -306,14 +326,14 @@ static int image_json(meta_ctx *m, const store_target *t, const store_release *r
 	if (rc == PQ_OK && delta) {
 		/* the full package of the same release, for a vehicle whose installed image is
 		 * not the delta's base (the image repository lists it too) */
-		char fname[80];
-		snprintf(fname, sizeof(fname), "%s.full.swpg", t->release_id);
+		char fname[USRV_NAME_MAX];
+		usrv__target_name(fname, t->release_id, NULL);
 		json_t *fb = json_pack("{sssIss}", "name", fname, "length",
 		                       (json_int_t)r->file_size, "sha256", r->file_sha256);
 		/* each set_new takes its value, also a NULL one (and fails) */
-		int bad = json_object_set_new(im, "delta_base",
-		                              json_pack("{ssss}", "sha256", r->delta_base_sha256,
-		                                        "version", r->delta_base_version));
+		int bad = json_object_set_new(
+		    im, "delta_base",
+		    json_pack("{ssss}", "sha256", base_sha, "version", t->from_version));
 		bad |= json_object_set_new(im, "fallback", fb);
 		rc = bad ? pq_err_set(PQ_ERR_NOMEM, "metadata images")
 		         : set_download(m, fb, r->file_sha256);
@@ -339,7 +359,7 @@ static int images_json(meta_ctx *m, const deployment *d, json_t *body)
 	for (size_t k = 0; k < d->n; k++) {
 		size_t i = d->order[k];
 		json_t *im = NULL;
-		int rc = image_json(m, &d->t[i], &d->r[i], d->names[i], &im);
+		int rc = image_json(m, &d->t[i], &d->r[i], d->names[i], d->base_sha[i], &im);
 		if (rc != PQ_OK)
 			return rc;
 		if (json_array_append_new(images, im) ||

@@ -141,7 +141,8 @@ typedef struct {
 	char (*names)[80];
 } tlist;
 
-static int add_target(tlist *l, const store_release *r, bool delta)
+/* Adds r's full package (d NULL) or its ready delta d to l. */
+static int add_target(tlist *l, const store_release *r, const store_release_delta *d)
 {
 	if (l->n == UP_TARGETS_MAX)
 		return pq_err_set(PQ_ERR_RANGE, "more than %d images", UP_TARGETS_MAX);
@@ -159,9 +160,8 @@ static int add_target(tlist *l, const store_release *r, bool delta)
 	}
 	up_target *t = &l->t[l->n];
 	memset(t, 0, sizeof(*t));
-	snprintf(l->names[l->n], sizeof(l->names[0]), "%s.%s.swpg", r->id,
-	         delta ? "delta" : "full");
-	const char *sha = delta ? r->delta_file_sha256 : r->file_sha256;
+	usrv__target_name(l->names[l->n], r->id, d ? d->base_version : NULL);
+	const char *sha = d ? d->file_sha256 : r->file_sha256;
 	size_t n = 0;
 	int rc = pq_hex_decode(sha, t->sha256, sizeof(t->sha256), &n);
 	if (rc == PQ_OK && n != 32)
@@ -170,7 +170,7 @@ static int add_target(tlist *l, const store_release *r, bool delta)
 		rc = usrv_release_counter(r->version, &t->release_counter);
 	if (rc != PQ_OK)
 		return pq_err_wrap(rc, "release %s", r->id);
-	t->length = delta ? r->delta_file_size : r->file_size;
+	t->length = d ? d->file_size : r->file_size;
 	t->hardware_id = strdup(r->hardware_id);
 	t->ecu_id = r->ecu_id[0] ? strdup(r->ecu_id) : NULL;
 	t->software_type = r->software_type[0] ? strdup(r->software_type) : NULL;
@@ -187,12 +187,50 @@ static int add_target(tlist *l, const store_release *r, bool delta)
 	return PQ_OK;
 }
 
+/* The releases of the store, read first (their deltas are read after the releases'
+ * query). */
+typedef struct {
+	store_release *v; /* notes dropped */
+	size_t n, cap;
+} rel_array;
+
 static int rel_cb(const store_release *r, void *user)
 {
-	tlist *l = user;
-	int rc = add_target(l, r, false);
-	if (rc == PQ_OK && r->delta_file_sha256[0])
-		rc = add_target(l, r, true);
+	rel_array *a = user;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		store_release *v = realloc(a->v, cap * sizeof(*v));
+		if (!v)
+			return pq_err_set(PQ_ERR_NOMEM, "targets");
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n] = *r;
+	a->v[a->n++].notes = NULL;
+	return PQ_OK;
+}
+
+typedef struct {
+	tlist *l;
+	const store_release *r;
+} delta_add_ctx;
+
+static int delta_cb(const store_release_delta *d, void *user)
+{
+	delta_add_ctx *x = user;
+	return d->state == STORE_DELTA_READY ? add_target(x->l, x->r, d) : PQ_OK;
+}
+
+/* Each release's full package and ready deltas. */
+static int add_releases(store *db, const rel_array *a, tlist *l)
+{
+	int rc = PQ_OK;
+	for (size_t i = 0; rc == PQ_OK && i < a->n; i++) {
+		delta_add_ctx x = {.l = l, .r = &a->v[i]};
+		rc = add_target(l, &a->v[i], NULL);
+		if (rc == PQ_OK)
+			rc = store_release_delta_list(db, a->v[i].id, delta_cb, &x);
+	}
 	return rc;
 }
 
@@ -376,14 +414,19 @@ static int ensure_director_root(usrv *u, store *db, int64_t now_ms)
 static int list_targets(store *db, tlist *l)
 {
 	int64_t total = 0;
-	for (int64_t off = 0;; off += STORE_PAGE_MAX) {
+	rel_array a = {0};
+	int rc = PQ_OK;
+	for (int64_t off = 0; rc == PQ_OK; off += STORE_PAGE_MAX) {
 		store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
-		int rc = store_release_list(db, NULL, &pg, rel_cb, l, &total);
-		if (rc != PQ_OK)
-			return rc;
+		rc = store_release_list(db, NULL, &pg, rel_cb, &a, &total);
 		if (off + STORE_PAGE_MAX >= total)
 			break;
 	}
+	if (rc == PQ_OK)
+		rc = add_releases(db, &a, l);
+	free(a.v);
+	if (rc != PQ_OK)
+		return rc;
 	for (size_t i = 0; i < l->n; i++)
 		l->t[i].name = l->names[i];
 	return PQ_OK;

@@ -318,6 +318,47 @@ static const char *const schema_v7[] = {
     " (campaign_id, at_ms, vin, seq)",
 };
 
+/* Schema v8: a release's deltas, one per base release, made in the background (issue 13,
+ * store_release_delta): state queued, running, ready or failed, with the current step's
+ * progress. The single delta of schema v1/v6 (releases.delta_*) moves here as a ready
+ * delta (its base release found by hardware, software type and version, '' when gone),
+ * and its columns go. input: an operator's delta file waiting for its check. */
+static const char *const schema_v8[] = {
+    "CREATE TABLE release_deltas ("
+    " release_id {KEY} NOT NULL REFERENCES releases (id) ON DELETE CASCADE,"
+    " base_version {KEY} NOT NULL,"
+    " base_release_id TEXT NOT NULL DEFAULT '',"
+    " base_sha256 TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'ready', 'failed')),"
+    " progress_done BIGINT NOT NULL DEFAULT 0,"
+    " progress_total BIGINT NOT NULL DEFAULT 0,"
+    " error TEXT NOT NULL DEFAULT '',"
+    " file_sha256 TEXT NOT NULL DEFAULT '',"
+    " file_size BIGINT NOT NULL DEFAULT 0,"
+    " source TEXT NOT NULL CHECK (source IN ('computed', 'uploaded')),"
+    " input TEXT NOT NULL DEFAULT '',"
+    " created_ms BIGINT NOT NULL,"
+    " updated_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (release_id, base_version))",
+    "CREATE INDEX release_deltas_queue ON release_deltas (state, created_ms)",
+    "CREATE INDEX release_deltas_file ON release_deltas (file_sha256)",
+    "INSERT INTO release_deltas (release_id, base_version, base_release_id, base_sha256,"
+    " state, progress_done, progress_total, file_sha256, file_size, source, created_ms,"
+    " updated_ms)"
+    " SELECT r.id, r.delta_base_version, COALESCE((SELECT b.id FROM releases b"
+    " WHERE b.hardware_id = r.hardware_id AND b.software_type = r.software_type"
+    " AND b.version = r.delta_base_version ORDER BY b.created_ms, b.id LIMIT 1), ''),"
+    " r.delta_base_sha256, 'ready', r.delta_file_size, r.delta_file_size,"
+    " r.delta_file_sha256, r.delta_file_size, r.delta_source, r.created_ms, r.created_ms"
+    " FROM releases r WHERE r.delta_base_version <> ''",
+    "DROP INDEX releases_delta_file",
+    "ALTER TABLE releases DROP COLUMN delta_base_version",
+    "ALTER TABLE releases DROP COLUMN delta_file_sha256",
+    "ALTER TABLE releases DROP COLUMN delta_file_size",
+    "ALTER TABLE releases DROP COLUMN delta_base_sha256",
+    "ALTER TABLE releases DROP COLUMN delta_source",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -332,6 +373,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v5, sizeof(schema_v5) / sizeof(schema_v5[0])},
     {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
     {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
+    {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

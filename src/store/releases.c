@@ -1,5 +1,5 @@
-/* releases.c: releases (a full package and an optional delta) and the files they name
- * (store.h), once for both backends. */
+/* releases.c: releases (a full package; their deltas are in release_deltas.c) and the files
+ * they name (store.h), once for both backends. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,8 +10,7 @@
 
 #define RELEASE_COLS                                                                               \
 	"id, title, notes, version, hardware_id, software_type, ecu_id, file_sha256, "             \
-	"file_size, image_sha256, image_size, delta_base_version, delta_file_sha256, "             \
-	"delta_file_size, delta_base_sha256, created_ms, created_by, delta_source"
+	"file_size, image_sha256, image_size, created_ms, created_by"
 
 void store_release_clear(store_release *r)
 {
@@ -36,15 +35,8 @@ static int row_release(const store_row *row, void *dst)
 	store__rd_i64(&rd, &r->file_size);
 	store__rd_copy(&rd, r->image_sha256, sizeof(r->image_sha256));
 	store__rd_i64(&rd, &r->image_size);
-	store__rd_copy(&rd, r->delta_base_version, sizeof(r->delta_base_version));
-	store__rd_copy(&rd, r->delta_file_sha256, sizeof(r->delta_file_sha256));
-	store__rd_i64(&rd, &r->delta_file_size);
-	store__rd_copy(&rd, r->delta_base_sha256, sizeof(r->delta_base_sha256));
 	store__rd_i64(&rd, &r->created_ms);
 	store__rd_copy(&rd, r->created_by, sizeof(r->created_by));
-	store__rd_copy(&rd, r->delta_source, sizeof(r->delta_source));
-	if (!r->delta_base_version[0])
-		r->delta_source[0] = '\0';
 	if (rd.rc != PQ_OK)
 		store_release_clear(r);
 	return rd.rc;
@@ -65,31 +57,6 @@ static int check_release_texts(const store_release *r)
 	return store__check_texts(texts, sizeof(texts) / sizeof(texts[0]));
 }
 
-/* The delta fields: all set with a delta base version, all empty without one. */
-static int check_release_delta(const store_release *r)
-{
-	int rc = store__check_text(r->delta_base_version, STORE_VERSION_MAX, false, "delta base");
-	if (rc != PQ_OK)
-		return rc;
-	bool delta = r->delta_base_version[0] != '\0';
-	rc = store__check_sha256(r->delta_file_sha256, !delta, "delta SHA-256");
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_sha256(r->delta_base_sha256, !delta, "delta base SHA-256");
-	if (rc != PQ_OK)
-		return rc;
-	if (delta && r->delta_file_size <= 0)
-		return pq_err_set(PQ_ERR_INVAL, "delta size %lld", (long long)r->delta_file_size);
-	if (!delta &&
-	    (r->delta_file_sha256[0] || r->delta_base_sha256[0] || r->delta_file_size != 0))
-		return pq_err_set(PQ_ERR_INVAL, "delta fields set without a delta base version");
-	if (r->delta_source[0] && strcmp(r->delta_source, "computed") != 0 &&
-	    strcmp(r->delta_source, "uploaded") != 0)
-		return pq_err_set(PQ_ERR_INVAL, "delta source '%.11s' not computed or uploaded",
-		                  r->delta_source);
-	return PQ_OK;
-}
-
 static int check_release(const store_release *r)
 {
 	int rc = check_release_texts(r);
@@ -105,9 +72,6 @@ static int check_release(const store_release *r)
 		return rc;
 	if (r->image_size < 0)
 		return pq_err_set(PQ_ERR_INVAL, "image size %lld", (long long)r->image_size);
-	rc = check_release_delta(r);
-	if (rc != PQ_OK)
-		return rc;
 	rc = store__check_time(r->created_ms, "created");
 	if (rc != PQ_OK)
 		return rc;
@@ -121,28 +85,16 @@ int store_release_insert(store *s, const store_release *r)
 	int rc = check_release(r);
 	if (rc != PQ_OK)
 		return rc;
-	store_val p[] = {SV_TEXT(r->id),
-	                 SV_TEXT(r->title),
-	                 SV_TEXT(r->notes),
-	                 SV_TEXT(r->version),
-	                 SV_TEXT(r->hardware_id),
-	                 SV_TEXT(r->software_type),
-	                 SV_TEXT(r->ecu_id),
-	                 SV_TEXT(r->file_sha256),
-	                 SV_INT(r->file_size),
-	                 SV_TEXT(r->image_sha256),
-	                 SV_INT(r->image_size),
-	                 SV_TEXT(r->delta_base_version),
-	                 SV_TEXT(r->delta_file_sha256),
-	                 SV_INT(r->delta_file_size),
-	                 SV_TEXT(r->delta_base_sha256),
-	                 SV_INT(r->created_ms),
-	                 SV_TEXT(r->created_by),
-	                 SV_TEXT(r->delta_source[0] ? r->delta_source : "computed")};
+	store_val p[] = {
+	    SV_TEXT(r->id),           SV_TEXT(r->title),       SV_TEXT(r->notes),
+	    SV_TEXT(r->version),      SV_TEXT(r->hardware_id), SV_TEXT(r->software_type),
+	    SV_TEXT(r->ecu_id),       SV_TEXT(r->file_sha256), SV_INT(r->file_size),
+	    SV_TEXT(r->image_sha256), SV_INT(r->image_size),   SV_INT(r->created_ms),
+	    SV_TEXT(r->created_by)};
 	rc = store_exec(s,
 	                "INSERT INTO releases (" RELEASE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-	                " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-	                p, 18, NULL, NULL, NULL);
+	                " ?, ?, ?, ?)",
+	                p, 13, NULL, NULL, NULL);
 	if (rc == PQ_ERR_EXISTS)
 		pq_err_wrap(rc, "release %s, or %s %s %s for %s, exists already", r->id, r->ecu_id,
 		            r->software_type, r->version, r->hardware_id);
@@ -311,6 +263,27 @@ int store_release_delete(store *s, const char *id)
 	return store__end(s, release_delete(s, id, p));
 }
 
+int store_release_find(store *s, const char *hardware_id, const char *ecu_id,
+                       const char *software_type, const char *version, store_release *out)
+{
+	if (!s || !hardware_id || !ecu_id || !software_type || !version || !out)
+		return pq_err_set(PQ_ERR_INVAL, "store_release_find: bad arguments");
+	memset(out, 0, sizeof(*out));
+	bool found = false;
+	store_val p[] = {SV_TEXT(hardware_id), SV_TEXT(ecu_id), SV_TEXT(software_type),
+	                 SV_TEXT(version)};
+	int rc = store__get_one(s,
+	                        "SELECT " RELEASE_COLS " FROM releases WHERE hardware_id = ? AND"
+	                        " ecu_id = ? AND software_type = ? AND version = ?",
+	                        p, 4, row_release, out, "release", &found);
+	if (rc == PQ_OK && !found)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "no release %s %s of %s for %s", ecu_id, version,
+		                software_type, hardware_id);
+	if (rc != PQ_OK)
+		store_release_clear(out);
+	return rc;
+}
+
 int store_release_exists(store *s, const char *hardware_id, const char *ecu_id,
                          const char *software_type, const char *version, bool *found)
 {
@@ -335,6 +308,7 @@ int store_file_known(store *s, const char *sha256, bool *known)
 	store_val p[] = {SV_TEXT(sha256), SV_TEXT(sha256)};
 	return store__exists(s,
 	                     "SELECT COUNT(*) FROM (SELECT 1 AS one FROM releases WHERE"
-	                     " file_sha256 = ? OR delta_file_sha256 = ? LIMIT 1) AS hit",
+	                     " file_sha256 = ? UNION ALL SELECT 1 AS one FROM release_deltas"
+	                     " WHERE file_sha256 = ? AND state = 'ready' LIMIT 1) AS hit",
 	                     p, 2, known);
 }

@@ -43,7 +43,7 @@ void store_close(store *s);
 store_backend store_get_backend(const store *s);
 /* Schema version after migrations, and the newest this build knows. */
 int store_schema_version(store *s, int *version) PQ_MUST_CHECK;
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 /* A cheap round trip ("SELECT 1"), for health checks. */
 int store_ping(store *s) PQ_MUST_CHECK;
 
@@ -230,21 +230,13 @@ typedef struct {
 	int64_t file_size;
 	char image_sha256[65];
 	int64_t image_size;
-	/* a delta package, if any */
-	char delta_base_version[STORE_VERSION_MAX + 1]; /* "" when none */
-	char delta_file_sha256[65];
-	int64_t delta_file_size;
-	char delta_base_sha256[65];
-	/* "computed" (built by the server from delta_from) or "uploaded" (an operator's delta
-	 * package, checked); "" when there is no delta (insert: "" means "computed") */
-	char delta_source[12];
 	int64_t created_ms;
 	char created_by[STORE_NAME_MAX + 1];
 } store_release;
 
 void store_release_clear(store_release *r);
 /* PQ_ERR_EXISTS when the id, or the (hardware_id, ecu_id, software_type, version), is
- * taken. The delta fields are all empty / 0, or all set. */
+ * taken. A release's deltas are store_release_delta rows. */
 int store_release_insert(store *s, const store_release *r) PQ_MUST_CHECK;
 int store_release_get(store *s, const char *id, store_release *out) PQ_MUST_CHECK;
 /* Newest first (created_ms, then id); hardware_id NULL for all. */
@@ -265,11 +257,75 @@ int store_release_search(store *s, const store_release_filter *f, const store_pa
                          int64_t *total) PQ_MUST_CHECK;
 /* PQ_ERR_EXISTS when a campaign still references the release. */
 int store_release_delete(store *s, const char *id) PQ_MUST_CHECK;
+/* The release with these four keys (its unique key); PQ_ERR_NOTFOUND when none. */
+int store_release_find(store *s, const char *hardware_id, const char *ecu_id,
+                       const char *software_type, const char *version,
+                       store_release *out) PQ_MUST_CHECK;
 /* Whether a release with these four keys (its unique key) exists. */
 int store_release_exists(store *s, const char *hardware_id, const char *ecu_id,
                          const char *software_type, const char *version, bool *found) PQ_MUST_CHECK;
-/* Whether a content-addressed file (by SHA-256) belongs to some release (full or delta). */
+/* Whether a content-addressed file (by SHA-256) belongs to some release: its full package or
+ * one of its ready deltas. */
 int store_file_known(store *s, const char *sha256, bool *known) PQ_MUST_CHECK;
+
+/* A release's delta package from one earlier release (the base, same hardware and software
+ * type), one per base version; made in the background (the server's delta worker):
+ * queued -> running -> ready or failed. Only a ready delta is offered to vehicles. */
+#define STORE_DELTA_ERROR_MAX 512
+typedef enum {
+	STORE_DELTA_QUEUED = 0,
+	STORE_DELTA_RUNNING = 1,
+	STORE_DELTA_READY = 2,
+	STORE_DELTA_FAILED = 3,
+} store_delta_state;
+
+typedef struct {
+	char release_id[STORE_ID_MAX + 1];
+	char base_version[STORE_VERSION_MAX + 1];
+	char base_release_id[STORE_ID_MAX + 1]; /* "" when the base release is gone */
+	char base_sha256[65];                   /* the base image */
+	store_delta_state state;
+	int64_t progress_done, progress_total; /* bytes of the current step; total 0: unknown */
+	char error[STORE_DELTA_ERROR_MAX + 1]; /* why it failed ("" otherwise) */
+	char file_sha256[65];                  /* the delta package, once ready ("" before) */
+	int64_t file_size;
+	char source[12];               /* "computed" (by the server) or "uploaded" (checked) */
+	char input[STORE_ID_MAX + 16]; /* an uploaded delta waiting for its check: its file
+	                                * name under DATA/deltas/ ("" otherwise) */
+	int64_t created_ms, updated_ms;
+} store_release_delta;
+
+const char *store_delta_state_name(store_delta_state st);
+/* PQ_ERR_INVAL for a name that is no state. */
+int store_delta_state_parse(const char *name, store_delta_state *out) PQ_MUST_CHECK;
+/* A new delta (normally queued). PQ_ERR_EXISTS when the release has a delta from that base
+ * version; PQ_ERR_NOTFOUND when there is no such release. */
+int store_release_delta_insert(store *s, const store_release_delta *d) PQ_MUST_CHECK;
+int store_release_delta_get(store *s, const char *release_id, const char *base_version,
+                            store_release_delta *out) PQ_MUST_CHECK;
+/* PQ_ERR_NOTFOUND when there is no such delta. */
+int store_release_delta_delete(store *s, const char *release_id,
+                               const char *base_version) PQ_MUST_CHECK;
+/* A release's deltas, oldest first (created_ms, then base version). */
+int store_release_delta_list(store *s, const char *release_id,
+                             int (*fn)(const store_release_delta *d, void *user),
+                             void *user) PQ_MUST_CHECK;
+/* How many deltas are queued or running (the worker's queue). */
+int store_release_delta_pending(store *s, int64_t *n) PQ_MUST_CHECK;
+/* Claims the oldest queued delta: sets it running (progress 0) and fills out; *found false
+ * when none is queued. */
+int store_release_delta_claim(store *s, int64_t now_ms, store_release_delta *out,
+                              bool *found) PQ_MUST_CHECK;
+/* Running deltas back to queued (at start-up: a job a stopped server left unfinished).
+ * *n: how many. */
+int store_release_delta_requeue(store *s, int64_t now_ms, int64_t *n) PQ_MUST_CHECK;
+/* Progress of a running delta. PQ_ERR_NOTFOUND when it is no longer running (deleted). */
+int store_release_delta_progress(store *s, const char *release_id, const char *base_version,
+                                 int64_t done, int64_t total, int64_t now_ms) PQ_MUST_CHECK;
+/* Ends a running delta: d->state READY (with file_sha256, file_size) or FAILED (with
+ * error); input is cleared. PQ_ERR_NOTFOUND when it is no longer running. */
+int store_release_delta_finish(store *s, const store_release_delta *d,
+                               int64_t now_ms) PQ_MUST_CHECK;
 
 typedef enum {
 	STORE_ROLE_VIEWER = 0,

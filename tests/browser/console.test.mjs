@@ -262,7 +262,13 @@ test('upload a 12 MiB full image in pieces with a dropped connection, then a rel
   assert.equal(r2.delta.base_version, '2.0.0');
   assert.equal(r2.image.sha256, sha256(big2));
   assert.equal(r2.delta.source, 'uploaded', 'the delta is the operator\'s');
-  console.log(`# operator delta: file ${statSync(delta).size} bytes, release delta ${r2.delta.length} bytes (sha ${r2.delta.sha256 === sha256(delta) ? 'equal to the file' : 'differs from the file'})`);
+  // checked in the background: ready once applied to 2.0.0 it gave 2.1.0
+  await page.waitForFunction(async (id) => {
+    const res = await fetch(`/api/v1/releases/${id}`);
+    return res.ok && (await res.json()).delta.state === 'ready';
+  }, r2.id, { timeout: 120000, polling: 200 });
+  const d2 = (await inPage(page, 'GET', `/api/v1/releases/${r2.id}`)).data.delta;
+  console.log(`# operator delta: file ${statSync(delta).size} bytes, release delta ${d2.length} bytes (sha ${d2.sha256 === sha256(delta) ? 'equal to the file' : 'differs from the file'})`);
   // both on the board, the delta with its size
   const rows = page.locator('[data-test=release-row]');
   await page.locator('[data-test=release-row]', { hasText: 'Gateway firmware 2.1' }).waitFor();
@@ -388,11 +394,18 @@ test('a release whose delta the server computes from an earlier release', async 
   assert.ok(r && r.delta, 'release 1.2.0 has a delta');
   assert.equal(r.delta.base_version, '1.1.0');
   assert.equal(r.delta.source, 'computed');
+  assert.ok(['queued', 'running', 'ready'].includes(r.delta.state), `the delta is made in the background (${r.delta.state})`);
   const row = page.locator(`[data-release="${r.id}"]`);
   await row.waitFor();
   assert.match(await row.locator('[data-test=delta]').textContent(), /from 1\.1\.0/);
   assert.match(await row.locator('[data-test=delta-source]').textContent(), /computed/);
-  console.log(`# computed delta: ${r.delta.length} bytes for a ${r.image.length}-byte image`);
+  // the board follows the delta's state (release_delta events) until it is ready, with its size
+  await row.locator('[data-test=delta][data-state=ready]').waitFor({ timeout: 60000 });
+  assert.equal(await row.locator('[data-test=delta-state]').count(), 0, 'a ready delta shows no state label');
+  const done = (await inPage(page, 'GET', `/api/v1/releases/${r.id}`)).data.delta;
+  assert.equal(done.state, 'ready');
+  assert.match(await row.locator('[data-test=delta]').textContent(), /\d/, 'the ready delta shows its size');
+  console.log(`# computed delta: ${done.length} bytes for a ${r.image.length}-byte image`);
   await context.close();
 });
 

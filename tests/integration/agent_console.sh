@@ -37,6 +37,10 @@ pcurl -d "{\"title\":\"ECU_011 1.1.0\",\"version\":\"1.1.0\",\"hardware_id\":\"H
 R1=$(jget id <"$WORK/rel1.json")
 check "release 1.1.0 with the operator's delta against 1.0.0" \
 	test "$(jget delta.base_version <"$WORK/rel1.json")" = 1.0.0 -a "$(jget delta.source <"$WORK/rel1.json")" = uploaded
+# the delta worker checks it in the background: it is offered once ready
+delta_ready() { [ "$(pcurl "$B/api/v1/releases/$R1" | jget delta.state)" = ready ]; }
+check "...checked by the delta worker: ready" wait_for 60 delta_ready
+pcurl "$B/api/v1/releases/$R1" >"$WORK/rel1.json"
 full_sha=$(jget package.sha256 <"$WORK/rel1.json")
 delta_sha=$(jget delta.sha256 <"$WORK/rel1.json")
 check "the trusted Uptane roots are served" provision $VM $VF

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # release_board.sh: the notice board's server side against a real `pqota server`:
 #  1. an operator-supplied delta (`pqota pack delta`, uploaded like an image) becomes the
-#     release's delta once the server has applied it to the base release's image and got
-#     the new image byte for byte: re-written under the server's header (ECU, type,
-#     versions), encrypted, "source":"uploaded"; a delta against another base, one whose
-#     descriptor names another new image (refused from its descriptor, before decoding),
-#     or a file that is not a delta, is 422 delta_mismatch and nothing is stored; a
-#     release that fails after its delta was adopted (409) leaves no delta file behind;
-#     stale scratch files in DATA/tmp/ are removed at start-up;
+#     release's ready delta once the delta worker has applied it to the base release's
+#     image and got the new image byte for byte: re-written under the server's header (ECU,
+#     type, versions), encrypted, "source":"uploaded"; a delta against another base, one
+#     whose descriptor names another new image (refused from its descriptor, before
+#     decoding), or a file that is not a delta, is 422 delta_mismatch and nothing is
+#     stored; a delta whose descriptor is right but whose data does not give the image is
+#     accepted, then ends "failed" with the reason and is never offered to a vehicle (a
+#     campaign gets the full package) until a good one replaces it; stale scratch files in
+#     DATA/tmp/ are removed at start-up;
 #  2. GET /api/v1/releases filters: q (case-insensitive substring), ecu_id, unknown or
 #     repeated parameters refused;
 #  3. the live release events (created, deleted) and the campaign events of operator
@@ -80,6 +82,11 @@ check "...(removed again: what follows counts releases)" \
 full=$(upload "$WORK/b.bin")
 spec() { echo "{\"title\":\"Brake ECU app\",\"version\":\"1.1.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$full\",\"delta_from\":\"$base\",\"delta_upload_id\":\"$1\"}"; }
 n_files() { find "$WORK/data/files" -type f | wc -l; }
+# delta_state RELEASE [BASE_VERSION]: the state of the release's delta (from that base)
+delta_state() { pcurl "$B/api/v1/releases/$1/deltas" | python3 -c 'import json,sys
+d = [x for x in json.load(sys.stdin)["items"] if len(sys.argv) < 2 or x["base_version"] == sys.argv[1]]
+print(d[-1]["state"] if d else "none")' ${2:+"$2"}; }
+delta_is() { [ "$(delta_state "$1" "$2")" = "$3" ]; } # RELEASE BASE STATE
 files0=$(n_files)
 for pair in "other.swpg=made against another base: its descriptor names a base of 300000 bytes" \
 	"wrongout.swpg=made for another image: its descriptor names a target of 300000 bytes" \
@@ -102,11 +109,15 @@ code=$(status POST "$B/api/v1/releases" -d "{\"title\":\"x\",\"version\":\"1.1.0
 check "delta_upload_id without delta_from is 400 (got $code)" test "$code" = 400
 d=$(upload "$WORK/good.swpg")
 pcurl -d "$(spec "$d")" "$B/api/v1/releases" >"$WORK/rel.json"
-check "the operator's delta is accepted: 201, delta.source uploaded" python3 -c 'import json,sys
+check "the operator's delta is accepted: 201, delta.source uploaded, queued for its check" python3 -c 'import json,sys
 r = json.load(open(sys.argv[1])); d = r["delta"]
-assert d["source"] == "uploaded" and d["base_version"] == "1.0.0" and d["length"] > 0, r' "$WORK/rel.json"
+assert d["source"] == "uploaded" and d["base_version"] == "1.0.0" and d["state"] in ("queued", "running", "ready"), r' "$WORK/rel.json"
 rel=$(jget id <"$WORK/rel.json")
-dsha=$(jget delta.sha256 <"$WORK/rel.json")
+check "...checked in the background: ready" wait_for 60 delta_is "$rel" 1.0.0 ready
+dsha=$(pcurl "$B/api/v1/releases/$rel" | jget delta.sha256)
+check "...with its length and 100 %" python3 -c 'import json,sys
+d = json.load(sys.stdin)["delta"]; assert d["length"] > 0 and d["progress"]["percent"] == 100 and d["error"] is None, d' \
+	< <(pcurl "$B/api/v1/releases/$rel")
 check "...both uploads are used up" test "$(status GET "$B/api/v1/uploads/$d")" = 404 -a "$(status GET "$B/api/v1/uploads/$full")" = 404
 pcurl "$B/packages/$dsha" -o "$WORK/served.swpg"
 check "the served delta's SHA-256 is the release's" test "$(sha256sum <"$WORK/served.swpg" | cut -d' ' -f1)" = "$dsha"
@@ -125,8 +136,8 @@ db = sqlite3.connect(glob.glob(sys.argv[1] + "/*.db")[0])
 n = db.execute("SELECT COUNT(*) FROM package_keys WHERE file_sha256 = ?", (sys.argv[2],)).fetchone()[0]
 assert n == 1, n' "$WORK/data" "$dsha"
 check "GET /api/v1/releases/{id} says source uploaded" test "$(pcurl "$B/api/v1/releases/$rel" | jget delta.source)" = uploaded
-# the same release again: its delta is checked and adopted, then the store refuses the
-# release (409); the adopted delta file goes (a later second: it is not the first one's)
+# the same release again is refused (409) before its delta is looked at: no delta file is
+# added
 n_deltas() { python3 -c 'import glob, sys
 n = 0
 for f in glob.glob(sys.argv[1] + "/*"):
@@ -140,7 +151,7 @@ full=$(upload "$WORK/b.bin")
 d=$(upload "$WORK/good.swpg")
 code=$(status POST "$B/api/v1/releases" -d "$(spec "$d")")
 check "the same release again is 409 (got $code)" test "$code" = 409
-check "...and its adopted delta file is removed ($deltas0 delta packages, now $(n_deltas))" test "$(n_deltas)" = "$deltas0"
+check "...and no delta file was added ($deltas0 delta packages, now $(n_deltas))" test "$(n_deltas)" = "$deltas0"
 # a delta's base must be a release for the same hardware (and software type)
 up=$(upload "$WORK/c.bin")
 code=$(status POST "$B/api/v1/releases" -d "{\"title\":\"Door\",\"version\":\"9.0.0\",\"hardware_id\":\"HW-2-021\",\"ecu_id\":\"ECU_021\",\"upload_id\":\"$up\",\"delta_from\":\"$base\"}")
@@ -151,13 +162,51 @@ check "...and the upload is kept" test "$(status GET "$B/api/v1/uploads/$up")" =
 pcurl -d "{\"title\":\"Brake ECU cal\",\"version\":\"2.0.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\",\"delta_from\":\"$base\"}" \
 	"$B/api/v1/releases" >"$WORK/rel2.json"
 check "a delta the server computes says source computed" test "$(jget delta.source <"$WORK/rel2.json")" = computed
+check "...and is made in the background: ready" wait_for 60 delta_is "$(jget id <"$WORK/rel2.json")" 1.0.0 ready
+# a delta whose descriptor is right but whose data is not: accepted, then failed by the
+# worker with the reason, never offered; a good one replaces it
+{ head -c 200000 "$WORK/a.bin"; head -c 50000 /dev/urandom; } >"$WORK/e.bin" # 1.2.0
+"$PQOTA" pack delta --from "$WORK/a.bin" --to "$WORK/e.bin" -o "$WORK/e-good.swpg" >/dev/null
+python3 - "$WORK/e-good.swpg" "$WORK/e-bad.swpg" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[-20] ^= 0xff  # in the compressed data, after the descriptor
+open(sys.argv[2], "wb").write(b)
+PY
+full=$(upload "$WORK/e.bin")
+d=$(upload "$WORK/e-bad.swpg")
+code=$(status POST "$B/api/v1/releases" -d "{\"title\":\"Brake ECU app\",\"version\":\"1.2.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",\"upload_id\":\"$full\",\"delta_from\":\"1.0.0\",\"delta_upload_id\":\"$d\"}")
+check "a damaged delta with a right descriptor is accepted (201, got $code)" test "$code" = 201
+rel3=$(jget id <"$WORK/status.json")
+check "...then fails its check in the background" wait_for 60 delta_is "$rel3" 1.0.0 failed
+check "...saying why, with no file" python3 -c 'import json,sys
+d = json.load(sys.stdin)["items"][0]
+assert "does not apply" in d["error"] and d["sha256"] is None and d["url"] is None, d' \
+	< <(pcurl "$B/api/v1/releases/$rel3/deltas")
+cid3=$(pcurl -d "{\"name\":\"failed delta\",\"release_ids\":[\"$rel3\"],\"target\":{\"vins\":[\"BOARDVIN000001\"]}}" "$B/api/v1/campaigns" | jget id)
+pcurl -X POST "$B/api/v1/campaigns/$cid3/start" -o /dev/null
+check "...and never offered: the vehicle on 1.0.0 is given the full package" python3 -c 'import sqlite3, sys, glob
+db = sqlite3.connect(glob.glob(sys.argv[1] + "/*.db")[0])
+rows = db.execute("SELECT package FROM deployment_targets WHERE campaign_id = ?", (sys.argv[2],)).fetchall()
+assert rows == [("full",)], rows' "$WORK/data" "$cid3"
+pcurl -X POST "$B/api/v1/campaigns/$cid3/cancel" -o /dev/null
+d=$(upload "$WORK/e-good.swpg")
+code=$(status POST "$B/api/v1/releases/$rel3/deltas" -d "{\"from\":\"1.0.0\",\"upload_id\":\"$d\"}")
+check "a good delta replaces the failed one: 202 (got $code)" test "$code" = 202
+check "...and becomes ready" wait_for 60 delta_is "$rel3" 1.0.0 ready
+code=$(status POST "$B/api/v1/releases/$rel3/deltas" -d '{"from":"1.0.0"}')
+check "a second delta from the same base is 409 (got $code)" test "$code" = 409
+code=$(status POST "$B/api/v1/releases/$rel3/deltas" -d '{"from":"1.2.0"}')
+check "a delta from itself (not an earlier version) is 400 (got $code)" test "$code" = 400
+code=$(status POST "$B/api/v1/releases/$rel3/deltas" -d '{"from":"0.9.0"}')
+check "a delta from an unknown version is 400 (got $code)" test "$code" = 400
 
 # --- 2. the list's filters ---------------------------------------------------------------------
 up=$(upload "$WORK/a.bin")
 pcurl -d "{\"title\":\"Door 100% module\",\"version\":\"3.0.0\",\"hardware_id\":\"HW-2-021\",\"ecu_id\":\"ECU_021\",\"upload_id\":\"$up\"}" \
 	"$B/api/v1/releases" -o /dev/null
 ids() { pcurl "$B/api/v1/releases?$1" | python3 -c 'import json,sys; print(" ".join(r["version"] for r in json.load(sys.stdin)["items"]))'; }
-check "q=brake (any case) finds the brake releases, newest first: $(ids q=BRAKE)" test "$(ids q=BRAKE)" = "2.0.0 1.1.0 1.0.0"
+check "q=brake (any case) finds the brake releases, newest first: $(ids q=BRAKE)" test "$(ids q=BRAKE)" = "1.2.0 2.0.0 1.1.0 1.0.0"
 check "q matches the hardware id: $(ids q=hw-2)" test "$(ids q=hw-2)" = "3.0.0"
 check "q matches the version: $(ids q=1.1)" test "$(ids q=1.1)" = "1.1.0"
 check "q's % is a plain character: $(ids 'q=100%25')" test "$(ids 'q=100%25')" = "3.0.0"

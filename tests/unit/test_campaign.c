@@ -77,6 +77,27 @@ static void add_car(store *s, const char *vin, bool online, const char *app)
 	add_ecu(s, vin, "ECU_011", "HW-1-001", app);
 }
 
+/* A delta of release id from version base in state st (a ready one: file n, 5000 bytes). */
+static void add_delta(store *s, const char *id, const char *base, store_delta_state st,
+                      unsigned long long n)
+{
+	store_release_delta d;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.release_id, sizeof(d.release_id), "%s", id);
+	snprintf(d.base_version, sizeof(d.base_version), "%s", base);
+	hex64(d.base_sha256, n + 1);
+	d.state = st;
+	snprintf(d.source, sizeof(d.source), "computed");
+	if (st == STORE_DELTA_READY) {
+		hex64(d.file_sha256, n);
+		d.file_size = 5000;
+	}
+	if (st == STORE_DELTA_FAILED)
+		snprintf(d.error, sizeof(d.error), "failed");
+	d.created_ms = T0;
+	assert_ok(store_release_delta_insert(s, &d));
+}
+
 static void add_release(store *s, const char *id, const char *hw, const char *version,
                         const char *delta_base, unsigned long long n)
 {
@@ -92,14 +113,10 @@ static void add_release(store *s, const char *id, const char *hw, const char *ve
 	r.file_size = 100000;
 	hex64(r.image_sha256, n * 4 + 2);
 	r.image_size = 200000;
-	if (delta_base) {
-		snprintf(r.delta_base_version, sizeof(r.delta_base_version), "%s", delta_base);
-		hex64(r.delta_file_sha256, n * 4 + 3);
-		r.delta_file_size = 5000;
-		hex64(r.delta_base_sha256, n * 4 + 4);
-	}
 	r.created_ms = T0 + (int64_t)n;
 	assert_ok(store_release_insert(s, &r));
+	if (delta_base)
+		add_delta(s, id, delta_base, STORE_DELTA_READY, n * 4 + 3);
 }
 
 static void vin_of(char out[18], int i)
@@ -1151,12 +1168,17 @@ static void test_engine_applicability(void **state)
 	store *s = f->s;
 	recorder *r = calloc(1, sizeof(*r));
 	cmp_env env = mk_env(r);
-	/* 2.0.0 with a delta from 1.5.0 */
+	/* 2.0.0 with ready deltas from 1.5.0 and 1.2.0, one from 1.0.0 still being made and
+	 * a failed one from 1.1.0: only ready deltas are offered */
 	add_release(s, "r1", "HW-1-001", "2.0.0", "1.5.0", 1);
+	add_delta(s, "r1", "1.2.0", STORE_DELTA_READY, 100);
+	add_delta(s, "r1", "1.0.0", STORE_DELTA_RUNNING, 200);
+	add_delta(s, "r1", "1.1.0", STORE_DELTA_FAILED, 300);
 	const char *older = "WVWZZZ1JZXW000001", *same = "WVWZZZ1JZXW000002",
 	           *newer = "WVWZZZ1JZXW000003", *otherhw = "WVWZZZ1JZXW000004",
 	           *delta = "WVWZZZ1JZXW000005", *nodelta = "WVWZZZ1JZXW000006",
-	           *pre = "WVWZZZ1JZXW000007";
+	           *pre = "WVWZZZ1JZXW000007", *second = "WVWZZZ1JZXW000008",
+	           *failed = "WVWZZZ1JZXW000009";
 	add_car(s, older, true, "1.0.0");
 	add_car(s, same, true, "2.0.0");
 	add_car(s, newer, true, "10.0.0");
@@ -1165,6 +1187,8 @@ static void test_engine_applicability(void **state)
 	add_car(s, delta, true, "1.5.0");
 	add_car(s, nodelta, true, "1.5.0");
 	add_car(s, pre, true, "2.0.0-rc.1"); /* a pre-release is older than its release */
+	add_car(s, second, true, "1.2.0");
+	add_car(s, failed, true, "1.1.0");
 	assert_ok(store_vehicle_set_vci(
 	    s, delta,
 	    "{\"ecus\":[{\"ecu_id\":\"ECU_011\",\"software\":{\"APP\":\"1.5.0\"},"
@@ -1179,7 +1203,7 @@ static void test_engine_applicability(void **state)
 	create_campaign(s, "{\"name\":\"app\",\"release_ids\":[\"r1\"]}", id);
 	int64_t n = 0;
 	assert_ok(cmp_start(s, &env, id, T0, &n));
-	assert_int_equal(n, 4);
+	assert_int_equal(n, 6);
 	store_deployment d;
 	assert_ok(store_deployment_get(s, id, older, &d));
 	assert_rc(store_deployment_get(s, id, same, &d), PQ_ERR_NOTFOUND);
@@ -1195,6 +1219,14 @@ static void test_engine_applicability(void **state)
 	assert_string_equal(t.from_version, "1.5.0");
 	assert_int_equal(t.file_size, 5000);
 	assert_ok(store_target_list(s, id, nodelta, target_copy, &t));
+	assert_string_equal(t.package, "full");
+	assert_ok(store_target_list(s, id, second, target_copy, &t));
+	assert_string_equal(t.package, "delta"); /* the delta whose base it runs */
+	assert_string_equal(t.from_version, "1.2.0");
+	char want[65];
+	hex64(want, 100);
+	assert_string_equal(t.file_sha256, want);
+	assert_ok(store_target_list(s, id, failed, target_copy, &t));
 	assert_string_equal(t.package, "full");
 
 	/* target filter: a VIN list and version bounds */

@@ -596,8 +596,36 @@ static void test_upload_and_release(void **state)
 	resp_free(&r);
 }
 
-/* A second release built as a delta against the first: the server makes the delta package;
- * a vehicle downloads it and the package library patches the first image into the second. */
+/* Polls the release until its (first) delta is ready (the delta worker makes it in the
+ * background); its package SHA-256 into sha. */
+static void wait_delta_ready(const char *rel, char sha[65])
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/releases/%s", rel);
+	for (int i = 0; i < 3000; i++) {
+		resp r;
+		request("GET", path, key_viewer, NULL, 0, NULL, &r);
+		assert_int_equal(r.status, 200);
+		json_t *j = jbody(&r), *d = json_array_get(json_object_get(j, "deltas"), 0);
+		const char *st = json_string_value(json_object_get(d, "state"));
+		bool ready = st && strcmp(st, "ready") == 0;
+		if (ready)
+			snprintf(sha, 65, "%s", json_string_value(json_object_get(d, "sha256")));
+		if (st && strcmp(st, "failed") == 0)
+			fail_msg("delta failed: %s", r.body);
+		json_decref(j);
+		resp_free(&r);
+		if (ready)
+			return;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL); /* between polls */
+	}
+	fail_msg("release %s: its delta is not ready after 60 s", rel);
+}
+
+/* A second release built as a delta against the first: the server queues its delta, which
+ * the delta worker makes in the background; a vehicle downloads it and the package library
+ * patches the first image into the second. */
 static void test_delta_release(void **state)
 {
 	(void)state;
@@ -645,13 +673,36 @@ static void test_delta_release(void **state)
 	json_t *delta = json_object_get(j, "delta");
 	assert_true(json_is_object(delta));
 	assert_string_equal(json_string_value(json_object_get(delta, "base_version")), "3.1.0");
-	char dsha[65];
-	snprintf(dsha, sizeof(dsha), "%s", json_string_value(json_object_get(delta, "sha256")));
+	assert_int_equal(json_array_size(json_object_get(j, "deltas")), 1);
+	/* queued for the delta worker: no file yet */
+	const char *st = json_string_value(json_object_get(delta, "state"));
+	assert_true(st &&
+	            (!strcmp(st, "queued") || !strcmp(st, "running") || !strcmp(st, "ready")));
 	snprintf(release2_id, sizeof(release2_id), "%s",
 	         json_string_value(json_object_get(j, "id")));
+	char dsha[65];
+	wait_delta_ready(release2_id, dsha);
 	snprintf(release2_delta, sizeof(release2_delta), "%s", dsha);
 	snprintf(release2_full, sizeof(release2_full), "%s",
 	         json_string_value(json_object_get(json_object_get(j, "package"), "sha256")));
+	json_decref(j);
+	resp_free(&r);
+	/* the deltas route: the same base again is a conflict, an unknown one refused */
+	snprintf(path, sizeof(path), "/api/v1/releases/%s/deltas", release2_id);
+	request("POST", path, key_operator, "{\"from\":\"3.1.0\"}", 16, NULL, &r);
+	assert_int_equal(r.status, 409);
+	resp_free(&r);
+	request("POST", path, key_operator, "{\"from\":\"0.0.1\"}", 16, NULL, &r);
+	assert_int_equal(r.status, 400);
+	resp_free(&r);
+	request("GET", path, key_viewer, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	j = jbody(&r);
+	json_t *d0 = json_array_get(json_object_get(j, "items"), 0);
+	assert_string_equal(json_string_value(json_object_get(d0, "sha256")), dsha);
+	assert_string_equal(json_string_value(json_object_get(d0, "source")), "computed");
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(d0, "progress"), "percent")), 100);
 	json_decref(j);
 	resp_free(&r);
 	uint8_t d2[32];
@@ -1160,7 +1211,7 @@ static void test_campaign_metadata(void **state)
 	assert_int_equal(json_array_size(json_object_get(mb, "images")), 1);
 	json_t *im = json_array_get(json_object_get(mb, "images"), 0);
 	char name[96], enc_delta[65], enc_full[65];
-	snprintf(name, sizeof(name), "%s.delta.swpg", release2_id);
+	snprintf(name, sizeof(name), "%s.delta.3.1.0.swpg", release2_id);
 	assert_string_equal(json_string_value(json_object_get(im, "name")), name);
 	assert_string_equal(json_string_value(json_object_get(im, "package")), "delta");
 	assert_string_equal(json_string_value(json_object_get(im, "ecu_id")), "ECU_011");
@@ -1191,7 +1242,7 @@ static void test_campaign_metadata(void **state)
 	/* the director signs the plaintext package the vehicle installs */
 	json_t *dt = json_object_get(
 	    json_object_get(json_object_get(mb, "director_targets"), "signed"), "targets");
-	snprintf(name, sizeof(name), "%s.delta.swpg", release2_id);
+	snprintf(name, sizeof(name), "%s.delta.3.1.0.swpg", release2_id);
 	assert_string_equal(json_string_value(json_object_get(
 	                        json_object_get(json_object_get(dt, name), "hashes"), "sha256")),
 	                    release2_delta);

@@ -100,6 +100,29 @@ static store_release mk_release(const char *id, const char *hw, const char *vers
 	return r;
 }
 
+/* A delta of release rel from base version base; a ready one has a file, a failed one a
+ * reason. */
+static store_release_delta mk_delta(const char *rel, const char *base, store_delta_state st,
+                                    int64_t created)
+{
+	store_release_delta d;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.release_id, sizeof(d.release_id), "%s", rel);
+	snprintf(d.base_version, sizeof(d.base_version), "%s", base);
+	snprintf(d.base_release_id, sizeof(d.base_release_id), "base-%s", base);
+	hex64(d.base_sha256, 0xba5e);
+	d.state = st;
+	snprintf(d.source, sizeof(d.source), "computed");
+	if (st == STORE_DELTA_READY) {
+		hex64(d.file_sha256, (unsigned long long)created + 7);
+		d.file_size = 100;
+	}
+	if (st == STORE_DELTA_FAILED)
+		snprintf(d.error, sizeof(d.error), "it broke");
+	d.created_ms = d.updated_ms = created;
+	return d;
+}
+
 static store_ecu mk_ecu(const char *vin, const char *id, const char *app, int64_t when)
 {
 	store_ecu e;
@@ -212,6 +235,7 @@ static const char *const tables[] = {
     "mqtt_seen",
     "uptane_meta",
     "package_keys",
+    "release_deltas",
 };
 
 static void test_open_schema(void **state)
@@ -1083,28 +1107,17 @@ static void test_release(void **state)
 	assert_int_equal(got.file_size, 4096);
 	assert_string_equal(got.image_sha256, r.image_sha256);
 	assert_int_equal(got.image_size, 65536);
-	assert_string_equal(got.delta_base_version, "");
-	assert_string_equal(got.delta_file_sha256, "");
-	assert_int_equal(got.delta_file_size, 0);
 	assert_int_equal(got.created_ms, 100);
 	assert_string_equal(got.created_by, "apikey:ci");
 	store_release_clear(&got);
 	assert_null(got.notes);
 
-	/* a delta release */
-	store_release d = mk_release("rel-2", "HW-1-011", "1.1.0", 200);
-	snprintf(d.delta_base_version, sizeof(d.delta_base_version), "1.0.0");
-	hex64(d.delta_file_sha256, 0xde17a);
-	d.delta_file_size = 512;
-	snprintf(d.delta_base_sha256, sizeof(d.delta_base_sha256), "%s", r.image_sha256);
-	must(store_release_insert(f->s, &d), "delta");
-	must(store_release_get(f->s, "rel-2", &got), "get delta");
-	assert_null(got.notes);
-	assert_string_equal(got.delta_base_version, "1.0.0");
-	assert_string_equal(got.delta_file_sha256, d.delta_file_sha256);
-	assert_int_equal(got.delta_file_size, 512);
-	assert_string_equal(got.delta_base_sha256, r.image_sha256);
+	/* found by its unique key */
+	must(store_release_find(f->s, "HW-1-011", "ECU_011", "APP", "1.0.0", &got), "find");
+	assert_string_equal(got.id, "rel-1");
 	store_release_clear(&got);
+	assert_int_equal(store_release_find(f->s, "HW-1-011", "ECU_011", "CAL", "1.0.0", &got),
+	                 PQ_ERR_NOTFOUND);
 
 	/* duplicates */
 	assert_int_equal(store_release_insert(f->s, &r), PQ_ERR_EXISTS);
@@ -1120,12 +1133,6 @@ static void test_release(void **state)
 	bad = mk_release("rel-4", "HW-1-011", "2.0.0", 400);
 	bad.file_size = 0;
 	assert_int_equal(store_release_insert(f->s, &bad), PQ_ERR_INVAL);
-	bad = mk_release("rel-4", "HW-1-011", "2.0.0", 400);
-	hex64(bad.delta_file_sha256, 5); /* delta fields without a base version */
-	assert_int_equal(store_release_insert(f->s, &bad), PQ_ERR_INVAL);
-	bad = mk_release("rel-4", "HW-1-011", "2.0.0", 400);
-	snprintf(bad.delta_base_version, sizeof(bad.delta_base_version), "1.0.0");
-	assert_int_equal(store_release_insert(f->s, &bad), PQ_ERR_INVAL); /* no delta hashes */
 	bad = mk_release("rel-4", "HW-1-011", "2.0.0", 400);
 	memset(bad.title, 'T', sizeof(bad.title));
 	assert_int_equal(store_release_insert(f->s, &bad), PQ_ERR_INVAL);
@@ -1190,12 +1197,16 @@ static void test_release_list_delete(void **state)
 	assert_false(known);
 	store_release_clear(&r);
 	store_release d = mk_release("rd", "HW-D", "2.0.0", 5000);
-	snprintf(d.delta_base_version, sizeof(d.delta_base_version), "1.0.0");
-	hex64(d.delta_file_sha256, 0xabcdef);
-	d.delta_file_size = 10;
-	hex64(d.delta_base_sha256, 0x123);
-	must(store_release_insert(f->s, &d), "delta");
-	must(store_file_known(f->s, d.delta_file_sha256, &known), "known delta");
+	must(store_release_insert(f->s, &d), "release");
+	store_release_delta dd = mk_delta("rd", "1.0.0", STORE_DELTA_QUEUED, 5000);
+	hex64(dd.file_sha256, 0xabcdef); /* named, but not ready: not served */
+	must(store_release_delta_insert(f->s, &dd), "queued delta");
+	must(store_file_known(f->s, dd.file_sha256, &known), "queued delta");
+	assert_false(known);
+	dd = mk_delta("rd", "1.1.0", STORE_DELTA_READY, 5000);
+	hex64(dd.file_sha256, 0xabcdef);
+	must(store_release_delta_insert(f->s, &dd), "ready delta");
+	must(store_file_known(f->s, dd.file_sha256, &known), "known delta");
 	assert_true(known);
 	char unknown[65];
 	hex64(unknown, 0x5555);
@@ -1251,6 +1262,171 @@ static store_apikey mk_key(const char *id, const char *name, store_role role, un
 
 /* Package keys: inserted once per package, found by the package or by its encrypted copy;
  * bad fields refused. */
+typedef struct {
+	char buf[256];
+} delta_names;
+
+static int collect_delta(const store_release_delta *d, void *user)
+{
+	delta_names *c = user;
+	size_t n = strlen(c->buf);
+	snprintf(c->buf + n, sizeof(c->buf) - n, "%s%s:%s", n ? "," : "", d->base_version,
+	         store_delta_state_name(d->state));
+	return PQ_OK;
+}
+
+/* A release's deltas: one per base version, the background job's states and progress, the
+ * queue a restarted server takes up again, and the cascade with the release. */
+static void test_release_deltas(void **state)
+{
+	sf_fixture *f = *state;
+	store_release r = mk_release("rel-d", "HW-1-011", "2.0.0", 100);
+	store_release_delta got;
+	delta_names c;
+	int64_t n = -1;
+	bool found = true;
+	must(store_release_insert(f->s, &r), "release");
+	store_release_delta a = mk_delta("rel-d", "1.0.0", STORE_DELTA_QUEUED, 200);
+	store_release_delta b = mk_delta("rel-d", "1.1.0", STORE_DELTA_QUEUED, 300);
+	snprintf(b.source, sizeof(b.source), "uploaded");
+	snprintf(b.input, sizeof(b.input), "in.swpg");
+	must(store_release_delta_insert(f->s, &a), "a");
+	must(store_release_delta_insert(f->s, &b), "b");
+	assert_int_equal(store_release_delta_insert(f->s, &a), PQ_ERR_EXISTS);
+	store_release_delta orphan = mk_delta("rel-none", "1.0.0", STORE_DELTA_QUEUED, 1);
+	assert_int_equal(store_release_delta_insert(f->s, &orphan), PQ_ERR_NOTFOUND);
+	must(store_release_delta_pending(f->s, &n), "pending");
+	assert_int_equal(n, 2);
+
+	/* the oldest queued is claimed first, once */
+	must(store_release_delta_claim(f->s, 400, &got, &found), "claim");
+	assert_true(found);
+	assert_string_equal(got.base_version, "1.0.0");
+	assert_int_equal(got.state, STORE_DELTA_RUNNING);
+	must(store_release_delta_progress(f->s, "rel-d", "1.0.0", 50, 200, 410), "progress");
+	must(store_release_delta_get(f->s, "rel-d", "1.0.0", &got), "get");
+	assert_int_equal(got.progress_done, 50);
+	assert_int_equal(got.progress_total, 200);
+	assert_int_equal(got.updated_ms, 410);
+	assert_int_equal(store_release_delta_progress(f->s, "rel-d", "1.1.0", 1, 2, 410),
+	                 PQ_ERR_NOTFOUND); /* queued, not running */
+
+	/* a restart queues the running job again; it is claimed again */
+	must(store_release_delta_requeue(f->s, 500, &n), "requeue");
+	assert_int_equal(n, 1);
+	must(store_release_delta_get(f->s, "rel-d", "1.0.0", &got), "get");
+	assert_int_equal(got.state, STORE_DELTA_QUEUED);
+	assert_int_equal(got.progress_done, 0);
+	must(store_release_delta_claim(f->s, 600, &got, &found), "claim again");
+	assert_string_equal(got.base_version, "1.0.0");
+
+	/* ready needs its file; the end is stored once */
+	got.state = STORE_DELTA_READY;
+	assert_int_equal(store_release_delta_finish(f->s, &got, 700), PQ_ERR_INVAL);
+	hex64(got.file_sha256, 0xfeed);
+	got.file_size = 321;
+	must(store_release_delta_finish(f->s, &got, 700), "ready");
+	assert_int_equal(store_release_delta_finish(f->s, &got, 700), PQ_ERR_NOTFOUND);
+	must(store_release_delta_claim(f->s, 800, &got, &found), "claim b");
+	assert_string_equal(got.input, "in.swpg");
+	got.state = STORE_DELTA_FAILED;
+	assert_int_equal(store_release_delta_finish(f->s, &got, 900), PQ_ERR_INVAL); /* no why */
+	snprintf(got.error, sizeof(got.error), "the delta does not apply");
+	must(store_release_delta_finish(f->s, &got, 900), "failed");
+	must(store_release_delta_claim(f->s, 900, &got, &found), "nothing queued");
+	assert_false(found);
+	must(store_release_delta_get(f->s, "rel-d", "1.1.0", &got), "get failed");
+	assert_string_equal(got.error, "the delta does not apply");
+	assert_string_equal(got.input, "");
+	assert_string_equal(got.source, "uploaded");
+	must(store_release_delta_get(f->s, "rel-d", "1.0.0", &got), "get ready");
+	assert_int_equal(got.state, STORE_DELTA_READY);
+	assert_int_equal(got.file_size, 321);
+	assert_int_equal(got.updated_ms, 700);
+	memset(&c, 0, sizeof(c));
+	must(store_release_delta_list(f->s, "rel-d", collect_delta, &c), "list");
+	assert_string_equal(c.buf, "1.0.0:ready,1.1.0:failed");
+	must(store_release_delta_pending(f->s, &n), "pending");
+	assert_int_equal(n, 0);
+
+	/* validation */
+	store_release_delta bad = mk_delta("rel-d", "1.2.0", STORE_DELTA_QUEUED, 1);
+	snprintf(bad.source, sizeof(bad.source), "other");
+	assert_int_equal(store_release_delta_insert(f->s, &bad), PQ_ERR_INVAL);
+	bad = mk_delta("rel-d", "1.2.0", STORE_DELTA_QUEUED, 1);
+	bad.base_sha256[0] = '\0';
+	assert_int_equal(store_release_delta_insert(f->s, &bad), PQ_ERR_INVAL);
+	bad = mk_delta("rel-d", "", STORE_DELTA_QUEUED, 1);
+	assert_int_equal(store_release_delta_insert(f->s, &bad), PQ_ERR_INVAL);
+	store_delta_state st;
+	must(store_delta_state_parse("running", &st), "parse");
+	assert_int_equal(st, STORE_DELTA_RUNNING);
+	assert_int_equal(store_delta_state_parse("done", &st), PQ_ERR_INVAL);
+
+	/* a failed delta can be removed (a retry); a release's deltas go with it */
+	must(store_release_delta_delete(f->s, "rel-d", "1.1.0"), "delete");
+	assert_int_equal(store_release_delta_delete(f->s, "rel-d", "1.1.0"), PQ_ERR_NOTFOUND);
+	must(store_release_delete(f->s, "rel-d"), "delete release");
+	assert_int_equal(count_table(f->s, "release_deltas"), 0);
+}
+
+/* Schema step 8 moves a release's single delta (the v7 columns) into release_deltas as a
+ * ready delta, its base release found by hardware, type and version. */
+static void test_migrate_deltas(void **state)
+{
+	sf_fixture *f = *state;
+	store_config cfg = sf_config(f->url);
+	static const char *const back_to_v7[] = {
+	    "DROP TABLE release_deltas",
+	    "ALTER TABLE releases ADD COLUMN delta_base_version TEXT NOT NULL DEFAULT ''",
+	    "ALTER TABLE releases ADD COLUMN delta_file_sha256 TEXT NOT NULL DEFAULT ''",
+	    "ALTER TABLE releases ADD COLUMN delta_file_size BIGINT NOT NULL DEFAULT 0",
+	    "ALTER TABLE releases ADD COLUMN delta_base_sha256 TEXT NOT NULL DEFAULT ''",
+	    "ALTER TABLE releases ADD COLUMN delta_source TEXT NOT NULL DEFAULT 'computed'",
+	    "CREATE INDEX releases_delta_file ON releases (delta_file_sha256)",
+	    "DELETE FROM schema_version WHERE version = 8",
+	};
+	store_release base = mk_release("rel-base", "HW-1-011", "1.0.0", 100);
+	store_release up = mk_release("rel-up", "HW-1-011", "1.1.0", 200);
+	store_release lone = mk_release("rel-lone", "HW-1-011", "1.2.0", 300);
+	must(store_release_insert(f->s, &base), "base");
+	must(store_release_insert(f->s, &up), "up");
+	must(store_release_insert(f->s, &lone), "lone");
+	for (size_t i = 0; i < ARRAY_LEN(back_to_v7); i++)
+		must(store_exec(f->s, back_to_v7[i], NULL, 0, NULL, NULL, NULL), back_to_v7[i]);
+	char dsha[65];
+	hex64(dsha, 0xd17a);
+	store_val p[] = {SV_TEXT(dsha), SV_TEXT(base.image_sha256)};
+	must(store_exec(f->s,
+	                "UPDATE releases SET delta_base_version = '1.0.0', delta_file_sha256 = ?,"
+	                " delta_file_size = 77, delta_base_sha256 = ?, delta_source = 'uploaded'"
+	                " WHERE id = 'rel-up'",
+	                p, 2, NULL, NULL, NULL),
+	     "a v7 delta");
+	store_close(f->s);
+	f->s = NULL;
+	must(store_open(&cfg, &f->s), "reopen: migrates to 8");
+	int version = 0;
+	must(store_schema_version(f->s, &version), "version");
+	assert_int_equal(version, STORE_SCHEMA_VERSION);
+	store_release_delta d;
+	must(store_release_delta_get(f->s, "rel-up", "1.0.0", &d), "migrated delta");
+	assert_int_equal(d.state, STORE_DELTA_READY);
+	assert_string_equal(d.file_sha256, dsha);
+	assert_int_equal(d.file_size, 77);
+	assert_string_equal(d.base_sha256, base.image_sha256);
+	assert_string_equal(d.base_release_id, "rel-base");
+	assert_string_equal(d.source, "uploaded");
+	assert_int_equal(d.created_ms, 200);
+	assert_int_equal(count_table(f->s, "release_deltas"), 1);
+	bool known = false;
+	must(store_file_known(f->s, dsha, &known), "known");
+	assert_true(known);
+	store_release r;
+	must(store_release_get(f->s, "rel-up", &r), "release reads without the old columns");
+	store_release_clear(&r);
+}
+
 static void test_package_keys(void **state)
 {
 	sf_fixture *f = *state;
@@ -1575,11 +1751,15 @@ static void test_injection(void **state)
 		fit(r.software_type, sizeof(r.software_type), x);
 		snprintf(r.ecu_id, sizeof(r.ecu_id), "%s", x);
 		snprintf(r.created_by, sizeof(r.created_by), "%s", x);
-		fit(r.delta_base_version, sizeof(r.delta_base_version), x);
-		hex64(r.delta_file_sha256, 0xd000 + i);
-		hex64(r.delta_base_sha256, 0xb000 + i);
-		r.delta_file_size = 1;
 		must(store_release_insert(f->s, &r), x);
+		store_release_delta rd = mk_delta(x, "", STORE_DELTA_FAILED, 100);
+		fit(rd.base_version, sizeof(rd.base_version), x);
+		fit(rd.base_release_id, sizeof(rd.base_release_id), x);
+		fit(rd.error, sizeof(rd.error), x);
+		must(store_release_delta_insert(f->s, &rd), x);
+		store_release_delta gd;
+		must(store_release_delta_get(f->s, x, rd.base_version, &gd), x);
+		assert_string_equal(gd.error, rd.error);
 		store_release gr;
 		must(store_release_get(f->s, x, &gr), x);
 		assert_string_equal(gr.title, x);
@@ -1661,6 +1841,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vci_invalid, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_release, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_release_list_delete, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_release_deltas, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_deltas, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_package_keys, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_apikey, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_session, sf_setup_memory, sf_teardown),
