@@ -91,6 +91,7 @@ int main(int argc, char **argv)
 	pre[1] = (uint8_t)(bl >> 8);
 	memcpy(pre + 2, b, bl);
 	put("delta-with-base", 1, pre, 2 + bl, p);
+	put("delta-resumable-with-base", 3, pre, 2 + bl, p); /* applied as the agent does */
 	put("delta-as-package", 0, NULL, 0, p);
 	free(pre);
 	free(b);
