@@ -40,6 +40,8 @@ const char *pq_strerror(int err)
 		return "already exists";
 	case PQ_ERR_TIMEOUT:
 		return "timed out";
+	case PQ_ERR_CANCELLED:
+		return "cancelled";
 	default:
 		return "unknown error";
 	}

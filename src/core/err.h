@@ -26,6 +26,7 @@ typedef enum {
 	PQ_ERR_RANGE = -10,      /* value or size out of bounds */
 	PQ_ERR_EXISTS = -11,     /* would overwrite something that exists */
 	PQ_ERR_TIMEOUT = -12,    /* deadline passed */
+	PQ_ERR_CANCELLED = -13,  /* the caller asked the operation to stop */
 } pq_err;
 
 /* Short, static description of a code ("verification failed"). */

@@ -157,7 +157,7 @@ typedef struct pkg__d2_index pkg__d2_index;
 
 /* Indexes base with a stride chosen so that the index takes at most `budget` bytes. */
 int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget,
-                      pkg__d2_index **out) PQ_MUST_CHECK;
+                      const pkg_progress *p, pkg__d2_index **out) PQ_MUST_CHECK;
 void pkg__d2_index_free(pkg__d2_index *ix);
 /* Bytes a new index of base_len bytes takes with that budget (for the memory check). */
 uint64_t pkg__d2_index_size(uint64_t base_len, uint64_t budget);

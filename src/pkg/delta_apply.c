@@ -480,7 +480,9 @@ static int run(applier *a, uint64_t limit)
 	if (rc == PQ_OK)
 		rc = open_files(a, &start);
 	for (uint32_t i = start; rc == PQ_OK && i < a->d.segments; i++) {
-		rc = apply_segment(a, &a->segs[i]);
+		rc = pkg__cancelled(&a->o->progress);
+		if (rc == PQ_OK)
+			rc = apply_segment(a, &a->segs[i]);
 		if (rc == PQ_OK)
 			rc = check_segment(a, i);
 		if (rc == PQ_OK && a->o->resume)
@@ -506,10 +508,10 @@ int pkg__d2_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, i
 	             .o = o};
 	uint64_t limit = o->mem_limit ? o->mem_limit : PKG_DELTA_APPLY_MEM_DEFAULT;
 	int rc = run(&a, limit);
-	/* an interrupted resumable apply keeps its work for the next try, unless what was
-	 * written is wrong or the delta is */
-	bool keep =
-	    rc != PQ_OK && (a.busy || (o->resume && (rc == PQ_ERR_IO || rc == PQ_ERR_NOMEM)));
+	/* an interrupted resumable apply (I/O, memory, cancelled) keeps its work for the next
+	 * try, unless what was written is wrong or the delta is */
+	bool stopped = rc == PQ_ERR_IO || rc == PQ_ERR_NOMEM || rc == PQ_ERR_CANCELLED;
+	bool keep = rc != PQ_OK && (a.busy || (o->resume && stopped));
 	if (a.out_fd >= 0)
 		close(a.out_fd);
 	if (a.ckpt_fd >= 0)

@@ -440,6 +440,8 @@ static int encode_all(enc *e, const pkg_progress *p)
 	bool one = e->tg_len <= e->lit_cap && e->base_len <= e->win_max;
 	for (uint64_t c0 = 0; rc == PQ_OK && c0 < e->tg_len;) {
 		uint64_t c1 = e->tg_len - c0 > chunk ? c0 + chunk : e->tg_len;
+		if ((rc = pkg__cancelled(p)) != PQ_OK)
+			break;
 		pkg__d2_copy *cp = NULL;
 		size_t n = 0;
 		int64_t diag0 = e->diag;
@@ -495,7 +497,7 @@ static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
 		    "making this delta needs about %llu MiB besides the index, more than "
 		    "the memory limit of %llu MiB: raise the limit or lower the level",
 		    (unsigned long long)(coders + bufs) >> 20, (unsigned long long)limit >> 20);
-	rc = pkg__d2_index_new(e->base, e->base_len, limit - coders - bufs, &e->ix);
+	rc = pkg__d2_index_new(e->base, e->base_len, limit - coders - bufs, o->progress, &e->ix);
 	if (rc != PQ_OK)
 		return rc;
 	e->lit = malloc(e->lit_cap);

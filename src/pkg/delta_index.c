@@ -69,7 +69,8 @@ uint64_t pkg__d2_index_size(uint64_t base_len, uint64_t budget)
 	return slots_for(base_len / stride_for(base_len, budget) + 1) * 4;
 }
 
-int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget, pkg__d2_index **out)
+int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget,
+                      const pkg_progress *p, pkg__d2_index **out)
 {
 	pkg__d2_index *ix = calloc(1, sizeof(*ix));
 	*out = NULL;
@@ -96,6 +97,10 @@ int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget, p
 	}
 	for (uint64_t b = 0; base_len >= PKG__IX_WIN && b <= base_len - PKG__IX_WIN;
 	     b += ix->stride) {
+		if ((b & ((1u << 26) - 1)) < ix->stride && pkg__cancelled(p) != PQ_OK) {
+			pkg__d2_index_free(ix);
+			return PQ_ERR_CANCELLED;
+		}
 		uint64_t h = win_hash(base + b) & ix->mask;
 		for (int i = 0; i < PKG__IX_PROBES; i++, h = (h + 1) & ix->mask)
 			if (!ix->slot[h]) {

@@ -13,6 +13,7 @@
 #ifndef PQOTA_PKG_PKG_H
 #define PQOTA_PKG_PKG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,10 @@ typedef void (*pkg_progress_fn)(uint64_t done, uint64_t total, void *user);
 typedef struct {
 	pkg_progress_fn fn;
 	void *user;
+	/* Another thread sets *cancel to stop the operation at its next check (every MiB or
+	 * so): it then fails with PQ_ERR_CANCELLED, its partial output removed (a resumable
+	 * delta apply keeps its checkpoint). NULL: never. */
+	const atomic_int *cancel;
 } pkg_progress;
 
 /* What a build produced: one unit of the manifest. */

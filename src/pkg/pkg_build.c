@@ -100,6 +100,8 @@ static int leaf_stream(leaf_build *lb)
 		if (rc != PQ_OK)
 			return pq_err_wrap(rc, "%s", lb->image_path);
 		done += got;
+		if ((rc = pkg__cancelled(&lb->o->progress)) != PQ_OK)
+			return rc;
 		if (done > lb->size)
 			return pq_err_set(PQ_ERR_IO, "%s grew while being packed", lb->image_path);
 		rc = pq_hash_update(lb->img_sha, lb->buf, got);

@@ -64,6 +64,14 @@ static inline void pkg__progress(const pkg_progress *p, uint64_t done, uint64_t 
 		p->fn(done, total, p->user);
 }
 
+/* PQ_ERR_CANCELLED once the caller has asked to stop (pkg_progress.cancel), else PQ_OK. */
+static inline int pkg__cancelled(const pkg_progress *p)
+{
+	if (p && p->cancel && atomic_load(p->cancel))
+		return pq_err_set(PQ_ERR_CANCELLED, "cancelled");
+	return PQ_OK;
+}
+
 /* ---- file I/O (pkg_io.c) -------------------------------------------------------------- */
 
 /* Reads or writes exactly len bytes at offset off (a short file is PQ_ERR_FORMAT). */

@@ -316,7 +316,9 @@ int pkg__read_range(pkg_reader *r, uint64_t off, uint64_t len, pkg__range_fn fn,
 		return pq_err_set(PQ_ERR_NOMEM, "I/O buffer");
 	while (rc == PQ_OK && done < len) {
 		size_t want = len - done < PKG__IO_BUF ? (size_t)(len - done) : PKG__IO_BUF;
-		rc = pkg__pread_full(r->fd, buf, want, off + done);
+		rc = pkg__cancelled(p);
+		if (rc == PQ_OK)
+			rc = pkg__pread_full(r->fd, buf, want, off + done);
 		if (rc == PQ_OK)
 			rc = fn(buf, want, off + done, user);
 		done += want;

@@ -6,11 +6,12 @@
  * the store and out as live "release_delta" events at most once per percent or second.
  * Jobs live in the store: the queue is its queued rows (bounded by the routes,
  * REL_DELTA_QUEUE_MAX), so a restart loses none; a running job when the server stops is
- * abandoned (the thread is cancelled inside the package library, where a job spends its
- * time) and queued again at the next start. */
+ * cancelled (the package library checks its pkg_progress.cancel every few MiB, cleans up and
+ * returns PQ_ERR_CANCELLED) and queued again at the next start. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,8 @@ struct rel_jobs {
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool stop, woken; /* under mu */
+	bool stop, woken;  /* under mu */
+	atomic_int cancel; /* set when stopping: the package library gives up the job */
 };
 
 /* A job's progress reporter (pkg_progress's user). */
@@ -58,14 +60,10 @@ static bool stopping(rel_jobs *j)
 	return stop;
 }
 
-/* Stores and announces progress: on each new percent, or after EVENT_EVERY_MS. Runs inside
- * the package library, where the thread may be cancelled: not while it holds the store or
- * the event bus. */
+/* Stores and announces progress: on each new percent, or after EVENT_EVERY_MS. */
 static void on_progress(uint64_t done, uint64_t total, void *user)
 {
 	job_progress *p = user;
-	int old = 0;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	int pct = total ? (int)(done * 100 / total) : -1;
 	int64_t now = pq_real_ms();
 	if (pct != p->last_pct || now - p->last_ms >= EVENT_EVERY_MS) {
@@ -78,7 +76,6 @@ static void on_progress(uint64_t done, uint64_t total, void *user)
 		                                 (int64_t)done, (int64_t)total, now) == PQ_OK)
 			rel_delta_event(p->j->s, p->d);
 	}
-	pthread_setcancelstate(old, NULL);
 }
 
 /* For tests only: holds the job while the file REL_DELTA_HOLD_ENV names exists. */
@@ -96,7 +93,7 @@ static int delta_opts(const store_release *r, const store_release_delta *d, cons
 	struct stat st;
 	*o =
 	    (pkg_leaf_opts){.compression = SWPG_COMP_ZSTD, .level = DELTA_LEVEL, .base_path = base};
-	o->progress = (pkg_progress){on_progress, p};
+	o->progress = (pkg_progress){.fn = on_progress, .user = p, .cancel = &p->j->cancel};
 	int rc = swpg_ecu_parse(r->ecu_id, &o->ecu);
 	if (rc == PQ_OK)
 		rc = swpg_type_parse(r->software_type, &o->type);
@@ -110,7 +107,7 @@ static int delta_opts(const store_release *r, const store_release_delta *d, cons
 	return rc;
 }
 
-/* Computes the delta (the thread may be cancelled inside pkg_build_leaf). */
+/* Computes the delta (PQ_ERR_CANCELLED when the server stops meanwhile). */
 static int compute(rel_jobs *j, const store_release *r, store_release_delta *d, job_progress *p)
 {
 	char img[PATH_MAX], base[PATH_MAX];
@@ -122,10 +119,7 @@ static int compute(rel_jobs *j, const store_release *r, store_release_delta *d, 
 		rc = delta_opts(r, d, base, p, &o);
 	if (rc != PQ_OK)
 		return rc;
-	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-	rc = rel_build_into_store(j->s, img, &o, d->file_sha256, &d->file_size);
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-	return rc;
+	return rel_build_into_store(j->s, img, &o, d->file_sha256, &d->file_size);
 }
 
 /* Links the checked delta at tmp into DATA/files/<sha>, and removes tmp. */
@@ -142,8 +136,8 @@ static int keep_checked(rel_jobs *j, const char *tmp, const pkg_unit *u, store_r
 }
 
 /* Checks the operator's delta package (d->input) against the base release's image and
- * r's image, and keeps the re-written package (the thread may be cancelled inside the
- * check). The input is removed once checked, whatever the outcome. */
+ * r's image, and keeps the re-written package (PQ_ERR_CANCELLED when the server stops
+ * meanwhile: the input stays for the next start). The input is removed once checked. */
 static int check_uploaded(rel_jobs *j, const store_release *r, store_release_delta *d,
                           job_progress *p)
 {
@@ -156,7 +150,7 @@ static int check_uploaded(rel_jobs *j, const store_release *r, store_release_del
 	                    .full_size = (uint64_t)r->image_size,
 	                    .full_sha = r->image_sha256,
 	                    .scratch = scratch,
-	                    .progress = {on_progress, p}};
+	                    .progress = {.fn = on_progress, .user = p, .cancel = &j->cancel}};
 	int rc = rel_data_path(j->s, REL_DELTA_DIR, d->input, in);
 	if (rc == PQ_OK)
 		rc = rel_data_path(j->s, "images", d->base_sha256, base);
@@ -174,9 +168,9 @@ static int check_uploaded(rel_jobs *j, const store_release *r, store_release_del
 	}
 	if (rc != PQ_OK)
 		return rc;
-	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 	rc = rel_delta_adopt(in, &w, &o, tmp, &u);
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	if (rc == PQ_ERR_CANCELLED)
+		return rc;
 	if (rc == PQ_OK)
 		rc = keep_checked(j, tmp, &u, d);
 	if (unlink(in) != 0 && errno != ENOENT)
@@ -212,6 +206,13 @@ static void run_job(rel_jobs *j, store_release_delta *d)
 		       d->base_version);
 		rc = make(j, &r, d, &p);
 		store_release_clear(&r);
+	}
+	if (rc == PQ_ERR_CANCELLED) {
+		pq_log(PQ_LOG_INFO, LOGC,
+		       "release %s: delta from %s stopped; it resumes at the next "
+		       "start",
+		       d->release_id, d->base_version);
+		return; /* stays running: queued again at the next start */
 	}
 	d->state = rc == PQ_OK ? STORE_DELTA_READY : STORE_DELTA_FAILED;
 	if (rc == PQ_OK) {
@@ -251,7 +252,6 @@ static void wait_for_work(rel_jobs *j)
 static void *jobs_main(void *arg)
 {
 	rel_jobs *j = arg;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	while (!stopping(j)) {
 		store_release_delta d;
 		bool found = false;
@@ -318,8 +318,7 @@ void rel_jobs_free(rel_jobs *j)
 		j->stop = true;
 		pthread_cond_signal(&j->cv);
 		pthread_mutex_unlock(&j->mu);
-		/* acts only inside the package library (cancellation is disabled elsewhere) */
-		pthread_cancel(j->thread);
+		atomic_store(&j->cancel, 1);
 		pthread_join(j->thread, NULL);
 	}
 	store_close(j->db);

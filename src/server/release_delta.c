@@ -83,6 +83,8 @@ static int delta_applies(pkg_reader *r, const pkg_entry *e, const rel_delta_want
 {
 	int rc = pkg_apply_delta(r, e, w->base_image, w->scratch, &w->progress);
 	unlink(w->scratch);
+	if (rc == PQ_ERR_CANCELLED)
+		return rc;
 	if (rc != PQ_OK) /* the library's detail names server paths: not for the client */
 		return pq_err_set(PQ_ERR_VERIFY,
 		                  "the delta does not apply to the base release's image (its "

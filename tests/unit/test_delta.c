@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +323,36 @@ static void test_memory_limits(void **state)
 	files_free(&f);
 }
 
+/* A caller that asks to stop gets PQ_ERR_CANCELLED and no output. */
+static void test_cancel(void **state)
+{
+	(void)state;
+	files f;
+	files_init(&f, "delta-cancel");
+	size_t n = MIB, tlen = 0;
+	uint8_t *b = make_image(n, 9), *t = shaped(b, n, EDITS, &tlen);
+	tu_write_file(f.base, b, n);
+	tu_write_file(f.target, t, tlen);
+	atomic_int stop = 1;
+	pkg_leaf_opts o = {.ecu = 0x1011,
+	                   .type = SWPG_TYPE_APP,
+	                   .base_path = f.base,
+	                   .progress = {.cancel = &stop}};
+	pkg_unit u;
+	assert_rc(pkg_build_leaf(f.target, &o, f.pkg, &u), PQ_ERR_CANCELLED);
+	assert_false(exists(f.pkg));
+	atomic_store(&stop, 0);
+	assert_ok(pkg_build_leaf(f.target, &o, f.pkg, &u));
+	atomic_store(&stop, 1);
+	pkg_apply_opts ao = {.progress = {.cancel = &stop}};
+	assert_rc(apply(&f, &ao), PQ_ERR_CANCELLED);
+	assert_false(exists(f.out));
+	assert_false(exists(f.part));
+	free(b);
+	free(t);
+	files_free(&f);
+}
+
 /* ---- resuming -------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -535,6 +566,7 @@ int main(void)
 	    cmocka_unit_test(test_shapes),        cmocka_unit_test(test_small_change_large_image),
 	    cmocka_unit_test(test_memory_limits), cmocka_unit_test(test_resume),
 	    cmocka_unit_test(test_corruption),    cmocka_unit_test(test_version1_applies),
+	    cmocka_unit_test(test_cancel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

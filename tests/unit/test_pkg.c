@@ -955,7 +955,7 @@ static void check_leaf(const char *dir, const uint8_t *img, size_t len, uint8_t 
 	tu_join(ppath, sizeof(ppath), dir, "leaf.swpg");
 	tu_join(xpath, sizeof(xpath), dir, "image.out");
 	tu_write_file(ipath, img, len);
-	o.progress = (pkg_progress){prog_fn, &pr};
+	o.progress = (pkg_progress){.fn = prog_fn, .user = &pr};
 	assert_ok(pkg_build_leaf(ipath, &o, ppath, &u));
 
 	/* progress: monotonic, at most one call per MiB read, ending at (size, size) */
@@ -2282,7 +2282,7 @@ static void test_verify_memory(void **state)
 	assert_ok(pkg_list(r, &all, &n));
 	assert_int_equal(n, LEAVES + 1);
 	w.base = w.peak = heap_in_use();
-	pkg_progress p = {heap_fn, &w};
+	pkg_progress p = {.fn = heap_fn, .user = &w};
 	assert_ok(pkg_verify(r, &rep, &p));
 	assert_int_equal(rep.leaves, LEAVES);
 	/* a leaf's decoder needs about 1.3 MiB here; all of them at once would be ~30 MiB */
