@@ -52,6 +52,8 @@ typedef struct {
 	/* the segment being gathered: target [t0, t1), its ops, literals and runs */
 	uint64_t t0, t1, cur, lit_len;
 	pkg__bytes ops, gaps;
+	unsigned pend_kind; /* the op held back (op_flush) */
+	uint64_t pend_b, pend_len;
 	uint8_t *lit, *win, *lbuf, *zbuf, *obuf; /* literals, window, coded forms */
 	size_t lbuf_cap, zbuf_cap, obuf_cap;
 } enc;
@@ -91,16 +93,39 @@ static int size_for_limit(enc *e, uint64_t limit)
 
 /* ---- gathering ---------------------------------------------------------------------------- */
 
+/* Ops are held back one at a time so that a copy or literal run that goes on across a
+ * chunk boundary stays one op. */
+static void op_flush(enc *e)
+{
+	if (!e->pend_len)
+		return;
+	pkg__bytes_varint(&e->ops, e->pend_len << 1 | e->pend_kind);
+	if (e->pend_kind == PKG__D2_OP_COPY) {
+		pkg__bytes_varint(&e->ops, pkg__zigzag((int64_t)e->pend_b - (int64_t)e->cur));
+		e->cur = e->pend_b + e->pend_len;
+	}
+	e->pend_len = 0;
+}
+
 static void op_copy(enc *e, uint64_t len, uint64_t b)
 {
-	pkg__bytes_varint(&e->ops, len << 1 | PKG__D2_OP_COPY);
-	pkg__bytes_varint(&e->ops, pkg__zigzag((int64_t)b - (int64_t)e->cur));
-	e->cur = b + len;
+	if (e->pend_len && e->pend_kind == PKG__D2_OP_COPY && b == e->pend_b + e->pend_len) {
+		e->pend_len += len;
+		return;
+	}
+	op_flush(e);
+	e->pend_kind = PKG__D2_OP_COPY;
+	e->pend_b = b;
+	e->pend_len = len;
 }
 
 static void op_lit(enc *e, uint64_t t0, uint64_t t1, int64_t dl, int64_t dr)
 {
-	pkg__bytes_varint(&e->ops, (t1 - t0) << 1 | PKG__D2_OP_LIT);
+	if (!e->pend_len || e->pend_kind != PKG__D2_OP_LIT) {
+		op_flush(e);
+		e->pend_kind = PKG__D2_OP_LIT;
+	}
+	e->pend_len += t1 - t0;
 	memcpy(e->lit + e->lit_len, e->tg + t0, t1 - t0);
 	e->lit_len += t1 - t0;
 	gap g = {t0, t1, dl, dr};
@@ -325,6 +350,7 @@ static int code_literals(enc *e, coded *c)
 static int code_segment(enc *e, coded *c, bool whole_window)
 {
 	*c = (coded){0};
+	op_flush(e);
 	if (e->ops.failed || e->gaps.failed)
 		return pq_err_set(PQ_ERR_NOMEM, "delta ops");
 	if (e->ops.n > e->ops_cap)
@@ -401,11 +427,10 @@ static int flush(enc *e)
 static int whole(enc *e)
 {
 	coded a, b;
-	size_t ops_n = e->ops.n;
 	int rc = code_segment(e, &a, false);
 	if (rc != PQ_OK)
 		return rc;
-	if (ops_n <= 12) /* one or two ops: nothing to gain */
+	if (e->ops.n <= 12) /* one or two ops: nothing to gain */
 		return emit(e, &a);
 	pkg__bytes keep = {0};
 	pkg__bytes_put(&keep, a.ops_data, a.ops_size);
