@@ -21,7 +21,7 @@
 
 #include "crypto/hash.h"
 
-#define ENC_MIN_COPY  128          /* shorter matches are left to the literal compressor */
+#define ENC_MIN_COPY  32          /* shorter matches are left to the literal compressor */
 #define ENC_CHUNK     (4u << 20)   /* target bytes matched at a time */
 #define ENC_SPAN_MAX  (256u << 20) /* target bytes in a segment (what a resume may redo) */
 #define ENC_GAPS_MAX  8192         /* literal runs in a segment */
