@@ -71,12 +71,15 @@ static inline unsigned pkg__d2_lit_codec(const pkg__d2_seg *s)
 	return (s->flags >> PKG__D2_LIT_SHIFT) & 3;
 }
 
-/* Ops: a varint tag (len << 1 | kind), kind 0 copies len base bytes from the base offset
- * that follows (a zigzag varint relative to the end of the previous copy), kind 1 takes len
- * literal bytes. */
+/* Ops: a varint tag (len << 2 | kind). Kind 0 copies len base bytes from the base offset
+ * that follows (a zigzag varint relative to the end of the previous copy or add); kind 1
+ * takes len literal bytes; kind 2 adds: len base bytes from the offset that follows, each
+ * plus (mod 256) the next literal byte (bsdiff's approximate match). */
 enum {
 	PKG__D2_OP_COPY = 0,
-	PKG__D2_OP_LIT = 1
+	PKG__D2_OP_LIT = 1,
+	PKG__D2_OP_ADD = 2,
+	PKG__D2_OP_BITS = 2,
 };
 
 /* ---- delta_fmt.c ----------------------------------------------------------------------- */

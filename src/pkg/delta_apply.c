@@ -143,14 +143,19 @@ static int put_lit(applier *a, const uint8_t *p, uint64_t len)
 	return PQ_OK;
 }
 
-/* Appends len base bytes from offset b. */
-static int put_copy(applier *a, uint64_t b, uint64_t len)
+/* Appends len base bytes from offset b, each plus the matching byte of diff when given
+ * (an add op). */
+static int put_copy(applier *a, uint64_t b, uint64_t len, const uint8_t *diff)
 {
 	while (len) {
 		size_t n = PKG__IO_BUF - a->io_fill < len ? PKG__IO_BUF - a->io_fill : (size_t)len;
-		int rc = pkg__pread_full(a->base_fd, a->io + a->io_fill, n, b);
+		uint8_t *dst = a->io + a->io_fill;
+		int rc = pkg__pread_full(a->base_fd, dst, n, b);
 		if (rc != PQ_OK)
 			return pq_err_wrap(rc, "reading the base");
+		for (size_t i = 0; diff && i < n; i++)
+			dst[i] = (uint8_t)(dst[i] + diff[i]);
+		diff = diff ? diff + n : NULL;
 		a->io_fill += n;
 		b += n;
 		len -= n;
@@ -186,39 +191,71 @@ static int unzstd(applier *a, const uint8_t *src, uint64_t clen, uint8_t *dst, u
 	return PQ_OK;
 }
 
-/* Runs the ops of s over its literals. */
+/* One op of s at ops[*pos]: its kind, length and (copies and adds) base offset. */
+static int next_op(applier *a, const pkg__d2_seg *s, const uint8_t *ops, size_t *pos,
+                   uint64_t produced, uint64_t *cur, unsigned *kind, uint64_t *len, uint64_t *b)
+{
+	uint64_t tag, z;
+	if (!pkg__varint_get(ops, s->ops_len, pos, &tag))
+		return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op is cut short", a->what);
+	*kind = (unsigned)(tag & ((1u << PKG__D2_OP_BITS) - 1));
+	*len = tag >> PKG__D2_OP_BITS;
+	if (*kind > PKG__D2_OP_ADD || *len == 0 || *len > s->target_len - produced)
+		return pq_err_set(PQ_ERR_FORMAT,
+		                  "%s: a delta op is unknown or runs past its segment", a->what);
+	if (*kind == PKG__D2_OP_LIT)
+		return PQ_OK;
+	if (!pkg__varint_get(ops, s->ops_len, pos, &z))
+		return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op is cut short", a->what);
+	int64_t off = (int64_t)*cur + pkg__unzigzag(z);
+	if (off < 0 || (uint64_t)off > a->d.base_size || *len > a->d.base_size - (uint64_t)off)
+		return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op reads outside the base", a->what);
+	*b = (uint64_t)off;
+	*cur = *b + *len;
+	return PQ_OK;
+}
+
+/* The bytes the adds of s take: the differences at the start of its literal stream (the
+ * literals proper follow). Checks the ops on the way. */
+static int adds_len(applier *a, const pkg__d2_seg *s, const uint8_t *ops, uint64_t *dif)
+{
+	size_t pos = 0;
+	uint64_t produced = 0, cur = 0, len = 0, b = 0;
+	*dif = 0;
+	while (pos < s->ops_len) {
+		unsigned kind = 0;
+		int rc = next_op(a, s, ops, &pos, produced, &cur, &kind, &len, &b);
+		if (rc != PQ_OK)
+			return rc;
+		*dif += kind == PKG__D2_OP_ADD ? len : 0;
+		produced += len;
+	}
+	if (*dif > s->lit_len)
+		return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op wants missing literals", a->what);
+	return PQ_OK;
+}
+
+/* Runs the ops of s over its literal stream: the adds' differences, then the literals. */
 static int run_ops(applier *a, const pkg__d2_seg *s, const uint8_t *ops, const uint8_t *lit)
 {
 	size_t pos = 0;
-	uint64_t produced = 0, lit_pos = 0, cur = 0, tag, len;
-	int rc = PQ_OK;
+	uint64_t produced = 0, dif = 0, dif_pos = 0, cur = 0, len = 0, b = 0;
+	int rc = adds_len(a, s, ops, &dif);
+	uint64_t lit_pos = dif;
 	while (rc == PQ_OK && pos < s->ops_len) {
-		uint64_t z;
-		if (!pkg__varint_get(ops, s->ops_len, &pos, &tag))
-			return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op is cut short", a->what);
-		len = tag >> 1;
-		if (len == 0 || len > s->target_len - produced)
-			return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op runs past its segment",
+		unsigned kind = 0;
+		rc = next_op(a, s, ops, &pos, produced, &cur, &kind, &len, &b);
+		if (rc != PQ_OK)
+			return rc;
+		if (kind == PKG__D2_OP_LIT && len > s->lit_len - lit_pos)
+			return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op wants missing literals",
 			                  a->what);
-		if ((tag & 1) == PKG__D2_OP_LIT) {
-			if (len > s->lit_len - lit_pos)
-				return pq_err_set(PQ_ERR_FORMAT,
-				                  "%s: a delta op wants missing literals", a->what);
+		if (kind == PKG__D2_OP_LIT)
 			rc = put_lit(a, lit + lit_pos, len);
-			lit_pos += len;
-		} else {
-			if (!pkg__varint_get(ops, s->ops_len, &pos, &z))
-				return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op is cut short",
-				                  a->what);
-			int64_t b = (int64_t)cur + pkg__unzigzag(z);
-			if (b < 0 || (uint64_t)b > a->d.base_size ||
-			    len > a->d.base_size - (uint64_t)b)
-				return pq_err_set(PQ_ERR_FORMAT,
-				                  "%s: a delta op copies outside the base",
-				                  a->what);
-			rc = put_copy(a, (uint64_t)b, len);
-			cur = (uint64_t)b + len;
-		}
+		else
+			rc = put_copy(a, b, len, kind == PKG__D2_OP_ADD ? lit + dif_pos : NULL);
+		lit_pos += kind == PKG__D2_OP_LIT ? len : 0;
+		dif_pos += kind == PKG__D2_OP_ADD ? len : 0;
 		produced += len;
 	}
 	if (rc == PQ_OK && (produced != s->target_len || lit_pos != s->lit_len))

@@ -21,12 +21,15 @@
 
 #include "crypto/hash.h"
 
-#define ENC_MIN_COPY  32          /* shorter matches are left to the literal compressor */
-#define ENC_CHUNK     (4u << 20)   /* target bytes matched at a time */
-#define ENC_SPAN_MAX  (256u << 20) /* target bytes in a segment (what a resume may redo) */
-#define ENC_GAPS_MAX  8192         /* literal runs in a segment */
-#define ENC_MARGIN    (1u << 20)   /* base bytes around a literal run in its window */
-#define ENC_OPS_LEVEL 19
+#define ENC_MIN_COPY    32           /* shorter matches are left to the literal compressor */
+#define ENC_CHUNK       (4u << 20)   /* target bytes matched at a time */
+#define ENC_SPAN_MAX    (256u << 20) /* target bytes in a segment (what a resume may redo) */
+#define ENC_GAPS_MAX    8192         /* literal runs in a segment */
+#define ENC_MARGIN      (1u << 20)   /* base bytes around a literal run in its window */
+#define ENC_OPS_LEVEL   19
+#define ENC_ADD_GAP_MAX 4096 /* the longest gap an add bridges or extends into */
+#define ENC_ADD_MIN     8    /* an extension must gain this many equal bytes */
+#define ENC_ADD_BRIDGE  16   /* a gap this short between copies on one diagonal: one add */
 
 /* A literal run and the diagonals (base minus target offset) of the copies around it. */
 typedef struct {
@@ -52,6 +55,8 @@ typedef struct {
 	/* the segment being gathered: target [t0, t1), its ops, literals and runs */
 	uint64_t t0, t1, cur, lit_len;
 	pkg__bytes ops, gaps;
+	uint64_t dif_n; /* of lit_len: the adds' differences, in e->dif until coded */
+	uint8_t *dif;
 	unsigned pend_kind; /* the op held back (op_flush) */
 	uint64_t pend_b, pend_len;
 	uint8_t *lit, *win, *lbuf, *zbuf, *obuf; /* literals, window, coded forms */
@@ -81,8 +86,9 @@ static int size_for_limit(enc *e, uint64_t limit)
 	e->lit_cap = (limit / 16) & ~(uint64_t)0xffff;
 	if (e->lit_cap > PKG__D2_LIT_MAX)
 		e->lit_cap = PKG__D2_LIT_MAX;
-	/* a chunk (at most lit_cap bytes) has at most one op per ENC_MIN_COPY bytes */
-	e->ops_cap = e->lit_cap / 4;
+	/* a chunk (lit_cap / 4 bytes) has at most one copy per ENC_MIN_COPY bytes, three ops
+	 * per copy, 15 bytes per op: 1.4 times its length, within ops_cap */
+	e->ops_cap = e->lit_cap / 2;
 	uint64_t other = PKG__D2_APPLY_FIXED + 3 * e->lit_cap + ZSTD_compressBound(e->lit_cap) +
 	                 2 * e->ops_cap + (64u << 10);
 	e->win_max = limit > other ? (limit - other) / 2 : 0;
@@ -93,60 +99,158 @@ static int size_for_limit(enc *e, uint64_t limit)
 
 /* ---- gathering ---------------------------------------------------------------------------- */
 
-/* Ops are held back one at a time so that a copy or literal run that goes on across a
- * chunk boundary stays one op. */
+/* Ops are held back one at a time so that a copy, an add or a literal run that goes on
+ * across a chunk boundary stays one op. */
 static void op_flush(enc *e)
 {
 	if (!e->pend_len)
 		return;
-	pkg__bytes_varint(&e->ops, e->pend_len << 1 | e->pend_kind);
-	if (e->pend_kind == PKG__D2_OP_COPY) {
+	pkg__bytes_varint(&e->ops, e->pend_len << PKG__D2_OP_BITS | e->pend_kind);
+	if (e->pend_kind != PKG__D2_OP_LIT) {
 		pkg__bytes_varint(&e->ops, pkg__zigzag((int64_t)e->pend_b - (int64_t)e->cur));
 		e->cur = e->pend_b + e->pend_len;
 	}
 	e->pend_len = 0;
 }
 
-static void op_copy(enc *e, uint64_t len, uint64_t b)
+/* Holds back an op of kind over target [t0, t1) (base offset b), merged with the held one
+ * when it continues it. */
+static void op_put(enc *e, unsigned kind, uint64_t t0, uint64_t t1, uint64_t b)
 {
-	if (e->pend_len && e->pend_kind == PKG__D2_OP_COPY && b == e->pend_b + e->pend_len) {
-		e->pend_len += len;
-		return;
-	}
-	op_flush(e);
-	e->pend_kind = PKG__D2_OP_COPY;
-	e->pend_b = b;
-	e->pend_len = len;
-}
-
-static void op_lit(enc *e, uint64_t t0, uint64_t t1, int64_t dl, int64_t dr)
-{
-	if (!e->pend_len || e->pend_kind != PKG__D2_OP_LIT) {
+	bool cont = e->pend_len && e->pend_kind == kind &&
+	            (kind == PKG__D2_OP_LIT || b == e->pend_b + e->pend_len);
+	if (!cont) {
 		op_flush(e);
-		e->pend_kind = PKG__D2_OP_LIT;
+		e->pend_kind = kind;
+		e->pend_b = b;
 	}
 	e->pend_len += t1 - t0;
-	memcpy(e->lit + e->lit_len, e->tg + t0, t1 - t0);
-	e->lit_len += t1 - t0;
-	gap g = {t0, t1, dl, dr};
-	pkg__bytes_put(&e->gaps, &g, sizeof(g));
+	if (kind == PKG__D2_OP_ADD) { /* the differences go before the literals */
+		for (uint64_t t = t0; t < t1; t++)
+			e->dif[e->dif_n++] = (uint8_t)(e->tg[t] - e->base[b + (t - t0)]);
+		e->lit_len += t1 - t0;
+	} else if (kind == PKG__D2_OP_LIT) {
+		memcpy(e->lit + (e->lit_len - e->dif_n), e->tg + t0, t1 - t0);
+		e->lit_len += t1 - t0;
+	}
 }
 
-/* Adds chunk [c0, c1) with its copies to the segment. */
-static void gather(enc *e, uint64_t c0, uint64_t c1, const pkg__d2_copy *c, size_t n, int64_t diag0)
+/* ---- planning a chunk ----------------------------------------------------------------------- */
+
+/* One planned op: target [t0, t1) on diagonal d; a literal run also keeps the diagonals of
+ * its neighbours (dl, dr) for its window. */
+typedef struct {
+	unsigned kind;
+	uint64_t t0, t1;
+	int64_t d, dl, dr;
+} step;
+
+/* Whether target byte t equals the base byte on diagonal d. */
+static bool same_at(const enc *e, uint64_t t, int64_t d)
+{
+	int64_t b = (int64_t)t + d;
+	return b >= 0 && (uint64_t)b < e->base_len && e->tg[t] == e->base[b];
+}
+
+/* Whether target [t0, t1) lies inside the base on diagonal d. */
+static bool on_base(const enc *e, uint64_t t0, uint64_t t1, int64_t d)
+{
+	return (int64_t)t0 + d >= 0 && (int64_t)t1 + d <= (int64_t)e->base_len;
+}
+
+/* Whether the gap [t0, t1) between two copies on diagonal d is the same code with a few
+ * bytes changed (at least half of it equal, as bsdiff judges), so one add covers all. */
+static bool similar(const enc *e, uint64_t t0, uint64_t t1, int64_t d)
+{
+	if (t1 - t0 > ENC_ADD_GAP_MAX || !on_base(e, t0, t1, d))
+		return false;
+	if (t1 - t0 <= ENC_ADD_BRIDGE)
+		return true;
+	uint64_t eq = 0;
+	for (uint64_t t = t0; t < t1; t++)
+		eq += same_at(e, t, d);
+	return 2 * eq >= t1 - t0;
+}
+
+/* How far an add on diagonal d may go into [t0, t1), forward (or backward from t1): the
+ * length that maximises twice the equal bytes minus the length, bsdiff's rule, when that
+ * gains at least ENC_ADD_MIN bytes (random data gains a few by chance); else 0. */
+static uint64_t extend_len(const enc *e, uint64_t t0, uint64_t t1, int64_t d, bool fwd)
+{
+	int64_t score = 0, best = 0;
+	uint64_t len = 0, max = t1 - t0 < ENC_ADD_GAP_MAX ? t1 - t0 : ENC_ADD_GAP_MAX;
+	for (uint64_t k = 0; k < max; k++) {
+		uint64_t t = fwd ? t0 + k : t1 - 1 - k;
+		score += same_at(e, t, d) ? 1 : -1;
+		if (score > best) {
+			best = score;
+			len = k + 1;
+		}
+	}
+	return best >= ENC_ADD_MIN ? len : 0;
+}
+
+/* The ops of the gap [t0, t1) between a region on diagonal dl and one on dr: adds that
+ * extend each into it as far as they pay, literals between. */
+static size_t plan_gap(const enc *e, uint64_t t0, uint64_t t1, int64_t dl, int64_t dr, step *s)
+{
+	size_t k = 0;
+	uint64_t f = extend_len(e, t0, t1, dl, true);
+	uint64_t b = f < t1 - t0 ? extend_len(e, t0 + f, t1, dr, false) : 0;
+	if (f)
+		s[k++] = (step){PKG__D2_OP_ADD, t0, t0 + f, dl, 0, 0};
+	if (t0 + f < t1 - b)
+		s[k++] = (step){PKG__D2_OP_LIT, t0 + f, t1 - b, 0, dl, dr};
+	if (b)
+		s[k++] = (step){PKG__D2_OP_ADD, t1 - b, t1, dr, 0, 0};
+	return k;
+}
+
+/* Plans chunk [c0, c1) from its copies c[0..n): runs of copies on one diagonal with similar
+ * gaps become one add (or stay a copy), the gaps between regions adds and literal runs.
+ * *lits: the literal and difference bytes the chunk adds. s has room for 3 * n + 3 steps. */
+static size_t plan_chunk(const enc *e, uint64_t c0, uint64_t c1, const pkg__d2_copy *c, size_t n,
+                         int64_t diag0, step *s, uint64_t *lits)
 {
 	uint64_t t = c0;
 	int64_t d = diag0;
-	for (size_t i = 0; i < n; i++) {
-		int64_t dn = (int64_t)c[i].b - (int64_t)c[i].t;
+	size_t k = 0;
+	for (size_t i = 0; i < n;) {
+		int64_t di = (int64_t)c[i].b - (int64_t)c[i].t;
+		size_t j = i;
+		uint64_t end = c[i].t + c[i].len;
+		while (j + 1 < n && (int64_t)c[j + 1].b - (int64_t)c[j + 1].t == di &&
+		       similar(e, end, c[j + 1].t, di)) {
+			j++;
+			end = c[j].t + c[j].len;
+		}
 		if (c[i].t > t)
-			op_lit(e, t, c[i].t, d, dn);
-		op_copy(e, c[i].len, c[i].b);
-		t = c[i].t + c[i].len;
-		d = dn;
+			k += plan_gap(e, t, c[i].t, d, di, s + k);
+		s[k++] = (step){j > i ? PKG__D2_OP_ADD : PKG__D2_OP_COPY, c[i].t, end, di, 0, 0};
+		t = end;
+		d = di;
+		i = j + 1;
 	}
 	if (t < c1)
-		op_lit(e, t, c1, d, d);
+		k += plan_gap(e, t, c1, d, d, s + k);
+	*lits = 0;
+	for (size_t i = 0; i < k; i++)
+		if (s[i].kind != PKG__D2_OP_COPY)
+			*lits += s[i].t1 - s[i].t0;
+	return k;
+}
+
+/* Adds the planned chunk to the segment. */
+static void gather(enc *e, const step *s, size_t k, uint64_t c1)
+{
+	for (size_t i = 0; i < k; i++) {
+		uint64_t b = (uint64_t)((int64_t)s[i].t0 + s[i].d);
+		op_put(e, s[i].kind, s[i].t0, s[i].t1, b);
+		if (s[i].kind == PKG__D2_OP_LIT) {
+			gap g = {s[i].t0, s[i].t1, s[i].dl, s[i].dr};
+			pkg__bytes_put(&e->gaps, &g, sizeof(g));
+		}
+	}
 	e->t1 = c1;
 }
 
@@ -351,6 +455,11 @@ static int code_segment(enc *e, coded *c, bool whole_window)
 {
 	*c = (coded){0};
 	op_flush(e);
+	if (e->dif_n) { /* the literal stream: all the differences, then all the literals */
+		memmove(e->lit + e->dif_n, e->lit, e->lit_len - e->dif_n);
+		memcpy(e->lit, e->dif, e->dif_n);
+		e->dif_n = 0;
+	}
 	if (e->ops.failed || e->gaps.failed)
 		return pq_err_set(PQ_ERR_NOMEM, "delta ops");
 	if (e->ops.n > e->ops_cap)
@@ -417,6 +526,7 @@ static int flush(enc *e)
 	e->t0 = e->t1;
 	e->cur = 0;
 	e->lit_len = 0;
+	e->dif_n = 0;
 	e->ops.n = 0;
 	e->gaps.n = 0;
 	return rc;
@@ -440,7 +550,9 @@ static int whole(enc *e)
 	e->ops = (pkg__bytes){0};
 	e->lit_len = 0;
 	e->gaps.n = 0;
-	op_lit(e, 0, e->tg_len, 0, 0);
+	op_put(e, PKG__D2_OP_LIT, 0, e->tg_len, 0);
+	gap g = {0, e->tg_len, 0, 0};
+	pkg__bytes_put(&e->gaps, &g, sizeof(g));
 	rc = keep.failed ? pq_err_set(PQ_ERR_NOMEM, "delta buffers") : code_segment(e, &b, true);
 	if (rc == PQ_OK && b.ops_size + b.lit_size < a.ops_size + a.lit_size) {
 		rc = emit(e, &b);
@@ -461,26 +573,30 @@ static int whole(enc *e)
 static int encode_all(enc *e, const pkg_progress *p)
 {
 	int rc = PQ_OK;
-	uint64_t chunk = e->lit_cap < ENC_CHUNK ? e->lit_cap : ENC_CHUNK;
+	uint64_t chunk = e->lit_cap / 4 < ENC_CHUNK ? e->lit_cap / 4 : ENC_CHUNK;
 	bool one = e->tg_len <= e->lit_cap && e->base_len <= e->win_max;
 	for (uint64_t c0 = 0; rc == PQ_OK && c0 < e->tg_len;) {
 		uint64_t c1 = e->tg_len - c0 > chunk ? c0 + chunk : e->tg_len;
 		if ((rc = pkg__cancelled(p)) != PQ_OK)
 			break;
 		pkg__d2_copy *cp = NULL;
-		size_t n = 0;
+		size_t n = 0, k = 0;
 		int64_t diag0 = e->diag;
+		uint64_t lits = 0;
 		rc = pkg__d2_matches(e->ix, e->tg, c0, c1, ENC_MIN_COPY, &e->diag, &cp, &n);
-		uint64_t lits = c1 - c0;
-		for (size_t i = 0; i < n; i++)
-			lits -= cp[i].len;
+		step *s = rc == PQ_OK ? malloc((3 * n + 3) * sizeof(*s)) : NULL;
+		if (rc == PQ_OK && !s)
+			rc = pq_err_set(PQ_ERR_NOMEM, "delta plan");
+		if (rc == PQ_OK)
+			k = plan_chunk(e, c0, c1, cp, n, diag0, s, &lits);
 		if (rc == PQ_OK && e->t1 > e->t0 &&
 		    (e->lit_len + lits > e->lit_cap || c1 - e->t0 > ENC_SPAN_MAX ||
-		     e->gaps.n / sizeof(gap) + n + 1 > ENC_GAPS_MAX ||
-		     e->ops.n + 32 * (n + 1) > e->ops_cap))
+		     e->gaps.n / sizeof(gap) + k > ENC_GAPS_MAX ||
+		     e->ops.n + 15 * (k + 1) > e->ops_cap))
 			rc = flush(e);
 		if (rc == PQ_OK)
-			gather(e, c0, c1, cp, n, diag0);
+			gather(e, s, k, c1);
+		free(s);
 		free(cp);
 		c0 = c1;
 		pkg__progress(p, c0, e->tg_len);
@@ -514,7 +630,7 @@ static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
 	e->zbuf_cap = ZSTD_compressBound(e->lit_cap);
 	e->obuf_cap = ZSTD_compressBound(e->ops_cap);
 	uint64_t coders = ZSTD_estimateCCtxSize_usingCParams(cp) + lzma_enc_memory(e);
-	uint64_t bufs = e->lit_cap + e->lbuf_cap + e->zbuf_cap + e->obuf_cap + 3 * e->ops_cap +
+	uint64_t bufs = 2 * e->lit_cap + e->lbuf_cap + e->zbuf_cap + e->obuf_cap + 3 * e->ops_cap +
 	                (e->base_len > e->win_max ? e->win_max : 0);
 	if (coders + bufs + (16u << 20) > limit)
 		return pq_err_set(
@@ -526,12 +642,13 @@ static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
 	if (rc != PQ_OK)
 		return rc;
 	e->lit = malloc(e->lit_cap);
+	e->dif = malloc(e->lit_cap);
 	e->lbuf = malloc(e->lbuf_cap);
 	e->zbuf = malloc(e->zbuf_cap);
 	e->obuf = malloc(e->obuf_cap);
 	e->win = e->base_len > e->win_max ? malloc(e->win_max ? e->win_max : 1) : NULL;
 	e->cctx = ZSTD_createCCtx();
-	if (!e->lit || !e->lbuf || !e->zbuf || !e->obuf || !e->cctx ||
+	if (!e->lit || !e->dif || !e->lbuf || !e->zbuf || !e->obuf || !e->cctx ||
 	    (e->base_len > e->win_max && !e->win))
 		return pq_err_set(PQ_ERR_NOMEM, "delta encoder buffers");
 	return PQ_OK;
@@ -542,6 +659,7 @@ static void enc_free(enc *e)
 	pkg__d2_index_free(e->ix);
 	ZSTD_freeCCtx(e->cctx);
 	free(e->lit);
+	free(e->dif);
 	free(e->lbuf);
 	free(e->zbuf);
 	free(e->obuf);
