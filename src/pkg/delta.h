@@ -117,6 +117,12 @@ void pkg__d2_seg_encode(pkg__bytes *b, const pkg__d2_seg *s);
  * in order, and every window within the base. segs gets d->segments entries (malloc'd). */
 int pkg__d2_table_decode(const uint8_t *t, size_t len, const pkg__delta_desc *d,
                          pkg__d2_seg **segs) PQ_MUST_CHECK;
+/* The memory the parsed table of a delta takes (its bytes and one pkg__d2_seg each). */
+static inline uint64_t pkg__d2_table_memory(uint64_t table_len, uint64_t segments)
+{
+	return table_len + segments * sizeof(pkg__d2_seg);
+}
+
 /* The memory applying segment s needs besides PKG__D2_APPLY_FIXED: the window, the
  * literals, the ops, their stored forms, and the LZMA2 dictionary (window + literals). */
 uint64_t pkg__d2_seg_memory(const pkg__d2_seg *s);

@@ -66,7 +66,7 @@ static int load_table(applier *a, uint64_t limit, uint64_t *arena_len)
 	uint8_t *t = NULL;
 	uint64_t need = 0;
 	pq_hash_ctx *h = NULL;
-	uint64_t table_mem = a->d.table_len + (uint64_t)a->d.segments * sizeof(pkg__d2_seg);
+	uint64_t table_mem = pkg__d2_table_memory(a->d.table_len, a->d.segments);
 	if (a->d.apply_memory > limit || table_mem > limit / 4)
 		return pq_err_set(PQ_ERR_RANGE,
 		                  "%s: applying this delta needs %llu MiB, more than the limit of "
@@ -98,12 +98,13 @@ static int load_table(applier *a, uint64_t limit, uint64_t *arena_len)
 		uint64_t m = pkg__d2_seg_memory(&a->segs[i]);
 		need = m > need ? m : need;
 	}
-	if (need + PKG__D2_APPLY_FIXED + table_mem > limit)
+	uint64_t total = need + PKG__D2_APPLY_FIXED + table_mem;
+	if (total > limit)
 		return pq_err_set(
 		    PQ_ERR_RANGE,
-		    "%s: a segment of this delta needs %llu MiB, more than the limit of "
-		    "%llu MiB",
-		    a->what, (unsigned long long)(need + PKG__D2_APPLY_FIXED) >> 20,
+		    "%s: applying this delta needs %llu MiB (its largest segment and its "
+		    "table), more than the limit of %llu MiB",
+		    a->what, (unsigned long long)(total + (1u << 20) - 1) >> 20,
 		    (unsigned long long)limit >> 20);
 	*arena_len = need;
 	return PQ_OK;
@@ -207,10 +208,15 @@ static int next_op(applier *a, const pkg__d2_seg *s, const uint8_t *ops, size_t 
 		return PQ_OK;
 	if (!pkg__varint_get(ops, s->ops_len, pos, &z))
 		return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op is cut short", a->what);
-	int64_t off = (int64_t)*cur + pkg__unzigzag(z);
-	if (off < 0 || (uint64_t)off > a->d.base_size || *len > a->d.base_size - (uint64_t)off)
+	/* the offset relative to cur, computed without overflow: cur <= base_size <= 2^36 */
+	uint64_t mag = z >> 1;
+	bool back = z & 1;
+	if ((back && mag + 1 > *cur) || (!back && mag > a->d.base_size - *cur))
 		return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op reads outside the base", a->what);
-	*b = (uint64_t)off;
+	uint64_t off = back ? *cur - mag - 1 : *cur + mag;
+	if (*len > a->d.base_size - off)
+		return pq_err_set(PQ_ERR_FORMAT, "%s: a delta op reads outside the base", a->what);
+	*b = off;
 	*cur = *b + *len;
 	return PQ_OK;
 }
@@ -436,6 +442,14 @@ static bool reverify(applier *a, uint32_t done)
 /* ---- the whole apply ----------------------------------------------------------------------------
  */
 
+/* Whether fd is still the file at path (not unlinked or replaced since it was opened). */
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino && a.st_nlink > 0;
+}
+
 static int open_files(applier *a, uint32_t *start)
 {
 	const char *out = a->out_path;
@@ -450,28 +464,30 @@ static int open_files(applier *a, uint32_t *start)
 	a->out_fd = open(a->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (a->out_fd < 0)
 		return pq_err_set(PQ_ERR_IO, "%s: %s", a->part, strerror(errno));
-	if (flock(a->out_fd, LOCK_EX | LOCK_NB) != 0) {
+	if (flock(a->out_fd, LOCK_EX | LOCK_NB) != 0 || !same_file(a->out_fd, a->part)) {
 		a->busy = true;
 		return pq_err_set(PQ_ERR_EXISTS, "%s: another apply is writing it", a->part);
 	}
-	if (a->o->resume) {
-		a->ckpt_fd = open(a->ckpt, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (a->ckpt_fd < 0)
-			return pq_err_set(PQ_ERR_IO, "%s: %s", a->ckpt, strerror(errno));
-	}
+	a->ckpt_fd = open(a->ckpt, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (a->ckpt_fd < 0)
+		return pq_err_set(PQ_ERR_IO, "%s: %s", a->ckpt, strerror(errno));
 	uint64_t bytes = 0;
 	*start = a->o->resume ? ckpt_read(a, &bytes) : 0;
 	if (*start && reverify(a, *start)) {
+		/* whatever lies past the checked segments goes */
+		if (ftruncate(a->out_fd, (off_t)bytes) != 0)
+			return pq_err_set(PQ_ERR_IO, "%s: %s", a->part, strerror(errno));
 		a->o->resumed_bytes = bytes;
 		return PQ_OK;
 	}
-	/* a fresh start: new hashes, an empty output */
+	/* a fresh start: new hashes, no checkpoint, an empty output */
 	*start = 0;
 	a->out_off = 0;
 	pq_hash_free(a->whole);
 	pq_hash_free(a->seg);
 	a->whole = a->seg = NULL;
-	if (ftruncate(a->out_fd, 0) != 0)
+	if (ftruncate(a->ckpt_fd, 0) != 0 || fdatasync(a->ckpt_fd) != 0 ||
+	    ftruncate(a->out_fd, 0) != 0)
 		return pq_err_set(PQ_ERR_IO, "%s: %s", a->part, strerror(errno));
 	rc = pq_hash_new(PQ_HASH_SHA256, &a->whole);
 	if (rc == PQ_OK)
@@ -483,7 +499,13 @@ static int open_files(applier *a, uint32_t *start)
 static int finish(applier *a)
 {
 	uint8_t sha[32];
+	struct stat st;
 	int rc = pq_hash_final(a->whole, sha);
+	/* the file itself must be what was hashed: its size, and still at its path */
+	if (rc == PQ_OK && (fstat(a->out_fd, &st) != 0 || (uint64_t)st.st_size != a->out_off ||
+	                    !same_file(a->out_fd, a->part)))
+		rc = pq_err_set(PQ_ERR_VERIFY, "%s: %s changed while it was written", a->what,
+		                a->part);
 	if (rc == PQ_OK &&
 	    (a->out_off != a->d.target_size || pq_memeq_ct(sha, a->d.target_sha, 32)))
 		rc = pq_err_set(PQ_ERR_VERIFY,
@@ -549,14 +571,14 @@ int pkg__d2_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, i
 	 * try, unless what was written is wrong or the delta is */
 	bool stopped = rc == PQ_ERR_IO || rc == PQ_ERR_NOMEM || rc == PQ_ERR_CANCELLED;
 	bool keep = rc != PQ_OK && (a.busy || (o->resume && stopped));
+	if (rc != PQ_OK && !keep && a.part[0]) { /* while the lock is held */
+		unlink(a.part);
+		unlink(a.ckpt);
+	}
 	if (a.out_fd >= 0)
 		close(a.out_fd);
 	if (a.ckpt_fd >= 0)
 		close(a.ckpt_fd);
-	if (rc != PQ_OK && !keep && a.part[0]) {
-		unlink(a.part);
-		unlink(a.ckpt);
-	}
 	ZSTD_freeDCtx(a.dctx);
 	pq_hash_free(a.whole);
 	pq_hash_free(a.seg);

@@ -89,6 +89,8 @@ static int size_for_limit(enc *e, uint64_t limit)
 	/* a chunk (lit_cap / 4 bytes) has at most one copy per ENC_MIN_COPY bytes, three ops
 	 * per copy, 15 bytes per op: 1.4 times its length, within ops_cap */
 	e->ops_cap = e->lit_cap / 2;
+	if (e->ops_cap > PKG__D2_OPS_MAX)
+		e->ops_cap = PKG__D2_OPS_MAX;
 	uint64_t other = PKG__D2_APPLY_FIXED + 3 * e->lit_cap + ZSTD_compressBound(e->lit_cap) +
 	                 2 * e->ops_cap + (64u << 10);
 	e->win_max = limit > other ? (limit - other) / 2 : 0;
@@ -684,6 +686,7 @@ int pkg__d2_encode(const uint8_t *base, uint64_t base_len, const uint8_t *target
 	if (e.level < 1 || e.level > ZSTD_maxCLevel())
 		return pq_err_set(PQ_ERR_INVAL, "delta level %d: 1..%d", e.level, ZSTD_maxCLevel());
 	e.lzma_preset = e.level >= 12 ? 6 : e.level >= 6 ? 3 : 1;
+	uint64_t apply_limit = o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT;
 	int rc = enc_setup(&e, o);
 	if (rc == PQ_OK)
 		rc = encode_all(&e, o->progress);
@@ -700,7 +703,15 @@ int pkg__d2_encode(const uint8_t *base, uint64_t base_len, const uint8_t *target
 		d->segments = e.segments;
 		d->table_off = PKG__D2_DESC_LEN + e.written;
 		d->table_len = (uint32_t)e.table.n;
-		d->apply_memory = e.segments ? e.apply_mem : PKG__D2_APPLY_FIXED;
+		d->apply_memory = (e.segments ? e.apply_mem : PKG__D2_APPLY_FIXED) +
+		                  pkg__d2_table_memory(e.table.n, e.segments);
+		if (d->apply_memory > apply_limit)
+			rc = pq_err_set(
+			    PQ_ERR_RANGE,
+			    "this delta would need %llu MiB to apply (%u segments), more than "
+			    "the apply memory limit of %llu MiB: raise it",
+			    (unsigned long long)(d->apply_memory + (1u << 20) - 1) >> 20,
+			    e.segments, (unsigned long long)apply_limit >> 20);
 	}
 	enc_free(&e);
 	return rc;

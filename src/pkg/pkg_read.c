@@ -352,7 +352,8 @@ int pkg__read_delta_desc(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d)
 	if (!v2 && d->base_size > PKG_DELTA_MAX)
 		return pq_err_set(PQ_ERR_FORMAT, "%s: delta base of %llu bytes exceeds the limit",
 		                  what, (unsigned long long)d->base_size);
-	if (v2 && d->table_off + d->table_len != e->hdr.payload_size)
+	if (v2 && (d->table_off > e->hdr.payload_size ||
+	           e->hdr.payload_size - d->table_off != d->table_len))
 		return pq_err_set(PQ_ERR_FORMAT, "%s: the delta's segment table is not at its end",
 		                  what);
 	return PQ_OK;

@@ -412,6 +412,23 @@ static void test_resume(void **state)
 	assert_false(exists(f.part));
 	assert_false(exists(f.ckpt));
 
+	/* bytes past the checked segments (a longer partial output) are cut, not kept */
+	unlink(f.out);
+	apply_killed(&f, 1);
+	{
+		FILE *fp = fopen(f.part, "ab");
+		assert_non_null(fp);
+		uint8_t junk[4096];
+		fill_random(junk, sizeof(junk), 31);
+		for (int i = 0; i < 512; i++)
+			assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+		fclose(fp);
+	}
+	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
+	assert_ok(apply(&f, &o));
+	assert_true(o.resumed_bytes > 0);
+	assert_file_is(f.out, t, n);
+
 	/* a damaged partial output is not trusted: the apply starts over */
 	unlink(f.out);
 	apply_killed(&f, 2 * MIB);
@@ -421,6 +438,26 @@ static void test_resume(void **state)
 	p[100] ^= 0xff;
 	tu_write_file(f.part, p, plen);
 	free(p);
+	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
+	assert_ok(apply(&f, &o));
+	assert_int_equal(o.resumed_bytes, 0);
+	assert_file_is(f.out, t, n);
+
+	/* an apply without resumption leaves no checkpoint behind for a later one to trust */
+	unlink(f.out);
+	apply_killed(&f, 1);
+	{
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			killer k = {1};
+			pkg_apply_opts no = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN,
+			                     .progress = {kill_fn, &k}};
+			_exit(apply(&f, &no) == PQ_OK ? 0 : 1);
+		}
+		int st = 0;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+	}
 	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
 	assert_ok(apply(&f, &o));
 	assert_int_equal(o.resumed_bytes, 0);
