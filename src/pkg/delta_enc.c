@@ -15,21 +15,24 @@
 #include <lzma.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getCParams, ZSTD_estimateCCtxSize_usingCParams */
 #include <zstd.h>
 
 #include "crypto/hash.h"
 
-#define ENC_MIN_COPY    32           /* shorter matches are left to the literal compressor */
-#define ENC_CHUNK       (4u << 20)   /* target bytes matched at a time */
-#define ENC_SPAN_MAX    (256u << 20) /* target bytes in a segment (what a resume may redo) */
-#define ENC_GAPS_MAX    8192         /* literal runs in a segment */
-#define ENC_MARGIN      (1u << 20)   /* base bytes around a literal run in its window */
-#define ENC_OPS_LEVEL   19
-#define ENC_ADD_GAP_MAX 4096 /* the longest gap an add bridges or extends into */
-#define ENC_ADD_MIN     8    /* an extension must gain this many equal bytes */
-#define ENC_ADD_BRIDGE  16   /* a gap this short between copies on one diagonal: one add */
+#define ENC_MIN_COPY      32           /* shorter matches are left to the literal compressor */
+#define ENC_CHUNK         (4u << 20)   /* target bytes matched at a time */
+#define ENC_SPAN_MAX      (256u << 20) /* target bytes in a segment (what a resume may redo) */
+#define ENC_GAPS_MAX      8192         /* literal runs in a segment */
+#define ENC_MARGIN        (1u << 20)   /* base bytes around a literal run in its window */
+#define ENC_OPS_LEVEL     19
+#define ENC_RELEASE_EVERY (64u << 20) /* target bytes between releases of the base pages */
+#define ENC_ADD_GAP_MAX   4096        /* the longest gap an add bridges or extends into */
+#define ENC_ADD_MIN       8           /* an extension must gain this many equal bytes */
+#define ENC_ADD_BRIDGE    16          /* a gap this short between copies on one diagonal: one add */
 
 /* A literal run and the diagonals (base minus target offset) of the copies around it. */
 typedef struct {
@@ -572,6 +575,18 @@ static int whole(enc *e)
 	return rc;
 }
 
+/* Gives the mapped pages of [p, p + len) back (they stay in the page cache): the images are
+ * read through mappings, which would otherwise count their whole size in this process's
+ * memory. */
+static void release_pages(const uint8_t *p, uint64_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1),
+	          b = ((uintptr_t)p + len) & ~(page - 1);
+	if (p && b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 static int encode_all(enc *e, const pkg_progress *p)
 {
 	int rc = PQ_OK;
@@ -600,6 +615,10 @@ static int encode_all(enc *e, const pkg_progress *p)
 			gather(e, s, k, c1);
 		free(s);
 		free(cp);
+		if (!one && c1 % ENC_RELEASE_EVERY < chunk) {
+			release_pages(e->tg, e->t0); /* the segments before t0 are written */
+			release_pages(e->base, e->base_len);
+		}
 		c0 = c1;
 		pkg__progress(p, c0, e->tg_len);
 	}
@@ -643,6 +662,7 @@ static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
 	rc = pkg__d2_index_new(e->base, e->base_len, limit - coders - bufs, o->progress, &e->ix);
 	if (rc != PQ_OK)
 		return rc;
+	release_pages(e->base, e->base_len);
 	e->lit = malloc(e->lit_cap);
 	e->dif = malloc(e->lit_cap);
 	e->lbuf = malloc(e->lbuf_cap);

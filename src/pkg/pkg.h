@@ -32,8 +32,8 @@
 /* Version-1 deltas (read only): base and target up to 1 GiB each, so that base + target fits
  * zstd's largest window (2^31 bytes). */
 #define PKG_DELTA_MAX (1ull << 30)
-/* Version-2 deltas: images up to 64 GiB (the SWPG header's sizes are 32-bit, so a target is
- * below 4 GiB; a base may be larger). */
+/* Version-2 deltas: images up to 64 GiB. The SWPG header's uncompressed_size is 32-bit: for
+ * a target of 0xFFFFFFFF bytes or more it holds 0xFFFFFFFF, and the descriptor the size. */
 #define PKG_DELTA2_MAX              (1ull << 36)
 #define PKG_DELTA_LEVEL_DEFAULT     19
 #define PKG_DELTA_APPLY_MEM_DEFAULT (64u << 20) /* memory an apply may use */

@@ -134,7 +134,8 @@ static int leaf_finish(leaf_build *lb, const char *out_path, pkg_unit *unit, uin
 	h.software_type = o->type;
 	h.compression = lb->comp;
 	h.payload_size = (uint32_t)payload;
-	h.uncompressed_size = (uint32_t)lb->size;
+	/* a delta's target may be larger: the descriptor has its size (pkg.h) */
+	h.uncompressed_size = lb->size < UINT32_MAX ? (uint32_t)lb->size : UINT32_MAX;
 	h.version = o->version;
 	h.version_timestamp = timestamp_or_now(o->timestamp);
 	h.version_serial = o->serial;
@@ -171,7 +172,8 @@ static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
 	int rc = pkg__map_file(o->base_path, PKG_DELTA2_MAX, &lb->base, &lb->base_len,
 	                       unit->base_sha256);
 	if (rc == PQ_OK)
-		rc = pkg__map_file(lb->image_path, UINT32_MAX, &tg, &tg_len, unit->image_sha256);
+		rc =
+		    pkg__map_file(lb->image_path, PKG_DELTA2_MAX, &tg, &tg_len, unit->image_sha256);
 	if (rc == PQ_OK)
 		rc = pkg__out_open(&lb->out, out_path, 0644);
 	if (rc == PQ_OK && lseek(lb->out.fd, SWPG_HDR_LEN + PKG__D2_DESC_LEN, SEEK_SET) < 0)

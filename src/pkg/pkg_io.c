@@ -120,17 +120,19 @@ int pkg__map_file(const char *path, uint64_t max, void **map, size_t *len, uint8
 		return pq_err_set(PQ_ERR_RANGE, "%s: %lld bytes exceeds the delta limit of %llu",
 		                  path, (long long)st.st_size, (unsigned long long)max);
 	}
-	if (st.st_size > 0) {
+	/* hashed with reads, not through the mapping: its pages would count in this process */
+	int rc = pq_hash_fd(PQ_HASH_SHA256, fd, sha);
+	if (rc == PQ_OK && st.st_size > 0) {
 		*map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (*map == MAP_FAILED) {
 			*map = NULL;
-			close(fd);
-			return pq_err_set(PQ_ERR_IO, "mmap %s: %s", path, strerror(errno));
+			rc = pq_err_set(PQ_ERR_IO, "mmap %s: %s", path, strerror(errno));
 		}
 	}
 	close(fd);
-	*len = (size_t)st.st_size;
-	return pq_hash(PQ_HASH_SHA256, *map ? *map : (const void *)"", *len, sha);
+	if (rc == PQ_OK)
+		*len = (size_t)st.st_size;
+	return rc == PQ_OK ? rc : pq_err_wrap(rc, "%s", path);
 }
 
 void pkg__unmap_file(void *map, size_t len)

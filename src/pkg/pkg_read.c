@@ -345,8 +345,10 @@ int pkg__read_delta_desc(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d)
 		rc = v2 ? pkg__d2_desc_decode(raw, d) : pkg__delta_desc_decode(raw, d);
 	if (rc != PQ_OK)
 		return pq_err_wrap(rc, "%s", what);
-	if (d->target_size != e->hdr.uncompressed_size ||
-	    memcmp(d->base_sha, e->hdr.base_sha256_prefix, SWPG_BASE_HASH_PREFIX) != 0)
+	bool size_ok =
+	    d->target_size == e->hdr.uncompressed_size ||
+	    (v2 && e->hdr.uncompressed_size == UINT32_MAX && d->target_size >= UINT32_MAX);
+	if (!size_ok || memcmp(d->base_sha, e->hdr.base_sha256_prefix, SWPG_BASE_HASH_PREFIX) != 0)
 		return pq_err_set(PQ_ERR_FORMAT, "%s: delta descriptor disagrees with the header",
 		                  what);
 	if (!v2 && d->base_size > PKG_DELTA_MAX)
