@@ -148,6 +148,17 @@ int pkg__d2_encode(const uint8_t *base, uint64_t base_len, const uint8_t *target
 void pkg__d2_lzma_opts(lzma_options_lzma *o, uint32_t preset, const uint8_t *w, uint64_t wlen,
                        uint64_t lit_len);
 
+/* ---- delta_sa.c: bsdiff's alignment, for small images -------------------------------- */
+
+#define PKG__D2_SA_MAX (32u << 20) /* base and target bytes the suffix-array plan takes */
+
+/* Receives the plan in target order: adds (kind PKG__D2_OP_ADD, target [t0, t1) against
+ * base offset b) and literal runs (PKG__D2_OP_LIT). */
+typedef void (*pkg__d2_sa_fn)(void *user, unsigned kind, uint64_t t0, uint64_t t1, uint64_t b);
+
+int pkg__d2_sa_plan(const uint8_t *base, uint64_t base_len, const uint8_t *target,
+                    uint64_t target_len, pkg__d2_sa_fn fn, void *user) PQ_MUST_CHECK;
+
 /* ---- delta_apply.c --------------------------------------------------------------------- */
 
 /* Applies the version-2 delta e (descriptor d, checked against e's header) to the base open

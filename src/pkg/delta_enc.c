@@ -72,6 +72,7 @@ typedef struct {
 	pkg__d2_ext ext[PKG__D2_EXT_MAX];
 	uint32_t n_ext;
 	uint64_t ops_size, lit_size;
+	uint64_t ops_len, lit_len; /* decoded */
 	const uint8_t *ops_data, *lit_data;
 } coded;
 
@@ -469,6 +470,8 @@ static int code_segment(enc *e, coded *c, bool whole_window)
 		return pq_err_set(PQ_ERR_NOMEM, "delta ops");
 	if (e->ops.n > e->ops_cap)
 		return pq_err_set(PQ_ERR_RANGE, "a delta segment's ops outgrew their room");
+	c->ops_len = e->ops.n;
+	c->lit_len = e->lit_len;
 	size_t r =
 	    ZSTD_compressCCtx(e->cctx, e->obuf, e->obuf_cap, e->ops.p, e->ops.n, ENC_OPS_LEVEL);
 	if (ZSTD_isError(r))
@@ -494,9 +497,9 @@ static int emit(enc *e, const coded *c)
 {
 	pkg__d2_seg s = {.target_len = e->t1 - e->t0,
 	                 .flags = c->flags,
-	                 .ops_len = e->ops.n,
+	                 .ops_len = c->ops_len,
 	                 .ops_size = c->ops_size,
-	                 .lit_len = e->lit_len,
+	                 .lit_len = c->lit_len,
 	                 .lit_size = c->lit_size,
 	                 .n_ext = c->n_ext};
 	uint8_t h[32];
@@ -537,41 +540,86 @@ static int flush(enc *e)
 	return rc;
 }
 
-/* A target that fits one segment, its base one window: the copies-and-literals form against
- * all literals on the whole base (zstd's and xz's patch-from), the smaller kept. */
+/* The smallest coded form of a one-segment target so far, its bytes kept aside. */
+typedef struct {
+	coded c;
+	pkg__bytes data;
+	bool set;
+} best_form;
+
+static void keep_best(best_form *b, const coded *c)
+{
+	if (b->set && b->c.ops_size + b->c.lit_size <= c->ops_size + c->lit_size)
+		return;
+	b->data.n = 0;
+	pkg__bytes_put(&b->data, c->ops_data, c->ops_size);
+	pkg__bytes_put(&b->data, c->lit_data, c->lit_size);
+	b->c = *c;
+	b->set = true;
+}
+
+/* Empties the gathered segment for another plan of the same target bytes. */
+static void restart(enc *e)
+{
+	e->ops.n = 0;
+	e->gaps.n = 0;
+	e->lit_len = 0;
+	e->dif_n = 0;
+	e->cur = 0;
+	e->pend_len = 0;
+}
+
+/* A step of the suffix-array plan (pkg__d2_sa_fn). */
+static void sa_step(void *user, unsigned kind, uint64_t t0, uint64_t t1, uint64_t b)
+{
+	enc *e = user;
+	op_put(e, kind, t0, t1, b);
+	if (kind == PKG__D2_OP_LIT) {
+		gap g = {t0, t1, 0, 0};
+		pkg__bytes_put(&e->gaps, &g, sizeof(g));
+	}
+}
+
+/* A target that fits one segment, its base one window: three plans, the smallest kept. The
+ * gathered copies and adds (a); all literals against the whole base, what `zstd
+ * --patch-from` and xz with a preset dictionary do (b); bsdiff's alignment from a suffix
+ * array of the base, when it is small enough (c). */
 static int whole(enc *e)
 {
-	coded a, b;
-	int rc = code_segment(e, &a, false);
-	if (rc != PQ_OK)
-		return rc;
-	if (e->ops.n <= 12) /* one or two ops: nothing to gain */
-		return emit(e, &a);
-	pkg__bytes keep = {0};
-	pkg__bytes_put(&keep, a.ops_data, a.ops_size);
-	pkg__bytes_put(&keep, a.lit_data, a.lit_size);
-	pkg__bytes saved_ops = e->ops;
-	uint64_t saved_lit = e->lit_len;
-	e->ops = (pkg__bytes){0};
-	e->lit_len = 0;
-	e->gaps.n = 0;
-	op_put(e, PKG__D2_OP_LIT, 0, e->tg_len, 0);
-	gap g = {0, e->tg_len, 0, 0};
-	pkg__bytes_put(&e->gaps, &g, sizeof(g));
-	rc = keep.failed ? pq_err_set(PQ_ERR_NOMEM, "delta buffers") : code_segment(e, &b, true);
-	if (rc == PQ_OK && b.ops_size + b.lit_size < a.ops_size + a.lit_size) {
-		rc = emit(e, &b);
-	} else if (rc == PQ_OK) {
-		pkg__bytes_free(&e->ops);
-		e->ops = saved_ops;
-		saved_ops = (pkg__bytes){0};
-		e->lit_len = saved_lit;
-		a.ops_data = keep.p;
-		a.lit_data = keep.p + a.ops_size;
-		rc = emit(e, &a);
+	best_form best = {0};
+	coded c;
+	bool small = e->ops.n <= 12; /* one or two ops: nothing to gain */
+	int rc = code_segment(e, &c, false);
+	if (rc == PQ_OK)
+		keep_best(&best, &c);
+	if (rc == PQ_OK && !small) {
+		restart(e);
+		sa_step(e, PKG__D2_OP_LIT, 0, e->tg_len, 0);
+		rc = code_segment(e, &c, true);
+		if (rc == PQ_OK)
+			keep_best(&best, &c);
 	}
-	pkg__bytes_free(&saved_ops);
-	pkg__bytes_free(&keep);
+	if (rc == PQ_OK && !small && e->base_len <= PKG__D2_SA_MAX) {
+		restart(e);
+		rc = pkg__d2_sa_plan(e->base, e->base_len, e->tg, e->tg_len, sa_step, e);
+		/* its stream, mostly differences, gains from LZMA's extreme search */
+		uint32_t preset = e->lzma_preset;
+		if (e->level >= 19)
+			e->lzma_preset |= LZMA_PRESET_EXTREME;
+		if (rc == PQ_OK)
+			rc = code_segment(e, &c, true);
+		e->lzma_preset = preset;
+		if (rc == PQ_OK)
+			keep_best(&best, &c);
+	}
+	if (rc == PQ_OK && best.data.failed)
+		rc = pq_err_set(PQ_ERR_NOMEM, "delta buffers");
+	if (rc == PQ_OK) {
+		best.c.ops_data = best.data.p;
+		best.c.lit_data = best.data.p + best.c.ops_size;
+		rc = emit(e, &best.c);
+	}
+	pkg__bytes_free(&best.data);
 	return rc;
 }
 
