@@ -179,6 +179,10 @@ typedef struct pkg__d2_index pkg__d2_index;
 int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget,
                       const pkg_progress *p, pkg__d2_index **out) PQ_MUST_CHECK;
 void pkg__d2_index_free(pkg__d2_index *ix);
+/* Gives the mapped pages of [p, p + len) back (they stay in the page cache): the images are
+ * read through mappings, which would otherwise count their whole size in the encoder's
+ * memory. */
+void pkg__d2_release_pages(const uint8_t *p, uint64_t len);
 /* Bytes a new index of base_len bytes takes with that budget (for the memory check). */
 uint64_t pkg__d2_index_size(uint64_t base_len, uint64_t budget);
 

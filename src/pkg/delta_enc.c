@@ -15,8 +15,6 @@
 #include <lzma.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getCParams, ZSTD_estimateCCtxSize_usingCParams */
 #include <zstd.h>
@@ -623,18 +621,6 @@ static int whole(enc *e)
 	return rc;
 }
 
-/* Gives the mapped pages of [p, p + len) back (they stay in the page cache): the images are
- * read through mappings, which would otherwise count their whole size in this process's
- * memory. */
-static void release_pages(const uint8_t *p, uint64_t len)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1),
-	          b = ((uintptr_t)p + len) & ~(page - 1);
-	if (p && b > a)
-		madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
 static int encode_all(enc *e, const pkg_progress *p)
 {
 	int rc = PQ_OK;
@@ -664,8 +650,9 @@ static int encode_all(enc *e, const pkg_progress *p)
 		free(s);
 		free(cp);
 		if (!one && c1 % ENC_RELEASE_EVERY < chunk) {
-			release_pages(e->tg, e->t0); /* the segments before t0 are written */
-			release_pages(e->base, e->base_len);
+			pkg__d2_release_pages(e->tg,
+			                      e->t0); /* the segments before t0 are written */
+			pkg__d2_release_pages(e->base, e->base_len);
 		}
 		c0 = c1;
 		pkg__progress(p, c0, e->tg_len);
@@ -710,7 +697,7 @@ static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
 	rc = pkg__d2_index_new(e->base, e->base_len, limit - coders - bufs, o->progress, &e->ix);
 	if (rc != PQ_OK)
 		return rc;
-	release_pages(e->base, e->base_len);
+	pkg__d2_release_pages(e->base, e->base_len);
 	e->lit = malloc(e->lit_cap);
 	e->dif = malloc(e->lit_cap);
 	e->lbuf = malloc(e->lbuf_cap);

@@ -14,6 +14,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define PKG__IX_WIN        32 /* bytes hashed per block */
 #define PKG__IX_STRIDE_MIN 16
@@ -97,9 +99,12 @@ int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget,
 	}
 	for (uint64_t b = 0; base_len >= PKG__IX_WIN && b <= base_len - PKG__IX_WIN;
 	     b += ix->stride) {
-		if ((b & ((1u << 26) - 1)) < ix->stride && pkg__cancelled(p) != PQ_OK) {
-			pkg__d2_index_free(ix);
-			return PQ_ERR_CANCELLED;
+		if ((b & ((1u << 26) - 1)) < ix->stride) { /* every 64 MiB */
+			pkg__d2_release_pages(base, b);
+			if (pkg__cancelled(p) != PQ_OK) {
+				pkg__d2_index_free(ix);
+				return PQ_ERR_CANCELLED;
+			}
 		}
 		uint64_t h = win_hash(base + b) & ix->mask;
 		for (int i = 0; i < PKG__IX_PROBES; i++, h = (h + 1) & ix->mask)
@@ -110,6 +115,15 @@ int pkg__d2_index_new(const uint8_t *base, uint64_t base_len, uint64_t budget,
 	}
 	*out = ix;
 	return PQ_OK;
+}
+
+void pkg__d2_release_pages(const uint8_t *p, uint64_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1),
+	          b = ((uintptr_t)p + len) & ~(page - 1);
+	if (p && b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 void pkg__d2_index_free(pkg__d2_index *ix)
