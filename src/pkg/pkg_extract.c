@@ -252,10 +252,7 @@ int pkg_apply_delta_ex(pkg_reader *r, const pkg_entry *e, const char *base_path,
 	pkg__delta_desc d;
 	o->resumed_bytes = 0;
 	o->memory_needed = 0;
-	if (e->hdr.compression != SWPG_COMP_DELTA)
-		return pq_err_set(PQ_ERR_INVAL, "%s is not a delta package",
-		                  e->path[0] ? e->path : r->name);
-	int rc = pkg__read_delta_desc(r, e, &d);
+	int rc = pkg__delta_of(r, e, &d);
 	if (rc != PQ_OK)
 		return rc;
 	o->memory_needed =

@@ -144,5 +144,7 @@ int pkg__read_range(pkg_reader *r, uint64_t off, uint64_t len, pkg__range_fn fn,
 
 /* Reads the delta descriptor of the leaf e and checks it against e's header. */
 int pkg__read_delta_desc(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d) PQ_MUST_CHECK;
+/* The same, and PQ_ERR_INVAL ("... is not a delta package") when e is no delta. */
+int pkg__delta_of(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d) PQ_MUST_CHECK;
 
 #endif

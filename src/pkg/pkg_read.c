@@ -361,14 +361,19 @@ int pkg__read_delta_desc(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d)
 	return PQ_OK;
 }
 
+int pkg__delta_of(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d)
+{
+	if (e->hdr.compression != SWPG_COMP_DELTA)
+		return pq_err_set(PQ_ERR_INVAL, "%s is not a delta package",
+		                  e->path[0] ? e->path : r->name);
+	return pkg__read_delta_desc(r, e, d);
+}
+
 int pkg_delta_info_read(pkg_reader *r, const pkg_entry *e, pkg_delta_info *out)
 {
 	pkg__delta_desc d;
 	memset(out, 0, sizeof(*out));
-	if (e->hdr.compression != SWPG_COMP_DELTA)
-		return pq_err_set(PQ_ERR_INVAL, "%s is not a delta package",
-		                  e->path[0] ? e->path : r->name);
-	int rc = pkg__read_delta_desc(r, e, &d);
+	int rc = pkg__delta_of(r, e, &d);
 	if (rc != PQ_OK)
 		return rc;
 	out->base_size = d.base_size;

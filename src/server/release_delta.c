@@ -182,20 +182,28 @@ static int describe(const char *path, pkg_unit *unit)
 	return rc;
 }
 
+/* Opens the delta package at delta_path (*r, closed by the caller) and checks its one leaf
+ * (*e) and its descriptor against w, without decoding. */
+static int open_checked(const char *delta_path, const rel_delta_want *w, pkg_reader **r,
+                        const pkg_entry **e)
+{
+	struct stat st;
+	*r = NULL;
+	*e = NULL;
+	if (stat(w->base_image, &st) != 0) /* the server's own file: not the upload's fault */
+		return pq_err_set(PQ_ERR_IO, "the base release's image is missing: %s",
+		                  strerror(errno));
+	if (pkg_open(delta_path, r) != PQ_OK)
+		return pq_err_set(PQ_ERR_VERIFY, "not an SWPG package (no valid SWPG header)");
+	int rc = delta_leaf(*r, e);
+	return rc == PQ_OK ? descriptor_matches(*r, *e, w, (uint64_t)st.st_size) : rc;
+}
+
 int rel_delta_precheck(const char *delta_path, const rel_delta_want *w)
 {
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
-	struct stat st;
-	if (stat(w->base_image, &st) != 0) /* the server's own file: not the upload's fault */
-		return pq_err_set(PQ_ERR_IO, "the base release's image is missing: %s",
-		                  strerror(errno));
-	int rc = pkg_open(delta_path, &r);
-	if (rc != PQ_OK)
-		return pq_err_set(PQ_ERR_VERIFY, "not an SWPG package (no valid SWPG header)");
-	rc = delta_leaf(r, &e);
-	if (rc == PQ_OK)
-		rc = descriptor_matches(r, e, w, (uint64_t)st.st_size);
+	int rc = open_checked(delta_path, w, &r, &e);
 	pkg_close(r);
 	return rc;
 }
@@ -205,16 +213,7 @@ int rel_delta_adopt(const char *delta_path, const rel_delta_want *w, const pkg_l
 {
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
-	struct stat st;
-	if (stat(w->base_image, &st) != 0) /* the server's own file: not the upload's fault */
-		return pq_err_set(PQ_ERR_IO, "the base release's image is missing: %s",
-		                  strerror(errno));
-	int rc = pkg_open(delta_path, &r);
-	if (rc != PQ_OK)
-		return pq_err_set(PQ_ERR_VERIFY, "not an SWPG package (no valid SWPG header)");
-	rc = delta_leaf(r, &e);
-	if (rc == PQ_OK)
-		rc = descriptor_matches(r, e, w, (uint64_t)st.st_size);
+	int rc = open_checked(delta_path, w, &r, &e);
 	if (rc == PQ_OK)
 		rc = delta_applies(r, e, w);
 	swpg_header h = e ? e->hdr : (swpg_header){0};

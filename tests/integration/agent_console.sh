@@ -44,19 +44,9 @@ pcurl "$B/api/v1/releases/$R1" >"$WORK/rel1.json"
 full_sha=$(jget package.sha256 <"$WORK/rel1.json")
 delta_sha=$(jget delta.sha256 <"$WORK/rel1.json")
 check "the trusted Uptane roots are served" provision $VM $VF
-for v in $VM $VF; do
-	"$PQOTA" vehicle model --vin "$v" >"$WORK/model-$v.json"
-	[ "$v" = $VM ] && python3 - "$WORK/model-$v.json" "$WORK/ECU_011-1.0.0.bin" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-for z in m["zones"]:
-    for e in z["ecus"]:
-        if e["ecu_id"] == "ECU_011":
-            e["image"] = sys.argv[2]
-json.dump(m, open(sys.argv[1], "w"))
-PY
-	start_agent $v --model "$WORK/model-$v.json"
-done
+model_with_image $VM ECU_011 "$WORK/ECU_011-1.0.0.bin" "$WORK/model-$VM.json"
+"$PQOTA" vehicle model --vin $VF >"$WORK/model-$VF.json"
+for v in $VM $VF; do start_agent $v --model "$WORK/model-$v.json"; done
 for v in $VM $VF; do check "$v sent its VCI" wait_for 60 vci_in $v; done
 
 # --- 1. delta and fallback ---------------------------------------------------------------------

@@ -70,16 +70,7 @@ delta_sha=$(jget delta.sha256 <"$WORK/rel1.json")
 check "the delta is small: $dsize bytes for a $tsize-byte image (under 64 KiB)" test "$dsize" -lt 65536
 
 check "the trusted Uptane roots are served" provision $VL
-"$PQOTA" vehicle model --vin $VL >"$WORK/model.json"
-python3 - "$WORK/model.json" "$WORK/ECU_011-1.0.0.bin" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-for z in m["zones"]:
-    for e in z["ecus"]:
-        if e["ecu_id"] == "ECU_011":
-            e["image"] = sys.argv[2]
-json.dump(m, open(sys.argv[1], "w"))
-PY
+model_with_image $VL ECU_011 "$WORK/ECU_011-1.0.0.bin" "$WORK/model.json"
 start_agent $VL --model "$WORK/model.json" --delta-memory 16
 check "$VL sent its VCI" wait_for 60 vci_in $VL
 

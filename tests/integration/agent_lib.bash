@@ -144,3 +144,16 @@ stop_agent() {
 	wait "$pid" 2>/dev/null || rc=$?
 	return $rc
 }
+# model_with_image VIN ECU IMAGE OUT: VIN's default vehicle model with ECU running IMAGE
+model_with_image() {
+	"$PQOTA" vehicle model --vin "$1" >"$4" || return 1
+	python3 - "$4" "$2" "$3" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+for z in m["zones"]:
+    for e in z["ecus"]:
+        if e["ecu_id"] == sys.argv[2]:
+            e["image"] = sys.argv[3]
+json.dump(m, open(sys.argv[1], "w"))
+PY
+}

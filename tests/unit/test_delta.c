@@ -367,15 +367,16 @@ static void kill_fn(uint64_t done, uint64_t total, void *user)
 		_exit(3); /* as abrupt as a power loss for this process: no cleanup runs */
 }
 
-/* Runs an apply in a child that dies once kill_at target bytes are written. */
-static void apply_killed(const files *f, uint64_t kill_at)
+/* Runs an apply (resumable or not) in a child that dies once kill_at target bytes are
+ * written. */
+static void apply_killed_as(const files *f, uint64_t kill_at, bool resume)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		killer k = {kill_at};
 		pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN,
-		                    .resume = true,
+		                    .resume = resume,
 		                    .progress = {kill_fn, &k}};
 		_exit(apply(f, &o) == PQ_OK ? 0 : 1);
 	}
@@ -383,6 +384,11 @@ static void apply_killed(const files *f, uint64_t kill_at)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 3);
+}
+
+static void apply_killed(const files *f, uint64_t kill_at)
+{
+	apply_killed_as(f, kill_at, true);
 }
 
 static void test_resume(void **state)
@@ -446,18 +452,7 @@ static void test_resume(void **state)
 	/* an apply without resumption leaves no checkpoint behind for a later one to trust */
 	unlink(f.out);
 	apply_killed(&f, 1);
-	{
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			killer k = {1};
-			pkg_apply_opts no = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN,
-			                     .progress = {kill_fn, &k}};
-			_exit(apply(&f, &no) == PQ_OK ? 0 : 1);
-		}
-		int st = 0;
-		assert_int_equal(waitpid(pid, &st, 0), pid);
-	}
+	apply_killed_as(&f, 1, false);
 	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
 	assert_ok(apply(&f, &o));
 	assert_int_equal(o.resumed_bytes, 0);
