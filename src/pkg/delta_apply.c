@@ -370,6 +370,7 @@ static int check_segment(applier *a, uint32_t i)
 
 static void ckpt_encode(const applier *a, uint32_t done, uint8_t out[CKPT_LEN])
 {
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 4 magic bytes, no string */
 	memcpy(out, CKPT_MAGIC, 4);
 	pkg__put32(out + 4, 1);
 	memcpy(out + 8, a->id, 32);

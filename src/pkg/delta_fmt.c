@@ -10,6 +10,7 @@
 void pkg__d2_desc_encode(uint8_t out[PKG__D2_DESC_LEN], const pkg__delta_desc *d)
 {
 	memset(out, 0, PKG__D2_DESC_LEN);
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 4 magic bytes, no string */
 	memcpy(out, PKG_DELTA_MAGIC, 4);
 	pkg__put32(out + 4, PKG__D2_VERSION);
 	pkg__put64(out + 8, d->base_size);
