@@ -686,11 +686,13 @@ static int pack_delta(int argc, char **argv)
 			break;
 		case 'm':
 			if (cli_parse_long(optarg, 64, 1L << 20, &mem) != 0)
-				return cli_usage_error("pack", "--memory-limit takes 64..1048576 (MiB)");
+				return cli_usage_error("pack",
+				                       "--memory-limit takes 64..1048576 (MiB)");
 			break;
 		case 'a':
 			if (cli_parse_long(optarg, 8, 1L << 16, &apply_mem) != 0)
-				return cli_usage_error("pack", "--apply-memory takes 8..65536 (MiB)");
+				return cli_usage_error("pack",
+				                       "--apply-memory takes 8..65536 (MiB)");
 			break;
 		case 'h':
 			usage(stdout);
@@ -775,7 +777,8 @@ static int pack_apply(int argc, char **argv)
 	printf("patched %s with %s -> %s (target SHA-256 verified", base, argv[optind], out);
 	if (ao.resumed_bytes)
 		printf("; resumed after %llu bytes", (unsigned long long)ao.resumed_bytes);
-	printf(", %llu MiB needed)\n", (unsigned long long)(ao.memory_needed + (1u << 20) - 1) >> 20);
+	printf(", %llu MiB needed)\n",
+	       (unsigned long long)(ao.memory_needed + (1u << 20) - 1) >> 20);
 	return CLI_EXIT_OK;
 }
 
