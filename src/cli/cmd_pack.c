@@ -742,11 +742,13 @@ static int pack_apply(int argc, char **argv)
 	int c, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-		if (c == 'm' && cli_parse_long(optarg, 8, 1L << 16, &mem) != 0)
-			return cli_usage_error("pack", "--memory-limit takes 8..65536 (MiB)");
-		if (c == 'm' || c == 'n')
-			ao.resume = ao.resume && c != 'n';
-		else if (c == 'b')
+		if (c == 'm') {
+			if (cli_parse_long(optarg, 8, 1L << 16, &mem) != 0)
+				return cli_usage_error("pack",
+				                       "--memory-limit takes 8..65536 (MiB)");
+		} else if (c == 'n') {
+			ao.resume = false;
+		} else if (c == 'b')
 			base = optarg;
 		else if (c == 'o')
 			out = optarg;
