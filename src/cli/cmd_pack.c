@@ -23,8 +23,8 @@ static const char usage_text[] =
     "       pqota pack delta --from OLD --to NEW -o OUT [--ecu ID] [--type T]\n"
     "                        [--from-version V] [--to-version V] [--level N]\n"
     "                        [--memory-limit MIB] [--apply-memory MIB]\n"
-    "       pqota pack apply DELTA --base OLD -o OUT [--entry ENTRY] [--memory-limit MIB]\n"
-    "                        [--no-resume]\n"
+    "       pqota pack apply DELTA --base OLD -o OUT [--entry ENTRY] [--ecu ID]\n"
+    "                        [--memory-limit MIB] [--no-resume]\n"
     "\n"
     "build: make every unit's package, the zone containers, DIR/full_package.bin and\n"
     "  DIR/manifest.json, from a description file (--manifest; docs/package-format.md)\n"
@@ -43,9 +43,10 @@ static const char usage_text[] =
     "  --ecu BROADCAST --type APP, versions 0.0.0, --level 19). --memory-limit: what making\n"
     "  it may use (default 1024 MiB); --apply-memory: what applying it may need on the\n"
     "  vehicle (default 64, at least 8). Images up to 4 GiB (the SWPG header's sizes).\n"
-    "apply: refuses any base but the one named, checks each segment and the result's\n"
-    "  SHA-256, within --memory-limit MiB (default 64). It works in OUT.part and resumes\n"
-    "  there after an interruption (--no-resume: start over).\n"
+    "apply: refuses any base but the one named (and, with --ecu, a delta for another ECU),\n"
+    "  checks each segment and the result's SHA-256, within --memory-limit MiB (default\n"
+    "  64). It works in OUT.part and resumes there after an interruption (--no-resume:\n"
+    "  start over).\n"
     "Exit: 0 ok; 1 a package failed verification or is malformed, or a delta's base is\n"
     "  wrong; 2 any other error (I/O, bad description or image, limits); 64 usage.\n";
 
@@ -729,14 +730,12 @@ static int pack_delta(int argc, char **argv)
 
 static int pack_apply(int argc, char **argv)
 {
-	static const struct option lo[] = {{"base", required_argument, NULL, 'b'},
-	                                   {"output", required_argument, NULL, 'o'},
-	                                   {"entry", required_argument, NULL, 'e'},
-	                                   {"memory-limit", required_argument, NULL, 'm'},
-	                                   {"no-resume", no_argument, NULL, 'n'},
-	                                   {"help", no_argument, NULL, 'h'},
-	                                   {NULL, 0, NULL, 0}};
-	const char *base = NULL, *out = NULL, *entry = "";
+	static const struct option lo[] = {
+	    {"base", required_argument, NULL, 'b'},  {"output", required_argument, NULL, 'o'},
+	    {"entry", required_argument, NULL, 'e'}, {"memory-limit", required_argument, NULL, 'm'},
+	    {"no-resume", no_argument, NULL, 'n'},   {"ecu", required_argument, NULL, 'E'},
+	    {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+	const char *base = NULL, *out = NULL, *entry = "", *ecu = NULL;
 	long mem = 64;
 	pkg_apply_opts ao = {.resume = true};
 	int c, rc;
@@ -748,6 +747,8 @@ static int pack_apply(int argc, char **argv)
 				                       "--memory-limit takes 8..65536 (MiB)");
 		} else if (c == 'n') {
 			ao.resume = false;
+		} else if (c == 'E') {
+			ecu = optarg;
 		} else if (c == 'b')
 			base = optarg;
 		else if (c == 'o')
@@ -761,6 +762,9 @@ static int pack_apply(int argc, char **argv)
 	}
 	if (optind + 1 != argc || !base || !out)
 		return cli_usage_error("pack", "pack apply DELTA --base OLD -o OUT");
+	uint16_t want = 0;
+	if (ecu && swpg_ecu_parse(ecu, &want) != PQ_OK)
+		return cli_usage_error("pack", "%s", pq_err_detail());
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
 	struct bar b;
@@ -769,6 +773,11 @@ static int pack_apply(int argc, char **argv)
 	rc = pkg_open(argv[optind], &r);
 	if (rc == PQ_OK)
 		rc = pkg_find(r, entry, &e);
+	/* as the vehicle does: a delta for another ECU is refused before anything is read */
+	if (rc == PQ_OK && ecu && e->hdr.target_ecu_id != SWPG_ECU_BROADCAST &&
+	    e->hdr.target_ecu_id != want)
+		rc = pq_err_set(PQ_ERR_VERIFY, "%s is for ECU 0x%04x, not %s", argv[optind],
+		                e->hdr.target_ecu_id, ecu);
 	if (rc == PQ_OK)
 		rc = pkg_apply_delta_ex(r, e, base, out, &ao);
 	pkg_close(r);

@@ -138,6 +138,13 @@ if [ "$OPENSSL_PREFIX" != /usr ] && [ -f "$old" ]; then
 	expect_exit 1 "apply refuses a wrong base" "$PQOTA" pack apply "$w/d.swpg" --base "$new" -o "$w/wrong.so"
 	check "...naming the base it needs" contains "$WORK/last.out" "wrong base"
 	check "...and leaves no output" test ! -e "$w/wrong.so"
+	expect_exit 1 "apply refuses a delta for another ECU" "$PQOTA" pack apply "$w/d.swpg" --base "$old" \
+		-o "$w/other.so" --ecu ECU_021
+	check "...saying whose it is" contains "$WORK/last.out" "is for ECU 0x1011, not ECU_021"
+	check "...and leaves no output" test ! -e "$w/other.so" -a ! -e "$w/other.so.part"
+	expect_exit 0 "apply takes it for its own ECU" "$PQOTA" pack apply "$w/d.swpg" --base "$old" \
+		-o "$w/own.so" --ecu ECU_011 --no-resume --memory-limit 32
+	check "...exactly" cmp -s "$w/own.so" "$new"
 	cp "$w/d.swpg" "$w/dbad.swpg"
 	flip "$w/dbad.swpg" $(($(stat -c %s "$w/d.swpg") / 2))
 	expect_exit 1 "apply refuses a corrupted delta" "$PQOTA" pack apply "$w/dbad.swpg" --base "$old" -o "$w/bad.so"
