@@ -27,10 +27,11 @@
 #define ENC_GAPS_MAX      8192         /* literal runs in a segment */
 #define ENC_MARGIN        (1u << 20)   /* base bytes around a literal run in its window */
 #define ENC_OPS_LEVEL     19
-#define ENC_RELEASE_EVERY (64u << 20) /* target bytes between releases of the base pages */
-#define ENC_ADD_GAP_MAX   4096        /* the longest gap an add bridges or extends into */
-#define ENC_ADD_MIN       8           /* an extension must gain this many equal bytes */
-#define ENC_ADD_BRIDGE    16          /* a gap this short between copies on one diagonal: one add */
+#define ENC_RELEASE_EVERY (256u << 20) /* target bytes between releases of the base pages */
+#define ENC_HASH_PIECE    (16u << 20)  /* target bytes hashed between releases */
+#define ENC_ADD_GAP_MAX   4096         /* the longest gap an add bridges or extends into */
+#define ENC_ADD_MIN       8            /* an extension must gain this many equal bytes */
+#define ENC_ADD_BRIDGE    16 /* a gap this short between copies on one diagonal: one add */
 
 /* A literal run and the diagonals (base minus target offset) of the copies around it. */
 typedef struct {
@@ -490,6 +491,22 @@ static int code_segment(enc *e, coded *c, bool whole_window)
 /* ---- segments -----------------------------------------------------------------------------------
  */
 
+/* The SHA-256 of the segment's target bytes, read in pieces whose pages are given back. */
+static int hash_target(enc *e, uint8_t h[32])
+{
+	pq_hash_ctx *ctx = NULL;
+	int rc = pq_hash_new(PQ_HASH_SHA256, &ctx);
+	for (uint64_t t = e->t0; rc == PQ_OK && t < e->t1; t += ENC_HASH_PIECE) {
+		uint64_t n = e->t1 - t < ENC_HASH_PIECE ? e->t1 - t : ENC_HASH_PIECE;
+		rc = pq_hash_update(ctx, e->tg + t, n);
+		pkg__d2_release_pages(e->tg + t, n);
+	}
+	if (rc == PQ_OK)
+		rc = pq_hash_final(ctx, h);
+	pq_hash_free(ctx);
+	return rc;
+}
+
 /* Writes a coded segment and its table entry. */
 static int emit(enc *e, const coded *c)
 {
@@ -502,7 +519,7 @@ static int emit(enc *e, const coded *c)
 	                 .n_ext = c->n_ext};
 	uint8_t h[32];
 	memcpy(s.ext, c->ext, sizeof(s.ext));
-	int rc = pq_hash(PQ_HASH_SHA256, e->tg + e->t0, e->t1 - e->t0, h);
+	int rc = hash_target(e, h);
 	if (rc == PQ_OK)
 		rc = e->sink(c->ops_data, c->ops_size, e->user);
 	if (rc == PQ_OK && c->lit_size)
@@ -649,10 +666,10 @@ static int encode_all(enc *e, const pkg_progress *p)
 			gather(e, s, k, c1);
 		free(s);
 		free(cp);
-		if (!one && c1 % ENC_RELEASE_EVERY < chunk) {
-			pkg__d2_release_pages(e->tg,
-			                      e->t0); /* the segments before t0 are written */
-			pkg__d2_release_pages(e->base, e->base_len);
+		if (!one) { /* the chunk's bytes are in the plan now; the base's, now and then */
+			pkg__d2_release_pages(e->tg + c0, c1 - c0);
+			if (c1 % ENC_RELEASE_EVERY < chunk)
+				pkg__d2_release_pages(e->base, e->base_len);
 		}
 		c0 = c1;
 		pkg__progress(p, c0, e->tg_len);
@@ -688,13 +705,15 @@ static int enc_setup(enc *e, const pkg__d2_enc_opts *o)
 	uint64_t coders = ZSTD_estimateCCtxSize_usingCParams(cp) + lzma_enc_memory(e);
 	uint64_t bufs = 2 * e->lit_cap + e->lbuf_cap + e->zbuf_cap + e->obuf_cap + 3 * e->ops_cap +
 	                (e->base_len > e->win_max ? e->win_max : 0);
-	if (coders + bufs + (16u << 20) > limit)
+	if (coders + bufs + ENC_RELEASE_EVERY + (16u << 20) > limit)
 		return pq_err_set(
 		    PQ_ERR_RANGE,
 		    "making this delta needs about %llu MiB besides the index, more than "
 		    "the memory limit of %llu MiB: raise the limit or lower the level",
 		    (unsigned long long)(coders + bufs) >> 20, (unsigned long long)limit >> 20);
-	rc = pkg__d2_index_new(e->base, e->base_len, limit - coders - bufs, o->progress, &e->ix);
+	rc = pkg__d2_index_new(e->base, e->base_len,
+	                       limit - coders - bufs - ENC_RELEASE_EVERY - (16u << 20), o->progress,
+	                       &e->ix);
 	if (rc != PQ_OK)
 		return rc;
 	pkg__d2_release_pages(e->base, e->base_len);
