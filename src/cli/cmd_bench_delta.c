@@ -176,14 +176,14 @@ static int run_tools(const char *dir, const bench_tools *t, const cli_delta_run 
 		return rc;
 	pair_header(p, old_size, o->new_size);
 	int failed = PQ_OK;
-	char detail[512] = "";
+	char detail[sizeof(o->res[0].error) + 64] = "";
 	for (int i = 0; i < BENCH_TOOL_COUNT; i++) {
 		bench_reset_peak_rss();
 		bench_delta_result *r = &o->res[i];
 		if (bench_delta_run(i, t, &run->opts, dir, p->old_path, p->new_path, r) != PQ_OK &&
 		    r->ran && r->rc != PQ_ERR_TIMEOUT && failed == PQ_OK) {
 			failed = r->rc;
-			snprintf(detail, sizeof(detail), "%s: %s", p->name, r->error);
+			snprintf(detail, sizeof(detail), "%.48s: %s", p->name, r->error);
 		}
 		tool_row(p->name, i, r, o->new_size);
 	}
