@@ -1,15 +1,17 @@
 /* delta_enc.c: the segmented delta encoder (docs/package-format.md 5.3).
  *
- * The target is read in chunks. In each, the block index (delta_index.c) finds the long exact
- * matches with the base, which become copy ops; the bytes between them are literals. Chunks
- * gather into a segment until its literals fill their budget (copies cost no apply memory,
- * so an unchanged stretch of any length is one op). A segment's literals are compressed,
- * LZMA2 with the window as its preset dictionary (zstd with it as prefix, or stored, when
- * smaller), where the window is the base ranges around the literal runs (the whole base when
- * it fits): there the compressor finds the short and shifted matches the index leaves out.
- * An image that fits one segment is also tried as all literals against the whole base, and
- * the smaller wins. Windows and literal budgets come from the apply memory limit, so every
- * segment applies within it. */
+ * The target is read in chunks. In each, the block index (delta_index.c) finds the exact
+ * matches with the base; runs of them along one alignment with a few bytes changed between
+ * become adds (base bytes plus differences, bsdiff's approximate matches), the others copies,
+ * and what is left literals. Chunks gather into a segment until its literal stream (the adds'
+ * differences, then the literals) fills its budget: copies cost no apply memory, so an
+ * unchanged stretch of any length is one op. The stream is compressed with LZMA2 against a
+ * window of the base as its preset dictionary (zstd with it as prefix, or stored, when
+ * smaller), the window being the base ranges around the literal runs, or the whole base when
+ * it fits: there the coder finds the short and shifted matches the index leaves out. A
+ * target that fits one segment is also coded as all literals against the whole base, and as
+ * bsdiff's alignment from a suffix array (delta_sa.c); the smallest wins. Windows and budgets
+ * come from the apply memory limit, so every segment applies within it. */
 #include "pkg/delta.h"
 
 #include <lzma.h>
