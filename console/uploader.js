@@ -18,6 +18,7 @@ window.addEventListener('beforeunload', onBeforeUnload);
 
 const HASH_LIMIT = 256 * 1024 * 1024; // above this, no SHA-256 in the browser (memory)
 const MAX_TRIES = 8;
+const STALL_MS = 20000;
 
 export async function sha256Hex(file) {
   const buf = await file.arrayBuffer();
@@ -33,11 +34,21 @@ function putPiece(id, offset, blob, onBytes, signal) {
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
     if (session.csrf) xhr.setRequestHeader('X-CSRF-Token', session.csrf);
     xhr.timeout = 120000;
-    xhr.upload.onprogress = (e) => onBytes(e.loaded);
-    const fail = (what) => reject(new ApiError(0, 'network', what));
+    // a piece that stops moving (a half-dead connection) is given up after STALL_MS without
+    // progress and sent again, instead of waiting for the whole timeout
+    let stalled = false, timer = 0;
+    const watch = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { stalled = true; xhr.abort(); }, STALL_MS);
+    };
+    xhr.upload.onprogress = (e) => { watch(); onBytes(e.loaded); };
+    xhr.upload.onload = watch; // sent: the answer should follow soon
+    const fail = (what) => { clearTimeout(timer); reject(new ApiError(0, 'network', what)); };
     xhr.onerror = () => fail('the connection was lost');
     xhr.ontimeout = () => fail('the piece timed out');
-    xhr.onabort = () => reject(new DOMException('aborted', 'AbortError'));
+    xhr.onabort = () => stalled ? fail(`no progress for ${STALL_MS / 1000} s`)
+      : (clearTimeout(timer), reject(new DOMException('aborted', 'AbortError')));
+    xhr.onloadend = () => clearTimeout(timer);
     xhr.onload = () => {
       let data = null;
       try { data = JSON.parse(xhr.responseText); } catch { /* HTML from the HTTP library */ }
@@ -49,6 +60,7 @@ function putPiece(id, offset, blob, onBytes, signal) {
     };
     if (signal && signal.aborted) return reject(new DOMException('aborted', 'AbortError'));
     if (signal) signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    watch();
     xhr.send(blob);
   });
 }
