@@ -354,11 +354,7 @@ static int apply_segment(applier *a, const pkg__d2_seg *s)
 static int check_segment(applier *a, uint32_t i)
 {
 	uint8_t h[32];
-	int rc = pq_hash_final(a->seg, h);
-	pq_hash_free(a->seg);
-	a->seg = NULL;
-	if (rc == PQ_OK)
-		rc = pq_hash_new(PQ_HASH_SHA256, &a->seg);
+	int rc = pq_hash_final(a->seg, h); /* which also starts the next segment's */
 	if (rc == PQ_OK && memcmp(h, a->segs[i].hash, PKG__D2_HASH_LEN) != 0)
 		rc = pq_err_set(PQ_ERR_VERIFY, "%s: segment %u of the patched image is wrong",
 		                a->what, i);
@@ -368,7 +364,7 @@ static int check_segment(applier *a, uint32_t i)
 /* ---- checkpoints -------------------------------------------------------------------------------
  */
 
-static void ckpt_encode(const applier *a, uint32_t done, uint8_t out[CKPT_LEN])
+static void ckpt_encode(const applier *a, uint32_t done, uint64_t bytes, uint8_t out[CKPT_LEN])
 {
 	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 4 magic bytes, no string */
 	memcpy(out, CKPT_MAGIC, 4);
@@ -376,7 +372,7 @@ static void ckpt_encode(const applier *a, uint32_t done, uint8_t out[CKPT_LEN])
 	memcpy(out + 8, a->id, 32);
 	memcpy(out + 40, a->d.base_sha, 32);
 	pkg__put32(out + 72, done);
-	pkg__put64(out + 76, a->out_off);
+	pkg__put64(out + 76, bytes);
 	pkg__put32(out + 84, pq_crc32(0, out, 84));
 }
 
@@ -386,7 +382,7 @@ static int ckpt_write(applier *a, uint32_t done)
 	uint8_t rec[CKPT_LEN];
 	if (fdatasync(a->out_fd) != 0)
 		return pq_err_set(PQ_ERR_IO, "fsync %s: %s", a->part, strerror(errno));
-	ckpt_encode(a, done, rec);
+	ckpt_encode(a, done, a->out_off, rec);
 	int rc = pkg__pwrite_full(a->ckpt_fd, rec, sizeof(rec), 0);
 	if (rc == PQ_OK && fdatasync(a->ckpt_fd) != 0)
 		rc = pq_err_set(PQ_ERR_IO, "fsync %s: %s", a->ckpt, strerror(errno));
@@ -406,9 +402,7 @@ static uint32_t ckpt_read(applier *a, uint64_t *bytes)
 	if (memcmp(rec, CKPT_MAGIC, 4) != 0 || pkg__get32(rec + 84) != pq_crc32(0, rec, 84) ||
 	    done > a->d.segments || fstat(a->out_fd, &st) != 0 || (uint64_t)st.st_size < off)
 		return 0;
-	a->out_off = off;
-	ckpt_encode(a, done, want);
-	a->out_off = 0;
+	ckpt_encode(a, done, off, want);
 	if (memcmp(rec, want, CKPT_LEN) != 0) /* another delta, or the offsets disagree */
 		return 0;
 	uint64_t sum = 0;
@@ -481,15 +475,19 @@ static int open_files(applier *a, uint32_t *start)
 		a->o->resumed_bytes = bytes;
 		return PQ_OK;
 	}
-	/* a fresh start: new hashes, no checkpoint, an empty output */
+	/* a fresh start: no checkpoint, an empty output, and hashes that a failed re-check
+	 * did not feed */
+	bool fed = *start != 0;
 	*start = 0;
 	a->out_off = 0;
-	pq_hash_free(a->whole);
-	pq_hash_free(a->seg);
-	a->whole = a->seg = NULL;
 	if (ftruncate(a->ckpt_fd, 0) != 0 || fdatasync(a->ckpt_fd) != 0 ||
 	    ftruncate(a->out_fd, 0) != 0)
 		return pq_err_set(PQ_ERR_IO, "%s: %s", a->part, strerror(errno));
+	if (!fed)
+		return PQ_OK;
+	pq_hash_free(a->whole);
+	pq_hash_free(a->seg);
+	a->whole = a->seg = NULL;
 	rc = pq_hash_new(PQ_HASH_SHA256, &a->whole);
 	if (rc == PQ_OK)
 		rc = pq_hash_new(PQ_HASH_SHA256, &a->seg);

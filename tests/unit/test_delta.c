@@ -391,6 +391,16 @@ static void apply_killed(const files *f, uint64_t kill_at)
 	apply_killed_as(f, kill_at, true);
 }
 
+/* Applies f's delta resumably (as the agent does), checks the exact target t of n bytes
+ * results, and returns how many bytes were taken over from an earlier apply. */
+static uint64_t resume_apply(const files *f, const uint8_t *t, size_t n)
+{
+	pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
+	assert_ok(apply(f, &o));
+	assert_file_is(f->out, t, n);
+	return o.resumed_bytes;
+}
+
 static void test_resume(void **state)
 {
 	(void)state;
@@ -411,10 +421,8 @@ static void test_resume(void **state)
 	assert_true(exists(f.part));
 	assert_true(exists(f.ckpt));
 	assert_false(exists(f.out));
-	pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
-	assert_ok(apply(&f, &o));
-	assert_true(o.resumed_bytes > 0 && o.resumed_bytes < n);
-	assert_file_is(f.out, t, n);
+	uint64_t resumed = resume_apply(&f, t, n);
+	assert_true(resumed > 0 && resumed < n);
 	assert_false(exists(f.part));
 	assert_false(exists(f.ckpt));
 
@@ -430,10 +438,7 @@ static void test_resume(void **state)
 			assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
 		fclose(fp);
 	}
-	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
-	assert_ok(apply(&f, &o));
-	assert_true(o.resumed_bytes > 0);
-	assert_file_is(f.out, t, n);
+	assert_true(resume_apply(&f, t, n) > 0);
 
 	/* a damaged partial output is not trusted: the apply starts over */
 	unlink(f.out);
@@ -444,19 +449,13 @@ static void test_resume(void **state)
 	p[100] ^= 0xff;
 	tu_write_file(f.part, p, plen);
 	free(p);
-	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
-	assert_ok(apply(&f, &o));
-	assert_int_equal(o.resumed_bytes, 0);
-	assert_file_is(f.out, t, n);
+	assert_int_equal(resume_apply(&f, t, n), 0);
 
 	/* an apply without resumption leaves no checkpoint behind for a later one to trust */
 	unlink(f.out);
 	apply_killed(&f, 1);
 	apply_killed_as(&f, 1, false);
-	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
-	assert_ok(apply(&f, &o));
-	assert_int_equal(o.resumed_bytes, 0);
-	assert_file_is(f.out, t, n);
+	assert_int_equal(resume_apply(&f, t, n), 0);
 
 	/* a checkpoint of another delta is not taken over either */
 	unlink(f.out);
@@ -464,10 +463,7 @@ static void test_resume(void **state)
 	t[n - 1] ^= 1;
 	tu_write_file(f.target, t, n);
 	build(&f, PKG_DELTA_APPLY_MEM_MIN, &u);
-	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
-	assert_ok(apply(&f, &o));
-	assert_int_equal(o.resumed_bytes, 0);
-	assert_file_is(f.out, t, n);
+	assert_int_equal(resume_apply(&f, t, n), 0);
 	free(b);
 	free(t);
 	files_free(&f);
