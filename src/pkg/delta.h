@@ -17,6 +17,7 @@
 
 #include <lzma.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "pkg/codec.h"
 #include "pkg/pkg_int.h"
@@ -88,16 +89,8 @@ void pkg__d2_desc_encode(uint8_t out[PKG__D2_DESC_LEN], const pkg__delta_desc *d
 /* Checks magic, version, bounds; the caller checks it against the SWPG header. */
 int pkg__d2_desc_decode(const uint8_t in[PKG__D2_DESC_LEN], pkg__delta_desc *d) PQ_MUST_CHECK;
 
-/* A growable byte string for varints and tables. */
-typedef struct {
-	uint8_t *p;
-	size_t n, cap;
-	bool failed; /* out of memory: every later put is ignored */
-} pkg__bytes;
-
-void pkg__bytes_put(pkg__bytes *b, const void *data, size_t len);
-void pkg__bytes_varint(pkg__bytes *b, uint64_t v);
-void pkg__bytes_free(pkg__bytes *b);
+/* Appends v as a varint (LEB128) to b (core/buf.h: a failure sticks in b->err). */
+void pkg__varint_put(pq_buf *b, uint64_t v);
 static inline uint64_t pkg__zigzag(int64_t v)
 {
 	return v < 0 ? ((uint64_t)(-(v + 1)) << 1) | 1 : (uint64_t)v << 1;
@@ -111,7 +104,7 @@ static inline int64_t pkg__unzigzag(uint64_t v)
 bool pkg__varint_get(const uint8_t *p, size_t len, size_t *pos, uint64_t *v);
 
 /* Appends one segment's table entry. */
-void pkg__d2_seg_encode(pkg__bytes *b, const pkg__d2_seg *s);
+void pkg__d2_seg_encode(pq_buf *b, const pkg__d2_seg *s);
 /* Parses the whole table against the descriptor: every segment's sizes within the bounds,
  * the targets summing to target_size, the data ranges inside [PKG__D2_DESC_LEN, table_off)
  * in order, and every window within the base. segs gets d->segments entries (malloc'd). */

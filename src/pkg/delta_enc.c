@@ -52,13 +52,13 @@ typedef struct {
 	pkg_sink_fn sink;
 	void *user;
 	uint64_t written; /* payload bytes after the descriptor */
-	pkg__bytes table;
+	pq_buf table;
 	uint32_t segments;
 	uint64_t apply_mem;
 	int64_t diag;
 	/* the segment being gathered: target [t0, t1), its ops, literals and runs */
 	uint64_t t0, t1, cur, lit_len;
-	pkg__bytes ops, gaps;
+	pq_buf ops, gaps;
 	uint64_t dif_n; /* of lit_len: the adds' differences, in e->dif until coded */
 	uint8_t *dif;
 	unsigned pend_kind; /* the op held back (op_flush) */
@@ -112,9 +112,9 @@ static void op_flush(enc *e)
 {
 	if (!e->pend_len)
 		return;
-	pkg__bytes_varint(&e->ops, e->pend_len << PKG__D2_OP_BITS | e->pend_kind);
+	pkg__varint_put(&e->ops, e->pend_len << PKG__D2_OP_BITS | e->pend_kind);
 	if (e->pend_kind != PKG__D2_OP_LIT) {
-		pkg__bytes_varint(&e->ops, pkg__zigzag((int64_t)e->pend_b - (int64_t)e->cur));
+		pkg__varint_put(&e->ops, pkg__zigzag((int64_t)e->pend_b - (int64_t)e->cur));
 		e->cur = e->pend_b + e->pend_len;
 	}
 	e->pend_len = 0;
@@ -255,7 +255,7 @@ static void gather(enc *e, const step *s, size_t k, uint64_t c1)
 		op_put(e, s[i].kind, s[i].t0, s[i].t1, b);
 		if (s[i].kind == PKG__D2_OP_LIT) {
 			gap g = {s[i].t0, s[i].t1, s[i].dl, s[i].dr};
-			pkg__bytes_put(&e->gaps, &g, sizeof(g));
+			pq_buf_add(&e->gaps, &g, sizeof(g));
 		}
 	}
 	e->t1 = c1;
@@ -310,7 +310,7 @@ static pkg__d2_ext range_on(const enc *e, uint64_t g0, uint64_t g1, int64_t d, u
 static int choose_window(const enc *e, coded *c)
 {
 	const gap *g = (const gap *)(const void *)e->gaps.p;
-	size_t ng = e->gaps.n / sizeof(gap), k = 0;
+	size_t ng = e->gaps.len / sizeof(gap), k = 0;
 	c->n_ext = 0;
 	if (!e->lit_len || !e->base_len || !e->win_max)
 		return PQ_OK;
@@ -467,19 +467,19 @@ static int code_segment(enc *e, coded *c, bool whole_window)
 		memcpy(e->lit, e->dif, e->dif_n);
 		e->dif_n = 0;
 	}
-	if (e->ops.failed || e->gaps.failed)
+	if (e->ops.err || e->gaps.err)
 		return pq_err_set(PQ_ERR_NOMEM, "delta ops");
-	if (e->ops.n > e->ops_cap)
+	if (e->ops.len > e->ops_cap)
 		return pq_err_set(PQ_ERR_RANGE, "a delta segment's ops outgrew their room");
-	c->ops_len = e->ops.n;
+	c->ops_len = e->ops.len;
 	c->lit_len = e->lit_len;
 	size_t r =
-	    ZSTD_compressCCtx(e->cctx, e->obuf, e->obuf_cap, e->ops.p, e->ops.n, ENC_OPS_LEVEL);
+	    ZSTD_compressCCtx(e->cctx, e->obuf, e->obuf_cap, e->ops.p, e->ops.len, ENC_OPS_LEVEL);
 	if (ZSTD_isError(r))
 		return pq_err_set(PQ_ERR_RANGE, "zstd: %s", ZSTD_getErrorName(r));
-	c->ops_data = r < e->ops.n ? e->obuf : e->ops.p;
-	c->ops_size = r < e->ops.n ? r : e->ops.n;
-	c->flags = r < e->ops.n ? PKG__D2_OPS_ZSTD : 0;
+	c->ops_data = r < e->ops.len ? e->obuf : (const uint8_t *)e->ops.p;
+	c->ops_size = r < e->ops.len ? r : e->ops.len;
+	c->flags = r < e->ops.len ? PKG__D2_OPS_ZSTD : 0;
 	int rc = PQ_OK;
 	if (whole_window && e->base_len) {
 		c->ext[0] = (pkg__d2_ext){0, e->base_len};
@@ -552,15 +552,15 @@ static int flush(enc *e)
 	e->cur = 0;
 	e->lit_len = 0;
 	e->dif_n = 0;
-	e->ops.n = 0;
-	e->gaps.n = 0;
+	e->ops.len = 0;
+	e->gaps.len = 0;
 	return rc;
 }
 
 /* The smallest coded form of a one-segment target so far, its bytes kept aside. */
 typedef struct {
 	coded c;
-	pkg__bytes data;
+	pq_buf data;
 	bool set;
 } best_form;
 
@@ -568,9 +568,9 @@ static void keep_best(best_form *b, const coded *c)
 {
 	if (b->set && b->c.ops_size + b->c.lit_size <= c->ops_size + c->lit_size)
 		return;
-	b->data.n = 0;
-	pkg__bytes_put(&b->data, c->ops_data, c->ops_size);
-	pkg__bytes_put(&b->data, c->lit_data, c->lit_size);
+	b->data.len = 0;
+	pq_buf_add(&b->data, c->ops_data, c->ops_size);
+	pq_buf_add(&b->data, c->lit_data, c->lit_size);
 	b->c = *c;
 	b->set = true;
 }
@@ -578,8 +578,8 @@ static void keep_best(best_form *b, const coded *c)
 /* Empties the gathered segment for another plan of the same target bytes. */
 static void restart(enc *e)
 {
-	e->ops.n = 0;
-	e->gaps.n = 0;
+	e->ops.len = 0;
+	e->gaps.len = 0;
 	e->lit_len = 0;
 	e->dif_n = 0;
 	e->cur = 0;
@@ -593,7 +593,7 @@ static void sa_step(void *user, unsigned kind, uint64_t t0, uint64_t t1, uint64_
 	op_put(e, kind, t0, t1, b);
 	if (kind == PKG__D2_OP_LIT) {
 		gap g = {t0, t1, 0, 0};
-		pkg__bytes_put(&e->gaps, &g, sizeof(g));
+		pq_buf_add(&e->gaps, &g, sizeof(g));
 	}
 }
 
@@ -603,9 +603,10 @@ static void sa_step(void *user, unsigned kind, uint64_t t0, uint64_t t1, uint64_
  * array of the base, when it is small enough (c). */
 static int whole(enc *e)
 {
-	best_form best = {0};
+	best_form best = {.set = false};
+	pq_buf_init(&best.data, SIZE_MAX / 2);
 	coded c;
-	bool small = e->ops.n <= 12; /* one or two ops: nothing to gain */
+	bool small = e->ops.len <= 12; /* one or two ops: nothing to gain */
 	int rc = code_segment(e, &c, false);
 	if (rc == PQ_OK)
 		keep_best(&best, &c);
@@ -629,14 +630,14 @@ static int whole(enc *e)
 		if (rc == PQ_OK)
 			keep_best(&best, &c);
 	}
-	if (rc == PQ_OK && best.data.failed)
+	if (rc == PQ_OK && best.data.err)
 		rc = pq_err_set(PQ_ERR_NOMEM, "delta buffers");
 	if (rc == PQ_OK) {
-		best.c.ops_data = best.data.p;
-		best.c.lit_data = best.data.p + best.c.ops_size;
+		best.c.ops_data = (const uint8_t *)best.data.p;
+		best.c.lit_data = best.c.ops_data + best.c.ops_size;
 		rc = emit(e, &best.c);
 	}
-	pkg__bytes_free(&best.data);
+	pq_buf_free(&best.data);
 	return rc;
 }
 
@@ -661,8 +662,8 @@ static int encode_all(enc *e, const pkg_progress *p)
 			k = plan_chunk(e, c0, c1, cp, n, diag0, s, &lits);
 		if (rc == PQ_OK && e->t1 > e->t0 &&
 		    (e->lit_len + lits > e->lit_cap || c1 - e->t0 > ENC_SPAN_MAX ||
-		     e->gaps.n / sizeof(gap) + k > ENC_GAPS_MAX ||
-		     e->ops.n + 15 * (k + 1) > e->ops_cap))
+		     e->gaps.len / sizeof(gap) + k > ENC_GAPS_MAX ||
+		     e->ops.len + 15 * (k + 1) > e->ops_cap))
 			rc = flush(e);
 		if (rc == PQ_OK)
 			gather(e, s, k, c1);
@@ -742,9 +743,9 @@ static void enc_free(enc *e)
 	free(e->zbuf);
 	free(e->obuf);
 	free(e->win);
-	pkg__bytes_free(&e->table);
-	pkg__bytes_free(&e->ops);
-	pkg__bytes_free(&e->gaps);
+	pq_buf_free(&e->table);
+	pq_buf_free(&e->ops);
+	pq_buf_free(&e->gaps);
 }
 
 int pkg__d2_encode(const uint8_t *base, uint64_t base_len, const uint8_t *target,
@@ -761,26 +762,29 @@ int pkg__d2_encode(const uint8_t *base, uint64_t base_len, const uint8_t *target
 	memset(d, 0, sizeof(*d));
 	if (e.level < 1 || e.level > ZSTD_maxCLevel())
 		return pq_err_set(PQ_ERR_INVAL, "delta level %d: 1..%d", e.level, ZSTD_maxCLevel());
+	pq_buf_init(&e.ops, SIZE_MAX / 2); /* bounded by the segment checks, not here */
+	pq_buf_init(&e.gaps, SIZE_MAX / 2);
+	pq_buf_init(&e.table, SIZE_MAX / 2);
 	e.lzma_preset = e.level >= 12 ? 6 : e.level >= 6 ? 3 : 1;
 	uint64_t apply_limit = o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT;
 	int rc = enc_setup(&e, o);
 	if (rc == PQ_OK)
 		rc = encode_all(&e, o->progress);
-	if (rc == PQ_OK && e.table.failed)
+	if (rc == PQ_OK && e.table.err)
 		rc = pq_err_set(PQ_ERR_NOMEM, "delta segment table");
-	if (rc == PQ_OK && e.table.n > PKG__D2_TABLE_MAX)
+	if (rc == PQ_OK && e.table.len > PKG__D2_TABLE_MAX)
 		rc = pq_err_set(PQ_ERR_RANGE, "the delta's segment table is too large");
 	if (rc == PQ_OK)
-		rc = sink(e.table.p, e.table.n, user);
+		rc = sink((const uint8_t *)e.table.p, e.table.len, user);
 	if (rc == PQ_OK) {
 		d->version = PKG__D2_VERSION;
 		d->base_size = base_len;
 		d->target_size = target_len;
 		d->segments = e.segments;
 		d->table_off = PKG__D2_DESC_LEN + e.written;
-		d->table_len = (uint32_t)e.table.n;
+		d->table_len = (uint32_t)e.table.len;
 		d->apply_memory = (e.segments ? e.apply_mem : PKG__D2_APPLY_FIXED) +
-		                  pkg__d2_table_memory(e.table.n, e.segments);
+		                  pkg__d2_table_memory(e.table.len, e.segments);
 		if (d->apply_memory > apply_limit)
 			rc = pq_err_set(
 			    PQ_ERR_RANGE,

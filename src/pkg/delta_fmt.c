@@ -52,29 +52,9 @@ int pkg__d2_desc_decode(const uint8_t in[PKG__D2_DESC_LEN], pkg__delta_desc *d)
 	return PQ_OK;
 }
 
-/* ---- bytes and varints ----------------------------------------------------------------------- */
+/* ---- varints ----------------------------------------------------------------------- */
 
-void pkg__bytes_put(pkg__bytes *b, const void *data, size_t len)
-{
-	if (b->failed || len == 0)
-		return;
-	if (len > b->cap - b->n) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap - b->n < len)
-			cap *= 2;
-		uint8_t *p = realloc(b->p, cap);
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, data, len);
-	b->n += len;
-}
-
-void pkg__bytes_varint(pkg__bytes *b, uint64_t v)
+void pkg__varint_put(pq_buf *b, uint64_t v)
 {
 	uint8_t t[10];
 	size_t n = 0;
@@ -83,13 +63,7 @@ void pkg__bytes_varint(pkg__bytes *b, uint64_t v)
 		v >>= 7;
 	}
 	t[n++] = (uint8_t)v;
-	pkg__bytes_put(b, t, n);
-}
-
-void pkg__bytes_free(pkg__bytes *b)
-{
-	free(b->p);
-	*b = (pkg__bytes){0};
+	pq_buf_add(b, t, n);
 }
 
 bool pkg__varint_get(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
@@ -113,23 +87,23 @@ bool pkg__varint_get(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 /* ---- the segment table ------------------------------------------------------------------------
  */
 
-void pkg__d2_seg_encode(pkg__bytes *b, const pkg__d2_seg *s)
+void pkg__d2_seg_encode(pq_buf *b, const pkg__d2_seg *s)
 {
-	pkg__bytes_varint(b, s->target_len);
-	pkg__bytes_varint(b, s->flags);
-	pkg__bytes_varint(b, s->ops_len);
+	pkg__varint_put(b, s->target_len);
+	pkg__varint_put(b, s->flags);
+	pkg__varint_put(b, s->ops_len);
 	if (s->flags & PKG__D2_OPS_ZSTD)
-		pkg__bytes_varint(b, s->ops_size);
+		pkg__varint_put(b, s->ops_size);
 	if (pkg__d2_lit_codec(s) != PKG__D2_LIT_NONE) {
-		pkg__bytes_varint(b, s->lit_len);
-		pkg__bytes_varint(b, s->lit_size);
+		pkg__varint_put(b, s->lit_len);
+		pkg__varint_put(b, s->lit_size);
 	}
-	pkg__bytes_varint(b, s->n_ext);
+	pkg__varint_put(b, s->n_ext);
 	for (uint32_t i = 0; i < s->n_ext; i++) {
-		pkg__bytes_varint(b, s->ext[i].off);
-		pkg__bytes_varint(b, s->ext[i].len);
+		pkg__varint_put(b, s->ext[i].off);
+		pkg__varint_put(b, s->ext[i].len);
 	}
-	pkg__bytes_put(b, s->hash, PKG__D2_HASH_LEN);
+	pq_buf_add(b, s->hash, PKG__D2_HASH_LEN);
 }
 
 uint64_t pkg__d2_seg_memory(const pkg__d2_seg *s)

@@ -201,7 +201,8 @@ int pkg__d2_matches(const pkg__d2_index *ix, const uint8_t *target, uint64_t fro
 {
 	scan s = {
 	    .ix = ix, .tg = target, .from = from, .to = to, .floor = from, .min_len = min_len};
-	pkg__bytes out = {0};
+	pq_buf out;
+	pq_buf_init(&out, SIZE_MAX / 2);
 	uint64_t t = from, misses = 0;
 	while (to - t >= PKG__IX_WIN && ix->base_len >= PKG__IX_WIN) {
 		pkg__d2_copy c;
@@ -216,16 +217,16 @@ int pkg__d2_matches(const pkg__d2_index *ix, const uint8_t *target, uint64_t fro
 			continue;
 		}
 		misses = 0;
-		pkg__bytes_put(&out, &c, sizeof(c));
+		pq_buf_add(&out, &c, sizeof(c));
 		*diag = (int64_t)c.b - (int64_t)c.t;
 		t = c.t + c.len;
 		s.floor = t;
 	}
-	if (out.failed) {
-		pkg__bytes_free(&out);
+	if (out.err) {
+		pq_buf_free(&out);
 		return pq_err_set(PQ_ERR_NOMEM, "delta matches");
 	}
-	*copies = (pkg__d2_copy *)(void *)out.p;
-	*n = out.n / sizeof(pkg__d2_copy);
+	*copies = (pkg__d2_copy *)(void *)out.p; /* malloc'd storage, now the caller's */
+	*n = out.len / sizeof(pkg__d2_copy);
 	return PQ_OK;
 }
