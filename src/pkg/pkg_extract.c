@@ -176,6 +176,12 @@ static int wrong_base(const pkg_entry *e, const char *what, const pkg__delta_des
 	                  got);
 }
 
+/* What applying a version-1 delta takes: its zstd window (base + target) and the decoder. */
+static uint64_t v1_memory(const pkg__delta_desc *d)
+{
+	return d->base_size + d->target_size + (4u << 20);
+}
+
 /* A version-1 delta: the base mapped, one zstd frame with a window of base + target. */
 static int apply_v1(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d,
                     const char *base_path, const char *out_path, const pkg_apply_opts *o)
@@ -186,13 +192,12 @@ static int apply_v1(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d,
 	pkg__out_file out = {.fd = -1};
 	const char *what = e->path[0] ? e->path : r->name;
 	uint64_t limit = o->mem_limit ? o->mem_limit : PKG_DELTA_APPLY_MEM_DEFAULT;
-	if (d->base_size + d->target_size + (4u << 20) > limit)
+	if (v1_memory(d) > limit)
 		return pq_err_set(
 		    PQ_ERR_RANGE,
 		    "%s: this version-1 delta needs %llu MiB to apply (its window), more "
 		    "than the limit of %llu MiB",
-		    what, (unsigned long long)(d->base_size + d->target_size + (4u << 20)) >> 20,
-		    (unsigned long long)limit >> 20);
+		    what, (unsigned long long)v1_memory(d) >> 20, (unsigned long long)limit >> 20);
 	int rc = pkg__map_file(base_path, PKG_DELTA_MAX, &base, &base_len, base_sha);
 	if (rc != PQ_OK)
 		return rc;
@@ -255,8 +260,7 @@ int pkg_apply_delta_ex(pkg_reader *r, const pkg_entry *e, const char *base_path,
 	int rc = pkg__delta_of(r, e, &d);
 	if (rc != PQ_OK)
 		return rc;
-	o->memory_needed =
-	    d.version == 1 ? d.base_size + d.target_size + (4u << 20) : d.apply_memory;
+	o->memory_needed = d.version == 1 ? v1_memory(&d) : d.apply_memory;
 	return d.version == 1 ? apply_v1(r, e, &d, base_path, out_path, o)
 	                      : apply_v2(r, e, &d, base_path, out_path, o);
 }
