@@ -20,10 +20,12 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "pkg/codec.h"
+#include "pkg/lzx.h"
 #include "pkg/pkg_int.h"
 
 #define PKG__D2_DESC_LEN 120
 #define PKG__D2_VERSION  2
+#define PKG__D3_VERSION  3 /* a version-2 delta between expanded images (delta_x.c) */
 #define PKG__D2_HASH_LEN 8  /* a segment's check: the first 8 bytes of its SHA-256 */
 #define PKG__D2_EXT_MAX  16 /* base ranges in one segment's window */
 /* Bounds every reader applies whatever the descriptor says. */
@@ -157,6 +159,54 @@ int pkg__d2_sa_plan(const uint8_t *base, uint64_t base_len, const uint8_t *targe
 /* Applies the version-2 delta e (descriptor d, checked against e's header) to the base open
  * at base_fd (its size and SHA-256 already checked), writing out_path. */
 int pkg__d2_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, int base_fd,
+                  const char *out_path, pkg_apply_opts *o) PQ_MUST_CHECK;
+
+/* ---- delta_x.c: deltas through LZMA streams (version 3) -------------------------------- */
+
+/* An LZMA stream inside an image, at off. */
+typedef struct {
+	uint64_t off;
+	pkg__lzx_stream s;
+} pkg__dx_stream;
+
+/* The LZMA streams of img that lzx.c codes back bit for bit (at least 4 KiB each, windows
+ * within max_window), in order (*out malloc'd, NULL when none). */
+int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_stream **out,
+                 size_t *n) PQ_MUST_CHECK;
+/* Writes img with its streams st[0..n) replaced by their token forms through sink. */
+int pkg__dx_expand(const uint8_t *img, uint64_t len, const pkg__dx_stream *st, size_t n,
+                   uint64_t max_window, pkg_sink_fn sink, void *user) PQ_MUST_CHECK;
+/* Appends the stream table of a version-3 delta. */
+void pkg__dx_table_encode(pq_buf *b, const pkg__dx_stream *bs, size_t nb,
+                          const pkg__dx_stream *ts, size_t nt);
+/* What a version-3 delta is made from: both images' streams and expanded forms. */
+typedef struct {
+	bool used; /* both images hold streams */
+	pkg__dx_stream *bs, *ts;
+	size_t nb, nt;
+	uint8_t *xb, *xt; /* the expanded base and target, mapped from unlinked files in TMPDIR */
+	uint64_t xb_len, xt_len;
+	uint8_t xb_sha[32], xt_sha[32];
+	uint64_t window, base_len, target_len;
+} pkg__dx_plan;
+
+/* Finds the streams of both images and expands them (p->used), or leaves p unused when the
+ * target or the base has none. Streams whose window would not fit apply_limit are left as
+ * they are. */
+int pkg__dx_plan_make(const uint8_t *base, uint64_t base_len, const uint8_t *target,
+                      uint64_t target_len, uint64_t apply_limit, pkg__dx_plan *p) PQ_MUST_CHECK;
+void pkg__dx_plan_free(pkg__dx_plan *p);
+/* Writes the payload of a version-3 delta after its two descriptors (the caller leaves
+ * 2 * PKG__D2_DESC_LEN bytes of room): the inner delta's segments and table, then the stream
+ * table. *outer gets the outer descriptor's fields (hashes excepted), inner_raw the inner
+ * descriptor, whole. */
+int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn sink,
+                   void *user, pkg__delta_desc *outer,
+                   uint8_t inner_raw[PKG__D2_DESC_LEN]) PQ_MUST_CHECK;
+/* The memory coding a stream back takes besides its window. */
+#define PKG__DX_APPLY_FIXED (PKG__LZX_MODEL + 2 * (uint64_t)PKG__IO_BUF)
+/* Applies the version-3 delta e (descriptor d) to the base open at base_fd (checked). */
+int pkg__dx_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, int base_fd,
                   const char *out_path, pkg_apply_opts *o) PQ_MUST_CHECK;
 
 /* ---- delta_index.c: the base's block index and the long exact matches ------------------ */

@@ -56,7 +56,8 @@ typedef struct {
 
 static int read_payload(applier *a, uint64_t off, void *buf, size_t len)
 {
-	return pkg__pread_full(a->r->fd, buf, len, a->e->offset + SWPG_HDR_LEN + off);
+	return pkg__pread_full(a->r->fd, buf, len,
+	                       a->e->offset + SWPG_HDR_LEN + a->d.payload_off + off);
 }
 
 /* Reads and checks the table; computes the delta's id; checks the memory it needs. */

@@ -12,7 +12,7 @@ void pkg__d2_desc_encode(uint8_t out[PKG__D2_DESC_LEN], const pkg__delta_desc *d
 	memset(out, 0, PKG__D2_DESC_LEN);
 	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): 4 magic bytes, no string */
 	memcpy(out, PKG_DELTA_MAGIC, 4);
-	pkg__put32(out + 4, PKG__D2_VERSION);
+	pkg__put32(out + 4, d->version);
 	pkg__put64(out + 8, d->base_size);
 	memcpy(out + 16, d->base_sha, 32);
 	pkg__put64(out + 48, d->target_size);
@@ -26,12 +26,14 @@ void pkg__d2_desc_encode(uint8_t out[PKG__D2_DESC_LEN], const pkg__delta_desc *d
 int pkg__d2_desc_decode(const uint8_t in[PKG__D2_DESC_LEN], pkg__delta_desc *d)
 {
 	memset(d, 0, sizeof(*d));
-	if (memcmp(in, PKG_DELTA_MAGIC, 4) != 0 || pkg__get32(in + 4) != PKG__D2_VERSION)
-		return pq_err_set(PQ_ERR_FORMAT, "not a version-2 delta descriptor");
+	uint32_t version = pkg__get32(in + 4);
+	if (memcmp(in, PKG_DELTA_MAGIC, 4) != 0 ||
+	    (version != PKG__D2_VERSION && version != PKG__D3_VERSION))
+		return pq_err_set(PQ_ERR_FORMAT, "not a version-2 or -3 delta descriptor");
 	for (int i = 112; i < PKG__D2_DESC_LEN; i++)
 		if (in[i])
 			return pq_err_set(PQ_ERR_FORMAT, "delta descriptor: reserved bytes set");
-	d->version = PKG__D2_VERSION;
+	d->version = version;
 	d->base_size = pkg__get64(in + 8);
 	memcpy(d->base_sha, in + 16, 32);
 	d->target_size = pkg__get64(in + 48);

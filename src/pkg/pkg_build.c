@@ -156,15 +156,17 @@ static int leaf_finish(leaf_build *lb, const char *out_path, pkg_unit *unit, uin
 	return pq_hash_file(PQ_HASH_SHA256, out_path, unit->sha256);
 }
 
-/* A delta (version 2, delta_enc.c): both images mapped, the payload written after room for
- * the descriptor, which is written last and folded into the CRC. */
+/* A delta (version 2, delta_enc.c; version 3 through LZMA streams, delta_x.c): both images
+ * mapped, the payload written after room for the descriptors, which are written last and
+ * folded into the CRC. */
 static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
 {
 	const pkg_leaf_opts *o = lb->o;
 	void *tg = NULL;
 	size_t tg_len = 0;
-	uint8_t raw[PKG__D2_DESC_LEN];
+	uint8_t raw[2 * PKG__D2_DESC_LEN];
 	pkg__delta_desc d;
+	pkg__dx_plan px = {0};
 	pkg__d2_enc_opts eo = {.level = o->level,
 	                       .mem_limit = o->mem_limit,
 	                       .apply_limit = o->apply_limit,
@@ -175,26 +177,34 @@ static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
 		rc =
 		    pkg__map_file(lb->image_path, PKG_DELTA2_MAX, &tg, &tg_len, unit->image_sha256);
 	if (rc == PQ_OK)
-		rc = pkg__out_open(&lb->out, out_path, 0644);
-	if (rc == PQ_OK && lseek(lb->out.fd, SWPG_HDR_LEN + PKG__D2_DESC_LEN, SEEK_SET) < 0)
-		rc = pq_err_set(PQ_ERR_IO, "seek: %s", strerror(errno));
+		rc = pkg__dx_plan_make(lb->base, lb->base_len, tg, tg_len,
+		                       o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT,
+		                       &px);
+	size_t room = px.used ? 2 * PKG__D2_DESC_LEN : PKG__D2_DESC_LEN;
 	if (rc == PQ_OK)
+		rc = pkg__out_open(&lb->out, out_path, 0644);
+	if (rc == PQ_OK && lseek(lb->out.fd, (off_t)(SWPG_HDR_LEN + room), SEEK_SET) < 0)
+		rc = pq_err_set(PQ_ERR_IO, "seek: %s", strerror(errno));
+	if (rc == PQ_OK && px.used)
+		rc = pkg__dx_encode(&px, &eo, pkg__out_sink, &lb->out, &d, raw + PKG__D2_DESC_LEN);
+	else if (rc == PQ_OK)
 		rc = pkg__d2_encode(lb->base, lb->base_len, tg, tg_len, &eo, pkg__out_sink,
 		                    &lb->out, &d);
+	pkg__dx_plan_free(&px);
 	if (rc == PQ_OK) {
 		memcpy(d.base_sha, unit->base_sha256, 32);
 		memcpy(d.target_sha, unit->image_sha256, 32);
 		pkg__d2_desc_encode(raw, &d);
-		rc = pkg__pwrite_full(lb->out.fd, raw, sizeof(raw), SWPG_HDR_LEN);
+		rc = pkg__pwrite_full(lb->out.fd, raw, room, SWPG_HDR_LEN);
 	}
 	pkg__unmap_file(tg, tg_len);
 	if (rc != PQ_OK)
 		return rc;
 	unit->base_size = lb->base_len;
 	lb->size = tg_len;
-	uint32_t crc = (uint32_t)crc32_combine(pq_crc32(0, raw, sizeof(raw)), lb->out.crc,
+	uint32_t crc = (uint32_t)crc32_combine(pq_crc32(0, raw, room), lb->out.crc,
 	                                       (z_off_t)lb->out.written);
-	return leaf_finish(lb, out_path, unit, crc, lb->out.written + sizeof(raw));
+	return leaf_finish(lb, out_path, unit, crc, lb->out.written + room);
 }
 
 int pkg_build_leaf(const char *image_path, const pkg_leaf_opts *o, const char *out_path,

@@ -225,7 +225,8 @@ out:
 	return rc;
 }
 
-/* A version-2 delta: the base opened, its size and hash checked, then delta_apply.c. */
+/* A version-2 or -3 delta: the base opened, its size and hash checked, then delta_apply.c
+ * (or delta_x.c). */
 static int apply_v2(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d,
                     const char *base_path, const char *out_path, pkg_apply_opts *o)
 {
@@ -246,7 +247,8 @@ static int apply_v2(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d,
 	    ((uint64_t)st.st_size != d->base_size || pq_memeq_ct(base_sha, d->base_sha, 32) != 0))
 		rc = wrong_base(e, what, d, base_path, (size_t)st.st_size, base_sha);
 	if (rc == PQ_OK)
-		rc = pkg__d2_apply(r, e, d, fd, out_path, o);
+		rc = d->version == PKG__D3_VERSION ? pkg__dx_apply(r, e, d, fd, out_path, o)
+		                                   : pkg__d2_apply(r, e, d, fd, out_path, o);
 	close(fd);
 	return rc;
 }

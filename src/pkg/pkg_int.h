@@ -103,7 +103,8 @@ void pkg__unmap_file(void *map, size_t len);
 
 /* ---- formats (pkg_io.c) --------------------------------------------------------------- */
 
-/* A delta descriptor of either version (version 2's fields are 0 in version 1). */
+/* A delta descriptor of any version (version 2's fields are 0 in version 1; in version 3,
+ * segments counts the LZMA streams of its table). */
 typedef struct {
 	uint32_t version;
 	uint64_t base_size, target_size;
@@ -112,6 +113,7 @@ typedef struct {
 	uint64_t table_off; /* from the payload's start */
 	uint32_t table_len;
 	uint64_t apply_memory; /* the most memory an apply of this delta needs (bytes) */
+	uint64_t payload_off;  /* where the delta starts in the payload (an inner delta: 120) */
 } pkg__delta_desc;
 
 void pkg__delta_desc_encode(uint8_t d[PKG_DELTA_DESC_LEN], uint64_t base_size,

@@ -336,7 +336,8 @@ int pkg__read_delta_desc(pkg_reader *r, const pkg_entry *e, pkg__delta_desc *d)
 	if (e->hdr.payload_size < PKG_DELTA_DESC_LEN)
 		return pq_err_set(PQ_ERR_FORMAT, "%s: delta payload too small", what);
 	rc = pkg__pread_full(r->fd, raw, PKG_DELTA_DESC_LEN, e->offset + SWPG_HDR_LEN);
-	bool v2 = rc == PQ_OK && pkg__get32(raw + 4) == PKG__D2_VERSION;
+	uint32_t version = rc == PQ_OK ? pkg__get32(raw + 4) : 0;
+	bool v2 = version == PKG__D2_VERSION || version == PKG__D3_VERSION; /* segmented */
 	if (v2 && e->hdr.payload_size < PKG__D2_DESC_LEN)
 		rc = pq_err_set(PQ_ERR_FORMAT, "delta payload too small");
 	if (v2 && rc == PQ_OK)
