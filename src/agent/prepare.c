@@ -322,17 +322,6 @@ int ag_file_digest(const char *path, uint8_t sha[32], uint32_t *crc, uint64_t *l
 	return rc;
 }
 
-/* Removes what an interrupted delta apply to out keeps for resuming (out.part, its
- * checkpoint). */
-static void discard_partial(const char *out)
-{
-	char p[PATH_MAX + 16];
-	snprintf(p, sizeof(p), "%s.part", out);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s.part.ckpt", out);
-	unlink(p);
-}
-
 /* Opens and deep-verifies a leaf package for ecu_id and decodes its image to out; a delta
  * applies within the agent's delta memory and resumes in out.part after an interruption. */
 static int decode(ag_agent *a, const char *pkg_path, const char *ecu_id, const char *base,
@@ -369,7 +358,7 @@ static int decode(ag_agent *a, const char *pkg_path, const char *ecu_id, const c
 	           : pkg_extract_image(r, e, NULL, out, NULL);
 	if (delta &&
 	    rc != PQ_OK) /* the full package follows: its partial work would be in the way */
-		discard_partial(out);
+		pkg_apply_discard(out);
 	if (rc == PQ_OK && ao.resumed_bytes)
 		pq_log(PQ_LOG_INFO, AG_LOGC, "%s: delta resumed after %llu bytes", ecu_id,
 		       (unsigned long long)ao.resumed_bytes);

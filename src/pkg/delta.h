@@ -169,13 +169,14 @@ typedef struct {
 	pkg__lzx_stream s;
 } pkg__dx_stream;
 
+/* Called for each stream found, with its token form (st->s.xlen bytes). */
+typedef int (*pkg__dx_found_fn)(void *user, const pkg__dx_stream *st, const uint8_t *tokens);
+
 /* The LZMA streams of img that lzx.c codes back bit for bit (at least 4 KiB each, windows
- * within max_window), in order (*out malloc'd, NULL when none). */
-int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_stream **out,
-                 size_t *n) PQ_MUST_CHECK;
-/* Writes img with its streams st[0..n) replaced by their token forms through sink. */
-int pkg__dx_expand(const uint8_t *img, uint64_t len, const pkg__dx_stream *st, size_t n,
-                   uint64_t max_window, pkg_sink_fn sink, void *user) PQ_MUST_CHECK;
+ * within max_window), in order (*out malloc'd, NULL when none); found (may be NULL) gets
+ * each as it is found. */
+int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_found_fn found,
+                 void *user, pkg__dx_stream **out, size_t *n) PQ_MUST_CHECK;
 /* Appends the stream table of a version-3 delta. */
 void pkg__dx_table_encode(pq_buf *b, const pkg__dx_stream *bs, size_t nb,
                           const pkg__dx_stream *ts, size_t nt);

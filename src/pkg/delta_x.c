@@ -83,8 +83,8 @@ static int reproducible(const uint8_t *img, uint64_t len, uint64_t off, uint64_t
 	return PQ_OK;
 }
 
-int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_stream **out,
-                 size_t *n)
+int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_found_fn found,
+                 void *user, pkg__dx_stream **out, size_t *n)
 {
 	pkg__dx_stream *st = NULL;
 	size_t cnt = 0;
@@ -108,39 +108,21 @@ int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_
 			}
 			st = t;
 		}
-		st[cnt++] = (pkg__dx_stream){.off = i, .s = s};
+		st[cnt] = (pkg__dx_stream){.off = i, .s = s};
+		if (found)
+			rc = found(user, &st[cnt], (const uint8_t *)x.p);
+		cnt++;
 		i += s.clen;
 	}
 	pq_buf_free(&x);
-	pq_err_clear();
 	if (rc != PQ_OK) {
 		free(st);
 		return rc;
 	}
+	pq_err_clear();
 	*out = st;
 	*n = cnt;
 	return PQ_OK;
-}
-
-int pkg__dx_expand(const uint8_t *img, uint64_t len, const pkg__dx_stream *st, size_t n,
-                   uint64_t max_window, pkg_sink_fn sink, void *user)
-{
-	uint64_t prev = 0;
-	for (size_t i = 0; i < n; i++) {
-		pkg__lzx_src in = {.p = img + st[i].off, .end = img + st[i].off + st[i].s.clen};
-		pkg__lzx_stream s;
-		int rc = sink(img + prev, st[i].off - prev, user);
-		if (rc == PQ_OK)
-			rc = pkg__lzx_unpack(&in, DX_MAX_USIZE, max_window, &s, sink, user);
-		if (rc == PQ_OK && s.xlen != st[i].s.xlen)
-			rc = pq_err_set(PQ_ERR_FORMAT, "lzma stream at %llu: expanded twice apart",
-			                (unsigned long long)st[i].off);
-		if (rc != PQ_OK)
-			return rc;
-		pkg__d2_release_pages(img + prev, st[i].off + st[i].s.clen - prev);
-		prev = st[i].off + st[i].s.clen;
-	}
-	return sink(img + prev, len - prev, user);
 }
 
 /* ---- the stream table ------------------------------------------------------------------- */
@@ -501,38 +483,67 @@ static uint64_t max_window(const pkg__dx_stream *st, size_t n, uint64_t w)
 	return w;
 }
 
-/* The expanded image in an unlinked temporary file, mapped (its pages can be given back
- * like the images' own), and its SHA-256. */
-static int expand_mapped(const uint8_t *img, uint64_t len, const pkg__dx_stream *st, size_t n,
-                         uint64_t wmax, uint64_t xlen, uint8_t **map, uint8_t sha[32])
+/* The expanded image, written while its streams are found: into an unlinked temporary file
+ * in TMPDIR, opened at the first stream (an image without any costs no copy). */
+typedef struct {
+	const uint8_t *img;
+	uint64_t done; /* image bytes written or replaced so far */
+	fd_sink out;
+} expander;
+
+static int open_temp(int *fd)
 {
 	const char *dir = getenv("TMPDIR");
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s/pqota-delta-XXXXXX", dir && *dir ? dir : "/tmp") >=
 	    (int)sizeof(tmp))
 		return pq_err_set(PQ_ERR_RANGE, "TMPDIR too long");
-	int fd = mkstemp(tmp);
-	if (fd < 0)
+	*fd = mkstemp(tmp);
+	if (*fd < 0)
 		return pq_err_set(PQ_ERR_IO, "%s: %s", tmp, strerror(errno));
 	unlink(tmp);
-	fd_sink out = {.fd = fd};
-	int rc = pq_hash_new(PQ_HASH_SHA256, &out.sha);
+	return PQ_OK;
+}
+
+static int expand_found(void *user, const pkg__dx_stream *st, const uint8_t *tokens)
+{
+	expander *x = user;
+	int rc = PQ_OK;
+	if (x->out.fd < 0) {
+		rc = open_temp(&x->out.fd);
+		if (rc == PQ_OK)
+			rc = pq_hash_new(PQ_HASH_SHA256, &x->out.sha);
+	}
 	if (rc == PQ_OK)
-		rc = pkg__dx_expand(img, len, st, n, wmax, fd_sink_fn, &out);
+		rc = fd_sink_fn(x->img + x->done, st->off - x->done, &x->out);
 	if (rc == PQ_OK)
-		rc = pq_hash_final(out.sha, sha);
-	if (rc == PQ_OK && out.off != xlen)
-		rc = pq_err_set(PQ_ERR_FORMAT, "expanded image of %llu bytes, %llu expected",
-		                (unsigned long long)out.off, (unsigned long long)xlen);
-	if (rc == PQ_OK) {
-		void *m = mmap(NULL, xlen, PROT_READ, MAP_SHARED, fd, 0);
+		rc = fd_sink_fn(tokens, st->s.xlen, &x->out);
+	pkg__d2_release_pages(x->img + x->done, st->off + st->s.clen - x->done);
+	x->done = st->off + st->s.clen;
+	return rc;
+}
+
+/* Scans img and maps its expanded form (*map stays NULL when it has no stream). */
+static int scan_mapped(const uint8_t *img, uint64_t len, uint64_t wmax, pkg__dx_stream **st,
+                       size_t *n, uint8_t **map, uint64_t *xlen, uint8_t sha[32])
+{
+	expander x = {.img = img, .out = {.fd = -1}};
+	int rc = pkg__dx_scan(img, len, wmax, expand_found, &x, st, n);
+	if (rc == PQ_OK && x.out.fd >= 0)
+		rc = fd_sink_fn(img + x.done, len - x.done, &x.out);
+	if (rc == PQ_OK && x.out.fd >= 0)
+		rc = pq_hash_final(x.out.sha, sha);
+	if (rc == PQ_OK && x.out.fd >= 0) {
+		void *m = mmap(NULL, x.out.off, PROT_READ, MAP_SHARED, x.out.fd, 0);
 		if (m == MAP_FAILED)
 			rc = pq_err_set(PQ_ERR_IO, "mmap: %s", strerror(errno));
 		else
 			*map = m;
+		*xlen = x.out.off;
 	}
-	pq_hash_free(out.sha);
-	close(fd);
+	pq_hash_free(x.out.sha);
+	if (x.out.fd >= 0)
+		close(x.out.fd);
 	return rc;
 }
 
@@ -541,36 +552,20 @@ int pkg__dx_plan_make(const uint8_t *base, uint64_t base_len, const uint8_t *tar
 {
 	memset(p, 0, sizeof(*p));
 	uint64_t wmax = apply_limit > PKG__DX_APPLY_FIXED ? apply_limit - PKG__DX_APPLY_FIXED : 0;
-	int rc = pkg__dx_scan(target, target_len, wmax, &p->ts, &p->nt);
+	int rc = scan_mapped(target, target_len, wmax, &p->ts, &p->nt, &p->xt, &p->xt_len,
+	                     p->xt_sha);
 	if (rc == PQ_OK && p->nt)
-		rc = pkg__dx_scan(base, base_len, wmax, &p->bs, &p->nb);
-	if (rc != PQ_OK || p->nt == 0 || p->nb == 0) {
-		pkg__dx_plan_free(p);
-		return rc;
-	}
-	p->xb_len = base_len;
-	p->xt_len = target_len;
-	for (size_t i = 0; i < p->nb; i++)
-		p->xb_len += p->bs[i].s.xlen - p->bs[i].s.clen;
-	for (size_t i = 0; i < p->nt; i++)
-		p->xt_len += p->ts[i].s.xlen - p->ts[i].s.clen;
-	if (p->xb_len > PKG__D2_IMAGE_MAX || p->xt_len > PKG__D2_IMAGE_MAX) {
-		pkg__dx_plan_free(p);
+		rc = scan_mapped(base, base_len, wmax, &p->bs, &p->nb, &p->xb, &p->xb_len, p->xb_sha);
+	if (rc == PQ_OK && p->nt && p->nb && p->xb_len <= PKG__D2_IMAGE_MAX &&
+	    p->xt_len <= PKG__D2_IMAGE_MAX) {
+		p->window = max_window(p->ts, p->nt, max_window(p->bs, p->nb, 0));
+		p->base_len = base_len;
+		p->target_len = target_len;
+		p->used = true;
 		return PQ_OK;
 	}
-	rc = expand_mapped(base, base_len, p->bs, p->nb, wmax, p->xb_len, &p->xb, p->xb_sha);
-	if (rc == PQ_OK)
-		rc = expand_mapped(target, target_len, p->ts, p->nt, wmax, p->xt_len, &p->xt,
-		                   p->xt_sha);
-	if (rc != PQ_OK) {
-		pkg__dx_plan_free(p);
-		return rc;
-	}
-	p->window = max_window(p->ts, p->nt, max_window(p->bs, p->nb, 0));
-	p->base_len = base_len;
-	p->target_len = target_len;
-	p->used = true;
-	return PQ_OK;
+	pkg__dx_plan_free(p);
+	return rc;
 }
 
 int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn sink,

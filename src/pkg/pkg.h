@@ -170,7 +170,8 @@ int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, co
 typedef struct {
 	uint64_t mem_limit; /* memory the apply may use (0: PKG_DELTA_APPLY_MEM_DEFAULT) */
 	bool resume;        /* work in <out>.part with a checkpoint (<out>.part.ckpt) after each
-	                     * segment; an apply killed half-way continues from it */
+	                     * segment (a version-3 delta also keeps <out>.x and its own .part
+	                     * and checkpoint); an apply killed half-way continues from them */
 	pkg_progress progress;
 	/* filled in */
 	uint64_t resumed_bytes; /* target bytes taken over, verified, from an interrupted apply */
@@ -182,6 +183,8 @@ typedef struct {
  * hash, the whole against the target SHA-256. */
 int pkg_apply_delta_ex(pkg_reader *r, const pkg_entry *e, const char *base_path,
                        const char *out_path, pkg_apply_opts *o) PQ_MUST_CHECK;
+/* Removes what an interrupted resumable apply to out_path keeps for the next try. */
+void pkg_apply_discard(const char *out_path);
 
 /* A delta's descriptor (docs/package-format.md 5.2): the base and target it was made for. */
 typedef struct {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -265,6 +266,15 @@ int pkg_apply_delta_ex(pkg_reader *r, const pkg_entry *e, const char *base_path,
 	o->memory_needed = d.version == 1 ? v1_memory(&d) : d.apply_memory;
 	return d.version == 1 ? apply_v1(r, e, &d, base_path, out_path, o)
 	                      : apply_v2(r, e, &d, base_path, out_path, o);
+}
+
+void pkg_apply_discard(const char *out_path)
+{
+	static const char *const kept[] = {".part", ".part.ckpt", ".x", ".x.part", ".x.part.ckpt"};
+	char p[PATH_MAX];
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		if (snprintf(p, sizeof(p), "%s%s", out_path, kept[i]) < (int)sizeof(p))
+			unlink(p);
 }
 
 int pkg_apply_delta(pkg_reader *r, const pkg_entry *e, const char *base_path, const char *out_path,
