@@ -25,7 +25,7 @@
 
 #define PKG__D2_DESC_LEN 120
 #define PKG__D2_VERSION  2
-#define PKG__D3_VERSION  3 /* a version-2 delta between expanded images (delta_x.c) */
+#define PKG__D3_VERSION  3  /* a version-2 delta between expanded images (delta_x.c) */
 #define PKG__D2_HASH_LEN 8  /* a segment's check: the first 8 bytes of its SHA-256 */
 #define PKG__D2_EXT_MAX  16 /* base ranges in one segment's window */
 /* Bounds every reader applies whatever the descriptor says. */
@@ -178,8 +178,8 @@ typedef int (*pkg__dx_found_fn)(void *user, const pkg__dx_stream *st, const uint
 int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_found_fn found,
                  void *user, pkg__dx_stream **out, size_t *n) PQ_MUST_CHECK;
 /* Appends the stream table of a version-3 delta. */
-void pkg__dx_table_encode(pq_buf *b, const pkg__dx_stream *bs, size_t nb,
-                          const pkg__dx_stream *ts, size_t nt);
+void pkg__dx_table_encode(pq_buf *b, const pkg__dx_stream *bs, size_t nb, const pkg__dx_stream *ts,
+                          size_t nt);
 /* What a version-3 delta is made from: both images' streams and expanded forms. */
 typedef struct {
 	bool used; /* both images hold streams */
@@ -201,9 +201,8 @@ void pkg__dx_plan_free(pkg__dx_plan *p);
  * 2 * PKG__D2_DESC_LEN bytes of room): the inner delta's segments and table, then the stream
  * table. *outer gets the outer descriptor's fields (hashes excepted), inner_raw the inner
  * descriptor, whole. */
-int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn sink,
-                   void *user, pkg__delta_desc *outer,
-                   uint8_t inner_raw[PKG__D2_DESC_LEN]) PQ_MUST_CHECK;
+int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn sink, void *user,
+                   pkg__delta_desc *outer, uint8_t inner_raw[PKG__D2_DESC_LEN]) PQ_MUST_CHECK;
 /* The memory coding a stream back takes besides its window. */
 #define PKG__DX_APPLY_FIXED (PKG__LZX_MODEL + 2 * (uint64_t)PKG__IO_BUF)
 /* Applies the version-3 delta e (descriptor d) to the base open at base_fd (checked). */

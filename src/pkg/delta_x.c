@@ -129,8 +129,8 @@ int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_
 
 /* Base streams: the count, then per stream the gap before it, clen and xlen. Target streams:
  * the count, then per stream the gap, clen, xlen, usize, dict and props. */
-void pkg__dx_table_encode(pq_buf *b, const pkg__dx_stream *bs, size_t nb,
-                          const pkg__dx_stream *ts, size_t nt)
+void pkg__dx_table_encode(pq_buf *b, const pkg__dx_stream *bs, size_t nb, const pkg__dx_stream *ts,
+                          size_t nt)
 {
 	uint64_t prev = 0;
 	pkg__varint_put(b, nb);
@@ -181,7 +181,8 @@ static int list_decode(const uint8_t *t, size_t len, size_t *pos, bool target, u
 		                  v[2] < 225 && v[2] % 9 + v[2] / 9 % 5 <= 4 && v[0] > 0));
 		if (!ok) {
 			free(st);
-			return pq_err_set(PQ_ERR_FORMAT, "delta: stream %llu of the %s out of bounds",
+			return pq_err_set(PQ_ERR_FORMAT,
+			                  "delta: stream %llu of the %s out of bounds",
 			                  (unsigned long long)i, target ? "target" : "base");
 		}
 		st[i].off = prev + gap;
@@ -281,7 +282,8 @@ static int load(dx_applier *a)
 		                 &target_x);
 	if (rc == PQ_OK && (pos != a->d->table_len || a->nb + a->nt != a->d->segments ||
 	                    base_x != a->inner.base_size || target_x != a->inner.target_size))
-		rc = pq_err_set(PQ_ERR_FORMAT, "delta: the stream table disagrees with the descriptors");
+		rc = pq_err_set(PQ_ERR_FORMAT,
+		                "delta: the stream table disagrees with the descriptors");
 	free(t);
 	for (size_t i = 0; i < a->nt; i++)
 		if (pkg__lzx_window(&a->ts[i].s) > a->window)
@@ -315,14 +317,16 @@ static int expand_base(dx_applier *a, int base_fd, int fd, uint64_t limit)
 	int rc = pq_hash_new(PQ_HASH_SHA256, &out.sha);
 	for (size_t i = 0; rc == PQ_OK && i < a->nb; i++) {
 		rc = copy_range(base_fd, prev, a->bs[i].off - prev, a->io, fd_sink_fn, &out);
-		fd_src f = {.fd = base_fd, .off = a->bs[i].off, .left = a->bs[i].s.clen, .buf = a->io};
+		fd_src f = {
+		    .fd = base_fd, .off = a->bs[i].off, .left = a->bs[i].s.clen, .buf = a->io};
 		pkg__lzx_src in = {.p = NULL, .end = NULL, .fill = fd_fill, .user = &f};
 		pkg__lzx_stream s;
 		if (rc == PQ_OK)
 			rc = pkg__lzx_unpack(&in, DX_MAX_USIZE, limit, &s, fd_sink_fn, &out);
 		if (rc == PQ_OK && (s.xlen != a->bs[i].s.xlen || s.clen > a->bs[i].s.clen))
-			rc = pq_err_set(PQ_ERR_FORMAT, "the base's stream at %llu does not expand as "
-			                               "the delta expects",
+			rc = pq_err_set(PQ_ERR_FORMAT,
+			                "the base's stream at %llu does not expand as "
+			                "the delta expects",
 			                (unsigned long long)a->bs[i].off);
 		prev = a->bs[i].off + a->bs[i].s.clen;
 	}
@@ -359,7 +363,8 @@ static bool have_expanded(dx_applier *a)
 static int inner_apply(dx_applier *a, int base_fd, uint64_t limit)
 {
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.xbase.%ld", a->xpath, (long)getpid()) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.xbase.%ld", a->xpath, (long)getpid()) >=
+	    (int)sizeof(tmp))
 		return pq_err_set(PQ_ERR_RANGE, "path too long: %s", a->xpath);
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
@@ -397,10 +402,12 @@ static int pack_target(dx_applier *a, const char *out_path, uint64_t limit)
 		if (rc == PQ_OK)
 			rc = pkg__lzx_pack(&in, &s, limit, pkg__out_sink, &out);
 		if (rc == PQ_OK && s.clen != a->ts[i].s.clen)
-			rc = pq_err_set(PQ_ERR_VERIFY, "the target's stream at %llu codes to %llu bytes, "
-			                               "not %llu",
-			                (unsigned long long)a->ts[i].off, (unsigned long long)s.clen,
-			                (unsigned long long)a->ts[i].s.clen);
+			rc =
+			    pq_err_set(PQ_ERR_VERIFY,
+			               "the target's stream at %llu codes to %llu bytes, "
+			               "not %llu",
+			               (unsigned long long)a->ts[i].off, (unsigned long long)s.clen,
+			               (unsigned long long)a->ts[i].s.clen);
 		xoff += s.xlen;
 		prev = a->ts[i].off + a->ts[i].s.clen;
 		pkg__progress(&a->o->progress, out.written, a->d->target_size);
@@ -411,8 +418,9 @@ static int pack_target(dx_applier *a, const char *out_path, uint64_t limit)
 		rc = pq_hash_final(out.sha, sha);
 	if (rc == PQ_OK &&
 	    (out.written != a->d->target_size || pq_memeq_ct(sha, a->d->target_sha, 32) != 0))
-		rc = pq_err_set(PQ_ERR_VERIFY, "%s: the patched image does not match the target "
-		                               "SHA-256",
+		rc = pq_err_set(PQ_ERR_VERIFY,
+		                "%s: the patched image does not match the target "
+		                "SHA-256",
 		                a->what);
 	if (rc == PQ_OK)
 		rc = pkg__out_commit(&out);
@@ -432,7 +440,8 @@ int pkg__dx_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, i
 		return pq_err_set(PQ_ERR_RANGE,
 		                  "%s: applying this delta needs %llu MiB, more than the limit of "
 		                  "%llu MiB",
-		                  a.what, (unsigned long long)(d->apply_memory + (1u << 20) - 1) >> 20,
+		                  a.what,
+		                  (unsigned long long)(d->apply_memory + (1u << 20) - 1) >> 20,
 		                  (unsigned long long)limit >> 20);
 	if (snprintf(a.xpath, sizeof(a.xpath), "%s.x", out_path) >= (int)sizeof(a.xpath))
 		return pq_err_set(PQ_ERR_RANGE, "path too long: %s", out_path);
@@ -440,11 +449,12 @@ int pkg__dx_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, i
 	rc = a.io ? load(&a) : pq_err_set(PQ_ERR_NOMEM, "delta apply buffer");
 	uint64_t stream_mem = a.window + PKG__DX_APPLY_FIXED;
 	if (rc == PQ_OK && stream_mem > limit)
-		rc = pq_err_set(PQ_ERR_RANGE,
-		                "%s: applying this delta needs %llu MiB (an LZMA window), more than "
-		                "the limit of %llu MiB",
-		                a.what, (unsigned long long)(stream_mem + (1u << 20) - 1) >> 20,
-		                (unsigned long long)limit >> 20);
+		rc =
+		    pq_err_set(PQ_ERR_RANGE,
+		               "%s: applying this delta needs %llu MiB (an LZMA window), more than "
+		               "the limit of %llu MiB",
+		               a.what, (unsigned long long)(stream_mem + (1u << 20) - 1) >> 20,
+		               (unsigned long long)limit >> 20);
 	uint64_t wmax = limit > PKG__DX_APPLY_FIXED ? limit - PKG__DX_APPLY_FIXED : 0;
 	bool resumed = rc == PQ_OK && o->resume && have_expanded(&a);
 	if (resumed)
@@ -552,10 +562,11 @@ int pkg__dx_plan_make(const uint8_t *base, uint64_t base_len, const uint8_t *tar
 {
 	memset(p, 0, sizeof(*p));
 	uint64_t wmax = apply_limit > PKG__DX_APPLY_FIXED ? apply_limit - PKG__DX_APPLY_FIXED : 0;
-	int rc = scan_mapped(target, target_len, wmax, &p->ts, &p->nt, &p->xt, &p->xt_len,
-	                     p->xt_sha);
+	int rc =
+	    scan_mapped(target, target_len, wmax, &p->ts, &p->nt, &p->xt, &p->xt_len, p->xt_sha);
 	if (rc == PQ_OK && p->nt)
-		rc = scan_mapped(base, base_len, wmax, &p->bs, &p->nb, &p->xb, &p->xb_len, p->xb_sha);
+		rc = scan_mapped(base, base_len, wmax, &p->bs, &p->nb, &p->xb, &p->xb_len,
+		                 p->xb_sha);
 	if (rc == PQ_OK && p->nt && p->nb && p->xb_len <= PKG__D2_IMAGE_MAX &&
 	    p->xt_len <= PKG__D2_IMAGE_MAX) {
 		p->window = max_window(p->ts, p->nt, max_window(p->bs, p->nb, 0));
@@ -568,8 +579,8 @@ int pkg__dx_plan_make(const uint8_t *base, uint64_t base_len, const uint8_t *tar
 	return rc;
 }
 
-int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn sink,
-                   void *user, pkg__delta_desc *outer, uint8_t inner_raw[PKG__D2_DESC_LEN])
+int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn sink, void *user,
+                   pkg__delta_desc *outer, uint8_t inner_raw[PKG__D2_DESC_LEN])
 {
 	pkg__delta_desc in;
 	pq_buf t;

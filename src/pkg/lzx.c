@@ -17,7 +17,13 @@
 #define TOP       (1u << 24)
 #define OUT_BUF   (64u << 10)
 
-enum { K_LIT = 0, K_MATCH = 1, K_REP0 = 2, K_SHORT = 6, K_BITS = 3 };
+enum {
+	K_LIT = 0,
+	K_MATCH = 1,
+	K_REP0 = 2,
+	K_SHORT = 6,
+	K_BITS = 3
+};
 
 typedef uint16_t prob;
 
@@ -78,8 +84,9 @@ static int model_init(model *m, const pkg__lzx_stream *s, pkg_sink_fn sink, void
 	m->sink = sink;
 	m->user = user;
 	m->win = malloc(m->wcap ? m->wcap : 1);
-	return m->win ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "lzma window of %llu bytes",
-	                                   (unsigned long long)m->wcap);
+	return m->win ? PQ_OK
+	              : pq_err_set(PQ_ERR_NOMEM, "lzma window of %llu bytes",
+	                           (unsigned long long)m->wcap);
 }
 
 static int emit(model *m, const void *p, size_t n)
@@ -145,8 +152,9 @@ static inline void state_lit(model *m)
 static int copy_match(model *m, uint32_t dist, unsigned len)
 {
 	if (dist >= m->pos || dist >= m->wcap || len > m->usize - m->pos)
-		return pq_err_set(PQ_ERR_FORMAT, "lzma: a match at distance %u, length %u, at %llu "
-		                                 "of %llu bytes",
+		return pq_err_set(PQ_ERR_FORMAT,
+		                  "lzma: a match at distance %u, length %u, at %llu "
+		                  "of %llu bytes",
 		                  dist, len, (unsigned long long)m->pos,
 		                  (unsigned long long)m->usize);
 	for (unsigned i = 0; i < len; i++)
@@ -416,14 +424,15 @@ static int read_header(pkg__lzx_src *in, uint64_t max_usize, pkg__lzx_stream *s,
 	for (size_t i = 0; i < PKG__LZX_HDR_LEN + 5; i++) {
 		int c = src_byte(in, &rc);
 		if (c < 0)
-			return rc != PQ_OK ? rc : pq_err_set(PQ_ERR_FORMAT, "lzma: stream too short");
+			return rc != PQ_OK ? rc
+			                   : pq_err_set(PQ_ERR_FORMAT, "lzma: stream too short");
 		h[i] = (uint8_t)c;
 	}
 	return pkg__lzx_header(h, PKG__LZX_HDR_LEN + 5, max_usize, s);
 }
 
-int pkg__lzx_unpack(pkg__lzx_src *in, uint64_t max_usize, uint64_t max_window,
-                    pkg__lzx_stream *s, pkg_sink_fn sink, void *user)
+int pkg__lzx_unpack(pkg__lzx_src *in, uint64_t max_usize, uint64_t max_window, pkg__lzx_stream *s,
+                    pkg_sink_fn sink, void *user)
 {
 	uint64_t start = in->used;
 	uint8_t h[PKG__LZX_HDR_LEN + 5];
@@ -703,8 +712,9 @@ int pkg__lzx_pack(pkg__lzx_src *in, pkg__lzx_stream *s, uint64_t max_window, pkg
 	if (rc == PQ_OK)
 		rc = e.err;
 	if (rc == PQ_OK && in->used - start != s->xlen)
-		rc = pq_err_set(PQ_ERR_FORMAT, "lzma tokens: %llu bytes used of %llu",
-		                (unsigned long long)(in->used - start), (unsigned long long)s->xlen);
+		rc =
+		    pq_err_set(PQ_ERR_FORMAT, "lzma tokens: %llu bytes used of %llu",
+		               (unsigned long long)(in->used - start), (unsigned long long)s->xlen);
 	if (rc == PQ_OK)
 		rc = emit_flush(m);
 	s->clen = m->out_total;

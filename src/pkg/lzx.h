@@ -35,11 +35,11 @@
 
 /* A stream's header fields and sizes. */
 typedef struct {
-	uint8_t props;   /* (pb * 5 + lp) * 9 + lc */
-	uint32_t dict;   /* the dictionary size of the header */
-	uint64_t usize;  /* uncompressed bytes */
-	uint64_t clen;   /* the stream's bytes, header included */
-	uint64_t xlen;   /* bytes of its token form */
+	uint8_t props;  /* (pb * 5 + lp) * 9 + lc */
+	uint32_t dict;  /* the dictionary size of the header */
+	uint64_t usize; /* uncompressed bytes */
+	uint64_t clen;  /* the stream's bytes, header included */
+	uint64_t xlen;  /* bytes of its token form */
 } pkg__lzx_stream;
 
 /* A byte source: p..end are the bytes at hand; fill (NULL for a memory source) gives the
@@ -65,8 +65,8 @@ int pkg__lzx_header(const uint8_t *p, size_t len, uint64_t max_usize,
  * header's fields, clen (the bytes the decoder read) and xlen. The stream must decode
  * cleanly to exactly its size (PQ_ERR_FORMAT otherwise); windows over max_window bytes are
  * refused (PQ_ERR_RANGE). */
-int pkg__lzx_unpack(pkg__lzx_src *in, uint64_t max_usize, uint64_t max_window,
-                    pkg__lzx_stream *s, pkg_sink_fn sink, void *user) PQ_MUST_CHECK;
+int pkg__lzx_unpack(pkg__lzx_src *in, uint64_t max_usize, uint64_t max_window, pkg__lzx_stream *s,
+                    pkg_sink_fn sink, void *user) PQ_MUST_CHECK;
 
 /* Codes the token form at `in` (exactly s->xlen bytes) back into the stream s describes:
  * its header, then the range-coded tokens, through sink. Every record is checked (kinds,

@@ -177,9 +177,9 @@ static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
 		rc =
 		    pkg__map_file(lb->image_path, PKG_DELTA2_MAX, &tg, &tg_len, unit->image_sha256);
 	if (rc == PQ_OK)
-		rc = pkg__dx_plan_make(lb->base, lb->base_len, tg, tg_len,
-		                       o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT,
-		                       &px);
+		rc = pkg__dx_plan_make(
+		    lb->base, lb->base_len, tg, tg_len,
+		    o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT, &px);
 	size_t room = px.used ? 2 * PKG__D2_DESC_LEN : PKG__D2_DESC_LEN;
 	if (rc == PQ_OK)
 		rc = pkg__out_open(&lb->out, out_path, 0644);
@@ -202,8 +202,8 @@ static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
 		return rc;
 	unit->base_size = lb->base_len;
 	lb->size = tg_len;
-	uint32_t crc = (uint32_t)crc32_combine(pq_crc32(0, raw, room), lb->out.crc,
-	                                       (z_off_t)lb->out.written);
+	uint32_t crc =
+	    (uint32_t)crc32_combine(pq_crc32(0, raw, room), lb->out.crc, (z_off_t)lb->out.written);
 	return leaf_finish(lb, out_path, unit, crc, lb->out.written + room);
 }
 
