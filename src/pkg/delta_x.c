@@ -91,9 +91,18 @@ int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_
 	pq_buf x;
 	int rc = PQ_OK;
 	pq_buf_init(&x, (size_t)4 * DX_MAX_USIZE);
-	for (uint64_t i = 0; rc == PQ_OK && i < len && cnt < DX_STREAMS_MAX;) {
+	for (uint64_t i = 0; rc == PQ_OK && cnt < DX_STREAMS_MAX;) {
 		pkg__lzx_stream s;
 		bool ok = false;
+		/* a stream's range coder starts with a zero byte after the header: only the
+		 * offsets before a zero byte need a closer look */
+		const uint8_t *z =
+		    len - i > PKG__LZX_HDR_LEN
+		        ? memchr(img + i + PKG__LZX_HDR_LEN, 0, len - i - PKG__LZX_HDR_LEN)
+		        : NULL;
+		if (!z)
+			break;
+		i = (uint64_t)(z - img) - PKG__LZX_HDR_LEN;
 		if (plausible(img + i, len - i))
 			rc = reproducible(img, len, i, max_window, &x, &s, &ok);
 		if (!ok) {
