@@ -41,6 +41,21 @@ static bool plausible(const uint8_t *p, uint64_t avail)
 	return d >= 4096 && (d == low || d == 3 * low) && u > 0 && u <= DX_MAX_USIZE;
 }
 
+/* Where to look after a failed candidate at i: the next offset, or past a run of zeros in
+ * the dictionary-size field (no header has a dictionary of 0), which padding makes long. */
+static uint64_t next_candidate(const uint8_t *img, uint64_t len, uint64_t i)
+{
+	uint64_t z = i + 1;
+	while (z < len && img[z] == 0 && (z & 7))
+		z++;
+	while (z + 8 <= len && img[z] == 0 && pkg__get64(img + z) == 0)
+		z += 8;
+	while (z < len && img[z] == 0)
+		z++;
+	/* img[i + 1, z) is zero: offsets up to z - 5 have a zero dictionary size */
+	return z >= i + 5 && z - 4 > i + 1 ? z - 4 : i + 1;
+}
+
 static int buf_sink(const uint8_t *data, size_t len, void *user)
 {
 	pq_buf_add(user, data, len);
@@ -106,7 +121,7 @@ int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_
 		if (plausible(img + i, len - i))
 			rc = reproducible(img, len, i, max_window, &x, &s, &ok);
 		if (!ok) {
-			i++;
+			i = next_candidate(img, len, i);
 			continue;
 		}
 		if (cnt % 16 == 0) {

@@ -157,8 +157,16 @@ static int copy_match(model *m, uint32_t dist, unsigned len)
 		                  "of %llu bytes",
 		                  dist, len, (unsigned long long)m->pos,
 		                  (unsigned long long)m->usize);
-	for (unsigned i = 0; i < len; i++)
-		win_put(m, win_at(m, dist));
+	uint64_t back = (uint64_t)dist + 1;
+	uint64_t from = m->wpos >= back ? m->wpos - back : m->wpos + m->wcap - back;
+	m->pos += len;
+	for (unsigned i = 0; i < len; i++) { /* byte by byte: the source may overlap */
+		m->win[m->wpos] = m->win[from];
+		if (++m->wpos == m->wcap)
+			m->wpos = 0;
+		if (++from == m->wcap)
+			from = 0;
+	}
 	return PQ_OK;
 }
 
