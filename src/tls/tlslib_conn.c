@@ -81,8 +81,11 @@ static int ssl_failure(pqota_tls_conn *c, int ret, const char *what, int timeout
 		                    "%s: the peer closed the connection without close_notify",
 		                    what);
 	}
-	if (e == SSL_ERROR_SYSCALL && saved_errno != 0 && q == 0) {
+	if (e == SSL_ERROR_SYSCALL && saved_errno != 0 && q == 0)
 		return tlslib__fail(PQOTA_TLS_ERR_IO, "%s: %s", what, strerror(saved_errno));
+	if (q && ERR_SYSTEM_ERROR(q)) { /* OpenSSL 3 queues the socket's errno */
+		ERR_clear_error();
+		return tlslib__fail(PQOTA_TLS_ERR_IO, "%s: %s", what, strerror(ERR_GET_REASON(q)));
 	}
 	errno = saved_errno;
 	tls_ssl_reason(c->ssl, ret, reason, sizeof(reason));
