@@ -135,9 +135,12 @@ def handle(ctx, sock, addr, slots):
                 outcome = "?"
                 try:
                     outcome = serve_http(conn)
-                    conn.shutdown()
                 except pqota_tls.TLSError as e:
                     outcome = f"error: {e}"
+                try:
+                    conn.shutdown()  # close_notify; the client may have gone already
+                except pqota_tls.TLSError:
+                    pass
                 log(f"accepted {peer} group={conn.group} protocol={conn.protocol} "
                     f"client={conn.peer_cn or '-'} quantum_safe={'yes' if conn.quantum_safe else 'no'} "
                     f"request={outcome}")

@@ -141,8 +141,10 @@ PQOTA_TLS_API void pqota_tls_ctx_free(pqota_tls_ctx *ctx);
  * accepting. */
 PQOTA_TLS_API int pqota_tls_accept(pqota_tls_ctx *ctx, int listen_fd, pqota_tls_conn **out);
 
-/* Server: the handshake on fd, a connected socket the caller accepted. The caller keeps
- * fd: it stays open after pqota_tls_close, and the caller closes it afterwards. */
+/* Server: the handshake on fd, a connected socket the caller accepted (blocking: a
+ * non-blocking one is PQOTA_TLS_ERR_INVAL). The caller keeps fd: it stays open after
+ * pqota_tls_close, and the caller closes it afterwards. The context's timeout is set on
+ * it (SO_RCVTIMEO, SO_SNDTIMEO). */
 PQOTA_TLS_API int pqota_tls_accept_fd(pqota_tls_ctx *ctx, int fd, pqota_tls_conn **out);
 
 /* Client: connects to host:port (name or address; port as text, "443") and does the
@@ -152,8 +154,8 @@ PQOTA_TLS_API int pqota_tls_accept_fd(pqota_tls_ctx *ctx, int fd, pqota_tls_conn
 PQOTA_TLS_API int pqota_tls_connect(pqota_tls_ctx *ctx, const char *host, const char *port,
                                     const char *server_name, pqota_tls_conn **out);
 
-/* Client: the handshake on fd, a socket the caller connected, verifying server_name
- * (required). The caller keeps fd, as with pqota_tls_accept_fd. */
+/* Client: the handshake on fd, a blocking socket the caller connected, verifying
+ * server_name (required). The caller keeps fd, as with pqota_tls_accept_fd. */
 PQOTA_TLS_API int pqota_tls_connect_fd(pqota_tls_ctx *ctx, int fd, const char *server_name,
                                        pqota_tls_conn **out);
 

@@ -4,6 +4,7 @@
 #include "tls/tlslib.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -117,6 +118,20 @@ static void peer_facts(pqota_tls_conn *c)
 
 /* ---- making connections --------------------------------------------------------------- */
 
+/* A socket the caller gives must be open and blocking: on a non-blocking one, every
+ * would-block would read as a timeout. */
+static int caller_fd(int fd)
+{
+	int fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "bad socket %d", fd);
+	if (fl & O_NONBLOCK)
+		return tlslib__fail(PQOTA_TLS_ERR_INVAL,
+		                    "socket %d is non-blocking: libpqota-tls needs a blocking one",
+		                    fd);
+	return PQOTA_TLS_OK;
+}
+
 static int conn_new(pqota_tls_ctx *ctx, int fd, bool owns_fd, pqota_tls_conn **out)
 {
 	pqota_tls_conn *c = calloc(1, sizeof(*c));
@@ -184,8 +199,8 @@ PQOTA_TLS_API int pqota_tls_accept_fd(pqota_tls_ctx *ctx, int fd, pqota_tls_conn
 	int rc = start_args(ctx, true, out);
 	if (rc != PQOTA_TLS_OK)
 		return rc;
-	if (fd < 0)
-		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "bad socket %d", fd);
+	if ((rc = caller_fd(fd)) != PQOTA_TLS_OK)
+		return rc;
 	rc = conn_new(ctx, fd, false, &c);
 	if (rc != PQOTA_TLS_OK)
 		return rc;
@@ -220,8 +235,8 @@ PQOTA_TLS_API int pqota_tls_connect_fd(pqota_tls_ctx *ctx, int fd, const char *s
 	int rc = start_args(ctx, false, out);
 	if (rc != PQOTA_TLS_OK)
 		return rc;
-	if (fd < 0)
-		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "bad socket %d", fd);
+	if ((rc = caller_fd(fd)) != PQOTA_TLS_OK)
+		return rc;
 	if (!server_name || !*server_name)
 		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "the server name to verify is required");
 	rc = conn_new(ctx, fd, false, &c);

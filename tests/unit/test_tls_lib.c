@@ -378,6 +378,14 @@ static void test_context_errors(void **state)
 	assert_int_equal(pqota_tls_connect_fd(c, 0, NULL, &conn), PQOTA_TLS_ERR_INVAL);
 	assert_int_equal(pqota_tls_connect_fd(c, -1, "localhost", &conn), PQOTA_TLS_ERR_INVAL);
 	assert_int_equal(pqota_tls_accept(s, -1, &conn), PQOTA_TLS_ERR_INVAL);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(pqota_tls_accept_fd(s, sv[0], &conn), PQOTA_TLS_ERR_INVAL);
+	assert_non_null(strstr(pqota_tls_last_error(), "non-blocking"));
+	assert_int_equal(pqota_tls_connect_fd(c, sv[1], "localhost", &conn), PQOTA_TLS_ERR_INVAL);
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(pqota_tls_accept_fd(s, sv[0], &conn), PQOTA_TLS_ERR_INVAL); /* closed */
 	assert_int_equal(pqota_tls_accept(NULL, 3, &conn), PQOTA_TLS_ERR_INVAL);
 	assert_int_equal(pqota_tls_connect(c, "", "443", NULL, &conn), PQOTA_TLS_ERR_INVAL);
 	assert_int_equal(pqota_tls_connect(c, "127.0.0.1", "443", NULL, NULL), PQOTA_TLS_ERR_INVAL);
