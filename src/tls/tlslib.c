@@ -145,8 +145,18 @@ static int ctx_status(int rc)
 	}
 }
 
-static int ctx_wrap(SSL_CTX *ssl, bool server, pqota_tls_ctx **out)
+/* Builds the SSL_CTX of o, checks its certificate's key against the profile (when it has
+ * a certificate), and wraps it. */
+static int ctx_build(const tls_opts *o, bool server, pqota_tls_ctx **out)
 {
+	SSL_CTX *ssl = NULL;
+	int rc = server ? tls_server_ctx_new(o, &ssl) : tls_client_ctx_new(o, &ssl);
+	if (rc == PQ_OK && o->cert_file)
+		rc = tls_ctx_check_key(ssl, o->profile, o->cert_file);
+	if (rc != PQ_OK) {
+		SSL_CTX_free(ssl);
+		return ctx_status(rc);
+	}
 	pqota_tls_ctx *c = calloc(1, sizeof(*c));
 	if (!c) {
 		SSL_CTX_free(ssl);
@@ -159,13 +169,17 @@ static int ctx_wrap(SSL_CTX *ssl, bool server, pqota_tls_ctx **out)
 	return PQOTA_TLS_OK;
 }
 
-static int profile_arg(const char *profile, const pq_profile **out)
+/* The arguments every context takes: where it goes (reset to NULL) and the profile. */
+static int ctx_args(const char *profile, pqota_tls_ctx **out, const pq_profile **p)
 {
+	if (!out)
+		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "no place for the context (out is NULL)");
+	*out = NULL;
 	if (!profile)
 		return tlslib__fail(PQOTA_TLS_ERR_PROFILE, "no profile given (ids 0..%d)",
 		                    PQ_PROFILE_COUNT - 1);
-	if (pq_profile_find(profile, out) != PQ_OK)
-		return PQOTA_TLS_ERR_PROFILE;
+	if (pq_profile_find(profile, p) != PQ_OK)
+		return PQOTA_TLS_ERR_PROFILE; /* the detail names the ids and a name */
 	return PQOTA_TLS_OK;
 }
 
@@ -192,18 +206,30 @@ static int server_args(const char *cert_file, const char *key_file, const char *
 	return check_file(ca_file, "CA");
 }
 
+/* Checks the arguments of pqota_tls_client_new; the files must be readable. */
+static int client_args(const char *ca_file, const char *cert_file, const char *key_file,
+                       unsigned flags)
+{
+	int rc;
+	if (flags)
+		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "unknown client flags 0x%x", flags);
+	if ((cert_file == NULL) != (key_file == NULL))
+		return tlslib__fail(PQOTA_TLS_ERR_INVAL,
+		                    "a client certificate needs both cert_file and key_file");
+	if ((rc = check_file(ca_file, "CA")) != PQOTA_TLS_OK || !cert_file)
+		return rc;
+	if ((rc = check_file(cert_file, "certificate")) != PQOTA_TLS_OK)
+		return rc;
+	return check_file(key_file, "private key");
+}
+
 PQOTA_TLS_API int pqota_tls_server_new(const char *profile, const char *cert_file,
                                        const char *key_file, const char *ca_file, unsigned flags,
                                        pqota_tls_ctx **out)
 {
 	const pq_profile *p = NULL;
-	SSL_CTX *ssl = NULL;
 	int rc;
-
-	if (!out)
-		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "no place for the context (out is NULL)");
-	*out = NULL;
-	if ((rc = profile_arg(profile, &p)) != PQOTA_TLS_OK ||
+	if ((rc = ctx_args(profile, out, &p)) != PQOTA_TLS_OK ||
 	    (rc = server_args(cert_file, key_file, ca_file, flags)) != PQOTA_TLS_OK)
 		return rc;
 	tls_opts o = {.profile = p,
@@ -212,15 +238,7 @@ PQOTA_TLS_API int pqota_tls_server_new(const char *profile, const char *cert_fil
 	              .ca_file = ca_file,
 	              .require_client_cert = (flags & PQOTA_TLS_CLIENT_CERT_REQUIRED) != 0,
 	              .request_client_cert = (flags & PQOTA_TLS_CLIENT_CERT_OPTIONAL) != 0};
-	rc = tls_server_ctx_new(&o, &ssl);
-	if (rc != PQ_OK)
-		return ctx_status(rc);
-	rc = tls_ctx_check_key(ssl, p, cert_file);
-	if (rc != PQ_OK) {
-		SSL_CTX_free(ssl);
-		return ctx_status(rc);
-	}
-	return ctx_wrap(ssl, true, out);
+	return ctx_build(&o, true, out);
 }
 
 PQOTA_TLS_API int pqota_tls_client_new(const char *profile, const char *ca_file,
@@ -228,37 +246,16 @@ PQOTA_TLS_API int pqota_tls_client_new(const char *profile, const char *ca_file,
                                        pqota_tls_ctx **out)
 {
 	const pq_profile *p = NULL;
-	SSL_CTX *ssl = NULL;
 	int rc;
-
-	if (!out)
-		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "no place for the context (out is NULL)");
-	*out = NULL;
-	if ((rc = profile_arg(profile, &p)) != PQOTA_TLS_OK)
-		return rc;
-	if (flags)
-		return tlslib__fail(PQOTA_TLS_ERR_INVAL, "unknown client flags 0x%x", flags);
-	if ((cert_file == NULL) != (key_file == NULL))
-		return tlslib__fail(PQOTA_TLS_ERR_INVAL,
-		                    "a client certificate needs both cert_file and key_file");
-	if ((rc = check_file(ca_file, "CA")) != PQOTA_TLS_OK)
-		return rc;
-	if (cert_file && ((rc = check_file(cert_file, "certificate")) != PQOTA_TLS_OK ||
-	                  (rc = check_file(key_file, "private key")) != PQOTA_TLS_OK))
+	if ((rc = ctx_args(profile, out, &p)) != PQOTA_TLS_OK ||
+	    (rc = client_args(ca_file, cert_file, key_file, flags)) != PQOTA_TLS_OK)
 		return rc;
 	tls_opts o = {.profile = p,
 	              .cert_file = cert_file,
 	              .key_file = key_file,
 	              .ca_file = ca_file,
 	              .verify_peer = true};
-	rc = tls_client_ctx_new(&o, &ssl);
-	if (rc != PQ_OK)
-		return ctx_status(rc);
-	if (cert_file && (rc = tls_ctx_check_key(ssl, p, cert_file)) != PQ_OK) {
-		SSL_CTX_free(ssl);
-		return ctx_status(rc);
-	}
-	return ctx_wrap(ssl, false, out);
+	return ctx_build(&o, false, out);
 }
 
 PQOTA_TLS_API int pqota_tls_ctx_set_timeout(pqota_tls_ctx *ctx, int timeout_ms)

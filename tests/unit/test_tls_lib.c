@@ -300,19 +300,24 @@ static void test_profiles(void **state)
 
 /* ---- contexts: every way to get them wrong --------------------------------------------- */
 
-/* Calls pqota_tls_server_new, expects `want` and, on failure, *out NULL and a detail
- * containing `says`. */
+/* The status of a failed *_new is `want`, *out is reset to NULL, and the detail contains
+ * `says`. */
+static void expect_failure(const char *call, int rc, const pqota_tls_ctx *ctx, int want,
+                           const char *says)
+{
+	if (rc != want)
+		fail_msg("%s: %d, want %d (%s)", call, rc, want, pqota_tls_last_error());
+	assert_null(ctx);
+	if (!strstr(pqota_tls_last_error(), says))
+		fail_msg("%s: detail '%s' lacks '%s'", call, pqota_tls_last_error(), says);
+}
+
 static void server_fails(const char *profile, const char *cert, const char *key, const char *ca,
                          unsigned flags, int want, const char *says)
 {
 	pqota_tls_ctx *ctx = (pqota_tls_ctx *)&ctx; /* not NULL: must be reset */
 	int rc = pqota_tls_server_new(profile, cert, key, ca, flags, &ctx);
-	if (rc != want)
-		fail_msg("server_new(%s, %s): %d, want %d (%s)", profile, cert, rc, want,
-		         pqota_tls_last_error());
-	assert_null(ctx);
-	if (!strstr(pqota_tls_last_error(), says))
-		fail_msg("detail '%s' lacks '%s'", pqota_tls_last_error(), says);
+	expect_failure("server_new", rc, ctx, want, says);
 }
 
 static void client_fails(const char *profile, const char *ca, const char *cert, const char *key,
@@ -320,12 +325,7 @@ static void client_fails(const char *profile, const char *ca, const char *cert, 
 {
 	pqota_tls_ctx *ctx = (pqota_tls_ctx *)&ctx;
 	int rc = pqota_tls_client_new(profile, ca, cert, key, flags, &ctx);
-	if (rc != want)
-		fail_msg("client_new(%s, %s): %d, want %d (%s)", profile, ca, rc, want,
-		         pqota_tls_last_error());
-	assert_null(ctx);
-	if (!strstr(pqota_tls_last_error(), says))
-		fail_msg("detail '%s' lacks '%s'", pqota_tls_last_error(), says);
+	expect_failure("client_new", rc, ctx, want, says);
 }
 
 static void test_context_errors(void **state)
