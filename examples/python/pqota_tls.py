@@ -135,6 +135,8 @@ def profiles():
 class Connection:
     """One TLS connection; close() it (or use `with`). Not for two threads at once."""
 
+    _h = None
+
     def __init__(self, handle):
         self._h = handle
 
@@ -185,6 +187,8 @@ class Connection:
 
 
 class _Context:
+    _h = None  # until made: __del__ after a failed __init__ finds nothing to free
+
     def __init__(self, handle):
         self._h = handle
 

@@ -9,12 +9,14 @@
 EX="$PQOTA_SRC/examples/python"
 export PQOTA_TLS_LIB="$(dirname "$PQOTA")/libpqota-tls.so.1"
 [ -f "$PQOTA_TLS_LIB" ] || { bad "no $PQOTA_TLS_LIB (the build makes it)"; finish; }
-# A sanitizer build's library needs its runtime loaded first (python3 is not instrumented).
-if asan=$(ldd "$PQOTA_TLS_LIB" | awk '/libasan/ {print $3}') && [ -n "$asan" ]; then
-	export LD_PRELOAD="$asan${LD_PRELOAD:+:$LD_PRELOAD}"
-	export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-fi
-py() { python3 "$@"; }
+# A sanitizer build's library needs its runtime loaded before python3 (not instrumented,
+# and its own allocations are not ours to judge: no leak check there).
+# The interpreter itself, not a wrapper script (pyenv's shims are bash) that would inherit it.
+python=$(python3 -c 'import sys; print(sys.executable)')
+py_env=()
+asan=$(ldd "$PQOTA_TLS_LIB" | awk '/libasan/ {print $3}')
+[ -z "$asan" ] || py_env=(env "LD_PRELOAD=$asan" "ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0")
+py() { "${py_env[@]}" "$python" "$@"; }
 
 pki="$WORK/pki"
 other="$WORK/other"
