@@ -61,7 +61,7 @@ static void sigpipe_end(sigpipe_guard *g)
 
 /* The status of an SSL call that returned ret <= 0, with its detail recorded; `what` says
  * what was being done ("handshake", "read", "write"). Clears OpenSSL's error queue. */
-static int ssl_failure(pqota_tls_conn *c, int ret, const char *what, int timeout_ms)
+static int ssl_failure(pqota_tls_conn *c, int ret, const char *what)
 {
 	int saved_errno = errno;
 	int e = SSL_get_error(c->ssl, ret);
@@ -73,7 +73,7 @@ static int ssl_failure(pqota_tls_conn *c, int ret, const char *what, int timeout
 	    (e == SSL_ERROR_SYSCALL && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))) {
 		ERR_clear_error();
 		return tlslib__fail(PQOTA_TLS_ERR_TIMEOUT, "%s: no progress within %d ms", what,
-		                    timeout_ms);
+		                    c->timeout_ms);
 	}
 	c->failed = true;
 	if (e == SSL_ERROR_SSL && ERR_GET_REASON(q) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
@@ -167,7 +167,7 @@ static int handshake(pqota_tls_ctx *ctx, pqota_tls_conn *c, pqota_tls_conn **out
 	sigpipe_guard g;
 	sigpipe_begin(&g);
 	int r = ctx->server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
-	int rc = r == 1 ? PQOTA_TLS_OK : ssl_failure(c, r, "handshake", c->timeout_ms);
+	int rc = r == 1 ? PQOTA_TLS_OK : ssl_failure(c, r, "handshake");
 	sigpipe_end(&g);
 	if (rc != PQOTA_TLS_OK) {
 		conn_discard(c);
@@ -321,7 +321,7 @@ PQOTA_TLS_API long pqota_tls_read(pqota_tls_conn *c, void *buf, size_t len)
 			ERR_clear_error();
 			got = 0; /* close_notify: the clean end of the stream */
 		} else {
-			rc = ssl_failure(c, r, "read", c->timeout_ms);
+			rc = ssl_failure(c, r, "read");
 		}
 	}
 	sigpipe_end(&g);
@@ -345,7 +345,7 @@ PQOTA_TLS_API long pqota_tls_write(pqota_tls_conn *c, const void *buf, size_t le
 	/* blocking, without SSL_MODE_ENABLE_PARTIAL_WRITE: all of it, or a failure */
 	int r = SSL_write_ex(c->ssl, buf, len, &put);
 	if (r != 1) {
-		rc = ssl_failure(c, r, "write", c->timeout_ms);
+		rc = ssl_failure(c, r, "write");
 		c->failed = true; /* a record may be half sent: the stream is unusable */
 	}
 	sigpipe_end(&g);
@@ -364,7 +364,7 @@ PQOTA_TLS_API int pqota_tls_shutdown(pqota_tls_conn *c)
 	sigpipe_guard g;
 	sigpipe_begin(&g);
 	int r = SSL_shutdown(c->ssl); /* 0: ours sent, the peer's not awaited */
-	int rc = r >= 0 ? PQOTA_TLS_OK : ssl_failure(c, r, "shutdown", c->timeout_ms);
+	int rc = r >= 0 ? PQOTA_TLS_OK : ssl_failure(c, r, "shutdown");
 	sigpipe_end(&g);
 	return rc;
 }

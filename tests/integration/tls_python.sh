@@ -97,6 +97,18 @@ check "s_client: the answer names its group in X-TLS-Group" contains "$WORK/sc.o
 check "a 17 KB request head is answered 431" contains "$WORK/big.out" "HTTP/1.1 431"
 expect_exit 0 "the server still serves afterwards" py "$EX/pqota_fetch.py" "https://127.0.0.1:$PORT/health" --ca "$pki/ca/ca.crt"
 
+# eight clients at once: one context, a thread per connection in the server
+par=()
+for i in 1 2 3 4 5 6 7 8; do
+	py "$EX/pqota_fetch.py" "https://127.0.0.1:$PORT/" --ca "$pki/ca/ca.crt" >"$WORK/par.$i" 2>&1 &
+	par+=($!)
+done
+served=0
+for i in "${!par[@]}"; do
+	wait "${par[$i]}" && grep -q "Hello from Python" "$WORK/par.$((i + 1))" && served=$((served + 1))
+done
+check "eight concurrent clients all got the page ($served/8)" test "$served" = 8
+
 # mutual TLS: the vehicle's certificate is the identity; no certificate, no page
 start_server mtls --mtls
 veh="$pki/vehicles/VIN123"
