@@ -77,7 +77,7 @@ bench: build
 	PQOTA_BIN=$(abspath $(BUILD))/pqota bench/server-vs-nginx.sh $(BENCH_ARGS)
 
 format:
-	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'include/*.h' 'tests/*.[ch]' 'bench/*.[ch]')
 
 format-check:
 	@scripts/format-check

@@ -26,6 +26,8 @@ set(PQOTA_UNIT_LIBS_test_server_api pqota_server PkgConfig::CURL)
 set(PQOTA_UNIT_LIBS_test_sim pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_store pqota_store)
 set(PQOTA_UNIT_LIBS_test_tls pqota_tls)
+# the shared library through its public header; pqota_crypto only makes the PKI fixtures
+set(PQOTA_UNIT_LIBS_test_tls_lib pqota-tls pqota_crypto)
 set(PQOTA_UNIT_LIBS_test_uds pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_uptane pqota_uptane)
 set(PQOTA_UNIT_LIBS_ALL pqota_agent pqota_server pqota_store pqota_pkg pqota_uptane pqota_vehicle

@@ -1,13 +1,10 @@
 /* probe.c: blocking TLS probe (client) and one-line TLS responder (server) over TCP. */
 #include "tls/probe.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,91 +17,10 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+#include <openssl/x509.h>
 
 #include "core/time.h"
-
-static void set_timeouts(int fd, int ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-/* The reason a handshake or read failed: OpenSSL's queue, else errno, else a default. */
-static void ssl_reason(SSL *ssl, int ret, char *buf, size_t len)
-{
-	int e = SSL_get_error(ssl, ret);
-	unsigned long q = ERR_peek_last_error();
-	if (q) {
-		ERR_error_string_n(q, buf, len);
-	} else if (e == SSL_ERROR_SYSCALL && errno) {
-		snprintf(buf, len, "%s", errno == EAGAIN ? "timed out" : strerror(errno));
-	} else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
-		snprintf(buf, len, "connection closed by the peer");
-	} else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-		snprintf(buf, len, "timed out");
-	} else {
-		snprintf(buf, len, "TLS error %d", e);
-	}
-	ERR_clear_error();
-}
-
-static int tcp_connect(const char *host, const char *port, int timeout_ms, int *out)
-{
-	struct addrinfo hints = {0}, *ai = NULL, *p;
-	int fd = -1, rc, last_errno = 0;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_family = AF_UNSPEC;
-	rc = getaddrinfo(host, port, &hints, &ai);
-	if (rc != 0)
-		return pq_err_set(PQ_ERR_NOTFOUND, "resolving %s:%s: %s", host, port,
-		                  gai_strerror(rc));
-	for (p = ai; p; p = p->ai_next) {
-		fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
-		if (fd < 0)
-			continue;
-		int fl = fcntl(fd, F_GETFL);
-		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-		if (connect(fd, p->ai_addr, p->ai_addrlen) == 0 || errno == EINPROGRESS) {
-			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			int err = 0;
-			socklen_t el = sizeof(err);
-			if (poll(&pfd, 1, timeout_ms) == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0) {
-				(void)fcntl(fd, F_SETFL, fl);
-				int one = 1;
-				(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-				set_timeouts(fd, timeout_ms);
-				*out = fd;
-				freeaddrinfo(ai);
-				return PQ_OK;
-			}
-			last_errno = err ? err : ETIMEDOUT;
-		} else {
-			last_errno = errno;
-		}
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return pq_err_set(last_errno == ETIMEDOUT ? PQ_ERR_TIMEOUT : PQ_ERR_IO,
-	                  "connecting to %s:%s: %s", host, port, strerror(last_errno));
-}
-
-static void name_line(X509_NAME *n, char *buf, size_t len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long l;
-	buf[0] = '\0';
-	if (!b)
-		return;
-	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
-	    (l = BIO_get_mem_data(b, &data)) > 0)
-		snprintf(buf, len, "%.*s", (int)l, data);
-	BIO_free(b);
-}
+#include "tls/sock.h"
 
 static void time_line(const ASN1_TIME *t, char *buf, size_t len)
 {
@@ -123,7 +39,7 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 	double t0;
 
 	memset(res, 0, sizeof(*res));
-	rc = tcp_connect(host, port, timeout_ms > 0 ? timeout_ms : 5000, &fd);
+	rc = tls_tcp_connect(host, port, timeout_ms > 0 ? timeout_ms : 5000, &fd);
 	if (rc != PQ_OK)
 		return rc;
 	ssl = SSL_new(ctx);
@@ -132,29 +48,16 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 		goto out;
 	}
 	if (server_name && *server_name) {
-		unsigned char ipbuf[16];
-		bool is_ip = inet_pton(AF_INET, server_name, ipbuf) == 1 ||
-		             inet_pton(AF_INET6, server_name, ipbuf) == 1;
-		if (!is_ip && SSL_set_tlsext_host_name(ssl, server_name) != 1) {
-			rc = pq_err_ssl(PQ_ERR_INVAL, "SNI '%s'", server_name);
+		rc = tls_set_peer_name(ssl, server_name);
+		if (rc != PQ_OK)
 			goto out;
-		}
-		if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
-			X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-			int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, server_name)
-			               : SSL_set1_host(ssl, server_name);
-			if (ok != 1) {
-				rc = pq_err_ssl(PQ_ERR_INVAL, "peer name '%s'", server_name);
-				goto out;
-			}
-		}
 	}
 	t0 = pq_mono_s() * 1e3;
 	r = SSL_connect(ssl);
 	res->handshake_ms = pq_mono_s() * 1e3 - t0;
 	res->verify_result = SSL_get_verify_result(ssl);
 	if (r != 1) {
-		ssl_reason(ssl, r, reason, sizeof(reason));
+		tls_ssl_reason(ssl, r, reason, sizeof(reason));
 		if (res->verify_result != X509_V_OK)
 			rc = pq_err_set(PQ_ERR_TLS, "handshake with %s:%s failed: %s (%s)", host,
 			                port, X509_verify_cert_error_string(res->verify_result),
@@ -167,9 +70,10 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 	tls_conn_info(ssl, &res->info);
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	if (peer) {
-		name_line(X509_get_subject_name(peer), res->peer_subject,
-		          sizeof(res->peer_subject));
-		name_line(X509_get_issuer_name(peer), res->peer_issuer, sizeof(res->peer_issuer));
+		tls_name_line(X509_get_subject_name(peer), res->peer_subject,
+		              sizeof(res->peer_subject));
+		tls_name_line(X509_get_issuer_name(peer), res->peer_issuer,
+		              sizeof(res->peer_issuer));
 		time_line(X509_get0_notAfter(peer), res->peer_not_after,
 		          sizeof(res->peer_not_after));
 		const char *sn = OBJ_nid2sn(X509_get_signature_nid(peer));
@@ -177,14 +81,14 @@ int tls_probe(SSL_CTX *ctx, const char *host, const char *port, const char *serv
 	}
 	if (wait_ms > 0) {
 		size_t used = 0;
-		set_timeouts(fd, wait_ms);
+		tls_sock_timeouts(fd, wait_ms);
 		while (used + 1 < sizeof(res->greeting)) {
 			r = SSL_read(ssl, res->greeting + used,
 			             (int)(sizeof(res->greeting) - 1 - used));
 			if (r <= 0) {
 				int e = SSL_get_error(ssl, r);
 				if (e == SSL_ERROR_SSL) {
-					ssl_reason(ssl, r, reason, sizeof(reason));
+					tls_ssl_reason(ssl, r, reason, sizeof(reason));
 					rc = pq_err_set(PQ_ERR_TLS,
 					                "%s:%s rejected the session after the "
 					                "handshake: %s",
@@ -290,7 +194,7 @@ static void serve_one(tls_responder *r, int cfd)
 	int ret;
 
 	memset(&info, 0, sizeof(info));
-	set_timeouts(cfd, 5000);
+	tls_sock_timeouts(cfd, 5000);
 	if (!ssl || SSL_set_fd(ssl, cfd) != 1) {
 		if (r->cb)
 			r->cb(&info, PQ_ERR_TLS, "no TLS object", r->user);
@@ -298,7 +202,7 @@ static void serve_one(tls_responder *r, int cfd)
 	}
 	ret = SSL_accept(ssl);
 	if (ret != 1) {
-		ssl_reason(ssl, ret, reason, sizeof(reason));
+		tls_ssl_reason(ssl, ret, reason, sizeof(reason));
 		if (r->cb)
 			r->cb(&info, PQ_ERR_TLS, reason, r->user);
 		goto out;

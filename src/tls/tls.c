@@ -1,6 +1,8 @@
 /* tls.c: TLS 1.3 SSL_CTX builders from PQC profiles, peer identity and connection info. */
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -9,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #define GROUPS_MAX 512
 
@@ -140,6 +143,26 @@ fail:
 	return rc;
 }
 
+int tls_ctx_check_key(SSL_CTX *ctx, const pq_profile *p, const char *cert_file)
+{
+	EVP_PKEY *pk = SSL_CTX_get0_privatekey(ctx);
+	pq_key *k = NULL;
+	if (!pk)
+		return pq_err_set(PQ_ERR_INVAL, "the context has no key");
+	int rc = pq_key_wrap_evp(pk, &k);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "%s", cert_file);
+	pq_alg alg = pq_key_alg(k);
+	pq_key_free(k);
+	if (alg != p->cert_alg)
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "%s holds a %s key, but profile %d (%s) signs with %s: make the "
+		                  "PKI with that profile (pqota keys init --profile %d)",
+		                  cert_file, pq_alg_name(alg), p->id, p->name,
+		                  pq_alg_name(p->cert_alg), p->id);
+	return PQ_OK;
+}
+
 int tls_peer_cn(SSL *ssl, char *buf, size_t len)
 {
 	X509 *peer = SSL_get0_peer_certificate(ssl);
@@ -169,6 +192,54 @@ bool tls_group_is_hybrid(const char *group)
 {
 	return tls_group_is_pq(group) &&
 	       (strncasecmp(group, "X25519MLKEM", 11) == 0 || strncasecmp(group, "SecP", 4) == 0);
+}
+
+/* The reason a handshake or read failed: OpenSSL's queue, else errno, else a default. */
+void tls_ssl_reason(SSL *ssl, int ret, char *buf, size_t len)
+{
+	int e = SSL_get_error(ssl, ret);
+	unsigned long q = ERR_peek_last_error();
+	if (q) {
+		ERR_error_string_n(q, buf, len);
+	} else if (e == SSL_ERROR_SYSCALL && errno) {
+		snprintf(buf, len, "%s", errno == EAGAIN ? "timed out" : strerror(errno));
+	} else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
+		snprintf(buf, len, "connection closed by the peer");
+	} else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		snprintf(buf, len, "timed out");
+	} else {
+		snprintf(buf, len, "TLS error %d", e);
+	}
+	ERR_clear_error();
+}
+
+void tls_name_line(X509_NAME *n, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long l;
+	buf[0] = '\0';
+	if (!b)
+		return;
+	if (X509_NAME_print_ex(b, n, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
+	    (l = BIO_get_mem_data(b, &data)) > 0)
+		snprintf(buf, len, "%.*s", (int)l, data);
+	BIO_free(b);
+}
+
+int tls_set_peer_name(SSL *ssl, const char *name)
+{
+	unsigned char ipbuf[16];
+	bool is_ip = inet_pton(AF_INET, name, ipbuf) == 1 || inet_pton(AF_INET6, name, ipbuf) == 1;
+	if (!is_ip && SSL_set_tlsext_host_name(ssl, name) != 1)
+		return pq_err_ssl(PQ_ERR_INVAL, "SNI '%s'", name);
+	if (!(SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER))
+		return PQ_OK;
+	int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
+	               : SSL_set1_host(ssl, name);
+	if (ok != 1)
+		return pq_err_ssl(PQ_ERR_INVAL, "peer name '%s'", name);
+	return PQ_OK;
 }
 
 static void copy(char *dst, size_t len, const char *src)

@@ -44,6 +44,12 @@ int tls_server_ctx_new(const tls_opts *o, struct ssl_ctx_st **out) PQ_MUST_CHECK
 /* Builds a client context; cert_file/key_file are the client certificate (optional). */
 int tls_client_ctx_new(const tls_opts *o, struct ssl_ctx_st **out) PQ_MUST_CHECK;
 
+/* Whether the context's certificate key is of the profile's signature algorithm
+ * (PQ_ERR_INVAL naming cert_file and both algorithms if not): a mismatch would only show
+ * later, as a handshake without a common signature scheme. */
+int tls_ctx_check_key(struct ssl_ctx_st *ctx, const pq_profile *p,
+                      const char *cert_file) PQ_MUST_CHECK;
+
 typedef struct {
 	char protocol[16];     /* "TLSv1.3" */
 	char group[48];        /* negotiated key-exchange group: "X25519MLKEM768" */
@@ -63,6 +69,19 @@ void tls_conn_info(struct ssl_st *ssl, tls_info *info);
 
 /* The peer certificate's CN; PQ_ERR_NOTFOUND without a peer certificate. */
 int tls_peer_cn(struct ssl_st *ssl, char *buf, size_t len) PQ_MUST_CHECK;
+
+/* The reason an SSL call that returned `ret` failed: OpenSSL's error queue, else errno
+ * ("timed out" for a socket timeout), else "connection closed by the peer". Clears the
+ * queue. */
+void tls_ssl_reason(struct ssl_st *ssl, int ret, char *buf, size_t len);
+
+/* A certificate name on one line ("CN = x, O = y"); "" when it cannot be printed. */
+struct X509_name_st;
+void tls_name_line(struct X509_name_st *n, char *buf, size_t len);
+
+/* Client side: sends `name` as SNI (unless it is an IP address) and, when the connection
+ * verifies its peer, requires the certificate to carry it (DNS name or IP address). */
+int tls_set_peer_name(struct ssl_st *ssl, const char *name) PQ_MUST_CHECK;
 
 /* Whether an OpenSSL group name includes ML-KEM (and a classical part). */
 bool tls_group_is_pq(const char *group);
