@@ -25,8 +25,7 @@ json_t *ag_telemetry_body(const ag_vstate *v, uint64_t storage_free, uint64_t st
 	                 (json_int_t)storage_free, "total_bytes", (json_int_t)storage_total);
 }
 
-int ag_storage(const char *dir, int64_t free_override, uint64_t *free_bytes,
-               uint64_t *total_bytes)
+int ag_storage(const char *dir, int64_t free_override, uint64_t *free_bytes, uint64_t *total_bytes)
 {
 	struct statvfs st;
 	if (statvfs(dir, &st) != 0)

@@ -55,7 +55,8 @@ static int parse_motion(const json_t *root, store_telemetry *t)
 	if (rc == PQ_OK)
 		rc = pq_jv_bool(&jv, root, "parked", "", PQ_JV_REQUIRED, &t->parked);
 	if (rc == PQ_OK)
-		rc = scaled(root, "speed_kmh", "", STORE_TELE_DKMH_MAX / 10.0, 10.0, &t->speed_dkmh);
+		rc =
+		    scaled(root, "speed_kmh", "", STORE_TELE_DKMH_MAX / 10.0, 10.0, &t->speed_dkmh);
 	if (rc == PQ_OK && t->parked && t->speed_dkmh > 0)
 		rc = pq_err_set(PQ_ERR_RANGE, "telemetry: parked at %.1f km/h",
 		                t->speed_dkmh / 10.0);
@@ -67,9 +68,11 @@ static int parse_storage(const json_t *root, store_telemetry *t)
 	json_t *s = NULL;
 	int rc = pq_jv_obj(&jv, root, "storage", "", PQ_JV_REQUIRED, &s);
 	if (rc == PQ_OK)
-		rc = integer(s, "total_bytes", ".storage", 1, STORE_TELE_BYTES_MAX, &t->storage_total);
+		rc = integer(s, "total_bytes", ".storage", 1, STORE_TELE_BYTES_MAX,
+		             &t->storage_total);
 	if (rc == PQ_OK)
-		rc = integer(s, "free_bytes", ".storage", 0, STORE_TELE_BYTES_MAX, &t->storage_free);
+		rc =
+		    integer(s, "free_bytes", ".storage", 0, STORE_TELE_BYTES_MAX, &t->storage_free);
 	if (rc == PQ_OK && t->storage_free > t->storage_total)
 		rc = pq_err_set(PQ_ERR_RANGE, "telemetry: storage free_bytes above total_bytes");
 	return rc;
@@ -99,7 +102,7 @@ bool tele_topic(const char *topic)
 {
 	static const char suffix[] = "/telemetry";
 	size_t n = topic ? strlen(topic) : 0, k = sizeof(suffix) - 1;
-	return n > k && strncmp(topic, "oem/", 4) == 0 && strcmp(topic + n - k, suffix) == 0;
+	return n > 4 + k && strncmp(topic, "oem/", 4) == 0 && strcmp(topic + n - k, suffix) == 0;
 }
 
 void tele_stats_get(tele_counters *c, tele_stats *out)

@@ -7,7 +7,7 @@
 #include "store/telemetry.h"
 
 #define TELE_COLS                                                                                  \
-	"vin, seq, at_ms, received_ms, battery_pct, battery_mv, ignition_on, speed_dkmh, parked," \
+	"vin, seq, at_ms, received_ms, battery_pct, battery_mv, ignition_on, speed_dkmh, parked,"  \
 	" storage_free, storage_total"
 
 static int check_sample(const store_telemetry *t, int history_max, int64_t min_interval_ms)
@@ -20,8 +20,9 @@ static int check_sample(const store_telemetry *t, int history_max, int64_t min_i
 	if (rc != PQ_OK)
 		return rc;
 	if (history_max < 1 || history_max > STORE_TELE_HISTORY_MAX || min_interval_ms < 0)
-		return pq_err_set(PQ_ERR_INVAL, "telemetry: history %d out of 1..%d or interval < 0",
-		                  history_max, STORE_TELE_HISTORY_MAX);
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "telemetry: history %d out of 1..%d or interval < 0", history_max,
+		                  STORE_TELE_HISTORY_MAX);
 	if (t->battery_pct < 0 || t->battery_pct > 100 || t->battery_mv < 0 ||
 	    t->battery_mv > STORE_TELE_MV_MAX || t->speed_dkmh < 0 ||
 	    t->speed_dkmh > STORE_TELE_DKMH_MAX || t->storage_total < 0 ||
@@ -29,7 +30,8 @@ static int check_sample(const store_telemetry *t, int history_max, int64_t min_i
 	    t->storage_free > t->storage_total)
 		return pq_err_set(PQ_ERR_RANGE, "telemetry of %s: a value out of range", t->vin);
 	if (t->parked && t->speed_dkmh > 0)
-		return pq_err_set(PQ_ERR_RANGE, "telemetry of %s: parked at a speed above 0", t->vin);
+		return pq_err_set(PQ_ERR_RANGE, "telemetry of %s: parked at a speed above 0",
+		                  t->vin);
 	return PQ_OK;
 }
 
@@ -55,6 +57,13 @@ static int row_sample(const store_row *r, void *out)
 	return rd.rc;
 }
 
+static int count_row(const store_row *r, void *user)
+{
+	(void)r;
+	(*(int64_t *)user)++;
+	return PQ_OK;
+}
+
 /* The body of store_telemetry_add's transaction. */
 static int add_tx(store *s, const store_telemetry *t, int history_max, int64_t min_interval_ms,
                   store_tele_result *result)
@@ -67,9 +76,8 @@ static int add_tx(store *s, const store_telemetry *t, int history_max, int64_t m
 
 	/* the vehicle row's lock serialises the samples of one vehicle (PostgreSQL; SQLite's
 	 * BEGIN IMMEDIATE already holds the write lock) */
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM vehicles WHERE vin = ?%s",
-	         s->ops->for_update);
-	int rc = store__query_int(s, sql, pv, 1, &n);
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM vehicles WHERE vin = ?%s", s->ops->for_update);
+	int rc = store_exec(s, sql, pv, 1, count_row, &n, NULL);
 	if (rc != PQ_OK)
 		return rc;
 	if (n == 0)
@@ -87,16 +95,11 @@ static int add_tx(store *s, const store_telemetry *t, int history_max, int64_t m
 		return PQ_OK;
 	}
 	int64_t seq = has_last ? last.seq + 1 : 1;
-	store_val p[] = {SV_TEXT(t->vin),
-	                 SV_INT(seq),
-	                 SV_INT(t->at_ms),
-	                 SV_INT(t->received_ms),
-	                 SV_INT(t->battery_pct),
-	                 SV_INT(t->battery_mv),
-	                 SV_INT(t->ignition_on),
-	                 SV_INT(t->speed_dkmh),
-	                 SV_INT(t->parked),
-	                 SV_INT(t->storage_free),
+	store_val p[] = {SV_TEXT(t->vin),         SV_INT(seq),
+	                 SV_INT(t->at_ms),        SV_INT(t->received_ms),
+	                 SV_INT(t->battery_pct),  SV_INT(t->battery_mv),
+	                 SV_INT(t->ignition_on),  SV_INT(t->speed_dkmh),
+	                 SV_INT(t->parked),       SV_INT(t->storage_free),
 	                 SV_INT(t->storage_total)};
 	rc = store_exec(s,
 	                "INSERT INTO telemetry_latest (" TELE_COLS ")"
