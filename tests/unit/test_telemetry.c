@@ -30,14 +30,15 @@
 static void sample_text(char *out, size_t cap, const char *battery, const char *motion,
                         const char *storage, const char *extra)
 {
-	snprintf(out, cap,
-	         "{\"msg_type\":\"telemetry\",\"message_id\":\"6f1c2f4e-8a55-4f7e-9d0a-0c4a3b1e2f10\","
-	         "\"timestamp\":\"2026-12-07T21:29:59.500Z\",\"vin\":\"VIN123\",%s,%s,%s%s}",
-	         battery ? battery : "\"battery\":{\"soc_pct\":87,\"voltage_v\":12.64}",
-	         motion ? motion : "\"ignition_on\":false,\"speed_kmh\":0,\"parked\":true",
-	         storage ? storage
-	                 : "\"storage\":{\"free_bytes\":8589934592,\"total_bytes\":34359738368}",
-	         extra ? extra : "");
+	snprintf(
+	    out, cap,
+	    "{\"msg_type\":\"telemetry\",\"message_id\":\"6f1c2f4e-8a55-4f7e-9d0a-0c4a3b1e2f10\","
+	    "\"timestamp\":\"2026-12-07T21:29:59.500Z\",\"vin\":\"VIN123\",%s,%s,%s%s}",
+	    battery ? battery : "\"battery\":{\"soc_pct\":87,\"voltage_v\":12.64}",
+	    motion ? motion : "\"ignition_on\":false,\"speed_kmh\":0,\"parked\":true",
+	    storage ? storage
+	            : "\"storage\":{\"free_bytes\":8589934592,\"total_bytes\":34359738368}",
+	    extra ? extra : "");
 }
 
 /* msg_parse then tele_parse of text; the first failure's code (detail in pq_err_detail). */
@@ -51,8 +52,8 @@ static int parse(const char *text, store_telemetry *t)
 	return rc;
 }
 
-static void expect(const char *battery, const char *motion, const char *storage,
-                   const char *extra, int want, const char *detail)
+static void expect(const char *battery, const char *motion, const char *storage, const char *extra,
+                   int want, const char *detail)
 {
 	char text[8192];
 	store_telemetry t;
@@ -106,14 +107,14 @@ static void test_types(void **state)
 	       PQ_ERR_FORMAT, "ignition_on");
 	expect(NULL, "\"ignition_on\":false,\"speed_kmh\":\"0\",\"parked\":true", NULL, NULL,
 	       PQ_ERR_FORMAT, "speed_kmh");
-	expect(NULL, "\"ignition_on\":false,\"speed_kmh\":0,\"parked\":1", NULL, NULL, PQ_ERR_FORMAT,
-	       "parked");
+	expect(NULL, "\"ignition_on\":false,\"speed_kmh\":0,\"parked\":1", NULL, NULL,
+	       PQ_ERR_FORMAT, "parked");
 	expect(NULL, "\"ignition_on\":false,\"speed_kmh\":0,\"parked\":null", NULL, NULL,
 	       PQ_ERR_FORMAT, "parked");
 	expect(NULL, "\"ignition_on\":false,\"parked\":true", NULL, NULL, PQ_ERR_FORMAT,
 	       "speed_kmh");
-	expect(NULL, NULL, "\"storage\":{\"free_bytes\":1.5,\"total_bytes\":2}", NULL, PQ_ERR_FORMAT,
-	       "free_bytes");
+	expect(NULL, NULL, "\"storage\":{\"free_bytes\":1.5,\"total_bytes\":2}", NULL,
+	       PQ_ERR_FORMAT, "free_bytes");
 	expect(NULL, NULL, "\"storage\":{\"free_bytes\":1}", NULL, PQ_ERR_FORMAT, "total_bytes");
 	/* a duplicate key is refused by the envelope (two readers could disagree) */
 	expect(NULL, NULL, NULL, ",\"parked\":false", PQ_ERR_FORMAT, NULL);
@@ -211,7 +212,8 @@ static void test_agent_sample(void **state)
 	json_t *b = ag_telemetry_body(&v, 1, 2);
 	assert_non_null(b);
 	assert_true(json_number_value(json_object_get(b, "speed_kmh")) == 0.0);
-	double volts = json_number_value(json_object_get(json_object_get(b, "battery"), "voltage_v"));
+	double volts =
+	    json_number_value(json_object_get(json_object_get(b, "battery"), "voltage_v"));
 	assert_true(volts > 12.69 && volts < 12.71);
 	json_decref(b);
 	/* the state directory's file system */
