@@ -66,7 +66,7 @@ struct ctl {
 	atomic_uint_fast64_t m_diag_requests, m_diag_responses[STORE_DIAG_STATUS_COUNT],
 	    m_diag_expired;
 	atomic_bool diag_kick;
-	tele_counters tele; /* telemetry samples stored and refused */
+	tele_state tele; /* telemetry: counters, the rate-limit gate */
 };
 
 /* ---- outbound ------------------------------------------------------------------------ */
@@ -360,7 +360,7 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 	if (msg_parse(topic, payload, len, &m) != PQ_OK) {
 		c->m_rejected++;
 		if (tele_topic(topic))
-			c->tele.invalid++;
+			c->tele.n.invalid++;
 		pq_log(PQ_LOG_WARN, LOGC, "message on %.100s dropped: %s", topic, pq_err_detail());
 		return;
 	}
@@ -734,6 +734,6 @@ bool ctl_get_stats(ctl *c, ctl_stats *out)
 	for (int i = 0; i < STORE_DIAG_STATUS_COUNT; i++)
 		out->diag_responses[i] = c->m_diag_responses[i];
 	out->diag_expired = c->m_diag_expired;
-	tele_stats_get(&c->tele, &out->tele);
+	tele_stats_get(&c->tele.n, &out->tele);
 	return true;
 }

@@ -113,9 +113,19 @@ void tele_stats_get(tele_counters *c, tele_stats *out)
 	out->stale = atomic_load(&c->stale);
 }
 
-void tele_on_message(store *db, const srv_options *o, const msg_in *m, int64_t now_ms,
-                     tele_counters *c)
+/* FNV-1a of the VIN: its slot in the gate. */
+static tele_slot *gate_slot(tele_state *t, const char *vin)
 {
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)vin; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return &t->gate[h % TELE_GATE_SLOTS];
+}
+
+void tele_on_message(store *db, const srv_options *o, const msg_in *m, int64_t now_ms,
+                     tele_state *ts)
+{
+	tele_counters *c = &ts->n;
 	store_telemetry t;
 	store_tele_result res = STORE_TELE_STORED;
 	int history = o->telemetry_history > 0 ? o->telemetry_history : TELE_HISTORY_DEFAULT;
@@ -126,6 +136,12 @@ void tele_on_message(store *db, const srv_options *o, const msg_in *m, int64_t n
 		pq_log(PQ_LOG_WARN, LOGT, "%s: telemetry refused: %s", m->vin, pq_err_detail());
 		return;
 	}
+	tele_slot *slot = gate_slot(ts, m->vin);
+	if (interval > 0 && strcmp(slot->vin, m->vin) == 0 && now_ms >= slot->stored_ms &&
+	    now_ms - slot->stored_ms < interval) {
+		atomic_fetch_add(&c->rate_limited, 1);
+		return; /* the database is not asked (the store would refuse it too) */
+	}
 	t.received_ms = now_ms;
 	rc = store_telemetry_add(db, &t, history, interval, &res);
 	if (rc != PQ_OK) {
@@ -135,6 +151,8 @@ void tele_on_message(store *db, const srv_options *o, const msg_in *m, int64_t n
 	switch (res) {
 	case STORE_TELE_STORED:
 		atomic_fetch_add(&c->stored, 1);
+		snprintf(slot->vin, sizeof(slot->vin), "%s", m->vin);
+		slot->stored_ms = now_ms;
 		break;
 	case STORE_TELE_RATE_LIMITED:
 		atomic_fetch_add(&c->rate_limited, 1);

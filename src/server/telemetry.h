@@ -38,6 +38,22 @@ typedef struct {
 	atomic_uint_fast64_t stored, invalid, rate_limited, stale;
 } tele_counters;
 
+/* When this instance last stored a sample of a vehicle, in a fixed table indexed by a hash
+ * of the VIN (a vehicle sharing its slot with another is simply not remembered): samples
+ * within the rate limit of it are dropped without a database transaction. The store's own
+ * check (store_telemetry_add) stays the rule, across instances too. */
+#define TELE_GATE_SLOTS 4096
+typedef struct {
+	char vin[MSG_VIN_MAX + 1];
+	int64_t stored_ms;
+} tele_slot;
+
+/* The control plane's telemetry state: counters, and the gate (control thread only). */
+typedef struct {
+	tele_counters n;
+	tele_slot gate[TELE_GATE_SLOTS];
+} tele_state;
+
 /* A copy of them for /metrics. */
 typedef struct {
 	uint64_t stored, invalid, rate_limited, stale;
@@ -47,9 +63,10 @@ void tele_stats_get(tele_counters *c, tele_stats *out);
 
 /* Handles a telemetry message m (msg_parse succeeded, the vehicle is registered) received
  * at now_ms: checks it (tele_parse) and stores it with o's history bound and rate limit.
- * Counts the outcome in c and logs a refusal; nothing is stored for a refused sample. */
+ * Counts the outcome in t and logs a refusal; nothing is stored for a refused sample. On
+ * the control thread only (t->gate). */
 void tele_on_message(store *db, const srv_options *o, const msg_in *m, int64_t now_ms,
-                     tele_counters *c);
+                     tele_state *t);
 
 /* The route GET /api/v1/vehicles/{vin}/telemetry (telemetry_routes.c). */
 extern const srv_route route_telemetry_table[];

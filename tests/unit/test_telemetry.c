@@ -374,6 +374,56 @@ static void test_store_fleet(void **state)
 	assert_int_equal(fl.battery_pct_min, 50);
 }
 
+/* The control plane's handler: refusals counted and without effect, the gate in front of
+ * the store's rate limit. */
+static void test_handler(void **state)
+{
+	sf_fixture *f = *state;
+	static tele_state ts; /* large: not on the stack */
+	srv_options o = {.telemetry_history = 2, .telemetry_min_interval_ms = 1000};
+	char text[2048];
+	msg_in m;
+	store_telemetry last;
+	bool found = false;
+	memset(&ts, 0, sizeof(ts));
+	add_vehicle(f->s, "VIN123");
+	sample_text(text, sizeof(text), NULL, NULL, NULL, NULL);
+	assert_ok(msg_parse(TOPIC, text, strlen(text), &m));
+	tele_on_message(f->s, &o, &m, NOW, &ts);
+	assert_int_equal(atomic_load(&ts.n.stored), 1);
+	/* the same sample 10 ms later: the gate drops it; 2 s later: the store finds it stale */
+	tele_on_message(f->s, &o, &m, NOW + 10, &ts);
+	assert_int_equal(atomic_load(&ts.n.rate_limited), 1);
+	tele_on_message(f->s, &o, &m, NOW + 2000, &ts);
+	assert_int_equal(atomic_load(&ts.n.stale), 1);
+	msg_in_clear(&m);
+	/* an invalid one is counted as such, whenever it comes */
+	sample_text(text, sizeof(text), "\"battery\":{\"soc_pct\":101,\"voltage_v\":12}", NULL,
+	            NULL, NULL);
+	assert_ok(msg_parse(TOPIC, text, strlen(text), &m));
+	tele_on_message(f->s, &o, &m, NOW + 20, &ts);
+	assert_int_equal(atomic_load(&ts.n.invalid), 1);
+	msg_in_clear(&m);
+	assert_ok(store_telemetry_latest(f->s, "VIN123", &last, &found));
+	assert_true(found);
+	assert_int_equal(last.seq, 1);
+	assert_int_equal(last.received_ms, NOW);
+	assert_int_equal(last.battery_pct, 87);
+	/* a vehicle the gate does not know (another instance stored its last sample): the
+	 * store's rate limit refuses it */
+	memset(&ts.gate, 0, sizeof(ts.gate));
+	sample_text(text, sizeof(text), NULL, NULL, NULL, NULL);
+	char *ms = strstr(text, ".500Z");
+	assert_non_null(ms);
+	ms[1] = '9'; /* .900: newer than the stored sample */
+	assert_ok(msg_parse(TOPIC, text, strlen(text), &m));
+	tele_on_message(f->s, &o, &m, NOW + 500, &ts);
+	assert_int_equal(atomic_load(&ts.n.rate_limited), 2);
+	tele_on_message(f->s, &o, &m, NOW + 1500, &ts);
+	assert_int_equal(atomic_load(&ts.n.stored), 2);
+	msg_in_clear(&m);
+}
+
 int main(void)
 {
 	if (!sf_init("telemetry", 20000, PQ_LOG_WARN))
@@ -386,6 +436,7 @@ int main(void)
 	    cmocka_unit_test(test_agent_sample),
 	    cmocka_unit_test_setup_teardown(test_store_history, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_store_fleet, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_handler, sf_setup, sf_teardown),
 	};
 	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
 	                                   sf_group_teardown);
