@@ -71,7 +71,7 @@ typedef struct {
 	int64_t session_ttl_ms;  /* console session lifetime; 0: 12 hours */
 	/* telemetry (docs/protocol.md "Telemetry", server/telemetry.h) */
 	int telemetry_history;             /* samples kept per vehicle; 0: 100 */
-	int64_t telemetry_min_interval_ms; /* a vehicle's samples closer than this are dropped */
+	int64_t telemetry_min_interval_ms; /* a vehicle's samples closer are dropped; 0: none */
 	int64_t telemetry_fresh_ms;        /* /metrics: vehicles reporting within; 0: 15 min */
 	int telemetry_low_battery_pct;     /* /metrics: low battery below this; 0: 20 */
 } srv_options;
