@@ -25,6 +25,7 @@ set(PQOTA_UNIT_LIBS_test_semver pqota_core)
 set(PQOTA_UNIT_LIBS_test_server_api pqota_server PkgConfig::CURL)
 set(PQOTA_UNIT_LIBS_test_sim pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_store pqota_store)
+set(PQOTA_UNIT_LIBS_test_telemetry pqota_server pqota_agent)
 set(PQOTA_UNIT_LIBS_test_tls pqota_tls)
 # the shared library through its public header; pqota_crypto only makes the PKI fixtures
 set(PQOTA_UNIT_LIBS_test_tls_lib pqota-tls pqota_crypto)
@@ -36,6 +37,7 @@ set(PQOTA_UNIT_SRCS_test_campaign tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_diag tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_fleet tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_store tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_telemetry tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_kat_mldsa tests/unit/kat.c)
 set(PQOTA_UNIT_SRCS_test_kat_mlkem tests/unit/kat.c)
 
@@ -140,4 +142,10 @@ set_tests_properties(unit/test_diag_postgres PROPERTIES
 add_test(NAME unit/test_fleet_postgres
          COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_fleet>)
 set_tests_properties(unit/test_fleet_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
+
+# Telemetry's store (tests/unit/test_telemetry.c) also runs against a real PostgreSQL server.
+add_test(NAME unit/test_telemetry_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_telemetry>)
+set_tests_properties(unit/test_telemetry_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)

@@ -519,6 +519,7 @@ static void loop(ag_main *g)
 			qitem_free(q);
 		}
 		ag_worker_reap(g);
+		ag_telemetry_tick(g);
 	}
 }
 

@@ -91,6 +91,7 @@ typedef struct {
 	const char *log_path;    /* JSON lines of events (and of the log records the program's
 	                          * pq_log sink passes to ag_log_record); NULL: none */
 	const char *status_file; /* JSON summary after each phase; NULL: none */
+	int telemetry_period_s;  /* seconds between telemetry samples (0: none) */
 } ag_opts;
 
 /* The outcome of a campaign as --once reports it. */

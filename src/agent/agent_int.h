@@ -14,6 +14,7 @@
  *   agent.c    ag_run: set-up, the message queue, the main loop, outcomes, teardown
  *   handle.c   message dispatch: metadata, readiness, cancel, releases, the wake-up
  *   consent.c  offers and the driver's answer: auto, decline, postpone, the consent callback
+ *   telemetry.c  the periodic telemetry sample
  *
  * Out of memory: every JSON update is checked (ag_jset, ag_jappend, ag_jmerge). A message
  * that cannot be built whole is not sent; a campaign record update that fails fails what it
@@ -448,7 +449,8 @@ typedef struct {
 	bool asking;
 	char ask_cid[AG_ID_MAX + 1], ask_mid[AG_ID_MAX + 1];
 	ag_outcome outcome;
-	bool done; /* --once: a final outcome was reached */
+	bool done;                 /* --once: a final outcome was reached */
+	int64_t telemetry_next_ms; /* monotonic time of the next telemetry sample */
 } ag_main;
 
 /* agent.c */
@@ -468,6 +470,18 @@ void ag_worker_reap(ag_main *g);
 void ag_handle(ag_main *g, const char *topic, const char *payload, size_t len);
 /* The MQTT session (re)connected: wake-up and status. */
 void ag_on_connected(ag_main *g);
+
+/* telemetry.c */
+/* The members of a telemetry message (docs/protocol.md) for state v and the storage
+ * figures; NULL when out of memory. The speed is 50 km/h with ignition on and not parked,
+ * else 0; the voltage follows the charge (14.1 V with ignition on). */
+json_t *ag_telemetry_body(const ag_vstate *v, uint64_t storage_free, uint64_t storage_total);
+/* The file system of dir: its size and the bytes free for the agent (statvfs); a
+ * free_override >= 0 replaces the free bytes (total raised to it when smaller). */
+int ag_storage(const char *dir, int64_t free_override, uint64_t *free_bytes,
+               uint64_t *total_bytes) PQ_MUST_CHECK;
+/* Publishes a telemetry sample (QoS 0) when one is due and the session is up. */
+void ag_telemetry_tick(ag_main *g);
 
 /* consent.c */
 /* Handles an ota_campaign: records the offer and answers it by a->o->consent. */

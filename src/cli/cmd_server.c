@@ -51,6 +51,7 @@ typedef struct {
 	bool console_on;
 	char *console_dir;
 	int64_t session_ttl_ms;
+	int64_t tele_history, tele_interval_ms, tele_fresh_ms, tele_low_battery;
 } server_conf;
 
 static const char *const policies[] = {"hybrid", "pq", "classical", NULL};
@@ -139,6 +140,14 @@ static const cfg_field server_fields[] = {
                  "image snapshot lifetime; re-signed (with targets) at half of it"),
     CFG_ENUM("uptane.policy", server_conf, uptane_policy_i, "hybrid", policies,
              "Uptane signing policy the role keys were made for"),
+    CFG_INT("telemetry.history", server_conf, tele_history, "100", 1, 10000,
+            "telemetry samples kept per vehicle (the oldest go)"),
+    CFG_DURATION("telemetry.min_interval", server_conf, tele_interval_ms, "1s", 0, CFG_HOUR,
+                 "a vehicle's telemetry samples closer than this are dropped (0: none)"),
+    CFG_DURATION("telemetry.fresh", server_conf, tele_fresh_ms, "15m", CFG_SECOND,
+                 7 * 24 * CFG_HOUR, "/metrics counts vehicles whose telemetry is this recent"),
+    CFG_INT("telemetry.low_battery_pct", server_conf, tele_low_battery, "20", 1, 100,
+            "/metrics: a battery charge below this is low"),
     CFG_END,
 };
 
@@ -288,6 +297,10 @@ static void plain_options(const server_conf *c, srv_options *o)
 	o->console_off = !c->console_on;
 	o->console_dir = c->console_dir[0] ? c->console_dir : NULL;
 	o->session_ttl_ms = c->session_ttl_ms;
+	o->telemetry_history = (int)c->tele_history;
+	o->telemetry_min_interval_ms = c->tele_interval_ms;
+	o->telemetry_fresh_ms = c->tele_fresh_ms;
+	o->telemetry_low_battery_pct = (int)c->tele_low_battery;
 }
 
 /* Parses --config/--set from argv (getopt already positioned), builds srv_options. */

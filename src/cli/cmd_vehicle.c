@@ -49,7 +49,9 @@ static void usage(FILE *f)
 	    "  --battery PCT            battery charge for the readiness checks (model: 90)\n"
 	    "  --not-parked             the vehicle is not parked\n"
 	    "  --ignition-on            the ignition is on\n"
-	    "  --storage-free BYTES     free storage for downloads (model: 8 GiB)\n"
+	    "  --storage-free BYTES     free storage for downloads (model: 8 GiB; telemetry:\n"
+	    "                           the state directory's file system)\n"
+	    "  --telemetry-period S     publish telemetry every S seconds (default 60, 0: none)\n"
 	    "  --fail-program ECU,..    the simulated ECUs' check routine fails (NRC 0x72)\n"
 	    "  --corrupt-block ECU,..   one transferred block is corrupted in the ECUs' memory\n"
 	    "  --deny-security ECU,..   security access is refused (NRC 0x35)\n"
@@ -260,6 +262,7 @@ enum {
 	O_STATUS,
 	O_MAX_RATE,
 	O_DELTA_MEMORY,
+	O_TELEMETRY,
 };
 static const struct option agent_options[] = {
     {"vin", required_argument, NULL, O_VIN},
@@ -284,6 +287,7 @@ static const struct option agent_options[] = {
     {"status-file", required_argument, NULL, O_STATUS},
     {"max-rate", required_argument, NULL, O_MAX_RATE},
     {"delta-memory", required_argument, NULL, O_DELTA_MEMORY},
+    {"telemetry-period", required_argument, NULL, O_TELEMETRY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
@@ -321,6 +325,12 @@ static int apply_option(int c, const char *arg, ag_opts *o, log_ctx *lc)
 		return -1;
 	case O_NOT_PARKED:
 		o->parked = 0;
+		return -1;
+	case O_TELEMETRY:
+		if (cli_parse_long(arg, 0, 86400, &v) != 0)
+			return cli_usage_error("vehicle",
+			                       "--telemetry-period '%s': 0..86400 seconds", arg);
+		o->telemetry_period_s = (int)v;
 		return -1;
 	case O_IGNITION_ON:
 		o->ignition_off = 0;
@@ -441,6 +451,7 @@ int cmd_vehicle(int argc, char **argv)
 	             .parked = -1,
 	             .ignition_off = -1,
 	             .storage_free = -1,
+	             .telemetry_period_s = 60,
 	             .consent_fn = ask_driver,
 	             .consent_user = &drv,
 	             .consent_fd = STDIN_FILENO};

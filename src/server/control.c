@@ -22,6 +22,7 @@
 #include "server/diag.h"
 #include "server/msg.h"
 #include "server/mqtt.h"
+#include "server/telemetry.h"
 #include "server/uptane_srv.h"
 #include "store/campaign.h"
 
@@ -65,6 +66,7 @@ struct ctl {
 	atomic_uint_fast64_t m_diag_requests, m_diag_responses[STORE_DIAG_STATUS_COUNT],
 	    m_diag_expired;
 	atomic_bool diag_kick;
+	tele_state tele; /* telemetry: counters, the rate-limit gate */
 };
 
 /* ---- outbound ------------------------------------------------------------------------ */
@@ -357,6 +359,8 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 	c->m_in++;
 	if (msg_parse(topic, payload, len, &m) != PQ_OK) {
 		c->m_rejected++;
+		if (tele_topic(topic))
+			c->tele.n.invalid++;
 		pq_log(PQ_LOG_WARN, LOGC, "message on %.100s dropped: %s", topic, pq_err_detail());
 		return;
 	}
@@ -375,6 +379,13 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 			pq_log(PQ_LOG_WARN, LOGC, "%s: presence: %s", m.vin, pq_err_detail());
 		else
 			presence_event(c, m.vin, online, now);
+		c->m_handled++;
+		goto out;
+	}
+	if (m.kind == MSG_T_TELEMETRY) {
+		/* QoS 0 and frequent: kept apart from the mqtt_seen records; a repeated or older
+		 * sample is refused by its timestamp (store_telemetry_add) */
+		tele_on_message(c->db, c->o, &m, now, &c->tele);
 		c->m_handled++;
 		goto out;
 	}
@@ -723,5 +734,6 @@ bool ctl_get_stats(ctl *c, ctl_stats *out)
 	for (int i = 0; i < STORE_DIAG_STATUS_COUNT; i++)
 		out->diag_responses[i] = c->m_diag_responses[i];
 	out->diag_expired = c->m_diag_expired;
+	tele_stats_get(&c->tele.n, &out->tele);
 	return true;
 }

@@ -17,6 +17,7 @@
 
 #include "server/campaign.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "store/diag.h"
 
 typedef struct ctl ctl;
@@ -40,6 +41,7 @@ typedef struct {
 	/* diagnostics: requests published, answers stored per status (pending and sent
 	 * unused), requests expired without an answer */
 	uint64_t diag_requests, diag_responses[STORE_DIAG_STATUS_COUNT], diag_expired;
+	tele_stats tele; /* telemetry samples stored and refused */
 } ctl_stats;
 
 /* Fills *out (any thread); false, with *out zeroed, when c is NULL. */

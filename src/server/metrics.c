@@ -10,6 +10,8 @@
 #include "core/time.h"
 #include "server/control.h"
 #include "server/server_int.h"
+#include "server/telemetry.h"
+#include "store/telemetry.h"
 
 /* TLS groups counted by name; the last slot counts every other group. */
 static const char *const groups[SRV_TLS_GROUPS] = {"X25519MLKEM768",
@@ -176,10 +178,62 @@ static void control_metrics(const ctl_stats *st, struct evbuffer *out)
 	sample(out, "pqota_diag_responses_total", "status=\"expired\"", st->diag_expired);
 }
 
-void srv_metrics_text(srv *s, struct evbuffer *out)
+static void telemetry_counters(const tele_stats *t, struct evbuffer *out)
+{
+	static const char name[] = "pqota_telemetry_refused_total";
+	family(out, "pqota_telemetry_stored_total", "counter", "Telemetry samples stored.");
+	sample(out, "pqota_telemetry_stored_total", NULL, t->stored);
+	family(out, name, "counter",
+	       "Telemetry samples refused: invalid, rate_limited (too soon after the last), stale "
+	       "(not newer than the latest).");
+	sample(out, name, "reason=\"invalid\"", t->invalid);
+	sample(out, name, "reason=\"rate_limited\"", t->rate_limited);
+	sample(out, name, "reason=\"stale\"", t->stale);
+}
+
+/* The fleet gauges from each vehicle's latest sample: one aggregate query over one row per
+ * vehicle (store_telemetry_fleet). The minimums are left out while no vehicle reports. */
+static void telemetry_gauges(srv *s, store *db, struct evbuffer *out)
+{
+	const srv_options *o = srv_get_options(s);
+	int64_t fresh = o->telemetry_fresh_ms > 0 ? o->telemetry_fresh_ms : TELE_FRESH_MS_DEFAULT;
+	int low = o->telemetry_low_battery_pct > 0 ? o->telemetry_low_battery_pct
+	                                           : TELE_LOW_BATTERY_DEFAULT;
+	store_tele_fleet f;
+	if (!db || store_telemetry_fleet(db, pq_real_ms() - fresh, low, &f) != PQ_OK)
+		return; /* the store is down: /health says so; the counters above still count */
+	metric rows[] = {
+	    {"pqota_telemetry_vehicles_reporting", "gauge",
+	     "Vehicles whose latest telemetry is recent (telemetry.fresh).", (uint64_t)f.reporting},
+	    {"pqota_telemetry_vehicles_parked", "gauge", "Reporting vehicles parked.",
+	     (uint64_t)f.parked},
+	    {"pqota_telemetry_vehicles_moving", "gauge", "Reporting vehicles with a speed above 0.",
+	     (uint64_t)f.moving},
+	    {"pqota_telemetry_vehicles_ignition_on", "gauge",
+	     "Reporting vehicles with ignition on.", (uint64_t)f.ignition_on},
+	    {"pqota_telemetry_vehicles_battery_low", "gauge",
+	     "Reporting vehicles charged below telemetry.low_battery_pct.",
+	     (uint64_t)f.battery_low},
+	};
+	metrics(out, rows, COUNT(rows));
+	if (f.reporting == 0)
+		return;
+	metric mins[] = {
+	    {"pqota_telemetry_battery_soc_min_percent", "gauge",
+	     "Lowest state of charge of the reporting vehicles.", (uint64_t)f.battery_pct_min},
+	    {"pqota_telemetry_storage_free_min_bytes", "gauge",
+	     "Least free storage of the reporting vehicles.", (uint64_t)f.storage_free_min},
+	};
+	metrics(out, mins, COUNT(mins));
+}
+
+void srv_metrics_text(srv *s, store *db, struct evbuffer *out)
 {
 	ctl_stats st;
 	http_metrics(s, out);
-	if (ctl_get_stats(s->ctl, &st))
+	if (ctl_get_stats(s->ctl, &st)) {
 		control_metrics(&st, out);
+		telemetry_counters(&st.tele, out);
+	}
+	telemetry_gauges(s, db, out);
 }

@@ -33,12 +33,12 @@
 #define LOG_TAG            "mqtt"
 #define MISC_INTERVAL_MS   500
 #define HANDSHAKE_POLL_MS  2
-#define SUB_COUNT          6
+#define SUB_COUNT          7
 #define SHARED_GROUP_MAX   64
 #define CONNECT_TIMEOUT_MS 10000 /* TCP + TLS + CONNACK */
 
-static const char *const sub_suffixes[SUB_COUNT] = {"wake_up",    "vci",      "response",
-                                                    "ota/status", "presence", "diag/response"};
+static const char *const sub_suffixes[SUB_COUNT] = {
+    "wake_up", "vci", "response", "ota/status", "presence", "diag/response", "telemetry"};
 
 typedef enum {
 	ST_WAITING,    /* no socket; the retry timer is pending (or we are closing) */

@@ -35,6 +35,7 @@ static const char *const response_types[] = {
 };
 static const char *const wake_types[] = {"vehicle_wake_up", NULL};
 static const char *const vci_types[] = {"vci_report", NULL};
+static const char *const telemetry_types[] = {"telemetry", NULL};
 
 static const struct {
 	const char *suffix;
@@ -43,7 +44,7 @@ static const struct {
 } kinds[] = {
     {"wake_up", MSG_T_WAKE_UP, wake_types},       {"vci", MSG_T_VCI, vci_types},
     {"response", MSG_T_RESPONSE, response_types}, {"ota/status", MSG_T_STATUS, status_types},
-    {"presence", MSG_T_PRESENCE, NULL},
+    {"presence", MSG_T_PRESENCE, NULL},           {"telemetry", MSG_T_TELEMETRY, telemetry_types},
 };
 
 msg_topic_kind msg_kind_of_suffix(const char *suffix)
@@ -486,7 +487,9 @@ int msg_parse(const char *topic, const void *payload, size_t len, msg_in *out)
 	memset(out, 0, sizeof(*out));
 	int rc = parse_topic(topic, out, &suffix);
 	if (rc == PQ_OK) {
-		size_t max = out->kind == MSG_T_VCI ? MSG_VCI_MAX_BYTES : MSG_MAX_BYTES;
+		size_t max = out->kind == MSG_T_VCI         ? MSG_VCI_MAX_BYTES
+		             : out->kind == MSG_T_TELEMETRY ? MSG_TELEMETRY_MAX_BYTES
+		                                            : MSG_MAX_BYTES;
 		if (len > max)
 			rc = pq_err_set(PQ_ERR_RANGE, "%zu-byte message on %s exceeds %zu bytes",
 			                len, msg_kind_name(out->kind), max);

@@ -15,22 +15,24 @@
 
 #include "core/err.h"
 
-#define MSG_MAX_BYTES     (256u * 1024u)  /* any message */
-#define MSG_VCI_MAX_BYTES (1024u * 1024u) /* a VCI report */
-#define MSG_MAX_DEPTH     32              /* nesting of objects and arrays */
-#define MSG_VIN_MAX       32
-#define MSG_TYPE_MAX      47
-#define MSG_ID_MAX        79 /* message_id, correlation_id */
-#define MSG_CAMPAIGN_MAX  40
+#define MSG_MAX_BYTES           (256u * 1024u)  /* any message */
+#define MSG_VCI_MAX_BYTES       (1024u * 1024u) /* a VCI report */
+#define MSG_TELEMETRY_MAX_BYTES 4096u           /* a telemetry sample */
+#define MSG_MAX_DEPTH           32              /* nesting of objects and arrays */
+#define MSG_VIN_MAX             32
+#define MSG_TYPE_MAX            47
+#define MSG_ID_MAX              79 /* message_id, correlation_id */
+#define MSG_CAMPAIGN_MAX        40
 
 /* What a topic oem/{vin}/SUFFIX carries, from its suffix. */
 typedef enum {
-	MSG_T_WAKE_UP,  /* wake_up: vehicle_wake_up */
-	MSG_T_VCI,      /* vci: vci_report */
-	MSG_T_RESPONSE, /* response: ota_campaign_response, ota_readiness_response, command_ack */
-	MSG_T_STATUS,   /* ota/status: the nine ota_* status messages */
-	MSG_T_PRESENCE, /* presence: plain text "online" / "offline" */
-	MSG_T_OTHER,    /* any other suffix: a JSON envelope with any msg_type */
+	MSG_T_WAKE_UP,   /* wake_up: vehicle_wake_up */
+	MSG_T_VCI,       /* vci: vci_report */
+	MSG_T_RESPONSE,  /* response: ota_campaign_response, ota_readiness_response, command_ack */
+	MSG_T_STATUS,    /* ota/status: the nine ota_* status messages */
+	MSG_T_PRESENCE,  /* presence: plain text "online" / "offline" */
+	MSG_T_TELEMETRY, /* telemetry: telemetry (server/telemetry.h checks its body) */
+	MSG_T_OTHER,     /* any other suffix: a JSON envelope with any msg_type */
 } msg_topic_kind;
 
 typedef struct {
@@ -51,7 +53,9 @@ typedef struct {
  * be released with msg_in_clear); on failure it is left cleared and the detail says why:
  *   PQ_ERR_INVAL  topic not oem/{vin}/..., msg_type not one of the topic's, VIN mismatch
  *   PQ_ERR_FORMAT not a JSON object, duplicate keys, a required field missing or mistyped
- *   PQ_ERR_RANGE  payload too large, nesting too deep, a field too long, a time out of range
+ *   PQ_ERR_RANGE  payload too large (MSG_MAX_BYTES; a VCI report MSG_VCI_MAX_BYTES, telemetry
+ *                 MSG_TELEMETRY_MAX_BYTES), nesting too deep, a field too long, a time out
+ *                 of range
  * Envelope rules (docs/protocol.md): msg_type (string) consistent with the topic; vin equal
  * to the topic's; timestamp an ISO-8601 UTC string ending in Z; message_id a string of
  * [A-Za-z0-9_.:-]{1,79}; correlation_id and campaign_id bounded strings when present;
@@ -64,7 +68,7 @@ void msg_in_clear(msg_in *m);
 
 /* The topic suffix's kind ("wake_up" -> MSG_T_WAKE_UP, ...); MSG_T_OTHER when unknown. */
 msg_topic_kind msg_kind_of_suffix(const char *suffix);
-/* "wake_up", "vci", "response", "ota/status", "presence", "other". */
+/* "wake_up", "vci", "response", "ota/status", "presence", "telemetry", "other". */
 const char *msg_kind_name(msg_topic_kind k);
 
 /* Whether s is a valid VIN for a topic: [A-Za-z0-9_-]{1,32}. */

@@ -19,6 +19,7 @@
 #include "server/diag.h"
 #include "server/routes.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "tls/tls.h"
 
 #define GET  EVHTTP_REQ_GET
@@ -73,7 +74,7 @@ static void h_metrics(srv_ctx *c)
 		return;
 	}
 	srv_count(c, 200, 0);
-	srv_metrics_text(c->s, out);
+	srv_metrics_text(c->s, c->db, out);
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(c->req, 200, NULL, out);
@@ -501,8 +502,14 @@ const srv_route srv_routes[] = {
     {0, NULL, 0, NULL, NULL},
 };
 
-const srv_route *const srv_route_tables[] = {srv_routes,          route_fleet_table,
-                                             route_release_table, route_campaign_table,
-                                             route_uptane_table,  route_diag_table,
-                                             route_session_table, route_events_table,
-                                             route_console_table, NULL};
+const srv_route *const srv_route_tables[] = {srv_routes,
+                                             route_fleet_table,
+                                             route_release_table,
+                                             route_campaign_table,
+                                             route_uptane_table,
+                                             route_diag_table,
+                                             route_session_table,
+                                             route_events_table,
+                                             route_console_table,
+                                             route_telemetry_table,
+                                             NULL};

@@ -69,6 +69,11 @@ typedef struct {
 	bool console_off;        /* console.enabled = false: / is 404 */
 	const char *console_dir; /* serve this directory instead of the embedded files */
 	int64_t session_ttl_ms;  /* console session lifetime; 0: 12 hours */
+	/* telemetry (docs/protocol.md "Telemetry", server/telemetry.h) */
+	int telemetry_history;             /* samples kept per vehicle; 0: 100 */
+	int64_t telemetry_min_interval_ms; /* a vehicle's samples closer are dropped; 0: none */
+	int64_t telemetry_fresh_ms;        /* /metrics: vehicles reporting within; 0: 15 min */
+	int telemetry_low_battery_pct;     /* /metrics: low battery below this; 0: 20 */
 } srv_options;
 
 typedef struct srv srv;
@@ -215,6 +220,6 @@ int srv_token_check(const srv *s, const char *token, const char *sha256, int64_t
 
 /* /metrics: every counter of the server and its control plane in the Prometheus text
  * format (metrics.c). */
-void srv_metrics_text(srv *s, struct evbuffer *out);
+void srv_metrics_text(srv *s, store *db, struct evbuffer *out);
 
 #endif

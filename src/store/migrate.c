@@ -359,6 +359,30 @@ static const char *const schema_v8[] = {
     "ALTER TABLE releases DROP COLUMN delta_source",
 };
 
+/* Schema v9: the vehicles' telemetry (issue 14, store/telemetry.h): the latest sample per
+ * vehicle (the fleet gauges of /metrics aggregate it, by received_ms) and a history of the
+ * newest samples per vehicle, seq counting from 1 (the oldest beyond the configured bound
+ * are deleted as each sample is added). */
+#define TELEMETRY_VALUES                                                                           \
+	" at_ms BIGINT NOT NULL,"                                                                  \
+	" received_ms BIGINT NOT NULL,"                                                            \
+	" battery_pct INTEGER NOT NULL CHECK (battery_pct BETWEEN 0 AND 100),"                     \
+	" battery_mv INTEGER NOT NULL CHECK (battery_mv >= 0),"                                    \
+	" ignition_on INTEGER NOT NULL CHECK (ignition_on IN (0, 1)),"                             \
+	" speed_dkmh INTEGER NOT NULL CHECK (speed_dkmh >= 0),"                                    \
+	" parked INTEGER NOT NULL CHECK (parked IN (0, 1)),"                                       \
+	" storage_free BIGINT NOT NULL CHECK (storage_free >= 0),"                                 \
+	" storage_total BIGINT NOT NULL CHECK (storage_total >= storage_free),"
+static const char *const schema_v9[] = {
+    "CREATE TABLE telemetry_latest ("
+    " vin {KEY} NOT NULL PRIMARY KEY REFERENCES vehicles (vin) ON DELETE CASCADE,"
+    " seq BIGINT NOT NULL," TELEMETRY_VALUES " CHECK (seq >= 1))",
+    "CREATE INDEX telemetry_latest_received ON telemetry_latest (received_ms)",
+    "CREATE TABLE telemetry_history ("
+    " vin {KEY} NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,"
+    " seq BIGINT NOT NULL," TELEMETRY_VALUES " PRIMARY KEY (vin, seq))",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -374,6 +398,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
     {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
     {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
+    {schema_v9, sizeof(schema_v9) / sizeof(schema_v9[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

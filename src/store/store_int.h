@@ -14,7 +14,8 @@
  *   claims.c       work claims of deployments  mqtt_seen.c  MQTT message ids seen
  *   uptane_meta.c  generated Uptane metadata
  *   diag.c         diagnostics requests and results
- *   diag_batch.c   diagnostics batches and their aggregates */
+ *   diag_batch.c   diagnostics batches and their aggregates
+ *   telemetry.c    vehicles' telemetry: latest sample, bounded history, fleet aggregate */
 #ifndef PQOTA_STORE_STORE_INT_H
 #define PQOTA_STORE_STORE_INT_H
 

@@ -1377,6 +1377,10 @@ static void test_migrate_deltas(void **state)
 	sf_fixture *f = *state;
 	store_config cfg = sf_config(f->url);
 	static const char *const back_to_v7[] = {
+	    /* the steps after 8 first */
+	    "DROP TABLE telemetry_history",
+	    "DROP TABLE telemetry_latest",
+	    "DELETE FROM schema_version WHERE version = 9",
 	    "DROP TABLE release_deltas",
 	    "ALTER TABLE releases ADD COLUMN delta_base_version TEXT NOT NULL DEFAULT ''",
 	    "ALTER TABLE releases ADD COLUMN delta_file_sha256 TEXT NOT NULL DEFAULT ''",
