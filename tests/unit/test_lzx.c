@@ -912,12 +912,487 @@ static void test_scan(void **state)
 	free(sc);
 }
 
+/* ---- version-3 deltas end to end ------------------------------------------------------------ */
+
+typedef struct {
+	char dir[PATH_MAX], base[PATH_MAX], target[PATH_MAX], pkg[PATH_MAX], out[PATH_MAX],
+	    x[PATH_MAX + 8], xpart[PATH_MAX + 16], xckpt[PATH_MAX + 24];
+	char *tmp;
+} files;
+
+static void files_init(files *f, const char *tag)
+{
+	f->tmp = tu_tmpdir(tag);
+	snprintf(f->dir, sizeof(f->dir), "%s", f->tmp);
+	tu_join(f->base, sizeof(f->base), f->dir, "base.bin");
+	tu_join(f->target, sizeof(f->target), f->dir, "target.bin");
+	tu_join(f->pkg, sizeof(f->pkg), f->dir, "delta.swpg");
+	tu_join(f->out, sizeof(f->out), f->dir, "out.bin");
+	snprintf(f->x, sizeof(f->x), "%s.x", f->out);
+	snprintf(f->xpart, sizeof(f->xpart), "%s.x.part", f->out);
+	snprintf(f->xckpt, sizeof(f->xckpt), "%s.x.part.ckpt", f->out);
+}
+
+static void files_free(files *f)
+{
+	tu_rmtree(f->tmp);
+	free(f->tmp);
+}
+
+static bool exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+/* Fails when anything of an apply is left in f's directory (out.bin, out.bin.x,
+ * out.bin.x.part, its checkpoint, temporary files), except the name keep. */
+static void assert_nothing_written(const files *f, const char *keep)
+{
+	DIR *d = opendir(f->dir);
+	struct dirent *e;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "out.bin", 7) != 0)
+			continue;
+		if (keep && strcmp(e->d_name, keep) == 0)
+			continue;
+		closedir(d);
+		fail_msg("left behind: %s", e->d_name);
+	}
+	closedir(d);
+}
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	uint8_t *p = malloc((size_t)n + 1);
+	assert_non_null(p);
+	assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return p;
+}
+
+static void assert_file_is(const char *path, const uint8_t *data, size_t len)
+{
+	size_t n = 0;
+	uint8_t *p = read_all(path, &n);
+	assert_int_equal(n, len);
+	if (memcmp(p, data, len) != 0)
+		fail_msg("%s differs from the target", path);
+	free(p);
+}
+
+/* Level 9, not the default 19: the same delta within a few KiB, seconds faster here. */
+static void build(const char *base, const char *target, const char *pkg, uint16_t ecu,
+                  uint64_t apply_limit, pkg_unit *u)
+{
+	pkg_leaf_opts o = {.ecu = ecu,
+	                   .type = SWPG_TYPE_APP,
+	                   .version = {2, 0, 0, 0},
+	                   .timestamp = 1,
+	                   .level = 9,
+	                   .base_path = base,
+	                   .base_version = {1, 0, 0, 0},
+	                   .apply_limit = apply_limit};
+	assert_ok(pkg_build_leaf(target, &o, pkg, u));
+}
+
+/* Applies f->pkg to base into f->out with o. */
+static int apply_from(const files *f, const char *base, pkg_apply_opts *o)
+{
+	pkg_reader *r = NULL;
+	const pkg_entry *all = NULL;
+	size_t n = 0;
+	int rc = pkg_open(f->pkg, &r);
+	if (rc == PQ_OK)
+		rc = pkg_list(r, &all, &n);
+	if (rc == PQ_OK)
+		rc = pkg_apply_delta_ex(r, &all[0], base, f->out, o);
+	pkg_close(r);
+	return rc;
+}
+
+static int apply(const files *f, pkg_apply_opts *o)
+{
+	return apply_from(f, f->base, o);
+}
+
+static pkg_delta_info info_of(const char *pkg)
+{
+	pkg_reader *r = NULL;
+	const pkg_entry *all = NULL;
+	size_t n = 0;
+	pkg_delta_info di;
+	assert_ok(pkg_open(pkg, &r));
+	assert_ok(pkg_list(r, &all, &n));
+	assert_ok(pkg_delta_info_read(r, &all[0], &di));
+	pkg_close(r);
+	return di;
+}
+
+/* A firmware-like image: 8 KiB of boot code, stream A (its content a, lc/lp/pb 3/0/2, a
+ * 4 MiB dictionary, liblzma's fast mode), 0xFF up to a 64 KiB boundary, stream B (b, 0/2/0,
+ * 1 MiB, optimal parsing), 0xFF, a 4 KiB trailer. */
+typedef struct {
+	bytes img;
+	size_t off[2], clen[2];
+} firmware;
+
+static void make_firmware(firmware *fw, const uint8_t *a, size_t na, const uint8_t *b, size_t nb,
+                          uint8_t version)
+{
+	size_t la, lb;
+	uint8_t *sa = lz_stream(a, na, props_list[0], 4 * MIB, M_FAST, &la);
+	uint8_t *sb = lz_stream(b, nb, props_list[1], MIB, M_QUICK, &lb);
+	memset(fw, 0, sizeof(*fw));
+	add_random(&fw->img, 8 * KIB, 31);
+	fw->img.p[100] = version;
+	fw->off[0] = fw->img.len;
+	fw->clen[0] = la;
+	add(&fw->img, sa, la);
+	add_fill(&fw->img, 0xff, 64 * KIB - fw->img.len % (64 * KIB));
+	fw->off[1] = fw->img.len;
+	fw->clen[1] = lb;
+	add(&fw->img, sb, lb);
+	add_fill(&fw->img, 0xff, 5000);
+	add_random(&fw->img, 4 * KIB, 32);
+	fw->img.p[fw->img.len - 1] = version;
+	free(sa);
+	free(sb);
+}
+
+/* What both v3 tests start from, made once: the content of A (2 MiB of code) and B
+ * (512 KiB of text) in the base; in the target, A with a few bytes changed and 100 bytes
+ * inserted, B with a word and a byte changed; both images. */
+static struct {
+	bool made;
+	uint8_t *a, *b, *a2, *b2;
+	size_t na, nb, na2, nb2;
+	firmware base, target;
+} sc;
+
+static void scenario(void)
+{
+	if (sc.made)
+		return;
+	sc.na = 2 * MIB;
+	sc.nb = MIB / 2;
+	sc.a = make_content(C_CODE, sc.na, 41);
+	sc.b = make_content(C_TEXT, sc.nb, 42);
+	sc.na2 = sc.na + 100;
+	sc.nb2 = sc.nb;
+	sc.a2 = malloc(sc.na2);
+	sc.b2 = malloc(sc.nb2);
+	assert_non_null(sc.a2);
+	assert_non_null(sc.b2);
+	size_t ins = sc.na * 2 / 5;
+	memcpy(sc.a2, sc.a, ins);
+	fill_code(sc.a2 + ins, 100, 43);
+	memcpy(sc.a2 + ins + 100, sc.a + ins, sc.na - ins);
+	sc.a2[sc.na / 10] ^= 0x01; /* a changed call target, a changed constant, ... */
+	sc.a2[sc.na / 2] ^= 0x20;
+	sc.a2[sc.na2 - 1000] ^= 0x80;
+	memcpy(sc.b2, sc.b, sc.nb);
+	memcpy(sc.b2 + sc.nb / 3, "VERSION", 7);
+	sc.b2[sc.nb - 10] = '!';
+	make_firmware(&sc.base, sc.a, sc.na, sc.b, sc.nb, 1);
+	make_firmware(&sc.target, sc.a2, sc.na2, sc.b2, sc.nb2, 2);
+	sc.made = true;
+}
+
+static int scenario_free(void **state)
+{
+	(void)state;
+	free(sc.a);
+	free(sc.b);
+	free(sc.a2);
+	free(sc.b2);
+	free(sc.base.img.p);
+	free(sc.target.img.p);
+	memset(&sc, 0, sizeof(sc));
+	return 0;
+}
+
+/* A changed byte of the delta at pos (the SWPG CRC fixed up, so that only the delta's own
+ * checks can see it): refused, nothing written. */
+static void corrupt_at(const files *f, const uint8_t *raw, size_t len, size_t pos, bool resume)
+{
+	uint8_t *c = malloc(len);
+	assert_non_null(c);
+	memcpy(c, raw, len);
+	c[pos] ^= 0x5a;
+	swpg_header h;
+	assert_ok(swpg_decode(c, &h));
+	h.crc32 = pq_crc32(0, c + SWPG_HDR_LEN, len - SWPG_HDR_LEN);
+	assert_ok(swpg_encode(&h, c));
+	tu_write_file(f->pkg, c, len);
+	pkg_apply_opts o = {.resume = resume};
+	int rc = apply(f, &o);
+	if (rc == PQ_OK)
+		fail_msg("a changed byte at payload offset %zu went unnoticed", pos - SWPG_HDR_LEN);
+	assert_nothing_written(f, NULL);
+	free(c);
+}
+
+/* Stops an apply at its first progress report from one stage: the inner delta's (whose
+ * total is the expanded target's size) or the coding of the streams (the target's size). */
+typedef struct {
+	atomic_int stop;
+	uint64_t target_size;
+	bool in_coding; /* stop in the coding stage, else in the inner one */
+} stopper;
+
+static void stop_fn(uint64_t done, uint64_t total, void *user)
+{
+	stopper *s = user;
+	(void)done;
+	if ((total == s->target_size) == s->in_coding)
+		atomic_store(&s->stop, 1);
+}
+
+static int apply_stopped(const files *f, uint64_t target_size, bool in_coding, bool resume)
+{
+	stopper s = {.target_size = target_size, .in_coding = in_coding};
+	atomic_init(&s.stop, 0);
+	pkg_apply_opts o = {.resume = resume, .progress = {stop_fn, &s, &s.stop}};
+	return apply(f, &o);
+}
+
+/* The base and the target of the scenario: a version-3 delta a small part of the target's
+ * compressed streams, applied exactly; refusals of the wrong base and of a memory limit
+ * under the window; an apply stopped in the coding stage that resumes from the expanded
+ * target. */
+static void test_v3_delta(void **state)
+{
+	(void)state;
+	files f;
+	files_init(&f, "lzx-v3");
+	scenario();
+	tu_write_file(f.base, sc.base.img.p, sc.base.img.len);
+	tu_write_file(f.target, sc.target.img.p, sc.target.img.len);
+	pkg_unit u;
+	build(f.base, f.target, f.pkg, 0x1011, 0, &u);
+	pkg_delta_info di = info_of(f.pkg);
+	assert_int_equal(di.version, 3);
+	assert_int_equal(di.segments, 4); /* the streams: two in each image */
+	size_t streams = sc.target.clen[0] + sc.target.clen[1];
+	printf("v3 delta: target image %zu bytes, its streams %zu + %zu bytes (of %zu + %zu "
+	       "uncompressed); delta package %llu bytes (%.2f%% of the streams), apply memory "
+	       "%llu KiB\n",
+	       sc.target.img.len, sc.target.clen[0], sc.target.clen[1], sc.na2, sc.nb2,
+	       (unsigned long long)u.size, 100.0 * (double)u.size / (double)streams,
+	       (unsigned long long)di.apply_memory >> 10);
+	if (u.size * 4 >= sc.target.clen[0] || u.size * 4 >= streams)
+		fail_msg("a %llu-byte delta for streams of %zu bytes", (unsigned long long)u.size,
+		         streams);
+
+	pkg_apply_opts o = {0};
+	assert_ok(apply(&f, &o));
+	assert_file_is(f.out, sc.target.img.p, sc.target.img.len);
+	assert_int_equal(o.resumed_bytes, 0);
+	assert_int_equal(o.memory_needed, di.apply_memory);
+	unlink(f.out);
+	assert_nothing_written(&f, NULL);
+
+	/* the wrong base: the target itself, the base with one byte of a stream changed */
+	o = (pkg_apply_opts){.resume = true};
+	assert_rc(apply_from(&f, f.target, &o), PQ_ERR_VERIFY);
+	assert_nothing_written(&f, NULL);
+	char other[PATH_MAX];
+	tu_join(other, sizeof(other), f.dir, "other.bin");
+	sc.base.img.p[sc.base.off[1] + 100] ^= 1;
+	tu_write_file(other, sc.base.img.p, sc.base.img.len);
+	sc.base.img.p[sc.base.off[1] + 100] ^= 1;
+	assert_rc(apply_from(&f, other, &o), PQ_ERR_VERIFY);
+	assert_nothing_written(&f, NULL);
+
+	/* a limit under the window of stream A (2 MiB): refused before anything is written */
+	o = (pkg_apply_opts){.mem_limit = sc.na, .resume = true};
+	assert_rc(apply(&f, &o), PQ_ERR_RANGE);
+	assert_non_null(strstr(pq_err_detail(), "needs"));
+	assert_nothing_written(&f, NULL);
+
+	/* stopped while the streams are coded: the expanded target stays, and the next apply
+	 * takes it over whole */
+	assert_rc(apply_stopped(&f, sc.target.img.len, true, true), PQ_ERR_CANCELLED);
+	assert_nothing_written(&f, "out.bin.x");
+	assert_true(exists(f.x));
+	o = (pkg_apply_opts){.resume = true};
+	assert_ok(apply(&f, &o));
+	assert_file_is(f.out, sc.target.img.p, sc.target.img.len);
+	if (o.resumed_bytes == 0)
+		fail_msg("the expanded target was not taken over");
+	printf("v3 delta: stopped in the coding stage, resumed with %llu expanded bytes\n",
+	       (unsigned long long)o.resumed_bytes);
+	unlink(f.out);
+	assert_nothing_written(&f, NULL);
+	/* a damaged expanded target is not trusted: everything is done again */
+	assert_rc(apply_stopped(&f, sc.target.img.len, true, true), PQ_ERR_CANCELLED);
+	size_t xl = 0;
+	uint8_t *x = read_all(f.x, &xl);
+	x[xl / 2] ^= 0x10;
+	tu_write_file(f.x, x, xl);
+	free(x);
+	o = (pkg_apply_opts){.resume = true};
+	assert_ok(apply(&f, &o));
+	assert_file_is(f.out, sc.target.img.p, sc.target.img.len);
+	assert_int_equal(o.resumed_bytes, 0);
+	unlink(f.out);
+	/* without resumption nothing is kept */
+	assert_rc(apply_stopped(&f, sc.target.img.len, true, false), PQ_ERR_CANCELLED);
+	assert_nothing_written(&f, NULL);
+	files_free(&f);
+}
+
+/* Changed bytes of a version-3 delta: its two descriptors, the inner delta's segments and
+ * table, the stream table; and another ECU's delta: refused, nothing written. */
+static void test_v3_refusals(void **state)
+{
+	(void)state;
+	files f;
+	files_init(&f, "lzx-v3-bad");
+	scenario();
+	tu_write_file(f.base, sc.base.img.p, sc.base.img.len);
+	tu_write_file(f.target, sc.target.img.p, sc.target.img.len);
+	pkg_unit u;
+	build(f.base, f.target, f.pkg, 0x1011, 0, &u);
+	size_t len = 0;
+	uint8_t *raw = read_all(f.pkg, &len);
+	const uint8_t *desc = raw + SWPG_HDR_LEN;
+	uint64_t table_off = (uint64_t)desc[96] | (uint64_t)desc[97] << 8 |
+	                     (uint64_t)desc[98] << 16 | (uint64_t)desc[99] << 24;
+	uint32_t table_len = (uint32_t)desc[92] | (uint32_t)desc[93] << 8 |
+	                     (uint32_t)desc[94] << 16 | (uint32_t)desc[95] << 24;
+	assert_int_equal(SWPG_HDR_LEN + table_off + table_len, len);
+	/* payload offsets: the outer descriptor (version, base size, target hash, segments,
+	 * table length and offset, a reserved byte) and the inner one (at 120), the inner
+	 * delta's segments (from 240) and table (up to table_off). Not apply_memory (104..111):
+	 * as in version 2 it only asks for a limit; what an apply allocates it computes from
+	 * the tables and windows, and checks. */
+	const size_t inner[] = {4,
+	                        10,
+	                        60,
+	                        90,
+	                        94,
+	                        99,
+	                        115,
+	                        120 + 4,
+	                        120 + 20,
+	                        120 + 60,
+	                        120 + 90,
+	                        120 + 97,
+	                        240,
+	                        250,
+	                        (size_t)(240 + table_off) / 2,
+	                        (size_t)(table_off - 10),
+	                        (size_t)(table_off - 1)};
+	for (size_t i = 0; i < sizeof(inner) / sizeof(inner[0]); i++)
+		corrupt_at(&f, raw, len, SWPG_HDR_LEN + inner[i], i % 2);
+	/* the stream table: 16 of its bytes, spread over both lists, the last one among them */
+	size_t every = table_len > 16 ? table_len / 16 : 1, n = 0;
+	for (size_t i = table_len - 1; i < table_len; i = i >= every ? i - every : table_len, n++)
+		corrupt_at(&f, raw, len, SWPG_HDR_LEN + table_off + i, i % 2);
+	printf("v3 delta: %zu changed bytes refused (%zu in its %u-byte stream table)\n",
+	       sizeof(inner) / sizeof(inner[0]) + n, n, table_len);
+	/* cut short */
+	tu_write_file(f.pkg, raw, len - 1);
+	pkg_apply_opts o = {0};
+	assert_true(apply(&f, &o) != PQ_OK);
+	assert_nothing_written(&f, NULL);
+	free(raw);
+
+	/* another ECU's delta (its own images with streams) */
+	firmware ob, ot;
+	size_t on = 256 * KIB;
+	uint8_t *oa = make_content(C_CODE, on, 51), *otx = make_content(C_TEXT, on, 52);
+	make_firmware(&ob, oa, on, otx, on, 1);
+	oa[1000] ^= 1;
+	make_firmware(&ot, oa, on, otx, on, 2);
+	char obase[PATH_MAX], otarget[PATH_MAX];
+	tu_join(obase, sizeof(obase), f.dir, "other-base.bin");
+	tu_join(otarget, sizeof(otarget), f.dir, "other-target.bin");
+	tu_write_file(obase, ob.img.p, ob.img.len);
+	tu_write_file(otarget, ot.img.p, ot.img.len);
+	build(obase, otarget, f.pkg, 0x1022, 0, &u);
+	assert_int_equal(info_of(f.pkg).version, 3);
+	o = (pkg_apply_opts){.resume = true};
+	assert_rc(apply(&f, &o), PQ_ERR_VERIFY);
+	assert_nothing_written(&f, NULL);
+	assert_ok(apply_from(&f, obase, &o)); /* and it is a good delta for its own base */
+	assert_file_is(f.out, ot.img.p, ot.img.len);
+	free(oa);
+	free(otx);
+	free(ob.img.p);
+	free(ot.img.p);
+	files_free(&f);
+}
+
+/* A target with much new content (stream B's content replaced by 1.25 MiB of new,
+ * incompressible bytes) and a 16 MiB apply limit make an inner delta of several segments: an
+ * apply stopped in the inner stage resumes from its checkpoint. */
+static void test_v3_resume(void **state)
+{
+	(void)state;
+	files f;
+	files_init(&f, "lzx-v3-resume");
+	scenario();
+	size_t nr = 5 * MIB / 4;
+	uint8_t *r = make_content(C_RANDOM, nr, 61);
+	firmware target;
+	make_firmware(&target, sc.a2, sc.na2, r, nr, 2);
+	tu_write_file(f.base, sc.base.img.p, sc.base.img.len);
+	tu_write_file(f.target, target.img.p, target.img.len);
+	pkg_unit u;
+	const uint64_t limit = 16 * MIB;
+	build(f.base, f.target, f.pkg, 0x1011, limit, &u);
+	pkg_delta_info di = info_of(f.pkg);
+	assert_int_equal(di.version, 3);
+	printf("v3 delta (new content, made for %llu MiB): %llu bytes, apply memory %llu KiB\n",
+	       (unsigned long long)limit >> 20, (unsigned long long)u.size,
+	       (unsigned long long)di.apply_memory >> 10);
+	if (di.apply_memory > limit)
+		fail_msg("made for %llu KiB, the delta needs %llu KiB",
+		         (unsigned long long)limit >> 10,
+		         (unsigned long long)di.apply_memory >> 10);
+
+	/* stopped after the inner delta's first segment: its checkpoint stays */
+	assert_rc(apply_stopped(&f, target.img.len, false, true), PQ_ERR_CANCELLED);
+	assert_true(exists(f.xpart));
+	assert_true(exists(f.xckpt));
+	assert_false(exists(f.out));
+	assert_false(exists(f.x));
+	pkg_apply_opts o = {.resume = true, .mem_limit = limit};
+	assert_ok(apply(&f, &o));
+	assert_file_is(f.out, target.img.p, target.img.len);
+	if (o.resumed_bytes == 0)
+		fail_msg("the inner stage's checkpoint was not taken over");
+	printf("v3 delta: stopped in the inner stage, resumed at %llu bytes\n",
+	       (unsigned long long)o.resumed_bytes);
+	unlink(f.out);
+	assert_nothing_written(&f, NULL);
+	/* without resumption nothing is kept */
+	assert_rc(apply_stopped(&f, target.img.len, false, false), PQ_ERR_CANCELLED);
+	assert_nothing_written(&f, NULL);
+
+	free(r);
+	free(target.img.p);
+	files_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_sink_error),
 	    cmocka_unit_test(test_bad_streams), cmocka_unit_test(test_bad_tokens),
-	    cmocka_unit_test(test_scan),
+	    cmocka_unit_test(test_scan),        cmocka_unit_test(test_v3_delta),
+	    cmocka_unit_test(test_v3_refusals), cmocka_unit_test(test_v3_resume),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, scenario_free);
 }
