@@ -1336,7 +1336,8 @@ static void test_v3_refusals(void **state)
 
 /* A target with much new content (stream B's content replaced by 1.25 MiB of new,
  * incompressible bytes) and a 16 MiB apply limit make an inner delta of several segments: an
- * apply stopped in the inner stage resumes from its checkpoint. */
+ * apply stopped in the inner stage resumes from its checkpoint. A delta stays within the
+ * apply limit it was made for, 16 MiB or the smallest. */
 static void test_v3_resume(void **state)
 {
 	(void)state;
@@ -1380,6 +1381,19 @@ static void test_v3_resume(void **state)
 	/* without resumption nothing is kept */
 	assert_rc(apply_stopped(&f, target.img.len, false, false), PQ_ERR_CANCELLED);
 	assert_nothing_written(&f, NULL);
+
+	/* made for the smallest vehicle, it applies there (v3 or not) */
+	build(f.base, f.target, f.pkg, 0x1011, PKG_DELTA_APPLY_MEM_MIN, &u);
+	di = info_of(f.pkg);
+	printf("v3 delta (made for %u MiB): version %u, %llu bytes, apply memory %llu KiB\n",
+	       PKG_DELTA_APPLY_MEM_MIN >> 20, di.version, (unsigned long long)u.size,
+	       (unsigned long long)di.apply_memory >> 10);
+	if (di.apply_memory > PKG_DELTA_APPLY_MEM_MIN)
+		fail_msg("made for %u MiB, the delta needs %llu KiB", PKG_DELTA_APPLY_MEM_MIN >> 20,
+		         (unsigned long long)di.apply_memory >> 10);
+	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN};
+	assert_ok(apply(&f, &o));
+	assert_file_is(f.out, target.img.p, target.img.len);
 
 	free(r);
 	free(target.img.p);
