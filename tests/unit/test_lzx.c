@@ -89,7 +89,7 @@ static void fill_code(uint8_t *p, size_t n, uint64_t seed)
 	uint64_t s = seeded(seed);
 	size_t i = 0;
 	while (i < n) {
-		uint8_t ins[16];
+		uint8_t ins[32]; /* padding: up to 17 bytes */
 		size_t k = 0;
 		switch (rng(&s) % 10) {
 		case 0: /* push rbp; mov rbp, rsp; sub rsp, imm8 */
@@ -1068,14 +1068,17 @@ static void make_firmware(firmware *fw, const uint8_t *a, size_t na, const uint8
 	free(sb);
 }
 
-/* What both v3 tests start from, made once: the content of A (2 MiB of code) and B
+/* What the v3 tests start from, made once: the content of A (2 MiB of code) and B
  * (512 KiB of text) in the base; in the target, A with a few bytes changed and 100 bytes
- * inserted, B with a word and a byte changed; both images. */
+ * inserted, B with a word and a byte changed; both images; the delta between them. */
 static struct {
 	bool made;
 	uint8_t *a, *b, *a2, *b2;
 	size_t na, nb, na2, nb2;
 	firmware base, target;
+	uint8_t *pkg;
+	size_t pkg_len;
+	pkg_unit unit;
 } sc;
 
 static void scenario(void)
@@ -1104,7 +1107,23 @@ static void scenario(void)
 	sc.b2[sc.nb - 10] = '!';
 	make_firmware(&sc.base, sc.a, sc.na, sc.b, sc.nb, 1);
 	make_firmware(&sc.target, sc.a2, sc.na2, sc.b2, sc.nb2, 2);
+	files f;
+	files_init(&f, "lzx-v3-build");
+	tu_write_file(f.base, sc.base.img.p, sc.base.img.len);
+	tu_write_file(f.target, sc.target.img.p, sc.target.img.len);
+	build(f.base, f.target, f.pkg, 0x1011, 0, &sc.unit);
+	sc.pkg = read_all(f.pkg, &sc.pkg_len);
+	files_free(&f);
 	sc.made = true;
+}
+
+/* f's base, target and delta: the scenario's. */
+static void scenario_files(files *f)
+{
+	scenario();
+	tu_write_file(f->base, sc.base.img.p, sc.base.img.len);
+	tu_write_file(f->target, sc.target.img.p, sc.target.img.len);
+	tu_write_file(f->pkg, sc.pkg, sc.pkg_len);
 }
 
 static int scenario_free(void **state)
@@ -1116,6 +1135,7 @@ static int scenario_free(void **state)
 	free(sc.b2);
 	free(sc.base.img.p);
 	free(sc.target.img.p);
+	free(sc.pkg);
 	memset(&sc, 0, sizeof(sc));
 	return 0;
 }
@@ -1174,11 +1194,8 @@ static void test_v3_delta(void **state)
 	(void)state;
 	files f;
 	files_init(&f, "lzx-v3");
-	scenario();
-	tu_write_file(f.base, sc.base.img.p, sc.base.img.len);
-	tu_write_file(f.target, sc.target.img.p, sc.target.img.len);
-	pkg_unit u;
-	build(f.base, f.target, f.pkg, 0x1011, 0, &u);
+	scenario_files(&f);
+	pkg_unit u = sc.unit;
 	pkg_delta_info di = info_of(f.pkg);
 	assert_int_equal(di.version, 3);
 	assert_int_equal(di.segments, 4); /* the streams: two in each image */
@@ -1258,11 +1275,8 @@ static void test_v3_refusals(void **state)
 	(void)state;
 	files f;
 	files_init(&f, "lzx-v3-bad");
-	scenario();
-	tu_write_file(f.base, sc.base.img.p, sc.base.img.len);
-	tu_write_file(f.target, sc.target.img.p, sc.target.img.len);
+	scenario_files(&f);
 	pkg_unit u;
-	build(f.base, f.target, f.pkg, 0x1011, 0, &u);
 	size_t len = 0;
 	uint8_t *raw = read_all(f.pkg, &len);
 	const uint8_t *desc = raw + SWPG_HDR_LEN;
@@ -1295,8 +1309,8 @@ static void test_v3_refusals(void **state)
 	                        (size_t)(table_off - 1)};
 	for (size_t i = 0; i < sizeof(inner) / sizeof(inner[0]); i++)
 		corrupt_at(&f, raw, len, SWPG_HDR_LEN + inner[i], i % 2);
-	/* the stream table: 16 of its bytes, spread over both lists, the last one among them */
-	size_t every = table_len > 16 ? table_len / 16 : 1, n = 0;
+	/* the stream table: 10 of its bytes, spread over both lists, the last one among them */
+	size_t every = table_len > 10 ? table_len / 10 : 1, n = 0;
 	for (size_t i = table_len - 1; i < table_len; i = i >= every ? i - every : table_len, n++)
 		corrupt_at(&f, raw, len, SWPG_HDR_LEN + table_off + i, i % 2);
 	printf("v3 delta: %zu changed bytes refused (%zu in its %u-byte stream table)\n",
@@ -1334,7 +1348,7 @@ static void test_v3_refusals(void **state)
 	files_free(&f);
 }
 
-/* A target with much new content (stream B's content replaced by 1.25 MiB of new,
+/* A target with much new content (stream B's content replaced by 1 MiB of new,
  * incompressible bytes) and a 16 MiB apply limit make an inner delta of several segments: an
  * apply stopped in the inner stage resumes from its checkpoint. A delta stays within the
  * apply limit it was made for, 16 MiB or the smallest. */
@@ -1344,7 +1358,7 @@ static void test_v3_resume(void **state)
 	files f;
 	files_init(&f, "lzx-v3-resume");
 	scenario();
-	size_t nr = 5 * MIB / 4;
+	size_t nr = MIB;
 	uint8_t *r = make_content(C_RANDOM, nr, 61);
 	firmware target;
 	make_firmware(&target, sc.a2, sc.na2, r, nr, 2);
@@ -1400,6 +1414,57 @@ static void test_v3_resume(void **state)
 	files_free(&f);
 }
 
+/* ---- fuzz seeds ------------------------------------------------------------------------------ */
+
+/* PQOTA_LZX_CORPUS=DIR: writes the seeds of tests/fuzz/fuzz_lzx.c: small liblzma streams
+ * (header first), and their token forms after the same 13-byte header (as the harness'
+ * second reading takes them). Without it, nothing. */
+static void test_fuzz_seeds(void **state)
+{
+	(void)state;
+	const char *dir = getenv("PQOTA_LZX_CORPUS");
+	if (!dir || !*dir)
+		return;
+	const struct {
+		const char *name;
+		content c;
+		size_t n, props;
+		uint32_t dict;
+		lzmode m;
+	} seeds[] = {{"text", C_TEXT, 2000, 0, 4 * KIB, M_NORMAL},
+	             {"code", C_CODE, 3000, 1, 64 * KIB, M_FAST},
+	             {"mix", C_MIX, 6000, 2, MIB, M_NORMAL},
+	             {"zeros", C_ZEROS, 1000, 3, 4 * KIB, M_NORMAL},
+	             {"random", C_RANDOM, 300, 0, 4 * KIB, M_FAST},
+	             {"one", C_TEXT, 1, 1, 4 * KIB, M_NORMAL},
+	             {"eopm", C_TEXT, 500, 0, 4 * KIB, M_EOPM}};
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		char path[PATH_MAX], name[64];
+		size_t slen = 0;
+		uint8_t *data = make_content(seeds[i].c, seeds[i].n, 70 + i);
+		uint8_t *st = lz_stream(data, seeds[i].n, props_list[seeds[i].props], seeds[i].dict,
+		                        seeds[i].m, &slen);
+		snprintf(name, sizeof(name), "stream-%s", seeds[i].name);
+		tu_join(path, sizeof(path), dir, name);
+		tu_write_file(path, st, slen);
+		pkg__lzx_stream s;
+		mbuf tok = {0};
+		if (seeds[i].m != M_EOPM) {
+			assert_ok(unpack_mem(st, slen, MIB, &s, &tok));
+			bytes b = {0};
+			add(&b, st, PKG__LZX_HDR_LEN);
+			add(&b, tok.p, tok.len);
+			snprintf(name, sizeof(name), "tokens-%s", seeds[i].name);
+			tu_join(path, sizeof(path), dir, name);
+			tu_write_file(path, b.p, b.len);
+			free(b.p);
+		}
+		free(tok.p);
+		free(st);
+		free(data);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1407,6 +1472,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_streams), cmocka_unit_test(test_bad_tokens),
 	    cmocka_unit_test(test_scan),        cmocka_unit_test(test_v3_delta),
 	    cmocka_unit_test(test_v3_refusals), cmocka_unit_test(test_v3_resume),
+	    cmocka_unit_test(test_fuzz_seeds),
 	};
 	return cmocka_run_group_tests(tests, NULL, scenario_free);
 }
