@@ -26,6 +26,9 @@
 #define DX_MAX_USIZE   (256u << 20) /* uncompressed bytes of one stream */
 #define DX_TABLE_MAX   (1u << 20)
 #define DX_STREAMS_MAX 4096
+/* An apply's stages add up (pkg__dx_encode): besides a stream's window, the coder and the
+ * stream table, the inner delta needs at least the smallest limit a delta is made for. */
+#define DX_RESERVE (PKG__DX_APPLY_FIXED + DX_TABLE_MAX + (uint64_t)PKG_DELTA_APPLY_MEM_MIN)
 
 /* ---- finding the streams ----------------------------------------------------------------- */
 
@@ -585,7 +588,7 @@ int pkg__dx_plan_make(const uint8_t *base, uint64_t base_len, const uint8_t *tar
                       uint64_t target_len, uint64_t apply_limit, pkg__dx_plan *p)
 {
 	memset(p, 0, sizeof(*p));
-	uint64_t wmax = apply_limit > PKG__DX_APPLY_FIXED ? apply_limit - PKG__DX_APPLY_FIXED : 0;
+	uint64_t wmax = apply_limit > DX_RESERVE ? apply_limit - DX_RESERVE : 0;
 	int rc =
 	    scan_mapped(target, target_len, wmax, &p->ts, &p->nt, &p->xt, &p->xt_len, p->xt_sha);
 	if (rc == PQ_OK && p->nt)
@@ -608,17 +611,30 @@ int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn
 {
 	pkg__delta_desc in;
 	pq_buf t;
-	int rc = pkg__d2_encode(p->xb, p->xb_len, p->xt, p->xt_len, o, sink, user, &in);
-	if (rc != PQ_OK)
+	pkg__d2_enc_opts io = *o;
+	uint64_t limit = o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT;
+	pq_buf_init(&t, DX_TABLE_MAX);
+	pkg__dx_table_encode(&t, p->bs, p->nb, p->ts, p->nt);
+	int rc = pq_buf_err(&t);
+	/* the stages run one after the other, but the allocator may keep what one freed: the
+	 * inner delta gets what the window, the coder and the table leave of the limit
+	 * (pkg__dx_plan_make took only windows that leave it PKG_DELTA_APPLY_MEM_MIN) */
+	uint64_t other = p->window + PKG__DX_APPLY_FIXED + t.len;
+	if (rc == PQ_OK && other + PKG_DELTA_APPLY_MEM_MIN > limit)
+		rc = pq_err_set(PQ_ERR_RANGE,
+		                "an LZMA window of %llu bytes in an apply limit of %llu MiB",
+		                (unsigned long long)p->window, (unsigned long long)limit >> 20);
+	io.apply_limit = limit - other;
+	if (rc == PQ_OK)
+		rc = pkg__d2_encode(p->xb, p->xb_len, p->xt, p->xt_len, &io, sink, user, &in);
+	if (rc != PQ_OK) {
+		pq_buf_free(&t);
 		return rc;
+	}
 	memcpy(in.base_sha, p->xb_sha, 32);
 	memcpy(in.target_sha, p->xt_sha, 32);
 	pkg__d2_desc_encode(inner_raw, &in);
-	pq_buf_init(&t, DX_TABLE_MAX);
-	pkg__dx_table_encode(&t, p->bs, p->nb, p->ts, p->nt);
-	rc = pq_buf_err(&t);
-	if (rc == PQ_OK)
-		rc = sink((const uint8_t *)t.p, t.len, user);
+	rc = sink((const uint8_t *)t.p, t.len, user);
 	memset(outer, 0, sizeof(*outer));
 	outer->version = PKG__D3_VERSION;
 	outer->base_size = p->base_len;
@@ -626,8 +642,7 @@ int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn
 	outer->segments = (uint32_t)(p->nb + p->nt);
 	outer->table_off = PKG__D2_DESC_LEN + in.table_off + in.table_len;
 	outer->table_len = (uint32_t)t.len;
-	/* the stages run one after the other, but the allocator may keep what one freed */
-	outer->apply_memory = in.apply_memory + p->window + PKG__DX_APPLY_FIXED + t.len;
+	outer->apply_memory = in.apply_memory + other;
 	pq_buf_free(&t);
 	return rc;
 }

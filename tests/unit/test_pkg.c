@@ -2541,7 +2541,8 @@ static void test_delta(void **state)
 	static const size_t dpos[] = {0, 4, 16, 16 + 19, 48};
 	for (size_t i = 0; i < ARRAY_LEN(dpos); i++) {
 		memcpy(c, raw, plen);
-		c[SWPG_HDR_LEN + dpos[i]] ^= 0x01;
+		/* the version byte: 2 ^ 1 would be 3, a valid version */
+		c[SWPG_HDR_LEN + dpos[i]] ^= dpos[i] == 4 ? 0x40 : 0x01;
 		tu_write_file(bad, c, plen);
 		assert_ok(pkg_open(bad, &r));
 		assert_ok(pkg_list(r, &all, &n));
