@@ -161,7 +161,15 @@ int pkg__d2_sa_plan(const uint8_t *base, uint64_t base_len, const uint8_t *targe
 int pkg__d2_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, int base_fd,
                   const char *out_path, pkg_apply_opts *o) PQ_MUST_CHECK;
 
-/* ---- delta_x.c: deltas through LZMA streams (version 3) -------------------------------- */
+/* ---- delta_x.c, delta_x_apply.c: deltas through LZMA streams (version 3) --------------- */
+
+#define PKG__DX_MIN_CLEN    (4u << 10)    /* smaller streams are left as they are */
+#define PKG__DX_MAX_USIZE   (256u << 20)  /* uncompressed bytes of one stream */
+#define PKG__DX_USIZE_TOTAL (16ull << 30) /* uncompressed bytes of an image's streams */
+#define PKG__DX_TABLE_MAX   (1u << 20)    /* stream table bytes */
+#define PKG__DX_STREAMS_MAX 4096          /* streams of one image */
+/* The memory coding a stream back takes besides its window. */
+#define PKG__DX_APPLY_FIXED (PKG__LZX_MODEL + 2 * (uint64_t)PKG__IO_BUF)
 
 /* An LZMA stream inside an image, at off. */
 typedef struct {
@@ -172,14 +180,41 @@ typedef struct {
 /* Called for each stream found, with its token form (st->s.xlen bytes). */
 typedef int (*pkg__dx_found_fn)(void *user, const pkg__dx_stream *st, const uint8_t *tokens);
 
-/* The LZMA streams of img that lzx.c codes back bit for bit (at least 4 KiB each, windows
- * within max_window), in order (*out malloc'd, NULL when none); found (may be NULL) gets
- * each as it is found. */
-int pkg__dx_scan(const uint8_t *img, uint64_t len, uint64_t max_window, pkg__dx_found_fn found,
-                 void *user, pkg__dx_stream **out, size_t *n) PQ_MUST_CHECK;
+typedef struct {
+	uint64_t max_window;          /* streams with a larger window are left alone */
+	uint64_t mem_limit;           /* the encoder's: bounds a candidate's token form (0: none) */
+	const pkg_progress *progress; /* its cancel flag is checked */
+	pkg__dx_found_fn found;       /* may be NULL */
+	void *user;
+} pkg__dx_scan_opts;
+
+/* The LZMA streams of img that lzx.c codes back bit for bit (at least 4 KiB each), in order
+ * (*out malloc'd, NULL when none). Candidates that fail cost at most about twice the image
+ * in decoding, whatever the image holds; after that the scan stops. */
+int pkg__dx_scan(const uint8_t *img, uint64_t len, const pkg__dx_scan_opts *o, pkg__dx_stream **out,
+                 size_t *n) PQ_MUST_CHECK;
 /* Appends the stream table of a version-3 delta. */
 void pkg__dx_table_encode(pq_buf *b, const pkg__dx_stream *bs, size_t nb, const pkg__dx_stream *ts,
                           size_t nt);
+
+/* A parsed stream table. */
+typedef struct {
+	pkg__dx_stream *bs, *ts;
+	size_t nb, nt;
+	uint64_t window; /* the largest window of the target's streams */
+	uint64_t memory; /* what the table and the lists take */
+} pkg__dx_table;
+
+/* Parses the stream table t[0..len) of the delta d whose inner descriptor is inner: every
+ * stream in order inside its image and within the bounds above, the expanded sizes equal to
+ * the inner delta's (PQ_ERR_FORMAT). */
+int pkg__dx_table_decode(const uint8_t *t, size_t len, const pkg__delta_desc *d,
+                         const pkg__delta_desc *inner, pkg__dx_table *out) PQ_MUST_CHECK;
+void pkg__dx_table_free(pkg__dx_table *t);
+
+/* Opens a new file named prefix-XXXXXX and unlinks it at once. */
+int pkg__dx_open_unlinked(const char *prefix, int *fd) PQ_MUST_CHECK;
+
 /* What a version-3 delta is made from: both images' streams and expanded forms. */
 typedef struct {
 	bool used; /* both images hold streams */
@@ -192,19 +227,18 @@ typedef struct {
 } pkg__dx_plan;
 
 /* Finds the streams of both images and expands them (p->used), or leaves p unused when the
- * target or the base has none. Streams whose window would not fit apply_limit are left as
- * they are. */
+ * target or the base has none. Streams whose window would not leave the inner delta room in
+ * the apply limit are left as they are. */
 int pkg__dx_plan_make(const uint8_t *base, uint64_t base_len, const uint8_t *target,
-                      uint64_t target_len, uint64_t apply_limit, pkg__dx_plan *p) PQ_MUST_CHECK;
+                      uint64_t target_len, const pkg__d2_enc_opts *o,
+                      pkg__dx_plan *p) PQ_MUST_CHECK;
 void pkg__dx_plan_free(pkg__dx_plan *p);
 /* Writes the payload of a version-3 delta after its two descriptors (the caller leaves
  * 2 * PKG__D2_DESC_LEN bytes of room): the inner delta's segments and table, then the stream
  * table. *outer gets the outer descriptor's fields (hashes excepted), inner_raw the inner
- * descriptor, whole. */
+ * descriptor, whole. PQ_ERR_RANGE when the streams leave the inner delta no room. */
 int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn sink, void *user,
                    pkg__delta_desc *outer, uint8_t inner_raw[PKG__D2_DESC_LEN]) PQ_MUST_CHECK;
-/* The memory coding a stream back takes besides its window. */
-#define PKG__DX_APPLY_FIXED (PKG__LZX_MODEL + 2 * (uint64_t)PKG__IO_BUF)
 /* Applies the version-3 delta e (descriptor d) to the base open at base_fd (checked). */
 int pkg__dx_apply(pkg_reader *r, const pkg_entry *e, const pkg__delta_desc *d, int base_fd,
                   const char *out_path, pkg_apply_opts *o) PQ_MUST_CHECK;

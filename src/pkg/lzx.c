@@ -227,6 +227,8 @@ static int src_varint(pkg__lzx_src *in, uint64_t *v)
 		int c = src_byte(in, &rc);
 		if (c < 0)
 			return rc != PQ_OK ? rc : pq_err_set(PQ_ERR_FORMAT, "lzma tokens: cut");
+		if (shift == 63 && (c & 0x7e))
+			break;
 		*v |= (uint64_t)(c & 0x7f) << shift;
 		if (!(c & 0x80))
 			return PQ_OK;
@@ -246,7 +248,10 @@ typedef struct {
 static inline void rd_norm(rdec *r)
 {
 	if (r->range < TOP) {
-		int c = src_byte(r->in, &r->err);
+		int err = PQ_OK;
+		int c = src_byte(r->in, &err);
+		if (err != PQ_OK && r->err == PQ_OK) /* the first failure sticks */
+			r->err = err;
 		if (c < 0)
 			r->cut = true;
 		r->range <<= 8;
@@ -325,6 +330,9 @@ typedef struct {
 	uint8_t run[PKG__LZX_RUN_MAX];
 	size_t n;
 } lit_run;
+
+_Static_assert(sizeof(model) + sizeof(lit_run) <= PKG__LZX_MODEL,
+               "PKG__LZX_MODEL must cover the coder's state");
 
 static void put_varint(uint8_t *t, size_t *n, uint64_t v)
 {
@@ -686,6 +694,12 @@ int pkg__lzx_pack(pkg__lzx_src *in, pkg__lzx_stream *s, uint64_t max_window, pkg
                   void *user)
 {
 	uint64_t start = in->used;
+	if (s->props >= 225 || s->props % 9 + s->props / 9 % 5 > 4 || s->dict < 4096 ||
+	    s->usize == 0)
+		return pq_err_set(PQ_ERR_FORMAT,
+		                  "lzma: properties 0x%02x, dictionary %u, size %llu "
+		                  "not taken",
+		                  s->props, s->dict, (unsigned long long)s->usize);
 	if (pkg__lzx_window(s) > max_window)
 		return pq_err_set(PQ_ERR_RANGE, "lzma: a window of %llu bytes, over %llu",
 		                  (unsigned long long)pkg__lzx_window(s),

@@ -30,8 +30,8 @@
 #include "pkg/codec.h"
 
 #define PKG__LZX_HDR_LEN 13
-#define PKG__LZX_RUN_MAX 4096        /* literal bytes in one record */
-#define PKG__LZX_MODEL   (64u << 10) /* memory besides the window: model and buffers */
+#define PKG__LZX_RUN_MAX 4096         /* literal bytes in one record */
+#define PKG__LZX_MODEL   (128u << 10) /* memory besides the window: model and buffers */
 
 /* A stream's header fields and sizes. */
 typedef struct {

@@ -156,17 +156,55 @@ static int leaf_finish(leaf_build *lb, const char *out_path, pkg_unit *unit, uin
 	return pq_hash_file(PQ_HASH_SHA256, out_path, unit->sha256);
 }
 
-/* A delta (version 2, delta_enc.c; version 3 through LZMA streams, delta_x.c): both images
- * mapped, the payload written after room for the descriptors, which are written last and
- * folded into the CRC. */
+/* Empties the output and places it after `room` bytes for the descriptors. */
+static int payload_start(leaf_build *lb, size_t room)
+{
+	if (ftruncate(lb->out.fd, 0) != 0 ||
+	    lseek(lb->out.fd, (off_t)(SWPG_HDR_LEN + room), SEEK_SET) < 0)
+		return pq_err_set(PQ_ERR_IO, "%s: %s", lb->out.tmp, strerror(errno));
+	lb->out.written = 0;
+	lb->out.crc = 0;
+	return PQ_OK;
+}
+
+/* The delta's payload after room for its descriptors (*room bytes, raw): version 3 when both
+ * images hold LZMA streams that leave the inner delta room in the apply limit (delta_x.c),
+ * version 2 otherwise (delta_enc.c). */
+static int delta_payload(leaf_build *lb, const uint8_t *tg, size_t tg_len,
+                         const pkg__d2_enc_opts *eo, uint8_t raw[2 * PKG__D2_DESC_LEN],
+                         size_t *room, pkg__delta_desc *d)
+{
+	pkg__dx_plan px;
+	int rc = pkg__dx_plan_make(lb->base, lb->base_len, tg, tg_len, eo, &px);
+	if (rc == PQ_OK && px.used) {
+		*room = 2 * PKG__D2_DESC_LEN;
+		rc = payload_start(lb, *room);
+		if (rc == PQ_OK)
+			rc = pkg__dx_encode(&px, eo, pkg__out_sink, &lb->out, d,
+			                    raw + PKG__D2_DESC_LEN);
+		pkg__dx_plan_free(&px);
+		if (rc != PQ_ERR_RANGE)
+			return rc;
+		pq_err_clear(); /* no room beside the streams' windows: version 2 */
+		rc = PQ_OK;
+	}
+	*room = PKG__D2_DESC_LEN;
+	if (rc == PQ_OK)
+		rc = payload_start(lb, *room);
+	return rc == PQ_OK ? pkg__d2_encode(lb->base, lb->base_len, tg, tg_len, eo, pkg__out_sink,
+	                                    &lb->out, d)
+	                   : rc;
+}
+
+/* A delta: both images mapped, the payload written after room for the descriptors, which
+ * are written last and folded into the CRC. */
 static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
 {
 	const pkg_leaf_opts *o = lb->o;
 	void *tg = NULL;
-	size_t tg_len = 0;
+	size_t tg_len = 0, room = 0;
 	uint8_t raw[2 * PKG__D2_DESC_LEN];
 	pkg__delta_desc d;
-	pkg__dx_plan px = {0};
 	pkg__d2_enc_opts eo = {.level = o->level,
 	                       .mem_limit = o->mem_limit,
 	                       .apply_limit = o->apply_limit,
@@ -177,20 +215,9 @@ static int leaf_delta(leaf_build *lb, const char *out_path, pkg_unit *unit)
 		rc =
 		    pkg__map_file(lb->image_path, PKG_DELTA2_MAX, &tg, &tg_len, unit->image_sha256);
 	if (rc == PQ_OK)
-		rc = pkg__dx_plan_make(
-		    lb->base, lb->base_len, tg, tg_len,
-		    o->apply_limit ? o->apply_limit : PKG_DELTA_APPLY_MEM_DEFAULT, &px);
-	size_t room = px.used ? 2 * PKG__D2_DESC_LEN : PKG__D2_DESC_LEN;
-	if (rc == PQ_OK)
 		rc = pkg__out_open(&lb->out, out_path, 0644);
-	if (rc == PQ_OK && lseek(lb->out.fd, (off_t)(SWPG_HDR_LEN + room), SEEK_SET) < 0)
-		rc = pq_err_set(PQ_ERR_IO, "seek: %s", strerror(errno));
-	if (rc == PQ_OK && px.used)
-		rc = pkg__dx_encode(&px, &eo, pkg__out_sink, &lb->out, &d, raw + PKG__D2_DESC_LEN);
-	else if (rc == PQ_OK)
-		rc = pkg__d2_encode(lb->base, lb->base_len, tg, tg_len, &eo, pkg__out_sink,
-		                    &lb->out, &d);
-	pkg__dx_plan_free(&px);
+	if (rc == PQ_OK)
+		rc = delta_payload(lb, tg, tg_len, &eo, raw, &room, &d);
 	if (rc == PQ_OK) {
 		memcpy(d.base_sha, unit->base_sha256, 32);
 		memcpy(d.target_sha, unit->image_sha256, 32);

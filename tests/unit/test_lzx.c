@@ -847,7 +847,8 @@ static void test_scan(void **state)
 
 	pkg__dx_stream *st = NULL;
 	size_t n = 99;
-	assert_ok(pkg__dx_scan(img.p, img.len, 16 * MIB, NULL, NULL, &st, &n));
+	assert_ok(
+	    pkg__dx_scan(img.p, img.len, &(pkg__dx_scan_opts){.max_window = 16 * MIB}, &st, &n));
 	assert_int_equal(n, 2);
 	assert_int_equal(st[0].off, off_a);
 	assert_int_equal(st[0].s.clen, la);
@@ -862,7 +863,8 @@ static void test_scan(void **state)
 	free(st);
 	/* a bound under A's window (200 KiB): only B is taken */
 	st = NULL;
-	assert_ok(pkg__dx_scan(img.p, img.len, na - 1, NULL, NULL, &st, &n));
+	assert_ok(
+	    pkg__dx_scan(img.p, img.len, &(pkg__dx_scan_opts){.max_window = na - 1}, &st, &n));
 	assert_int_equal(n, 1);
 	assert_int_equal(st[0].off, off_b);
 	free(st);
@@ -873,7 +875,8 @@ static void test_scan(void **state)
 	add_fill(&none, 0, 64 * KIB);
 	add(&none, ca, 64 * KIB);
 	st = NULL;
-	assert_ok(pkg__dx_scan(none.p, none.len, 16 * MIB, NULL, NULL, &st, &n));
+	assert_ok(
+	    pkg__dx_scan(none.p, none.len, &(pkg__dx_scan_opts){.max_window = 16 * MIB}, &st, &n));
 	assert_int_equal(n, 0);
 	free(st);
 
@@ -893,7 +896,8 @@ static void test_scan(void **state)
 		add(&m, which[i], lens[i]);
 		add_fill(&m, 0xff, 512);
 		st = NULL;
-		assert_ok(pkg__dx_scan(m.p, m.len, 16 * MIB, NULL, NULL, &st, &n));
+		assert_ok(pkg__dx_scan(m.p, m.len, &(pkg__dx_scan_opts){.max_window = 16 * MIB},
+		                       &st, &n));
 		assert_int_equal(n, i == 2 ? 1 : 0);
 		free(st);
 		free(m.p);
