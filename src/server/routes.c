@@ -505,4 +505,5 @@ const srv_route *const srv_route_tables[] = {srv_routes,          route_fleet_ta
                                              route_release_table, route_campaign_table,
                                              route_uptane_table,  route_diag_table,
                                              route_session_table, route_events_table,
-                                             route_console_table, NULL};
+                                             route_console_table, route_apikey_table,
+                                             NULL};

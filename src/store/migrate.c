@@ -359,6 +359,15 @@ static const char *const schema_v8[] = {
     "ALTER TABLE releases DROP COLUMN delta_source",
 };
 
+/* Schema v9: (telemetry, issue 14; added on another branch.) */
+
+/* Schema v10: API keys expire (expires_ms, 0: never) and record their last use
+ * (last_used_ms, written at most once a minute per key; issue 14). */
+static const char *const schema_v10[] = {
+    "ALTER TABLE api_keys ADD COLUMN expires_ms BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE api_keys ADD COLUMN last_used_ms BIGINT NOT NULL DEFAULT 0",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -374,6 +383,8 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
     {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
     {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
+    {NULL, 0}, /* v9: a placeholder for the telemetry branch's step */
+    {schema_v10, sizeof(schema_v10) / sizeof(schema_v10[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
