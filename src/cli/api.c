@@ -74,6 +74,42 @@ int cli_conn_ready(cli_conn *c)
 	return CLI_EXIT_OK;
 }
 
+int cli_parse(cli_conn *c, int argc, char **argv, const struct option *opts,
+              int (*fn)(void *user, int ch, const char *arg), void *user, void (*usage)(FILE *),
+              int min_pos, int max_pos)
+{
+	int ch, ex;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ch == 'h' || ch == CLI_O_HELP) {
+			usage(stdout);
+			return CLI_EXIT_OK;
+		}
+		if (ch == '?' || ch == ':')
+			return cli_usage_error(c->cmd, "%s: bad option or missing value '%s'",
+			                       argv[0], argv[optind - 1]);
+		if (!cli_conn_option(c, ch, optarg, &ex))
+			ex = fn(user, ch, optarg);
+		if (ex != CLI_EXIT_OK)
+			return ex;
+	}
+	int npos = argc - optind;
+	if (npos < min_pos || npos > max_pos)
+		return cli_usage_error(c->cmd, "%s: %s", argv[0],
+		                       npos < min_pos ? "missing argument" : "unexpected argument");
+	ex = cli_conn_ready(c);
+	return ex == CLI_EXIT_OK ? -1 : ex;
+}
+
+int cli_opt_long(const cli_conn *c, const char *opt, const char *arg, long min, long max,
+                 long *out)
+{
+	if (cli_parse_long(arg, min, max, out) != PQ_OK)
+		return cli_usage_error(c->cmd, "--%s: %ld..%ld", opt, min, max);
+	return CLI_EXIT_OK;
+}
+
 void cli_conn_close(cli_conn *c)
 {
 	if (!c->curl)
@@ -264,6 +300,96 @@ void cli_time(int64_t ms, char out[24])
 	struct tm tm;
 	if (ms <= 0 || !gmtime_r(&t, &tm) || strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm) == 0)
 		snprintf(out, 24, "-");
+}
+
+/* ---- streams ------------------------------------------------------------------------- */
+
+struct cli_stream {
+	CURLM *m;
+	CURL *e;
+	struct curl_slist *h;
+	cli_stream_fn fn;
+	void *user;
+	bool stop;
+};
+
+static size_t on_stream(char *p, size_t size, size_t n, void *user)
+{
+	cli_stream *s = user;
+	long status = 0;
+	curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200 || !s->fn(p, size * n, s->user)) {
+		s->stop = true;
+		return 0;
+	}
+	return size * n;
+}
+
+cli_stream *cli_stream_open(cli_conn *c, const char *path, cli_stream_fn fn, void *user)
+{
+	char url[2048], auth[600];
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", c->server, path) >= sizeof(url) ||
+	    (size_t)snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->key) >=
+	        sizeof(auth)) {
+		pq_err_set(PQ_ERR_RANGE, "URL or API key too long");
+		return NULL;
+	}
+	cli_stream *s = calloc(1, sizeof(*s));
+	if (s) {
+		s->fn = fn;
+		s->user = user;
+		s->m = curl_multi_init();
+		s->e = curl_easy_init();
+		s->h = curl_slist_append(NULL, auth);
+		struct curl_slist *h2 = s->h ? curl_slist_append(s->h, "Accept: text/event-stream")
+		                             : NULL;
+		s->h = h2 ? h2 : s->h;
+		if (!h2)
+			s->stop = true;
+	}
+	if (!s || !s->m || !s->e || s->stop) {
+		cli_stream_close(s);
+		pq_err_set(PQ_ERR_NOMEM, "libcurl");
+		return NULL;
+	}
+	set_common(c, s->e, url, s->h);
+	curl_easy_setopt(s->e, CURLOPT_TIMEOUT, 0L); /* open until either side ends it */
+	curl_easy_setopt(s->e, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(s->e, CURLOPT_WRITEDATA, s);
+	if (curl_multi_add_handle(s->m, s->e) != CURLM_OK) {
+		cli_stream_close(s);
+		pq_err_set(PQ_ERR_NOMEM, "libcurl");
+		return NULL;
+	}
+	return s;
+}
+
+bool cli_stream_poll(cli_stream *s, int wait_ms, long *status)
+{
+	int running = 0;
+	*status = 0;
+	if (curl_multi_perform(s->m, &running) != CURLM_OK)
+		return false;
+	if (running && !s->stop)
+		curl_multi_poll(s->m, NULL, 0, wait_ms, NULL);
+	if (curl_multi_perform(s->m, &running) != CURLM_OK)
+		return false;
+	curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, status);
+	return running && !s->stop;
+}
+
+void cli_stream_close(cli_stream *s)
+{
+	if (!s)
+		return;
+	if (s->m && s->e)
+		curl_multi_remove_handle(s->m, s->e);
+	if (s->e)
+		curl_easy_cleanup(s->e);
+	if (s->m)
+		curl_multi_cleanup(s->m);
+	curl_slist_free_all(s->h);
+	free(s);
 }
 
 /* ---- progress ------------------------------------------------------------------------ */

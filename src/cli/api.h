@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -67,6 +68,18 @@ bool cli_conn_option(cli_conn *c, int ch, const char *arg, int *exit_code);
 int cli_conn_ready(cli_conn *c);
 void cli_conn_close(cli_conn *c);
 
+/* Parses a subcommand's options (argv[0] is its name) with getopt_long over opts: the
+ * connection options into *c, -h/--help prints usage(stdout), any other option goes to
+ * fn(user, ch, optarg) (CLI_EXIT_OK or a usage error's exit code, printed). Then checks
+ * that between min_pos and max_pos arguments remain (from optind) and readies the
+ * connection (cli_conn_ready). -1 to go on, else the exit code. */
+int cli_parse(cli_conn *c, int argc, char **argv, const struct option *opts,
+              int (*fn)(void *user, int ch, const char *arg), void *user, void (*usage)(FILE *),
+              int min_pos, int max_pos);
+/* A positive integer option in min..max (a usage error naming opt otherwise). */
+int cli_opt_long(const cli_conn *c, const char *opt, const char *arg, long min, long max,
+                 long *out);
+
 /* One call: body (len bytes, ctype) or none; *status the HTTP status, *out the parsed JSON
  * answer (NULL when there is none, e.g. 204). PQ_OK when an answer arrived (any status);
  * PQ_ERR_IO (the connection: retry may help) or PQ_ERR_FORMAT (an answer that is not
@@ -98,6 +111,18 @@ const char *cli_jstr(const json_t *o, const char *key);
 long long cli_jint(const json_t *o, const char *key);
 /* "2026-12-07 20:54:57" (UTC) of a Unix time in ms, "-" for 0. */
 void cli_time(int64_t ms, char out[24]);
+
+/* A long-lived GET (a Server-Sent Events stream, GET /api/v1/events) on its own handle,
+ * beside the calls of the connection: fn receives the bytes as they come (return false to
+ * end the stream). */
+typedef struct cli_stream cli_stream;
+typedef bool (*cli_stream_fn)(const char *p, size_t n, void *user);
+/* NULL (with a detail) when it cannot be set up; a failed connection shows in the poll. */
+cli_stream *cli_stream_open(cli_conn *c, const char *path, cli_stream_fn fn, void *user);
+/* Runs the stream for up to wait_ms: true while it is open, false once it ended (closed by
+ * the server, a failure, fn said stop, or an HTTP status other than 200: *status). */
+bool cli_stream_poll(cli_stream *s, int wait_ms, long *status);
+void cli_stream_close(cli_stream *s);
 
 /* A progress bar on stderr when it is a terminal (nothing otherwise). */
 typedef struct {
