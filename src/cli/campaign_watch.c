@@ -15,6 +15,7 @@
 #define REFRESH_MS     5000
 #define POLL_MS        500
 #define RECONNECT_MS   1000
+#define CONNECT_WAIT_MS 5000
 
 typedef struct {
 	cli_conn *c;
@@ -24,7 +25,8 @@ typedef struct {
 	char event[32];
 	char *data; /* the event's data lines, joined */
 	size_t dlen;
-	bool dirty; /* an event of the campaign (or a reset): re-read it */
+	bool dirty;     /* an event of the campaign (or a reset): re-read it */
+	bool connected; /* the stream's ": connected" arrived */
 	char last[640]; /* the last counts line printed */
 } watcher;
 
@@ -88,7 +90,9 @@ static bool on_line(watcher *w, char *l, size_t n)
 			w->data[w->dlen++] = '\n';
 		memcpy(w->data + w->dlen, v, vn);
 		w->dlen += vn;
-	} /* comments (":"), id: and retry: need nothing */
+	} else if (!strncmp(l, ": connected", 11)) {
+		w->connected = true;
+	} /* other comments, id: and retry: need nothing */
 	return true;
 }
 
@@ -153,6 +157,32 @@ static bool ended(const char *state)
 	return !strcmp(state, "completed") || !strcmp(state, "cancelled");
 }
 
+/* Opens the event stream and waits (a few seconds at most) until the server says it is
+ * connected: events from then on are in it. NULL when it cannot be used (then the watch
+ * polls only). */
+static cli_stream *connect_stream(watcher *w, bool *usable)
+{
+	long status = 0;
+	w->len = w->dlen = 0;
+	w->connected = false;
+	cli_stream *st = cli_stream_open(w->c, "/api/v1/events", on_bytes, w);
+	if (!st) {
+		*usable = false;
+		return NULL;
+	}
+	int64_t until = pq_mono_ms() + CONNECT_WAIT_MS;
+	while (!w->connected && pq_mono_ms() < until) {
+		if (!cli_stream_poll(st, POLL_MS, &status)) {
+			cli_stream_close(st);
+			if (status != 0 && status != 200) /* refused (a role, the limit): poll only */
+				*usable = false;
+			return NULL;
+		}
+	}
+	w->dirty = true; /* what happened before the stream opened */
+	return st;
+}
+
 int campaign_watch(cli_conn *c, const char *id, long timeout_s)
 {
 	watcher w = {.c = c, .id = id, .line = malloc(LINE_MAX_BYTES), .data = malloc(LINE_MAX_BYTES)};
@@ -163,6 +193,11 @@ int campaign_watch(cli_conn *c, const char *id, long timeout_s)
 	int ex = w.line && w.data ? CLI_EXIT_OK : cli_error(PQ_ERR_NOMEM, "campaign watch");
 	while (ex == CLI_EXIT_OK) {
 		int64_t now = pq_mono_ms();
+		if (!st && use_stream && now >= next_connect) {
+			st = connect_stream(&w, &use_stream);
+			next_connect = pq_mono_ms() + RECONNECT_MS;
+			now = pq_mono_ms();
+		}
 		if (w.dirty || now >= next_refresh) {
 			w.dirty = false;
 			next_refresh = now + REFRESH_MS;
@@ -172,23 +207,15 @@ int campaign_watch(cli_conn *c, const char *id, long timeout_s)
 		}
 		if (timeout_s && now - start >= timeout_s * 1000) {
 			fprintf(stderr, "pqota: campaign %s is still %s after %ld s\n", id, state,
-			            timeout_s);
+			        timeout_s);
 			ex = CLI_EXIT_FAIL;
 			break;
-		}
-		if (!st && use_stream && now >= next_connect) {
-			w.len = w.dlen = 0;
-			st = cli_stream_open(c, "/api/v1/events", on_bytes, &w);
-			w.dirty = true; /* what happened before the stream opened */
-			if (!st)
-				use_stream = false;
 		}
 		long status = 0;
 		if (st && !cli_stream_poll(st, POLL_MS, &status)) {
 			cli_stream_close(st);
 			st = NULL;
-			next_connect = pq_mono_ms() + RECONNECT_MS;
-			if (status != 0 && status != 200) /* refused (a role, the limit): poll only */
+			if (status != 0 && status != 200)
 				use_stream = false;
 		} else if (!st) {
 			pq_sleep_ms(POLL_MS);

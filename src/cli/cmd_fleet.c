@@ -224,6 +224,8 @@ static void print_vci(const json_t *j)
 	size_t i;
 	json_t *e;
 	const json_t *vci = json_object_get(j, "vci");
+	if (json_is_object(json_object_get(vci, "report"))) /* a vci_report message as stored */
+		vci = json_object_get(vci, "report");
 	printf("VCI of %s: %zu ECU(s)%s%s\n", cli_jstr(j, "vin"),
 	       json_array_size(json_object_get(vci, "ecus")),
 	       json_is_string(json_object_get(j, "message_id")) ? ", answering " : "",
@@ -292,7 +294,8 @@ static int fleet_row(cli_conn *c, const char *vin, json_t **out)
 	json_t *j = NULL, *v;
 	size_t i;
 	*out = NULL;
-	if (cli_path(path, sizeof(path), "/api/v1/vehicles", "vin_prefix", vin, "limit", "1000",
+	/* ordered by VIN, the VIN itself comes first among those it prefixes */
+	if (cli_path(path, sizeof(path), "/api/v1/vehicles", "vin_prefix", vin, "limit", "1",
 	             NULL) != PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "vehicle %s", vin);
 	int ex = cli_call(c, "GET", path, NULL, 200, &j, "vehicle");
