@@ -14,7 +14,7 @@
 #include "cli/cli.h"
 #include "core/time.h"
 
-#define RESP_MAX        (64u * 1024u * 1024u) /* an API answer */
+#define RESP_MAX         (64u * 1024u * 1024u) /* an API answer */
 #define PROGRESS_TICK_MS 100
 
 void cli_conn_init(cli_conn *c, const char *cmd)
@@ -102,8 +102,7 @@ int cli_parse(cli_conn *c, int argc, char **argv, const struct option *opts,
 	return ex == CLI_EXIT_OK ? -1 : ex;
 }
 
-int cli_opt_long(const cli_conn *c, const char *opt, const char *arg, long min, long max,
-                 long *out)
+int cli_opt_long(const cli_conn *c, const char *opt, const char *arg, long min, long max, long *out)
 {
 	if (cli_parse_long(arg, min, max, out) != PQ_OK)
 		return cli_usage_error(c->cmd, "--%s: %ld..%ld", opt, min, max);
@@ -341,8 +340,8 @@ cli_stream *cli_stream_open(cli_conn *c, const char *path, cli_stream_fn fn, voi
 		s->m = curl_multi_init();
 		s->e = curl_easy_init();
 		s->h = curl_slist_append(NULL, auth);
-		struct curl_slist *h2 = s->h ? curl_slist_append(s->h, "Accept: text/event-stream")
-		                             : NULL;
+		struct curl_slist *h2 =
+		    s->h ? curl_slist_append(s->h, "Accept: text/event-stream") : NULL;
 		s->h = h2 ? h2 : s->h;
 		if (!h2)
 			s->stop = true;
@@ -405,7 +404,9 @@ void cli_progress_start(cli_progress *p, const char *label, uint64_t total)
 
 static void draw(cli_progress *p, uint64_t done, int64_t now)
 {
-	enum { WIDTH = 30 };
+	enum {
+		WIDTH = 30
+	};
 	double frac = p->total ? (double)done / (double)p->total : 1.0;
 	int fill = (int)(frac * WIDTH);
 	char bar[WIDTH + 1];
@@ -414,8 +415,8 @@ static void draw(cli_progress *p, uint64_t done, int64_t now)
 	bar[WIDTH] = '\0';
 	double s = (double)(now - p->start_ms) / 1000.0;
 	double rate = s > 0 ? (double)done / s / 1e6 : 0.0;
-	fprintf(stderr, "\r%s [%s] %5.1f%% %8.1f / %.1f MB %6.1f MB/s", p->label, bar,
-	        frac * 100.0, (double)done / 1e6, (double)p->total / 1e6, rate);
+	fprintf(stderr, "\r%s [%s] %5.1f%% %8.1f / %.1f MB %6.1f MB/s", p->label, bar, frac * 100.0,
+	        (double)done / 1e6, (double)p->total / 1e6, rate);
 	fflush(stderr);
 }
 

@@ -23,9 +23,9 @@ typedef struct {
 	const char *server, *ca, *key;
 	const pq_profile *profile;
 	bool json;
-	long timeout_s;   /* of one call; 60 unless a command sets more */
-	void *curl;       /* the reused handle (cli_conn_close frees it) */
-	char ua[32];      /* User-Agent: pqota-<cmd> */
+	long timeout_s; /* of one call; 60 unless a command sets more */
+	void *curl;     /* the reused handle (cli_conn_close frees it) */
+	char ua[32];    /* User-Agent: pqota-<cmd> */
 } cli_conn;
 
 /* getopt_long values of the connection options; a command's own start at CLI_O_NEXT. */
@@ -46,14 +46,17 @@ enum {
 	    {"ca", required_argument, NULL, CLI_O_CA},                                             \
 	    {"api-key", required_argument, NULL, CLI_O_KEY},                                       \
 	    {"profile", required_argument, NULL, CLI_O_PROFILE},                                   \
-	    {"json", no_argument, NULL, CLI_O_JSON}, {"help", no_argument, NULL, CLI_O_HELP }
+	    {"json", no_argument, NULL, CLI_O_JSON},                                               \
+	{                                                                                          \
+		"help", no_argument, NULL, CLI_O_HELP                                              \
+	}
 
 /* The usage text of the connection options. */
 #define CLI_CONN_USAGE                                                                             \
 	"connection:\n"                                                                            \
 	"  --server URL        https://HOST:PORT (or PQOTA_SERVER)\n"                              \
 	"  --ca FILE           the deployment CA certificate (pki/ca/ca.crt, or PQOTA_CA)\n"       \
-	"  --api-key KEY       the API key (or PQOTA_API_KEY)\n"                                  \
+	"  --api-key KEY       the API key (or PQOTA_API_KEY)\n"                                   \
 	"  --profile ID|NAME   TLS profile whose key-exchange group alone is offered\n"            \
 	"                      (default 2)\n"                                                      \
 	"  --json              print the API's JSON instead of a table\n"

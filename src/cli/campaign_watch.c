@@ -11,10 +11,10 @@
 #include "cli/cli.h"
 #include "core/time.h"
 
-#define LINE_MAX_BYTES (256u * 1024u) /* one event-stream line (the server's batches are less) */
-#define REFRESH_MS     5000
-#define POLL_MS        500
-#define RECONNECT_MS   1000
+#define LINE_MAX_BYTES  (256u * 1024u) /* one event-stream line (the server's batches are less) */
+#define REFRESH_MS      5000
+#define POLL_MS         500
+#define RECONNECT_MS    1000
 #define CONNECT_WAIT_MS 5000
 
 typedef struct {
@@ -63,7 +63,8 @@ static void dispatch(watcher *w)
 			       cli_jstr(d, "cause"));
 		} else {
 			printf("%s  campaign %s%s%s\n", t, cli_jstr(d, "state"),
-			       *cli_jstr(d, "pause_reason") ? ": " : "", cli_jstr(d, "pause_reason"));
+			       *cli_jstr(d, "pause_reason") ? ": " : "",
+			       cli_jstr(d, "pause_reason"));
 		}
 		fflush(stdout);
 	}
@@ -174,7 +175,8 @@ static cli_stream *connect_stream(watcher *w, bool *usable)
 	while (!w->connected && pq_mono_ms() < until) {
 		if (!cli_stream_poll(st, POLL_MS, &status)) {
 			cli_stream_close(st);
-			if (status != 0 && status != 200) /* refused (a role, the limit): poll only */
+			if (status != 0 &&
+			    status != 200) /* refused (a role, the limit): poll only */
 				*usable = false;
 			return NULL;
 		}
@@ -185,7 +187,8 @@ static cli_stream *connect_stream(watcher *w, bool *usable)
 
 int campaign_watch(cli_conn *c, const char *id, long timeout_s)
 {
-	watcher w = {.c = c, .id = id, .line = malloc(LINE_MAX_BYTES), .data = malloc(LINE_MAX_BYTES)};
+	watcher w = {
+	    .c = c, .id = id, .line = malloc(LINE_MAX_BYTES), .data = malloc(LINE_MAX_BYTES)};
 	cli_stream *st = NULL;
 	char state[32] = "";
 	bool use_stream = true;

@@ -10,22 +10,27 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pqota apikey create [connection] --name NAME --role ROLE\n"
-	           "                           [--expires-in DURATION]\n"
-	           "       pqota apikey list [connection]\n"
-	           "       pqota apikey revoke [connection] ID\n"
-	           "\n"
-	           "API keys through the server's API (an admin key; docs/api.md 16).\n"
-	           "create: a key of ROLE (viewer, operator, admin); its secret is printed once on\n"
-	           "  stdout (with --json, as \"key\" in the object). --expires-in: 90s, 30m, 12h,\n"
-	           "  30d (at most 3660 days); the server refuses the key from then on.\n"
-	           "list: every key with its state (active, expired, revoked) and last use (kept\n"
-	           "  to the minute). revoke: the key stops working within 5 seconds.\n"
-	           "\n" CLI_CONN_USAGE "\n"
-	           "Exit status: 0 done, 2 an error (connection, HTTP error), 64 usage.\n");
+	fprintf(f,
+	        "usage: pqota apikey create [connection] --name NAME --role ROLE\n"
+	        "                           [--expires-in DURATION]\n"
+	        "       pqota apikey list [connection]\n"
+	        "       pqota apikey revoke [connection] ID\n"
+	        "\n"
+	        "API keys through the server's API (an admin key; docs/api.md 16).\n"
+	        "create: a key of ROLE (viewer, operator, admin); its secret is printed once on\n"
+	        "  stdout (with --json, as \"key\" in the object). --expires-in: 90s, 30m, 12h,\n"
+	        "  30d (at most 3660 days); the server refuses the key from then on.\n"
+	        "list: every key with its state (active, expired, revoked) and last use (kept\n"
+	        "  to the minute). revoke: the key stops working within 5 seconds.\n"
+	        "\n" CLI_CONN_USAGE "\n"
+	        "Exit status: 0 done, 2 an error (connection, HTTP error), 64 usage.\n");
 }
 
-enum { O_NAME = CLI_O_NEXT, O_ROLE, O_EXPIRES };
+enum {
+	O_NAME = CLI_O_NEXT,
+	O_ROLE,
+	O_EXPIRES
+};
 
 static const struct option opts[] = {
     CLI_CONN_OPTIONS,
@@ -85,8 +90,9 @@ static int on_option(void *user, int ch, const char *arg)
 		break;
 	case O_EXPIRES:
 		if (parse_duration(arg, &a->expires_s) != PQ_OK)
-			return cli_usage_error("apikey", "--expires-in '%s': 90s, 30m, 12h or 30d "
-			                                 "(at most 3660 days)",
+			return cli_usage_error("apikey",
+			                       "--expires-in '%s': 90s, 30m, 12h or 30d "
+			                       "(at most 3660 days)",
 			                       arg);
 		break;
 	default:

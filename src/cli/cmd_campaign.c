@@ -134,9 +134,9 @@ static json_t *parse_phase(const char *spec)
 		if (end == eq + 1 || *end)
 			goto bad;
 		static const char *const keys[][2] = {{"count", "count"},
-		                                       {"percent", "percent"},
-		                                       {"success", "success_threshold"},
-		                                       {"error", "error_threshold"}};
+		                                      {"percent", "percent"},
+		                                      {"success", "success_threshold"},
+		                                      {"error", "error_threshold"}};
 		size_t k = 0;
 		while (k < 4 && strcmp(tok, keys[k][0]) != 0)
 			k++;
@@ -167,15 +167,16 @@ static int on_option(void *user, int ch, const char *arg)
 {
 	args *a = user;
 	int rc = PQ_OK;
-	a->built = a->built || (ch != O_SPEC && ch != O_START && ch != O_LIMIT &&
-	                        ch != O_OFFSET && ch != O_TIMEOUT);
+	a->built = a->built || (ch != O_SPEC && ch != O_START && ch != O_LIMIT && ch != O_OFFSET &&
+	                        ch != O_TIMEOUT);
 	switch (ch) {
 	case O_NAME:
 		rc = json_object_set_new(a->body, "name", json_string(arg)) ? PQ_ERR_NOMEM : PQ_OK;
 		break;
 	case O_NOTES:
-		rc = json_object_set_new(a->policy, "release_notes", json_string(arg)) ? PQ_ERR_NOMEM
-		                                                                        : PQ_OK;
+		rc = json_object_set_new(a->policy, "release_notes", json_string(arg))
+		         ? PQ_ERR_NOMEM
+		         : PQ_OK;
 		break;
 	case O_RELEASE:
 		rc = add_str(a->body, "release_ids", arg);
@@ -221,8 +222,9 @@ static int on_option(void *user, int ch, const char *arg)
 	case O_PHASE: {
 		json_t *ph = parse_phase(arg);
 		if (!ph)
-			return cli_usage_error("campaign", "--phase '%s': count=N or percent=P, then "
-			                                   ",success=R ,error=R",
+			return cli_usage_error("campaign",
+			                       "--phase '%s': count=N or percent=P, then "
+			                       ",success=R ,error=R",
 			                       arg);
 		json_t *phases = json_object_get(a->body, "phases");
 		if (!phases)
@@ -271,12 +273,12 @@ void campaign_print(const json_t *cp)
 	cli_time(cli_jint(cp, "created_ms"), made);
 	cli_time(cli_jint(cp, "started_ms"), started);
 	printf("campaign  %s\nname      %s\nstate     %s%s%s\n", cli_jstr(cp, "id"),
-	       cli_jstr(cp, "name"), cli_jstr(cp, "state"), *cli_jstr(cp, "pause_reason") ? ": " : "",
-	       cli_jstr(cp, "pause_reason"));
+	       cli_jstr(cp, "name"), cli_jstr(cp, "state"),
+	       *cli_jstr(cp, "pause_reason") ? ": " : "", cli_jstr(cp, "pause_reason"));
 	printf("created   %s UTC by %s; started %s\n", made, cli_jstr(cp, "created_by"), started);
 	printf("releases ");
-	json_array_foreach(json_object_get(cp, "release_ids"), i, r) printf(" %s",
-	                                                                    json_string_value(r));
+	json_array_foreach(json_object_get(cp, "release_ids"), i, r)
+	    printf(" %s", json_string_value(r));
 	char *target = json_dumps(json_object_get(cp, "target"), JSON_COMPACT | JSON_SORT_KEYS);
 	printf("\ntarget    %s\n", target ? target : "?");
 	free(target);
@@ -305,7 +307,8 @@ static void print_list(const json_t *j)
 		printf("%-36s %-24.24s %-9s %5lld %6lld %9lld %6lld  %s\n", cli_jstr(cp, "id"),
 		       cli_jstr(cp, "name"), cli_jstr(cp, "state"), cli_jint(cp, "current_phase"),
 		       cli_jint(cp, "total"), cli_jint(n, "completed"),
-		       cli_jint(n, "failed") + cli_jint(n, "rolled_back") + cli_jint(n, "timed_out"),
+		       cli_jint(n, "failed") + cli_jint(n, "rolled_back") +
+		           cli_jint(n, "timed_out"),
 		       t);
 	}
 	printf("%lld campaign(s)\n", cli_jint(j, "total"));
@@ -383,8 +386,7 @@ static int do_list(cli_conn *c, const args *a)
 {
 	char path[160];
 	json_t *j = NULL;
-	snprintf(path, sizeof(path), "/api/v1/campaigns?limit=%ld&offset=%ld", a->limit,
-	         a->offset);
+	snprintf(path, sizeof(path), "/api/v1/campaigns?limit=%ld&offset=%ld", a->limit, a->offset);
 	int ex = cli_call(c, "GET", path, NULL, 200, &j, "campaign list");
 	return ex == CLI_EXIT_OK ? cli_show(c, j, print_list) : ex;
 }
@@ -411,7 +413,7 @@ static int run(cli_conn *c, args *a, const char *sub, const char *id)
 	return ex == CLI_EXIT_OK ? cli_show(c, j, campaign_print) : ex;
 }
 
-static const char *const subs[] = {"create", "list",  "show",   "start",
+static const char *const subs[] = {"create", "list",   "show",   "start",
                                    "pause",  "resume", "cancel", "watch"};
 
 int cmd_campaign(int argc, char **argv)
@@ -435,8 +437,9 @@ int cmd_campaign(int argc, char **argv)
 	while (k < sizeof(subs) / sizeof(subs[0]) && strcmp(argv[1], subs[k]) != 0)
 		k++;
 	if (k == sizeof(subs) / sizeof(subs[0])) {
-		ex = cli_usage_error("campaign", "unknown subcommand '%s' (create, list, show, "
-		                                 "start, pause, resume, cancel, watch)",
+		ex = cli_usage_error("campaign",
+		                     "unknown subcommand '%s' (create, list, show, "
+		                     "start, pause, resume, cancel, watch)",
 		                     argv[1]);
 		goto out;
 	}

@@ -160,8 +160,7 @@ static void print_vehicle_row(const json_t *v)
 	cli_time(cli_jint(v, "last_seen_ms"), t);
 	printf("%-20s %-16s %-7s %-19s %-10s %s\n", cli_jstr(v, "vin"), cli_jstr(v, "model"),
 	       json_is_true(json_object_get(v, "online")) ? "online" : "offline", t,
-	       json_is_string(json_object_get(v, "vmg_version")) ? cli_jstr(v, "vmg_version")
-	                                                         : "-",
+	       json_is_string(json_object_get(v, "vmg_version")) ? cli_jstr(v, "vmg_version") : "-",
 	       camp);
 }
 
@@ -301,8 +300,8 @@ static int fleet_row(cli_conn *c, const char *vin, json_t **out)
 	int ex = cli_call(c, "GET", path, NULL, 200, &j, "vehicle");
 	if (ex != CLI_EXIT_OK)
 		return ex;
-	json_array_foreach(json_object_get(j, "items"), i, v) if (strcmp(cli_jstr(v, "vin"),
-	                                                                 vin) == 0)
+	json_array_foreach(json_object_get(j, "items"), i,
+	                   v) if (strcmp(cli_jstr(v, "vin"), vin) == 0)
 	{
 		*out = json_incref(v);
 		break;
@@ -388,8 +387,8 @@ static void print_readiness(const json_t *r)
 static void add_check(json_t *checks, const char *name, bool ok, const char *detail, bool *all,
                       bool *built)
 {
-	if (json_array_append_new(checks, json_pack("{s:s,s:b,s:s}", "check", name, "ok", ok,
-	                                            "detail", detail)) != 0)
+	if (json_array_append_new(
+	        checks, json_pack("{s:s,s:b,s:s}", "check", name, "ok", ok, "detail", detail)) != 0)
 		*built = false;
 	*all = *all && ok;
 }
@@ -421,9 +420,9 @@ static int do_readiness(cli_conn *c, const char *vin)
 	else
 		snprintf(d, sizeof(d), "none outstanding");
 	add_check(checks, "campaign", !json_is_object(cp), d, &all, &built);
-	snprintf(d, sizeof(d), "%s", json_is_string(json_object_get(row, "vmg_version"))
-	                                 ? cli_jstr(row, "vmg_version")
-	                                 : "unknown");
+	snprintf(d, sizeof(d), "%s",
+	         json_is_string(json_object_get(row, "vmg_version")) ? cli_jstr(row, "vmg_version")
+	                                                             : "unknown");
 	add_check(checks, "vmg", json_is_string(json_object_get(row, "vmg_version")), d, &all,
 	          &built);
 	json_t *r = json_pack("{s:s,s:b,s:o,s:o}", "vin", vin, "ready", all, "checks", checks,
@@ -444,7 +443,9 @@ int cmd_fleet(int argc, char **argv)
 	const char *sub = argv[0];
 	bool is_import = !strcmp(sub, "import"), is_list = !strcmp(sub, "list");
 	int ex = cli_parse(&c, argc, argv, opts, on_option, &a, usage, is_list || is_import ? 0 : 1,
-	                   is_list ? 0 : is_import ? FLEET_IMPORT_MAX : 1);
+	                   is_list     ? 0
+	                   : is_import ? FLEET_IMPORT_MAX
+	                               : 1);
 	if (ex >= 0)
 		return ex;
 	const char *vin = argv[optind];

@@ -19,10 +19,10 @@
 #include "core/time.h"
 #include "crypto/hash.h"
 
-#define PIECE_DEFAULT   (8L * 1024 * 1024) /* limits.max_body_bytes' default */
-#define PIECE_MIN       (64L * 1024)
-#define RETRIES_DEFAULT 10
-#define BACKOFF_MAX_MS  8000
+#define PIECE_DEFAULT     (8L * 1024 * 1024) /* limits.max_body_bytes' default */
+#define PIECE_MIN         (64L * 1024)
+#define RETRIES_DEFAULT   10
+#define BACKOFF_MAX_MS    8000
 #define RELEASE_TIMEOUT_S 1800 /* POST /releases builds and encrypts the package first */
 
 static void usage(FILE *f)
@@ -161,8 +161,8 @@ static void print_deltas(const json_t *r)
 	json_t *d;
 	json_array_foreach(json_object_get(r, "deltas"), i, d)
 	{
-		printf("delta     from %s: %s (%s)", cli_jstr(d, "base_version"), cli_jstr(d, "state"),
-		       cli_jstr(d, "source"));
+		printf("delta     from %s: %s (%s)", cli_jstr(d, "base_version"),
+		       cli_jstr(d, "state"), cli_jstr(d, "source"));
 		if (json_is_string(json_object_get(d, "sha256")))
 			printf(", %s, %lld bytes", cli_jstr(d, "sha256"), cli_jint(d, "length"));
 		if (json_is_string(json_object_get(d, "error")))
@@ -315,16 +315,16 @@ typedef struct {
 static int recover(sender *s, const char *why)
 {
 	if (++s->fails > s->retries) {
-		fprintf(stderr, "pqota: error: upload %s: %s; giving up after %ld retries (continue "
-		                "with --upload-id %s)\n",
+		fprintf(stderr,
+		        "pqota: error: upload %s: %s; giving up after %ld retries (continue "
+		        "with --upload-id %s)\n",
 		        s->id, why, s->retries, s->id);
 		return CLI_EXIT_ERROR;
 	}
 	int64_t wait = 250LL << (s->fails < 6 ? s->fails : 6);
 	fprintf(stderr, "%spqota: upload %s at %llu: %s; retrying in %lld ms (%ld/%ld)\n",
-	        isatty(STDERR_FILENO) ? "\n" : "", s->id,
-	        (unsigned long long)s->off, why, (long long)(wait < BACKOFF_MAX_MS ? wait : BACKOFF_MAX_MS),
-	        s->fails, s->retries);
+	        isatty(STDERR_FILENO) ? "\n" : "", s->id, (unsigned long long)s->off, why,
+	        (long long)(wait < BACKOFF_MAX_MS ? wait : BACKOFF_MAX_MS), s->fails, s->retries);
 	pq_sleep_ms(wait < BACKOFF_MAX_MS ? wait : BACKOFF_MAX_MS);
 	uint64_t got = 0;
 	int ex = upload_status(s->c, s->id, s->f, &got);
@@ -340,7 +340,7 @@ static int send_piece(sender *s)
 {
 	char path[200], why[300];
 	size_t n = (size_t)(s->f->size - s->off < (uint64_t)s->piece ? s->f->size - s->off
-	                                                                : (uint64_t)s->piece);
+	                                                             : (uint64_t)s->piece);
 	size_t got = 0;
 	if (lseek(s->f->fd, (off_t)s->off, SEEK_SET) < 0 ||
 	    pq_read_full(s->f->fd, s->buf, n, &got) != PQ_OK || got != n)
@@ -349,15 +349,17 @@ static int send_piece(sender *s)
 	         (unsigned long long)s->off);
 	long status = 0;
 	json_t *j = NULL;
-	int rc = cli_api_send(s->c, "PUT", path, "application/octet-stream", s->buf, n, &status, &j);
+	int rc =
+	    cli_api_send(s->c, "PUT", path, "application/octet-stream", s->buf, n, &status, &j);
 	if (rc == PQ_ERR_IO) {
 		snprintf(why, sizeof(why), "%s", pq_err_detail());
 		return recover(s, why);
 	}
 	if (rc == PQ_ERR_FORMAT && status == 413 && s->piece / 2 >= PIECE_MIN) {
 		s->piece /= 2; /* the server's body limit is smaller: smaller pieces */
-		fprintf(stderr, "%spqota: the server refused a piece as too large: pieces of %ld "
-		                "bytes\n",
+		fprintf(stderr,
+		        "%spqota: the server refused a piece as too large: pieces of %ld "
+		        "bytes\n",
 		        isatty(STDERR_FILENO) ? "\n" : "", s->piece);
 		return CLI_EXIT_OK;
 	}
@@ -365,9 +367,9 @@ static int send_piece(sender *s)
 		return cli_error(rc, "upload %s", s->id);
 	json_int_t received = json_integer_value(json_object_get(j, "received"));
 	int ex = CLI_EXIT_OK;
-	if ((status == 200 || (status == 409 && strcmp(cli_jstr(json_object_get(j, "error"),
-	                                                         "code"),
-	                                                "offset_mismatch") == 0)) &&
+	if ((status == 200 ||
+	     (status == 409 &&
+	      strcmp(cli_jstr(json_object_get(j, "error"), "code"), "offset_mismatch") == 0)) &&
 	    received >= 0 && (uint64_t)received <= s->f->size) {
 		s->off = (uint64_t)received;
 		if (status == 200)
@@ -442,9 +444,9 @@ static int do_upload(cli_conn *c, const args *a, const char *file)
 	if (ex != CLI_EXIT_OK)
 		return ex;
 	snprintf(title, sizeof(title), "%s %s", a->ecu, a->version);
-	json_t *b = json_pack("{s:s,s:s,s:s,s:s,s:s}", "title", a->title ? a->title : title,
-	                      "version", a->version, "ecu_id", a->ecu, "hardware_id", a->hw,
-	                      "upload_id", full);
+	json_t *b =
+	    json_pack("{s:s,s:s,s:s,s:s,s:s}", "title", a->title ? a->title : title, "version",
+	              a->version, "ecu_id", a->ecu, "hardware_id", a->hw, "upload_id", full);
 	bool ok = b != NULL;
 	if (a->type)
 		cli_jset(b, "software_type", json_string(a->type), &ok);
@@ -462,8 +464,9 @@ static int do_upload(cli_conn *c, const args *a, const char *file)
 	}
 	json_t *r = NULL;
 	c->timeout_s = RELEASE_TIMEOUT_S;
-	ex = cli_call(c, "POST", "/api/v1/releases", b, 201, &r, "release upload: creating the "
-	                                                        "release");
+	ex = cli_call(c, "POST", "/api/v1/releases", b, 201, &r,
+	              "release upload: creating the "
+	              "release");
 	json_decref(b);
 	return ex == CLI_EXIT_OK ? cli_show(c, r, print_release) : ex;
 }

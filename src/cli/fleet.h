@@ -13,7 +13,7 @@
 #define FLEET_IMPORT_MAX 100000 /* vehicles of one import (CSV rows, VINs) */
 
 typedef struct {
-	const char *pki;   /* DIR: DIR/vehicles/VIN/{client.crt,kem-x25519.pub,kem-ml-kem-768.pub} */
+	const char *pki; /* DIR: DIR/vehicles/VIN/{client.crt,kem-x25519.pub,kem-ml-kem-768.pub} */
 	const char *model; /* NULL: none */
 	bool no_default_ecus;
 } fleet_reg;

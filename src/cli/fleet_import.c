@@ -12,9 +12,9 @@
 #include "core/fileio.h"
 #include "crypto/pki.h"
 
-#define PEM_MAX   16384               /* the server's limit per PEM field */
+#define PEM_MAX   16384                 /* the server's limit per PEM field */
 #define CSV_MAX   (64u * 1024u * 1024u) /* a CSV file */
-#define FIELD_MAX 4096                /* one CSV field */
+#define FIELD_MAX 4096                  /* one CSV field */
 #define PATH_CAP  4096
 
 static const char *const pki_files[3] = {"client.crt", "kem-x25519.pub", "kem-ml-kem-768.pub"};
@@ -38,8 +38,8 @@ int fleet_reg_body(const fleet_reg *reg, const char *vin, const fleet_src *src, 
 		if (src && src->files[i]) {
 			snprintf(path, sizeof(path), "%s", src->files[i]);
 		} else if (!reg->pki) {
-			rc = pq_err_set(PQ_ERR_INVAL, "vehicle %s: no %s file (give --pki DIR)", vin,
-			                body_keys[i]);
+			rc = pq_err_set(PQ_ERR_INVAL, "vehicle %s: no %s file (give --pki DIR)",
+			                vin, body_keys[i]);
 			break;
 		} else {
 			rc = pq_path_resolve(dir, sizeof(dir), reg->pki, "vehicles");
@@ -51,7 +51,8 @@ int fleet_reg_body(const fleet_reg *reg, const char *vin, const fleet_src *src, 
 				break;
 		}
 		rc = pq_file_read(path, PEM_MAX, &pem, &len);
-		if (rc == PQ_OK && json_object_set_new(b, body_keys[i], json_stringn(pem, len)) != 0)
+		if (rc == PQ_OK &&
+		    json_object_set_new(b, body_keys[i], json_stringn(pem, len)) != 0)
 			rc = pq_err_set(PQ_ERR_FORMAT, "%s: not text", path);
 		if (rc != PQ_OK)
 			rc = pq_err_wrap(rc, "vehicle %s", vin);
@@ -69,8 +70,8 @@ int fleet_reg_body(const fleet_reg *reg, const char *vin, const fleet_src *src, 
 
 typedef struct {
 	char vin[40];
-	char *model;      /* NULL: none */
-	char *files[3];   /* NULL: from --pki */
+	char *model;    /* NULL: none */
+	char *files[3]; /* NULL: from --pki */
 } row;
 
 typedef struct {
@@ -149,7 +150,14 @@ static int rows_from_pki(const char *pki, rows *r)
 
 /* ---- CSV --------------------------------------------------------------------------------- */
 
-enum { COL_VIN, COL_MODEL, COL_CERT, COL_X25519, COL_MLKEM, NCOLS };
+enum {
+	COL_VIN,
+	COL_MODEL,
+	COL_CERT,
+	COL_X25519,
+	COL_MLKEM,
+	NCOLS
+};
 static const char *const col_names[NCOLS] = {"vin", "model", "certificate", "kem_x25519_pub",
                                              "kem_mlkem768_pub"};
 #define MAX_FIELDS 16
@@ -181,7 +189,8 @@ static int csv_field(const char **p, const char *end, char *out, bool *more)
 			return pq_err_set(PQ_ERR_FORMAT, "a control character");
 		}
 		if (n + 1 >= FIELD_MAX)
-			return pq_err_set(PQ_ERR_FORMAT, "a field longer than %d bytes", FIELD_MAX - 1);
+			return pq_err_set(PQ_ERR_FORMAT, "a field longer than %d bytes",
+			                  FIELD_MAX - 1);
 		out[n++] = *s;
 	}
 	if (quoted)
@@ -336,7 +345,8 @@ static void register_row(cli_conn *c, const fleet_reg *reg, const row *w, outcom
 		if (!c->json)
 			printf("FAILED     %s: %s\n", w->vin, err);
 	} else {
-		cli_jappend(status == 201 ? o->registered : o->existing, json_string(w->vin), &o->ok);
+		cli_jappend(status == 201 ? o->registered : o->existing, json_string(w->vin),
+		            &o->ok);
 		if (!c->json)
 			printf("%-10s %s\n", status == 201 ? "registered" : "exists", w->vin);
 	}

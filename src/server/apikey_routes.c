@@ -47,9 +47,9 @@ int srv_apikey_mint(store_role role, const char *name, int64_t now_ms, int64_t e
 /* A key as the API shows it: never its secret or hash. */
 static json_t *key_json(const store_apikey *k, int64_t now_ms)
 {
-	const char *state = k->revoked_ms                                    ? "revoked"
+	const char *state = k->revoked_ms                                   ? "revoked"
 	                    : k->expires_ms != 0 && k->expires_ms <= now_ms ? "expired"
-	                                                                     : "active";
+	                                                                    : "active";
 	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", k->id, "name", k->name, "role",
 	                 store_role_name(k->role), "state", state, "created_ms",
 	                 (json_int_t)k->created_ms, "expires_ms", (json_int_t)k->expires_ms,

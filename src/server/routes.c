@@ -501,9 +501,14 @@ const srv_route srv_routes[] = {
     {0, NULL, 0, NULL, NULL},
 };
 
-const srv_route *const srv_route_tables[] = {srv_routes,          route_fleet_table,
-                                             route_release_table, route_campaign_table,
-                                             route_uptane_table,  route_diag_table,
-                                             route_session_table, route_events_table,
-                                             route_console_table, route_apikey_table,
+const srv_route *const srv_route_tables[] = {srv_routes,
+                                             route_fleet_table,
+                                             route_release_table,
+                                             route_campaign_table,
+                                             route_uptane_table,
+                                             route_diag_table,
+                                             route_session_table,
+                                             route_events_table,
+                                             route_console_table,
+                                             route_apikey_table,
                                              NULL};

@@ -25,8 +25,7 @@ int store_role_parse(const char *s, store_role *out)
 	return pq_err_set(PQ_ERR_INVAL, "unknown role '%.32s' (viewer, operator, admin)", s);
 }
 
-#define APIKEY_COLS                                                                        \
-	"id, name, role, key_sha256, created_ms, revoked_ms, expires_ms, last_used_ms"
+#define APIKEY_COLS "id, name, role, key_sha256, created_ms, revoked_ms, expires_ms, last_used_ms"
 
 static int row_apikey(const store_row *r, void *dst)
 {
@@ -76,12 +75,11 @@ int store_apikey_insert(store *s, const store_apikey *k)
 	int rc = check_apikey(k);
 	if (rc != PQ_OK)
 		return rc;
-	store_val p[] = {SV_TEXT(k->id),         SV_TEXT(k->name),
-	                 SV_TEXT(store_role_name(k->role)), SV_TEXT(k->key_sha256),
-	                 SV_INT(k->created_ms),  SV_INT(k->revoked_ms),
-	                 SV_INT(k->expires_ms),  SV_INT(k->last_used_ms)};
-	rc = store_exec(s,
-	                "INSERT INTO api_keys (" APIKEY_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	store_val p[] = {
+	    SV_TEXT(k->id),         SV_TEXT(k->name),       SV_TEXT(store_role_name(k->role)),
+	    SV_TEXT(k->key_sha256), SV_INT(k->created_ms),  SV_INT(k->revoked_ms),
+	    SV_INT(k->expires_ms),  SV_INT(k->last_used_ms)};
+	rc = store_exec(s, "INSERT INTO api_keys (" APIKEY_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	                p, 8, NULL, NULL, NULL);
 	if (rc == PQ_ERR_EXISTS)
 		pq_err_wrap(rc, "API key %s, a valid key named %s, or its secret exists already",
@@ -135,7 +133,8 @@ int store_apikey_touch(store *s, const char *id, int64_t now_ms)
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {SV_INT(now_ms), SV_TEXT(id), SV_INT(now_ms - STORE_APIKEY_TOUCH_MS)};
-	return store_exec(s, "UPDATE api_keys SET last_used_ms = ? WHERE id = ? AND last_used_ms <= ?",
+	return store_exec(s,
+	                  "UPDATE api_keys SET last_used_ms = ? WHERE id = ? AND last_used_ms <= ?",
 	                  p, 3, NULL, NULL, NULL);
 }
 

@@ -1594,7 +1594,8 @@ static void test_apikey(void **state)
 
 	memset(&c, 0, sizeof(c));
 	must(store_apikey_list(f->s, collect_apikey, &c), "list");
-	assert_string_equal(c.buf, "admin/k-3/admin/0,ci/k-1/operator/500,ci/k-4/viewer/0,temp/k-9/viewer/140000");
+	assert_string_equal(
+	    c.buf, "admin/k-3/admin/0,ci/k-1/operator/500,ci/k-4/viewer/0,temp/k-9/viewer/140000");
 
 	/* validation */
 	store_apikey bad = mk_key("k-6", "x", STORE_ROLE_VIEWER, 6);
