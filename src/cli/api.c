@@ -49,6 +49,12 @@ bool cli_conn_option(cli_conn *c, int ch, const char *arg, int *exit_code)
 	case CLI_O_JSON:
 		c->json = true;
 		return true;
+	case CLI_O_LIMIT:
+		*exit_code = cli_opt_long(c, "limit", arg, 1, CLI_PAGE_MAX, &c->limit);
+		return true;
+	case CLI_O_OFFSET:
+		*exit_code = cli_opt_long(c, "offset", arg, 0, 1000000000L, &c->offset);
+		return true;
 	default:
 		return false;
 	}

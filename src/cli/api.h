@@ -23,9 +23,10 @@ typedef struct {
 	const char *server, *ca, *key;
 	const pq_profile *profile;
 	bool json;
-	long timeout_s; /* of one call; 60 unless a command sets more */
-	void *curl;     /* the reused handle (cli_conn_close frees it) */
-	char ua[32];    /* User-Agent: pqota-<cmd> */
+	long limit, offset; /* --limit (0: the command's default), --offset */
+	long timeout_s;     /* of one call; 60 unless a command sets more */
+	void *curl;         /* the reused handle (cli_conn_close frees it) */
+	char ua[32];        /* User-Agent: pqota-<cmd> */
 } cli_conn;
 
 /* getopt_long values of the connection options; a command's own start at CLI_O_NEXT. */
@@ -36,6 +37,8 @@ enum {
 	CLI_O_PROFILE,
 	CLI_O_JSON,
 	CLI_O_HELP,
+	CLI_O_LIMIT,
+	CLI_O_OFFSET,
 	CLI_O_NEXT,
 };
 
@@ -51,6 +54,14 @@ enum {
 		"help", no_argument, NULL, CLI_O_HELP                                              \
 	}
 
+/* The rows of --limit N (1..CLI_PAGE_MAX) and --offset N, for the commands that page. */
+#define CLI_PAGE_MAX 500 /* the server's largest page */
+#define CLI_PAGE_OPTIONS                                                                           \
+	{"limit", required_argument, NULL, CLI_O_LIMIT},                                           \
+	{                                                                                          \
+		"offset", required_argument, NULL, CLI_O_OFFSET                                    \
+	}
+
 /* The usage text of the connection options. */
 #define CLI_CONN_USAGE                                                                             \
 	"connection:\n"                                                                            \
@@ -63,7 +74,7 @@ enum {
 
 /* Defaults from the environment (PQOTA_SERVER, PQOTA_CA, PQOTA_API_KEY), profile 2. */
 void cli_conn_init(cli_conn *c, const char *cmd);
-/* A connection option into *c: true when ch is one (*exit_code CLI_EXIT_OK, or a usage
+/* A connection or paging option into *c: true when ch is one (*exit_code CLI_EXIT_OK, or a usage
  * error's, printed), false when it is not a connection option. */
 bool cli_conn_option(cli_conn *c, int ch, const char *arg, int *exit_code);
 /* CLI_EXIT_OK when server, CA and key are there, else a usage error (printed). Starts

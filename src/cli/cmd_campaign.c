@@ -65,8 +65,6 @@ enum {
 	O_PHASE,
 	O_SPEC,
 	O_START,
-	O_LIMIT,
-	O_OFFSET,
 	O_TIMEOUT,
 };
 
@@ -91,8 +89,7 @@ static const struct option opts[] = {
     {"phase", required_argument, NULL, O_PHASE},
     {"spec", required_argument, NULL, O_SPEC},
     {"start", no_argument, NULL, O_START},
-    {"limit", required_argument, NULL, O_LIMIT},
-    {"offset", required_argument, NULL, O_OFFSET},
+    CLI_PAGE_OPTIONS,
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
@@ -102,7 +99,7 @@ typedef struct {
 	json_t *body, *target, *policy, *prereq; /* what the options built */
 	const char *spec;
 	bool start, built; /* built: some option of the body was given */
-	long limit, offset, timeout;
+	long timeout;
 } args;
 
 /* Appends a string to the array member key of o (made on first use). */
@@ -167,8 +164,7 @@ static int on_option(void *user, int ch, const char *arg)
 {
 	args *a = user;
 	int rc = PQ_OK;
-	a->built = a->built || (ch != O_SPEC && ch != O_START && ch != O_LIMIT && ch != O_OFFSET &&
-	                        ch != O_TIMEOUT);
+	a->built = a->built || (ch != O_SPEC && ch != O_START && ch != O_TIMEOUT);
 	switch (ch) {
 	case O_NAME:
 		rc = json_object_set_new(a->body, "name", json_string(arg)) ? PQ_ERR_NOMEM : PQ_OK;
@@ -238,10 +234,6 @@ static int on_option(void *user, int ch, const char *arg)
 	case O_START:
 		a->start = true;
 		break;
-	case O_LIMIT:
-		return cli_opt_long(a->c, "limit", arg, 1, 1000, &a->limit);
-	case O_OFFSET:
-		return cli_opt_long(a->c, "offset", arg, 0, 1000000000L, &a->offset);
 	case O_TIMEOUT:
 		return cli_opt_long(a->c, "timeout", arg, 1, 31536000L, &a->timeout);
 	default:
@@ -382,11 +374,12 @@ static int do_create(cli_conn *c, args *a)
 	return ex == CLI_EXIT_OK ? cli_show(c, cp, campaign_print) : ex;
 }
 
-static int do_list(cli_conn *c, const args *a)
+static int do_list(cli_conn *c)
 {
 	char path[160];
 	json_t *j = NULL;
-	snprintf(path, sizeof(path), "/api/v1/campaigns?limit=%ld&offset=%ld", a->limit, a->offset);
+	snprintf(path, sizeof(path), "/api/v1/campaigns?limit=%ld&offset=%ld",
+	         c->limit ? c->limit : 50, c->offset);
 	int ex = cli_call(c, "GET", path, NULL, 200, &j, "campaign list");
 	return ex == CLI_EXIT_OK ? cli_show(c, j, print_list) : ex;
 }
@@ -399,7 +392,7 @@ static int run(cli_conn *c, args *a, const char *sub, const char *id)
 	if (!strcmp(sub, "create"))
 		return do_create(c, a);
 	if (!strcmp(sub, "list"))
-		return do_list(c, a);
+		return do_list(c);
 	if (!id_ok(id))
 		return cli_usage_error("campaign", "%s: '%.64s' is not a campaign id", sub, id);
 	if (!strcmp(sub, "watch"))
@@ -424,8 +417,7 @@ int cmd_campaign(int argc, char **argv)
 	          .body = json_object(),
 	          .target = json_object(),
 	          .policy = json_object(),
-	          .prereq = json_object(),
-	          .limit = 50};
+	          .prereq = json_object()};
 	int ex = CLI_EXIT_USAGE;
 	size_t k = 0;
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

@@ -27,8 +27,7 @@
 #define RESP_BYTES_MAX 4096 /* a UDS response shown decoded (the server takes 4095) */
 
 typedef struct {
-	cli_conn k; /* the connection (cli/api.h) */
-	long limit, offset;
+	cli_conn k; /* the connection (cli/api.h); k.limit 0: every page */
 } conn;
 
 static int api(conn *c, const char *method, const char *path, const char *body, long *status,
@@ -244,8 +243,6 @@ enum {
 	O_REQUEST,
 	O_TIMEOUT,
 	O_NOWAIT,
-	O_LIMIT,
-	O_OFFSET,
 };
 
 static const struct option opts[] = {
@@ -260,8 +257,7 @@ static const struct option opts[] = {
     {"request", required_argument, NULL, O_REQUEST},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"no-wait", no_argument, NULL, O_NOWAIT},
-    {"limit", required_argument, NULL, O_LIMIT},
-    {"offset", required_argument, NULL, O_OFFSET},
+    CLI_PAGE_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -385,10 +381,10 @@ static int do_show(conn *c, const char *id)
 	long status = 0;
 	json_t *j = NULL;
 	int rc;
-	if (c->limit > 0) {
+	if (c->k.limit > 0) {
 		char path[160];
 		snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=%ld&offset=%ld", id,
-		         c->limit, c->offset);
+		         c->k.limit, c->k.offset);
 		rc = api(c, "GET", path, NULL, &status, &j);
 	} else {
 		rc = fetch_all(c, id, &j, &status);
@@ -411,7 +407,7 @@ static int do_list(conn *c)
 	long status = 0;
 	json_t *j = NULL;
 	snprintf(path, sizeof(path), "/api/v1/diagnostics?limit=%ld&offset=%ld",
-	         c->limit > 0 ? c->limit : 50, c->offset);
+	         c->k.limit > 0 ? c->k.limit : 50, c->k.offset);
 	int rc = api(c, "GET", path, NULL, &status, &j);
 	if (rc != PQ_OK)
 		return cli_error(rc, "diag list");
@@ -485,14 +481,6 @@ static int diag_option(int ch, const char *arg, conn *c, send_args *a)
 		break;
 	case O_NOWAIT:
 		a->nowait = true;
-		break;
-	case O_LIMIT:
-		if (cli_parse_long(optarg, 1, PAGE, &c->limit) != PQ_OK)
-			return cli_usage_error("diag", "--limit: 1..%d", PAGE);
-		break;
-	case O_OFFSET:
-		if (cli_parse_long(optarg, 0, 1000000000L, &c->offset) != PQ_OK)
-			return cli_usage_error("diag", "--offset: a number >= 0");
 		break;
 	default:
 		return cli_usage_error("diag", "bad option '%s'", arg);

@@ -71,8 +71,6 @@ enum {
 	O_VIN_PREFIX,
 	O_ECU,
 	O_VERSION,
-	O_LIMIT,
-	O_OFFSET,
 	O_REQUEST,
 	O_TIMEOUT,
 };
@@ -88,8 +86,7 @@ static const struct option opts[] = {
     {"vin-prefix", required_argument, NULL, O_VIN_PREFIX},
     {"ecu", required_argument, NULL, O_ECU},
     {"version", required_argument, NULL, O_VERSION},
-    {"limit", required_argument, NULL, O_LIMIT},
-    {"offset", required_argument, NULL, O_OFFSET},
+    CLI_PAGE_OPTIONS,
     {"request", no_argument, NULL, O_REQUEST},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {NULL, 0, NULL, 0},
@@ -100,7 +97,7 @@ typedef struct {
 	fleet_reg reg;
 	const char *csv, *online, *prefix, *ecu, *version;
 	bool request;
-	long limit, offset, timeout;
+	long timeout;
 } args;
 
 static int on_option(void *user, int ch, const char *arg)
@@ -135,10 +132,6 @@ static int on_option(void *user, int ch, const char *arg)
 	case O_REQUEST:
 		a->request = true;
 		break;
-	case O_LIMIT:
-		return cli_opt_long(a->c, "limit", arg, 1, 1000, &a->limit);
-	case O_OFFSET:
-		return cli_opt_long(a->c, "offset", arg, 0, 1000000000L, &a->offset);
 	case O_TIMEOUT:
 		return cli_opt_long(a->c, "timeout", arg, 1, 3600, &a->timeout);
 	default:
@@ -263,8 +256,8 @@ static int do_list(cli_conn *c, const args *a)
 {
 	char path[512], lim[24], off[24];
 	json_t *j = NULL;
-	snprintf(lim, sizeof(lim), "%ld", a->limit);
-	snprintf(off, sizeof(off), "%ld", a->offset);
+	snprintf(lim, sizeof(lim), "%ld", c->limit ? c->limit : 50);
+	snprintf(off, sizeof(off), "%ld", c->offset);
 	if (cli_path(path, sizeof(path), "/api/v1/vehicles", "limit", lim, "offset", off, "online",
 	             a->online, "model", a->reg.model, "vin_prefix", a->prefix, "ecu_id", a->ecu,
 	             "version", a->version, NULL) != PQ_OK)
@@ -439,7 +432,7 @@ int cmd_fleet(int argc, char **argv)
 {
 	cli_conn c;
 	cli_conn_init(&c, "vehicle");
-	args a = {.c = &c, .limit = 50, .timeout = VCI_WAIT_DEFAULT_S};
+	args a = {.c = &c, .timeout = VCI_WAIT_DEFAULT_S};
 	const char *sub = argv[0];
 	bool is_import = !strcmp(sub, "import"), is_list = !strcmp(sub, "list");
 	int ex = cli_parse(&c, argc, argv, opts, on_option, &a, usage, is_list || is_import ? 0 : 1,

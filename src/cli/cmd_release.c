@@ -71,8 +71,6 @@ enum {
 	O_RETRIES,
 	O_UPLOAD_ID,
 	O_SEARCH,
-	O_LIMIT,
-	O_OFFSET,
 };
 
 static const struct option opts[] = {
@@ -90,8 +88,7 @@ static const struct option opts[] = {
     {"retries", required_argument, NULL, O_RETRIES},
     {"upload-id", required_argument, NULL, O_UPLOAD_ID},
     {"search", required_argument, NULL, O_SEARCH},
-    {"limit", required_argument, NULL, O_LIMIT},
-    {"offset", required_argument, NULL, O_OFFSET},
+    CLI_PAGE_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -99,7 +96,7 @@ typedef struct {
 	cli_conn *c;
 	const char *version, *ecu, *hw, *title, *type, *compression, *notes, *delta_from, *delta,
 	    *upload_id, *search;
-	long piece, retries, limit, offset;
+	long piece, retries;
 } args;
 
 static int on_option(void *user, int ch, const char *arg)
@@ -143,10 +140,6 @@ static int on_option(void *user, int ch, const char *arg)
 		return cli_opt_long(a->c, "piece-size", arg, PIECE_MIN, 64L << 20, &a->piece);
 	case O_RETRIES:
 		return cli_opt_long(a->c, "retries", arg, 0, 1000, &a->retries);
-	case O_LIMIT:
-		return cli_opt_long(a->c, "limit", arg, 1, 1000, &a->limit);
-	case O_OFFSET:
-		return cli_opt_long(a->c, "offset", arg, 0, 1000000000L, &a->offset);
 	default:
 		return cli_usage_error("release", "bad option");
 	}
@@ -475,8 +468,8 @@ static int do_list(cli_conn *c, const args *a)
 {
 	char path[512], lim[24], off[24];
 	json_t *j = NULL;
-	snprintf(lim, sizeof(lim), "%ld", a->limit);
-	snprintf(off, sizeof(off), "%ld", a->offset);
+	snprintf(lim, sizeof(lim), "%ld", c->limit ? c->limit : 50);
+	snprintf(off, sizeof(off), "%ld", c->offset);
 	if (cli_path(path, sizeof(path), "/api/v1/releases", "limit", lim, "offset", off,
 	             "hardware_id", a->hw, "ecu_id", a->ecu, "q", a->search, NULL) != PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "release list");
@@ -499,7 +492,7 @@ int cmd_release(int argc, char **argv)
 {
 	cli_conn c;
 	cli_conn_init(&c, "release");
-	args a = {.c = &c, .piece = PIECE_DEFAULT, .retries = RETRIES_DEFAULT, .limit = 50};
+	args a = {.c = &c, .piece = PIECE_DEFAULT, .retries = RETRIES_DEFAULT};
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);

@@ -8,15 +8,10 @@
 # the usage errors (exit 64).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
+. "$(dirname "$0")/cli_lib.bash"
 
-make_pki
-start_broker
-write_server_conf s1
-start_server s1
-B=$BASE_s1
-CA="$PKI/ca/ca.crt"
-ADMIN=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role admin --name admin 2>/dev/null)
-export PQOTA_SERVER=$B PQOTA_CA=$CA PQOTA_API_KEY=$ADMIN
+cli_setup
+export PQOTA_API_KEY=$ADMIN
 ak() { "$PQOTA" apikey "$@"; }
 # status KEY PATH: the HTTP status of a GET with that key
 status() {
@@ -30,7 +25,7 @@ OPKEY=$(ak create --name ops --role operator 2>"$WORK/create.err") || rc=$?
 check "create exits 0 (got $rc)" test "$rc" = 0
 check "the secret is printed alone on stdout" python3 -c 'import re,sys; assert re.fullmatch(r"pqk_[0-9a-f]{64}", sys.argv[1])' "$OPKEY"
 check "... and described on stderr" grep -q "API key 'ops' (id .*, role operator, expires never) created" "$WORK/create.err"
-ak create --name viewer --role viewer --json >"$WORK/viewer.json"
+ak create --name viewer2 --role viewer --json >"$WORK/viewer.json"
 VKEY=$(jget key <"$WORK/viewer.json")
 VID=$(jget id <"$WORK/viewer.json")
 check "create --json: the key object with its secret" test "$(jget role <"$WORK/viewer.json") $(jget state <"$WORK/viewer.json") $(jget expires_ms <"$WORK/viewer.json")" = "viewer active 0"
@@ -45,7 +40,7 @@ expect_exit 2 "apikey list with a viewer key: exit 2" env PQOTA_API_KEY=$VKEY "$
 ak list --json >"$WORK/list1.json"
 used1=$(python3 -c 'import json,sys
 print([k for k in json.load(open(sys.argv[1]))["items"] if k["name"] == "ops"][0]["last_used_ms"])' "$WORK/list1.json")
-check "list --json: three keys" test "$(jget total <"$WORK/list1.json")" = 3
+check "list --json: five keys (three of the set-up)" test "$(jget total <"$WORK/list1.json")" = 5
 check "the operator key's last use is recorded" test "$used1" -gt 0
 check "no secret or hash in the list" python3 -c 'import json,sys
 for k in json.load(open(sys.argv[1]))["items"]: assert "key" not in k and "key_sha256" not in k, k' "$WORK/list1.json"
@@ -83,11 +78,11 @@ check "... conflict printed" grep -q "HTTP 409" "$WORK/last.out"
 # --- 3. revoke, audit -----------------------------------------------------------------------------
 rc=0
 ak revoke "$VID" >"$WORK/revoke.txt" || rc=$?
-check "revoke exits 0 (got $rc)" test "$rc" = 0 -a "$(cat "$WORK/revoke.txt")" = "revoked $VID (viewer)"
+check "revoke exits 0 (got $rc)" test "$rc" = 0 -a "$(cat "$WORK/revoke.txt")" = "revoked $VID (viewer2)"
 revoked() { [ "$(status "$VKEY" /api/v1/releases)" = 401 ]; }
 check "the revoked key is refused within the cache's 5 s" wait_for 10 revoked
 check "list shows it revoked" test "$(ak list --json | python3 -c 'import json,sys
-print([k["state"] for k in json.load(sys.stdin)["items"] if k["name"] == "viewer"][0])')" = revoked
+print([k["state"] for k in json.load(sys.stdin)["items"] if k["name"] == "viewer2"][0])')" = revoked
 expect_exit 2 "revoke of an unknown id: 404, exit 2" ak revoke 00000000-0000-4000-8000-000000000000
 expect_exit 64 "revoke of a malformed id" ak revoke "../x"
 on35 curl -s --curves X25519MLKEM768 --cacert "$CA" -H "Authorization: Bearer $ADMIN" \
@@ -95,7 +90,7 @@ on35 curl -s --curves X25519MLKEM768 --cacert "$CA" -H "Authorization: Bearer $A
 check "the audit log names the admin key as the creator" python3 -c 'import json,sys
 items = [i for i in json.load(open(sys.argv[1]))["items"] if i["actor"] != "cli"]
 assert [(i["actor"], i["detail"]["name"]) for i in items] == \
-    [("apikey:admin", n) for n in ("brief", "viewer", "ops")], items' "$WORK/audit.json"
+    [("apikey:admin", n) for n in ("brief", "viewer2", "ops")], items' "$WORK/audit.json"
 expect_exit 64 "create without --role" ak create --name x
 expect_exit 64 "a malformed --expires-in" ak create --name x --role viewer --expires-in 3w
 expect_exit 64 "no server" env -u PQOTA_SERVER "$PQOTA" apikey list

@@ -8,20 +8,13 @@
 # and the roles (a viewer key refused where an operator's is needed).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
+. "$(dirname "$0")/cli_lib.bash"
 . "$(dirname "$0")/agent_lib.bash"
 
 VA=CLICAMPAGENT0001
 VB=CLICAMPOFFLINE02
-make_pki $VA $VB
-start_broker
-write_server_conf s1
-start_server s1
-B=$BASE_s1
-CA="$PKI/ca/ca.crt"
-make_key s1
-OP=$APIKEY
-VIEWER=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role viewer --name viewer 2>/dev/null)
-export PQOTA_SERVER=$B PQOTA_CA=$CA PQOTA_API_KEY=$OP
+cli_setup $VA $VB
+export PQOTA_API_KEY=$OP
 camp() { "$PQOTA" campaign "$@"; }
 
 # --- set-up with the CLI: vehicles, a release, the agent -----------------------------------------

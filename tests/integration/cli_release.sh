@@ -8,17 +8,10 @@
 # roles and usage errors (exit codes 0, 2, 64).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
+. "$(dirname "$0")/cli_lib.bash"
 
-make_pki
-start_broker
-write_server_conf s1
-start_server s1
-B=$BASE_s1
-CA="$PKI/ca/ca.crt"
-make_key s1
-OP=$APIKEY
-VIEWER=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role viewer --name viewer 2>/dev/null)
-export PQOTA_CA=$CA
+cli_setup
+export PQOTA_SERVER= # each command names its server (the proxy or the server)
 rel() { PQOTA_SERVER=$B PQOTA_API_KEY=$OP "$PQOTA" release "$@"; }
 
 # --- 1. a 300 MB image, the connection cut once after 100 MB --------------------------------

@@ -10,6 +10,7 @@
 # is needed).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
+. "$(dirname "$0")/cli_lib.bash"
 . "$(dirname "$0")/agent_lib.bash"
 
 VA=CLIVEHAGENT00001 # runs an agent
@@ -17,16 +18,7 @@ VB=CLIVEHOFFLINE002
 VC=CLIVEHPKIDIR0003
 VD=CLIVEHCSV0000004
 VE=CLIVEHCSV0000005
-make_pki $VA $VB $VC
-start_broker
-write_server_conf s1
-start_server s1
-B=$BASE_s1
-CA="$PKI/ca/ca.crt"
-make_key s1
-OP=$APIKEY
-VIEWER=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role viewer --name viewer 2>/dev/null)
-export PQOTA_SERVER=$B PQOTA_CA=$CA
+cli_setup $VA $VB $VC
 veh() { PQOTA_API_KEY=$OP "$PQOTA" vehicle "$@"; }
 
 # --- 1. register, import ------------------------------------------------------------------------
