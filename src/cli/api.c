@@ -162,7 +162,12 @@ static void set_common(cli_conn *c, CURL *e, const char *url, struct curl_slist 
 	curl_easy_setopt(e, CURLOPT_SSL_EC_CURVES, c->profile->tls_group);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, c->timeout_s);
+	if (c->timeout_s > 0) {
+		curl_easy_setopt(e, CURLOPT_TIMEOUT, c->timeout_s);
+	} else { /* no limit on the whole call, but on a stall: under 1 byte/s for a minute */
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 60L);
+	}
 	curl_easy_setopt(e, CURLOPT_USERAGENT, c->ua);
 }
 

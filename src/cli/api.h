@@ -24,7 +24,7 @@ typedef struct {
 	const pq_profile *profile;
 	bool json;
 	long limit, offset; /* --limit (0: the command's default), --offset */
-	long timeout_s;     /* of one call; 60 unless a command sets more */
+	long timeout_s;     /* of one call (60 s); 0: none, but a minute's stall ends it */
 	void *curl;         /* the reused handle (cli_conn_close frees it) */
 	char ua[32];        /* User-Agent: pqota-<cmd> */
 } cli_conn;
@@ -112,8 +112,10 @@ int cli_call(cli_conn *c, const char *method, const char *path, json_t *body, lo
  * CLI_EXIT_ERROR. */
 int cli_api_error(const char *what, long status, const json_t *j);
 
+/* The end of cli_path's list (a typed NULL: a bare NULL may be an int in varargs). */
+#define CLI_END ((const char *)NULL)
 /* A path with its query: fmt's text, then "?k=v&..." of the non-NULL pairs (NULL-ended
- * key, value list), values URL-encoded. PQ_ERR_RANGE when it does not fit. */
+ * key, value list ending with CLI_END), values URL-encoded. PQ_ERR_RANGE when it does not fit. */
 int cli_path(char *out, size_t cap, const char *base, ...) PQ_MUST_CHECK;
 
 /* j on stdout (--json, then freed), or table(j) and j freed: CLI_EXIT_OK or

@@ -168,7 +168,7 @@ int cmd_apikey(int argc, char **argv)
 		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
 	const char *sub = argv[1];
-	if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))
+	if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0)
 		return cli_usage_error("apikey", "unknown subcommand '%s' (create, list, revoke)",
 		                       sub);
 	int npos = !strcmp(sub, "revoke");

@@ -260,7 +260,7 @@ static int do_list(cli_conn *c, const args *a)
 	snprintf(off, sizeof(off), "%ld", c->offset);
 	if (cli_path(path, sizeof(path), "/api/v1/vehicles", "limit", lim, "offset", off, "online",
 	             a->online, "model", a->reg.model, "vin_prefix", a->prefix, "ecu_id", a->ecu,
-	             "version", a->version, NULL) != PQ_OK)
+	             "version", a->version, CLI_END) != PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "vehicle list");
 	int ex = cli_call(c, "GET", path, NULL, 200, &j, "vehicle list");
 	return ex == CLI_EXIT_OK ? cli_show(c, j, print_list) : ex;
@@ -288,7 +288,7 @@ static int fleet_row(cli_conn *c, const char *vin, json_t **out)
 	*out = NULL;
 	/* ordered by VIN, the VIN itself comes first among those it prefixes */
 	if (cli_path(path, sizeof(path), "/api/v1/vehicles", "vin_prefix", vin, "limit", "1",
-	             NULL) != PQ_OK)
+	             CLI_END) != PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "vehicle %s", vin);
 	int ex = cli_call(c, "GET", path, NULL, 200, &j, "vehicle");
 	if (ex != CLI_EXIT_OK)

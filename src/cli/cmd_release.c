@@ -408,14 +408,15 @@ static int upload(cli_conn *c, const args *a, const char *file, const char *resu
 		goto out;
 	}
 	cli_progress p;
+	long timeout = c->timeout_s;
+	c->timeout_s = 0; /* a piece takes what the link needs; a stalled one is cut */
 	cli_progress_start(&p, "uploading", f.size);
 	while (ex == CLI_EXIT_OK && s.off < f.size) {
 		ex = send_piece(&s);
 		cli_progress_update(&p, s.off);
 	}
 	cli_progress_end(&p);
-	if (ex == CLI_EXIT_OK && f.size == 0) /* an empty image: one empty piece */
-		ex = send_piece(&s);
+	c->timeout_s = timeout;
 out:
 	free(s.buf);
 	if (f.fd >= 0)
@@ -471,7 +472,7 @@ static int do_list(cli_conn *c, const args *a)
 	snprintf(lim, sizeof(lim), "%ld", c->limit ? c->limit : 50);
 	snprintf(off, sizeof(off), "%ld", c->offset);
 	if (cli_path(path, sizeof(path), "/api/v1/releases", "limit", lim, "offset", off,
-	             "hardware_id", a->hw, "ecu_id", a->ecu, "q", a->search, NULL) != PQ_OK)
+	             "hardware_id", a->hw, "ecu_id", a->ecu, "q", a->search, CLI_END) != PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "release list");
 	int ex = cli_call(c, "GET", path, NULL, 200, &j, "release list");
 	return ex == CLI_EXIT_OK ? cli_show(c, j, print_list) : ex;
@@ -500,7 +501,7 @@ int cmd_release(int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	int npos = !strcmp(sub, "list") ? 0 : 1;
-	if (strcmp(sub, "upload") && strcmp(sub, "list") && strcmp(sub, "show"))
+	if (strcmp(sub, "upload") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
 		return cli_usage_error("release", "unknown subcommand '%s' (upload, list, show)",
 		                       sub);
 	int ex = cli_parse(&c, argc - 1, argv + 1, opts, on_option, &a, usage, npos, npos);
