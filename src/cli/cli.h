@@ -23,6 +23,14 @@ int cmd_server(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_diag(int argc, char **argv);
 int cmd_vehicle(int argc, char **argv);
+int cmd_release(int argc, char **argv);
+int cmd_campaign(int argc, char **argv);
+int cmd_apikey(int argc, char **argv);
+/* `pqota vehicle register|import|list|show|vci|readiness` (cmd_fleet.c); argv[0] is the
+ * subcommand. */
+int cmd_fleet(int argc, char **argv);
+/* Whether `pqota vehicle WORD` is one of cmd_fleet's subcommands. */
+bool cmd_fleet_is_sub(const char *word);
 
 /* Prints "pqota: error: <what>: <detail>" to stderr and returns CLI_EXIT_ERROR. */
 int cli_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

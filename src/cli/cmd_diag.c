@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "cli/api.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/text.h"
@@ -19,7 +20,6 @@
 #include "crypto/profile.h"
 #include "vehicle/uds.h"
 
-#define RESP_MAX       (64u * 1024u * 1024u) /* an API answer */
 #define PAGE           500
 #define POLL_FIRST_MS  250
 #define POLL_MS        500
@@ -27,108 +27,17 @@
 #define RESP_BYTES_MAX 4096 /* a UDS response shown decoded (the server takes 4095) */
 
 typedef struct {
-	const char *server, *ca, *key;
-	const pq_profile *profile;
-	bool json;
-	long limit, offset;
+	cli_conn k; /* the connection (cli/api.h); k.limit 0: every page */
 } conn;
 
-typedef struct {
-	char *buf;
-	size_t len;
-	bool over;
-} rbuf;
-
-static size_t on_data(char *p, size_t size, size_t n, void *user)
-{
-	rbuf *r = user;
-	size_t k = size * n;
-	if (r->len + k > RESP_MAX) {
-		r->over = true;
-		return 0;
-	}
-	char *nb = realloc(r->buf, r->len + k + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + r->len, p, k);
-	r->len += k;
-	nb[r->len] = '\0';
-	r->buf = nb;
-	return k;
-}
-
-/* One API call: *out the parsed JSON body (any status), *status the HTTP status. */
-static int api(const conn *c, const char *method, const char *path, const char *body, long *status,
+static int api(conn *c, const char *method, const char *path, const char *body, long *status,
                json_t **out)
 {
-	char url[1024], auth[600];
-	rbuf r = {0};
-	int rc = PQ_OK;
-	*out = NULL;
-	*status = 0;
-	if ((size_t)snprintf(url, sizeof(url), "%s%s", c->server, path) >= sizeof(url) ||
-	    (size_t)snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->key) >=
-	        sizeof(auth))
-		return pq_err_set(PQ_ERR_RANGE, "URL or API key too long");
-	CURL *e = curl_easy_init();
-	struct curl_slist *h = NULL;
-	h = curl_slist_append(h, auth);
-	if (h && body)
-		h = curl_slist_append(h, "Content-Type: application/json");
-	if (!e || !h) {
-		rc = pq_err_set(PQ_ERR_NOMEM, "libcurl");
-		goto out;
-	}
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	if (body)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(e, CURLOPT_CAINFO, c->ca);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-	curl_easy_setopt(e, CURLOPT_SSL_EC_CURVES, c->profile->tls_group);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "pqota-diag");
-	CURLcode cc = curl_easy_perform(e);
-	if (cc != CURLE_OK) {
-		rc = pq_err_set(r.over ? PQ_ERR_RANGE : PQ_ERR_IO, "%s %s: %s", method, url,
-		                r.over ? "answer too large" : curl_easy_strerror(cc));
-		goto out;
-	}
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
-	json_error_t jerr;
-	*out = r.buf ? json_loadb(r.buf, r.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-	if (!*out)
-		rc = pq_err_set(PQ_ERR_FORMAT, "%s %s: HTTP %ld, the answer is not JSON", method,
-		                path, *status);
-out:
-	curl_slist_free_all(h);
-	if (e)
-		curl_easy_cleanup(e);
-	free(r.buf);
-	return rc;
+	return cli_api(&c->k, method, path, body, status, out);
 }
 
-/* Prints an API error answer; CLI_EXIT_ERROR. */
-static int api_error(const char *what, long status, json_t *j)
-{
-	json_t *err = json_object_get(j, "error");
-	fprintf(stderr, "pqota: error: %s: HTTP %ld %s: %s\n", what, status,
-	        json_string_value(json_object_get(err, "code"))
-	            ? json_string_value(json_object_get(err, "code"))
-	            : "",
-	        json_string_value(json_object_get(err, "message"))
-	            ? json_string_value(json_object_get(err, "message"))
-	            : "(no message)");
-	return CLI_EXIT_ERROR;
-}
+#define api_error cli_api_error
+#define sget      cli_jstr
 
 /* ---- display ------------------------------------------------------------------------- */
 
@@ -151,12 +60,6 @@ static void describe_hex(const char *hex, char *out, size_t cap)
 		uds_describe(bin, n, out, cap);
 	else
 		snprintf(out, cap, "%.66s%s", hex, strlen(hex) > 66 ? "..." : "");
-}
-
-static const char *sget(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
 }
 
 static void print_result(const json_t *r)
@@ -226,7 +129,7 @@ static void print_aggregate(const json_t *b)
 }
 
 /* GETs every page of a batch's results into one object (the first page's, with all items). */
-static int fetch_all(const conn *c, const char *id, json_t **out, long *status)
+static int fetch_all(conn *c, const char *id, json_t **out, long *status)
 {
 	json_t *all = NULL;
 	int rc = PQ_OK;
@@ -267,13 +170,13 @@ static int fetch_all(const conn *c, const char *id, json_t **out, long *status)
 
 /* Prints a batch (table or JSON); the exit code: 0 when every vehicle answered (positive,
  * negative, or done without the suppressed positive response), 1 otherwise. */
-static int show_batch(const conn *c, json_t *b)
+static int show_batch(conn *c, json_t *b)
 {
 	json_t *counts = json_object_get(b, "counts");
 	long long answered = json_integer_value(json_object_get(counts, "positive")) +
 	                     json_integer_value(json_object_get(counts, "negative")) +
 	                     json_integer_value(json_object_get(counts, "suppressed"));
-	if (c->json) {
+	if (c->k.json) {
 		/* cli_print_json frees what it prints: b stays the caller's */
 		int rc = cli_print_json(json_incref(b), true, JSON_INDENT(2) | JSON_SORT_KEYS);
 		if (rc != PQ_OK)
@@ -330,12 +233,7 @@ static void usage(FILE *f)
 }
 
 enum {
-	O_SERVER = 256,
-	O_CA,
-	O_KEY,
-	O_PROFILE,
-	O_JSON,
-	O_VIN,
+	O_VIN = CLI_O_NEXT,
 	O_VINS,
 	O_HW,
 	O_MODEL,
@@ -345,17 +243,10 @@ enum {
 	O_REQUEST,
 	O_TIMEOUT,
 	O_NOWAIT,
-	O_LIMIT,
-	O_OFFSET,
-	O_HELP,
 };
 
 static const struct option opts[] = {
-    {"server", required_argument, NULL, O_SERVER},
-    {"ca", required_argument, NULL, O_CA},
-    {"api-key", required_argument, NULL, O_KEY},
-    {"profile", required_argument, NULL, O_PROFILE},
-    {"json", no_argument, NULL, O_JSON},
+    CLI_CONN_OPTIONS,
     {"vin", required_argument, NULL, O_VIN},
     {"vins", required_argument, NULL, O_VINS},
     {"hardware-id", required_argument, NULL, O_HW},
@@ -366,9 +257,7 @@ static const struct option opts[] = {
     {"request", required_argument, NULL, O_REQUEST},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"no-wait", no_argument, NULL, O_NOWAIT},
-    {"limit", required_argument, NULL, O_LIMIT},
-    {"offset", required_argument, NULL, O_OFFSET},
-    {"help", no_argument, NULL, O_HELP},
+    CLI_PAGE_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -415,7 +304,7 @@ static char *send_body(const send_args *a)
 
 /* Polls request id until the server says it is done or the deadline (pq_mono_ms) passed:
  * CLI_EXIT_OK, or the exit code of a failed poll (printed). */
-static int wait_done(const conn *c, const char *id, int64_t deadline)
+static int wait_done(conn *c, const char *id, int64_t deadline)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=1", id);
@@ -438,7 +327,7 @@ static int wait_done(const conn *c, const char *id, int64_t deadline)
 	}
 }
 
-static int do_send(const conn *c, const send_args *a)
+static int do_send(conn *c, const send_args *a)
 {
 	int ntarget = !!a->vin + !!a->vins + !!a->hw + !!a->model + a->all;
 	if (ntarget != 1)
@@ -487,15 +376,15 @@ static int do_send(const conn *c, const send_args *a)
 	return ex;
 }
 
-static int do_show(const conn *c, const char *id)
+static int do_show(conn *c, const char *id)
 {
 	long status = 0;
 	json_t *j = NULL;
 	int rc;
-	if (c->limit > 0) {
+	if (c->k.limit > 0) {
 		char path[160];
 		snprintf(path, sizeof(path), "/api/v1/diagnostics/%s?limit=%ld&offset=%ld", id,
-		         c->limit, c->offset);
+		         c->k.limit, c->k.offset);
 		rc = api(c, "GET", path, NULL, &status, &j);
 	} else {
 		rc = fetch_all(c, id, &j, &status);
@@ -512,13 +401,13 @@ static int do_show(const conn *c, const char *id)
 	return ex;
 }
 
-static int do_list(const conn *c)
+static int do_list(conn *c)
 {
 	char path[128];
 	long status = 0;
 	json_t *j = NULL;
 	snprintf(path, sizeof(path), "/api/v1/diagnostics?limit=%ld&offset=%ld",
-	         c->limit > 0 ? c->limit : 50, c->offset);
+	         c->k.limit > 0 ? c->k.limit : 50, c->k.offset);
 	int rc = api(c, "GET", path, NULL, &status, &j);
 	if (rc != PQ_OK)
 		return cli_error(rc, "diag list");
@@ -527,7 +416,7 @@ static int do_list(const conn *c)
 		json_decref(j);
 		return ex;
 	}
-	if (c->json) {
+	if (c->k.json) {
 		rc = cli_print_json(j, true, JSON_INDENT(2) | JSON_SORT_KEYS);
 		return rc == PQ_OK ? CLI_EXIT_OK : cli_error(rc, "diag list");
 	} else {
@@ -558,23 +447,10 @@ static int do_list(const conn *c)
  * (printed). */
 static int diag_option(int ch, const char *arg, conn *c, send_args *a)
 {
+	int ex;
+	if (cli_conn_option(&c->k, ch, optarg, &ex))
+		return ex;
 	switch (ch) {
-	case O_SERVER:
-		c->server = optarg;
-		break;
-	case O_CA:
-		c->ca = optarg;
-		break;
-	case O_KEY:
-		c->key = optarg;
-		break;
-	case O_PROFILE:
-		if (pq_profile_find(optarg, &c->profile) != PQ_OK)
-			return cli_usage_error("diag", "unknown profile '%s'", optarg);
-		break;
-	case O_JSON:
-		c->json = true;
-		break;
 	case O_VIN:
 		a->vin = optarg;
 		break;
@@ -606,14 +482,6 @@ static int diag_option(int ch, const char *arg, conn *c, send_args *a)
 	case O_NOWAIT:
 		a->nowait = true;
 		break;
-	case O_LIMIT:
-		if (cli_parse_long(optarg, 1, PAGE, &c->limit) != PQ_OK)
-			return cli_usage_error("diag", "--limit: 1..%d", PAGE);
-		break;
-	case O_OFFSET:
-		if (cli_parse_long(optarg, 0, 1000000000L, &c->offset) != PQ_OK)
-			return cli_usage_error("diag", "--offset: a number >= 0");
-		break;
 	default:
 		return cli_usage_error("diag", "bad option '%s'", arg);
 	}
@@ -628,7 +496,7 @@ static bool diag_parse(int argc, char **argv, conn *c, send_args *a, int *exit_c
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (ch == 'h' || ch == O_HELP) {
+		if (ch == 'h' || ch == CLI_O_HELP) {
 			usage(stdout);
 			*exit_code = CLI_EXIT_OK;
 			return false;
@@ -639,14 +507,7 @@ static bool diag_parse(int argc, char **argv, conn *c, send_args *a, int *exit_c
 	}
 	const char *sub = argv[0];
 	bool is_show = strcmp(sub, "show") == 0;
-	if (!c->server || strncmp(c->server, "https://", 8) != 0)
-		*exit_code = cli_usage_error("diag", "--server https://HOST:PORT is required");
-	else if (!c->ca)
-		*exit_code = cli_usage_error("diag", "--ca FILE (the deployment CA) is required");
-	else if (!c->key || !*c->key)
-		*exit_code =
-		    cli_usage_error("diag", "--api-key KEY (or PQOTA_API_KEY) is required");
-	else if (optind != argc - (is_show ? 1 : 0))
+	if (optind != argc - (is_show ? 1 : 0))
 		*exit_code = cli_usage_error(
 		    "diag", "%s: %s", sub, is_show ? "give one request id" : "unexpected argument");
 	else
@@ -656,10 +517,8 @@ static bool diag_parse(int argc, char **argv, conn *c, send_args *a, int *exit_c
 
 int cmd_diag(int argc, char **argv)
 {
-	conn c = {.server = getenv("PQOTA_SERVER"),
-	          .ca = getenv("PQOTA_CA"),
-	          .key = getenv("PQOTA_API_KEY"),
-	          .profile = pq_profile_by_id(PQ_PROFILE_DEFAULT)};
+	conn c = {0};
+	cli_conn_init(&c.k, "diag");
 	send_args a = {.timeout = 10};
 	int ex;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -674,14 +533,14 @@ int cmd_diag(int argc, char **argv)
 	argv++;
 	if (!diag_parse(argc, argv, &c, &a, &ex))
 		return ex;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return cli_error(PQ_ERR_IO, "libcurl");
+	if ((ex = cli_conn_ready(&c.k)) != CLI_EXIT_OK)
+		return ex;
 	if (strcmp(sub, "send") == 0)
 		ex = do_send(&c, &a);
 	else if (strcmp(sub, "show") == 0)
 		ex = do_show(&c, argv[optind]);
 	else
 		ex = do_list(&c);
-	curl_global_cleanup();
+	cli_conn_close(&c.k);
 	return ex;
 }

@@ -347,8 +347,11 @@ static void on_signal(int sig)
 static int list_cb(const store_apikey *k, void *u)
 {
 	(void)u;
+	bool expired = k->expires_ms != 0 && k->expires_ms <= (int64_t)time(NULL) * 1000;
 	printf("%s  %-8s %-24s %s\n", k->id, store_role_name(k->role), k->name,
-	       k->revoked_ms ? "revoked" : "active");
+	       k->revoked_ms ? "revoked"
+	       : expired     ? "expired"
+	                     : "active");
 	return PQ_OK;
 }
 
@@ -368,25 +371,16 @@ static int apikey_cmd(struct loaded *L, char **pos, int npos, const char *role, 
 	int ret = CLI_EXIT_OK;
 	if (strcmp(sub, "create") == 0 && npos == 1) {
 		store_apikey k = {0};
-		uint8_t raw[32], d[32];
-		char secret[80], hex[65];
-		if (!role || !name || store_role_parse(role, &k.role) != PQ_OK || !*name ||
+		store_role r;
+		char secret[SRV_APIKEY_SECRET_LEN + 1];
+		if (!role || !name || store_role_parse(role, &r) != PQ_OK || !*name ||
 		    strlen(name) > STORE_NAME_MAX) {
 			ret =
 			    cli_usage_error("server", "apikey create --role admin|operator|viewer "
 			                              "--name NAME (1..64 characters)");
 			goto out;
 		}
-		rc = pq_random(raw, sizeof(raw));
-		if (rc == PQ_OK)
-			rc = pq_uuid4(k.id);
-		pq_hex_encode(raw, 32, hex);
-		snprintf(secret, sizeof(secret), "pqk_%s", hex);
-		if (rc == PQ_OK)
-			rc = pq_hash(PQ_HASH_SHA256, secret, strlen(secret), d);
-		pq_hex_encode(d, 32, k.key_sha256);
-		snprintf(k.name, sizeof(k.name), "%s", name);
-		k.created_ms = (int64_t)time(NULL) * 1000;
+		rc = srv_apikey_mint(r, name, (int64_t)time(NULL) * 1000, 0, &k, secret);
 		if (rc == PQ_OK)
 			rc = store_apikey_insert(db, &k);
 		if (rc == PQ_OK)

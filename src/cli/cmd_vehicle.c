@@ -23,6 +23,8 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: pqota vehicle --vin VIN --pki DIR --broker HOST:PORT --state DIR [options]\n"
+	    "       pqota vehicle register|import|list|show|vci|readiness ... (the operator's\n"
+	    "       commands through the server's API: pqota vehicle list --help)\n"
 	    "\n"
 	    "The vehicle's gateway (VMG) agent: connects to the MQTT broker (TLS 1.3, the vehicle\n"
 	    "certificate DIR/vehicles/VIN/client.{crt,key}, the PKI's key-exchange group), sends\n"
@@ -446,6 +448,8 @@ int cmd_vehicle(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "model"))
 		return cmd_model(argc - 1, argv + 1);
+	if (argc > 1 && cmd_fleet_is_sub(argv[1])) /* the operator's commands (cmd_fleet.c) */
+		return cmd_fleet(argc - 1, argv + 1);
 	driver drv = {.eof = false};
 	ag_opts o = {.battery_pct = -1,
 	             .parked = -1,

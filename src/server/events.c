@@ -276,7 +276,7 @@ static bool still_valid(srv_worker *w, srv_stream *st)
 	store_session ss;
 	store_apikey k;
 	int rc = st->via_session ? store_session_find(w->db, st->secret_sha, pq_real_ms(), &ss, &k)
-	                         : store_apikey_find(w->db, st->secret_sha, &k);
+	                         : store_apikey_find(w->db, st->secret_sha, pq_real_ms(), &k);
 	if (rc == PQ_OK) {
 		st->check_fails = 0;
 		return true;

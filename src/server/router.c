@@ -36,23 +36,43 @@ static unsigned slot_of(const char *hex)
 	return v % SRV_CACHE_SLOTS;
 }
 
-/* store_apikey_find through the worker's cache. */
+/* Records the key's use in the store once per STORE_APIKEY_TOUCH_MS: the worker's cached
+ * copy remembers the last write, so a busy key costs one UPDATE a minute per worker. A
+ * failed write is logged and the request goes on. */
+static void touch_key(srv_ctx *c, srv_key_slot *k, store_apikey *out)
+{
+	if (c->now_ms - k->key.last_used_ms < STORE_APIKEY_TOUCH_MS)
+		return;
+	if (store_apikey_touch(c->db, k->key.id, c->now_ms) != PQ_OK) {
+		pq_log(PQ_LOG_WARN, LOGC, "API key %s: recording its use: %s", k->key.id,
+		       pq_err_detail());
+		pq_err_clear();
+	}
+	k->key.last_used_ms = c->now_ms;
+	out->last_used_ms = c->now_ms;
+}
+
+/* store_apikey_find through the worker's cache; an expired key is refused even when its
+ * lookup is cached. */
 static int find_key(srv_ctx *c, const char *hex, store_apikey *out)
 {
 	srv_key_slot *k = &c->w->cache.keys[slot_of(hex)];
 	if (k->until_ms > c->now_ms && strcmp(k->sha, hex) == 0) {
-		if (!k->found)
+		if (!k->found || (k->key.expires_ms != 0 && k->key.expires_ms <= c->now_ms))
 			return pq_err_set(PQ_ERR_NOTFOUND, "unknown API key");
 		*out = k->key;
+		touch_key(c, k, out);
 		return PQ_OK;
 	}
-	int rc = store_apikey_find(c->db, hex, out);
+	int rc = store_apikey_find(c->db, hex, c->now_ms, out);
 	if (rc == PQ_OK || rc == PQ_ERR_NOTFOUND) {
 		memcpy(k->sha, hex, sizeof(k->sha));
 		k->until_ms = c->now_ms + SRV_CACHE_TTL_MS;
 		k->found = rc == PQ_OK;
-		if (k->found)
+		if (k->found) {
 			k->key = *out;
+			touch_key(c, k, out);
+		}
 	}
 	return rc;
 }
@@ -155,7 +175,7 @@ static int identify_key(srv_ctx *c)
 	pq_hex_encode(d, 32, hex);
 	int rc = find_key(c, hex, &c->key);
 	if (rc == PQ_ERR_NOTFOUND)
-		return pq_err_set(PQ_ERR_VERIFY, "unknown or revoked API key");
+		return pq_err_set(PQ_ERR_VERIFY, "unknown, revoked or expired API key");
 	if (rc != PQ_OK)
 		return rc;
 	c->has_key = true;

@@ -512,4 +512,5 @@ const srv_route *const srv_route_tables[] = {srv_routes,
                                              route_events_table,
                                              route_console_table,
                                              route_telemetry_table,
+                                             route_apikey_table,
                                              NULL};

@@ -143,6 +143,16 @@ extern const srv_route route_uptane_table[];
 extern const srv_route route_console_table[];
 extern const srv_route route_session_table[];
 extern const srv_route route_events_table[];
+/* API keys over the API (apikey_routes.c). */
+extern const srv_route route_apikey_table[];
+
+/* A new API key's secret: "pqk_" and 64 hex digits (32 random bytes). */
+#define SRV_APIKEY_SECRET_LEN 68
+/* Makes a new key (a UUID, the role, name 1..STORE_NAME_MAX characters, created now_ms,
+ * expires_ms or 0 for never) and its secret, of which *k keeps only the SHA-256; the
+ * caller stores it (store_apikey_insert) and shows the secret once. */
+int srv_apikey_mint(store_role role, const char *name, int64_t now_ms, int64_t expires_ms,
+                    store_apikey *k, char secret[SRV_APIKEY_SECRET_LEN + 1]) PQ_MUST_CHECK;
 extern const srv_route *const srv_route_tables[];
 
 /* Responses. srv_json takes ownership of body; a NULL body (its builder ran out of memory)

@@ -141,7 +141,7 @@ static bool signin_key(srv_ctx *c, json_t *body)
 	int rc = kl < 16 ? PQ_ERR_NOTFOUND : pq_hash(PQ_HASH_SHA256, key, kl, d);
 	if (rc == PQ_OK) {
 		pq_hex_encode(d, 32, hex);
-		rc = store_apikey_find(c->db, hex, &c->key);
+		rc = store_apikey_find(c->db, hex, c->now_ms, &c->key);
 	}
 	if (rc == PQ_ERR_NOTFOUND) {
 		srv__count_auth_failed(c->s);
@@ -154,6 +154,8 @@ static bool signin_key(srv_ctx *c, json_t *body)
 		srv_fail(c, rc, "sign-in");
 		return false;
 	}
+	if (store_apikey_touch(c->db, c->key.id, c->now_ms) != PQ_OK)
+		pq_err_clear(); /* the last use is a hint: a sign-in does not fail for it */
 	return true;
 }
 

@@ -25,7 +25,7 @@ int store_role_parse(const char *s, store_role *out)
 	return pq_err_set(PQ_ERR_INVAL, "unknown role '%.32s' (viewer, operator, admin)", s);
 }
 
-#define APIKEY_COLS "id, name, role, key_sha256, created_ms, revoked_ms"
+#define APIKEY_COLS "id, name, role, key_sha256, created_ms, revoked_ms, expires_ms, last_used_ms"
 
 static int row_apikey(const store_row *r, void *dst)
 {
@@ -39,6 +39,8 @@ static int row_apikey(const store_row *r, void *dst)
 	store__rd_copy(&rd, k->key_sha256, sizeof(k->key_sha256));
 	store__rd_i64(&rd, &k->created_ms);
 	store__rd_i64(&rd, &k->revoked_ms);
+	store__rd_i64(&rd, &k->expires_ms);
+	store__rd_i64(&rd, &k->last_used_ms);
 	return rd.rc;
 }
 
@@ -58,7 +60,12 @@ static int check_apikey(const store_apikey *k)
 	rc = store__check_time(k->created_ms, "created");
 	if (rc != PQ_OK)
 		return rc;
-	return store__check_time(k->revoked_ms, "revoked");
+	rc = store__check_time(k->revoked_ms, "revoked");
+	if (rc == PQ_OK)
+		rc = store__check_time(k->expires_ms, "expiry");
+	if (rc == PQ_OK)
+		rc = store__check_time(k->last_used_ms, "last use");
+	return rc;
 }
 
 int store_apikey_insert(store *s, const store_apikey *k)
@@ -69,17 +76,18 @@ int store_apikey_insert(store *s, const store_apikey *k)
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {
-	    SV_TEXT(k->id),         SV_TEXT(k->name),      SV_TEXT(store_role_name(k->role)),
-	    SV_TEXT(k->key_sha256), SV_INT(k->created_ms), SV_INT(k->revoked_ms)};
-	rc = store_exec(s, "INSERT INTO api_keys (" APIKEY_COLS ") VALUES (?, ?, ?, ?, ?, ?)", p, 6,
-	                NULL, NULL, NULL);
+	    SV_TEXT(k->id),         SV_TEXT(k->name),       SV_TEXT(store_role_name(k->role)),
+	    SV_TEXT(k->key_sha256), SV_INT(k->created_ms),  SV_INT(k->revoked_ms),
+	    SV_INT(k->expires_ms),  SV_INT(k->last_used_ms)};
+	rc = store_exec(s, "INSERT INTO api_keys (" APIKEY_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	                p, 8, NULL, NULL, NULL);
 	if (rc == PQ_ERR_EXISTS)
 		pq_err_wrap(rc, "API key %s, a valid key named %s, or its secret exists already",
 		            k->id, k->name);
 	return rc;
 }
 
-int store_apikey_find(store *s, const char *key_sha256, store_apikey *out)
+int store_apikey_find(store *s, const char *key_sha256, int64_t now_ms, store_apikey *out)
 {
 	if (!s || !out)
 		return pq_err_set(PQ_ERR_INVAL, "store_apikey_find: bad arguments");
@@ -88,16 +96,46 @@ int store_apikey_find(store *s, const char *key_sha256, store_apikey *out)
 	if (rc != PQ_OK)
 		return rc;
 	bool found = false;
-	store_val p[] = {SV_TEXT(key_sha256)};
+	store_val p[] = {SV_TEXT(key_sha256), SV_INT(now_ms)};
 	rc = store__get_one(s,
 	                    "SELECT " APIKEY_COLS " FROM api_keys WHERE key_sha256 = ?"
-	                    " AND revoked_ms = 0",
-	                    p, 1, row_apikey, out, "API key", &found);
+	                    " AND revoked_ms = 0 AND (expires_ms = 0 OR expires_ms > ?)",
+	                    p, 2, row_apikey, out, "API key", &found);
 	if (rc == PQ_OK && !found)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no valid API key with that secret");
 	if (rc != PQ_OK)
 		memset(out, 0, sizeof(*out));
 	return rc;
+}
+
+int store_apikey_get(store *s, const char *id, store_apikey *out)
+{
+	if (!s || !out)
+		return pq_err_set(PQ_ERR_INVAL, "store_apikey_get: bad arguments");
+	memset(out, 0, sizeof(*out));
+	int rc = store__check_id(id, "API key id");
+	if (rc != PQ_OK)
+		return rc;
+	bool found = false;
+	store_val p[] = {SV_TEXT(id)};
+	rc = store__get_one(s, "SELECT " APIKEY_COLS " FROM api_keys WHERE id = ?", p, 1,
+	                    row_apikey, out, "API key", &found);
+	if (rc == PQ_OK && !found)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "no API key %s", id);
+	return rc;
+}
+
+int store_apikey_touch(store *s, const char *id, int64_t now_ms)
+{
+	if (!s || now_ms <= 0)
+		return pq_err_set(PQ_ERR_INVAL, "store_apikey_touch: bad arguments");
+	int rc = store__check_id(id, "API key id");
+	if (rc != PQ_OK)
+		return rc;
+	store_val p[] = {SV_INT(now_ms), SV_TEXT(id), SV_INT(now_ms - STORE_APIKEY_TOUCH_MS)};
+	return store_exec(s,
+	                  "UPDATE api_keys SET last_used_ms = ? WHERE id = ? AND last_used_ms <= ?",
+	                  p, 3, NULL, NULL, NULL);
 }
 
 int store_apikey_revoke(store *s, const char *id, int64_t when_ms)

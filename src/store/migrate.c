@@ -383,6 +383,13 @@ static const char *const schema_v9[] = {
     " seq BIGINT NOT NULL," TELEMETRY_VALUES " PRIMARY KEY (vin, seq))",
 };
 
+/* Schema v10: API keys expire (expires_ms, 0: never) and record their last use
+ * (last_used_ms, written at most once a minute per key; issue 14). */
+static const char *const schema_v10[] = {
+    "ALTER TABLE api_keys ADD COLUMN expires_ms BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE api_keys ADD COLUMN last_used_ms BIGINT NOT NULL DEFAULT 0",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -399,6 +406,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
     {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
     {schema_v9, sizeof(schema_v9) / sizeof(schema_v9[0])},
+    {schema_v10, sizeof(schema_v10) / sizeof(schema_v10[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

@@ -6,7 +6,7 @@
 
 #define SESSION_COLS                                                                               \
 	"s.id_sha256, s.key_id, s.csrf, s.created_ms, s.expires_ms, s.revoked_ms, k.id, k.name,"   \
-	" k.role, k.key_sha256, k.created_ms, k.revoked_ms"
+	" k.role, k.key_sha256, k.created_ms, k.revoked_ms, k.expires_ms, k.last_used_ms"
 
 typedef struct {
 	store_session *s;
@@ -31,6 +31,8 @@ static int row_session(const store_row *r, void *dst)
 	store__rd_copy(&rd, o->k->key_sha256, sizeof(o->k->key_sha256));
 	store__rd_i64(&rd, &o->k->created_ms);
 	store__rd_i64(&rd, &o->k->revoked_ms);
+	store__rd_i64(&rd, &o->k->expires_ms);
+	store__rd_i64(&rd, &o->k->last_used_ms);
 	return rd.rc;
 }
 
@@ -67,12 +69,13 @@ int store_session_find(store *s, const char *id_sha256, int64_t now_ms, store_se
 		return rc;
 	bool found = false;
 	session_row o = {out, key};
-	store_val p[] = {SV_TEXT(id_sha256), SV_INT(now_ms)};
+	store_val p[] = {SV_TEXT(id_sha256), SV_INT(now_ms), SV_INT(now_ms)};
 	rc = store__get_one(s,
 	                    "SELECT " SESSION_COLS " FROM console_sessions s JOIN api_keys k"
 	                    " ON k.id = s.key_id WHERE s.id_sha256 = ? AND s.revoked_ms = 0"
-	                    " AND s.expires_ms > ? AND k.revoked_ms = 0",
-	                    p, 2, row_session, &o, "session", &found);
+	                    " AND s.expires_ms > ? AND k.revoked_ms = 0"
+	                    " AND (k.expires_ms = 0 OR k.expires_ms > ?)",
+	                    p, 3, row_session, &o, "session", &found);
 	if (rc == PQ_OK && !found)
 		rc = pq_err_set(PQ_ERR_NOTFOUND,
 		                "no open session (signed out, expired or key revoked)");

@@ -43,7 +43,7 @@ void store_close(store *s);
 store_backend store_get_backend(const store *s);
 /* Schema version after migrations, and the newest this build knows. */
 int store_schema_version(store *s, int *version) PQ_MUST_CHECK;
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 /* A cheap round trip ("SELECT 1"), for health checks. */
 int store_ping(store *s) PQ_MUST_CHECK;
 
@@ -342,13 +342,25 @@ typedef struct {
 	store_role role;
 	char key_sha256[65]; /* only the hash of the secret is stored */
 	int64_t created_ms;
-	int64_t revoked_ms; /* 0 while valid */
+	int64_t revoked_ms;   /* 0 while valid */
+	int64_t expires_ms;   /* 0: never; else refused from then on */
+	int64_t last_used_ms; /* 0: never; updated at most once per STORE_APIKEY_TOUCH_MS */
 } store_apikey;
+
+/* How stale last_used_ms may get: a key's use is written at most once per this. */
+#define STORE_APIKEY_TOUCH_MS 60000
 
 /* PQ_ERR_EXISTS when the id or the secret's hash is taken, or a valid key has the name. */
 int store_apikey_insert(store *s, const store_apikey *k) PQ_MUST_CHECK;
-/* Finds a non-revoked key by the hash of its secret; PQ_ERR_NOTFOUND otherwise. */
-int store_apikey_find(store *s, const char *key_sha256, store_apikey *out) PQ_MUST_CHECK;
+/* Finds a key by the hash of its secret that is neither revoked nor expired at now_ms;
+ * PQ_ERR_NOTFOUND otherwise. */
+int store_apikey_find(store *s, const char *key_sha256, int64_t now_ms,
+                      store_apikey *out) PQ_MUST_CHECK;
+/* Any key (revoked and expired ones too) by id; PQ_ERR_NOTFOUND. */
+int store_apikey_get(store *s, const char *id, store_apikey *out) PQ_MUST_CHECK;
+/* Records a use of key id at now_ms unless one within STORE_APIKEY_TOUCH_MS is recorded
+ * already (then nothing is written). */
+int store_apikey_touch(store *s, const char *id, int64_t now_ms) PQ_MUST_CHECK;
 /* when_ms > 0. Revoking a revoked key succeeds and keeps the first time; PQ_ERR_NOTFOUND
  * for an unknown id. */
 int store_apikey_revoke(store *s, const char *id, int64_t when_ms) PQ_MUST_CHECK;

@@ -1388,7 +1388,9 @@ static void test_migrate_deltas(void **state)
 	    "ALTER TABLE releases ADD COLUMN delta_base_sha256 TEXT NOT NULL DEFAULT ''",
 	    "ALTER TABLE releases ADD COLUMN delta_source TEXT NOT NULL DEFAULT 'computed'",
 	    "CREATE INDEX releases_delta_file ON releases (delta_file_sha256)",
-	    "DELETE FROM schema_version WHERE version = 8",
+	    "ALTER TABLE api_keys DROP COLUMN expires_ms",   /* v10 */
+	    "ALTER TABLE api_keys DROP COLUMN last_used_ms", /* v10 */
+	    "DELETE FROM schema_version WHERE version >= 8",
 	};
 	store_release base = mk_release("rel-base", "HW-1-011", "1.0.0", 100);
 	store_release up = mk_release("rel-up", "HW-1-011", "1.1.0", 200);
@@ -1409,7 +1411,7 @@ static void test_migrate_deltas(void **state)
 	     "a v7 delta");
 	store_close(f->s);
 	f->s = NULL;
-	must(store_open(&cfg, &f->s), "reopen: migrates to 8");
+	must(store_open(&cfg, &f->s), "reopen: migrates to the current version");
 	int version = 0;
 	must(store_schema_version(f->s, &version), "version");
 	assert_int_equal(version, STORE_SCHEMA_VERSION);
@@ -1542,7 +1544,7 @@ static void test_apikey(void **state)
 	assert_int_equal(store_role_parse(NULL, &role), PQ_ERR_INVAL);
 
 	must(store_apikey_insert(f->s, &k), "insert");
-	must(store_apikey_find(f->s, k.key_sha256, &got), "find");
+	must(store_apikey_find(f->s, k.key_sha256, 1000, &got), "find");
 	assert_string_equal(got.id, "k-1");
 	assert_string_equal(got.name, "ci");
 	assert_int_equal(got.role, STORE_ROLE_OPERATOR);
@@ -1558,14 +1560,32 @@ static void test_apikey(void **state)
 	store_apikey admin = mk_key("k-3", "admin", STORE_ROLE_ADMIN, 3);
 	must(store_apikey_insert(f->s, &admin), "admin");
 
+	/* expiry: refused from expires_ms on; last use written at most once a minute */
+	store_apikey tmp = mk_key("k-9", "temp", STORE_ROLE_VIEWER, 9);
+	tmp.expires_ms = 100000;
+	must(store_apikey_insert(f->s, &tmp), "expiring key");
+	must(store_apikey_find(f->s, tmp.key_sha256, 99999, &got), "before expiry");
+	assert_int_equal(got.expires_ms, 100000);
+	assert_int_equal(got.last_used_ms, 0);
+	assert_int_equal(store_apikey_find(f->s, tmp.key_sha256, 100000, &got), PQ_ERR_NOTFOUND);
+	must(store_apikey_touch(f->s, "k-9", 70000), "touch");
+	must(store_apikey_touch(f->s, "k-9", 80000), "touch within a minute");
+	must(store_apikey_get(f->s, "k-9", &got), "get");
+	assert_int_equal(got.last_used_ms, 70000);
+	must(store_apikey_touch(f->s, "k-9", 130000), "touch a minute later");
+	must(store_apikey_get(f->s, "k-9", &got), "get");
+	assert_int_equal(got.last_used_ms, 130000);
+	assert_int_equal(store_apikey_get(f->s, "k-none", &got), PQ_ERR_NOTFOUND);
+	must(store_apikey_revoke(f->s, "k-9", 140000), "revoke the expired key");
+
 	char unknown[65];
 	hex64(unknown, 99);
-	assert_int_equal(store_apikey_find(f->s, unknown, &got), PQ_ERR_NOTFOUND);
-	assert_int_equal(store_apikey_find(f->s, "xyz", &got), PQ_ERR_INVAL);
+	assert_int_equal(store_apikey_find(f->s, unknown, 1000, &got), PQ_ERR_NOTFOUND);
+	assert_int_equal(store_apikey_find(f->s, "xyz", 1000, &got), PQ_ERR_INVAL);
 
 	/* revoke */
 	must(store_apikey_revoke(f->s, "k-1", 500), "revoke");
-	assert_int_equal(store_apikey_find(f->s, k.key_sha256, &got), PQ_ERR_NOTFOUND);
+	assert_int_equal(store_apikey_find(f->s, k.key_sha256, 1000, &got), PQ_ERR_NOTFOUND);
 	must(store_apikey_revoke(f->s, "k-1", 600), "revoke again");
 	assert_int_equal(store_apikey_revoke(f->s, "k-none", 600), PQ_ERR_NOTFOUND);
 	assert_int_equal(store_apikey_revoke(f->s, "k-1", 0), PQ_ERR_INVAL);
@@ -1578,7 +1598,8 @@ static void test_apikey(void **state)
 
 	memset(&c, 0, sizeof(c));
 	must(store_apikey_list(f->s, collect_apikey, &c), "list");
-	assert_string_equal(c.buf, "admin/k-3/admin/0,ci/k-1/operator/500,ci/k-4/viewer/0");
+	assert_string_equal(
+	    c.buf, "admin/k-3/admin/0,ci/k-1/operator/500,ci/k-4/viewer/0,temp/k-9/viewer/140000");
 
 	/* validation */
 	store_apikey bad = mk_key("k-6", "x", STORE_ROLE_VIEWER, 6);
@@ -1593,7 +1614,7 @@ static void test_apikey(void **state)
 	memset(bad.name, 'n', sizeof(bad.name));
 	assert_int_equal(store_apikey_insert(f->s, &bad), PQ_ERR_INVAL);
 	assert_int_equal(store_apikey_list(f->s, NULL, NULL), PQ_ERR_INVAL);
-	assert_int_equal(count_table(f->s, "api_keys"), 3);
+	assert_int_equal(count_table(f->s, "api_keys"), 4);
 }
 
 /* ---- audit ------------------------------------------------------------------------- */
@@ -1780,7 +1801,7 @@ static void test_injection(void **state)
 		store_apikey k = mk_key(id, x, STORE_ROLE_VIEWER, 1000 + (unsigned)i);
 		must(store_apikey_insert(f->s, &k), x);
 		store_apikey gk;
-		must(store_apikey_find(f->s, k.key_sha256, &gk), x);
+		must(store_apikey_find(f->s, k.key_sha256, 1000, &gk), x);
 		assert_string_equal(gk.name, x);
 		assert_string_equal(gk.id, id);
 		must(store_apikey_revoke(f->s, id, 9), x);
@@ -1803,7 +1824,7 @@ static void test_injection(void **state)
 	bool known;
 	assert_int_equal(store_file_known(f->s, "' OR 1=1 --", &known), PQ_ERR_INVAL);
 	store_apikey gk;
-	assert_int_equal(store_apikey_find(f->s, "' OR revoked_ms = 0 OR '1'='1", &gk),
+	assert_int_equal(store_apikey_find(f->s, "' OR revoked_ms = 0 OR '1'='1", 1000, &gk),
 	                 PQ_ERR_INVAL);
 	size_t n = ARRAY_LEN(evil);
 	assert_int_equal(count_table(f->s, "vehicles"), (int64_t)n);

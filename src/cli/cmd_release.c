@@ -1,0 +1,519 @@
+/* cmd_release.c: `pqota release upload|list|show`: firmware releases through the server's
+ * API (docs/api.md 7). An upload goes in pieces (PUT /api/v1/uploads/{id}?offset=N) that
+ * survive a dropped connection: after a failed piece the client asks the server where the
+ * upload stands and goes on from there, and an upload left behind is continued with
+ * --upload-id. Then POST /api/v1/releases turns it into a release (and its delta). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <unistd.h>
+
+#include "cli/api.h"
+#include "cli/cli.h"
+#include "core/fileio.h"
+#include "core/text.h"
+#include "core/time.h"
+#include "crypto/hash.h"
+
+#define PIECE_DEFAULT     (8L * 1024 * 1024) /* limits.max_body_bytes' default */
+#define PIECE_MIN         (64L * 1024)
+#define RETRIES_DEFAULT   10
+#define BACKOFF_MAX_MS    8000
+#define RELEASE_TIMEOUT_S 1800 /* POST /releases builds and encrypts the package first */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: pqota release upload [connection] FILE --version V --ecu ECU\n"
+	        "                            --hardware-id HW [options]\n"
+	        "       pqota release list [connection] [--hardware-id HW] [--ecu ECU]\n"
+	        "                          [--search TEXT] [--limit N] [--offset N]\n"
+	        "       pqota release show [connection] ID\n"
+	        "\n"
+	        "upload: sends FILE in pieces (resumed where the server stands after a dropped\n"
+	        "connection), then creates the release and prints it (docs/api.md 7).\n"
+	        "  --version V          semantic version, e.g. 1.1.0\n"
+	        "  --ecu ECU            ECU_011, VMG, ZGW1, ...\n"
+	        "  --hardware-id HW     the hardware the release is for\n"
+	        "  --title TEXT         default \"ECU VERSION\"\n"
+	        "  --software-type T    APP (default), BOOT, CAL, CFG\n"
+	        "  --compression C      of the full package: zstd (default), zlib, none\n"
+	        "  --notes TEXT         release notes\n"
+	        "  --delta-from REL     an earlier release (id or version) the server makes a\n"
+	        "                       delta from\n"
+	        "  --delta FILE         with --delta-from: your own delta package (pqota pack\n"
+	        "                       delta), checked by the server instead of computing one\n"
+	        "  --piece-size BYTES   bytes per piece (default 8 MiB, the server's\n"
+	        "                       limits.max_body_bytes; halved when the server refuses)\n"
+	        "  --retries N          failed pieces in a row before giving up (default 10)\n"
+	        "  --upload-id ID       continue an upload an earlier run left (FILE's)\n"
+	        "list: releases, newest first; show: one release.\n"
+	        "\n" CLI_CONN_USAGE "\n"
+	        "An operator key for upload, any key otherwise. Exit status: 0 done, 2 an error\n"
+	        "(connection after the retries, HTTP error), 64 usage.\n");
+}
+
+enum {
+	O_VERSION = CLI_O_NEXT,
+	O_ECU,
+	O_HW,
+	O_TITLE,
+	O_TYPE,
+	O_COMPRESSION,
+	O_NOTES,
+	O_DELTA_FROM,
+	O_DELTA,
+	O_PIECE,
+	O_RETRIES,
+	O_UPLOAD_ID,
+	O_SEARCH,
+};
+
+static const struct option opts[] = {
+    CLI_CONN_OPTIONS,
+    {"version", required_argument, NULL, O_VERSION},
+    {"ecu", required_argument, NULL, O_ECU},
+    {"hardware-id", required_argument, NULL, O_HW},
+    {"title", required_argument, NULL, O_TITLE},
+    {"software-type", required_argument, NULL, O_TYPE},
+    {"compression", required_argument, NULL, O_COMPRESSION},
+    {"notes", required_argument, NULL, O_NOTES},
+    {"delta-from", required_argument, NULL, O_DELTA_FROM},
+    {"delta", required_argument, NULL, O_DELTA},
+    {"piece-size", required_argument, NULL, O_PIECE},
+    {"retries", required_argument, NULL, O_RETRIES},
+    {"upload-id", required_argument, NULL, O_UPLOAD_ID},
+    {"search", required_argument, NULL, O_SEARCH},
+    CLI_PAGE_OPTIONS,
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct {
+	cli_conn *c;
+	const char *version, *ecu, *hw, *title, *type, *compression, *notes, *delta_from, *delta,
+	    *upload_id, *search;
+	long piece, retries;
+} args;
+
+static int on_option(void *user, int ch, const char *arg)
+{
+	args *a = user;
+	switch (ch) {
+	case O_VERSION:
+		a->version = arg;
+		break;
+	case O_ECU:
+		a->ecu = arg;
+		break;
+	case O_HW:
+		a->hw = arg;
+		break;
+	case O_TITLE:
+		a->title = arg;
+		break;
+	case O_TYPE:
+		a->type = arg;
+		break;
+	case O_COMPRESSION:
+		a->compression = arg;
+		break;
+	case O_NOTES:
+		a->notes = arg;
+		break;
+	case O_DELTA_FROM:
+		a->delta_from = arg;
+		break;
+	case O_DELTA:
+		a->delta = arg;
+		break;
+	case O_UPLOAD_ID:
+		a->upload_id = arg;
+		break;
+	case O_SEARCH:
+		a->search = arg;
+		break;
+	case O_PIECE:
+		return cli_opt_long(a->c, "piece-size", arg, PIECE_MIN, 64L << 20, &a->piece);
+	case O_RETRIES:
+		return cli_opt_long(a->c, "retries", arg, 0, 1000, &a->retries);
+	default:
+		return cli_usage_error("release", "bad option");
+	}
+	return CLI_EXIT_OK;
+}
+
+/* ---- display -------------------------------------------------------------------------- */
+
+static void print_deltas(const json_t *r)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(r, "deltas"), i, d)
+	{
+		printf("delta     from %s: %s (%s)", cli_jstr(d, "base_version"),
+		       cli_jstr(d, "state"), cli_jstr(d, "source"));
+		if (json_is_string(json_object_get(d, "sha256")))
+			printf(", %s, %lld bytes", cli_jstr(d, "sha256"), cli_jint(d, "length"));
+		if (json_is_string(json_object_get(d, "error")))
+			printf(": %s", cli_jstr(d, "error"));
+		putchar('\n');
+	}
+}
+
+static void print_release(const json_t *r)
+{
+	char t[24];
+	json_t *p = json_object_get(r, "package"), *im = json_object_get(r, "image");
+	cli_time(cli_jint(r, "created_ms"), t);
+	printf("release   %s\n", cli_jstr(r, "id"));
+	printf("title     %s\n", cli_jstr(r, "title"));
+	printf("version   %s (%s) for %s on %s\n", cli_jstr(r, "version"),
+	       cli_jstr(r, "software_type"), cli_jstr(r, "ecu_id"), cli_jstr(r, "hardware_id"));
+	printf("package   %s, %lld bytes\n", cli_jstr(p, "sha256"), cli_jint(p, "length"));
+	printf("image     %s, %lld bytes\n", cli_jstr(im, "sha256"), cli_jint(im, "length"));
+	print_deltas(r);
+	printf("created   %s UTC by %s\n", t, cli_jstr(r, "created_by"));
+}
+
+static void print_list(const json_t *j)
+{
+	size_t i;
+	json_t *r;
+	printf("%-36s %-12s %-4s %-10s %-16s %12s %-7s %s\n", "ID", "VERSION", "TYPE", "ECU",
+	       "HARDWARE", "PACKAGE", "DELTAS", "CREATED (UTC)");
+	json_array_foreach(json_object_get(j, "items"), i, r)
+	{
+		char t[24];
+		cli_time(cli_jint(r, "created_ms"), t);
+		printf("%-36s %-12s %-4s %-10s %-16s %12lld %-7zu %s\n", cli_jstr(r, "id"),
+		       cli_jstr(r, "version"), cli_jstr(r, "software_type"), cli_jstr(r, "ecu_id"),
+		       cli_jstr(r, "hardware_id"),
+		       cli_jint(json_object_get(r, "package"), "length"),
+		       json_array_size(json_object_get(r, "deltas")), t);
+	}
+	printf("%lld release(s)\n", cli_jint(j, "total"));
+}
+
+/* ---- upload ----------------------------------------------------------------------------- */
+
+typedef struct {
+	const char *path;
+	int fd;
+	uint64_t size;
+	char sha[65];
+} upfile;
+
+/* Opens the file and computes its SHA-256 (a progress bar on a terminal). */
+static int open_file(upfile *f)
+{
+	struct stat st;
+	uint8_t d[32];
+	pq_hash_ctx *h = NULL;
+	char *buf = NULL;
+	int rc = PQ_OK;
+	f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0 || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode))
+		return pq_err_set(PQ_ERR_IO, "%s: %s", f->path,
+		                  f->fd < 0 || errno ? strerror(errno) : "not a regular file");
+	f->size = (uint64_t)st.st_size;
+	cli_progress p;
+	cli_progress_start(&p, "hashing  ", f->size);
+	buf = malloc(1 << 20);
+	rc = buf ? pq_hash_new(PQ_HASH_SHA256, &h) : pq_err_set(PQ_ERR_NOMEM, "hashing");
+	for (uint64_t done = 0; rc == PQ_OK;) {
+		ssize_t n = read(f->fd, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = pq_err_set(PQ_ERR_IO, "%s: %s", f->path, strerror(errno));
+		else if (n == 0)
+			break;
+		else
+			rc = pq_hash_update(h, buf, (size_t)n);
+		done += n > 0 ? (uint64_t)n : 0;
+		cli_progress_update(&p, done);
+	}
+	cli_progress_end(&p);
+	if (rc == PQ_OK)
+		rc = pq_hash_final(h, d);
+	if (rc == PQ_OK)
+		pq_hex_encode(d, sizeof(d), f->sha);
+	pq_hash_free(h);
+	free(buf);
+	return rc;
+}
+
+/* Where upload id stands (GET /api/v1/uploads/{id}): its received bytes, after checking
+ * that it is f's size. -1 on a connection error (retry), else CLI_EXIT_OK or an exit. */
+static int upload_status(cli_conn *c, const char *id, const upfile *f, uint64_t *received)
+{
+	char path[160];
+	long status = 0;
+	json_t *j = NULL;
+	snprintf(path, sizeof(path), "/api/v1/uploads/%s", id);
+	int rc = cli_api(c, "GET", path, NULL, &status, &j);
+	if (rc == PQ_ERR_IO)
+		return -1;
+	if (rc != PQ_OK)
+		return cli_error(rc, "upload %s", id);
+	int ex = CLI_EXIT_OK;
+	json_int_t size = json_integer_value(json_object_get(j, "size"));
+	json_int_t got = json_integer_value(json_object_get(j, "received"));
+	if (status != 200) {
+		ex = cli_api_error("upload status", status, j);
+	} else if ((uint64_t)size != f->size || got < 0 || got > size) {
+		fprintf(stderr, "pqota: error: upload %s is of %lld bytes, %s has %llu\n", id,
+		        (long long)size, f->path, (unsigned long long)f->size);
+		ex = CLI_EXIT_ERROR;
+	} else {
+		*received = (uint64_t)got;
+	}
+	json_decref(j);
+	return ex;
+}
+
+/* Starts an upload of f: *id. */
+static int upload_start(cli_conn *c, const upfile *f, char *id, size_t cap)
+{
+	json_t *j = NULL;
+	json_t *body = json_pack("{s:I,s:s}", "size", (json_int_t)f->size, "sha256", f->sha);
+	if (!body)
+		return cli_error(PQ_ERR_NOMEM, "upload");
+	int ex = cli_call(c, "POST", "/api/v1/uploads", body, 201, &j, "upload: start");
+	json_decref(body);
+	if (ex != CLI_EXIT_OK)
+		return ex;
+	snprintf(id, cap, "%s", cli_jstr(j, "id"));
+	json_decref(j);
+	if (!*id)
+		return cli_error(PQ_ERR_FORMAT, "upload: the server named no upload id");
+	return CLI_EXIT_OK;
+}
+
+typedef struct {
+	cli_conn *c;
+	const upfile *f;
+	const char *id;
+	char *buf;
+	long piece, retries, fails;
+	uint64_t off;
+} sender;
+
+/* After a failed piece: waits (backing off), then asks where the upload stands. CLI_EXIT_OK
+ * to go on, or the exit code once the retries are spent. */
+static int recover(sender *s, const char *why)
+{
+	if (++s->fails > s->retries) {
+		fprintf(stderr,
+		        "pqota: error: upload %s: %s; giving up after %ld retries (continue "
+		        "with --upload-id %s)\n",
+		        s->id, why, s->retries, s->id);
+		return CLI_EXIT_ERROR;
+	}
+	int64_t wait = 250LL << (s->fails < 6 ? s->fails : 6);
+	fprintf(stderr, "%spqota: upload %s at %llu: %s; retrying in %lld ms (%ld/%ld)\n",
+	        isatty(STDERR_FILENO) ? "\n" : "", s->id, (unsigned long long)s->off, why,
+	        (long long)(wait < BACKOFF_MAX_MS ? wait : BACKOFF_MAX_MS), s->fails, s->retries);
+	pq_sleep_ms(wait < BACKOFF_MAX_MS ? wait : BACKOFF_MAX_MS);
+	uint64_t got = 0;
+	int ex = upload_status(s->c, s->id, s->f, &got);
+	if (ex == -1)
+		return CLI_EXIT_OK; /* the server is still away: the next piece tries again */
+	if (ex == CLI_EXIT_OK)
+		s->off = got;
+	return ex;
+}
+
+/* Sends the piece at s->off; CLI_EXIT_OK when it moved on (or will be retried). */
+static int send_piece(sender *s)
+{
+	char path[200], why[300];
+	size_t n = (size_t)(s->f->size - s->off < (uint64_t)s->piece ? s->f->size - s->off
+	                                                             : (uint64_t)s->piece);
+	size_t got = 0;
+	if (lseek(s->f->fd, (off_t)s->off, SEEK_SET) < 0 ||
+	    pq_read_full(s->f->fd, s->buf, n, &got) != PQ_OK || got != n)
+		return cli_error(PQ_ERR_IO, "reading %s", s->f->path);
+	snprintf(path, sizeof(path), "/api/v1/uploads/%s?offset=%llu", s->id,
+	         (unsigned long long)s->off);
+	long status = 0;
+	json_t *j = NULL;
+	int rc =
+	    cli_api_send(s->c, "PUT", path, "application/octet-stream", s->buf, n, &status, &j);
+	if (rc == PQ_ERR_IO) {
+		snprintf(why, sizeof(why), "%s", pq_err_detail());
+		return recover(s, why);
+	}
+	if (rc == PQ_ERR_FORMAT && status == 413 && s->piece / 2 >= PIECE_MIN) {
+		s->piece /= 2; /* the server's body limit is smaller: smaller pieces */
+		fprintf(stderr,
+		        "%spqota: the server refused a piece as too large: pieces of %ld "
+		        "bytes\n",
+		        isatty(STDERR_FILENO) ? "\n" : "", s->piece);
+		return CLI_EXIT_OK;
+	}
+	if (rc != PQ_OK)
+		return cli_error(rc, "upload %s", s->id);
+	json_int_t received = json_integer_value(json_object_get(j, "received"));
+	int ex = CLI_EXIT_OK;
+	if ((status == 200 ||
+	     (status == 409 &&
+	      strcmp(cli_jstr(json_object_get(j, "error"), "code"), "offset_mismatch") == 0)) &&
+	    received >= 0 && (uint64_t)received <= s->f->size) {
+		s->off = (uint64_t)received;
+		if (status == 200)
+			s->fails = 0;
+	} else if (status == 429 || status >= 500) {
+		snprintf(why, sizeof(why), "HTTP %ld", status);
+		ex = recover(s, why);
+	} else {
+		ex = cli_api_error("upload", status, j);
+	}
+	json_decref(j);
+	return ex;
+}
+
+/* Uploads FILE (or continues upload resume_id): its upload id in id. */
+static int upload(cli_conn *c, const args *a, const char *file, const char *resume_id, char *id,
+                  size_t cap)
+{
+	upfile f = {.path = file, .fd = -1};
+	sender s = {.c = c, .f = &f, .piece = a->piece, .retries = a->retries};
+	int rc = open_file(&f);
+	int ex;
+	if (rc != PQ_OK) {
+		ex = cli_error(rc, "release upload");
+		goto out;
+	}
+	if (resume_id) {
+		snprintf(id, cap, "%s", resume_id);
+		ex = upload_status(c, id, &f, &s.off);
+		if (ex == -1)
+			ex = cli_error(PQ_ERR_IO, "upload %s", id);
+	} else {
+		ex = upload_start(c, &f, id, cap);
+	}
+	if (ex != CLI_EXIT_OK)
+		goto out;
+	fprintf(stderr, "pqota: upload %s: %s, %llu bytes, sha256 %s\n", id, file,
+	        (unsigned long long)f.size, f.sha);
+	s.id = id;
+	s.buf = malloc((size_t)a->piece);
+	if (!s.buf) {
+		ex = cli_error(PQ_ERR_NOMEM, "upload");
+		goto out;
+	}
+	cli_progress p;
+	long timeout = c->timeout_s;
+	c->timeout_s = 0; /* a piece takes what the link needs; a stalled one is cut */
+	cli_progress_start(&p, "uploading", f.size);
+	while (ex == CLI_EXIT_OK && s.off < f.size) {
+		ex = send_piece(&s);
+		cli_progress_update(&p, s.off);
+	}
+	cli_progress_end(&p);
+	c->timeout_s = timeout;
+out:
+	free(s.buf);
+	if (f.fd >= 0)
+		close(f.fd);
+	return ex;
+}
+
+static int do_upload(cli_conn *c, const args *a, const char *file)
+{
+	char full[64], delta[64] = "", title[160];
+	if (!a->version || !a->ecu || !a->hw)
+		return cli_usage_error("release", "upload: --version, --ecu and --hardware-id are "
+		                                  "required");
+	if (a->delta && !a->delta_from)
+		return cli_usage_error("release", "upload: --delta needs --delta-from");
+	int ex = upload(c, a, file, a->upload_id, full, sizeof(full));
+	if (ex == CLI_EXIT_OK && a->delta)
+		ex = upload(c, a, a->delta, NULL, delta, sizeof(delta));
+	if (ex != CLI_EXIT_OK)
+		return ex;
+	snprintf(title, sizeof(title), "%s %s", a->ecu, a->version);
+	json_t *b =
+	    json_pack("{s:s,s:s,s:s,s:s,s:s}", "title", a->title ? a->title : title, "version",
+	              a->version, "ecu_id", a->ecu, "hardware_id", a->hw, "upload_id", full);
+	bool ok = b != NULL;
+	if (a->type)
+		cli_jset(b, "software_type", json_string(a->type), &ok);
+	if (a->compression)
+		cli_jset(b, "compression", json_string(a->compression), &ok);
+	if (a->notes)
+		cli_jset(b, "notes", json_string(a->notes), &ok);
+	if (a->delta_from)
+		cli_jset(b, "delta_from", json_string(a->delta_from), &ok);
+	if (*delta)
+		cli_jset(b, "delta_upload_id", json_string(delta), &ok);
+	if (!ok) {
+		json_decref(b);
+		return cli_error(PQ_ERR_NOMEM, "release upload");
+	}
+	json_t *r = NULL;
+	c->timeout_s = RELEASE_TIMEOUT_S;
+	ex = cli_call(c, "POST", "/api/v1/releases", b, 201, &r,
+	              "release upload: creating the "
+	              "release");
+	json_decref(b);
+	return ex == CLI_EXIT_OK ? cli_show(c, r, print_release) : ex;
+}
+
+static int do_list(cli_conn *c, const args *a)
+{
+	char path[512], lim[24], off[24];
+	json_t *j = NULL;
+	snprintf(lim, sizeof(lim), "%ld", c->limit ? c->limit : 50);
+	snprintf(off, sizeof(off), "%ld", c->offset);
+	if (cli_path(path, sizeof(path), "/api/v1/releases", "limit", lim, "offset", off,
+	             "hardware_id", a->hw, "ecu_id", a->ecu, "q", a->search, CLI_END) != PQ_OK)
+		return cli_error(PQ_ERR_RANGE, "release list");
+	int ex = cli_call(c, "GET", path, NULL, 200, &j, "release list");
+	return ex == CLI_EXIT_OK ? cli_show(c, j, print_list) : ex;
+}
+
+static int do_show(cli_conn *c, const char *id)
+{
+	char path[200];
+	json_t *j = NULL;
+	if (strlen(id) > 64 || strspn(id, "0123456789abcdefABCDEF-") != strlen(id))
+		return cli_usage_error("release", "show: '%s' is not a release id", id);
+	snprintf(path, sizeof(path), "/api/v1/releases/%s", id);
+	int ex = cli_call(c, "GET", path, NULL, 200, &j, "release show");
+	return ex == CLI_EXIT_OK ? cli_show(c, j, print_release) : ex;
+}
+
+int cmd_release(int argc, char **argv)
+{
+	cli_conn c;
+	cli_conn_init(&c, "release");
+	args a = {.c = &c, .piece = PIECE_DEFAULT, .retries = RETRIES_DEFAULT};
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+	}
+	const char *sub = argv[1];
+	int npos = !strcmp(sub, "list") ? 0 : 1;
+	if (strcmp(sub, "upload") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
+		return cli_usage_error("release", "unknown subcommand '%s' (upload, list, show)",
+		                       sub);
+	int ex = cli_parse(&c, argc - 1, argv + 1, opts, on_option, &a, usage, npos, npos);
+	if (ex >= 0)
+		return ex;
+	const char *pos = npos ? argv[1 + optind] : NULL;
+	if (!strcmp(sub, "upload"))
+		ex = do_upload(&c, &a, pos);
+	else if (!strcmp(sub, "list"))
+		ex = do_list(&c, &a);
+	else
+		ex = do_show(&c, pos);
+	cli_conn_close(&c);
+	return ex;
+}
