@@ -359,6 +359,15 @@ static const char *const schema_v8[] = {
     "ALTER TABLE releases DROP COLUMN delta_source",
 };
 
+/* Schema v11: the fleet-wide ECU registry (GET /api/v1/ecus, store/ecu_registry.h) filters
+ * by ECU id, hardware id and APP version and pages by (vin, ecu_id): one index per filter
+ * ending with the page order, so a page of a 1,000,000-ECU fleet reads only its rows. The
+ * hardware id has one since v1 (ecus_hardware), the primary key serves the unfiltered list. */
+static const char *const schema_v11[] = {
+    "CREATE INDEX ecus_registry_ecu ON ecus (ecu_id, sw_app, vin)",
+    "CREATE INDEX ecus_registry_version ON ecus (sw_app, vin, ecu_id)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -374,6 +383,11 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
     {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
     {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
+    /* TODO(merge, issue 14): steps 9 (telemetry) and 10 (API keys) are other branches'; these
+     * empty placeholders only keep step 11's number until they are merged */
+    {NULL, 0},
+    {NULL, 0},
+    {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
