@@ -117,13 +117,35 @@ static json_t *no_update(srv_ctx *c)
 	                 "campaign", "targets", "poll_after_s", POLL_AFTER_S);
 }
 
+/* A check is the polling vehicle's wake-up: it is present now (online, last seen), and the
+ * engine does for it what it does when an MQTT vehicle wakes up (cmp_on_wakeup): offers the
+ * deployments of active phases (ota_campaign, also published to its MQTT topic) and resends
+ * what it may have missed. Failing that only delays the offer to the next check. */
+static int poll_wakeup(srv_ctx *c)
+{
+	store_vehicle v = {0};
+	cmp_env env;
+	int rc = store_vehicle_get(c->db, c->vin, &v);
+	if (rc == PQ_OK)
+		rc = store_vehicle_set_online(c->db, c->vin, true, c->now_ms, v.boot_seq);
+	store_vehicle_clear(&v);
+	if (rc != PQ_OK)
+		return rc;
+	ctl_worker_env(c->s, &env);
+	if (cmp_on_wakeup(c->db, &env, c->vin, c->now_ms) != PQ_OK)
+		pq_err_clear();
+	return PQ_OK;
+}
+
 void compat_ota_check(srv_ctx *c)
 {
 	current_dep cur;
 	json_t *meta = NULL;
 	if (!srv_query_only(c, NULL))
 		return;
-	int rc = current_deployment(c, &cur);
+	int rc = poll_wakeup(c);
+	if (rc == PQ_OK)
+		rc = current_deployment(c, &cur);
 	if (rc == PQ_OK && !cur.found) {
 		srv_json(c, 200, no_update(c));
 		return;

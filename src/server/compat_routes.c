@@ -37,7 +37,7 @@ static bool wants_page(srv_ctx *c)
 static json_t *server_info(srv_ctx *c)
 {
 	const srv_options *o = srv_get_options(c->s);
-	return json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s},s:b,s:b,s:b,s:{s:s,s:s,s:s,s:s,s:s}}",
+	return json_pack("{s:s,s:s,s:s,s:{s:i,s:s,s:s},s:b,s:b,s:b,s:{s:s,s:s,s:s,s:s,s:s}}",
 	                 "name", "pqota", "version", PQOTA_VERSION, "api", "v1", "tls",
 	                 "profile", o->profile->id, "name", o->profile->name, "group",
 	                 o->profile->tls_group, "uptane", srv_uptane(c->s) != NULL, "mqtt",

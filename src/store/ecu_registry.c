@@ -5,7 +5,7 @@
 #include "store/ecu_registry.h"
 #include "store/store_int.h"
 
-#define REG_WHERE_MAX 4
+#define REG_WHERE_MAX 5 /* three filters, the page key's two values */
 
 typedef struct {
 	int (*fn)(const store_ecu *e, void *user);
@@ -33,14 +33,20 @@ static int check_filter(const store_ecu_filter *f, int limit)
 		return pq_err_set(PQ_ERR_INVAL, "limit must be 1..%d", STORE_PAGE_MAX);
 	if (!av != !ae)
 		return pq_err_set(PQ_ERR_INVAL, "the page key needs a VIN and an ECU id");
-	store__text_rule rules[] = {
-	    {f->ecu_id, STORE_NAME_MAX, false, "ecu_id"},
-	    {f->hardware_id, STORE_NAME_MAX, false, "hardware_id"},
-	    {f->version, STORE_VERSION_MAX, false, "version"},
-	    {av, STORE_VIN_MAX, false, "page key VIN"},
-	    {ae, STORE_NAME_MAX, false, "page key ECU id"},
+	const store__text_rule rules[] = {
+	    {f->ecu_id, STORE_NAME_MAX, true, "ecu_id"},
+	    {f->hardware_id, STORE_NAME_MAX, true, "hardware_id"},
+	    {f->version, STORE_VERSION_MAX, true, "version"},
+	    {av, STORE_VIN_MAX, true, "page key VIN"},
+	    {ae, STORE_NAME_MAX, true, "page key ECU id"},
 	};
-	return store__check_texts(rules, sizeof(rules) / sizeof(rules[0]));
+	/* the filters given (NULL: none) are not empty */
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		int rc = rules[i].v ? store__check_texts(&rules[i], 1) : PQ_OK;
+		if (rc != PQ_OK)
+			return rc;
+	}
+	return PQ_OK;
 }
 
 int store_ecu_registry(store *s, const store_ecu_filter *f, int limit,
@@ -53,7 +59,7 @@ int store_ecu_registry(store *s, const store_ecu_filter *f, int limit,
 	if (rc != PQ_OK)
 		return rc;
 	char sql[768];
-	store_val p[REG_WHERE_MAX + 3];
+	store_val p[REG_WHERE_MAX + 1];
 	int np = 0;
 	size_t n = (size_t)snprintf(sql, sizeof(sql), "SELECT %s FROM ecus WHERE 1 = 1",
 	                            STORE__ECU_COLS);
@@ -69,10 +75,8 @@ int store_ecu_registry(store *s, const store_ecu_filter *f, int limit,
 		p[np++] = SV_TEXT(eq[i].v);
 	}
 	if (f->after_vin && f->after_vin[0]) {
-		/* (vin, ecu_id) > (after_vin, after_ecu), spelt out for both backends' planners */
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-		                      " AND (vin > ? OR (vin = ? AND ecu_id > ?))");
-		p[np++] = SV_TEXT(f->after_vin);
+		/* a row value: both backends seek the index to it */
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND (vin, ecu_id) > (?, ?)");
 		p[np++] = SV_TEXT(f->after_vin);
 		p[np++] = SV_TEXT(f->after_ecu);
 	}
@@ -87,7 +91,6 @@ int store_ecu_registry(store *s, const store_ecu_filter *f, int limit,
 typedef struct {
 	int (*fn)(const store_ecu_version_count *v, void *user);
 	void *user;
-	int64_t total;
 } ver_ctx;
 
 static int ver_row(const store_row *r, void *user)
@@ -98,7 +101,6 @@ static int ver_row(const store_row *r, void *user)
 	store__rd rd = store__rd_at(r, 0);
 	store__rd_copy(&rd, v.version, sizeof(v.version));
 	store__rd_i64(&rd, &v.vehicles);
-	c->total += v.vehicles;
 	return rd.rc == PQ_OK ? c->fn(&v, c->user) : rd.rc;
 }
 

@@ -360,11 +360,12 @@ static const char *const schema_v8[] = {
 };
 
 /* Schema v11: the fleet-wide ECU registry (GET /api/v1/ecus, store/ecu_registry.h) filters
- * by ECU id, hardware id and APP version and pages by (vin, ecu_id): one index per filter
- * ending with the page order, so a page of a 1,000,000-ECU fleet reads only its rows. The
- * hardware id has one since v1 (ecus_hardware), the primary key serves the unfiltered list. */
+ * by ECU id, hardware id and APP version and pages by (vin, ecu_id): an index per filter
+ * followed by the page order, so a page of a 1,000,000-ECU fleet reads about its own rows.
+ * The hardware id has one since v1 (ecus_hardware), the primary key serves the unfiltered
+ * list; ECU id and version together use the version's. */
 static const char *const schema_v11[] = {
-    "CREATE INDEX ecus_registry_ecu ON ecus (ecu_id, sw_app, vin)",
+    "CREATE INDEX ecus_registry_ecu ON ecus (ecu_id, vin)",
     "CREATE INDEX ecus_registry_version ON ecus (sw_app, vin, ecu_id)",
 };
 
