@@ -15,6 +15,7 @@ set(PQOTA_UNIT_LIBS_test_delta pqota_pkg)
 set(PQOTA_UNIT_LIBS_test_diag pqota_server)
 set(PQOTA_UNIT_LIBS_test_doip pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_ecu pqota_vehicle)
+set(PQOTA_UNIT_LIBS_test_ecu_registry pqota_store)
 set(PQOTA_UNIT_LIBS_test_fleet pqota_store)
 set(PQOTA_UNIT_LIBS_test_kat_mldsa pqota_crypto)
 set(PQOTA_UNIT_LIBS_test_kat_mlkem pqota_crypto)
@@ -32,6 +33,7 @@ set(PQOTA_UNIT_LIBS_ALL pqota_agent pqota_server pqota_store pqota_pkg pqota_upt
     pqota_tls pqota_crypto pqota_core PkgConfig::CURL)
 set(PQOTA_UNIT_SRCS_test_campaign tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_diag tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_ecu_registry tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_fleet tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_store tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_kat_mldsa tests/unit/kat.c)
@@ -138,4 +140,11 @@ set_tests_properties(unit/test_diag_postgres PROPERTIES
 add_test(NAME unit/test_fleet_postgres
          COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_fleet>)
 set_tests_properties(unit/test_fleet_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
+
+# The fleet-wide ECU registry (tests/unit/test_ecu_registry.c) also runs against a real
+# PostgreSQL server.
+add_test(NAME unit/test_ecu_registry_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_ecu_registry>)
+set_tests_properties(unit/test_ecu_registry_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
