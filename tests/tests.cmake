@@ -76,6 +76,8 @@ endforeach()
 # (no chromium or node on the machine); real agents and uploads, so a longer timeout.
 set_tests_properties(integration/console_browser PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 420
                      LABELS browser)
+# The OpenAPI linter (tests/openapi, node): exit 77 is a skip (no node on the machine).
+set_tests_properties(integration/openapi_lint PROPERTIES SKIP_RETURN_CODE 77)
 
 # Fuzz harnesses: tests/fuzz/fuzz_NAME.c. Each is replayed over tests/fuzz/corpus/NAME by
 # ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
