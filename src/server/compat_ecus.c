@@ -43,7 +43,8 @@ static bool page_key(srv_ctx *c, char *after, store_ecu_filter *f)
 	if (!after)
 		return true;
 	if (!slash || slash == after || !slash[1]) {
-		srv_error(c, 400, "bad_request", "after must be VIN/ECU_ID (the previous page's next)");
+		srv_error(c, 400, "bad_request",
+		          "after must be VIN/ECU_ID (the previous page's next)");
 		return false;
 	}
 	*slash = '\0';
@@ -61,7 +62,8 @@ void compat_ecus(srv_ctx *c)
 		return;
 	char *ecu = one ? NULL : srv_query(c, "ecu_id"), *hw = srv_query(c, "hardware_id"),
 	     *ver = srv_query(c, "version"), *after = srv_query(c, "after");
-	store_ecu_filter f = {.ecu_id = one ? c->params[0] : ecu, .hardware_id = hw, .version = ver};
+	store_ecu_filter f = {
+	    .ecu_id = one ? c->params[0] : ecu, .hardware_id = hw, .version = ver};
 	reg_page p = {.items = json_array()};
 	bool more = false;
 	if (!page_key(c, after, &f))
@@ -89,7 +91,8 @@ out:
 
 static int version_cb(const store_ecu_version_count *v, void *user)
 {
-	json_t *j = json_pack("{s:s,s:I}", "version", v->version, "vehicles", (json_int_t)v->vehicles);
+	json_t *j =
+	    json_pack("{s:s,s:I}", "version", v->version, "vehicles", (json_int_t)v->vehicles);
 	if (json_array_append_new(user, j) != 0)
 		return pq_err_set(PQ_ERR_NOMEM, "ECU versions");
 	return PQ_OK;
@@ -104,9 +107,9 @@ void compat_ecu_versions(srv_ctx *c)
 	    !srv_query_int(c, "limit", 1, STORE_PAGE_MAX, REG_DEFAULT_LIMIT, &limit))
 		return;
 	json_t *items = json_array();
-	int rc = items ? store_ecu_versions(c->db, c->params[0], (int)limit, version_cb, items,
-	                                    &total)
-	               : pq_err_set(PQ_ERR_NOMEM, "ECU versions");
+	int rc =
+	    items ? store_ecu_versions(c->db, c->params[0], (int)limit, version_cb, items, &total)
+	          : pq_err_set(PQ_ERR_NOMEM, "ECU versions");
 	if (rc == PQ_OK && total == 0)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no vehicle has an ECU '%s'", c->params[0]);
 	if (rc != PQ_OK) {

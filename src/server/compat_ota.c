@@ -26,9 +26,10 @@
 #include "server/uptane_srv.h"
 #include "store/fleet.h"
 
-#define POLL_AFTER_S  60 /* what a polling vehicle is told to wait between checks */
-#define OTA_TARGETS   64 /* targets of one deployment answered (an update of more ECUs: the
-                          * rest come once these are installed) */
+#define POLL_AFTER_S 60 /* what a polling vehicle is told to wait between checks */
+#define OTA_TARGETS                                                                                \
+	64               /* targets of one deployment answered (an update of more ECUs: the        \
+	                  * rest come once these are installed) */
 #define OTA_DEPS_SCAN 50 /* the vehicle's newest deployments looked at */
 
 /* ---- the vehicle's current deployment --------------------------------------------------- */
@@ -86,9 +87,9 @@ static json_t *target_json(const store_target *t)
 	snprintf(url, sizeof(url), "/api/v1/ota/package/%s", t->file_sha256);
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s}", "ecu_id", t->ecu_id,
 	                 "hardware_id", t->hardware_id, "software_type", t->software_type,
-	                 "from_version", t->from_version, "to_version", t->to_version,
-	                 "release_id", t->release_id, "package", t->package, "sha256",
-	                 t->file_sha256, "size", (json_int_t)t->file_size, "download_url", url);
+	                 "from_version", t->from_version, "to_version", t->to_version, "release_id",
+	                 t->release_id, "package", t->package, "sha256", t->file_sha256, "size",
+	                 (json_int_t)t->file_size, "download_url", url);
 }
 
 static json_t *targets_json(const target_set *s)
@@ -113,8 +114,8 @@ static bool needs_metadata(store_dep_state st)
 
 static json_t *no_update(srv_ctx *c)
 {
-	return json_pack("{s:s,s:b,s:n,s:[],s:i}", "vin", c->vin, "update_available", 0,
-	                 "campaign", "targets", "poll_after_s", POLL_AFTER_S);
+	return json_pack("{s:s,s:b,s:n,s:[],s:i}", "vin", c->vin, "update_available", 0, "campaign",
+	                 "targets", "poll_after_s", POLL_AFTER_S);
 }
 
 /* A check is the polling vehicle's wake-up: it is present now (online, last seen), and the
@@ -156,7 +157,8 @@ void compat_ota_check(srv_ctx *c)
 	if (rc == PQ_OK)
 		rc = store_target_list(c->db, cur.d.campaign_id, c->vin, target_cb, ts);
 	if (rc == PQ_OK && needs_metadata(cur.state))
-		rc = usrv_campaign_metadata(c->s, c->db, cur.d.campaign_id, c->vin, c->now_ms, &meta);
+		rc = usrv_campaign_metadata(c->s, c->db, cur.d.campaign_id, c->vin, c->now_ms,
+		                            &meta);
 	if (rc == PQ_ERR_UNSUPPORTED) { /* no Uptane keys: nothing a vehicle could verify */
 		free(ts);
 		srv_error(c, 503, "no_uptane", "%s", pq_err_detail());
@@ -177,7 +179,8 @@ void compat_ota_check(srv_ctx *c)
 	                   "poll_after_s", POLL_AFTER_S));
 }
 
-/* ---- GET /api/v1/ota/package[/{id}] ----------------------------------------------------------- */
+/* ---- GET /api/v1/ota/package[/{id}] -----------------------------------------------------------
+ */
 
 /* The current deployment's targets into *ts (n 0: no update); false when the error was sent. */
 static bool current_targets(srv_ctx *c, current_dep *cur, target_set *ts)
@@ -203,22 +206,23 @@ void compat_ota_packages(srv_ctx *c)
 	if (current_targets(c, &cur, ts))
 		srv_json(c, 200,
 		         json_pack("{s:s,s:o,s:o}", "vin", c->vin, "campaign_id",
-		                   cur.found ? json_string(cur.d.campaign_id) : json_null(), "items",
-		                   targets_json(ts)));
+		                   cur.found ? json_string(cur.d.campaign_id) : json_null(),
+		                   "items", targets_json(ts)));
 	free(ts);
 }
 
 /* The file to serve for id, a package of the target t (its SHA-256 or that of its encrypted
  * copy): with downloads.encrypt the encrypted copy, else the package. False: not t's. */
-static int serve_name(srv_ctx *c, const store_target *t, const char *id, char out[65],
-                      bool *match)
+static int serve_name(srv_ctx *c, const store_target *t, const char *id, char out[65], bool *match)
 {
 	store_package_key k;
 	bool encrypt = srv_get_options(c->s)->downloads_encrypt;
 	*match = false;
 	memset(&k, 0, sizeof(k));
-	int rc = encrypt ? srv_package_key(c->s, c->db, t->file_sha256, true, c->now_ms, &k) : PQ_OK;
-	if (rc == PQ_OK && (strcmp(id, t->file_sha256) == 0 || (encrypt && strcmp(id, k.enc_sha256) == 0))) {
+	int rc =
+	    encrypt ? srv_package_key(c->s, c->db, t->file_sha256, true, c->now_ms, &k) : PQ_OK;
+	if (rc == PQ_OK &&
+	    (strcmp(id, t->file_sha256) == 0 || (encrypt && strcmp(id, k.enc_sha256) == 0))) {
 		*match = true;
 		snprintf(out, 65, "%s", encrypt ? k.enc_sha256 : t->file_sha256);
 	}
@@ -247,8 +251,8 @@ void compat_ota_package(srv_ctx *c)
 		goto out;
 	}
 	if (!match) {
-		srv_error(c, 404, "not_found", "no package '%.64s' in the update assigned to %s", id,
-		          c->vin);
+		srv_error(c, 404, "not_found", "no package '%.64s' in the update assigned to %s",
+		          id, c->vin);
 		goto out;
 	}
 	snprintf(c->params[0], sizeof(c->params[0]), "%s", name);
@@ -257,7 +261,8 @@ out:
 	free(ts);
 }
 
-/* ---- POST /api/v1/ota/status ------------------------------------------------------------------ */
+/* ---- POST /api/v1/ota/status ------------------------------------------------------------------
+ */
 
 /* The short status words of the descriptions and the MQTT message each one stands for. */
 typedef struct {
@@ -283,10 +288,18 @@ static const status_word words[] = {
 
 /* The MQTT message types a report may name itself (docs/protocol.md). */
 static const char *const types[] = {
-    "ota_campaign_response",     "ota_readiness_response",    "ota_download_progress",
-    "ota_download_complete",     "ota_download_failed",       "ota_error",
-    "ota_installation_start",    "ota_installation_progress", "ota_installation_complete",
-    "ota_verification_complete", "ota_rollback",              "vci_report",
+    "ota_campaign_response",
+    "ota_readiness_response",
+    "ota_download_progress",
+    "ota_download_complete",
+    "ota_download_failed",
+    "ota_error",
+    "ota_installation_start",
+    "ota_installation_progress",
+    "ota_installation_complete",
+    "ota_verification_complete",
+    "ota_rollback",
+    "vci_report",
 };
 
 /* The report's message type (a `type`, or a `status` word whose fields are set on b);
@@ -306,7 +319,8 @@ static const char *report_type(srv_ctx *c, json_t *b)
 		const status_word *w = &words[i];
 		if (strcmp(word, w->word) != 0)
 			continue;
-		int bad = w->decision ? json_object_set_new(b, "decision", json_string(w->decision)) : 0;
+		int bad =
+		    w->decision ? json_object_set_new(b, "decision", json_string(w->decision)) : 0;
 		if (w->ready >= 0)
 			bad |= json_object_set_new(b, "ready", json_boolean(w->ready));
 		if (bad) {
@@ -331,7 +345,8 @@ static bool report_id(srv_ctx *c, json_t *b, char id[96])
 		          strspn(mid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 		                      "0123456789_.:-") == n;
 		if (!ok)
-			srv_error(c, 400, "bad_request", "message_id must be 1..79 of [A-Za-z0-9_.:-]");
+			srv_error(c, 400, "bad_request",
+			          "message_id must be 1..79 of [A-Za-z0-9_.:-]");
 		else
 			snprintf(id, 96, "%s", mid);
 		return ok;

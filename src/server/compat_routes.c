@@ -38,13 +38,12 @@ static json_t *server_info(srv_ctx *c)
 {
 	const srv_options *o = srv_get_options(c->s);
 	return json_pack("{s:s,s:s,s:s,s:{s:i,s:s,s:s},s:b,s:b,s:b,s:{s:s,s:s,s:s,s:s,s:s}}",
-	                 "name", "pqota", "version", PQOTA_VERSION, "api", "v1", "tls",
-	                 "profile", o->profile->id, "name", o->profile->name, "group",
-	                 o->profile->tls_group, "uptane", srv_uptane(c->s) != NULL, "mqtt",
-	                 o->mqtt_host != NULL, "console", !o->console_off, "links", "health",
-	                 "/health", "metrics", "/metrics", "openapi",
-	                 "docs/openapi.json", "api_docs", "docs/api.md", "compatibility",
-	                 "docs/api.md section 16");
+	                 "name", "pqota", "version", PQOTA_VERSION, "api", "v1", "tls", "profile",
+	                 o->profile->id, "name", o->profile->name, "group", o->profile->tls_group,
+	                 "uptane", srv_uptane(c->s) != NULL, "mqtt", o->mqtt_host != NULL,
+	                 "console", !o->console_off, "links", "health", "/health", "metrics",
+	                 "/metrics", "openapi", "docs/openapi.json", "api_docs", "docs/api.md",
+	                 "compatibility", "docs/api.md section 16");
 }
 
 static void h_root(srv_ctx *c)

@@ -308,7 +308,8 @@ const srv_route *srv_route_native(const srv_route *a)
 	for (size_t t = 0; srv_route_tables[t]; t++)
 		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++)
 			if (r->fn != srv_alias && strcmp(r->pattern, sp + 1) == 0 &&
-			    strlen(method_name(r->methods & ~EVHTTP_REQ_HEAD)) == (size_t)(sp - native) &&
+			    strlen(method_name(r->methods & ~EVHTTP_REQ_HEAD)) ==
+			        (size_t)(sp - native) &&
 			    strncmp(method_name(r->methods & ~EVHTTP_REQ_HEAD), native,
 			            (size_t)(sp - native)) == 0)
 				return r;
@@ -323,8 +324,8 @@ int srv__routes_check(void)
 				continue;
 			const srv_route *n = srv_route_native(r);
 			if (!n)
-				return pq_err_set(PQ_ERR_INVAL, "alias %s: no route '%s'", r->pattern,
-				                  r->summary);
+				return pq_err_set(PQ_ERR_INVAL, "alias %s: no route '%s'",
+				                  r->pattern, r->summary);
 			if (n->auth != r->auth || r->methods != n->methods)
 				return pq_err_set(PQ_ERR_INVAL,
 				                  "alias %s: methods or requirement differ from %s",

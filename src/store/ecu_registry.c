@@ -61,8 +61,8 @@ int store_ecu_registry(store *s, const store_ecu_filter *f, int limit,
 	char sql[768];
 	store_val p[REG_WHERE_MAX + 1];
 	int np = 0;
-	size_t n = (size_t)snprintf(sql, sizeof(sql), "SELECT %s FROM ecus WHERE 1 = 1",
-	                            STORE__ECU_COLS);
+	size_t n =
+	    (size_t)snprintf(sql, sizeof(sql), "SELECT %s FROM ecus WHERE 1 = 1", STORE__ECU_COLS);
 	const struct {
 		const char *v, *cond;
 	} eq[] = {{f->ecu_id, " AND ecu_id = ?"},

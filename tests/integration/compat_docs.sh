@@ -29,12 +29,7 @@ R=$(release ECU_011 HW-1-011 1.1.0 50000)
 CID=$(campaign "$R" $VIN)
 check "a campaign for the vehicle" test -n "$CID"
 SHA=$(jget package.sha256 <"$WORK/rel-ECU_011-1.1.0.json")
-python3 -c 'import json, sys
-d = sys.argv[1]
-r = lambda f: open(d + "/" + f).read()
-print(json.dumps({"vin": sys.argv[2], "model": "docs", "certificate": r("client.crt"),
-                  "kem_x25519_pub": r("kem-x25519.pub"), "kem_mlkem768_pub": r("kem-ml-kem-768.pub")}))' \
-	"$PKI/vehicles/$NEWVIN" $NEWVIN >"$WORK/vehicle.json"
+reg_body $NEWVIN docs >"$WORK/vehicle.json"
 
 # the sh blocks of section 16, one file each
 python3 - "$DOC" "$WORK/ex" <<'PY'

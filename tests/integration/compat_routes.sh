@@ -13,7 +13,8 @@
 #     through the engine (idempotent, validated) to completed; another vehicle refused;
 #  6. the latest firmware; diagnostics aliases;
 #  7. a second server, 1,000 vehicles x 100 ECUs (100,000 rows): every ECU of one id in
-#     keyset pages, a deep page as fast as the first (times printed; bound 1 s).
+#     keyset pages, a deep page as fast as the first (times printed; bound 1 s);
+#  8. a third with a burst of 3: an alias and its native route share the client's bucket.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
 . "$(dirname "$0")/agent_lib.bash"
@@ -93,12 +94,7 @@ check "...the vehicle itself: 200" is veh:$V1 GET "$B/api/vehicles/$V1" 200
 check "...another vehicle: 403" is veh:$V2 GET "$B/api/vehicles/$V1" 403 forbidden
 check "...an unknown vehicle: 404" is "$VIEWKEY" GET "$B/api/vehicles/NOSUCHVIN" 404 not_found
 check "...DELETE: 405 (only GET is aliased)" is "$VIEWKEY" DELETE "$B/api/vehicles/$V1" 405 method_not_allowed
-python3 -c 'import json, sys
-d = sys.argv[1]
-r = lambda f: open(d + "/" + f).read()
-print(json.dumps({"vin": sys.argv[2], "model": "compat", "certificate": r("client.crt"),
-                  "kem_x25519_pub": r("kem-x25519.pub"), "kem_mlkem768_pub": r("kem-ml-kem-768.pub")}))' \
-	"$PKI/vehicles/$V4" $V4 >"$WORK/reg4.json"
+reg_body $V4 compat >"$WORK/reg4.json"
 code=$(st "$VIEWKEY" POST "$B/api/v1/vehicles/register" --data @"$WORK/reg4.json")
 check "POST /api/v1/vehicles/register with a viewer key: 403 (got $code)" test "$code" = 403
 code=$(st "$OPKEY" POST "$B/api/v1/vehicles/register" --data @"$WORK/reg4.json")
@@ -295,4 +291,15 @@ hw=$(ms "limit=500&hardware_id=HW-5-099&after=REG00500/ECU_099")
 echo "     registry pages of 500 over 100,000 ECUs: first ${first} ms, at row 99,050 ${deep} ms, hardware id from the middle ${hw} ms"
 check "a deep page is as fast as the first (under 1 s: ${deep} ms)" test "$deep" -lt 1000
 check "...and one filtered by hardware id (${hw} ms)" test "$hw" -lt 1000
+
+# --- 8. one rate limit: an alias takes its tokens from the client's bucket -------------------
+write_server_conf s3 "ratelimit.client_rps = 1" "ratelimit.client_burst = 3"
+sed -i '/^mqtt\.broker/d' "$WORK/s3.conf"
+start_server s3
+B=$BASE_s3
+VIEWKEY=$("$PQOTA" server --config "$WORK/s3.conf" apikey create --role viewer --name view 2>/dev/null)
+for i in 1 2 3; do code=$(st "$VIEWKEY" GET "$B/api/vehicles"); done
+check "three requests on /api/vehicles: the burst (last $code)" test "$code" = 200
+check "...then the native /api/v1/vehicles is 429: the same bucket" is "$VIEWKEY" GET "$B/api/v1/vehicles" 429 rate_limited
+check "...and the alias too" is "$VIEWKEY" GET "$B/api/vehicles" 429 rate_limited
 finish

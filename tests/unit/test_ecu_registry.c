@@ -171,11 +171,8 @@ static void test_refusals(void **state)
 	memset(longid, 'x', sizeof(longid) - 1);
 	longid[sizeof(longid) - 1] = '\0';
 	store_ecu_filter bad[] = {
-	    {.ecu_id = ""},
-	    {.version = ""},
-	    {.hardware_id = longid},
-	    {.after_vin = "V1"},
-	    {.after_ecu = "E1"},
+	    {.ecu_id = ""},      {.version = ""},     {.hardware_id = longid},
+	    {.after_vin = "V1"}, {.after_ecu = "E1"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(store_ecu_registry(f->s, &bad[i], 10, row_cb, &r, &more),
