@@ -16,11 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/http.h>
+
 #include "core/text.h"
 #include "crypto/hash.h"
 #include "server/campaign.h"
 #include "server/compat.h"
 #include "server/control.h"
+#include "server/msg.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "server/uptane_srv.h"
@@ -401,10 +405,21 @@ void compat_ota_status(srv_ctx *c)
 	cmp_env env;
 	if (!srv_query_only(c, NULL))
 		return;
+	/* the bounds of the same message over MQTT (msg.h): a VCI report, any other */
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(c->req));
+	if (len > MSG_VCI_MAX_BYTES) {
+		srv_error(c, 413, "too_large", "a report is at most %u bytes", MSG_VCI_MAX_BYTES);
+		return;
+	}
 	json_t *b = srv_body_json(c);
 	if (!b)
 		return;
 	const char *type = report_type(c, b);
+	if (type && strcmp(type, "vci_report") != 0 && len > MSG_MAX_BYTES) {
+		srv_error(c, 413, "too_large", "a report other than vci_report is at most %u bytes",
+		          MSG_MAX_BYTES);
+		goto out;
+	}
 	const char *cid = json_string_value(json_object_get(b, "campaign_id"));
 	bool vci = type && strcmp(type, "vci_report") == 0;
 	if (!type || !report_id(c, b, id))

@@ -196,6 +196,9 @@ code=$(st veh:$V1 POST "$B/api/v1/ota/status" -d '{"status":"accepted"}')
 check "...no campaign_id: 400 (got $code)" test "$code" = 400
 code=$(st veh:$V1 POST "$B/api/v1/ota/status" -d '[1]')
 check "...not an object: 400 (got $code)" test "$code" = 400
+python3 -c 'import json; print(json.dumps({"campaign_id": "'"$C1"'", "status": "downloading", "pad": "x" * 300000}))' >"$WORK/big.json"
+code=$(st veh:$V1 POST "$B/api/v1/ota/status" --data @"$WORK/big.json")
+check "...a 300 kB progress report (over MQTT's 256 KiB): 413 (got $code)" test "$code" = 413
 code=$(st veh:$V2 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C1"'","status":"accepted"}')
 check "...$V2 reporting on $V1's campaign: 404, nothing moves (got $code)" test "$code" = 404
 check "...$V1's deployment still notified" dep_is "$B" "$C1" $V1 notified
@@ -225,6 +228,9 @@ code=$(on35 curl -sS -o "$WORK/part.bin" -w '%{http_code}' --curves X25519MLKEM7
 	--cert "$PKI/vehicles/$V1/client.crt" --key "$PKI/vehicles/$V1/client.key" -r 100-199 "$B/api/v1/ota/package/$enc")
 check "...by the encrypted copy's name with Range: 206, those bytes (got $code)" \
 	sh -c "[ '$code' = 206 ] && tail -c +101 '$WORK/pkg.bin' | head -c 100 | cmp -s - '$WORK/part.bin'"
+code=$(on35 curl -sS -I -o "$WORK/head.txt" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
+	--cert "$PKI/vehicles/$V1/client.crt" --key "$PKI/vehicles/$V1/client.key" "$B/api/v1/ota/package/$sha1")
+check "...HEAD: 200 with its length (got $code)" grep -qi "^content-length: $enclen" "$WORK/head.txt"
 check "...$V2 asking for $V1's package: 404" is veh:$V2 GET "$B/api/v1/ota/package/$sha1" 404 not_found
 check "...an API key: 403" is "$OPKEY" GET "$B/api/v1/ota/package/$sha1" 403
 
