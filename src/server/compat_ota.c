@@ -364,8 +364,9 @@ static bool report_id(srv_ctx *c, json_t *b, char id[96])
 		srv_fail(c, rc, "report id");
 		return false;
 	}
-	memcpy(id, "rest:", 5);
-	pq_hex_encode(d, 16, id + 5);
+	char hex[33];
+	pq_hex_encode(d, 16, hex);
+	snprintf(id, 96, "rest:%s", hex);
 	return true;
 }
 

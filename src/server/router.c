@@ -300,19 +300,17 @@ void srv_alias(srv_ctx *c)
 const srv_route *srv_route_native(const srv_route *a)
 {
 	size_t mark = strlen(SRV_ALIAS_MARK);
-	if (!a || a->fn != srv_alias || !a->summary || strncmp(a->summary, SRV_ALIAS_MARK, mark))
-		return NULL;
-	const char *native = a->summary + mark, *sp = strchr(native, ' ');
-	if (!sp)
+	if (!a || a->fn != srv_alias || !a->summary ||
+	    strncmp(a->summary, SRV_ALIAS_MARK, mark) != 0)
 		return NULL;
 	for (size_t t = 0; srv_route_tables[t]; t++)
-		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++)
-			if (r->fn != srv_alias && strcmp(r->pattern, sp + 1) == 0 &&
-			    strlen(method_name(r->methods & ~EVHTTP_REQ_HEAD)) ==
-			        (size_t)(sp - native) &&
-			    strncmp(method_name(r->methods & ~EVHTTP_REQ_HEAD), native,
-			            (size_t)(sp - native)) == 0)
+		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++) {
+			char name[sizeof(((srv_ctx *)0)->path) + 16]; /* "METHOD /pattern" */
+			snprintf(name, sizeof(name), "%s %s",
+			         method_name(r->methods & ~EVHTTP_REQ_HEAD), r->pattern);
+			if (r->fn != srv_alias && strcmp(name, a->summary + mark) == 0)
 				return r;
+		}
 	return NULL;
 }
 
