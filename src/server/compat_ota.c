@@ -122,6 +122,24 @@ static json_t *no_update(srv_ctx *c)
 	                 "targets", "poll_after_s", POLL_AFTER_S);
 }
 
+/* Without a broker a polling vehicle's messages are delivered in the answers of its checks:
+ * publishing them succeeds without sending anything. */
+static int answer_delivers(void *user, const char *topic, const char *json, size_t len, int qos,
+                           bool retain)
+{
+	(void)user, (void)topic, (void)json, (void)len, (void)qos, (void)retain;
+	return PQ_OK;
+}
+
+/* The engine's environment for a polling vehicle: a worker's (messages go to its MQTT topic
+ * too), or without a broker one whose messages are the check's answers. */
+static void poll_env(srv_ctx *c, cmp_env *env)
+{
+	ctl_worker_env(c->s, env);
+	if (!srv_get_options(c->s)->mqtt_host)
+		env->publish = answer_delivers;
+}
+
 /* A check is the polling vehicle's wake-up: it is present now (online, last seen), and the
  * engine does for it what it does when an MQTT vehicle wakes up (cmp_on_wakeup): offers the
  * deployments of active phases (ota_campaign, also published to its MQTT topic) and resends
@@ -136,7 +154,7 @@ static int poll_wakeup(srv_ctx *c)
 	store_vehicle_clear(&v);
 	if (rc != PQ_OK)
 		return rc;
-	ctl_worker_env(c->s, &env);
+	poll_env(c, &env);
 	if (cmp_on_wakeup(c->db, &env, c->vin, c->now_ms) != PQ_OK)
 		pq_err_clear();
 	return PQ_OK;
@@ -442,7 +460,7 @@ void compat_ota_status(srv_ctx *c)
 	if (rc == PQ_OK && !dup && vci)
 		rc = store_vci(c, b);
 	if (rc == PQ_OK && !dup) {
-		ctl_worker_env(c->s, &env);
+		poll_env(c, &env);
 		rc = cmp_on_message(c->db, &env, c->vin, type, id, b, c->now_ms);
 	}
 	if (rc != PQ_OK) {

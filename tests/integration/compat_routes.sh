@@ -12,7 +12,8 @@
 #     encrypted copy named in the metadata, Range), status reports moving the deployment
 #     through the engine (idempotent, validated) to completed; another vehicle refused;
 #  6. the latest firmware; diagnostics aliases;
-#  7. a second server, 1,000 vehicles x 100 ECUs (100,000 rows): every ECU of one id in
+#  7. a second server without a broker: a vehicle that only polls is offered its campaign and
+#     gets the metadata; 1,000 vehicles x 100 ECUs (100,000 rows): every ECU of one id in
 #     keyset pages, a deep page as fast as the first (times printed; bound 1 s);
 #  8. a third with a burst of 3: an alias and its native route share the client's bucket.
 . "$(dirname "$0")/lib.bash"
@@ -284,9 +285,21 @@ out=$("$SEED" --db "$WORK/data-s2/pqota.db" --count 1000 --prefix REG --model Re
 check "seeded: $out" test -n "$out"
 start_server s2
 B=$BASE_s2
-VIEWKEY=$("$PQOTA" server --config "$WORK/s2.conf" apikey create --role viewer --name view 2>/dev/null)
+# a vehicle that only polls, on a server without a broker: offered, accepts, gets the metadata
+make_key s2
+check "$V2 registered on the server without a broker" register "$B" $V2
+R5=$(release ECU_041 HW-3-041 2.0.0 20000)
+C5=$(campaign "$R5" $V2)
+check "...a campaign for it" test -n "$C5"
+offered5() { is veh:$V2 GET "$B/api/v1/ota/check" 200 && jtrue "$WORK/r.json" "d['update_available'] and d['campaign']['id'] == '$C5'"; }
+check "...its check is offered the campaign (no MQTT: the answer is the delivery)" wait_for 20 offered5
+code=$(st veh:$V2 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C5"'","status":"accepted"}')
+check "...it accepts (got $code)" dep_is "$B" "$C5" $V2 accepted
+check "...and its next check carries the signed metadata" is veh:$V2 GET "$B/api/v1/ota/check" 200
+check "...naming ECU_041's image" jtrue "$WORK/r.json" "d['metadata']['images'][0]['ecu_id'] == 'ECU_041' and d['metadata']['director_targets']['signatures']"
+VIEWKEY=$("$PQOTA" server --config "$WORK/s2.conf" apikey create --role viewer --name view2 2>/dev/null)
 n=$(walk "ecu_id=ECU_050&limit=100")
-check "ECU_050 over 1,000 vehicles in keyset pages of 100: 1000 rows in order" test "$n" = 1000
+check "ECU_050 over 1,001 vehicles in keyset pages of 100: 1001 rows in order" test "$n" = 1001
 ms() { # ms URL-QUERY: the time of one registry request in ms
 	on35 curl -sS -o /dev/null -w '%{time_total}' --curves X25519MLKEM768 --cacert "$CA" \
 		-H "Authorization: Bearer $VIEWKEY" "$B/api/v1/ecus?$1" | python3 -c 'import sys; print(int(float(sys.stdin.read()) * 1000))'
