@@ -16,6 +16,7 @@ set(PQOTA_UNIT_LIBS_test_lzx pqota_pkg)
 set(PQOTA_UNIT_LIBS_test_diag pqota_server)
 set(PQOTA_UNIT_LIBS_test_doip pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_ecu pqota_vehicle)
+set(PQOTA_UNIT_LIBS_test_ecu_registry pqota_store)
 set(PQOTA_UNIT_LIBS_test_fleet pqota_store)
 set(PQOTA_UNIT_LIBS_test_kat_mldsa pqota_crypto)
 set(PQOTA_UNIT_LIBS_test_kat_mlkem pqota_crypto)
@@ -36,6 +37,7 @@ set(PQOTA_UNIT_LIBS_ALL pqota_agent pqota_server pqota_store pqota_pkg pqota_upt
     pqota_tls pqota_crypto pqota_core PkgConfig::CURL)
 set(PQOTA_UNIT_SRCS_test_campaign tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_diag tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_ecu_registry tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_fleet tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_store tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_telemetry tests/unit/store_fixture.c)
@@ -79,6 +81,8 @@ endforeach()
 # (no chromium or node on the machine); real agents and uploads, so a longer timeout.
 set_tests_properties(integration/console_browser PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 420
                      LABELS browser)
+# The OpenAPI linter (tests/openapi, node): exit 77 is a skip (no node on the machine).
+set_tests_properties(integration/openapi_lint PROPERTIES SKIP_RETURN_CODE 77)
 
 # Fuzz harnesses: tests/fuzz/fuzz_NAME.c. Each is replayed over tests/fuzz/corpus/NAME by
 # ctest (plain build, and under ASan+UBSan in the sanitizer build); with PQOTA_FUZZ=ON and
@@ -149,4 +153,10 @@ set_tests_properties(unit/test_fleet_postgres PROPERTIES
 add_test(NAME unit/test_telemetry_postgres
          COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_telemetry>)
 set_tests_properties(unit/test_telemetry_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
+# The fleet-wide ECU registry (tests/unit/test_ecu_registry.c) also runs against a real
+# PostgreSQL server.
+add_test(NAME unit/test_ecu_registry_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_ecu_registry>)
+set_tests_properties(unit/test_ecu_registry_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)

@@ -312,6 +312,46 @@ static const srv_route *find_route(srv_ctx *c, int *allowed)
 	return NULL;
 }
 
+void srv_alias(srv_ctx *c)
+{
+	srv_error(c, 500, "internal", "alias %s reached without its native route", c->path);
+}
+
+const srv_route *srv_route_native(const srv_route *a)
+{
+	size_t mark = strlen(SRV_ALIAS_MARK);
+	if (!a || a->fn != srv_alias || !a->summary ||
+	    strncmp(a->summary, SRV_ALIAS_MARK, mark) != 0)
+		return NULL;
+	for (size_t t = 0; srv_route_tables[t]; t++)
+		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++) {
+			char name[sizeof(((srv_ctx *)0)->path) + 16]; /* "METHOD /pattern" */
+			snprintf(name, sizeof(name), "%s %s",
+			         method_name(r->methods & ~EVHTTP_REQ_HEAD), r->pattern);
+			if (r->fn != srv_alias && strcmp(name, a->summary + mark) == 0)
+				return r;
+		}
+	return NULL;
+}
+
+int srv__routes_check(void)
+{
+	for (size_t t = 0; srv_route_tables[t]; t++)
+		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++) {
+			if (r->fn != srv_alias)
+				continue;
+			const srv_route *n = srv_route_native(r);
+			if (!n)
+				return pq_err_set(PQ_ERR_INVAL, "alias %s: no route '%s'",
+				                  r->pattern, r->summary);
+			if (n->auth != r->auth || r->methods != n->methods)
+				return pq_err_set(PQ_ERR_INVAL,
+				                  "alias %s: methods or requirement differ from %s",
+				                  r->pattern, n->pattern);
+		}
+	return PQ_OK;
+}
+
 /* 405 with Allow when another method is routed for the path, else 404. */
 static void no_route(srv_ctx *c, int allowed)
 {
@@ -405,6 +445,9 @@ void srv__on_request(struct evhttp_request *req, void *arg)
 		srv_fail(&c, idrc, "authentication");
 		return;
 	}
+	const srv_route *native = srv_route_native(hit);
+	if (native) /* a compatibility alias: its native route serves it */
+		hit = native;
 	if (authorize(&c, hit->auth) != PQ_OK || !srv__csrf_ok(&c))
 		return;
 	pq_log(PQ_LOG_DEBUG, LOGC, "%s %s by %s", method_name(c.method), c.path, c.actor);

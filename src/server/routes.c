@@ -239,7 +239,6 @@ out:
 	json_decref(b);
 }
 
-static json_t *ecu_json(const store_ecu *e);
 static int list_ecu_cb(const store_ecu *e, void *user);
 static int hist_cb(const store_ecu_change *h, void *user);
 
@@ -350,7 +349,7 @@ static void h_vehicle_vci_get(srv_ctx *c)
 	srv_json(c, 200, vci);
 }
 
-static json_t *ecu_json(const store_ecu *e)
+json_t *route_ecu_json(const store_ecu *e)
 {
 	return json_pack("{s:s,s:s,s:i,s:{s:s,s:s,s:s},s:s,s:s,s:I}", "ecu_id", e->ecu_id,
 	                 "hardware_id", e->hardware_id, "zone", e->zone, "software", "APP",
@@ -360,7 +359,7 @@ static json_t *ecu_json(const store_ecu *e)
 
 static int list_ecu_cb(const store_ecu *e, void *user)
 {
-	if (json_array_append_new(user, ecu_json(e)) != 0)
+	if (json_array_append_new(user, route_ecu_json(e)) != 0)
 		return pq_err_set(PQ_ERR_NOMEM, "ECUs");
 	return PQ_OK;
 }
@@ -398,7 +397,7 @@ static void h_ecu_get(srv_ctx *c)
 		srv_fail(c, rc, "ECU");
 		return;
 	}
-	srv_json(c, 200, ecu_json(&e));
+	srv_json(c, 200, route_ecu_json(&e));
 }
 
 static int hist_cb(const store_ecu_change *h, void *user)
@@ -502,7 +501,9 @@ const srv_route srv_routes[] = {
     {0, NULL, 0, NULL, NULL},
 };
 
-const srv_route *const srv_route_tables[] = {srv_routes,
+/* route_compat_table before the console's: its GET / answers API clients itself */
+const srv_route *const srv_route_tables[] = {route_compat_table,
+                                             srv_routes,
                                              route_fleet_table,
                                              route_release_table,
                                              route_campaign_table,

@@ -19,6 +19,9 @@ bool route_own_vehicle(srv_ctx *c, const char *vin);
  * 404 "no <what> '<id>'" and returns false otherwise. */
 bool route_id_ok(srv_ctx *c, const char *id, const char *what);
 
+/* An ECU as the vehicle routes show it (without its VIN). */
+json_t *route_ecu_json(const store_ecu *e);
+
 /* GET/HEAD /packages/{sha256} */
 void route_download(srv_ctx *c);
 

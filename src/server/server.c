@@ -345,7 +345,9 @@ int srv_new(const srv_options *o, srv **out)
 	/* everything checked before serving, each failure named: the data directory, the
 	 * token key, the TLS keys, the store, the port; then the Uptane keys and the
 	 * control plane */
-	int rc = split_listen(s);
+	int rc = srv__routes_check();
+	if (rc == PQ_OK)
+		rc = split_listen(s);
 	if (rc != PQ_OK)
 		goto fail;
 	rc = check_data_dir(o->data_dir);

@@ -134,6 +134,13 @@ typedef struct {
 	const char *summary;
 } srv_route;
 
+/* A compatibility alias (compat_routes.c) is a row whose fn is srv_alias and whose summary
+ * is "= METHOD /native/pattern": the router serves it with that native route's handler and
+ * requirement (the captures in the same order). srv_new refuses an alias that names no
+ * route or differs from it in methods or requirement. srv_alias itself only answers 500. */
+void srv_alias(srv_ctx *c);
+#define SRV_ALIAS_MARK "= "
+
 /* The route tables, each terminated by a row with pattern NULL, listed in srv_route_tables
  * (NULL-terminated): the router and `pqota server routes` walk them in order. */
 extern const srv_route srv_routes[];
@@ -153,7 +160,13 @@ extern const srv_route route_apikey_table[];
  * caller stores it (store_apikey_insert) and shows the secret once. */
 int srv_apikey_mint(store_role role, const char *name, int64_t now_ms, int64_t expires_ms,
                     store_apikey *k, char secret[SRV_APIKEY_SECRET_LEN + 1]) PQ_MUST_CHECK;
+
+extern const srv_route route_compat_table[];
 extern const srv_route *const srv_route_tables[];
+
+/* The native route an alias row names (its summary "= METHOD /pattern"), NULL when there is
+ * none or r is no alias (router.c). */
+const srv_route *srv_route_native(const srv_route *r);
 
 /* Responses. srv_json takes ownership of body; a NULL body (its builder ran out of memory)
  * is answered with a 500, except for status 204. */

@@ -122,6 +122,10 @@ struct srv {
 /* server.c: a request starts on worker w (counted until it completes, for the drain). */
 void srv__request_begin(srv_worker *w, struct evhttp_request *req);
 
+/* router.c: every compatibility alias names a native route with the same methods and
+ * requirement (PQ_ERR_INVAL naming the first that does not); srv_new checks it. */
+int srv__routes_check(void) PQ_MUST_CHECK;
+
 /* router.c: evhttp's callback for every request of a worker (arg: the srv_worker). */
 void srv__on_request(struct evhttp_request *req, void *arg);
 

@@ -12,7 +12,7 @@
 
 #define SQL_MAX 1024
 
-#define ECU_COLS "vin, ecu_id, hardware_id, zone, sw_app, sw_boot, sw_cal, serial, bank, updated_ms"
+#define ECU_COLS STORE__ECU_COLS
 #define ZONE_MAX 255
 
 /* Which fields of an ECU a report carries (the rest keep their stored values). */
@@ -32,7 +32,7 @@ typedef struct {
 	unsigned present;
 } ecu_patch;
 
-static int row_ecu(const store_row *r, void *dst)
+int store__row_ecu(const store_row *r, void *dst)
 {
 	store_ecu *e = dst;
 	store__rd rd = store__rd_at(r, 0);
@@ -91,7 +91,7 @@ static int ecu_read(store *s, const char *vin, const char *ecu_id, bool lock, st
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {SV_TEXT(vin), SV_TEXT(ecu_id)};
-	return store__get_one(s, sql, p, 2, row_ecu, out, "ECU", found);
+	return store__get_one(s, sql, p, 2, store__row_ecu, out, "ECU", found);
 }
 
 /* The ECU after applying patch p to old (NULL: a new ECU, defaults for absent fields). */
@@ -241,7 +241,7 @@ static int ecu_list_row(const store_row *r, void *user)
 	ecu_list_ctx *c = user;
 	store_ecu e;
 	memset(&e, 0, sizeof(e));
-	int rc = row_ecu(r, &e);
+	int rc = store__row_ecu(r, &e);
 	return rc == PQ_OK ? c->fn(&e, c->user) : rc;
 }
 

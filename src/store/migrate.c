@@ -390,6 +390,16 @@ static const char *const schema_v10[] = {
     "ALTER TABLE api_keys ADD COLUMN last_used_ms BIGINT NOT NULL DEFAULT 0",
 };
 
+/* Schema v11: the fleet-wide ECU registry (GET /api/v1/ecus, store/ecu_registry.h) filters
+ * by ECU id, hardware id and APP version and pages by (vin, ecu_id): an index per filter
+ * followed by the page order, so a page of a 1,000,000-ECU fleet reads about its own rows.
+ * The hardware id has one since v1 (ecus_hardware), the primary key serves the unfiltered
+ * list; ECU id and version together use the version's. */
+static const char *const schema_v11[] = {
+    "CREATE INDEX ecus_registry_ecu ON ecus (ecu_id, vin)",
+    "CREATE INDEX ecus_registry_version ON ecus (sw_app, vin, ecu_id)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -407,6 +417,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
     {schema_v9, sizeof(schema_v9) / sizeof(schema_v9[0])},
     {schema_v10, sizeof(schema_v10) / sizeof(schema_v10[0])},
+    {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

@@ -144,6 +144,13 @@ void store__rd_dup(store__rd *rd, char **dst);
 void store__rd_i64(store__rd *rd, int64_t *out);
 void store__rd_int(store__rd *rd, int *out);
 
+/* ---- ECUs (ecus.c, ecu_registry.c) ---- */
+
+#define STORE__ECU_COLS                                                                            \
+	"vin, ecu_id, hardware_id, zone, sw_app, sw_boot, sw_cal, serial, bank, updated_ms"
+/* Decodes the STORE__ECU_COLS of a row into a store_ecu. */
+int store__row_ecu(const store_row *r, void *out) PQ_MUST_CHECK;
+
 /* ---- deployments (deployments.c, transitions.c, claims.c) ---- */
 
 #define STORE__DEP_COLS                                                                            \

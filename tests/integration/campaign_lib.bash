@@ -106,17 +106,22 @@ make_key() {
 	APIKEY=$("$PQOTA" server --config "$WORK/$1.conf" apikey create --role operator --name "op-$RANDOM" 2>/dev/null)
 }
 
+# reg_body VIN [MODEL]: the registration body of VIN (POST /api/v1/vehicles) from the PKI
+reg_body() {
+	python3 -c 'import json, sys
+vin, d, model = sys.argv[1], sys.argv[2], sys.argv[3]
+r = lambda f: open(d + "/" + f).read()
+print(json.dumps({"vin": vin, "model": model, "certificate": r("client.crt"),
+                  "kem_x25519_pub": r("kem-x25519.pub"), "kem_mlkem768_pub": r("kem-ml-kem-768.pub")}))' \
+		"$1" "$PKI/vehicles/$1" "${2:-test-suv}"
+}
+
 # register BASE VIN...
 register() {
 	local base=$1 v
 	shift
 	for v in "$@"; do
-		python3 -c 'import json, sys
-vin, d = sys.argv[1], sys.argv[2]
-r = lambda f: open(d + "/" + f).read()
-print(json.dumps({"vin": vin, "model": "test-suv", "certificate": r("client.crt"),
-                  "kem_x25519_pub": r("kem-x25519.pub"), "kem_mlkem768_pub": r("kem-ml-kem-768.pub")}))' \
-			"$v" "$PKI/vehicles/$v" >"$WORK/reg.json"
+		reg_body "$v" >"$WORK/reg.json"
 		pcurl --data @"$WORK/reg.json" "$base/api/v1/vehicles" -o /dev/null || return 1
 	done
 }

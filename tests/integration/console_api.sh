@@ -39,7 +39,7 @@ code() { pq -o /dev/null -w '%{http_code}' "$@"; }
 json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"d": d}))' "$1"; }
 
 # ---- the page and its files ----
-pq -D "$WORK/h.txt" -o "$WORK/index.html" "$BASE/"
+pq -H "Accept: text/html" -D "$WORK/h.txt" -o "$WORK/index.html" "$BASE/"
 hdr() { grep -i "^$1:" "$WORK/h.txt" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 check "GET / is the console page" grep -q '<html' "$WORK/index.html"
 csp=$(hdr Content-Security-Policy)
@@ -49,7 +49,7 @@ check "X-Content-Type-Options nosniff" test "$(hdr X-Content-Type-Options)" = no
 check "Referrer-Policy no-referrer" test "$(hdr Referrer-Policy)" = no-referrer
 check "the page is revalidated (no-cache)" test "$(hdr Cache-Control)" = no-cache
 etag=$(hdr ETag)
-check "the page answers 304 to its ETag" test "$(code -H "If-None-Match: $etag" "$BASE/")" = 304
+check "the page answers 304 to its ETag" test "$(code -H "Accept: text/html" -H "If-None-Match: $etag" "$BASE/")" = 304
 check "no @BUILD@ mark is left in the page" sh -c "! grep -q @BUILD@ '$WORK/index.html'"
 asset=$(grep -o '/console/[0-9a-f]\{16\}/[A-Za-z0-9_./-]*\.js' "$WORK/index.html" | head -1)
 check "the page names a script under its build hash ($asset)" test -n "$asset"
@@ -160,12 +160,12 @@ mkdir -p "$WORK/alt/js"
 printf '<!doctype html><script type="module" src="/console/@BUILD@/js/x.js"></script>' >"$WORK/alt/index.html"
 echo 'export const x = 1;' >"$WORK/alt/js/x.js"
 start_server --set "console.dir=$WORK/alt"
-page=$(pq "$BASE/")
+page=$(pq -H "Accept: text/html" "$BASE/")
 nested=$(echo "$page" | grep -o '/console/[0-9a-f]*/js/x.js')
 check "console.dir serves that directory, nested files included" test "$(code "$BASE$nested")" = 200
 stop_server
 start_server --set console.enabled=false
-check "console.enabled=false: / is 404" test "$(code "$BASE/")" = 404
+check "console.enabled=false: / is 404" test "$(code -H "Accept: text/html" "$BASE/")" = 404
 stop_server
 rm -rf "$WORK/empty" && mkdir "$WORK/empty"
 expect_exit 2 "a console.dir without index.html fails the start-up check" \

@@ -1390,6 +1390,9 @@ static void test_migrate_deltas(void **state)
 	    "CREATE INDEX releases_delta_file ON releases (delta_file_sha256)",
 	    "ALTER TABLE api_keys DROP COLUMN expires_ms",   /* v10 */
 	    "ALTER TABLE api_keys DROP COLUMN last_used_ms", /* v10 */
+	    /* and the later steps, which run again after step 8 */
+	    "DROP INDEX ecus_registry_ecu",
+	    "DROP INDEX ecus_registry_version",
 	    "DELETE FROM schema_version WHERE version >= 8",
 	};
 	store_release base = mk_release("rel-base", "HW-1-011", "1.0.0", 100);
