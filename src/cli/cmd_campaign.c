@@ -25,6 +25,8 @@ static void usage(FILE *f)
 	        "Campaigns roll releases out to the vehicles that need them (docs/api.md 12).\n"
 	        "create: a draft (started at once with --start); --spec FILE is the whole JSON\n"
 	        "  body of POST /api/v1/campaigns, the options below build one:\n"
+	        "  --id ID                 the campaign's id (1..40 of A-Z a-z 0-9 _ -, e.g.\n"
+	        "                          TEST-001; default a generated UUID; 409 when taken)\n"
 	        "  --release ID            a release (repeat: up to 32)\n"
 	        "  --notes TEXT            release notes sent to the vehicles\n"
 	        "  target: --vin VIN (repeat), --model M, --hardware-id HW (repeat),\n"
@@ -47,6 +49,7 @@ static void usage(FILE *f)
 
 enum {
 	O_NAME = CLI_O_NEXT,
+	O_ID,
 	O_RELEASE,
 	O_NOTES,
 	O_VIN,
@@ -71,6 +74,7 @@ enum {
 static const struct option opts[] = {
     CLI_CONN_OPTIONS,
     {"name", required_argument, NULL, O_NAME},
+    {"id", required_argument, NULL, O_ID},
     {"release", required_argument, NULL, O_RELEASE},
     {"notes", required_argument, NULL, O_NOTES},
     {"vin", required_argument, NULL, O_VIN},
@@ -167,7 +171,10 @@ static int on_option(void *user, int ch, const char *arg)
 	a->built = a->built || (ch != O_SPEC && ch != O_START && ch != O_TIMEOUT);
 	switch (ch) {
 	case O_NAME:
-		rc = json_object_set_new(a->body, "name", json_string(arg)) ? PQ_ERR_NOMEM : PQ_OK;
+	case O_ID:
+		rc = json_object_set_new(a->body, ch == O_NAME ? "name" : "id", json_string(arg))
+		         ? PQ_ERR_NOMEM
+		         : PQ_OK;
 		break;
 	case O_NOTES:
 		rc = json_object_set_new(a->policy, "release_notes", json_string(arg))
@@ -308,10 +315,12 @@ static void print_list(const json_t *j)
 
 /* ---- subcommands ----------------------------------------------------------------------- */
 
+/* A generated UUID or an operator's id (docs/api.md 12: 1..40 of A-Z a-z 0-9 _ -). */
 static bool id_ok(const char *id)
 {
+	static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 	size_t n = strlen(id);
-	return n >= 1 && n <= 64 && strspn(id, "0123456789abcdefABCDEF-") == n;
+	return n >= 1 && n <= 40 && strspn(id, chars) == n && id[0] != '_' && id[0] != '-';
 }
 
 /* The body: --spec's file, or what the options built. */

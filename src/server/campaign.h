@@ -75,8 +75,13 @@ typedef struct {
 	int64_t completed;       /* campaigns completed */
 } cmp_tick_stats;
 
+/* Whether id can name a campaign: 1..40 characters of A-Z a-z 0-9 '_' '-', the first a letter
+ * or a digit (a generated UUID is one; so is an operator's "TEST-001"). */
+bool cmp_id_valid(const char *id);
+
 /* Creates a draft campaign from a JSON spec:
- *   {"name": text (1..128),
+ *   {"id": an operator-chosen campaign id (optional; cmp_id_valid; default a new UUID),
+ *    "name": text (1..128),
  *    "release_ids": [id, ...] (1..32, existing, at most one per hardware id),
  *    "release_notes": text (optional; default the releases' titles),
  *    "target": {"vins":[...], "model":"..", "hardware_ids":[...], "version_min":"1.0.0",
@@ -92,7 +97,7 @@ typedef struct {
  *                (1.0), "error_threshold": 0..1 (0.1)}, ...]  (1..16; default one phase
  *                of 100 %; the last phase always takes every remaining vehicle)}
  * Unknown members are refused. actor is recorded as created_by. id_out receives the new
- * campaign's id (a UUID). */
+ * campaign's id (the given one or a new UUID); PQ_ERR_EXISTS when the id is taken. */
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms,
                char id_out[41]) PQ_MUST_CHECK;
 

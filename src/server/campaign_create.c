@@ -398,15 +398,37 @@ static char *dump(const json_t *j)
 	return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
-/* The rest of the draft c: id, name, creator, times and the normalised JSON. */
+bool cmp_id_valid(const char *id)
+{
+	static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+	size_t n = strlen(id);
+	return n >= 1 && n <= STORE_ID_MAX && strspn(id, chars) == n && id[0] != '_' &&
+	       id[0] != '-';
+}
+
+/* The campaign's id: the spec's "id" when given (checked), else a new UUID. */
+static int choose_id(const json_t *spec, store_campaign *c)
+{
+	const char *id = NULL;
+	char uuid[PQ_UUID_LEN];
+	int rc = pq_jv_str(&JV, spec, "id", "", 0, STORE_ID_MAX, &id);
+	if (rc != PQ_OK)
+		return rc;
+	if (id && !cmp_id_valid(id))
+		return pq_jv_fail(&JV, "", "id",
+		                  "not a campaign id (1..40 of A-Z a-z 0-9 _ -, starting with a "
+		                  "letter or a digit)");
+	if (!id && (rc = pq_uuid4(uuid)) == PQ_OK)
+		id = uuid;
+	if (rc == PQ_OK)
+		snprintf(c->id, sizeof(c->id), "%s", id);
+	return rc;
+}
+
+/* The rest of the draft c: name, creator, times and the normalised JSON. */
 static int fill_draft(store_campaign *c, const char *name, const char *actor, int64_t now_ms,
                       const json_t *target, const json_t *policy, const json_t *phases)
 {
-	char uuid[PQ_UUID_LEN];
-	int rc = pq_uuid4(uuid);
-	if (rc != PQ_OK)
-		return rc;
-	snprintf(c->id, sizeof(c->id), "%s", uuid);
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(c->created_by, sizeof(c->created_by), "%.*s", STORE_ACTOR_MAX, actor ? actor : "");
 	c->state = STORE_CMP_DRAFT;
@@ -425,7 +447,7 @@ static int fill_draft(store_campaign *c, const char *name, const char *actor, in
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms, char id_out[41])
 {
 	static const char *const keys[] = {
-	    "name", "release_ids", "release_notes", "target", "policy", "phases", NULL};
+	    "id", "name", "release_ids", "release_notes", "target", "policy", "phases", NULL};
 	if (!db || !spec || !id_out)
 		return pq_err_set(PQ_ERR_INVAL, "cmp_create: bad arguments");
 	if (!json_is_object(spec))
@@ -448,7 +470,8 @@ int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms,
 		rc = pq_err_set(PQ_ERR_NOMEM, "cmp_create");
 		goto out;
 	}
-	if ((rc = read_releases(db, spec, &c, titles)) != PQ_OK ||
+	if ((rc = choose_id(spec, &c)) != PQ_OK ||
+	    (rc = read_releases(db, spec, &c, titles)) != PQ_OK ||
 	    (rc = norm_target(json_object_get(spec, "target"), target)) != PQ_OK ||
 	    (rc = norm_policy(json_object_get(spec, "policy"), policy)) != PQ_OK ||
 	    (rc = norm_phases(json_object_get(spec, "phases"), phases)) != PQ_OK ||

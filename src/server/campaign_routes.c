@@ -18,10 +18,14 @@
 #define GET  EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST
 
-/* Campaign ids are UUIDs made here; anything else cannot name one. */
+/* Campaign ids: generated UUIDs or the operator's (cmp_id_valid); anything else cannot
+ * name one. */
 static bool id_ok(srv_ctx *c, const char *id)
 {
-	return route_id_ok(c, id, "campaign");
+	if (cmp_id_valid(id))
+		return true;
+	srv_error(c, 404, "not_found", "no campaign '%.64s'", id);
+	return false;
 }
 
 void cmp_srv_event(void *user, const char *type, json_t *data)

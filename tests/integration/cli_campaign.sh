@@ -5,7 +5,8 @@
 # event stream, the counts) until it completes (exit 0); then on a vehicle that stays
 # offline: start, pause, a second pause refused (409, exit 2), resume, watch with a timeout
 # (exit 1), cancel, watch of a cancelled campaign (exit 1); create from --spec, list, show,
-# and the roles (a viewer key refused where an operator's is needed).
+# and the roles (a viewer key refused where an operator's is needed); an operator-chosen id
+# (TEST-001), taken (409) or malformed (400).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
 . "$(dirname "$0")/cli_lib.bash"
@@ -96,6 +97,13 @@ camp show "$C1" >"$WORK/show.txt"
 check "show (table): counts and phases" grep -q "^phase 1   active, 1 vehicle(s): completed 1" "$WORK/show.txt"
 expect_exit 64 "show of a malformed id" camp show "x/y"
 expect_exit 2 "show of an unknown campaign" camp show 00000000-0000-4000-8000-000000000000
+# an operator-chosen id: used, shown, refused when taken (409) or malformed (400)
+expect_exit 0 "create --id TEST-001" camp create --id TEST-001 --name chosen --release "$R" --vin $VB
+check "... shown under that id" test "$(camp show TEST-001 --json | jget id)" = TEST-001
+expect_exit 2 "the same id again: exit 2" camp create --id TEST-001 --name again --release "$R"
+check "... 409 conflict" grep -q "HTTP 409 conflict" "$WORK/last.out"
+expect_exit 2 "a malformed id (starts with -): exit 2" camp create --id -x --name bad --release "$R"
+check "... 400 on id" grep -q "HTTP 400 bad_request.*id" "$WORK/last.out"
 expect_exit 0 "campaign --help" camp --help
 check "the agent stops cleanly" stop_agent $VA
 finish
