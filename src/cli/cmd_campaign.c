@@ -318,7 +318,8 @@ static void print_list(const json_t *j)
 /* A generated UUID or an operator's id (docs/api.md 12: 1..40 of A-Z a-z 0-9 _ -). */
 static bool id_ok(const char *id)
 {
-	static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+	static const char chars[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 	size_t n = strlen(id);
 	return n >= 1 && n <= 40 && strspn(id, chars) == n && id[0] != '_' && id[0] != '-';
 }

@@ -400,7 +400,8 @@ static char *dump(const json_t *j)
 
 bool cmp_id_valid(const char *id)
 {
-	static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+	static const char chars[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 	size_t n = strlen(id);
 	return n >= 1 && n <= STORE_ID_MAX && strspn(id, chars) == n && id[0] != '_' &&
 	       id[0] != '-';
@@ -446,8 +447,8 @@ static int fill_draft(store_campaign *c, const char *name, const char *actor, in
 
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms, char id_out[41])
 {
-	static const char *const keys[] = {
-	    "id", "name", "release_ids", "release_notes", "target", "policy", "phases", NULL};
+	static const char *const keys[] = {"id",     "name",   "release_ids", "release_notes",
+	                                   "target", "policy", "phases",      NULL};
 	if (!db || !spec || !id_out)
 		return pq_err_set(PQ_ERR_INVAL, "cmp_create: bad arguments");
 	if (!json_is_object(spec))
