@@ -393,6 +393,17 @@ static int release_notes(const char *notes, const json_t *titles, json_t *policy
 
 /* ---- the campaign ---------------------------------------------------------------------- */
 
+/* policy.bundle_id: the spec's bundle_id (the caller put the bundle's releases in
+ * release_ids), recorded so the campaign serves the bundle's file. */
+static int note_bundle(const json_t *spec, json_t *policy)
+{
+	const char *id = NULL;
+	int rc = pq_jv_str(&JV, spec, "bundle_id", "", 0, STORE_ID_MAX, &id);
+	if (rc != PQ_OK || !id)
+		return rc;
+	return cmp__set_new(policy, "bundle_id", json_string(id));
+}
+
 static char *dump(const json_t *j)
 {
 	return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -448,7 +459,8 @@ static int fill_draft(store_campaign *c, const char *name, const char *actor, in
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms, char id_out[41])
 {
 	static const char *const keys[] = {"id",     "name",   "release_ids", "release_notes",
-	                                   "target", "policy", "phases",      NULL};
+	                                   "target", "policy", "phases",      "bundle_id",
+	                                   NULL};
 	if (!db || !spec || !id_out)
 		return pq_err_set(PQ_ERR_INVAL, "cmp_create: bad arguments");
 	if (!json_is_object(spec))
@@ -477,6 +489,7 @@ int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms,
 	    (rc = norm_policy(json_object_get(spec, "policy"), policy)) != PQ_OK ||
 	    (rc = norm_phases(json_object_get(spec, "phases"), phases)) != PQ_OK ||
 	    (rc = release_notes(notes, titles, policy)) != PQ_OK ||
+	    (rc = note_bundle(spec, policy)) != PQ_OK ||
 	    (rc = fill_draft(&c, name, actor, now_ms, target, policy, phases)) != PQ_OK ||
 	    (rc = store_campaign_insert(db, &c)) != PQ_OK)
 		goto out;

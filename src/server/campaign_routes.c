@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "core/log.h"
+#include "server/bundles.h"
 #include "server/campaign.h"
 #include "server/campaign_int.h"
 #include "server/control.h"
@@ -54,6 +55,24 @@ static void send_campaign(srv_ctx *c, int status, const char *id)
 	srv_json(c, status, j);
 }
 
+/* A spec's bundle_id (docs/api.md 18.2): the bundle's releases become its release_ids. */
+static int expand_bundle(srv_ctx *c, json_t *spec)
+{
+	json_t *bid = json_object_get(spec, "bundle_id"), *rec = NULL;
+	if (!bid)
+		return PQ_OK;
+	if (!json_is_string(bid) || json_object_get(spec, "release_ids"))
+		return pq_err_set(PQ_ERR_INVAL, "bundle_id: a bundle's id, without release_ids");
+	int rc = bnd_load(c->s, json_string_value(bid), &rec);
+	if (rc == PQ_ERR_NOTFOUND)
+		rc = pq_err_set(PQ_ERR_INVAL, "bundle_id: no bundle %.40s", json_string_value(bid));
+	if (rc == PQ_OK &&
+	    json_object_set(spec, "release_ids", json_object_get(rec, "release_ids")) != 0)
+		rc = pq_err_set(PQ_ERR_NOMEM, "campaign");
+	json_decref(rec);
+	return rc;
+}
+
 static void h_create(srv_ctx *c)
 {
 	json_t *b = srv_body_json(c);
@@ -64,7 +83,9 @@ static void h_create(srv_ctx *c)
 		json_decref(b);
 		return;
 	}
-	int rc = cmp_create(c->db, b, c->actor, c->now_ms, id);
+	int rc = expand_bundle(c, b);
+	if (rc == PQ_OK)
+		rc = cmp_create(c->db, b, c->actor, c->now_ms, id);
 	json_decref(b);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "campaign");

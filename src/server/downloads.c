@@ -135,8 +135,7 @@ static bool plaintext_allowed(srv_ctx *c, const char *sha)
 	return rc == PQ_OK;
 }
 
-/* DATA/files/<sha> opened, a regular file; -1 when it cannot be served. */
-static int open_package(srv_ctx *c, const char *sha, uint64_t *size)
+int route_open_package(srv_ctx *c, const char *sha, uint64_t *size)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
 	struct stat st;
@@ -170,9 +169,7 @@ static int add_segment(struct evbuffer *body, int fd, uint64_t size, uint64_t st
 	return rc;
 }
 
-/* Sends the open package fd of size bytes: whole, or the Range asked for (when If-Range,
- * if any, is its ETag). Takes fd. */
-static void send_package(srv_ctx *c, const char *sha, int fd, uint64_t size)
+void route_send_package(srv_ctx *c, const char *sha, int fd, uint64_t size)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(c->req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
@@ -245,10 +242,10 @@ void route_download(srv_ctx *c)
 	}
 	if (known && plain && !plaintext_allowed(c, sha))
 		return;
-	int fd = known ? open_package(c, sha, &size) : -1;
+	int fd = known ? route_open_package(c, sha, &size) : -1;
 	if (fd < 0) {
 		srv_error(c, 404, "not_found", "no package %s", sha);
 		return;
 	}
-	send_package(c, sha, fd, size);
+	route_send_package(c, sha, fd, size);
 }

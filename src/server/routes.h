@@ -25,6 +25,17 @@ json_t *route_ecu_json(const store_ecu *e);
 /* GET/HEAD /packages/{sha256} */
 void route_download(srv_ctx *c);
 
+/* DATA/files/<sha> opened, a regular file (its size in *size); -1 when it cannot be
+ * served. */
+int route_open_package(srv_ctx *c, const char *sha, uint64_t *size);
+/* Sends the open file fd of size bytes, named by its SHA-256 sha (the ETag): whole, or the
+ * Range asked for (when If-Range, if any, is the ETag); HEAD sends the headers only. Takes
+ * fd. */
+void route_send_package(srv_ctx *c, const char *sha, int fd, uint64_t size);
+
+/* The campaign bundles (bundles.c) and their downloads (bundle_serve.c). */
+extern const srv_route route_bundle_table[];
+
 /* Parses a single "bytes=" range against size. Returns 1 for a satisfiable range (filled
  * [*start, *end]), 0 when there is no usable Range (serve everything), -1 when it is
  * unsatisfiable (416). Multiple ranges are treated as no Range. */

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# bundle_campaign.sh: a `pqota pack build` bundle as one release set, against a real server,
+# mosquitto and two real agents:
+#
+#  1. full_package.bin (ECU_011 and ECU_012, 1.1.0) uploaded and taken with its manifest
+#     (POST /api/v1/bundles): one release per unit, hardware ids of the default model;
+#     refused (422) with a manifest whose hash is not the upload's, and for a corrupted
+#     bundle; taken twice: 409 (its releases exist);
+#  2. a campaign with the operator's id TEST-001 from the bundle (bundle_id);
+#  3. /packages/TEST-001/full_package.bin: the whole file to an API key, HEAD, a Range, a
+#     download cut after 40000 bytes resumed with Range (curl -C -) giving the exact file;
+#     a vehicle not in the campaign is refused (403), as is one of a draft (no deployment
+#     yet), no credentials 401, an unknown campaign 404, a campaign without a bundle 404;
+#  4. the rollout: once started, a vehicle of the campaign may fetch full_package.bin and
+#     metadata.json (the manifest, the units, its director targets); both agents install
+#     both units (ECU_011 and ECU_012 at 1.1.0, from the per-unit packages) and the
+#     deployments complete.
+. "$(dirname "$0")/lib.bash"
+. "$(dirname "$0")/campaign_lib.bash"
+. "$(dirname "$0")/agent_lib.bash"
+
+V1=BUNDLEVEHICLE0001
+V2=BUNDLEVEHICLE0002
+V3=BUNDLEOUTSIDER003
+make_pki $V1 $V2 $V3
+start_broker
+write_server_conf s1
+start_server s1
+B=$BASE_s1
+make_key s1
+CA="$PKI/ca/ca.crt"
+check "vehicles registered" register "$B" $V1 $V2 $V3
+check "the trusted Uptane roots are served" provision $V1 $V2
+
+# upload FILE: a complete upload of FILE; prints its id
+upload() {
+	local up
+	up=$(pcurl -d "{\"size\":$(stat -c %s "$1")}" "$B/api/v1/uploads" | jget id) || return 1
+	pcurl -X PUT --data-binary @"$1" "$B/api/v1/uploads/$up?offset=0" -o /dev/null || return 1
+	echo "$up"
+}
+# take UPLOAD MANIFEST_FILE OUT: POST /api/v1/bundles; prints the HTTP status
+take() {
+	python3 -c 'import json,sys
+print(json.dumps({"upload_id": sys.argv[1], "manifest": json.load(open(sys.argv[2]))}))' "$1" "$2" >"$WORK/take.json"
+	pcurl -o "$3" -w '%{http_code}' --data @"$WORK/take.json" "$B/api/v1/bundles" 2>/dev/null || true
+}
+# code ARGS...: the HTTP status of a request (curl's own options first)
+code() { on35 curl -sS -o /dev/null -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" "$@"; }
+vcode() { local v=$1; shift; code --cert "$PKI/vehicles/$v/client.crt" --key "$PKI/vehicles/$v/client.key" "$@"; }
+
+# --- 1. the bundle ---------------------------------------------------------------------------------
+head -c 300000 /dev/urandom >"$WORK/e11.bin"
+head -c 200000 /dev/urandom >"$WORK/e12.bin"
+"$PQOTA" pack build --campaign-id TEST-001 --ecu-011-binary "$WORK/e11.bin" --ecu-011-version 1.1.0 \
+	--ecu-012-binary "$WORK/e12.bin" --ecu-012-version 1.1.0 --output-dir "$WORK/pb" >/dev/null || bad "pack build"
+PB="$WORK/pb/full_package.bin"
+python3 -c 'import json,sys
+m = json.load(open(sys.argv[1])); m["bundle"]["sha256"] = "0" * 64
+json.dump(m, open(sys.argv[2], "w"))' "$WORK/pb/manifest.json" "$WORK/bad-manifest.json"
+check "a manifest whose hash is not the upload's: 422" test "$(take "$(upload "$PB")" "$WORK/bad-manifest.json" "$WORK/r.json")" = 422
+check "... bundle_invalid" grep -q bundle_invalid "$WORK/r.json"
+cp "$PB" "$WORK/corrupt.bin"
+printf 'X' | dd of="$WORK/corrupt.bin" bs=1 seek=100000 conv=notrunc status=none
+python3 -c 'import json,sys,hashlib
+m = json.load(open(sys.argv[1])); m["bundle"]["sha256"] = hashlib.sha256(open(sys.argv[2],"rb").read()).hexdigest()
+json.dump(m, open(sys.argv[3], "w"))' "$WORK/pb/manifest.json" "$WORK/corrupt.bin" "$WORK/corrupt-manifest.json"
+check "a corrupted bundle (its manifest rehashed): 422" test "$(take "$(upload "$WORK/corrupt.bin")" "$WORK/corrupt-manifest.json" "$WORK/r.json")" = 422
+check "the bundle taken: 201" test "$(take "$(upload "$PB")" "$WORK/pb/manifest.json" "$WORK/bundle.json")" = 201
+BID=$(jget id <"$WORK/bundle.json")
+check "... two units, the default model's hardware ids" python3 - "$WORK/bundle.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+u = {x["ecu_id"]: x for x in b["units"]}
+assert sorted(u) == ["ECU_011", "ECU_012"], u
+assert u["ECU_011"]["hardware_id"] == "HW-1-011" and u["ECU_012"]["version"] == "1.1.0", u
+assert len(b["release_ids"]) == 2 and b["campaign_id"] == "TEST-001", b
+PY
+R11=$(jget units.0.release_id <"$WORK/bundle.json")
+check "... each unit a release" test "$(pcurl "$B/api/v1/releases/$R11" | jget version)" = 1.1.0
+check "the same bundle again: 409" test "$(take "$(upload "$PB")" "$WORK/pb/manifest.json" "$WORK/r.json")" = 409
+check "GET /api/v1/bundles/{id}" test "$(pcurl "$B/api/v1/bundles/$BID" | jget file_sha256)" = "$(sha256sum "$PB" | cut -d' ' -f1)"
+
+# --- 2. the campaign TEST-001 ----------------------------------------------------------------------
+pcurl -d "{\"id\":\"TEST-001\",\"name\":\"bundle\",\"bundle_id\":\"$BID\",\"target\":{\"vins\":[\"$V1\",\"$V2\"]},
+	\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}" "$B/api/v1/campaigns" >"$WORK/c.json" || bad "campaign create"
+check "campaign TEST-001 from the bundle" test "$(jget id <"$WORK/c.json") $(jget policy.bundle_id <"$WORK/c.json")" = "TEST-001 $BID"
+check "... with the bundle's releases" test "$(jget release_ids <"$WORK/c.json" | tr -d ' ')" = "$(jget release_ids <"$WORK/bundle.json" | tr -d ' ')"
+OTHER=$(pcurl -d "{\"id\":\"PLAIN-1\",\"name\":\"plain\",\"release_ids\":[\"$R11\"],\"target\":{\"vins\":[\"$V3\"]}}" "$B/api/v1/campaigns" | jget id)
+
+# --- 3. the routes -------------------------------------------------------------------------------
+U="$B/packages/TEST-001/full_package.bin"
+pcurl "$U" -o "$WORK/dl.bin"
+check "full_package.bin to an API key: the exact file" cmp -s "$WORK/dl.bin" "$PB"
+check "HEAD: its length" bash -c "$(declare -f pcurl on35); PKI='$PKI' APIKEY='$APIKEY' PQOTA_SRC='$PQOTA_SRC' pcurl -I '$U' | tr -d '\r' | grep -qi '^content-length: $(stat -c %s "$PB")\$'"
+pcurl -r 100-199 "$U" -o "$WORK/r100.bin"
+check "a Range: those 100 bytes" cmp -s "$WORK/r100.bin" <(tail -c +101 "$PB" | head -c 100)
+pcurl -r 0-39999 "$U" -o "$WORK/cut.bin"
+check "a download cut after 40000 bytes" test "$(stat -c %s "$WORK/cut.bin")" = 40000
+pcurl -C - "$U" -o "$WORK/cut.bin"
+check "... resumed with Range: the exact file" cmp -s "$WORK/cut.bin" "$PB"
+check "a vehicle of the draft campaign (no deployment yet): 403" test "$(vcode $V1 "$U")" = 403
+check "a vehicle not in the campaign: 403" test "$(vcode $V3 "$U")" = 403
+check "... nor its metadata: 403" test "$(vcode $V3 "$B/packages/TEST-001/metadata.json")" = 403
+check "no credentials: 401" test "$(code "$U")" = 401
+check "an unknown campaign: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$B/packages/NOPE-1/full_package.bin" 2>/dev/null)" = 404
+check "a campaign without a bundle: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$B/packages/$OTHER/metadata.json" 2>/dev/null)" = 404
+
+# --- 4. the rollout ------------------------------------------------------------------------------
+start_agent $V1
+start_agent $V2
+check "the agents sent their VCI" wait_for 60 vci_in $V1 && wait_for 60 vci_in $V2
+pcurl -X POST "$B/api/v1/campaigns/TEST-001/start" -o /dev/null || bad "start"
+check "a vehicle of the campaign: 200" test "$(vcode $V1 "$U")" = 200
+check "... and its metadata.json" vget $V1 /packages/TEST-001/metadata.json "$WORK/meta.json"
+check "... the manifest, the units, the director's targets" python3 - "$WORK/meta.json" "$PB" "$V1" <<'PY'
+import json, sys, hashlib, os
+m = json.load(open(sys.argv[1]))
+assert m["campaign_id"] == "TEST-001" and m["manifest"]["campaign_id"] == "TEST-001", m
+assert m["bundle"]["sha256"] == hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest(), m
+assert m["bundle"]["length"] == os.path.getsize(sys.argv[2]) and m["bundle"]["url"] == "/packages/TEST-001/full_package.bin"
+assert len(m["units"]) == 2 and m["uptane"]["director_targets"] == "/uptane/director/%s/targets.json" % sys.argv[3], m
+PY
+for v in $V1 $V2; do
+	check "$v: completed" test "$(final_state TEST-001 $v)" = completed
+	check "$v: ECU_011 at 1.1.0" test "$(ecu_bank $v ECU_011 | cut -d' ' -f3)" = 1.1.0
+	check "$v: ECU_012 at 1.1.0" test "$(ecu_bank $v ECU_012 | cut -d' ' -f3)" = 1.1.0
+done
+check "agent $V1 stops cleanly" stop_agent $V1
+check "agent $V2 stops cleanly" stop_agent $V2
+finish
