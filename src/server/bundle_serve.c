@@ -45,7 +45,8 @@ static bool may_fetch(srv_ctx *c, const char *cid, const char *sha)
 		if (rc == PQ_OK)
 			return true;
 		if (rc == PQ_ERR_NOTFOUND)
-			srv_error(c, 403, "forbidden", "vehicle %s is not in campaign %s", c->vin, cid);
+			srv_error(c, 403, "forbidden", "vehicle %s is not in campaign %s", c->vin,
+			          cid);
 		else
 			srv_fail(c, rc, "deployment");
 		return false;
@@ -132,8 +133,8 @@ const srv_route route_bundle_table[] = {
      "take a pack build bundle (full_package.bin upload + manifest) as one release set"},
     {EVHTTP_REQ_GET, "/api/v1/bundles/{id}", SRV_AUTH_VIEWER, bnd_get,
      "a bundle: its manifest and its units' releases"},
-    {EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/packages/{campaign_id}/full_package.bin",
-     SRV_AUTH_PUBLIC, h_full_package,
+    {EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/packages/{campaign_id}/full_package.bin", SRV_AUTH_PUBLIC,
+     h_full_package,
      "a bundle campaign's full_package.bin (Range, ETag, If-Range; vehicle of the campaign, "
      "API key or token)"},
     {EVHTTP_REQ_GET, "/packages/{campaign_id}/metadata.json", SRV_AUTH_PUBLIC, h_metadata,

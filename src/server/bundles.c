@@ -57,10 +57,20 @@ int bnd_load(srv *s, const char *id, json_t **out)
 	if (rc == PQ_OK)
 		rc = pq_file_read(path, BND_RECORD_MAX, &text, &len);
 	if (rc != PQ_OK)
-		return access(path, F_OK) != 0 ? pq_err_set(PQ_ERR_NOTFOUND, "no bundle %s", id) : rc;
+		return access(path, F_OK) != 0 ? pq_err_set(PQ_ERR_NOTFOUND, "no bundle %s", id)
+		                               : rc;
 	*out = json_loadb(text, len, 0, &je);
 	free(text);
 	return *out ? PQ_OK : pq_err_set(PQ_ERR_FORMAT, "bundle %s: %s", id, je.text);
+}
+
+bool bnd_file_known(srv *s, const char *sha)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	return strlen(sha) == 64 && strspn(sha, "0123456789abcdef") == 64 &&
+	       rel_data_path(s, "files", sha, path) == PQ_OK && stat(path, &st) == 0 &&
+	       S_ISREG(st.st_mode);
 }
 
 /* ---- checks ---------------------------------------------------------------------------- */
@@ -76,7 +86,8 @@ static bool parse_body(srv_ctx *c, const json_t *b, bnd_req *q)
 	static const char *const keys[] = {"upload_id", "manifest", "title", "hardware_ids", NULL};
 	const char *k;
 	json_t *v;
-	json_object_foreach((json_t *)b, k, v) {
+	json_object_foreach((json_t *)b, k, v)
+	{
 		size_t i = 0;
 		while (keys[i] && strcmp(keys[i], k) != 0)
 			i++;
@@ -97,8 +108,9 @@ static bool parse_body(srv_ctx *c, const json_t *b, bnd_req *q)
 	}
 	if ((q->title && (strlen(q->title) < 1 || strlen(q->title) > 64)) ||
 	    (q->hw_map && !json_is_object(q->hw_map))) {
-		srv_error(c, 400, "bad_request",
-		          "title: 1..64 characters; hardware_ids: an object {ECU name: hardware id}");
+		srv_error(
+		    c, 400, "bad_request",
+		    "title: 1..64 characters; hardware_ids: an object {ECU name: hardware id}");
 		return false;
 	}
 	return true;
@@ -109,7 +121,8 @@ static const json_t *manifest_unit(const json_t *m, const char *path)
 {
 	const json_t *found = NULL, *u;
 	size_t i;
-	json_array_foreach(json_object_get(m, "units"), i, u) {
+	json_array_foreach(json_object_get(m, "units"), i, u)
+	{
 		const char *p = jstr(u, "path");
 		if (p && strcmp(p, path) == 0) {
 			if (found)
@@ -162,9 +175,9 @@ static int check_tree(bnd_req *q, const pkg_entry *es, size_t n)
 		pq_hex_encode(e->sha256, 32, hex);
 		const json_t *u = manifest_unit(q->manifest, e->path);
 		if (!u || !e->has_sha256 || !same_file(u, 64 + (uint64_t)e->hdr.payload_size, hex))
-			return pq_err_set(PQ_ERR_VERIFY,
-			                  "%s: not in the manifest once with its length and SHA-256",
-			                  e->path);
+			return pq_err_set(
+			    PQ_ERR_VERIFY,
+			    "%s: not in the manifest once with its length and SHA-256", e->path);
 		if (e->hdr.software_type >= SWPG_TYPE_ZONE)
 			continue;
 		if (e->hdr.compression == SWPG_COMP_DELTA)
@@ -207,7 +220,8 @@ static int fill_unit(srv_ctx *c, const bnd_req *q, bnd_unit *u)
 	const char *hw = hardware_id(q, name, zone, hwbuf);
 	store_release *r = &u->r;
 	if (h->version.build != 0)
-		return pq_err_set(PQ_ERR_VERIFY, "%s: version %u.%u.%u.%u: a release's has three parts",
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "%s: version %u.%u.%u.%u: a release's has three parts",
 		                  u->e->path, h->version.major, h->version.minor, h->version.patch,
 		                  h->version.build);
 	if (strlen(hw) < 1 || strlen(hw) > STORE_NAME_MAX)
@@ -243,8 +257,9 @@ static int units_new(srv_ctx *c, const bnd_req *q)
 		if (rc != PQ_OK)
 			return rc;
 		if (found)
-			return pq_err_set(PQ_ERR_EXISTS, "a release %s %s of %s for %s exists already",
-			                  r->ecu_id, r->version, r->software_type, r->hardware_id);
+			return pq_err_set(PQ_ERR_EXISTS,
+			                  "a release %s %s of %s for %s exists already", r->ecu_id,
+			                  r->version, r->software_type, r->hardware_id);
 	}
 	return PQ_OK;
 }
@@ -333,11 +348,11 @@ static json_t *record_json(srv_ctx *c, const bnd_req *q, const char *id)
 		                     r->file_sha256, "file_size", (json_int_t)r->file_size));
 		json_array_append_new(ids, json_string(r->id));
 	}
-	return json_pack("{s:s,s:s?,s:s?,s:s,s:I,s:I,s:s,s:o,s:o,s:O}", "id", id, "title",
-	                 q->title, "campaign_id", jstr(q->manifest, "campaign_id"), "file_sha256",
-	                 q->sha, "file_size", (json_int_t)q->size, "created_ms",
-	                 (json_int_t)c->now_ms, "created_by", c->actor, "units", units,
-	                 "release_ids", ids, "manifest", q->manifest);
+	return json_pack("{s:s,s:s?,s:s?,s:s,s:I,s:I,s:s,s:o,s:o,s:O}", "id", id, "title", q->title,
+	                 "campaign_id", jstr(q->manifest, "campaign_id"), "file_sha256", q->sha,
+	                 "file_size", (json_int_t)q->size, "created_ms", (json_int_t)c->now_ms,
+	                 "created_by", c->actor, "units", units, "release_ids", ids, "manifest",
+	                 q->manifest);
 }
 
 /* The upload linked as DATA/files/<sha> and the record written. */

@@ -13,6 +13,10 @@
  * is not a bundle id). */
 int bnd_load(srv *s, const char *id, json_t **out) PQ_MUST_CHECK;
 
+/* Whether sha names a file the data directory holds (DATA/files/<sha>): for download
+ * tokens, which may name a bundle's full_package.bin as well as a release's package. */
+bool bnd_file_known(srv *s, const char *sha);
+
 /* POST /api/v1/bundles, GET /api/v1/bundles/{id} (bundles.c). */
 void bnd_create(srv_ctx *c);
 void bnd_get(srv_ctx *c);

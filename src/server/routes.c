@@ -17,6 +17,7 @@
 #include "crypto/key.h"
 #include "crypto/pki.h"
 #include "server/diag.h"
+#include "server/bundles.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "server/telemetry.h"
@@ -459,6 +460,8 @@ static void h_download_token(srv_ctx *c)
 	store_vehicle_clear(&v);
 	if (rc == PQ_OK)
 		rc = store_file_known(c->db, sha, &known);
+	if (rc == PQ_OK && !known)
+		known = bnd_file_known(c->s, sha); /* a campaign bundle's full_package.bin */
 	if (rc == PQ_OK && !known)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "no package %s", sha);
 	int64_t exp = c->now_ms + srv_get_options(c->s)->token_ttl_ms;

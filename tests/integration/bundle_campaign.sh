@@ -10,7 +10,8 @@
 #  3. /packages/TEST-001/full_package.bin: the whole file to an API key, HEAD, a Range, a
 #     download cut after 40000 bytes resumed with Range (curl -C -) giving the exact file;
 #     a vehicle not in the campaign is refused (403), as is one of a draft (no deployment
-#     yet), no credentials 401, an unknown campaign 404, a campaign without a bundle 404;
+#     yet), no credentials 401, a download token for the bundle's file 200 (one for another
+#     file 403), an unknown campaign 404, a campaign without a bundle 404;
 #  4. the rollout: once started, a vehicle of the campaign may fetch full_package.bin and
 #     metadata.json (the manifest, the units, its director targets); both agents install
 #     both units (ECU_011 and ECU_012 at 1.1.0, from the per-unit packages) and the
@@ -103,6 +104,11 @@ check "a vehicle of the draft campaign (no deployment yet): 403" test "$(vcode $
 check "a vehicle not in the campaign: 403" test "$(vcode $V3 "$U")" = 403
 check "... nor its metadata: 403" test "$(vcode $V3 "$B/packages/TEST-001/metadata.json")" = 403
 check "no credentials: 401" test "$(code "$U")" = 401
+BSHA=$(sha256sum "$PB" | cut -d' ' -f1)
+TOK=$(pcurl -d "{\"sha256\":\"$BSHA\"}" "$B/api/v1/vehicles/$V1/download-tokens" | jget token)
+check "a download token for the bundle's file: 200 without credentials" test "$(code "$U?token=$TOK")" = 200
+TOK2=$(pcurl -d "{\"sha256\":\"$(jget units.0.file_sha256 <"$WORK/bundle.json")\"}" "$B/api/v1/vehicles/$V1/download-tokens" | jget token)
+check "... a token for another file: 403" test "$(code "$U?token=$TOK2")" = 403
 check "an unknown campaign: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$B/packages/NOPE-1/full_package.bin" 2>/dev/null)" = 404
 check "a campaign without a bundle: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$B/packages/$OTHER/metadata.json" 2>/dev/null)" = 404
 
