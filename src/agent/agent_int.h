@@ -161,6 +161,7 @@ typedef struct {
 	char base_version[VM_VER_MAX + 1];
 	bool has_fallback; /* delta: the full package of the same release */
 	ag_file fallback;
+	char bundle_path[64]; /* a full image that is a unit of the campaign's bundle: where */
 } ag_image;
 
 typedef struct {
@@ -171,6 +172,8 @@ typedef struct {
 	ag_image *images;                   /* installation order */
 	size_t n_images;
 	bool rollback_all; /* "all_or_nothing" (the default) */
+	bool has_bundle;   /* the campaign's full_package.bin (docs/api.md 18): the images with */
+	ag_file bundle;    /* a bundle_path are taken from it, then checked against Uptane */
 } ag_meta;
 
 /* Parses and validates a metadata message for vehicle `vin`: every member's type, size and

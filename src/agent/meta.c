@@ -163,7 +163,7 @@ static int parse_extras(const json_t *o, const char *path, const char *vin, ag_i
 		im->has_image = true;
 	}
 	if (!im->delta)
-		return PQ_OK;
+		return get_str(o, "bundle_path", path, 0, im->bundle_path, sizeof(im->bundle_path));
 	if ((rc = pq_jv_obj(&JV, o, "delta_base", path, 0, &base)) != PQ_OK)
 		return rc;
 	if (base) {
@@ -289,6 +289,20 @@ static int apply_order(ag_meta *m, const json_t *msg)
 	return PQ_OK;
 }
 
+/* The optional "bundle": the campaign's full_package.bin (not encrypted). */
+static int parse_bundle(const json_t *msg, const char *vin, ag_meta *out)
+{
+	json_t *b = NULL;
+	int rc = pq_jv_obj(&JV, msg, "bundle", "", 0, &b);
+	if (rc != PQ_OK || !b)
+		return rc;
+	rc = parse_file(b, "bundle", vin, &out->bundle);
+	if (rc == PQ_OK && out->bundle.enc.present)
+		return pq_jv_fail(&JV, "bundle", "encryption", "a bundle is not encrypted");
+	out->has_bundle = rc == PQ_OK;
+	return rc;
+}
+
 int ag_meta_parse(const json_t *msg, const char *vin, ag_meta *out)
 {
 	json_t *targets = NULL;
@@ -309,6 +323,8 @@ int ag_meta_parse(const json_t *msg, const char *vin, ag_meta *out)
 		rc = parse_images(msg, vin, out);
 	if (rc == PQ_OK)
 		rc = apply_order(out, msg);
+	if (rc == PQ_OK)
+		rc = parse_bundle(msg, vin, out);
 	if (rc != PQ_OK) {
 		ag_meta_free(out);
 		return rc;

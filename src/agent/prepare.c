@@ -69,8 +69,10 @@ typedef struct {
 	size_t idx;
 	const char *ecu_id;
 	const ag_file *f;
-	const char *package; /* "delta", "full", "fallback" */
-	uint64_t total;      /* bytes downloaded: the ciphertext when encrypted */
+	const char *package;     /* "delta", "full", "fallback" */
+	const ag_file *bundle;   /* the campaign's bundle, when f is taken from it */
+	const char *bundle_path; /* f's path in it */
+	uint64_t total;          /* bytes downloaded: the ciphertext when encrypted */
 	int64_t last_ms;
 } dl_ctx;
 
@@ -259,20 +261,58 @@ static int decrypt(ag_agent *a, const ag_file *f, const char *dl, char *pkg_path
 	return PQ_OK;
 }
 
-/* The plaintext package of d->f at pkg_path[PATH_MAX] (decrypted from the download, or the
- * download itself), checked against the verified Uptane target vt. */
+/* d->f's package copied out of the campaign's bundle d->bundle (downloaded, resumably, once
+ * for all its images: its name is its SHA-256) into STATE/work/<sha>.swpg; the copy's index
+ * hash is checked here, the package against Uptane by the caller. */
+static int from_bundle(ag_agent *a, ag_http *h, dl_ctx *d, char *pkg_path, char *code,
+                       size_t code_len)
+{
+	char dl[PATH_MAX], work[PATH_MAX], hex[65];
+	dl_ctx bd = *d;
+	pkg_reader *r = NULL;
+	const pkg_entry *e = NULL;
+	bd.f = d->bundle;
+	bd.package = "bundle";
+	int rc = download(a, h, &bd, dl, code, code_len);
+	if (rc != PQ_OK)
+		return rc;
+	d->total = bd.total;
+	pq_hex_encode(d->f->sha256, 32, hex);
+	rc = state_subdir(a, "work", work);
+	if (rc == PQ_OK && snprintf(pkg_path, PATH_MAX, "%s/%s.swpg", work, hex) >= PATH_MAX)
+		rc = pq_err_set(PQ_ERR_RANGE, "path too long");
+	if (rc != PQ_OK) {
+		snprintf(code, code_len, "storage_error");
+		return rc;
+	}
+	if ((rc = pkg_open(dl, &r)) == PQ_OK && (rc = pkg_find(r, d->bundle_path, &e)) == PQ_OK)
+		rc = pkg_extract_package(r, e, pkg_path, NULL);
+	pkg_close(r);
+	if (rc != PQ_OK) {
+		snprintf(code, code_len, "package_mismatch");
+		return pq_err_wrap(rc, "%s in the bundle", d->bundle_path);
+	}
+	pq_log(PQ_LOG_INFO, AG_LOGC, "%s: %s taken from the campaign's bundle (%s)", d->ecu_id,
+	       d->f->name, d->bundle_path);
+	return PQ_OK;
+}
+
+/* The plaintext package of d->f at pkg_path[PATH_MAX] (decrypted from the download, the
+ * download itself, or copied out of the campaign's bundle), checked against the verified
+ * Uptane target vt. */
 static int obtain_package(ag_agent *a, ag_http *h, dl_ctx *d, const up_image *vt, char *pkg_path,
                           char *code, size_t code_len)
 {
 	char dl[PATH_MAX];
 	uint8_t sha[32];
 	struct stat st;
-	int rc = download(a, h, d, dl, code, code_len);
+	int rc = d->bundle ? from_bundle(a, h, d, pkg_path, code, code_len)
+	                   : download(a, h, d, dl, code, code_len);
 	if (rc != PQ_OK)
 		return rc;
-	if (d->f->enc.present)
+	if (!d->bundle && d->f->enc.present)
 		rc = decrypt(a, d->f, dl, pkg_path, code, code_len);
-	else
+	else if (!d->bundle)
 		snprintf(pkg_path, PATH_MAX, "%s", dl);
 	if (rc != PQ_OK)
 		return rc;
@@ -428,10 +468,16 @@ static bool delta_base(ag_agent *a, const ag_image *im, char *base, char *why)
 /* Fetches one package of image idx (f, verified as vt) to pkg[PATH_MAX]: the record says
  * which, and the server hears when it is all there. */
 static int fetch_package(ag_agent *a, ag_http *h, size_t idx, const ag_image *im, const ag_file *f,
-                         const up_image *vt, const char *kind, char *pkg, char *code,
-                         size_t code_len)
+                         const up_image *vt, const char *kind, const ag_file *bundle, char *pkg,
+                         char *code, size_t code_len)
 {
-	dl_ctx d = {.a = a, .idx = idx, .ecu_id = im->ecu_id, .f = f, .package = kind};
+	dl_ctx d = {.a = a,
+	            .idx = idx,
+	            .ecu_id = im->ecu_id,
+	            .f = f,
+	            .package = kind,
+	            .bundle = bundle,
+	            .bundle_path = im->bundle_path};
 	json_int_t total = (json_int_t)(f->enc.present ? f->enc.length : f->length);
 	int rc = rec_image_update(
 	    a, idx,
@@ -518,7 +564,9 @@ static int prepare_image(ag_agent *a, ag_http *h, const ag_meta *m, size_t idx,
 		b = base;
 	if (!fallback) {
 		const char *kind = im->delta ? "delta" : "full";
-		rc = fetch_package(a, h, idx, im, &im->file, &v->target, kind, pkg, code, code_len);
+		const ag_file *bundle = m->has_bundle && im->bundle_path[0] ? &m->bundle : NULL;
+		rc = fetch_package(a, h, idx, im, &im->file, &v->target, kind, bundle, pkg, code,
+		                   code_len);
 		if (rc != PQ_OK)
 			return rc;
 		rc = decode_image(a, im, pkg, b, &img, code, code_len);
@@ -531,8 +579,8 @@ static int prepare_image(ag_agent *a, ag_http *h, const ag_meta *m, size_t idx,
 	}
 	if (fallback) {
 		if ((rc = fall_back(a, idx, im, v, why, code, code_len)) != PQ_OK ||
-		    (rc = fetch_package(a, h, idx, im, &im->fallback, &v->fallback, "fallback", pkg,
-		                        code, code_len)) != PQ_OK)
+		    (rc = fetch_package(a, h, idx, im, &im->fallback, &v->fallback, "fallback",
+		                        NULL, pkg, code, code_len)) != PQ_OK)
 			return rc;
 		if ((rc = decode_image(a, im, pkg, b, &img, code, code_len)) != PQ_OK)
 			return pq_err_wrap(rc, "%s", im->fallback.name);

@@ -33,6 +33,67 @@ int bnd_of_campaign(store *db, const char *campaign_id, char out[41])
 	return rc;
 }
 
+/* The path in the bundle of release rid (rec's units), NULL when it is not a unit. */
+static const char *unit_path(const json_t *rec, const char *rid)
+{
+	const json_t *u;
+	size_t i;
+	json_array_foreach(json_object_get(rec, "units"), i, u)
+	{
+		const char *r = json_string_value(json_object_get(u, "release_id"));
+		if (r && rid && strcmp(r, rid) == 0)
+			return json_string_value(json_object_get(u, "path"));
+	}
+	return NULL;
+}
+
+/* "bundle_path" on each full image of body whose release is a unit of rec. */
+static int mark_images(const json_t *rec, json_t *body)
+{
+	json_t *im;
+	size_t i;
+	json_array_foreach(json_object_get(body, "images"), i, im)
+	{
+		const char *kind = json_string_value(json_object_get(im, "package"));
+		const char *path =
+		    unit_path(rec, json_string_value(json_object_get(im, "release_id")));
+		if (path && kind && strcmp(kind, "full") == 0 &&
+		    json_object_set_new(im, "bundle_path", json_string(path)) != 0)
+			return pq_err_set(PQ_ERR_NOMEM, "metadata");
+	}
+	return PQ_OK;
+}
+
+int bnd_metadata_add(srv *s, store *db, const char *campaign_id, const char *vin, const char *base,
+                     int64_t expires_ms, json_t *body)
+{
+	char bid[41], token[256], url[1024];
+	json_t *rec = NULL;
+	int rc = bnd_of_campaign(db, campaign_id, bid);
+	if (rc == PQ_ERR_NOTFOUND)
+		return PQ_OK;
+	if (rc == PQ_OK)
+		rc = bnd_load(s, bid, &rec);
+	const char *sha = json_string_value(json_object_get(rec, "file_sha256"));
+	if (rc == PQ_OK && !sha)
+		rc = pq_err_set(PQ_ERR_FORMAT, "bundle %s: no file_sha256", bid);
+	if (rc == PQ_OK)
+		rc = srv_token_make(s, vin, sha, expires_ms, token, sizeof(token));
+	if (rc == PQ_OK && snprintf(url, sizeof(url), "%s/packages/%s/full_package.bin?token=%s",
+	                            base, campaign_id, token) >= (int)sizeof(url))
+		rc = pq_err_set(PQ_ERR_RANGE, "bundle URL too long (public_url)");
+	if (rc == PQ_OK &&
+	    json_object_set_new(body, "bundle",
+	                        json_pack("{s:s,s:s,s:O,s:s,s:n}", "name", "full_package.bin",
+	                                  "url", url, "length", json_object_get(rec, "file_size"),
+	                                  "sha256", sha, "encryption")) != 0)
+		rc = pq_err_set(PQ_ERR_NOMEM, "metadata");
+	if (rc == PQ_OK)
+		rc = mark_images(rec, body);
+	json_decref(rec);
+	return rc;
+}
+
 /* Who may fetch campaign cid's bundle file sha; false when the refusal was sent. */
 static bool may_fetch(srv_ctx *c, const char *cid, const char *sha)
 {

@@ -25,4 +25,12 @@ void bnd_get(srv_ctx *c);
  * campaign does not exist or has no bundle. */
 int bnd_of_campaign(store *db, const char *campaign_id, char out[41]) PQ_MUST_CHECK;
 
+/* For ota_campaign_metadata (body, of vehicle vin): when campaign_id was made from a bundle,
+ * "bundle": {"name": "full_package.bin", "url" (base + /packages/<campaign_id>/
+ * full_package.bin?token=, the token valid until expires_ms), "length", "sha256",
+ * "encryption": null} and, on each full image whose release is a unit, "bundle_path" (its
+ * path in the bundle). Nothing for another campaign. */
+int bnd_metadata_add(srv *s, store *db, const char *campaign_id, const char *vin, const char *base,
+                     int64_t expires_ms, json_t *body) PQ_MUST_CHECK;
+
 #endif

@@ -12,6 +12,7 @@
 #include "core/text.h"
 #include "crypto/aead.h"
 #include "crypto/kem.h"
+#include "server/bundles.h"
 #include "server/msg.h"
 #include "server/uptane_int.h"
 #include "store/campaign.h"
@@ -433,6 +434,8 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 	if (rc != PQ_OK)
 		goto out;
 	rc = metadata_body(&m, d, &ms, out);
+	if (rc == PQ_OK) /* a bundle campaign's full_package.bin, where each image is in it */
+		rc = bnd_metadata_add(s, db, campaign_id, vin, m.base, m.expires_ms, *out);
 out:
 	meta_end(&m);
 	up_meta_set_free(&ms);

@@ -13,9 +13,10 @@
 #     yet), no credentials 401, a download token for the bundle's file 200 (one for another
 #     file 403), an unknown campaign 404, a campaign without a bundle 404;
 #  4. the rollout: once started, a vehicle of the campaign may fetch full_package.bin and
-#     metadata.json (the manifest, the units, its director targets); both agents install
-#     both units (ECU_011 and ECU_012 at 1.1.0, from the per-unit packages) and the
-#     deployments complete.
+#     metadata.json (the manifest, the units, its director targets); both agents download
+#     full_package.bin (the URL ota_campaign_metadata gives), take both units out of it,
+#     check them against their Uptane targets and install them (ECU_011 and ECU_012 at
+#     1.1.0); the deployments complete.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
 . "$(dirname "$0")/agent_lib.bash"
@@ -113,8 +114,8 @@ check "an unknown campaign: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$
 check "a campaign without a bundle: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$B/packages/$OTHER/metadata.json" 2>/dev/null)" = 404
 
 # --- 4. the rollout ------------------------------------------------------------------------------
-start_agent $V1
-start_agent $V2
+start_agent $V1 --log-level info
+start_agent $V2 --log-level info
 check "the agents sent their VCI" wait_for 60 vci_in $V1 && wait_for 60 vci_in $V2
 pcurl -X POST "$B/api/v1/campaigns/TEST-001/start" -o /dev/null || bad "start"
 check "a vehicle of the campaign: 200" test "$(vcode $V1 "$U")" = 200
@@ -131,6 +132,7 @@ for v in $V1 $V2; do
 	check "$v: completed" test "$(final_state TEST-001 $v)" = completed
 	check "$v: ECU_011 at 1.1.0" test "$(ecu_bank $v ECU_011 | cut -d' ' -f3)" = 1.1.0
 	check "$v: ECU_012 at 1.1.0" test "$(ecu_bank $v ECU_012 | cut -d' ' -f3)" = 1.1.0
+	check "$v: both units taken from the downloaded bundle" test "$(grep -c 'taken from the campaign.s bundle' "$WORK/agent-$v.log")" = 2
 done
 check "agent $V1 stops cleanly" stop_agent $V1
 check "agent $V2 stops cleanly" stop_agent $V2
