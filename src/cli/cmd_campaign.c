@@ -14,42 +14,45 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: pqota campaign create [connection] --name NAME --release ID...\n"
-	        "                             [target] [policy] [--phase SPEC...] [--start]\n"
-	        "       pqota campaign create [connection] --spec FILE [--start]\n"
-	        "       pqota campaign list [connection] [--limit N] [--offset N]\n"
-	        "       pqota campaign show|start|pause|resume|cancel [connection] ID\n"
-	        "       pqota campaign watch [connection] ID [--timeout S]\n"
-	        "\n"
-	        "Campaigns roll releases out to the vehicles that need them (docs/api.md 12).\n"
-	        "create: a draft (started at once with --start); --spec FILE is the whole JSON\n"
-	        "  body of POST /api/v1/campaigns, the options below build one:\n"
-	        "  --id ID                 the campaign's id (1..40 of A-Z a-z 0-9 _ -, e.g.\n"
-	        "                          TEST-001; default a generated UUID; 409 when taken)\n"
-	        "  --release ID            a release (repeat: up to 32)\n"
-	        "  --notes TEXT            release notes sent to the vehicles\n"
-	        "  target: --vin VIN (repeat), --model M, --hardware-id HW (repeat),\n"
-	        "          --version-min V, --version-max V (installed version bounds)\n"
-	        "  policy: --consent-required, --deadline YYYY-MM-DDTHH:MM:SSZ,\n"
-	        "          --battery-min PCT, --parked, --ignition-off, --storage-min BYTES,\n"
-	        "          --vehicle-timeout S, --rollback all_or_nothing|none\n"
-	        "  --phase SPEC            count=N or percent=P, then optionally ,success=R\n"
-	        "                          and ,error=R (ratios 0..1); repeat for each phase\n"
-	        "list, show: campaigns with their counts; start, pause, resume, cancel: an\n"
-	        "  action, printing the campaign after it.\n"
-	        "watch: live deployment transitions and counts (the server's event stream, and\n"
-	        "  the campaign re-read every few seconds) until the campaign ends; with --json,\n"
-	        "  one JSON object a line.\n"
-	        "\n" CLI_CONN_USAGE "\n"
-	        "An operator key for create and the actions, any key otherwise. Exit status: 0\n"
-	        "done (watch: the campaign completed), 1 watch: it was cancelled or --timeout\n"
-	        "passed, 2 an error (connection, HTTP error such as 409 bad_state), 64 usage.\n");
+	fprintf(
+	    f, "usage: pqota campaign create [connection] --name NAME --release ID...|--bundle ID\n"
+	       "                             [target] [policy] [--phase SPEC...] [--start]\n"
+	       "       pqota campaign create [connection] --spec FILE [--start]\n"
+	       "       pqota campaign list [connection] [--limit N] [--offset N]\n"
+	       "       pqota campaign show|start|pause|resume|cancel [connection] ID\n"
+	       "       pqota campaign watch [connection] ID [--timeout S]\n"
+	       "\n"
+	       "Campaigns roll releases out to the vehicles that need them (docs/api.md 12).\n"
+	       "create: a draft (started at once with --start); --spec FILE is the whole JSON\n"
+	       "  body of POST /api/v1/campaigns, the options below build one:\n"
+	       "  --id ID                 the campaign's id (1..40 of A-Z a-z 0-9 _ -, e.g.\n"
+	       "                          TEST-001; default a generated UUID; 409 when taken)\n"
+	       "  --release ID            a release (repeat: up to 32)\n"
+	       "  --bundle ID             instead of --release: a bundle's releases (POST\n"
+	       "                          /api/v1/bundles; docs/api.md 18)\n"
+	       "  --notes TEXT            release notes sent to the vehicles\n"
+	       "  target: --vin VIN (repeat), --model M, --hardware-id HW (repeat),\n"
+	       "          --version-min V, --version-max V (installed version bounds)\n"
+	       "  policy: --consent-required, --deadline YYYY-MM-DDTHH:MM:SSZ,\n"
+	       "          --battery-min PCT, --parked, --ignition-off, --storage-min BYTES,\n"
+	       "          --vehicle-timeout S, --rollback all_or_nothing|none\n"
+	       "  --phase SPEC            count=N or percent=P, then optionally ,success=R\n"
+	       "                          and ,error=R (ratios 0..1); repeat for each phase\n"
+	       "list, show: campaigns with their counts; start, pause, resume, cancel: an\n"
+	       "  action, printing the campaign after it.\n"
+	       "watch: live deployment transitions and counts (the server's event stream, and\n"
+	       "  the campaign re-read every few seconds) until the campaign ends; with --json,\n"
+	       "  one JSON object a line.\n"
+	       "\n" CLI_CONN_USAGE "\n"
+	       "An operator key for create and the actions, any key otherwise. Exit status: 0\n"
+	       "done (watch: the campaign completed), 1 watch: it was cancelled or --timeout\n"
+	       "passed, 2 an error (connection, HTTP error such as 409 bad_state), 64 usage.\n");
 }
 
 enum {
 	O_NAME = CLI_O_NEXT,
 	O_ID,
+	O_BUNDLE,
 	O_RELEASE,
 	O_NOTES,
 	O_VIN,
@@ -75,6 +78,7 @@ static const struct option opts[] = {
     CLI_CONN_OPTIONS,
     {"name", required_argument, NULL, O_NAME},
     {"id", required_argument, NULL, O_ID},
+    {"bundle", required_argument, NULL, O_BUNDLE},
     {"release", required_argument, NULL, O_RELEASE},
     {"notes", required_argument, NULL, O_NOTES},
     {"vin", required_argument, NULL, O_VIN},
@@ -172,7 +176,12 @@ static int on_option(void *user, int ch, const char *arg)
 	switch (ch) {
 	case O_NAME:
 	case O_ID:
-		rc = json_object_set_new(a->body, ch == O_NAME ? "name" : "id", json_string(arg))
+	case O_BUNDLE:
+		rc = json_object_set_new(a->body,
+		                         ch == O_NAME ? "name"
+		                         : ch == O_ID ? "id"
+		                                      : "bundle_id",
+		                         json_string(arg))
 		         ? PQ_ERR_NOMEM
 		         : PQ_OK;
 		break;
@@ -346,9 +355,11 @@ static int create_body(args *a, json_t **body)
 		}
 		return CLI_EXIT_OK;
 	}
-	if (!json_object_get(a->body, "name") || !json_object_get(a->body, "release_ids"))
-		return cli_usage_error("campaign", "create: --name and --release are required "
-		                                   "(or --spec FILE)");
+	if (!json_object_get(a->body, "name") ||
+	    (!json_object_get(a->body, "release_ids") && !json_object_get(a->body, "bundle_id")))
+		return cli_usage_error("campaign",
+		                       "create: --name and --release (or --bundle) are required "
+		                       "(or --spec FILE)");
 	if (json_object_size(a->prereq))
 		json_object_set(a->policy, "prerequisites", a->prereq);
 	if (json_object_size(a->target))

@@ -6,7 +6,8 @@
 #     (POST /api/v1/bundles): one release per unit, hardware ids of the default model;
 #     refused (422) with a manifest whose hash is not the upload's, and for a corrupted
 #     bundle; taken twice: 409 (its releases exist);
-#  2. a campaign with the operator's id TEST-001 from the bundle (bundle_id);
+#  2. a campaign with the operator's id TEST-001 from the bundle (pqota campaign create
+#     --id TEST-001 --bundle ID);
 #  3. /packages/TEST-001/full_package.bin: the whole file to an API key, HEAD, a Range, a
 #     download cut after 40000 bytes resumed with Range (curl -C -) giving the exact file;
 #     a vehicle not in the campaign is refused (403), as is one of a draft (no deployment
@@ -84,8 +85,10 @@ check "the same bundle again: 409" test "$(take "$(upload "$PB")" "$WORK/pb/mani
 check "GET /api/v1/bundles/{id}" test "$(pcurl "$B/api/v1/bundles/$BID" | jget file_sha256)" = "$(sha256sum "$PB" | cut -d' ' -f1)"
 
 # --- 2. the campaign TEST-001 ----------------------------------------------------------------------
-pcurl -d "{\"id\":\"TEST-001\",\"name\":\"bundle\",\"bundle_id\":\"$BID\",\"target\":{\"vins\":[\"$V1\",\"$V2\"]},
-	\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}" "$B/api/v1/campaigns" >"$WORK/c.json" || bad "campaign create"
+rc=0
+PQOTA_SERVER=$B PQOTA_CA=$CA PQOTA_API_KEY=$APIKEY "$PQOTA" campaign create --id TEST-001 --name bundle \
+	--bundle "$BID" --vin $V1 --vin $V2 --phase percent=100,error=1.0 --json >"$WORK/c.json" || rc=$?
+check "pqota campaign create --id TEST-001 --bundle (exit $rc)" test $rc = 0
 check "campaign TEST-001 from the bundle" test "$(jget id <"$WORK/c.json") $(jget policy.bundle_id <"$WORK/c.json")" = "TEST-001 $BID"
 check "... with the bundle's releases" test "$(jget release_ids <"$WORK/c.json" | tr -d ' ')" = "$(jget release_ids <"$WORK/bundle.json" | tr -d ' ')"
 OTHER=$(pcurl -d "{\"id\":\"PLAIN-1\",\"name\":\"plain\",\"release_ids\":[\"$R11\"],\"target\":{\"vins\":[\"$V3\"]}}" "$B/api/v1/campaigns" | jget id)
