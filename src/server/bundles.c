@@ -80,6 +80,21 @@ static const char *jstr(const json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
+/* hardware_ids: an object of at most 4096 strings. */
+static bool hw_map_ok(const json_t *m)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(m) || json_object_size(m) > 4096)
+		return false;
+	json_object_foreach((json_t *)m, k, v)
+	{
+		if (!json_is_string(v))
+			return false;
+	}
+	return true;
+}
+
 /* The body's members; false when an error was sent. */
 static bool parse_body(srv_ctx *c, const json_t *b, bnd_req *q)
 {
@@ -107,10 +122,10 @@ static bool parse_body(srv_ctx *c, const json_t *b, bnd_req *q)
 		return false;
 	}
 	if ((q->title && (strlen(q->title) < 1 || strlen(q->title) > 64)) ||
-	    (q->hw_map && !json_is_object(q->hw_map))) {
+	    (q->hw_map && !hw_map_ok(q->hw_map))) {
 		srv_error(
 		    c, 400, "bad_request",
-		    "title: 1..64 characters; hardware_ids: an object {ECU name: hardware id}");
+		    "title: 1..64 characters; hardware_ids: an object {unit name: hardware id}");
 		return false;
 	}
 	return true;
@@ -230,9 +245,9 @@ static int fill_unit(srv_ctx *c, const bnd_req *q, bnd_unit *u)
 	int rc = pq_uuid4(r->id);
 	if (rc != PQ_OK)
 		return rc;
-	snprintf(r->title, sizeof(r->title), "%.40s %.63s %u.%u.%u",
-	         q->title ? q->title : jstr(q->manifest, "campaign_id"), u->e->path,
-	         h->version.major, h->version.minor, h->version.patch);
+	const char *prefix = q->title ? q->title : jstr(q->manifest, "campaign_id");
+	snprintf(r->title, sizeof(r->title), "%.40s %.63s %u.%u.%u", prefix ? prefix : "bundle",
+	         u->e->path, h->version.major, h->version.minor, h->version.patch);
 	snprintf(r->version, sizeof(r->version), "%u.%u.%u", h->version.major, h->version.minor,
 	         h->version.patch);
 	snprintf(r->hardware_id, sizeof(r->hardware_id), "%s", hw);
@@ -419,10 +434,11 @@ void bnd_create(srv_ctx *c)
 	bnd_req q = {0};
 	char want[65], id[PQ_UUID_LEN];
 	if (!b || !srv_query_only(c, NULL) || !parse_body(c, b, &q) ||
-	    !rel_upload_ready(c, q.upload, want) || !rel_hash_upload(c, q.upload, want, q.sha) ||
-	    rel_upload_received(c, q.upload, &q.size) != PQ_OK)
+	    !rel_upload_ready(c, q.upload, want) || !rel_hash_upload(c, q.upload, want, q.sha))
 		goto out;
-	int rc = take_in(c, &q);
+	int rc = rel_upload_received(c, q.upload, &q.size);
+	if (rc == PQ_OK)
+		rc = take_in(c, &q);
 	for (size_t i = 0; rc == PQ_OK && i < q.n; i++)
 		rc = extract_unit(c->s, q.rd, &q.u[i]);
 	if (rc == PQ_OK)

@@ -2,8 +2,9 @@
 # bundle_campaign.sh: a `pqota pack build` bundle as one release set, against a real server,
 # mosquitto and two real agents:
 #
-#  1. full_package.bin (ECU_011 and ECU_012, 1.1.0) uploaded and taken with its manifest
-#     (POST /api/v1/bundles): one release per unit, hardware ids of the default model;
+#  1. full_package.bin (VMG 2.0.0, zone 1: ZGW1, ECU_011 and ECU_012 at 1.1.0) uploaded and
+#     taken with its manifest (POST /api/v1/bundles): one release per unit, hardware ids
+#     the body's (VMG) or the defaults (ECU_nnn: the default model's; ZGW1: its name);
 #     refused (422) with a manifest whose hash is not the upload's, and for a corrupted
 #     bundle; taken twice: 409 (its releases exist);
 #  2. a campaign with the operator's id TEST-001 from the bundle (pqota campaign create
@@ -42,10 +43,12 @@ upload() {
 	pcurl -X PUT --data-binary @"$1" "$B/api/v1/uploads/$up?offset=0" -o /dev/null || return 1
 	echo "$up"
 }
-# take UPLOAD MANIFEST_FILE OUT: POST /api/v1/bundles; prints the HTTP status
+# take UPLOAD MANIFEST_FILE OUT: POST /api/v1/bundles (the VMG's hardware id given); prints
+# the HTTP status
 take() {
 	python3 -c 'import json,sys
-print(json.dumps({"upload_id": sys.argv[1], "manifest": json.load(open(sys.argv[2]))}))' "$1" "$2" >"$WORK/take.json"
+print(json.dumps({"upload_id": sys.argv[1], "manifest": json.load(open(sys.argv[2])),
+                  "hardware_ids": {"VMG": "HW-VMG-1"}}))' "$1" "$2" >"$WORK/take.json"
 	pcurl -o "$3" -w '%{http_code}' --data @"$WORK/take.json" "$B/api/v1/bundles" 2>/dev/null || true
 }
 # code ARGS...: the HTTP status of a request (curl's own options first)
@@ -55,7 +58,9 @@ vcode() { local v=$1; shift; code --cert "$PKI/vehicles/$v/client.crt" --key "$P
 # --- 1. the bundle ---------------------------------------------------------------------------------
 head -c 300000 /dev/urandom >"$WORK/e11.bin"
 head -c 200000 /dev/urandom >"$WORK/e12.bin"
-"$PQOTA" pack build --campaign-id TEST-001 --ecu-011-binary "$WORK/e11.bin" --ecu-011-version 1.1.0 \
+head -c 100000 /dev/urandom >"$WORK/vmg.bin"
+"$PQOTA" pack build --campaign-id TEST-001 --vmg-binary "$WORK/vmg.bin" --vmg-version 2.0.0 \
+	--zgw-binary "$WORK/vmg.bin" --ecu-011-binary "$WORK/e11.bin" --ecu-011-version 1.1.0 \
 	--ecu-012-binary "$WORK/e12.bin" --ecu-012-version 1.1.0 --output-dir "$WORK/pb" >/dev/null || bad "pack build"
 PB="$WORK/pb/full_package.bin"
 python3 -c 'import json,sys
@@ -71,15 +76,18 @@ json.dump(m, open(sys.argv[3], "w"))' "$WORK/pb/manifest.json" "$WORK/corrupt.bi
 check "a corrupted bundle (its manifest rehashed): 422" test "$(take "$(upload "$WORK/corrupt.bin")" "$WORK/corrupt-manifest.json" "$WORK/r.json")" = 422
 check "the bundle taken: 201" test "$(take "$(upload "$PB")" "$WORK/pb/manifest.json" "$WORK/bundle.json")" = 201
 BID=$(jget id <"$WORK/bundle.json")
-check "... two units, the default model's hardware ids" python3 - "$WORK/bundle.json" <<'PY'
+check "... four units (VMG, ZGW1, ECU_011, ECU_012), their hardware ids" python3 - "$WORK/bundle.json" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))
 u = {x["ecu_id"]: x for x in b["units"]}
-assert sorted(u) == ["ECU_011", "ECU_012"], u
+assert sorted(u) == ["ECU_011", "ECU_012", "VMG", "ZGW1"], u
 assert u["ECU_011"]["hardware_id"] == "HW-1-011" and u["ECU_012"]["version"] == "1.1.0", u
-assert len(b["release_ids"]) == 2 and b["campaign_id"] == "TEST-001", b
+assert u["VMG"]["hardware_id"] == "HW-VMG-1" and u["ZGW1"]["hardware_id"] == "ZGW1", u
+assert u["ECU_011"]["path"] == "ZONE1/ECU_011" and u["VMG"]["version"] == "2.0.0", u
+assert len(b["release_ids"]) == 4 and b["campaign_id"] == "TEST-001", b
 PY
-R11=$(jget units.0.release_id <"$WORK/bundle.json")
+R11=$(python3 -c 'import json,sys
+print([u["release_id"] for u in json.load(open(sys.argv[1]))["units"] if u["ecu_id"] == "ECU_011"][0])' "$WORK/bundle.json")
 check "... each unit a release" test "$(pcurl "$B/api/v1/releases/$R11" | jget version)" = 1.1.0
 check "the same bundle again: 409" test "$(take "$(upload "$PB")" "$WORK/pb/manifest.json" "$WORK/r.json")" = 409
 check "GET /api/v1/bundles/{id}" test "$(pcurl "$B/api/v1/bundles/$BID" | jget file_sha256)" = "$(sha256sum "$PB" | cut -d' ' -f1)"
@@ -111,7 +119,7 @@ check "no credentials: 401" test "$(code "$U")" = 401
 BSHA=$(sha256sum "$PB" | cut -d' ' -f1)
 TOK=$(pcurl -d "{\"sha256\":\"$BSHA\"}" "$B/api/v1/vehicles/$V1/download-tokens" | jget token)
 check "a download token for the bundle's file: 200 without credentials" test "$(code "$U?token=$TOK")" = 200
-TOK2=$(pcurl -d "{\"sha256\":\"$(jget units.0.file_sha256 <"$WORK/bundle.json")\"}" "$B/api/v1/vehicles/$V1/download-tokens" | jget token)
+TOK2=$(pcurl -d "{\"sha256\":\"$(pcurl "$B/api/v1/releases/$R11" | jget package.sha256)\"}" "$B/api/v1/vehicles/$V1/download-tokens" | jget token)
 check "... a token for another file: 403" test "$(code "$U?token=$TOK2")" = 403
 check "an unknown campaign: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$B/packages/NOPE-1/full_package.bin" 2>/dev/null)" = 404
 check "a campaign without a bundle: 404" test "$(pcurl -o /dev/null -w '%{http_code}' "$B/packages/$OTHER/metadata.json" 2>/dev/null)" = 404
@@ -129,7 +137,7 @@ m = json.load(open(sys.argv[1]))
 assert m["campaign_id"] == "TEST-001" and m["manifest"]["campaign_id"] == "TEST-001", m
 assert m["bundle"]["sha256"] == hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest(), m
 assert m["bundle"]["length"] == os.path.getsize(sys.argv[2]) and m["bundle"]["url"] == "/packages/TEST-001/full_package.bin"
-assert len(m["units"]) == 2 and m["uptane"]["director_targets"] == "/uptane/director/%s/targets.json" % sys.argv[3], m
+assert len(m["units"]) == 4 and m["uptane"]["director_targets"] == "/uptane/director/%s/targets.json" % sys.argv[3], m
 PY
 for v in $V1 $V2; do
 	check "$v: completed" test "$(final_state TEST-001 $v)" = completed
