@@ -230,7 +230,11 @@ static int fill_unit(srv_ctx *c, const bnd_req *q, bnd_unit *u)
 	const swpg_header *h = &u->e->hdr;
 	const char *slash = strrchr(u->e->path, '/');
 	const char *name = slash ? slash + 1 : u->e->path;
-	int zone = slash ? atoi(u->e->path + 4) : 0; /* "ZONE<z>/..." */
+	const char *p = u->e->path;
+	/* "ZONE<z>/<name>": z is 1..9 (PKG_ZONES_MAX) */
+	int zone = slash && strncmp(p, "ZONE", 4) == 0 && p[4] >= '1' && p[4] <= '9' && p[5] == '/'
+	               ? p[4] - '0'
+	               : 0;
 	char hwbuf[32];
 	const char *hw = hardware_id(q, name, zone, hwbuf);
 	store_release *r = &u->r;
