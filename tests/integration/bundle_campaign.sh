@@ -18,7 +18,9 @@
 #     metadata.json (the manifest, the units, its director targets); both agents download
 #     full_package.bin (the URL ota_campaign_metadata gives), take both units out of it,
 #     check them against their Uptane targets and install them (ECU_011 and ECU_012 at
-#     1.1.0); the deployments complete.
+#     1.1.0); the deployments complete. The agents reach the server through a proxy that
+#     cuts one download once in the middle of full_package.bin: the agent resumes it with
+#     Range.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
 . "$(dirname "$0")/agent_lib.bash"
@@ -28,7 +30,13 @@ V2=BUNDLEVEHICLE0002
 V3=BUNDLEOUTSIDER003
 make_pki $V1 $V2 $V3
 start_broker
-write_server_conf s1
+# vehicles reach the server through a proxy (public_url) that cuts one download once, after
+# 2.5 MB from the server: in the middle of a full_package.bin (about 5 MB)
+SP=$(free_port)
+python3 "$PQOTA_SRC/tests/integration/cut_proxy.py" "$SP" "$WORK/proxy.port" 2500000 "$WORK/proxy.log" down &
+PIDS+=($!)
+wait_for 10 test -s "$WORK/proxy.port" || bad "the proxy did not start"
+write_server_conf s1 "listen = 127.0.0.1:$SP" "public_url = https://127.0.0.1:$(cat "$WORK/proxy.port")"
 start_server s1
 B=$BASE_s1
 make_key s1
@@ -56,8 +64,8 @@ code() { on35 curl -sS -o /dev/null -w '%{http_code}' --curves X25519MLKEM768 --
 vcode() { local v=$1; shift; code --cert "$PKI/vehicles/$v/client.crt" --key "$PKI/vehicles/$v/client.key" "$@"; }
 
 # --- 1. the bundle ---------------------------------------------------------------------------------
-head -c 300000 /dev/urandom >"$WORK/e11.bin"
-head -c 200000 /dev/urandom >"$WORK/e12.bin"
+head -c 3000000 /dev/urandom >"$WORK/e11.bin"
+head -c 2000000 /dev/urandom >"$WORK/e12.bin"
 head -c 100000 /dev/urandom >"$WORK/vmg.bin"
 "$PQOTA" pack build --campaign-id TEST-001 --vmg-binary "$WORK/vmg.bin" --vmg-version 2.0.0 \
 	--zgw-binary "$WORK/vmg.bin" --ecu-011-binary "$WORK/e11.bin" --ecu-011-version 1.1.0 \
@@ -145,6 +153,8 @@ for v in $V1 $V2; do
 	check "$v: ECU_012 at 1.1.0" test "$(ecu_bank $v ECU_012 | cut -d' ' -f3)" = 1.1.0
 	check "$v: both units taken from the downloaded bundle" test "$(grep -c 'taken from the campaign.s bundle' "$WORK/agent-$v.log")" = 2
 done
+check "the proxy cut a download once" grep -q "cut after 2500000 bytes" "$WORK/proxy.log"
+check "... an agent resumed full_package.bin after it (Range)" grep -q "resuming full_package.bin at byte" "$WORK/agent-$V1.log" "$WORK/agent-$V2.log"
 check "agent $V1 stops cleanly" stop_agent $V1
 check "agent $V2 stops cleanly" stop_agent $V2
 finish

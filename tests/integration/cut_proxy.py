@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """cut_proxy.py: a TCP proxy for tests of dropped connections (standard library only).
 
-usage: cut_proxy.py TARGET_PORT PORT_FILE CUT_AFTER_BYTES [LOG_FILE]
+usage: cut_proxy.py TARGET_PORT PORT_FILE CUT_AFTER_BYTES [LOG_FILE [down]]
 
 Listens on 127.0.0.1 (a free port, written to PORT_FILE once it listens) and forwards
 every connection to 127.0.0.1:TARGET_PORT. Once CUT_AFTER_BYTES bytes in all have gone from
 clients to the target, the connection carrying that byte is cut (both sides reset, the
 bytes after it never forwarded), once; later connections pass untouched. LOG_FILE gets a
-line "cut after N bytes" when it happened."""
+line "cut after N bytes" when it happened. With "down", the bytes counted are those from
+the target to the clients (a download cut instead of an upload)."""
 import os
 import selectors
 import socket
@@ -17,7 +18,8 @@ import sys
 target = int(sys.argv[1])
 port_file = sys.argv[2]
 cut_after = int(sys.argv[3])
-log_file = sys.argv[4] if len(sys.argv) > 4 else None
+log_file = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
+down = len(sys.argv) > 5 and sys.argv[5] == "down"
 
 sent = 0
 cut_done = False
@@ -45,6 +47,7 @@ def close(s):
 
 def pump(src, upstream):
     global sent, cut_done
+    counted = upstream != down
     dst = peer.get(src)
     try:
         data = src.recv(1 << 20)
@@ -55,7 +58,7 @@ def pump(src, upstream):
         if dst is not None:
             close(dst)
         return
-    if upstream and not cut_done and sent + len(data) >= cut_after:
+    if counted and not cut_done and sent + len(data) >= cut_after:
         keep = cut_after - sent
         try:
             dst.sendall(data[:keep])
@@ -69,7 +72,7 @@ def pump(src, upstream):
         reset(src)
         reset(dst)
         return
-    if upstream:
+    if counted:
         sent += len(data)
     try:
         dst.setblocking(True)
