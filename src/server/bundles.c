@@ -395,6 +395,15 @@ static int store_record(srv_ctx *c, const bnd_req *q, const json_t *rec, const c
 	return rc;
 }
 
+/* Removes the record of id (its releases could not be stored). */
+static void drop_record(srv *s, const char *id)
+{
+	char name[64], path[PATH_MAX];
+	snprintf(name, sizeof(name), "%s.json", id);
+	if (rel_data_path(s, "bundles", name, path) == PQ_OK)
+		unlink(path);
+}
+
 /* ---- routes ---------------------------------------------------------------------------- */
 
 /* The upload complete, hashed, opened, verified and matched with the manifest; the units'
@@ -450,9 +459,10 @@ void bnd_create(srv_ctx *c)
 	if (rc == PQ_OK && !(rec = record_json(c, &q, id)))
 		rc = pq_err_set(PQ_ERR_NOMEM, "bundle record");
 	if (rc == PQ_OK)
-		rc = insert_releases(c->db, &q);
-	if (rc == PQ_OK)
 		rc = store_record(c, &q, rec, id);
+	/* the record first: releases never point to a bundle without one */
+	if (rc == PQ_OK && (rc = insert_releases(c->db, &q)) != PQ_OK)
+		drop_record(c->s, id);
 	if (rc != PQ_OK) {
 		fail(c, rc);
 		goto out;
