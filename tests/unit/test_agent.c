@@ -466,6 +466,42 @@ static char *image_targets(const char *fb_sha, int fb_len, int counter, const ch
 	return s;
 }
 
+/* A campaign's bundle (docs/protocol.md): parsed, a full image's bundle_path kept; refused
+ * when encrypted or malformed. */
+static void test_meta_bundle(void **state)
+{
+	(void)state;
+	json_t *msg = meta_msg();
+	ag_meta m;
+	assert_ok(ag_meta_parse(msg, VIN, &m));
+	assert_false(m.has_bundle);
+	assert_string_equal(m.images[0].bundle_path, "");
+	ag_meta_free(&m);
+	json_object_set_new(
+	    msg, "bundle",
+	    json_pack("{s:s,s:s,s:i,s:s,s:n}", "name", "full_package.bin", "url",
+	              "https://127.0.0.1:1/packages/TEST-001/full_package.bin?token=t", "length",
+	              9000, "sha256", SHA3, "encryption"));
+	json_object_set_new(json_array_get(json_object_get(msg, "images"), 1), "bundle_path",
+	                    json_string("ZONE1/ECU_012"));
+	assert_ok(ag_meta_parse(msg, VIN, &m));
+	assert_true(m.has_bundle);
+	assert_string_equal(m.bundle.name, "full_package.bin");
+	assert_int_equal(m.bundle.length, 9000);
+	assert_false(m.bundle.enc.present);
+	assert_string_equal(m.images[0].ecu_id, "ECU_012"); /* install_order: first */
+	assert_string_equal(m.images[0].bundle_path, "ZONE1/ECU_012");
+	assert_string_equal(m.images[1].bundle_path, ""); /* the delta is not taken from it */
+	ag_meta_free(&m);
+	json_t *b = json_object_get(msg, "bundle");
+	json_object_set_new(b, "encryption", enc_for(SHA3));
+	assert_int_equal(ag_meta_parse(msg, VIN, &m), PQ_ERR_FORMAT);
+	assert_non_null(strstr(pq_err_detail(), "not encrypted"));
+	json_object_set_new(b, "encryption", json_null());
+	json_object_del(b, "sha256");
+	meta_bad(msg, "bundle");
+}
+
 static void test_meta_match(void **state)
 {
 	(void)state;
@@ -770,9 +806,10 @@ int main(void)
 	    cmocka_unit_test(test_envelope),     cmocka_unit_test(test_msg_new_and_time),
 	    cmocka_unit_test(test_json_updates), cmocka_unit_test(test_seen),
 	    cmocka_unit_test(test_readiness),    cmocka_unit_test(test_vci_ecu),
-	    cmocka_unit_test(test_meta_parse),   cmocka_unit_test(test_meta_match),
-	    cmocka_unit_test(test_state),        cmocka_unit_test(test_diag_answer),
-	    cmocka_unit_test(test_phases),       cmocka_unit_test(test_file_digest),
+	    cmocka_unit_test(test_meta_parse),   cmocka_unit_test(test_meta_bundle),
+	    cmocka_unit_test(test_meta_match),   cmocka_unit_test(test_state),
+	    cmocka_unit_test(test_diag_answer),  cmocka_unit_test(test_phases),
+	    cmocka_unit_test(test_file_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
