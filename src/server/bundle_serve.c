@@ -184,7 +184,7 @@ static void h_metadata(srv_ctx *c)
 	    json_object_get(rec, "file_size"), "sha256", json_object_get(rec, "file_sha256"),
 	    "units", json_object_get(rec, "units"), "manifest", json_object_get(rec, "manifest"),
 	    "uptane", "director_targets", director, "image_targets", "/uptane/image/targets.json",
-	    "covers", "each unit's package (by release, as any release's); not full_package.bin");
+	    "covers", "each unit's package (a release's target); full_package.bin is not a target");
 	json_decref(rec);
 	srv_json(c, 200, j);
 }
