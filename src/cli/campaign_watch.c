@@ -27,9 +27,9 @@ typedef struct {
 	char event[32];
 	char *data; /* the event's data lines, joined */
 	size_t dlen;
-	bool dirty;     /* an event of the campaign (or a reset): re-read it */
-	bool connected; /* the stream's ": connected" arrived */
-	char last[640]; /* the last counts line printed */
+	bool dirty;      /* an event of the campaign (or a reset): re-read it */
+	bool connected;  /* the stream's ": connected" arrived */
+	char last[640];  /* the last counts line printed */
 	bool continuous; /* the campaign's mode is continuous: it ends only when cancelled */
 } watcher;
 
@@ -139,12 +139,12 @@ static int refresh(watcher *w, char *state, size_t cap)
 		snprintf(w->last, sizeof(w->last), "%s", line);
 		now_text(t);
 		if (w->c->json) {
-			json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:O}", "event", "counts", "id",
-			                      w->id, "state", state, "mode",
-			                      w->continuous ? "continuous" : "once", "current_phase",
-			                      (json_int_t)cli_jint(cp, "current_phase"), "total",
-			                      (json_int_t)cli_jint(cp, "total"), "counts",
-			                      json_object_get(cp, "counts"));
+			json_t *j = json_pack(
+			    "{s:s,s:s,s:s,s:s,s:I,s:I,s:O}", "event", "counts", "id", w->id,
+			    "state", state, "mode", w->continuous ? "continuous" : "once",
+			    "current_phase", (json_int_t)cli_jint(cp, "current_phase"), "total",
+			    (json_int_t)cli_jint(cp, "total"), "counts",
+			    json_object_get(cp, "counts"));
 			char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 			if (s)
 				printf("%s\n", s);

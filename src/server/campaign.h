@@ -99,6 +99,16 @@ typedef struct {
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms,
                char id_out[41]) PQ_MUST_CHECK;
 
+/* A release's rollout (POST /api/v1/releases "rollout", docs/api.md 12.3): the spec of the
+ * continuous campaign that rolls release_id out: rollout's members (name, default
+ * default_name; release_notes, target, policy, phases, ends_at: as in cmp_create) with
+ * release_ids [release_id] and mode "continuous". Checked as cmp_create checks them, but
+ * for the release (so it can be checked before the release exists); PQ_ERR_INVAL names
+ * the member ("rollout.bogus: unknown member", "policy.deadline: ..."). *spec_out: a new
+ * object for cmp_create. */
+int cmp_rollout_spec(const json_t *rollout, const char *release_id, const char *default_name,
+                     json_t **spec_out) PQ_MUST_CHECK;
+
 /* draft -> running: resolves the targeted vehicles from the stored ECUs (an ECU with a
  * release's hardware id whose installed version of the release's software type is older
  * by semver, within the target filter; the delta package when the installed version is

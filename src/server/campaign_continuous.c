@@ -63,8 +63,8 @@ static void admitted_event(const cmp_env *env, const char *cid, const char *vin,
 	cmp__event(env, "deployment",
 	           json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I}", "campaign_id", cid, "vin", vin,
 	                     "from", "", "to", "pending", "cause",
-	                     "engine: admitted by a continuous campaign", "phase", phase,
-	                     "at_ms", (json_int_t)now_ms));
+	                     "engine: admitted by a continuous campaign", "phase", phase, "at_ms",
+	                     (json_int_t)now_ms));
 }
 
 /* Admits vin to the running campaign c when c is continuous and admitting, the vehicle is

@@ -458,11 +458,61 @@ static int fill_draft(store_campaign *c, const char *name, const char *actor, in
 	return PQ_OK;
 }
 
+/* The members of a campaign spec (cmp_create). */
+static const char *const spec_keys[] = {
+    "name", "release_ids", "release_notes", "target", "policy", "phases", "mode", "ends_at", NULL};
+
+/* The checks of cmp_create that need no store: target, policy, phases, mode. */
+static int check_members(const json_t *spec)
+{
+	json_t *target = json_object(), *policy = json_object(), *phases = json_array();
+	int rc = target && policy && phases ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "campaign");
+	if (rc == PQ_OK && (rc = norm_target(json_object_get(spec, "target"), target)) == PQ_OK &&
+	    (rc = norm_policy(json_object_get(spec, "policy"), policy)) == PQ_OK &&
+	    (rc = norm_phases(json_object_get(spec, "phases"), phases)) == PQ_OK)
+		rc = norm_mode(spec, phases, policy);
+	json_decref(target);
+	json_decref(policy);
+	json_decref(phases);
+	return rc;
+}
+
+int cmp_rollout_spec(const json_t *rollout, const char *release_id, const char *default_name,
+                     json_t **spec_out)
+{
+	static const char *const keys[] = {"name",   "release_notes", "target", "policy",
+	                                   "phases", "ends_at",       NULL};
+	*spec_out = NULL;
+	if (!json_is_object(rollout))
+		return pq_jv_fail(&JV, "rollout", NULL, "not an object");
+	int rc = pq_jv_keys(&JV, rollout, "rollout", keys);
+	if (rc != PQ_OK)
+		return rc;
+	json_t *spec = json_deep_copy(rollout);
+	if (!spec ||
+	    (!json_object_get(spec, "name") &&
+	     json_object_set_new(spec, "name", json_string(default_name)) != 0) ||
+	    json_object_set_new(spec, "release_ids", json_pack("[s]", release_id)) != 0 ||
+	    json_object_set_new(spec, "mode", json_string("continuous")) != 0) {
+		json_decref(spec);
+		return pq_err_set(PQ_ERR_NOMEM, "rollout");
+	}
+	const char *name = NULL, *notes = NULL;
+	if ((rc = pq_jv_str(&JV, spec, "name", "rollout", PQ_JV_REQUIRED, STORE_CAMPAIGN_NAME_MAX,
+	                    &name)) != PQ_OK ||
+	    (rc = pq_jv_str(&JV, spec, "release_notes", "rollout", 0, CMP_NOTES_MAX, &notes)) !=
+	        PQ_OK ||
+	    (rc = check_members(spec)) != PQ_OK) {
+		json_decref(spec);
+		return rc;
+	}
+	*spec_out = spec;
+	return PQ_OK;
+}
+
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms, char id_out[41])
 {
-	static const char *const keys[] = {
-	    "name",   "release_ids", "release_notes", "target", "policy",
-	    "phases", "mode",        "ends_at",       NULL};
+	const char *const *keys = spec_keys;
 	if (!db || !spec || !id_out)
 		return pq_err_set(PQ_ERR_INVAL, "cmp_create: bad arguments");
 	if (!json_is_object(spec))

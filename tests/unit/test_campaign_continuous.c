@@ -67,7 +67,8 @@ static void release_r1(store *s)
 	assert_ok(store_release_insert(s, &r));
 }
 
-/* ---- the engine's environment: ota_campaign offers counted per vehicle ------------------------ */
+/* ---- the engine's environment: ota_campaign offers counted per vehicle ------------------------
+ */
 
 typedef struct {
 	char vin[8][18];
@@ -107,10 +108,8 @@ static int no_metadata(void *user, store *db, const char *campaign_id, const cha
 
 static cmp_env env_of(offers *o)
 {
-	return (cmp_env){.instance_id = "test-1",
-	                 .publish = count_offer,
-	                 .metadata = no_metadata,
-	                 .user = o};
+	return (cmp_env){
+	    .instance_id = "test-1", .publish = count_offer, .metadata = no_metadata, .user = o};
 }
 
 /* Offers to vin so far. */
