@@ -99,7 +99,7 @@ typedef struct {
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms,
                char id_out[41]) PQ_MUST_CHECK;
 
-/* A release's rollout (POST /api/v1/releases "rollout", docs/api.md 12.3): the spec of the
+/* A release's rollout (POST /api/v1/releases "rollout", docs/api.md 12.10): the spec of the
  * continuous campaign that rolls release_id out: rollout's members (name, default
  * default_name; release_notes, target, policy, phases, ends_at: as in cmp_create) with
  * release_ids [release_id] and mode "continuous". Checked as cmp_create checks them, but

@@ -1,5 +1,5 @@
 /* release_rollout.c: a release posted with a "rollout" (POST /api/v1/releases, docs/api.md
- * 12.3) rolls out on its own: the rollout is checked with the release's other fields, and
+ * 7.6, 12.10) rolls out on its own: the rollout is checked with the release's other fields, and
  * once the release is stored a continuous campaign for it is created and started (its
  * catch-up pass admits the vehicles known to need it; cmp_admit the others as they
  * report, which the release announcement prompts them to do). */
