@@ -59,8 +59,10 @@ void rel_rollout_start(srv_ctx *c, const store_release *r, const json_t *body, j
 	json_decref(spec);
 	if (rc == PQ_OK) {
 		json_object_set_new(out, "rollout_campaign_id", json_string(id));
-		pq_log(PQ_LOG_INFO, "releases", "release %s rolls out: continuous campaign %s (%lld "
-		       "vehicle(s) at start)", r->id, id, (long long)admitted);
+		pq_log(PQ_LOG_INFO, "releases",
+		       "release %s rolls out: continuous campaign %s (%lld "
+		       "vehicle(s) at start)",
+		       r->id, id, (long long)admitted);
 		return;
 	}
 	/* the release stays (it was checked and stored); the operator starts a campaign */
