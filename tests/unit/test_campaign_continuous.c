@@ -131,6 +131,18 @@ static int create(store *s, const char *spec_json, char id[41])
 	return rc;
 }
 
+/* Creates and starts a continuous campaign for r1 with the spec's other members (",..."
+ * or ""); *n (optional): vehicles admitted at the start. */
+static void start_continuous(store *s, const cmp_env *env, const char *members, char id[41],
+                             int64_t *n)
+{
+	char spec[512];
+	snprintf(spec, sizeof(spec),
+	         "{\"name\":\"c\",\"release_ids\":[\"r1\"],\"mode\":\"continuous\"%s}", members);
+	assert_ok(create(s, spec, id));
+	assert_ok(cmp_start(s, env, id, T0, n));
+}
+
 static int admitted(store *s, const cmp_env *env, const char *vin, int64_t now)
 {
 	int n = -1;
@@ -185,12 +197,8 @@ static void test_admission_rules(void **state)
 	release_r1(s);
 	vehicle(s, "VIN-EARLY", "zonal-1", false, "1.0.0");
 	char id[41], once[41];
-	assert_ok(create(s,
-	                 "{\"name\":\"roll\",\"release_ids\":[\"r1\"],\"mode\":\"continuous\","
-	                 "\"target\":{\"model\":\"zonal-1\"}}",
-	                 id));
 	int64_t n = -1;
-	assert_ok(cmp_start(s, &env, id, T0, &n));
+	start_continuous(s, &env, ",\"target\":{\"model\":\"zonal-1\"}", id, &n);
 	assert_int_equal(n, 1); /* the catch-up pass: the known vehicle */
 	cmp_tick_stats st = {0};
 	assert_ok(cmp_tick(s, &env, T0 + 1, &st));
@@ -246,13 +254,11 @@ static void test_phases_and_threshold(void **state)
 	cmp_env env = env_of(&o);
 	release_r1(s);
 	char id[41];
-	assert_ok(create(s,
-	                 "{\"name\":\"p\",\"release_ids\":[\"r1\"],\"mode\":\"continuous\","
-	                 "\"phases\":[{\"count\":1},{\"count\":2,\"error_threshold\":0.4},"
-	                 "{\"percent\":100}]}",
-	                 id));
 	int64_t n = -1;
-	assert_ok(cmp_start(s, &env, id, T0, &n));
+	start_continuous(s, &env,
+	                 ",\"phases\":[{\"count\":1},{\"count\":2,\"error_threshold\":0.4},"
+	                 "{\"percent\":100}]",
+	                 id, &n);
 	assert_int_equal(n, 0);
 	const char *vins[] = {"VIN-A", "VIN-B", "VIN-C", "VIN-D"};
 	for (int i = 0; i < 4; i++) {
@@ -301,11 +307,7 @@ static void test_ends_at(void **state)
 	release_r1(s);
 	char id[41];
 	/* T0 is 2023-11-14T22:13:20Z */
-	assert_ok(create(s,
-	                 "{\"name\":\"e\",\"release_ids\":[\"r1\"],\"mode\":\"continuous\","
-	                 "\"ends_at\":\"2023-11-14T22:13:30Z\"}",
-	                 id));
-	assert_ok(cmp_start(s, &env, id, T0, NULL));
+	start_continuous(s, &env, ",\"ends_at\":\"2023-11-14T22:13:30Z\"", id, NULL);
 	vehicle(s, "VIN-A", "zonal-1", true, "1.0.0");
 	assert_int_equal(admitted(s, &env, "VIN-A", T0 + 1000), 1);
 	cmp_tick_stats st = {0};
