@@ -231,7 +231,7 @@ static bool release_newer(ag_main *g, const json_t *r)
 
 /* The retained release announcement: when it names a version newer than one of this
  * vehicle's ECUs runs, the vehicle reports its VCI (once per announcement), which is what
- * a continuous campaign admits vehicles on (docs/protocol.md, "Continuous campaigns"). */
+ * a continuous campaign admits vehicles on (docs/protocol.md, release_announcement). */
 static void on_releases(ag_main *g, const json_t *m, const ag_env *env)
 {
 	json_t *rel = json_object_get(m, "releases");

@@ -48,7 +48,7 @@ static int rollout_start(srv_ctx *c, const json_t *spec, char id[41], int64_t *a
 void rel_rollout_start(srv_ctx *c, const store_release *r, const json_t *body, json_t *out)
 {
 	json_t *rollout = json_object_get(body, "rollout"), *spec = NULL;
-	if (!out || !rollout || json_is_null(rollout))
+	if (!rollout || json_is_null(rollout))
 		return;
 	char name[160], id[41] = "";
 	int64_t admitted = 0;
@@ -58,7 +58,8 @@ void rel_rollout_start(srv_ctx *c, const store_release *r, const json_t *body, j
 		rc = rollout_start(c, spec, id, &admitted);
 	json_decref(spec);
 	if (rc == PQ_OK) {
-		json_object_set_new(out, "rollout_campaign_id", json_string(id));
+		if (out)
+			json_object_set_new(out, "rollout_campaign_id", json_string(id));
 		pq_log(PQ_LOG_INFO, "releases",
 		       "release %s rolls out: continuous campaign %s (%lld "
 		       "vehicle(s) at start)",
@@ -68,6 +69,9 @@ void rel_rollout_start(srv_ctx *c, const store_release *r, const json_t *body, j
 	/* the release stays (it was checked and stored); the operator starts a campaign */
 	pq_log(PQ_LOG_WARN, "releases", "release %s: rollout not started: %s", r->id,
 	       pq_err_detail());
-	json_object_set_new(out, "rollout_campaign_id", id[0] ? json_string(id) : json_null());
-	json_object_set_new(out, "rollout_error", json_string(pq_err_detail()));
+	if (out) {
+		json_object_set_new(out, "rollout_campaign_id",
+		                    id[0] ? json_string(id) : json_null());
+		json_object_set_new(out, "rollout_error", json_string(pq_err_detail()));
+	}
 }
