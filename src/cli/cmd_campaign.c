@@ -334,23 +334,8 @@ static int create_body(args *a, json_t **body)
 {
 	if (a->spec && a->built)
 		return cli_usage_error("campaign", "create: --spec FILE or the options, not both");
-	if (a->spec) {
-		char *text = NULL;
-		size_t len = 0;
-		json_error_t je;
-		int rc = pq_file_read(a->spec, SPEC_MAX, &text, &len);
-		if (rc != PQ_OK)
-			return cli_error(rc, "campaign create");
-		*body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-		free(text);
-		if (!json_is_object(*body)) {
-			json_decref(*body);
-			fprintf(stderr, "pqota: error: %s: line %d: %s (a JSON object expected)\n",
-			        a->spec, je.line, je.text);
-			return CLI_EXIT_ERROR;
-		}
-		return CLI_EXIT_OK;
-	}
+	if (a->spec)
+		return cli_read_json_object(a->spec, SPEC_MAX, body);
 	if (!json_object_get(a->body, "name") || !json_object_get(a->body, "release_ids"))
 		return cli_usage_error("campaign", "create: --name and --release are required "
 		                                   "(or --spec FILE)");

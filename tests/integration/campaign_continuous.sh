@@ -7,7 +7,8 @@
 #     vehicle registered after the start is admitted when it comes online; an agent whose
 #     installation fails trips the error threshold: the campaign pauses and a later agent is
 #     not admitted; `campaign watch` shows the admissions and never "completes";
-#  2. a release posted with a rollout starts its own continuous campaign: the retained
+#  2. a release posted with a rollout (`pqota release upload --rollout FILE`; an invalid
+#     rollout refused before anything is stored) starts its own continuous campaign: the retained
 #     release announcement makes the running agent report its VCI, and it installs the new
 #     version without any campaign started by the operator.
 . "$(dirname "$0")/lib.bash"
@@ -112,18 +113,16 @@ check "... and the auto-pause" grep -q "campaign paused: auto_paused" "$WORK/wat
 
 # --- 2. a release that rolls out on its own --------------------------------------------------------
 head -c 150000 /dev/urandom >"$WORK/app-1.2.bin"
-up=$(pcurl -d '{"size":150000}' "$B/api/v1/uploads" | jget id)
-pcurl -X PUT --data-binary @"$WORK/app-1.2.bin" "$B/api/v1/uploads/$up?offset=0" -o /dev/null
-code=$(on35 curl -s -o "$WORK/bad-rollout.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
-	-H "Authorization: Bearer $APIKEY" -d "{\"title\":\"x\",\"version\":\"1.2.0\",\"hardware_id\":\"HW-1-011\",
-	\"ecu_id\":\"ECU_011\",\"upload_id\":\"$up\",\"rollout\":{\"phases\":[{\"percent\":5},{\"percent\":100}]}}" \
-	"$B/api/v1/releases")
-check "a release with an invalid rollout is refused before anything is stored (got $code)" test "$code" = 400
-check "... saying why" grep -q "rollout: phases\[0\]: a continuous campaign" "$WORK/bad-rollout.json"
+rel12() { "$PQOTA" release upload "$WORK/app-1.2.bin" --version 1.2.0 --ecu ECU_011 --hardware-id HW-1-011 "$@"; }
+echo '{"phases":[{"percent":5},{"percent":100}]}' >"$WORK/bad-rollout.json"
+expect_exit 2 "release upload --rollout with an invalid rollout: refused" rel12 --rollout "$WORK/bad-rollout.json"
+check "... saying why (HTTP 400)" grep -q "HTTP 400 bad_request.*rollout: phases\[0\]: a continuous campaign" "$WORK/last.out"
+check "... and no release was stored" test "$("$PQOTA" release list --json | jget total)" = 1
 ann0=$(event_count $VOLD sent msg_type=vci_report)
-pcurl -d "{\"title\":\"ECU_011 1.2.0\",\"version\":\"1.2.0\",\"hardware_id\":\"HW-1-011\",\"ecu_id\":\"ECU_011\",
-	\"upload_id\":\"$up\",\"rollout\":{\"target\":{\"vins\":[\"$VOLD\"]},\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}}" \
-	"$B/api/v1/releases" >"$WORK/r2.json"
+echo "{\"target\":{\"vins\":[\"$VOLD\"]},\"phases\":[{\"percent\":100,\"error_threshold\":1.0}]}" >"$WORK/rollout.json"
+rc=0
+rel12 --rollout "$WORK/rollout.json" --json >"$WORK/r2.json" || rc=$?
+check "release upload --rollout exits 0 (got $rc)" test "$rc" = 0
 C2=$(jget rollout_campaign_id <"$WORK/r2.json")
 check "the release with a rollout answers its campaign" test -n "$C2" -a "$C2" != None
 check "... a running continuous campaign" test "$(pcurl "$B/api/v1/campaigns/$C2" | jget mode) $(cstate "$C2")" = "continuous running"
