@@ -212,6 +212,30 @@ static int campaign_metadata(srv_ctx *c, const char *campaign_id, json_t **out)
 	return rc;
 }
 
+/* The campaign's prerequisites while the engine waits for the vehicle's readiness (an
+ * accepted deployment of a campaign with prerequisites, readiness not yet answered ready: the
+ * engine asks again at next_ms), else NULL. The metadata comes only after `ready`, as over
+ * MQTT (campaign_msg.c). */
+static json_t *readiness_pending(srv_ctx *c, const current_dep *cur)
+{
+	store_deployment d;
+	store_campaign cp;
+	json_t *pre = NULL;
+	if (cur->state != STORE_DEP_ACCEPTED ||
+	    store_deployment_get(c->db, cur->d.campaign_id, c->vin, &d) != PQ_OK ||
+	    d.next_ms == 0 || store_campaign_get(c->db, cur->d.campaign_id, &cp) != PQ_OK) {
+		pq_err_clear();
+		return NULL;
+	}
+	json_t *policy = json_loads(cp.policy ? cp.policy : "{}", 0, NULL);
+	json_t *p = json_object_get(policy, "prerequisites");
+	if (json_is_object(p) && json_object_size(p) > 0)
+		pre = json_deep_copy(p);
+	json_decref(policy);
+	store_campaign_clear(&cp);
+	return pre;
+}
+
 void compat_ota_check(srv_ctx *c)
 {
 	current_dep cur;
@@ -230,26 +254,27 @@ void compat_ota_check(srv_ctx *c)
 		rc = pq_err_set(PQ_ERR_NOMEM, "targets");
 	if (rc == PQ_OK)
 		rc = store_target_list(c->db, cur.d.campaign_id, c->vin, target_cb, ts);
-	if (rc == PQ_OK && needs_metadata(cur.state))
+	json_t *ready = rc == PQ_OK ? readiness_pending(c, &cur) : NULL;
+	if (rc == PQ_OK && needs_metadata(cur.state) && !ready)
 		rc = campaign_metadata(c, cur.d.campaign_id, &meta);
-	if (rc == PQ_ERR_UNSUPPORTED) { /* no Uptane keys: nothing a vehicle could verify */
-		free(ts);
-		srv_error(c, 503, "no_uptane", "%s", pq_err_detail());
-		return;
-	}
 	if (rc != PQ_OK) {
 		free(ts);
-		srv_fail(c, rc, "update check");
+		json_decref(ready);
+		if (rc == PQ_ERR_UNSUPPORTED) /* no Uptane keys: nothing a vehicle could verify */
+			srv_error(c, 503, "no_uptane", "%s", pq_err_detail());
+		else
+			srv_fail(c, rc, "update check");
 		return;
 	}
 	json_t *targets = targets_json(ts);
 	free(ts);
 	srv_json(c, 200,
-	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:i}", "vin", c->vin,
+	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:o,s:i}", "vin", c->vin,
 	                   "update_available", 1, "campaign", "id", cur.d.campaign_id, "name",
 	                   cur.d.campaign_name, "state", cur.d.state, "phase", cur.d.phase,
 	                   "targets", targets, "metadata", meta ? meta : json_null(),
-	                   "poll_after_s", POLL_AFTER_S));
+	                   "readiness_required", ready ? ready : json_null(), "poll_after_s",
+	                   POLL_AFTER_S));
 }
 
 /* ---- GET /api/v1/ota/package[/{id}] -----------------------------------------------------------
