@@ -17,6 +17,7 @@
 #include "crypto/key.h"
 #include "crypto/pki.h"
 #include "server/diag.h"
+#include "server/readiness.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "server/telemetry.h"
@@ -514,4 +515,5 @@ const srv_route *const srv_route_tables[] = {route_compat_table,
                                              route_console_table,
                                              route_telemetry_table,
                                              route_apikey_table,
+                                             route_readiness_table,
                                              NULL};
