@@ -4,8 +4,9 @@
 #  1. GET /: JSON server information for API clients (no secrets), the console for browsers;
 #  2. the aliases answer what their native routes answer, with the same requirement (no key
 #     401, a low role 403), a vehicle only its own data, an unknown vehicle 404; the
-#     readiness alias is still pending (404);
+#     readiness alias refuses an offline vehicle (409);
 #  3. POST /api/vehicles/{vin}/vci asks the running agent: it answers with a new VCI;
+#     POST /api/vehicles/{vin}/readiness too: its checks, ready (readiness_now.sh has more);
 #  4. the ECU registry: filters, keyset pages, versions, 404s, roles;
 #  5. the REST update check of a vehicle polling with its certificate: check (offered,
 #     then the signed director metadata after acceptance), packages (its own only; the
@@ -103,7 +104,8 @@ check "...an operator: 201, the vehicle (got $code)" jtrue "$WORK/r.json" "d['vi
 code=$(st "$OPKEY" POST "$B/api/v1/vehicles/register" --data @"$WORK/reg4.json")
 check "...again: 409 (got $code)" test "$code" = 409
 check "...it is registered (audited as the native route)" is "$OPKEY" GET "$B/api/v1/vehicles/$V4" 200
-check "POST /api/vehicles/$V1/readiness: 404 (pending, docs/api.md 17.1)" is "$OPKEY" POST "$B/api/vehicles/$V1/readiness" 404 not_found
+check "POST /api/vehicles/$V1/readiness of an offline vehicle: 409" is "$OPKEY" POST "$B/api/vehicles/$V1/readiness" 409 vehicle_offline
+check "...a viewer key: 403" is "$VIEWKEY" POST "$B/api/vehicles/$V1/readiness" 403 forbidden
 
 # --- 3. POST /api/vehicles/{vin}/vci asks the real agent ---------------------------------------
 check "the trusted Uptane roots are served" provision $V3
@@ -119,6 +121,9 @@ check "...an operator: 202 with the request's message id (got $code)" jtrue "$WO
 	"d['vin'] == '$V3' and len(d['message_id']) == 36"
 newer() { [ "$(vci_at)" -gt "$first" ]; }
 check "...the agent answers: a new VCI is stored" wait_for 30 newer
+code=$(st "$OPKEY" POST "$B/api/vehicles/$V3/readiness?wait=20")
+check "POST /api/vehicles/$V3/readiness: 200, the agent's answer: ready (got $code)" jtrue "$WORK/r.json" \
+	"d['vin'] == '$V3' and d['state'] == 'answered' and d['ready'] is True and len(d['checks']) == 4"
 
 # --- 4. the ECU registry ---------------------------------------------------------------------
 check "GET /api/v1/ecus: no key 401" is - GET "$B/api/v1/ecus" 401
