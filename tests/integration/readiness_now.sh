@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# readiness_now.sh: readiness now (docs/api.md 6.17) against a real server with its MQTT
+# readiness_now.sh: readiness now (docs/api.md 6.18) against a real server with its MQTT
 # bridge, mosquitto with its ACL, and real `pqota vehicle` agents:
 #  1. a ready vehicle: POST /api/v1/vehicles/{vin}/readiness answers 200 with the agent's
 #     four checks, all ok; GET .../readiness (the newest) and .../readiness/{id} show it;
