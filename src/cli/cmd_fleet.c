@@ -395,8 +395,9 @@ static void print_readiness(const json_t *r)
 	json_array_foreach(json_object_get(r, "checks"), i, ch)
 	{
 		check_value(json_object_get(ch, "value"), v, sizeof(v));
-		printf("  %-4s %-13s %-14s %s\n", json_is_true(json_object_get(ch, "ok")) ? "ok" : "no",
-		       cli_jstr(ch, "name"), v, cli_jstr(ch, "reason"));
+		printf("  %-4s %-13s %-14s %s\n",
+		       json_is_true(json_object_get(ch, "ok")) ? "ok" : "no", cli_jstr(ch, "name"),
+		       v, cli_jstr(ch, "reason"));
 	}
 	if (!row)
 		return;
@@ -420,8 +421,8 @@ static int do_readiness(cli_conn *c, const args *a, const char *vin)
 	int ex = vin_ok(vin);
 	if (ex != CLI_EXIT_OK)
 		return ex;
-	snprintf(wait, sizeof(wait), "%ld", a->timeout < READY_WAIT_MAX_S ? a->timeout
-	                                                                   : READY_WAIT_MAX_S);
+	snprintf(wait, sizeof(wait), "%ld",
+	         a->timeout < READY_WAIT_MAX_S ? a->timeout : READY_WAIT_MAX_S);
 	snprintf(base, sizeof(base), "/api/v1/vehicles/%s/readiness", vin);
 	if (cli_path(path, sizeof(path), base, "wait", wait, CLI_END) != PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "vehicle %s", vin);
@@ -429,8 +430,8 @@ static int do_readiness(cli_conn *c, const args *a, const char *vin)
 		return cli_error(PQ_ERR_IO, "vehicle readiness");
 	if (status != 200) {
 		if (status == 504)
-			fprintf(stderr, "pqota: %s did not answer within %s s (check %s)\n", vin, wait,
-			        cli_jstr(json_object_get(r, "readiness"), "id"));
+			fprintf(stderr, "pqota: %s did not answer within %s s (check %s)\n", vin,
+			        wait, cli_jstr(json_object_get(r, "readiness"), "id"));
 		ex = status == 504 ? CLI_EXIT_ERROR : cli_api_error("vehicle readiness", status, r);
 		json_decref(r);
 		return ex;

@@ -222,10 +222,12 @@ static bool on_readiness(ctl *c, msg_in *m, int64_t now)
 	if (rc != PQ_OK || !ours) {
 		c->m_rejected++;
 		pq_log(PQ_LOG_WARN, LOGC, "%s: ota_readiness_response refused: %s", m->vin,
-		       rc != PQ_OK ? pq_err_detail() : "no campaign and no readiness check it answers");
+		       rc != PQ_OK ? pq_err_detail()
+		                   : "no campaign and no readiness check it answers");
 	} else if (!stored) {
-		pq_log(PQ_LOG_INFO, LOGC, "%s: readiness answer for %s: answered or expired already",
-		       m->vin, m->correlation_id);
+		pq_log(PQ_LOG_INFO, LOGC,
+		       "%s: readiness answer for %s: answered or expired already", m->vin,
+		       m->correlation_id);
 	}
 	return true;
 }

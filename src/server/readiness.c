@@ -31,29 +31,32 @@ static int name_index(const json_t *name)
 }
 
 /* One check, its members checked and copied; *ok its verdict; seen marks its name. */
-static int read_check(const json_t *c, size_t at, bool seen[N_CHECK_NAMES], bool *ok,
-                      json_t **out)
+static int read_check(const json_t *c, size_t at, bool seen[N_CHECK_NAMES], bool *ok, json_t **out)
 {
 	const char *key;
 	json_t *v;
 	if (!json_is_object(c))
-		return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks[%zu] is not an object", at);
+		return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks[%zu] is not an object",
+		                  at);
 	json_object_foreach((json_t *)c, key, v)
 	{
 		if (strcmp(key, "name") && strcmp(key, "ok") && strcmp(key, "value") &&
 		    strcmp(key, "reason"))
-			return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks[%zu] has member '%.32s'",
-			                  at, key);
+			return pq_err_set(PQ_ERR_FORMAT,
+			                  "readiness answer: checks[%zu] has member '%.32s'", at,
+			                  key);
 	}
 	int ni = name_index(json_object_get(c, "name"));
 	json_t *okv = json_object_get(c, "ok"), *value = json_object_get(c, "value");
 	json_t *reason = json_object_get(c, "reason");
 	if (ni < 0 || seen[ni])
 		return pq_err_set(PQ_ERR_FORMAT,
-		                  "readiness answer: checks[%zu] names no check or one seen before", at);
+		                  "readiness answer: checks[%zu] names no check or one seen before",
+		                  at);
 	if (!json_is_boolean(okv) ||
 	    (value && !json_is_number(value) && !json_is_boolean(value) && !json_is_null(value)))
-		return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks[%zu]: bad ok or value", at);
+		return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks[%zu]: bad ok or value",
+		                  at);
 	if (reason && !json_is_null(reason) && !text_ok(reason, RDY_REASON_MAX))
 		return pq_err_set(PQ_ERR_RANGE, "readiness answer: checks[%zu]: bad reason", at);
 	seen[ni] = true;
@@ -69,7 +72,8 @@ static int read_checks(const json_t *checks, bool *all_ok, json_t *out)
 	bool seen[N_CHECK_NAMES] = {false};
 	size_t n = json_array_size(checks);
 	if (!json_is_array(checks) || n == 0 || n > RDY_CHECKS_MAX)
-		return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks is not an array of 1..%d",
+		return pq_err_set(PQ_ERR_FORMAT,
+		                  "readiness answer: checks is not an array of 1..%d",
 		                  RDY_CHECKS_MAX);
 	*all_ok = true;
 	for (size_t i = 0; i < n; i++) {
@@ -132,7 +136,8 @@ int rdy_on_response(store *db, const msg_in *m, int64_t now_ms, bool *ours, bool
 	if (rc == PQ_OK && !text)
 		rc = pq_err_set(PQ_ERR_NOMEM, "readiness answer");
 	if (rc == PQ_OK)
-		rc = store_readiness_answer(db, m->vin, m->correlation_id, ready, text, now_ms, stored);
+		rc = store_readiness_answer(db, m->vin, m->correlation_id, ready, text, now_ms,
+		                            stored);
 	free(text);
 	json_decref(answer);
 	return rc;
@@ -146,12 +151,13 @@ json_t *rdy_json(const store_readiness *r, int64_t now_ms)
 		json_decref(pre);
 		return NULL;
 	}
-	const char *state = r->answered_ms ? "answered" : now_ms > r->expires_ms ? "expired"
-	                                                                          : "pending";
+	const char *state = r->answered_ms           ? "answered"
+	                    : now_ms > r->expires_ms ? "expired"
+	                                             : "pending";
 	json_t *j = json_pack(
 	    "{s:s,s:s,s:s,s:o,s:O,s:O,s:o,s:I,s:I,s:o,s:s}", "id", r->id, "vin", r->vin, "state",
-	    state, "ready", r->ready < 0 ? json_null() : json_boolean(r->ready),
-	    "checks", answer ? json_object_get(answer, "checks") : json_null(), "reason",
+	    state, "ready", r->ready < 0 ? json_null() : json_boolean(r->ready), "checks",
+	    answer ? json_object_get(answer, "checks") : json_null(), "reason",
 	    answer && json_object_get(answer, "reason") ? json_object_get(answer, "reason")
 	                                                : json_null(),
 	    "prerequisites", pre ? pre : json_object(), "requested_ms", (json_int_t)r->requested_ms,

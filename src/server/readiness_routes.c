@@ -73,8 +73,8 @@ static int build_request(const char *vin, json_t *pre, char **text, char id[STOR
 	if (!msg_vin_valid(vin))
 		return pq_err_set(PQ_ERR_INVAL, "VIN %s cannot name an MQTT topic", vin);
 	json_t *m = msg_new("request_ota_readiness", vin, NULL);
-	*text = m && json_object_set(m, "prerequisites", pre) == 0 ? json_dumps(m, JSON_COMPACT)
-	                                                             : NULL;
+	*text =
+	    m && json_object_set(m, "prerequisites", pre) == 0 ? json_dumps(m, JSON_COMPACT) : NULL;
 	if (*text)
 		snprintf(id, STORE_ID_MAX + 1, "%s",
 		         json_string_value(json_object_get(m, "message_id")));

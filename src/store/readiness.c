@@ -105,9 +105,9 @@ int store_readiness_get(store *s, const char *vin, const char *id, store_readine
 	if (rc != PQ_OK)
 		return rc;
 	store_val p[] = {SV_TEXT(vin), SV_TEXT(id)};
-	rc = id ? store__get_one(s,
-	                         "SELECT " RDY_COLS " FROM readiness_checks WHERE vin = ? AND id = ?",
-	                         p, 2, row_readiness, out, "readiness check", &found)
+	rc = id ? store__get_one(
+	              s, "SELECT " RDY_COLS " FROM readiness_checks WHERE vin = ? AND id = ?", p, 2,
+	              row_readiness, out, "readiness check", &found)
 	        : store__get_one(s,
 	                         "SELECT " RDY_COLS " FROM readiness_checks WHERE vin = ?"
 	                         " ORDER BY requested_ms DESC, id DESC LIMIT 1",
