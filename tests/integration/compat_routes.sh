@@ -39,25 +39,6 @@ OPKEY=$APIKEY
 VIEWKEY=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role viewer --name view 2>/dev/null)
 check "vehicles registered" register "$B" $V1 $V2 $V3
 
-# st CRED METHOD URL [curl args...]: the status code, the body in $WORK/r.json. CRED: an API
-# key, "veh:VIN" (that vehicle's certificate) or "-" (nothing)
-st() {
-	local cred=$1 method=$2 url=$3 a=()
-	shift 3
-	case "$cred" in
-	-) ;;
-	veh:*) a=(--cert "$PKI/vehicles/${cred#veh:}/client.crt" --key "$PKI/vehicles/${cred#veh:}/client.key") ;;
-	*) a=(-H "Authorization: Bearer $cred") ;;
-	esac
-	on35 curl -sS -o "$WORK/r.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
-		"${a[@]}" -X "$method" "$@" "$url"
-}
-# jtrue FILE EXPR: the Python expression EXPR (d: the JSON in FILE) is true
-jtrue() {
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$1" "$2"
-}
 # is CRED METHOD URL STATUS [CODE]: the answer has that status (and error code)
 is() {
 	local code

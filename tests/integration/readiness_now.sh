@@ -27,19 +27,6 @@ VX=READYNOWOTHER004 # registered, its certificate used to forge answers
 cli_setup $VR $VN $VO $VX
 check "vehicles registered" register "$B" $VR $VN $VO $VX
 
-# st CRED METHOD URL [curl args...]: the status, the body in $WORK/r.json (CRED: a key, "-")
-st() {
-	local cred=$1 method=$2 url=$3 a=()
-	shift 3
-	[ "$cred" = - ] || a=(-H "Authorization: Bearer $cred")
-	on35 curl -sS -o "$WORK/r.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
-		"${a[@]}" -X "$method" "$@" "$url"
-}
-jtrue() {
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$1" "$2"
-}
 # is_get KEY URL EXPR: a 200 whose JSON makes EXPR true
 is_get() { [ "$(st "$1" GET "$2")" = 200 ] && jtrue "$WORK/r.json" "$3"; }
 U=$B/api/v1/vehicles
