@@ -1,31 +1,22 @@
 /* readiness.c: the check of a vehicle's answer to an on-demand readiness request and its
  * storing (server/readiness.h); the routes are in readiness_routes.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonv.h"
 #include "server/readiness.h"
+
+static const pq_jv JV = {.err = PQ_ERR_FORMAT, .what = "readiness answer", .null_absent = true};
 
 static const char *const check_names[] = {"battery", "parked", "ignition_off", "storage"};
 #define N_CHECK_NAMES (sizeof(check_names) / sizeof(check_names[0]))
 
-/* Bounded text without control characters. */
-static bool text_ok(const json_t *s, size_t max)
-{
-	const char *v = json_string_value(s);
-	size_t n = json_string_length(s);
-	if (!v || n > max || strlen(v) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-			return false;
-	return true;
-}
-
 /* The index of a check's name in check_names, -1 when it is none of them. */
-static int name_index(const json_t *name)
+static int name_index(const char *name)
 {
-	for (size_t i = 0; json_is_string(name) && i < N_CHECK_NAMES; i++)
-		if (strcmp(json_string_value(name), check_names[i]) == 0)
+	for (size_t i = 0; i < N_CHECK_NAMES; i++)
+		if (strcmp(name, check_names[i]) == 0)
 			return (int)i;
 	return -1;
 }
@@ -33,37 +24,31 @@ static int name_index(const json_t *name)
 /* One check, its members checked and copied; *ok its verdict; seen marks its name. */
 static int read_check(const json_t *c, size_t at, bool seen[N_CHECK_NAMES], bool *ok, json_t **out)
 {
-	const char *key;
-	json_t *v;
+	static const char *const keys[] = {"name", "ok", "value", "reason", NULL};
+	const char *name = NULL, *reason = NULL;
+	char path[24];
+	snprintf(path, sizeof(path), "checks[%zu]", at);
 	if (!json_is_object(c))
-		return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks[%zu] is not an object",
-		                  at);
-	json_object_foreach((json_t *)c, key, v)
-	{
-		if (strcmp(key, "name") && strcmp(key, "ok") && strcmp(key, "value") &&
-		    strcmp(key, "reason"))
-			return pq_err_set(PQ_ERR_FORMAT,
-			                  "readiness answer: checks[%zu] has member '%.32s'", at,
-			                  key);
-	}
-	int ni = name_index(json_object_get(c, "name"));
-	json_t *okv = json_object_get(c, "ok"), *value = json_object_get(c, "value");
-	json_t *reason = json_object_get(c, "reason");
+		return pq_jv_fail(&JV, path, NULL, "not an object");
+	int rc = pq_jv_keys(&JV, c, path, keys);
+	if (rc == PQ_OK)
+		rc = pq_jv_str(&JV, c, "name", path, PQ_JV_REQUIRED, 16, &name);
+	if (rc == PQ_OK)
+		rc = pq_jv_bool(&JV, c, "ok", path, PQ_JV_REQUIRED, ok);
+	if (rc == PQ_OK)
+		rc = pq_jv_str(&JV, c, "reason", path, PQ_JV_NO_CTRL | PQ_JV_EMPTY_OK,
+		               RDY_REASON_MAX, &reason);
+	if (rc != PQ_OK)
+		return rc;
+	int ni = name_index(name);
+	json_t *value = json_object_get(c, "value");
 	if (ni < 0 || seen[ni])
-		return pq_err_set(PQ_ERR_FORMAT,
-		                  "readiness answer: checks[%zu] names no check or one seen before",
-		                  at);
-	if (!json_is_boolean(okv) ||
-	    (value && !json_is_number(value) && !json_is_boolean(value) && !json_is_null(value)))
-		return pq_err_set(PQ_ERR_FORMAT, "readiness answer: checks[%zu]: bad ok or value",
-		                  at);
-	if (reason && !json_is_null(reason) && !text_ok(reason, RDY_REASON_MAX))
-		return pq_err_set(PQ_ERR_RANGE, "readiness answer: checks[%zu]: bad reason", at);
+		return pq_jv_fail(&JV, path, "name", "not a known check, or one seen before");
+	if (value && !json_is_number(value) && !json_is_boolean(value) && !json_is_null(value))
+		return pq_jv_fail(&JV, path, "value", "not a number, boolean or null");
 	seen[ni] = true;
-	*ok = json_is_true(okv);
-	*out = json_pack("{s:s,s:O,s:b,s:O*}", "name", check_names[ni], "value",
-	                 value ? value : json_null(), "ok", *ok, "reason",
-	                 json_is_string(reason) ? reason : NULL);
+	*out = json_pack("{s:s,s:O,s:b,s:s*}", "name", check_names[ni], "value",
+	                 value ? value : json_null(), "ok", *ok, "reason", reason);
 	return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "readiness answer");
 }
 
@@ -91,25 +76,24 @@ static int read_checks(const json_t *checks, bool *all_ok, json_t *out)
 
 int rdy_answer_parse(const json_t *root, bool *ready, json_t **answer)
 {
-	json_t *r = json_object_get(root, "ready"), *reason = json_object_get(root, "reason");
+	const char *reason = NULL;
 	json_t *checks = json_array();
 	bool all_ok = false;
 	*answer = NULL;
 	int rc = checks ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "readiness answer");
-	if (rc == PQ_OK && !json_is_boolean(r))
-		rc = pq_err_set(PQ_ERR_FORMAT, "readiness answer: ready is not a boolean");
-	if (rc == PQ_OK && reason && !json_is_null(reason) && !text_ok(reason, RDY_REASON_MAX))
-		rc = pq_err_set(PQ_ERR_RANGE, "readiness answer: bad reason");
+	if (rc == PQ_OK)
+		rc = pq_jv_bool(&JV, root, "ready", "", PQ_JV_REQUIRED, ready);
+	if (rc == PQ_OK)
+		rc = pq_jv_str(&JV, root, "reason", "", PQ_JV_NO_CTRL | PQ_JV_EMPTY_OK,
+		               RDY_REASON_MAX, &reason);
 	if (rc == PQ_OK)
 		rc = read_checks(json_object_get(root, "checks"), &all_ok, checks);
-	if (rc == PQ_OK && all_ok != json_is_true(r))
-		rc = pq_err_set(PQ_ERR_FORMAT, "readiness answer: ready is %s but %s",
-		                json_is_true(r) ? "true" : "false",
+	if (rc == PQ_OK && all_ok != *ready)
+		rc = pq_jv_fail(&JV, "", "ready", "%s but %s", *ready ? "true" : "false",
 		                all_ok ? "every check is ok" : "a check failed");
 	if (rc == PQ_OK) {
-		*ready = json_is_true(r);
-		*answer = json_pack("{s:o,s:O*}", "checks", checks, "reason",
-		                    json_is_string(reason) && !*ready ? reason : NULL);
+		*answer =
+		    json_pack("{s:o,s:s*}", "checks", checks, "reason", *ready ? NULL : reason);
 		return *answer ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "readiness answer");
 	}
 	json_decref(checks);

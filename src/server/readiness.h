@@ -22,7 +22,7 @@ extern const srv_route route_readiness_table[];
  * "checks" an array of 1..RDY_CHECKS_MAX distinct {"name": battery | parked | ignition_off
  * | storage, "ok": bool, "value": a number, boolean or null, "reason": bounded text
  * (optional)}, "ready" true exactly when every check is ok, "reason" bounded text or null.
- * *answer: {"checks","reason"} as stored (owned). PQ_ERR_FORMAT / PQ_ERR_RANGE with why. */
+ * *answer: {"checks","reason"} as stored (owned). PQ_ERR_FORMAT with why. */
 int rdy_answer_parse(const json_t *root, bool *ready, json_t **answer) PQ_MUST_CHECK;
 
 /* An ota_readiness_response whose correlation_id names an on-demand check of that vehicle:

@@ -19,44 +19,40 @@
 
 #define LOGC "readiness"
 
-#define RDY_WAIT_DEFAULT_S 5
-#define RDY_WAIT_MAX_S     30
-#define RDY_ANSWER_S       60  /* a vehicle's answer is taken this long after the request */
-#define RDY_POLL_MS        100 /* how often a waiting request looks for the answer */
-
-/* The prerequisites when the body gives none: what a cautious campaign asks. */
-#define RDY_DEFAULT_PREREQ "{\"battery_min_pct\":20,\"parked\":true,\"ignition_off\":true}"
+#define RDY_WAIT_DEFAULT_S  5
+#define RDY_WAIT_MAX_S      30
+#define RDY_ANSWER_S        60  /* a vehicle's answer is taken this long after the request */
+#define RDY_POLL_MS         100 /* how often a waiting request looks for the answer */
+#define RDY_DEFAULT_BATTERY 20  /* with parked and ignition_off: the default prerequisites */
 
 static const char *const post_query[] = {"wait", NULL};
 
 /* The prerequisites of the body: {"prerequisites": {...}}, or the members themselves at
- * the top level, or none (no body, {}): the defaults. NULL (400 sent) when invalid. */
+ * the top level, or none (no body, {}): the defaults, what a cautious campaign asks. NULL
+ * (the error sent) when invalid. */
 static json_t *body_prereq(srv_ctx *c)
 {
 	json_t *body = NULL, *pre = NULL, *out = json_object();
-	int rc = PQ_OK;
-	if (!out) {
-		srv_fail(c, pq_err_set(PQ_ERR_NOMEM, "prerequisites"), "readiness check");
-		return NULL;
-	}
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(c->req)) > 0 &&
+	int rc = out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "prerequisites");
+	if (rc == PQ_OK && evbuffer_get_length(evhttp_request_get_input_buffer(c->req)) > 0 &&
 	    !(body = srv_body_json(c))) {
 		json_decref(out);
 		return NULL;
 	}
 	pre = json_object_get(body, "prerequisites");
-	if (pre && json_object_size(body) != 1)
+	if (rc == PQ_OK && pre && json_object_size(body) != 1)
 		rc = pq_err_set(PQ_ERR_INVAL, "give either prerequisites or its members, not both");
-	else if (pre && !json_is_object(pre))
+	else if (rc == PQ_OK && pre && !json_is_object(pre))
 		rc = pq_err_set(PQ_ERR_INVAL, "prerequisites is not an object");
 	else if (!pre && json_object_size(body) > 0)
 		pre = body;
 	if (rc == PQ_OK && pre)
 		rc = cmp_prereq_norm(pre, "prerequisites", out);
-	else if (rc == PQ_OK)
-		rc = json_object_update(out, json_loads(RDY_DEFAULT_PREREQ, 0, NULL)) == 0
-		         ? PQ_OK
-		         : pq_err_set(PQ_ERR_NOMEM, "prerequisites");
+	else if (rc == PQ_OK &&
+	         (json_object_set_new(out, "battery_min_pct", json_integer(RDY_DEFAULT_BATTERY)) ||
+	          json_object_set_new(out, "parked", json_true()) ||
+	          json_object_set_new(out, "ignition_off", json_true())))
+		rc = pq_err_set(PQ_ERR_NOMEM, "prerequisites");
 	json_decref(body);
 	if (rc != PQ_OK) {
 		json_decref(out);
@@ -99,17 +95,18 @@ static bool ask_vehicle(srv_ctx *c, const char *vin, json_t *pre, char id[STORE_
 	snprintf(r.actor, sizeof(r.actor), "%s", c->actor);
 	if (rc == PQ_OK)
 		rc = store_readiness_add(c->db, &r);
-	if (rc == PQ_OK)
-		rc = srv_publish(c->s, topic, text, strlen(text), 1, false);
+	int prc = rc == PQ_OK ? srv_publish(c->s, topic, text, strlen(text), 1, false) : PQ_OK;
 	free(text);
 	free(r.prerequisites);
-	if (rc == PQ_ERR_UNSUPPORTED)
-		srv_error(c, 503, "no_broker", "no MQTT broker is configured (mqtt.broker)");
-	else if (rc == PQ_ERR_RANGE)
-		srv_error(c, 503, "busy", "%s", pq_err_detail());
-	else if (rc != PQ_OK)
+	if (rc != PQ_OK)
 		srv_fail(c, rc, "readiness check");
-	return rc == PQ_OK;
+	else if (prc == PQ_ERR_UNSUPPORTED)
+		srv_error(c, 503, "no_broker", "no MQTT broker is configured (mqtt.broker)");
+	else if (prc == PQ_ERR_RANGE)
+		srv_error(c, 503, "busy", "%s", pq_err_detail());
+	else if (prc != PQ_OK)
+		srv_fail(c, prc, "readiness request");
+	return rc == PQ_OK && prc == PQ_OK;
 }
 
 /* ---- waiting for the answer ------------------------------------------------------------- */

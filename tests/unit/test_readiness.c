@@ -22,10 +22,13 @@
 #include "store_fixture.h"
 #include "testutil.h"
 
-#define NOW  1796679000000LL /* 2026-12-07T21:30:00Z */
-#define ID1  "5b0e2f1c-8d7a-4e53-b1f2-0c9d8e7a6b54"
-#define ALL4 "[{\"name\":\"battery\",\"value\":90,\"ok\":true},{\"name\":\"parked\",\"value\":true,\"ok\":true}," \
-             "{\"name\":\"ignition_off\",\"value\":true,\"ok\":true},{\"name\":\"storage\",\"value\":5,\"ok\":true}]"
+#define NOW 1796679000000LL /* 2026-12-07T21:30:00Z */
+#define ID1 "5b0e2f1c-8d7a-4e53-b1f2-0c9d8e7a6b54"
+#define ALL4                                                                                       \
+	"[{\"name\":\"battery\",\"value\":90,\"ok\":true},{\"name\":\"parked\",\"value\":true,"    \
+	"\"ok\":true},"                                                                            \
+	"{\"name\":\"ignition_off\",\"value\":true,\"ok\":true},{\"name\":\"storage\",\"value\":"  \
+	"5,\"ok\":true}]"
 
 /* rdy_answer_parse of the JSON text; its code (the answer dropped). */
 static int parse(const char *text)
@@ -73,19 +76,21 @@ static void test_answer_checks(void **state)
 	/* bounded, printable reasons */
 	memset(reason, 'a', 257);
 	reason[257] = '\0';
-	snprintf(text, sizeof(text), "{\"ready\":false,\"reason\":\"%s\",\"checks\":[{\"name\":"
-	         "\"parked\",\"ok\":false}]}", reason);
-	assert_rc(parse(text), PQ_ERR_RANGE);
+	snprintf(text, sizeof(text),
+	         "{\"ready\":false,\"reason\":\"%s\",\"checks\":[{\"name\":"
+	         "\"parked\",\"ok\":false}]}",
+	         reason);
+	assert_rc(parse(text), PQ_ERR_FORMAT);
 	assert_rc(parse("{\"ready\":false,\"checks\":[{\"name\":\"parked\",\"ok\":false,"
 	                "\"reason\":\"a\\u0001b\"}]}"),
-	          PQ_ERR_RANGE);
+	          PQ_ERR_FORMAT);
 }
 
 /* The agent's answer (its ag_readiness checks) passes the server's check. */
 static void test_agent_answer(void **state)
 {
-	ag_vstate v = {.battery_pct = 10, .parked = true, .ignition_off = false,
-	               .storage_free = 1000};
+	ag_vstate v = {
+	    .battery_pct = 10, .parked = true, .ignition_off = false, .storage_free = 1000};
 	ag_prereq p = {.battery_min_pct = 20, .parked = 1, .ignition_off = 1, .storage_min = -1};
 	json_t *checks = NULL, *answer = NULL;
 	char reason[256];
@@ -115,9 +120,8 @@ static void add_vehicle(store *s, const char *vin)
 
 static void add_check(store *s, const char *vin, const char *id, int64_t at)
 {
-	store_readiness r = {.prerequisites = "{\"parked\":true}",
-	                     .requested_ms = at,
-	                     .expires_ms = at + 60000};
+	store_readiness r = {
+	    .prerequisites = "{\"parked\":true}", .requested_ms = at, .expires_ms = at + 60000};
 	snprintf(r.id, sizeof(r.id), "%s", id);
 	snprintf(r.vin, sizeof(r.vin), "%s", vin);
 	snprintf(r.actor, sizeof(r.actor), "apikey:ops");
