@@ -3,11 +3,13 @@
  * its message id the check's id) and gets the vehicle's answer, waited for a bounded time
  * without holding the worker (a timer polls the store: the answer may reach any instance),
  * or later by the check's id. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -155,18 +157,41 @@ static void wait_finish(rdy_wait *wt)
 	free(wt);
 }
 
-/* The client went away: the request is freed with its connection without completing, so it
- * leaves the drain count here (as an event stream does). */
-static void wait_closed(struct evhttp_connection *conn, void *arg)
+/* The client went away while it waited: the request never completes, so it leaves the
+ * drain count here (as an event stream does). A request libevent detached from its
+ * connection is ours to free; an attached one goes with its connection (free_conn: freed
+ * here, else libevent is freeing it). */
+static void wait_gone(rdy_wait *wt, bool free_conn)
 {
-	rdy_wait *wt = arg;
 	srv_worker *w = wt->c.w;
-	(void)conn;
+	struct evhttp_request *req = wt->c.req;
+	pq_log(PQ_LOG_INFO, LOGC, "check %s: the client left while it waited", wt->id);
+	evhttp_connection_set_closecb(wt->conn, NULL, NULL);
 	event_free(wt->tick);
+	if (!evhttp_request_get_connection(req))
+		evhttp_request_free(req);
+	else if (free_conn)
+		evhttp_connection_free(wt->conn);
 	free(wt);
 	w->active--;
 	if (w->draining && w->active == 0)
 		event_base_loopbreak(w->base);
+}
+
+static void wait_closed(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	wait_gone(arg, false);
+}
+
+/* Whether the client closed its side: libevent does not read while a request waits for its
+ * reply, so the socket is asked (a FIN, a reset). */
+static bool peer_gone(struct evhttp_connection *conn)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+	struct pollfd p = {.fd = bev ? bufferevent_getfd(bev) : -1, .events = POLLRDHUP};
+	return p.fd < 0 ||
+	       (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0);
 }
 
 static void wait_tick(evutil_socket_t fd, short what, void *arg)
@@ -176,6 +201,10 @@ static void wait_tick(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = {.tv_sec = 0, .tv_usec = RDY_POLL_MS * 1000};
 	(void)fd;
 	(void)what;
+	if (peer_gone(wt->conn)) {
+		wait_gone(wt, true);
+		return;
+	}
 	int rc = store_readiness_get(wt->c.db, wt->c.params[0], wt->id, &r);
 	bool answered = rc == PQ_OK && r.answered_ms != 0;
 	store_readiness_clear(&r);

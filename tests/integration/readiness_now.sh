@@ -12,7 +12,8 @@
 #  4. answers the server must not take: another vehicle's certificate answering for it (on
 #     its own topic: the check is not its; on the other's topic: the broker refuses), and
 #     malformed answers (ready contradicting the checks, an unknown check) are ignored,
-#     the check stays pending and expires into a 504 no_answer;
+#     the check stays pending and expires into a 504 no_answer; a client that leaves while
+#     it waits leaves the server serving;
 #  5. `pqota vehicle readiness VIN`: exit 0 ready, 1 not ready (the failing check printed),
 #     2 offline; --json prints the vehicle's answer.
 . "$(dirname "$0")/lib.bash"
@@ -131,6 +132,14 @@ check "...taken: not ready, its reason" wait_for 10 own
 code=$(st "$OP" POST "$U/$VX/readiness?wait=1")
 check "no answer within wait=1: 504 no_answer with the check to poll (got $code)" jtrue "$WORK/r.json" \
 	"d['error']['code'] == 'no_answer' and d['readiness']['state'] == 'pending' and d['readiness']['vin'] == '$VX'"
+
+rc=0
+st "$OP" POST "$U/$VX/readiness?wait=10" --max-time 1 >/dev/null 2>&1 || rc=$?
+check "a client that leaves while it waits (curl exit $rc: timed out)" test "$rc" = 28
+check "...the server saw it go (and stopped waiting)" wait_for 5 grep -q "the client left while it waited" "$WORK/s1.log"
+check "...the server serves on (GET /health)" test "$(st - GET "$B/health")" = 200
+code=$(st "$OP" POST "$U/$VR/readiness?wait=20")
+check "...and answers the next question (got $code)" jtrue "$WORK/r.json" "d['ready'] is True"
 
 # --- 5. the CLI ----------------------------------------------------------------------------
 veh() { PQOTA_API_KEY=$OP "$PQOTA" vehicle "$@"; }
