@@ -1,6 +1,6 @@
 /* cmd_fleet.c: the operator's side of `pqota vehicle` (the agent itself: cmd_vehicle.c):
  * register one vehicle from its PKI directory, import many (a PKI directory or a CSV file,
- * fleet_import.c), list, show, ask for a VCI now, and a readiness summary, through the
+ * fleet_import.c), list, show, ask for a VCI now, and its readiness now, through the
  * server's API (docs/api.md 6). */
 #include <stdio.h>
 #include <stdlib.h>
