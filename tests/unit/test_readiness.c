@@ -109,15 +109,6 @@ static void test_agent_answer(void **state)
 
 /* ---- the store --------------------------------------------------------------------------- */
 
-static void add_vehicle(store *s, const char *vin)
-{
-	store_vehicle v;
-	memset(&v, 0, sizeof(v));
-	snprintf(v.vin, sizeof(v.vin), "%s", vin);
-	v.created_ms = NOW;
-	assert_ok(store_vehicle_insert(s, &v));
-}
-
 static void add_check(store *s, const char *vin, const char *id, int64_t at)
 {
 	store_readiness r = {
@@ -134,8 +125,8 @@ static void test_store(void **state)
 	store_readiness r;
 	bool stored = false;
 	char id[40];
-	add_vehicle(f->s, "VIN123");
-	add_vehicle(f->s, "VIN456");
+	sf_add_vehicle(f->s, "VIN123", NOW);
+	sf_add_vehicle(f->s, "VIN456", NOW);
 	assert_rc(store_readiness_get(f->s, "VIN123", NULL, &r), PQ_ERR_NOTFOUND);
 	add_check(f->s, "VIN123", ID1, NOW);
 	assert_ok(store_readiness_get(f->s, "VIN123", NULL, &r));
@@ -210,8 +201,8 @@ static void test_on_response(void **state)
 	sf_fixture *f = *state;
 	bool ours = false, stored = false;
 	store_readiness r;
-	add_vehicle(f->s, "VIN123");
-	add_vehicle(f->s, "VIN456");
+	sf_add_vehicle(f->s, "VIN123", NOW);
+	sf_add_vehicle(f->s, "VIN456", NOW);
 	add_check(f->s, "VIN123", ID1, NOW);
 	const char *good = "\"ready\":true,\"checks\":" ALL4;
 	/* a campaign's answer (no check of that id) is not ours */
