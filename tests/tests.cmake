@@ -7,12 +7,15 @@
 # add it. PQOTA_UNIT_SRCS_<test>: shared test sources beyond testutil.c.
 set(PQOTA_UNIT_LIBS_test_agent pqota_agent)
 set(PQOTA_UNIT_LIBS_test_campaign pqota_server)
+set(PQOTA_UNIT_LIBS_test_campaign_continuous pqota_server)
 set(PQOTA_UNIT_LIBS_test_cjson pqota_uptane)
 set(PQOTA_UNIT_LIBS_test_config pqota_core)
 set(PQOTA_UNIT_LIBS_test_core pqota_core)
 set(PQOTA_UNIT_LIBS_test_crypto pqota_crypto)
 set(PQOTA_UNIT_LIBS_test_delta pqota_pkg)
 set(PQOTA_UNIT_LIBS_test_lzx pqota_pkg)
+set(PQOTA_UNIT_SRCS_test_delta tests/unit/delta_fixture.c)
+set(PQOTA_UNIT_SRCS_test_lzx tests/unit/delta_fixture.c)
 set(PQOTA_UNIT_LIBS_test_diag pqota_server)
 set(PQOTA_UNIT_LIBS_test_doip pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_ecu pqota_vehicle)
@@ -37,6 +40,7 @@ set(PQOTA_UNIT_LIBS_test_uptane pqota_uptane)
 set(PQOTA_UNIT_LIBS_ALL pqota_agent pqota_server pqota_store pqota_pkg pqota_uptane pqota_vehicle
     pqota_tls pqota_crypto pqota_core PkgConfig::CURL)
 set(PQOTA_UNIT_SRCS_test_campaign tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_campaign_continuous tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_diag tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_ecu_registry tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_fleet tests/unit/store_fixture.c)
@@ -129,6 +133,13 @@ add_test(NAME unit/test_server_api_postgres
 set_tests_properties(unit/test_server_api_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres;PQOTA_BIN=$<TARGET_FILE:pqota>" TIMEOUT 300)
 include(tests/tools/tools.cmake)
+
+# Continuous campaigns (tests/unit/test_campaign_continuous.c) against PostgreSQL as well.
+add_test(NAME unit/test_campaign_continuous_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh"
+                 $<TARGET_FILE:test_campaign_continuous>)
+set_tests_properties(unit/test_campaign_continuous_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 120)
 
 # The campaign store entities and engine (tests/unit/test_campaign.c, registered above
 # against SQLite) also run against a real PostgreSQL server.

@@ -449,8 +449,9 @@ typedef struct {
 	bool asking;
 	char ask_cid[AG_ID_MAX + 1], ask_mid[AG_ID_MAX + 1];
 	ag_outcome outcome;
-	bool done;                 /* --once: a final outcome was reached */
-	int64_t telemetry_next_ms; /* monotonic time of the next telemetry sample */
+	bool done;                    /* --once: a final outcome was reached */
+	int64_t telemetry_next_ms;    /* monotonic time of the next telemetry sample */
+	char last_ann[AG_ID_MAX + 1]; /* message id of the last announcement answered by a VCI */
 } ag_main;
 
 /* agent.c */

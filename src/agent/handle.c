@@ -7,6 +7,7 @@
 
 #include "agent/agent_int.h"
 #include "core/log.h"
+#include "core/semver.h"
 
 /* ---- metadata -------------------------------------------------------------------------------- */
 
@@ -207,22 +208,47 @@ static void on_cancel(ag_main *g, const ag_env *env)
 	}
 }
 
-static void on_releases(ag_main *g, const json_t *m)
+/* Whether announced release r (an entry of release_announcement) is newer than what the
+ * vehicle's ECU of its hardware id runs (an unknown installed version counts as older). */
+static bool release_newer(ag_main *g, const json_t *r)
+{
+	const char *hw = ag_jstr(r, "hardware_id", VM_HW_MAX);
+	const char *ver = ag_jstr(r, "version", VM_VER_MAX);
+	bool newer = false;
+	for (size_t k = 0; hw && ver && !newer && k < g->a.model.n_ecus; k++) {
+		if (strcmp(g->a.model.ecus[k].hardware_id, hw) != 0)
+			continue;
+		pthread_mutex_lock(&g->a.lock);
+		ag_ecu_state *e = ag_state_ecu(&g->a.st, g->a.model.ecus[k].ecu_id);
+		int cmp = -1;
+		if (e && e->cur.version[0] && semver_cmp_str(e->cur.version, ver, &cmp) != PQ_OK)
+			cmp = -1;
+		pthread_mutex_unlock(&g->a.lock);
+		newer = cmp < 0;
+	}
+	return newer;
+}
+
+/* The retained release announcement: when it names a version newer than one of this
+ * vehicle's ECUs runs, the vehicle reports its VCI (once per announcement), which is what
+ * a continuous campaign admits vehicles on (docs/protocol.md, release_announcement). */
+static void on_releases(ag_main *g, const json_t *m, const ag_env *env)
 {
 	json_t *rel = json_object_get(m, "releases");
-	size_t i, mine = 0;
+	size_t i, newer = 0;
 	json_t *r;
 	json_array_foreach(rel, i, r)
 	{
-		const char *hw = ag_jstr(r, "hardware_id", VM_HW_MAX);
-		for (size_t k = 0; hw && k < g->a.model.n_ecus; k++)
-			if (!strcmp(g->a.model.ecus[k].hardware_id, hw)) {
-				mine++;
-				break;
-			}
+		if (release_newer(g, r))
+			newer++;
 	}
-	pq_log(PQ_LOG_INFO, AG_LOGC, "release announcement: %zu releases, %zu for this vehicle",
-	       json_array_size(rel), mine);
+	pq_log(PQ_LOG_INFO, AG_LOGC,
+	       "release announcement: %zu releases, %zu newer than this vehicle runs",
+	       json_array_size(rel), newer);
+	if (newer == 0 || !strcmp(g->last_ann, env->message_id))
+		return;
+	snprintf(g->last_ann, sizeof(g->last_ann), "%s", env->message_id);
+	ag_send_vci(&g->a, g->a.zc, NULL);
 }
 
 /* ---- connection and dispatch ----------------------------------------------------------------- */
@@ -298,7 +324,7 @@ void ag_handle(ag_main *g, const char *topic, const char *payload, size_t len)
 	const char *t = env.msg_type;
 	bool cmd = sub && !strcmp(sub, "command");
 	if (broadcast && !strcmp(t, "release_announcement"))
-		on_releases(g, m);
+		on_releases(g, m, &env);
 	else if (cmd && !strcmp(t, "request_vci"))
 		ag_send_vci(a, a->zc, env.message_id);
 	else if (cmd && !strcmp(t, "request_ota_readiness"))

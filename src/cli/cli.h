@@ -51,6 +51,9 @@ int cli_parse_long(const char *s, long min, long max, long *out) PQ_MUST_CHECK;
  * clears *ok when v is NULL or the object/array could not grow (out of memory). */
 void cli_jset(json_t *o, const char *key, json_t *v, bool *ok);
 void cli_jappend(json_t *a, json_t *v, bool *ok);
+/* Reads the JSON object in file path (at most max bytes) into *out (a new object); prints
+ * why not (the file's error, or its line and JSON error) and returns CLI_EXIT_ERROR. */
+int cli_read_json_object(const char *path, size_t max, json_t **out);
 /* Prints j (then frees it) on stdout followed by a newline, with jansson's flags; a NULL j
  * or !ok prints nothing and returns PQ_ERR_NOMEM, a failed write PQ_ERR_IO. */
 int cli_print_json(json_t *j, bool ok, size_t flags) PQ_MUST_CHECK;

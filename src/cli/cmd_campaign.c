@@ -34,11 +34,16 @@ static void usage(FILE *f)
 	        "          --vehicle-timeout S, --rollback all_or_nothing|none\n"
 	        "  --phase SPEC            count=N or percent=P, then optionally ,success=R\n"
 	        "                          and ,error=R (ratios 0..1); repeat for each phase\n"
+	        "  --continuous            keep admitting matching vehicles as they report an\n"
+	        "                          older version, until cancelled or --ends-at (phases\n"
+	        "                          but the last: count=N admitted vehicles)\n"
+	        "  --ends-at YYYY-MM-DDTHH:MM:SSZ  a continuous campaign admits until then\n"
 	        "list, show: campaigns with their counts; start, pause, resume, cancel: an\n"
 	        "  action, printing the campaign after it.\n"
 	        "watch: live deployment transitions and counts (the server's event stream, and\n"
 	        "  the campaign re-read every few seconds) until the campaign ends; with --json,\n"
-	        "  one JSON object a line.\n"
+	        "  one JSON object a line. A continuous campaign never ends by itself: watch\n"
+	        "  shows its admissions and counts until it is cancelled or --timeout passes.\n"
 	        "\n" CLI_CONN_USAGE "\n"
 	        "An operator key for create and the actions, any key otherwise. Exit status: 0\n"
 	        "done (watch: the campaign completed), 1 watch: it was cancelled or --timeout\n"
@@ -62,6 +67,8 @@ enum {
 	O_STORAGE,
 	O_VTIMEOUT,
 	O_ROLLBACK,
+	O_CONTINUOUS,
+	O_ENDS_AT,
 	O_PHASE,
 	O_SPEC,
 	O_START,
@@ -86,6 +93,8 @@ static const struct option opts[] = {
     {"storage-min", required_argument, NULL, O_STORAGE},
     {"vehicle-timeout", required_argument, NULL, O_VTIMEOUT},
     {"rollback", required_argument, NULL, O_ROLLBACK},
+    {"continuous", no_argument, NULL, O_CONTINUOUS},
+    {"ends-at", required_argument, NULL, O_ENDS_AT},
     {"phase", required_argument, NULL, O_PHASE},
     {"spec", required_argument, NULL, O_SPEC},
     {"start", no_argument, NULL, O_START},
@@ -203,6 +212,12 @@ static int on_option(void *user, int ch, const char *arg)
 	case O_ROLLBACK:
 		json_object_set_new(a->policy, "rollback_policy", json_string(arg));
 		break;
+	case O_CONTINUOUS:
+		json_object_set_new(a->body, "mode", json_string("continuous"));
+		break;
+	case O_ENDS_AT:
+		json_object_set_new(a->body, "ends_at", json_string(arg));
+		break;
 	case O_PARKED:
 		json_object_set_new(a->prereq, "parked", json_true());
 		break;
@@ -319,23 +334,8 @@ static int create_body(args *a, json_t **body)
 {
 	if (a->spec && a->built)
 		return cli_usage_error("campaign", "create: --spec FILE or the options, not both");
-	if (a->spec) {
-		char *text = NULL;
-		size_t len = 0;
-		json_error_t je;
-		int rc = pq_file_read(a->spec, SPEC_MAX, &text, &len);
-		if (rc != PQ_OK)
-			return cli_error(rc, "campaign create");
-		*body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-		free(text);
-		if (!json_is_object(*body)) {
-			json_decref(*body);
-			fprintf(stderr, "pqota: error: %s: line %d: %s (a JSON object expected)\n",
-			        a->spec, je.line, je.text);
-			return CLI_EXIT_ERROR;
-		}
-		return CLI_EXIT_OK;
-	}
+	if (a->spec)
+		return cli_read_json_object(a->spec, SPEC_MAX, body);
 	if (!json_object_get(a->body, "name") || !json_object_get(a->body, "release_ids"))
 		return cli_usage_error("campaign", "create: --name and --release are required "
 		                                   "(or --spec FILE)");

@@ -51,6 +51,10 @@ static void usage(FILE *f)
 	        "                       limits.max_body_bytes; halved when the server refuses)\n"
 	        "  --retries N          failed pieces in a row before giving up (default 10)\n"
 	        "  --upload-id ID       continue an upload an earlier run left (FILE's)\n"
+	        "  --rollout FILE       the release rolls out on its own: FILE is the JSON\n"
+	        "                       rollout (target, policy, phases, ends_at, name), a\n"
+	        "                       continuous campaign started with the release\n"
+	        "                       (docs/api.md 12.10)\n"
 	        "list: releases, newest first; show: one release.\n"
 	        "\n" CLI_CONN_USAGE "\n"
 	        "An operator key for upload, any key otherwise. Exit status: 0 done, 2 an error\n"
@@ -71,6 +75,7 @@ enum {
 	O_RETRIES,
 	O_UPLOAD_ID,
 	O_SEARCH,
+	O_ROLLOUT,
 };
 
 static const struct option opts[] = {
@@ -88,14 +93,17 @@ static const struct option opts[] = {
     {"retries", required_argument, NULL, O_RETRIES},
     {"upload-id", required_argument, NULL, O_UPLOAD_ID},
     {"search", required_argument, NULL, O_SEARCH},
+    {"rollout", required_argument, NULL, O_ROLLOUT},
     CLI_PAGE_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
+#define ROLLOUT_MAX (1u << 20) /* --rollout FILE */
+
 typedef struct {
 	cli_conn *c;
 	const char *version, *ecu, *hw, *title, *type, *compression, *notes, *delta_from, *delta,
-	    *upload_id, *search;
+	    *upload_id, *search, *rollout;
 	long piece, retries;
 } args;
 
@@ -135,6 +143,9 @@ static int on_option(void *user, int ch, const char *arg)
 		break;
 	case O_SEARCH:
 		a->search = arg;
+		break;
+	case O_ROLLOUT:
+		a->rollout = arg;
 		break;
 	case O_PIECE:
 		return cli_opt_long(a->c, "piece-size", arg, PIECE_MIN, 64L << 20, &a->piece);
@@ -177,6 +188,12 @@ static void print_release(const json_t *r)
 	printf("image     %s, %lld bytes\n", cli_jstr(im, "sha256"), cli_jint(im, "length"));
 	print_deltas(r);
 	printf("created   %s UTC by %s\n", t, cli_jstr(r, "created_by"));
+	if (json_object_get(r, "rollout_campaign_id"))
+		printf("rollout   continuous campaign %s%s%s\n",
+		       *cli_jstr(r, "rollout_campaign_id") ? cli_jstr(r, "rollout_campaign_id")
+		                                           : "not started",
+		       json_object_get(r, "rollout_error") ? ": " : "",
+		       cli_jstr(r, "rollout_error"));
 }
 
 static void print_list(const json_t *j)
@@ -432,11 +449,16 @@ static int do_upload(cli_conn *c, const args *a, const char *file)
 		                                  "required");
 	if (a->delta && !a->delta_from)
 		return cli_usage_error("release", "upload: --delta needs --delta-from");
-	int ex = upload(c, a, file, a->upload_id, full, sizeof(full));
+	json_t *rollout = NULL; /* read before anything is sent */
+	int ex = a->rollout ? cli_read_json_object(a->rollout, ROLLOUT_MAX, &rollout) : CLI_EXIT_OK;
+	if (ex == CLI_EXIT_OK)
+		ex = upload(c, a, file, a->upload_id, full, sizeof(full));
 	if (ex == CLI_EXIT_OK && a->delta)
 		ex = upload(c, a, a->delta, NULL, delta, sizeof(delta));
-	if (ex != CLI_EXIT_OK)
+	if (ex != CLI_EXIT_OK) {
+		json_decref(rollout);
 		return ex;
+	}
 	snprintf(title, sizeof(title), "%s %s", a->ecu, a->version);
 	json_t *b =
 	    json_pack("{s:s,s:s,s:s,s:s,s:s}", "title", a->title ? a->title : title, "version",
@@ -452,6 +474,8 @@ static int do_upload(cli_conn *c, const args *a, const char *file)
 		cli_jset(b, "delta_from", json_string(a->delta_from), &ok);
 	if (*delta)
 		cli_jset(b, "delta_upload_id", json_string(delta), &ok);
+	if (rollout)
+		cli_jset(b, "rollout", rollout, &ok);
 	if (!ok) {
 		json_decref(b);
 		return cli_error(PQ_ERR_NOMEM, "release upload");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/fileio.h"
 
 int cli_error(int rc, const char *fmt, ...)
 {
@@ -95,6 +96,25 @@ void cli_jappend(json_t *a, json_t *v, bool *ok)
 {
 	if (!v || !a || json_array_append_new(a, v) != 0)
 		*ok = false;
+}
+
+int cli_read_json_object(const char *path, size_t max, json_t **out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	json_error_t je;
+	int rc = pq_file_read(path, max, &text, &len);
+	if (rc != PQ_OK)
+		return cli_error(rc, "%s", path);
+	*out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	free(text);
+	if (json_is_object(*out))
+		return CLI_EXIT_OK;
+	json_decref(*out);
+	*out = NULL;
+	fprintf(stderr, "pqota: error: %s: line %d: %s (a JSON object expected)\n", path, je.line,
+	        je.text);
+	return CLI_EXIT_ERROR;
 }
 
 int cli_print_json(json_t *j, bool ok, size_t flags)

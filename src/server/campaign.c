@@ -137,6 +137,14 @@ int cmp__rules_load(const store_campaign *c, cmp_rules *r)
 	r->has_prereq = json_is_object(pre) && json_object_size(pre) > 0;
 	r->postpone_retry_ms = obj_int(r->policy, "postpone_retry_s", 3600) * 1000;
 	r->readiness_retry_ms = obj_int(r->policy, "readiness_retry_s", 300) * 1000;
+	json_t *mode = json_object_get(r->policy, "mode");
+	r->continuous = json_is_string(mode) && strcmp(json_string_value(mode), "continuous") == 0;
+	json_t *ends = json_object_get(r->policy, "ends_at");
+	if (json_is_string(ends) && msg_parse_time(json_string_value(ends), &r->ends_ms) != PQ_OK) {
+		json_decref(ph);
+		cmp__rules_clear(r);
+		return pq_err_set(PQ_ERR_FORMAT, "campaign %s: stored ends_at unreadable", c->id);
+	}
 	phases_load(ph, r);
 	json_decref(ph);
 	return PQ_OK;

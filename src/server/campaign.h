@@ -87,14 +87,27 @@ typedef struct {
  *               "install_order": [ecu id, ...], "rollback_policy": "all_or_nothing"|"none",
  *               "vehicle_timeout_s": 1.. (3600), "postpone_retry_s": 1.. (3600),
  *               "readiness_retry_s": 1.. (300)},
+ *    "mode": "once" (default) | "continuous", "ends_at": ISO-8601 UTC or null (continuous
+ *            only; both stored in the policy),
  *    "phases": [{"count": n >= 0 | "percent": 0..100 (cumulative share of the targeted
  *                vehicles reached by the end of the phase), "success_threshold": 0..1
  *                (1.0), "error_threshold": 0..1 (0.1)}, ...]  (1..16; default one phase
- *                of 100 %; the last phase always takes every remaining vehicle)}
+ *                of 100 %; the last phase always takes every remaining vehicle; in a
+ *                continuous campaign every phase but the last needs a count)}
  * Unknown members are refused. actor is recorded as created_by. id_out receives the new
  * campaign's id (a UUID). */
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms,
                char id_out[41]) PQ_MUST_CHECK;
+
+/* A release's rollout (POST /api/v1/releases "rollout", docs/api.md 12.10): the spec of the
+ * continuous campaign that rolls release_id out: rollout's members (name, default
+ * default_name; release_notes, target, policy, phases, ends_at: as in cmp_create) with
+ * release_ids [release_id] and mode "continuous". Checked as cmp_create checks them, but
+ * for the release (so it can be checked before the release exists); PQ_ERR_INVAL names
+ * the member ("rollout.bogus: unknown member", "policy.deadline: ..."). *spec_out: a new
+ * object for cmp_create. */
+int cmp_rollout_spec(const json_t *rollout, const char *release_id, const char *default_name,
+                     json_t **spec_out) PQ_MUST_CHECK;
 
 /* draft -> running: resolves the targeted vehicles from the stored ECUs (an ECU with a
  * release's hardware id whose installed version of the release's software type is older
@@ -137,6 +150,20 @@ int cmp_tick(store *db, const cmp_env *env, int64_t now_ms, cmp_tick_stats *st) 
 /* A vehicle woke up (the caller has marked it online): notifies its pending deployments
  * of active phases now, claimed like the tick's. */
 int cmp_on_wakeup(store *db, const cmp_env *env, const char *vin, int64_t now_ms) PQ_MUST_CHECK;
+
+/* A vehicle reported (its VCI stored: after a wake-up the server asks for one, and a vehicle
+ * sends one when the retained release announcement names a newer version for its hardware):
+ * admits it to every running continuous campaign (policy.mode "continuous") that is still
+ * admitting (before its ends_at), that it is not in yet (a vehicle is admitted at most once
+ * per campaign), and whose releases one of its ECUs needs under the target filter (the
+ * rules of cmp_start, for this vehicle only). Its phase is the first not yet full (phase
+ * counts are admitted vehicles; the last phase takes the rest). The vehicle is then
+ * notified at once when it is online and its phase is active. Paused, completed and
+ * cancelled campaigns admit nobody. Work per call: the running campaigns (at most 500)
+ * and this vehicle's ECUs. *n_admitted (optional): campaigns it joined. A failure with one
+ * campaign is logged and returned after the others were tried. */
+int cmp_admit(store *db, const cmp_env *env, const char *vin, int64_t now_ms,
+              int *n_admitted) PQ_MUST_CHECK;
 
 /* A message from a vehicle, already parsed, checked and deduplicated by message id
  * (store_msg_seen) by the caller: ota_campaign_response, ota_readiness_response, the

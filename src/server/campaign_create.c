@@ -11,6 +11,7 @@
 #include "core/uuid.h"
 #include "server/campaign.h"
 #include "server/campaign_int.h"
+#include "server/msg.h"
 
 #define CMP_NOTES_MAX       16384     /* release_notes given in the spec */
 #define CMP_NOTES_BUILT_MAX (1 << 20) /* the default release notes: the releases' titles */
@@ -318,6 +319,41 @@ static int norm_phases(const json_t *ph, json_t *out)
 	return rc;
 }
 
+/* ---- mode ----------------------------------------------------------------------------- */
+
+/* policy.mode ("once" | "continuous") and policy.ends_at (continuous only; ISO-8601 UTC or
+ * null) from the spec's top-level members. A continuous campaign's phases but the last are
+ * sizes in admitted vehicles (count): its vehicle set grows, so a percent has no base. */
+static int norm_mode(const json_t *spec, const json_t *phases, json_t *policy)
+{
+	const char *mode = "once", *ends = NULL;
+	int rc = pq_jv_str(&JV, spec, "mode", "", 0, 16, &mode);
+	if (rc == PQ_OK)
+		rc = pq_jv_str(&JV, spec, "ends_at", "", 0, 40, &ends);
+	if (rc != PQ_OK)
+		return rc;
+	bool cont = strcmp(mode, "continuous") == 0;
+	if (!cont && strcmp(mode, "once") != 0)
+		return pq_jv_fail(&JV, "", "mode", "not once or continuous");
+	if (ends && !cont)
+		return pq_jv_fail(&JV, "", "ends_at", "only for a continuous campaign");
+	int64_t ends_ms = 0;
+	if (ends && (!iso8601_ok(ends) || msg_parse_time(ends, &ends_ms) != PQ_OK))
+		return pq_jv_fail(&JV, "", "ends_at",
+		                  "not an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SSZ)");
+	size_t n = json_array_size(phases);
+	for (size_t i = 0; cont && i + 1 < n; i++)
+		if (!json_object_get(json_array_get(phases, i), "count"))
+			return pq_err_set(PQ_ERR_INVAL,
+			                  "phases[%zu]: a continuous campaign's phases (but the "
+			                  "last) need a count of admitted vehicles, not a percent",
+			                  i);
+	if ((rc = cmp__set_new(policy, "mode", json_string(mode))) != PQ_OK)
+		return rc;
+	return cont ? cmp__set_new(policy, "ends_at", ends ? json_string(ends) : json_null())
+	            : PQ_OK;
+}
+
 /* ---- releases and release notes ---------------------------------------------------------- */
 
 /* release_ids[i] (v, at path) into c, its title appended to titles; hw[0..i) holds the
@@ -420,10 +456,61 @@ static int fill_draft(store_campaign *c, const char *name, const char *actor, in
 	return PQ_OK;
 }
 
+/* The members of a campaign spec (cmp_create). */
+static const char *const spec_keys[] = {
+    "name", "release_ids", "release_notes", "target", "policy", "phases", "mode", "ends_at", NULL};
+
+/* The checks of cmp_create that need no store: target, policy, phases, mode. */
+static int check_members(const json_t *spec)
+{
+	json_t *target = json_object(), *policy = json_object(), *phases = json_array();
+	int rc = target && policy && phases ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "campaign");
+	if (rc == PQ_OK && (rc = norm_target(json_object_get(spec, "target"), target)) == PQ_OK &&
+	    (rc = norm_policy(json_object_get(spec, "policy"), policy)) == PQ_OK &&
+	    (rc = norm_phases(json_object_get(spec, "phases"), phases)) == PQ_OK)
+		rc = norm_mode(spec, phases, policy);
+	json_decref(target);
+	json_decref(policy);
+	json_decref(phases);
+	return rc;
+}
+
+int cmp_rollout_spec(const json_t *rollout, const char *release_id, const char *default_name,
+                     json_t **spec_out)
+{
+	static const char *const keys[] = {"name",   "release_notes", "target", "policy",
+	                                   "phases", "ends_at",       NULL};
+	*spec_out = NULL;
+	if (!json_is_object(rollout))
+		return pq_jv_fail(&JV, "rollout", NULL, "not an object");
+	int rc = pq_jv_keys(&JV, rollout, "rollout", keys);
+	if (rc != PQ_OK)
+		return rc;
+	json_t *spec = json_deep_copy(rollout);
+	if (!spec ||
+	    (!json_object_get(spec, "name") &&
+	     json_object_set_new(spec, "name", json_string(default_name)) != 0) ||
+	    json_object_set_new(spec, "release_ids", json_pack("[s]", release_id)) != 0 ||
+	    json_object_set_new(spec, "mode", json_string("continuous")) != 0) {
+		json_decref(spec);
+		return pq_err_set(PQ_ERR_NOMEM, "rollout");
+	}
+	const char *name = NULL, *notes = NULL;
+	if ((rc = pq_jv_str(&JV, spec, "name", "rollout", PQ_JV_REQUIRED, STORE_CAMPAIGN_NAME_MAX,
+	                    &name)) != PQ_OK ||
+	    (rc = pq_jv_str(&JV, spec, "release_notes", "rollout", 0, CMP_NOTES_MAX, &notes)) !=
+	        PQ_OK ||
+	    (rc = check_members(spec)) != PQ_OK) {
+		json_decref(spec);
+		return rc;
+	}
+	*spec_out = spec;
+	return PQ_OK;
+}
+
 int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms, char id_out[41])
 {
-	static const char *const keys[] = {
-	    "name", "release_ids", "release_notes", "target", "policy", "phases", NULL};
+	const char *const *keys = spec_keys;
 	if (!db || !spec || !id_out)
 		return pq_err_set(PQ_ERR_INVAL, "cmp_create: bad arguments");
 	if (!json_is_object(spec))
@@ -450,6 +537,7 @@ int cmp_create(store *db, const json_t *spec, const char *actor, int64_t now_ms,
 	    (rc = norm_target(json_object_get(spec, "target"), target)) != PQ_OK ||
 	    (rc = norm_policy(json_object_get(spec, "policy"), policy)) != PQ_OK ||
 	    (rc = norm_phases(json_object_get(spec, "phases"), phases)) != PQ_OK ||
+	    (rc = norm_mode(spec, phases, policy)) != PQ_OK ||
 	    (rc = release_notes(notes, titles, policy)) != PQ_OK ||
 	    (rc = fill_draft(&c, name, actor, now_ms, target, policy, phases)) != PQ_OK ||
 	    (rc = store_campaign_insert(db, &c)) != PQ_OK)

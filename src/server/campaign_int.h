@@ -35,6 +35,8 @@ typedef struct {
 	bool has_prereq;
 	int64_t postpone_retry_ms;
 	int64_t readiness_retry_ms;
+	bool continuous; /* policy.mode "continuous": admits vehicles while running */
+	int64_t ends_ms; /* policy.ends_at of a continuous campaign (0: none) */
 	int nphases;
 	cmp_phase_spec phases[CMP_PHASES_MAX];
 } cmp_rules;
@@ -137,6 +139,17 @@ int cmp__insert_deployments(store *db, const store_campaign *c, const cmp_rules 
                             const cmp_cand_list *l, int fixed_phase, int64_t now_ms,
                             int64_t *n_out) PQ_MUST_CHECK;
 
+/* ---- continuous campaigns (campaign_continuous.c) --------------------------------------- */
+
+/* Whether a continuous campaign admits vehicles at now_ms (before its ends_at). */
+bool cmp__admitting(const cmp_rules *r, int64_t now_ms);
+/* The phase a continuous campaign's next admitted vehicle joins: the first phase (but the
+ * last) whose count is not reached yet by the admitted vehicles cnt, else the last. */
+int cmp__admit_phase(const cmp_rules *r, const cmp_counts *cnt);
+/* Whether phase p of a continuous campaign has all its vehicles (a count reached; the last
+ * phase never is). A campaign of mode once: always true. */
+bool cmp__phase_full(const cmp_rules *r, const cmp_counts *cnt, int p);
+
 /* ---- notifying (campaign_notify.c) ---------------------------------------------------- */
 
 /* Publishes ota_campaign_metadata (the env->metadata body completed) to vin. */
@@ -147,6 +160,9 @@ int cmp__send_metadata(store *db, const cmp_env *env, const cmp_cache *k,
  * st (optional) counts it. */
 int cmp__accepted_step(store *db, const cmp_env *env, const cmp_cache *k, const char *vin,
                        int64_t now_ms, cmp_tick_stats *st, store_dep_update *u);
+
+/* Notifies vin's pending deployments of active phases now (claimed as NOTIFY work). */
+int cmp__notify_vin(store *db, const cmp_env *env, const char *vin, int64_t now_ms) PQ_MUST_CHECK;
 
 /* ---- JSON views (campaign_json.c) ----------------------------------------------------- */
 

@@ -142,9 +142,11 @@ static int campaign_json(store *db, const store_campaign *c, json_t **out)
 		return rc;
 	}
 	json_t *o = json_object();
+	json_t *mode = json_object_get(policy, "mode");
 	cmp_member mem[] = {
 	    {"id", json_string(c->id)},
 	    {"name", json_string(c->name)},
+	    {"mode", json_string(json_is_string(mode) ? json_string_value(mode) : "once")},
 	    {"state", json_string(store_cmp_state_name(c->state))},
 	    {"pause_reason", json_string(c->pause_reason)},
 	    {"current_phase", json_integer(c->current_phase)},

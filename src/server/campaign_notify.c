@@ -235,7 +235,8 @@ static int upkeep_decide(store *db, const cmp_env *env, const store_campaign *c,
                          cmp_tick_stats *st)
 {
 	char reason[STORE_REASON_MAX + 1];
-	if (all_ended(cnt))
+	/* a continuous campaign completes only after its ends_at, when its deployments ended */
+	if (all_ended(cnt) && !cmp__admitting(rules, now_ms))
 		return leave_running(db, env, c->id, STORE_CMP_COMPLETED, NULL, now_ms,
 		                     st ? &st->completed : NULL);
 	int p = c->current_phase < 1 ? 1 : c->current_phase;
@@ -254,6 +255,8 @@ static int upkeep_decide(store *db, const cmp_env *env, const store_campaign *c,
 	if (p >= rules->nphases)
 		return PQ_OK; /* the last phase ends with the campaign */
 	int64_t ok = cnt->n[p][STORE_DEP_COMPLETED];
+	if (!cmp__phase_full(rules, cnt, p))
+		return PQ_OK; /* a continuous campaign's phase waits for its vehicles */
 	if ((double)ok >= ps->success * (double)size - 1e-9) {
 		bool changed = false;
 		int rc =
@@ -369,10 +372,15 @@ int cmp_on_wakeup(store *db, const cmp_env *env, const char *vin, int64_t now_ms
 	 * notified now would be offered twice) */
 	int rc = store_deployment_claim_vin(db, env->instance_id, STORE_CLAIM_RESEND, vin, now_ms,
 	                                    lease_of(env), batch_of(env), do_resend, &w, NULL);
-	if (rc == PQ_OK)
-		rc = store_deployment_claim_vin(db, env->instance_id, STORE_CLAIM_NOTIFY, vin,
-		                                now_ms, lease_of(env), batch_of(env), do_notify, &w,
-		                                NULL);
+	cmp__cache_clear(&w.cache);
+	return rc == PQ_OK ? cmp__notify_vin(db, env, vin, now_ms) : rc;
+}
+
+int cmp__notify_vin(store *db, const cmp_env *env, const char *vin, int64_t now_ms)
+{
+	work_ctx w = {.db = db, .env = env, .now = now_ms};
+	int rc = store_deployment_claim_vin(db, env->instance_id, STORE_CLAIM_NOTIFY, vin, now_ms,
+	                                    lease_of(env), batch_of(env), do_notify, &w, NULL);
 	cmp__cache_clear(&w.cache);
 	return rc;
 }

@@ -462,6 +462,9 @@ void compat_ota_status(srv_ctx *c)
 	if (rc == PQ_OK && !dup) {
 		poll_env(c, &env);
 		rc = cmp_on_message(c->db, &env, c->vin, type, id, b, c->now_ms);
+		/* continuous campaigns admit a vehicle when it reports (its next check offers) */
+		if (rc == PQ_OK && vci && cmp_admit(c->db, &env, c->vin, c->now_ms, NULL) != PQ_OK)
+			pq_err_clear();
 	}
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, type);

@@ -368,6 +368,9 @@ static void on_vci(ctl *c, msg_in *m, int64_t now)
 	env.msg_sent_ms = m->timestamp_ms;
 	if (cmp_on_message(c->db, &env, m->vin, m->msg_type, m->message_id, m->root, now) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "%s: %s: %s", m->vin, m->msg_type, pq_err_detail());
+	/* continuous campaigns admit the vehicle on its report (cmp_admit logs each failure) */
+	if (cmp_admit(c->db, &env, m->vin, now, NULL) != PQ_OK)
+		pq_err_clear();
 }
 
 static void on_mqtt(void *user, const char *topic, const void *payload, size_t len, int qos,

@@ -504,7 +504,7 @@ static void h_release_create(srv_ctx *c)
 	bool stored = false;
 	char want[65], want_d[65];
 	if (!b || !srv_query_only(c, NULL) || !parse_release(c, b, &q) ||
-	    !create_checks(c, &q, want, want_d, &r, &base) ||
+	    !rel_rollout_check(c, b) || !create_checks(c, &q, want, want_d, &r, &base) ||
 	    !check_uploads(c, &q, want, want_d, &base, &r) || !make_full(c, &q, &r, &kf) ||
 	    (q.delta_from && !make_delta(c, &q, &r, &base, &d)))
 		goto out;
@@ -528,7 +528,9 @@ static void h_release_create(srv_ctx *c)
 		rel_delta_event(c->s, &d);
 		rel_jobs_wake(c->s);
 	}
-	srv_json(c, 201, rel_release_json(c->db, &r));
+	json_t *out = rel_release_json(c->db, &r);
+	rel_rollout_start(c, &r, b, out);
+	srv_json(c, 201, out);
 out:
 	r.notes = NULL; /* the body's */
 	if (!stored) {

@@ -140,4 +140,11 @@ void rel_jobs_free(rel_jobs *j);
  * the worker holds each job in state running before making it. */
 #define REL_DELTA_HOLD_ENV "PQOTA_TEST_DELTA_HOLD"
 
+/* release_rollout.c: a release's "rollout" (docs/api.md 7.6, 12.10). The check answers 400 and
+ * returns false when the body's rollout is not valid (none: true). After the release r is
+ * stored, rel_rollout_start creates and starts its continuous campaign and sets
+ * out.rollout_campaign_id (or, when that failed, rollout_error; the release stays). */
+bool rel_rollout_check(srv_ctx *c, const json_t *body);
+void rel_rollout_start(srv_ctx *c, const store_release *r, const json_t *body, json_t *out);
+
 #endif

@@ -22,41 +22,12 @@
 #include "pkg/codec.h"
 #include "pkg/pkg.h"
 #include "pkg/swpg.h"
+#include "delta_fixture.h"
 #include "testutil.h"
 
 #define MIB (1u << 20)
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-typedef struct {
-	char dir[PATH_MAX], base[PATH_MAX], target[PATH_MAX], pkg[PATH_MAX], out[PATH_MAX],
-	    part[PATH_MAX + 16], ckpt[PATH_MAX + 16];
-	char *tmp;
-} files;
-
-static void files_init(files *f, const char *tag)
-{
-	f->tmp = tu_tmpdir(tag);
-	snprintf(f->dir, sizeof(f->dir), "%s", f->tmp);
-	tu_join(f->base, sizeof(f->base), f->dir, "base.bin");
-	tu_join(f->target, sizeof(f->target), f->dir, "target.bin");
-	tu_join(f->pkg, sizeof(f->pkg), f->dir, "delta.swpg");
-	tu_join(f->out, sizeof(f->out), f->dir, "out.bin");
-	snprintf(f->part, sizeof(f->part), "%s.part", f->out);
-	snprintf(f->ckpt, sizeof(f->ckpt), "%s.part.ckpt", f->out);
-}
-
-static void files_free(files *f)
-{
-	tu_rmtree(f->tmp);
-	free(f->tmp);
-}
-
-static bool exists(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0;
-}
 
 static uint64_t rng(uint64_t *s)
 {
@@ -123,7 +94,7 @@ static void assert_file_is(const char *path, const uint8_t *data, size_t len)
 	free(p);
 }
 
-static void build(const files *f, uint64_t apply_limit, pkg_unit *u)
+static void build(const delta_files *f, uint64_t apply_limit, pkg_unit *u)
 {
 	pkg_leaf_opts o = {.ecu = 0x1011,
 	                   .type = SWPG_TYPE_APP,
@@ -136,7 +107,7 @@ static void build(const files *f, uint64_t apply_limit, pkg_unit *u)
 }
 
 /* Applies f->pkg to f->base into f->out with o. */
-static int apply(const files *f, pkg_apply_opts *o)
+static int apply(const delta_files *f, pkg_apply_opts *o)
 {
 	pkg_reader *r = NULL;
 	const pkg_entry *all = NULL;
@@ -216,8 +187,8 @@ static uint8_t *shaped(const uint8_t *b, size_t n, shape s, size_t *len)
 static void test_shapes(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "delta-shapes");
+	delta_files f;
+	delta_files_init(&f, "delta-shapes");
 	size_t n = 3 * MIB;
 	uint8_t *b = make_image(n, 1);
 	tu_write_file(f.base, b, n);
@@ -239,7 +210,7 @@ static void test_shapes(void **state)
 				         (unsigned long long)lim);
 			assert_ok(apply(&f, &o));
 			assert_file_is(f.out, t, tlen);
-			assert_false(exists(f.part));
+			assert_false(delta_exists(f.part));
 			assert_int_equal(o.memory_needed, di.apply_memory);
 			if (s != NEW && u.size > 64 * 1024)
 				fail_msg("%s (limit %llu): %llu-byte delta for a small change",
@@ -252,15 +223,15 @@ static void test_shapes(void **state)
 		free(t);
 	}
 	free(b);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* An unchanged 48 MiB stretch costs a few bytes, not a segment per few MiB. */
 static void test_small_change_large_image(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "delta-large");
+	delta_files f;
+	delta_files_init(&f, "delta-large");
 	size_t n = 48 * MIB, tlen = 0;
 	uint8_t *b = malloc(n);
 	assert_non_null(b);
@@ -278,7 +249,7 @@ static void test_small_change_large_image(void **state)
 	assert_file_is(f.out, t, tlen);
 	free(b);
 	free(t);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* ---- limits -------------------------------------------------------------------------------- */
@@ -286,8 +257,8 @@ static void test_small_change_large_image(void **state)
 static void test_memory_limits(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "delta-limits");
+	delta_files f;
+	delta_files_init(&f, "delta-limits");
 	size_t n = 3 * MIB;
 	uint8_t *b = make_image(n, 2), *t = malloc(n);
 	assert_non_null(t);
@@ -302,8 +273,8 @@ static void test_memory_limits(void **state)
 	pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN};
 	assert_rc(apply(&f, &o), PQ_ERR_RANGE);
 	assert_non_null(strstr(pq_err_detail(), "needs"));
-	assert_false(exists(f.out));
-	assert_false(exists(f.part));
+	assert_false(delta_exists(f.out));
+	assert_false(delta_exists(f.part));
 	/* made for that vehicle, it fits */
 	build(&f, PKG_DELTA_APPLY_MEM_MIN, &u);
 	assert_true(info_of(f.pkg).apply_memory <= PKG_DELTA_APPLY_MEM_MIN);
@@ -320,15 +291,15 @@ static void test_memory_limits(void **state)
 	assert_non_null(strstr(pq_err_detail(), "memory limit"));
 	free(b);
 	free(t);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* A caller that asks to stop gets PQ_ERR_CANCELLED and no output. */
 static void test_cancel(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "delta-cancel");
+	delta_files f;
+	delta_files_init(&f, "delta-cancel");
 	size_t n = MIB, tlen = 0;
 	uint8_t *b = make_image(n, 9), *t = shaped(b, n, EDITS, &tlen);
 	tu_write_file(f.base, b, n);
@@ -340,17 +311,17 @@ static void test_cancel(void **state)
 	                   .progress = {.cancel = &stop}};
 	pkg_unit u;
 	assert_rc(pkg_build_leaf(f.target, &o, f.pkg, &u), PQ_ERR_CANCELLED);
-	assert_false(exists(f.pkg));
+	assert_false(delta_exists(f.pkg));
 	atomic_store(&stop, 0);
 	assert_ok(pkg_build_leaf(f.target, &o, f.pkg, &u));
 	atomic_store(&stop, 1);
 	pkg_apply_opts ao = {.progress = {.cancel = &stop}};
 	assert_rc(apply(&f, &ao), PQ_ERR_CANCELLED);
-	assert_false(exists(f.out));
-	assert_false(exists(f.part));
+	assert_false(delta_exists(f.out));
+	assert_false(delta_exists(f.part));
 	free(b);
 	free(t);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* ---- resuming -------------------------------------------------------------------------------- */
@@ -369,7 +340,7 @@ static void kill_fn(uint64_t done, uint64_t total, void *user)
 
 /* Runs an apply (resumable or not) in a child that dies once kill_at target bytes are
  * written. */
-static void apply_killed_as(const files *f, uint64_t kill_at, bool resume)
+static void apply_killed_as(const delta_files *f, uint64_t kill_at, bool resume)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -386,14 +357,14 @@ static void apply_killed_as(const files *f, uint64_t kill_at, bool resume)
 	assert_int_equal(WEXITSTATUS(st), 3);
 }
 
-static void apply_killed(const files *f, uint64_t kill_at)
+static void apply_killed(const delta_files *f, uint64_t kill_at)
 {
 	apply_killed_as(f, kill_at, true);
 }
 
 /* Applies f's delta resumably (as the agent does), checks the exact target t of n bytes
  * results, and returns how many bytes were taken over from an earlier apply. */
-static uint64_t resume_apply(const files *f, const uint8_t *t, size_t n)
+static uint64_t resume_apply(const delta_files *f, const uint8_t *t, size_t n)
 {
 	pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
 	assert_ok(apply(f, &o));
@@ -404,8 +375,8 @@ static uint64_t resume_apply(const files *f, const uint8_t *t, size_t n)
 static void test_resume(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "delta-resume");
+	delta_files f;
+	delta_files_init(&f, "delta-resume");
 	size_t n = 4 * MIB;
 	uint8_t *b = make_image(n, 3), *t = malloc(n);
 	assert_non_null(t);
@@ -418,13 +389,13 @@ static void test_resume(void **state)
 	assert_true(info_of(f.pkg).segments >= 3);
 
 	apply_killed(&f, 1);
-	assert_true(exists(f.part));
-	assert_true(exists(f.ckpt));
-	assert_false(exists(f.out));
+	assert_true(delta_exists(f.part));
+	assert_true(delta_exists(f.ckpt));
+	assert_false(delta_exists(f.out));
 	uint64_t resumed = resume_apply(&f, t, n);
 	assert_true(resumed > 0 && resumed < n);
-	assert_false(exists(f.part));
-	assert_false(exists(f.ckpt));
+	assert_false(delta_exists(f.part));
+	assert_false(delta_exists(f.ckpt));
 
 	/* bytes past the checked segments (a longer partial output) are cut, not kept */
 	unlink(f.out);
@@ -466,7 +437,7 @@ static void test_resume(void **state)
 	assert_int_equal(resume_apply(&f, t, n), 0);
 	free(b);
 	free(t);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* ---- corruption ------------------------------------------------------------------------------ */
@@ -476,8 +447,8 @@ static void test_resume(void **state)
 static void test_corruption(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "delta-corrupt");
+	delta_files f;
+	delta_files_init(&f, "delta-corrupt");
 	size_t n = 2 * MIB, tlen = 0;
 	uint8_t *b = make_image(n, 4);
 	uint8_t *t = shaped(b, n, EDITS, &tlen);
@@ -503,19 +474,19 @@ static void test_corruption(void **state)
 		if (rc == PQ_OK) { /* a byte nothing reads back (none should exist) */
 			fail_msg("a changed byte at %zu went unnoticed", pos);
 		}
-		assert_false(exists(f.out));
-		assert_false(exists(f.part));
+		assert_false(delta_exists(f.out));
+		assert_false(delta_exists(f.part));
 	}
 	/* truncated */
 	tu_write_file(f.pkg, raw, plen - 1);
 	pkg_apply_opts o = {0};
 	assert_true(apply(&f, &o) != PQ_OK);
-	assert_false(exists(f.out));
+	assert_false(delta_exists(f.out));
 	free(raw);
 	free(c);
 	free(b);
 	free(t);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* ---- version 1 --------------------------------------------------------------------------------
@@ -538,8 +509,8 @@ static void put64(uint8_t *p, uint64_t v)
 static void test_version1_applies(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "delta-v1");
+	delta_files f;
+	delta_files_init(&f, "delta-v1");
 	size_t n = 300000, tlen = 0;
 	uint8_t *b = make_image(n, 6);
 	uint8_t *t = shaped(b, n, INSERT, &tlen);
@@ -581,11 +552,11 @@ static void test_version1_applies(void **state)
 	unlink(f.out);
 	o.mem_limit = 4 * MIB;
 	assert_rc(apply(&f, &o), PQ_ERR_RANGE);
-	assert_false(exists(f.out));
+	assert_false(delta_exists(f.out));
 	free(raw);
 	free(b);
 	free(t);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 int main(void)

@@ -33,6 +33,7 @@
 #include "pkg/lzx.h"
 #include "pkg/pkg.h"
 #include "pkg/swpg.h"
+#include "delta_fixture.h"
 #include "testutil.h"
 
 #define KIB (1u << 10)
@@ -918,40 +919,9 @@ static void test_scan(void **state)
 
 /* ---- version-3 deltas end to end ------------------------------------------------------------ */
 
-typedef struct {
-	char dir[PATH_MAX], base[PATH_MAX], target[PATH_MAX], pkg[PATH_MAX], out[PATH_MAX],
-	    x[PATH_MAX + 8], xpart[PATH_MAX + 16], xckpt[PATH_MAX + 24];
-	char *tmp;
-} files;
-
-static void files_init(files *f, const char *tag)
-{
-	f->tmp = tu_tmpdir(tag);
-	snprintf(f->dir, sizeof(f->dir), "%s", f->tmp);
-	tu_join(f->base, sizeof(f->base), f->dir, "base.bin");
-	tu_join(f->target, sizeof(f->target), f->dir, "target.bin");
-	tu_join(f->pkg, sizeof(f->pkg), f->dir, "delta.swpg");
-	tu_join(f->out, sizeof(f->out), f->dir, "out.bin");
-	snprintf(f->x, sizeof(f->x), "%s.x", f->out);
-	snprintf(f->xpart, sizeof(f->xpart), "%s.x.part", f->out);
-	snprintf(f->xckpt, sizeof(f->xckpt), "%s.x.part.ckpt", f->out);
-}
-
-static void files_free(files *f)
-{
-	tu_rmtree(f->tmp);
-	free(f->tmp);
-}
-
-static bool exists(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0;
-}
-
 /* Fails when anything of an apply is left in f's directory (out.bin, out.bin.x,
- * out.bin.x.part, its checkpoint, temporary files), except the name keep. */
-static void assert_nothing_written(const files *f, const char *keep)
+ * out.bin.x.part, its checkpoint, temporary delta_files), except the name keep. */
+static void assert_nothing_written(const delta_files *f, const char *keep)
 {
 	DIR *d = opendir(f->dir);
 	struct dirent *e;
@@ -1009,7 +979,7 @@ static void build(const char *base, const char *target, const char *pkg, uint16_
 }
 
 /* Applies f->pkg to base into f->out with o. */
-static int apply_from(const files *f, const char *base, pkg_apply_opts *o)
+static int apply_from(const delta_files *f, const char *base, pkg_apply_opts *o)
 {
 	pkg_reader *r = NULL;
 	const pkg_entry *all = NULL;
@@ -1023,7 +993,7 @@ static int apply_from(const files *f, const char *base, pkg_apply_opts *o)
 	return rc;
 }
 
-static int apply(const files *f, pkg_apply_opts *o)
+static int apply(const delta_files *f, pkg_apply_opts *o)
 {
 	return apply_from(f, f->base, o);
 }
@@ -1111,18 +1081,18 @@ static void scenario(void)
 	sc.b2[sc.nb - 10] = '!';
 	make_firmware(&sc.base, sc.a, sc.na, sc.b, sc.nb, 1);
 	make_firmware(&sc.target, sc.a2, sc.na2, sc.b2, sc.nb2, 2);
-	files f;
-	files_init(&f, "lzx-v3-build");
+	delta_files f;
+	delta_files_init(&f, "lzx-v3-build");
 	tu_write_file(f.base, sc.base.img.p, sc.base.img.len);
 	tu_write_file(f.target, sc.target.img.p, sc.target.img.len);
 	build(f.base, f.target, f.pkg, 0x1011, 0, &sc.unit);
 	sc.pkg = read_all(f.pkg, &sc.pkg_len);
-	files_free(&f);
+	delta_files_free(&f);
 	sc.made = true;
 }
 
 /* f's base, target and delta: the scenario's. */
-static void scenario_files(files *f)
+static void scenario_files(delta_files *f)
 {
 	scenario();
 	tu_write_file(f->base, sc.base.img.p, sc.base.img.len);
@@ -1146,7 +1116,8 @@ static int scenario_free(void **state)
 
 /* A changed byte of the delta at pos (the SWPG CRC fixed up, so that only the delta's own
  * checks can see it): refused, nothing written. */
-static void corrupt_at(const files *f, const uint8_t *raw, size_t len, size_t pos, bool resume)
+static void corrupt_at(const delta_files *f, const uint8_t *raw, size_t len, size_t pos,
+                       bool resume)
 {
 	uint8_t *c = malloc(len);
 	assert_non_null(c);
@@ -1181,7 +1152,7 @@ static void stop_fn(uint64_t done, uint64_t total, void *user)
 		atomic_store(&s->stop, 1);
 }
 
-static int apply_stopped(const files *f, uint64_t target_size, bool in_coding, bool resume)
+static int apply_stopped(const delta_files *f, uint64_t target_size, bool in_coding, bool resume)
 {
 	stopper s = {.target_size = target_size, .in_coding = in_coding};
 	atomic_init(&s.stop, 0);
@@ -1196,8 +1167,8 @@ static int apply_stopped(const files *f, uint64_t target_size, bool in_coding, b
 static void test_v3_delta(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "lzx-v3");
+	delta_files f;
+	delta_files_init(&f, "lzx-v3");
 	scenario_files(&f);
 	pkg_unit u = sc.unit;
 	pkg_delta_info di = info_of(f.pkg);
@@ -1244,7 +1215,7 @@ static void test_v3_delta(void **state)
 	 * takes it over whole */
 	assert_rc(apply_stopped(&f, sc.target.img.len, true, true), PQ_ERR_CANCELLED);
 	assert_nothing_written(&f, "out.bin.x");
-	assert_true(exists(f.x));
+	assert_true(delta_exists(f.x));
 	o = (pkg_apply_opts){.resume = true};
 	assert_ok(apply(&f, &o));
 	assert_file_is(f.out, sc.target.img.p, sc.target.img.len);
@@ -1269,7 +1240,7 @@ static void test_v3_delta(void **state)
 	/* without resumption nothing is kept */
 	assert_rc(apply_stopped(&f, sc.target.img.len, true, false), PQ_ERR_CANCELLED);
 	assert_nothing_written(&f, NULL);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* Changed bytes of a version-3 delta: its two descriptors, the inner delta's segments and
@@ -1277,8 +1248,8 @@ static void test_v3_delta(void **state)
 static void test_v3_refusals(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "lzx-v3-bad");
+	delta_files f;
+	delta_files_init(&f, "lzx-v3-bad");
 	scenario_files(&f);
 	pkg_unit u;
 	size_t len = 0;
@@ -1349,7 +1320,7 @@ static void test_v3_refusals(void **state)
 	free(otx);
 	free(ob.img.p);
 	free(ot.img.p);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* A target with much new content (stream B's content replaced by 1 MiB of new,
@@ -1359,8 +1330,8 @@ static void test_v3_refusals(void **state)
 static void test_v3_resume(void **state)
 {
 	(void)state;
-	files f;
-	files_init(&f, "lzx-v3-resume");
+	delta_files f;
+	delta_files_init(&f, "lzx-v3-resume");
 	scenario();
 	size_t nr = MIB;
 	uint8_t *r = make_content(C_RANDOM, nr, 61);
@@ -1383,10 +1354,10 @@ static void test_v3_resume(void **state)
 
 	/* stopped after the inner delta's first segment: its checkpoint stays */
 	assert_rc(apply_stopped(&f, target.img.len, false, true), PQ_ERR_CANCELLED);
-	assert_true(exists(f.xpart));
-	assert_true(exists(f.xckpt));
-	assert_false(exists(f.out));
-	assert_false(exists(f.x));
+	assert_true(delta_exists(f.xpart));
+	assert_true(delta_exists(f.xckpt));
+	assert_false(delta_exists(f.out));
+	assert_false(delta_exists(f.x));
 	pkg_apply_opts o = {.resume = true, .mem_limit = limit};
 	assert_ok(apply(&f, &o));
 	assert_file_is(f.out, target.img.p, target.img.len);
@@ -1415,7 +1386,7 @@ static void test_v3_resume(void **state)
 
 	free(r);
 	free(target.img.p);
-	files_free(&f);
+	delta_files_free(&f);
 }
 
 /* ---- fuzz seeds ------------------------------------------------------------------------------ */
