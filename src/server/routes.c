@@ -17,6 +17,7 @@
 #include "crypto/key.h"
 #include "crypto/pki.h"
 #include "server/diag.h"
+#include "server/readiness.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "server/telemetry.h"
@@ -502,16 +503,10 @@ const srv_route srv_routes[] = {
 };
 
 /* route_compat_table before the console's: its GET / answers API clients itself */
-const srv_route *const srv_route_tables[] = {route_compat_table,
-                                             srv_routes,
-                                             route_fleet_table,
-                                             route_release_table,
-                                             route_campaign_table,
-                                             route_uptane_table,
-                                             route_diag_table,
-                                             route_session_table,
-                                             route_events_table,
-                                             route_console_table,
-                                             route_telemetry_table,
-                                             route_apikey_table,
-                                             NULL};
+const srv_route *const srv_route_tables[] = {route_compat_table,    srv_routes,
+                                             route_fleet_table,     route_release_table,
+                                             route_campaign_table,  route_uptane_table,
+                                             route_diag_table,      route_session_table,
+                                             route_events_table,    route_console_table,
+                                             route_telemetry_table, route_apikey_table,
+                                             route_readiness_table, NULL};
