@@ -31,6 +31,7 @@ set(PQOTA_UNIT_LIBS_test_server_api pqota_server PkgConfig::CURL)
 set(PQOTA_UNIT_LIBS_test_sim pqota_vehicle)
 set(PQOTA_UNIT_LIBS_test_store pqota_store)
 set(PQOTA_UNIT_LIBS_test_telemetry pqota_server pqota_agent)
+set(PQOTA_UNIT_LIBS_test_readiness pqota_server pqota_agent)
 set(PQOTA_UNIT_LIBS_test_tls pqota_tls)
 # the shared library through its public header; pqota_crypto only makes the PKI fixtures
 set(PQOTA_UNIT_LIBS_test_tls_lib pqota-tls pqota_crypto)
@@ -45,6 +46,7 @@ set(PQOTA_UNIT_SRCS_test_ecu_registry tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_fleet tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_store tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_telemetry tests/unit/store_fixture.c)
+set(PQOTA_UNIT_SRCS_test_readiness tests/unit/store_fixture.c)
 set(PQOTA_UNIT_SRCS_test_kat_mldsa tests/unit/kat.c)
 set(PQOTA_UNIT_SRCS_test_kat_mlkem tests/unit/kat.c)
 
@@ -164,6 +166,12 @@ set_tests_properties(unit/test_fleet_postgres PROPERTIES
 add_test(NAME unit/test_telemetry_postgres
          COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_telemetry>)
 set_tests_properties(unit/test_telemetry_postgres PROPERTIES
+  ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
+# On-demand readiness checks' store (tests/unit/test_readiness.c) also runs against a real
+# PostgreSQL server.
+add_test(NAME unit/test_readiness_postgres
+         COMMAND bash "${CMAKE_SOURCE_DIR}/tests/store/pg-fixture.sh" $<TARGET_FILE:test_readiness>)
+set_tests_properties(unit/test_readiness_postgres PROPERTIES
   ENVIRONMENT "PQOTA_TEST_STORE=postgres" TIMEOUT 300)
 # The fleet-wide ECU registry (tests/unit/test_ecu_registry.c) also runs against a real
 # PostgreSQL server.

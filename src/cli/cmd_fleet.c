@@ -1,6 +1,6 @@
 /* cmd_fleet.c: the operator's side of `pqota vehicle` (the agent itself: cmd_vehicle.c):
  * register one vehicle from its PKI directory, import many (a PKI directory or a CSV file,
- * fleet_import.c), list, show, ask for a VCI now, and a readiness summary, through the
+ * fleet_import.c), list, show, ask for a VCI now, and its readiness now, through the
  * server's API (docs/api.md 6). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "crypto/pki.h"
 
 #define VCI_WAIT_DEFAULT_S 30
+#define READY_WAIT_MAX_S   30 /* the server's bound on ?wait */
 #define VCI_POLL_MS        250
 
 static const char *const subs[] = {"register", "import", "list", "show", "vci", "readiness"};
@@ -37,7 +38,7 @@ static void usage(FILE *f)
 	        "                          [--limit N] [--offset N]\n"
 	        "       pqota vehicle show [connection] VIN\n"
 	        "       pqota vehicle vci [connection] VIN [--request [--timeout S]]\n"
-	        "       pqota vehicle readiness [connection] VIN\n"
+	        "       pqota vehicle readiness [connection] VIN [--timeout S]\n"
 	        "\n"
 	        "The operator's commands on the fleet, through the server's API (docs/api.md 6);\n"
 	        "`pqota vehicle --vin ...` runs a vehicle's agent instead.\n"
@@ -52,13 +53,16 @@ static void usage(FILE *f)
 	        "list, show: the fleet, one vehicle with its ECUs.\n"
 	        "vci: the latest VCI report; with --request, asks the vehicle for a new one now\n"
 	        "  (over MQTT) and waits for it (--timeout, default 30 s).\n"
-	        "readiness: online, latest VCI, outstanding campaign, VMG version, from what the\n"
-	        "  server knows (no question to the vehicle).\n"
+	        "readiness: asks the vehicle now (the server's default prerequisites) and prints\n"
+	        "  its answer, check by check, waiting up to --timeout (at most 30 s); then\n"
+	        "  the server's view: VMG version, latest VCI, outstanding campaign.\n"
 	        "\n" CLI_CONN_USAGE "\n"
-	        "An operator key for register, import and vci --request, any key otherwise.\n"
+	        "An operator key for register, import, vci --request and readiness, any key\n"
+	        "otherwise.\n"
 	        "Exit status: 0 done (readiness: ready; vci --request: the vehicle answered;\n"
-	        "import: every vehicle registered or there already), 1 not ready / no answer in\n"
-	        "time / some vehicles failed, 2 an error, 64 usage.\n");
+	        "import: every vehicle registered or there already), 1 not ready / no VCI in\n"
+	        "time / some vehicles failed, 2 an error (readiness: also offline or no answer\n"
+	        "in time), 64 usage.\n");
 }
 
 enum {
@@ -366,66 +370,77 @@ static int do_vci(cli_conn *c, const args *a, const char *vin)
 	return ex == CLI_EXIT_OK ? cli_show(c, j, print_vci) : ex;
 }
 
+/* The value of a check, as text. */
+static void check_value(const json_t *v, char *out, size_t cap)
+{
+	if (json_is_integer(v))
+		snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+	else if (json_is_boolean(v))
+		snprintf(out, cap, "%s", json_is_true(v) ? "true" : "false");
+	else if (json_is_real(v))
+		snprintf(out, cap, "%g", json_real_value(v));
+	else
+		snprintf(out, cap, "-");
+}
+
 static void print_readiness(const json_t *r)
 {
 	size_t i;
-	json_t *ch;
-	printf("%s: %s\n", cli_jstr(r, "vin"),
-	       json_is_true(json_object_get(r, "ready")) ? "ready" : "not ready");
+	json_t *ch, *row = json_object_get(r, "vehicle"), *cp = json_object_get(row, "campaign");
+	char v[32], t[24];
+	cli_time(cli_jint(r, "answered_ms"), t);
+	printf("%s: %s (the vehicle's answer at %s UTC, check %s)\n", cli_jstr(r, "vin"),
+	       json_is_true(json_object_get(r, "ready")) ? "ready" : "not ready", t,
+	       cli_jstr(r, "id"));
 	json_array_foreach(json_object_get(r, "checks"), i, ch)
-	    printf("  %-4s %-10s %s\n", json_is_true(json_object_get(ch, "ok")) ? "ok" : "no",
-	           cli_jstr(ch, "check"), cli_jstr(ch, "detail"));
+	{
+		check_value(json_object_get(ch, "value"), v, sizeof(v));
+		printf("  %-4s %-13s %-14s %s\n",
+		       json_is_true(json_object_get(ch, "ok")) ? "ok" : "no", cli_jstr(ch, "name"),
+		       v, cli_jstr(ch, "reason"));
+	}
+	if (!row)
+		return;
+	cli_time(cli_jint(row, "last_vci_ms"), t);
+	printf("server: VMG %s, latest VCI %s UTC, %s%s\n",
+	       json_is_string(json_object_get(row, "vmg_version")) ? cli_jstr(row, "vmg_version")
+	                                                           : "unknown",
+	       cli_jint(row, "last_vci_ms") ? t : "none",
+	       json_is_object(cp) ? "campaign " : "no outstanding campaign",
+	       json_is_object(cp) ? cli_jstr(cp, "id") : "");
 }
 
-static void add_check(json_t *checks, const char *name, bool ok, const char *detail, bool *all,
-                      bool *built)
+/* readiness VIN: asks the vehicle now (POST .../readiness, waiting up to --timeout, at most
+ * the server's 30 s) and prints its answer, with the server's view of the vehicle (the
+ * fleet row) as "vehicle". 0 ready, 1 not ready, 2 no answer or an error. */
+static int do_readiness(cli_conn *c, const args *a, const char *vin)
 {
-	if (json_array_append_new(
-	        checks, json_pack("{s:s,s:b,s:s}", "check", name, "ok", ok, "detail", detail)) != 0)
-		*built = false;
-	*all = *all && ok;
-}
-
-/* readiness VIN: what the server knows (online, a VCI, no outstanding campaign), from the
- * fleet list's row. */
-static int do_readiness(cli_conn *c, const char *vin)
-{
-	json_t *row = NULL;
-	char d[160], t[24];
-	bool all = true, built = true;
+	char base[128], path[160], wait[24];
+	json_t *r = NULL, *row = NULL;
+	long status = 0;
 	int ex = vin_ok(vin);
-	if (ex == CLI_EXIT_OK)
-		ex = fleet_row(c, vin, &row);
 	if (ex != CLI_EXIT_OK)
 		return ex;
-	json_t *checks = json_array(), *cp = json_object_get(row, "campaign");
-	bool online = json_is_true(json_object_get(row, "online"));
-	cli_time(cli_jint(row, "last_seen_ms"), t);
-	snprintf(d, sizeof(d), "%s since %s UTC", online ? "online" : "offline", t);
-	add_check(checks, "online", online, d, &all, &built);
-	cli_time(cli_jint(row, "last_vci_ms"), t);
-	snprintf(d, sizeof(d), "%s%s", cli_jint(row, "last_vci_ms") ? "latest at " : "none",
-	         cli_jint(row, "last_vci_ms") ? t : "");
-	add_check(checks, "vci", cli_jint(row, "last_vci_ms") > 0, d, &all, &built);
-	if (json_is_object(cp))
-		snprintf(d, sizeof(d), "campaign %.36s is %.24s", cli_jstr(cp, "id"),
-		         cli_jstr(cp, "state"));
-	else
-		snprintf(d, sizeof(d), "none outstanding");
-	add_check(checks, "campaign", !json_is_object(cp), d, &all, &built);
-	snprintf(d, sizeof(d), "%s",
-	         json_is_string(json_object_get(row, "vmg_version")) ? cli_jstr(row, "vmg_version")
-	                                                             : "unknown");
-	add_check(checks, "vmg", json_is_string(json_object_get(row, "vmg_version")), d, &all,
-	          &built);
-	json_t *r = json_pack("{s:s,s:b,s:o,s:o}", "vin", vin, "ready", all, "checks", checks,
-	                      "vehicle", row);
-	if (!r || !built) {
+	snprintf(wait, sizeof(wait), "%ld",
+	         a->timeout < READY_WAIT_MAX_S ? a->timeout : READY_WAIT_MAX_S);
+	snprintf(base, sizeof(base), "/api/v1/vehicles/%s/readiness", vin);
+	if (cli_path(path, sizeof(path), base, "wait", wait, CLI_END) != PQ_OK)
+		return cli_error(PQ_ERR_RANGE, "vehicle %s", vin);
+	if (cli_api(c, "POST", path, NULL, &status, &r) != PQ_OK)
+		return cli_error(PQ_ERR_IO, "vehicle readiness");
+	if (status != 200) {
+		if (status == 504)
+			fprintf(stderr, "pqota: %s did not answer within %s s (check %s)\n", vin,
+			        wait, cli_jstr(json_object_get(r, "readiness"), "id"));
+		ex = status == 504 ? CLI_EXIT_ERROR : cli_api_error("vehicle readiness", status, r);
 		json_decref(r);
-		return cli_error(PQ_ERR_NOMEM, "vehicle readiness");
+		return ex;
 	}
+	bool ready = json_is_true(json_object_get(r, "ready"));
+	if (fleet_row(c, vin, &row) == CLI_EXIT_OK) /* extra information: not needed */
+		json_object_set_new(r, "vehicle", row);
 	ex = cli_show(c, r, print_readiness);
-	return ex == CLI_EXIT_OK && !all ? CLI_EXIT_FAIL : ex;
+	return ex == CLI_EXIT_OK && !ready ? CLI_EXIT_FAIL : ex;
 }
 
 int cmd_fleet(int argc, char **argv)
@@ -453,7 +468,7 @@ int cmd_fleet(int argc, char **argv)
 	else if (!strcmp(sub, "vci"))
 		ex = do_vci(&c, &a, vin);
 	else
-		ex = do_readiness(&c, vin);
+		ex = do_readiness(&c, &a, vin);
 	cli_conn_close(&c);
 	return ex;
 }

@@ -207,4 +207,10 @@ int cmp_parse_states(const char *text, uint32_t *mask) PQ_MUST_CHECK;
 int cmp_progress_json(store *db, const char *id, int64_t now_ms, int64_t max_rows,
                       json_t **out) PQ_MUST_CHECK;
 
+/* The checked prerequisites object pre (battery_min_pct 0..100, parked, ignition_off,
+ * storage_min_bytes >= 0; no other member; null takes the default) copied into npre;
+ * PQ_ERR_INVAL naming path and the member otherwise. Campaign policies and on-demand
+ * readiness checks share it. */
+int cmp_prereq_norm(const json_t *pre, const char *path, json_t *npre) PQ_MUST_CHECK;
+
 #endif

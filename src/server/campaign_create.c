@@ -136,10 +136,8 @@ static int norm_deadline(const json_t *p, json_t *out)
 	return cmp__set_new(out, "deadline", s ? json_string(s) : json_null());
 }
 
-/* The members of policy.prerequisites; one present as null takes its default (0, false). */
-static int prereq_members(const json_t *pre, json_t *npre)
+int cmp_prereq_norm(const json_t *pre, const char *path, json_t *npre)
 {
-	static const char *const path = "policy.prerequisites";
 	static const char *const keys[] = {"battery_min_pct", "parked", "ignition_off",
 	                                   "storage_min_bytes", NULL};
 	static const struct {
@@ -178,7 +176,7 @@ static int norm_prereq(const json_t *p, json_t *out)
 	json_t *npre = json_object();
 	if (!npre)
 		return pq_err_set(PQ_ERR_NOMEM, "policy");
-	rc = pre ? prereq_members(pre, npre) : PQ_OK;
+	rc = pre ? cmp_prereq_norm(pre, "policy.prerequisites", npre) : PQ_OK;
 	if (rc != PQ_OK) {
 		json_decref(npre);
 		return rc;

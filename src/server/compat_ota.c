@@ -12,6 +12,7 @@
  *  - POST /api/v1/ota/status: a report, in the MQTT message's own form (type, campaign_id,
  *    its fields) or as a short status word, applied by the campaign engine's handler of
  *    vehicle messages (cmp_on_message) after the same idempotency record (message id). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@
 	64               /* targets of one deployment answered (an update of more ECUs: the        \
 	                  * rest come once these are installed) */
 #define OTA_DEPS_SCAN 50 /* the vehicle's newest deployments looked at */
+#define META_REUSE_MS (60 * 1000) /* a metadata body is signed at most this often per vehicle */
+#define META_SLOTS    256         /* vehicles whose last body is kept */
 
 /* ---- the vehicle's current deployment --------------------------------------------------- */
 
@@ -160,6 +163,79 @@ static int poll_wakeup(srv_ctx *c)
 	return PQ_OK;
 }
 
+/* ---- the metadata body, signed at most once a minute per vehicle ----------------------------
+ *
+ * usrv_campaign_metadata signs a new director version (and wraps keys, mints tokens) each
+ * time: a vehicle polling every few seconds through a long download would make the server
+ * sign and store a version per check. The body is kept for META_REUSE_MS per (server, VIN,
+ * campaign), in a bounded table shared by the workers; a slot taken by another vehicle only
+ * means that one is signed anew. Its tokens and keys outlive the minute. */
+typedef struct {
+	const srv *s;
+	char vin[STORE_VIN_MAX + 1], campaign[STORE_ID_MAX + 1];
+	int64_t made_ms;
+	json_t *body;
+} meta_slot;
+
+static meta_slot meta_cache[META_SLOTS];
+static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static meta_slot *meta_slot_of(const char *vin)
+{
+	uint8_t h[32];
+	if (pq_hash(PQ_HASH_SHA256, vin, strlen(vin), h) != PQ_OK)
+		return &meta_cache[0];
+	return &meta_cache[(h[0] | h[1] << 8) % META_SLOTS];
+}
+
+static int campaign_metadata(srv_ctx *c, const char *campaign_id, json_t **out)
+{
+	meta_slot *m = meta_slot_of(c->vin);
+	pthread_mutex_lock(&meta_lock);
+	bool fresh = m->body && m->s == c->s && strcmp(m->vin, c->vin) == 0 &&
+	             strcmp(m->campaign, campaign_id) == 0 && c->now_ms - m->made_ms >= 0 &&
+	             c->now_ms - m->made_ms < META_REUSE_MS;
+	*out = fresh ? json_deep_copy(m->body) : NULL;
+	pthread_mutex_unlock(&meta_lock);
+	if (fresh)
+		return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "metadata copy");
+	int rc = usrv_campaign_metadata(c->s, c->db, campaign_id, c->vin, c->now_ms, out);
+	json_t *keep = rc == PQ_OK ? json_deep_copy(*out) : NULL;
+	if (!keep)
+		return rc;
+	pthread_mutex_lock(&meta_lock);
+	json_decref(m->body);
+	*m = (meta_slot){.s = c->s, .made_ms = c->now_ms, .body = keep};
+	snprintf(m->vin, sizeof(m->vin), "%s", c->vin);
+	snprintf(m->campaign, sizeof(m->campaign), "%s", campaign_id);
+	pthread_mutex_unlock(&meta_lock);
+	return rc;
+}
+
+/* The campaign's prerequisites while the engine waits for the vehicle's readiness (an
+ * accepted deployment of a campaign with prerequisites, readiness not yet answered ready: the
+ * engine asks again at next_ms), else NULL. The metadata comes only after `ready`, as over
+ * MQTT (campaign_msg.c). */
+static json_t *readiness_pending(srv_ctx *c, const current_dep *cur)
+{
+	store_deployment d;
+	store_campaign cp;
+	json_t *pre = NULL;
+	if (cur->state != STORE_DEP_ACCEPTED ||
+	    store_deployment_get(c->db, cur->d.campaign_id, c->vin, &d) != PQ_OK ||
+	    d.next_ms == 0 || store_campaign_get(c->db, cur->d.campaign_id, &cp) != PQ_OK) {
+		pq_err_clear();
+		return NULL;
+	}
+	json_t *policy = json_loads(cp.policy ? cp.policy : "{}", 0, NULL);
+	json_t *p = json_object_get(policy, "prerequisites");
+	if (json_is_object(p) && json_object_size(p) > 0)
+		pre = json_deep_copy(p);
+	json_decref(policy);
+	store_campaign_clear(&cp);
+	return pre;
+}
+
 void compat_ota_check(srv_ctx *c)
 {
 	current_dep cur;
@@ -178,27 +254,27 @@ void compat_ota_check(srv_ctx *c)
 		rc = pq_err_set(PQ_ERR_NOMEM, "targets");
 	if (rc == PQ_OK)
 		rc = store_target_list(c->db, cur.d.campaign_id, c->vin, target_cb, ts);
-	if (rc == PQ_OK && needs_metadata(cur.state))
-		rc = usrv_campaign_metadata(c->s, c->db, cur.d.campaign_id, c->vin, c->now_ms,
-		                            &meta);
-	if (rc == PQ_ERR_UNSUPPORTED) { /* no Uptane keys: nothing a vehicle could verify */
-		free(ts);
-		srv_error(c, 503, "no_uptane", "%s", pq_err_detail());
-		return;
-	}
+	json_t *ready = rc == PQ_OK ? readiness_pending(c, &cur) : NULL;
+	if (rc == PQ_OK && needs_metadata(cur.state) && !ready)
+		rc = campaign_metadata(c, cur.d.campaign_id, &meta);
 	if (rc != PQ_OK) {
 		free(ts);
-		srv_fail(c, rc, "update check");
+		json_decref(ready);
+		if (rc == PQ_ERR_UNSUPPORTED) /* no Uptane keys: nothing a vehicle could verify */
+			srv_error(c, 503, "no_uptane", "%s", pq_err_detail());
+		else
+			srv_fail(c, rc, "update check");
 		return;
 	}
 	json_t *targets = targets_json(ts);
 	free(ts);
 	srv_json(c, 200,
-	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:i}", "vin", c->vin,
+	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:o,s:i}", "vin", c->vin,
 	                   "update_available", 1, "campaign", "id", cur.d.campaign_id, "name",
 	                   cur.d.campaign_name, "state", cur.d.state, "phase", cur.d.phase,
 	                   "targets", targets, "metadata", meta ? meta : json_null(),
-	                   "poll_after_s", POLL_AFTER_S));
+	                   "readiness_required", ready ? ready : json_null(), "poll_after_s",
+	                   POLL_AFTER_S));
 }
 
 /* ---- GET /api/v1/ota/package[/{id}] -----------------------------------------------------------
@@ -356,11 +432,13 @@ static const char *report_type(srv_ctx *c, json_t *b)
 	return NULL;
 }
 
-/* The report's message id: its own ([A-Za-z0-9_.:-]{1,79}, as over MQTT), else
- * "rest:" + SHA-256 of the report, so that a retried POST is recognised. */
-static bool report_id(srv_ctx *c, json_t *b, char id[96])
+/* The report's message id: its own ([A-Za-z0-9_.:-]{1,79}, as over MQTT; *given), else
+ * "rest:" + SHA-256 of the report, which names it to the engine but is not recorded: the same
+ * report may rightly come twice (postponed again, a download still going on). */
+static bool report_id(srv_ctx *c, json_t *b, char id[96], bool *given)
 {
 	const char *mid = json_string_value(json_object_get(b, "message_id"));
+	*given = mid != NULL;
 	if (mid) {
 		size_t n = strlen(mid);
 		bool ok = n >= 1 && n <= 79 &&
@@ -420,7 +498,7 @@ static void answer(srv_ctx *c, const char *cid, const char *id, bool dup)
 void compat_ota_status(srv_ctx *c)
 {
 	char id[96];
-	bool dup = false;
+	bool dup = false, given = false;
 	cmp_env env;
 	if (!srv_query_only(c, NULL))
 		return;
@@ -441,8 +519,12 @@ void compat_ota_status(srv_ctx *c)
 	}
 	const char *cid = json_string_value(json_object_get(b, "campaign_id"));
 	bool vci = type && strcmp(type, "vci_report") == 0;
-	if (!type || !report_id(c, b, id))
+	if (!type || !report_id(c, b, id, &given))
 		goto out;
+	if (vci && !json_is_array(json_object_get(b, "ecus"))) { /* before it is recorded */
+		srv_error(c, 400, "bad_request", "a vci_report has an ecus array");
+		goto out;
+	}
 	if (!vci && (!cid || !cid[0] || strlen(cid) > STORE_ID_MAX)) {
 		srv_error(c, 400, "bad_request", "campaign_id (1..%d characters) is required",
 		          STORE_ID_MAX);
@@ -455,7 +537,7 @@ void compat_ota_status(srv_ctx *c)
 		          c->vin);
 		goto out;
 	}
-	if (rc == PQ_OK)
+	if (rc == PQ_OK && given)
 		rc = store_msg_seen(c->db, c->vin, id, c->now_ms, &dup);
 	if (rc == PQ_OK && !dup && vci)
 		rc = store_vci(c, b);

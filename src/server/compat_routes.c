@@ -156,10 +156,8 @@ const srv_route route_compat_table[] = {
     {GET, "/api/vehicles/{vin}", SRV_AUTH_ANY, srv_alias, "= GET /api/v1/vehicles/{vin}"},
     {POST, "/api/vehicles/{vin}/vci", SRV_AUTH_OPERATOR, srv_alias,
      "= POST /api/v1/vehicles/{vin}/vci-request"},
-    /* TODO(issue 14, lead): POST /api/vehicles/{vin}/readiness
-     *   = POST /api/v1/vehicles/{vin}/readiness (operator), once that native route is merged:
-     * {POST, "/api/vehicles/{vin}/readiness", SRV_AUTH_OPERATOR, srv_alias,
-     *  "= POST /api/v1/vehicles/{vin}/readiness"}, (docs/api.md 17: pending) */
+    {POST, "/api/vehicles/{vin}/readiness", SRV_AUTH_OPERATOR, srv_alias,
+     "= POST /api/v1/vehicles/{vin}/readiness"},
     {GET, "/api/campaigns/{id}", SRV_AUTH_VIEWER, srv_alias, "= GET /api/v1/campaigns/{id}"},
     {POST, "/api/v1/vehicles/register", SRV_AUTH_OPERATOR, srv_alias, "= POST /api/v1/vehicles"},
     {GET, "/api/v1/ecus", SRV_AUTH_VIEWER, compat_ecus,

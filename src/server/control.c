@@ -22,6 +22,7 @@
 #include "server/diag.h"
 #include "server/msg.h"
 #include "server/mqtt.h"
+#include "server/readiness.h"
 #include "server/telemetry.h"
 #include "server/uptane_srv.h"
 #include "store/campaign.h"
@@ -208,6 +209,27 @@ static void on_diag_response(ctl *c, msg_in *m, const char *topic, int64_t now)
 		return;
 	}
 	c->m_diag_responses[st]++;
+}
+
+/* An ota_readiness_response to an on-demand check (readiness.h); false when it is the
+ * campaign engine's (it has a campaign_id and names no check). */
+static bool on_readiness(ctl *c, msg_in *m, int64_t now)
+{
+	bool ours = false, stored = false;
+	int rc = rdy_on_response(c->db, m, now, &ours, &stored);
+	if (rc == PQ_OK && !ours && m->campaign_id[0])
+		return false;
+	if (rc != PQ_OK || !ours) {
+		c->m_rejected++;
+		pq_log(PQ_LOG_WARN, LOGC, "%s: ota_readiness_response refused: %s", m->vin,
+		       rc != PQ_OK ? pq_err_detail()
+		                   : "no campaign and no readiness check it answers");
+	} else if (!stored) {
+		pq_log(PQ_LOG_INFO, LOGC,
+		       "%s: readiness answer for %s: answered or expired already", m->vin,
+		       m->correlation_id);
+	}
+	return true;
 }
 
 static int worker_publish(void *user, const char *topic, const char *json, size_t len, int qos,
@@ -416,6 +438,8 @@ static void on_mqtt(void *user, const char *topic, const void *payload, size_t l
 			on_diag_response(c, &m, topic, now);
 			break;
 		}
+		if (strcmp(m.msg_type, "ota_readiness_response") == 0 && on_readiness(c, &m, now))
+			break;
 		cmp_env env;
 		ctl_env(c, &env);
 		env.msg_sent_ms = m.timestamp_ms;

@@ -18,6 +18,7 @@
 #include "crypto/pki.h"
 #include "server/diag.h"
 #include "server/bundles.h"
+#include "server/readiness.h"
 #include "server/routes.h"
 #include "server/server.h"
 #include "server/telemetry.h"
@@ -505,10 +506,18 @@ const srv_route srv_routes[] = {
 };
 
 /* route_compat_table before the console's: its GET / answers API clients itself */
-const srv_route *const srv_route_tables[] = {route_compat_table,    srv_routes,
-                                             route_fleet_table,     route_release_table,
-                                             route_campaign_table,  route_uptane_table,
-                                             route_diag_table,      route_session_table,
-                                             route_events_table,    route_console_table,
-                                             route_telemetry_table, route_apikey_table,
-                                             route_bundle_table,    NULL};
+const srv_route *const srv_route_tables[] = {route_compat_table,
+                                             srv_routes,
+                                             route_fleet_table,
+                                             route_release_table,
+                                             route_campaign_table,
+                                             route_uptane_table,
+                                             route_diag_table,
+                                             route_session_table,
+                                             route_events_table,
+                                             route_console_table,
+                                             route_telemetry_table,
+                                             route_apikey_table,
+                                             route_readiness_table,
+                                             route_bundle_table,
+                                             NULL};

@@ -400,6 +400,23 @@ static const char *const schema_v11[] = {
     "CREATE INDEX ecus_registry_version ON ecus (sw_app, vin, ecu_id)",
 };
 
+/* Schema v12: on-demand readiness checks (POST /api/v1/vehicles/{vin}/readiness, issue 14,
+ * store/readiness.h): the request (its id is the request_ota_readiness message id) and the
+ * vehicle's answer, the newest few kept per vehicle. ready is NULL until answered. */
+static const char *const schema_v12[] = {
+    "CREATE TABLE readiness_checks ("
+    " id {KEY} NOT NULL PRIMARY KEY,"
+    " vin {KEY} NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,"
+    " actor TEXT NOT NULL DEFAULT '',"
+    " prerequisites TEXT NOT NULL,"
+    " requested_ms BIGINT NOT NULL,"
+    " expires_ms BIGINT NOT NULL,"
+    " answered_ms BIGINT NOT NULL DEFAULT 0,"
+    " ready INTEGER CHECK (ready IN (0, 1)),"
+    " answer TEXT)",
+    "CREATE INDEX readiness_checks_vin ON readiness_checks (vin, requested_ms, id)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -418,6 +435,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v9, sizeof(schema_v9) / sizeof(schema_v9[0])},
     {schema_v10, sizeof(schema_v10) / sizeof(schema_v10[0])},
     {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
+    {schema_v12, sizeof(schema_v12) / sizeof(schema_v12[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

@@ -146,3 +146,23 @@ dep_chain() {
 	pcurl "$1/api/v1/campaigns/$2/vehicles/$3" |
 		python3 -c 'import json,sys; print(" ".join(t["to"] for t in json.load(sys.stdin)["transitions"]))'
 }
+
+# st CRED METHOD URL [curl args...]: the status code, the body in $WORK/r.json. CRED: an API
+# key, "veh:VIN" (that vehicle's certificate) or "-" (nothing)
+st() {
+	local cred=$1 method=$2 url=$3 a=()
+	shift 3
+	case "$cred" in
+	-) ;;
+	veh:*) a=(--cert "$PKI/vehicles/${cred#veh:}/client.crt" --key "$PKI/vehicles/${cred#veh:}/client.key") ;;
+	*) a=(-H "Authorization: Bearer $cred") ;;
+	esac
+	on35 curl -sS -o "$WORK/r.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$PKI/ca/ca.crt" \
+		"${a[@]}" -X "$method" "$@" "$url"
+}
+# jtrue FILE EXPR: the Python expression EXPR (d: the JSON in FILE) is true
+jtrue() {
+	python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$1" "$2"
+}

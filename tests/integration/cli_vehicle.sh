@@ -5,8 +5,8 @@
 # from a PKI directory (again: 409, exit 2), import from the PKI directory (the registered
 # one reported as there already) and from a CSV file (a malformed one refused whole, nothing
 # registered), list with filters, show, `vci --request` answered by the agent (exit 0, the
-# report printed) and not answered by an offline vehicle (exit 1), readiness of an online
-# and an offline vehicle (0 / 1), and the roles (a viewer key refused where an operator's
+# report printed) and not answered by an offline vehicle (exit 1), readiness asked of an
+# online vehicle (0, its answer) and an offline one (2; readiness_now.sh has more), and the roles (a viewer key refused where an operator's
 # is needed).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
@@ -107,11 +107,11 @@ expect_exit 2 "a viewer key may not ask for a VCI" env PQOTA_API_KEY=$VIEWER "$P
 rc=0
 veh readiness $VA --json >"$WORK/ready.json" || rc=$?
 check "readiness of the online vehicle: ready (exit $rc)" test "$rc" = 0
-check "... every check ok" python3 -c 'import json,sys
-d = json.load(open(sys.argv[1])); assert d["ready"] and all(c["ok"] for c in d["checks"]), d' "$WORK/ready.json"
-expect_exit 1 "readiness of an offline vehicle: not ready, exit 1" veh readiness $VB
-check "... says why" grep -q "no   online" "$WORK/last.out"
-expect_exit 0 "a viewer key may read readiness" env PQOTA_API_KEY=$VIEWER "$PQOTA" vehicle readiness $VA
+check "... the vehicle's answer, every check ok" python3 -c 'import json,sys
+d = json.load(open(sys.argv[1])); assert d["ready"] and d["state"] == "answered" and len(d["checks"]) == 4 and all(c["ok"] for c in d["checks"]), d' "$WORK/ready.json"
+expect_exit 2 "readiness of an offline vehicle: exit 2 (it cannot be asked)" veh readiness $VB
+check "... says why" grep -q "HTTP 409 vehicle_offline" "$WORK/last.out"
+expect_exit 2 "a viewer key may not ask for readiness" env PQOTA_API_KEY=$VIEWER "$PQOTA" vehicle readiness $VA
 expect_exit 0 "vehicle --help (the agent's, naming the operator's commands)" "$PQOTA" vehicle --help
 check "... which it names" grep -q "register|import|list|show|vci|readiness" "$WORK/last.out"
 expect_exit 0 "vehicle list --help" "$PQOTA" vehicle list --help

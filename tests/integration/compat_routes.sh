@@ -4,8 +4,9 @@
 #  1. GET /: JSON server information for API clients (no secrets), the console for browsers;
 #  2. the aliases answer what their native routes answer, with the same requirement (no key
 #     401, a low role 403), a vehicle only its own data, an unknown vehicle 404; the
-#     readiness alias is still pending (404);
+#     readiness alias refuses an offline vehicle (409);
 #  3. POST /api/vehicles/{vin}/vci asks the running agent: it answers with a new VCI;
+#     POST /api/vehicles/{vin}/readiness too: its checks, ready (readiness_now.sh has more);
 #  4. the ECU registry: filters, keyset pages, versions, 404s, roles;
 #  5. the REST update check of a vehicle polling with its certificate: check (offered,
 #     then the signed director metadata after acceptance), packages (its own only; the
@@ -38,25 +39,6 @@ OPKEY=$APIKEY
 VIEWKEY=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role viewer --name view 2>/dev/null)
 check "vehicles registered" register "$B" $V1 $V2 $V3
 
-# st CRED METHOD URL [curl args...]: the status code, the body in $WORK/r.json. CRED: an API
-# key, "veh:VIN" (that vehicle's certificate) or "-" (nothing)
-st() {
-	local cred=$1 method=$2 url=$3 a=()
-	shift 3
-	case "$cred" in
-	-) ;;
-	veh:*) a=(--cert "$PKI/vehicles/${cred#veh:}/client.crt" --key "$PKI/vehicles/${cred#veh:}/client.key") ;;
-	*) a=(-H "Authorization: Bearer $cred") ;;
-	esac
-	on35 curl -sS -o "$WORK/r.json" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
-		"${a[@]}" -X "$method" "$@" "$url"
-}
-# jtrue FILE EXPR: the Python expression EXPR (d: the JSON in FILE) is true
-jtrue() {
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$1" "$2"
-}
 # is CRED METHOD URL STATUS [CODE]: the answer has that status (and error code)
 is() {
 	local code
@@ -103,7 +85,8 @@ check "...an operator: 201, the vehicle (got $code)" jtrue "$WORK/r.json" "d['vi
 code=$(st "$OPKEY" POST "$B/api/v1/vehicles/register" --data @"$WORK/reg4.json")
 check "...again: 409 (got $code)" test "$code" = 409
 check "...it is registered (audited as the native route)" is "$OPKEY" GET "$B/api/v1/vehicles/$V4" 200
-check "POST /api/vehicles/$V1/readiness: 404 (pending, docs/api.md 17.1)" is "$OPKEY" POST "$B/api/vehicles/$V1/readiness" 404 not_found
+check "POST /api/vehicles/$V1/readiness of an offline vehicle: 409" is "$OPKEY" POST "$B/api/vehicles/$V1/readiness" 409 vehicle_offline
+check "...a viewer key: 403" is "$VIEWKEY" POST "$B/api/vehicles/$V1/readiness" 403 forbidden
 
 # --- 3. POST /api/vehicles/{vin}/vci asks the real agent ---------------------------------------
 check "the trusted Uptane roots are served" provision $V3
@@ -119,6 +102,9 @@ check "...an operator: 202 with the request's message id (got $code)" jtrue "$WO
 	"d['vin'] == '$V3' and len(d['message_id']) == 36"
 newer() { [ "$(vci_at)" -gt "$first" ]; }
 check "...the agent answers: a new VCI is stored" wait_for 30 newer
+code=$(st "$OPKEY" POST "$B/api/vehicles/$V3/readiness?wait=20")
+check "POST /api/vehicles/$V3/readiness: 200, the agent's answer: ready (got $code)" jtrue "$WORK/r.json" \
+	"d['vin'] == '$V3' and d['state'] == 'answered' and d['ready'] is True and len(d['checks']) == 4"
 
 # --- 4. the ECU registry ---------------------------------------------------------------------
 check "GET /api/v1/ecus: no key 401" is - GET "$B/api/v1/ecus" 401

@@ -30,19 +30,6 @@ ADMKEY=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role admin --n
 VIEWKEY=$("$PQOTA" server --config "$WORK/s1.conf" apikey create --role viewer --name view 2>/dev/null)
 check "vehicles registered" register "$B" $v1 $v2 $v3
 
-# st KEY METHOD URL [curl args...]: the status code; the body in $WORK/r.json
-st() {
-	local key=$1 method=$2 url=$3
-	shift 3
-	on35 curl -sS -o "$WORK/r.json" -w '%{http_code}' --curves X25519MLKEM768 \
-		--cacert "$PKI/ca/ca.crt" -H "Authorization: Bearer $key" -X "$method" "$@" "$url"
-}
-# jtrue FILE EXPR: the Python expression EXPR (d: the JSON in FILE) is true
-jtrue() {
-	python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$1" "$2"
-}
 # is400 KEY URL WHAT: GET URL is 400 bad_request naming WHAT in the message
 is400() {
 	local code

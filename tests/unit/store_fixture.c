@@ -161,3 +161,12 @@ int sf_teardown(void **state)
 	free(f);
 	return 0;
 }
+
+void sf_add_vehicle(store *s, const char *vin, int64_t created_ms)
+{
+	store_vehicle v;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.vin, sizeof(v.vin), "%s", vin);
+	v.created_ms = created_ms;
+	assert_ok(store_vehicle_insert(s, &v));
+}

@@ -53,4 +53,8 @@ int sf_setup_url(void **state);
 /* Closes f->s (if open), drops the PostgreSQL schema, frees the fixture. */
 int sf_teardown(void **state);
 
+/* Registers vehicle vin (no model, no certificate, offline) created at created_ms; fails the
+ * test when it cannot. */
+void sf_add_vehicle(store *s, const char *vin, int64_t created_ms);
+
 #endif

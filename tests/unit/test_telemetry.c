@@ -228,15 +228,6 @@ static void test_agent_sample(void **state)
 
 /* ---- the store --------------------------------------------------------------------------- */
 
-static void add_vehicle(store *s, const char *vin)
-{
-	store_vehicle v;
-	memset(&v, 0, sizeof(v));
-	snprintf(v.vin, sizeof(v.vin), "%s", vin);
-	v.created_ms = NOW;
-	assert_ok(store_vehicle_insert(s, &v));
-}
-
 static store_telemetry mk(const char *vin, int64_t at, int64_t received, int pct)
 {
 	store_telemetry t;
@@ -271,7 +262,7 @@ static void test_store_history(void **state)
 	store_tele_result r;
 	store_telemetry last;
 	bool found = true;
-	add_vehicle(f->s, "VINA");
+	sf_add_vehicle(f->s, "VINA", NOW);
 	assert_ok(store_telemetry_latest(f->s, "VINA", &last, &found));
 	assert_false(found);
 	assert_rc(store_telemetry_latest(f->s, "NOSUCH", &last, &found), PQ_ERR_NOTFOUND);
@@ -331,7 +322,7 @@ static void test_store_history(void **state)
 	assert_int_equal(s.seq[0], 12);
 	/* deleting the vehicle deletes its telemetry */
 	assert_ok(store_vehicle_delete(f->s, "VINA"));
-	add_vehicle(f->s, "VINA");
+	sf_add_vehicle(f->s, "VINA", NOW);
 	assert_ok(store_telemetry_history(f->s, "VINA", &pg, NULL, NULL, &total));
 	assert_int_equal(total, 0);
 	assert_ok(store_telemetry_latest(f->s, "VINA", &last, &found));
@@ -349,7 +340,7 @@ static void test_store_fleet(void **state)
 	assert_int_equal(fl.storage_free_min, -1);
 	const char *vins[] = {"VIN1", "VIN2", "VIN3", "VIN4"};
 	for (int i = 0; i < 4; i++) {
-		add_vehicle(f->s, vins[i]);
+		sf_add_vehicle(f->s, vins[i], NOW);
 		store_telemetry t = mk(vins[i], NOW, NOW + i * 1000, 10 + 20 * i); /* 10 30 50 70 */
 		t.storage_free = 500 + i;
 		if (i >= 2) { /* VIN3, VIN4 drive */
@@ -392,7 +383,7 @@ static void test_store_10000(void **state)
 	assert_ok(store_begin(f->s));
 	for (int i = 0; i < 10000; i++) {
 		snprintf(vin, sizeof(vin), "WTELE%05d", i);
-		add_vehicle(f->s, vin);
+		sf_add_vehicle(f->s, vin, NOW);
 		store_telemetry t = mk(vin, NOW, NOW, i % 100);
 		assert_ok(store_telemetry_add(f->s, &t, 3, 0, &r));
 	}
@@ -427,7 +418,7 @@ static void test_handler(void **state)
 	store_telemetry last;
 	bool found = false;
 	memset(&ts, 0, sizeof(ts));
-	add_vehicle(f->s, "VIN123");
+	sf_add_vehicle(f->s, "VIN123", NOW);
 	sample_text(text, sizeof(text), NULL, NULL, NULL, NULL);
 	assert_ok(msg_parse(TOPIC, text, strlen(text), &m));
 	tele_on_message(f->s, &o, &m, NOW, &ts);
