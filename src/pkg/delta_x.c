@@ -415,7 +415,9 @@ int pkg__dx_encode(const pkg__dx_plan *p, const pkg__d2_enc_opts *o, pkg_sink_fn
 	/* the stages run one after the other, but the allocator may keep what one freed: the
 	 * inner delta gets what the window, the coder and the table leave of the limit
 	 * (pkg__dx_plan_make took only windows that leave it PKG_DELTA_APPLY_MEM_MIN) */
-	uint64_t other = p->window + PKG__DX_APPLY_FIXED + t.len;
+	/* the table counted as the applier does (pkg__dx_table_decode: its bytes and lists) */
+	uint64_t other =
+	    p->window + PKG__DX_APPLY_FIXED + t.len + (p->nb + p->nt) * sizeof(pkg__dx_stream);
 	if (rc == PQ_OK && other + PKG_DELTA_APPLY_MEM_MIN > limit)
 		rc = pq_err_set(PQ_ERR_RANGE,
 		                "an LZMA window of %llu bytes in an apply limit of %llu MiB",
