@@ -550,6 +550,9 @@ void compat_ota_status(srv_ctx *c)
 	}
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, type);
+		/* not applied: its retry must be (a recorded id would answer "duplicate") */
+		if (given && !dup && store_msg_forget(c->db, c->vin, id) != PQ_OK)
+			pq_err_clear();
 		goto out;
 	}
 	answer(c, vci ? NULL : cid, id, dup);

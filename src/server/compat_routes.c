@@ -130,11 +130,19 @@ static void h_firmware_latest(srv_ctx *c)
 			s.truncated = true;
 	}
 	json_t *items = rc == PQ_OK ? json_array() : NULL;
-	for (size_t i = 0; items && i < s.n; i++)
-		if (json_array_append_new(items, rel_release_json(c->db, &s.slots[i].r)) != 0) {
+	for (size_t i = 0; items && i < s.n; i++) {
+		json_t *it = rel_release_json(c->db, &s.slots[i].r);
+		if (it &&
+		    !c->has_key) { /* a vehicle: what the image repository publishes, no more */
+			json_object_del(it, "created_by");
+			json_object_del(it, "deltas");
+			json_object_del(it, "delta");
+		}
+		if (json_array_append_new(items, it) != 0) {
 			json_decref(items);
 			items = NULL;
 		}
+	}
 	free(s.slots);
 	free(hw);
 	free(ecu);

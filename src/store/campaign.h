@@ -292,6 +292,8 @@ int store_ecu_by_hardware(store *s, const char *hardware_id, const char *vin,
 /* Records (vin, message_id); *duplicate is true when it was recorded before. */
 int store_msg_seen(store *s, const char *vin, const char *message_id, int64_t now_ms,
                    bool *duplicate) PQ_MUST_CHECK;
+/* Forgets one recorded id: its message failed to apply and may come again. */
+int store_msg_forget(store *s, const char *vin, const char *message_id) PQ_MUST_CHECK;
 /* Forgets ids recorded before older_than_ms; *removed optional. */
 int store_msg_seen_prune(store *s, int64_t older_than_ms, int64_t *removed) PQ_MUST_CHECK;
 

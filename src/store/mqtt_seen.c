@@ -26,6 +26,15 @@ int store_msg_seen(store *s, const char *vin, const char *message_id, int64_t no
 	return rc;
 }
 
+int store_msg_forget(store *s, const char *vin, const char *message_id)
+{
+	if (!s || !vin || !message_id)
+		return pq_err_set(PQ_ERR_INVAL, "store_msg_forget: bad arguments");
+	store_val p[] = {SV_TEXT(vin), SV_TEXT(message_id)};
+	return store_exec(s, "DELETE FROM mqtt_seen WHERE vin = ? AND message_id = ?", p, 2, NULL,
+	                  NULL, NULL);
+}
+
 int store_msg_seen_prune(store *s, int64_t older_than_ms, int64_t *removed)
 {
 	if (!s)

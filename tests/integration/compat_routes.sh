@@ -189,8 +189,11 @@ check "...a 300 kB progress report (over MQTT's 256 KiB): 413 (got $code)" test 
 code=$(st veh:$V2 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C1"'","status":"accepted"}')
 check "...$V2 reporting on $V1's campaign: 404, nothing moves (got $code)" test "$code" = 404
 check "...$V1's deployment still notified" dep_is "$B" "$C1" $V1 notified
+code=$(st veh:$V1 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C1"'","type":"ota_campaign_response","decision":"maybe","message_id":"acc-1"}')
+check "...an answer the engine refuses: 400, and its id is not kept (got $code)" test "$code" = 400
+check "...$V1's deployment still notified" dep_is "$B" "$C1" $V1 notified
 code=$(st veh:$V1 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C1"'","status":"accepted","message_id":"acc-1"}')
-check "$V1 accepts: 200 (got $code)" jtrue "$WORK/r.json" "d['campaign_id'] == '$C1' and d['message_id'] == 'acc-1' and d['duplicate'] is False"
+check "$V1 accepts with that id: 200 (got $code)" jtrue "$WORK/r.json" "d['campaign_id'] == '$C1' and d['message_id'] == 'acc-1' and d['duplicate'] is False"
 check "...the engine moved it to accepted" dep_is "$B" "$C1" $V1 accepted
 code=$(st veh:$V1 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C1"'","status":"accepted","message_id":"acc-1"}')
 check "...the same report again: 200, duplicate" jtrue "$WORK/r.json" "d['duplicate'] is True"
@@ -248,6 +251,10 @@ R3=$(release ECU_011 HW-1-011 1.0.5 1000)
 check "GET /api/firmware/latest?ecu_id=ECU_011 (a vehicle may ask too)" is veh:$V2 GET "$B/api/firmware/latest?ecu_id=ECU_011" 200
 check "...1.1.0, not the newer-created 1.0.5" jtrue "$WORK/r.json" \
 	"[(r['ecu_id'], r['version']) for r in d['items']] == [('ECU_011', '1.1.0')] and d['truncated'] is False"
+check "...without the operator's key name or deltas for a vehicle" jtrue "$WORK/r.json" \
+	"all('created_by' not in r and 'deltas' not in r and 'delta' not in r for r in d['items'])"
+check "...an API key sees who made it" is "$VIEWKEY" GET "$B/api/firmware/latest?ecu_id=ECU_011" 200
+check "...(created_by)" jtrue "$WORK/r.json" "all(r['created_by'] for r in d['items'])"
 check "...no credentials: 401" is - GET "$B/api/firmware/latest" 401
 check "...an unknown parameter: 400" is "$VIEWKEY" GET "$B/api/firmware/latest?ecu=1" 400
 code=$(st "$VIEWKEY" POST "$B/api/v1/diagnostics/send" -d '{"vin":"'$V3'","ecu_id":"ECU_011","request":"22F190","timeout_s":5}')
