@@ -290,9 +290,23 @@ code=$(st veh:$V2 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C5"'","stat
 check "...it accepts (got $code)" dep_is "$B" "$C5" $V2 accepted
 check "...and its next check carries the signed metadata" is veh:$V2 GET "$B/api/v1/ota/check" 200
 check "...naming ECU_041's image" jtrue "$WORK/r.json" "d['metadata']['images'][0]['ecu_id'] == 'ECU_041' and d['metadata']['director_targets']['signatures']"
+# a campaign with prerequisites: no metadata until the vehicle has said it is ready
+check "$V4 registered on the server without a broker" register "$B" $V4
+R6=$(release ECU_042 HW-3-042 2.0.0 20000)
+C6=$(campaign "$R6" $V4 '{"prerequisites":{"battery_min_pct":20}}')
+offered6() { is veh:$V4 GET "$B/api/v1/ota/check" 200 && jtrue "$WORK/r.json" "d['update_available'] and d['campaign']['id'] == '$C6'"; }
+check "...a campaign with prerequisites is offered to it" wait_for 20 offered6
+code=$(st veh:$V4 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C6"'","status":"accepted"}')
+check "...it accepts (got $code)" dep_is "$B" "$C6" $V4 accepted
+check "...its check names the prerequisites and carries no metadata yet" is veh:$V4 GET "$B/api/v1/ota/check" 200
+check "...(readiness_required, metadata null)" jtrue "$WORK/r.json" "d['metadata'] is None and d['readiness_required'] == {'battery_min_pct': 20}"
+code=$(st veh:$V4 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C6"'","status":"ready"}')
+check "...it reports ready (got $code)" test "$code" = 200
+check "...then its check carries the metadata" is veh:$V4 GET "$B/api/v1/ota/check" 200
+check "...(signed, readiness_required null)" jtrue "$WORK/r.json" "d['metadata']['director_targets']['signatures'] and d['readiness_required'] is None"
 VIEWKEY=$("$PQOTA" server --config "$WORK/s2.conf" apikey create --role viewer --name view2 2>/dev/null)
 n=$(walk "ecu_id=ECU_050&limit=100")
-check "ECU_050 over 1,001 vehicles in keyset pages of 100: 1001 rows in order" test "$n" = 1001
+check "ECU_050 over 1,002 vehicles in keyset pages of 100: 1002 rows in order" test "$n" = 1002
 ms() { # ms URL-QUERY: the time of one registry request in ms
 	on35 curl -sS -o /dev/null -w '%{time_total}' --curves X25519MLKEM768 --cacert "$CA" \
 		-H "Authorization: Bearer $VIEWKEY" "$B/api/v1/ecus?$1" | python3 -c 'import sys; print(int(float(sys.stdin.read()) * 1000))'
