@@ -12,7 +12,6 @@
  *  - POST /api/v1/ota/status: a report, in the MQTT message's own form (type, campaign_id,
  *    its fields) or as a short status word, applied by the campaign engine's handler of
  *    vehicle messages (cmp_on_message) after the same idempotency record (message id). */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +35,6 @@
 	64               /* targets of one deployment answered (an update of more ECUs: the        \
 	                  * rest come once these are installed) */
 #define OTA_DEPS_SCAN 50 /* the vehicle's newest deployments looked at */
-#define META_REUSE_MS (60 * 1000) /* a metadata body is signed at most this often per vehicle */
-#define META_SLOTS    256         /* vehicles whose last body is kept */
 
 /* ---- the vehicle's current deployment --------------------------------------------------- */
 
@@ -163,55 +160,6 @@ static int poll_wakeup(srv_ctx *c)
 	return PQ_OK;
 }
 
-/* ---- the metadata body, signed at most once a minute per vehicle ----------------------------
- *
- * usrv_campaign_metadata signs a new director version (and wraps keys, mints tokens) each
- * time: a vehicle polling every few seconds through a long download would make the server
- * sign and store a version per check. The body is kept for META_REUSE_MS per (server, VIN,
- * campaign), in a bounded table shared by the workers; a slot taken by another vehicle only
- * means that one is signed anew. Its tokens and keys outlive the minute. */
-typedef struct {
-	const srv *s;
-	char vin[STORE_VIN_MAX + 1], campaign[STORE_ID_MAX + 1];
-	int64_t made_ms;
-	json_t *body;
-} meta_slot;
-
-static meta_slot meta_cache[META_SLOTS];
-static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static meta_slot *meta_slot_of(const char *vin)
-{
-	uint8_t h[32];
-	if (pq_hash(PQ_HASH_SHA256, vin, strlen(vin), h) != PQ_OK)
-		return &meta_cache[0];
-	return &meta_cache[(h[0] | h[1] << 8) % META_SLOTS];
-}
-
-static int campaign_metadata(srv_ctx *c, const char *campaign_id, json_t **out)
-{
-	meta_slot *m = meta_slot_of(c->vin);
-	pthread_mutex_lock(&meta_lock);
-	bool fresh = m->body && m->s == c->s && strcmp(m->vin, c->vin) == 0 &&
-	             strcmp(m->campaign, campaign_id) == 0 && c->now_ms - m->made_ms >= 0 &&
-	             c->now_ms - m->made_ms < META_REUSE_MS;
-	*out = fresh ? json_deep_copy(m->body) : NULL;
-	pthread_mutex_unlock(&meta_lock);
-	if (fresh)
-		return *out ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "metadata copy");
-	int rc = usrv_campaign_metadata(c->s, c->db, campaign_id, c->vin, c->now_ms, out);
-	json_t *keep = rc == PQ_OK ? json_deep_copy(*out) : NULL;
-	if (!keep)
-		return rc;
-	pthread_mutex_lock(&meta_lock);
-	json_decref(m->body);
-	*m = (meta_slot){.s = c->s, .made_ms = c->now_ms, .body = keep};
-	snprintf(m->vin, sizeof(m->vin), "%s", c->vin);
-	snprintf(m->campaign, sizeof(m->campaign), "%s", campaign_id);
-	pthread_mutex_unlock(&meta_lock);
-	return rc;
-}
-
 /* The campaign's prerequisites while the engine waits for the vehicle's readiness (an
  * accepted deployment of a campaign with prerequisites, readiness not yet answered ready: the
  * engine asks again at next_ms), else NULL. The metadata comes only after `ready`, as over
@@ -256,7 +204,8 @@ void compat_ota_check(srv_ctx *c)
 		rc = store_target_list(c->db, cur.d.campaign_id, c->vin, target_cb, ts);
 	json_t *ready = rc == PQ_OK ? readiness_pending(c, &cur) : NULL;
 	if (rc == PQ_OK && needs_metadata(cur.state) && !ready)
-		rc = campaign_metadata(c, cur.d.campaign_id, &meta);
+		rc = usrv_campaign_metadata(c->s, c->db, cur.d.campaign_id, c->vin, c->now_ms,
+		                            &meta);
 	if (rc != PQ_OK) {
 		free(ts);
 		json_decref(ready);
