@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <stdbool.h>
 
+#include "pkg/pkg.h"
+
 typedef struct {
 	char dir[PATH_MAX], base[PATH_MAX], target[PATH_MAX], pkg[PATH_MAX], out[PATH_MAX];
 	char part[PATH_MAX + 16], ckpt[PATH_MAX + 16];                    /* <out>.part[.ckpt] */
@@ -18,5 +20,11 @@ void delta_files_init(delta_files *f, const char *tag);
 /* Removes the directory and everything in it. */
 void delta_files_free(delta_files *f);
 bool delta_exists(const char *path);
+
+/* Applies f->pkg (its first entry) to base, or to f->base, into f->out with o. */
+int delta_apply_from(const delta_files *f, const char *base, pkg_apply_opts *o);
+int delta_apply(const delta_files *f, pkg_apply_opts *o);
+/* The delta descriptor of the package at pkg (asserted readable). */
+pkg_delta_info delta_info_of(const char *pkg);
 
 #endif

@@ -106,34 +106,6 @@ static void build(const delta_files *f, uint64_t apply_limit, pkg_unit *u)
 	assert_ok(pkg_build_leaf(f->target, &o, f->pkg, u));
 }
 
-/* Applies f->pkg to f->base into f->out with o. */
-static int apply(const delta_files *f, pkg_apply_opts *o)
-{
-	pkg_reader *r = NULL;
-	const pkg_entry *all = NULL;
-	size_t n = 0;
-	int rc = pkg_open(f->pkg, &r);
-	if (rc == PQ_OK)
-		rc = pkg_list(r, &all, &n);
-	if (rc == PQ_OK)
-		rc = pkg_apply_delta_ex(r, &all[0], f->base, f->out, o);
-	pkg_close(r);
-	return rc;
-}
-
-static pkg_delta_info info_of(const char *pkg)
-{
-	pkg_reader *r = NULL;
-	const pkg_entry *all = NULL;
-	size_t n = 0;
-	pkg_delta_info di;
-	assert_ok(pkg_open(pkg, &r));
-	assert_ok(pkg_list(r, &all, &n));
-	assert_ok(pkg_delta_info_read(r, &all[0], &di));
-	pkg_close(r);
-	return di;
-}
-
 /* ---- shapes ------------------------------------------------------------------------------- */
 
 typedef enum {
@@ -201,14 +173,14 @@ static void test_shapes(void **state)
 			pkg_unit u;
 			pkg_apply_opts o = {.mem_limit = limits[l]};
 			build(&f, limits[l], &u);
-			pkg_delta_info di = info_of(f.pkg);
+			pkg_delta_info di = delta_info_of(f.pkg);
 			assert_int_equal(di.version, 2);
 			uint64_t lim = limits[l] ? limits[l] : PKG_DELTA_APPLY_MEM_DEFAULT;
 			if (di.apply_memory > lim)
 				fail_msg("%s: needs %llu bytes, limit %llu", shape_names[s],
 				         (unsigned long long)di.apply_memory,
 				         (unsigned long long)lim);
-			assert_ok(apply(&f, &o));
+			assert_ok(delta_apply(&f, &o));
 			assert_file_is(f.out, t, tlen);
 			assert_false(delta_exists(f.part));
 			assert_int_equal(o.memory_needed, di.apply_memory);
@@ -245,7 +217,7 @@ static void test_small_change_large_image(void **state)
 	build(&f, 0, &u);
 	if (u.size > 12 * 1024 + 1024) /* the ten random 1 KiB edits, and little else */
 		fail_msg("48 MiB, ten 1 KiB edits: %llu-byte delta", (unsigned long long)u.size);
-	assert_ok(apply(&f, &o));
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, t, tlen);
 	free(b);
 	free(t);
@@ -267,18 +239,18 @@ static void test_memory_limits(void **state)
 	tu_write_file(f.target, t, n);
 	pkg_unit u;
 	build(&f, 0, &u);
-	pkg_delta_info di = info_of(f.pkg);
+	pkg_delta_info di = delta_info_of(f.pkg);
 	assert_true(di.apply_memory > PKG_DELTA_APPLY_MEM_MIN);
 	/* a vehicle with less memory refuses it before writing anything */
 	pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN};
-	assert_rc(apply(&f, &o), PQ_ERR_RANGE);
+	assert_rc(delta_apply(&f, &o), PQ_ERR_RANGE);
 	assert_non_null(strstr(pq_err_detail(), "needs"));
 	assert_false(delta_exists(f.out));
 	assert_false(delta_exists(f.part));
 	/* made for that vehicle, it fits */
 	build(&f, PKG_DELTA_APPLY_MEM_MIN, &u);
-	assert_true(info_of(f.pkg).apply_memory <= PKG_DELTA_APPLY_MEM_MIN);
-	assert_ok(apply(&f, &o));
+	assert_true(delta_info_of(f.pkg).apply_memory <= PKG_DELTA_APPLY_MEM_MIN);
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, t, n);
 	/* limits that cannot work are refused clearly */
 	pkg_leaf_opts lo = {
@@ -316,7 +288,7 @@ static void test_cancel(void **state)
 	assert_ok(pkg_build_leaf(f.target, &o, f.pkg, &u));
 	atomic_store(&stop, 1);
 	pkg_apply_opts ao = {.progress = {.cancel = &stop}};
-	assert_rc(apply(&f, &ao), PQ_ERR_CANCELLED);
+	assert_rc(delta_apply(&f, &ao), PQ_ERR_CANCELLED);
 	assert_false(delta_exists(f.out));
 	assert_false(delta_exists(f.part));
 	free(b);
@@ -349,7 +321,7 @@ static void apply_killed_as(const delta_files *f, uint64_t kill_at, bool resume)
 		pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN,
 		                    .resume = resume,
 		                    .progress = {kill_fn, &k}};
-		_exit(apply(f, &o) == PQ_OK ? 0 : 1);
+		_exit(delta_apply(f, &o) == PQ_OK ? 0 : 1);
 	}
 	int st = 0;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -367,7 +339,7 @@ static void apply_killed(const delta_files *f, uint64_t kill_at)
 static uint64_t resume_apply(const delta_files *f, const uint8_t *t, size_t n)
 {
 	pkg_apply_opts o = {.mem_limit = PKG_DELTA_APPLY_MEM_MIN, .resume = true};
-	assert_ok(apply(f, &o));
+	assert_ok(delta_apply(f, &o));
 	assert_file_is(f->out, t, n);
 	return o.resumed_bytes;
 }
@@ -386,7 +358,7 @@ static void test_resume(void **state)
 	tu_write_file(f.target, t, n);
 	pkg_unit u;
 	build(&f, PKG_DELTA_APPLY_MEM_MIN, &u);
-	assert_true(info_of(f.pkg).segments >= 3);
+	assert_true(delta_info_of(f.pkg).segments >= 3);
 
 	apply_killed(&f, 1);
 	assert_true(delta_exists(f.part));
@@ -470,7 +442,7 @@ static void test_corruption(void **state)
 		assert_ok(swpg_encode(&h, c));
 		tu_write_file(f.pkg, c, plen);
 		pkg_apply_opts o = {.resume = i % 2 == 0};
-		int rc = apply(&f, &o);
+		int rc = delta_apply(&f, &o);
 		if (rc == PQ_OK) { /* a byte nothing reads back (none should exist) */
 			fail_msg("a changed byte at %zu went unnoticed", pos);
 		}
@@ -480,7 +452,7 @@ static void test_corruption(void **state)
 	/* truncated */
 	tu_write_file(f.pkg, raw, plen - 1);
 	pkg_apply_opts o = {0};
-	assert_true(apply(&f, &o) != PQ_OK);
+	assert_true(delta_apply(&f, &o) != PQ_OK);
 	assert_false(delta_exists(f.out));
 	free(raw);
 	free(c);
@@ -544,14 +516,14 @@ static void test_version1_applies(void **state)
 	memcpy(h.base_sha256_prefix, desc + 16, SWPG_BASE_HASH_PREFIX);
 	assert_ok(swpg_encode(&h, raw));
 	tu_write_file(f.pkg, raw, plen);
-	assert_int_equal(info_of(f.pkg).version, 1);
+	assert_int_equal(delta_info_of(f.pkg).version, 1);
 	pkg_apply_opts o = {0};
-	assert_ok(apply(&f, &o));
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, t, tlen);
 	/* its window is the whole base and target: a small limit refuses it */
 	unlink(f.out);
 	o.mem_limit = 4 * MIB;
-	assert_rc(apply(&f, &o), PQ_ERR_RANGE);
+	assert_rc(delta_apply(&f, &o), PQ_ERR_RANGE);
 	assert_false(delta_exists(f.out));
 	free(raw);
 	free(b);

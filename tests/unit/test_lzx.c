@@ -978,39 +978,6 @@ static void build(const char *base, const char *target, const char *pkg, uint16_
 	assert_ok(pkg_build_leaf(target, &o, pkg, u));
 }
 
-/* Applies f->pkg to base into f->out with o. */
-static int apply_from(const delta_files *f, const char *base, pkg_apply_opts *o)
-{
-	pkg_reader *r = NULL;
-	const pkg_entry *all = NULL;
-	size_t n = 0;
-	int rc = pkg_open(f->pkg, &r);
-	if (rc == PQ_OK)
-		rc = pkg_list(r, &all, &n);
-	if (rc == PQ_OK)
-		rc = pkg_apply_delta_ex(r, &all[0], base, f->out, o);
-	pkg_close(r);
-	return rc;
-}
-
-static int apply(const delta_files *f, pkg_apply_opts *o)
-{
-	return apply_from(f, f->base, o);
-}
-
-static pkg_delta_info info_of(const char *pkg)
-{
-	pkg_reader *r = NULL;
-	const pkg_entry *all = NULL;
-	size_t n = 0;
-	pkg_delta_info di;
-	assert_ok(pkg_open(pkg, &r));
-	assert_ok(pkg_list(r, &all, &n));
-	assert_ok(pkg_delta_info_read(r, &all[0], &di));
-	pkg_close(r);
-	return di;
-}
-
 /* A firmware-like image: 8 KiB of boot code, stream A (its content a, lc/lp/pb 3/0/2, a
  * 4 MiB dictionary, liblzma's fast mode), 0xFF up to a 64 KiB boundary, stream B (b, 0/2/0,
  * 1 MiB, optimal parsing), 0xFF, a 4 KiB trailer. */
@@ -1129,7 +1096,7 @@ static void corrupt_at(const delta_files *f, const uint8_t *raw, size_t len, siz
 	assert_ok(swpg_encode(&h, c));
 	tu_write_file(f->pkg, c, len);
 	pkg_apply_opts o = {.resume = resume};
-	int rc = apply(f, &o);
+	int rc = delta_apply(f, &o);
 	if (rc == PQ_OK)
 		fail_msg("a changed byte at payload offset %zu went unnoticed", pos - SWPG_HDR_LEN);
 	assert_nothing_written(f, NULL);
@@ -1157,7 +1124,7 @@ static int apply_stopped(const delta_files *f, uint64_t target_size, bool in_cod
 	stopper s = {.target_size = target_size, .in_coding = in_coding};
 	atomic_init(&s.stop, 0);
 	pkg_apply_opts o = {.resume = resume, .progress = {stop_fn, &s, &s.stop}};
-	return apply(f, &o);
+	return delta_apply(f, &o);
 }
 
 /* The base and the target of the scenario: a version-3 delta a small part of the target's
@@ -1171,7 +1138,7 @@ static void test_v3_delta(void **state)
 	delta_files_init(&f, "lzx-v3");
 	scenario_files(&f);
 	pkg_unit u = sc.unit;
-	pkg_delta_info di = info_of(f.pkg);
+	pkg_delta_info di = delta_info_of(f.pkg);
 	assert_int_equal(di.version, 3);
 	assert_int_equal(di.segments, 4); /* the streams: two in each image */
 	size_t streams = sc.target.clen[0] + sc.target.clen[1];
@@ -1186,7 +1153,7 @@ static void test_v3_delta(void **state)
 		         streams);
 
 	pkg_apply_opts o = {0};
-	assert_ok(apply(&f, &o));
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, sc.target.img.p, sc.target.img.len);
 	assert_int_equal(o.resumed_bytes, 0);
 	assert_int_equal(o.memory_needed, di.apply_memory);
@@ -1195,19 +1162,19 @@ static void test_v3_delta(void **state)
 
 	/* the wrong base: the target itself, the base with one byte of a stream changed */
 	o = (pkg_apply_opts){.resume = true};
-	assert_rc(apply_from(&f, f.target, &o), PQ_ERR_VERIFY);
+	assert_rc(delta_apply_from(&f, f.target, &o), PQ_ERR_VERIFY);
 	assert_nothing_written(&f, NULL);
 	char other[PATH_MAX];
 	tu_join(other, sizeof(other), f.dir, "other.bin");
 	sc.base.img.p[sc.base.off[1] + 100] ^= 1;
 	tu_write_file(other, sc.base.img.p, sc.base.img.len);
 	sc.base.img.p[sc.base.off[1] + 100] ^= 1;
-	assert_rc(apply_from(&f, other, &o), PQ_ERR_VERIFY);
+	assert_rc(delta_apply_from(&f, other, &o), PQ_ERR_VERIFY);
 	assert_nothing_written(&f, NULL);
 
 	/* a limit under the window of stream A (2 MiB): refused before anything is written */
 	o = (pkg_apply_opts){.mem_limit = sc.na, .resume = true};
-	assert_rc(apply(&f, &o), PQ_ERR_RANGE);
+	assert_rc(delta_apply(&f, &o), PQ_ERR_RANGE);
 	assert_non_null(strstr(pq_err_detail(), "needs"));
 	assert_nothing_written(&f, NULL);
 
@@ -1217,7 +1184,7 @@ static void test_v3_delta(void **state)
 	assert_nothing_written(&f, "out.bin.x");
 	assert_true(delta_exists(f.x));
 	o = (pkg_apply_opts){.resume = true};
-	assert_ok(apply(&f, &o));
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, sc.target.img.p, sc.target.img.len);
 	if (o.resumed_bytes == 0)
 		fail_msg("the expanded target was not taken over");
@@ -1233,7 +1200,7 @@ static void test_v3_delta(void **state)
 	tu_write_file(f.x, x, xl);
 	free(x);
 	o = (pkg_apply_opts){.resume = true};
-	assert_ok(apply(&f, &o));
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, sc.target.img.p, sc.target.img.len);
 	assert_int_equal(o.resumed_bytes, 0);
 	unlink(f.out);
@@ -1293,7 +1260,7 @@ static void test_v3_refusals(void **state)
 	/* cut short */
 	tu_write_file(f.pkg, raw, len - 1);
 	pkg_apply_opts o = {0};
-	assert_true(apply(&f, &o) != PQ_OK);
+	assert_true(delta_apply(&f, &o) != PQ_OK);
 	assert_nothing_written(&f, NULL);
 	free(raw);
 
@@ -1310,11 +1277,11 @@ static void test_v3_refusals(void **state)
 	tu_write_file(obase, ob.img.p, ob.img.len);
 	tu_write_file(otarget, ot.img.p, ot.img.len);
 	build(obase, otarget, f.pkg, 0x1022, 0, &u);
-	assert_int_equal(info_of(f.pkg).version, 3);
+	assert_int_equal(delta_info_of(f.pkg).version, 3);
 	o = (pkg_apply_opts){.resume = true};
-	assert_rc(apply(&f, &o), PQ_ERR_VERIFY);
+	assert_rc(delta_apply(&f, &o), PQ_ERR_VERIFY);
 	assert_nothing_written(&f, NULL);
-	assert_ok(apply_from(&f, obase, &o)); /* and it is a good delta for its own base */
+	assert_ok(delta_apply_from(&f, obase, &o)); /* and it is a good delta for its own base */
 	assert_file_is(f.out, ot.img.p, ot.img.len);
 	free(oa);
 	free(otx);
@@ -1342,7 +1309,7 @@ static void test_v3_resume(void **state)
 	pkg_unit u;
 	const uint64_t limit = 16 * MIB;
 	build(f.base, f.target, f.pkg, 0x1011, limit, &u);
-	pkg_delta_info di = info_of(f.pkg);
+	pkg_delta_info di = delta_info_of(f.pkg);
 	assert_int_equal(di.version, 3);
 	printf("v3 delta (new content, made for %llu MiB): %llu bytes, apply memory %llu KiB\n",
 	       (unsigned long long)limit >> 20, (unsigned long long)u.size,
@@ -1359,7 +1326,7 @@ static void test_v3_resume(void **state)
 	assert_false(delta_exists(f.out));
 	assert_false(delta_exists(f.x));
 	pkg_apply_opts o = {.resume = true, .mem_limit = limit};
-	assert_ok(apply(&f, &o));
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, target.img.p, target.img.len);
 	if (o.resumed_bytes == 0)
 		fail_msg("the inner stage's checkpoint was not taken over");
@@ -1373,7 +1340,7 @@ static void test_v3_resume(void **state)
 
 	/* made for the smallest vehicle, it applies there (v3 or not) */
 	build(f.base, f.target, f.pkg, 0x1011, PKG_DELTA_APPLY_MEM_MIN, &u);
-	di = info_of(f.pkg);
+	di = delta_info_of(f.pkg);
 	printf("v3 delta (made for %u MiB): version %u, %llu bytes, apply memory %llu KiB\n",
 	       PKG_DELTA_APPLY_MEM_MIN >> 20, di.version, (unsigned long long)u.size,
 	       (unsigned long long)di.apply_memory >> 10);
@@ -1381,7 +1348,7 @@ static void test_v3_resume(void **state)
 		fail_msg("made for %u MiB, the delta needs %llu KiB", PKG_DELTA_APPLY_MEM_MIN >> 20,
 		         (unsigned long long)di.apply_memory >> 10);
 	o = (pkg_apply_opts){.mem_limit = PKG_DELTA_APPLY_MEM_MIN};
-	assert_ok(apply(&f, &o));
+	assert_ok(delta_apply(&f, &o));
 	assert_file_is(f.out, target.img.p, target.img.len);
 
 	free(r);
