@@ -157,8 +157,13 @@ typedef struct {
 	int64_t release_counter;   /* >= 0 */
 } up_target;
 
-/* One ECU's assignment in a vehicle's director targets (inputs are borrowed). */
+/* One ECU's assignment in a vehicle's director targets (inputs are borrowed). With bundle,
+ * the entry is instead the vehicle's bundle: a container of several ECUs' packages (the
+ * campaign's full_package.bin) that the image repository lists with software type
+ * UP_BUNDLE_TYPE; its director target's custom is exactly {"bundle": true}, ecu_id,
+ * hardware_id and release_counter are not used, and a vehicle has at most one. */
 typedef struct {
+	bool bundle;
 	const char *ecu_id; /* the ECU within the vehicle */
 	const char *name;   /* the image's target file name in the image repository */
 	int64_t length;
@@ -168,6 +173,8 @@ typedef struct {
 	const char *hardware_id;
 	int64_t release_counter;
 } up_director_entry;
+
+#define UP_BUNDLE_TYPE "BUNDLE" /* the image repository's software type of a bundle */
 
 /* Checks a target file name and an id (1..UP_ID_MAX of [A-Za-z0-9._+-]). */
 int up_name_check(const char *name) PQ_MUST_CHECK;

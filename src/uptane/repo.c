@@ -498,48 +498,68 @@ static bool same_image(const up_director_entry *a, const up_director_entry *b)
 	       a->release_counter == b->release_counter;
 }
 
+/* Checks director entry i against the entries before it. */
+static int check_entry(const up_director_entry *e, size_t i, size_t *bundles)
+{
+	int rc = up_name_check(e[i].name);
+	if (rc == PQ_OK && !e[i].bundle)
+		rc = up_id_check(e[i].ecu_id);
+	if (rc == PQ_OK && !e[i].bundle)
+		rc = up_id_check(e[i].hardware_id);
+	if (rc == PQ_OK && (e[i].length < 0 || e[i].length > CJ_INT_MAX ||
+	                    e[i].release_counter < 0 || e[i].release_counter > CJ_INT_MAX))
+		rc = pq_err_set(PQ_ERR_RANGE, "length or release counter out of range");
+	if (rc == PQ_OK && e[i].bundle && ++*bundles > 1)
+		rc = pq_err_set(PQ_ERR_INVAL, "more than one bundle");
+	for (size_t j = 0; rc == PQ_OK && j < i; j++) {
+		if (strcmp(e[i].name, e[j].name) == 0 &&
+		    (e[i].bundle || e[j].bundle || !same_image(&e[i], &e[j])))
+			rc = pq_err_set(PQ_ERR_INVAL, "entries disagree on image '%s'", e[i].name);
+		else if (!e[i].bundle && !e[j].bundle && strcmp(e[i].ecu_id, e[j].ecu_id) == 0)
+			rc = pq_err_set(PQ_ERR_EXISTS, "ECU listed twice");
+	}
+	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "director entry %zu", i);
+}
+
+/* The target of entry e: a bundle's, or an ECU image's with an empty ECU map. */
+static json_t *entry_target(const up_director_entry *e)
+{
+	json_t *h = hashes_json(e->sha256, e->has_sha512, e->sha512);
+	if (!h)
+		return NULL;
+	if (e->bundle)
+		return json_pack("{s:{s:b}, s:o, s:I}", "custom", "bundle", 1, "hashes", h, "length",
+		                 (json_int_t)e->length);
+	return json_pack("{s:{s:{}, s:I}, s:o, s:I}", "custom", "ecus", "release_counter",
+	                 (json_int_t)e->release_counter, "hashes", h, "length",
+	                 (json_int_t)e->length);
+}
+
 static int director_targets_json(const char *vin, const up_director_entry *e, size_t n,
                                  json_t **out)
 {
 	json_t *tj = json_object();
+	size_t bundles = 0;
 	*out = NULL;
 	int rc = tj ? pq_vin_check(vin) : pq_err_set(PQ_ERR_NOMEM, "director targets");
-	if (rc == PQ_OK && (n > UP_ECUS_MAX || (n && !e)))
-		rc = pq_err_set(PQ_ERR_RANGE, "%zu ECUs, at most %d", n, UP_ECUS_MAX);
+	if (rc == PQ_OK && (n > UP_ECUS_MAX + 1 || (n && !e)))
+		rc = pq_err_set(PQ_ERR_RANGE, "%zu entries, at most %d ECUs and a bundle", n,
+		                UP_ECUS_MAX);
 	for (size_t i = 0; rc == PQ_OK && i < n; i++) {
-		rc = up_id_check(e[i].ecu_id);
-		if (rc == PQ_OK)
-			rc = up_name_check(e[i].name);
-		if (rc == PQ_OK)
-			rc = up_id_check(e[i].hardware_id);
-		if (rc == PQ_OK && (e[i].length < 0 || e[i].length > CJ_INT_MAX ||
-		                    e[i].release_counter < 0 || e[i].release_counter > CJ_INT_MAX))
-			rc = pq_err_set(PQ_ERR_RANGE, "length or release counter out of range");
-		for (size_t j = 0; rc == PQ_OK && j < i; j++) {
-			if (strcmp(e[i].ecu_id, e[j].ecu_id) == 0)
-				rc = pq_err_set(PQ_ERR_EXISTS, "ECU listed twice");
-			else if (strcmp(e[i].name, e[j].name) == 0 && !same_image(&e[i], &e[j]))
-				rc = pq_err_set(PQ_ERR_INVAL, "ECUs disagree on image '%s'",
-				                e[i].name);
-		}
-		if (rc != PQ_OK) {
-			rc = pq_err_wrap(rc, "director entry %zu", i);
+		if ((rc = check_entry(e, i, &bundles)) != PQ_OK)
+			break;
+		if (i - bundles >= UP_ECUS_MAX) {
+			rc = pq_err_set(PQ_ERR_RANGE, "more than %d ECUs", UP_ECUS_MAX);
 			break;
 		}
 		json_t *t = json_object_get(tj, e[i].name);
-		if (!t) {
-			json_t *h = hashes_json(e[i].sha256, e[i].has_sha512, e[i].sha512);
-			t = h ? json_pack("{s:{s:{}, s:I}, s:o, s:I}", "custom", "ecus",
-			                  "release_counter", (json_int_t)e[i].release_counter,
-			                  "hashes", h, "length", (json_int_t)e[i].length)
-			      : NULL;
-			if (!t || json_object_set_new(tj, e[i].name, t) != 0) {
-				rc = pq_err_set(PQ_ERR_NOMEM, "director targets");
-				break;
-			}
+		if (!t && (!(t = entry_target(&e[i])) || json_object_set_new(tj, e[i].name, t) != 0)) {
+			rc = pq_err_set(PQ_ERR_NOMEM, "director targets");
+			break;
 		}
 		json_t *ecus = json_object_get(json_object_get(t, "custom"), "ecus");
-		if (json_object_set_new(ecus, e[i].ecu_id,
+		if (!e[i].bundle &&
+		    json_object_set_new(ecus, e[i].ecu_id,
 		                        json_pack("{s:s}", "hardware_id", e[i].hardware_id)) != 0)
 			rc = pq_err_set(PQ_ERR_NOMEM, "director targets");
 	}

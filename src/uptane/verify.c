@@ -381,6 +381,12 @@ static int match_headers(const up_verify_input *in, const json_t *dir, const jso
 	return PQ_OK;
 }
 
+/* Whether a director target is a bundle's (custom has "bundle"; match_bundle checks it). */
+static bool is_bundle(const json_t *t)
+{
+	return json_object_get(json_object_get(t, "custom"), "bundle") != NULL;
+}
+
 /* Allocates out->images for every ECU the director names (1..UP_ECUS_MAX in all). */
 static int alloc_images(const json_t *dt, up_verify_result *out)
 {
@@ -389,6 +395,8 @@ static int alloc_images(const json_t *dt, up_verify_result *out)
 	size_t total = 0;
 	json_object_foreach((json_t *)dt, name, t)
 	{
+		if (is_bundle(t))
+			continue;
 		size_t ne = json_object_size(json_object_get(json_object_get(t, "custom"), "ecus"));
 		if (ne == 0 || ne > UP_ECUS_MAX || total + ne > UP_ECUS_MAX)
 			return pq_err_set(PQ_ERR_RANGE, "director target '%.64s': 1..%d ECUs", name,
@@ -444,6 +452,52 @@ static int match_target(const char *name, const json_t *t, const json_t *image_t
 		                  "image '%s': director and image repository hashes differ", name);
 	if (m->release_counter != irc)
 		return pq_err_set(PQ_ERR_VERIFY, "image '%s': release counters differ", name);
+	return PQ_OK;
+}
+
+/* The director's bundle target `name` (custom exactly {"bundle": true}), the only one, and
+ * the image repository's entry of that name: a bundle with the same length and hashes. */
+static int match_bundle(const char *name, const json_t *t, const json_t *image_targets,
+                        up_verify_result *out)
+{
+	static const char *const dc[] = {"bundle"};
+	int64_t len = 0, ilen = 0;
+	hashes h, ih;
+	const json_t *dcust = NULL, *icust = NULL;
+	int rc = parse_target(name, t, &len, &h, &dcust);
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "director");
+	if (!exact_members(dcust, dc, 1, 0) || !json_is_true(json_object_get(dcust, "bundle")))
+		return pq_err_set(PQ_ERR_FORMAT,
+		                  "director target '%s': a bundle's custom is exactly "
+		                  "{\"bundle\": true}",
+		                  name);
+	if (out->has_bundle)
+		return pq_err_set(PQ_ERR_VERIFY, "the director names two bundles");
+	const json_t *i = json_object_get(image_targets, name);
+	if (!i)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "bundle '%s' of the director is not in the image repository", name);
+	if ((rc = parse_target(name, i, &ilen, &ih, &icust)) != PQ_OK)
+		return pq_err_wrap(rc, "image");
+	const char *type = json_string_value(json_object_get(icust, "software_type"));
+	if (!type || strcmp(type, UP_BUNDLE_TYPE) != 0)
+		return pq_err_set(PQ_ERR_VERIFY, "'%s' is not a bundle in the image repository",
+		                  name);
+	if (len != ilen || !hashes_equal(&h, &ih))
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "bundle '%s': director and image repository disagree on its "
+		                  "length or hashes",
+		                  name);
+	up_image *b = &out->bundle;
+	memset(b, 0, sizeof(*b));
+	memcpy(b->name, name, strlen(name) + 1);
+	b->length = len;
+	memcpy(b->sha256, h.sha256, 32);
+	b->has_sha512 = h.has_sha512;
+	memcpy(b->sha512, h.sha512, 64);
+	memcpy(b->software_type, UP_BUNDLE_TYPE, sizeof(UP_BUNDLE_TYPE));
+	out->has_bundle = true;
 	return PQ_OK;
 }
 
@@ -536,6 +590,11 @@ static int match(const up_verify_input *in, const json_t *dir, const json_t *img
 	json_object_foreach((json_t *)dt, name, t)
 	{
 		matched_target m = {0};
+		if (is_bundle(t)) {
+			if ((rc = match_bundle(name, t, it, out)) != PQ_OK)
+				return rc;
+			continue;
+		}
 		if ((rc = match_target(name, t, it, &m)) != PQ_OK ||
 		    (rc = add_ecus(in, &m, out)) != PQ_OK)
 			return rc;

@@ -8,7 +8,8 @@
  * version no lower than the trusted one and unexpired. Then every director target must be
  * for a known ECU of this vehicle with the reported hardware id, exist in the image
  * repository with the same length, hashes, hardware id and release counter, and not lower
- * the ECU's installed release counter.
+ * the ECU's installed release counter. A director target for a bundle (meta.h) must exist in
+ * the image repository with the same length and hashes and software type UP_BUNDLE_TYPE.
  *
  * Thread-safe (no shared state). Memory is bounded by the size limits (up_limits). */
 #ifndef PQOTA_UPTANE_VERIFY_H
@@ -86,6 +87,11 @@ typedef struct {
 	up_bytes image_root, director_root;
 	up_image *images; /* malloc'd; in the director's order of ECUs (sorted by ECU id) */
 	size_t n_images;
+	/* The vehicle's bundle (meta.h up_director_entry), when the director names one: both
+	 * repositories agree on its length and hashes, and the image repository lists it as
+	 * UP_BUNDLE_TYPE (ecu_id empty). */
+	bool has_bundle;
+	up_image bundle;
 } up_verify_result;
 
 /* Full verification. On success fills *out (free with up_verify_result_free); on failure

@@ -989,6 +989,91 @@ static void test_disagreement(void **state)
 	fx_free(f);
 }
 
+/* ---- bundles ------------------------------------------------------------------------ */
+
+/* Publishes the director with f->e and one more entry b (version v). */
+static void publish_with(fx *f, const up_director_entry *b, size_t nb, int64_t v)
+{
+	up_director_entry e[4] = {f->e[0], f->e[1]};
+	for (size_t i = 0; i < nb; i++)
+		e[2 + i] = b[i];
+	up_meta_set_free(&f->dir);
+	assert_ok(up_director_publish(f->r, VIN, e, 2 + nb, v, NOW, &f->dir));
+	take_root(&f->dir, &f->dir_root);
+}
+
+/* A director target for the vehicle's bundle: verified against the image repository's
+ * bundle target, returned apart from the ECUs' images; every disagreement refused. */
+static void test_bundle_target(void **state)
+{
+	(void)state;
+	fx *f = fx_new(PQ_POLICY_HYBRID);
+	up_target t[4] = {f->t[0], f->t[1], f->t[2]};
+	t[3] = (up_target){.name = "bundles/b1/full_package.bin",
+	                   .length = 9000,
+	                   .hardware_id = "BUNDLE",
+	                   .software_type = UP_BUNDLE_TYPE};
+	memset(t[3].sha256, 0x44, 32);
+	up_meta_set_free(&f->img);
+	assert_ok(up_image_publish(f->r, t, 4, NOW, &f->img));
+	up_director_entry b = {.bundle = true, .name = t[3].name, .length = 9000};
+	memcpy(b.sha256, t[3].sha256, 32);
+	up_verify_input in;
+	up_verify_result res;
+
+	publish_with(f, &b, 1, 2);
+	fx_input(f, &in);
+	expect_ok(&in, &res);
+	assert_true(res.has_bundle);
+	assert_string_equal(res.bundle.name, "bundles/b1/full_package.bin");
+	assert_int_equal(res.bundle.length, 9000);
+	assert_memory_equal(res.bundle.sha256, t[3].sha256, 32);
+	assert_string_equal(res.bundle.ecu_id, "");
+	assert_int_equal(res.n_images, 2); /* the bundle is not an ECU's image */
+	check_images(&res);
+	up_verify_result_free(&res);
+	/* without a bundle entry there is none */
+	publish_director(f, 3, NOW);
+	fx_input(f, &in);
+	expect_ok(&in, &res);
+	assert_false(res.has_bundle);
+	up_verify_result_free(&res);
+	/* the director's hash or length not the image repository's */
+	b.sha256[0] ^= 1;
+	publish_with(f, &b, 1, 4);
+	fx_input(f, &in);
+	expect_fail(&in, PQ_ERR_VERIFY, "disagree");
+	b.sha256[0] ^= 1;
+	b.length = 9001;
+	publish_with(f, &b, 1, 5);
+	fx_input(f, &in);
+	expect_fail(&in, PQ_ERR_VERIFY, "disagree");
+	b.length = 9000;
+	/* an ECU image named as the bundle */
+	up_director_entry other = b;
+	other.name = t[2].name;
+	other.length = t[2].length;
+	memcpy(other.sha256, t[2].sha256, 32);
+	publish_with(f, &other, 1, 6);
+	fx_input(f, &in);
+	expect_fail(&in, PQ_ERR_VERIFY, "not a bundle");
+	/* a bundle the image repository does not list */
+	other.name = "bundles/b2/full_package.bin";
+	publish_with(f, &other, 1, 7);
+	fx_input(f, &in);
+	expect_fail(&in, PQ_ERR_VERIFY, "not in the image repository");
+	/* the repository signs one bundle per vehicle, never an ECU's image as one */
+	up_director_entry two[2] = {b, b};
+	two[1].name = "bundles/b2/full_package.bin";
+	up_director_entry e[4] = {f->e[0], f->e[1], two[0], two[1]};
+	up_meta_set m = {0};
+	assert_rc(up_director_publish(f->r, VIN, e, 4, 8, NOW, &m), PQ_ERR_INVAL);
+	e[2] = f->e[0];
+	e[2].bundle = true;
+	assert_rc(up_director_publish(f->r, VIN, e, 3, 8, NOW, &m), PQ_ERR_INVAL);
+	fx_free(f);
+}
+
 /* ---- repository API --------------------------------------------------------------- */
 
 static void test_repo_inputs(void **state)
@@ -1104,7 +1189,7 @@ int main(void)
 	    cmocka_unit_test(test_rollback),        cmocka_unit_test(test_freeze),
 	    cmocka_unit_test(test_mix_and_match),   cmocka_unit_test(test_endless_data),
 	    cmocka_unit_test(test_signatures),      cmocka_unit_test(test_thresholds),
-	    cmocka_unit_test(test_disagreement),    cmocka_unit_test(test_repo_inputs),
+	    cmocka_unit_test(test_disagreement),    cmocka_unit_test(test_bundle_target),    cmocka_unit_test(test_repo_inputs),
 	    cmocka_unit_test(test_repo_from_pki),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
