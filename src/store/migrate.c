@@ -417,6 +417,18 @@ static const char *const schema_v12[] = {
     "CREATE INDEX readiness_checks_vin ON readiness_checks (vin, requested_ms, id)",
 };
 
+/* Schema v13: campaign bundles (docs/api.md 18, store/bundle_store.h), which were files under
+ * DATA/bundles before: the server imports such files at start (bundles.c). */
+static const char *const schema_v13[] = {
+    "CREATE TABLE bundles ("
+    " id {KEY} NOT NULL PRIMARY KEY,"
+    " file_sha256 TEXT NOT NULL,"
+    " file_size BIGINT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " record TEXT NOT NULL)",
+    "CREATE INDEX bundles_created ON bundles (created_ms, id)",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -436,6 +448,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v10, sizeof(schema_v10) / sizeof(schema_v10[0])},
     {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
     {schema_v12, sizeof(schema_v12) / sizeof(schema_v12[0])},
+    {schema_v13, sizeof(schema_v13) / sizeof(schema_v13[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

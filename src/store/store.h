@@ -43,7 +43,7 @@ void store_close(store *s);
 store_backend store_get_backend(const store *s);
 /* Schema version after migrations, and the newest this build knows. */
 int store_schema_version(store *s, int *version) PQ_MUST_CHECK;
-#define STORE_SCHEMA_VERSION 12
+#define STORE_SCHEMA_VERSION 13
 /* A cheap round trip ("SELECT 1"), for health checks. */
 int store_ping(store *s) PQ_MUST_CHECK;
 

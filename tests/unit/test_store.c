@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "store/bundle_store.h"
 #include "store/session.h"
 #include "store/store.h"
 #include "store_fixture.h"
@@ -236,6 +237,7 @@ static const char *const tables[] = {
     "uptane_meta",
     "package_keys",
     "release_deltas",
+    "bundles",
 };
 
 static void test_open_schema(void **state)
@@ -1370,6 +1372,66 @@ static void test_release_deltas(void **state)
 	assert_int_equal(count_table(f->s, "release_deltas"), 0);
 }
 
+typedef struct {
+	char ids[8][STORE_ID_MAX + 1];
+	int n;
+} bundle_ids;
+
+static int collect_bundle(const store_bundle *b, void *user)
+{
+	bundle_ids *ids = user;
+	assert_true(ids->n < 8);
+	assert_non_null(b->record);
+	snprintf(ids->ids[ids->n++], STORE_ID_MAX + 1, "%s", b->id);
+	return PQ_OK;
+}
+
+/* Bundles: stored once, read back, paged newest first; bad input refused. */
+static void test_bundles(void **state)
+{
+	sf_fixture *f = *state;
+	store_bundle b = {.id = "b-1", .file_size = 4096, .created_ms = 1700000000000};
+	hex64(b.file_sha256, 0xb1);
+	b.record = "{\"id\":\"b-1\",\"units\":[]}";
+	must(store_bundle_insert(f->s, &b), "insert");
+	assert_int_equal(store_bundle_insert(f->s, &b), PQ_ERR_EXISTS);
+	store_bundle two = b;
+	snprintf(two.id, sizeof(two.id), "b-2");
+	two.created_ms++;
+	must(store_bundle_insert(f->s, &two), "second");
+	store_bundle got;
+	must(store_bundle_get(f->s, "b-1", &got), "get");
+	assert_string_equal(got.file_sha256, b.file_sha256);
+	assert_int_equal(got.file_size, 4096);
+	assert_string_equal(got.record, b.record);
+	store_bundle_clear(&got);
+	assert_int_equal(store_bundle_get(f->s, "b-3", &got), PQ_ERR_NOTFOUND);
+	assert_int_equal(store_bundle_get(f->s, "", &got), PQ_ERR_NOTFOUND);
+	bundle_ids ids = {0};
+	int64_t total = 0;
+	store_page pg = {.limit = 1, .offset = 0};
+	must(store_bundle_list(f->s, &pg, collect_bundle, &ids, &total), "list");
+	assert_int_equal(total, 2);
+	assert_int_equal(ids.n, 1);
+	assert_string_equal(ids.ids[0], "b-2"); /* newest first */
+	pg.offset = 1;
+	must(store_bundle_list(f->s, &pg, collect_bundle, &ids, &total), "page 2");
+	assert_int_equal(ids.n, 2);
+	assert_string_equal(ids.ids[1], "b-1");
+	/* bad input */
+	store_bundle bad = b;
+	snprintf(bad.id, sizeof(bad.id), "b-9");
+	bad.record = "not json";
+	assert_int_equal(store_bundle_insert(f->s, &bad), PQ_ERR_INVAL);
+	bad.record = b.record;
+	bad.file_size = 0;
+	assert_int_equal(store_bundle_insert(f->s, &bad), PQ_ERR_INVAL);
+	bad.file_size = 1;
+	bad.file_sha256[3] = 'X';
+	assert_int_equal(store_bundle_insert(f->s, &bad), PQ_ERR_INVAL);
+	assert_int_equal(count_table(f->s, "bundles"), 2);
+}
+
 /* Schema step 8 moves a release's single delta (the v7 columns) into release_deltas as a
  * ready delta, its base release found by hardware, type and version. */
 static void test_migrate_deltas(void **state)
@@ -1394,6 +1456,7 @@ static void test_migrate_deltas(void **state)
 	    "DROP INDEX ecus_registry_ecu",
 	    "DROP INDEX ecus_registry_version",
 	    "DROP TABLE readiness_checks", /* v12 */
+	    "DROP TABLE bundles",          /* v13 */
 	    "DELETE FROM schema_version WHERE version >= 8",
 	};
 	store_release base = mk_release("rel-base", "HW-1-011", "1.0.0", 100);
@@ -1873,6 +1936,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_release_deltas, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_deltas, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_package_keys, sf_setup_memory, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_bundles, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_apikey, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_session, sf_setup_memory, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, sf_setup_memory, sf_teardown),
