@@ -3,7 +3,8 @@
  * unit's path, length and SHA-256) and deeply verified (pkg_verify: every header, index
  * hash, CRC and leaf); then each leaf unit becomes a release of its own (its package copied
  * out byte for byte, its image decoded), so campaigns, Uptane metadata and per-vehicle
- * encryption treat them like any release. The record lists them (DATA/bundles/<id>.json). */
+ * encryption treat them like any release. The record lists them (the store's bundles). */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,8 +25,8 @@
 #include "server/bundles.h"
 #include "server/releases_int.h"
 #include "server/routes.h"
+#include "store/bundle_store.h"
 
-#define BND_RECORD_MAX (8u << 20) /* a record: the manifest of at most 4096 packages */
 #define BND_FORMAT     "pqota-swpg-manifest-v1"
 
 /* One leaf unit of the bundle being taken in. */
@@ -45,23 +46,76 @@ typedef struct {
 	size_t n;
 } bnd_req;
 
-int bnd_load(srv *s, const char *id, json_t **out)
+int bnd_load(store *db, const char *id, json_t **out)
 {
-	char name[64], path[PATH_MAX], *text = NULL;
+	store_bundle b;
+	json_error_t je;
+	*out = NULL;
+	int rc = store_bundle_get(db, id, &b);
+	if (rc != PQ_OK)
+		return rc;
+	*out = json_loads(b.record, 0, &je);
+	store_bundle_clear(&b);
+	return *out ? PQ_OK : pq_err_set(PQ_ERR_FORMAT, "bundle %s: %s", id, je.text);
+}
+
+/* One record file of an older server (DATA/bundles/<id>.json) into the store, then renamed
+ * <id>.json.imported; a record the store has already is only renamed. */
+static int import_file(store *db, const char *dir, const char *name)
+{
+	char path[PATH_MAX], done[PATH_MAX + 16], *text = NULL;
 	size_t len = 0;
 	json_error_t je;
-	if (!rel_valid_id(id))
-		return pq_err_set(PQ_ERR_NOTFOUND, "no bundle %.64s", id);
-	snprintf(name, sizeof(name), "%s.json", id);
-	int rc = rel_data_path(s, "bundles", name, path);
+	json_t *rec = NULL;
+	store_bundle b = {0};
+	int rc = pq_path_join(path, sizeof(path), dir, name);
 	if (rc == PQ_OK)
-		rc = pq_file_read(path, BND_RECORD_MAX, &text, &len);
-	if (rc != PQ_OK)
-		return access(path, F_OK) != 0 ? pq_err_set(PQ_ERR_NOTFOUND, "no bundle %s", id)
-		                               : rc;
-	*out = json_loadb(text, len, 0, &je);
+		rc = pq_file_read(path, STORE_BUNDLE_RECORD_MAX, &text, &len);
+	if (rc == PQ_OK && !(rec = json_loadb(text, len, 0, &je)))
+		rc = pq_err_set(PQ_ERR_FORMAT, "%s", je.text);
+	const char *id = json_string_value(json_object_get(rec, "id"));
+	const char *sha = json_string_value(json_object_get(rec, "file_sha256"));
+	if (rc == PQ_OK && (!id || !sha || strlen(sha) != 64))
+		rc = pq_err_set(PQ_ERR_FORMAT, "no id or file_sha256");
+	if (rc == PQ_OK) {
+		snprintf(b.id, sizeof(b.id), "%.*s", (int)sizeof(b.id) - 1, id);
+		snprintf(b.file_sha256, sizeof(b.file_sha256), "%s", sha);
+		b.file_size = json_integer_value(json_object_get(rec, "file_size"));
+		b.created_ms = json_integer_value(json_object_get(rec, "created_ms"));
+		b.record = text;
+		rc = store_bundle_insert(db, &b);
+		if (rc == PQ_ERR_EXISTS)
+			rc = PQ_OK;
+	}
+	snprintf(done, sizeof(done), "%s.imported", path);
+	if (rc == PQ_OK && rename(path, done) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "rename: %s", strerror(errno));
+	json_decref(rec);
 	free(text);
-	return *out ? PQ_OK : pq_err_set(PQ_ERR_FORMAT, "bundle %s: %s", id, je.text);
+	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "bundle record %s", path);
+}
+
+int bnd_import_files(const char *data_dir, const store_config *sc, int *imported)
+{
+	char dir[PATH_MAX];
+	store *db = NULL;
+	*imported = 0;
+	if (pq_path_join(dir, sizeof(dir), data_dir, "bundles") != PQ_OK)
+		return pq_err_set(PQ_ERR_RANGE, "data directory path too long");
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? PQ_OK : pq_err_set(PQ_ERR_IO, "%s: %s", dir, strerror(errno));
+	int rc = store_open(sc, &db);
+	for (struct dirent *e; rc == PQ_OK && (e = readdir(d)) != NULL;) {
+		size_t n = strlen(e->d_name);
+		if (n <= 5 || strcmp(e->d_name + n - 5, ".json") != 0)
+			continue;
+		if ((rc = import_file(db, dir, e->d_name)) == PQ_OK)
+			++*imported;
+	}
+	closedir(d);
+	store_close(db);
+	return rc;
 }
 
 bool bnd_file_known(srv *s, const char *sha)
@@ -342,11 +396,14 @@ static int extract_unit(srv *s, pkg_reader *rd, bnd_unit *u)
 	return pq_err_wrap(rc, "%s", u->e->path);
 }
 
-static int insert_releases(store *db, const bnd_req *q)
+/* The units' releases and the bundle's record, in one transaction. */
+static int insert_all(store *db, const bnd_req *q, const store_bundle *b)
 {
 	int rc = store_begin(db);
 	for (size_t i = 0; rc == PQ_OK && i < q->n; i++)
 		rc = store_release_insert(db, &q->u[i].r);
+	if (rc == PQ_OK)
+		rc = store_bundle_insert(db, b);
 	if (rc == PQ_OK)
 		return store_commit(db);
 	store_rollback(db);
@@ -374,34 +431,25 @@ static json_t *record_json(srv_ctx *c, const bnd_req *q, const char *id)
 	                 q->manifest);
 }
 
-/* The upload linked as DATA/files/<sha> and the record written. */
-static int store_record(srv_ctx *c, const bnd_req *q, const json_t *rec, const char *id)
+/* The upload linked as DATA/files/<sha>, then the releases and the record stored. */
+static int store_all(srv_ctx *c, const bnd_req *q, const json_t *rec, const char *id)
 {
-	char up[PATH_MAX], dst[PATH_MAX], name[64];
+	char up[PATH_MAX], dst[PATH_MAX];
 	int rc = rel_upload_path(c, q->upload, "part", up);
 	if (rc == PQ_OK)
 		rc = rel_data_path(c->s, "files", q->sha, dst);
 	if (rc == PQ_OK && link(up, dst) != 0 && errno != EEXIST)
 		rc = pq_err_set(PQ_ERR_IO, "storing the bundle: %s", strerror(errno));
-	snprintf(name, sizeof(name), "%s.json", id);
-	if (rc == PQ_OK)
-		rc = data_path_made(c->s, "bundles", name, dst);
-	char *text = rc == PQ_OK ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	if (rc == PQ_OK && !text)
+	store_bundle b = {.file_size = (int64_t)q->size, .created_ms = c->now_ms};
+	snprintf(b.id, sizeof(b.id), "%s", id);
+	snprintf(b.file_sha256, sizeof(b.file_sha256), "%s", q->sha);
+	b.record = rc == PQ_OK ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (rc == PQ_OK && !b.record)
 		rc = pq_err_set(PQ_ERR_NOMEM, "bundle record");
 	if (rc == PQ_OK)
-		rc = pq_file_write_atomic(dst, text, strlen(text), 0640, false);
-	free(text);
+		rc = insert_all(c->db, q, &b);
+	free(b.record);
 	return rc;
-}
-
-/* Removes the record of id (its releases could not be stored). */
-static void drop_record(srv *s, const char *id)
-{
-	char name[64], path[PATH_MAX];
-	snprintf(name, sizeof(name), "%s.json", id);
-	if (rel_data_path(s, "bundles", name, path) == PQ_OK)
-		unlink(path);
 }
 
 /* ---- routes ---------------------------------------------------------------------------- */
@@ -459,10 +507,7 @@ void bnd_create(srv_ctx *c)
 	if (rc == PQ_OK && !(rec = record_json(c, &q, id)))
 		rc = pq_err_set(PQ_ERR_NOMEM, "bundle record");
 	if (rc == PQ_OK)
-		rc = store_record(c, &q, rec, id);
-	/* the record first: releases never point to a bundle without one */
-	if (rc == PQ_OK && (rc = insert_releases(c->db, &q)) != PQ_OK)
-		drop_record(c->s, id);
+		rc = store_all(c, &q, rec, id);
 	if (rc != PQ_OK) {
 		fail(c, rc);
 		goto out;
@@ -489,7 +534,7 @@ void bnd_get(srv_ctx *c)
 	json_t *j = NULL;
 	if (!srv_query_only(c, NULL))
 		return;
-	int rc = bnd_load(c->s, c->params[0], &j);
+	int rc = bnd_load(c->db, c->params[0], &j);
 	if (rc != PQ_OK)
 		srv_fail(c, rc, "bundle");
 	else

@@ -63,7 +63,7 @@ static int expand_bundle(srv_ctx *c, json_t *spec)
 		return PQ_OK;
 	if (!json_is_string(bid) || json_object_get(spec, "release_ids"))
 		return pq_err_set(PQ_ERR_INVAL, "bundle_id: a bundle's id, without release_ids");
-	int rc = bnd_load(c->s, json_string_value(bid), &rec);
+	int rc = bnd_load(c->db, json_string_value(bid), &rec);
 	if (rc == PQ_ERR_NOTFOUND)
 		rc = pq_err_set(PQ_ERR_INVAL, "bundle_id: no bundle %.40s", json_string_value(bid));
 	if (rc == PQ_OK &&

@@ -27,6 +27,7 @@
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "server/bundles.h"
 #include "server/control.h"
 #include "server/releases_int.h"
 #include "server/server_int.h"
@@ -314,6 +315,16 @@ static int check_store(const store_config *sc)
 	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "store");
 }
 
+/* Bundle records of an older server's data directory, moved into the store. */
+static int import_bundles(const srv_options *o)
+{
+	int n = 0;
+	int rc = bnd_import_files(o->data_dir, &o->store, &n);
+	if (n > 0)
+		pq_log(PQ_LOG_INFO, LOGC, "moved %d bundle records into the store", n);
+	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "bundles");
+}
+
 static int write_port_file(const srv *s)
 {
 	char buf[16];
@@ -360,6 +371,8 @@ int srv_new(const srv_options *o, srv **out)
 	if (rc != PQ_OK)
 		goto fail;
 	rc = check_store(&o->store);
+	if (rc == PQ_OK)
+		rc = import_bundles(o);
 	if (rc != PQ_OK)
 		goto fail;
 	rc = rl_new(o->rate_global, o->burst_global, o->rate_client, o->burst_client, &s->rl);

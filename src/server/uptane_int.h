@@ -40,6 +40,17 @@ static inline void usrv__target_name(char out[USRV_NAME_MAX], const char *releas
 		snprintf(out, USRV_NAME_MAX, "%.40s.full.swpg", release_id);
 }
 
+/* The image repository's name of bundle bundle_id's full_package.bin (docs/api.md 18.5). */
+static inline void usrv__bundle_name(char out[USRV_NAME_MAX], const char *bundle_id)
+{
+	snprintf(out, USRV_NAME_MAX, "%.40s.bundle.swpg", bundle_id);
+}
+
+/* The expiry (seconds) of the newest stored metadata of a role of repo (USRV_REPO_*) for key
+ * ("" for the image repository, the VIN for the director); 0 when there is none. */
+int usrv__stored_expiry(store *db, const char *repo, const char *key, const char *role,
+                        int64_t *exp_s) PQ_MUST_CHECK;
+
 /* Reopens the repository at the store's versions (after a start or a lost race). Under
  * u->lock. */
 int usrv__sync_repo(usrv *u, store *db) PQ_MUST_CHECK;

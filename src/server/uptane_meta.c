@@ -28,12 +28,14 @@
 typedef struct {
 	store_target t[UP_ECUS_MAX];
 	store_release r[UP_ECUS_MAX]; /* each target's release (notes dropped) */
-	up_director_entry e[UP_ECUS_MAX];
+	up_director_entry e[UP_ECUS_MAX + 1]; /* the targets', then the bundle's if any */
 	char names[UP_ECUS_MAX][USRV_NAME_MAX]; /* usrv__target_name */
 	char base_sha[UP_ECUS_MAX][65];         /* a delta's base image ("" for a full one) */
 	size_t order[UP_ECUS_MAX];              /* indexes in installation order */
 	size_t n;
 	char rollback[32]; /* the campaign's rollback_policy */
+	json_t *bundle;    /* the campaign's bundle record (docs/api.md 18), or NULL */
+	char bundle_name[USRV_NAME_MAX];
 } deployment;
 
 static int dep_target_cb(const store_target *t, void *user)
@@ -97,6 +99,37 @@ static int load_deployment(store *db, const char *campaign_id, const char *vin, 
 	return PQ_OK;
 }
 
+/* The campaign's bundle, when it was made from one: its record, and its director entry
+ * after the targets' (e[n]). */
+static int load_bundle(store *db, const char *campaign_id, deployment *d)
+{
+	char bid[41];
+	size_t n = 0;
+	int rc = bnd_of_campaign(db, campaign_id, bid);
+	if (rc == PQ_ERR_NOTFOUND)
+		return PQ_OK;
+	if (rc == PQ_OK)
+		rc = bnd_load(db, bid, &d->bundle);
+	if (rc != PQ_OK)
+		return rc;
+	const char *sha = json_string_value(json_object_get(d->bundle, "file_sha256"));
+	up_director_entry *e = &d->e[d->n];
+	usrv__bundle_name(d->bundle_name, bid);
+	*e = (up_director_entry){.bundle = true,
+	                         .name = d->bundle_name,
+	                         .length = json_integer_value(json_object_get(d->bundle, "file_size"))};
+	rc = sha ? pq_hex_decode(sha, e->sha256, sizeof(e->sha256), &n) : PQ_ERR_FORMAT;
+	if (rc != PQ_OK || n != sizeof(e->sha256) || e->length <= 0)
+		return pq_err_set(PQ_ERR_FORMAT, "bundle %s: bad file_sha256 or file_size", bid);
+	return PQ_OK;
+}
+
+/* The director entries to sign: the targets' and the bundle's. */
+static size_t n_entries(const deployment *d)
+{
+	return d->n + (d->bundle ? 1 : 0);
+}
+
 /* The order of installation: the ECUs the campaign's policy.install_order names, in that
  * order, then the others by ECU id; and the policy's rollback_policy (default
  * all_or_nothing). */
@@ -133,8 +166,36 @@ static int install_plan(store *db, const char *campaign_id, deployment *d)
 	return PQ_OK;
 }
 
-/* Signs the vehicle's director targets, version = its last + 1, with the image repository
- * brought up to date first (it must list the images before the director names them). */
+static int64_t director_ts_lifetime(const usrv *u)
+{
+	int64_t l = u->opts.expiry[UP_REPO_DIRECTOR][UP_ROLE_TIMESTAMP];
+	return l > 0 ? l : UP_EXPIRY_TIMESTAMP;
+}
+
+/* Whether the vehicle's stored director targets (old, at version) can be served again: they
+ * name exactly d's entries and their timestamp (the shortest-lived of the three, signed with
+ * them) has more than half its lifetime left. Then ms->targets takes old. Whatever cannot be
+ * read means no (a new version is signed). */
+static bool reuse_director(usrv *u, store *db, const char *vin, const deployment *d, char **old,
+                           int64_t version, int64_t now_ms, up_meta_set *ms)
+{
+	bool same = false;
+	int64_t ts_exp = 0;
+	if (up_director_same(*old, strlen(*old), vin, d->e, n_entries(d), &same) != PQ_OK ||
+	    !same ||
+	    usrv__stored_expiry(db, USRV_REPO_DIRECTOR, vin, "timestamp", &ts_exp) != PQ_OK ||
+	    ts_exp - now_ms / 1000 <= director_ts_lifetime(u) / 2)
+		return false;
+	ms->targets = (up_blob){.data = *old, .len = strlen(*old), .version = version};
+	*old = NULL;
+	return true;
+}
+
+/* The vehicle's director targets for d: the stored ones while they name the same entries and
+ * are fresh (reuse_director), else signed anew at its last version + 1, with the image
+ * repository brought up to date first (it must list the images before the director names
+ * them). So a vehicle that checks again, or is sent its metadata again, is served the same
+ * version. */
 static int publish_director(usrv *u, store *db, const char *vin, const deployment *d,
                             int64_t now_ms, up_meta_set *ms)
 {
@@ -145,12 +206,14 @@ static int publish_director(usrv *u, store *db, const char *vin, const deploymen
 		char *old = NULL;
 		rc =
 		    store_uptane_get_latest(db, USRV_REPO_DIRECTOR, vin, "targets", &old, &version);
+		bool reused = rc == PQ_OK && reuse_director(u, db, vin, d, &old, version, now_ms, ms);
 		free(old);
 		if (rc == PQ_ERR_NOTFOUND)
 			rc = PQ_OK;
-		if (rc == PQ_OK)
-			rc = up_director_publish(u->repo, vin, d->e, d->n, version + 1,
-			                         now_ms / 1000, ms);
+		if (rc != PQ_OK || reused)
+			break;
+		rc = up_director_publish(u->repo, vin, d->e, n_entries(d), version + 1,
+		                         now_ms / 1000, ms);
 		if (rc == PQ_OK)
 			rc = usrv__store_set(db, USRV_REPO_DIRECTOR, vin, ms, now_ms);
 		if (rc != PQ_ERR_EXISTS)
@@ -275,8 +338,9 @@ static int encryption_json(meta_ctx *m, const store_package_key *k, json_t **out
 
 /* Sets "url" and "encryption" of one package in obj: the encrypted copy (made now if the
  * package has none yet) with a token for it, or with encryption off the package itself
- * and "encryption": null. */
-static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256)
+ * and "encryption": null. The URL is /packages/<what is served> or, with path, that path
+ * (a bundle campaign's full_package.bin, which serves what the token names). */
+static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256, const char *path)
 {
 	store_package_key k;
 	char serve[65], token[256], url[1024];
@@ -294,8 +358,9 @@ static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256)
 	}
 	if (rc == PQ_OK)
 		rc = srv_token_make(m->s, m->vin, serve, m->expires_ms, token, sizeof(token));
-	if (rc == PQ_OK && snprintf(url, sizeof(url), "%s/packages/%s?token=%s", m->base, serve,
-	                            token) >= (int)sizeof(url))
+	int n = path ? snprintf(url, sizeof(url), "%s%s?token=%s", m->base, path, token)
+	             : snprintf(url, sizeof(url), "%s/packages/%s?token=%s", m->base, serve, token);
+	if (rc == PQ_OK && n >= (int)sizeof(url))
 		rc = pq_err_set(PQ_ERR_RANGE, "download URL too long (public_url)");
 	if (rc != PQ_OK) {
 		json_decref(enc);
@@ -323,7 +388,7 @@ static int image_json(meta_ctx *m, const store_target *t, const store_release *r
 	*out = NULL;
 	if (!im)
 		return pq_err_set(PQ_ERR_NOMEM, "metadata images");
-	int rc = set_download(m, im, t->file_sha256);
+	int rc = set_download(m, im, t->file_sha256, NULL);
 	if (rc == PQ_OK && delta) {
 		/* the full package of the same release, for a vehicle whose installed image is
 		 * not the delta's base (the image repository lists it too) */
@@ -337,7 +402,7 @@ static int image_json(meta_ctx *m, const store_target *t, const store_release *r
 		    json_pack("{ssss}", "sha256", base_sha, "version", t->from_version));
 		bad |= json_object_set_new(im, "fallback", fb);
 		rc = bad ? pq_err_set(PQ_ERR_NOMEM, "metadata images")
-		         : set_download(m, fb, r->file_sha256);
+		         : set_download(m, fb, r->file_sha256, NULL);
 	}
 	if (rc != PQ_OK) {
 		json_decref(im);
@@ -368,6 +433,23 @@ static int images_json(meta_ctx *m, const deployment *d, json_t *body)
 			return pq_err_set(PQ_ERR_NOMEM, "metadata images");
 	}
 	return PQ_OK;
+}
+
+/* A bundle campaign's "bundle" (docs/api.md 18.5): its image repository name, length and
+ * SHA-256 (the director names it too), its URL /packages/<campaign id>/full_package.bin
+ * with a token, and its encryption like any package's; and each unit image's
+ * "bundle_path". */
+static int bundle_json(meta_ctx *m, const char *campaign_id, const deployment *d, json_t *body)
+{
+	char path[96];
+	const char *sha = json_string_value(json_object_get(d->bundle, "file_sha256"));
+	json_t *b = json_pack("{s:s,s:O,s:s}", "name", d->bundle_name, "length",
+	                      json_object_get(d->bundle, "file_size"), "sha256", sha);
+	if (!b || json_object_set_new(body, "bundle", b) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "metadata");
+	snprintf(path, sizeof(path), "/packages/%s/full_package.bin", campaign_id);
+	int rc = set_download(m, b, sha, path);
+	return rc == PQ_OK ? bnd_mark_images(d->bundle, body) : rc;
 }
 
 /* The body of ota_campaign_metadata (usrv_campaign_metadata). */
@@ -425,6 +507,8 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 	if (rc != PQ_OK)
 		goto out;
 	rc = install_plan(db, campaign_id, d);
+	if (rc == PQ_OK)
+		rc = load_bundle(db, campaign_id, d);
 	if (rc != PQ_OK)
 		goto out;
 	rc = publish_director(u, db, vin, d, now_ms, &ms);
@@ -434,11 +518,16 @@ int usrv_campaign_metadata(srv *s, store *db, const char *campaign_id, const cha
 	if (rc != PQ_OK)
 		goto out;
 	rc = metadata_body(&m, d, &ms, out);
-	if (rc == PQ_OK) /* a bundle campaign's full_package.bin, where each image is in it */
-		rc = bnd_metadata_add(s, db, campaign_id, vin, m.base, m.expires_ms, *out);
+	if (rc == PQ_OK && d->bundle)
+		rc = bundle_json(&m, campaign_id, d, *out);
+	if (rc != PQ_OK) {
+		json_decref(*out);
+		*out = NULL;
+	}
 out:
 	meta_end(&m);
 	up_meta_set_free(&ms);
+	json_decref(d->bundle);
 	free(d);
 	return rc;
 }

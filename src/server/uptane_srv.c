@@ -15,6 +15,7 @@
 #include "crypto/hash.h"
 #include "server/routes.h"
 #include "server/uptane_int.h"
+#include "store/bundle_store.h"
 #include "store/campaign.h"
 
 #define LOGC            "uptane"
@@ -141,8 +142,8 @@ typedef struct {
 	char (*names)[80];
 } tlist;
 
-/* Adds r's full package (d NULL) or its ready delta d to l. */
-static int add_target(tlist *l, const store_release *r, const store_release_delta *d)
+/* Room for one more target in l, zeroed (*out). */
+static int tlist_slot(tlist *l, up_target **out)
 {
 	if (l->n == UP_TARGETS_MAX)
 		return pq_err_set(PQ_ERR_RANGE, "more than %d images", UP_TARGETS_MAX);
@@ -158,12 +159,22 @@ static int add_target(tlist *l, const store_release *r, const store_release_delt
 			return pq_err_set(PQ_ERR_NOMEM, "targets");
 		l->cap = cap;
 	}
-	up_target *t = &l->t[l->n];
-	memset(t, 0, sizeof(*t));
-	usrv__target_name(l->names[l->n], r->id, d ? d->base_version : NULL);
+	*out = &l->t[l->n];
+	memset(*out, 0, sizeof(**out));
+	return PQ_OK;
+}
+
+/* Adds r's full package (d NULL) or its ready delta d to l. */
+static int add_target(tlist *l, const store_release *r, const store_release_delta *d)
+{
+	up_target *t;
 	const char *sha = d ? d->file_sha256 : r->file_sha256;
 	size_t n = 0;
-	int rc = pq_hex_decode(sha, t->sha256, sizeof(t->sha256), &n);
+	int rc = tlist_slot(l, &t);
+	if (rc != PQ_OK)
+		return rc;
+	usrv__target_name(l->names[l->n], r->id, d ? d->base_version : NULL);
+	rc = pq_hex_decode(sha, t->sha256, sizeof(t->sha256), &n);
 	if (rc == PQ_OK && n != 32)
 		rc = pq_err_set(PQ_ERR_FORMAT, "release %s: bad SHA-256", r->id);
 	if (rc == PQ_OK)
@@ -230,6 +241,46 @@ static int add_releases(store *db, const rel_array *a, tlist *l)
 		rc = add_target(l, &a->v[i], NULL);
 		if (rc == PQ_OK)
 			rc = store_release_delta_list(db, a->v[i].id, delta_cb, &x);
+	}
+	return rc;
+}
+
+/* Adds bundle b's full_package.bin to l (hardware id and software type UP_BUNDLE_TYPE). */
+static int bundle_cb(const store_bundle *b, void *user)
+{
+	tlist *l = user;
+	up_target *t;
+	size_t n = 0;
+	int rc = tlist_slot(l, &t);
+	if (rc == PQ_OK)
+		rc = pq_hex_decode(b->file_sha256, t->sha256, sizeof(t->sha256), &n);
+	if (rc == PQ_OK && n != 32)
+		rc = pq_err_set(PQ_ERR_FORMAT, "bad SHA-256");
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "bundle %s", b->id);
+	usrv__bundle_name(l->names[l->n], b->id);
+	t->length = b->file_size;
+	t->hardware_id = strdup(UP_BUNDLE_TYPE);
+	t->software_type = strdup(UP_BUNDLE_TYPE);
+	if (!t->hardware_id || !t->software_type) {
+		free((char *)t->hardware_id);
+		free((char *)t->software_type);
+		return pq_err_set(PQ_ERR_NOMEM, "targets");
+	}
+	l->n++;
+	return PQ_OK;
+}
+
+/* Every bundle's full_package.bin. */
+static int add_bundles(store *db, tlist *l)
+{
+	int64_t total = 0;
+	int rc = PQ_OK;
+	for (int64_t off = 0; rc == PQ_OK; off += STORE_PAGE_MAX) {
+		store_page pg = {.limit = STORE_PAGE_MAX, .offset = off};
+		rc = store_bundle_list(db, &pg, bundle_cb, l, &total);
+		if (off + STORE_PAGE_MAX >= total)
+			break;
 	}
 	return rc;
 }
@@ -333,18 +384,18 @@ static int64_t snapshot_lifetime(const usrv *u)
 	return l > 0 ? l : UP_EXPIRY_SNAPSHOT;
 }
 
-/* The expiry (seconds) of the newest stored image metadata of a role; 0 when none. */
-static int stored_expiry(store *db, const char *role, int64_t *exp_s)
+int usrv__stored_expiry(store *db, const char *repo, const char *key, const char *role,
+                        int64_t *exp_s)
 {
 	char *body = NULL;
 	*exp_s = 0;
-	int rc = store_uptane_get_latest(db, REPO_IMAGE, "", role, &body, NULL);
+	int rc = store_uptane_get_latest(db, repo, key, role, &body, NULL);
 	if (rc == PQ_ERR_NOTFOUND)
 		return PQ_OK;
 	if (rc != PQ_OK)
 		return rc;
 	json_t *doc = NULL;
-	rc = srv_json_text(body, "stored image metadata", &doc);
+	rc = srv_json_text(body, "stored Uptane metadata", &doc);
 	free(body);
 	if (rc != PQ_OK)
 		return rc;
@@ -424,6 +475,8 @@ static int list_targets(store *db, tlist *l)
 	}
 	if (rc == PQ_OK)
 		rc = add_releases(db, &a, l);
+	if (rc == PQ_OK)
+		rc = add_bundles(db, l);
 	free(a.v);
 	if (rc != PQ_OK)
 		return rc;
@@ -440,7 +493,7 @@ static int snapshot_due(usrv *u, store *db, int64_t now_ms, bool *due)
 	*due = false;
 	if (!u->published[0])
 		return PQ_OK;
-	int rc = stored_expiry(db, "snapshot", &snap_exp);
+	int rc = usrv__stored_expiry(db, REPO_IMAGE, "", "snapshot", &snap_exp);
 	if (rc == PQ_OK)
 		*due = snap_exp && snap_exp - now_ms / 1000 < snapshot_lifetime(u) / 2;
 	return rc;

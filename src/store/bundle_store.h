@@ -10,7 +10,7 @@
 
 #include "store/store.h"
 
-#define STORE_BUNDLE_RECORD_MAX (1u << 20) /* the record's JSON text */
+#define STORE_BUNDLE_RECORD_MAX (8u << 20) /* the record's JSON text: 4096 units' manifest */
 
 typedef struct {
 	char id[STORE_ID_MAX + 1];

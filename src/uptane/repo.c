@@ -601,6 +601,23 @@ static int director(up_repo *r, const char *vin, const up_director_entry *e, siz
 	return PQ_OK;
 }
 
+int up_director_same(const char *targets, size_t len, const char *vin, const up_director_entry *e,
+                     size_t n, bool *same)
+{
+	json_t *want = NULL;
+	*same = false;
+	json_t *doc = targets ? json_loadb(targets, len, 0, NULL) : NULL;
+	const json_t *sg = json_object_get(doc, "signed");
+	int rc = sg ? director_targets_json(vin, e, n, &want)
+	            : pq_err_set(PQ_ERR_FORMAT, "director targets: not signed metadata");
+	if (rc == PQ_OK)
+		*same = json_equal(json_object_get(sg, "targets"), json_object_get(want, "targets")) &&
+		        json_equal(json_object_get(sg, "vin"), json_object_get(want, "vin"));
+	json_decref(want);
+	json_decref(doc);
+	return rc;
+}
+
 int up_director_publish(up_repo *r, const char *vin, const up_director_entry *e, size_t n,
                         int64_t version, int64_t now_s, up_meta_set *out)
 {

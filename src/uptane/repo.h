@@ -124,6 +124,13 @@ int up_image_timestamp(up_repo *r, int64_t now_s, up_blob *out) PQ_MUST_CHECK;
 int up_director_publish(up_repo *r, const char *vin, const up_director_entry *e, size_t n,
                         int64_t version, int64_t now_s, up_meta_set *out) PQ_MUST_CHECK;
 
+/* Whether signed director targets (bytes of targets.json as up_director_publish made them)
+ * name exactly the entries e for vin: *same then, so a server may serve them again instead
+ * of signing a new version. Neither signatures nor expiry are checked. PQ_ERR_FORMAT: not
+ * signed metadata; the entries' errors as up_director_publish. */
+int up_director_same(const char *targets, size_t len, const char *vin, const up_director_entry *e,
+                     size_t n, bool *same) PQ_MUST_CHECK;
+
 /* Only the director targets of up_director_publish (a simplified director). */
 int up_director_targets(up_repo *r, const char *vin, const up_director_entry *e, size_t n,
                         int64_t version, int64_t now_s, char **out, size_t *len) PQ_MUST_CHECK;

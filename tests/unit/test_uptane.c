@@ -1074,6 +1074,32 @@ static void test_bundle_target(void **state)
 	fx_free(f);
 }
 
+/* up_director_same: the stored targets name the same entries, or not. */
+static void test_director_same(void **state)
+{
+	(void)state;
+	fx *f = fx_new(PQ_POLICY_CLASSICAL);
+	bool same = false;
+	assert_ok(up_director_same(f->dir.targets.data, f->dir.targets.len, VIN, f->e, 2, &same));
+	assert_true(same);
+	assert_ok(up_director_same(f->dir.targets.data, f->dir.targets.len, VIN, f->e, 1, &same));
+	assert_false(same); /* one ECU fewer */
+	f->e[1].sha256[0] ^= 1;
+	assert_ok(up_director_same(f->dir.targets.data, f->dir.targets.len, VIN, f->e, 2, &same));
+	assert_false(same); /* another image */
+	f->e[1].sha256[0] ^= 1;
+	assert_ok(up_director_same(f->dir.targets.data, f->dir.targets.len, "WVWZZZ1JZXW000002",
+	                           f->e, 2, &same));
+	assert_false(same); /* another vehicle */
+	up_director_entry b = {.bundle = true, .name = "x.bundle.swpg", .length = 1};
+	up_director_entry e3[3] = {f->e[0], f->e[1], b};
+	assert_ok(up_director_same(f->dir.targets.data, f->dir.targets.len, VIN, e3, 3, &same));
+	assert_false(same); /* a bundle more */
+	assert_rc(up_director_same("{}", 2, VIN, f->e, 2, &same), PQ_ERR_FORMAT);
+	assert_false(same);
+	fx_free(f);
+}
+
 /* ---- repository API --------------------------------------------------------------- */
 
 static void test_repo_inputs(void **state)
@@ -1189,7 +1215,7 @@ int main(void)
 	    cmocka_unit_test(test_rollback),        cmocka_unit_test(test_freeze),
 	    cmocka_unit_test(test_mix_and_match),   cmocka_unit_test(test_endless_data),
 	    cmocka_unit_test(test_signatures),      cmocka_unit_test(test_thresholds),
-	    cmocka_unit_test(test_disagreement),    cmocka_unit_test(test_bundle_target),    cmocka_unit_test(test_repo_inputs),
+	    cmocka_unit_test(test_disagreement),    cmocka_unit_test(test_bundle_target), cmocka_unit_test(test_director_same),    cmocka_unit_test(test_repo_inputs),
 	    cmocka_unit_test(test_repo_from_pki),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
