@@ -172,8 +172,8 @@ typedef struct {
 	ag_image *images;                   /* installation order */
 	size_t n_images;
 	bool rollback_all; /* "all_or_nothing" (the default) */
-	bool has_bundle;   /* the campaign's full_package.bin (docs/api.md 18): the images with */
-	ag_file bundle;    /* a bundle_path are taken from it, then checked against Uptane */
+	bool has_bundle;   /* the campaign's full_package.bin (docs/api.md 18), an Uptane target */
+	ag_file bundle;    /* itself: the images with a bundle_path are taken from it */
 } ag_meta;
 
 /* Parses and validates a metadata message for vehicle `vin`: every member's type, size and
@@ -197,6 +197,10 @@ typedef struct {
  * m->n_images entries. PQ_ERR_VERIFY naming the image on any mismatch. */
 int ag_meta_match(const ag_meta *m, const up_verify_result *r, const char *image_targets,
                   size_t image_targets_len, ag_verified *out) PQ_MUST_CHECK;
+
+/* The metadata's bundle, if any, is the one the director and the image repository agreed on
+ * (r->bundle: same name, length and SHA-256). PQ_ERR_VERIFY otherwise. */
+int ag_bundle_match(const ag_meta *m, const up_verify_result *r) PQ_MUST_CHECK;
 
 /* Finds target `name` in image repository targets.json bytes (already verified). */
 int ag_image_target(const char *targets, size_t len, const char *name, up_image *out) PQ_MUST_CHECK;

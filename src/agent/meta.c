@@ -289,7 +289,7 @@ static int apply_order(ag_meta *m, const json_t *msg)
 	return PQ_OK;
 }
 
-/* The optional "bundle": the campaign's full_package.bin (not encrypted). */
+/* The optional "bundle": the campaign's full_package.bin, a file like any package's. */
 static int parse_bundle(const json_t *msg, const char *vin, ag_meta *out)
 {
 	json_t *b = NULL;
@@ -297,8 +297,6 @@ static int parse_bundle(const json_t *msg, const char *vin, ag_meta *out)
 	if (rc != PQ_OK || !b)
 		return rc;
 	rc = parse_file(b, "bundle", vin, &out->bundle);
-	if (rc == PQ_OK && out->bundle.enc.present)
-		return pq_jv_fail(&JV, "bundle", "encryption", "a bundle is not encrypted");
 	out->has_bundle = rc == PQ_OK;
 	return rc;
 }
@@ -451,6 +449,24 @@ int ag_meta_match(const ag_meta *m, const up_verify_result *r, const char *image
 		out[i].has_fallback = true;
 		out[i].fallback = fb;
 	}
+	return PQ_OK;
+}
+
+int ag_bundle_match(const ag_meta *m, const up_verify_result *r)
+{
+	if (!m->has_bundle)
+		return PQ_OK;
+	const up_image *b = &r->bundle;
+	if (!r->has_bundle)
+		return pq_err_set(PQ_ERR_VERIFY, "the metadata gives a bundle the director does not");
+	if (strcmp(b->name, m->bundle.name) != 0)
+		return pq_err_set(PQ_ERR_VERIFY, "the metadata's bundle is %s, the director's %s",
+		                  m->bundle.name, b->name);
+	if (b->length < 0 || (uint64_t)b->length != m->bundle.length ||
+	    pq_memeq_ct(b->sha256, m->bundle.sha256, 32) != 0)
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "bundle %s: length or SHA-256 differs from the verified one",
+		                  b->name);
 	return PQ_OK;
 }
 

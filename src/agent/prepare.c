@@ -63,6 +63,16 @@ static int rec_image_update(ag_agent *a, size_t i, json_t *fields)
 
 /* ---- download ------------------------------------------------------------------------------ */
 
+/* The campaign's bundle (docs/api.md 18.5): downloaded, decrypted and checked against its
+ * verified Uptane target once, at the first image taken from it. */
+typedef struct {
+	const ag_file *f;
+	bool has_target;
+	up_image target; /* what the director and the image repository agreed on */
+	bool ready;
+	char path[PATH_MAX]; /* the plaintext bundle, once ready */
+} bundle_src;
+
 /* One package file of image idx being fetched. */
 typedef struct {
 	ag_agent *a;
@@ -70,7 +80,7 @@ typedef struct {
 	const char *ecu_id;
 	const ag_file *f;
 	const char *package;     /* "delta", "full", "fallback" */
-	const ag_file *bundle;   /* the campaign's bundle, when f is taken from it */
+	bundle_src *bundle;      /* the campaign's bundle, when f is taken from it */
 	const char *bundle_path; /* f's path in it */
 	uint64_t total;          /* bytes downloaded: the ciphertext when encrypted */
 	int64_t last_ms;
@@ -261,22 +271,72 @@ static int decrypt(ag_agent *a, const ag_file *f, const char *dl, char *pkg_path
 	return PQ_OK;
 }
 
-/* d->f's package copied out of the campaign's bundle d->bundle (downloaded, resumably, once
- * for all its images: its name is its SHA-256) into STATE/work/<sha>.swpg; the copy's index
- * hash is checked here, the package against Uptane by the caller. */
+/* Checks the file at path against a verified Uptane target (its length and SHA-256). */
+static int check_target(const char *path, const up_image *vt, const char *what, char *code,
+                        size_t code_len)
+{
+	uint8_t sha[32];
+	struct stat st;
+	int rc = pq_hash_file(PQ_HASH_SHA256, path, sha);
+	if (rc == PQ_OK && stat(path, &st) != 0)
+		rc = pq_err_set(PQ_ERR_IO, "%s: %s", path, strerror(errno));
+	if (rc != PQ_OK) {
+		snprintf(code, code_len, "storage_error");
+		return rc;
+	}
+	if (vt->length < 0 || (uint64_t)st.st_size != (uint64_t)vt->length ||
+	    pq_memeq_ct(sha, vt->sha256, 32) != 0) {
+		snprintf(code, code_len, "package_mismatch");
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "%s: the package (%lld bytes) is not the verified Uptane target",
+		                  what, (long long)st.st_size);
+	}
+	return PQ_OK;
+}
+
+/* The campaign's bundle downloaded (resumably: its name is its SHA-256), decrypted when it
+ * comes encrypted, and checked against its verified Uptane target before anything reads it;
+ * once for all the images taken from it. */
+static int bundle_ready(ag_agent *a, ag_http *h, dl_ctx *d, char *code, size_t code_len)
+{
+	bundle_src *b = d->bundle;
+	char dl[PATH_MAX];
+	dl_ctx bd = *d;
+	if (b->ready)
+		return PQ_OK;
+	if (!b->has_target) {
+		snprintf(code, code_len, "uptane_verification_failed");
+		return pq_err_set(PQ_ERR_VERIFY, "the bundle has no verified Uptane target");
+	}
+	bd.f = b->f;
+	bd.package = "bundle";
+	int rc = download(a, h, &bd, dl, code, code_len);
+	d->total = bd.total;
+	if (rc == PQ_OK && b->f->enc.present)
+		rc = decrypt(a, b->f, dl, b->path, code, code_len);
+	else if (rc == PQ_OK)
+		snprintf(b->path, sizeof(b->path), "%s", dl);
+	if (rc == PQ_OK)
+		rc = check_target(b->path, &b->target, b->f->name, code, code_len);
+	b->ready = rc == PQ_OK;
+	if (b->ready)
+		pq_log(PQ_LOG_INFO, AG_LOGC, "bundle %s: %s, %llu bytes, its Uptane target verified",
+		       b->f->name, b->f->enc.present ? "decrypted" : "not encrypted",
+		       (unsigned long long)b->f->length);
+	return rc;
+}
+
+/* d->f's package copied out of the campaign's bundle into STATE/work/<sha>.swpg; the copy's
+ * index hash is checked here, the package against Uptane by the caller. */
 static int from_bundle(ag_agent *a, ag_http *h, dl_ctx *d, char *pkg_path, char *code,
                        size_t code_len)
 {
-	char dl[PATH_MAX], work[PATH_MAX], hex[65];
-	dl_ctx bd = *d;
+	char work[PATH_MAX], hex[65];
 	pkg_reader *r = NULL;
 	const pkg_entry *e = NULL;
-	bd.f = d->bundle;
-	bd.package = "bundle";
-	int rc = download(a, h, &bd, dl, code, code_len);
+	int rc = bundle_ready(a, h, d, code, code_len);
 	if (rc != PQ_OK)
 		return rc;
-	d->total = bd.total;
 	pq_hex_encode(d->f->sha256, 32, hex);
 	rc = state_subdir(a, "work", work);
 	if (rc == PQ_OK && snprintf(pkg_path, PATH_MAX, "%s/%s.swpg", work, hex) >= PATH_MAX)
@@ -285,7 +345,8 @@ static int from_bundle(ag_agent *a, ag_http *h, dl_ctx *d, char *pkg_path, char 
 		snprintf(code, code_len, "storage_error");
 		return rc;
 	}
-	if ((rc = pkg_open(dl, &r)) == PQ_OK && (rc = pkg_find(r, d->bundle_path, &e)) == PQ_OK)
+	if ((rc = pkg_open(d->bundle->path, &r)) == PQ_OK &&
+	    (rc = pkg_find(r, d->bundle_path, &e)) == PQ_OK)
 		rc = pkg_extract_package(r, e, pkg_path, NULL);
 	pkg_close(r);
 	if (rc != PQ_OK) {
@@ -304,8 +365,6 @@ static int obtain_package(ag_agent *a, ag_http *h, dl_ctx *d, const up_image *vt
                           char *code, size_t code_len)
 {
 	char dl[PATH_MAX];
-	uint8_t sha[32];
-	struct stat st;
 	int rc = d->bundle ? from_bundle(a, h, d, pkg_path, code, code_len)
 	                   : download(a, h, d, dl, code, code_len);
 	if (rc != PQ_OK)
@@ -317,21 +376,7 @@ static int obtain_package(ag_agent *a, ag_http *h, dl_ctx *d, const up_image *vt
 	if (rc != PQ_OK)
 		return rc;
 	/* the package against what Uptane verified (not only against the message) */
-	rc = pq_hash_file(PQ_HASH_SHA256, pkg_path, sha);
-	if (rc == PQ_OK && stat(pkg_path, &st) != 0)
-		rc = pq_err_set(PQ_ERR_IO, "%s: %s", pkg_path, strerror(errno));
-	if (rc != PQ_OK) {
-		snprintf(code, code_len, "storage_error");
-		return rc;
-	}
-	if (vt->length < 0 || (uint64_t)st.st_size != (uint64_t)vt->length ||
-	    pq_memeq_ct(sha, vt->sha256, 32) != 0) {
-		snprintf(code, code_len, "package_mismatch");
-		return pq_err_set(PQ_ERR_VERIFY,
-		                  "%s: the package (%lld bytes) is not the verified Uptane target",
-		                  d->f->name, (long long)st.st_size);
-	}
-	return PQ_OK;
+	return check_target(pkg_path, vt, d->f->name, code, code_len);
 }
 
 /* ---- decode -------------------------------------------------------------------------------- */
@@ -468,7 +513,7 @@ static bool delta_base(ag_agent *a, const ag_image *im, char *base, char *why)
 /* Fetches one package of image idx (f, verified as vt) to pkg[PATH_MAX]: the record says
  * which, and the server hears when it is all there. */
 static int fetch_package(ag_agent *a, ag_http *h, size_t idx, const ag_image *im, const ag_file *f,
-                         const up_image *vt, const char *kind, const ag_file *bundle, char *pkg,
+                         const up_image *vt, const char *kind, bundle_src *bundle, char *pkg,
                          char *code, size_t code_len)
 {
 	dl_ctx d = {.a = a,
@@ -552,7 +597,7 @@ static int keep_image(ag_agent *a, size_t idx, const ag_image *im, const decoded
 /* Downloads, verifies and decodes image idx: the message's package (a delta or a full one)
  * and, when a delta cannot be used, the full package it names as fallback. */
 static int prepare_image(ag_agent *a, ag_http *h, const ag_meta *m, size_t idx,
-                         const ag_verified *v, char *code, size_t code_len)
+                         const ag_verified *v, bundle_src *bs, char *code, size_t code_len)
 {
 	const ag_image *im = &m->images[idx];
 	char base[PATH_MAX] = "", pkg[PATH_MAX], why[AG_ERR_MAX] = "";
@@ -564,7 +609,7 @@ static int prepare_image(ag_agent *a, ag_http *h, const ag_meta *m, size_t idx,
 		b = base;
 	if (!fallback) {
 		const char *kind = im->delta ? "delta" : "full";
-		const ag_file *bundle = m->has_bundle && im->bundle_path[0] ? &m->bundle : NULL;
+		bundle_src *bundle = m->has_bundle && im->bundle_path[0] ? bs : NULL;
 		rc = fetch_package(a, h, idx, im, &im->file, &v->target, kind, bundle, pkg, code,
 		                   code_len);
 		if (rc != PQ_OK)
@@ -597,12 +642,18 @@ static int prepare_image(ag_agent *a, ag_http *h, const ag_meta *m, size_t idx,
 
 /* ---- every image --------------------------------------------------------------------------- */
 
-/* Loads the verified targets of the record. */
-static int load_verified(ag_agent *a, size_t n, ag_verified *out)
+/* Loads the verified targets of the record, and the bundle's (bs, when there is one). */
+static int load_verified(ag_agent *a, size_t n, ag_verified *out, bundle_src *bs)
 {
 	int rc = PQ_OK;
 	pthread_mutex_lock(&a->lock);
 	json_t *arr = json_object_get(a->st.campaign, "verified");
+	json_t *vb = json_object_get(a->st.campaign, "verified_bundle");
+	if (json_is_object(vb)) {
+		if ((rc = ag_up_image_parse(vb, &bs->target)) != PQ_OK)
+			goto out;
+		bs->has_target = true;
+	}
 	if (json_array_size(arr) != n) {
 		rc = pq_err_set(PQ_ERR_FORMAT, "no verified targets");
 		goto out;
@@ -644,8 +695,9 @@ static bool download_code(const char *code)
 int ag_prepare_images(ag_agent *a, ag_http *h, const ag_meta *m)
 {
 	char code[64];
+	bundle_src bs = {.f = &m->bundle};
 	ag_verified *v = calloc(m->n_images, sizeof(*v));
-	int rc = v ? load_verified(a, m->n_images, v) : pq_err_set(PQ_ERR_NOMEM, "verified");
+	int rc = v ? load_verified(a, m->n_images, v, &bs) : pq_err_set(PQ_ERR_NOMEM, "verified");
 	if (rc != PQ_OK) {
 		ag_fail(a, "ota_error", AG_PH_FAILED, NULL, "internal", "%s", pq_err_detail());
 		goto out;
@@ -654,7 +706,7 @@ int ag_prepare_images(ag_agent *a, ag_http *h, const ag_meta *m)
 		if (prepared(a, i))
 			continue;
 		code[0] = '\0';
-		if ((rc = prepare_image(a, h, m, i, &v[i], code, sizeof(code))) == PQ_OK)
+		if ((rc = prepare_image(a, h, m, i, &v[i], &bs, code, sizeof(code))) == PQ_OK)
 			continue;
 		if (!ag_interrupted(a))
 			ag_fail(a, download_code(code) ? "ota_download_failed" : "ota_error",

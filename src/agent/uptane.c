@@ -232,8 +232,9 @@ static json_t *verified_json(const ag_verified *ver, size_t n)
 static int keep_verified(ag_agent *a, const ag_meta *m, const uptane_run *u)
 {
 	const up_verify_result *res = &u->res;
-	json_t *fields = json_pack("{s:o,s:s}", "verified", verified_json(u->ver, m->n_images),
-	                           "verification", "ok");
+	json_t *vb = m->has_bundle ? ag_up_image_json(&res->bundle) : json_null();
+	json_t *fields = json_pack("{s:o,s:o,s:s}", "verified", verified_json(u->ver, m->n_images),
+	                           "verified_bundle", vb, "verification", "ok");
 	if (!fields)
 		return pq_err_set(PQ_ERR_NOMEM, "verified targets");
 	pthread_mutex_lock(&a->lock);
@@ -266,6 +267,8 @@ int ag_uptane(ag_agent *a, ag_http *h, const ag_meta *m, char *code, size_t code
 		goto out;
 	}
 	rc = ag_meta_match(m, &u.res, u.image.targets, u.image.targets_len, u.ver);
+	if (rc == PQ_OK)
+		rc = ag_bundle_match(m, &u.res);
 	if (rc != PQ_OK) {
 		snprintf(code, code_len, "metadata_mismatch");
 		goto out;

@@ -14,13 +14,16 @@
 #     a vehicle not in the campaign is refused (403), as is one of a draft (no deployment
 #     yet), no credentials 401, a download token for the bundle's file 200 (one for another
 #     file 403), an unknown campaign 404, a campaign without a bundle 404;
-#  4. the rollout: once started, a vehicle of the campaign may fetch full_package.bin and
-#     metadata.json (the manifest, the units, its director targets); both agents download
-#     full_package.bin (the URL ota_campaign_metadata gives), take both units out of it,
-#     check them against their Uptane targets and install them (ECU_011 and ECU_012 at
-#     1.1.0); the deployments complete. The agents reach the server through a proxy that
-#     cuts one download once in the middle of full_package.bin: the agent resumes it with
-#     Range.
+#  4. the rollout: full_package.bin is an Uptane target (the image repository lists it as
+#     <bundle id>.bundle.swpg, software type BUNDLE, and each vehicle's director targets name
+#     it); both agents download its encrypted copy (the URL ota_campaign_metadata gives, the
+#     content key wrapped for each), decrypt it, check it against its verified target, take
+#     both units out of it, check them against their Uptane targets and install them
+#     (ECU_011 and ECU_012 at 1.1.0); the deployments complete. The agents reach the server
+#     through a proxy that cuts one download once in the middle of full_package.bin: the
+#     agent resumes it with Range. Then a vehicle of the campaign fetching the file with its
+#     certificate gets that encrypted copy (never the plaintext), and metadata.json (the
+#     manifest, the units, its director targets, the bundle's target name).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
 . "$(dirname "$0")/agent_lib.bash"
@@ -137,16 +140,6 @@ start_agent $V1 --log-level info
 start_agent $V2 --log-level info
 check "the agents sent their VCI" wait_for 60 vci_in $V1 && wait_for 60 vci_in $V2
 pcurl -X POST "$B/api/v1/campaigns/TEST-001/start" -o /dev/null || bad "start"
-check "a vehicle of the campaign: 200" test "$(vcode $V1 "$U")" = 200
-check "... and its metadata.json" vget $V1 /packages/TEST-001/metadata.json "$WORK/meta.json"
-check "... the manifest, the units, the director's targets" python3 - "$WORK/meta.json" "$PB" "$V1" <<'PY'
-import json, sys, hashlib, os
-m = json.load(open(sys.argv[1]))
-assert m["campaign_id"] == "TEST-001" and m["manifest"]["campaign_id"] == "TEST-001", m
-assert m["bundle"]["sha256"] == hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest(), m
-assert m["bundle"]["length"] == os.path.getsize(sys.argv[2]) and m["bundle"]["url"] == "/packages/TEST-001/full_package.bin"
-assert len(m["units"]) == 4 and m["uptane"]["director_targets"] == "/uptane/director/%s/targets.json" % sys.argv[3], m
-PY
 for v in $V1 $V2; do
 	check "$v: completed" test "$(final_state TEST-001 $v)" = completed
 	check "$v: ECU_011 at 1.1.0" test "$(ecu_bank $v ECU_011 | cut -d' ' -f3)" = 1.1.0
@@ -154,7 +147,41 @@ for v in $V1 $V2; do
 	check "$v: both units taken from the downloaded bundle" test "$(grep -c 'taken from the campaign.s bundle' "$WORK/agent-$v.log")" = 2
 done
 check "the proxy cut a download once" grep -q "cut after 2500000 bytes" "$WORK/proxy.log"
-check "... an agent resumed full_package.bin after it (Range)" grep -q "resuming full_package.bin at byte" "$WORK/agent-$V1.log" "$WORK/agent-$V2.log"
+check "... an agent resumed the bundle after it (Range)" grep -q "resuming $BID.bundle.swpg at byte" "$WORK/agent-$V1.log" "$WORK/agent-$V2.log"
+vget $V1 /uptane/image/targets.json "$WORK/it.json"
+vget $V1 "/uptane/director/$V1/targets.json" "$WORK/dt.json"
+check "full_package.bin is an Uptane target: the image repository's and $V1's director's" python3 - "$WORK/it.json" "$WORK/dt.json" "$BID" "$BSHA" "$(stat -c %s "$PB")" <<'PY'
+import json, sys
+it, dt = json.load(open(sys.argv[1]))["signed"]["targets"], json.load(open(sys.argv[2]))["signed"]["targets"]
+name, sha, size = sys.argv[3] + ".bundle.swpg", sys.argv[4], int(sys.argv[5])
+i, d = it[name], dt[name]
+assert i["hashes"]["sha256"] == sha and i["length"] == size, i
+assert i["custom"]["software_type"] == "BUNDLE", i
+assert d["hashes"]["sha256"] == sha and d["length"] == size and d["custom"] == {"bundle": True}, d
+PY
+for v in $V1 $V2; do
+	check "$v downloaded the bundle encrypted, decrypted it and checked it against its target" grep -q "bundle $BID.bundle.swpg: decrypted, $(stat -c %s "$PB") bytes, its Uptane target verified" "$WORK/agent-$v.log"
+done
+code=$(on35 curl -sS -D "$WORK/vh.txt" -o "$WORK/vdl.bin" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
+	--cert "$PKI/vehicles/$V1/client.crt" --key "$PKI/vehicles/$V1/client.key" "$U")
+check "a vehicle of the campaign by its certificate: 200 (got $code)" test "$code" = 200
+check "... the encrypted copy, not the plaintext" python3 - "$WORK/vdl.bin" "$WORK/vh.txt" "$BSHA" "$(stat -c %s "$PB")" <<'PY'
+import hashlib, sys
+b = open(sys.argv[1], "rb").read()
+h = hashlib.sha256(b).hexdigest()
+assert h != sys.argv[3] and len(b) > int(sys.argv[4]), (h, len(b))
+assert ('etag: "%s"' % h) in open(sys.argv[2]).read().lower()
+PY
+check "... and its metadata.json" vget $V1 /packages/TEST-001/metadata.json "$WORK/meta.json"
+check "... the manifest, the units, the director's targets, the bundle's target" python3 - "$WORK/meta.json" "$PB" "$V1" "$BID" <<'PY'
+import json, sys, hashlib, os
+m = json.load(open(sys.argv[1]))
+assert m["campaign_id"] == "TEST-001" and m["manifest"]["campaign_id"] == "TEST-001", m
+assert m["bundle"]["sha256"] == hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest(), m
+assert m["bundle"]["length"] == os.path.getsize(sys.argv[2]) and m["bundle"]["url"] == "/packages/TEST-001/full_package.bin"
+assert len(m["units"]) == 4 and m["uptane"]["director_targets"] == "/uptane/director/%s/targets.json" % sys.argv[3], m
+assert m["uptane"]["bundle_target"] == sys.argv[4] + ".bundle.swpg", m
+PY
 check "agent $V1 stops cleanly" stop_agent $V1
 check "agent $V2 stops cleanly" stop_agent $V2
 finish

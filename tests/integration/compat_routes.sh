@@ -205,6 +205,10 @@ enclen=$(jget metadata.images.0.encryption.length <"$WORK/r.json")
 dv=$(jget metadata.director_version <"$WORK/r.json")
 vget $V1 "/uptane/director/$V1/targets.json" "$WORK/dt.json"
 check "...the director metadata the vehicle verifies is that version ($dv)" jtrue "$WORK/dt.json" "d['signed']['version'] == $dv"
+check "a second check: 200" is veh:$V1 GET "$B/api/v1/ota/check" 200
+check "...serves the same director version, not a new signature ($dv)" jtrue "$WORK/r.json" "d['metadata']['director_version'] == $dv"
+vget $V1 "/uptane/director/$V1/targets.json" "$WORK/dt2.json"
+check "...and the stored director targets are still version $dv, byte for byte" cmp -s "$WORK/dt.json" "$WORK/dt2.json"
 
 check "GET /api/v1/ota/package: $V1's package" is veh:$V1 GET "$B/api/v1/ota/package" 200
 check "...one item, ECU_011's, with its download URL" jtrue "$WORK/r.json" \

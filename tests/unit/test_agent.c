@@ -466,8 +466,8 @@ static char *image_targets(const char *fb_sha, int fb_len, int counter, const ch
 	return s;
 }
 
-/* A campaign's bundle (docs/protocol.md): parsed, a full image's bundle_path kept; refused
- * when encrypted or malformed. */
+/* A campaign's bundle (docs/protocol.md): parsed, a full image's bundle_path kept, encrypted
+ * or not; matched against the bundle Uptane verified; refused when malformed. */
 static void test_meta_bundle(void **state)
 {
 	(void)state;
@@ -492,11 +492,28 @@ static void test_meta_bundle(void **state)
 	assert_string_equal(m.images[0].ecu_id, "ECU_012"); /* install_order: first */
 	assert_string_equal(m.images[0].bundle_path, "ZONE1/ECU_012");
 	assert_string_equal(m.images[1].bundle_path, ""); /* the delta is not taken from it */
+	/* the bundle must be the one Uptane verified */
+	up_verify_result r = {.has_bundle = true};
+	set_image(&r.bundle, "", "full_package.bin", 9000, SHA3, "BUNDLE", 0);
+	assert_ok(ag_bundle_match(&m, &r));
+	r.bundle.sha256[0] ^= 1;
+	assert_rc(ag_bundle_match(&m, &r), PQ_ERR_VERIFY);
+	r.bundle.sha256[0] ^= 1;
+	r.bundle.length = 9001;
+	assert_rc(ag_bundle_match(&m, &r), PQ_ERR_VERIFY);
+	r.bundle.length = 9000;
+	snprintf(r.bundle.name, sizeof(r.bundle.name), "other.bundle.swpg");
+	assert_rc(ag_bundle_match(&m, &r), PQ_ERR_VERIFY);
+	r.has_bundle = false;
+	assert_rc(ag_bundle_match(&m, &r), PQ_ERR_VERIFY);
+	assert_non_null(strstr(pq_err_detail(), "director does not"));
 	ag_meta_free(&m);
+	/* encrypted like any package (its content key wrapped for this vehicle) */
 	json_t *b = json_object_get(msg, "bundle");
 	json_object_set_new(b, "encryption", enc_for(SHA3));
-	assert_int_equal(ag_meta_parse(msg, VIN, &m), PQ_ERR_FORMAT);
-	assert_non_null(strstr(pq_err_detail(), "not encrypted"));
+	assert_ok(ag_meta_parse(msg, VIN, &m));
+	assert_true(m.bundle.enc.present);
+	ag_meta_free(&m);
 	json_object_set_new(b, "encryption", json_null());
 	json_object_del(b, "sha256");
 	meta_bad(msg, "bundle");
