@@ -253,6 +253,29 @@ static void header(pq_buf *b, const ctx_t *c, const char *name, const char *what
 	    name, what, c->when, c->r->pki_dir, c->r->profile->id, c->r->profile->name);
 }
 
+/* The limits (docs/broker.md "Limits"). Retained messages have no count limit in mosquitto
+ * 2.0: the ACL bounds them (a vehicle writes only its protocol topics), max_packet_size
+ * their size and memory_limit the whole. */
+static void render_limits(pq_buf *b, const pq_broker_opts *o)
+{
+	pq_buf_printf(
+	    b,
+	    "# Limits, from the protocol's largest messages (a VCI report of at most 1 MiB,\n"
+	    "# everything else at most 256 KiB): a larger packet is refused and its sender\n"
+	    "# disconnected, so no client can store a bigger (retained) message.\n"
+	    "max_packet_size %u\n"
+	    "# Per client: unacknowledged QoS 1/2 messages in flight, and messages queued for a\n"
+	    "# client that is slow or away (the server's own session takes a burst of 10,000\n"
+	    "# vehicles' messages).\n"
+	    "max_inflight_messages %d\nmax_inflight_bytes %u\n"
+	    "max_queued_messages %d\nmax_queued_bytes %u\n"
+	    "# The whole broker: an allocation beyond this fails (the client asking is refused)\n"
+	    "# instead of the host running out of memory.\nmemory_limit %llu\n\n",
+	    PQ_BROKER_PACKET_MAX, PQ_BROKER_INFLIGHT, PQ_BROKER_INFLIGHT_MAX, PQ_BROKER_QUEUED,
+	    PQ_BROKER_QUEUED_MAX,
+	    (unsigned long long)(o->memory_limit ? o->memory_limit : PQ_BROKER_MEMORY));
+}
+
 static void render_conf(pq_buf *b, const ctx_t *c)
 {
 	const pq_broker_opts *o = c->o;
@@ -286,6 +309,7 @@ static void render_conf(pq_buf *b, const ctx_t *c)
 	pq_buf_printf(
 	    b, "# Small messages (acknowledgements, commands) leave at once, without Nagle's "
 	       "delay.\nset_tcp_nodelay true\n\n");
+	render_limits(b, o);
 	pq_buf_printf(b, "# Logging: connections with their CN; errors and TLS failures.\n");
 	if (o->log_dest == PQ_BROKER_LOG_FILE)
 		pq_buf_printf(b, "log_dest file %s/%s\n", r->out_dir, PQ_BROKER_LOG);
@@ -304,6 +328,26 @@ static void render_conf(pq_buf *b, const ctx_t *c)
 	    c->port, c->host, r->pki_dir, r->pki_dir, r->broker_key);
 }
 
+/* What a vehicle publishes on (docs/protocol.md, V->S). */
+static const char *const vehicle_topics[] = {"wake_up",  "vci",           "response",
+                                             "ota/status", "presence", "diag/response",
+                                             "telemetry"};
+
+int pq_broker_vehicle_topic_check(const char *t)
+{
+	size_t n = strlen(t);
+	const char *hash = strchr(t, '#');
+	if (n == 0 || n > PQ_BROKER_TOPIC_MAX ||
+	    strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/#-") != n ||
+	    t[0] == '/' || t[n - 1] == '/' || strstr(t, "//") ||
+	    (hash && (hash != t + n - 1 || (n > 1 && hash[-1] != '/'))))
+		return pq_err_set(PQ_ERR_INVAL,
+		                  "vehicle topic '%s': expected levels of [A-Za-z0-9_-] separated "
+		                  "by '/', '#' only as the last level, at most %d characters",
+		                  t, PQ_BROKER_TOPIC_MAX);
+	return PQ_OK;
+}
+
 static void render_acl(pq_buf *b, const ctx_t *c)
 {
 	const char *cn = c->r->server_cn;
@@ -320,12 +364,17 @@ static void render_acl(pq_buf *b, const ctx_t *c)
 	              "# The OEM server: every vehicle's topics and the fleet-wide broadcasts.\n"
 	              "user %s\ntopic readwrite oem/#\n\n",
 	              cn);
-	pq_buf_printf(b,
-	              "# Every vehicle: its own subtree, read and write...\n"
-	              "pattern readwrite oem/%%u/#\n"
-	              "# ...and the fleet-wide announcements, read only (mosquitto warns that this "
-	              "pattern\n# has no %%u: it applies to every user on purpose).\n"
-	              "pattern read oem/broadcast/#\n");
+	pq_buf_printf(b, "# Every vehicle: its own subtree, read only...\npattern read oem/%%u/#\n"
+	                 "# ...and the topics it publishes on (docs/protocol.md), write only: no "
+	                 "other topic,\n# so what a vehicle can leave retained is bounded.\n");
+	for (size_t i = 0; i < sizeof(vehicle_topics) / sizeof(vehicle_topics[0]); i++)
+		pq_buf_printf(b, "pattern write oem/%%u/%s\n", vehicle_topics[i]);
+	for (size_t i = 0; c->o->vehicle_topics && c->o->vehicle_topics[i]; i++)
+		pq_buf_printf(b, "%spattern write oem/%%u/%s\n",
+		              i ? "" : "# (--vehicle-topic)\n", c->o->vehicle_topics[i]);
+	pq_buf_printf(b, "# ...and the fleet-wide announcements, read only (mosquitto warns that "
+	                 "this pattern\n# has no %%u: it applies to every user on purpose).\n"
+	                 "pattern read oem/broadcast/#\n");
 }
 
 static void render_ssl(pq_buf *b, const ctx_t *c)
@@ -406,6 +455,12 @@ int pq_broker_config_write(const pq_broker_opts *opts, pq_broker_result *res)
 		return rc;
 	if (opts->user && (rc = user_check(opts->user)) != PQ_OK)
 		return rc;
+	for (size_t i = 0; opts->vehicle_topics && opts->vehicle_topics[i]; i++)
+		if (i == PQ_BROKER_TOPICS_MAX)
+			return pq_err_set(PQ_ERR_INVAL, "more than %d vehicle topics",
+			                  PQ_BROKER_TOPICS_MAX);
+		else if ((rc = pq_broker_vehicle_topic_check(opts->vehicle_topics[i])) != PQ_OK)
+			return rc;
 	const char *cn = opts->server_cn ? opts->server_cn : PQ_SERVER_CLIENT_CN;
 	if ((rc = pq_broker_server_cn_check(cn)) != PQ_OK)
 		return rc;

@@ -16,6 +16,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/err.h"
@@ -53,7 +54,24 @@ typedef struct {
 	                             * of the libcrypto this process runs on, "" when that is
 	                             * the system's; "": none */
 	bool force;                 /* replace existing files (otherwise PQ_ERR_EXISTS) */
+	uint64_t memory_limit;      /* mosquitto's memory_limit, bytes; 0: PQ_BROKER_MEMORY */
+	/* Topics under oem/<VIN>/ a vehicle may publish on besides the protocol's (each at
+	 * most PQ_BROKER_TOPIC_MAX of [A-Za-z0-9_/#-], '#' only last); NULL-terminated or
+	 * NULL. Each one adds up to PQ_BROKER_PACKET_MAX of retained memory per vehicle. */
+	const char *const *vehicle_topics;
 } pq_broker_opts;
+
+/* The limits the configuration sets (docs/broker.md "Limits"), from the protocol's largest
+ * messages: a VCI report of 1 MiB (the server's MSG_VCI_MAX_BYTES); everything else is at
+ * most 256 KiB. */
+#define PQ_BROKER_PACKET_MAX   (1024u * 1024u + 64u * 1024u) /* max_packet_size */
+#define PQ_BROKER_INFLIGHT     20                            /* max_inflight_messages */
+#define PQ_BROKER_INFLIGHT_MAX (4u * 1024u * 1024u)          /* max_inflight_bytes */
+#define PQ_BROKER_QUEUED       10000                         /* max_queued_messages */
+#define PQ_BROKER_QUEUED_MAX   (64u * 1024u * 1024u)         /* max_queued_bytes */
+#define PQ_BROKER_MEMORY       (2048ull * 1024u * 1024u)     /* memory_limit default */
+#define PQ_BROKER_TOPIC_MAX    64
+#define PQ_BROKER_TOPICS_MAX   16 /* extra vehicle topics */
 
 typedef struct {
 	char out_dir[PATH_MAX];                      /* absolute */
@@ -85,5 +103,9 @@ int pq_broker_openssl_libdir(char *buf, size_t len) PQ_MUST_CHECK;
 /* Checks a name the ACL grants oem/# to: 1..64 characters of [A-Za-z0-9_.@-], and not a
  * possible VIN (pq_vin_check), so no vehicle certificate can carry it. */
 int pq_broker_server_cn_check(const char *cn) PQ_MUST_CHECK;
+
+/* Checks an extra vehicle topic: 1..PQ_BROKER_TOPIC_MAX of [A-Za-z0-9_/#-], no empty level,
+ * '#' only as the whole last level. */
+int pq_broker_vehicle_topic_check(const char *topic) PQ_MUST_CHECK;
 
 #endif

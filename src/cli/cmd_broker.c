@@ -1,4 +1,5 @@
 /* cmd_broker.c: `pqota broker config`: mosquitto configuration for a deployment's PKI. */
+#include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -37,13 +38,16 @@ static void usage(FILE *f)
 	    "  --persistence        keep sessions and retained messages in OUT/data/\n"
 	    "  --openssl-libdir DIR LD_LIBRARY_PATH for run-broker.sh (default: the directory of\n"
 	    "                       the OpenSSL this pqota runs on; '' for the system's)\n"
+	    "  --memory-limit MIB   the broker's total memory limit (default %llu MiB)\n"
+	    "  --vehicle-topic T    also let each vehicle publish on oem/<VIN>/T (repeatable,\n"
+	    "                       at most %d; by default only the protocol's topics)\n"
 	    "  --force              replace existing files\n"
 	    "\n"
 	    "Start the broker with OUT/run-broker.sh, then check it with\n"
 	    "  pqota tls check HOST:PORT --ca DIR/ca/ca.crt --cert DIR/vehicles/VIN/client.crt \\\n"
 	    "      --key DIR/vehicles/VIN/client.key\n",
 	    PQ_BROKER_DEFAULT_HOST, PQ_BROKER_DEFAULT_PORT, PQ_BROKER_DEFAULT_PORT,
-	    PQ_SERVER_CLIENT_CN);
+	    PQ_SERVER_CLIENT_CN, (unsigned long long)(PQ_BROKER_MEMORY >> 20), PQ_BROKER_TOPICS_MAX);
 }
 
 /* Warns when the user mosquitto will run as cannot read the broker key. */
@@ -70,9 +74,11 @@ static void key_note(const pq_broker_opts *o, const pq_broker_result *r)
 	        user, r->broker_key, (unsigned)r->broker_key_mode, user, r->broker_key);
 }
 
-/* Storage for the parsed --listen. */
+/* Storage for the parsed --listen and --vehicle-topic. */
 typedef struct {
 	char host[256], port[16];
+	const char *topics[PQ_BROKER_TOPICS_MAX + 1];
+	size_t n_topics;
 } listen_addr;
 
 /* --listen HOST:PORT (port 1..65535) into o, the host kept in l. */
@@ -135,6 +141,25 @@ static int config_option(int c, pq_broker_opts *o, listen_addr *l)
 	case 'f':
 		o->force = true;
 		break;
+	case 'M': {
+		char *end = NULL;
+		errno = 0;
+		unsigned long long mib = strtoull(optarg, &end, 10);
+		if (errno || !end || *end || optarg[0] == '-' || mib < 16 || mib > (1ull << 24))
+			return cli_usage_error("broker", "--memory-limit '%s': MiB in 16..%llu",
+			                       optarg, 1ull << 24);
+		o->memory_limit = mib << 20;
+		break;
+	}
+	case 'T':
+		if (l->n_topics == PQ_BROKER_TOPICS_MAX)
+			return cli_usage_error("broker", "at most %d --vehicle-topic",
+			                       PQ_BROKER_TOPICS_MAX);
+		if (pq_broker_vehicle_topic_check(optarg) != PQ_OK)
+			return cli_usage_error("broker", "%s", pq_err_detail());
+		l->topics[l->n_topics++] = optarg;
+		o->vehicle_topics = l->topics;
+		break;
 	default:
 		return cli_usage_error("broker", "bad option");
 	}
@@ -155,6 +180,8 @@ static bool config_parse(int argc, char **argv, pq_broker_opts *o, listen_addr *
 	                                   {"persistence", no_argument, NULL, 'k'},
 	                                   {"openssl-libdir", required_argument, NULL, 'O'},
 	                                   {"force", no_argument, NULL, 'f'},
+	                                   {"memory-limit", required_argument, NULL, 'M'},
+	                                   {"vehicle-topic", required_argument, NULL, 'T'},
 	                                   {"help", no_argument, NULL, 'h'},
 	                                   {NULL, 0, NULL, 0}};
 	int c;
@@ -219,7 +246,7 @@ static void config_warnings(const pq_broker_opts *o, const pq_broker_result *r)
 static int broker_config(int argc, char **argv)
 {
 	pq_broker_opts o = {0};
-	listen_addr l;
+	listen_addr l = {0};
 	int ex;
 	if (!config_parse(argc, argv, &o, &l, &ex))
 		return ex;

@@ -29,8 +29,9 @@ start_broker() {
 campaign_broker() { # PORT
 	local user=()
 	[ "$(id -u)" = 0 ] && user=(--user root)
+	# test/#: the subscribers' readiness probes (lib.bash mqtt_sub) as vehicles
 	"$PQOTA" broker config --pki "$PKI" --out "$WORK/broker" --listen "127.0.0.1:$1" \
-		"${user[@]}" --force >/dev/null || return 1
+		"${user[@]}" --vehicle-topic 'test/#' --force >/dev/null || return 1
 	"$WORK/broker/run-broker.sh" >"$WORK/mosquitto.log" 2>&1 &
 	BROKER_PID=$!
 }
