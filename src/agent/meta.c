@@ -458,7 +458,8 @@ int ag_bundle_match(const ag_meta *m, const up_verify_result *r)
 		return PQ_OK;
 	const up_image *b = &r->bundle;
 	if (!r->has_bundle)
-		return pq_err_set(PQ_ERR_VERIFY, "the metadata gives a bundle the director does not");
+		return pq_err_set(PQ_ERR_VERIFY,
+		                  "the metadata gives a bundle the director does not");
 	if (strcmp(b->name, m->bundle.name) != 0)
 		return pq_err_set(PQ_ERR_VERIFY, "the metadata's bundle is %s, the director's %s",
 		                  m->bundle.name, b->name);

@@ -320,8 +320,9 @@ static int bundle_ready(ag_agent *a, ag_http *h, dl_ctx *d, char *code, size_t c
 		rc = check_target(b->path, &b->target, b->f->name, code, code_len);
 	b->ready = rc == PQ_OK;
 	if (b->ready)
-		pq_log(PQ_LOG_INFO, AG_LOGC, "bundle %s: %s, %llu bytes, its Uptane target verified",
-		       b->f->name, b->f->enc.present ? "decrypted" : "not encrypted",
+		pq_log(PQ_LOG_INFO, AG_LOGC,
+		       "bundle %s: %s, %llu bytes, its Uptane target verified", b->f->name,
+		       b->f->enc.present ? "decrypted" : "not encrypted",
 		       (unsigned long long)b->f->length);
 	return rc;
 }

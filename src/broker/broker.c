@@ -329,9 +329,8 @@ static void render_conf(pq_buf *b, const ctx_t *c)
 }
 
 /* What a vehicle publishes on (docs/protocol.md, V->S). */
-static const char *const vehicle_topics[] = {"wake_up",  "vci",           "response",
-                                             "ota/status", "presence", "diag/response",
-                                             "telemetry"};
+static const char *const vehicle_topics[] = {"wake_up",  "vci",           "response", "ota/status",
+                                             "presence", "diag/response", "telemetry"};
 
 int pq_broker_vehicle_topic_check(const char *t)
 {
@@ -370,8 +369,8 @@ static void render_acl(pq_buf *b, const ctx_t *c)
 	for (size_t i = 0; i < sizeof(vehicle_topics) / sizeof(vehicle_topics[0]); i++)
 		pq_buf_printf(b, "pattern write oem/%%u/%s\n", vehicle_topics[i]);
 	for (size_t i = 0; c->o->vehicle_topics && c->o->vehicle_topics[i]; i++)
-		pq_buf_printf(b, "%spattern write oem/%%u/%s\n",
-		              i ? "" : "# (--vehicle-topic)\n", c->o->vehicle_topics[i]);
+		pq_buf_printf(b, "%spattern write oem/%%u/%s\n", i ? "" : "# (--vehicle-topic)\n",
+		              c->o->vehicle_topics[i]);
 	pq_buf_printf(b, "# ...and the fleet-wide announcements, read only (mosquitto warns that "
 	                 "this pattern\n# has no %%u: it applies to every user on purpose).\n"
 	                 "pattern read oem/broadcast/#\n");

@@ -47,7 +47,8 @@ static void usage(FILE *f)
 	    "  pqota tls check HOST:PORT --ca DIR/ca/ca.crt --cert DIR/vehicles/VIN/client.crt \\\n"
 	    "      --key DIR/vehicles/VIN/client.key\n",
 	    PQ_BROKER_DEFAULT_HOST, PQ_BROKER_DEFAULT_PORT, PQ_BROKER_DEFAULT_PORT,
-	    PQ_SERVER_CLIENT_CN, (unsigned long long)(PQ_BROKER_MEMORY >> 20), PQ_BROKER_TOPICS_MAX);
+	    PQ_SERVER_CLIENT_CN, (unsigned long long)(PQ_BROKER_MEMORY >> 20),
+	    PQ_BROKER_TOPICS_MAX);
 }
 
 /* Warns when the user mosquitto will run as cannot read the broker key. */

@@ -95,8 +95,7 @@ static bool in_campaign(srv_ctx *c, const char *cid)
  * plaintext; a vehicle of the campaign by its certificate, the encrypted copy when
  * downloads.encrypt (docs/api.md 18.3); for_file false: the caller only needs to be allowed
  * (metadata.json). False when the refusal was sent. */
-static bool choose_file(srv_ctx *c, const char *cid, const char *sha, bool for_file,
-                        char serve[65])
+static bool choose_file(srv_ctx *c, const char *cid, const char *sha, bool for_file, char serve[65])
 {
 	char enc[65], vin[STORE_VIN_MAX + 1];
 	int rc = encrypted_copy(c, sha, enc);

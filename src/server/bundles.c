@@ -27,7 +27,7 @@
 #include "server/routes.h"
 #include "store/bundle_store.h"
 
-#define BND_FORMAT     "pqota-swpg-manifest-v1"
+#define BND_FORMAT "pqota-swpg-manifest-v1"
 
 /* One leaf unit of the bundle being taken in. */
 typedef struct {
@@ -104,7 +104,8 @@ int bnd_import_files(const char *data_dir, const store_config *sc, int *imported
 		return pq_err_set(PQ_ERR_RANGE, "data directory path too long");
 	DIR *d = opendir(dir);
 	if (!d)
-		return errno == ENOENT ? PQ_OK : pq_err_set(PQ_ERR_IO, "%s: %s", dir, strerror(errno));
+		return errno == ENOENT ? PQ_OK
+		                       : pq_err_set(PQ_ERR_IO, "%s: %s", dir, strerror(errno));
 	int rc = store_open(sc, &db);
 	for (struct dirent *e; rc == PQ_OK && (e = readdir(d)) != NULL;) {
 		size_t n = strlen(e->d_name);

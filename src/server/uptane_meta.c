@@ -27,8 +27,8 @@
  * director's entries naming them, and the order of installation. */
 typedef struct {
 	store_target t[UP_ECUS_MAX];
-	store_release r[UP_ECUS_MAX]; /* each target's release (notes dropped) */
-	up_director_entry e[UP_ECUS_MAX + 1]; /* the targets', then the bundle's if any */
+	store_release r[UP_ECUS_MAX];           /* each target's release (notes dropped) */
+	up_director_entry e[UP_ECUS_MAX + 1];   /* the targets', then the bundle's if any */
 	char names[UP_ECUS_MAX][USRV_NAME_MAX]; /* usrv__target_name */
 	char base_sha[UP_ECUS_MAX][65];         /* a delta's base image ("" for a full one) */
 	size_t order[UP_ECUS_MAX];              /* indexes in installation order */
@@ -117,7 +117,8 @@ static int load_bundle(store *db, const char *campaign_id, deployment *d)
 	usrv__bundle_name(d->bundle_name, bid);
 	*e = (up_director_entry){.bundle = true,
 	                         .name = d->bundle_name,
-	                         .length = json_integer_value(json_object_get(d->bundle, "file_size"))};
+	                         .length =
+	                             json_integer_value(json_object_get(d->bundle, "file_size"))};
 	rc = sha ? pq_hex_decode(sha, e->sha256, sizeof(e->sha256), &n) : PQ_ERR_FORMAT;
 	if (rc != PQ_OK || n != sizeof(e->sha256) || e->length <= 0)
 		return pq_err_set(PQ_ERR_FORMAT, "bundle %s: bad file_sha256 or file_size", bid);
@@ -206,7 +207,8 @@ static int publish_director(usrv *u, store *db, const char *vin, const deploymen
 		char *old = NULL;
 		rc =
 		    store_uptane_get_latest(db, USRV_REPO_DIRECTOR, vin, "targets", &old, &version);
-		bool reused = rc == PQ_OK && reuse_director(u, db, vin, d, &old, version, now_ms, ms);
+		bool reused =
+		    rc == PQ_OK && reuse_director(u, db, vin, d, &old, version, now_ms, ms);
 		free(old);
 		if (rc == PQ_ERR_NOTFOUND)
 			rc = PQ_OK;

@@ -90,8 +90,8 @@ static int list_row(const store_row *row, void *user)
 	return rc;
 }
 
-int store_bundle_list(store *s, const store_page *pg,
-                      int (*fn)(const store_bundle *b, void *user), void *user, int64_t *total)
+int store_bundle_list(store *s, const store_page *pg, int (*fn)(const store_bundle *b, void *user),
+                      void *user, int64_t *total)
 {
 	int64_t limit, offset;
 	if (total)

@@ -28,8 +28,7 @@ int store_bundle_insert(store *s, const store_bundle *b) PQ_MUST_CHECK;
 int store_bundle_get(store *s, const char *id, store_bundle *out) PQ_MUST_CHECK;
 
 /* A page of bundles, newest first, and the total. */
-int store_bundle_list(store *s, const store_page *pg,
-                      int (*fn)(const store_bundle *b, void *user), void *user,
-                      int64_t *total) PQ_MUST_CHECK;
+int store_bundle_list(store *s, const store_page *pg, int (*fn)(const store_bundle *b, void *user),
+                      void *user, int64_t *total) PQ_MUST_CHECK;
 
 #endif

@@ -528,8 +528,8 @@ static json_t *entry_target(const up_director_entry *e)
 	if (!h)
 		return NULL;
 	if (e->bundle)
-		return json_pack("{s:{s:b}, s:o, s:I}", "custom", "bundle", 1, "hashes", h, "length",
-		                 (json_int_t)e->length);
+		return json_pack("{s:{s:b}, s:o, s:I}", "custom", "bundle", 1, "hashes", h,
+		                 "length", (json_int_t)e->length);
 	return json_pack("{s:{s:{}, s:I}, s:o, s:I}", "custom", "ecus", "release_counter",
 	                 (json_int_t)e->release_counter, "hashes", h, "length",
 	                 (json_int_t)e->length);
@@ -553,7 +553,8 @@ static int director_targets_json(const char *vin, const up_director_entry *e, si
 			break;
 		}
 		json_t *t = json_object_get(tj, e[i].name);
-		if (!t && (!(t = entry_target(&e[i])) || json_object_set_new(tj, e[i].name, t) != 0)) {
+		if (!t &&
+		    (!(t = entry_target(&e[i])) || json_object_set_new(tj, e[i].name, t) != 0)) {
 			rc = pq_err_set(PQ_ERR_NOMEM, "director targets");
 			break;
 		}
@@ -611,8 +612,9 @@ int up_director_same(const char *targets, size_t len, const char *vin, const up_
 	int rc = sg ? director_targets_json(vin, e, n, &want)
 	            : pq_err_set(PQ_ERR_FORMAT, "director targets: not signed metadata");
 	if (rc == PQ_OK)
-		*same = json_equal(json_object_get(sg, "targets"), json_object_get(want, "targets")) &&
-		        json_equal(json_object_get(sg, "vin"), json_object_get(want, "vin"));
+		*same =
+		    json_equal(json_object_get(sg, "targets"), json_object_get(want, "targets")) &&
+		    json_equal(json_object_get(sg, "vin"), json_object_get(want, "vin"));
 	json_decref(want);
 	json_decref(doc);
 	return rc;

@@ -118,9 +118,9 @@ int up_image_publish(up_repo *r, const up_target *targets, size_t n, int64_t now
 int up_image_timestamp(up_repo *r, int64_t now_s, up_blob *out) PQ_MUST_CHECK;
 
 /* A vehicle's director metadata: targets (naming one image per ECU, and at most one bundle
- * entry (meta.h); at most UP_ECUS_MAX ECUs, ECU ids unique; ECUs that share an image must agree on its length, hashes and release
- * counter), and the snapshot and timestamp for it, all at `version` (>= 1). On the first
- * director call of the repository also root version 1. */
+ * entry (meta.h); at most UP_ECUS_MAX ECUs, ECU ids unique; ECUs that share an image must agree on
+ * its length, hashes and release counter), and the snapshot and timestamp for it, all at `version`
+ * (>= 1). On the first director call of the repository also root version 1. */
 int up_director_publish(up_repo *r, const char *vin, const up_director_entry *e, size_t n,
                         int64_t version, int64_t now_s, up_meta_set *out) PQ_MUST_CHECK;
 

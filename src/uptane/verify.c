@@ -477,7 +477,8 @@ static int match_bundle(const char *name, const json_t *t, const json_t *image_t
 	const json_t *i = json_object_get(image_targets, name);
 	if (!i)
 		return pq_err_set(PQ_ERR_VERIFY,
-		                  "bundle '%s' of the director is not in the image repository", name);
+		                  "bundle '%s' of the director is not in the image repository",
+		                  name);
 	if ((rc = parse_target(name, i, &ilen, &ih, &icust)) != PQ_OK)
 		return pq_err_wrap(rc, "image");
 	const char *type = json_string_value(json_object_get(icust, "software_type"));

@@ -1215,7 +1215,8 @@ int main(void)
 	    cmocka_unit_test(test_rollback),        cmocka_unit_test(test_freeze),
 	    cmocka_unit_test(test_mix_and_match),   cmocka_unit_test(test_endless_data),
 	    cmocka_unit_test(test_signatures),      cmocka_unit_test(test_thresholds),
-	    cmocka_unit_test(test_disagreement),    cmocka_unit_test(test_bundle_target), cmocka_unit_test(test_director_same),    cmocka_unit_test(test_repo_inputs),
+	    cmocka_unit_test(test_disagreement),    cmocka_unit_test(test_bundle_target),
+	    cmocka_unit_test(test_director_same),   cmocka_unit_test(test_repo_inputs),
 	    cmocka_unit_test(test_repo_from_pki),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
