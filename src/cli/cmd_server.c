@@ -25,6 +25,7 @@ extern char **environ;
 
 typedef struct {
 	char *listen;
+	bool reuse_port;
 	int64_t workers;
 	char *profile;
 	char *extra_groups;
@@ -62,6 +63,9 @@ static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const cfg_field server_fields[] = {
     CFG_STRING("listen", server_conf, listen, "127.0.0.1:8443",
                "address:port for HTTPS (port 0: any free port)"),
+    CFG_BOOL("reuse_port", server_conf, reuse_port, "false",
+             "each worker binds the port with SO_REUSEPORT, so other processes may share it "
+             "(off: a port in use stops the start-up)"),
     CFG_INT("workers", server_conf, workers, "2", 1, 64, "worker threads (event loops)"),
     CFG_STRING("tls.profile", server_conf, profile, "2",
                "PQC profile id or name (pqota keys profiles)"),
@@ -267,6 +271,7 @@ static int mqtt_options(struct loaded *L)
 static void plain_options(const server_conf *c, srv_options *o)
 {
 	o->listen = c->listen;
+	o->reuse_port = c->reuse_port;
 	o->workers = (int)c->workers;
 	o->extra_groups = c->extra_groups[0] ? c->extra_groups : NULL;
 	o->require_client_cert = c->require_client_cert;

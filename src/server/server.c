@@ -5,6 +5,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -137,8 +138,9 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Binds one listening socket with SO_REUSEPORT (port "0" for the first worker). */
-static int bind_listener(const char *host, const char *port, int *out_fd, int *out_port)
+/* Binds one listening socket (port "0": any), with SO_REUSEPORT when reuse_port. */
+static int bind_listener(const char *host, const char *port, bool reuse_port, int *out_fd,
+                         int *out_port)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	int fd = -1, one = 1, rc;
@@ -154,14 +156,17 @@ static int bind_listener(const char *host, const char *port, int *out_fd, int *o
 		goto out;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (reuse_port)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	/* accepted sockets inherit it: small responses leave at once instead of waiting for
 	 * the peer's delayed ACK (about 40 ms per keep-alive request otherwise) */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
 		rc = pq_err_set(PQ_ERR_IO, "cannot listen on %s:%s: %s%s", host, port,
 		                strerror(errno),
-		                errno == EADDRINUSE ? " (is another server running?)" : "");
+		                errno == EADDRINUSE ? " (another process listens there: is another "
+		                                      "server running?)"
+		                                    : "");
 		goto out;
 	}
 	if (listen(fd, 1024) != 0) {
@@ -220,8 +225,9 @@ static int worker_setup(srv *s, srv_worker *w)
 	return PQ_OK;
 }
 
-/* One listener per worker on the same port: the first binds the configured port (0: any),
- * the others the port it got. */
+/* The workers' listeners: one socket bound to the configured port (0: any) that every
+ * worker accepts on (each through its own descriptor of it); with reuse_port, one
+ * SO_REUSEPORT socket per worker instead, the others bound to the port the first got. */
 static int start_workers(srv *s)
 {
 	s->nworkers = s->o.workers;
@@ -237,8 +243,12 @@ static int start_workers(srv *s)
 		srv_worker *w = &s->workers[i];
 		char port[16];
 		snprintf(port, sizeof(port), "%d", s->port);
-		int rc =
-		    bind_listener(s->listen_host, i == 0 ? s->listen_port : port, &w->fd, &s->port);
+		int rc = PQ_OK;
+		if (i == 0 || s->o.reuse_port)
+			rc = bind_listener(s->listen_host, i == 0 ? s->listen_port : port,
+			                   s->o.reuse_port, &w->fd, &s->port);
+		else if ((w->fd = fcntl(s->workers[0].fd, F_DUPFD_CLOEXEC, 0)) < 0)
+			rc = pq_err_set(PQ_ERR_IO, "worker %d: dup: %s", i, strerror(errno));
 		if (rc == PQ_OK)
 			rc = worker_setup(s, w);
 		if (rc != PQ_OK)

@@ -1,5 +1,5 @@
 /* server.h: the pqota HTTPS server: worker threads (one libevent loop and one store
- * connection each, listening on the same port through SO_REUSEPORT), TLS 1.3 from a PQC
+ * connection each, accepting on one shared listening socket), TLS 1.3 from a PQC
  * profile with optional client certificates, a route table, JSON responses and errors,
  * authentication (vehicle certificate CN, API key with role), rate limits, metrics.
  *
@@ -28,6 +28,9 @@ struct evbuffer;
 typedef struct {
 	const char *listen;        /* "127.0.0.1:8443" (port 0: any free port) */
 	int workers;               /* threads, >= 1 */
+	bool reuse_port; /* listen.reuse_port: each worker binds its own SO_REUSEPORT socket, so
+	                  * another process may share the port; false (default): one socket
+	                  * the workers share, and a port in use stops the start-up */
 	const pq_profile *profile; /* TLS profile */
 	const char *extra_groups;  /* more TLS groups offered (other profiles' clients) */
 	const char *cert_file, *key_file, *ca_file;
