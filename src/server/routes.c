@@ -1,4 +1,4 @@
-/* routes.c: the route table and the handlers for health, metrics, vehicles, ECUs, download
+/* routes.c: the route table and the handlers for metrics, vehicles, ECUs, download
  * tokens (the fleet list, vehicle deployments, VCI requests and audit: fleet_routes.c). Every
  * handler refuses query parameters it does not take (srv_query_only). */
 #include <stdio.h>
@@ -51,20 +51,6 @@ bool route_id_ok(srv_ctx *c, const char *id, const char *what)
 }
 
 /* ---- health and metrics ------------------------------------------------------------- */
-
-static void h_health(srv_ctx *c)
-{
-	if (!srv_query_only(c, NULL))
-		return;
-	int rc = store_ping(c->db);
-	const srv_options *o = srv_get_options(c->s);
-	json_t *j = json_pack("{s:s,s:s,s:s,s:{s:i,s:s,s:s},s:s}", "status",
-	                      rc == PQ_OK ? "ok" : "degraded", "store", rc == PQ_OK ? "ok" : "down",
-	                      "openssl", tls_openssl_version(), "tls", "profile", o->profile->id,
-	                      "name", o->profile->name, "group", o->profile->tls_group, "backend",
-	                      store_get_backend(c->db) == STORE_SQLITE ? "sqlite" : "postgres");
-	srv_json(c, rc == PQ_OK ? 200 : 503, j);
-}
 
 static void h_metrics(srv_ctx *c)
 {
@@ -485,7 +471,6 @@ static void h_download_token(srv_ctx *c)
 /* ---- the table ----------------------------------------------------------------------------- */
 
 const srv_route srv_routes[] = {
-    {GET, "/health", SRV_AUTH_PUBLIC, h_health, "liveness and store health"},
     {GET, "/metrics", SRV_AUTH_PUBLIC, h_metrics, "Prometheus metrics"},
     {POST, "/api/v1/vehicles", SRV_AUTH_OPERATOR, h_vehicles_register, "register a vehicle"},
     {GET, "/api/v1/vehicles/{vin}", SRV_AUTH_ANY, h_vehicle_get, "a vehicle"},
@@ -506,18 +491,8 @@ const srv_route srv_routes[] = {
 };
 
 /* route_compat_table before the console's: its GET / answers API clients itself */
-const srv_route *const srv_route_tables[] = {route_compat_table,
-                                             srv_routes,
-                                             route_fleet_table,
-                                             route_release_table,
-                                             route_campaign_table,
-                                             route_uptane_table,
-                                             route_diag_table,
-                                             route_session_table,
-                                             route_events_table,
-                                             route_console_table,
-                                             route_telemetry_table,
-                                             route_apikey_table,
-                                             route_readiness_table,
-                                             route_bundle_table,
-                                             NULL};
+const srv_route *const srv_route_tables[] = {
+    route_compat_table,  route_health_table,    srv_routes,          route_fleet_table,
+    route_release_table, route_campaign_table,  route_uptane_table,  route_diag_table,
+    route_session_table, route_events_table,    route_console_table, route_telemetry_table,
+    route_apikey_table,  route_readiness_table, route_bundle_table,  NULL};

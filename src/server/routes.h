@@ -33,6 +33,9 @@ int route_open_package(srv_ctx *c, const char *sha, uint64_t *size);
  * fd. */
 void route_send_package(srv_ctx *c, const char *sha, int fd, uint64_t size);
 
+/* /health and /ready (health.c). */
+extern const srv_route route_health_table[];
+
 /* The campaign bundles (bundles.c) and their downloads (bundle_serve.c). */
 extern const srv_route route_bundle_table[];
 

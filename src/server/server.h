@@ -26,11 +26,11 @@ struct evhttp_request;
 struct evbuffer;
 
 typedef struct {
-	const char *listen;        /* "127.0.0.1:8443" (port 0: any free port) */
-	int workers;               /* threads, >= 1 */
-	bool reuse_port; /* listen.reuse_port: each worker binds its own SO_REUSEPORT socket, so
-	                  * another process may share the port; false (default): one socket
-	                  * the workers share, and a port in use stops the start-up */
+	const char *listen; /* "127.0.0.1:8443" (port 0: any free port) */
+	int workers;        /* threads, >= 1 */
+	bool reuse_port;    /* listen.reuse_port: each worker binds its own SO_REUSEPORT socket, so
+	                     * another process may share the port; false (default): one socket
+	                     * the workers share, and a port in use stops the start-up */
 	const pq_profile *profile; /* TLS profile */
 	const char *extra_groups;  /* more TLS groups offered (other profiles' clients) */
 	const char *cert_file, *key_file, *ca_file;
