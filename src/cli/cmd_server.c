@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/logfile.h"
 #include "core/text.h"
 #include "core/uuid.h"
 #include "crypto/hash.h"
@@ -41,7 +42,9 @@ typedef struct {
 	int64_t token_ttl_ms;
 	char *token_secret_file;
 	bool downloads_encrypt;
-	int log_level;
+	int log_level, log_format;
+	char *log_file;
+	bool log_access;
 	char *port_file;
 	char *mqtt_broker, *mqtt_ca, *mqtt_cert, *mqtt_key, *mqtt_shared_group, *mqtt_client_id;
 	char *instance;
@@ -59,6 +62,7 @@ static const char *const policies[] = {"hybrid", "pq", "classical", NULL};
 
 static const char *const backends[] = {"sqlite", "postgres", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 
 static const cfg_field server_fields[] = {
     CFG_STRING("listen", server_conf, listen, "127.0.0.1:8443",
@@ -107,7 +111,15 @@ static const cfg_field server_fields[] = {
     CFG_BOOL("downloads.encrypt", server_conf, downloads_encrypt, "true",
              "keep each package encrypted too and give vehicles only the encrypted copy, its "
              "key wrapped for each vehicle in the campaign metadata"),
-    CFG_ENUM("log.level", server_conf, log_level, "info", levels, "least severe log level"),
+    CFG_ENUM("log.level", server_conf, log_level, "info", levels,
+             "least severe log level (SIGHUP reloads it)"),
+    CFG_ENUM("log.format", server_conf, log_format, "text", log_formats,
+             "text lines, or JSON lines with stable field names (SIGHUP reloads it)"),
+    CFG_STRING("log.file", server_conf, log_file, NULL,
+               "append the log here instead of stderr; SIGHUP reopens it (logrotate)"),
+    CFG_BOOL("log.access", server_conf, log_access, "true",
+             "one line per request: method, route, status, bytes, duration, identity, "
+             "address, TLS group (SIGHUP reloads it)"),
     CFG_STRING("port_file", server_conf, port_file, NULL,
                "write the listening port here once ready (for scripts and tests)"),
     CFG_STRING("public_url", server_conf, public_url, NULL,
@@ -306,6 +318,7 @@ static void plain_options(const server_conf *c, srv_options *o)
 	o->telemetry_min_interval_ms = c->tele_interval_ms;
 	o->telemetry_fresh_ms = c->tele_fresh_ms;
 	o->telemetry_low_battery_pct = (int)c->tele_low_battery;
+	o->access_log = c->log_access;
 }
 
 /* Parses --config/--set from argv (getopt already positioned), builds srv_options. */
@@ -326,7 +339,6 @@ static int load_conf(struct loaded *L, const char *config, char *const *sets, in
 	o->key_file = L->key[0] ? L->key : NULL;
 	o->ca_file = L->ca[0] ? L->ca : NULL;
 	o->store.url = L->url;
-	pq_log_set_level((pq_log_level)c->log_level);
 	if (o->public_url &&
 	    (strlen(o->public_url) > 400 || (strncmp(o->public_url, "https://", 8) != 0 &&
 	                                     strncmp(o->public_url, "http://", 7) != 0)))
@@ -345,8 +357,68 @@ static srv *running;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	srv_stop(running);
+	if (sig == SIGHUP)
+		srv_reload(running);
+	else
+		srv_stop(running);
+}
+
+/* The log as the configuration says: level, format, destination (reopened). */
+static int apply_log(const server_conf *c)
+{
+	const char *file = c->log_file[0] ? c->log_file : NULL;
+	int rc = pq_logfile_open(file, (pq_log_format)c->log_format);
+	if (rc == PQ_OK)
+		pq_log_set_level((pq_log_level)c->log_level);
+	return rc;
+}
+
+/* What serving needs to reload: how the configuration was given, and every configuration
+ * loaded since (srv_options point into them until the server is freed). */
+typedef struct reloader {
+	const char *config;
+	char *const *sets;
+	int nsets;
+	struct loaded *kept[64];
+	int nkept;
+} reloader;
+
+/* srv_options.reload: the configuration read again; the log switched here (its file opened
+ * first), the rest handed to the server. */
+static int reload_conf(void *user, srv_reload_opts *out)
+{
+	reloader *r = user;
+	if (r->nkept == (int)(sizeof(r->kept) / sizeof(r->kept[0])))
+		return pq_err_set(PQ_ERR_RANGE, "reloaded %d times: restart the server", r->nkept);
+	struct loaded *N = calloc(1, sizeof(*N));
+	int rc =
+	    N ? load_conf(N, r->config, r->sets, r->nsets) : pq_err_set(PQ_ERR_NOMEM, "reload");
+	if (rc == PQ_OK)
+		rc = apply_log(&N->sc);
+	if (rc != PQ_OK) {
+		if (N)
+			cfg_free(N->cfg);
+		free(N);
+		return pq_err_wrap(rc, "configuration");
+	}
+	r->kept[r->nkept++] = N;
+	*out = (srv_reload_opts){.cert_file = N->o.cert_file,
+	                         .key_file = N->o.key_file,
+	                         .ca_file = N->o.ca_file,
+	                         .rate_global = N->o.rate_global,
+	                         .burst_global = N->o.burst_global,
+	                         .rate_client = N->o.rate_client,
+	                         .burst_client = N->o.burst_client,
+	                         .access_log = N->o.access_log};
+	return PQ_OK;
+}
+
+static void reloader_free(reloader *r)
+{
+	for (int i = 0; i < r->nkept; i++) {
+		cfg_free(r->kept[i]->cfg);
+		free(r->kept[i]);
+	}
 }
 
 static int list_cb(const store_apikey *k, void *u)
@@ -541,14 +613,20 @@ static int print_text(int rc, char *text, const char *what)
 	return CLI_EXIT_OK;
 }
 
-/* The start-up self-check, then (without --check) serving until SIGTERM or SIGINT. */
-static int serve(struct loaded *L, bool check)
+/* The start-up self-check, then (without --check) serving until SIGTERM or SIGINT;
+ * SIGHUP reloads (r). */
+static int serve(struct loaded *L, bool check, reloader *r)
 {
 	/* a client that closes its connection mid-response must not kill the server (the
 	 * library leaves signal dispositions to the program) */
 	signal(SIGPIPE, SIG_IGN);
 	srv *s = NULL;
-	int rc = srv_new(&L->o, &s);
+	int rc = apply_log(&L->sc);
+	if (rc != PQ_OK)
+		return cli_error(rc, "log");
+	L->o.reload = reload_conf;
+	L->o.reload_user = r;
+	rc = srv_new(&L->o, &s);
 	if (rc != PQ_OK)
 		return cli_error(rc, "server start-up check");
 	if (check) {
@@ -566,9 +644,11 @@ static int serve(struct loaded *L, bool check)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	rc = srv_run(s);
 	running = NULL;
 	srv_free(s);
+	pq_logfile_close();
 	return rc == PQ_OK ? CLI_EXIT_OK : cli_error(rc, "server");
 }
 
@@ -588,7 +668,10 @@ static int with_config(struct loaded *L, const server_args *a)
 		return apikey_cmd(L, a->pos + 1, a->npos - 1, a->role, a->name);
 	if (sub)
 		return cli_usage_error("server", "unknown server command '%s'", sub);
-	return serve(L, a->check);
+	reloader r = {.config = a->config, .sets = a->sets, .nsets = a->nsets};
+	rc = serve(L, a->check, &r);
+	reloader_free(&r);
+	return rc;
 }
 
 int cmd_server(int argc, char **argv)

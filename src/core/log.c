@@ -2,6 +2,7 @@
 #include "core/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,7 +10,7 @@
 
 static pq_log_sink cur_sink;
 static void *cur_user;
-static pq_log_level cur_level = PQ_LOG_INFO;
+static _Atomic int cur_level = PQ_LOG_INFO; /* set by a reload while others log */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -26,7 +27,7 @@ void pq_log_set_level(pq_log_level level)
 
 pq_log_level pq_log_get_level(void)
 {
-	return cur_level;
+	return (pq_log_level)cur_level;
 }
 
 int pq_log_level_parse(const char *s, pq_log_level *out)
@@ -45,7 +46,7 @@ void pq_log(pq_log_level level, const char *component, const char *fmt, ...)
 {
 	char msg[2048];
 	va_list ap;
-	if (level < cur_level || level >= PQ_LOG_OFF)
+	if ((int)level < cur_level || level >= PQ_LOG_OFF)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -5,6 +5,7 @@
  * 9.1). */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -94,16 +95,18 @@ static void check_data_dir(srv_ctx *c, ready_ctx *r)
  * configured. */
 static void check_keys(srv_ctx *c, ready_ctx *r)
 {
-	X509 *cert = SSL_CTX_get0_certificate(c->s->ssl);
 	const srv_options *o = srv_get_options(c->s);
 	const char *why = NULL;
+	pthread_mutex_lock(&c->s->ssl_lock); /* a reload may replace the context */
+	X509 *cert = SSL_CTX_get0_certificate(c->s->ssl);
 	if (!cert)
 		why = "no TLS certificate";
 	else if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)
 		why = "the TLS certificate has expired";
 	else if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
 		why = "the TLS certificate is not valid yet";
-	else if (o->uptane_dir && !srv_uptane(c->s))
+	pthread_mutex_unlock(&c->s->ssl_lock);
+	if (!why && o->uptane_dir && !srv_uptane(c->s))
 		why = "the Uptane role keys are not loaded";
 	result(r, "keys", why == NULL, why);
 }
@@ -130,8 +133,7 @@ static void h_ready(srv_ctx *c)
 }
 
 const srv_route route_health_table[] = {
-    {EVHTTP_REQ_GET, "/health", SRV_AUTH_PUBLIC, h_health,
-     "liveness: 200 while the server serves"},
+    {EVHTTP_REQ_GET, "/health", SRV_AUTH_PUBLIC, h_health, "liveness: 200 while the server serves"},
     {EVHTTP_REQ_GET, "/ready", SRV_AUTH_PUBLIC, h_ready,
      "readiness: store, broker, data directory and keys (503 naming what fails)"},
     {0, NULL, 0, NULL, NULL},

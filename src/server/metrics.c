@@ -69,6 +69,8 @@ void srv_count(srv_ctx *c, int status, uint64_t body_bytes)
 {
 	srv__count_status(c->s, status);
 	srv__count_bytes(c->s, body_bytes);
+	if (atomic_load(&c->s->access_log))
+		srv__access_log(c, status, body_bytes);
 }
 
 /* ---- the exposition format ------------------------------------------------------------- */

@@ -61,6 +61,24 @@ int rl_new(double gr, double gb, double cr, double cb, rl_limiter **out)
 	return PQ_OK;
 }
 
+int rl_set(rl_limiter *l, double gr, double gb, double cr, double cb)
+{
+	if (gr < 0 || gb < 0 || cr < 0 || cb < 0)
+		return pq_err_set(PQ_ERR_INVAL, "rate limits must not be negative");
+	pthread_mutex_lock(&l->mu);
+	l->g_rate = gr;
+	l->g_burst = gb > 0 ? gb : gr;
+	l->c_rate = cr;
+	l->c_burst = cb > 0 ? cb : cr;
+	if (l->global.tokens > l->g_burst)
+		l->global.tokens = l->g_burst;
+	for (size_t i = 0; i < RL_SLOTS; i++)
+		if (l->slots[i].b.tokens > l->c_burst)
+			l->slots[i].b.tokens = l->c_burst;
+	pthread_mutex_unlock(&l->mu);
+	return PQ_OK;
+}
+
 void rl_free(rl_limiter *l)
 {
 	if (!l)

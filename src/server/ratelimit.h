@@ -16,6 +16,10 @@ typedef struct rl_limiter rl_limiter;
 int rl_new(double global_rate, double global_burst, double client_rate, double client_burst,
            rl_limiter **out) PQ_MUST_CHECK;
 void rl_free(rl_limiter *l);
+/* New rates and bursts (as rl_new's), in place: buckets keep their tokens, at most the new
+ * burst. */
+int rl_set(rl_limiter *l, double global_rate, double global_burst, double client_rate,
+           double client_burst) PQ_MUST_CHECK;
 
 /* Takes one token from the global and the client's bucket at time now (seconds). When
  * refused, *retry_after is the seconds until a token is available. */

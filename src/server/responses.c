@@ -25,11 +25,12 @@ static void send_json_text(srv_ctx *c, int status, const char *text)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 	struct evbuffer *out = text ? evbuffer_new() : NULL;
+	uint64_t n = 0;
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (out && evbuffer_add(out, text, strlen(text)) == 0 && evbuffer_add(out, "\n", 1) == 0)
-		srv__count_bytes(c->s, strlen(text) + 1);
-	srv__count_status(c->s, status);
+		n = strlen(text) + 1;
+	srv_count(c, status, n);
 	evhttp_send_reply(c->req, status, NULL, out);
 	if (out)
 		evbuffer_free(out);

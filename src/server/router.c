@@ -142,7 +142,8 @@ static void identify_vehicle(srv_ctx *c, SSL *ssl)
 	c->vin[0] = '\0';
 	if (!ssl)
 		return;
-	srv__count_tls_group(c->s, SSL_get0_group_name(ssl));
+	c->tls_group = SSL_get0_group_name(ssl);
+	srv__count_tls_group(c->s, c->tls_group);
 	if (!SSL_get0_peer_certificate(ssl) || SSL_get_verify_result(ssl) != X509_V_OK ||
 	    tls_peer_cn(ssl, c->vin, sizeof(c->vin)) != PQ_OK) {
 		c->vin[0] = '\0';
@@ -416,6 +417,7 @@ void srv__on_request(struct evhttp_request *req, void *arg)
 	c.db = w->db;
 	c.method = evhttp_request_get_command(req);
 	c.now_ms = pq_real_ms();
+	c.start_ns = pq_mono_ns();
 	srv__count_request(c.s);
 	srv__request_begin(w, req);
 
@@ -432,6 +434,8 @@ void srv__on_request(struct evhttp_request *req, void *arg)
 		return;
 	int allowed = 0;
 	const srv_route *hit = find_route(&c, &allowed);
+	if (hit)
+		c.route = hit->pattern;
 	if (!hit) {
 		no_route(&c, allowed);
 		return;

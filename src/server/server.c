@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,9 @@ int srv_port(const srv *s)
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
 	srv *s = arg;
-	SSL *ssl = SSL_new(s->ssl);
+	pthread_mutex_lock(&s->ssl_lock);
+	SSL *ssl = SSL_new(s->ssl); /* holds a reference: a reload may replace s->ssl */
+	pthread_mutex_unlock(&s->ssl_lock);
 	if (!ssl)
 		return NULL;
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
@@ -299,10 +302,9 @@ static int check_data_dir(const char *dir)
 	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "data directory");
 }
 
-/* The TLS context: the profile's groups, the certificate and key, client certificates. */
-static int make_tls(srv *s)
+/* A TLS context for o: the profile's groups, the certificate and key, client certificates. */
+static int make_tls(const srv_options *o, SSL_CTX **out)
 {
-	const srv_options *o = &s->o;
 	tls_opts to = {.profile = o->profile,
 	               .extra_groups = o->extra_groups,
 	               .cert_file = o->cert_file,
@@ -310,7 +312,7 @@ static int make_tls(srv *s)
 	               .ca_file = o->ca_file,
 	               .require_client_cert = o->require_client_cert,
 	               .request_client_cert = o->ca_file != NULL};
-	int rc = tls_server_ctx_new(&to, &s->ssl);
+	int rc = tls_server_ctx_new(&to, out);
 	return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "TLS");
 }
 
@@ -361,6 +363,9 @@ int srv_new(const srv_options *o, srv **out)
 	if (s->o.session_ttl_ms <= 0)
 		s->o.session_ttl_ms = 12 * 3600 * 1000LL;
 	s->stop_fd = -1;
+	s->reload_fd = -1;
+	pthread_mutex_init(&s->ssl_lock, NULL);
+	atomic_store(&s->access_log, o->access_log);
 	srv__metrics_start(s);
 	pthread_once(&once, use_pthreads);
 	/* everything checked before serving, each failure named: the data directory, the
@@ -377,7 +382,7 @@ int srv_new(const srv_options *o, srv **out)
 	rc = srv__token_key_load(s);
 	if (rc != PQ_OK)
 		goto fail;
-	rc = make_tls(s);
+	rc = make_tls(&s->o, &s->ssl);
 	if (rc != PQ_OK)
 		goto fail;
 	rc = check_store(&o->store);
@@ -406,7 +411,8 @@ int srv_new(const srv_options *o, srv **out)
 	if (rc != PQ_OK)
 		goto fail;
 	s->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (s->stop_fd < 0) {
+	s->reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->stop_fd < 0 || s->reload_fd < 0) {
 		rc = pq_err_set(PQ_ERR_IO, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
@@ -422,9 +428,65 @@ fail:
 
 /* ---- running and stopping -------------------------------------------------------------------- */
 
+/* A reload (srv_reload): what srv_options.reload reads, applied only when all of it loads. */
+static void reload(srv *s)
+{
+	srv_reload_opts r = {0};
+	SSL_CTX *ctx = NULL;
+	srv_options o = s->o;
+	int rc = s->o.reload ? s->o.reload(s->o.reload_user, &r)
+	                     : pq_err_set(PQ_ERR_UNSUPPORTED, "no configuration to reload");
+	if (rc == PQ_OK) {
+		o.cert_file = r.cert_file;
+		o.key_file = r.key_file;
+		o.ca_file = r.ca_file;
+		rc = make_tls(&o, &ctx);
+	}
+	if (rc == PQ_OK)
+		rc = rl_set(s->rl, r.rate_global, r.burst_global, r.rate_client, r.burst_client);
+	if (rc != PQ_OK) {
+		SSL_CTX_free(ctx);
+		pq_log(PQ_LOG_ERROR, LOGC, "reload failed, nothing changed: %s", pq_err_detail());
+		return;
+	}
+	pthread_mutex_lock(&s->ssl_lock);
+	SSL_CTX *old = s->ssl;
+	s->ssl = ctx;
+	s->o.cert_file = o.cert_file;
+	s->o.key_file = o.key_file;
+	s->o.ca_file = o.ca_file;
+	pthread_mutex_unlock(&s->ssl_lock);
+	SSL_CTX_free(old); /* connections made with it hold their own reference */
+	atomic_store(&s->access_log, r.access_log);
+	pq_log(PQ_LOG_INFO, LOGC,
+	       "reloaded: TLS certificate %s, rate limits %.0f/s global, %.0f/s per client, "
+	       "access log %s, log level %s",
+	       o.cert_file, r.rate_global, r.rate_client, r.access_log ? "on" : "off",
+	       pq_log_level_name(pq_log_get_level()));
+}
+
+/* Blocks until srv_stop, reloading at each srv_reload. */
+static void wait_for_stop(srv *s)
+{
+	struct pollfd p[2] = {{.fd = s->stop_fd, .events = POLLIN},
+	                      {.fd = s->reload_fd, .events = POLLIN}};
+	uint64_t v;
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			pq_log(PQ_LOG_ERROR, LOGC, "poll: %s", strerror(errno));
+			return;
+		}
+		if (p[0].revents)
+			return;
+		if (p[1].revents && read(s->reload_fd, &v, sizeof(v)) == sizeof(v))
+			reload(s);
+	}
+}
+
 int srv_run(srv *s)
 {
-	uint64_t v;
 	for (int i = 0; i < s->nworkers; i++) {
 		if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
 			srv_stop(s);
@@ -438,8 +500,7 @@ int srv_run(srv *s)
 	}
 	pq_log(PQ_LOG_INFO, LOGC, "listening on %s:%d (TLS 1.3, profile %d %s, %d workers)",
 	       s->listen_host, s->port, s->o.profile->id, s->o.profile->name, s->nworkers);
-	while (read(s->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
+	wait_for_stop(s);
 	pq_log(PQ_LOG_INFO, LOGC, "stopping: draining requests (up to %d ms)", s->o.drain_ms);
 	for (int i = 0; i < s->nworkers; i++)
 		if (s->workers[i].started)
@@ -462,6 +523,13 @@ void srv_stop(srv *s)
 	uint64_t one = 1;
 	if (s && s->stop_fd >= 0)
 		(void)!write(s->stop_fd, &one, sizeof(one));
+}
+
+void srv_reload(srv *s)
+{
+	uint64_t one = 1;
+	if (s && s->reload_fd >= 0)
+		(void)!write(s->reload_fd, &one, sizeof(one));
 }
 
 static void worker_free(srv_worker *w)
@@ -501,7 +569,10 @@ void srv_free(srv *s)
 	srv_assets_free(s->assets);
 	if (s->stop_fd >= 0)
 		close(s->stop_fd);
+	if (s->reload_fd >= 0)
+		close(s->reload_fd);
 	SSL_CTX_free(s->ssl);
+	pthread_mutex_destroy(&s->ssl_lock);
 	rl_free(s->rl);
 	free(s->listen_host);
 	free(s->listen_port);

@@ -24,6 +24,7 @@
 
 struct evhttp_request;
 struct evbuffer;
+struct srv_reload_opts;
 
 typedef struct {
 	const char *listen; /* "127.0.0.1:8443" (port 0: any free port) */
@@ -77,7 +78,21 @@ typedef struct {
 	int64_t telemetry_min_interval_ms; /* a vehicle's samples closer are dropped; 0: none */
 	int64_t telemetry_fresh_ms;        /* /metrics: vehicles reporting within; 0: 15 min */
 	int telemetry_low_battery_pct;     /* /metrics: low battery below this; 0: 20 */
+	bool access_log; /* one line per request (log.access): method, route, status, bytes,
+	                  * duration, client identity, TLS group */
+	/* SIGHUP (srv_reload): reads what may change into *out (the program's configuration
+	 * again); NULL: reloading is not supported. Runs on srv_run's thread. */
+	int (*reload)(void *user, struct srv_reload_opts *out);
+	void *reload_user;
 } srv_options;
+
+/* What a reload may change without a restart (docs/operations.md "Reload"). The strings
+ * must stay valid until srv_free. */
+typedef struct srv_reload_opts {
+	const char *cert_file, *key_file, *ca_file; /* the TLS certificate, key and client CA */
+	double rate_global, burst_global, rate_client, burst_client;
+	bool access_log;
+} srv_reload_opts;
 
 typedef struct srv srv;
 typedef struct srv_worker srv_worker;
@@ -88,6 +103,10 @@ int srv_port(const srv *s);
 int srv_run(srv *s) PQ_MUST_CHECK;
 /* Async-signal-safe: asks srv_run to stop. */
 void srv_stop(srv *s);
+/* Async-signal-safe: asks srv_run to reload (srv_options.reload, then the new TLS
+ * certificate and key, rate limits and access log switch, each only when all of it loads:
+ * a failed reload is logged and changes nothing). */
+void srv_reload(srv *s);
 void srv_free(srv *s);
 
 /* ---- what route handlers see -------------------------------------------------------- */
@@ -125,6 +144,9 @@ typedef struct {
 	char actor[96];             /* "apikey:NAME", "vehicle:VIN", "anonymous" */
 	char client[96];            /* rate-limit bucket key */
 	int64_t now_ms;
+	int64_t start_ns;      /* monotonic, when the request reached the router */
+	const char *route;     /* the matched route's pattern (the access log), NULL: none */
+	const char *tls_group; /* the connection's negotiated key-exchange group, NULL: none */
 } srv_ctx;
 
 typedef void (*srv_handler)(srv_ctx *c);

@@ -108,9 +108,12 @@ struct srv {
 	int port;
 	int nworkers;
 	srv_worker *workers;
-	int stop_fd; /* eventfd: srv_stop() -> srv_run() */
+	int stop_fd;   /* eventfd: srv_stop() -> srv_run() */
+	int reload_fd; /* eventfd: srv_reload() -> srv_run() */
 	uint8_t token_key[32];
-	rl_limiter *rl;
+	pthread_mutex_t ssl_lock; /* ssl, which a reload replaces while workers accept */
+	rl_limiter *rl;           /* its rates changed in place by a reload (rl_set) */
+	atomic_bool access_log;
 	srv_metrics m;
 	struct ctl *ctl;       /* control plane: MQTT bridge, campaign engine */
 	struct usrv *usrv;     /* Uptane repositories */
@@ -118,6 +121,9 @@ struct srv {
 	srv_bus *bus;          /* live events (events.c) */
 	struct rel_jobs *jobs; /* the delta worker (delta_jobs.c) */
 };
+
+/* access_log.c: the access log's line for c's response (status, body bytes). */
+void srv__access_log(const srv_ctx *c, int status, uint64_t body_bytes);
 
 /* server.c: a request starts on worker w (counted until it completes, for the drain). */
 void srv__request_begin(srv_worker *w, struct evhttp_request *req);

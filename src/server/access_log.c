@@ -1,0 +1,59 @@
+/* access_log.c: one line per response (log.access, docs/operations.md "Logs"): method,
+ * route pattern (never the query, which may hold a download token), status, body bytes,
+ * duration until the response was handed over, client identity and address, TLS group.
+ * Through the log destination (core/logfile.h): a text line, or JSON with these fields. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include <event2/http.h>
+
+#include "core/logfile.h"
+#include "core/time.h"
+#include "server/server_int.h"
+
+static const char *method_name(int m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	default:
+		return "OTHER";
+	}
+}
+
+/* The peer's address (from the connection), "-" when unknown. */
+static const char *peer(const srv_ctx *c)
+{
+	struct evhttp_connection *conn = c->req ? evhttp_request_get_connection(c->req) : NULL;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	if (conn)
+		evhttp_connection_get_peer(conn, &addr, &port);
+	return addr && *addr ? addr : "-";
+}
+
+void srv__access_log(const srv_ctx *c, int status, uint64_t body_bytes)
+{
+	char msg[768];
+	const char *m = method_name(c->method), *route = c->route ? c->route : "-";
+	const char *who = c->actor[0] ? c->actor : "anonymous", *addr = peer(c);
+	const char *group = c->tls_group ? c->tls_group : "-";
+	double ms = c->start_ns ? (double)(pq_mono_ns() - c->start_ns) / 1e6 : 0.0;
+	snprintf(msg, sizeof(msg), "%s %s %d %" PRIu64 "B %.3fms %s %s %s", m, route, status,
+	         body_bytes, ms, who, addr, group);
+	json_t *f = json_pack("{s:s,s:s,s:i,s:I,s:f,s:s,s:s,s:s}", "method", m, "route", route,
+	                      "status", status, "bytes", (json_int_t)body_bytes, "duration_ms", ms,
+	                      "identity", who, "client", addr, "tls_group", group);
+	pq_logfile_line(PQ_LOG_INFO, "access", msg, f);
+	json_decref(f);
+}
