@@ -75,8 +75,7 @@ static int add_hw(args *a, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
 	size_t n = eq ? (size_t)(eq - arg) : 0;
-	if (!eq || n < 1 || n > NAME_MAX_LEN || strlen(eq + 1) < 1 ||
-	    strlen(eq + 1) > NAME_MAX_LEN)
+	if (!eq || n < 1 || n > NAME_MAX_LEN || strlen(eq + 1) < 1 || strlen(eq + 1) > NAME_MAX_LEN)
 		return cli_usage_error("bundle",
 		                       "--hardware-id '%s': UNIT=HW expected (each 1..%d "
 		                       "characters, e.g. VMG=HW-VMG-1)",
@@ -108,7 +107,8 @@ static int on_option(void *user, int ch, const char *arg)
 	case O_HW:
 		return add_hw(a, arg);
 	case O_PIECE:
-		return cli_opt_long(a->c, "piece-size", arg, CLI_PIECE_MIN, CLI_PIECE_MAX, &a->piece);
+		return cli_opt_long(a->c, "piece-size", arg, CLI_PIECE_MIN, CLI_PIECE_MAX,
+		                    &a->piece);
 	case O_RETRIES:
 		return cli_opt_long(a->c, "retries", arg, 0, CLI_RETRIES_MAX, &a->retries);
 	default:
@@ -137,7 +137,8 @@ static void print_bundle(const json_t *b)
 	json_array_foreach(json_object_get(b, "units"), i, u)
 	{
 		printf("  %-20s %-10s %-12s %-16s %s\n", cli_jstr(u, "path"), cli_jstr(u, "ecu_id"),
-		       cli_jstr(u, "version"), cli_jstr(u, "hardware_id"), cli_jstr(u, "release_id"));
+		       cli_jstr(u, "version"), cli_jstr(u, "hardware_id"),
+		       cli_jstr(u, "release_id"));
 	}
 }
 
@@ -193,11 +194,13 @@ static int take(cli_conn *c, const args *a, const char *up, json_t *manifest, js
 		return cli_error(PQ_ERR_NOMEM, "bundle upload");
 	}
 	c->timeout_s = BUNDLE_TIMEOUT_S;
-	int ex = cli_call(c, "POST", "/api/v1/bundles", b, 201, out, "bundle upload: taking the bundle");
+	int ex =
+	    cli_call(c, "POST", "/api/v1/bundles", b, 201, out, "bundle upload: taking the bundle");
 	json_decref(b);
 	if (ex != CLI_EXIT_OK)
-		fprintf(stderr, "pqota: upload %s stays on the server: --upload-id %s takes it again\n",
-		        up, up);
+		fprintf(stderr,
+		        "pqota: upload %s stays on the server: --upload-id %s takes it again\n", up,
+		        up);
 	return ex;
 }
 
@@ -224,51 +227,41 @@ static int do_upload(cli_conn *c, const args *a, const char *file)
 static int do_list(cli_conn *c)
 {
 	char path[128], lim[24], off[24];
-	json_t *j = NULL;
-	snprintf(lim, sizeof(lim), "%ld", c->limit ? c->limit : 50);
-	snprintf(off, sizeof(off), "%ld", c->offset);
-	if (cli_path(path, sizeof(path), "/api/v1/bundles", "limit", lim, "offset", off,
-	             CLI_END) != PQ_OK)
+	cli_page_args(c, lim, off);
+	if (cli_path(path, sizeof(path), "/api/v1/bundles", "limit", lim, "offset", off, CLI_END) !=
+	    PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "bundle list");
-	int ex = cli_call(c, "GET", path, NULL, 200, &j, "bundle list");
-	return ex == CLI_EXIT_OK ? cli_show(c, j, print_list) : ex;
+	return cli_get_show(c, path, "bundle list", print_list);
 }
 
-static int do_show(cli_conn *c, const char *id)
-{
-	char path[160];
-	json_t *j = NULL;
-	if (strlen(id) < 1 || strlen(id) > 64 ||
-	    strspn(id, "0123456789abcdefABCDEF-") != strlen(id))
-		return cli_usage_error("bundle", "show: '%s' is not a bundle id", id);
-	snprintf(path, sizeof(path), "/api/v1/bundles/%s", id);
-	int ex = cli_call(c, "GET", path, NULL, 200, &j, "bundle show");
-	return ex == CLI_EXIT_OK ? cli_show(c, j, print_bundle) : ex;
-}
+static const char *const subs[] = {"upload", "list", "show"};
+enum {
+	SUB_UPLOAD,
+	SUB_LIST,
+	SUB_SHOW
+};
 
 int cmd_bundle(int argc, char **argv)
 {
 	cli_conn c;
 	cli_conn_init(&c, "bundle");
 	args a = {.c = &c, .piece = CLI_PIECE_DEFAULT, .retries = CLI_RETRIES_DEFAULT};
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-	    !strcmp(argv[1], "help")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-	}
-	const char *sub = argv[1];
-	int npos = !strcmp(sub, "list") ? 0 : 1;
-	if (strcmp(sub, "upload") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
-		return cli_usage_error("bundle", "unknown subcommand '%s' (upload, list, show)", sub);
-	int ex = cli_parse(&c, argc - 1, argv + 1, opts, on_option, &a, usage, npos, npos);
+	int ex;
+	if (cli_help_first(argc, argv, usage, &ex))
+		return ex;
+	int sub = cli_sub_index("bundle", argv[1], subs, 3, &ex);
+	if (sub < 0)
+		return ex;
+	int npos = sub == SUB_LIST ? 0 : 1;
+	ex = cli_parse(&c, argc - 1, argv + 1, opts, on_option, &a, usage, npos, npos);
 	if (ex < 0) {
 		const char *pos = npos ? argv[1 + optind] : NULL;
-		if (!strcmp(sub, "upload"))
+		if (sub == SUB_UPLOAD)
 			ex = do_upload(&c, &a, pos);
-		else if (!strcmp(sub, "list"))
+		else if (sub == SUB_LIST)
 			ex = do_list(&c);
 		else
-			ex = do_show(&c, pos);
+			ex = cli_show_id(&c, "/api/v1/bundles", pos, "bundle", print_bundle);
 	}
 	json_decref(a.hw);
 	cli_conn_close(&c);

@@ -252,52 +252,42 @@ static int do_upload(cli_conn *c, const args *a, const char *file)
 static int do_list(cli_conn *c, const args *a)
 {
 	char path[512], lim[24], off[24];
-	json_t *j = NULL;
-	snprintf(lim, sizeof(lim), "%ld", c->limit ? c->limit : 50);
-	snprintf(off, sizeof(off), "%ld", c->offset);
+	cli_page_args(c, lim, off);
 	if (cli_path(path, sizeof(path), "/api/v1/releases", "limit", lim, "offset", off,
 	             "hardware_id", a->hw, "ecu_id", a->ecu, "q", a->search, CLI_END) != PQ_OK)
 		return cli_error(PQ_ERR_RANGE, "release list");
-	int ex = cli_call(c, "GET", path, NULL, 200, &j, "release list");
-	return ex == CLI_EXIT_OK ? cli_show(c, j, print_list) : ex;
+	return cli_get_show(c, path, "release list", print_list);
 }
 
-static int do_show(cli_conn *c, const char *id)
-{
-	char path[200];
-	json_t *j = NULL;
-	if (strlen(id) > 64 || strspn(id, "0123456789abcdefABCDEF-") != strlen(id))
-		return cli_usage_error("release", "show: '%s' is not a release id", id);
-	snprintf(path, sizeof(path), "/api/v1/releases/%s", id);
-	int ex = cli_call(c, "GET", path, NULL, 200, &j, "release show");
-	return ex == CLI_EXIT_OK ? cli_show(c, j, print_release) : ex;
-}
+static const char *const subs[] = {"upload", "list", "show"};
+enum {
+	SUB_UPLOAD,
+	SUB_LIST,
+	SUB_SHOW
+};
 
 int cmd_release(int argc, char **argv)
 {
 	cli_conn c;
 	cli_conn_init(&c, "release");
 	args a = {.c = &c, .piece = CLI_PIECE_DEFAULT, .retries = CLI_RETRIES_DEFAULT};
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-	    !strcmp(argv[1], "help")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-	}
-	const char *sub = argv[1];
-	int npos = !strcmp(sub, "list") ? 0 : 1;
-	if (strcmp(sub, "upload") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
-		return cli_usage_error("release", "unknown subcommand '%s' (upload, list, show)",
-		                       sub);
-	int ex = cli_parse(&c, argc - 1, argv + 1, opts, on_option, &a, usage, npos, npos);
+	int ex;
+	if (cli_help_first(argc, argv, usage, &ex))
+		return ex;
+	int sub = cli_sub_index("release", argv[1], subs, 3, &ex);
+	if (sub < 0)
+		return ex;
+	int npos = sub == SUB_LIST ? 0 : 1;
+	ex = cli_parse(&c, argc - 1, argv + 1, opts, on_option, &a, usage, npos, npos);
 	if (ex >= 0)
 		return ex;
 	const char *pos = npos ? argv[1 + optind] : NULL;
-	if (!strcmp(sub, "upload"))
+	if (sub == SUB_UPLOAD)
 		ex = do_upload(&c, &a, pos);
-	else if (!strcmp(sub, "list"))
+	else if (sub == SUB_LIST)
 		ex = do_list(&c, &a);
 	else
-		ex = do_show(&c, pos);
+		ex = cli_show_id(&c, "/api/v1/releases", pos, "release", print_release);
 	cli_conn_close(&c);
 	return ex;
 }
