@@ -300,12 +300,17 @@ int cli_get_show(cli_conn *c, const char *path, const char *what, void (*table)(
 	return ex == CLI_EXIT_OK ? cli_show(c, j, table) : ex;
 }
 
+bool cli_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	return n >= 1 && n <= 64 && strspn(id, "0123456789abcdefABCDEF-") == n;
+}
+
 int cli_show_id(cli_conn *c, const char *base, const char *id, const char *kind,
                 void (*table)(const json_t *j))
 {
 	char path[200], what[64];
-	if (strlen(id) < 1 || strlen(id) > 64 ||
-	    strspn(id, "0123456789abcdefABCDEF-") != strlen(id))
+	if (!cli_id_valid(id))
 		return cli_usage_error(c->cmd, "show: '%.64s' is not a %s id", id, kind);
 	snprintf(path, sizeof(path), "%s/%s", base, id);
 	snprintf(what, sizeof(what), "%s show", c->cmd);

@@ -124,6 +124,8 @@ int cli_show(const cli_conn *c, json_t *j, void (*table)(const json_t *j));
 
 /* GET path (it must answer 200) shown with cli_show: the exit code. what names the call. */
 int cli_get_show(cli_conn *c, const char *path, const char *what, void (*table)(const json_t *j));
+/* Whether id can be a server's id (a UUID, ...): 1..64 of hex digits and '-', safe in a path. */
+bool cli_id_valid(const char *id);
 /* `show ID`: GET base/ID shown (cli_get_show); an ID that is not 1..64 of hex digits and '-'
  * is a usage error ("'x' is not a KIND id"). */
 int cli_show_id(cli_conn *c, const char *base, const char *id, const char *kind,

@@ -200,6 +200,9 @@ int cli_upload(cli_conn *c, const char *file, const char *resume_id, long piece,
 {
 	upfile f = {.path = file, .fd = -1};
 	sender s = {.c = c, .f = &f, .piece = piece, .retries = retries};
+	if (resume_id && !cli_id_valid(resume_id))
+		return cli_usage_error(c->cmd, "--upload-id: '%.64s' is not an upload id",
+		                       resume_id);
 	int rc = open_file(&f);
 	int ex;
 	if (rc != PQ_OK) {

@@ -27,7 +27,8 @@
  * piece bytes (halved down to CLI_PIECE_MIN when the server answers 413), giving up after
  * retries failed pieces in a row (a dropped connection, 429, 5xx: then the upload id is
  * printed for --upload-id). The upload's id into id[cap]. CLI_EXIT_OK, or the exit code of
- * the failure (printed). Progress bars on a terminal. */
+ * the failure (printed; a resume_id that is no id is a usage error). Progress bars on a
+ * terminal. */
 int cli_upload(cli_conn *c, const char *file, const char *resume_id, long piece, long retries,
                char *id, size_t cap);
 

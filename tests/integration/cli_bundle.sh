@@ -152,6 +152,8 @@ expect_exit 2 "the manifest of another file (its length), before any upload" \
 	bnd upload "$WORK/b/full_package.bin" --manifest "$WORK/a/manifest.json"
 check "... said" grep -q "names a bundle of $(stat -c %s "$WORK/a/full_package.bin") bytes" "$WORK/last.out"
 check "... nothing was sent" test "$(grep -c "upload.*sha256" "$WORK/last.out")" = 0
+expect_exit 64 "a malformed --upload-id" bnd upload "$WORK/a/full_package.bin" \
+	--manifest "$WORK/a/manifest.json" --upload-id "../../x"
 expect_exit 64 "upload without --manifest" bnd upload "$WORK/a/full_package.bin"
 expect_exit 64 "--hardware-id without UNIT=" bnd upload "$WORK/a/full_package.bin" \
 	--manifest "$WORK/a/manifest.json" --hardware-id HW-1
