@@ -293,6 +293,59 @@ int cli_show(const cli_conn *c, json_t *j, void (*table)(const json_t *j))
 	return CLI_EXIT_OK;
 }
 
+int cli_get_show(cli_conn *c, const char *path, const char *what, void (*table)(const json_t *j))
+{
+	json_t *j = NULL;
+	int ex = cli_call(c, "GET", path, NULL, 200, &j, what);
+	return ex == CLI_EXIT_OK ? cli_show(c, j, table) : ex;
+}
+
+bool cli_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	return n >= 1 && n <= 64 && strspn(id, "0123456789abcdefABCDEF-") == n;
+}
+
+int cli_show_id(cli_conn *c, const char *base, const char *id, const char *kind,
+                void (*table)(const json_t *j))
+{
+	char path[200], what[64];
+	if (!cli_id_valid(id))
+		return cli_usage_error(c->cmd, "show: '%.64s' is not a %s id", id, kind);
+	snprintf(path, sizeof(path), "%s/%s", base, id);
+	snprintf(what, sizeof(what), "%s show", c->cmd);
+	return cli_get_show(c, path, what, table);
+}
+
+void cli_page_args(const cli_conn *c, char lim[24], char off[24])
+{
+	snprintf(lim, 24, "%ld", c->limit ? c->limit : 50);
+	snprintf(off, 24, "%ld", c->offset);
+}
+
+int cli_sub_index(const char *cmd, const char *sub, const char *const *subs, size_t n, int *ex)
+{
+	char names[256] = "";
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(sub, subs[i]) == 0)
+			return (int)i;
+		size_t len = strlen(names);
+		snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "", subs[i]);
+	}
+	*ex = cli_usage_error(cmd, "unknown subcommand '%.64s' (%s)", sub, names);
+	return -1;
+}
+
+bool cli_help_first(int argc, char **argv, void (*usage)(FILE *), int *ex)
+{
+	if (argc >= 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0 &&
+	    strcmp(argv[1], "help") != 0)
+		return false;
+	usage(argc < 2 ? stderr : stdout);
+	*ex = argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+	return true;
+}
+
 const char *cli_jstr(const json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));

@@ -122,6 +122,23 @@ int cli_path(char *out, size_t cap, const char *base, ...) PQ_MUST_CHECK;
  * CLI_EXIT_ERROR (a failed write, printed). */
 int cli_show(const cli_conn *c, json_t *j, void (*table)(const json_t *j));
 
+/* GET path (it must answer 200) shown with cli_show: the exit code. what names the call. */
+int cli_get_show(cli_conn *c, const char *path, const char *what, void (*table)(const json_t *j));
+/* Whether id can be a server's id (a UUID, ...): 1..64 of hex digits and '-', safe in a path. */
+bool cli_id_valid(const char *id);
+/* `show ID`: GET base/ID shown (cli_get_show); an ID that is not 1..64 of hex digits and '-'
+ * is a usage error ("'x' is not a KIND id"). */
+int cli_show_id(cli_conn *c, const char *base, const char *id, const char *kind,
+                void (*table)(const json_t *j));
+/* The values of a list's limit (--limit, default 50) and offset (--offset) for cli_path. */
+void cli_page_args(const cli_conn *c, char lim[24], char off[24]);
+/* The index of subcommand sub in subs[n], or -1 after a usage error naming them (*ex its exit
+ * code). */
+int cli_sub_index(const char *cmd, const char *sub, const char *const *subs, size_t n, int *ex);
+/* A command's first argument: none (usage on stderr, *ex CLI_EXIT_USAGE) or --help, -h, help
+ * (usage on stdout, *ex CLI_EXIT_OK): true when the command ends there. */
+bool cli_help_first(int argc, char **argv, void (*usage)(FILE *), int *ex);
+
 /* Member access that never fails: "" / 0 for a missing or mistyped member. */
 const char *cli_jstr(const json_t *o, const char *key);
 long long cli_jint(const json_t *o, const char *key);

@@ -30,6 +30,7 @@ static const command commands[] = {
     {"vehicle", cmd_vehicle,
      "the vehicle gateway (VMG) agent; register, import, list, show, vci, readiness"},
     {"release", cmd_release, "upload firmware releases (resumable), list, show"},
+    {"bundle", cmd_bundle, "upload pack build bundles (resumable) as release sets, list, show"},
     {"campaign", cmd_campaign, "create, start, pause, resume, cancel and watch campaigns"},
     {"apikey", cmd_apikey, "API keys over the API: create, list, revoke (admin)"},
     {"bench", cmd_bench, "benchmarks (crypto, pack)"},

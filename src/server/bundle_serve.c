@@ -215,6 +215,8 @@ static void h_metadata(srv_ctx *c)
 const srv_route route_bundle_table[] = {
     {EVHTTP_REQ_POST, "/api/v1/bundles", SRV_AUTH_OPERATOR, bnd_create,
      "take a pack build bundle (full_package.bin upload + manifest) as one release set"},
+    {EVHTTP_REQ_GET, "/api/v1/bundles", SRV_AUTH_VIEWER, bnd_list,
+     "the bundles, newest first (their records without the manifest)"},
     {EVHTTP_REQ_GET, "/api/v1/bundles/{id}", SRV_AUTH_VIEWER, bnd_get,
      "a bundle: its manifest and its units' releases"},
     {EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/packages/{campaign_id}/full_package.bin", SRV_AUTH_PUBLIC,

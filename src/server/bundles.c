@@ -541,3 +541,37 @@ void bnd_get(srv_ctx *c)
 	else
 		srv_json(c, 200, j);
 }
+
+/* One bundle of a page: its record without the manifest (the list stays small: a record
+ * may carry a 4096-unit manifest; GET /api/v1/bundles/{id} has it). */
+static int list_cb(const store_bundle *b, void *user)
+{
+	json_t *rec = NULL;
+	int rc = srv_json_text(b->record, "bundle record", &rec);
+	if (rc == PQ_OK && !rec)
+		rc = pq_err_set(PQ_ERR_FORMAT, "bundle %s: no record", b->id);
+	if (rc == PQ_OK) {
+		json_object_del(rec, "manifest");
+		if (json_array_append_new(user, rec) != 0)
+			rc = pq_err_set(PQ_ERR_NOMEM, "bundles");
+	}
+	return rc;
+}
+
+void bnd_list(srv_ctx *c)
+{
+	static const char *const allowed[] = {"limit", "offset", NULL};
+	store_page pg;
+	int64_t total = 0;
+	if (!srv_query_only(c, allowed) || !srv_page(c, &pg))
+		return;
+	json_t *items = json_array();
+	int rc = items ? store_bundle_list(c->db, &pg, list_cb, items, &total)
+	               : pq_err_set(PQ_ERR_NOMEM, "bundles");
+	if (rc == PQ_OK) {
+		srv_json(c, 200, srv_page_json(items, &pg, total));
+	} else {
+		json_decref(items);
+		srv_fail(c, rc, "listing bundles");
+	}
+}

@@ -23,9 +23,11 @@ int bnd_import_files(const char *data_dir, const store_config *sc, int *imported
  * tokens, which may name a bundle's full_package.bin as well as a release's package. */
 bool bnd_file_known(srv *s, const char *sha);
 
-/* POST /api/v1/bundles, GET /api/v1/bundles/{id} (bundles.c). */
+/* POST /api/v1/bundles, GET /api/v1/bundles/{id}, GET /api/v1/bundles (a page, newest
+ * first, the records without their manifest) (bundles.c). */
 void bnd_create(srv_ctx *c);
 void bnd_get(srv_ctx *c);
+void bnd_list(srv_ctx *c);
 
 /* The bundle id of campaign id (its policy's bundle_id) into out: PQ_ERR_NOTFOUND when the
  * campaign does not exist or has no bundle. */
