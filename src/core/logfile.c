@@ -27,8 +27,8 @@ int pq_log_format_parse(const char *s, pq_log_format *out)
 }
 
 /* The JSON line: the standard members, then fields' (which do not replace them). */
-static char *json_line(const char *when, pq_log_level level, const char *component,
-                       const char *msg, const json_t *fields)
+static char *json_line(const char *when, pq_log_level level, const char *component, const char *msg,
+                       const json_t *fields)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "ts", when, "level", pq_log_level_name(level),
 	                      "component", component, "msg", msg);
