@@ -209,9 +209,6 @@ static int worker_setup(srv *s, srv_worker *w)
 	evhttp_set_gencb(w->http, srv__on_request, w);
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)s->o.max_header_bytes);
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)s->o.max_body_bytes);
-	/* a refused over-long body is read to its end before the connection closes, so the
-	 * client receives the 413 instead of a reset while it is still sending */
-	evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE);
 	struct timeval tv = {.tv_sec = s->o.timeout_ms / 1000,
 	                     .tv_usec = (s->o.timeout_ms % 1000) * 1000};
 	evhttp_set_timeout_tv(w->http, &tv);
