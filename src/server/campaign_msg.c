@@ -295,12 +295,44 @@ static int note_fallbacks(store *db, const char *cid, const char *vin, const jso
 	return rc;
 }
 
+typedef struct {
+	const char *ecu;
+	bool found;
+} ecu_find;
+
+static int find_ecu(const store_target *t, void *user)
+{
+	ecu_find *f = user;
+	f->found = f->found || strcmp(t->ecu_id, f->ecu) == 0;
+	return PQ_OK;
+}
+
+/* A status message naming an ECU ("ecu_id") must name one of the deployment's targets:
+ * PQ_ERR_INVAL otherwise (nothing is recorded). */
+static int ecu_in_deployment(store *db, const char *cid, const char *vin, const json_t *root)
+{
+	json_t *ecu = json_object_get(root, "ecu_id");
+	if (!ecu || json_is_null(ecu))
+		return PQ_OK;
+	if (!json_is_string(ecu) || json_string_length(ecu) == 0 || json_string_length(ecu) > 64)
+		return pq_err_set(PQ_ERR_INVAL, "ecu_id: not an ECU id");
+	ecu_find f = {.ecu = json_string_value(ecu)};
+	int rc = store_target_list(db, cid, vin, find_ecu, &f);
+	if (rc == PQ_OK && !f.found)
+		rc = pq_err_set(PQ_ERR_INVAL, "ECU %s is not a target of campaign %s for %s", f.ecu,
+		                cid, vin);
+	return rc;
+}
+
 /* A status message (sm) for campaign cid. */
 static int on_status(store *db, const cmp_env *env, const char *vin, const char *cid,
                      const status_map *sm, const char *message_id, const json_t *root,
                      int64_t now_ms)
 {
 	char extra[160] = "", code[STORE_NAME_MAX + 1] = "";
+	int rc = ecu_in_deployment(db, cid, vin, root);
+	if (rc != PQ_OK)
+		return rc;
 	if (sm->to == STORE_DEP_FAILED || sm->to == STORE_DEP_ROLLED_BACK) {
 		json_t *ec = json_object_get(root, "error_code"),
 		       *er = json_object_get(root, "error");
@@ -327,11 +359,9 @@ static int on_status(store *db, const cmp_env *env, const char *vin, const char 
 	store_dep_update u = {.set_next = true, .next_ms = 0};
 	store_deployment d;
 	bool moved = false;
-	if (strcmp(sm->type, "ota_download_complete") == 0) {
-		int rc = note_fallbacks(db, cid, vin, root);
-		if (rc != PQ_OK)
-			return rc;
-	}
+	if (strcmp(sm->type, "ota_download_complete") == 0 &&
+	    (rc = note_fallbacks(db, cid, vin, root)) != PQ_OK)
+		return rc;
 	return apply_message(db, env, cid, vin, &m, now_ms, &u, &d, &moved);
 }
 

@@ -706,6 +706,12 @@ static void test_engine_full_flow(void **state)
 	                                       STORE_DEP_INSTALLING, STORE_DEP_INSTALLING,
 	                                       STORE_DEP_INSTALLED};
 	for (int i = 0; i < 5; i++) {
+		if (i == 4) { /* an ECU outside the campaign: refused, nothing moves */
+			assert_rc(send_msg(s, &env, vin, chain[i], id, T0 + 4000 + i,
+			                   "{\"ecu_id\":\"ECU_099\"}"),
+			          PQ_ERR_INVAL);
+			assert_int_equal(dep_state(s, id, vin), want[i - 1]);
+		}
 		assert_ok(send_msg(s, &env, vin, chain[i], id, T0 + 4000 + i,
 		                   "{\"ecu_id\":\"ECU_011\",\"progress\":50}"));
 		assert_int_equal(dep_state(s, id, vin), want[i]);
