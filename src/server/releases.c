@@ -342,10 +342,13 @@ int rel_build_into_store(srv *s, const char *image, const pkg_leaf_opts *o, char
 		snprintf(name, sizeof(name), ".build-%s", id);
 		rc = rel_data_path(s, "files", name, tmp);
 	}
-	if (rc == PQ_OK)
-		rc = pkg_build_leaf(image, o, tmp, &u);
 	if (rc != PQ_OK)
 		return rc;
+	rc = pkg_build_leaf(image, o, tmp, &u);
+	if (rc != PQ_OK) {
+		unlink(tmp); /* a full disk leaves no part of it */
+		return rc;
+	}
 	pq_hex_encode(u.sha256, 32, sha);
 	rc = rel_data_path(s, "files", sha, dst);
 	if (rc == PQ_OK && rename(tmp, dst) != 0)
@@ -501,12 +504,15 @@ static void h_release_create(srv_ctx *c)
 	store_release r = {0}, base = {0};
 	store_release_delta d = {0};
 	store_package_key kf = {0}; /* the full package's encrypted copy, if any */
-	bool stored = false;
+	bool stored = false, locked = false;
 	char want[65], want_d[65];
 	if (!b || !srv_query_only(c, NULL) || !parse_release(c, b, &q) ||
 	    !rel_rollout_check(c, b) || !create_checks(c, &q, want, want_d, &r, &base) ||
-	    !check_uploads(c, &q, want, want_d, &base, &r) || !make_full(c, &q, &r, &kf) ||
-	    (q.delta_from && !make_delta(c, &q, &r, &base, &d)))
+	    !check_uploads(c, &q, want, want_d, &base, &r))
+		goto out;
+	rel_files_lock(c->s); /* from the first file made to the rows that name them */
+	locked = true;
+	if (!make_full(c, &q, &r, &kf) || (q.delta_from && !make_delta(c, &q, &r, &base, &d)))
 		goto out;
 	int rc = store_release_all(c->db, &r, &kf, &d);
 	if (rc != PQ_OK) {
@@ -514,6 +520,8 @@ static void h_release_create(srv_ctx *c)
 		goto out;
 	}
 	stored = true;
+	rel_files_unlock(c->s);
+	locked = false;
 	if (rel_upload_remove(c, q.upload) != PQ_OK ||
 	    (q.delta_upload && rel_upload_remove(c, q.delta_upload) != PQ_OK))
 		pq_log(PQ_LOG_WARN, "releases", "upload: %s", pq_err_detail());
@@ -536,6 +544,12 @@ out:
 	if (!stored) {
 		drop_copy(c->s, &kf);
 		rel_delta_unprepare(c->s, &d);
+	}
+	if (locked) { /* what this failed release built, unless something else names it */
+		const char *made[] = {r.file_sha256, r.image_sha256};
+		if (rel_files_forget(c->s, c->db, made, 2) != PQ_OK)
+			pq_log(PQ_LOG_WARN, "releases", "cleaning up: %s", pq_err_detail());
+		rel_files_unlock(c->s);
 	}
 	OPENSSL_cleanse(&kf, sizeof(kf));
 	store_release_clear(&base);
@@ -624,14 +638,53 @@ static void h_release_get(srv_ctx *c)
 	store_release_clear(&r);
 }
 
+/* The files a release names: its package and image, and its deltas' packages. */
+typedef struct {
+	char sha[2 + 64][65];
+	size_t n;
+} release_files;
+
+static int delta_file_cb(const store_release_delta *d, void *user)
+{
+	release_files *f = user;
+	if (d->file_sha256[0] && f->n < sizeof(f->sha) / sizeof(f->sha[0]))
+		snprintf(f->sha[f->n++], 65, "%s", d->file_sha256);
+	return PQ_OK;
+}
+
+/* Deletes release id (the store's rows), then the files nothing names any more; *r gets
+ * the release as it was (for the event). */
+static int delete_release(srv_ctx *c, const char *id, store_release *r, bool *known)
+{
+	release_files f = {0};
+	const char *shas[sizeof(f.sha) / sizeof(f.sha[0])];
+	rel_files_lock(c->s);
+	*known = store_release_get(c->db, id, r) == PQ_OK;
+	if (*known) {
+		snprintf(f.sha[f.n++], 65, "%s", r->file_sha256);
+		snprintf(f.sha[f.n++], 65, "%s", r->image_sha256);
+		if (store_release_delta_list(c->db, id, delta_file_cb, &f) != PQ_OK)
+			pq_log(PQ_LOG_WARN, "releases", "release %s: its deltas' files stay: %s",
+			       id, pq_err_detail());
+	}
+	int rc = store_release_delete(c->db, id);
+	for (size_t i = 0; i < f.n; i++)
+		shas[i] = f.sha[i];
+	if (rc == PQ_OK && rel_files_forget(c->s, c->db, shas, f.n) != PQ_OK)
+		pq_log(PQ_LOG_WARN, "releases", "release %s deleted; freeing its files: %s", id,
+		       pq_err_detail());
+	rel_files_unlock(c->s);
+	return rc;
+}
+
 static void h_release_delete(srv_ctx *c)
 {
 	store_release r = {0};
+	bool known = false;
 	if (!srv_query_only(c, NULL))
 		return;
-	/* what the event names; a release that cannot be read is not there to delete */
-	bool known = store_release_get(c->db, c->params[0], &r) == PQ_OK;
-	int rc = store_release_delete(c->db, c->params[0]);
+	/* the event names it; a release that cannot be read is not there to delete */
+	int rc = delete_release(c, c->params[0], &r, &known);
 	if (rc == PQ_OK && known)
 		release_event(c, &r, true);
 	store_release_clear(&r);

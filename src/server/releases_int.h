@@ -21,6 +21,15 @@
 
 /* DATA/<dir>/<name>; PQ_ERR_RANGE when it does not fit PATH_MAX. */
 int rel_data_path(srv *s, const char *dir, const char *name, char out[PATH_MAX]) PQ_MUST_CHECK;
+
+/* files_gc.c: removes the files of shas (DATA/files/<sha>, DATA/images/<sha>, and a
+ * package's encrypted copy with its key) that no row of the store names; call it with the
+ * files lock held. The first error is returned, the others still tried. */
+int rel_files_forget(srv *s, store *db, const char *const *shas, size_t n) PQ_MUST_CHECK;
+/* The process's files lock: held from building a release's files to storing its rows, and
+ * around rel_files_forget. */
+void rel_files_lock(srv *s);
+void rel_files_unlock(srv *s);
 /* DATA/uploads/<id>.<ext> ("meta" or "part"). */
 int rel_upload_path(srv_ctx *c, const char *id, const char *ext, char out[PATH_MAX]) PQ_MUST_CHECK;
 /* Whether id is a UUID as the server makes them (lowercase). */

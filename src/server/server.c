@@ -362,6 +362,7 @@ int srv_new(const srv_options *o, srv **out)
 	s->stop_fd = -1;
 	s->reload_fd = -1;
 	pthread_mutex_init(&s->ssl_lock, NULL);
+	pthread_mutex_init(&s->files_lock, NULL);
 	atomic_store(&s->access_log, o->access_log);
 	srv__metrics_start(s);
 	pthread_once(&once, use_pthreads);
@@ -570,6 +571,7 @@ void srv_free(srv *s)
 		close(s->reload_fd);
 	SSL_CTX_free(s->ssl);
 	pthread_mutex_destroy(&s->ssl_lock);
+	pthread_mutex_destroy(&s->files_lock);
 	rl_free(s->rl);
 	free(s->listen_host);
 	free(s->listen_port);

@@ -111,8 +111,9 @@ struct srv {
 	int stop_fd;   /* eventfd: srv_stop() -> srv_run() */
 	int reload_fd; /* eventfd: srv_reload() -> srv_run() */
 	uint8_t token_key[32];
-	pthread_mutex_t ssl_lock; /* ssl, which a reload replaces while workers accept */
-	rl_limiter *rl;           /* its rates changed in place by a reload (rl_set) */
+	pthread_mutex_t ssl_lock;   /* ssl, which a reload replaces while workers accept */
+	pthread_mutex_t files_lock; /* releases' files (files_gc.c) */
+	rl_limiter *rl;             /* its rates changed in place by a reload (rl_set) */
 	atomic_bool access_log;
 	srv_metrics m;
 	struct ctl *ctl;       /* control plane: MQTT bridge, campaign engine */

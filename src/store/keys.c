@@ -103,3 +103,19 @@ int store_package_key_find_enc(store *s, const char *enc_sha256, store_package_k
 {
 	return key_lookup(s, true, enc_sha256, out);
 }
+
+int store_package_key_delete(store *s, const char *file_sha256)
+{
+	if (!s)
+		return pq_err_set(PQ_ERR_INVAL, "store_package_key_delete: no store");
+	int rc = store__check_sha256(file_sha256, false, "package SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	int64_t changes = 0;
+	store_val p[] = {SV_TEXT(file_sha256)};
+	rc = store_exec(s, "DELETE FROM package_keys WHERE file_sha256 = ?", p, 1, NULL, NULL,
+	                &changes);
+	if (rc == PQ_OK && changes == 0)
+		rc = pq_err_set(PQ_ERR_NOTFOUND, "package %s has no encrypted copy", file_sha256);
+	return rc;
+}

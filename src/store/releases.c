@@ -297,6 +297,26 @@ int store_release_exists(store *s, const char *hardware_id, const char *ecu_id,
 	                     p, 4, found);
 }
 
+int store_file_referenced(store *s, const char *sha256, bool *referenced)
+{
+	if (!s || !referenced)
+		return pq_err_set(PQ_ERR_INVAL, "store_file_referenced: bad arguments");
+	*referenced = false;
+	int rc = store__check_sha256(sha256, false, "file SHA-256");
+	if (rc != PQ_OK)
+		return rc;
+	store_val p[] = {SV_TEXT(sha256), SV_TEXT(sha256), SV_TEXT(sha256),
+	                 SV_TEXT(sha256), SV_TEXT(sha256), SV_TEXT(sha256)};
+	return store__exists(
+	    s,
+	    "SELECT COUNT(*) FROM (SELECT 1 AS one FROM releases WHERE file_sha256 = ? OR"
+	    " image_sha256 = ? UNION ALL SELECT 1 AS one FROM release_deltas WHERE"
+	    " file_sha256 = ? OR base_sha256 = ? UNION ALL SELECT 1 AS one FROM bundles WHERE"
+	    " file_sha256 = ? UNION ALL SELECT 1 AS one FROM deployment_targets WHERE"
+	    " file_sha256 = ? LIMIT 1) AS hit",
+	    p, 6, referenced);
+}
+
 int store_file_known(store *s, const char *sha256, bool *known)
 {
 	if (!s || !known)

@@ -268,6 +268,11 @@ int store_release_exists(store *s, const char *hardware_id, const char *ecu_id,
  * one of its ready deltas. */
 int store_file_known(store *s, const char *sha256, bool *known) PQ_MUST_CHECK;
 
+/* Whether any row names the file sha256 (DATA/files or DATA/images): a release's package or
+ * image, a delta's package or base image, a bundle's file, a campaign target's package. A
+ * package's own encrypted-copy key (package_keys) does not count. */
+int store_file_referenced(store *s, const char *sha256, bool *referenced) PQ_MUST_CHECK;
+
 /* A release's delta package from one earlier release (the base, same hardware and software
  * type), one per base version; made in the background (the server's delta worker):
  * queued -> running -> ready or failed. Only a ready delta is offered to vehicles. */
@@ -419,5 +424,7 @@ int store_package_key_get(store *s, const char *file_sha256, store_package_key *
 /* By the ciphertext's SHA-256 (downloads); PQ_ERR_NOTFOUND when no package has it. */
 int store_package_key_find_enc(store *s, const char *enc_sha256,
                                store_package_key *out) PQ_MUST_CHECK;
+/* Forgets the encrypted copy of package file_sha256; PQ_ERR_NOTFOUND when it has none. */
+int store_package_key_delete(store *s, const char *file_sha256) PQ_MUST_CHECK;
 
 #endif
