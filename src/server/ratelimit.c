@@ -162,3 +162,13 @@ bool rl_allow(rl_limiter *l, const char *client, double now, double *retry_after
 	pthread_mutex_unlock(&l->mu);
 	return ok;
 }
+
+int rl_retry_after_s(double seconds)
+{
+	if (!(seconds > 1.0)) /* also NaN */
+		return 1;
+	if (seconds >= 86400.0)
+		return 86400;
+	int s = (int)seconds;
+	return (double)s < seconds ? s + 1 : s;
+}

@@ -25,4 +25,8 @@ int rl_set(rl_limiter *l, double global_rate, double global_burst, double client
  * refused, *retry_after is the seconds until a token is available. */
 bool rl_allow(rl_limiter *l, const char *client, double now, double *retry_after);
 
+/* The Retry-After of a refusal whose bucket refills in `seconds`: whole seconds rounded up,
+ * at least 1 (a 0 would tell the client to retry at once) and at most a day. */
+int rl_retry_after_s(double seconds);
+
 #endif

@@ -400,7 +400,7 @@ static bool rate_ok(srv_ctx *c)
 	if (rl_allow(c->s->rl, c->client, pq_mono_s(), &retry))
 		return true;
 	srv__count_rate_limited(c->s);
-	snprintf(ra, sizeof(ra), "%d", (int)(retry + 0.999));
+	snprintf(ra, sizeof(ra), "%d", rl_retry_after_s(retry));
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", ra);
 	srv_error(c, 429, "rate_limited", "too many requests; retry in %s s", ra);
 	return false;

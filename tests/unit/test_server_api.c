@@ -38,9 +38,11 @@
 #include "crypto/pki.h"
 #include "crypto/profile.h"
 #include "pkg/pkg.h"
+#include "server/ratelimit.h"
 #include "server/server.h"
 #include "server/uptane_srv.h"
 #include "store/store.h"
+#include "server/ratelimit.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -1416,6 +1418,19 @@ static void test_rate_limit(void **state)
 	stop_server(pid);
 }
 
+/* Retry-After is whole seconds, rounded up, never 0. */
+static void test_retry_after(void **state)
+{
+	(void)state;
+	assert_int_equal(rl_retry_after_s(0.0), 1);
+	assert_int_equal(rl_retry_after_s(0.0004), 1); /* was "0": retry at once */
+	assert_int_equal(rl_retry_after_s(-3.0), 1);
+	assert_int_equal(rl_retry_after_s(1.0), 1);
+	assert_int_equal(rl_retry_after_s(1.2), 2);
+	assert_int_equal(rl_retry_after_s(59.9999), 60);
+	assert_int_equal(rl_retry_after_s(1e12), 86400);
+}
+
 int main(void)
 {
 	if (!getenv("PQOTA_BIN")) {
@@ -1424,6 +1439,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_health_over_pqc_tls),
+	    cmocka_unit_test(test_retry_after),
 	    cmocka_unit_test(test_session_resumption),
 	    cmocka_unit_test(test_auth_and_roles),
 	    cmocka_unit_test(test_vehicles),
