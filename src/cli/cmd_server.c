@@ -26,6 +26,7 @@ extern char **environ;
 
 typedef struct {
 	char *listen;
+	char *proxy_listen, *proxy_secret_file;
 	bool reuse_port;
 	int64_t workers;
 	char *profile;
@@ -71,6 +72,11 @@ static const cfg_field server_fields[] = {
              "each worker binds the port with SO_REUSEPORT, so other processes may share it "
              "(off: a port in use stops the start-up)"),
     CFG_INT("workers", server_conf, workers, "2", 1, 64, "worker threads (event loops)"),
+    CFG_STRING("proxy.listen", server_conf, proxy_listen, NULL,
+               "plain HTTP for a TLS-terminating reverse proxy: unix:PATH or a loopback "
+               "HOST:PORT (docs/operations.md, Behind a load balancer)"),
+    CFG_STRING("proxy.secret_file", server_conf, proxy_secret_file, NULL,
+               "the secret the proxy sends as X-Pqota-Proxy-Secret (32..256 characters)"),
     CFG_STRING("tls.profile", server_conf, profile, "2",
                "PQC profile id or name (pqota keys profiles)"),
     CFG_STRING("tls.extra_groups", server_conf, extra_groups, NULL,
@@ -284,6 +290,8 @@ static void plain_options(const server_conf *c, srv_options *o)
 {
 	o->listen = c->listen;
 	o->reuse_port = c->reuse_port;
+	o->proxy_listen = c->proxy_listen[0] ? c->proxy_listen : NULL;
+	o->proxy_secret_file = c->proxy_secret_file[0] ? c->proxy_secret_file : NULL;
 	o->workers = (int)c->workers;
 	o->extra_groups = c->extra_groups[0] ? c->extra_groups : NULL;
 	o->require_client_cert = c->require_client_cert;

@@ -119,6 +119,10 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 		w->bound = NULL;
 		w->fd = -1;
 	}
+	if (w->proxy_bound) {
+		evhttp_del_accept_socket(w->proxy_http, w->proxy_bound);
+		w->proxy_bound = NULL;
+	}
 	w->draining = true;
 	srv__events_worker_drain(w); /* live event streams end: their clients reconnect */
 	if (w->active == 0) {
@@ -194,7 +198,40 @@ out:
 	return rc;
 }
 
-/* The worker's loop, HTTP settings and listener (w->fd, bound already). */
+/* The HTTP settings of one of a worker's listeners. */
+static void http_settings(srv *s, srv_worker *w, struct evhttp *http)
+{
+	evhttp_set_gencb(http, srv__on_request, w);
+	evhttp_set_max_headers_size(http, (ev_ssize_t)s->o.max_header_bytes);
+	evhttp_set_max_body_size(http, (ev_ssize_t)s->o.max_body_bytes);
+	struct timeval tv = {.tv_sec = s->o.timeout_ms / 1000,
+	                     .tv_usec = (s->o.timeout_ms % 1000) * 1000};
+	evhttp_set_timeout_tv(http, &tv);
+	/* PATCH reaches the router so that it can answer 405 with Allow */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+}
+
+/* The worker's plain-HTTP listener on the proxy socket (its own descriptor of it). */
+static int proxy_setup(srv *s, srv_worker *w)
+{
+	int fd = fcntl(s->proxy_fd, F_DUPFD_CLOEXEC, 0);
+	w->proxy_http = fd >= 0 ? evhttp_new(w->base) : NULL;
+	if (!w->proxy_http) {
+		if (fd >= 0)
+			close(fd);
+		return pq_err_set(PQ_ERR_IO, "worker %d: proxy listener", w->index);
+	}
+	http_settings(s, w, w->proxy_http);
+	w->proxy_bound = evhttp_accept_socket_with_handle(w->proxy_http, fd);
+	if (!w->proxy_bound) {
+		close(fd);
+		return pq_err_set(PQ_ERR_IO, "worker %d: accepting on the proxy listener", w->index);
+	}
+	return PQ_OK;
+}
+
+/* The worker's loop, HTTP settings and listeners (w->fd, bound already; the proxy's). */
 static int worker_setup(srv *s, srv_worker *w)
 {
 	int rc = store_open(&s->o.store, &w->db);
@@ -206,23 +243,14 @@ static int worker_setup(srv *s, srv_worker *w)
 	if (!w->http || !w->stop_ev)
 		return pq_err_set(PQ_ERR_NOMEM, "worker %d: event loop", w->index);
 	evhttp_set_bevcb(w->http, make_bev, s);
-	evhttp_set_gencb(w->http, srv__on_request, w);
-	evhttp_set_max_headers_size(w->http, (ev_ssize_t)s->o.max_header_bytes);
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)s->o.max_body_bytes);
-	struct timeval tv = {.tv_sec = s->o.timeout_ms / 1000,
-	                     .tv_usec = (s->o.timeout_ms % 1000) * 1000};
-	evhttp_set_timeout_tv(w->http, &tv);
-	/* PATCH reaches the router so that it can answer 405 with Allow */
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                        EVHTTP_REQ_PATCH);
+	http_settings(s, w, w->http);
 	rc = srv__events_worker_init(w);
 	if (rc != PQ_OK)
 		return rc;
 	w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
 	if (!w->bound)
 		return pq_err_set(PQ_ERR_IO, "worker %d: accepting", w->index);
-	return PQ_OK;
+	return s->proxy_fd >= 0 ? proxy_setup(s, w) : PQ_OK;
 }
 
 /* The workers' listeners: one socket bound to the configured port (0: any) that every
@@ -361,6 +389,7 @@ int srv_new(const srv_options *o, srv **out)
 		s->o.session_ttl_ms = 12 * 3600 * 1000LL;
 	s->stop_fd = -1;
 	s->reload_fd = -1;
+	s->proxy_fd = -1;
 	pthread_mutex_init(&s->ssl_lock, NULL);
 	pthread_mutex_init(&s->files_lock, NULL);
 	atomic_store(&s->access_log, o->access_log);
@@ -386,6 +415,8 @@ int srv_new(const srv_options *o, srv **out)
 	rc = check_store(&o->store);
 	if (rc == PQ_OK)
 		rc = import_bundles(o);
+	if (rc == PQ_OK)
+		rc = srv__proxy_open(s);
 	if (rc != PQ_OK)
 		goto fail;
 	rc = rl_new(o->rate_global, o->burst_global, o->rate_client, o->burst_client, &s->rl);
@@ -541,6 +572,8 @@ static void worker_free(srv_worker *w)
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	srv__events_worker_free(w);
+	if (w->proxy_http)
+		evhttp_free(w->proxy_http);
 	if (w->http)
 		evhttp_free(w->http); /* closes the bound socket and connections */
 	else if (w->fd >= 0)
@@ -570,6 +603,7 @@ void srv_free(srv *s)
 	if (s->reload_fd >= 0)
 		close(s->reload_fd);
 	SSL_CTX_free(s->ssl);
+	srv__proxy_free(s);
 	pthread_mutex_destroy(&s->ssl_lock);
 	pthread_mutex_destroy(&s->files_lock);
 	rl_free(s->rl);

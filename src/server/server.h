@@ -78,6 +78,9 @@ typedef struct {
 	int64_t telemetry_min_interval_ms; /* a vehicle's samples closer are dropped; 0: none */
 	int64_t telemetry_fresh_ms;        /* /metrics: vehicles reporting within; 0: 15 min */
 	int telemetry_low_battery_pct;     /* /metrics: low battery below this; 0: 20 */
+	/* proxy.listen: plain HTTP for a TLS-terminating reverse proxy ("unix:PATH" or a
+	 * loopback HOST:PORT), its requests proven by the secret in proxy_secret_file */
+	const char *proxy_listen, *proxy_secret_file;
 	bool access_log; /* one line per request (log.access): method, route, status, bytes,
 	                  * duration, client identity, TLS group */
 	/* SIGHUP (srv_reload): reads what may change into *out (the program's configuration
@@ -147,6 +150,7 @@ typedef struct {
 	int64_t start_ns;      /* monotonic, when the request reached the router */
 	const char *route;     /* the matched route's pattern (the access log), NULL: none */
 	const char *tls_group; /* the connection's negotiated key-exchange group, NULL: none */
+	bool proxied;          /* came through the proxy listener (client: the forwarded one) */
 } srv_ctx;
 
 typedef void (*srv_handler)(srv_ctx *c);

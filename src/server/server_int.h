@@ -90,6 +90,8 @@ struct srv_worker {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct evhttp *proxy_http; /* the proxy listener's (proxy.c), NULL without one */
+	struct evhttp_bound_socket *proxy_bound;
 	struct event *stop_ev;
 	struct event *drain_ev;
 	store *db;
@@ -113,6 +115,10 @@ struct srv {
 	uint8_t token_key[32];
 	pthread_mutex_t ssl_lock;   /* ssl, which a reload replaces while workers accept */
 	pthread_mutex_t files_lock; /* releases' files (files_gc.c) */
+	int proxy_fd;               /* the proxy listener (proxy.c), -1 without one */
+	char proxy_secret[256];
+	size_t proxy_secret_len;
+	X509_STORE *proxy_ca; /* forwarded client certificates chain to it */
 	rl_limiter *rl;             /* its rates changed in place by a reload (rl_set) */
 	atomic_bool access_log;
 	srv_metrics m;
@@ -122,6 +128,15 @@ struct srv {
 	srv_bus *bus;          /* live events (events.c) */
 	struct rel_jobs *jobs; /* the delta worker (delta_jobs.c) */
 };
+
+/* proxy.c: binds the proxy listener of o.proxy_listen (s->proxy_fd; -1 without one),
+ * with its secret and CA loaded. */
+int srv__proxy_open(srv *s) PQ_MUST_CHECK;
+void srv__proxy_free(srv *s);
+/* A request on the proxy listener: PQ_ERR_VERIFY without the proxy's secret; else c->client
+ * and c->tls_group from the forwarded headers and *cert the forwarded client certificate
+ * once it verified against tls.ca (the caller frees it; NULL when there is none). */
+int srv__proxy_request(srv_ctx *c, X509 **cert) PQ_MUST_CHECK;
 
 /* access_log.c: the access log's line for c's response (status, body bytes). */
 void srv__access_log(const srv_ctx *c, int status, uint64_t body_bytes);
