@@ -33,7 +33,7 @@
 #include "server/uptane_srv.h"
 #include "store/fleet.h"
 
-#define POLL_AFTER_S 60 /* what a polling vehicle is told to wait between checks */
+#define POLL_INTERVAL_MS 60000 /* between checks, without compat.poll_interval */
 #define OTA_TARGETS                                                                                \
 	64               /* targets of one deployment answered (an update of more ECUs: the        \
 	                  * rest come once these are installed) */
@@ -163,10 +163,17 @@ static bool needs_metadata(store_dep_state st)
 	       st == STORE_DEP_DOWNLOADED || st == STORE_DEP_INSTALLING;
 }
 
+/* What a polling vehicle is told to wait between checks (compat.poll_interval). */
+static int64_t poll_interval_ms(srv_ctx *c)
+{
+	int64_t v = srv_get_options(c->s)->poll_interval_ms;
+	return v > 0 ? v : POLL_INTERVAL_MS;
+}
+
 static json_t *no_update(srv_ctx *c)
 {
-	return json_pack("{s:s,s:b,s:n,s:[],s:i}", "vin", c->vin, "update_available", 0, "campaign",
-	                 "targets", "poll_after_s", POLL_AFTER_S);
+	return json_pack("{s:s,s:b,s:n,s:[],s:I}", "vin", c->vin, "update_available", 0, "campaign",
+	                 "targets", "poll_after_s", (json_int_t)(poll_interval_ms(c) / 1000));
 }
 
 /* Without a broker a polling vehicle's messages are delivered in the answers of its checks:
@@ -187,18 +194,17 @@ static void poll_env(srv_ctx *c, cmp_env *env)
 		env->publish = answer_delivers;
 }
 
-/* A check is the polling vehicle's wake-up: it is present now (online, last seen), and the
- * engine does for it what it does when an MQTT vehicle wakes up (cmp_on_wakeup): offers the
- * deployments of active phases (ota_campaign, also published to its MQTT topic) and resends
- * what it may have missed. Failing that only delays the offer to the next check. */
+/* A check is the polling vehicle's wake-up: it is present now (last seen, online until
+ * SRV_POLL_PRESENCE poll intervals have passed without a check, unless an MQTT session holds
+ * its presence), and the engine does for it what it does when an MQTT vehicle wakes up
+ * (cmp_on_wakeup): offers the deployments of active phases (ota_campaign, also published to
+ * its MQTT topic) and resends what it may have missed. Failing that only delays the offer to
+ * the next check. */
 static int poll_wakeup(srv_ctx *c)
 {
-	store_vehicle v = {0};
 	cmp_env env;
-	int rc = store_vehicle_get(c->db, c->vin, &v);
-	if (rc == PQ_OK)
-		rc = store_vehicle_set_online(c->db, c->vin, true, c->now_ms, v.boot_seq);
-	store_vehicle_clear(&v);
+	int rc = store_vehicle_set_polled(c->db, c->vin, c->now_ms,
+	                                  c->now_ms + SRV_POLL_PRESENCE * poll_interval_ms(c));
 	if (rc != PQ_OK)
 		return rc;
 	poll_env(c, &env);
@@ -266,12 +272,12 @@ void compat_ota_check(srv_ctx *c)
 		return;
 	}
 	srv_json(c, 200,
-	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:o,s:i}", "vin", c->vin,
+	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:o,s:I}", "vin", c->vin,
 	                   "update_available", 1, "campaign", "id", cur.d.campaign_id, "name",
 	                   cur.d.campaign_name, "state", cur.d.state, "phase", cur.d.phase,
 	                   "targets", targets, "metadata", meta ? meta : json_null(),
 	                   "readiness_required", ready ? ready : json_null(), "poll_after_s",
-	                   POLL_AFTER_S));
+	                   (json_int_t)(poll_interval_ms(c) / 1000)));
 }
 
 /* ---- GET /api/v1/ota/package[/{id}] -----------------------------------------------------------

@@ -429,6 +429,14 @@ static const char *const schema_v13[] = {
     "CREATE INDEX bundles_created ON bundles (created_ms, id)",
 };
 
+/* Schema v14: presence of vehicles that poll over REST (GET /api/v1/ota/check, docs/api.md
+ * 17.4) expires: online_until_ms is when (0: held by an MQTT session, no expiry); the engine
+ * tick marks the expired ones offline through the partial index. */
+static const char *const schema_v14[] = {
+    "ALTER TABLE vehicles ADD COLUMN online_until_ms BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX vehicles_polled ON vehicles (online_until_ms) WHERE online_until_ms > 0",
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -449,6 +457,7 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
     {schema_v12, sizeof(schema_v12) / sizeof(schema_v12[0])},
     {schema_v13, sizeof(schema_v13) / sizeof(schema_v13[0])},
+    {schema_v14, sizeof(schema_v14) / sizeof(schema_v14[0])},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */

@@ -1457,6 +1457,8 @@ static void test_migrate_deltas(void **state)
 	    "DROP INDEX ecus_registry_version",
 	    "DROP TABLE readiness_checks", /* v12 */
 	    "DROP TABLE bundles",          /* v13 */
+	    "DROP INDEX vehicles_polled",  /* v14 */
+	    "ALTER TABLE vehicles DROP COLUMN online_until_ms",
 	    "DELETE FROM schema_version WHERE version >= 8",
 	};
 	store_release base = mk_release("rel-base", "HW-1-011", "1.0.0", 100);
