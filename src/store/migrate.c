@@ -435,29 +435,42 @@ static const char *const schema_v13[] = {
 static const char *const schema_v14[] = {
     "ALTER TABLE vehicles ADD COLUMN online_until_ms BIGINT NOT NULL DEFAULT 0",
     "CREATE INDEX vehicles_polled ON vehicles (online_until_ms) WHERE online_until_ms > 0",
+    /* the newest release per (hardware id, ECU, software type) in one query
+     * (store_release_latest, GET /api/firmware/latest): each release's version as one
+     * comparable number (semver_counter; -1: not a semantic version), set by
+     * store__release_counters_fill for the releases that exist, by the insert from then on */
+    "ALTER TABLE releases ADD COLUMN version_counter BIGINT NOT NULL DEFAULT -1",
+    "CREATE INDEX releases_latest ON releases"
+    " (hardware_id, ecu_id, software_type, version_counter)",
 };
 
 typedef struct {
 	const char *const *stmts;
 	size_t n;
+	int (*fill)(store *s); /* after the statements, in their transaction; or NULL */
 } migration;
+
+#define STEP(stmts, fill)                                                                          \
+	{                                                                                          \
+		stmts, sizeof(stmts) / sizeof(stmts[0]), fill                                      \
+	}
 
 /* migrations[i] takes the schema from version i to i + 1. */
 static const migration migrations[STORE_SCHEMA_VERSION] = {
-    {schema_v1, sizeof(schema_v1) / sizeof(schema_v1[0])},
-    {schema_v2, sizeof(schema_v2) / sizeof(schema_v2[0])},
-    {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
-    {schema_v4, sizeof(schema_v4) / sizeof(schema_v4[0])},
-    {schema_v5, sizeof(schema_v5) / sizeof(schema_v5[0])},
-    {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
-    {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
-    {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
-    {schema_v9, sizeof(schema_v9) / sizeof(schema_v9[0])},
-    {schema_v10, sizeof(schema_v10) / sizeof(schema_v10[0])},
-    {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
-    {schema_v12, sizeof(schema_v12) / sizeof(schema_v12[0])},
-    {schema_v13, sizeof(schema_v13) / sizeof(schema_v13[0])},
-    {schema_v14, sizeof(schema_v14) / sizeof(schema_v14[0])},
+    STEP(schema_v1, NULL),
+    STEP(schema_v2, NULL),
+    STEP(schema_v3, NULL),
+    STEP(schema_v4, NULL),
+    STEP(schema_v5, NULL),
+    STEP(schema_v6, NULL),
+    STEP(schema_v7, NULL),
+    STEP(schema_v8, NULL),
+    STEP(schema_v9, NULL),
+    STEP(schema_v10, NULL),
+    STEP(schema_v11, NULL),
+    STEP(schema_v12, NULL),
+    STEP(schema_v13, NULL),
+    STEP(schema_v14, store__release_counters_fill),
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
@@ -504,6 +517,9 @@ static int apply_step(store *s, int from)
 			return pq_err_wrap(rc, "migration %d -> %d, statement %zu", from, from + 1,
 			                   i + 1);
 	}
+	int rc = m->fill ? m->fill(s) : PQ_OK;
+	if (rc != PQ_OK)
+		return pq_err_wrap(rc, "migration %d -> %d", from, from + 1);
 	store_val p[] = {SV_INT(from + 1), SV_INT(pq_real_ms())};
 	return store_exec(s, "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)", p, 2,
 	                  NULL, NULL, NULL);

@@ -267,6 +267,15 @@ typedef struct {
 int store_release_search(store *s, const store_release_filter *f, const store_page *pg,
                          int (*fn)(const store_release *r, void *user), void *user,
                          int64_t *total) PQ_MUST_CHECK;
+/* The newest release (highest semantic version, by its release counter; of equal ones the
+ * newest created) of each (hardware id, ECU id, software type), filtered by f's hardware_id
+ * and ecu_id (f->q must be empty; f NULL: all), ordered by those keys, at most limit
+ * (1..STORE_LATEST_MAX) of them; *more when there are others. Releases whose version is not
+ * a semantic version are not compared. One query, whatever the number of releases. */
+#define STORE_LATEST_MAX 10000
+int store_release_latest(store *s, const store_release_filter *f, int limit,
+                         int (*fn)(const store_release *r, void *user), void *user,
+                         bool *more) PQ_MUST_CHECK;
 /* PQ_ERR_EXISTS when a campaign still references the release. */
 int store_release_delete(store *s, const char *id) PQ_MUST_CHECK;
 /* The release with these four keys (its unique key); PQ_ERR_NOTFOUND when none. */
