@@ -440,8 +440,8 @@ static const char *const schema_v14[] = {
      * comparable number (semver_counter; -1: not a semantic version), set by
      * store__release_counters_fill for the releases that exist, by the insert from then on */
     "ALTER TABLE releases ADD COLUMN version_counter BIGINT NOT NULL DEFAULT -1",
-    "CREATE INDEX releases_latest ON releases"
-    " (hardware_id, ecu_id, software_type, version_counter)",
+    ("CREATE INDEX releases_latest ON releases"
+     " (hardware_id, ecu_id, software_type, version_counter)"),
 };
 
 typedef struct {
@@ -452,7 +452,7 @@ typedef struct {
 
 #define STEP(stmts, fill)                                                                          \
 	{                                                                                          \
-		stmts, sizeof(stmts) / sizeof(stmts[0]), fill                                      \
+		(stmts), sizeof(stmts) / sizeof((stmts)[0]), (fill)                                \
 	}
 
 /* migrations[i] takes the schema from version i to i + 1. */
