@@ -447,30 +447,33 @@ static const char *const schema_v14[] = {
 typedef struct {
 	const char *const *stmts;
 	size_t n;
-	int (*fill)(store *s); /* after the statements, in their transaction; or NULL */
 } migration;
-
-#define STEP(stmts, fill)                                                                          \
-	{                                                                                          \
-		(stmts), sizeof(stmts) / sizeof((stmts)[0]), (fill)                                \
-	}
 
 /* migrations[i] takes the schema from version i to i + 1. */
 static const migration migrations[STORE_SCHEMA_VERSION] = {
-    STEP(schema_v1, NULL),
-    STEP(schema_v2, NULL),
-    STEP(schema_v3, NULL),
-    STEP(schema_v4, NULL),
-    STEP(schema_v5, NULL),
-    STEP(schema_v6, NULL),
-    STEP(schema_v7, NULL),
-    STEP(schema_v8, NULL),
-    STEP(schema_v9, NULL),
-    STEP(schema_v10, NULL),
-    STEP(schema_v11, NULL),
-    STEP(schema_v12, NULL),
-    STEP(schema_v13, NULL),
-    STEP(schema_v14, store__release_counters_fill),
+    {schema_v1, sizeof(schema_v1) / sizeof(schema_v1[0])},
+    {schema_v2, sizeof(schema_v2) / sizeof(schema_v2[0])},
+    {schema_v3, sizeof(schema_v3) / sizeof(schema_v3[0])},
+    {schema_v4, sizeof(schema_v4) / sizeof(schema_v4[0])},
+    {schema_v5, sizeof(schema_v5) / sizeof(schema_v5[0])},
+    {schema_v6, sizeof(schema_v6) / sizeof(schema_v6[0])},
+    {schema_v7, sizeof(schema_v7) / sizeof(schema_v7[0])},
+    {schema_v8, sizeof(schema_v8) / sizeof(schema_v8[0])},
+    {schema_v9, sizeof(schema_v9) / sizeof(schema_v9[0])},
+    {schema_v10, sizeof(schema_v10) / sizeof(schema_v10[0])},
+    {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
+    {schema_v12, sizeof(schema_v12) / sizeof(schema_v12[0])},
+    {schema_v13, sizeof(schema_v13) / sizeof(schema_v13[0])},
+    {schema_v14, sizeof(schema_v14) / sizeof(schema_v14[0])},
+};
+
+/* Steps that also fill in data the SQL cannot compute, after their statements and in their
+ * transaction: the version to which the step migrates, and how. */
+static const struct {
+	int version;
+	int (*fill)(store *s);
+} fills[] = {
+    {14, store__release_counters_fill},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
@@ -517,9 +520,11 @@ static int apply_step(store *s, int from)
 			return pq_err_wrap(rc, "migration %d -> %d, statement %zu", from, from + 1,
 			                   i + 1);
 	}
-	int rc = m->fill ? m->fill(s) : PQ_OK;
-	if (rc != PQ_OK)
-		return pq_err_wrap(rc, "migration %d -> %d", from, from + 1);
+	for (size_t i = 0; i < sizeof(fills) / sizeof(fills[0]); i++) {
+		int rc = fills[i].version == from + 1 ? fills[i].fill(s) : PQ_OK;
+		if (rc != PQ_OK)
+			return pq_err_wrap(rc, "migration %d -> %d", from, from + 1);
+	}
 	store_val p[] = {SV_INT(from + 1), SV_INT(pq_real_ms())};
 	return store_exec(s, "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)", p, 2,
 	                  NULL, NULL, NULL);

@@ -115,7 +115,7 @@ int store__exists(store *s, const char *sql, const store_val *p, int np, bool *f
 /* A release's version_counter column (releases.c): semver_counter of its version, -1
  * when that is no semantic version it can count. */
 int64_t store__version_counter(const char *version);
-/* Schema step 13 (releases.c): sets version_counter of every release. */
+/* Schema step 14 (releases.c): sets version_counter of every release. */
 int store__release_counters_fill(store *s) PQ_MUST_CHECK;
 /* PQ_ERR_NOTFOUND ("vehicle ... is not registered") unless vin is registered (vehicles.c). */
 int store__vehicle_exists(store *s, const char *vin) PQ_MUST_CHECK;
