@@ -57,6 +57,9 @@ typedef struct {
 	char *console_dir;
 	int64_t session_ttl_ms;
 	int64_t tele_history, tele_interval_ms, tele_fresh_ms, tele_low_battery;
+	int64_t metrics_cache_ms;
+	bool metrics_require_key;
+	int64_t poll_interval_ms;
 } server_conf;
 
 static const char *const policies[] = {"hybrid", "pq", "classical", NULL};
@@ -170,6 +173,14 @@ static const cfg_field server_fields[] = {
                  7 * 24 * CFG_HOUR, "/metrics counts vehicles whose telemetry is this recent"),
     CFG_INT("telemetry.low_battery_pct", server_conf, tele_low_battery, "20", 1, 100,
             "/metrics: a battery charge below this is low"),
+    CFG_DURATION("metrics.cache", server_conf, metrics_cache_ms, "10s", 0, CFG_HOUR,
+                 "/metrics reads the fleet gauges from the store at most this often (0: at "
+                 "every scrape)"),
+    CFG_BOOL("metrics.require_key", server_conf, metrics_require_key, "false",
+             "/metrics needs a viewer API key or console session (default: public)"),
+    CFG_DURATION("compat.poll_interval", server_conf, poll_interval_ms, "60s", CFG_SECOND, CFG_HOUR,
+                 "vehicles polling /api/v1/ota/check are told to check this often, and are "
+                 "online until 3 of these have passed since their last check"),
     CFG_END,
 };
 
@@ -327,6 +338,9 @@ static void plain_options(const server_conf *c, srv_options *o)
 	o->telemetry_fresh_ms = c->tele_fresh_ms;
 	o->telemetry_low_battery_pct = (int)c->tele_low_battery;
 	o->access_log = c->log_access;
+	o->metrics_cache_ms = c->metrics_cache_ms;
+	o->metrics_require_key = c->metrics_require_key;
+	o->poll_interval_ms = c->poll_interval_ms;
 }
 
 /* Parses --config/--set from argv (getopt already positioned), builds srv_options. */

@@ -145,3 +145,17 @@ int semver_cmp_str(const char *a, const char *b, int *result)
 		*result = semver_cmp(&x, &y);
 	return rc;
 }
+
+int semver_counter(const char *version, int64_t *out)
+{
+	semver v;
+	int rc = semver_parse(version, &v);
+	if (rc != PQ_OK)
+		return rc;
+	if (v.major >= 1000000 || v.minor >= 1000000 || v.patch >= 1000000)
+		return pq_err_set(PQ_ERR_RANGE, "version %s: a field is 1000000 or more", version);
+	int64_t c =
+	    (int64_t)v.major * 1000000000000LL + (int64_t)v.minor * 1000000LL + (int64_t)v.patch;
+	*out = v.pre[0] && c > 0 ? c - 1 : c;
+	return PQ_OK;
+}

@@ -24,5 +24,11 @@ int semver_parse(const char *s, semver *out) PQ_MUST_CHECK;
 int semver_cmp(const semver *a, const semver *b);
 /* Parses both and compares; PQ_ERR_INVAL if either is malformed. */
 int semver_cmp_str(const char *a, const char *b, int *result) PQ_MUST_CHECK;
+/* The release counter of a version, one integer that orders releases as their versions do
+ * (to pre-release granularity): major * 10^12 + minor * 10^6 + patch, one less for a
+ * pre-release (all of a version's pre-releases share it). PQ_ERR_INVAL when malformed,
+ * PQ_ERR_RANGE when a field is 10^6 or more. The same number the Uptane targets' custom
+ * release_counter carries (usrv_release_counter). */
+int semver_counter(const char *version, int64_t *out) PQ_MUST_CHECK;
 
 #endif

@@ -6,9 +6,10 @@
  *    ota_campaign_metadata carries (usrv_campaign_metadata: the signed director targets,
  *    repository URLs, download URLs with tokens, wrapped content keys), so the vehicle
  *    verifies the Uptane metadata itself exactly as over MQTT;
- *  - GET /api/v1/ota/package[/{id}]: that deployment's packages, and one of them through the
- *    download route (its encrypted copy with downloads.encrypt); another vehicle's package
- *    is not found;
+ *  - GET /api/v1/ota/package[/{id}]: that deployment's packages, each named by what its URL
+ *    serves (the encrypted copy with downloads.encrypt, as the metadata's URL), and one of
+ *    them with Range; a bogus id or another vehicle's package is not found and makes
+ *    nothing;
  *  - POST /api/v1/ota/status: a report, in the MQTT message's own form (type, campaign_id,
  *    its fields) or as a short status word, applied by the campaign engine's handler of
  *    vehicle messages (cmp_on_message) after the same idempotency record (message id). */
@@ -18,6 +19,8 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+
+#include <openssl/crypto.h>
 
 #include "core/text.h"
 #include "crypto/hash.h"
@@ -30,7 +33,7 @@
 #include "server/uptane_srv.h"
 #include "store/fleet.h"
 
-#define POLL_AFTER_S 60 /* what a polling vehicle is told to wait between checks */
+#define POLL_INTERVAL_MS 60000 /* between checks, without compat.poll_interval */
 #define OTA_TARGETS                                                                                \
 	64               /* targets of one deployment answered (an update of more ECUs: the        \
 	                  * rest come once these are installed) */
@@ -85,26 +88,70 @@ static int target_cb(const store_target *t, void *user)
 	return PQ_OK;
 }
 
-static json_t *target_json(const store_target *t)
+/* ---- what a target's URL serves -------------------------------------------------------- */
+
+/* Whether the vehicle's packages are served encrypted: with downloads.encrypt to a vehicle
+ * registered with its KEM keys, as usrv_campaign_metadata decides (a vehicle without them
+ * gets "encryption": null and the package itself there too). */
+static int vehicle_encrypts(srv_ctx *c, bool *encrypt)
 {
-	char url[128];
-	snprintf(url, sizeof(url), "/api/v1/ota/package/%s", t->file_sha256);
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s}", "ecu_id", t->ecu_id,
-	                 "hardware_id", t->hardware_id, "software_type", t->software_type,
-	                 "from_version", t->from_version, "to_version", t->to_version, "release_id",
-	                 t->release_id, "package", t->package, "sha256", t->file_sha256, "size",
-	                 (json_int_t)t->file_size, "download_url", url);
+	store_vehicle v = {0};
+	*encrypt = false;
+	if (!srv_get_options(c->s)->downloads_encrypt)
+		return PQ_OK;
+	int rc = store_vehicle_get(c->db, c->vin, &v);
+	*encrypt = rc == PQ_OK && v.kem_x25519_pub && v.kem_mlkem_pub;
+	store_vehicle_clear(&v);
+	return rc;
 }
 
-static json_t *targets_json(const target_set *s)
+/* A target as the check and the package list answer it: sha256 and size are what its
+ * download_url serves (the encrypted copy k, or with k NULL the package), package_sha256
+ * and package_size the SWPG package the Uptane targets name (what the vehicle checks after
+ * decrypting), and encryption as in ota_campaign_metadata (docs/protocol.md) without the
+ * wrapped key, which only the metadata carries. */
+static json_t *target_json(const store_target *t, const store_package_key *k)
 {
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < s->n; i++)
-		if (json_array_append_new(a, target_json(&s->t[i])) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
+	char url[256];
+	const char *serve = k ? k->enc_sha256 : t->file_sha256;
+	json_int_t size = k ? (json_int_t)k->enc_size : (json_int_t)t->file_size;
+	json_t *enc = k ? json_pack("{s:s,s:s,s:I}", "scheme", USRV_ENC_SCHEME, "sha256",
+	                            k->enc_sha256, "length", (json_int_t)k->enc_size)
+	                : json_null();
+	snprintf(url, sizeof(url), "/api/v1/ota/package/%s", serve);
+	return json_pack(
+	    "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:o,s:s}", "ecu_id", t->ecu_id,
+	    "hardware_id", t->hardware_id, "software_type", t->software_type, "from_version",
+	    t->from_version, "to_version", t->to_version, "release_id", t->release_id, "package",
+	    t->package, "sha256", serve, "size", size, "package_sha256", t->file_sha256,
+	    "package_size", (json_int_t)t->file_size, "encryption", enc, "download_url", url);
+}
+
+/* The targets' JSON into *out; with encryption each package's encrypted copy, made now if
+ * no vehicle needed it yet (as the metadata would). */
+static int targets_json(srv_ctx *c, const target_set *s, json_t **out)
+{
+	bool encrypt = false;
+	int rc = vehicle_encrypts(c, &encrypt);
+	json_t *a = rc == PQ_OK ? json_array() : NULL;
+	if (rc == PQ_OK && !a)
+		rc = pq_err_set(PQ_ERR_NOMEM, "targets");
+	for (size_t i = 0; rc == PQ_OK && i < s->n; i++) {
+		store_package_key k;
+		memset(&k, 0, sizeof(k));
+		if (encrypt)
+			rc = srv_package_key(c->s, c->db, s->t[i].file_sha256, true, c->now_ms, &k);
+		if (rc == PQ_OK &&
+		    json_array_append_new(a, target_json(&s->t[i], encrypt ? &k : NULL)))
+			rc = pq_err_set(PQ_ERR_NOMEM, "targets");
+		OPENSSL_cleanse(&k, sizeof(k));
+	}
+	if (rc != PQ_OK) {
+		json_decref(a);
+		return rc;
+	}
+	*out = a;
+	return PQ_OK;
 }
 
 /* ---- GET /api/v1/ota/check ------------------------------------------------------------------ */
@@ -116,10 +163,17 @@ static bool needs_metadata(store_dep_state st)
 	       st == STORE_DEP_DOWNLOADED || st == STORE_DEP_INSTALLING;
 }
 
+/* What a polling vehicle is told to wait between checks (compat.poll_interval). */
+static int64_t poll_interval_ms(srv_ctx *c)
+{
+	int64_t v = srv_get_options(c->s)->poll_interval_ms;
+	return v > 0 ? v : POLL_INTERVAL_MS;
+}
+
 static json_t *no_update(srv_ctx *c)
 {
-	return json_pack("{s:s,s:b,s:n,s:[],s:i}", "vin", c->vin, "update_available", 0, "campaign",
-	                 "targets", "poll_after_s", POLL_AFTER_S);
+	return json_pack("{s:s,s:b,s:n,s:[],s:I}", "vin", c->vin, "update_available", 0, "campaign",
+	                 "targets", "poll_after_s", (json_int_t)(poll_interval_ms(c) / 1000));
 }
 
 /* Without a broker a polling vehicle's messages are delivered in the answers of its checks:
@@ -140,18 +194,17 @@ static void poll_env(srv_ctx *c, cmp_env *env)
 		env->publish = answer_delivers;
 }
 
-/* A check is the polling vehicle's wake-up: it is present now (online, last seen), and the
- * engine does for it what it does when an MQTT vehicle wakes up (cmp_on_wakeup): offers the
- * deployments of active phases (ota_campaign, also published to its MQTT topic) and resends
- * what it may have missed. Failing that only delays the offer to the next check. */
+/* A check is the polling vehicle's wake-up: it is present now (last seen, online until
+ * SRV_POLL_PRESENCE poll intervals have passed without a check, unless an MQTT session holds
+ * its presence), and the engine does for it what it does when an MQTT vehicle wakes up
+ * (cmp_on_wakeup): offers the deployments of active phases (ota_campaign, also published to
+ * its MQTT topic) and resends what it may have missed. Failing that only delays the offer to
+ * the next check. */
 static int poll_wakeup(srv_ctx *c)
 {
-	store_vehicle v = {0};
 	cmp_env env;
-	int rc = store_vehicle_get(c->db, c->vin, &v);
-	if (rc == PQ_OK)
-		rc = store_vehicle_set_online(c->db, c->vin, true, c->now_ms, v.boot_seq);
-	store_vehicle_clear(&v);
+	int rc = store_vehicle_set_polled(c->db, c->vin, c->now_ms,
+	                                  c->now_ms + SRV_POLL_PRESENCE * poll_interval_ms(c));
 	if (rc != PQ_OK)
 		return rc;
 	poll_env(c, &env);
@@ -202,28 +255,29 @@ void compat_ota_check(srv_ctx *c)
 		rc = pq_err_set(PQ_ERR_NOMEM, "targets");
 	if (rc == PQ_OK)
 		rc = store_target_list(c->db, cur.d.campaign_id, c->vin, target_cb, ts);
-	json_t *ready = rc == PQ_OK ? readiness_pending(c, &cur) : NULL;
+	json_t *ready = rc == PQ_OK ? readiness_pending(c, &cur) : NULL, *targets = NULL;
+	if (rc == PQ_OK)
+		rc = targets_json(c, ts, &targets);
 	if (rc == PQ_OK && needs_metadata(cur.state) && !ready)
 		rc = usrv_campaign_metadata(c->s, c->db, cur.d.campaign_id, c->vin, c->now_ms,
 		                            &meta);
+	free(ts);
 	if (rc != PQ_OK) {
-		free(ts);
 		json_decref(ready);
+		json_decref(targets);
 		if (rc == PQ_ERR_UNSUPPORTED) /* no Uptane keys: nothing a vehicle could verify */
 			srv_error(c, 503, "no_uptane", "%s", pq_err_detail());
 		else
 			srv_fail(c, rc, "update check");
 		return;
 	}
-	json_t *targets = targets_json(ts);
-	free(ts);
 	srv_json(c, 200,
-	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:o,s:i}", "vin", c->vin,
+	         json_pack("{s:s,s:b,s:{s:s,s:s,s:s,s:i},s:o,s:o,s:o,s:I}", "vin", c->vin,
 	                   "update_available", 1, "campaign", "id", cur.d.campaign_id, "name",
 	                   cur.d.campaign_name, "state", cur.d.state, "phase", cur.d.phase,
 	                   "targets", targets, "metadata", meta ? meta : json_null(),
 	                   "readiness_required", ready ? ready : json_null(), "poll_after_s",
-	                   POLL_AFTER_S));
+	                   (json_int_t)(poll_interval_ms(c) / 1000)));
 }
 
 /* ---- GET /api/v1/ota/package[/{id}] -----------------------------------------------------------
@@ -243,6 +297,7 @@ static bool current_targets(srv_ctx *c, current_dep *cur, target_set *ts)
 void compat_ota_packages(srv_ctx *c)
 {
 	current_dep cur;
+	json_t *items = NULL;
 	if (!srv_query_only(c, NULL))
 		return;
 	target_set *ts = calloc(1, sizeof(*ts));
@@ -250,60 +305,92 @@ void compat_ota_packages(srv_ctx *c)
 		srv_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	if (current_targets(c, &cur, ts))
-		srv_json(c, 200,
-		         json_pack("{s:s,s:o,s:o}", "vin", c->vin, "campaign_id",
-		                   cur.found ? json_string(cur.d.campaign_id) : json_null(),
-		                   "items", targets_json(ts)));
+	if (!current_targets(c, &cur, ts))
+		goto out;
+	int rc = targets_json(c, ts, &items);
+	if (rc != PQ_OK) {
+		srv_fail(c, rc, "assigned packages");
+		goto out;
+	}
+	srv_json(c, 200,
+	         json_pack("{s:s,s:o,s:o}", "vin", c->vin, "campaign_id",
+	                   cur.found ? json_string(cur.d.campaign_id) : json_null(), "items",
+	                   items));
+out:
 	free(ts);
 }
 
-/* The file to serve for id, a package of the target t (its SHA-256 or that of its encrypted
- * copy): with downloads.encrypt the encrypted copy, else the package. False: not t's. */
-static int serve_name(srv_ctx *c, const store_target *t, const char *id, char out[65], bool *match)
+/* Whether id names target t's package or the file its URL serves (*match), and that file's
+ * name into serve. The id is checked before anything is made: only a package of the caller's
+ * own update that id names is encrypted now (a bogus id or another vehicle's package is
+ * compared with the copies that exist, and makes none). */
+static int target_serves(srv_ctx *c, const store_target *t, bool encrypt, const char *id,
+                         char serve[65], bool *match)
 {
 	store_package_key k;
-	bool encrypt = srv_get_options(c->s)->downloads_encrypt;
+	bool plain = strcmp(id, t->file_sha256) == 0;
 	*match = false;
-	memset(&k, 0, sizeof(k));
-	int rc =
-	    encrypt ? srv_package_key(c->s, c->db, t->file_sha256, true, c->now_ms, &k) : PQ_OK;
-	if (rc == PQ_OK &&
-	    (strcmp(id, t->file_sha256) == 0 || (encrypt && strcmp(id, k.enc_sha256) == 0))) {
-		*match = true;
-		snprintf(out, 65, "%s", encrypt ? k.enc_sha256 : t->file_sha256);
+	if (!encrypt) {
+		*match = plain;
+		snprintf(serve, 65, "%s", t->file_sha256);
+		return PQ_OK;
 	}
-	memset(k.content_key, 0, sizeof(k.content_key));
+	memset(&k, 0, sizeof(k));
+	int rc = srv_package_key(c->s, c->db, t->file_sha256, plain, c->now_ms, &k);
+	if (rc == PQ_ERR_NOTFOUND) { /* no copy yet, and id is not the package: not t's */
+		pq_err_clear();
+		return PQ_OK;
+	}
+	if (rc == PQ_OK && (plain || strcmp(id, k.enc_sha256) == 0)) {
+		*match = true;
+		snprintf(serve, 65, "%s", k.enc_sha256);
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
 	return rc;
 }
 
+/* The file of the current update that id names into serve (*match false: none). */
+static int assigned_file(srv_ctx *c, const target_set *ts, const char *id, char serve[65],
+                         bool *match)
+{
+	bool encrypt = false;
+	int rc = vehicle_encrypts(c, &encrypt);
+	*match = false;
+	for (size_t i = 0; rc == PQ_OK && !*match && i < ts->n; i++)
+		rc = target_serves(c, &ts->t[i], encrypt, id, serve, match);
+	return rc;
+}
+
+/* Served here rather than by /packages/{sha256}: the file is the one the check lists for
+ * this vehicle (the package itself to a vehicle without KEM keys, as the metadata's URL). */
 void compat_ota_package(srv_ctx *c)
 {
 	current_dep cur;
-	char id[SRV_PARAM_MAX + 1], name[65] = "";
+	char serve[65] = "";
 	bool match = false;
-	snprintf(id, sizeof(id), "%s", c->params[0]);
+	uint64_t size = 0;
+	const char *id = c->params[0];
+	if (!srv_query_only(c, NULL))
+		return;
 	target_set *ts = calloc(1, sizeof(*ts));
 	if (!ts) {
 		srv_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	int rc = PQ_OK;
 	if (!current_targets(c, &cur, ts))
 		goto out;
-	for (size_t i = 0; rc == PQ_OK && !match && i < ts->n; i++)
-		rc = serve_name(c, &ts->t[i], id, name, &match);
+	int rc = assigned_file(c, ts, id, serve, &match);
 	if (rc != PQ_OK) {
 		srv_fail(c, rc, "assigned package");
 		goto out;
 	}
-	if (!match) {
+	int fd = match ? route_open_package(c, serve, &size) : -1;
+	if (fd < 0) {
 		srv_error(c, 404, "not_found", "no package '%.64s' in the update assigned to %s",
 		          id, c->vin);
 		goto out;
 	}
-	snprintf(c->params[0], sizeof(c->params[0]), "%s", name);
-	route_download(c); /* Range, ETag, If-Range; the vehicle's certificate */
+	route_send_package(c, serve, fd, size); /* Range, ETag, If-Range */
 out:
 	free(ts);
 }

@@ -62,95 +62,52 @@ static void h_root(srv_ctx *c)
 
 /* ---- GET /api/firmware/latest ------------------------------------------------------------- */
 
-#define LATEST_MAX      1024 /* (hardware id, ECU, software type) keys answered */
-#define LATEST_SCAN_MAX 20   /* pages of STORE_PAGE_MAX releases read at most */
+#define LATEST_MAX 1024 /* (hardware id, ECU, software type) keys answered */
 
 typedef struct {
-	store_release r;
-	int64_t counter;
-} latest_slot;
+	srv_ctx *c;
+	json_t *items;
+} latest_list;
 
-typedef struct {
-	latest_slot *slots;
-	size_t n;
-	bool truncated;
-} latest_set;
-
-static bool same_key(const store_release *a, const store_release *b)
-{
-	return strcmp(a->hardware_id, b->hardware_id) == 0 && strcmp(a->ecu_id, b->ecu_id) == 0 &&
-	       strcmp(a->software_type, b->software_type) == 0;
-}
-
-/* Keeps the release with the highest version counter of each key. */
+/* A release as the answer lists it; a vehicle gets what the image repository publishes, no
+ * more (not the operator's key name, not the deltas). */
 static int latest_cb(const store_release *r, void *user)
 {
-	latest_set *s = user;
-	int64_t counter = 0;
-	if (usrv_release_counter(r->version, &counter) != PQ_OK) {
-		pq_err_clear();
-		return PQ_OK; /* not a semantic version: it cannot be compared */
+	latest_list *l = user;
+	json_t *it = rel_release_json(l->c->db, r);
+	if (it && !l->c->has_key) {
+		json_object_del(it, "created_by");
+		json_object_del(it, "deltas");
+		json_object_del(it, "delta");
 	}
-	for (size_t i = 0; i < s->n; i++) {
-		if (!same_key(&s->slots[i].r, r))
-			continue;
-		if (counter > s->slots[i].counter) {
-			s->slots[i].r = *r;
-			s->slots[i].r.notes = NULL;
-			s->slots[i].counter = counter;
-		}
-		return PQ_OK;
-	}
-	if (s->n == LATEST_MAX) {
-		s->truncated = true;
-		return PQ_OK;
-	}
-	s->slots[s->n] = (latest_slot){.r = *r, .counter = counter};
-	s->slots[s->n++].r.notes = NULL;
+	if (json_array_append_new(l->items, it) != 0)
+		return pq_err_set(PQ_ERR_NOMEM, "latest firmware");
 	return PQ_OK;
 }
 
 static const char *const latest_query[] = {"hardware_id", "ecu_id", NULL};
 
+/* The newest release of each key: one store query (store_release_latest), at most
+ * LATEST_MAX keys, whatever the number of releases. */
 static void h_firmware_latest(srv_ctx *c)
 {
 	if (!srv_query_only(c, latest_query))
 		return;
 	char *hw = srv_query(c, "hardware_id"), *ecu = srv_query(c, "ecu_id");
 	store_release_filter f = {.hardware_id = hw, .ecu_id = ecu};
-	latest_set s = {.slots = calloc(LATEST_MAX, sizeof(latest_slot))};
-	int64_t total = 0;
-	int rc = s.slots ? PQ_OK : pq_err_set(PQ_ERR_NOMEM, "latest firmware");
-	for (int page = 0; rc == PQ_OK && page < LATEST_SCAN_MAX; page++) {
-		store_page pg = {.limit = STORE_PAGE_MAX, .offset = (int64_t)page * STORE_PAGE_MAX};
-		rc = store_release_search(c->db, &f, &pg, latest_cb, &s, &total);
-		if (pg.offset + STORE_PAGE_MAX >= total)
-			break;
-		if (page == LATEST_SCAN_MAX - 1)
-			s.truncated = true;
-	}
-	json_t *items = rc == PQ_OK ? json_array() : NULL;
-	for (size_t i = 0; items && i < s.n; i++) {
-		json_t *it = rel_release_json(c->db, &s.slots[i].r);
-		if (it &&
-		    !c->has_key) { /* a vehicle: what the image repository publishes, no more */
-			json_object_del(it, "created_by");
-			json_object_del(it, "deltas");
-			json_object_del(it, "delta");
-		}
-		if (json_array_append_new(items, it) != 0) {
-			json_decref(items);
-			items = NULL;
-		}
-	}
-	free(s.slots);
+	latest_list l = {c, json_array()};
+	json_t *items = l.items;
+	bool more = false;
+	int rc = items ? store_release_latest(c->db, &f, LATEST_MAX, latest_cb, &l, &more)
+	               : pq_err_set(PQ_ERR_NOMEM, "latest firmware");
 	free(hw);
 	free(ecu);
 	if (rc != PQ_OK) {
+		json_decref(items);
 		srv_fail(c, rc, "latest firmware");
 		return;
 	}
-	srv_json(c, 200, json_pack("{s:o,s:b}", "items", items, "truncated", s.truncated));
+	srv_json(c, 200, json_pack("{s:o,s:b}", "items", items, "truncated", more));
 }
 
 /* ---- the table ---------------------------------------------------------------------------- */

@@ -598,6 +598,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (diag_expire_ev(c->s, c->db, now, STORE_PAGE_MAX, &expired) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "expiring diagnostics requests: %s", pq_err_detail());
 	c->m_diag_expired += (uint64_t)expired;
+	/* vehicles polling over REST that stopped checking go offline (compat_ota.c) */
+	if (store_vehicle_expire_polled(c->db, now, NULL) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "expiring the presence of polling vehicles: %s",
+		       pq_err_detail());
 	if (usrv_image_refresh(c->s, c->db, now) != PQ_OK)
 		pq_log(PQ_LOG_WARN, LOGC, "Uptane image repository: %s", pq_err_detail());
 	if (now >= c->next_prune_ms) {

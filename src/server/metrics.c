@@ -28,6 +28,12 @@ static const char *const groups[SRV_TLS_GROUPS] = {"X25519MLKEM768",
 void srv__metrics_start(srv *s)
 {
 	s->m.started_mono_ms = pq_mono_ms();
+	pthread_mutex_init(&s->m.fleet.lock, NULL);
+}
+
+void srv__metrics_stop(srv *s)
+{
+	pthread_mutex_destroy(&s->m.fleet.lock);
 }
 
 void srv__count_request(srv *s)
@@ -193,38 +199,78 @@ static void telemetry_counters(const tele_stats *t, struct evbuffer *out)
 	sample(out, name, "reason=\"stale\"", t->stale);
 }
 
-/* The fleet gauges from each vehicle's latest sample: one aggregate query over one row per
- * vehicle (store_telemetry_fleet). The minimums are left out while no vehicle reports. */
-static void telemetry_gauges(srv *s, store *db, struct evbuffer *out)
+/* Reads the fleet gauges from the store into g: one aggregate over each vehicle's latest
+ * telemetry (store_telemetry_fleet) and the count of online vehicles. */
+static void fleet_read(srv *s, store *db, srv_fleet_gauges *g)
 {
 	const srv_options *o = srv_get_options(s);
 	int64_t fresh = o->telemetry_fresh_ms > 0 ? o->telemetry_fresh_ms : TELE_FRESH_MS_DEFAULT;
 	int low = o->telemetry_low_battery_pct > 0 ? o->telemetry_low_battery_pct
 	                                           : TELE_LOW_BATTERY_DEFAULT;
-	store_tele_fleet f;
-	if (!db || store_telemetry_fleet(db, pq_real_ms() - fresh, low, &f) != PQ_OK)
-		return; /* the store is down: /health says so; the counters above still count */
+	g->reads++;
+	g->ok = db && store_telemetry_fleet(db, pq_real_ms() - fresh, low, &g->tele) == PQ_OK &&
+	        store_vehicle_count_online(db, &g->online) == PQ_OK;
+	if (!g->ok)
+		pq_err_clear(); /* the store is down: /health says so; the counters still count */
+}
+
+/* The fleet gauges into *out, read from the store at most once per metrics.cache in this
+ * process whatever the scrape rate (scrapes meanwhile, and those waiting for a read, share
+ * its result); false when the store did not answer. */
+static bool fleet_gauges(srv *s, store *db, srv_fleet_gauges *out)
+{
+	srv_fleet_gauges *g = &s->m.fleet;
+	int64_t ttl = srv_get_options(s)->metrics_cache_ms, now = pq_mono_ms();
+	pthread_mutex_lock(&g->lock);
+	if (g->read_mono_ms == 0 || ttl <= 0 || now - g->read_mono_ms >= ttl) {
+		fleet_read(s, db, g);
+		g->read_mono_ms = now;
+	}
+	out->ok = g->ok;
+	out->tele = g->tele;
+	out->online = g->online;
+	out->reads = g->reads;
+	pthread_mutex_unlock(&g->lock);
+	return out->ok;
+}
+
+/* The fleet gauges: vehicles online, and those from each vehicle's latest telemetry. The
+ * minimums are left out while no vehicle reports. */
+static void fleet_metrics(srv *s, store *db, struct evbuffer *out)
+{
+	srv_fleet_gauges g;
+	bool ok = fleet_gauges(s, db, &g);
+	family(out, "pqota_metrics_fleet_reads_total", "counter",
+	       "Reads of the fleet gauges from the store (at most one per metrics.cache).");
+	sample(out, "pqota_metrics_fleet_reads_total", NULL, g.reads);
+	if (!ok)
+		return;
+	const store_tele_fleet *f = &g.tele;
 	metric rows[] = {
+	    {"pqota_vehicles_online", "gauge",
+	     "Vehicles online: an MQTT session, or a REST check within compat.poll_interval x 3.",
+	     (uint64_t)g.online},
 	    {"pqota_telemetry_vehicles_reporting", "gauge",
-	     "Vehicles whose latest telemetry is recent (telemetry.fresh).", (uint64_t)f.reporting},
+	     "Vehicles whose latest telemetry is recent (telemetry.fresh).",
+	     (uint64_t)f->reporting},
 	    {"pqota_telemetry_vehicles_parked", "gauge", "Reporting vehicles parked.",
-	     (uint64_t)f.parked},
+	     (uint64_t)f->parked},
 	    {"pqota_telemetry_vehicles_moving", "gauge", "Reporting vehicles with a speed above 0.",
-	     (uint64_t)f.moving},
+	     (uint64_t)f->moving},
 	    {"pqota_telemetry_vehicles_ignition_on", "gauge",
-	     "Reporting vehicles with ignition on.", (uint64_t)f.ignition_on},
+	     "Reporting vehicles with ignition on.", (uint64_t)f->ignition_on},
 	    {"pqota_telemetry_vehicles_battery_low", "gauge",
 	     "Reporting vehicles charged below telemetry.low_battery_pct.",
-	     (uint64_t)f.battery_low},
+	     (uint64_t)f->battery_low},
 	};
 	metrics(out, rows, COUNT(rows));
-	if (f.reporting == 0)
+	if (f->reporting == 0)
 		return;
 	metric mins[] = {
 	    {"pqota_telemetry_battery_soc_min_percent", "gauge",
-	     "Lowest state of charge of the reporting vehicles.", (uint64_t)f.battery_pct_min},
+	     "Lowest state of charge of the reporting vehicles.", (uint64_t)f->battery_pct_min},
 	    {"pqota_telemetry_storage_free_min_bytes", "gauge",
-	     "Least free storage of the reporting vehicles.", (uint64_t)f.storage_free_min},
+	     "Least free storage of the reporting vehicles.", (uint64_t)f->storage_free_min},
 	};
 	metrics(out, mins, COUNT(mins));
 }
@@ -237,5 +283,5 @@ void srv_metrics_text(srv *s, store *db, struct evbuffer *out)
 		control_metrics(&st, out);
 		telemetry_counters(&st.tele, out);
 	}
-	telemetry_gauges(s, db, out);
+	fleet_metrics(s, db, out);
 }

@@ -21,6 +21,7 @@
 #include "server/readiness.h"
 #include "server/routes.h"
 #include "server/server.h"
+#include "server/server_int.h"
 #include "server/telemetry.h"
 #include "tls/tls.h"
 
@@ -56,6 +57,12 @@ static void h_metrics(srv_ctx *c)
 {
 	if (!srv_query_only(c, NULL))
 		return;
+	if (srv_get_options(c->s)->metrics_require_key && !c->has_key) { /* a viewer's at least */
+		srv__count_auth_failed(c->s);
+		srv_error(c, 401, "unauthenticated",
+		          "/metrics needs an API key here (metrics.require_key)");
+		return;
+	}
 	struct evbuffer *out = evbuffer_new();
 	if (!out) {
 		srv_error(c, 500, "internal", "out of memory");

@@ -610,5 +610,6 @@ void srv_free(srv *s)
 	free(s->listen_host);
 	free(s->listen_port);
 	OPENSSL_cleanse(s->token_key, sizeof(s->token_key));
+	srv__metrics_stop(s);
 	free(s);
 }

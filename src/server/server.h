@@ -87,7 +87,17 @@ typedef struct {
 	 * again); NULL: reloading is not supported. Runs on srv_run's thread. */
 	int (*reload)(void *user, struct srv_reload_opts *out);
 	void *reload_user;
+	/* /metrics (docs/api.md 9.2): the fleet gauges are read from the store at most once per
+	 * metrics_cache_ms per process (0: at every scrape); metrics_require_key: a viewer key
+	 * or session is needed (default public) */
+	int64_t metrics_cache_ms;
+	bool metrics_require_key;
+	/* vehicles polling over REST (docs/api.md 17.4): told to check every poll_interval_ms
+	 * (0: 60 s), online until SRV_POLL_PRESENCE of those have passed since the last check */
+	int64_t poll_interval_ms;
 } srv_options;
+
+#define SRV_POLL_PRESENCE 3
 
 /* What a reload may change without a restart (docs/operations.md "Reload"). The strings
  * must stay valid until srv_free. */

@@ -20,6 +20,7 @@
 #include "server/assets.h"
 #include "server/ratelimit.h"
 #include "server/server.h"
+#include "store/telemetry.h"
 
 struct event;
 struct event_base;
@@ -69,10 +70,21 @@ typedef struct {
 
 #define SRV_TLS_GROUPS 8 /* TLS groups counted by name, the last slot for every other one */
 
+/* The fleet gauges as last read from the store (metrics.c), shared by the workers. */
+typedef struct {
+	pthread_mutex_t lock;
+	bool ok;              /* the last read succeeded */
+	int64_t read_mono_ms; /* when (0: never) */
+	store_tele_fleet tele;
+	int64_t online;
+	uint64_t reads; /* reads from the store */
+} srv_fleet_gauges;
+
 typedef struct {
 	atomic_uint_fast64_t requests, status[6], bytes_out, rate_limited, auth_failed;
 	atomic_uint_fast64_t group[SRV_TLS_GROUPS]; /* requests by negotiated TLS group */
 	int64_t started_mono_ms;
+	srv_fleet_gauges fleet;
 } srv_metrics;
 
 /* ---- the server and its workers ------------------------------------------------------------ */
@@ -169,8 +181,10 @@ void srv__events_worker_free(srv_worker *w);
  * it with 32 random bytes when the file does not exist. */
 int srv__token_key_load(srv *s) PQ_MUST_CHECK;
 
-/* metrics.c: lock-free counters, from any worker. */
+/* metrics.c: lock-free counters, from any worker; srv__metrics_stop frees what start
+ * made. */
 void srv__metrics_start(srv *s);
+void srv__metrics_stop(srv *s);
 void srv__count_request(srv *s);
 void srv__count_status(srv *s, int status);
 void srv__count_bytes(srv *s, uint64_t n);

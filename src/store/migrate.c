@@ -429,6 +429,21 @@ static const char *const schema_v13[] = {
     "CREATE INDEX bundles_created ON bundles (created_ms, id)",
 };
 
+/* Schema v14: presence of vehicles that poll over REST (GET /api/v1/ota/check, docs/api.md
+ * 17.4) expires: online_until_ms is when (0: held by an MQTT session, no expiry); the engine
+ * tick marks the expired ones offline through the partial index. */
+static const char *const schema_v14[] = {
+    "ALTER TABLE vehicles ADD COLUMN online_until_ms BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX vehicles_polled ON vehicles (online_until_ms) WHERE online_until_ms > 0",
+    /* the newest release per (hardware id, ECU, software type) in one query
+     * (store_release_latest, GET /api/firmware/latest): each release's version as one
+     * comparable number (semver_counter; -1: not a semantic version), set by
+     * store__release_counters_fill for the releases that exist, by the insert from then on */
+    "ALTER TABLE releases ADD COLUMN version_counter BIGINT NOT NULL DEFAULT -1",
+    ("CREATE INDEX releases_latest ON releases"
+     " (hardware_id, ecu_id, software_type, version_counter)"),
+};
+
 typedef struct {
 	const char *const *stmts;
 	size_t n;
@@ -449,6 +464,16 @@ static const migration migrations[STORE_SCHEMA_VERSION] = {
     {schema_v11, sizeof(schema_v11) / sizeof(schema_v11[0])},
     {schema_v12, sizeof(schema_v12) / sizeof(schema_v12[0])},
     {schema_v13, sizeof(schema_v13) / sizeof(schema_v13[0])},
+    {schema_v14, sizeof(schema_v14) / sizeof(schema_v14[0])},
+};
+
+/* Steps that also fill in data the SQL cannot compute, after their statements and in their
+ * transaction: the version to which the step migrates, and how. */
+static const struct {
+	int version;
+	int (*fill)(store *s);
+} fills[] = {
+    {14, store__release_counters_fill},
 };
 
 /* Expands the {KEY} and {SERIAL_PK} tokens for s's backend into a malloc'd statement. */
@@ -494,6 +519,11 @@ static int apply_step(store *s, int from)
 		if (rc != PQ_OK)
 			return pq_err_wrap(rc, "migration %d -> %d, statement %zu", from, from + 1,
 			                   i + 1);
+	}
+	for (size_t i = 0; i < sizeof(fills) / sizeof(fills[0]); i++) {
+		int rc = fills[i].version == from + 1 ? fills[i].fill(s) : PQ_OK;
+		if (rc != PQ_OK)
+			return pq_err_wrap(rc, "migration %d -> %d", from, from + 1);
 	}
 	store_val p[] = {SV_INT(from + 1), SV_INT(pq_real_ms())};
 	return store_exec(s, "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)", p, 2,

@@ -1,9 +1,11 @@
 /* releases.c: releases (a full package; their deltas are in release_deltas.c) and the files
  * they name (store.h), once for both backends. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/semver.h"
 #include "store/store_int.h"
 
 #define SQL_MAX 1024
@@ -85,16 +87,17 @@ int store_release_insert(store *s, const store_release *r)
 	int rc = check_release(r);
 	if (rc != PQ_OK)
 		return rc;
-	store_val p[] = {
-	    SV_TEXT(r->id),           SV_TEXT(r->title),       SV_TEXT(r->notes),
-	    SV_TEXT(r->version),      SV_TEXT(r->hardware_id), SV_TEXT(r->software_type),
-	    SV_TEXT(r->ecu_id),       SV_TEXT(r->file_sha256), SV_INT(r->file_size),
-	    SV_TEXT(r->image_sha256), SV_INT(r->image_size),   SV_INT(r->created_ms),
-	    SV_TEXT(r->created_by)};
+	store_val p[] = {SV_TEXT(r->id),          SV_TEXT(r->title),
+	                 SV_TEXT(r->notes),       SV_TEXT(r->version),
+	                 SV_TEXT(r->hardware_id), SV_TEXT(r->software_type),
+	                 SV_TEXT(r->ecu_id),      SV_TEXT(r->file_sha256),
+	                 SV_INT(r->file_size),    SV_TEXT(r->image_sha256),
+	                 SV_INT(r->image_size),   SV_INT(r->created_ms),
+	                 SV_TEXT(r->created_by),  SV_INT(store__version_counter(r->version))};
 	rc = store_exec(s,
-	                "INSERT INTO releases (" RELEASE_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-	                " ?, ?, ?, ?)",
-	                p, 13, NULL, NULL, NULL);
+	                "INSERT INTO releases (" RELEASE_COLS ", version_counter) VALUES (?, ?, ?,"
+	                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                p, 14, NULL, NULL, NULL);
 	if (rc == PQ_ERR_EXISTS)
 		pq_err_wrap(rc, "release %s, or %s %s %s for %s, exists already", r->id, r->ecu_id,
 		            r->software_type, r->version, r->hardware_id);
@@ -331,4 +334,108 @@ int store_file_known(store *s, const char *sha256, bool *known)
 	                     " file_sha256 = ? UNION ALL SELECT 1 AS one FROM release_deltas"
 	                     " WHERE file_sha256 = ? AND state = 'ready' LIMIT 1) AS hit",
 	                     p, 2, known);
+}
+
+/* ---- the newest release of each key ------------------------------------------------------ */
+
+int64_t store__version_counter(const char *version)
+{
+	int64_t c = -1;
+	if (semver_counter(version, &c) != PQ_OK) {
+		pq_err_clear(); /* not a semantic version: not compared */
+		c = -1;
+	}
+	return c;
+}
+
+typedef struct {
+	char id[STORE_ID_MAX + 1];
+	int64_t counter;
+} counter_row;
+
+typedef struct {
+	counter_row *rows;
+	size_t n, cap;
+} counter_rows;
+
+static int counter_row_read(const store_row *row, void *user)
+{
+	counter_rows *a = user;
+	char version[STORE_VERSION_MAX + 1];
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 256;
+		counter_row *r = realloc(a->rows, cap * sizeof(*r));
+		if (!r)
+			return pq_err_set(PQ_ERR_NOMEM, "release counters");
+		a->rows = r;
+		a->cap = cap;
+	}
+	store__rd rd = store__rd_at(row, 0);
+	store__rd_copy(&rd, a->rows[a->n].id, sizeof(a->rows[a->n].id));
+	store__rd_copy(&rd, version, sizeof(version));
+	if (rd.rc == PQ_OK)
+		a->rows[a->n++].counter = store__version_counter(version);
+	return rd.rc;
+}
+
+int store__release_counters_fill(store *s)
+{
+	counter_rows a = {0};
+	int rc =
+	    store_exec(s, "SELECT id, version FROM releases", NULL, 0, counter_row_read, &a, NULL);
+	for (size_t i = 0; rc == PQ_OK && i < a.n; i++) {
+		store_val p[] = {SV_INT(a.rows[i].counter), SV_TEXT(a.rows[i].id)};
+		rc = store_exec(s, "UPDATE releases SET version_counter = ? WHERE id = ?", p, 2,
+		                NULL, NULL, NULL);
+	}
+	free(a.rows);
+	return rc;
+}
+
+typedef struct {
+	release_list_ctx list;
+	int limit, n;
+	bool *more;
+} latest_ctx;
+
+static int latest_row(const store_row *row, void *user)
+{
+	latest_ctx *c = user;
+	if (c->n++ == c->limit) { /* the one row past the limit */
+		*c->more = true;
+		return PQ_OK;
+	}
+	return release_list_row(row, &c->list);
+}
+
+int store_release_latest(store *s, const store_release_filter *f, int limit,
+                         int (*fn)(const store_release *r, void *user), void *user, bool *more)
+{
+	char sql[SQL_MAX], where[512], pat[2 * STORE_RELEASE_QUERY_MAX + 3];
+	store_release_filter keys = {.hardware_id = f ? f->hardware_id : NULL,
+	                             .ecu_id = f ? f->ecu_id : NULL};
+	store_val p[8];
+	int np = 0;
+	if (!s || !fn || !more || limit < 1 || limit > STORE_LATEST_MAX || (f && f->q && f->q[0]))
+		return pq_err_set(PQ_ERR_INVAL, "store_release_latest: bad arguments");
+	*more = false;
+	/* releases that are no semantic version are left out (the first clause) */
+	p[np++] = SV_INT(0);
+	snprintf(where, sizeof(where), " WHERE version_counter >= ?");
+	size_t wl = strlen(where);
+	int rc = release_filter(&keys, where + wl, sizeof(where) - wl, p, &np, pat);
+	if (rc != PQ_OK)
+		return rc;
+	/* one row per key: the window numbers each key's releases, highest counter first */
+	rc = store__build_sql(
+	    sql, sizeof(sql),
+	    "SELECT " RELEASE_COLS " FROM (SELECT " RELEASE_COLS ", ROW_NUMBER()"
+	    " OVER (PARTITION BY hardware_id, ecu_id, software_type ORDER BY"
+	    " version_counter DESC, created_ms DESC, id) AS rn FROM releases",
+	    where, ") r WHERE rn = 1 ORDER BY hardware_id, ecu_id, software_type LIMIT ?");
+	if (rc != PQ_OK)
+		return rc;
+	p[np++] = SV_INT(limit + 1);
+	latest_ctx c = {.list = {.fn = fn, .user = user}, .limit = limit, .more = more};
+	return store_exec(s, sql, p, np, latest_row, &c, NULL);
 }

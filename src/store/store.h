@@ -43,7 +43,7 @@ void store_close(store *s);
 store_backend store_get_backend(const store *s);
 /* Schema version after migrations, and the newest this build knows. */
 int store_schema_version(store *s, int *version) PQ_MUST_CHECK;
-#define STORE_SCHEMA_VERSION 13
+#define STORE_SCHEMA_VERSION 14
 /* A cheap round trip ("SELECT 1"), for health checks. */
 int store_ping(store *s) PQ_MUST_CHECK;
 
@@ -156,8 +156,20 @@ typedef struct {
 int store_vehicle_list(store *s, const store_vehicle_filter *f, const store_page *pg,
                        int (*fn)(const store_vehicle *v, void *user), void *user,
                        int64_t *total) PQ_MUST_CHECK;
+/* Presence held by an MQTT session (a wake-up, the LWT): online until the session says
+ * otherwise, no expiry. */
 int store_vehicle_set_online(store *s, const char *vin, bool online, int64_t when_ms,
                              int64_t boot_seq) PQ_MUST_CHECK;
+/* A vehicle polling over REST was seen at when_ms: online, and until until_ms unless an
+ * MQTT session holds its presence (then it stays without expiry). PQ_ERR_NOTFOUND if
+ * unknown. */
+int store_vehicle_set_polled(store *s, const char *vin, int64_t when_ms,
+                             int64_t until_ms) PQ_MUST_CHECK;
+/* Marks offline the vehicles online by polling whose until_ms is before now_ms; *n (may be
+ * NULL) how many. */
+int store_vehicle_expire_polled(store *s, int64_t now_ms, int64_t *n) PQ_MUST_CHECK;
+/* How many vehicles are online. */
+int store_vehicle_count_online(store *s, int64_t *n) PQ_MUST_CHECK;
 /* Stores the VCI report and upserts each ECU in it (in one transaction), recording a
  * history row for every changed version. The report is
  * {"ecus":[{"ecu_id":"ECU_011","hardware_id":"..","zone":1,"serial":"..","bank":"A",
@@ -255,6 +267,15 @@ typedef struct {
 int store_release_search(store *s, const store_release_filter *f, const store_page *pg,
                          int (*fn)(const store_release *r, void *user), void *user,
                          int64_t *total) PQ_MUST_CHECK;
+/* The newest release (highest semantic version, by its release counter; of equal ones the
+ * newest created) of each (hardware id, ECU id, software type), filtered by f's hardware_id
+ * and ecu_id (f->q must be empty; f NULL: all), ordered by those keys, at most limit
+ * (1..STORE_LATEST_MAX) of them; *more when there are others. Releases whose version is not
+ * a semantic version are not compared. One query, whatever the number of releases. */
+#define STORE_LATEST_MAX 10000
+int store_release_latest(store *s, const store_release_filter *f, int limit,
+                         int (*fn)(const store_release *r, void *user), void *user,
+                         bool *more) PQ_MUST_CHECK;
 /* PQ_ERR_EXISTS when a campaign still references the release. */
 int store_release_delete(store *s, const char *id) PQ_MUST_CHECK;
 /* The release with these four keys (its unique key); PQ_ERR_NOTFOUND when none. */

@@ -112,6 +112,11 @@ int store__count_rows(store *s, const char *from_where, const store_val *p, int 
                       int64_t *total) PQ_MUST_CHECK;
 /* Whether the COUNT(*) query sql finds at least one row. */
 int store__exists(store *s, const char *sql, const store_val *p, int np, bool *found) PQ_MUST_CHECK;
+/* A release's version_counter column (releases.c): semver_counter of its version, -1
+ * when that is no semantic version it can count. */
+int64_t store__version_counter(const char *version);
+/* Schema step 14 (releases.c): sets version_counter of every release. */
+int store__release_counters_fill(store *s) PQ_MUST_CHECK;
 /* PQ_ERR_NOTFOUND ("vehicle ... is not registered") unless vin is registered (vehicles.c). */
 int store__vehicle_exists(store *s, const char *vin) PQ_MUST_CHECK;
 

@@ -279,26 +279,66 @@ int store_vehicle_list(store *s, const store_vehicle_filter *f, const store_page
 	return store_exec(s, sql, w.p, w.np, vehicle_list_row, &c, NULL);
 }
 
-int store_vehicle_set_online(store *s, const char *vin, bool online, int64_t when_ms,
-                             int64_t boot_seq)
+/* The presence UPDATE sql (p: its parameters) of vin seen at when_ms, both checked first;
+ * PQ_ERR_NOTFOUND when vin is not registered. */
+static int presence_update(store *s, const char *vin, int64_t when_ms, const char *sql,
+                           const store_val *p, int np)
 {
 	int64_t changes = 0;
-	if (!s)
-		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_set_online: no store");
 	int rc = store__check_vin(vin);
-	if (rc != PQ_OK)
-		return rc;
-	rc = store__check_time(when_ms, "last seen");
-	if (rc != PQ_OK)
-		return rc;
-	store_val p[] = {SV_INT(online ? 1 : 0), SV_INT(when_ms), SV_INT(boot_seq), SV_TEXT(vin)};
-	rc = store_exec(s,
-	                "UPDATE vehicles SET online = ?, last_seen_ms = ?, boot_seq = ?"
-	                " WHERE vin = ?",
-	                p, 4, NULL, NULL, &changes);
+	if (rc == PQ_OK)
+		rc = store__check_time(when_ms, "last seen");
+	if (rc == PQ_OK)
+		rc = store_exec(s, sql, p, np, NULL, NULL, &changes);
 	if (rc == PQ_OK && changes == 0)
 		rc = pq_err_set(PQ_ERR_NOTFOUND, "vehicle %s is not registered", vin);
 	return rc;
+}
+
+int store_vehicle_set_online(store *s, const char *vin, bool online, int64_t when_ms,
+                             int64_t boot_seq)
+{
+	if (!s)
+		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_set_online: no store");
+	store_val p[] = {SV_INT(online ? 1 : 0), SV_INT(when_ms), SV_INT(boot_seq), SV_TEXT(vin)};
+	return presence_update(s, vin, when_ms,
+	                       "UPDATE vehicles SET online = ?, last_seen_ms = ?, boot_seq = ?,"
+	                       " online_until_ms = 0 WHERE vin = ?",
+	                       p, 4);
+}
+
+int store_vehicle_set_polled(store *s, const char *vin, int64_t when_ms, int64_t until_ms)
+{
+	if (!s)
+		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_set_polled: no store");
+	if (until_ms <= when_ms)
+		return pq_err_set(PQ_ERR_INVAL, "presence must last beyond %lld",
+		                  (long long)when_ms);
+	/* SET reads the row as it was: an MQTT session's presence (online, no expiry) stays */
+	store_val p[] = {SV_INT(until_ms), SV_INT(when_ms), SV_TEXT(vin)};
+	return presence_update(s, vin, when_ms,
+	                       "UPDATE vehicles SET online_until_ms = CASE WHEN online = 1 AND"
+	                       " online_until_ms = 0 THEN 0 ELSE ? END, online = 1,"
+	                       " last_seen_ms = ? WHERE vin = ?",
+	                       p, 3);
+}
+
+int store_vehicle_expire_polled(store *s, int64_t now_ms, int64_t *n)
+{
+	if (!s)
+		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_expire_polled: no store");
+	store_val p[] = {SV_INT(now_ms)};
+	return store_exec(s,
+	                  "UPDATE vehicles SET online = 0, online_until_ms = 0"
+	                  " WHERE online_until_ms > 0 AND online_until_ms < ?",
+	                  p, 1, NULL, NULL, n);
+}
+
+int store_vehicle_count_online(store *s, int64_t *n)
+{
+	if (!s || !n)
+		return pq_err_set(PQ_ERR_INVAL, "store_vehicle_count_online: bad arguments");
+	return store__count_rows(s, "vehicles WHERE online = 1", NULL, 0, n);
 }
 
 int store_vehicle_delete(store *s, const char *vin)

@@ -22,7 +22,8 @@ V1=TELEMETRYVEHICLE1
 V2=TELEMETRYVEHICLE2
 make_pki $V1 $V2
 start_broker
-write_server_conf s1 "telemetry.history = 5" "telemetry.min_interval = 0s"
+# metrics.cache = 0s: each scrape reads the fleet gauges, so a new sample shows at once
+write_server_conf s1 "telemetry.history = 5" "telemetry.min_interval = 0s" "metrics.cache = 0s"
 start_server s1
 B=$BASE_s1
 make_key s1

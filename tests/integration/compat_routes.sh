@@ -16,7 +16,8 @@
 #  7. a second server without a broker: a vehicle that only polls is offered its campaign and
 #     gets the metadata; 1,000 vehicles x 100 ECUs (100,000 rows): every ECU of one id in
 #     keyset pages, a deep page as fast as the first (times printed; bound 1 s);
-#  8. a third with a burst of 3: an alias and its native route share the client's bucket.
+#  8. a third with a burst of 3: an alias and its native route share the client's bucket, and
+#     unknown paths and wrong methods take tokens (rate limit before the route: 2.4).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/campaign_lib.bash"
 . "$(dirname "$0")/agent_lib.bash"
@@ -167,12 +168,30 @@ offered() { is veh:$V1 GET "$B/api/v1/ota/check" 200 && jtrue "$WORK/r.json" "d[
 check "$V1's check: the campaign is offered (the check is its wake-up)" wait_for 20 offered
 check "...campaign $C1 notified, target ECU_011 1.1.0 with its package, no metadata before acceptance" jtrue "$WORK/r.json" \
 	"d['campaign']['id'] == '$C1' and d['campaign']['state'] == 'notified' and [t['ecu_id'] for t in d['targets']] == ['ECU_011'] and d['targets'][0]['to_version'] == '1.1.0' and d['metadata'] is None"
-sha1=$(jget targets.0.sha256 <"$WORK/r.json")
+check "...sha256 and size are what download_url serves (the encrypted copy), package_sha256 the package" jtrue "$WORK/r.json" \
+	"(t := d['targets'][0]) and t['encryption']['sha256'] == t['sha256'] and t['encryption']['length'] == t['size'] and t['package_sha256'] != t['sha256'] and t['package_size'] > 0 and t['download_url'] == '/api/v1/ota/package/' + t['sha256'] and t['encryption']['scheme'] == 'aes-256-gcm-chunked+hybrid-wrap-v1'"
+sha1=$(jget targets.0.package_sha256 <"$WORK/r.json")
 check "...the deployment moved to notified in the engine" dep_is "$B" "$C1" $V1 notified
 offered2() { is veh:$V2 GET "$B/api/v1/ota/check" 200 && jtrue "$WORK/r.json" "d['update_available']"; }
 check "$V2's check: its own campaign only" wait_for 20 offered2
 check "...$C2, ECU_021" jtrue "$WORK/r.json" \
 	"d['campaign']['id'] == '$C2' and [t['ecu_id'] for t in d['targets']] == ['ECU_021']"
+
+# a package id that is not in the caller's update makes nothing: with the encrypted copies
+# gone (as before any vehicle needed them), a bogus id, another vehicle's package and a
+# malformed id are 404 and leave no new package key and no new file
+DB1="$WORK/data-s1/pqota.db"
+sql() { python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=10)
+r = c.execute(sys.argv[2]).fetchall(); c.commit(); print(" ".join(str(x[0]) for x in r))' "$DB1" "$1"; }
+for f in $(sql "SELECT enc_sha256 FROM package_keys"); do rm -f "$WORK/data-s1/files/$f"; done
+sql "DELETE FROM package_keys" >/dev/null
+files0=$(ls "$WORK/data-s1/files" | wc -l)
+check "GET /api/v1/ota/package/{a bogus id}: 404" is veh:$V1 GET "$B/api/v1/ota/package/$(printf '%064d' 7)" 404 not_found
+check "...$V2 asking for $V1's package: 404" is veh:$V2 GET "$B/api/v1/ota/package/$sha1" 404 not_found
+check "...an id that is no SHA-256: 404" is veh:$V1 GET "$B/api/v1/ota/package/pqota.db" 404
+check "...no package key made ($(sql 'SELECT COUNT(*) FROM package_keys'))" test "$(sql 'SELECT COUNT(*) FROM package_keys')" = 0
+check "...no file made ($(ls "$WORK/data-s1/files" | wc -l) files, $files0 before)" test "$(ls "$WORK/data-s1/files" | wc -l)" = "$files0"
 
 check "POST /api/v1/ota/status with an API key: 403" is "$OPKEY" POST "$B/api/v1/ota/status" 403
 code=$(st veh:$V1 POST "$B/api/v1/ota/status" -d '{"campaign_id":"'"$C1"'","status":"flying"}')
@@ -200,6 +219,8 @@ check "...the same report again: 200, duplicate" jtrue "$WORK/r.json" "d['duplic
 check "the check now carries the metadata" is veh:$V1 GET "$B/api/v1/ota/check" 200
 check "...signed director targets naming ECU_011's image, repositories, the encrypted package" jtrue "$WORK/r.json" \
 	"d['campaign']['state'] == 'accepted' and d['metadata']['director_targets']['signatures'] and d['metadata']['director_repository'].endswith('/uptane/director/$V1/') and d['metadata']['images'][0]['ecu_id'] == 'ECU_011' and d['metadata']['images'][0]['encryption']['sha256']"
+check "...its targets name the file the metadata's URL serves: the same encrypted copy, length, package" jtrue "$WORK/r.json" \
+	"(t := d['targets'][0]) and (im := d['metadata']['images'][0]) and (t['sha256'], t['size'], t['package_sha256'], t['package_size']) == (im['encryption']['sha256'], im['encryption']['length'], im['sha256'], im['length']) and t['encryption']['scheme'] == im['encryption']['scheme']"
 enc=$(jget metadata.images.0.encryption.sha256 <"$WORK/r.json")
 enclen=$(jget metadata.images.0.encryption.length <"$WORK/r.json")
 dv=$(jget metadata.director_version <"$WORK/r.json")
@@ -211,8 +232,8 @@ vget $V1 "/uptane/director/$V1/targets.json" "$WORK/dt2.json"
 check "...and the stored director targets are still version $dv, byte for byte" cmp -s "$WORK/dt.json" "$WORK/dt2.json"
 
 check "GET /api/v1/ota/package: $V1's package" is veh:$V1 GET "$B/api/v1/ota/package" 200
-check "...one item, ECU_011's, with its download URL" jtrue "$WORK/r.json" \
-	"d['campaign_id'] == '$C1' and [i['sha256'] for i in d['items']] == ['$sha1'] and d['items'][0]['download_url'] == '/api/v1/ota/package/$sha1'"
+check "...one item, ECU_011's, as the check lists it: the encrypted copy its download URL serves" jtrue "$WORK/r.json" \
+	"d['campaign_id'] == '$C1' and [(i['sha256'], i['size'], i['package_sha256']) for i in d['items']] == [('$enc', $enclen, '$sha1')] and d['items'][0]['download_url'] == '/api/v1/ota/package/$enc'"
 code=$(on35 curl -sS -o "$WORK/pkg.bin" -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
 	--cert "$PKI/vehicles/$V1/client.crt" --key "$PKI/vehicles/$V1/client.key" "$B/api/v1/ota/package/$sha1")
 check "GET /api/v1/ota/package/{sha256}: 200 (got $code)" test "$code" = 200
@@ -328,14 +349,18 @@ sed -i '/^mqtt\.broker/d' "$WORK/s3.conf"
 start_server s3
 B=$BASE_s3
 VIEWKEY=$("$PQOTA" server --config "$WORK/s3.conf" apikey create --role viewer --name view 2>/dev/null)
-# five requests on one connection (a refill of one token a second cannot come between them
-# the way it could between five TLS handshakes on a loaded machine): three on the alias take
-# the burst, then the native route and the alias are both refused
+# requests on one connection (a refill of one token a second cannot come between them the
+# way it could between TLS handshakes on a loaded machine): an unknown path (404) and a wrong
+# method (405) take tokens too (docs/api.md 2.4: the rate limit comes before the route), the
+# alias takes the last one, then the native route, the alias, the unknown path and the wrong
+# method are all refused: the same bucket, and scanning is throttled
 codes=$(on35 curl -sS --curves X25519MLKEM768 --cacert "$CA" -H "Authorization: Bearer $VIEWKEY" \
-	-w '%{http_code} ' -o /dev/null "$B/api/vehicles" -o /dev/null "$B/api/vehicles" \
-	-o /dev/null "$B/api/vehicles" -o /dev/null "$B/api/v1/vehicles" -o /dev/null "$B/api/vehicles")
+	-w '%{http_code} ' -o /dev/null "$B/api/no-such-route" -o /dev/null "$B/api/v1/ota/status" \
+	-o /dev/null "$B/api/vehicles" -o /dev/null "$B/api/v1/vehicles" -o /dev/null "$B/api/vehicles" \
+	-o /dev/null "$B/api/no-such-route" -o /dev/null "$B/api/v1/ota/status")
 set -- $codes
-check "three requests on /api/vehicles: the burst ($1 $2 $3)" test "$1 $2 $3" = "200 200 200"
+check "an unknown path, a wrong method, the alias: the burst ($1 $2 $3)" test "$1 $2 $3" = "404 405 200"
 check "...then the native /api/v1/vehicles is 429: the same bucket (got $4)" test "$4" = 429
 check "...and the alias too (got $5)" test "$5" = 429
+check "...and the unknown path and the wrong method: 429, not 404/405 (got $6 $7)" test "$6 $7" = "429 429"
 finish

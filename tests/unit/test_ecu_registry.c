@@ -1,7 +1,10 @@
-/* test_ecu_registry.c: the fleet-wide ECU registry (store/ecu_registry.h) against SQLite or
- * PostgreSQL ($PQOTA_TEST_STORE, as test_store): the (VIN, ECU id) order, keyset pages that
- * neither repeat nor skip, each filter and their combination, the versions count, and the
- * refusals of bad input. */
+/* test_ecu_registry.c: the store queries of the compatibility layer (docs/api.md 17) against
+ * SQLite or PostgreSQL ($PQOTA_TEST_STORE, as test_store): the fleet-wide ECU registry
+ * (store/ecu_registry.h: the (VIN, ECU id) order, keyset pages that neither repeat nor skip,
+ * each filter and their combination, the versions count, the refusals of bad input), the
+ * newest release of each key (store_release_latest: semantic order, not text or creation
+ * order, one row per key, filters, the limit), and the presence of vehicles that poll
+ * (store_vehicle_set_polled: it expires, an MQTT session's does not). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -185,6 +188,126 @@ static void test_refusals(void **state)
 	assert_string_equal(r.buf, "");
 }
 
+/* ---- the newest release of each key ----------------------------------------------------- */
+
+static void add_release(store *s, const char *id, const char *hw, const char *ecu,
+                        const char *version, int64_t created)
+{
+	store_release r;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.title, sizeof(r.title), "%s", id);
+	snprintf(r.version, sizeof(r.version), "%s", version);
+	snprintf(r.hardware_id, sizeof(r.hardware_id), "%s", hw);
+	snprintf(r.software_type, sizeof(r.software_type), "APP");
+	snprintf(r.ecu_id, sizeof(r.ecu_id), "%s", ecu);
+	snprintf(r.file_sha256, sizeof(r.file_sha256), "%064llx", (unsigned long long)created);
+	r.file_size = 100;
+	snprintf(r.image_sha256, sizeof(r.image_sha256), "%064llx", (unsigned long long)created);
+	r.created_ms = T0 + created;
+	assert_ok(store_release_insert(s, &r));
+}
+
+static int latest_cb(const store_release *r, void *user)
+{
+	char *buf = user;
+	size_t n = strlen(buf);
+	snprintf(buf + n, 512 - n, "%s%s", n ? "," : "", r->id);
+	return PQ_OK;
+}
+
+/* The ids store_release_latest answers under (hw, ecu) and limit, and whether there are more. */
+static void latest(store *s, const char *hw, const char *ecu, int limit, char *buf, bool *more)
+{
+	store_release_filter f = {.hardware_id = hw, .ecu_id = ecu};
+	buf[0] = '\0';
+	assert_ok(store_release_latest(s, &f, limit, latest_cb, buf, more));
+}
+
+/* H1/E1: 1.9.0, 1.10.0 (the newest by version, created before 1.9.0), 1.10.0-rc.1 (created
+ * last), a version that is no semantic version (created last of all); H1/E2: 2.0.0; H2/E1:
+ * 0.1.0 only. */
+static void test_release_latest(void **state)
+{
+	sf_fixture *f = *state;
+	char buf[512];
+	bool more = true;
+	add_release(f->s, "r-1.10.0", "H1", "E1", "1.10.0", 1);
+	add_release(f->s, "r-1.9.0", "H1", "E1", "1.9.0", 2);
+	add_release(f->s, "r-rc", "H1", "E1", "1.10.0-rc.1", 3);
+	add_release(f->s, "r-text", "H1", "E1", "nightly", 4);
+	add_release(f->s, "r-e2", "H1", "E2", "2.0.0", 5);
+	add_release(f->s, "r-h2", "H2", "E1", "0.1.0", 6);
+	latest(f->s, NULL, NULL, 100, buf, &more);
+	assert_string_equal(buf, "r-1.10.0,r-e2,r-h2"); /* by key; 1.10.0 > 1.9.0 > its rc */
+	assert_false(more);
+	latest(f->s, "H1", NULL, 100, buf, &more);
+	assert_string_equal(buf, "r-1.10.0,r-e2");
+	latest(f->s, NULL, "E1", 100, buf, &more);
+	assert_string_equal(buf, "r-1.10.0,r-h2");
+	latest(f->s, "H1", "E2", 100, buf, &more);
+	assert_string_equal(buf, "r-e2");
+	latest(f->s, "H3", NULL, 100, buf, &more);
+	assert_string_equal(buf, "");
+	latest(f->s, NULL, NULL, 2, buf, &more); /* the limit: the first two keys, more */
+	assert_string_equal(buf, "r-1.10.0,r-e2");
+	assert_true(more);
+	/* of two releases of one version, the newest created: 3.0.0-a and 3.0.0-b share a count */
+	add_release(f->s, "r-3a", "H2", "E1", "3.0.0-a", 7);
+	add_release(f->s, "r-3b", "H2", "E1", "3.0.0-b", 8);
+	latest(f->s, "H2", NULL, 100, buf, &more);
+	assert_string_equal(buf, "r-3b");
+	store_release_filter q = {.q = "x"};
+	assert_int_equal(store_release_latest(f->s, &q, 10, latest_cb, buf, &more), PQ_ERR_INVAL);
+	assert_int_equal(store_release_latest(f->s, NULL, 0, latest_cb, buf, &more), PQ_ERR_INVAL);
+	assert_int_equal(
+	    store_release_latest(f->s, NULL, STORE_LATEST_MAX + 1, latest_cb, buf, &more),
+	    PQ_ERR_INVAL);
+	pq_err_clear();
+}
+
+/* ---- the presence of polling vehicles --------------------------------------------------- */
+
+static bool online(store *s, const char *vin)
+{
+	store_vehicle v = {0};
+	assert_ok(store_vehicle_get(s, vin, &v));
+	bool on = v.online;
+	store_vehicle_clear(&v);
+	return on;
+}
+
+static void test_polled_presence(void **state)
+{
+	sf_fixture *f = *state;
+	int64_t n = -1, count = -1;
+	add_vehicle(f->s, "POLL");
+	add_vehicle(f->s, "MQTT");
+	assert_ok(store_vehicle_set_polled(f->s, "POLL", T0, T0 + 180000));
+	assert_ok(store_vehicle_set_online(f->s, "MQTT", true, T0, 1));
+	assert_ok(store_vehicle_set_polled(f->s, "MQTT", T0 + 1, T0 + 180001)); /* polls too */
+	assert_true(online(f->s, "POLL") && online(f->s, "MQTT"));
+	assert_ok(store_vehicle_count_online(f->s, &count));
+	assert_int_equal(count, 2);
+	assert_ok(store_vehicle_expire_polled(f->s, T0 + 180000, &n)); /* not before its end */
+	assert_int_equal(n, 0);
+	assert_ok(store_vehicle_expire_polled(f->s, T0 + 180001, &n));
+	assert_int_equal(n, 1); /* POLL; MQTT's presence is its session's */
+	assert_false(online(f->s, "POLL"));
+	assert_true(online(f->s, "MQTT"));
+	assert_ok(store_vehicle_count_online(f->s, &count));
+	assert_int_equal(count, 1);
+	/* a check after the last will: the polled presence, which expires */
+	assert_ok(store_vehicle_set_online(f->s, "MQTT", false, T0 + 2, 1));
+	assert_ok(store_vehicle_set_polled(f->s, "MQTT", T0 + 3, T0 + 10));
+	assert_ok(store_vehicle_expire_polled(f->s, T0 + 11, &n));
+	assert_int_equal(n, 1);
+	assert_false(online(f->s, "MQTT"));
+	assert_int_equal(store_vehicle_set_polled(f->s, "NOSUCH", T0, T0 + 1), PQ_ERR_NOTFOUND);
+	assert_int_equal(store_vehicle_set_polled(f->s, "POLL", T0, T0), PQ_ERR_INVAL);
+	pq_err_clear();
+}
+
 int main(void)
 {
 	if (!sf_init("ecu_registry", 20000, PQ_LOG_WARN))
@@ -194,6 +317,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_filters, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_versions, sf_setup, sf_teardown),
 	    cmocka_unit_test_setup_teardown(test_refusals, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_release_latest, sf_setup, sf_teardown),
+	    cmocka_unit_test_setup_teardown(test_polled_presence, sf_setup, sf_teardown),
 	};
 	return cmocka_run_group_tests_name(sf_group_name(), tests, sf_group_setup,
 	                                   sf_group_teardown);

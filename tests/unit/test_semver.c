@@ -66,12 +66,31 @@ static void test_rejects(void **state)
 	assert_int_equal(v.major, 1);
 }
 
+/* The release counter orders as the versions do, to pre-release granularity. */
+static void test_counter(void **state)
+{
+	(void)state;
+	int64_t a = 0, b = 0;
+	assert_int_equal(semver_counter("1.10.0", &a), PQ_OK);
+	assert_int_equal(a, 1000000000000LL + 10000000LL);
+	assert_int_equal(semver_counter("1.9.1000000", &b), PQ_ERR_RANGE);
+	assert_int_equal(semver_counter("1.9.999999", &b), PQ_OK);
+	assert_true(a > b);
+	assert_int_equal(semver_counter("1.10.0-rc.1", &b), PQ_OK);
+	assert_int_equal(b, a - 1);
+	assert_int_equal(semver_counter("0.0.0-rc.1", &b), PQ_OK);
+	assert_int_equal(b, 0);
+	assert_int_equal(semver_counter("nightly", &b), PQ_ERR_INVAL);
+	pq_err_clear();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_original_cases),
 	    cmocka_unit_test(test_precedence_chain),
 	    cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_counter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1432,6 +1432,12 @@ static void test_bundles(void **state)
 	assert_int_equal(count_table(f->s, "bundles"), 2);
 }
 
+static int newest_cb(const store_release *r, void *user)
+{
+	snprintf(user, STORE_ID_MAX + 1, "%s", r->id);
+	return PQ_OK;
+}
+
 /* Schema step 8 moves a release's single delta (the v7 columns) into release_deltas as a
  * ready delta, its base release found by hardware, type and version. */
 static void test_migrate_deltas(void **state)
@@ -1457,6 +1463,10 @@ static void test_migrate_deltas(void **state)
 	    "DROP INDEX ecus_registry_version",
 	    "DROP TABLE readiness_checks", /* v12 */
 	    "DROP TABLE bundles",          /* v13 */
+	    "DROP INDEX vehicles_polled",  /* v14 */
+	    "ALTER TABLE vehicles DROP COLUMN online_until_ms",
+	    "DROP INDEX releases_latest",
+	    "ALTER TABLE releases DROP COLUMN version_counter",
 	    "DELETE FROM schema_version WHERE version >= 8",
 	};
 	store_release base = mk_release("rel-base", "HW-1-011", "1.0.0", 100);
@@ -1491,6 +1501,12 @@ static void test_migrate_deltas(void **state)
 	assert_string_equal(d.base_release_id, "rel-base");
 	assert_string_equal(d.source, "uploaded");
 	assert_int_equal(d.created_ms, 200);
+	/* step 13 counted the versions of the releases that were there: 1.2.0 is the newest */
+	bool more = true;
+	store_release_filter hw = {.hardware_id = "HW-1-011"};
+	char newest[STORE_ID_MAX + 1] = "";
+	must(store_release_latest(f->s, &hw, 10, newest_cb, newest, &more), "latest");
+	assert_string_equal(newest, "rel-lone");
 	assert_int_equal(count_table(f->s, "release_deltas"), 1);
 	bool known = false;
 	must(store_file_known(f->s, dsha, &known), "known");
