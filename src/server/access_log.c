@@ -31,9 +31,12 @@ static const char *method_name(int m)
 	}
 }
 
-/* The peer's address (from the connection), "-" when unknown. */
+/* The client's address: the one the proxy forwarded, else the connection's peer; "-" when
+ * unknown. */
 static const char *peer(const srv_ctx *c)
 {
+	if (c->proxied)
+		return c->forwarded[0] ? c->forwarded : "-";
 	struct evhttp_connection *conn = c->req ? evhttp_request_get_connection(c->req) : NULL;
 	char *addr = NULL;
 	ev_uint16_t port = 0;

@@ -28,10 +28,10 @@
 #include "core/text.h"
 #include "server/server_int.h"
 
-#define SECRET_MIN     32
-#define SECRET_MAX     256
+#define SECRET_MIN      32
+#define SECRET_MAX      256
 #define CERT_HEADER_MAX (16 * 1024)
-#define UNIX_PREFIX    "unix:"
+#define UNIX_PREFIX     "unix:"
 
 /* ---- the listener ---------------------------------------------------------------------- */
 
@@ -69,7 +69,8 @@ static int bind_loopback(const char *hostport, int *out)
 	                *ai = NULL;
 	if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host) ||
 	    strlen(colon + 1) >= sizeof(port))
-		return pq_err_set(PQ_ERR_INVAL, "proxy.listen '%s': unix:PATH or HOST:PORT", hostport);
+		return pq_err_set(PQ_ERR_INVAL, "proxy.listen '%s': unix:PATH or HOST:PORT",
+		                  hostport);
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
 	snprintf(port, sizeof(port), "%s", colon + 1);
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
@@ -201,12 +202,48 @@ static X509 *parse_cert(const char *h)
 			BIO_free(b);
 		}
 	} else {
-		int n = EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)h, (int)strlen(h));
+		int n =
+		    EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)h, (int)strlen(h));
 		const unsigned char *p = (const unsigned char *)buf;
 		x = n > 0 ? d2i_X509(NULL, &p, n) : NULL;
 	}
 	free(buf);
 	return x;
+}
+
+/* The TLS group the proxy names: an OpenSSL group name as is, or a TLS code point in hex
+ * (nginx's $ssl_curve for groups it has no name for, "0x11ec") as its name; NULL when it is
+ * neither. */
+static const char *group_name(const char *g)
+{
+	static const struct {
+		unsigned id;
+		const char *name;
+	} named[] = {{0x11ec, "X25519MLKEM768"},
+	             {0x11eb, "SecP256r1MLKEM768"},
+	             {0x11ed, "SecP384r1MLKEM1024"},
+	             {0x0200, "MLKEM512"},
+	             {0x0201, "MLKEM768"},
+	             {0x0202, "MLKEM1024"},
+	             {0x001d, "X25519"},
+	             {0x001e, "X448"},
+	             {0x0017, "secp256r1"},
+	             {0x0018, "secp384r1"},
+	             {0x0019, "secp521r1"}};
+	size_t n = g ? strlen(g) : 0;
+	if (n == 0 || n > 64)
+		return NULL;
+	if (strncmp(g, "0x", 2) == 0) {
+		char *end = NULL;
+		unsigned long id = strtoul(g + 2, &end, 16);
+		for (size_t i = 0; end && !*end && i < sizeof(named) / sizeof(named[0]); i++)
+			if (named[i].id == id)
+				return named[i].name;
+		return NULL;
+	}
+	return strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n
+	           ? g
+	           : NULL;
 }
 
 /* Whether x chains to the CA and may authenticate a client, now. */
@@ -234,12 +271,12 @@ int srv__proxy_request(srv_ctx *c, X509 **cert)
 		return pq_err_set(PQ_ERR_VERIFY, "the proxy listener serves the proxy only "
 		                                 "(X-Pqota-Proxy-Secret)");
 	unsigned char addr[sizeof(struct in6_addr)];
-	if (fwd && strlen(fwd) < 64 &&
-	    (inet_pton(AF_INET, fwd, addr) == 1 || inet_pton(AF_INET6, fwd, addr) == 1))
+	if (fwd && strlen(fwd) < sizeof(c->forwarded) &&
+	    (inet_pton(AF_INET, fwd, addr) == 1 || inet_pton(AF_INET6, fwd, addr) == 1)) {
+		snprintf(c->forwarded, sizeof(c->forwarded), "%s", fwd);
 		snprintf(c->client, sizeof(c->client), "ip:%s", fwd);
-	if (group && strlen(group) <= 64 && strspn(group, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
-	                                                  "nopqrstuvwxyz0123456789_-") == strlen(group))
-		c->tls_group = group;
+	}
+	c->tls_group = group_name(group);
 	if (!pem || !*pem || strlen(pem) > CERT_HEADER_MAX)
 		return PQ_OK;
 	X509 *x = parse_cert(pem);

@@ -118,13 +118,12 @@ static bool cert_registered(srv_ctx *c, const char fp[65])
 
 /* A CA-issued certificate is a vehicle only if its CN is a VIN (not the server's or the
  * broker's identity) and it is the certificate registered for that VIN. */
-static bool peer_is_vehicle(srv_ctx *c, SSL *ssl)
+static bool peer_is_vehicle(srv_ctx *c, X509 *peer)
 {
 	uint8_t d[32];
 	char fp[65];
 	unsigned char *der = NULL;
-	X509 *peer = SSL_get0_peer_certificate(ssl);
-	int n = peer ? i2d_X509(peer, &der) : -1;
+	int n = i2d_X509(peer, &der);
 	bool ok = n > 0 && pq_vin_check(c->vin) == PQ_OK &&
 	          pq_hash(PQ_HASH_SHA256, der, (size_t)n, d) == PQ_OK;
 	OPENSSL_free(der);
@@ -136,7 +135,24 @@ static bool peer_is_vehicle(srv_ctx *c, SSL *ssl)
 	return ok;
 }
 
-/* The vehicle identity (c->vin) from a verified client certificate; counts the TLS group. */
+/* The vehicle identity (c->vin) from a verified client certificate (NULL: none). */
+static void identify_cert(srv_ctx *c, X509 *peer)
+{
+	c->vin[0] = '\0';
+	if (!peer || tls_cert_cn(peer, c->vin, sizeof(c->vin)) != PQ_OK) {
+		c->vin[0] = '\0';
+		return;
+	}
+	snprintf(c->client, sizeof(c->client), "vehicle:%s", c->vin);
+	if (!peer_is_vehicle(c, peer)) {
+		c->vin[0] = '\0'; /* not a registered vehicle: no vehicle identity */
+		return;
+	}
+	snprintf(c->actor, sizeof(c->actor), "vehicle:%s", c->vin);
+}
+
+/* The vehicle identity from the handshake's verified client certificate; counts the TLS
+ * group. */
 static void identify_vehicle(srv_ctx *c, SSL *ssl)
 {
 	c->vin[0] = '\0';
@@ -144,17 +160,24 @@ static void identify_vehicle(srv_ctx *c, SSL *ssl)
 		return;
 	c->tls_group = SSL_get0_group_name(ssl);
 	srv__count_tls_group(c->s, c->tls_group);
-	if (!SSL_get0_peer_certificate(ssl) || SSL_get_verify_result(ssl) != X509_V_OK ||
-	    tls_peer_cn(ssl, c->vin, sizeof(c->vin)) != PQ_OK) {
-		c->vin[0] = '\0';
-		return;
-	}
-	snprintf(c->client, sizeof(c->client), "vehicle:%s", c->vin);
-	if (!peer_is_vehicle(c, ssl)) {
-		c->vin[0] = '\0'; /* not a registered vehicle: no vehicle identity */
-		return;
-	}
-	snprintf(c->actor, sizeof(c->actor), "vehicle:%s", c->vin);
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	identify_cert(c, peer && SSL_get_verify_result(ssl) == X509_V_OK ? peer : NULL);
+}
+
+/* A request of the proxy listener: the proxy's secret, then the forwarded client (address,
+ * certificate, group). PQ_ERR_VERIFY without the secret. */
+static int identify_proxied(srv_ctx *c)
+{
+	X509 *cert = NULL;
+	c->proxied = true;
+	int rc = srv__proxy_request(c, &cert);
+	if (rc != PQ_OK)
+		return rc;
+	if (c->tls_group)
+		srv__count_tls_group(c->s, c->tls_group);
+	identify_cert(c, cert);
+	X509_free(cert);
+	return PQ_OK;
 }
 
 /* The API key of X-API-Key or Authorization: Bearer, if any. PQ_ERR_VERIFY for a
@@ -197,7 +220,14 @@ static int identify(srv_ctx *c)
 		evhttp_connection_get_peer(conn, (char **)&host, &port);
 	snprintf(c->client, sizeof(c->client), "ip:%s", host ? host : "?");
 	snprintf(c->actor, sizeof(c->actor), "anonymous");
-	identify_vehicle(c, bev ? bufferevent_openssl_get_ssl(bev) : NULL);
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	if (!ssl && c->s->proxy_fd >= 0) { /* only the proxy listener is plain HTTP */
+		int rc = identify_proxied(c);
+		if (rc != PQ_OK)
+			return rc;
+	} else {
+		identify_vehicle(c, ssl);
+	}
 	return identify_key(c);
 }
 

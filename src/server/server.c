@@ -226,7 +226,8 @@ static int proxy_setup(srv *s, srv_worker *w)
 	w->proxy_bound = evhttp_accept_socket_with_handle(w->proxy_http, fd);
 	if (!w->proxy_bound) {
 		close(fd);
-		return pq_err_set(PQ_ERR_IO, "worker %d: accepting on the proxy listener", w->index);
+		return pq_err_set(PQ_ERR_IO, "worker %d: accepting on the proxy listener",
+		                  w->index);
 	}
 	return PQ_OK;
 }

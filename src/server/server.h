@@ -160,7 +160,8 @@ typedef struct {
 	int64_t start_ns;      /* monotonic, when the request reached the router */
 	const char *route;     /* the matched route's pattern (the access log), NULL: none */
 	const char *tls_group; /* the connection's negotiated key-exchange group, NULL: none */
-	bool proxied;          /* came through the proxy listener (client: the forwarded one) */
+	bool proxied;          /* came through the proxy listener */
+	char forwarded[48];    /* then the client's address the proxy forwarded ("" if none) */
 } srv_ctx;
 
 typedef void (*srv_handler)(srv_ctx *c);

@@ -131,7 +131,7 @@ struct srv {
 	char proxy_secret[256];
 	size_t proxy_secret_len;
 	X509_STORE *proxy_ca; /* forwarded client certificates chain to it */
-	rl_limiter *rl;             /* its rates changed in place by a reload (rl_set) */
+	rl_limiter *rl;       /* its rates changed in place by a reload (rl_set) */
 	atomic_bool access_log;
 	srv_metrics m;
 	struct ctl *ctl;       /* control plane: MQTT bridge, campaign engine */

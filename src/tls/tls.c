@@ -168,6 +168,11 @@ int tls_peer_cn(SSL *ssl, char *buf, size_t len)
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	if (!peer)
 		return pq_err_set(PQ_ERR_NOTFOUND, "the peer sent no certificate");
+	return tls_cert_cn(peer, buf, len);
+}
+
+int tls_cert_cn(X509 *peer, char *buf, size_t len)
+{
 	X509_NAME *n = X509_get_subject_name(peer);
 	int idx = X509_NAME_get_index_by_NID(n, NID_commonName, -1);
 	if (idx < 0)

@@ -16,6 +16,7 @@
 
 struct ssl_ctx_st;
 struct ssl_st;
+struct x509_st;
 
 typedef struct {
 	const pq_profile *profile; /* required */
@@ -69,6 +70,8 @@ void tls_conn_info(struct ssl_st *ssl, tls_info *info);
 
 /* The peer certificate's CN; PQ_ERR_NOTFOUND without a peer certificate. */
 int tls_peer_cn(struct ssl_st *ssl, char *buf, size_t len) PQ_MUST_CHECK;
+/* The same for a certificate (x509_st: X509). */
+int tls_cert_cn(struct x509_st *cert, char *buf, size_t len) PQ_MUST_CHECK;
 
 /* The reason an SSL call that returned `ret` failed: OpenSSL's error queue, else errno
  * ("timed out" for a socket timeout), else "connection closed by the peer". Clears the
