@@ -3,6 +3,8 @@
  * (ctl_get_stats). docs/operations.md lists what each metric means. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
@@ -34,6 +36,8 @@ void srv__metrics_start(srv *s)
 void srv__metrics_stop(srv *s)
 {
 	pthread_mutex_destroy(&s->m.fleet.lock);
+	free(s->m.routes);
+	s->m.routes = NULL;
 }
 
 void srv__count_request(srv *s)
@@ -75,6 +79,8 @@ void srv_count(srv_ctx *c, int status, uint64_t body_bytes)
 {
 	srv__count_status(c->s, status);
 	srv__count_bytes(c->s, body_bytes);
+	if (c->start_ns)
+		srv__observe_duration(c->s, c->route, pq_mono_ns() - c->start_ns);
 	if (atomic_load(&c->s->access_log))
 		srv__access_log(c, status, body_bytes);
 }
@@ -209,7 +215,8 @@ static void fleet_read(srv *s, store *db, srv_fleet_gauges *g)
 	                                           : TELE_LOW_BATTERY_DEFAULT;
 	g->reads++;
 	g->ok = db && store_telemetry_fleet(db, pq_real_ms() - fresh, low, &g->tele) == PQ_OK &&
-	        store_vehicle_count_online(db, &g->online) == PQ_OK;
+	        store_vehicle_count_online(db, &g->online) == PQ_OK &&
+	        store_rollout_counts(db, g->dep, g->cmp) == PQ_OK;
 	if (!g->ok)
 		pq_err_clear(); /* the store is down: /health says so; the counters still count */
 }
@@ -229,9 +236,28 @@ static bool fleet_gauges(srv *s, store *db, srv_fleet_gauges *out)
 	out->ok = g->ok;
 	out->tele = g->tele;
 	out->online = g->online;
+	memcpy(out->dep, g->dep, sizeof(out->dep));
+	memcpy(out->cmp, g->cmp, sizeof(out->cmp));
 	out->reads = g->reads;
 	pthread_mutex_unlock(&g->lock);
 	return out->ok;
+}
+
+/* Campaigns by state, and the deployments of the running and paused ones by state. */
+static void rollout_metrics(const srv_fleet_gauges *g, struct evbuffer *out)
+{
+	char label[64];
+	family(out, "pqota_campaigns", "gauge", "Campaigns by state.");
+	for (int i = 0; i < STORE_CMP_STATE_COUNT; i++) {
+		snprintf(label, sizeof(label), "state=\"%s\"", store_cmp_state_name(i));
+		sample(out, "pqota_campaigns", label, (uint64_t)g->cmp[i]);
+	}
+	family(out, "pqota_deployments", "gauge",
+	       "Deployments of the running and paused campaigns, by state.");
+	for (int i = 0; i < STORE_DEP_STATE_COUNT; i++) {
+		snprintf(label, sizeof(label), "state=\"%s\"", store_dep_state_name(i));
+		sample(out, "pqota_deployments", label, (uint64_t)g->dep[i]);
+	}
 }
 
 /* The fleet gauges: vehicles online, and those from each vehicle's latest telemetry. The
@@ -264,6 +290,7 @@ static void fleet_metrics(srv *s, store *db, struct evbuffer *out)
 	     (uint64_t)f->battery_low},
 	};
 	metrics(out, rows, COUNT(rows));
+	rollout_metrics(&g, out);
 	if (f->reporting == 0)
 		return;
 	metric mins[] = {
@@ -279,6 +306,7 @@ void srv_metrics_text(srv *s, store *db, struct evbuffer *out)
 {
 	ctl_stats st;
 	http_metrics(s, out);
+	srv__metrics_http_text(s, out);
 	if (ctl_get_stats(s->ctl, &st)) {
 		control_metrics(&st, out);
 		telemetry_counters(&st.tele, out);

@@ -401,6 +401,8 @@ int srv_new(const srv_options *o, srv **out)
 	 * control plane */
 	int rc = srv__routes_check();
 	if (rc == PQ_OK)
+		rc = srv__route_hists_new(s);
+	if (rc == PQ_OK)
 		rc = split_listen(s);
 	if (rc != PQ_OK)
 		goto fail;

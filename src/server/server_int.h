@@ -20,6 +20,7 @@
 #include "server/assets.h"
 #include "server/ratelimit.h"
 #include "server/server.h"
+#include "store/campaign.h"
 #include "store/telemetry.h"
 
 struct event;
@@ -77,14 +78,24 @@ typedef struct {
 	int64_t read_mono_ms; /* when (0: never) */
 	store_tele_fleet tele;
 	int64_t online;
-	uint64_t reads; /* reads from the store */
+	int64_t dep[STORE_DEP_STATE_COUNT]; /* deployments of running/paused campaigns */
+	int64_t cmp[STORE_CMP_STATE_COUNT]; /* campaigns by state */
+	uint64_t reads;                     /* reads from the store */
 } srv_fleet_gauges;
+
+/* Request durations of one route pattern (metrics_http.c): a Prometheus histogram. */
+#define SRV_DURATION_BUCKETS 13
+typedef struct {
+	atomic_uint_fast64_t bucket[SRV_DURATION_BUCKETS]; /* not cumulative; +Inf: count */
+	atomic_uint_fast64_t count, sum_us;
+} srv_route_hist;
 
 typedef struct {
 	atomic_uint_fast64_t requests, status[6], bytes_out, rate_limited, auth_failed;
 	atomic_uint_fast64_t group[SRV_TLS_GROUPS]; /* requests by negotiated TLS group */
 	int64_t started_mono_ms;
 	srv_fleet_gauges fleet;
+	srv_route_hist *routes; /* per route pattern, then one for requests matching none */
 } srv_metrics;
 
 /* ---- the server and its workers ------------------------------------------------------------ */
@@ -149,6 +160,12 @@ void srv__proxy_free(srv *s);
  * and c->tls_group from the forwarded headers and *cert the forwarded client certificate
  * once it verified against tls.ca (the caller frees it; NULL when there is none). */
 int srv__proxy_request(srv_ctx *c, X509 **cert) PQ_MUST_CHECK;
+
+/* metrics_http.c: the per-route histograms (allocated by srv__metrics_start); one request's
+ * duration; and the families of /metrics they, the build and the process give. */
+int srv__route_hists_new(srv *s) PQ_MUST_CHECK;
+void srv__observe_duration(srv *s, const char *route, int64_t ns);
+void srv__metrics_http_text(srv *s, struct evbuffer *out);
 
 /* access_log.c: the access log's line for c's response (status, body bytes). */
 void srv__access_log(const srv_ctx *c, int status, uint64_t body_bytes);

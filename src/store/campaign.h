@@ -175,6 +175,11 @@ int store_deployment_list_vin(store *s, const char *vin, bool open_only,
 int store_deployment_counts(store *s, const char *campaign_id,
                             int (*fn)(int phase, store_dep_state st, int64_t n, void *user),
                             void *user) PQ_MUST_CHECK;
+/* The fleet's rollouts: dep[state] the deployments of running and paused campaigns by
+ * state, cmp[state] the campaigns by state (both zeroed first). */
+int store_rollout_counts(store *s, int64_t dep[STORE_DEP_STATE_COUNT],
+                         int64_t cmp[STORE_CMP_STATE_COUNT]) PQ_MUST_CHECK;
+
 /* The targets of one deployment, ordered by ECU id. */
 int store_target_list(store *s, const char *campaign_id, const char *vin,
                       int (*fn)(const store_target *t, void *user), void *user) PQ_MUST_CHECK;

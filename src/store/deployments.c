@@ -335,6 +335,48 @@ int store_deployment_counts(store *s, const char *campaign_id,
 	                  p, 1, count_row, &c, NULL);
 }
 
+static int live_dep_row(const store_row *r, void *user)
+{
+	int64_t *dep = user, n = 0;
+	store_dep_state st;
+	int rc = store_dep_state_parse(store__col(r, 0), &st);
+	if (rc == PQ_OK)
+		rc = store__col_i64(r, 1, &n);
+	if (rc == PQ_OK)
+		dep[st] = n;
+	return rc;
+}
+
+static int cmp_state_row(const store_row *r, void *user)
+{
+	int64_t *cmp = user, n = 0;
+	store_cmp_state st;
+	int rc = store_cmp_state_parse(store__col(r, 0), &st);
+	if (rc == PQ_OK)
+		rc = store__col_i64(r, 1, &n);
+	if (rc == PQ_OK)
+		cmp[st] = n;
+	return rc;
+}
+
+int store_rollout_counts(store *s, int64_t dep[STORE_DEP_STATE_COUNT],
+                         int64_t cmp[STORE_CMP_STATE_COUNT])
+{
+	if (!s || !dep || !cmp)
+		return pq_err_set(PQ_ERR_INVAL, "store_rollout_counts: bad arguments");
+	memset(dep, 0, STORE_DEP_STATE_COUNT * sizeof(*dep));
+	memset(cmp, 0, STORE_CMP_STATE_COUNT * sizeof(*cmp));
+	int rc = store_exec(s,
+	                    "SELECT d.state, COUNT(*) FROM deployments d JOIN campaigns c ON"
+	                    " c.id = d.campaign_id WHERE c.state IN ('running', 'paused')"
+	                    " GROUP BY d.state",
+	                    NULL, 0, live_dep_row, dep, NULL);
+	if (rc == PQ_OK)
+		rc = store_exec(s, "SELECT state, COUNT(*) FROM campaigns GROUP BY state", NULL, 0,
+		                cmp_state_row, cmp, NULL);
+	return rc;
+}
+
 typedef struct {
 	int (*fn)(const store_target *t, void *user);
 	void *user;
