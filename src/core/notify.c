@@ -17,7 +17,8 @@ static int notify_addr(const char *name, struct sockaddr_un *addr, socklen_t *le
 	size_t n = strlen(name);
 	if (name[0] != '/' && name[0] != '@')
 		return pq_err_set(PQ_ERR_INVAL,
-		                  "NOTIFY_SOCKET '%.64s' is neither a path nor an abstract name", name);
+		                  "NOTIFY_SOCKET '%.64s' is neither a path nor an abstract name",
+		                  name);
 	if (n >= sizeof(addr->sun_path))
 		return pq_err_set(PQ_ERR_INVAL, "NOTIFY_SOCKET is too long (%zu bytes)", n);
 	memset(addr, 0, sizeof(*addr));
