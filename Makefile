@@ -35,6 +35,16 @@ PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix "$(PREFIX)"
 
+# the Debian package of the build tree (scripts/make-deb)
+deb: build
+	scripts/make-deb $(BUILD)
+
+# the package on a clean Debian 12 root (debootstrap, cached in ~/.cache/pqota; needs root
+# and Debian's mirror): tests/deb/install_deb.sh
+test-deb: deb
+	@scripts/bootstrap --quiet --with deb
+	tests/deb/install_deb.sh $(BUILD)/pqota_$$($(BUILD)/pqota version | sed -n 's/^pqota //p')_$$(dpkg --print-architecture).deb
+
 # the tests also need Chromium, node and npm (the console's browser tests, the PQC TLS check)
 test: build
 	@scripts/bootstrap --quiet --with browser
