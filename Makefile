@@ -43,7 +43,7 @@ deb: build
 # and Debian's mirror): tests/deb/install_deb.sh
 test-deb: deb
 	@scripts/bootstrap --quiet --with deb
-	tests/deb/install_deb.sh $(BUILD)/pqota_$$($(BUILD)/pqota version | sed -n 's/^pqota //p')_$$(dpkg --print-architecture).deb
+	PQOTA_BIN=$(abspath $(BUILD))/pqota tests/deb/install_deb.sh $(BUILD)/pqota_$$($(BUILD)/pqota version | sed -n 's/^pqota //p')_$$(dpkg --print-architecture).deb
 
 # the tests also need Chromium, node and npm (the console's browser tests, the PQC TLS check)
 test: build

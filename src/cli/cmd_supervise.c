@@ -129,7 +129,9 @@ static void read_notifications(sup *s)
 	} ctl;
 	for (;;) {
 		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
-		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+		struct msghdr m = {.msg_iov = &iov,
+		                   .msg_iovlen = 1,
+		                   .msg_control = &ctl,
 		                   .msg_controllen = sizeof(ctl)};
 		ssize_t n = recvmsg(s->notify_fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n < 0)
@@ -154,7 +156,8 @@ static void read_notifications(sup *s)
 				s->last_ping = pq_mono_ms();
 				pq_log(PQ_LOG_INFO, LOGC, "pid %ld is ready", (long)s->child);
 			} else if (strncmp(line, "STATUS=", 7) == 0) {
-				pq_log(PQ_LOG_INFO, LOGC, "pid %ld: %.200s", (long)s->child, line + 7);
+				pq_log(PQ_LOG_INFO, LOGC, "pid %ld: %.200s", (long)s->child,
+				       line + 7);
 			}
 		}
 	}
@@ -206,8 +209,9 @@ static int supervise(sup *s, int wake_rd)
 		int64_t now = pq_mono_ms();
 		if (s->child > 0 && s->ready && s->watchdog_ms > 0 &&
 		    now - s->last_ping > s->watchdog_ms) {
-			pq_log(PQ_LOG_ERROR, LOGC, "pid %ld sent no WATCHDOG=1 for %lld ms: killing it",
-			       (long)s->child, (long long)(now - s->last_ping));
+			pq_log(PQ_LOG_ERROR, LOGC,
+			       "pid %ld sent no WATCHDOG=1 for %lld ms: killing it", (long)s->child,
+			       (long long)(now - s->last_ping));
 			kill(s->child, SIGKILL);
 			s->ready = false;
 		}
@@ -251,8 +255,8 @@ static int parse_args(int argc, char **argv, sup *s)
 			usage(stdout);
 			return CLI_EXIT_OK;
 		}
-		if (c == '?' || cli_parse_long(optarg, c == 'l' ? 1 : 0, c == 'l' ? 64 : 3600, &v) !=
-		                    PQ_OK)
+		if (c == '?' ||
+		    cli_parse_long(optarg, c == 'l' ? 1 : 0, c == 'l' ? 64 : 3600, &v) != PQ_OK)
 			return c == '?' ? cli_usage_error("supervise", "bad option")
 			                : cli_usage_error("supervise", "--%s: %s",
 			                                  c == 'r'   ? "restart-sec"
@@ -267,7 +271,8 @@ static int parse_args(int argc, char **argv, sup *s)
 			s->start_limit = v;
 	}
 	if (optind >= argc)
-		return cli_usage_error("supervise", "no command given (pqota supervise -- CMD ...)");
+		return cli_usage_error("supervise",
+		                       "no command given (pqota supervise -- CMD ...)");
 	if (argc - optind > SUPERVISE_MAX)
 		return cli_usage_error("supervise", "more than %d arguments", SUPERVISE_MAX);
 	s->cmd = argv + optind;

@@ -14,49 +14,24 @@
 # Needs root (chroot, mount) and the network (debootstrap, apt). Usage: tests/deb/install_deb.sh DEB
 set -euo pipefail
 DEB=$(readlink -f "${1:?usage: install_deb.sh DEB}")
+PQOTA_SRC=$(cd "$(dirname "$0")/../.." && pwd)
+export PQOTA_SRC PQOTA_BIN=${PQOTA_BIN:-$PQOTA_SRC/build/pqota}
+. "$PQOTA_SRC/tests/integration/lib.bash"
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/pqota
 base=$cache/debian12-root
 mirror=${PQOTA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pqota-deb-XXXXXX")
 R=$WORK/root
-PASSED=0
-FAILED=0
-SRV=""
-ok() {
-	PASSED=$((PASSED + 1))
-	echo "ok   - $*"
-}
-bad() {
-	FAILED=$((FAILED + 1))
-	echo "FAIL - $*"
-}
-check() {
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else bad "$d"; fi
-}
-finish() {
-	echo "$PASSED passed, $FAILED failed"
-	[ "$FAILED" = 0 ]
-}
-cleanup() {
-	[ -z "$SRV" ] || kill "$SRV" 2>/dev/null || true
-	[ -z "$SRV" ] || wait "$SRV" 2>/dev/null || true
+# the processes, then the mounts, then lib.bash's cleanup (the files): never while mounted
+deb_cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	PIDS=()
 	umount "$R/proc" 2>/dev/null || true
 	umount "$R" 2>/dev/null || true
-	rm -rf "$WORK"
+	if mountpoint -q "$R"; then echo "still mounted, left in place: $R"; else cleanup; fi
 }
-trap cleanup EXIT
+trap deb_cleanup EXIT
 in_root() { chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
-wait_for() {
-	local t=$1 i=0
-	shift
-	while ! "$@" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ $i -lt $((t * 20)) ] || return 1
-		sleep 0.05
-	done
-}
 
 [ "$(id -u)" = 0 ] || {
 	bad "needs root (chroot, mount)"
@@ -81,6 +56,9 @@ mkdir -p "$R" "$WORK/upper" "$WORK/ovl"
 mount -t overlay pqota-deb -o "lowerdir=$base,upperdir=$WORK/upper,workdir=$WORK/ovl" "$R"
 mount -t proc proc "$R/proc"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
+# no service starts inside the root (mosquitto's package would start one)
+printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
+chmod 0755 "$R/usr/sbin/policy-rc.d"
 check "a clean Debian 12 root: $(cat "$R/etc/debian_version"), no pqota" \
 	sh -c '! [ -e "$0/usr/bin/pqota" ] && grep -q "^12" "$0/etc/debian_version"' "$R"
 
@@ -88,8 +66,8 @@ check "a clean Debian 12 root: $(cat "$R/etc/debian_version"), no pqota" \
 cp "$DEB" "$R/tmp/"
 t0=$SECONDS
 if in_root sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	--no-install-recommends /tmp/${DEB##*/} curl" >"$WORK/apt.log" 2>&1; then
-	ok "apt-get install ./${DEB##*/} (and Debian's curl for the check) in $((SECONDS - t0)) s"
+	--no-install-recommends /tmp/${DEB##*/} mosquitto curl" >"$WORK/apt.log" 2>&1; then
+	ok "apt-get install ./${DEB##*/} (with mosquitto, and curl for the checks) in $((SECONDS - t0)) s"
 else
 	bad "apt-get install failed"
 	tail -n 20 "$WORK/apt.log"
@@ -114,12 +92,26 @@ check "man pqota-server is installed" test -f "$R/usr/share/man/man1/pqota-serve
 # --- 4. keys, server, /ready ----------------------------------------------------------------
 check "runuser -u pqota -- pqota keys init /var/lib/pqota/pki" \
 	in_root runuser -u pqota -- pqota keys init /var/lib/pqota/pki
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
+bport=$(free_port)
+# the broker as docs/operations.md "Services" sets it up and pqota-broker.service runs it
+check "runuser -u pqota -- pqota broker config --pki /var/lib/pqota/pki --out /var/lib/pqota/broker" \
+	in_root runuser -u pqota -- pqota broker config --pki /var/lib/pqota/pki \
+	--out /var/lib/pqota/broker --listen "127.0.0.1:$bport"
+check "...its run-broker.sh runs mosquitto on /usr/lib/pqota" \
+	grep -qx "libdir='/usr/lib/pqota'" "$R/var/lib/pqota/broker/run-broker.sh"
+chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c 'umask 0077 && exec "$@"' sh \
+	runuser -u pqota -- /bin/sh /var/lib/pqota/broker/run-broker.sh >"$WORK/mosquitto.log" 2>&1 &
+BRK=$!
+PIDS+=($BRK)
+wait_for 10 grep -q " running" "$WORK/mosquitto.log" || bad "mosquitto: $(tail -n 3 "$WORK/mosquitto.log")"
 # as pqota-server.service runs it: user pqota, UMask=0077, the packaged configuration
 chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c 'umask 0077 && exec "$@"' sh \
 	runuser -u pqota -- pqota server --config /etc/pqota/server.conf \
-	--set "listen=127.0.0.1:$port" --set port_file=/var/lib/pqota/port >"$WORK/server.log" 2>&1 &
+	--set "listen=127.0.0.1:$port" --set port_file=/var/lib/pqota/port \
+	--set "mqtt.broker=127.0.0.1:$bport" >"$WORK/server.log" 2>&1 &
 SRV=$!
+PIDS+=($SRV)
 if wait_for 30 test -s "$R/var/lib/pqota/port"; then ok "pqota server started with /etc/pqota/server.conf"; else
 	bad "pqota server did not start"
 	tail -n 20 "$WORK/server.log"
@@ -131,13 +123,17 @@ ready() {
 		grep -qx 200
 }
 check "/ready: 200 over X25519MLKEM768 from inside the chroot" wait_for 20 ready
-check "...store, data directory and keys ok" grep -q '"status":"ready"' "$R/tmp/ready.json"
+check "...store, broker (mosquitto in the root), data directory and keys ok" \
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+assert d["status"] == "ready" and d["checks"]["broker"] == "ok", d' "$R/tmp/ready.json"
+in_root runuser -u pqota -- pqota server --config /etc/pqota/server.conf apikey create --role admin \
+	--name alice >"$WORK/apikey.out" 2>&1 || true
+check "an admin API key from the packaged configuration" grep -qE '^[A-Za-z0-9_.-]{20,}$' "$WORK/apikey.out"
 db=$(in_root stat -c %U:%a /var/lib/pqota/data/pqota.db)
 check "the store is the pqota user's, not world-readable ($db)" \
 	test "${db%%:*}" = pqota -a "$(( 0${db##*:} & 7 ))" = 0
-kill "$SRV"
-wait "$SRV" 2>/dev/null || true
-SRV=""
+kill "$SRV" "$BRK"
+wait "$SRV" "$BRK" 2>/dev/null || true
 
 # --- 5. remove, purge ------------------------------------------------------------------------
 in_root apt-get remove -y -q pqota >"$WORK/remove.log" 2>&1 || bad "apt-get remove"
