@@ -14,6 +14,7 @@ set(PQOTA_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
 set(PQOTA_DOCDIR "${CMAKE_INSTALL_DATADIR}/doc/pqota")
 
 install(TARGETS pqota RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+set_target_properties(pqota PROPERTIES BUILD_WITH_INSTALL_RPATH ON)
 
 # pqota_rpath_set(FILE DIR): at install time, FILE's RPATH (the build tree's OpenSSL
 # prefix) becomes $ORIGIN-relative to PREFIX/lib/pqota; FILE and DIR are relative to the
