@@ -72,18 +72,19 @@ static void usage(FILE *f)
 /* The notification socket: abstract, named after this process; NOTIFY_SOCKET for the child. */
 static int notify_open(sup *s)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct sockaddr_un a;
+	socklen_t alen = 0;
 	char name[80];
 	int one = 1;
 	snprintf(name, sizeof(name), "@pqota-supervise/%ld/%lld", (long)getpid(),
 	         (long long)pq_mono_ns());
-	memcpy(a.sun_path, name, strlen(name));
-	a.sun_path[0] = '\0';
+	int rc = pq_notify_sockaddr(name, &a, &alen);
+	if (rc != PQ_OK)
+		return rc;
 	s->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->notify_fd < 0 ||
 	    setsockopt(s->notify_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0 ||
-	    bind(s->notify_fd, (struct sockaddr *)&a,
-	         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))) != 0)
+	    bind(s->notify_fd, (struct sockaddr *)&a, alen) != 0)
 		return pq_err_set(PQ_ERR_IO, "notification socket: %s", strerror(errno));
 	if (setenv("NOTIFY_SOCKET", name, 1) != 0)
 		return pq_err_set(PQ_ERR_NOMEM, "NOTIFY_SOCKET");

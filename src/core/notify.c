@@ -11,8 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Fills ADDR from the socket name: "/path" or "@abstract"; its length in *LEN. */
-static int notify_addr(const char *name, struct sockaddr_un *addr, socklen_t *len)
+int pq_notify_sockaddr(const char *name, struct sockaddr_un *addr, socklen_t *len)
 {
 	size_t n = strlen(name);
 	if (name[0] != '/' && name[0] != '@')
@@ -43,7 +42,7 @@ int pq_notify(const char *state)
 	if (n > PQ_NOTIFY_MAX)
 		return pq_err_set(PQ_ERR_RANGE, "notification of %zu bytes (at most %d)", n,
 		                  PQ_NOTIFY_MAX);
-	int rc = notify_addr(name, &addr, &alen);
+	int rc = pq_notify_sockaddr(name, &addr, &alen);
 	if (rc != PQ_OK)
 		return rc;
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

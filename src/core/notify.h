@@ -9,6 +9,8 @@
 #define PQOTA_CORE_NOTIFY_H
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "core/err.h"
 
@@ -22,6 +24,10 @@ int pq_notify(const char *state) PQ_MUST_CHECK;
 
 /* pq_notify with a printf-formatted STATE. */
 int pq_notifyf(const char *fmt, ...) PQ_MUST_CHECK PQ_PRINTF(1, 2);
+
+/* Fills *ADDR and *LEN from a socket name as NOTIFY_SOCKET gives it: "/path", or "@name"
+ * for the abstract namespace. PQ_ERR_INVAL for another form or a name too long. */
+int pq_notify_sockaddr(const char *name, struct sockaddr_un *addr, socklen_t *len) PQ_MUST_CHECK;
 
 /* The watchdog interval in microseconds: $WATCHDOG_USEC when it is a positive decimal
  * number and $WATCHDOG_PID is unset or this process's id; 0 (no watchdog) otherwise. A
