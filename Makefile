@@ -5,11 +5,14 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: bootstrap build test asan test-asan demo bench fuzz format format-check lint clean help
+.PHONY: bootstrap build install deb test test-deb asan test-asan demo bench fuzz format format-check lint clean help
 
 help:
 	@echo "make demo          bootstrap, build, run the end-to-end demo"
+	@echo "make install       install under PREFIX (default /usr/local; DESTDIR honoured)"
+	@echo "make deb           build the Debian package (build/pqota_VERSION_ARCH.deb)"
 	@echo "make test          bootstrap, build, run every test (ctest)"
+	@echo "make test-deb      install the .deb into a clean Debian 12 root and run it there"
 	@echo "make test-asan     the tests again under AddressSanitizer + UBSan"
 	@echo "make bench         benchmarks: crypto, pack (deltas vs bsdiff, xdelta3, zstd), server (vs nginx)"
 	@echo "make fuzz          libFuzzer campaigns (FUZZ_SECONDS=60 per harness)"
@@ -26,6 +29,21 @@ $(BUILD)/CMakeCache.txt:
 
 build: bootstrap $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
+
+# PREFIX: where `make install` puts pqota (docs/operations.md "Installing")
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# the Debian package of the build tree (scripts/make-deb)
+deb: build
+	scripts/make-deb $(BUILD)
+
+# the package on a clean Debian 12 root (debootstrap, cached in ~/.cache/pqota; needs root
+# and Debian's mirror): tests/deb/install_deb.sh
+test-deb: deb
+	@scripts/bootstrap --quiet --with deb
+	PQOTA_BIN=$(abspath $(BUILD))/pqota tests/deb/install_deb.sh $(BUILD)/pqota_$$($(BUILD)/pqota version | sed -n 's/^pqota //p')_$$(dpkg --print-architecture).deb
 
 # the tests also need Chromium, node and npm (the console's browser tests, the PQC TLS check)
 test: build

@@ -19,6 +19,8 @@
 #include "agent/agent_int.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/notify.h"
+#include "core/time.h"
 #include "crypto/pki.h"
 #include "uptane/repo.h"
 #include "vehicle/sim.h"
@@ -494,13 +496,29 @@ static void resume(ag_main *g)
 	ag_consent_resume(g);
 }
 
+/* A notification to the service manager (core/notify.h); a failure is logged. */
+static void notify(const char *state)
+{
+	if (pq_notify(state) != PQ_OK)
+		pq_log(PQ_LOG_WARN, AG_LOGC, "service manager: %s", pq_err_detail());
+}
+
+/* The loop's turns: at most a second apart, a quarter of the watchdog interval with one.
+ * Each turn pings the watchdog: the ping proves the loop handles messages. */
 static void loop(ag_main *g)
 {
+	int64_t wd = (int64_t)(pq_notify_watchdog_usec() / 1000);
+	int turn = wd > 0 && wd / 4 < 1000 ? (int)(wd / 4 > 10 ? wd / 4 : 10) : 1000;
+	int64_t pinged = 0;
 	while (!g_stop && !g->done) {
 		struct pollfd p[2] = {{.fd = g->wake_rd, .events = POLLIN},
 		                      {.fd = g->a.o->consent_fd, .events = POLLIN}};
 		nfds_t n = g->asking ? 2 : 1;
-		int r = poll(p, n, 1000);
+		if (wd > 0 && pq_mono_ms() - pinged >= turn) {
+			notify("WATCHDOG=1");
+			pinged = pq_mono_ms();
+		}
+		int r = poll(p, n, turn);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
@@ -568,7 +586,9 @@ static int run(ag_main *g, ag_outcome *outcome)
 		                              (json_int_t)g->a.st.boot_seq));
 		ag_write_status(&g->a);
 		resume(g);
+		notify("READY=1\nSTATUS=running");
 		loop(g);
+		notify("STOPPING=1");
 		*outcome = g->outcome;
 		ag_event("stopped", json_pack("{s:i}", "outcome", (int)g->outcome));
 	}

@@ -27,6 +27,7 @@ int cmd_release(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_campaign(int argc, char **argv);
 int cmd_apikey(int argc, char **argv);
+int cmd_supervise(int argc, char **argv);
 /* `pqota vehicle register|import|list|show|vci|readiness` (cmd_fleet.c); argv[0] is the
  * subcommand. */
 int cmd_fleet(int argc, char **argv);

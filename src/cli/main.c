@@ -34,6 +34,7 @@ static const command commands[] = {
     {"campaign", cmd_campaign, "create, start, pause, resume, cancel and watch campaigns"},
     {"apikey", cmd_apikey, "API keys over the API: create, list, revoke (admin)"},
     {"bench", cmd_bench, "benchmarks (crypto, pack)"},
+    {"supervise", cmd_supervise, "run a command, restart it when it fails (no systemd)"},
     {"version", cmd_version, "print versions (pqota and the OpenSSL actually loaded)"},
     {"--version", cmd_version, NULL},
     {"help", cmd_help, NULL},
@@ -51,7 +52,7 @@ static void usage(FILE *f)
 	      f);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (commands[i].summary)
-			fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+			fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n'pqota <command> --help' describes each command.\n", f);
 }
 

@@ -29,6 +29,7 @@
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "server/bundles.h"
 #include "server/control.h"
 #include "server/releases_int.h"
@@ -246,6 +247,8 @@ static int worker_setup(srv *s, srv_worker *w)
 	evhttp_set_bevcb(w->http, make_bev, s);
 	http_settings(s, w, w->http);
 	rc = srv__events_worker_init(w);
+	if (rc == PQ_OK)
+		rc = srv__alive_init(w);
 	if (rc != PQ_OK)
 		return rc;
 	w->bound = evhttp_accept_socket_with_handle(w->http, w->fd);
@@ -430,6 +433,7 @@ int srv_new(const srv_options *o, srv **out)
 		rc = srv_assets_load(o->console_dir, &s->assets);
 	if (rc != PQ_OK)
 		goto fail;
+	s->watchdog_ms = (int64_t)(pq_notify_watchdog_usec() / 1000);
 	rc = start_workers(s);
 	if (rc != PQ_OK)
 		goto fail;
@@ -497,14 +501,16 @@ static void reload(srv *s)
 	       pq_log_level_name(pq_log_get_level()));
 }
 
-/* Blocks until srv_stop, reloading at each srv_reload. */
+/* Blocks until srv_stop, reloading at each srv_reload; pings the watchdog (watchdog.c). */
 static void wait_for_stop(srv *s)
 {
 	struct pollfd p[2] = {{.fd = s->stop_fd, .events = POLLIN},
 	                      {.fd = s->reload_fd, .events = POLLIN}};
 	uint64_t v;
 	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+		int n = poll(p, 2, srv__watchdog_wait(s));
+		srv__watchdog_tick(s);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			pq_log(PQ_LOG_ERROR, LOGC, "poll: %s", strerror(errno));
@@ -532,7 +538,9 @@ int srv_run(srv *s)
 	}
 	pq_log(PQ_LOG_INFO, LOGC, "listening on %s:%d (TLS 1.3, profile %d %s, %d workers)",
 	       s->listen_host, s->port, s->o.profile->id, s->o.profile->name, s->nworkers);
+	srv__notify_ready(s);
 	wait_for_stop(s);
+	srv__notify_stopping();
 	pq_log(PQ_LOG_INFO, LOGC, "stopping: draining requests (up to %d ms)", s->o.drain_ms);
 	for (int i = 0; i < s->nworkers; i++)
 		if (s->workers[i].started)
@@ -574,6 +582,7 @@ static void worker_free(srv_worker *w)
 		event_free(w->drain_ev);
 	if (w->stop_ev)
 		event_free(w->stop_ev);
+	srv__alive_free(w);
 	srv__events_worker_free(w);
 	if (w->proxy_http)
 		evhttp_free(w->proxy_http);

@@ -124,6 +124,8 @@ struct srv_worker {
 	struct event *bus_ev, *batch_ev, *beat_ev;
 	atomic_bool bus_woken; /* bus_ev is active: srv_event need not wake it again */
 	bool draining;
+	struct event *alive_ev;       /* watchdog.c: stamps alive_ms while the loop turns */
+	atomic_int_fast64_t alive_ms; /* pq_mono_ms of the last turn */
 };
 
 struct srv {
@@ -150,6 +152,7 @@ struct srv {
 	srv_assets *assets;    /* the console's files; NULL with console.enabled = false */
 	srv_bus *bus;          /* live events (events.c) */
 	struct rel_jobs *jobs; /* the delta worker (delta_jobs.c) */
+	int64_t watchdog_ms;   /* the service manager's watchdog interval; 0: none */
 };
 
 /* proxy.c: binds the proxy listener of o.proxy_listen (s->proxy_fd; -1 without one),
@@ -166,6 +169,18 @@ int srv__proxy_request(srv_ctx *c, X509 **cert) PQ_MUST_CHECK;
 int srv__route_hists_new(srv *s) PQ_MUST_CHECK;
 void srv__observe_duration(srv *s, const char *route, int64_t ns);
 void srv__metrics_http_text(srv *s, struct evbuffer *out);
+
+/* watchdog.c: the service manager's notifications (core/notify.h). srv__alive_init adds
+ * the worker's liveness timer (none without a watchdog); srv__notify_ready sends READY=1
+ * with the listening address; srv__watchdog_wait is the poll timeout of the main thread
+ * (-1: none); srv__watchdog_tick sends WATCHDOG=1 when every worker's loop turned within
+ * half the interval, and withholds it (logging the stalled worker) otherwise. */
+int srv__alive_init(srv_worker *w) PQ_MUST_CHECK;
+void srv__alive_free(srv_worker *w);
+void srv__notify_ready(srv *s);
+int srv__watchdog_wait(const srv *s);
+void srv__watchdog_tick(srv *s);
+void srv__notify_stopping(void);
 
 /* access_log.c: the access log's line for c's response (status, body bytes). */
 void srv__access_log(const srv_ctx *c, int status, uint64_t body_bytes);
