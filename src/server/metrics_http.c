@@ -24,9 +24,8 @@
 #define ROUTES_MAX 512
 
 /* Upper bounds of the buckets, seconds. */
-static const double bounds[SRV_DURATION_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                    0.025,  0.05,  0.1,    0.25,  0.5,
-                                                    1,      2.5,   10};
+static const double bounds[SRV_DURATION_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,    0.25,  0.5,    1,     2.5,  10};
 
 /* The route patterns, once per process: names[] distinct, keys[] every row's pattern
  * pointer with its name's index, sorted by pointer (the router hands the pointer). */
@@ -42,14 +41,16 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int key_cmp(const void *a, const void *b)
 {
-	uintptr_t x = (uintptr_t)((const route_key *)a)->ptr, y = (uintptr_t)((const route_key *)b)->ptr;
+	uintptr_t x = (uintptr_t)((const route_key *)a)->ptr,
+	          y = (uintptr_t)((const route_key *)b)->ptr;
 	return x < y ? -1 : x > y;
 }
 
 static void index_routes(void)
 {
 	for (size_t t = 0; srv_route_tables[t]; t++)
-		for (const srv_route *r = srv_route_tables[t]; r->pattern && nkeys < ROUTES_MAX; r++) {
+		for (const srv_route *r = srv_route_tables[t]; r->pattern && nkeys < ROUTES_MAX;
+		     r++) {
 			int i = 0;
 			while (i < nnames && strcmp(names[i], r->pattern) != 0)
 				i++;
@@ -99,10 +100,11 @@ static void route_series(struct evbuffer *out, const char *name, const srv_route
 		return;
 	for (int b = 0; b < SRV_DURATION_BUCKETS; b++) {
 		cum += atomic_load(&h->bucket[b]);
-		evbuffer_add_printf(out,
-		                    "pqota_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
-		                    "%" PRIu64 "\n",
-		                    name, bounds[b], cum);
+		evbuffer_add_printf(
+		    out,
+		    "pqota_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
+		    "%" PRIu64 "\n",
+		    name, bounds[b], cum);
 	}
 	evbuffer_add_printf(out,
 	                    "pqota_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
@@ -181,14 +183,16 @@ static void process_metrics(struct evbuffer *out)
 		    out,
 		    "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n"
 		    "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
-		    "# HELP process_start_time_seconds Start time of the process since the epoch in "
+		    "# HELP process_start_time_seconds Start time of the process since the epoch "
+		    "in "
 		    "seconds.\n# TYPE process_start_time_seconds gauge\n"
 		    "process_start_time_seconds %.2f\n"
 		    "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-		    "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %" PRIu64
+		    "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes "
+		    "%" PRIu64
 		    "\n# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-		    "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %" PRIu64
-		    "\n",
+		    "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes "
+		    "%" PRIu64 "\n",
 		    cpu, start, vsize, rss);
 	if (fds >= 0)
 		evbuffer_add_printf(out,
@@ -196,10 +200,11 @@ static void process_metrics(struct evbuffer *out)
 		                    "# TYPE process_open_fds gauge\nprocess_open_fds %d\n",
 		                    fds);
 	if (maxfds > 0)
-		evbuffer_add_printf(out,
-		                    "# HELP process_max_fds Maximum number of open file descriptors.\n"
-		                    "# TYPE process_max_fds gauge\nprocess_max_fds %ld\n",
-		                    maxfds);
+		evbuffer_add_printf(
+		    out,
+		    "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		    "# TYPE process_max_fds gauge\nprocess_max_fds %ld\n",
+		    maxfds);
 }
 
 void srv__metrics_http_text(srv *s, struct evbuffer *out)
