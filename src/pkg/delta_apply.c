@@ -438,14 +438,6 @@ static bool reverify(applier *a, uint32_t done)
 /* ---- the whole apply ----------------------------------------------------------------------------
  */
 
-/* Whether fd is still the file at path (not unlinked or replaced since it was opened). */
-static bool same_file(int fd, const char *path)
-{
-	struct stat a, b;
-	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-	       a.st_ino == b.st_ino && a.st_nlink > 0;
-}
-
 static int open_files(applier *a, uint32_t *start)
 {
 	const char *out = a->out_path;
@@ -460,7 +452,7 @@ static int open_files(applier *a, uint32_t *start)
 	a->out_fd = open(a->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (a->out_fd < 0)
 		return pq_err_set(PQ_ERR_IO, "%s: %s", a->part, strerror(errno));
-	if (flock(a->out_fd, LOCK_EX | LOCK_NB) != 0 || !same_file(a->out_fd, a->part)) {
+	if (flock(a->out_fd, LOCK_EX | LOCK_NB) != 0 || !pkg__same_file(a->out_fd, a->part)) {
 		a->busy = true;
 		return pq_err_set(PQ_ERR_EXISTS, "%s: another apply is writing it", a->part);
 	}
@@ -503,7 +495,7 @@ static int finish(applier *a)
 	int rc = pq_hash_final(a->whole, sha);
 	/* the file itself must be what was hashed: its size, and still at its path */
 	if (rc == PQ_OK && (fstat(a->out_fd, &st) != 0 || (uint64_t)st.st_size != a->out_off ||
-	                    !same_file(a->out_fd, a->part)))
+	                    !pkg__same_file(a->out_fd, a->part)))
 		rc = pq_err_set(PQ_ERR_VERIFY, "%s: %s changed while it was written", a->what,
 		                a->part);
 	if (rc == PQ_OK &&

@@ -236,20 +236,12 @@ static int inner_apply(dx_applier *a, int base_fd, uint64_t limit)
 
 /* ---- stage 3: the streams coded back ----------------------------------------------------- */
 
-/* Whether fd is still the file at path (not unlinked or replaced since it was opened). */
-static bool same_file(int fd, const char *path)
-{
-	struct stat x, y;
-	return fstat(fd, &x) == 0 && stat(path, &y) == 0 && x.st_dev == y.st_dev &&
-	       x.st_ino == y.st_ino && x.st_nlink > 0;
-}
-
 static int open_part(dx_applier *a, capped_out *out)
 {
 	out->f.fd = open(a->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (out->f.fd < 0)
 		return pq_err_set(PQ_ERR_IO, "%s: %s", a->part, strerror(errno));
-	if (flock(out->f.fd, LOCK_EX | LOCK_NB) != 0 || !same_file(out->f.fd, a->part)) {
+	if (flock(out->f.fd, LOCK_EX | LOCK_NB) != 0 || !pkg__same_file(out->f.fd, a->part)) {
 		a->busy = true;
 		return pq_err_set(PQ_ERR_EXISTS, "%s: another apply is writing it", a->part);
 	}
@@ -288,7 +280,7 @@ static int finish(dx_applier *a, capped_out *out, const char *out_path)
 		                "%s: the patched image does not match the target SHA-256", a->what);
 	struct stat st;
 	if (rc == PQ_OK && (fstat(out->f.fd, &st) != 0 || (uint64_t)st.st_size != out->f.written ||
-	                    !same_file(out->f.fd, a->part)))
+	                    !pkg__same_file(out->f.fd, a->part)))
 		rc = pq_err_set(PQ_ERR_VERIFY, "%s: %s changed while it was written", a->what,
 		                a->part);
 	if (rc == PQ_OK && fsync(out->f.fd) != 0)

@@ -77,6 +77,8 @@ static inline int pkg__cancelled(const pkg_progress *p)
 /* Reads or writes exactly len bytes at offset off (a short file is PQ_ERR_FORMAT). */
 int pkg__pread_full(int fd, void *buf, size_t len, uint64_t off) PQ_MUST_CHECK;
 int pkg__pwrite_full(int fd, const void *buf, size_t len, uint64_t off) PQ_MUST_CHECK;
+/* Whether fd is still the file at path (not unlinked or replaced since it was opened). */
+bool pkg__same_file(int fd, const char *path);
 
 /* An output file written as <path>.tmp.<pid> and renamed into place on success. */
 typedef struct {

@@ -47,6 +47,13 @@ int pkg__pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return PQ_OK;
 }
 
+bool pkg__same_file(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino && a.st_nlink > 0;
+}
+
 /* ---- output files ------------------------------------------------------------------------ */
 
 int pkg__out_open(pkg__out_file *o, const char *path, mode_t mode)

@@ -28,21 +28,7 @@ static const char *const roles[UP_ROLE_COUNT] = {"root", "targets", "snapshot", 
 
 int usrv_release_counter(const char *version, int64_t *out)
 {
-	semver v;
-	int rc = semver_parse(version, &v);
-	if (rc != PQ_OK)
-		return rc;
-	if (v.major >= 1000000 || v.minor >= 1000000 || v.patch >= 1000000)
-		return pq_err_set(PQ_ERR_RANGE,
-		                  "version %s: fields must be below 1000000 for a "
-		                  "release counter",
-		                  version);
-	int64_t c =
-	    (int64_t)v.major * 1000000000000LL + (int64_t)v.minor * 1000000LL + (int64_t)v.patch;
-	if (v.pre[0])
-		c = c > 0 ? c - 1 : 0;
-	*out = c;
-	return PQ_OK;
+	return semver_counter(version, out);
 }
 
 /* ---- state from the store --------------------------------------------------------- */
