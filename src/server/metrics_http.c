@@ -140,35 +140,46 @@ static int count_fds(void)
 	return n - 1; /* the directory's own descriptor */
 }
 
-/* utime + stime (clock ticks), the start time (ticks after boot), virtual and resident size
- * from /proc/self/stat; false when it cannot be read. */
-static bool proc_stat(double *cpu_s, double *start_s, uint64_t *vsize, uint64_t *rss)
+/* The seconds since boot (/proc/uptime); 0 when unknown. */
+static double uptime_s(void)
 {
-	char buf[1024];
-	FILE *f = fopen("/proc/self/stat", "r");
+	char buf[64];
+	FILE *f = fopen("/proc/uptime", "r");
 	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
 	if (f)
 		fclose(f);
 	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	unsigned long ut = 0, st = 0, vs = 0;
-	unsigned long long start = 0;
-	long rs = 0;
-	if (!p || sscanf(p + 2,
-	                 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d "
-	                 "%*d %llu %lu %ld",
-	                 &ut, &st, &start, &vs, &rs) != 5)
+	char *end = NULL;
+	double up = strtod(buf, &end);
+	return end && end != buf ? up : 0;
+}
+
+/* utime + stime, the start time (ticks after boot), virtual and resident size from
+ * /proc/self/stat (fields 14, 15, 22, 23, 24 of proc(5)); false when it cannot be read. */
+static bool proc_stat(double *cpu_s, double *start_s, uint64_t *vsize, uint64_t *rss)
+{
+	char buf[1024];
+	unsigned long long f[22] = {0}; /* fields 3.. of proc(5), from index 0 */
+	FILE *fp = fopen("/proc/self/stat", "r");
+	size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+	if (fp)
+		fclose(fp);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+	int i = 0;
+	for (p = p ? p + 2 : NULL; p && *p && i < 22; i++) {
+		char *end = NULL;
+		f[i] = i == 0 ? 0 : strtoull(p, &end, 10); /* field 3 is the state letter */
+		p = strchr(p, ' ');
+		p = p ? p + 1 : NULL;
+	}
+	if (i < 22)
 		return false;
-	double hz = (double)sysconf(_SC_CLK_TCK);
-	FILE *u = fopen("/proc/uptime", "r");
-	double up = 0;
-	bool ok = u && fscanf(u, "%lf", &up) == 1;
-	if (u)
-		fclose(u);
-	*cpu_s = (double)(ut + st) / hz;
-	*start_s = ok ? (double)pq_real_ms() / 1000.0 - up + (double)start / hz : 0;
-	*vsize = vs;
-	*rss = (uint64_t)rs * (uint64_t)sysconf(_SC_PAGESIZE);
+	double hz = (double)sysconf(_SC_CLK_TCK), up = uptime_s();
+	*cpu_s = (double)(f[11] + f[12]) / hz;
+	*start_s = up > 0 ? (double)pq_real_ms() / 1000.0 - up + (double)f[19] / hz : 0;
+	*vsize = f[20];
+	*rss = f[21] * (uint64_t)sysconf(_SC_PAGESIZE);
 	return true;
 }
 

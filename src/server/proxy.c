@@ -167,17 +167,25 @@ void srv__proxy_free(srv *s)
 
 /* ---- a request from the proxy ------------------------------------------------------------- */
 
-/* %XX decoded into out (at most cap - 1 bytes); false on a bad escape or overflow. */
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+/* %XX decoded into out (at most cap - 1 bytes); false on a bad escape, a NUL or overflow. */
 static bool url_decode(const char *in, char *out, size_t cap)
 {
 	size_t o = 0;
 	for (const char *p = in; *p; p++) {
 		int ch = (unsigned char)*p;
 		if (*p == '%') {
-			unsigned v = 0;
-			if (sscanf(p + 1, "%2x", &v) != 1 || !p[1] || !p[2])
+			int hi = hex_digit(p[1]), lo = hi < 0 ? -1 : hex_digit(p[2]);
+			if (lo < 0 || (hi == 0 && lo == 0))
 				return false;
-			ch = (int)v;
+			ch = hi * 16 + lo;
 			p += 2;
 		}
 		if (o + 1 >= cap)

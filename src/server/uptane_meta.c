@@ -360,9 +360,9 @@ static int set_download(meta_ctx *m, json_t *obj, const char *file_sha256, const
 	}
 	if (rc == PQ_OK)
 		rc = srv_token_make(m->s, m->vin, serve, m->expires_ms, token, sizeof(token));
-	int n = path ? snprintf(url, sizeof(url), "%s%s?token=%s", m->base, path, token)
-	             : snprintf(url, sizeof(url), "%s/packages/%s?token=%s", m->base, serve, token);
-	if (rc == PQ_OK && n >= (int)sizeof(url))
+	if (rc == PQ_OK && (path ? snprintf(url, sizeof(url), "%s%s?token=%s", m->base, path, token)
+	                         : snprintf(url, sizeof(url), "%s/packages/%s?token=%s", m->base,
+	                                    serve, token)) >= (int)sizeof(url))
 		rc = pq_err_set(PQ_ERR_RANGE, "download URL too long (public_url)");
 	if (rc != PQ_OK) {
 		json_decref(enc);
