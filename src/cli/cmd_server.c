@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -440,7 +441,7 @@ static int apikey_cmd(struct loaded *L, char **pos, int npos, const char *role, 
 	if (npos < 1)
 		return cli_usage_error("server", "apikey create|list|revoke");
 	const char *sub = pos[0];
-	rc = pq_mkdirs(L->o.data_dir, 0750);
+	rc = pq_mkdirs(L->o.data_dir, PQ_PRIVATE_DIR_MODE);
 	if (rc == PQ_OK)
 		rc = store_open(&L->o.store, &db);
 	if (rc != PQ_OK)
@@ -676,6 +677,9 @@ static int with_config(struct loaded *L, const server_args *a)
 
 int cmd_server(int argc, char **argv)
 {
+	/* everything the server and its commands create (store, packages, keys, backups) is
+	 * owner-only, whatever the caller's umask; modes written in the code are kept too */
+	umask(077);
 	server_args a = {0};
 	int st = parse_server_args(argc, argv, &a);
 	if (st >= 0)

@@ -8,6 +8,11 @@
 
 #include "core/err.h"
 
+/* Modes of what only the owner may read: the server's data directory, its store, packages,
+ * keys. The server also runs with umask 077, so files libraries create are owner-only too. */
+#define PQ_PRIVATE_DIR_MODE  0700
+#define PQ_PRIVATE_FILE_MODE 0600
+
 /* A file inside a directory: "dir/name" into out[cap] ("name" when dir is ""). The name
  * stays inside dir: an absolute name or one with a ".." component is PQ_ERR_INVAL. A path
  * that does not fit is PQ_ERR_RANGE, never silently cut. */
