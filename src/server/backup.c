@@ -260,7 +260,8 @@ static int walk(bk_ctx *x, const char *root, const char *rel, const char *area, 
 		int n = rel[0] ? snprintf(relp, sizeof(relp), "%s/%s", rel, name)
 		               : snprintf(relp, sizeof(relp), "%s", name);
 		if (n < 0 || n >= (int)sizeof(relp) || (rc = join3(p, dirp, name, "")) != PQ_OK) {
-			rc = rc != PQ_OK ? rc : pq_err_set(PQ_ERR_RANGE, "path too long in %s", dirp);
+			rc = rc != PQ_OK ? rc
+			                 : pq_err_set(PQ_ERR_RANGE, "path too long in %s", dirp);
 			break;
 		}
 		if (lstat(p, &st) != 0) {
@@ -363,16 +364,18 @@ static int read_manifest(bk_ctx *x, char created[64])
 	if (rc == PQ_OK)
 		rc = pq_file_read(path, MANIFEST_MAX, &text, &len);
 	if (rc == PQ_ERR_NOTFOUND)
-		return pq_err_set(PQ_ERR_NOTFOUND, "%s has no %s: not a backup, or an incomplete one",
-		                  x->dir, MANIFEST);
+		return pq_err_set(PQ_ERR_NOTFOUND,
+		                  "%s has no %s: not a backup, or an incomplete one", x->dir,
+		                  MANIFEST);
 	if (rc != PQ_OK)
 		return rc;
 	json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	free(text);
 	const char *format = NULL, *backend = NULL, *when = NULL;
 	json_t *files = NULL;
-	if (!m || json_unpack(m, "{s:s, s:s, s:s, s:o}", "format", &format, "backend", &backend,
-	                      "created", &when, "files", &files) != 0 ||
+	if (!m ||
+	    json_unpack(m, "{s:s, s:s, s:s, s:o}", "format", &format, "backend", &backend,
+	                "created", &when, "files", &files) != 0 ||
 	    !json_is_array(files)) {
 		rc = pq_err_set(PQ_ERR_FORMAT, "%s: not a pqota backup manifest%s%s", path,
 		                m ? "" : ": ", m ? "" : je.text);
@@ -408,7 +411,8 @@ static int dir_used(const char *path, bool *used)
 	*used = false;
 	DIR *d = opendir(path);
 	if (!d)
-		return errno == ENOENT ? PQ_OK : pq_err_set(PQ_ERR_IO, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? PQ_OK
+		                       : pq_err_set(PQ_ERR_IO, "%s: %s", path, strerror(errno));
 	struct dirent *de;
 	while (!*used && (de = readdir(d)))
 		*used = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
@@ -422,7 +426,8 @@ static int prepare_target(const char *dir)
 	bool used;
 	int rc = dir_used(dir, &used);
 	if (rc == PQ_OK && used)
-		rc = pq_err_set(PQ_ERR_EXISTS, "%s is not empty: back up into a new directory", dir);
+		rc =
+		    pq_err_set(PQ_ERR_EXISTS, "%s is not empty: back up into a new directory", dir);
 	if (rc == PQ_OK)
 		rc = pq_mkdirs(dir, PQ_PRIVATE_DIR_MODE);
 	if (rc == PQ_OK && chmod(dir, PQ_PRIVATE_DIR_MODE) != 0)
@@ -479,7 +484,8 @@ static int place_of(const bk_opts *o, const bk_entry *e, char out[PATH_MAX], mod
 		bool pki = area[0] == 'p';
 		const char *root = pki ? o->pki_dir : o->uptane_dir;
 		if (!root)
-			return pq_err_set(PQ_ERR_INVAL, "the backup holds %s: set %s to where it goes",
+			return pq_err_set(PQ_ERR_INVAL,
+			                  "the backup holds %s: set %s to where it goes",
 			                  pki ? "the PKI (pki/)" : "Uptane keys (uptane/)",
 			                  pki ? "tls.pki" : "uptane.keys (not tls.pki)");
 		*fmode = e->mode & 0644;
@@ -515,8 +521,8 @@ static int list_files(bk_ctx *x)
 	for (int i = 0; rc == PQ_OK && i < x->o->nkeys; i++) {
 		struct stat st;
 		if (stat(x->o->keys[i].path, &st) != 0)
-			return pq_err_set(PQ_ERR_IO, "%s %s: %s", x->o->keys[i].key, x->o->keys[i].path,
-			                  strerror(errno));
+			return pq_err_set(PQ_ERR_IO, "%s %s: %s", x->o->keys[i].key,
+			                  x->o->keys[i].path, strerror(errno));
 		if ((rc = join3(p, "keys", x->o->keys[i].key, "")) == PQ_OK)
 			rc = add_entry(x, p, (int64_t)st.st_size, st.st_mode);
 	}
@@ -540,7 +546,8 @@ static int copy_in(bk_ctx *x, size_t from)
 		x->done++;
 		tick(x, "copying");
 		if (rc == PQ_ERR_NOTFOUND && strncmp(e->path, "data/", 5) == 0) {
-			say(x, "warning: %s vanished while copying (deleted after the store snapshot)",
+			say(x,
+			    "warning: %s vanished while copying (deleted after the store snapshot)",
 			    src);
 			free(e->path);
 			e->path = NULL;
@@ -602,15 +609,17 @@ static int check_files(bk_ctx *x)
 		if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
 			return pq_err_set(PQ_ERR_VERIFY, "backup file %s is missing", e->path);
 		if ((int64_t)st.st_size != e->size)
-			return pq_err_set(PQ_ERR_VERIFY, "backup file %s has %lld bytes, the manifest says %lld",
+			return pq_err_set(PQ_ERR_VERIFY,
+			                  "backup file %s has %lld bytes, the manifest says %lld",
 			                  e->path, (long long)st.st_size, (long long)e->size);
 		if ((rc = pq_hash_file(PQ_HASH_SHA256, p, d)) != PQ_OK)
 			return rc;
 		pq_hex_encode(d, 32, sha);
 		if (strcmp(sha, e->sha) != 0)
-			return pq_err_set(PQ_ERR_VERIFY,
-			                  "backup file %s: SHA-256 %s, the manifest says %s (corrupted)",
-			                  e->path, sha, e->sha);
+			return pq_err_set(
+			    PQ_ERR_VERIFY,
+			    "backup file %s: SHA-256 %s, the manifest says %s (corrupted)", e->path,
+			    sha, e->sha);
 		x->bytes += e->size;
 		x->done = i + 1;
 		tick(x, "checking");
@@ -631,7 +640,8 @@ static int check_targets(bk_ctx *x, bool force, const bk_entry **store_e)
 		const bk_entry *e = &x->v[i];
 		const char *area = area_of(e->path);
 		if (strcmp(area, "store/") == 0) {
-			if (*store_e || strcmp(e->path + 6, store_dump_name(x->o->store.backend)) != 0)
+			if (*store_e ||
+			    strcmp(e->path + 6, store_dump_name(x->o->store.backend)) != 0)
 				return pq_err_set(PQ_ERR_FORMAT, "backup: unexpected store file %s",
 				                  e->path);
 			*store_e = e;
@@ -670,7 +680,8 @@ static int check_targets(bk_ctx *x, bool force, const bk_entry **store_e)
 		return pq_err_set(PQ_ERR_EXISTS,
 		                  "the store %s holds data: restore into an empty one, or --force "
 		                  "to replace it",
-		                  x->o->store.backend == STORE_POSTGRES ? "(store.url)" : x->o->store.url);
+		                  x->o->store.backend == STORE_POSTGRES ? "(store.url)"
+		                                                        : x->o->store.url);
 	return PQ_OK;
 }
 
@@ -724,12 +735,14 @@ int bk_restore(const bk_opts *o, const char *dir, bool force)
 	}
 	if ((rc = pq_mkdirs(o->data_dir, PQ_PRIVATE_DIR_MODE)) != PQ_OK)
 		goto out;
-	if (o->store.backend == STORE_SQLITE && (rc = make_parent(o->store.url, PQ_PRIVATE_DIR_MODE)) != PQ_OK)
+	if (o->store.backend == STORE_SQLITE &&
+	    (rc = make_parent(o->store.url, PQ_PRIVATE_DIR_MODE)) != PQ_OK)
 		goto out;
 	if ((rc = join3(p, dir, se->path, "")) != PQ_OK ||
 	    (rc = store_restore(&o->store, p, force)) != PQ_OK)
 		goto out;
-	say(&x, "store: restored (%s)", o->store.backend == STORE_POSTGRES ? "pg_restore" : "sqlite");
+	say(&x, "store: restored (%s)",
+	    o->store.backend == STORE_POSTGRES ? "pg_restore" : "sqlite");
 	if ((rc = copy_out(&x, force)) != PQ_OK)
 		goto out;
 	say(&x, "restore complete: %zu files, %.1f MiB", x.n, mib(x.total_bytes));

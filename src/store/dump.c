@@ -19,9 +19,9 @@
 
 extern char **environ;
 
-#define BUSY_WAIT_MS 30000 /* how long a copy waits for a lock another connection holds */
-#define CHILD_ERR_MAX 1500 /* bytes of a child's stderr kept for the error message */
-#define ENV_MAX       32   /* connection parameters passed to a child */
+#define BUSY_WAIT_MS  30000 /* how long a copy waits for a lock another connection holds */
+#define CHILD_ERR_MAX 1500  /* bytes of a child's stderr kept for the error message */
+#define ENV_MAX       32    /* connection parameters passed to a child */
 
 const char *store_dump_name(store_backend b)
 {
@@ -69,7 +69,8 @@ static int sqlite_copy(const char *src, const char *dst)
 	/* -1: every page in one step, so in one read transaction of src */
 	while ((step = sqlite3_backup_step(b, -1)) != SQLITE_DONE) {
 		if ((step != SQLITE_BUSY && step != SQLITE_LOCKED) || pq_mono_ms() > until) {
-			rc = pq_err_set(PQ_ERR_IO, "sqlite backup %s: %s", src, sqlite3_errstr(step));
+			rc = pq_err_set(PQ_ERR_IO, "sqlite backup %s: %s", src,
+			                sqlite3_errstr(step));
 			goto out;
 		}
 		pq_sleep_ms(20);
@@ -157,12 +158,14 @@ static int env_build(const char *url, child_env *e)
 		if (!o->val || !o->val[0])
 			continue;
 		if (!o->envvar)
-			rc = pq_err_set(PQ_ERR_UNSUPPORTED,
-			                "store.url parameter '%s' has no libpq environment variable: "
-			                "pg_dump cannot be given it",
-			                o->keyword);
+			rc = pq_err_set(
+			    PQ_ERR_UNSUPPORTED,
+			    "store.url parameter '%s' has no libpq environment variable: "
+			    "pg_dump cannot be given it",
+			    o->keyword);
 		else if (e->nset == ENV_MAX)
-			rc = pq_err_set(PQ_ERR_RANGE, "store.url has more than %d parameters", ENV_MAX);
+			rc = pq_err_set(PQ_ERR_RANGE, "store.url has more than %d parameters",
+			                ENV_MAX);
 		else if (asprintf(&e->set[e->nset], "%s=%s", o->envvar, o->val) < 0)
 			rc = pq_err_set(PQ_ERR_NOMEM, "environment");
 		else
@@ -236,7 +239,8 @@ static int run_pg_tool(const char *url, char *const argv[])
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return pq_err_set(PQ_ERR_IO, "waiting for %s: %s", argv[0], strerror(errno));
+			return pq_err_set(PQ_ERR_IO, "waiting for %s: %s", argv[0],
+			                  strerror(errno));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return PQ_OK;
 	if (WIFEXITED(status))
@@ -261,9 +265,9 @@ static int pg_dump_to(const char *url, const char *out_path)
 	}
 	/* one transaction (repeatable read): a consistent snapshot while servers write.
 	 * -d holds no secret: the database and the rest come from the environment */
-	char *const argv[] = {"pg_dump",  "--format=custom",
+	char *const argv[] = {"pg_dump",       "--format=custom",
 	                      "--no-password", "--dbname=application_name=pqota-backup",
-	                      file_arg,   NULL};
+	                      file_arg,        NULL};
 	int rc = run_pg_tool(url, argv);
 	if (rc != PQ_OK)
 		unlink(out_path);
