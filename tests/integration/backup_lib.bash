@@ -5,6 +5,8 @@
 # server configuration NAME (s: the first server, r: the restored one, c: a restore that
 # must not happen), and check_store_file FILE, checking the store's file in the backup.
 
+V=BKVIN000000000001 # the vehicle
+
 # conf NAME DATA PKI: a server configuration without a broker
 conf() {
 	cat >"$WORK/$1.conf" <<EOF
@@ -20,8 +22,7 @@ EOF
 
 # backup_roundtrip: the whole scenario; leaves server r running on the restored data
 backup_roundtrip() {
-	V=BKVIN000000000001
-	make_pki $V
+	[ -e "$PKI/pki.json" ] || make_pki $V # (server_backup_pg made it for its walk-through)
 	conf s "$WORK/data-s" "$PKI"
 	start_server s
 	B=$BASE_s
@@ -122,4 +123,28 @@ backup_roundtrip() {
 	start_server r
 	check "...and it serves the release again" pcurl "$BASE_r/api/v1/releases/$REL" -o /dev/null
 	PKI=$PKI_OLD
+}
+
+# doc_blocks SECTION OUT: the sh blocks of docs/operations.md's "## SECTION" into OUT.1,
+# OUT.2, ...; prints how many
+doc_blocks() {
+	python3 - "$PQOTA_SRC/docs/operations.md" "$1" "$2" <<'PY'
+import re, sys
+doc, sec, out = sys.argv[1:]
+text = open(doc, encoding="utf-8").read()
+m = re.search(r"^## " + re.escape(sec) + r"\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+blocks = re.findall(r"^```sh\n(.*?)^```", m.group(1), re.S | re.M) if m else []
+for i, b in enumerate(blocks, 1):
+    open("%s.%d" % (out, i), "w").write(b)
+print(len(blocks))
+PY
+}
+
+# run_block FILE: runs a documentation block as a user pastes it (bash, stop at an error),
+# with pqota on PATH, in the current directory; its output in FILE.out
+run_block() {
+	PATH="$(dirname "$PQOTA"):$PATH" bash -e "$1" >"$1.out" 2>&1 || {
+		sed 's/^/     /' "$1.out"
+		return 1
+	}
 }
