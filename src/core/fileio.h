@@ -41,6 +41,9 @@ int pq_fsync_dir_of(const char *path) PQ_MUST_CHECK;
 
 /* mkdir -p with `mode` for the directories it creates. */
 int pq_mkdirs(const char *path, mode_t mode) PQ_MUST_CHECK;
+/* The same, but the directories it makes get exactly `mode`, whatever the umask; existing
+ * ones are left as they are. */
+int pq_mkdirs_exact(const char *path, mode_t mode) PQ_MUST_CHECK;
 
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 int pq_write_all(int fd, const void *buf, size_t len) PQ_MUST_CHECK;

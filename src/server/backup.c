@@ -192,20 +192,7 @@ static int make_parent(const char *path, mode_t mode)
 		return pq_err_set(PQ_ERR_RANGE, "path too long: %s", path);
 	memcpy(d, path, n);
 	d[n] = '\0';
-	for (size_t i = 1; i <= n; i++) {
-		if (d[i] != '/' && d[i] != '\0')
-			continue;
-		char c = d[i];
-		d[i] = '\0';
-		if (mkdir(d, mode) == 0) {
-			if (chmod(d, mode) != 0)
-				return pq_err_set(PQ_ERR_IO, "chmod %s: %s", d, strerror(errno));
-		} else if (errno != EEXIST) {
-			return pq_err_set(PQ_ERR_IO, "mkdir %s: %s", d, strerror(errno));
-		}
-		d[i] = c;
-	}
-	return PQ_OK;
+	return pq_mkdirs_exact(d, mode);
 }
 
 /* ---- walking a tree ---------------------------------------------------------------------- */
@@ -505,12 +492,11 @@ static int place_of(const bk_opts *o, const bk_entry *e, char out[PATH_MAX], mod
  * and the backup itself), the PKI, the Uptane keys, the key files. */
 static int list_files(bk_ctx *x)
 {
-	static const char *const sqlite_sfx[] = {"", "-wal", "-shm", "-journal"};
 	char p[PATH_MAX];
 	if (x->o->store.backend == STORE_SQLITE)
-		for (size_t i = 0; i < 4; i++)
-			if (snprintf(p, sizeof(p), "%s%s", x->o->store.url, sqlite_sfx[i]) <
-			    (int)sizeof(p))
+		for (size_t i = 0; i < STORE_SQLITE_NFILES; i++)
+			if (snprintf(p, sizeof(p), "%s%s", x->o->store.url,
+			             store_sqlite_suffix[i]) < (int)sizeof(p))
 				skip_path(x, p);
 	skip_path(x, x->dir);
 	int rc = walk(x, x->o->data_dir, "", "data", 0);

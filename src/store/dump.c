@@ -23,6 +23,8 @@ extern char **environ;
 #define CHILD_ERR_MAX 1500  /* bytes of a child's stderr kept for the error message */
 #define ENV_MAX       32    /* connection parameters passed to a child */
 
+const char *const store_sqlite_suffix[STORE_SQLITE_NFILES] = {"", "-wal", "-shm", "-journal"};
+
 const char *store_dump_name(store_backend b)
 {
 	return b == STORE_POSTGRES ? "pqota.pgdump" : "pqota.db";
@@ -100,10 +102,9 @@ out:
 /* Removes path and the files SQLite keeps beside it. */
 static int sqlite_remove(const char *path)
 {
-	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
 	char p[4096];
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		if (snprintf(p, sizeof(p), "%s%s", path, sfx[i]) >= (int)sizeof(p))
+	for (size_t i = 0; i < STORE_SQLITE_NFILES; i++) {
+		if (snprintf(p, sizeof(p), "%s%s", path, store_sqlite_suffix[i]) >= (int)sizeof(p))
 			return pq_err_set(PQ_ERR_RANGE, "path too long: %s", path);
 		if (unlink(p) != 0 && errno != ENOENT)
 			return pq_err_set(PQ_ERR_IO, "removing %s: %s", p, strerror(errno));

@@ -27,6 +27,10 @@ int store_is_empty(const store_config *cfg, bool *empty) PQ_MUST_CHECK;
  * objects belong to the store URL's user. */
 int store_restore(const store_config *cfg, const char *dump_path, bool replace) PQ_MUST_CHECK;
 
+/* The files of a SQLite store: its path followed by each of these ("", "-wal", ...). */
+#define STORE_SQLITE_NFILES 4
+extern const char *const store_sqlite_suffix[STORE_SQLITE_NFILES];
+
 /* The file name a dump of this backend has in a backup: "pqota.db" or "pqota.pgdump". */
 const char *store_dump_name(store_backend b);
 

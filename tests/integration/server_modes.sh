@@ -46,16 +46,16 @@ done
 check "packages were stored" test "$(find "$D/files" -type f | wc -l)" -ge 3
 check "images were stored" test "$(find "$D/images" -type f | wc -l)" -ge 2
 check "an upload is in progress" test "$(find "$D/uploads" -type f | wc -l)" -ge 1
-check "every file in the data directory is 0600" \
-	test -z "$(find "$D" -type f ! -perm 0600 -printf '%m %p\n' | tee "$WORK/badf.txt")"
-sed 's/^/     /' "$WORK/badf.txt"
-check "every directory in it is 0700" \
-	test -z "$(find "$D" -type d ! -perm 0700 -printf '%m %p\n' | tee "$WORK/badd.txt")"
-sed 's/^/     /' "$WORK/badd.txt"
-check "the PKI's private keys are 0600" \
-	test -z "$(find "$PKI" -name '*.key' ! -perm 0600 -printf '%m %p\n' | tee "$WORK/badk.txt")"
-sed 's/^/     /' "$WORK/badk.txt"
-check "the PKI's directories are 0711" \
-	test -z "$(find "$PKI" -type d ! -perm 0711 -printf '%m %p\n' | tee "$WORK/badp.txt")"
-sed 's/^/     /' "$WORK/badp.txt"
+# none DESCRIPTION FIND-ARGS...: passes when find lists nothing (else shows what it lists)
+none() {
+	local d=$1
+	shift
+	find "$@" -printf '%m %p\n' >"$WORK/found.txt"
+	check "$d" test ! -s "$WORK/found.txt"
+	sed 's/^/     /' "$WORK/found.txt"
+}
+none "every file in the data directory is 0600" "$D" -type f ! -perm 0600
+none "every directory in it is 0700" "$D" -type d ! -perm 0700
+none "the PKI's private keys are 0600" "$PKI" -name '*.key' ! -perm 0600
+none "the PKI's directories are 0711" "$PKI" -type d ! -perm 0711
 finish
