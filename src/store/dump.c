@@ -147,9 +147,16 @@ static bool env_overridden(const child_env *e, const char *entry)
 static int env_build(const char *url, child_env *e)
 {
 	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(url, &err);
 	int rc = PQ_OK;
 	memset(e, 0, sizeof(*e));
+	/* a bare database name, as libpq takes it in "dbname" */
+	bool bare = !strchr(url, '=') && strncmp(url, "postgres", 8) != 0;
+	PQconninfoOption *opts = bare ? PQconninfoParse("", &err) : PQconninfoParse(url, &err);
+	if (opts && bare) {
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			if (strcmp(o->keyword, "dbname") == 0 && !o->val)
+				o->val = strdup(url); /* freed by PQconninfoFree */
+	}
 	if (!opts) {
 		rc = pq_err_set(PQ_ERR_INVAL, "store.url: %s", err ? err : "out of memory");
 		PQfreemem(err);
@@ -277,17 +284,21 @@ static int pg_dump_to(const char *url, const char *out_path)
 
 static int pg_restore_from(const char *url, const char *dump_path, bool replace)
 {
-	char *const argv[] = {"pg_restore",
-	                      "--no-password",
-	                      "--exit-on-error",
-	                      "--single-transaction",
-	                      "--no-owner",
-	                      "--no-privileges",
-	                      "--dbname=application_name=pqota-restore",
-	                      replace ? "--clean" : (char *)dump_path,
-	                      replace ? "--if-exists" : NULL,
-	                      (char *)dump_path,
-	                      NULL};
+	char *argv[12];
+	int n = 0;
+	argv[n++] = "pg_restore";
+	argv[n++] = "--no-password";
+	argv[n++] = "--exit-on-error";
+	argv[n++] = "--single-transaction";
+	argv[n++] = "--no-owner"; /* the objects belong to the store URL's user */
+	argv[n++] = "--no-privileges";
+	argv[n++] = "--dbname=application_name=pqota-restore";
+	if (replace) {
+		argv[n++] = "--clean";
+		argv[n++] = "--if-exists";
+	}
+	argv[n++] = (char *)dump_path;
+	argv[n] = NULL;
 	return run_pg_tool(url, argv);
 }
 

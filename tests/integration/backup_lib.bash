@@ -113,6 +113,10 @@ backup_roundtrip() {
 	expect_exit 2 "a backup without its manifest is refused" \
 		"$PQOTA" server --config "$WORK/c.conf" restore "$WORK/bk-bad"
 	check "...as incomplete" contains "$WORK/last.out" "incomplete"
+	sed 's|"data/token.key"|"data/../../token.key"|' "$WORK/bk/manifest.json" >"$WORK/bk-bad/manifest.json"
+	expect_exit 2 "a manifest naming a file outside the backup is refused" \
+		"$PQOTA" server --config "$WORK/c.conf" restore "$WORK/bk-bad"
+	check "...as malformed" contains "$WORK/last.out" "malformed or leaves the backup"
 	expect_exit 64 "--force is for restore only" "$PQOTA" server --config "$WORK/c.conf" backup "$WORK/x" --force
 	check "backup --help" sh -c '"$0" server backup --help | grep -q "restore DIR \[--force\]"' "$PQOTA"
 
