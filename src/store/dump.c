@@ -137,10 +137,12 @@ static void env_free(child_env *e)
 static bool env_overridden(const child_env *e, const char *entry)
 {
 	const char *eq = strchr(entry, '=');
-	size_t n = eq ? (size_t)(eq - entry) + 1 : strlen(entry);
-	for (int i = 0; i < e->nset; i++)
-		if (strncmp(e->set[i], entry, n) == 0)
+	size_t n = eq ? (size_t)(eq - entry) : strlen(entry);
+	for (int i = 0; i < e->nset; i++) {
+		const char *set = e->set[i];
+		if (strlen(set) > n && set[n] == '=' && memcmp(set, entry, n) == 0)
 			return true;
+	}
 	return false;
 }
 
