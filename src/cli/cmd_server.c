@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/http.h>
 
 #include "cli/cli.h"
+#include "cli/server_backup.h"
 #include "core/config.h"
 #include "core/fileio.h"
 #include "core/log.h"
@@ -194,6 +196,7 @@ static void usage(FILE *f)
 	      "       pqota server apikey create --role admin|operator|viewer --name NAME\n"
 	      "       pqota server apikey list | revoke ID\n"
 	      "       pqota server routes [--json]\n"
+	      "       pqota server backup DIR | restore DIR [--force]   (backup --help)\n"
 	      "\n"
 	      "Runs the OEM server: HTTPS (TLS 1.3, PQC profile) with the REST API, downloads\n"
 	      "and metrics. Settings come from defaults < --config FILE < PQOTA_* environment\n"
@@ -462,7 +465,7 @@ static int apikey_cmd(struct loaded *L, char **pos, int npos, const char *role, 
 	if (npos < 1)
 		return cli_usage_error("server", "apikey create|list|revoke");
 	const char *sub = pos[0];
-	rc = pq_mkdirs(L->o.data_dir, 0750);
+	rc = pq_mkdirs(L->o.data_dir, PQ_PRIVATE_DIR_MODE);
 	if (rc == PQ_OK)
 		rc = store_open(&L->o.store, &db);
 	if (rc != PQ_OK)
@@ -569,20 +572,53 @@ typedef struct {
 	const char *config, *role, *name;
 	char *sets[64];
 	int nsets;
-	bool check, print, example, json;
+	bool check, print, example, json, force, help;
 	char **pos; /* the subcommand and its arguments */
 	int npos;
 } server_args;
 
+static bool is_backup_cmd(const char *sub)
+{
+	return strcmp(sub, "backup") == 0 || strcmp(sub, "restore") == 0;
+}
+
+/* `server backup|restore`: what the configuration says is where. */
+static int backup_cmd(struct loaded *L, const server_args *a)
+{
+	const server_conf *c = &L->sc;
+	bk_opts o = {.store = L->o.store, .data_dir = c->data_dir};
+	o.pki_dir = c->pki[0] ? c->pki : NULL;
+	if (c->uptane_keys[0] && strcmp(c->uptane_keys, c->pki) != 0)
+		o.uptane_dir = c->uptane_keys;
+	const struct {
+		const char *key, *path;
+	} files[] = {{"tls.cert", c->cert},
+	             {"tls.key", c->key},
+	             {"tls.ca", c->ca},
+	             {"mqtt.ca", c->mqtt_ca},
+	             {"mqtt.cert", c->mqtt_cert},
+	             {"mqtt.key", c->mqtt_key},
+	             {"downloads.token_key_file", c->token_secret_file}};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i].path[0])
+			o.keys[o.nkeys++] = (bk_key_file){files[i].key, files[i].path};
+	return cmd_server_backup(a->pos[0], &o, a->pos + 1, a->npos - 1, a->force);
+}
+
 /* Parses the options: -1 to go on, or the exit status. */
 static int parse_server_args(int argc, char **argv, server_args *a)
 {
-	static const struct option lo[] = {
-	    {"config", required_argument, NULL, 'c'},   {"set", required_argument, NULL, 's'},
-	    {"check", no_argument, NULL, 'k'},          {"print-config", no_argument, NULL, 'p'},
-	    {"example-config", no_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
-	    {"role", required_argument, NULL, 'r'},     {"name", required_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
+	                                   {"set", required_argument, NULL, 's'},
+	                                   {"check", no_argument, NULL, 'k'},
+	                                   {"print-config", no_argument, NULL, 'p'},
+	                                   {"example-config", no_argument, NULL, 'e'},
+	                                   {"json", no_argument, NULL, 'j'},
+	                                   {"role", required_argument, NULL, 'r'},
+	                                   {"name", required_argument, NULL, 'n'},
+	                                   {"force", no_argument, NULL, 'f'},
+	                                   {"help", no_argument, NULL, 'h'},
+	                                   {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -613,15 +649,27 @@ static int parse_server_args(int argc, char **argv, server_args *a)
 		case 'n':
 			a->name = optarg;
 			break;
+		case 'f':
+			a->force = true;
+			break;
 		case 'h':
-			usage(stdout);
-			return CLI_EXIT_OK;
+			a->help = true;
+			break;
 		default:
 			return cli_usage_error("server", "bad option");
 		}
 	}
 	a->pos = argv + optind;
 	a->npos = argc - optind;
+	if (a->help) {
+		if (a->npos > 0 && is_backup_cmd(a->pos[0]))
+			cmd_server_backup_usage(stdout);
+		else
+			usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (a->force && !(a->npos > 0 && is_backup_cmd(a->pos[0])))
+		return cli_usage_error("server", "--force is for restore only");
 	return -1;
 }
 
@@ -688,6 +736,8 @@ static int with_config(struct loaded *L, const server_args *a)
 	}
 	if (sub && strcmp(sub, "apikey") == 0)
 		return apikey_cmd(L, a->pos + 1, a->npos - 1, a->role, a->name);
+	if (sub && is_backup_cmd(sub))
+		return backup_cmd(L, a);
 	if (sub)
 		return cli_usage_error("server", "unknown server command '%s'", sub);
 	reloader r = {.config = a->config, .sets = a->sets, .nsets = a->nsets};
@@ -698,6 +748,9 @@ static int with_config(struct loaded *L, const server_args *a)
 
 int cmd_server(int argc, char **argv)
 {
+	/* everything the server and its commands create (store, packages, keys, backups) is
+	 * owner-only, whatever the caller's umask; modes written in the code are kept too */
+	umask(077);
 	server_args a = {0};
 	int st = parse_server_args(argc, argv, &a);
 	if (st >= 0)

@@ -212,7 +212,8 @@ int pq_fsync_dir_of(const char *path)
 	return rc;
 }
 
-int pq_mkdirs(const char *path, mode_t mode)
+/* mkdir -p; with exact, each directory made is chmod'ed to mode (the umask undone). */
+static int mkdirs(const char *path, mode_t mode, bool exact)
 {
 	char buf[PATH_MAX];
 	size_t n = strlen(path);
@@ -224,12 +225,26 @@ int pq_mkdirs(const char *path, mode_t mode)
 			continue;
 		char c = buf[i];
 		buf[i] = '\0';
-		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+		if (mkdir(buf, mode) == 0) {
+			if (exact && chmod(buf, mode) != 0)
+				return pq_err_set(PQ_ERR_IO, "chmod %s: %s", buf, strerror(errno));
+		} else if (errno != EEXIST) {
 			return pq_err_set(PQ_ERR_IO, "mkdir %s: %s", buf, strerror(errno));
+		}
 		buf[i] = c;
 	}
 	struct stat st;
 	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
 		return pq_err_set(PQ_ERR_IO, "%s is not a directory", path);
 	return PQ_OK;
+}
+
+int pq_mkdirs(const char *path, mode_t mode)
+{
+	return mkdirs(path, mode, false);
+}
+
+int pq_mkdirs_exact(const char *path, mode_t mode)
+{
+	return mkdirs(path, mode, true);
 }

@@ -8,6 +8,11 @@
 
 #include "core/err.h"
 
+/* Modes of what only the owner may read: the server's data directory, its store, packages,
+ * keys. The server also runs with umask 077, so files libraries create are owner-only too. */
+#define PQ_PRIVATE_DIR_MODE  0700
+#define PQ_PRIVATE_FILE_MODE 0600
+
 /* A file inside a directory: "dir/name" into out[cap] ("name" when dir is ""). The name
  * stays inside dir: an absolute name or one with a ".." component is PQ_ERR_INVAL. A path
  * that does not fit is PQ_ERR_RANGE, never silently cut. */
@@ -36,6 +41,9 @@ int pq_fsync_dir_of(const char *path) PQ_MUST_CHECK;
 
 /* mkdir -p with `mode` for the directories it creates. */
 int pq_mkdirs(const char *path, mode_t mode) PQ_MUST_CHECK;
+/* The same, but the directories it makes get exactly `mode`, whatever the umask; existing
+ * ones are left as they are. */
+int pq_mkdirs_exact(const char *path, mode_t mode) PQ_MUST_CHECK;
 
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 int pq_write_all(int fd, const void *buf, size_t len) PQ_MUST_CHECK;

@@ -208,7 +208,7 @@ int pq_pki_init(const char *dir, const pq_pki_opts *opts)
 	if (!o.force && access(p, F_OK) == 0)
 		return pq_err_set(PQ_ERR_EXISTS,
 		                  "%s already holds a PKI (use --force to replace it)", dir);
-	if ((rc = pq_mkdirs(dir, 0755)) != PQ_OK)
+	if ((rc = pq_mkdirs(dir, PKI_DIR_MODE)) != PQ_OK)
 		return rc;
 	int nalg = pq_policy_algs(o.policy, o.classical, algs);
 	if ((rc = make_root_ca(dir, &o, &ca_key, &ca)) == PQ_OK &&

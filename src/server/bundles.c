@@ -344,7 +344,7 @@ static int data_path_made(srv *s, const char *dir, const char *name, char out[PA
 	char d[PATH_MAX];
 	int rc = rel_data_path(s, dir, "", d);
 	if (rc == PQ_OK)
-		rc = pq_mkdirs(d, 0750);
+		rc = pq_mkdirs(d, PQ_PRIVATE_DIR_MODE);
 	return rc == PQ_OK ? rel_data_path(s, dir, name, out) : rc;
 }
 

@@ -121,7 +121,7 @@ int rel_delta_prepare(srv_ctx *c, const store_release *r, const store_release *b
 	if (rc == PQ_OK)
 		rc = pq_path_join(dir, sizeof(dir), srv_get_options(c->s)->data_dir, REL_DELTA_DIR);
 	if (rc == PQ_OK)
-		rc = pq_mkdirs(dir, 0750);
+		rc = pq_mkdirs(dir, PQ_PRIVATE_DIR_MODE);
 	if (rc == PQ_OK) {
 		snprintf(d->input, sizeof(d->input), "%s.swpg", id);
 		rc = pq_path_join(dst, sizeof(dst), dir, d->input);

@@ -141,7 +141,7 @@ static int rewrite(const char *src, const swpg_header *h, const char *out_path)
 	if (rc != PQ_OK)
 		return rc;
 	int in = open(src, O_RDONLY | O_CLOEXEC);
-	int out = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	int out = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, PQ_PRIVATE_FILE_MODE);
 	if (in < 0 || out < 0)
 		rc = pq_err_set(PQ_ERR_IO, "%s: %s", in < 0 ? src : out_path, strerror(errno));
 	if (rc == PQ_OK && lseek(in, SWPG_HDR_LEN, SEEK_SET) != SWPG_HDR_LEN)

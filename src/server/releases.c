@@ -317,7 +317,7 @@ static bool take_image(srv_ctx *c, const char *upload, const char *sha, char img
 	if (rc == PQ_OK)
 		rc = pq_path_join(dir, sizeof(dir), srv_get_options(c->s)->data_dir, "images");
 	if (rc == PQ_OK)
-		rc = pq_mkdirs(dir, 0750);
+		rc = pq_mkdirs(dir, PQ_PRIVATE_DIR_MODE);
 	if (rc == PQ_OK)
 		rc = pq_path_join(img, PATH_MAX, dir, sha);
 	if (rc != PQ_OK) {

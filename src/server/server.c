@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
@@ -310,16 +311,35 @@ static int split_listen(srv *s)
 	return PQ_OK;
 }
 
-/* The data directory and its files/ and uploads/, writable. */
+/* A data directory others may enter (made by an older server, or by hand) made owner-only:
+ * it holds the store, the packages and the download-token key. Not fatal when it fails (a
+ * directory owned by someone else): the warning says so. */
+static void tighten_data_dir(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0 || (st.st_mode & 077) == 0)
+		return;
+	if (chmod(dir, st.st_mode & PQ_PRIVATE_DIR_MODE) == 0)
+		pq_log(PQ_LOG_WARN, LOGC,
+		       "data directory %s was open to others (mode %03o): now %03o", dir,
+		       (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & PQ_PRIVATE_DIR_MODE));
+	else
+		pq_log(PQ_LOG_WARN, LOGC, "data directory %s is open to others (mode %03o): %s",
+		       dir, (unsigned)(st.st_mode & 0777), strerror(errno));
+}
+
+/* The data directory (owner-only) and its files/ and uploads/, writable. */
 static int check_data_dir(const char *dir)
 {
 	static const char *const subdirs[] = {"files", "uploads", REL_TMP_DIR};
 	char p[PATH_MAX];
-	int rc = pq_mkdirs(dir, 0750);
+	int rc = pq_mkdirs(dir, PQ_PRIVATE_DIR_MODE);
+	if (rc == PQ_OK)
+		tighten_data_dir(dir);
 	for (size_t i = 0; rc == PQ_OK && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		rc = pq_path_join(p, sizeof(p), dir, subdirs[i]);
 		if (rc == PQ_OK)
-			rc = pq_mkdirs(p, 0750);
+			rc = pq_mkdirs(p, PQ_PRIVATE_DIR_MODE);
 	}
 	if (rc == PQ_OK && access(dir, W_OK) != 0)
 		rc = pq_err_set(PQ_ERR_IO, "data directory %s is not writable", dir);

@@ -88,8 +88,8 @@ int srv__token_key_load(srv *s)
 	if (rc == PQ_ERR_NOTFOUND) {
 		rc = pq_random(s->token_key, sizeof(s->token_key));
 		if (rc == PQ_OK)
-			rc = pq_file_write_atomic(path, s->token_key, sizeof(s->token_key), 0600,
-			                          false);
+			rc = pq_file_write_atomic(path, s->token_key, sizeof(s->token_key),
+			                          PQ_PRIVATE_FILE_MODE, false);
 		return rc == PQ_OK ? PQ_OK : pq_err_wrap(rc, "creating the download-token key");
 	}
 	if (rc != PQ_OK)

@@ -129,11 +129,11 @@ static int upload_files(srv_ctx *c, const char *id, uint64_t size, const char *s
 	    snprintf(meta, sizeof(meta), "%llu %s\n", (unsigned long long)size, sha ? sha : "-");
 	int rc = rel_upload_path(c, id, "meta", p);
 	if (rc == PQ_OK)
-		rc = pq_file_write_atomic(p, meta, (size_t)n, 0640, false);
+		rc = pq_file_write_atomic(p, meta, (size_t)n, PQ_PRIVATE_FILE_MODE, false);
 	if (rc == PQ_OK)
 		rc = rel_upload_path(c, id, "part", p);
 	if (rc == PQ_OK)
-		rc = pq_file_write_atomic(p, "", 0, 0640, false);
+		rc = pq_file_write_atomic(p, "", 0, PQ_PRIVATE_FILE_MODE, false);
 	return rc;
 }
 

@@ -1,6 +1,9 @@
 /* sqlite.c: the SQLite backend of the store (one file, WAL, foreign keys, busy timeout). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -161,11 +164,28 @@ static void sqlite_close(store *s)
 	s->db = NULL;
 }
 
+/* A new database file is created owner-only, whatever the umask: SQLite gives its -wal and
+ * -shm files the database file's mode. URIs and in-memory databases are left to SQLite. */
+static int create_private(const char *url)
+{
+	if (!url[0] || url[0] == ':' || strncmp(url, "file:", 5) == 0)
+		return PQ_OK;
+	int fd = open(url, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST)
+		return pq_err_set(PQ_ERR_IO, "sqlite open %s: %s", url, strerror(errno));
+	return PQ_OK;
+}
+
 static int sqlite_open(store *s, const char *url, int timeout_ms)
 {
 	sqlite3 *db = NULL;
 	char val[16];
-	int rc = sqlite3_open_v2(
+	int rc = create_private(url);
+	if (rc != PQ_OK)
+		return rc;
+	rc = sqlite3_open_v2(
 	    url, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = pq_err_set(db ? PQ_ERR_IO : PQ_ERR_NOMEM, "sqlite open %s: %s", url,
