@@ -398,35 +398,37 @@ static int apply_log(const server_conf *c)
 	return rc;
 }
 
-/* What serving needs to reload: how the configuration was given, and every configuration
- * loaded since (srv_options point into them until the server is freed). */
+/* What serving needs to reload: how the configuration was given, and the configuration
+ * the last reload read (the server copies what it keeps, so the one before is freed). */
 typedef struct reloader {
 	const char *config;
 	char *const *sets;
 	int nsets;
-	struct loaded *kept[64];
-	int nkept;
+	struct loaded *last;
 } reloader;
 
-/* srv_options.reload: the configuration read again; the log switched here (its file opened
- * first), the rest handed to the server. */
+static void loaded_free(struct loaded *L)
+{
+	if (L)
+		cfg_free(L->cfg);
+	free(L);
+}
+
+/* srv_options.reload: the configuration read again, handed to the server, which applies it
+ * all or nothing (the log included). */
 static int reload_conf(void *user, srv_reload_opts *out)
 {
 	reloader *r = user;
-	if (r->nkept == (int)(sizeof(r->kept) / sizeof(r->kept[0])))
-		return pq_err_set(PQ_ERR_RANGE, "reloaded %d times: restart the server", r->nkept);
 	struct loaded *N = calloc(1, sizeof(*N));
 	int rc =
 	    N ? load_conf(N, r->config, r->sets, r->nsets) : pq_err_set(PQ_ERR_NOMEM, "reload");
-	if (rc == PQ_OK)
-		rc = apply_log(&N->sc);
 	if (rc != PQ_OK) {
-		if (N)
-			cfg_free(N->cfg);
-		free(N);
+		loaded_free(N);
 		return pq_err_wrap(rc, "configuration");
 	}
-	r->kept[r->nkept++] = N;
+	loaded_free(r->last);
+	r->last = N;
+	const server_conf *c = &N->sc;
 	*out = (srv_reload_opts){.cert_file = N->o.cert_file,
 	                         .key_file = N->o.key_file,
 	                         .ca_file = N->o.ca_file,
@@ -434,16 +436,17 @@ static int reload_conf(void *user, srv_reload_opts *out)
 	                         .burst_global = N->o.burst_global,
 	                         .rate_client = N->o.rate_client,
 	                         .burst_client = N->o.burst_client,
-	                         .access_log = N->o.access_log};
+	                         .access_log = N->o.access_log,
+	                         .log_file = c->log_file[0] ? c->log_file : NULL,
+	                         .log_format = c->log_format,
+	                         .log_level = c->log_level};
 	return PQ_OK;
 }
 
 static void reloader_free(reloader *r)
 {
-	for (int i = 0; i < r->nkept; i++) {
-		cfg_free(r->kept[i]->cfg);
-		free(r->kept[i]);
-	}
+	loaded_free(r->last);
+	r->last = NULL;
 }
 
 static int list_cb(const store_apikey *k, void *u)

@@ -490,6 +490,35 @@ static void fail(srv_ctx *c, int rc)
 		srv_fail(c, rc, "bundle");
 }
 
+/* The units' packages and images copied out, the record made, and all of it stored, under
+ * the files lock (files_gc.c: a release deleted meanwhile does not take a file a unit
+ * shares with it); what a failure leaves that nothing names is removed. */
+static int make_all(srv_ctx *c, bnd_req *q, json_t **rec, char id[PQ_UUID_LEN])
+{
+	rel_files_lock(c->s);
+	int rc = PQ_OK;
+	for (size_t i = 0; rc == PQ_OK && i < q->n; i++)
+		rc = extract_unit(c->s, q->rd, &q->u[i]);
+	if (rc == PQ_OK)
+		rc = pq_uuid4(id);
+	if (rc == PQ_OK && !(*rec = record_json(c, q, id)))
+		rc = pq_err_set(PQ_ERR_NOMEM, "bundle record");
+	if (rc == PQ_OK)
+		rc = store_all(c, q, *rec, id);
+	if (rc != PQ_OK) {
+		char why[512]; /* the error the caller answers with, kept across the cleanup */
+		snprintf(why, sizeof(why), "%s", pq_err_detail());
+		for (size_t i = 0; i < q->n; i++) {
+			const char *made[] = {q->u[i].r.file_sha256, q->u[i].r.image_sha256};
+			if (rel_files_forget(c->s, c->db, made, 2) != PQ_OK)
+				pq_log(PQ_LOG_WARN, "bundles", "cleaning up: %s", pq_err_detail());
+		}
+		rc = pq_err_set(rc, "%s", why);
+	}
+	rel_files_unlock(c->s);
+	return rc;
+}
+
 void bnd_create(srv_ctx *c)
 {
 	json_t *b = srv_body_json(c), *rec = NULL;
@@ -501,14 +530,8 @@ void bnd_create(srv_ctx *c)
 	int rc = rel_upload_received(c, q.upload, &q.size);
 	if (rc == PQ_OK)
 		rc = take_in(c, &q);
-	for (size_t i = 0; rc == PQ_OK && i < q.n; i++)
-		rc = extract_unit(c->s, q.rd, &q.u[i]);
 	if (rc == PQ_OK)
-		rc = pq_uuid4(id);
-	if (rc == PQ_OK && !(rec = record_json(c, &q, id)))
-		rc = pq_err_set(PQ_ERR_NOMEM, "bundle record");
-	if (rc == PQ_OK)
-		rc = store_all(c, &q, rec, id);
+		rc = make_all(c, &q, &rec, id);
 	if (rc != PQ_OK) {
 		fail(c, rc);
 		goto out;

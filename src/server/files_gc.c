@@ -2,11 +2,14 @@
  * names any more are removed: after a release that failed half-way (its package built, the
  * store not written: a full disk, a lost race) and after a release is deleted. Files are
  * shared by content, so each one is checked against the store first (store_file_referenced),
- * under the process's files lock that release creation holds from building its files to
+ * under the files lock (a mutex, and flock on DATA/.files.lock for the instances that share
+ * the data directory) that release and bundle creation hold from making their files to
  * storing the rows, so a file another request is about to name is never taken. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -56,12 +59,29 @@ int rel_files_forget(srv *s, store *db, const char *const *shas, size_t n)
 	return rc;
 }
 
+/* DATA/.files.lock, opened once: flock(2) on it serialises the instances that share the
+ * data directory (docs/operations.md, Scale-out), the mutex this process's threads. */
+static int lock_fd(srv *s)
+{
+	char path[PATH_MAX];
+	if (s->files_lock_fd < 0 && rel_data_path(s, "", ".files.lock", path) == PQ_OK)
+		s->files_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	return s->files_lock_fd;
+}
+
 void rel_files_lock(srv *s)
 {
 	pthread_mutex_lock(&s->files_lock);
+	int fd = lock_fd(s);
+	while (fd >= 0 && flock(fd, LOCK_EX) != 0 && errno == EINTR)
+		;
+	if (fd < 0)
+		pq_log(PQ_LOG_WARN, LOGC, "no files lock across instances: %s", strerror(errno));
 }
 
 void rel_files_unlock(srv *s)
 {
+	if (s->files_lock_fd >= 0)
+		(void)flock(s->files_lock_fd, LOCK_UN);
 	pthread_mutex_unlock(&s->files_lock);
 }

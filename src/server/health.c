@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "core/fileio.h"
+#include "core/log.h"
 #include "server/control.h"
 #include "server/routes.h"
 #include "server/server_int.h"
@@ -51,24 +52,23 @@ static void result(ready_ctx *r, const char *part, bool ok, const char *why)
 
 static void check_store(srv_ctx *c, ready_ctx *r)
 {
-	char why[320];
 	int rc = store_ping(c->db);
-	snprintf(why, sizeof(why), "down: %s", pq_err_detail());
-	result(r, "store", rc == PQ_OK, why);
+	if (rc != PQ_OK) /* the detail (host, user) to the log, not to an anonymous caller */
+		pq_log(PQ_LOG_WARN, "server", "/ready: the store does not answer: %s",
+		       pq_err_detail());
+	result(r, "store", rc == PQ_OK, "down: the store does not answer");
 }
 
 static void check_broker(srv_ctx *c, ready_ctx *r)
 {
 	ctl_stats st;
-	char why[320];
 	const srv_options *o = srv_get_options(c->s);
 	if (!o->mqtt_host) {
 		json_object_set_new(r->checks, "broker", json_string("not configured"));
 		return;
 	}
-	snprintf(why, sizeof(why), "down: not connected to %.255s:%d", o->mqtt_host, o->mqtt_port);
 	bool up = ctl_get_stats(c->s->ctl, &st) && st.mqtt_connected;
-	result(r, "broker", up, why);
+	result(r, "broker", up, "down: the MQTT bridge is not connected");
 }
 
 /* DATA and DATA/files writable, with READY_MIN_FREE bytes free. */
@@ -80,7 +80,9 @@ static void check_data_dir(srv_ctx *c, ready_ctx *r)
 	bool ok = pq_path_join(files, sizeof(files), dir, "files") == PQ_OK;
 	snprintf(why, sizeof(why), "%s", "path too long");
 	if (ok && (access(dir, W_OK) != 0 || access(files, W_OK) != 0)) {
-		snprintf(why, sizeof(why), "%s is not writable: %s", files, strerror(errno));
+		pq_log(PQ_LOG_WARN, "server", "/ready: %s is not writable: %s", files,
+		       strerror(errno));
+		snprintf(why, sizeof(why), "%s", "files/ is not writable");
 		ok = false;
 	}
 	if (ok && statvfs(dir, &vs) == 0 &&

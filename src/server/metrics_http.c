@@ -86,20 +86,21 @@ void srv__observe_duration(srv *s, const char *route, int64_t ns)
 	int b = 0;
 	while (b < SRV_DURATION_BUCKETS && sec > bounds[b])
 		b++;
-	if (b < SRV_DURATION_BUCKETS)
-		atomic_fetch_add(&h->bucket[b], 1);
+	atomic_fetch_add(&h->bucket[b], 1); /* b == SRV_DURATION_BUCKETS: over the last bound */
 	atomic_fetch_add(&h->sum_us, (uint64_t)(ns / 1000));
-	atomic_fetch_add(&h->count, 1);
 }
 
-/* One route's series (those of a route no request took are left out). */
+/* One route's series (those of a route no request took are left out): the buckets read
+ * once each, so the cumulative counts and the count agree even while requests finish. */
 static void route_series(struct evbuffer *out, const char *name, const srv_route_hist *h)
 {
-	uint64_t cum = 0, count = atomic_load(&h->count);
+	uint64_t n[SRV_DURATION_BUCKETS + 1], cum = 0, count = 0;
+	for (int b = 0; b <= SRV_DURATION_BUCKETS; b++)
+		count += n[b] = atomic_load(&h->bucket[b]);
 	if (count == 0)
 		return;
 	for (int b = 0; b < SRV_DURATION_BUCKETS; b++) {
-		cum += atomic_load(&h->bucket[b]);
+		cum += n[b];
 		evbuffer_add_printf(
 		    out,
 		    "pqota_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "

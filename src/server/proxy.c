@@ -7,6 +7,8 @@
  * certificate is verified again here against tls.ca before its CN counts as a vehicle. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,8 @@
 #include <unistd.h>
 
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -43,12 +47,25 @@ static int bind_unix(const char *path, int *out)
 		return pq_err_set(PQ_ERR_INVAL, "proxy.listen: a socket path of 1..%zu bytes",
 		                  sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	/* a stale socket of an earlier run is replaced; anything else is not touched */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return pq_err_set(PQ_ERR_IO, "socket: %s", strerror(errno));
+	/* a stale socket of an earlier run is replaced; one a running server answers on, or
+	 * anything that is not a socket, is not touched */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			close(fd);
+			return pq_err_set(PQ_ERR_IO,
+			                  "proxy.listen %s: another server listens there", path);
+		}
+		unlink(path);
+	}
+	/* the socket's mode before it has a name: never group or world writable in between */
+	(void)fchmod(fd, 0660);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0660) != 0 ||
 	    listen(fd, 1024) != 0) {
 		int e = errno;
@@ -128,14 +145,17 @@ static int load_secret(srv *s, const char *file)
 	                       file, SECRET_MIN, SECRET_MAX);
 }
 
-/* The CA the forwarded certificates must chain to (tls.ca); none: no vehicle identity. */
-static int load_ca(srv *s)
+int srv__proxy_ca(const char *ca_file, X509_STORE **out)
 {
-	if (!s->o.ca_file)
+	*out = NULL;
+	if (!ca_file)
 		return PQ_OK;
-	s->proxy_ca = X509_STORE_new();
-	if (!s->proxy_ca || X509_STORE_load_file(s->proxy_ca, s->o.ca_file) != 1)
-		return pq_err_set(PQ_ERR_FORMAT, "proxy: cannot load the CA %s", s->o.ca_file);
+	X509_STORE *st = X509_STORE_new();
+	if (!st || X509_STORE_load_file(st, ca_file) != 1) {
+		X509_STORE_free(st);
+		return pq_err_set(PQ_ERR_FORMAT, "proxy: cannot load the CA %s", ca_file);
+	}
+	*out = st;
 	return PQ_OK;
 }
 
@@ -147,7 +167,7 @@ int srv__proxy_open(srv *s)
 		return PQ_OK;
 	int rc = load_secret(s, s->o.proxy_secret_file);
 	if (rc == PQ_OK)
-		rc = load_ca(s);
+		rc = srv__proxy_ca(s->o.ca_file, &s->proxy_ca); /* none: no vehicle identity */
 	if (rc == PQ_OK)
 		rc = strncmp(l, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0
 		         ? bind_unix(l + strlen(UNIX_PREFIX), &s->proxy_fd)
@@ -257,17 +277,41 @@ static const char *group_name(const char *g)
 /* Whether x chains to the CA and may authenticate a client, now. */
 static bool cert_verifies(srv *s, X509 *x)
 {
-	X509_STORE_CTX *ctx = s->proxy_ca ? X509_STORE_CTX_new() : NULL;
-	bool ok = ctx && X509_STORE_CTX_init(ctx, s->proxy_ca, x, NULL) == 1 &&
+	pthread_mutex_lock(&s->ssl_lock); /* a reload may replace the store */
+	X509_STORE *ca = s->proxy_ca;
+	if (ca && X509_STORE_up_ref(ca) != 1)
+		ca = NULL;
+	pthread_mutex_unlock(&s->ssl_lock);
+	X509_STORE_CTX *ctx = ca ? X509_STORE_CTX_new() : NULL;
+	bool ok = ctx && X509_STORE_CTX_init(ctx, ca, x, NULL) == 1 &&
 	          X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
 	          X509_verify_cert(ctx) == 1;
 	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(ca);
 	return ok;
+}
+
+/* How many headers of that name the request has. */
+static int header_count(struct evkeyvalq *h, const char *name)
+{
+	int n = 0;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+		n += evutil_ascii_strcasecmp(kv->key, name) == 0;
+	return n;
 }
 
 int srv__proxy_request(srv_ctx *c, X509 **cert)
 {
+	static const char *const trusted[] = {"X-Pqota-Proxy-Secret", "X-Forwarded-For",
+	                                      "X-Client-Cert", "X-Client-TLS-Group"};
 	struct evkeyvalq *h = evhttp_request_get_input_headers(c->req);
+	/* one of each at most: a proxy that appends instead of replacing would otherwise let a
+	 * client's own header come first */
+	for (size_t i = 0; i < sizeof(trusted) / sizeof(trusted[0]); i++)
+		if (header_count(h, trusted[i]) > 1)
+			return pq_err_set(PQ_ERR_VERIFY,
+			                  "%s more than once: the proxy must replace it",
+			                  trusted[i]);
 	const char *secret = evhttp_find_header(h, "X-Pqota-Proxy-Secret");
 	const char *fwd = evhttp_find_header(h, "X-Forwarded-For");
 	const char *pem = evhttp_find_header(h, "X-Client-Cert");

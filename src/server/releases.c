@@ -640,15 +640,18 @@ static void h_release_get(srv_ctx *c)
 
 /* The files a release names: its package and image, and its deltas' packages. */
 typedef struct {
-	char sha[2 + 64][65];
+	char sha[2 + 2 * 64][65];
 	size_t n;
 } release_files;
 
+/* A delta's package, and its base image (kept only for it if the base release went). */
 static int delta_file_cb(const store_release_delta *d, void *user)
 {
 	release_files *f = user;
-	if (d->file_sha256[0] && f->n < sizeof(f->sha) / sizeof(f->sha[0]))
-		snprintf(f->sha[f->n++], 65, "%s", d->file_sha256);
+	const char *shas[] = {d->file_sha256, d->base_sha256};
+	for (size_t i = 0; i < 2; i++)
+		if (shas[i][0] && f->n < sizeof(f->sha) / sizeof(f->sha[0]))
+			snprintf(f->sha[f->n++], 65, "%s", shas[i]);
 	return PQ_OK;
 }
 

@@ -221,10 +221,13 @@ static int identify(srv_ctx *c)
 	snprintf(c->client, sizeof(c->client), "ip:%s", host ? host : "?");
 	snprintf(c->actor, sizeof(c->actor), "anonymous");
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	if (!ssl && c->s->proxy_fd >= 0) { /* only the proxy listener is plain HTTP */
+	/* by the listener it came in on: only the proxy listener is plain HTTP */
+	if (conn && c->w->proxy_http && evhttp_connection_get_server(conn) == c->w->proxy_http) {
 		int rc = identify_proxied(c);
 		if (rc != PQ_OK)
 			return rc;
+	} else if (!ssl) { /* the TLS listener without TLS (libevent's fallback): nothing */
+		return pq_err_set(PQ_ERR_VERIFY, "not a TLS connection");
 	} else {
 		identify_vehicle(c, ssl);
 	}
@@ -484,6 +487,14 @@ void srv__on_request(struct evhttp_request *req, void *arg)
 		hit = native;
 	if (authorize(&c, hit->auth) != PQ_OK || !srv__csrf_ok(&c))
 		return;
-	pq_log(PQ_LOG_DEBUG, LOGC, "%s %s by %s", method_name(c.method), c.path, c.actor);
+	if (pq_log_get_level() <= PQ_LOG_DEBUG) {
+		char shown[sizeof(c.path)];
+		size_t i = 0;
+		for (; c.path[i] && i + 1 < sizeof(shown); i++) /* no forged log lines */
+			shown[i] =
+			    (unsigned char)c.path[i] < 0x20 || c.path[i] == 0x7f ? '?' : c.path[i];
+		shown[i] = '\0';
+		pq_log(PQ_LOG_DEBUG, LOGC, "%s %s by %s", method_name(c.method), shown, c.actor);
+	}
 	hit->fn(&c);
 }

@@ -30,6 +30,7 @@
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/logfile.h"
 #include "core/notify.h"
 #include "server/bundles.h"
 #include "server/control.h"
@@ -416,6 +417,7 @@ int srv_new(const srv_options *o, srv **out)
 	s->proxy_fd = -1;
 	pthread_mutex_init(&s->ssl_lock, NULL);
 	pthread_mutex_init(&s->files_lock, NULL);
+	s->files_lock_fd = -1;
 	atomic_store(&s->access_log, o->access_log);
 	srv__metrics_start(s);
 	pthread_once(&once, use_pthreads);
@@ -484,40 +486,85 @@ fail:
 
 /* ---- running and stopping -------------------------------------------------------------------- */
 
-/* A reload (srv_reload): what srv_options.reload reads, applied only when all of it loads. */
+/* Keeps copies of the reloaded paths (s->o points at them from then on): the program may
+ * free its configuration once the reload returned. Old copies stay until srv_free (a worker
+ * may still read one). */
+static int keep_paths(srv *s, srv_reload_opts *r)
+{
+	const char **p[] = {&r->cert_file, &r->key_file, &r->ca_file};
+	char **grown = realloc(s->kept_paths, (s->n_kept_paths + 3) * sizeof(char *));
+	if (!grown)
+		return pq_err_set(PQ_ERR_NOMEM, "reload");
+	s->kept_paths = grown;
+	for (size_t i = 0; i < 3; i++) {
+		if (!*p[i])
+			continue;
+		char *c = strdup(*p[i]);
+		if (!c)
+			return pq_err_set(PQ_ERR_NOMEM, "reload");
+		s->kept_paths[s->n_kept_paths++] = c;
+		*p[i] = c;
+	}
+	return PQ_OK;
+}
+
+/* What a reload needs built before anything changes: the TLS context and, with a proxy
+ * listener, the CA store for forwarded certificates. */
+static int reload_build(srv *s, const srv_reload_opts *r, SSL_CTX **ctx, X509_STORE **ca)
+{
+	srv_options o = s->o;
+	o.cert_file = r->cert_file;
+	o.key_file = r->key_file;
+	o.ca_file = r->ca_file;
+	int rc = make_tls(&o, ctx);
+	if (rc == PQ_OK && s->proxy_fd >= 0)
+		rc = srv__proxy_ca(r->ca_file, ca);
+	return rc;
+}
+
+/* A reload (srv_reload): what srv_options.reload reads, applied only when all of it loads
+ * (the TLS context and proxy CA built and the log file opened first; the log switches at
+ * that point, the rest after). */
 static void reload(srv *s)
 {
 	srv_reload_opts r = {0};
 	SSL_CTX *ctx = NULL;
-	srv_options o = s->o;
+	X509_STORE *ca = NULL;
 	int rc = s->o.reload ? s->o.reload(s->o.reload_user, &r)
 	                     : pq_err_set(PQ_ERR_UNSUPPORTED, "no configuration to reload");
-	if (rc == PQ_OK) {
-		o.cert_file = r.cert_file;
-		o.key_file = r.key_file;
-		o.ca_file = r.ca_file;
-		rc = make_tls(&o, &ctx);
-	}
 	if (rc == PQ_OK)
-		rc = rl_set(s->rl, r.rate_global, r.burst_global, r.rate_client, r.burst_client);
+		rc = reload_build(s, &r, &ctx, &ca);
+	if (rc == PQ_OK)
+		rc = keep_paths(s, &r);
+	if (rc == PQ_OK)
+		rc = pq_logfile_open(r.log_file, (pq_log_format)r.log_format);
 	if (rc != PQ_OK) {
 		SSL_CTX_free(ctx);
+		X509_STORE_free(ca);
 		pq_log(PQ_LOG_ERROR, LOGC, "reload failed, nothing changed: %s", pq_err_detail());
 		return;
 	}
+	pq_log_set_level(r.log_level);
+	if (rl_set(s->rl, r.rate_global, r.burst_global, r.rate_client, r.burst_client) != PQ_OK)
+		pq_log(PQ_LOG_WARN, LOGC, "reload: rate limits: %s", pq_err_detail());
 	pthread_mutex_lock(&s->ssl_lock);
 	SSL_CTX *old = s->ssl;
+	X509_STORE *old_ca = s->proxy_ca;
 	s->ssl = ctx;
-	s->o.cert_file = o.cert_file;
-	s->o.key_file = o.key_file;
-	s->o.ca_file = o.ca_file;
+	if (s->proxy_fd >= 0)
+		s->proxy_ca = ca;
+	s->o.cert_file = r.cert_file;
+	s->o.key_file = r.key_file;
+	s->o.ca_file = r.ca_file;
 	pthread_mutex_unlock(&s->ssl_lock);
 	SSL_CTX_free(old); /* connections made with it hold their own reference */
+	if (s->proxy_fd >= 0)
+		X509_STORE_free(old_ca); /* a verification in progress holds its own reference */
 	atomic_store(&s->access_log, r.access_log);
 	pq_log(PQ_LOG_INFO, LOGC,
 	       "reloaded: TLS certificate %s, rate limits %.0f/s global, %.0f/s per client, "
 	       "access log %s, log level %s",
-	       o.cert_file, r.rate_global, r.rate_client, r.access_log ? "on" : "off",
+	       r.cert_file, r.rate_global, r.rate_client, r.access_log ? "on" : "off",
 	       pq_log_level_name(pq_log_get_level()));
 }
 
@@ -636,8 +683,13 @@ void srv_free(srv *s)
 		close(s->reload_fd);
 	SSL_CTX_free(s->ssl);
 	srv__proxy_free(s);
+	for (size_t i = 0; i < s->n_kept_paths; i++)
+		free(s->kept_paths[i]);
+	free(s->kept_paths);
 	pthread_mutex_destroy(&s->ssl_lock);
 	pthread_mutex_destroy(&s->files_lock);
+	if (s->files_lock_fd >= 0)
+		close(s->files_lock_fd);
 	rl_free(s->rl);
 	free(s->listen_host);
 	free(s->listen_port);

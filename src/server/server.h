@@ -100,11 +100,14 @@ typedef struct {
 #define SRV_POLL_PRESENCE 3
 
 /* What a reload may change without a restart (docs/operations.md "Reload"). The strings
- * must stay valid until srv_free. */
+ * need only stay valid until the reload returns (the server keeps copies). */
 typedef struct srv_reload_opts {
 	const char *cert_file, *key_file, *ca_file; /* the TLS certificate, key and client CA */
 	double rate_global, burst_global, rate_client, burst_client;
 	bool access_log;
+	const char *log_file; /* NULL: stderr */
+	int log_format;       /* pq_log_format */
+	int log_level;        /* pq_log_level */
 } srv_reload_opts;
 
 typedef struct srv srv;

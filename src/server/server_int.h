@@ -86,8 +86,9 @@ typedef struct {
 /* Request durations of one route pattern (metrics_http.c): a Prometheus histogram. */
 #define SRV_DURATION_BUCKETS 13
 typedef struct {
-	atomic_uint_fast64_t bucket[SRV_DURATION_BUCKETS]; /* not cumulative; +Inf: count */
-	atomic_uint_fast64_t count, sum_us;
+	atomic_uint_fast64_t bucket[SRV_DURATION_BUCKETS + 1]; /* not cumulative; the last: over
+	                                                        * the largest bound */
+	atomic_uint_fast64_t sum_us;
 } srv_route_hist;
 
 typedef struct {
@@ -140,11 +141,14 @@ struct srv {
 	uint8_t token_key[32];
 	pthread_mutex_t ssl_lock;   /* ssl, which a reload replaces while workers accept */
 	pthread_mutex_t files_lock; /* releases' files (files_gc.c) */
+	int files_lock_fd;          /* DATA/.files.lock, flock(2)ed with it; -1 until opened */
 	int proxy_fd;               /* the proxy listener (proxy.c), -1 without one */
 	char proxy_secret[256];
 	size_t proxy_secret_len;
-	X509_STORE *proxy_ca; /* forwarded client certificates chain to it */
-	rl_limiter *rl;       /* its rates changed in place by a reload (rl_set) */
+	X509_STORE *proxy_ca; /* forwarded client certificates chain to it (under ssl_lock) */
+	char **kept_paths;    /* copies of reloaded paths (server.c keep_paths) */
+	size_t n_kept_paths;
+	rl_limiter *rl; /* its rates changed in place by a reload (rl_set) */
 	atomic_bool access_log;
 	srv_metrics m;
 	struct ctl *ctl;       /* control plane: MQTT bridge, campaign engine */
@@ -158,6 +162,8 @@ struct srv {
 /* proxy.c: binds the proxy listener of o.proxy_listen (s->proxy_fd; -1 without one),
  * with its secret and CA loaded. */
 int srv__proxy_open(srv *s) PQ_MUST_CHECK;
+/* A CA store of ca_file for forwarded certificates (*out NULL without ca_file). */
+int srv__proxy_ca(const char *ca_file, X509_STORE **out) PQ_MUST_CHECK;
 void srv__proxy_free(srv *s);
 /* A request on the proxy listener: PQ_ERR_VERIFY without the proxy's secret; else c->client
  * and c->tls_group from the forwarded headers and *cert the forwarded client certificate

@@ -61,5 +61,6 @@ check "...the image is the second release's" test -e "$D/images/$(pcurl "$BASE_s
 check "DELETE the second release: 204" test "$(del "$R2")" = 204
 check "...nothing is left" test "$(files)" = 0
 check "...and the store has no encrypted-copy key left" test "$(sqlite3 "$WORK/pqota.db" 'SELECT COUNT(*) FROM package_keys')" = 0
-umount "$D"
+stop_server s
+umount "$D" || bad "unmounting the tmpfs"
 finish
