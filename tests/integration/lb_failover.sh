@@ -91,6 +91,7 @@ check "...with the secret and $V1's certificate: 200" test "$(sockcode "http://p
 "$OPENSSL35" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/forged.key" \
 	-subj "/CN=$V1" -days 1 -out "$WORK/forged.crt" 2>/dev/null
 forged=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(open(sys.argv[1]).read()))' "$WORK/forged.crt")
+check "...with the secret and the certificate header twice: refused (401)" test "$(sockcode "http://pqota/api/v1/vehicles/$V1" -H "X-Pqota-Proxy-Secret: $SECRET" -H "X-Client-Cert: $pem" -H "X-Client-Cert: $pem")" = 401
 check "...with a self-signed certificate for $V1: not a vehicle (401)" test "$(sockcode "http://pqota/api/v1/vehicles/$V1" -H "X-Pqota-Proxy-Secret: $SECRET" -H "X-Client-Cert: $forged")" = 401
 
 # --- a campaign, and s1 killed while the vehicles download ---------------------------------------------
