@@ -11,26 +11,6 @@
 #include "core/time.h"
 #include "server/server_int.h"
 
-static const char *method_name(int m)
-{
-	switch (m) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_HEAD:
-		return "HEAD";
-	case EVHTTP_REQ_POST:
-		return "POST";
-	case EVHTTP_REQ_PUT:
-		return "PUT";
-	case EVHTTP_REQ_DELETE:
-		return "DELETE";
-	case EVHTTP_REQ_PATCH:
-		return "PATCH";
-	default:
-		return "OTHER";
-	}
-}
-
 /* The client's address: the one the proxy forwarded, else the connection's peer; "-" when
  * unknown. */
 static const char *peer(const srv_ctx *c)
@@ -48,7 +28,7 @@ static const char *peer(const srv_ctx *c)
 void srv__access_log(const srv_ctx *c, int status, uint64_t body_bytes)
 {
 	char msg[768];
-	const char *m = method_name(c->method), *route = c->route ? c->route : "-";
+	const char *m = srv__method_name(c->method), *route = c->route ? c->route : "-";
 	const char *who = c->actor[0] ? c->actor : "anonymous", *addr = peer(c);
 	const char *group = c->tls_group ? c->tls_group : "-";
 	double ms = c->start_ns ? (double)(pq_mono_ns() - c->start_ns) / 1e6 : 0.0;

@@ -309,7 +309,7 @@ static bool match(const char *pattern, const char *path, srv_ctx *c)
 	return *p == '\0' && *q == '\0';
 }
 
-static const char *method_name(int m)
+const char *srv__method_name(int m)
 {
 	switch (m) {
 	case EVHTTP_REQ_GET:
@@ -361,7 +361,7 @@ const srv_route *srv_route_native(const srv_route *a)
 		for (const srv_route *r = srv_route_tables[t]; r->pattern; r++) {
 			char name[sizeof(((srv_ctx *)0)->path) + 16]; /* "METHOD /pattern" */
 			snprintf(name, sizeof(name), "%s %s",
-			         method_name(r->methods & ~EVHTTP_REQ_HEAD), r->pattern);
+			         srv__method_name(r->methods & ~EVHTTP_REQ_HEAD), r->pattern);
 			if (r->fn != srv_alias && strcmp(name, a->summary + mark) == 0)
 				return r;
 		}
@@ -400,10 +400,10 @@ static void no_route(srv_ctx *c, int allowed)
 	pq_buf_init_fixed(&b, allow, sizeof(allow));
 	for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
 		if (allowed & ms[i])
-			pq_buf_printf(&b, "%s%s", b.len ? ", " : "", method_name(ms[i]));
+			pq_buf_printf(&b, "%s%s", b.len ? ", " : "", srv__method_name(ms[i]));
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow", allow);
-	srv_error(c, 405, "method_not_allowed", "%s is not allowed on %s", method_name(c->method),
-	          c->path);
+	srv_error(c, 405, "method_not_allowed", "%s is not allowed on %s",
+	          srv__method_name(c->method), c->path);
 }
 
 /* ---- the request ----------------------------------------------------------------------- */
@@ -494,7 +494,8 @@ void srv__on_request(struct evhttp_request *req, void *arg)
 			shown[i] =
 			    (unsigned char)c.path[i] < 0x20 || c.path[i] == 0x7f ? '?' : c.path[i];
 		shown[i] = '\0';
-		pq_log(PQ_LOG_DEBUG, LOGC, "%s %s by %s", method_name(c.method), shown, c.actor);
+		pq_log(PQ_LOG_DEBUG, LOGC, "%s %s by %s", srv__method_name(c.method), shown,
+		       c.actor);
 	}
 	hit->fn(&c);
 }

@@ -198,6 +198,9 @@ void srv__request_begin(srv_worker *w, struct evhttp_request *req);
  * requirement (PQ_ERR_INVAL naming the first that does not); srv_new checks it. */
 int srv__routes_check(void) PQ_MUST_CHECK;
 
+/* router.c: "GET", "POST", ... of an EVHTTP_REQ_* method ("?" for others). */
+const char *srv__method_name(int method);
+
 /* router.c: evhttp's callback for every request of a worker (arg: the srv_worker). */
 void srv__on_request(struct evhttp_request *req, void *arg);
 
