@@ -78,8 +78,10 @@ PY
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$WORK/san.ext"
 "$OPENSSL35" x509 -req -in "$WORK/new.csr" -CA "$PKI/ca/ca.crt" -CAkey "$PKI/ca/ca.key" -days 2 \
 	-set_serial 4242 -extfile "$WORK/san.ext" -out "$WORK/new.crt" 2>/dev/null
-serial() { echo | on35 "$OPENSSL35" s_client -connect "127.0.0.1:$(cat "$WORK/s.port")" -groups X25519MLKEM768 \
-	-CAfile "$PKI/ca/ca.crt" 2>/dev/null | "$OPENSSL35" x509 -noout -serial; }
+# (stdin /dev/null, not a pipe: an `echo |` that s_client did not read would fail the
+# pipeline under pipefail)
+serial() { on35 "$OPENSSL35" s_client -connect "127.0.0.1:$(cat "$WORK/s.port")" -groups X25519MLKEM768 \
+	-CAfile "$PKI/ca/ca.crt" </dev/null 2>/dev/null | "$OPENSSL35" x509 -noout -serial; }
 old_serial=$(serial)
 conf "tls.cert = $WORK/new.crt" "tls.key = $WORK/new.key"
 check "SIGHUP with a new certificate: reloaded" reload
