@@ -490,9 +490,11 @@ void srv__on_request(struct evhttp_request *req, void *arg)
 	if (pq_log_get_level() <= PQ_LOG_DEBUG) {
 		char shown[sizeof(c.path)];
 		size_t i = 0;
-		for (; c.path[i] && i + 1 < sizeof(shown); i++) /* no forged log lines */
-			shown[i] =
-			    (unsigned char)c.path[i] < 0x20 || c.path[i] == 0x7f ? '?' : c.path[i];
+		for (; c.path[i] && i + 1 < sizeof(shown); i++) { /* no forged log lines */
+			shown[i] = c.path[i];
+			if ((unsigned char)c.path[i] < 0x20 || c.path[i] == 0x7f)
+				shown[i] = '?';
+		}
 		shown[i] = '\0';
 		pq_log(PQ_LOG_DEBUG, LOGC, "%s %s by %s", srv__method_name(c.method), shown,
 		       c.actor);
