@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +45,38 @@ static char *json_line(const char *when, pq_log_level level, const char *compone
 	return line;
 }
 
+pq_log_format pq_logfile_format(void)
+{
+	pthread_mutex_lock(&lock);
+	pq_log_format f = format;
+	pthread_mutex_unlock(&lock);
+	return f;
+}
+
+static void write_line(pq_log_level level, const char *component, const char *msg,
+                       const json_t *fields, bool flush);
+
 void pq_logfile_line(pq_log_level level, const char *component, const char *msg,
                      const json_t *fields)
+{
+	write_line(level, component, msg, fields, true);
+}
+
+void pq_logfile_bulk(pq_log_level level, const char *component, const char *msg,
+                     const json_t *fields)
+{
+	write_line(level, component, msg, fields, false);
+}
+
+void pq_logfile_flush(void)
+{
+	pthread_mutex_lock(&lock);
+	fflush(out_file ? out_file : stderr);
+	pthread_mutex_unlock(&lock);
+}
+
+static void write_line(pq_log_level level, const char *component, const char *msg,
+                       const json_t *fields, bool flush)
 {
 	char when[PQ_ISO_TIME_MS_LEN];
 	pq_iso_time_ms(pq_real_ms(), when);
@@ -59,7 +90,8 @@ void pq_logfile_line(pq_log_level level, const char *component, const char *msg,
 		fprintf(f, "%s\n", line);
 	else
 		fprintf(f, "%s %-5s [%s] %s\n", when, pq_log_level_name(level), component, msg);
-	fflush(f);
+	if (flush)
+		fflush(f);
 	pthread_mutex_unlock(&lock);
 	free(line);
 }
@@ -81,6 +113,7 @@ int pq_logfile_open(const char *path, pq_log_format fmt)
 				close(fd);
 			return pq_err_set(PQ_ERR_IO, "log file %s: %s", path, strerror(e));
 		}
+		setvbuf(f, NULL, _IOFBF, 64 * 1024); /* bulk lines go out in large writes */
 	}
 	pthread_mutex_lock(&lock);
 	FILE *old = out_file;

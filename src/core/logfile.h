@@ -30,6 +30,17 @@ void pq_logfile_close(void);
 void pq_logfile_line(pq_log_level level, const char *component, const char *msg,
                      const json_t *fields);
 
+/* The same for a high-volume line (the access log): written to the file's buffer, which
+ * pq_logfile_flush (or the next pq_log line) writes out; on stderr it is written at once. */
+void pq_logfile_bulk(pq_log_level level, const char *component, const char *msg,
+                     const json_t *fields);
+
+/* Writes out what bulk lines are buffered. */
+void pq_logfile_flush(void);
+
+/* The format lines are written in now. */
+pq_log_format pq_logfile_format(void);
+
 /* "text" or "json" into *out. */
 int pq_log_format_parse(const char *s, pq_log_format *out) PQ_MUST_CHECK;
 

@@ -34,9 +34,13 @@ void srv__access_log(const srv_ctx *c, int status, uint64_t body_bytes)
 	double ms = c->start_ns ? (double)(pq_mono_ns() - c->start_ns) / 1e6 : 0.0;
 	snprintf(msg, sizeof(msg), "%s %s %d %" PRIu64 "B %.3fms %s %s %s", m, route, status,
 	         body_bytes, ms, who, addr, group);
-	json_t *f = json_pack("{s:s,s:s,s:i,s:I,s:f,s:s,s:s,s:s}", "method", m, "route", route,
-	                      "status", status, "bytes", (json_int_t)body_bytes, "duration_ms", ms,
-	                      "identity", who, "client", addr, "tls_group", group);
-	pq_logfile_line(PQ_LOG_INFO, "access", msg, f);
+	/* the fields only for JSON lines; written through the buffer (flushed every second) */
+	json_t *f =
+	    pq_logfile_format() == PQ_LOGFMT_JSON
+	        ? json_pack("{s:s,s:s,s:i,s:I,s:f,s:s,s:s,s:s}", "method", m, "route", route,
+	                    "status", status, "bytes", (json_int_t)body_bytes, "duration_ms", ms,
+	                    "identity", who, "client", addr, "tls_group", group)
+	        : NULL;
+	pq_logfile_bulk(PQ_LOG_INFO, "access", msg, f);
 	json_decref(f);
 }

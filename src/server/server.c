@@ -575,8 +575,10 @@ static void wait_for_stop(srv *s)
 	                      {.fd = s->reload_fd, .events = POLLIN}};
 	uint64_t v;
 	for (;;) {
-		int n = poll(p, 2, srv__watchdog_wait(s));
+		int wd = srv__watchdog_wait(s), wait = wd < 0 || wd > 1000 ? 1000 : wd;
+		int n = poll(p, 2, wait);
 		srv__watchdog_tick(s);
+		pq_logfile_flush(); /* the access log's buffered lines, once a second */
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -608,6 +610,7 @@ int srv_run(srv *s)
 	srv__notify_ready(s);
 	wait_for_stop(s);
 	srv__notify_stopping();
+	pq_logfile_flush();
 	pq_log(PQ_LOG_INFO, LOGC, "stopping: draining requests (up to %d ms)", s->o.drain_ms);
 	for (int i = 0; i < s->nworkers; i++)
 		if (s->workers[i].started)

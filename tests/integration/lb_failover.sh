@@ -77,12 +77,14 @@ check "$V1's certificate through nginx: it reads itself (got $code)" test "$code
 code=$(on35 curl -sS -o /dev/null -w '%{http_code}' --curves X25519MLKEM768 --cacert "$CA" \
 	--cert "$PKI/vehicles/$V1/client.crt" --key "$PKI/vehicles/$V1/client.key" "$B/api/v1/vehicles/$V2")
 check "...and not $V2 (got $code)" test "$code" = 403
-check "the access log has the forwarded client, identity and group" python3 - "$WORK/s1.log" "$WORK/s2.log" "$V1" <<'PY'
+cat >"$WORK/access.py" <<'PY'
 import json, sys
 lines = [json.loads(l) for f in sys.argv[1:3] for l in open(f) if l.startswith("{")]
 a = [l for l in lines if l["component"] == "access" and l["identity"] == "vehicle:" + sys.argv[3]]
 assert a and a[0]["client"] == "127.0.0.1" and a[0]["tls_group"] == "X25519MLKEM768", a[:2]
 PY
+# (access lines are buffered and written out within a second: polled)
+check "the access log has the forwarded client, identity and group" wait_for 10 python3 "$WORK/access.py" "$WORK/s1.log" "$WORK/s2.log" "$V1"
 # the proxy socket itself, without nginx
 sockcode() { curl -sS -o /dev/null -w '%{http_code}' --unix-socket "$WORK/s1.sock" "$@"; }
 check "the proxy socket without the secret: 401" test "$(sockcode "http://pqota/api/v1/vehicles/$V1" -H "X-Client-Cert: x")" = 401
@@ -115,7 +117,7 @@ for v in $V1 $V2; do
 done
 done_c() { [ "$(pcurl "$B/api/v1/campaigns/$cid" | jget state)" = completed ]; }
 check "the campaign completes" wait_for 60 done_c
-check "nginx sent requests to s2 after s1 went away" grep -q '"route"' "$WORK/s2.log"
+check "nginx sent requests to s2 after s1 went away" wait_for 10 grep -q '"route"' "$WORK/s2.log"
 for v in $V1 $V2; do check "agent $v stops cleanly" stop_agent $v; done
 stop_server s2
 finish
