@@ -102,6 +102,19 @@ static void sink(pq_log_level level, const char *component, const char *msg, voi
 	pq_logfile_line(level, component, msg, NULL);
 }
 
+/* Makes f (NULL: stderr) and fmt the destination; the old file is closed, its buffered
+ * lines written out. */
+static void swap_out(FILE *f, pq_log_format fmt)
+{
+	pthread_mutex_lock(&lock);
+	FILE *old = out_file;
+	out_file = f;
+	format = fmt;
+	pthread_mutex_unlock(&lock);
+	if (old)
+		fclose(old);
+}
+
 int pq_logfile_open(const char *path, pq_log_format fmt)
 {
 	FILE *f = NULL;
@@ -115,13 +128,7 @@ int pq_logfile_open(const char *path, pq_log_format fmt)
 		}
 		setvbuf(f, NULL, _IOFBF, 64 * 1024); /* bulk lines go out in large writes */
 	}
-	pthread_mutex_lock(&lock);
-	FILE *old = out_file;
-	out_file = f;
-	format = fmt;
-	pthread_mutex_unlock(&lock);
-	if (old)
-		fclose(old);
+	swap_out(f, fmt);
 	pq_log_set_sink(sink, NULL);
 	return PQ_OK;
 }
@@ -129,11 +136,5 @@ int pq_logfile_open(const char *path, pq_log_format fmt)
 void pq_logfile_close(void)
 {
 	pq_log_set_sink(NULL, NULL);
-	pthread_mutex_lock(&lock);
-	FILE *old = out_file;
-	out_file = NULL;
-	format = PQ_LOGFMT_TEXT;
-	pthread_mutex_unlock(&lock);
-	if (old)
-		fclose(old);
+	swap_out(NULL, PQ_LOGFMT_TEXT);
 }
